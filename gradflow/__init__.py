@@ -1,0 +1,97 @@
+"""gradflow: tensors with reverse-mode autodiff on NumPy (cpu) or CuPy (cuda)."""
+
+__version__ = "0.1.0"
+
+from gradflow import cuda
+from gradflow.autograd import (
+    Function,
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from gradflow.backend import CudaUnavailableError, Device, get_array_module
+from gradflow.backend import Device as device
+from gradflow.creation import (
+    arange,
+    empty,
+    empty_like,
+    eye,
+    from_dlpack,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from gradflow.dtypes import (
+    bool,
+    double,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    set_default_dtype,
+    uint8,
+)
+from gradflow.ops.arithmetic import (
+    add,
+    clamp,
+    clip,
+    div,
+    eq,
+    ge,
+    gt,
+    isfinite,
+    isnan,
+    le,
+    logical_and,
+    logical_not,
+    logical_or,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    ne,
+    neg,
+    pow,
+    sub,
+    where,
+)
+from gradflow.ops.linalg import matmul
+from gradflow.ops.reduction import mean, sum
+from gradflow.ops.shape import permute, reshape, transpose
+from gradflow.ops.unary import (
+    abs,
+    cos,
+    exp,
+    expm1,
+    log,
+    log1p,
+    relu,
+    rsqrt,
+    sigmoid,
+    sign,
+    sin,
+    sqrt,
+    tanh,
+)
+from gradflow.random import Generator, manual_seed
+from gradflow.tensor import Tensor

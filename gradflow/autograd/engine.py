@@ -1,0 +1,188 @@
+"""The backward engine: iterative (no recursion), dependency-counted, frees as it goes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gradflow.autograd.function import Function, _freed_message
+from gradflow.autograd.grad_mode import no_grad
+
+
+def run_backward(
+    roots: Sequence[Any],
+    root_grads: Sequence[Any],
+    retain_graph: bool = False,
+    inputs: Sequence[Any] | None = None,
+) -> list | None:
+    """Propagate `root_grads` (arrays) from the `roots` (Tensors) back through the graph.
+
+    Without `inputs`, leaf gradients accumulate into ``leaf.grad``. With `inputs` (the
+    ``gradflow.grad`` form) no ``.grad`` is touched and the gradients of `inputs` are returned,
+    None for an input the roots do not depend on.
+    """
+    capture: dict | None = None
+    results: list = []
+    if inputs is not None:
+        capture = {}
+        for k, t in enumerate(inputs):
+            key = (t, -1) if t.grad_fn is None else (t.grad_fn, t._output_nr)
+            capture.setdefault(key, []).append(k)
+        results = [None] * len(inputs)
+
+    grads: dict[Function, Any] = {}
+    owned: set[int] = {id(g) for g in root_grads}  # arrays a leaf may not keep without a copy
+    start = []
+    for t, g in zip(roots, root_grads):
+        if t.grad_fn is None:
+            _deliver_leaf(t, g, owned, capture, results)
+            continue
+        fn = t.grad_fn
+        _add_grad(grads, fn, t._output_nr, g)
+        start.append(fn)
+
+    dependencies = _count_dependencies(start)
+    ready = [fn for fn in dict.fromkeys(start) if dependencies.get(fn, 0) == 0]
+    with no_grad():
+        while ready:
+            fn = ready.pop()
+            grad_out = grads.pop(fn, None)
+            grad_in = None
+            if grad_out is not None:
+                grad_in = _run_node(fn, grad_out, retain_graph, capture, results)
+            for k, edge in enumerate(fn._edges):
+                if edge is None:
+                    continue
+                node, index = edge
+                g = grad_in[k] if grad_in is not None else None
+                if index < 0:
+                    if g is not None:
+                        _deliver_leaf(node, g, owned, capture, results)
+                    continue
+                if g is not None:
+                    _add_grad(grads, node, index, g)
+                left = dependencies[node] - 1
+                dependencies[node] = left
+                if left == 0:
+                    ready.append(node)
+            if not retain_graph:
+                fn._saved = None
+                fn._freed = True
+    return results if capture is not None else None
+
+
+def _count_dependencies(start: list) -> dict:
+    """For every Function reachable from `start`, how many edges lead into it."""
+    counts: dict = {}
+    seen = set(start)
+    stack = list(seen)
+    while stack:
+        fn = stack.pop()
+        for edge in fn._edges:
+            if edge is None or edge[1] < 0:
+                continue
+            node = edge[0]
+            counts[node] = counts.get(node, 0) + 1
+            if node not in seen:
+                seen.add(node)
+                stack.append(node)
+    return counts
+
+
+def _add_grad(grads: dict, fn: Function, index: int, g: Any) -> None:
+    if fn._num_outputs == 1:
+        prev = grads.get(fn)
+        grads[fn] = g if prev is None else prev + g  # out of place: g may be shared
+        return
+    slots = grads.get(fn)
+    if slots is None:
+        slots = grads[fn] = [None] * fn._num_outputs
+    slots[index] = g if slots[index] is None else slots[index] + g
+
+
+def _run_node(fn: Function, grad_out: Any, retain_graph: bool, capture, results) -> tuple:
+    if fn._freed:
+        raise RuntimeError(_freed_message(fn))
+    if fn._num_outputs == 1:
+        grad_outs = [grad_out]
+    else:
+        grad_outs = list(grad_out)
+    if fn._pre_hooks or fn._retained or capture:
+        _apply_tensor_hooks(fn, grad_outs, capture, results)
+    if fn._num_outputs > 1:
+        xp = _module_of(next(g for g in grad_outs if g is not None))
+        grad_outs = [
+            xp.zeros(shape, dtype) if g is None else g
+            for g, (shape, dtype) in zip(grad_outs, fn._output_meta)
+        ]
+    for tensor, version in fn._saved_versions:
+        if tensor._version != version:
+            raise RuntimeError(
+                f"{fn.name}: a tensor saved for backward (shape {tuple(tensor.shape)}) was "
+                f"modified in place after it was used (version {tensor._version}, expected "
+                f"{version}). Make a copy before modifying it, or modify it only after backward."
+            )
+    grad_in = fn.backward(*grad_outs)
+    if type(grad_in) is not tuple:
+        grad_in = (grad_in,)
+    if len(grad_in) != len(fn._edges):
+        raise RuntimeError(
+            f"{fn.name}.backward returned {len(grad_in)} gradient(s) but forward had "
+            f"{len(fn._edges)} input(s); return one per input (None for those needing none)"
+        )
+    return grad_in
+
+
+def _apply_tensor_hooks(fn: Function, grad_outs: list, capture, results) -> None:
+    """Run hooks registered on non-leaf outputs, keep retained grads, capture grad() inputs."""
+    from gradflow.tensor import Tensor
+
+    for index in range(len(grad_outs)):
+        g = grad_outs[index]
+        if g is None:
+            continue
+        for hook in (fn._pre_hooks or {}).get(index, ()):
+            replaced = hook(Tensor._wrap(g))
+            if replaced is not None:
+                g = grad_outs[index] = replaced.data
+        ref = (fn._retained or {}).get(index)
+        tensor = ref() if ref is not None else None
+        if tensor is not None and capture is None:
+            tensor.grad = Tensor._wrap(g.copy() if tensor.grad is None else tensor.grad.data + g)
+        if capture is not None:
+            for k in capture.get((fn, index), ()):
+                results[k] = g
+
+
+def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
+    from gradflow.tensor import Tensor
+
+    if leaf._hooks:
+        for hook in leaf._hooks.values():
+            replaced = hook(Tensor._wrap(g))
+            if replaced is not None:
+                g = replaced.data
+    if g.shape != leaf.data.shape or g.dtype != leaf.data.dtype:
+        raise RuntimeError(
+            f"a backward produced a gradient of shape {tuple(g.shape)} and dtype {g.dtype} for "
+            f"a tensor of shape {tuple(leaf.shape)} and dtype {leaf.dtype}"
+        )
+    if capture is not None:
+        for k in capture.get((leaf, -1), ()):
+            results[k] = g if results[k] is None else results[k] + g
+        return
+    if leaf.grad is None:
+        # A leaf keeps its gradient array, so it must own it: copy views, read-only
+        # broadcasts and arrays another leaf (or the caller) already holds.
+        if g.base is not None or id(g) in owned or not getattr(g.flags, "writeable", True):
+            g = g.copy()
+        owned.add(id(g))
+        leaf.grad = Tensor._wrap(g)
+    else:
+        leaf.grad.data += g
+
+
+def _module_of(array: Any) -> Any:
+    from gradflow.backend import get_array_module
+
+    return get_array_module(array)

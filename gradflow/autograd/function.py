@@ -1,0 +1,203 @@
+"""Function: the base of every differentiable op, and the one hot path that records the graph.
+
+An op subclasses Function and writes two methods on raw arrays (NumPy or CuPy):
+
+    class Square(Function):
+        def forward(self, x):
+            self.save_for_backward(x)          # keeps x only while a graph is recorded
+            return x * x
+
+        def backward(self, grad):
+            (x,) = self.saved_arrays
+            return 2 * x * grad                # one gradient per input (None where not needed)
+
+    y = Square.apply(t)                        # Tensors in, Tensors out
+
+Keyword arguments of ``apply`` become attributes of the op (``Pow.apply(x, exponent=3.0)``
+gives ``self.exponent``). Inputs that are not Tensors (Python scalars, arrays) are passed to
+forward as they are and treated as constants. ``self.needs_input_grad`` says which inputs need
+a gradient: backward computes nothing for the others and returns None in their place.
+
+Graph links: an output Tensor holds its Function strongly; a Function holds, per input, an
+edge to the node that produced it (its Function, or the leaf Tensor itself). Nothing points
+back, so a graph is freed as soon as its last Tensor is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from gradflow.autograd import grad_mode
+
+_state = grad_mode.state
+_ndarray = numpy.ndarray
+_generic = numpy.generic
+
+
+class Function:
+    """Base class of differentiable operations; see the module docstring for the contract."""
+
+    # Class-level defaults keep the per-call cost down: apply sets only what differs.
+    _recording = False
+    _saved: tuple | None = None
+    _saved_versions: tuple = ()
+    _freed = False
+    _num_outputs = 1
+    _edges: tuple = ()
+    _pre_hooks: dict | None = None
+    _retained: dict | None = None
+    needs_input_grad: tuple = ()
+
+    def forward(self, *arrays: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(*arrays)")
+
+    def backward(self, *grad_outputs: Any) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement backward(*grad_outputs) to be differentiated"
+        )
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        """Keep arrays for backward; a no-op when nothing is being recorded (no_grad)."""
+        if self._recording:
+            self._saved = arrays
+
+    @property
+    def saved_arrays(self) -> tuple:
+        """The arrays passed to save_for_backward (freed after backward)."""
+        if self._freed:
+            raise RuntimeError(_freed_message(self))
+        return self._saved or ()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Any:
+        """Run forward on the inputs' arrays; record the graph when a gradient is needed."""
+        fn = cls.__new__(cls)
+        if params:
+            fn.__dict__.update(params)
+        arrays = []
+        tensors = []
+        requires = False
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                tensors.append(x)
+                if x._requires_grad:
+                    requires = True
+            else:
+                arrays.append(x)
+        if len(tensors) > 1:
+            _check_compatible(cls, tensors)
+        recording = requires and _state.enabled
+        if recording:
+            fn._recording = True
+            fn.needs_input_grad = tuple(isinstance(x, Tensor) and x._requires_grad for x in inputs)
+        else:
+            fn.needs_input_grad = (False,) * len(inputs)
+
+        out = fn.forward(*arrays)
+
+        if type(out) is tuple:
+            outs = tuple(_as_array(o) for o in out)
+            if not recording:
+                return tuple(_make(o, None, False, 0) for o in outs)
+            fn._num_outputs = len(outs)
+            fn._output_meta = tuple((o.shape, o.dtype) for o in outs)
+            _link(fn, inputs, tensors)
+            return tuple(
+                _make(o, fn, True, i) if o.dtype.kind in "fc" else _make(o, None, False, 0)
+                for i, o in enumerate(outs)
+            )
+        if type(out) is not _ndarray and isinstance(out, _generic):
+            out = numpy.asarray(out)
+        if not recording:
+            return _make(out, None, False, 0)
+        if out.dtype.kind not in "fc":
+            return _make(out, None, False, 0)  # integer/bool results carry no gradient
+        _link(fn, inputs, tensors)
+        return _make(out, fn, True, 0)
+
+
+def _link(fn: Function, inputs: tuple, tensors: list) -> None:
+    """Record one edge per input, and the versions of saved input tensors."""
+    edges = []
+    for x in inputs:
+        if isinstance(x, Tensor) and x._requires_grad:
+            gf = x.grad_fn
+            edges.append((x, -1) if gf is None else (gf, x._output_nr))
+        else:
+            edges.append(None)
+    fn._edges = tuple(edges)
+    saved = fn._saved
+    if saved:
+        versions = [(t, t._version) for t in tensors if any(s is t.data for s in saved)]
+        if versions:
+            fn._saved_versions = tuple(versions)
+
+
+def _as_array(x: Any) -> Any:
+    if type(x) is not _ndarray and isinstance(x, _generic):
+        return numpy.asarray(x)
+    return x
+
+
+def _make(array: Any, grad_fn: Function | None, requires_grad: bool, output_nr: int) -> Any:
+    t = Tensor.__new__(Tensor)
+    t.data = array
+    t.grad = None
+    t.grad_fn = grad_fn
+    t._requires_grad = requires_grad
+    t._output_nr = output_nr
+    t._version = 0
+    t._hooks = None
+    return t
+
+
+def _check_compatible(cls: type, tensors: list) -> None:
+    """One device per op; float dtypes must agree (no silent float32/float64 promotion)."""
+    first = tensors[0].data
+    kind = type(first)
+    fdtype = first.dtype if first.dtype.kind == "f" else None
+    for t in tensors[1:]:
+        a = t.data
+        if type(a) is not kind or (kind is not _ndarray and a.device != first.device):
+            _raise_mismatch(cls, tensors, "device")
+        if a.dtype.kind == "f":
+            if fdtype is None:
+                fdtype = a.dtype
+            elif a.dtype != fdtype:
+                _raise_mismatch(cls, tensors, "dtype")
+
+
+def _raise_mismatch(cls: type, tensors: list, what: str) -> None:
+    desc = ", ".join(
+        f"Tensor(shape={tuple(t.shape)}, dtype={t.dtype}, device={t.device})" for t in tensors
+    )
+    if what == "device":
+        advice = "move them to one device first, e.g. x.to('cuda') or x.cpu()"
+        raise RuntimeError(
+            f"{cls.__name__}: expected all tensors on the same device, got {desc}; {advice}"
+        )
+    raise TypeError(
+        f"{cls.__name__}: expected floating tensors of one dtype, got {desc}; convert one "
+        "with .float() or .double() (gradflow does not promote float32 and float64 silently)"
+    )
+
+
+def _freed_message(fn: Function) -> str:
+    return (
+        f"Trying to backward through {type(fn).__name__} a second time, but its saved arrays "
+        "were freed after the first backward. Pass retain_graph=True to the first backward() "
+        "(or gradflow.grad()) if you need to backward through the graph again."
+    )
+
+
+from gradflow.tensor import Tensor  # noqa: E402  (tensor.py imports the ops, which import us)

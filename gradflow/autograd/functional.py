@@ -1,0 +1,68 @@
+"""``gradflow.grad``: gradients of outputs with respect to chosen inputs, without touching .grad."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gradflow.autograd.engine import run_backward
+
+
+def grad(
+    outputs: Any,
+    inputs: Any,
+    grad_outputs: Any = None,
+    retain_graph: bool = False,
+    allow_unused: bool = False,
+    create_graph: bool = False,
+) -> tuple:
+    """d(outputs)/d(inputs), returned as a tuple of Tensors (one per input).
+
+    `grad_outputs` gives d(loss)/d(output) per output (may be omitted for scalar outputs).
+    An input the outputs do not depend on raises, unless ``allow_unused=True`` (then None).
+    """
+    from gradflow.tensor import Tensor, _root_gradient
+
+    if create_graph:
+        raise NotImplementedError(
+            "create_graph=True (higher-order gradients) is not supported yet: backward runs on "
+            "arrays and records no graph"
+        )
+    outputs = _as_list(outputs, "outputs")
+    inputs = _as_list(inputs, "inputs")
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    else:
+        grad_outputs = _as_list(grad_outputs, "grad_outputs", allow_none=True)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for k, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: input {k} does not require grad")
+    for k, t in enumerate(outputs):
+        if not t.requires_grad:
+            raise RuntimeError(
+                f"grad: output {k} does not require grad and has no grad_fn (it does not depend "
+                "on any tensor that requires grad)"
+            )
+    roots = [_root_gradient(t, g) for t, g in zip(outputs, grad_outputs)]
+    results = run_backward(outputs, roots, retain_graph=retain_graph, inputs=inputs)
+    out = []
+    for k, g in enumerate(results):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {k} (shape {tuple(inputs[k].shape)}) was not used to compute the "
+                "outputs; pass allow_unused=True to get None for it"
+            )
+        out.append(None if g is None else Tensor._wrap(g))
+    return tuple(out)
+
+
+def _as_list(x: Any, name: str, allow_none: bool = False) -> list:
+    from gradflow.tensor import Tensor
+
+    items = [x] if isinstance(x, Tensor) else list(x) if isinstance(x, Sequence) else [x]
+    for item in items:
+        if not isinstance(item, Tensor) and not (allow_none and item is None):
+            raise TypeError(f"grad: {name} must be Tensors, got {type(item).__name__}")
+    return items

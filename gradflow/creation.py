@@ -1,0 +1,338 @@
+"""Factories: tensor(), zeros/ones/full/empty, arange/linspace/eye, random tensors, *_like."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy
+
+from gradflow import dtypes
+from gradflow.backend import CPU, Device, device_of, move_array
+from gradflow.random import Generator, seed_for
+from gradflow.tensor import Tensor
+
+
+def _to_array(data: Any, dtype: Any, device: Any) -> Any:
+    """Copy `data` (nested lists, scalars, NumPy/CuPy arrays, Tensors) into a new array."""
+    if isinstance(data, Tensor):
+        data = data.data
+    target = Device(device) if device is not None else None
+    if hasattr(data, "__cuda_array_interface__") or (
+        hasattr(data, "shape") and not isinstance(data, numpy.ndarray | numpy.generic)
+    ):
+        source = device_of(data)
+    else:
+        source = CPU
+        data = _from_python(data, dtype)
+    target = target or source
+    d = dtypes.as_dtype(dtype) if dtype is not None else _default_dtype_of(data)
+    array = move_array(data, target)
+    xp = target.xp
+    out = xp.array(array, dtype=d, copy=True)
+    return out
+
+
+def _from_python(data: Any, dtype: Any) -> numpy.ndarray:
+    if isinstance(data, numpy.ndarray):
+        return data
+    try:
+        array = numpy.asarray(data)
+    except ValueError as exc:
+        raise ValueError(f"can't make a tensor from {type(data).__name__}: {exc}") from exc
+    if array.dtype == object:
+        raise TypeError(
+            f"can't make a tensor from {type(data).__name__} of mixed or ragged contents; "
+            "pass nested lists of numbers with a regular shape"
+        )
+    if array.dtype.kind == "f" and dtype is None and not isinstance(data, numpy.generic):
+        array = array.astype(dtypes.get_default_dtype())  # Python floats -> default float
+    return array
+
+
+def _default_dtype_of(array: Any) -> numpy.dtype:
+    kind = array.dtype.kind
+    if kind in "iu" and array.dtype not in dtypes._SUPPORTED:
+        return dtypes.int64
+    if kind == "U" or kind == "S" or kind == "O":
+        raise TypeError(f"can't make a tensor from data of dtype {array.dtype}")
+    return dtypes.as_dtype(array.dtype)
+
+
+def tensor(
+    data: Any, dtype: Any = None, device: str | Device | None = None, requires_grad: bool = False
+) -> Tensor:
+    """A new leaf tensor holding a copy of `data` (lists, scalars, NumPy/CuPy arrays).
+
+    Python floats become float32 (the default float), Python ints int64, bools bool; NumPy
+    arrays keep their dtype.
+
+    >>> gradflow.tensor([[1.0, 2.0]], requires_grad=True).shape
+    (1, 2)
+    """
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _new(array: Any, requires_grad: bool) -> Tensor:
+    t = Tensor._wrap(array)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def _size(size: Sequence[Any]) -> tuple:
+    if len(size) == 1 and isinstance(size[0], list | tuple):
+        size = size[0]
+    out = tuple(int(s) for s in size)
+    if any(s < 0 for s in out):
+        raise ValueError(f"sizes must be non-negative, got {out}")
+    return out
+
+
+def _float_dtype(dtype: Any) -> numpy.dtype:
+    return dtypes.as_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
+
+
+def _xp(device: Any) -> tuple:
+    dev = Device(device)
+    return dev, dev.xp
+
+
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+    """A tensor of zeros (default float dtype)."""
+    dev, xp = _xp(device)
+    with _on(dev):
+        return _new(xp.zeros(_size(size), _float_dtype(dtype)), requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+    """A tensor of ones (default float dtype)."""
+    dev, xp = _xp(device)
+    with _on(dev):
+        return _new(xp.ones(_size(size), _float_dtype(dtype)), requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+    """An uninitialized tensor (its contents are arbitrary)."""
+    dev, xp = _xp(device)
+    with _on(dev):
+        return _new(xp.empty(_size(size), _float_dtype(dtype)), requires_grad)
+
+
+def full(
+    size: Sequence[int],
+    fill_value: Any,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """A tensor filled with `fill_value` (its dtype follows the value unless given)."""
+    if dtype is None:
+        dtype = _scalar_dtype(fill_value)
+    dev, xp = _xp(device)
+    with _on(dev):
+        return _new(xp.full(_size((size,)), fill_value, dtypes.as_dtype(dtype)), requires_grad)
+
+
+def _scalar_dtype(value: Any) -> numpy.dtype:
+    if isinstance(value, bool):
+        return dtypes.bool
+    if isinstance(value, int):
+        return dtypes.int64
+    return dtypes.get_default_dtype()
+
+
+def arange(
+    start: Any,
+    end: Any = None,
+    step: Any = 1,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Values from `start` to `end` (exclusive) by `step`; int64 when all are integers."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if dtype is None:
+        ints = all(isinstance(v, int) for v in (start, end, step))
+        dtype = dtypes.int64 if ints else dtypes.get_default_dtype()
+    dev, xp = _xp(device)
+    with _on(dev):
+        return _new(xp.arange(start, end, step, dtype=dtypes.as_dtype(dtype)), requires_grad)
+
+
+def linspace(
+    start: float,
+    end: float,
+    steps: int,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """`steps` evenly spaced values from `start` to `end` inclusive."""
+    if steps < 0:
+        raise ValueError(f"linspace: steps must be non-negative, got {steps}")
+    dev, xp = _xp(device)
+    with _on(dev):
+        return _new(xp.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad)
+
+
+def eye(
+    n: int,
+    m: int | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """An n x m identity matrix."""
+    dev, xp = _xp(device)
+    with _on(dev):
+        return _new(xp.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
+
+
+def rand(
+    *size: Any,
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Uniform samples from [0, 1)."""
+    dev = Device(device)
+    rng = seed_for(generator, dev)
+    with _on(dev):
+        return _new(rng.random(_size(size), dtype=_float_dtype(dtype)), requires_grad)
+
+
+def randn(
+    *size: Any,
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Standard normal samples."""
+    dev = Device(device)
+    rng = seed_for(generator, dev)
+    with _on(dev):
+        return _new(rng.standard_normal(_size(size), dtype=_float_dtype(dtype)), requires_grad)
+
+
+def randint(
+    low: int,
+    high: int | None = None,
+    size: Sequence[int] = (),
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: Any = None,
+) -> Tensor:
+    """Random integers in [low, high) (int64 by default); ``randint(high, size=...)`` too."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+    dev = Device(device)
+    rng = seed_for(generator, dev)
+    d = dtypes.as_dtype(dtype) if dtype is not None else dtypes.int64
+    with _on(dev):
+        return Tensor._wrap(rng.integers(low, high, size=_size((size,)), dtype=d))
+
+
+def randperm(n: int, generator: Generator | None = None, device: Any = None) -> Tensor:
+    """A random permutation of 0 .. n-1 (int64)."""
+    dev = Device(device)
+    rng = seed_for(generator, dev)
+    with _on(dev):
+        return Tensor._wrap(rng.permutation(n).astype(dtypes.int64))
+
+
+def _like(t: Tensor, dtype: Any, device: Any) -> dict:
+    return {
+        "dtype": dtype if dtype is not None else t.dtype,
+        "device": device if device is not None else t.device,
+    }
+
+
+def zeros_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+    return zeros(t.shape, **_like(t, dtype, device), requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+    return ones(t.shape, **_like(t, dtype, device), requires_grad=requires_grad)
+
+
+def empty_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+    return empty(t.shape, **_like(t, dtype, device), requires_grad=requires_grad)
+
+
+def full_like(
+    t: Tensor, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    return full(t.shape, fill_value, **_like(t, dtype, device), requires_grad=requires_grad)
+
+
+def rand_like(
+    t: Tensor,
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    return rand(
+        t.shape, generator=generator, **_like(t, dtype, device), requires_grad=requires_grad
+    )
+
+
+def randn_like(
+    t: Tensor,
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    return randn(
+        t.shape, generator=generator, **_like(t, dtype, device), requires_grad=requires_grad
+    )
+
+
+def from_numpy(array: numpy.ndarray) -> Tensor:
+    """A cpu tensor sharing memory with a NumPy array (no copy)."""
+    if not isinstance(array, numpy.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    dtypes.as_dtype(array.dtype)  # rejects unsupported dtypes with a clear message
+    return Tensor._wrap(array)
+
+
+def from_dlpack(obj: Any) -> Tensor:
+    """A tensor sharing memory with any DLPack producer (NumPy, CuPy, PyTorch, ...)."""
+    if isinstance(obj, Tensor):
+        return Tensor._wrap(obj.data)
+    if not hasattr(obj, "__dlpack_device__"):
+        raise TypeError(
+            f"from_dlpack expects an object with __dlpack__ and __dlpack_device__, "
+            f"got {type(obj).__name__}"
+        )
+    device_type, device_id = obj.__dlpack_device__()
+    if int(device_type) == 1:  # kDLCPU
+        return Tensor._wrap(numpy.from_dlpack(obj))
+    if int(device_type) in (2, 3):  # kDLCUDA, kDLCUDAHost
+        cp = Device(f"cuda:{int(device_id)}").xp
+        return Tensor._wrap(cp.from_dlpack(obj))
+    raise RuntimeError(f"from_dlpack: unsupported DLPack device type {device_type}")
+
+
+class _on:
+    """Make `device` current for CuPy allocations (a no-op on cpu)."""
+
+    def __init__(self, device: Device):
+        self.ctx = device.xp.cuda.Device(device.index) if device.type == "cuda" else None
+
+    def __enter__(self) -> None:
+        if self.ctx is not None:
+            self.ctx.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ctx is not None:
+            self.ctx.__exit__(*exc)

@@ -1,0 +1,61 @@
+"""Data types: NumPy dtypes under PyTorch's names, and the default floating type."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import numpy
+
+_py_float, _py_int, _py_bool = builtins.float, builtins.int, builtins.bool
+
+float16 = half = numpy.dtype("float16")
+float32 = float = numpy.dtype("float32")
+float64 = double = numpy.dtype("float64")
+int8 = numpy.dtype("int8")
+int16 = short = numpy.dtype("int16")
+int32 = int = numpy.dtype("int32")
+int64 = long = numpy.dtype("int64")
+uint8 = numpy.dtype("uint8")
+bool = numpy.dtype("bool")
+
+_SUPPORTED = {float16, float32, float64, int8, int16, int32, int64, uint8, bool}
+_default_float = float32
+
+
+def get_default_dtype() -> numpy.dtype:
+    """The floating dtype used for Python floats and random factories (float32 unless set)."""
+    return _default_float
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Set the default floating dtype (float32 or float64)."""
+    global _default_float
+    d = as_dtype(dtype)
+    if d not in (float32, float64):
+        raise TypeError(f"default dtype must be float32 or float64, got {d}")
+    _default_float = d
+
+
+def as_dtype(dtype: Any) -> numpy.dtype:
+    """Normalize a dtype spelling (gradflow/NumPy dtype, 'float32', Python float/int/bool)."""
+    if dtype is _py_float:
+        return _default_float
+    if dtype is _py_int:
+        return int64
+    if dtype is _py_bool:
+        return bool
+    try:
+        d = numpy.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"unknown dtype {dtype!r}") from exc
+    if d not in _SUPPORTED:
+        raise TypeError(
+            f"dtype {d} is not supported; use one of "
+            + ", ".join(sorted(str(s) for s in _SUPPORTED))
+        )
+    return d
+
+
+def is_floating_point(dtype: numpy.dtype) -> bool:
+    return dtype.kind == "f"

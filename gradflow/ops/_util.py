@@ -1,0 +1,76 @@
+"""Helpers every op family shares: operand conversion, broadcast reduction, dim arguments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from gradflow.backend import get_array_module
+from gradflow.tensor import Tensor
+
+_passthrough = (Tensor, int, float, bool, numpy.number, numpy.bool_)
+
+
+def operand(x: Any) -> Any:
+    """Tensors and Python/NumPy scalars pass through; arrays and lists become cpu Tensors."""
+    if isinstance(x, _passthrough):
+        return x
+    from gradflow.creation import tensor
+
+    try:
+        return tensor(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"unsupported operand of type {type(x).__name__}: expected a Tensor or a number"
+        ) from exc
+
+
+def unbroadcast(g: Any, shape: tuple) -> Any:
+    """Sum a broadcast gradient back down to `shape` (the input's shape)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def shape_of(x: Any) -> tuple:
+    return getattr(x, "shape", ())
+
+
+def normalize_dim(dim: int, ndim: int, op: str) -> int:
+    """A dim in [-ndim, ndim) as a non-negative int; a clear IndexError otherwise."""
+    if not isinstance(dim, int | numpy.integer):
+        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(
+            f"{op}: dim {dim} is out of range for a tensor with {ndim} dims "
+            f"(expected in [{-n}, {n - 1}])"
+        )
+    return int(dim) % n
+
+
+def normalize_dims(dim: Any, ndim: int, op: str) -> tuple | None:
+    """dim=None, an int, or a tuple/list of ints, as a sorted tuple of non-negative ints."""
+    if dim is None:
+        return None
+    if isinstance(dim, list | tuple):
+        dims = tuple(sorted(normalize_dim(d, ndim, op) for d in dim))
+        if len(set(dims)) != len(dims):
+            raise ValueError(f"{op}: dim {dim} names a dimension twice")
+        return dims
+    return (normalize_dim(dim, ndim, op),)
+
+
+def xp_of(array: Any) -> Any:
+    return numpy if type(array) is numpy.ndarray else get_array_module(array)
+
+
+def is_cuda(array: Any) -> bool:
+    return type(array) is not numpy.ndarray and xp_of(array) is not numpy

@@ -1,0 +1,336 @@
+"""Arithmetic with NumPy broadcasting: add, sub, mul, div, neg, pow, maximum, minimum, where,
+clip; comparisons and logical ops (no gradient).
+
+Every binary op reduces its input gradients back to each input's shape (``unbroadcast``).
+Python scalars may stand on either side; they are constants (no gradient).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gradflow.autograd.function import Function
+from gradflow.ops._util import operand, shape_of, unbroadcast, xp_of
+from gradflow.tensor import Tensor
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = (shape_of(a), shape_of(b))  # saves shapes only
+        return a + b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(g, sa) if need_a else None, unbroadcast(g, sb) if need_b else None)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = (shape_of(a), shape_of(b))  # saves shapes only
+        return a - b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(g, sa) if need_a else None, unbroadcast(-g, sb) if need_b else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        need_a, need_b = self.needs_input_grad
+        self.shapes = (shape_of(a), shape_of(b))
+        self.save_for_backward(b if need_a else None, a if need_b else None)  # the other operand
+        return a * b
+
+    def backward(self, g):
+        b, a = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        sa, sb = self.shapes
+        return (
+            unbroadcast(g * b, sa) if need_a else None,
+            unbroadcast(g * a, sb) if need_b else None,
+        )
+
+
+class Div(Function):
+    def forward(self, a, b):
+        out = a / b
+        self.save_for_backward(a, b)  # a for b's gradient; b for both
+        return out
+
+    def backward(self, g):
+        a, b = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        ga = unbroadcast(g / b, shape_of(a)) if need_a else None
+        gb = unbroadcast(-g * a / (b * b), shape_of(b)) if need_b else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class Pow(Function):
+    """a ** b for tensor or scalar exponents; d/db uses log(a), taken as 0 where a == 0."""
+
+    def forward(self, a, b):
+        out = a**b
+        self.save_for_backward(a, b, out if self.needs_input_grad[1] else None)
+        return out
+
+    def backward(self, g):
+        a, b, out = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        ga = unbroadcast(g * b * a ** (b - 1), shape_of(a)) if need_a else None
+        gb = None
+        if need_b:
+            if hasattr(a, "shape"):
+                log_a = xp_of(a).log(xp_of(a).where(a == 0, 1, a))
+            else:
+                log_a = math.log(a) if a > 0 else 0.0
+            gb = unbroadcast(g * out * log_a, shape_of(b))
+        return ga, gb
+
+
+class Maximum(Function):
+    """Elementwise max; on ties the gradient is split evenly (as PyTorch)."""
+
+    def forward(self, a, b):
+        out = xp_of(a if hasattr(a, "dtype") else b).maximum(a, b)
+        self.save_for_backward(a, b, out)
+        return out
+
+    def backward(self, g):
+        return _select_backward(self, g)
+
+
+class Minimum(Function):
+    """Elementwise min; on ties the gradient is split evenly (as PyTorch)."""
+
+    def forward(self, a, b):
+        out = xp_of(a if hasattr(a, "dtype") else b).minimum(a, b)
+        self.save_for_backward(a, b, out)
+        return out
+
+    def backward(self, g):
+        return _select_backward(self, g)
+
+
+def _select_backward(fn: Function, g):
+    a, b, out = fn.saved_arrays
+    need_a, need_b = fn.needs_input_grad
+    a_hit = a == out
+    b_hit = b == out
+    share = g / (a_hit.astype(g.dtype) + b_hit.astype(g.dtype))
+    ga = unbroadcast(share * a_hit, shape_of(a)) if need_a else None
+    gb = unbroadcast(share * b_hit, shape_of(b)) if need_b else None
+    return ga, gb
+
+
+class Where(Function):
+    def forward(self, condition, a, b):
+        self.save_for_backward(condition)  # a bool mask, not the float inputs
+        self.shapes = (shape_of(a), shape_of(b))
+        return xp_of(condition).where(condition, a, b)
+
+    def backward(self, g):
+        (condition,) = self.saved_arrays
+        _, need_a, need_b = self.needs_input_grad
+        zero = g.dtype.type(0)
+        ga = unbroadcast(g * condition, self.shapes[0]) if need_a else None
+        gb = unbroadcast(xp_of(g).where(condition, zero, g), self.shapes[1]) if need_b else None
+        return None, ga, gb
+
+
+class Clip(Function):
+    """Clamp to [min, max]; the gradient passes where the input was inside the range."""
+
+    def forward(self, x):
+        out = xp_of(x).clip(x, self.low, self.high)
+        if self.needs_input_grad[0]:
+            inside = [x >= self.low] if self.low is not None else []
+            inside += [x <= self.high] if self.high is not None else []
+            self.save_for_backward(inside[0] & inside[-1])  # a bool mask
+        return out
+
+    def backward(self, g):
+        (mask,) = self.saved_arrays
+        return g * mask
+
+
+def _promote(a: Any, b: Any, true_division: bool = False) -> tuple:
+    """Cast integer/bool tensors to the float dtype of the other side (a float tensor's, or the
+    default float for a Python float), as PyTorch does; float32 and float64 are not mixed."""
+    from gradflow import dtypes
+
+    a, b = operand(a), operand(b)
+    target = None
+    for x in (a, b):
+        if isinstance(x, Tensor) and x.dtype.kind == "f":
+            target = x.dtype
+            break
+    if target is None and (true_division or isinstance(a, float) or isinstance(b, float)):
+        target = dtypes.get_default_dtype()
+    if target is not None:
+        if isinstance(a, Tensor) and a.dtype.kind in "iub":
+            a = a.to(target)
+        if isinstance(b, Tensor) and b.dtype.kind in "iub":
+            b = b.to(target)
+    return a, b
+
+
+def _binary(fn_cls: type, a: Any, b: Any) -> Tensor:
+    if type(a) is not Tensor or type(b) is not Tensor or a.data.dtype is not b.data.dtype:
+        a, b = _promote(a, b)
+    return fn_cls.apply(a, b)
+
+
+def add(a: Any, b: Any) -> Tensor:
+    """a + b with broadcasting."""
+    return _binary(Add, a, b)
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """a - b with broadcasting."""
+    return _binary(Sub, a, b)
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b with broadcasting."""
+    return _binary(Mul, a, b)
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """a / b with broadcasting (true division: integer inputs give the default float)."""
+    return Div.apply(*_promote(a, b, true_division=True))
+
+
+true_divide = div
+
+
+def neg(a: Tensor) -> Tensor:
+    """-a."""
+    return Neg.apply(a)
+
+
+def pow(a: Any, b: Any) -> Tensor:
+    """a ** b, for tensor or scalar exponent and base."""
+    return _binary(Pow, a, b)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum with broadcasting; ties split the gradient evenly."""
+    return _binary(Maximum, a, b)
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise minimum with broadcasting; ties split the gradient evenly."""
+    return _binary(Minimum, a, b)
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """Elements of `a` where `condition` holds, else of `b` (broadcast together)."""
+    condition = operand(condition)
+    if not isinstance(condition, Tensor) or condition.dtype.kind != "b":
+        raise TypeError(
+            "where: condition must be a bool tensor, got "
+            f"{getattr(condition, 'dtype', type(condition).__name__)}; compare first (x > 0)"
+        )
+    a, b = operand(a), operand(b)
+    if not isinstance(a, Tensor) and isinstance(b, Tensor):
+        a = _scalar_like(a, b)
+    if not isinstance(b, Tensor) and isinstance(a, Tensor):
+        b = _scalar_like(b, a)
+    return Where.apply(condition, a, b)
+
+
+def _scalar_like(value: Any, like: Tensor) -> Any:
+    """A Python number as a scalar of `like`'s float dtype (so where() keeps float32)."""
+    return like.dtype.type(value) if like.dtype.kind == "f" else value
+
+
+def clip(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    """Clamp to [min, max] (either may be None); the gradient is 0 outside the range."""
+    if min is None and max is None:
+        raise ValueError("clip: at least one of min and max must be given")
+    return Clip.apply(x, low=min, high=max)
+
+
+clamp = clip
+
+
+# ---- comparisons and logic: results are bool, nothing is recorded ---------------------------
+def _compare(ufunc_name: str, a: Any, b: Any) -> Tensor:
+    a, b = operand(a), operand(b)
+    xa = a.data if isinstance(a, Tensor) else a
+    xb = b.data if isinstance(b, Tensor) else b
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and type(xa) is not type(xb):
+        raise RuntimeError(
+            f"{ufunc_name}: expected both tensors on one device, got {a.device} and {b.device}"
+        )
+    xp = xp_of(xa if isinstance(a, Tensor) else xb)
+    return Tensor._wrap(getattr(xp, ufunc_name)(xa, xb))
+
+
+def eq(a: Any, b: Any) -> Tensor:
+    return _compare("equal", a, b)
+
+
+def ne(a: Any, b: Any) -> Tensor:
+    return _compare("not_equal", a, b)
+
+
+def lt(a: Any, b: Any) -> Tensor:
+    return _compare("less", a, b)
+
+
+def le(a: Any, b: Any) -> Tensor:
+    return _compare("less_equal", a, b)
+
+
+def gt(a: Any, b: Any) -> Tensor:
+    return _compare("greater", a, b)
+
+
+def ge(a: Any, b: Any) -> Tensor:
+    return _compare("greater_equal", a, b)
+
+
+def logical_and(a: Any, b: Any) -> Tensor:
+    return _compare("logical_and", a, b)
+
+
+def logical_or(a: Any, b: Any) -> Tensor:
+    return _compare("logical_or", a, b)
+
+
+def logical_xor(a: Any, b: Any) -> Tensor:
+    return _compare("logical_xor", a, b)
+
+
+def logical_not(a: Tensor) -> Tensor:
+    return Tensor._wrap(xp_of(a.data).logical_not(a.data))
+
+
+def floor_divide(a: Any, b: Any) -> Tensor:
+    """a // b (no gradient)."""
+    return _compare("floor_divide", a, b)
+
+
+def remainder(a: Any, b: Any) -> Tensor:
+    """a % b, Python's sign convention (no gradient)."""
+    return _compare("remainder", a, b)
+
+
+def isfinite(a: Tensor) -> Tensor:
+    return Tensor._wrap(xp_of(a.data).isfinite(a.data))
+
+
+def isnan(a: Tensor) -> Tensor:
+    return Tensor._wrap(xp_of(a.data).isnan(a.data))

@@ -1,0 +1,43 @@
+"""Differentiable dtype casts and device moves (the ops behind Tensor.to)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradflow.autograd.function import Function
+from gradflow.backend import Device, device_of, move_array
+from gradflow.tensor import Tensor
+
+
+class Cast(Function):
+    def forward(self, x):
+        self.source = x.dtype  # saves the dtype only
+        return x.astype(self.dtype)
+
+    def backward(self, g):
+        return g.astype(self.source)
+
+
+class ToDevice(Function):
+    def forward(self, x):
+        self.source = device_of(x)  # saves the device only
+        return move_array(x, self.device)
+
+    def backward(self, g):
+        return move_array(g, self.source)
+
+
+def cast(x: Tensor, dtype: Any) -> Tensor:
+    """x converted to `dtype` (differentiable between float dtypes); x itself if unchanged."""
+    if x.dtype == dtype:
+        return x
+    if x.requires_grad and dtype.kind != "f":
+        return Tensor._wrap(x.data.astype(dtype))  # integer results carry no gradient
+    return Cast.apply(x, dtype=dtype)
+
+
+def to_device(x: Tensor, device: Device) -> Tensor:
+    """x copied to `device` (differentiable); x itself if it is already there."""
+    if x.device == device:
+        return x
+    return ToDevice.apply(x, device=device)

@@ -1,0 +1,117 @@
+"""Matrix products: matmul (1-D, 2-D, batched with broadcast batch dims) and linear.
+
+Backward multiplies by transposed *views* (``swapaxes``), which BLAS and cuBLAS read with a
+transpose flag: no transposed copy is made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradflow.autograd.function import Function
+from gradflow.ops._util import operand, unbroadcast
+from gradflow.tensor import Tensor
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        self.a_vector, self.b_vector = a.ndim == 1, b.ndim == 1
+        a2 = a[None, :] if self.a_vector else a
+        b2 = b[:, None] if self.b_vector else b
+        need_a, need_b = self.needs_input_grad
+        self.save_for_backward(a2 if need_b else None, b2 if need_a else None)  # 1-D as 2-D views
+        self.shapes = (a2.shape, b2.shape)
+        out = a2 @ b2
+        if self.a_vector:
+            out = out[..., 0, :]
+        if self.b_vector:
+            out = out[..., 0]
+        return out
+
+    def backward(self, g):
+        a, b = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        if self.b_vector:
+            g = g[..., None]
+        if self.a_vector:
+            g = g[..., None, :]
+        ga = gb = None
+        if need_a:
+            ga = unbroadcast(g @ b.swapaxes(-1, -2), self.shapes[0])
+            ga = ga[0] if self.a_vector else ga
+        if need_b:
+            gb = unbroadcast(a.swapaxes(-1, -2) @ g, self.shapes[1])
+            gb = gb[:, 0] if self.b_vector else gb
+        return ga, gb
+
+
+class Linear(Function):
+    """y = x @ W^T + b in one node (x: (..., in), W: (out, in), b: (out,))."""
+
+    def forward(self, x, weight, bias=None):
+        need_x, need_w = self.needs_input_grad[:2]
+        self.save_for_backward(x if need_w else None, weight if need_x else None)
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, g):
+        x, weight = self.saved_arrays
+        need_x, need_w = self.needs_input_grad[:2]
+        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        gx = g @ weight if need_x else None
+        g2 = g.reshape(-1, g.shape[-1])
+        gw = g2.T @ x.reshape(-1, x.shape[-1]) if need_w else None
+        gb = g2.sum(axis=0) if need_b else None
+        return (gx, gw, gb) if len(self.needs_input_grad) > 2 else (gx, gw)
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product with NumPy's rules: 1-D vectors, 2-D matrices, batched (...,n,k)@(...,k,m)
+    with broadcast batch dimensions."""
+    a, b = operand(a), operand(b)
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError("matmul: both operands must be tensors (use * for scalars)")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(
+            f"matmul: both operands need at least 1 dim, got shapes {tuple(a.shape)} and "
+            f"{tuple(b.shape)}; use * to multiply by a scalar"
+        )
+    k_a = a.shape[-1]
+    k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if k_a != k_b:
+        raise ValueError(
+            f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} don't fit: the last dim of "
+            f"the first ({k_a}) must equal the {'only' if b.ndim == 1 else 'second-to-last'} "
+            f"dim of the second ({k_b})"
+        )
+    if a.ndim > 2 or b.ndim > 2:
+        _check_batch_dims(
+            a.shape[:-2] if a.ndim > 1 else (), b.shape[:-2] if b.ndim > 1 else (), a.shape, b.shape
+        )
+    return MatMul.apply(a, b)
+
+
+def _check_batch_dims(ba: tuple, bb: tuple, sa: tuple, sb: tuple) -> None:
+    for x, y in zip(reversed(ba), reversed(bb)):
+        if x != y and x != 1 and y != 1:
+            raise ValueError(
+                f"matmul: batch dims of shapes {tuple(sa)} and {tuple(sb)} don't broadcast"
+            )
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, one graph node (weight: (out_features, in_features))."""
+    if x.shape[-1] != weight.shape[-1] or weight.ndim != 2:
+        raise ValueError(
+            f"linear: input of shape {tuple(x.shape)} doesn't fit weight of shape "
+            f"{tuple(weight.shape)}: expected weight (out_features, {x.shape[-1]})"
+        )
+    if bias is None:
+        return Linear.apply(x, weight)
+    if tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(
+            f"linear: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)"
+        )
+    return Linear.apply(x, weight, bias)

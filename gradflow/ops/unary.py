@@ -1,0 +1,388 @@
+"""Unary math and activations: exp, log, ..., sigmoid, tanh, relu, leaky_relu, elu, gelu, silu,
+softplus.
+
+Memory: each op saves the cheapest thing its backward needs (the output for exp/sigmoid/tanh/
+sqrt, a bool mask for relu/leaky_relu). Activation backward on cuda runs our kernels in
+kernels/elementwise.cu (see ``_activation_bwd``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.ops._util import is_cuda, xp_of
+from gradflow.tensor import Tensor
+
+
+def _activation_bwd(name: str, saved: Any, g: Any, **params: Any) -> Any | None:
+    """Our fused CUDA backward kernel for cuda arrays; None on cpu (the NumPy path runs)."""
+    if not is_cuda(g):
+        return None
+    from gradflow.kernels import activation_bwd
+
+    return activation_bwd(name, saved, g, **params)
+
+
+class Exp(Function):
+    def forward(self, x):
+        y = xp_of(x).exp(x)
+        self.save_for_backward(y)  # the output, not the input
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        return g * y
+
+
+class Log(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return xp_of(x).log(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g / x
+
+
+class Log1p(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return xp_of(x).log1p(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g / (1 + x)
+
+
+class Expm1(Function):
+    def forward(self, x):
+        y = xp_of(x).expm1(x)
+        self.save_for_backward(y)  # the output
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        return g * (y + 1)
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        y = xp_of(x).sqrt(x)
+        self.save_for_backward(y)  # the output
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        return g / (2 * y)
+
+
+class Rsqrt(Function):
+    def forward(self, x):
+        y = 1 / xp_of(x).sqrt(x)
+        self.save_for_backward(y)  # the output
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        return -0.5 * g * y * y * y
+
+
+class Abs(Function):
+    def forward(self, x):
+        xp = xp_of(x)
+        self.save_for_backward(xp.sign(x))  # the sign (0 at 0, as PyTorch)
+        return xp.abs(x)
+
+    def backward(self, g):
+        (sign,) = self.saved_arrays
+        return g * sign
+
+
+class Sin(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return xp_of(x).sin(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g * xp_of(x).cos(x)
+
+
+class Cos(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return xp_of(x).cos(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return -g * xp_of(x).sin(x)
+
+
+def stable_sigmoid(x: Any) -> Any:
+    """1 / (1 + exp(-x)) without overflow and with full relative accuracy in both tails."""
+    xp = xp_of(x)
+    e = xp.abs(x)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)  # e = exp(-|x|) in (0, 1]
+    out = xp.where(x >= 0, x.dtype.type(1), e)
+    e += 1
+    out /= e
+    return out
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        y = stable_sigmoid(x)
+        self.save_for_backward(y)  # the output
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        out = _activation_bwd("sigmoid", y, g)
+        return g * y * (1 - y) if out is None else out
+
+
+class Tanh(Function):
+    def forward(self, x):
+        y = xp_of(x).tanh(x)
+        self.save_for_backward(y)  # the output
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        out = _activation_bwd("tanh", y, g)
+        return g * (1 - y * y) if out is None else out
+
+
+class ReLU(Function):
+    def forward(self, x):
+        y = xp_of(x).maximum(x, 0)
+        if is_cuda(x):
+            self.save_for_backward(y)  # the kernel reads the output
+        else:
+            self.save_for_backward(x > 0)  # a bool mask: a quarter of a float32 array
+        return y
+
+    def backward(self, g):
+        (saved,) = self.saved_arrays
+        out = _activation_bwd("relu", saved, g)
+        return g * saved if out is None else out
+
+
+class LeakyReLU(Function):
+    def forward(self, x):
+        mask = x > 0
+        self.save_for_backward(x if is_cuda(x) else mask)  # kernel: input; cpu: a bool mask
+        return xp_of(x).where(mask, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, g):
+        (saved,) = self.saved_arrays
+        out = _activation_bwd("leaky_relu", saved, g, negative_slope=self.negative_slope)
+        if out is not None:
+            return out
+        return xp_of(g).where(saved, g, g * g.dtype.type(self.negative_slope))
+
+
+class ELU(Function):
+    def forward(self, x):
+        xp = xp_of(x)
+        alpha = x.dtype.type(self.alpha)
+        y = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
+        self.save_for_backward(x if is_cuda(x) else y)  # cpu: the output (y > 0 iff x > 0)
+        return y
+
+    def backward(self, g):
+        (saved,) = self.saved_arrays
+        out = _activation_bwd("elu", saved, g, alpha=self.alpha)
+        if out is not None:
+            return out
+        y = saved
+        return xp_of(g).where(y > 0, g, g * (y + y.dtype.type(self.alpha)))
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def erf(x: Any) -> Any:
+    """The error function on arrays: CuPy's on cuda; SciPy's on cpu when installed, else
+    math.erf elementwise (exact, slower). gradflow's core needs NumPy only."""
+    if is_cuda(x):
+        from cupyx.scipy.special import erf as cupy_erf
+
+        return cupy_erf(x)
+    try:
+        from scipy.special import erf as scipy_erf
+    except ImportError:
+        return numpy.vectorize(math.erf, otypes=[x.dtype])(x)
+    return scipy_erf(x)
+
+
+class GELU(Function):
+    """x * Phi(x) ("none") or its tanh approximation ("tanh"), as PyTorch."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        xp = xp_of(x)
+        half = x.dtype.type(0.5)
+        if self.approximate == "tanh":
+            inner = x.dtype.type(_SQRT_2_OVER_PI) * (x + x.dtype.type(0.044715) * x * x * x)
+            return half * x * (1 + xp.tanh(inner))
+        return half * x * (1 + erf(x * x.dtype.type(_INV_SQRT_2)))
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        name = "gelu_tanh" if self.approximate == "tanh" else "gelu"
+        out = _activation_bwd(name, x, g)
+        if out is not None:
+            return out
+        xp = xp_of(x)
+        t = x.dtype.type
+        if self.approximate == "tanh":
+            inner = t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x * x * x)
+            th = xp.tanh(inner)
+            d_inner = t(_SQRT_2_OVER_PI) * (1 + t(3 * 0.044715) * x * x)
+            return g * (t(0.5) * (1 + th) + t(0.5) * x * (1 - th * th) * d_inner)
+        cdf = t(0.5) * (1 + erf(x * t(_INV_SQRT_2)))
+        pdf = t(_INV_SQRT_2PI) * xp.exp(t(-0.5) * x * x)
+        return g * (cdf + x * pdf)
+
+
+class SiLU(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x * stable_sigmoid(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        out = _activation_bwd("silu", x, g)
+        if out is not None:
+            return out
+        s = stable_sigmoid(x)
+        return g * s * (1 + x * (1 - s))
+
+
+class Softplus(Function):
+    """log(1 + exp(beta x)) / beta, linear where beta x > threshold (PyTorch's definition)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        xp = xp_of(x)
+        bx = x * x.dtype.type(self.beta)
+        soft = xp.logaddexp(x.dtype.type(0), bx) / x.dtype.type(self.beta)
+        return xp.where(bx > self.threshold, x, soft)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        out = _activation_bwd("softplus", x, g, beta=self.beta, threshold=self.threshold)
+        if out is not None:
+            return out
+        bx = x * x.dtype.type(self.beta)
+        return xp_of(x).where(bx > self.threshold, g, g * stable_sigmoid(bx))
+
+
+def _float_input(x: Any, op: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        from gradflow import dtypes
+
+        return x.to(dtypes.get_default_dtype())
+    return x
+
+
+def exp(x: Tensor) -> Tensor:
+    """e ** x."""
+    return Exp.apply(_float_input(x, "exp"))
+
+
+def log(x: Tensor) -> Tensor:
+    """Natural logarithm."""
+    return Log.apply(_float_input(x, "log"))
+
+
+def log1p(x: Tensor) -> Tensor:
+    """log(1 + x), accurate for small x."""
+    return Log1p.apply(_float_input(x, "log1p"))
+
+
+def expm1(x: Tensor) -> Tensor:
+    """exp(x) - 1, accurate for small x."""
+    return Expm1.apply(_float_input(x, "expm1"))
+
+
+def sqrt(x: Tensor) -> Tensor:
+    """Square root."""
+    return Sqrt.apply(_float_input(x, "sqrt"))
+
+
+def rsqrt(x: Tensor) -> Tensor:
+    """1 / sqrt(x)."""
+    return Rsqrt.apply(_float_input(x, "rsqrt"))
+
+
+def abs(x: Tensor) -> Tensor:
+    """|x| (gradient sign(x), 0 at 0)."""
+    if x.dtype.kind != "f":
+        return Tensor._wrap(xp_of(x.data).abs(x.data))
+    return Abs.apply(x)
+
+
+def sign(x: Tensor) -> Tensor:
+    """-1, 0 or 1 by the sign of x; not differentiable (no gradient flows)."""
+    return Tensor._wrap(xp_of(x.data).sign(x.data))
+
+
+def sin(x: Tensor) -> Tensor:
+    return Sin.apply(_float_input(x, "sin"))
+
+
+def cos(x: Tensor) -> Tensor:
+    return Cos.apply(_float_input(x, "cos"))
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh.apply(_float_input(x, "tanh"))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), finite and accurate for any input."""
+    return Sigmoid.apply(_float_input(x, "sigmoid"))
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0); gradient 0 at 0."""
+    return ReLU.apply(_float_input(x, "relu"))
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    return LeakyReLU.apply(_float_input(x, "leaky_relu"), negative_slope=float(negative_slope))
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    return ELU.apply(_float_input(x, "elu"), alpha=float(alpha))
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit: x * Phi(x); approximate="tanh" uses the tanh form."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(_float_input(x, "gelu"), approximate=approximate)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    return SiLU.apply(_float_input(x, "silu"))
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, stable for large inputs; x itself past the threshold."""
+    return Softplus.apply(_float_input(x, "softplus"), beta=float(beta), threshold=float(threshold))

@@ -1,0 +1,779 @@
+"""Tensor: an n-dimensional array on a device, with the autograd state around it.
+
+A Tensor wraps one NumPy (cpu) or CuPy (cuda) array in ``.data``. Operators and methods
+delegate to the op modules in gradflow/ops; the ops record the graph through Function.apply.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy
+
+from gradflow import dtypes
+from gradflow.autograd import grad_mode
+from gradflow.backend import Device, device_of, get_array_module, move_array
+
+
+class RemovableHandle:
+    """Returned by register_hook; ``handle.remove()`` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict):
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+class Tensor:
+    """An array on a device plus its autograd state (requires_grad, grad, grad_fn)."""
+
+    __slots__ = (
+        "__weakref__",
+        "_hooks",
+        "_output_nr",
+        "_requires_grad",
+        "_version",
+        "data",
+        "grad",
+        "grad_fn",
+    )
+    __array_ufunc__ = None  # NumPy defers to our reflected operators (array + tensor)
+
+    def __init__(
+        self,
+        data: Any,
+        dtype: Any = None,
+        device: str | Device | None = None,
+        requires_grad: bool = False,
+    ):
+        from gradflow.creation import _to_array
+
+        self.data = _to_array(data, dtype, device)
+        self.grad = None
+        self.grad_fn = None
+        self._output_nr = 0
+        self._version = 0
+        self._hooks = None
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad = True
+
+    @classmethod
+    def _wrap(cls, array: Any, requires_grad: bool = False) -> Tensor:
+        """A leaf Tensor around an existing array (no copy, no checks)."""
+        t = cls.__new__(cls)
+        t.data = array
+        t.grad = None
+        t.grad_fn = None
+        t._requires_grad = requires_grad
+        t._output_nr = 0
+        t._version = 0
+        t._hooks = None
+        return t
+
+    # ---- attributes -------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if self.grad_fn is not None and not value:
+            raise RuntimeError(
+                "requires_grad can only be turned off on leaf tensors; use y = x.detach() "
+                "to get a tensor outside the graph"
+            )
+        if value and self.data.dtype.kind not in "fc":
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype "
+                f"{self.data.dtype}; convert first with .float() or .double()"
+            )
+        self._requires_grad = bool(value)
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> numpy.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> Device:
+        return device_of(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def T(self) -> Tensor:
+        """The tensor with its dimensions reversed (a transpose for 2-D)."""
+        return _shape.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self) -> Tensor:
+        """The last two dimensions swapped (batched matrix transpose)."""
+        return _shape.transpose(self, -2, -1)
+
+    def size(self, dim: int | None = None) -> Any:
+        """The shape (PyTorch's ``size()``), or one dimension's length with `dim`."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def is_floating_point(self) -> bool:
+        return self.data.dtype.kind == "f"
+
+    def element_size(self) -> int:
+        return self.data.itemsize
+
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+    # ---- conversion ---------------------------------------------------------------------
+    def numpy(self) -> numpy.ndarray:
+        """The data as a NumPy array (shares memory on cpu). Fails for tensors that require grad,
+        as in PyTorch: call ``detach().numpy()``; cuda tensors must be moved with ``.cpu()``."""
+        if self._requires_grad:
+            raise RuntimeError(
+                "can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()"
+            )
+        if not isinstance(self.data, numpy.ndarray):
+            raise TypeError(
+                f"can't convert a {self.device} tensor to numpy; copy it first with .cpu()"
+            )
+        return self.data
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"item() needs a tensor with one element, got shape {tuple(self.shape)}"
+            )
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return move_array(self.data, Device("cpu")).tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> numpy.ndarray:
+        if not isinstance(self.data, numpy.ndarray):
+            raise TypeError(
+                f"can't convert a {self.device} tensor to a NumPy array implicitly; use .cpu()"
+            )
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> tuple:
+        return self.data.__dlpack_device__()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                "use .any() or .all()"
+            )
+        return bool(self.data.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError("only integer tensors of one element can be used as an index")
+        return int(self.data.item())
+
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other_tensor)``;
+        differentiable, and returns self when nothing changes."""
+        device = kwargs.pop("device", None)
+        dtype = kwargs.pop("dtype", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif isinstance(arg, str | Device):
+                device = arg
+            else:
+                dtype = arg
+        out = self
+        if dtype is not None:
+            out = _conversion.cast(out, dtypes.as_dtype(dtype))
+        if device is not None:
+            out = _conversion.to_device(out, Device(device))
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device: int | str | None = None) -> Tensor:
+        if isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to(device or "cuda")
+
+    def float(self) -> Tensor:
+        return self.to(dtypes.float32)
+
+    def double(self) -> Tensor:
+        return self.to(dtypes.float64)
+
+    def half(self) -> Tensor:
+        return self.to(dtypes.float16)
+
+    def long(self) -> Tensor:
+        return self.to(dtypes.int64)
+
+    def int(self) -> Tensor:
+        return self.to(dtypes.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(dtypes.bool)
+
+    def type(self, dtype: Any) -> Tensor:
+        return self.to(dtypes.as_dtype(dtype))
+
+    # ---- autograd -----------------------------------------------------------------------
+    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (chain rule, reverse mode).
+
+        `gradient` is d(loss)/d(self); it may be omitted only for a one-element tensor.
+        The graph is freed afterwards unless ``retain_graph=True``.
+        """
+        from gradflow.autograd.engine import run_backward
+
+        if not self._requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad and has no grad_fn: "
+                "make sure some input has requires_grad=True and that the loss was not computed "
+                "under no_grad()"
+            )
+        grad = _root_gradient(self, gradient)
+        run_backward([self], [grad], retain_graph=retain_graph)
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data, outside the graph."""
+        return Tensor._wrap(self.data)
+
+    def detach_(self) -> Tensor:
+        """Cut this tensor from its graph in place; it becomes a leaf."""
+        self.grad_fn = None
+        self._requires_grad = False
+        self._output_nr = 0
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor at the next backward."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on a tensor that does not require grad")
+        if self.grad_fn is None:
+            return  # leaves keep their grad anyway
+        fn = self.grad_fn
+        if fn._retained is None:
+            fn._retained = {}
+        fn._retained[self._output_nr] = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        fn = self.grad_fn
+        return fn is not None and fn._retained is not None and self._output_nr in fn._retained
+
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor
+        replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        if not self._requires_grad:
+            raise RuntimeError("can't register a hook on a tensor that does not require grad")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = {}
+            hooks = self._hooks
+        else:
+            fn = self.grad_fn
+            if fn._pre_hooks is None:
+                fn._pre_hooks = {}
+            hooks = fn._pre_hooks.setdefault(self._output_nr, {})
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
+    # ---- in place (allowed where no graph records the tensor) ---------------------------
+    def _check_inplace(self, what: str) -> None:
+        if self._requires_grad and grad_mode.state.enabled:
+            kind = "a leaf tensor" if self.grad_fn is None else "a tensor in the graph"
+            raise RuntimeError(
+                f"{what}: {kind} that requires grad can't be modified in place while gradients "
+                "are recorded; do it under `with gradflow.no_grad():` (as optimizers do) or use "
+                "the out-of-place form (x = x + y)"
+            )
+        self._version += 1
+
+    def _inplace(self, what: str, value: Any) -> Tensor:
+        self._check_inplace(what)
+        value = value.data if isinstance(value, Tensor) else value
+        if isinstance(value, numpy.ndarray | numpy.generic) or hasattr(value, "shape"):
+            _check_same_place(self, value, what)
+        return value
+
+    def copy_(self, src: Any) -> Tensor:
+        value = self._inplace("copy_", src)
+        xp = get_array_module(self.data)
+        self.data[...] = xp.asarray(value, dtype=self.data.dtype)
+        return self
+
+    def zero_(self) -> Tensor:
+        self._check_inplace("zero_")
+        self.data.fill(0)
+        return self
+
+    def fill_(self, value: Any) -> Tensor:
+        value = self._inplace("fill_", value)
+        self.data[...] = value
+        return self
+
+    def add_(self, other: Any, alpha: Any = 1) -> Tensor:
+        value = self._inplace("add_", other)
+        self.data += value if alpha == 1 else value * alpha
+        return self
+
+    def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
+        value = self._inplace("sub_", other)
+        self.data -= value if alpha == 1 else value * alpha
+        return self
+
+    def mul_(self, other: Any) -> Tensor:
+        value = self._inplace("mul_", other)
+        self.data *= value
+        return self
+
+    def div_(self, other: Any) -> Tensor:
+        value = self._inplace("div_", other)
+        self.data /= value
+        return self
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
+        self._check_inplace("clamp_")
+        xp = get_array_module(self.data)
+        xp.clip(self.data, min, max, out=self.data)
+        return self
+
+    clip_ = clamp_
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self.add_(other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self.sub_(other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self.mul_(other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self.div_(other)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        value = self._inplace("__setitem__", value)
+        self.data[_indexing.normalize_index(index, self)] = value
+
+    # ---- arithmetic ---------------------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return _arith.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _arith.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _arith.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _arith.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _arith.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _arith.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _arith.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _arith.div(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return _arith.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _arith.pow(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _arith.neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _unary.abs(self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _linalg.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _linalg.matmul(other, self)
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return _arith.floor_divide(self, other)
+
+    def __mod__(self, other: Any) -> Tensor:
+        return _arith.remainder(self, other)
+
+    # comparisons and logic: elementwise, no gradient (so Tensor hashes by identity)
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _arith.eq(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _arith.ne(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return _arith.lt(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _arith.le(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _arith.gt(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _arith.ge(self, other)
+
+    def __and__(self, other: Any) -> Tensor:
+        return _arith.logical_and(self, other)
+
+    def __or__(self, other: Any) -> Tensor:
+        return _arith.logical_or(self, other)
+
+    def __xor__(self, other: Any) -> Tensor:
+        return _arith.logical_xor(self, other)
+
+    def __invert__(self) -> Tensor:
+        return _arith.logical_not(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _indexing.getitem(self, index)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __repr__(self) -> str:
+        return _format(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            "Tensors are not pickled (a pickle can run code on load); save state dicts with "
+            "gradflow.save() instead"
+        )
+
+    # ---- methods delegating to ops (PyTorch's names) ------------------------------------
+    def add(self, other: Any) -> Tensor:
+        return _arith.add(self, other)
+
+    def sub(self, other: Any) -> Tensor:
+        return _arith.sub(self, other)
+
+    def mul(self, other: Any) -> Tensor:
+        return _arith.mul(self, other)
+
+    def div(self, other: Any) -> Tensor:
+        return _arith.div(self, other)
+
+    def pow(self, exponent: Any) -> Tensor:
+        return _arith.pow(self, exponent)
+
+    def neg(self) -> Tensor:
+        return _arith.neg(self)
+
+    def matmul(self, other: Any) -> Tensor:
+        return _linalg.matmul(self, other)
+
+    def maximum(self, other: Any) -> Tensor:
+        return _arith.maximum(self, other)
+
+    def minimum(self, other: Any) -> Tensor:
+        return _arith.minimum(self, other)
+
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:
+        return _arith.clip(self, min, max)
+
+    clip = clamp
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        return _arith.where(condition, self, other)
+
+    def abs(self) -> Tensor:
+        return _unary.abs(self)
+
+    def exp(self) -> Tensor:
+        return _unary.exp(self)
+
+    def log(self) -> Tensor:
+        return _unary.log(self)
+
+    def log1p(self) -> Tensor:
+        return _unary.log1p(self)
+
+    def expm1(self) -> Tensor:
+        return _unary.expm1(self)
+
+    def sqrt(self) -> Tensor:
+        return _unary.sqrt(self)
+
+    def rsqrt(self) -> Tensor:
+        return _unary.rsqrt(self)
+
+    def sign(self) -> Tensor:
+        return _unary.sign(self)
+
+    def sin(self) -> Tensor:
+        return _unary.sin(self)
+
+    def cos(self) -> Tensor:
+        return _unary.cos(self)
+
+    def tanh(self) -> Tensor:
+        return _unary.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        return _unary.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        return _unary.relu(self)
+
+    def sum(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.sum(self, dim, keepdim, **kw)
+
+    def mean(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.mean(self, dim, keepdim, **kw)
+
+    def var(self, dim: Any = None, unbiased: bool = True, keepdim: bool = False, **kw: Any):
+        return _reduction.var(self, dim, unbiased, keepdim, **kw)
+
+    def std(self, dim: Any = None, unbiased: bool = True, keepdim: bool = False, **kw: Any):
+        return _reduction.std(self, dim, unbiased, keepdim, **kw)
+
+    def max(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
+        return _reduction.max(self, dim, keepdim, **kw)
+
+    def min(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
+        return _reduction.min(self, dim, keepdim, **kw)
+
+    def logsumexp(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.logsumexp(self, dim, keepdim, **kw)
+
+    def prod(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.prod(self, dim, keepdim, **kw)
+
+    def cumsum(self, dim: int, **kw: Any) -> Tensor:
+        return _reduction.cumsum(self, dim, **kw)
+
+    def argmax(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.argmax(self, dim, keepdim, **kw)
+
+    def argmin(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.argmin(self, dim, keepdim, **kw)
+
+    def any(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return _reduction.any(self, dim, keepdim)
+
+    def all(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return _reduction.all(self, dim, keepdim)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        return _shape.reshape(self, _shape_arg(shape))
+
+    def view(self, *shape: Any) -> Tensor:
+        return _shape.view(self, _shape_arg(shape))
+
+    def view_as(self, other: Tensor) -> Tensor:
+        return _shape.view(self, other.shape)
+
+    def reshape_as(self, other: Tensor) -> Tensor:
+        return _shape.reshape(self, other.shape)
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        return _shape.transpose(self, dim0, dim1)
+
+    def t(self) -> Tensor:
+        if self.ndim > 2:
+            raise ValueError(f"t() expects a tensor of at most 2 dims, got shape {self.shape}")
+        return self.T
+
+    def permute(self, *dims: Any) -> Tensor:
+        return _shape.permute(self, _shape_arg(dims))
+
+    def expand(self, *shape: Any) -> Tensor:
+        return _shape.expand(self, _shape_arg(shape))
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        return _shape.expand(self, other.shape)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        return _shape.broadcast_to(self, tuple(shape))
+
+    def squeeze(self, dim: Any = None) -> Tensor:
+        return _shape.squeeze(self, dim)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        return _shape.unsqueeze(self, dim)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        return _shape.flatten(self, start_dim, end_dim)
+
+    def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple:
+        return _shape.split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple:
+        return _shape.chunk(self, chunks, dim)
+
+    def flip(self, *dims: Any) -> Tensor:
+        return _shape.flip(self, _shape_arg(dims))
+
+    def repeat(self, *sizes: Any) -> Tensor:
+        return _shape.repeat(self, _shape_arg(sizes))
+
+    def tile(self, *sizes: Any) -> Tensor:
+        return _shape.tile(self, _shape_arg(sizes))
+
+    def contiguous(self) -> Tensor:
+        return _shape.contiguous(self)
+
+    def is_contiguous(self) -> bool:
+        return bool(self.data.flags.c_contiguous)
+
+    def gather(self, dim: int, index: Any) -> Tensor:
+        return _indexing.gather(self, dim, index)
+
+    def index_select(self, dim: int, index: Any) -> Tensor:
+        return _indexing.index_select(self, dim, index)
+
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        return _arith.where(mask, value, self)
+
+    def softmax(self, dim: int) -> Tensor:
+        from gradflow.ops import losses
+
+        return losses.softmax(self, dim)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        from gradflow.ops import losses
+
+        return losses.log_softmax(self, dim)
+
+
+def _shape_arg(args: tuple) -> tuple:
+    """Accept both f(2, 3) and f((2, 3)) like PyTorch."""
+    if len(args) == 1 and isinstance(args[0], list | tuple):
+        return tuple(args[0])
+    return tuple(args)
+
+
+def _check_same_place(t: Tensor, value: Any, what: str) -> None:
+    if type(value) is not numpy.ndarray and isinstance(value, numpy.generic):
+        return
+    if device_of(value) != t.device:
+        raise RuntimeError(
+            f"{what}: the value is on {device_of(value)} but the tensor is on {t.device}; "
+            "move one of them first"
+        )
+
+
+def _root_gradient(t: Tensor, gradient: Any) -> Any:
+    if gradient is None:
+        if t.data.size != 1:
+            raise RuntimeError(
+                f"grad can be implicitly created only for scalar outputs, but the tensor has "
+                f"shape {tuple(t.shape)}: pass gradient= (d loss / d tensor, same shape)"
+            )
+        return get_array_module(t.data).ones_like(t.data)
+    g = gradient.data if isinstance(gradient, Tensor) else gradient
+    if not hasattr(g, "shape"):
+        g = get_array_module(t.data).asarray(g, dtype=t.dtype)
+    if g.shape != t.shape:
+        raise RuntimeError(
+            f"gradient has shape {tuple(g.shape)} but the tensor has shape {tuple(t.shape)}; "
+            "they must match"
+        )
+    if device_of(g) != t.device or g.dtype != t.dtype:
+        raise RuntimeError(
+            f"gradient is a {g.dtype} array on {device_of(g)} but the tensor is {t.dtype} on "
+            f"{t.device}; they must match"
+        )
+    return g
+
+
+def _format(t: Tensor) -> str:
+    data = move_array(t.data, Device("cpu"))
+    body = numpy.array2string(
+        data, separator=", ", prefix="tensor(", precision=4, threshold=1000, edgeitems=3
+    )
+    extras = []
+    if t.device.type != "cpu":
+        extras.append(f"device='{t.device}'")
+    if t.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool):
+        extras.append(f"dtype={t.dtype}")
+    if t.grad_fn is not None:
+        extras.append(f"grad_fn={t.grad_fn!r}")
+    elif t._requires_grad:
+        extras.append("requires_grad=True")
+    return "tensor(" + ", ".join([body, *extras]) + ")"
+
+
+# The op modules import Tensor from here, so they are imported after the class exists.
+from gradflow.ops import arithmetic as _arith
+from gradflow.ops import conversion as _conversion
+from gradflow.ops import indexing as _indexing
+from gradflow.ops import linalg as _linalg
+from gradflow.ops import reduction as _reduction
+from gradflow.ops import shape as _shape
+from gradflow.ops import unary as _unary
