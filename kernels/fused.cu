@@ -1,0 +1,165 @@
+// fused.cu: fused bias+activation backward, column sums, softmax cross-entropy.
+//
+// Compiled once per dtype with -DGF_SCALAR_T=float|double (scalar_t below). All arrays are
+// contiguous, row-major; indices are 64-bit. No atomics: every sum has a fixed order, so
+// results are bitwise reproducible for a given launch configuration.
+//
+// bias_act_bwd(dy, z, dz, partial, N, C, act)           block (32, 8), grid (strips, S)
+//   dz[n,c] = dy[n,c] * f'(z[n,c]) for the ACT_* code `act` (activation.cuh); z may be null
+//   for ACT_IDENTITY and dz may be null (then nothing is written: a plain column sum).
+//   Block (x, y) owns a strip of 32 columns (grid-stride over strips) and the y-th of S equal
+//   slices of the rows; partial[y, c] = sum of dz[n, c] over that slice (partial is [S, C];
+//   with S = 1 it is db itself). Each thread walks the rows of one column with stride 8, so a
+//   warp reads 32 consecutive values; the 8 row-lanes are summed in shared memory.
+// column_sum(x, out, R, C)                              1-D grid-stride over columns
+//   out[c] = sum over r of x[r, c], rows in order (the second pass of bias_act_bwd when S > 1).
+// softmax_xent_fwd(logits, target, weight, loss, lse, N, C, ignore_index, eps)
+//   One block of ROW_THREADS threads per row (grid-stride over rows). lse[n] = logsumexp(x[n]);
+//   with t = target[n], w = weight (all ones when null) and W = sum_c w[c]:
+//     loss[n] = (1 - eps) w[t] (lse - x[t]) + eps / C * (W lse - sum_c w[c] x[c])
+//   which is PyTorch's cross_entropy(reduction='none', weight, label_smoothing=eps) row loss.
+//   loss[n] = 0 where t == ignore_index; NaN where t is outside [0, C) (PyTorch raises; a
+//   kernel cannot). For reduction='mean' divide the sum by sum of w[t] over kept rows.
+// softmax_xent_bwd(logits, lse, target, weight, weight_sum, scale, scale_stride, scale_mul,
+//                  dlogits, N, C, ignore_index, eps)
+//   dlogits[n, c] = s_n * (p_c ((1-eps) w[t] + eps W / C) - (1-eps) w[t] [c == t] - eps w[c] / C)
+//   with p = softmax(x[n]) = exp(x - lse[n]), W = *weight_sum (C when weight is null) and
+//   s_n = scale_mul * scale[n * scale_stride] (scale may be null: s_n = scale_mul). Without
+//   weights this is (softmax - smoothed one-hot) * s_n. Rows with t == ignore_index get 0.
+#ifndef GF_SCALAR_T
+#error "compile with -DGF_SCALAR_T=float or -DGF_SCALAR_T=double"
+#endif
+typedef GF_SCALAR_T scalar_t;
+
+#include "activation.cuh"
+
+#define STRIP_COLS 32    // blockDim.x of bias_act_bwd
+#define STRIP_LANES 8    // blockDim.y of bias_act_bwd
+#define ROW_THREADS 256  // blockDim.x of the softmax_xent kernels (a power of two)
+
+extern "C" __global__ void bias_act_bwd(const scalar_t* __restrict__ dy,
+                                        const scalar_t* __restrict__ z, scalar_t* __restrict__ dz,
+                                        scalar_t* __restrict__ partial, long long N, long long C,
+                                        int act) {
+  __shared__ scalar_t lane_sums[STRIP_LANES][STRIP_COLS];
+  const long long rows_per_slice = (N + gridDim.y - 1) / gridDim.y;
+  const long long r0 = blockIdx.y * rows_per_slice;
+  const long long r1 = r0 + rows_per_slice < N ? r0 + rows_per_slice : N;
+  for (long long c0 = (long long)blockIdx.x * STRIP_COLS; c0 < C;
+       c0 += (long long)gridDim.x * STRIP_COLS) {
+    const long long c = c0 + threadIdx.x;
+    scalar_t acc = scalar_t(0);
+    if (c < C) {
+      for (long long r = r0 + threadIdx.y; r < r1; r += STRIP_LANES) {
+        const long long i = r * C + c;
+        const scalar_t g = act == ACT_IDENTITY ? dy[i] : dy[i] * act_grad(act, z[i]);
+        if (dz) dz[i] = g;
+        acc += g;
+      }
+    }
+    lane_sums[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+      scalar_t s = scalar_t(0);
+      for (int lane = 0; lane < STRIP_LANES; ++lane) s += lane_sums[lane][threadIdx.x];
+      partial[blockIdx.y * C + c] = s;
+    }
+    __syncthreads();  // lane_sums is rewritten by the next strip
+  }
+}
+
+extern "C" __global__ void column_sum(const scalar_t* __restrict__ x, scalar_t* __restrict__ out,
+                                      long long R, long long C) {
+  for (long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x; c < C;
+       c += (long long)blockDim.x * gridDim.x) {
+    scalar_t s = scalar_t(0);
+    for (long long r = 0; r < R; ++r) s += x[r * C + c];
+    out[c] = s;
+  }
+}
+
+// Sum (or max) of v over the block, returned to every thread. Fixed tree order.
+__device__ __forceinline__ scalar_t block_reduce(scalar_t v, scalar_t* buf, bool take_max) {
+  const unsigned t = threadIdx.x;
+  buf[t] = v;
+  __syncthreads();
+  for (unsigned half = ROW_THREADS / 2; half > 0; half >>= 1) {
+    if (t < half) buf[t] = take_max ? (buf[t + half] > buf[t] ? buf[t + half] : buf[t])
+                                    : buf[t] + buf[t + half];
+    __syncthreads();
+  }
+  const scalar_t total = buf[0];
+  __syncthreads();  // everyone has read buf[0] before buf is reused
+  return total;
+}
+
+extern "C" __global__ void softmax_xent_fwd(const scalar_t* __restrict__ logits,
+                                            const long long* __restrict__ target,
+                                            const scalar_t* __restrict__ weight,
+                                            scalar_t* __restrict__ loss, scalar_t* __restrict__ lse,
+                                            long long N, long long C, long long ignore_index,
+                                            scalar_t eps) {
+  __shared__ scalar_t buf[ROW_THREADS];
+  for (long long row = blockIdx.x; row < N; row += gridDim.x) {
+    const scalar_t* x = logits + row * C;
+    scalar_t m = x[0];  // a real logit, so no infinity literal is needed
+    for (long long c = threadIdx.x; c < C; c += ROW_THREADS) m = x[c] > m ? x[c] : m;
+    m = block_reduce(m, buf, true);
+    scalar_t sum_exp = scalar_t(0), sum_wx = scalar_t(0), sum_w = scalar_t(0);
+    for (long long c = threadIdx.x; c < C; c += ROW_THREADS) {
+      sum_exp += exp(x[c] - m);
+      const scalar_t w = weight ? weight[c] : scalar_t(1);
+      sum_wx += w * x[c];
+      sum_w += w;
+    }
+    sum_exp = block_reduce(sum_exp, buf, false);
+    if (eps != scalar_t(0)) {  // the same branch for the whole block, so barriers match
+      sum_wx = block_reduce(sum_wx, buf, false);
+      sum_w = block_reduce(sum_w, buf, false);
+    }
+    if (threadIdx.x == 0) {
+      const scalar_t row_lse = m + log(sum_exp);
+      const long long t = target[row];
+      lse[row] = row_lse;
+      if (t == ignore_index) {
+        loss[row] = scalar_t(0);
+      } else if (t < 0 || t >= C) {
+        loss[row] = scalar_t(nan(""));
+      } else {
+        const scalar_t wt = weight ? weight[t] : scalar_t(1);
+        scalar_t l = (scalar_t(1) - eps) * wt * (row_lse - x[t]);
+        if (eps != scalar_t(0)) l += eps / scalar_t(C) * (sum_w * row_lse - sum_wx);
+        loss[row] = l;
+      }
+    }
+  }
+}
+
+extern "C" __global__ void softmax_xent_bwd(
+    const scalar_t* __restrict__ logits, const scalar_t* __restrict__ lse,
+    const long long* __restrict__ target, const scalar_t* __restrict__ weight,
+    const scalar_t* __restrict__ weight_sum, const scalar_t* __restrict__ scale,
+    long long scale_stride, scalar_t scale_mul, scalar_t* __restrict__ dlogits, long long N,
+    long long C, long long ignore_index, scalar_t eps) {
+  for (long long row = blockIdx.x; row < N; row += gridDim.x) {
+    const scalar_t* x = logits + row * C;
+    scalar_t* d = dlogits + row * C;
+    const long long t = target[row];
+    if (t == ignore_index || t < 0 || t >= C) {
+      const scalar_t fill = t == ignore_index ? scalar_t(0) : scalar_t(nan(""));
+      for (long long c = threadIdx.x; c < C; c += blockDim.x) d[c] = fill;
+      continue;
+    }
+    const scalar_t s = scale ? scale_mul * scale[row * scale_stride] : scale_mul;
+    const scalar_t wt = weight ? weight[t] : scalar_t(1);
+    const scalar_t total_w = weight ? *weight_sum : scalar_t(C);
+    const scalar_t p_coef = (scalar_t(1) - eps) * wt + eps * total_w / scalar_t(C);
+    const scalar_t row_lse = lse[row];
+    for (long long c = threadIdx.x; c < C; c += blockDim.x) {
+      const scalar_t w = weight ? weight[c] : scalar_t(1);
+      scalar_t g = exp(x[c] - row_lse) * p_coef - eps * w / scalar_t(C);
+      if (c == t) g -= (scalar_t(1) - eps) * wt;
+      d[c] = s * g;
+    }
+  }
+}
