@@ -141,7 +141,7 @@ def _apply_tensor_hooks(fn: Function, grad_outs: list, capture, results) -> None
         g = grad_outs[index]
         if g is None:
             continue
-        for hook in (fn._pre_hooks or {}).get(index, ()):
+        for hook in list((fn._pre_hooks or {}).get(index, {}).values()):
             replaced = hook(Tensor._wrap(g))
             if replaced is not None:
                 g = grad_outs[index] = replaced.data
@@ -158,7 +158,7 @@ def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
     from gradflow.tensor import Tensor
 
     if leaf._hooks:
-        for hook in leaf._hooks.values():
+        for hook in list(leaf._hooks.values()):
             replaced = hook(Tensor._wrap(g))
             if replaced is not None:
                 g = replaced.data
