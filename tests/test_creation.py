@@ -1,0 +1,73 @@
+"""Factories, *_like and seeded random generation."""
+
+import numpy
+import pytest
+
+import gradflow as gf
+
+
+def test_factories(device):
+    assert gf.zeros(2, 3, device=device).tolist() == [[0.0] * 3] * 2
+    assert gf.ones((2,), device=device).tolist() == [1.0, 1.0]
+    assert gf.full((2,), 7, device=device).dtype == gf.int64
+    assert gf.full((2,), 7.0, device=device).tolist() == [7.0, 7.0]
+    assert gf.arange(4, device=device).tolist() == [0, 1, 2, 3]
+    assert gf.arange(0, 1, 0.5, device=device).dtype == gf.float32
+    assert gf.linspace(0, 1, 3, device=device).tolist() == [0.0, 0.5, 1.0]
+    assert gf.eye(2, device=device).tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    assert gf.empty(2, 2, device=device).shape == (2, 2)
+
+
+def test_like_factories_keep_shape_dtype_device():
+    x = gf.ones(2, 3, dtype=gf.float64)
+    for f in (gf.zeros_like, gf.ones_like, gf.empty_like, gf.rand_like, gf.randn_like):
+        y = f(x)
+        assert y.shape == (2, 3) and y.dtype == gf.float64
+    assert gf.full_like(x, 3.0).tolist()[0] == [3.0] * 3
+
+
+def test_factory_requires_grad():
+    assert gf.zeros(2, requires_grad=True).requires_grad
+
+
+def test_same_seed_gives_same_numbers():
+    gf.manual_seed(123)
+    a = gf.randn(5).tolist()
+    gf.manual_seed(123)
+    assert gf.randn(5).tolist() == a
+    g = gf.Generator(seed=7)
+    b = gf.rand(3, generator=g).tolist()
+    assert gf.rand(3, generator=gf.Generator(seed=7)).tolist() == b
+
+
+def test_randint_and_randperm():
+    r = gf.randint(0, 5, (100,))
+    assert r.dtype == gf.int64 and r.min().item() >= 0 and r.max().item() < 5
+    p = gf.randperm(10)
+    assert sorted(p.tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="high .* must be greater than low"):
+        gf.randint(3, 3, (2,))
+
+
+def test_random_dtypes():
+    assert gf.randn(2).dtype == gf.float32
+    assert gf.rand(2, dtype=gf.float64).dtype == gf.float64
+
+
+def test_negative_size_is_an_error():
+    with pytest.raises(ValueError, match="non-negative"):
+        gf.zeros(-1)
+
+
+def test_unsupported_dtype_is_an_error():
+    with pytest.raises(TypeError, match="not supported"):
+        gf.zeros(2, dtype=numpy.complex64)
+
+
+def test_default_dtype_can_be_float64():
+    gf.set_default_dtype(gf.float64)
+    try:
+        assert gf.tensor([1.0]).dtype == gf.float64
+        assert gf.randn(2).dtype == gf.float64
+    finally:
+        gf.set_default_dtype(gf.float32)
