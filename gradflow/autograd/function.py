@@ -83,23 +83,35 @@ class Function:
         fn = cls.__new__(cls)
         if params:
             fn.__dict__.update(params)
+        enabled = _state.enabled
         arrays = []
-        tensors = []
-        requires = False
+        edges = []
+        first = None
+        recording = False
+        # One pass over the inputs: arrays for forward, edges for backward, and the
+        # device/dtype check (this loop runs for every op, so it stays flat).
         for x in inputs:
             if isinstance(x, Tensor):
-                arrays.append(x.data)
-                tensors.append(x)
-                if x._requires_grad:
-                    requires = True
+                a = x.data
+                arrays.append(a)
+                if first is None:
+                    first = a
+                elif type(a) is not type(first) or (
+                    a.dtype is not first.dtype and (a.dtype.kind == "f" or first.dtype.kind == "f")
+                ):
+                    _check_compatible(cls, [t for t in inputs if isinstance(t, Tensor)])
+                if x._requires_grad and enabled:
+                    gf = x.grad_fn
+                    edges.append((x, -1) if gf is None else (gf, x._output_nr))
+                    recording = True
+                else:
+                    edges.append(None)
             else:
                 arrays.append(x)
-        if len(tensors) > 1:
-            _check_compatible(cls, tensors)
-        recording = requires and _state.enabled
+                edges.append(None)
         if recording:
             fn._recording = True
-            fn.needs_input_grad = tuple(isinstance(x, Tensor) and x._requires_grad for x in inputs)
+            fn.needs_input_grad = tuple([e is not None for e in edges])
         else:
             fn.needs_input_grad = (False,) * len(inputs)
 
@@ -111,34 +123,34 @@ class Function:
                 return tuple(_make(o, None, False, 0) for o in outs)
             fn._num_outputs = len(outs)
             fn._output_meta = tuple((o.shape, o.dtype) for o in outs)
-            _link(fn, inputs, tensors)
+            _link(fn, edges, inputs)
             return tuple(
                 _make(o, fn, True, i) if o.dtype.kind in "fc" else _make(o, None, False, 0)
                 for i, o in enumerate(outs)
             )
         if type(out) is not _ndarray and isinstance(out, _generic):
             out = numpy.asarray(out)
-        if not recording:
-            return _make(out, None, False, 0)
-        if out.dtype.kind not in "fc":
+        if not recording or out.dtype.kind not in "fc":
             return _make(out, None, False, 0)  # integer/bool results carry no gradient
-        _link(fn, inputs, tensors)
+        _link(fn, edges, inputs)
         return _make(out, fn, True, 0)
 
 
-def _link(fn: Function, inputs: tuple, tensors: list) -> None:
-    """Record one edge per input, and the versions of saved input tensors."""
-    edges = []
-    for x in inputs:
-        if isinstance(x, Tensor) and x._requires_grad:
-            gf = x.grad_fn
-            edges.append((x, -1) if gf is None else (gf, x._output_nr))
-        else:
-            edges.append(None)
+def _link(fn: Function, edges: list, inputs: tuple) -> None:
+    """Record the edges, and the versions of input tensors whose arrays were saved."""
     fn._edges = tuple(edges)
     saved = fn._saved
     if saved:
-        versions = [(t, t._version) for t in tensors if any(s is t.data for s in saved)]
+        versions = None
+        for x in inputs:
+            if isinstance(x, Tensor):
+                data = x.data
+                for s in saved:
+                    if s is data:
+                        if versions is None:
+                            versions = []
+                        versions.append((x, x._version))
+                        break
         if versions:
             fn._saved_versions = tuple(versions)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from gradflow import dtypes
 from gradflow.autograd.function import Function
 from gradflow.ops._util import operand, shape_of, unbroadcast, xp_of
 from gradflow.tensor import Tensor
@@ -17,7 +18,7 @@ from gradflow.tensor import Tensor
 
 class Add(Function):
     def forward(self, a, b):
-        self.shapes = (shape_of(a), shape_of(b))  # saves shapes only
+        self.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))  # saves shapes only
         return a + b
 
     def backward(self, g):
@@ -28,7 +29,7 @@ class Add(Function):
 
 class Sub(Function):
     def forward(self, a, b):
-        self.shapes = (shape_of(a), shape_of(b))  # saves shapes only
+        self.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))  # saves shapes only
         return a - b
 
     def backward(self, g):
@@ -40,7 +41,7 @@ class Sub(Function):
 class Mul(Function):
     def forward(self, a, b):
         need_a, need_b = self.needs_input_grad
-        self.shapes = (shape_of(a), shape_of(b))
+        self.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         self.save_for_backward(b if need_a else None, a if need_b else None)  # the other operand
         return a * b
 
@@ -167,8 +168,6 @@ class Clip(Function):
 def _promote(a: Any, b: Any, true_division: bool = False) -> tuple:
     """Cast integer/bool tensors to the float dtype of the other side (a float tensor's, or the
     default float for a Python float), as PyTorch does; float32 and float64 are not mixed."""
-    from gradflow import dtypes
-
     a, b = operand(a), operand(b)
     target = None
     for x in (a, b):
@@ -186,9 +185,16 @@ def _promote(a: Any, b: Any, true_division: bool = False) -> tuple:
 
 
 def _binary(fn_cls: type, a: Any, b: Any) -> Tensor:
-    if type(a) is not Tensor or type(b) is not Tensor or a.data.dtype is not b.data.dtype:
-        a, b = _promote(a, b)
-    return fn_cls.apply(a, b)
+    ta, tb = type(a), type(b)
+    if ta is Tensor:
+        if tb is Tensor:
+            if a.data.dtype is b.data.dtype:
+                return fn_cls.apply(a, b)
+        elif (tb is float or tb is int) and a.data.dtype.kind == "f":
+            return fn_cls.apply(a, b)  # the common case: float tensor and a Python number
+    elif tb is Tensor and (ta is float or ta is int) and b.data.dtype.kind == "f":
+        return fn_cls.apply(a, b)
+    return fn_cls.apply(*_promote(a, b))
 
 
 def add(a: Any, b: Any) -> Tensor:
