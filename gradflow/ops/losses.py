@@ -1,0 +1,755 @@
+"""Softmax, losses and dropout: softmax, log_softmax, cross_entropy, nll_loss, mse_loss,
+l1_loss, binary_cross_entropy(_with_logits), dropout, one_hot. PyTorch semantics and defaults.
+
+Memory: cross_entropy is one fused node (log-softmax + NLL) that keeps the logits it was given
+(a reference, no copy) and one logsumexp per row; softmax/log_softmax keep their output;
+dropout keeps a bool mask; l1_loss keeps an int8 sign. On cuda, cross_entropy with (N, C)
+logits and class-index targets runs our fused kernels (kernels/fused.cu, softmax_xent_*).
+
+Class dimension: inputs are (N, C) or (N, C, d1, ...) with targets (N,) or (N, d1, ...), or (C,)
+with a 0-d target, as in PyTorch. The array code below works on any of these with the class
+axis at 1 (the public functions lift (C,) to (1, C)).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.backend import device_of
+from gradflow.ops._util import is_cuda, normalize_dim, unbroadcast, xp_of
+from gradflow.ops.unary import stable_sigmoid
+from gradflow.random import Generator, seed_for
+from gradflow.tensor import Tensor
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# ---- shared array helpers -------------------------------------------------------------------
+
+
+def _logsumexp(x: Any, axis: int) -> Any:
+    """log(sum(exp(x), axis)) without overflow: the max is subtracted first (keepdims)."""
+    xp = xp_of(x)
+    m = x.max(axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)  # an all -inf row gives -inf, not nan
+    e = x - m
+    xp.exp(e, out=e)
+    s = e.sum(axis=axis, keepdims=True)
+    xp.log(s, out=s)
+    s += m
+    return s
+
+
+def _class_index(target: Any) -> tuple:
+    """An index tuple picking x[n, target[n, i, ...], i, ...] (class axis 1) from x, by an open
+    grid: the same fancy index gathers the target logits and scatters into the gradient."""
+    xp = xp_of(target)
+    k = target.ndim
+    grids = [xp.arange(n).reshape((1,) * i + (-1,) + (1,) * (k - 1 - i)) for i, n in
+             enumerate(target.shape)]  # fmt: skip
+    return (grids[0], target, *grids[1:])
+
+
+def _class_broadcast(w: Any, ndim: int) -> Any:
+    """A (C,) per-class array shaped to broadcast against (N, C, d1, ...)."""
+    return w.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _kept_targets(target: Any, weight: Any, ignore_index: int, n_classes: int, dtype: Any):
+    """(safe target, per-element weight w[t] with 0 at ignored, out-of-range mask or None).
+
+    Out-of-range targets are rejected on cpu before the op runs; on cuda checking would cost a
+    host synchronization, so they are masked here and give NaN (like the fused kernel)."""
+    xp = xp_of(target)
+    keep = target != ignore_index
+    safe = xp.where(keep, target, 0)
+    bad = None
+    if is_cuda(target):
+        bad = (safe < 0) | (safe >= n_classes)
+        safe = xp.where(bad, 0, safe)
+    if weight is None:
+        w_t = keep.astype(dtype)
+    else:
+        w_t = xp.where(keep, weight[safe], weight.dtype.type(0))
+    return safe, w_t, bad
+
+
+def _grad_scale(g: Any, reduction: str, denom: Any = None) -> Any:
+    """d reduced / d per-element loss, times the upstream gradient g."""
+    if reduction == "mean":
+        return g / denom
+    return g
+
+
+def _reduce(loss: Any, reduction: str, denom: Any = None) -> Any:
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    return total if reduction == "sum" else total / denom
+
+
+# ---- softmax, log_softmax ---------------------------------------------------------------------
+
+
+class Softmax(Function):
+    def forward(self, x):
+        xp = xp_of(x)
+        m = x.max(axis=self.dim, keepdims=True)
+        y = x - xp.where(xp.isfinite(m), m, 0)
+        xp.exp(y, out=y)
+        y /= y.sum(axis=self.dim, keepdims=True)
+        self.save_for_backward(y)  # the output: dx = y * (g - sum(g * y))
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        gy = g * y
+        gy -= y * gy.sum(axis=self.dim, keepdims=True)
+        return gy
+
+
+class LogSoftmax(Function):
+    def forward(self, x):
+        out = x - _logsumexp(x, self.dim)
+        self.save_for_backward(out)  # the output: dx = g - exp(out) * sum(g)
+        return out
+
+    def backward(self, g):
+        (out,) = self.saved_arrays
+        dx = xp_of(out).exp(out)
+        dx *= -g.sum(axis=self.dim, keepdims=True)
+        dx += g
+        return dx
+
+
+def _float_tensor(x: Any, op: str, name: str = "input") -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(
+            f"{op}: argument '{name}' has dtype {x.dtype} and shape {tuple(x.shape)}; expected "
+            "a floating-point tensor (convert with .float() or .double())"
+        )
+    return x
+
+
+def softmax(x: Tensor, dim: int) -> Tensor:
+    """Normalized exponentials along `dim`: softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j -
+    max x), so large inputs do not overflow.
+
+    >>> softmax(gradflow.tensor([0.0, 0.0]), dim=0)  # tensor([0.5, 0.5])
+    """
+    x = _float_tensor(x, "softmax")
+    return Softmax.apply(x, dim=normalize_dim(dim, x.ndim, "softmax"))
+
+
+def log_softmax(x: Tensor, dim: int) -> Tensor:
+    """Log of softmax along `dim`: x_i - logsumexp(x), computed stably (max subtracted first).
+
+    >>> log_softmax(gradflow.tensor([0.0, 0.0]), dim=0)  # tensor([-0.6931, -0.6931])
+    """
+    x = _float_tensor(x, "log_softmax")
+    return LogSoftmax.apply(x, dim=normalize_dim(dim, x.ndim, "log_softmax"))
+
+
+# ---- cross_entropy ----------------------------------------------------------------------------
+
+
+class CrossEntropy(Function):
+    """log_softmax + NLL (class indices) or soft-target cross-entropy, as one node.
+
+    Row loss with class-index target t, class weights w (ones when None), W = sum w, eps =
+    label_smoothing and lse = logsumexp(x):
+        (1 - eps) w[t] (lse - x[t]) + eps / C * sum_c w[c] (lse - x[c])
+    and 0 where t == ignore_index; 'mean' divides the sum by sum of w[t] over kept targets.
+    With probabilities q (smoothed to (1 - eps) q + eps / C): sum_c w[c] q[c] (lse - x[c]),
+    'mean' divides by the number of rows (N * d1 * ...).
+    """
+
+    _kernel_backend: Any = None  # tests set a CPU emulation backend to run the cuda route
+
+    def _use_kernel(self, x, target) -> bool:
+        if self.probs or x.ndim != 2 or x.dtype not in (numpy.float32, numpy.float64):
+            return False
+        return self._kernel_backend is not None or is_cuda(x)
+
+    def forward(self, x, target, weight):
+        self.kernel = self._use_kernel(x, target)
+        if self.kernel:
+            return self._forward_kernel(x, target, weight)
+        lse = _logsumexp(x, 1)
+        # Memory: the logits (the input itself, no copy), lse (one value per row), the
+        # target and weight (inputs). Backward rebuilds softmax = exp(x - lse).
+        self.save_for_backward(x, lse, target, weight)
+        if self.probs:
+            wq = self._weighted_probs(target, weight, x.shape[1])
+            loss = (wq * (lse - x)).sum(axis=1)
+            self.denom = loss.size
+            return _reduce(loss, self.reduction, loss.dtype.type(loss.size))
+        lse = lse[:, 0]
+        n_classes = x.shape[1]
+        safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
+        loss = w_t * (lse - x[_class_index(safe)])
+        eps = self.label_smoothing
+        if eps:
+            neg_logp = lse[:, None] - x
+            if weight is not None:
+                neg_logp *= _class_broadcast(weight, x.ndim)
+            smooth = neg_logp.sum(axis=1)
+            smooth *= target != self.ignore_index
+            loss *= 1 - eps
+            loss += (eps / n_classes) * smooth
+        if bad is not None:
+            loss[bad] = numpy.nan
+        self.denom = w_t.sum()
+        return _reduce(loss, self.reduction, self.denom)
+
+    def _weighted_probs(self, q, weight, n_classes):
+        eps = self.label_smoothing
+        if eps:
+            q = q * (1 - eps) + eps / n_classes
+        return q if weight is None else q * _class_broadcast(weight, q.ndim)
+
+    def backward(self, g):
+        if self.kernel:
+            return self._backward_kernel(g)
+        x, lse, target, weight = self.saved_arrays
+        s = _grad_scale(g, self.reduction, self.denom)
+        xp = xp_of(x)
+        if self.probs:
+            return self._backward_probs(x, lse, target, weight, s, xp)
+        n_classes = x.shape[1]
+        eps = self.label_smoothing
+        safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
+        s = s * (target != self.ignore_index)  # (N, d1, ...): ignored rows get no gradient
+        if bad is not None:
+            s[bad] = numpy.nan
+        total_w = n_classes if weight is None else weight.sum()
+        dx = x - lse
+        xp.exp(dx, out=dx)  # softmax
+        dx *= (s * ((1 - eps) * w_t + (eps / n_classes) * total_w))[:, None]
+        dx[_class_index(safe)] -= s * ((1 - eps) * w_t)
+        if eps:
+            w = 1 if weight is None else _class_broadcast(weight, x.ndim)
+            dx -= (s * (eps / n_classes))[:, None] * w
+        return dx, None, None
+
+    def _backward_probs(self, x, lse, target, weight, s, xp):
+        need_x, need_target = self.needs_input_grad[:2]
+        s = xp.expand_dims(s, 1) if self.reduction == "none" else s
+        wq = self._weighted_probs(target, weight, x.shape[1])
+        dx = dtarget = None
+        if need_x:
+            dx = x - lse
+            xp.exp(dx, out=dx)
+            dx *= wq.sum(axis=1, keepdims=True)
+            dx -= wq
+            dx *= s
+        if need_target:
+            dtarget = lse - x
+            if weight is not None:
+                dtarget *= _class_broadcast(weight, x.ndim)
+            dtarget *= s * (1 - self.label_smoothing)
+        return dx, dtarget, None
+
+    # GPU: (N, C) class-index cross-entropy runs the fused softmax_xent kernels: one pass over
+    # the logits forward (loss and lse per row), one backward. Spatial and probability targets
+    # use the array path above with CuPy's functions.
+    def _forward_kernel(self, x, target, weight):
+        from gradflow.kernels import softmax_xent_fwd
+
+        loss, lse = softmax_xent_fwd(
+            x, target, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
+            weight=weight, backend=self._kernel_backend,
+        )  # fmt: skip
+        self.save_for_backward(x, lse, target, weight)  # the logits (a reference) and lse [N]
+        self.denom = None
+        if self.reduction == "mean":
+            _, w_t, _ = _kept_targets(target, weight, self.ignore_index, x.shape[1], x.dtype)
+            self.denom = w_t.sum()
+        return _reduce(loss, self.reduction, self.denom)
+
+    def _backward_kernel(self, g):
+        from gradflow.kernels import softmax_xent_bwd
+
+        x, lse, target, weight = self.saved_arrays
+        scale = _grad_scale(g, self.reduction, self.denom)  # a device array: no host sync
+        dx = softmax_xent_bwd(
+            x, lse, target, scale, ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing, weight=weight, backend=self._kernel_backend,
+        )  # fmt: skip
+        return dx, None, None
+
+
+def _check_reduction(reduction: Any, op: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(
+            f"{op}: argument 'reduction' is {reduction!r}; expected 'mean', 'sum' or 'none'"
+        )
+
+
+def _check_weight(weight: Any, n_classes: int, input: Tensor, op: str) -> None:
+    if weight is None:
+        return
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{op}: argument 'weight' must be a Tensor, got {type(weight).__name__}")
+    if weight.shape != (n_classes,) or weight.dtype != input.dtype:
+        raise ValueError(
+            f"{op}: argument 'weight' has shape {tuple(weight.shape)} and dtype {weight.dtype}; "
+            f"expected one {input.dtype} weight per class, shape ({n_classes},)"
+        )
+
+
+def _class_target_args(
+    input: Any, target: Any, weight: Any, ignore_index: int, reduction: str, op: str,
+    allow_probs: bool,
+) -> tuple[Tensor, Tensor, bool, bool]:  # fmt: skip
+    """Validate (input, target, weight); returns (input, target, is_probability_target,
+    lifted) with a (C,) input lifted to (1, C) (lifted says to drop that dim again)."""
+    input = _float_tensor(input, op)
+    _check_reduction(reduction, op)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{op}: argument 'target' must be a Tensor, got {type(target).__name__}")
+    if input.ndim == 0:
+        raise ValueError(f"{op}: argument 'input' is 0-d; expected (N, C), (N, C, d1, ...) or (C,)")
+    lifted = input.ndim == 1
+    if lifted:
+        input = input.reshape(1, -1)
+        target = target.reshape(1, *target.shape)
+    n_classes = input.shape[1]
+    _check_weight(weight, n_classes, input, op)
+    index_shape = (input.shape[0],) + tuple(input.shape[2:])
+    if allow_probs and target.dtype.kind == "f" and target.shape == input.shape:
+        if target.dtype != input.dtype:
+            raise TypeError(
+                f"{op}: probability 'target' has dtype {target.dtype}; expected {input.dtype} "
+                "like 'input'"
+            )
+        return input, target, True, lifted
+    shown = lambda s: s[1:] if lifted else s  # noqa: E731  (shapes as the caller gave them)
+    if target.dtype.kind not in "iu":
+        probs = f", or class probabilities of shape {shown(tuple(input.shape))}"
+        raise TypeError(
+            f"{op}: argument 'target' has dtype {target.dtype} and shape "
+            f"{shown(tuple(target.shape))}; expected integer class indices (int64) of shape "
+            f"{shown(index_shape)}" + (probs if allow_probs else "")
+        )
+    if target.shape != index_shape:
+        raise ValueError(
+            f"{op}: argument 'target' has shape {shown(tuple(target.shape))} for 'input' of "
+            f"shape {shown(tuple(input.shape))}; expected class indices of shape "
+            f"{shown(index_shape)}"
+        )
+    if target.dtype != numpy.int64:
+        target = target.long()
+    if not is_cuda(target.data):  # on cuda this would synchronize; the kernels give NaN
+        t = target.data
+        bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+        if bad.any():
+            pos = tuple(int(i) for i in numpy.argwhere(bad)[0])
+            raise IndexError(
+                f"{op}: target holds class index {int(t[pos])} at position "
+                f"{shown(pos)}, outside [0, {n_classes}) for 'input' with {n_classes} classes "
+                f"(and not ignore_index={ignore_index})"
+            )
+    return input, target, False, lifted
+
+
+def cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Cross-entropy of logits against class indices or class probabilities (PyTorch's).
+
+    loss_n = (1 - eps) w[t_n] (logsumexp(x_n) - x_n[t_n]) + eps/C sum_c w[c] (logsumexp(x_n)
+    - x_n[c]), 0 where t_n == ignore_index; 'mean' divides the sum by sum_n w[t_n] over kept
+    targets (weights default to 1). input (N, C) or (N, C, d1, ...) or (C,); target int64
+    (N,) / (N, d1, ...) / (), or probabilities of input's shape ('mean' then divides by N*d1*...).
+    One fused node: log-softmax is never materialized for backward. `weight` gets no gradient.
+
+    >>> cross_entropy(gradflow.tensor([[2.0, 0.0]]), gradflow.tensor([0]))  # tensor(0.1269)
+    """
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(
+            f"cross_entropy: argument 'label_smoothing' is {label_smoothing}; expected a float "
+            "in [0, 1]"
+        )
+    x, target, probs, lifted = _class_target_args(
+        input, target, weight, ignore_index, reduction, "cross_entropy", allow_probs=True
+    )
+    out = CrossEntropy.apply(
+        x, target, weight, ignore_index=int(ignore_index), reduction=reduction,
+        label_smoothing=float(label_smoothing), probs=probs,
+    )  # fmt: skip
+    return out.reshape(()) if lifted and reduction == "none" else out
+
+
+# ---- nll_loss ---------------------------------------------------------------------------------
+
+
+class NLLLoss(Function):
+    """-w[t] x[t] per element (x: log-probabilities, class axis 1), 0 where t == ignore_index."""
+
+    def forward(self, x, target, weight):
+        safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, x.shape[1], x.dtype)
+        loss = -w_t * x[_class_index(safe)]
+        if bad is not None:
+            loss[bad] = numpy.nan
+        self.save_for_backward(target, weight)  # inputs only (references); x is not needed
+        self.input_meta = (x.shape, x.dtype)
+        self.denom = w_t.sum()
+        return _reduce(loss, self.reduction, self.denom)
+
+    def backward(self, g):
+        target, weight = self.saved_arrays
+        shape, dtype = self.input_meta
+        xp = xp_of(target)
+        safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, shape[1], dtype)
+        s = _grad_scale(g, self.reduction, self.denom) * w_t
+        if bad is not None:
+            s[bad] = numpy.nan
+        dx = xp.zeros(shape, dtype)
+        dx[_class_index(safe)] = -s
+        return dx, None, None
+
+
+def nll_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Negative log-likelihood of log-probabilities: loss_n = -w[t_n] input_n[t_n] (PyTorch's).
+
+    0 where t_n == ignore_index; 'mean' divides the sum by sum_n w[t_n] over kept targets.
+    input (N, C), (N, C, d1, ...) or (C,); target int64 (N,), (N, d1, ...) or ().
+
+    >>> nll_loss(gradflow.tensor([[-0.1, -2.4]]), gradflow.tensor([1]))  # tensor(2.4)
+    """
+    x, target, _, lifted = _class_target_args(
+        input, target, weight, ignore_index, reduction, "nll_loss", allow_probs=False
+    )
+    out = NLLLoss.apply(x, target, weight, ignore_index=int(ignore_index), reduction=reduction)
+    return out.reshape(()) if lifted and reduction == "none" else out
+
+
+# ---- regression losses ------------------------------------------------------------------------
+
+
+class MSELoss(Function):
+    def forward(self, x, y):
+        diff = x - y
+        self.save_for_backward(diff)  # the difference only: both gradients are +-2 diff
+        self.shapes = (x.shape, y.shape)
+        loss = diff * diff
+        return _reduce(loss, self.reduction, loss.dtype.type(loss.size))
+
+    def backward(self, g):
+        (diff,) = self.saved_arrays
+        s = _grad_scale(g, self.reduction, diff.dtype.type(diff.size))
+        d = diff * (2 * s)
+        need_x, need_y = self.needs_input_grad
+        return (
+            unbroadcast(d, self.shapes[0]) if need_x else None,
+            unbroadcast(-d, self.shapes[1]) if need_y else None,
+        )
+
+
+class L1Loss(Function):
+    def forward(self, x, y):
+        xp = xp_of(x)
+        diff = x - y
+        self.save_for_backward(xp.sign(diff).astype(xp.int8))  # an int8 sign, 0 at 0
+        self.shapes = (x.shape, y.shape)
+        xp.abs(diff, out=diff)
+        return _reduce(diff, self.reduction, diff.dtype.type(diff.size))
+
+    def backward(self, g):
+        (sign,) = self.saved_arrays
+        s = _grad_scale(g, self.reduction, g.dtype.type(sign.size))
+        d = sign * s
+        need_x, need_y = self.needs_input_grad
+        return (
+            unbroadcast(d, self.shapes[0]) if need_x else None,
+            unbroadcast(-d, self.shapes[1]) if need_y else None,
+        )
+
+
+def _pair_args(input: Any, target: Any, reduction: str, op: str) -> tuple[Tensor, Tensor]:
+    input = _float_tensor(input, op)
+    _check_reduction(reduction, op)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{op}: argument 'target' must be a Tensor, got {type(target).__name__}")
+    if target.dtype != input.dtype:
+        raise TypeError(
+            f"{op}: argument 'target' has dtype {target.dtype}; expected {input.dtype} like 'input'"
+        )
+    try:
+        numpy.broadcast_shapes(input.shape, target.shape)
+    except ValueError:
+        raise ValueError(
+            f"{op}: argument 'target' has shape {tuple(target.shape)}, which does not broadcast "
+            f"with 'input' of shape {tuple(input.shape)}"
+        ) from None
+    return input, target
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean squared error: (input - target)^2 per element, then reduced ('mean', 'sum',
+    'none'); shapes broadcast.
+
+    >>> mse_loss(gradflow.tensor([1.0, 3.0]), gradflow.tensor([0.0, 0.0]))  # tensor(5.)
+    """
+    input, target = _pair_args(input, target, reduction, "mse_loss")
+    return MSELoss.apply(input, target, reduction=reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean absolute error: |input - target| per element, then reduced; gradient sign(input -
+    target), 0 where they are equal.
+
+    >>> l1_loss(gradflow.tensor([1.0, -3.0]), gradflow.tensor([0.0, 0.0]))  # tensor(2.)
+    """
+    input, target = _pair_args(input, target, reduction, "l1_loss")
+    return L1Loss.apply(input, target, reduction=reduction)
+
+
+# ---- binary cross-entropy ---------------------------------------------------------------------
+
+
+def _softplus_neg(x: Any) -> Any:
+    """log(1 + exp(-x)) = log1p(exp(-|x|)) + max(-x, 0): finite for any x, no cancellation."""
+    xp = xp_of(x)
+    out = xp.abs(x)
+    xp.negative(out, out=out)
+    xp.exp(out, out=out)
+    xp.log1p(out, out=out)
+    out += xp.maximum(-x, 0)
+    return out
+
+
+class BCEWithLogits(Function):
+    """w ((1 - y) x + (1 + (pw - 1) y) log(1 + exp(-x))): PyTorch's formula, stable for any x."""
+
+    def forward(self, x, y, weight, pos_weight):
+        # Memory: the four inputs (references, no new arrays); backward recomputes the rest.
+        self.save_for_backward(x, y, weight, pos_weight)
+        loss = self._unweighted(x, y, pos_weight)
+        if weight is not None:
+            loss = loss * weight
+        return _reduce(loss, self.reduction, loss.dtype.type(loss.size))
+
+    @staticmethod
+    def _unweighted(x, y, pos_weight):
+        sp = _softplus_neg(x)
+        if pos_weight is not None:
+            sp *= 1 + (pos_weight - 1) * y
+        return (1 - y) * x + sp
+
+    def backward(self, g):
+        x, y, weight, pos_weight = self.saved_arrays
+        need_x, need_y, need_w, need_pw = self.needs_input_grad
+        size = numpy.broadcast_shapes(*(a.shape for a in (x, y, weight, pos_weight) if a is not
+                                        None))  # fmt: skip
+        s = _grad_scale(g, self.reduction, x.dtype.type(int(numpy.prod(size))))
+        sw = s if weight is None else s * weight
+        dx = dy = dw = dpw = None
+        if need_x:
+            if pos_weight is None:
+                dx = stable_sigmoid(x) - y
+            else:  # (1 - y) - (1 + (pw - 1) y) sigmoid(-x)
+                dx = (1 - y) - (1 + (pos_weight - 1) * y) * stable_sigmoid(-x)
+            dx = unbroadcast(dx * sw, x.shape)
+        if need_y:
+            dy = -x if pos_weight is None else (pos_weight - 1) * _softplus_neg(x) - x
+            dy = unbroadcast(dy * sw, y.shape)
+        if need_w:
+            dw = unbroadcast(self._unweighted(x, y, pos_weight) * s, weight.shape)
+        if need_pw:
+            dpw = unbroadcast(y * _softplus_neg(x) * sw, pos_weight.shape)
+        return dx, dy, dw, dpw
+
+
+def _optional_float(t: Any, input: Tensor, op: str, name: str) -> None:
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(t).__name__}")
+    try:
+        ok = numpy.broadcast_shapes(t.shape, input.shape) == input.shape
+    except ValueError:
+        ok = False
+    if not ok or t.dtype != input.dtype:
+        raise ValueError(
+            f"{op}: argument '{name}' has shape {tuple(t.shape)} and dtype {t.dtype}; expected "
+            f"a {input.dtype} tensor that broadcasts to 'input' of shape {tuple(input.shape)}"
+        )
+
+
+def _binary_args(input: Any, target: Any, weight: Any, reduction: str, op: str) -> tuple:
+    input, target = _pair_args(input, target, reduction, op)
+    if target.shape != input.shape:
+        raise ValueError(
+            f"{op}: argument 'target' has shape {tuple(target.shape)}; expected the shape of "
+            f"'input', {tuple(input.shape)}"
+        )
+    _optional_float(weight, input, op, "weight")
+    return input, target
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> Tensor:
+    """Binary cross-entropy of logits: -w (pw y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))),
+    computed as w ((1 - y) x + (1 + (pw - 1) y) (log1p(exp(-|x|)) + max(-x, 0))): finite for
+    logits of any size. pos_weight broadcasts along the last (class) dim.
+
+    >>> binary_cross_entropy_with_logits(gradflow.tensor([0.0]), gradflow.tensor([1.0]))
+    tensor(0.6931)
+    """
+    op = "binary_cross_entropy_with_logits"
+    input, target = _binary_args(input, target, weight, reduction, op)
+    _optional_float(pos_weight, input, op, "pos_weight")
+    return BCEWithLogits.apply(input, target, weight, pos_weight, reduction=reduction)
+
+
+_LOG_FLOOR = -100.0  # PyTorch clamps log(p) and log(1 - p) here, so p = 0 or 1 stays finite
+_BCE_EPS = 1e-12  # and bounds the gradient's denominator p (1 - p) below by this
+
+
+def _clamped_logs(p: Any, xp: Any) -> tuple[Any, Any]:
+    """(log p, log(1 - p)), each clamped below at -100."""
+    with numpy.errstate(divide="ignore"):  # log(0) = -inf is expected; the clamp handles it
+        return xp.maximum(xp.log(p), _LOG_FLOOR), xp.maximum(xp.log1p(-p), _LOG_FLOOR)
+
+
+class BCE(Function):
+    def forward(self, p, y, weight):
+        xp = xp_of(p)
+        self.save_for_backward(p, y, weight)  # the inputs (references, no new arrays)
+        loss = self._logs(p, y, xp)
+        xp.negative(loss, out=loss)
+        if weight is not None:
+            loss *= weight
+        return _reduce(loss, self.reduction, loss.dtype.type(loss.size))
+
+    @staticmethod
+    def _logs(p, y, xp):
+        log_p, log_q = _clamped_logs(p, xp)
+        return y * log_p + (1 - y) * log_q
+
+    def backward(self, g):
+        p, y, weight = self.saved_arrays
+        xp = xp_of(p)
+        need_p, need_y = self.needs_input_grad[:2]
+        s = _grad_scale(g, self.reduction, p.dtype.type(p.size))
+        sw = s if weight is None else s * weight
+        dp = dy = None
+        if need_p:
+            dp = (p - y) / xp.maximum(p * (1 - p), _BCE_EPS) * sw
+        if need_y:
+            log_p, log_q = _clamped_logs(p, xp)
+            dy = (log_q - log_p) * sw
+        return dp, dy, None
+
+
+def binary_cross_entropy(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, reduction: str = "mean"
+) -> Tensor:
+    """Binary cross-entropy of probabilities: -w (y log p + (1 - y) log(1 - p)), the logs
+    clamped at -100 as in PyTorch. Prefer binary_cross_entropy_with_logits (stable).
+
+    >>> binary_cross_entropy(gradflow.tensor([0.5]), gradflow.tensor([1.0]))  # tensor(0.6931)
+    """
+    op = "binary_cross_entropy"
+    input, target = _binary_args(input, target, weight, reduction, op)
+    if not is_cuda(input.data):  # on cuda the check would synchronize
+        p = input.data
+        if ((p < 0) | (p > 1)).any():
+            raise ValueError(
+                f"{op}: argument 'input' holds values outside [0, 1] (min {p.min()}, max "
+                f"{p.max()}); expected probabilities (use binary_cross_entropy_with_logits for "
+                "logits)"
+            )
+    return BCE.apply(input, target, weight, reduction=reduction)
+
+
+# ---- dropout ----------------------------------------------------------------------------------
+
+
+class Dropout(Function):
+    def forward(self, x):
+        rng = seed_for(self.generator, device_of(x))
+        draw = x.dtype if x.dtype in (numpy.float32, numpy.float64) else numpy.float32
+        if is_cuda(x):
+            with x.device:
+                keep = rng.random(x.shape, dtype=draw) >= self.p
+        else:
+            keep = rng.random(x.shape, dtype=draw) >= self.p  # kept with probability 1 - p
+        self.save_for_backward(keep)  # a bool mask: a quarter of a float32 array
+        self.scale = x.dtype.type(0 if self.p == 1 else 1 / (1 - self.p))
+        out = x * keep
+        out *= self.scale
+        return out
+
+    def backward(self, g):
+        (keep,) = self.saved_arrays
+        dx = g * keep
+        dx *= self.scale
+        return dx
+
+
+def dropout(
+    x: Tensor, p: float = 0.5, training: bool = True, generator: Generator | None = None
+) -> Tensor:
+    """Inverted dropout: each element zeroed with probability p, the rest scaled by 1 / (1 - p)
+    so the expectation is unchanged. Returns x itself when p == 0 or not training. The mask is
+    drawn from `generator` or the default seeded generator of x's device.
+
+    >>> dropout(gradflow.ones(4), p=0.5)  # e.g. tensor([2., 0., 2., 2.])
+    """
+    x = _float_tensor(x, "dropout")
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability p has to be between 0 and 1, but got {p!r}")
+    if p == 0 or not training:
+        return x
+    return Dropout.apply(x, p=float(p), generator=generator)
+
+
+# ---- one_hot ----------------------------------------------------------------------------------
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Class indices (any shape) as one-hot rows: out[..., k] = 1 where tensor[...] == k, int64
+    of shape tensor.shape + (num_classes,); num_classes=-1 uses max + 1.
+
+    >>> one_hot(gradflow.tensor([0, 2]), 3)  # tensor([[1, 0, 0], [0, 0, 1]])
+    """
+    if not isinstance(tensor, Tensor) or tensor.dtype.kind not in "iu":
+        dtype = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
+        raise TypeError(f"one_hot: argument 'tensor' has dtype {dtype}; expected integer indices")
+    t = tensor.data
+    xp = xp_of(t)
+    if num_classes == -1:
+        if t.size == 0:
+            raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass it")
+        num_classes = int(t.max()) + 1
+    if t.size and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+        raise IndexError(
+            f"one_hot: class values must be in [0, {num_classes}), got min {int(t.min())} and "
+            f"max {int(t.max())}"
+        )
+    out = xp.arange(num_classes) == t[..., None]
+    return Tensor._wrap(out.astype(xp.int64))
