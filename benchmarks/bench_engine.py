@@ -1,0 +1,153 @@
+"""Engine overhead: what gradflow's Python costs per op, against PyTorch eager in the same run.
+
+Two workloads, each for gradflow and (when importable) torch:
+- a chain of tiny ops, forward + backward on a 4-element float32 tensor (x * 1.0001 + 0.0001,
+  repeated, then a sum): the time is almost all per-op bookkeeping, so median / ops is the
+  per-op overhead in microseconds;
+- one step of a 784-128-10 MLP at batch 32 (linear, relu, linear, cross-entropy, backward).
+
+extra_info holds gradflow_us / gradflow_ms, torch_us / torch_ms (torch timed in the same test)
+and ratio_to_torch (gradflow / torch; below 1 means gradflow is faster).
+
+    pytest benchmarks/bench_engine.py                      # measure
+    pytest benchmarks/bench_engine.py --benchmark-disable  # smoke: each body once, tiny sizes
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy
+import pytest
+from _util import compare_with_torch, paired_medians, torch_or_none
+
+import gradflow
+
+FRAMEWORKS = ["gradflow", pytest.param("torch", marks=pytest.mark.torch)]
+MLP_SIZES = (784, 128, 10)
+
+
+def _require(framework: str) -> Any:
+    """The torch module for the torch variant (skipped when torch is missing), else None."""
+    if framework == "torch" and torch_or_none() is None:
+        pytest.skip("torch is not installed")
+    return torch_or_none() if framework == "torch" else None
+
+
+# ---- chain of tiny ops -----------------------------------------------------------------------
+def make_chain(framework: str, pairs: int) -> Callable[[], Any]:
+    """A function running `pairs` (mul, add) pairs and a sum forward, then backward."""
+    start = numpy.ones(4, dtype=numpy.float32)
+    if framework == "torch":
+        torch = torch_or_none()
+        x = torch.tensor(start, requires_grad=True)
+    else:
+        x = gradflow.tensor(start, requires_grad=True)
+
+    def run() -> Any:
+        y = x
+        for _ in range(pairs):
+            y = y * 1.0001
+            y = y + 0.0001
+        y.sum().backward()
+        x.grad = None
+        return y
+
+    return run
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_chain_of_tiny_ops(benchmark: Any, bench: Any, framework: str) -> None:
+    """Forward + backward over ~1,000 ops on 4 floats; extra_info has the per-op µs."""
+    _require(framework)
+    pairs = bench.size(500, 50)
+    ops = 2 * pairs + 1  # the mul/add pairs and the final sum
+    run = make_chain(framework, pairs)
+    y = benchmark(run)
+    assert tuple(y.shape) == (4,)
+    benchmark.extra_info["ops"] = ops
+    if framework == "torch":
+        (seconds,) = paired_medians([run], bench.repeats)
+        benchmark.extra_info["torch_us"] = round(seconds * 1e6 / ops, 3)
+        return
+    torch_run = make_chain("torch", pairs) if torch_or_none() is not None else None
+    compare_with_torch(benchmark, run, torch_run, bench.repeats, per=ops, unit="us")
+
+
+# ---- MLP step --------------------------------------------------------------------------------
+def _mlp_arrays(batch: int, sizes: tuple) -> dict:
+    """Seeded float32 weights, inputs and integer labels shared by both frameworks."""
+    rng = numpy.random.default_rng(0)
+    n_in, n_hidden, n_out = sizes
+    return {
+        "w1": (rng.standard_normal((n_hidden, n_in)) / numpy.sqrt(n_in)).astype(numpy.float32),
+        "b1": numpy.zeros(n_hidden, numpy.float32),
+        "w2": (rng.standard_normal((n_out, n_hidden)) / numpy.sqrt(n_hidden)).astype(numpy.float32),
+        "b2": numpy.zeros(n_out, numpy.float32),
+        "x": rng.standard_normal((batch, n_in)).astype(numpy.float32),
+        "y": rng.integers(0, n_out, batch),
+    }
+
+
+def gradflow_cross_entropy() -> tuple[Callable[..., Any], str]:
+    """gradflow.nn.functional.cross_entropy when it exists, else log-softmax from basic ops."""
+    try:
+        from gradflow.nn.functional import cross_entropy
+    except ImportError:
+        return _composite_cross_entropy, "composite"
+    return cross_entropy, "cross_entropy"
+
+
+def _composite_cross_entropy(logits: Any, target: Any) -> Any:
+    """Mean negative log-likelihood via a max-shifted log-softmax built from exp/sum/log."""
+    shift = gradflow.tensor(logits.data.max(axis=1, keepdims=True))
+    z = logits - shift
+    log_probs = z - z.exp().sum(dim=1, keepdim=True).log()
+    onehot = numpy.eye(logits.shape[1], dtype=logits.dtype)[target.data]
+    return -(log_probs * gradflow.tensor(onehot)).sum() * (1.0 / logits.shape[0])
+
+
+def make_mlp_step(framework: str, batch: int, sizes: tuple = MLP_SIZES) -> Callable[[], Any]:
+    """A function running one forward + cross-entropy + backward step of a 2-layer MLP."""
+    arrays = _mlp_arrays(batch, sizes)
+    names = ("w1", "b1", "w2", "b2")
+    if framework == "torch":
+        torch = torch_or_none()
+        params = [torch.tensor(arrays[k], requires_grad=True) for k in names]
+        x, y = torch.tensor(arrays["x"]), torch.tensor(arrays["y"])
+        linear, relu = torch.nn.functional.linear, torch.relu
+        loss_fn = torch.nn.functional.cross_entropy
+    else:
+        params = [gradflow.tensor(arrays[k], requires_grad=True) for k in names]
+        x, y = gradflow.tensor(arrays["x"]), gradflow.tensor(arrays["y"])
+        linear, relu = gradflow.ops.linalg.linear, gradflow.relu
+        loss_fn = gradflow_cross_entropy()[0]
+    w1, b1, w2, b2 = params
+
+    def step() -> Any:
+        loss = loss_fn(linear(relu(linear(x, w1, b1)), w2, b2), y)
+        loss.backward()
+        for p in params:
+            p.grad = None
+        return loss
+
+    return step
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_mlp_step(benchmark: Any, bench: Any, framework: str) -> None:
+    """One 784-128-10 MLP training step (forward, loss, backward) at batch 32."""
+    _require(framework)
+    batch = bench.size(32, 8)
+    step = make_mlp_step(framework, batch)
+    loss = benchmark(step)
+    assert numpy.isfinite(float(loss.item()))
+    benchmark.extra_info["batch"] = batch
+    if framework == "torch":
+        (seconds,) = paired_medians([step], bench.repeats)
+        benchmark.extra_info["torch_ms"] = round(seconds * 1e3, 4)
+        return
+    benchmark.extra_info["loss"] = gradflow_cross_entropy()[1]
+    torch_step = make_mlp_step("torch", batch) if torch_or_none() is not None else None
+    compare_with_torch(benchmark, step, torch_step, bench.repeats, unit="ms")
