@@ -14,7 +14,9 @@
 // column_sum(x, out, R, C)                              1-D grid-stride over columns
 //   out[c] = sum over r of x[r, c], rows in order (the second pass of bias_act_bwd when S > 1).
 // softmax_xent_fwd(logits, target, weight, loss, lse, N, C, ignore_index, eps)
-//   One block of ROW_THREADS threads per row (grid-stride over rows). lse[n] = logsumexp(x[n]);
+//   One block per row (grid-stride over rows) of blockDim.x threads: a power of two from 32 to
+//   ROW_THREADS (the launcher sizes it to C, so small class counts waste no threads).
+//   lse[n] = logsumexp(x[n]);
 //   with t = target[n], w = weight (all ones when null) and W = sum_c w[c]:
 //     loss[n] = (1 - eps) w[t] (lse - x[t]) + eps / C * (W lse - sum_c w[c] x[c])
 //   which is PyTorch's cross_entropy(reduction='none', weight, label_smoothing=eps) row loss.
@@ -35,7 +37,7 @@ typedef GF_SCALAR_T scalar_t;
 
 #define STRIP_COLS 32    // blockDim.x of bias_act_bwd
 #define STRIP_LANES 8    // blockDim.y of bias_act_bwd
-#define ROW_THREADS 256  // blockDim.x of the softmax_xent kernels (a power of two)
+#define ROW_THREADS 256  // largest blockDim.x of the softmax_xent kernels
 
 extern "C" __global__ void bias_act_bwd(const scalar_t* __restrict__ dy,
                                         const scalar_t* __restrict__ z, scalar_t* __restrict__ dz,
@@ -78,12 +80,13 @@ extern "C" __global__ void column_sum(const scalar_t* __restrict__ x, scalar_t* 
   }
 }
 
-// Sum (or max) of v over the block, returned to every thread. Fixed tree order.
+// Sum (or max) of v over the block (blockDim.x a power of two <= ROW_THREADS), returned to
+// every thread. Fixed tree order.
 __device__ __forceinline__ scalar_t block_reduce(scalar_t v, scalar_t* buf, bool take_max) {
   const unsigned t = threadIdx.x;
   buf[t] = v;
   __syncthreads();
-  for (unsigned half = ROW_THREADS / 2; half > 0; half >>= 1) {
+  for (unsigned half = blockDim.x / 2; half > 0; half >>= 1) {
     if (t < half) buf[t] = take_max ? (buf[t + half] > buf[t] ? buf[t + half] : buf[t])
                                     : buf[t] + buf[t + half];
     __syncthreads();
@@ -103,10 +106,10 @@ extern "C" __global__ void softmax_xent_fwd(const scalar_t* __restrict__ logits,
   for (long long row = blockIdx.x; row < N; row += gridDim.x) {
     const scalar_t* x = logits + row * C;
     scalar_t m = x[0];  // a real logit, so no infinity literal is needed
-    for (long long c = threadIdx.x; c < C; c += ROW_THREADS) m = x[c] > m ? x[c] : m;
+    for (long long c = threadIdx.x; c < C; c += blockDim.x) m = x[c] > m ? x[c] : m;
     m = block_reduce(m, buf, true);
     scalar_t sum_exp = scalar_t(0), sum_wx = scalar_t(0), sum_w = scalar_t(0);
-    for (long long c = threadIdx.x; c < C; c += ROW_THREADS) {
+    for (long long c = threadIdx.x; c < C; c += blockDim.x) {
       sum_exp += exp(x[c] - m);
       const scalar_t w = weight ? weight[c] : scalar_t(1);
       sum_wx += w * x[c];

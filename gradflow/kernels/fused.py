@@ -1,0 +1,203 @@
+"""Launchers for kernels/fused.cu: bias+activation backward, bias sums, softmax cross-entropy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gradflow.kernels._common import (
+    ACT_CODES,
+    BLOCK,
+    KernelBackend,
+    check_activation,
+    check_array_type,
+    check_device,
+    check_float_arrays,
+    check_ndim,
+    check_shape,
+    contiguous,
+    describe,
+    grid_1d,
+    resolve_backend,
+    scalar,
+)
+
+STRIP_COLS, STRIP_LANES = 32, 8  # bias_act_bwd's block shape (fused.cu)
+ROW_THREADS = 256  # the softmax_xent kernels' largest block size (fused.cu)
+
+
+def _row_threads(n_cols: int) -> int:
+    """Threads per row for the softmax_xent kernels: C rounded up to a power of two, 32-256."""
+    return min(ROW_THREADS, max(32, 1 << (n_cols - 1).bit_length()))
+
+
+MIN_ROWS_PER_SLICE = 64  # below this, splitting rows across blocks costs more than it gives
+
+
+def _column_reduce(
+    launcher: str, dy: Any, z: Any, dz: Any, act: str, backend: KernelBackend, device: Any
+) -> Any:
+    """db[c] = sum over rows of dy * f'(z) (written to dz too unless dz is None)."""
+    n_rows, n_cols = dy.shape
+    dtype = dy.dtype
+    db = backend.empty((n_cols,), dtype, device)
+    if n_cols == 0:
+        return db
+    if n_rows == 0:
+        db[...] = 0
+        return db
+    cap = backend.max_grid_blocks(device)
+    strips = min(-(-n_cols // STRIP_COLS), cap)
+    slices = max(1, min(-(-n_rows // MIN_ROWS_PER_SLICE), cap // strips))
+    partial = db if slices == 1 else backend.empty((slices, n_cols), dtype, device)
+    args = (dy, z, dz, partial, np.int64(n_rows), np.int64(n_cols), np.int32(ACT_CODES[act]))
+    block = (STRIP_COLS, STRIP_LANES, 1)
+    backend.launch("fused", dtype, "bias_act_bwd", (strips, slices, 1), block, args, device)
+    if slices > 1:
+        grid = (grid_1d(backend, device, n_cols), 1, 1)
+        args = (partial, db, np.int64(slices), np.int64(n_cols))
+        backend.launch("fused", dtype, "column_sum", grid, (BLOCK, 1, 1), args, device)
+    return db
+
+
+def bias_act_bwd(
+    dy: Any, z: Any, act: str, *, backend: KernelBackend | None = None
+) -> tuple[Any, Any]:
+    """Backward of ``y = f(x @ W + b)`` through f and b: returns (dz, db).
+
+    dy and z (the pre-activation x @ W + b) are [N, C]; dz = dy * f'(z) is [N, C] and
+    db = dz.sum(axis=0) is [C], summed in a fixed order (deterministic). act is one of
+    "identity", "relu", "sigmoid", "tanh", "gelu_erf", "gelu_tanh", "silu".
+    """
+    launcher = "bias_act_bwd"
+    backend = resolve_backend(backend)
+    check_activation(launcher, act, tuple(ACT_CODES))
+    _, device = check_float_arrays(launcher, backend, dy=dy, z=z)
+    check_ndim(launcher, "dy", dy, 2, "[N, C]")
+    check_shape(launcher, "z", z, dy.shape, "the shape of 'dy'")
+    dy, z = contiguous(backend, dy, z)
+    dz = backend.empty(dy.shape, dy.dtype, device)
+    return dz, _column_reduce(launcher, dy, z, dz, act, backend, device)
+
+
+def sum_to_bias(g: Any, *, backend: KernelBackend | None = None) -> Any:
+    """The bias gradient of a [..., C] gradient: the sum over all leading axes, shape [C].
+
+    Deterministic (fixed summation order), unlike an atomics-based reduction.
+    """
+    launcher = "sum_to_bias"
+    backend = resolve_backend(backend)
+    _, device = check_float_arrays(launcher, backend, g=g)
+    if g.ndim < 2:
+        raise ValueError(f"{launcher}: argument 'g' has {describe(g)}; expected [..., C], 2-D+")
+    (g,) = contiguous(backend, g)
+    g2 = g.reshape(-1, g.shape[-1])
+    return _column_reduce(launcher, g2, None, None, "identity", backend, device)
+
+
+def _check_xent_args(
+    launcher: str, backend: KernelBackend, logits: Any, target: Any, weight: Any, **more: Any
+) -> tuple[Any, Any]:
+    arrays = {"logits": logits, **more}
+    if weight is not None:
+        arrays["weight"] = weight
+    dtype, device = check_float_arrays(launcher, backend, **arrays)
+    check_ndim(launcher, "logits", logits, 2, "[N, C]")
+    n_rows, n_cols = logits.shape
+    if n_cols == 0:
+        raise ValueError(f"{launcher}: argument 'logits' has {describe(logits)}; C must be >= 1")
+    check_array_type(launcher, backend, "target", target)
+    if target.dtype != np.int64:
+        raise TypeError(f"{launcher}: argument 'target' has {describe(target)}; expected int64")
+    check_shape(launcher, "target", target, (n_rows,), "one class index per row of 'logits'")
+    check_device(launcher, backend, "target", target, device, "logits")
+    if weight is not None:
+        check_shape(launcher, "weight", weight, (n_cols,), "one weight per class")
+    return dtype, device
+
+
+def softmax_xent_fwd(
+    logits: Any,
+    target: Any,
+    *,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    weight: Any = None,
+    backend: KernelBackend | None = None,
+) -> tuple[Any, Any]:
+    """Per-row softmax cross-entropy: returns (loss [N], lse [N]).
+
+    logits [N, C] float, target [N] int64, weight [C] or None. loss is PyTorch's
+    ``cross_entropy(logits, target, weight, ignore_index=..., label_smoothing=...,
+    reduction='none')``: 0 on ignored rows, NaN where a target is outside [0, C) (a kernel
+    cannot raise). For reduction='mean' divide loss.sum() by the sum of weight[target] over
+    the rows kept (their count when weight is None). lse (logsumexp per row) is what
+    :func:`softmax_xent_bwd` needs.
+    """
+    launcher = "softmax_xent_fwd"
+    backend = resolve_backend(backend)
+    dtype, device = _check_xent_args(launcher, backend, logits, target, weight)
+    logits, target, weight = contiguous(backend, logits, target, weight)
+    n_rows, n_cols = logits.shape
+    loss = backend.empty((n_rows,), dtype, device)
+    lse = backend.empty((n_rows,), dtype, device)
+    if n_rows:
+        grid = (min(n_rows, backend.max_grid_blocks(device)), 1, 1)
+        args = (logits, target, weight, loss, lse, np.int64(n_rows), np.int64(n_cols),
+                np.int64(ignore_index), scalar(dtype, label_smoothing))  # fmt: skip
+        backend.launch(
+            "fused", dtype, "softmax_xent_fwd", grid, (_row_threads(n_cols), 1, 1), args, device
+        )
+    return loss, lse
+
+
+def softmax_xent_bwd(
+    logits: Any,
+    lse: Any,
+    target: Any,
+    grad_scale: Any,
+    *,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    weight: Any = None,
+    backend: KernelBackend | None = None,
+) -> Any:
+    """Gradient of sum_n grad_scale_n * loss_n (loss from softmax_xent_fwd) w.r.t. logits.
+
+    grad_scale is a Python float, a one-element array (a device scalar such as the upstream
+    gradient divided by the mean's denominator: no host synchronization), or an [N] array
+    (reduction='none'). Returns dlogits [N, C] = scale * (softmax - smoothed one-hot) in the
+    unweighted case, zero rows for ignored targets, NaN rows for out-of-range targets.
+    """
+    launcher = "softmax_xent_bwd"
+    backend = resolve_backend(backend)
+    scale_array = None if isinstance(grad_scale, (int, float)) else grad_scale
+    more = {"lse": lse} if scale_array is None else {"lse": lse, "grad_scale": scale_array}
+    dtype, device = _check_xent_args(launcher, backend, logits, target, weight, **more)
+    n_rows, n_cols = logits.shape
+    check_shape(launcher, "lse", lse, (n_rows,), "one logsumexp per row of 'logits'")
+    scale_stride = 0
+    if scale_array is not None:
+        if scale_array.size == n_rows and scale_array.ndim == 1:
+            scale_stride = 1
+        elif scale_array.size != 1:
+            raise ValueError(
+                f"{launcher}: argument 'grad_scale' has {describe(scale_array)}; expected a "
+                f"float, a one-element array or shape ({n_rows},)"
+            )
+    logits, lse, target, weight, scale_array = contiguous(
+        backend, logits, lse, target, weight, scale_array
+    )
+    weight_sum = None if weight is None else weight.sum(keepdims=True)
+    scale_mul = 1.0 if scale_array is not None else float(grad_scale)
+    dlogits = backend.empty((n_rows, n_cols), dtype, device)
+    if n_rows:
+        grid = (min(n_rows, backend.max_grid_blocks(device)), 1, 1)
+        args = (logits, lse, target, weight, weight_sum, scale_array, np.int64(scale_stride),
+                scalar(dtype, scale_mul), dlogits, np.int64(n_rows), np.int64(n_cols),
+                np.int64(ignore_index), scalar(dtype, label_smoothing))  # fmt: skip
+        backend.launch(
+            "fused", dtype, "softmax_xent_bwd", grid, (_row_threads(n_cols), 1, 1), args, device
+        )
+    return dlogits
