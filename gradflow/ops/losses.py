@@ -30,17 +30,26 @@ _REDUCTIONS = ("mean", "sum", "none")
 # ---- shared array helpers -------------------------------------------------------------------
 
 
-def _logsumexp(x: Any, axis: int) -> Any:
-    """log(sum(exp(x), axis)) without overflow: the max is subtracted first (keepdims)."""
+def _max_and_log_sum(x: Any, axis: int) -> tuple[Any, Any]:
+    """(m, log sum exp(x - m)) along axis (keepdims), m the max: logsumexp = m + log_sum.
+
+    Kept as two parts because their sum rounds: at |x| ~ 1e4 in float32 one ulp of logsumexp
+    is 1e-3, while (x - m) - log_sum keeps the log-probabilities near 0 accurate to 1e-7."""
     xp = xp_of(x)
     m = x.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)  # an all -inf row gives -inf, not nan
     e = x - m
     xp.exp(e, out=e)
-    s = e.sum(axis=axis, keepdims=True)
-    xp.log(s, out=s)
-    s += m
-    return s
+    log_sum = e.sum(axis=axis, keepdims=True)
+    xp.log(log_sum, out=log_sum)
+    return m, log_sum
+
+
+def _log_softmax(x: Any, m: Any, log_sum: Any) -> Any:
+    """log softmax(x) = (x - m) - log_sum, a new array."""
+    out = x - m
+    out -= log_sum
+    return out
 
 
 def _class_index(target: Any) -> tuple:
@@ -88,7 +97,10 @@ def _reduce(loss: Any, reduction: str, denom: Any = None) -> Any:
     if reduction == "none":
         return loss
     total = loss.sum()
-    return total if reduction == "sum" else total / denom
+    if reduction == "sum":
+        return total
+    with numpy.errstate(invalid="ignore"):  # every target ignored: 0 / 0 = nan, as PyTorch
+        return total / denom
 
 
 # ---- softmax, log_softmax ---------------------------------------------------------------------
@@ -113,7 +125,7 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     def forward(self, x):
-        out = x - _logsumexp(x, self.dim)
+        out = _log_softmax(x, *_max_and_log_sum(x, self.dim))
         self.save_for_backward(out)  # the output: dx = g - exp(out) * sum(g)
         return out
 
@@ -180,25 +192,27 @@ class CrossEntropy(Function):
         self.kernel = self._use_kernel(x, target)
         if self.kernel:
             return self._forward_kernel(x, target, weight)
-        lse = _logsumexp(x, 1)
-        # Memory: the logits (the input itself, no copy), lse (one value per row), the
-        # target and weight (inputs). Backward rebuilds softmax = exp(x - lse).
-        self.save_for_backward(x, lse, target, weight)
+        m, log_sum = _max_and_log_sum(x, 1)
+        # Memory: the logits (the input itself, no copy), two values per row (max, log-sum),
+        # the target and weight (inputs). Backward rebuilds softmax = exp(x - m - log_sum).
+        self.save_for_backward(x, m, log_sum, target, weight)
         if self.probs:
-            wq = self._weighted_probs(target, weight, x.shape[1])
-            loss = (wq * (lse - x)).sum(axis=1)
+            logp = _log_softmax(x, m, log_sum)
+            logp *= self._weighted_probs(target, weight, x.shape[1])  # never target in place
+            loss = -logp.sum(axis=1)
             self.denom = loss.size
             return _reduce(loss, self.reduction, loss.dtype.type(loss.size))
-        lse = lse[:, 0]
         n_classes = x.shape[1]
         safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
-        loss = w_t * (lse - x[_class_index(safe)])
+        loss = m[:, 0] - x[_class_index(safe)]
+        loss += log_sum[:, 0]
+        loss *= w_t
         eps = self.label_smoothing
         if eps:
-            neg_logp = lse[:, None] - x
+            logp = _log_softmax(x, m, log_sum)
             if weight is not None:
-                neg_logp *= _class_broadcast(weight, x.ndim)
-            smooth = neg_logp.sum(axis=1)
+                logp *= _class_broadcast(weight, x.ndim)
+            smooth = -logp.sum(axis=1)
             smooth *= target != self.ignore_index
             loss *= 1 - eps
             loss += (eps / n_classes) * smooth
@@ -216,11 +230,11 @@ class CrossEntropy(Function):
     def backward(self, g):
         if self.kernel:
             return self._backward_kernel(g)
-        x, lse, target, weight = self.saved_arrays
+        x, m, log_sum, target, weight = self.saved_arrays
         s = _grad_scale(g, self.reduction, self.denom)
         xp = xp_of(x)
         if self.probs:
-            return self._backward_probs(x, lse, target, weight, s, xp)
+            return self._backward_probs(x, m, log_sum, target, weight, s, xp)
         n_classes = x.shape[1]
         eps = self.label_smoothing
         safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
@@ -228,7 +242,7 @@ class CrossEntropy(Function):
         if bad is not None:
             s[bad] = numpy.nan
         total_w = n_classes if weight is None else weight.sum()
-        dx = x - lse
+        dx = _log_softmax(x, m, log_sum)
         xp.exp(dx, out=dx)  # softmax
         dx *= (s * ((1 - eps) * w_t + (eps / n_classes) * total_w))[:, None]
         dx[_class_index(safe)] -= s * ((1 - eps) * w_t)
@@ -237,19 +251,20 @@ class CrossEntropy(Function):
             dx -= (s * (eps / n_classes))[:, None] * w
         return dx, None, None
 
-    def _backward_probs(self, x, lse, target, weight, s, xp):
+    def _backward_probs(self, x, m, log_sum, target, weight, s, xp):
         need_x, need_target = self.needs_input_grad[:2]
         s = xp.expand_dims(s, 1) if self.reduction == "none" else s
         wq = self._weighted_probs(target, weight, x.shape[1])
         dx = dtarget = None
         if need_x:
-            dx = x - lse
+            dx = _log_softmax(x, m, log_sum)
             xp.exp(dx, out=dx)
             dx *= wq.sum(axis=1, keepdims=True)
             dx -= wq
             dx *= s
         if need_target:
-            dtarget = lse - x
+            dtarget = _log_softmax(x, m, log_sum)
+            xp.negative(dtarget, out=dtarget)
             if weight is not None:
                 dtarget *= _class_broadcast(weight, x.ndim)
             dtarget *= s * (1 - self.label_smoothing)
