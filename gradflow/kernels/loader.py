@@ -26,6 +26,8 @@ FAMILIES = ("elementwise", "fused", "matmul", "optim")
 SCALAR_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"[ \t]*$', re.MULTILINE)
+# Inlined once already; left in, it would warn "#pragma once in main file".
+_PRAGMA_ONCE = re.compile(r"^[ \t]*#[ \t]*pragma[ \t]+once[ \t]*$", re.MULTILINE)
 # A directory holds our sources only if it has these (a stray "kernels" dir does not count).
 _MARKERS = ("cuda_emulation.h", "elementwise.cu")
 
@@ -69,7 +71,7 @@ def expand_includes(path: Path, _seen: set[Path] | None = None) -> str:
         if included in seen:
             return f"// {match.group(1)} already included"
         seen.add(included)
-        return expand_includes(included, seen)
+        return _PRAGMA_ONCE.sub("", expand_includes(included, seen))
 
     return _INCLUDE.sub(inline, path.read_text())
 
