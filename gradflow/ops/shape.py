@@ -51,9 +51,11 @@ class Concatenate(Function):
     """cat (join along an existing dim) and stack (along a new dim), any number of inputs."""
 
     def forward(self, *arrays):
-        self.sizes = [a.shape[self.dim] for a in arrays]  # saves sizes only
         xp = xp_of(arrays[0])
-        return (xp.stack if self.new_dim else xp.concatenate)(arrays, axis=self.dim)
+        if self.new_dim:
+            return xp.stack(arrays, axis=self.dim)
+        self.sizes = [a.shape[self.dim] for a in arrays]  # saves sizes only
+        return xp.concatenate(arrays, axis=self.dim)
 
     def backward(self, g):
         lead = (slice(None),) * self.dim
