@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from gradflow import cuda
+from gradflow import cuda, nn
 from gradflow.autograd import (
     Function,
     enable_grad,
@@ -76,6 +76,7 @@ from gradflow.ops.arithmetic import (
     where,
 )
 from gradflow.ops.linalg import matmul
+from gradflow.ops.losses import log_softmax, softmax
 from gradflow.ops.reduction import mean, sum
 from gradflow.ops.shape import permute, reshape, transpose
 from gradflow.ops.unary import (
