@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -165,14 +166,15 @@ def softmax_xent_bwd(
 ) -> Any:
     """Gradient of sum_n grad_scale_n * loss_n (loss from softmax_xent_fwd) w.r.t. logits.
 
-    grad_scale is a Python float, a one-element array (a device scalar such as the upstream
-    gradient divided by the mean's denominator: no host synchronization), or an [N] array
-    (reduction='none'). Returns dlogits [N, C] = scale * (softmax - smoothed one-hot) in the
-    unweighted case, zero rows for ignored targets, NaN rows for out-of-range targets.
+    grad_scale is a real number (Python or NumPy scalar), a one-element array (a device scalar
+    such as the upstream gradient divided by the mean's denominator: no host synchronization),
+    or an [N] array (reduction='none'). Returns dlogits [N, C] = scale * (softmax - smoothed
+    one-hot) in the unweighted case, zero rows for ignored targets, NaN rows for out-of-range
+    targets.
     """
     launcher = "softmax_xent_bwd"
     backend = resolve_backend(backend)
-    scale_array = None if isinstance(grad_scale, (int, float)) else grad_scale
+    scale_array = None if isinstance(grad_scale, numbers.Real) else grad_scale
     more = {"lse": lse} if scale_array is None else {"lse": lse, "grad_scale": scale_array}
     dtype, device = _check_xent_args(launcher, backend, logits, target, weight, **more)
     n_rows, n_cols = logits.shape

@@ -85,7 +85,8 @@ def test_softmax_xent_fwd_bwd_match_reference(emu, dtype, shape, smoothing, weig
     np.testing.assert_allclose(loss, expected, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
 
     scale = np.random.default_rng(6).uniform(0.5, 1.5, shape[0]).astype(dtype)
-    for grad_scale, s in [(0.25, 0.25), (scale[:1], scale[0]), (scale, scale)]:
+    cases = [(0.25, 0.25), (dtype.type(0.5), 0.5), (scale[:1], scale[0]), (scale, scale)]
+    for grad_scale, s in cases:
         d = softmax_xent_bwd(
             logits, lse, target, grad_scale, label_smoothing=smoothing, weight=weight, backend=emu
         )
