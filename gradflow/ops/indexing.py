@@ -268,6 +268,9 @@ def take_along_axis(x: Tensor, indices: Any, axis: int | None) -> Tensor:
     return _gather(x, d, xp_of(array).broadcast_to(array, index_shape))
 
 
+take_along_dim = take_along_axis  # PyTorch's name
+
+
 def index_select(x: Tensor, dim: int, index: Any) -> Tensor:
     """The slices of x along `dim` at the positions in a 1-D integer `index` (a copy)."""
     d = normalize_dim(dim, x.ndim, "index_select")
