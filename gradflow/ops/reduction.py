@@ -17,6 +17,7 @@ from typing import Any
 import numpy
 
 from gradflow.autograd.function import Function
+from gradflow.ops import arithmetic
 from gradflow.ops._util import normalize_dim, normalize_dims, xp_of
 from gradflow.tensor import Tensor
 
@@ -254,8 +255,6 @@ def std(
 def _extreme(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Any:
     """max/min: the full reduction for dim=None, (values, indices) for an int dim."""
     if isinstance(dim, Tensor):  # x.max(other) is the elementwise maximum, as in PyTorch
-        from gradflow.ops import arithmetic
-
         return (arithmetic.maximum if reduce == "max" else arithmetic.minimum)(x, dim)
     dim = kw.pop("axis", dim)
     if isinstance(dim, list | tuple):
