@@ -75,22 +75,69 @@ from gradflow.ops.arithmetic import (
     sub,
     where,
 )
+from gradflow.ops.indexing import (
+    gather,
+    index_select,
+    masked_select,
+    take_along_axis,
+    take_along_dim,
+)
 from gradflow.ops.linalg import matmul
 from gradflow.ops.losses import log_softmax, softmax
-from gradflow.ops.reduction import mean, sum
-from gradflow.ops.shape import permute, reshape, transpose
+from gradflow.ops.reduction import (
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    cumsum,
+    logsumexp,
+    max,
+    mean,
+    min,
+    prod,
+    std,
+    sum,
+    var,
+)
+from gradflow.ops.shape import (
+    broadcast_to,
+    cat,
+    chunk,
+    concat,
+    contiguous,
+    expand,
+    flatten,
+    flip,
+    permute,
+    repeat,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    tile,
+    transpose,
+    unsqueeze,
+    view,
+)
 from gradflow.ops.unary import (
     abs,
     cos,
+    elu,
     exp,
     expm1,
+    gelu,
+    leaky_relu,
     log,
     log1p,
     relu,
     rsqrt,
     sigmoid,
     sign,
+    silu,
     sin,
+    softplus,
     sqrt,
     tanh,
 )

@@ -608,6 +608,12 @@ class Tensor:
     def min(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
         return _reduction.min(self, dim, keepdim, **kw)
 
+    def amax(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.amax(self, dim, keepdim, **kw)
+
+    def amin(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.amin(self, dim, keepdim, **kw)
+
     def logsumexp(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
         return _reduction.logsumexp(self, dim, keepdim, **kw)
 
@@ -696,6 +702,12 @@ class Tensor:
 
     def index_select(self, dim: int, index: Any) -> Tensor:
         return _indexing.index_select(self, dim, index)
+
+    def masked_select(self, mask: Any) -> Tensor:
+        return _indexing.masked_select(self, mask)
+
+    def take_along_dim(self, indices: Any, dim: int | None = None) -> Tensor:
+        return _indexing.take_along_axis(self, indices, dim)
 
     def masked_fill(self, mask: Any, value: Any) -> Tensor:
         return _arith.where(mask, value, self)

@@ -14,6 +14,7 @@ from gradflow.ops.losses import (
     one_hot,
     softmax,
 )
+from gradflow.ops.shape import pad
 from gradflow.ops.unary import elu, gelu, leaky_relu, relu, sigmoid, silu, softplus, tanh
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "mse_loss",
     "nll_loss",
     "one_hot",
+    "pad",
     "relu",
     "sigmoid",
     "silu",

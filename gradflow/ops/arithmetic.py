@@ -12,7 +12,8 @@ from typing import Any
 
 from gradflow import dtypes
 from gradflow.autograd.function import Function
-from gradflow.ops._util import operand, shape_of, unbroadcast, xp_of
+from gradflow.ops import _util
+from gradflow.ops._util import operand, shape_of, unbroadcast, uses_kernels, xp_of
 from gradflow.tensor import Tensor
 
 
@@ -49,6 +50,8 @@ class Mul(Function):
         b, a = self.saved_arrays
         need_a, need_b = self.needs_input_grad
         sa, sb = self.shapes
+        if sa == sb == g.shape and uses_kernels(g):
+            return _binary_kernel("mul", a, b, g, need_a, need_b)
         return (
             unbroadcast(g * b, sa) if need_a else None,
             unbroadcast(g * a, sb) if need_b else None,
@@ -64,9 +67,21 @@ class Div(Function):
     def backward(self, g):
         a, b = self.saved_arrays
         need_a, need_b = self.needs_input_grad
+        if shape_of(a) == shape_of(b) == g.shape and uses_kernels(g):
+            return _binary_kernel("div", a, b, g, need_a, need_b)
         ga = unbroadcast(g / b, shape_of(a)) if need_a else None
         gb = unbroadcast(-g * a / (b * b), shape_of(b)) if need_b else None
         return ga, gb
+
+
+def _binary_kernel(op: str, a: Any, b: Any, g: Any, need_a: bool, need_b: bool) -> tuple:
+    """Both input gradients of a same-shape mul/div in one pass (kernels/elementwise.cu)."""
+    from gradflow.kernels import binary_bwd
+
+    xp = xp_of(g)
+    a = a if need_b or op == "div" else xp.empty_like(g)  # mul: a unused when only ga needed
+    b = b if need_a or op == "div" else xp.empty_like(g)
+    return binary_bwd(op, a, b, g, need_a=need_a, need_b=need_b, backend=_util.kernel_backend)
 
 
 class Neg(Function):

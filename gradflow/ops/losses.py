@@ -19,7 +19,8 @@ import numpy
 
 from gradflow.autograd.function import Function
 from gradflow.backend import device_of
-from gradflow.ops._util import is_cuda, normalize_dim, unbroadcast, xp_of
+from gradflow.ops import _util
+from gradflow.ops._util import is_cuda, normalize_dim, unbroadcast, uses_kernels, xp_of
 from gradflow.ops.unary import stable_sigmoid
 from gradflow.random import Generator, seed_for
 from gradflow.tensor import Tensor
@@ -181,12 +182,10 @@ class CrossEntropy(Function):
     'mean' divides by the number of rows (N * d1 * ...).
     """
 
-    _kernel_backend: Any = None  # tests set a CPU emulation backend to run the cuda route
-
     def _use_kernel(self, x, target) -> bool:
         if self.probs or x.ndim != 2 or x.dtype not in (numpy.float32, numpy.float64):
             return False
-        return self._kernel_backend is not None or is_cuda(x)
+        return uses_kernels(x)
 
     def forward(self, x, target, weight):
         self.kernel = self._use_kernel(x, target)
@@ -278,7 +277,7 @@ class CrossEntropy(Function):
 
         loss, lse = softmax_xent_fwd(
             x, target, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
-            weight=weight, backend=self._kernel_backend,
+            weight=weight, backend=_util.kernel_backend,
         )  # fmt: skip
         self.save_for_backward(x, lse, target, weight)  # the logits (a reference) and lse [N]
         self.denom = None
@@ -294,7 +293,7 @@ class CrossEntropy(Function):
         scale = _grad_scale(g, self.reduction, self.denom)  # a device array: no host sync
         dx = softmax_xent_bwd(
             x, lse, target, scale, ignore_index=self.ignore_index,
-            label_smoothing=self.label_smoothing, weight=weight, backend=self._kernel_backend,
+            label_smoothing=self.label_smoothing, weight=weight, backend=_util.kernel_backend,
         )  # fmt: skip
         return dx, None, None
 
@@ -481,7 +480,7 @@ class MSELoss(Function):
 class L1Loss(Function):
     def forward(self, x, y):
         xp = xp_of(x)
-        diff = x - y
+        diff = xp.asarray(x - y)  # 0-d operands give a NumPy scalar; abs(out=) needs an array
         self.save_for_backward(xp.sign(diff).astype(xp.int8))  # an int8 sign, 0 at 0
         self.shapes = (x.shape, y.shape)
         xp.abs(diff, out=diff)

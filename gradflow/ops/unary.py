@@ -14,17 +14,19 @@ from typing import Any
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.ops._util import is_cuda, xp_of
+from gradflow.ops import _util
+from gradflow.ops._util import is_cuda, uses_kernels, xp_of
 from gradflow.tensor import Tensor
 
 
 def _activation_bwd(name: str, saved: Any, g: Any, **params: Any) -> Any | None:
-    """Our fused CUDA backward kernel for cuda arrays; None on cpu (the NumPy path runs)."""
-    if not is_cuda(g):
+    """Our CUDA backward kernel (kernels/elementwise.cu) on the kernel route; None otherwise
+    (the NumPy path runs). `saved` is the output for sigmoid/tanh, else the input."""
+    if not uses_kernels(g):
         return None
     from gradflow.kernels import activation_bwd
 
-    return activation_bwd(name, saved, g, **params)
+    return activation_bwd(name, saved, g, backend=_util.kernel_backend, **params)
 
 
 class Exp(Function):
@@ -161,8 +163,8 @@ class Tanh(Function):
 class ReLU(Function):
     def forward(self, x):
         y = xp_of(x).maximum(x, 0)
-        if is_cuda(x):
-            self.save_for_backward(y)  # the kernel reads the output
+        if uses_kernels(x):
+            self.save_for_backward(y)  # the kernel's mask y > 0 equals x > 0
         else:
             self.save_for_backward(x > 0)  # a bool mask: a quarter of a float32 array
         return y
@@ -176,7 +178,7 @@ class ReLU(Function):
 class LeakyReLU(Function):
     def forward(self, x):
         mask = x > 0
-        self.save_for_backward(x if is_cuda(x) else mask)  # kernel: input; cpu: a bool mask
+        self.save_for_backward(x if uses_kernels(x) else mask)  # kernel: input; cpu: a bool mask
         return xp_of(x).where(mask, x, x * x.dtype.type(self.negative_slope))
 
     def backward(self, g):
@@ -192,7 +194,7 @@ class ELU(Function):
         xp = xp_of(x)
         alpha = x.dtype.type(self.alpha)
         y = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
-        self.save_for_backward(x if is_cuda(x) else y)  # cpu: the output (y > 0 iff x > 0)
+        self.save_for_backward(x if uses_kernels(x) else y)  # cpu: the output (y > 0 iff x > 0)
         return y
 
     def backward(self, g):
@@ -237,7 +239,7 @@ class GELU(Function):
 
     def backward(self, g):
         (x,) = self.saved_arrays
-        name = "gelu_tanh" if self.approximate == "tanh" else "gelu"
+        name = "gelu_tanh" if self.approximate == "tanh" else "gelu_erf"
         out = _activation_bwd(name, x, g)
         if out is not None:
             return out

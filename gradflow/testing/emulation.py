@@ -18,6 +18,7 @@ tests drive the real launchers: ``activation_bwd("relu", x, g, backend=Emulation
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -27,7 +28,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,21 @@ class EmulationBackend:
         device: Hashable,
     ) -> None:
         emulated_module(family, dtype).launch(kernel, grid, block, args)
+
+
+@contextlib.contextmanager
+def route_kernels(max_grid_blocks: int = 4) -> Iterator[EmulationBackend]:
+    """Within the block, ops take their GPU kernel route on NumPy arrays through the emulation.
+
+    This is how the tests hold an op's kernel path to its NumPy path without a GPU: the op code,
+    the launcher and the kernel source are the ones a cuda tensor uses.
+    """
+    from gradflow.ops import _util
+
+    previous = _util.kernel_backend
+    backend = EmulationBackend(max_grid_blocks)
+    _util.kernel_backend = backend
+    try:
+        yield backend
+    finally:
+        _util.kernel_backend = previous

@@ -6,10 +6,11 @@ import pytest
 import gradflow
 import gradflow.nn.functional as F
 from gradflow import nn
-from gradflow.ops import linalg, losses, unary
+from gradflow.ops import linalg, losses, shape, unary
 from gradflow.testing.gradcheck import gradcheck
 
 EXPECTED = {
+    "pad": shape.pad,
     "relu": unary.relu,
     "leaky_relu": unary.leaky_relu,
     "elu": unary.elu,
