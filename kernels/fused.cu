@@ -108,30 +108,32 @@ extern "C" __global__ void softmax_xent_fwd(const scalar_t* __restrict__ logits,
     scalar_t m = x[0];  // a real logit, so no infinity literal is needed
     for (long long c = threadIdx.x; c < C; c += blockDim.x) m = x[c] > m ? x[c] : m;
     m = block_reduce(m, buf, true);
-    scalar_t sum_exp = scalar_t(0), sum_wx = scalar_t(0), sum_w = scalar_t(0);
+    // Sums of differences from the row max, not of raw logits: at |x| ~ 1e4 in float32,
+    // lse - x[t] taken as (m - x[t]) + log(sum_exp) keeps the digits a plain difference loses.
+    scalar_t sum_exp = scalar_t(0), sum_wd = scalar_t(0), sum_w = scalar_t(0);
     for (long long c = threadIdx.x; c < C; c += blockDim.x) {
       sum_exp += exp(x[c] - m);
       const scalar_t w = weight ? weight[c] : scalar_t(1);
-      sum_wx += w * x[c];
+      sum_wd += w * (m - x[c]);
       sum_w += w;
     }
     sum_exp = block_reduce(sum_exp, buf, false);
     if (eps != scalar_t(0)) {  // the same branch for the whole block, so barriers match
-      sum_wx = block_reduce(sum_wx, buf, false);
+      sum_wd = block_reduce(sum_wd, buf, false);
       sum_w = block_reduce(sum_w, buf, false);
     }
     if (threadIdx.x == 0) {
-      const scalar_t row_lse = m + log(sum_exp);
+      const scalar_t log_sum = log(sum_exp);
       const long long t = target[row];
-      lse[row] = row_lse;
+      lse[row] = m + log_sum;
       if (t == ignore_index) {
         loss[row] = scalar_t(0);
       } else if (t < 0 || t >= C) {
         loss[row] = scalar_t(nan(""));
       } else {
         const scalar_t wt = weight ? weight[t] : scalar_t(1);
-        scalar_t l = (scalar_t(1) - eps) * wt * (row_lse - x[t]);
-        if (eps != scalar_t(0)) l += eps / scalar_t(C) * (sum_w * row_lse - sum_wx);
+        scalar_t l = (scalar_t(1) - eps) * wt * ((m - x[t]) + log_sum);
+        if (eps != scalar_t(0)) l += eps / scalar_t(C) * (sum_w * log_sum + sum_wd);
         loss[row] = l;
       }
     }

@@ -216,3 +216,21 @@ def test_fused_errors(emu):
         r"\(3,\) and dtype float32; expected dtype float64 like 'logits'",
     ):
         softmax_xent_bwd(x, np.zeros(3), t, np.ones(3, np.float32), backend=emu)
+
+
+def test_softmax_xent_fwd_float32_loss_is_accurate_at_1e4():
+    """Large logits: the loss is formed from differences to the row max, not lse - x[t]."""
+    from gradflow.kernels import softmax_xent_fwd
+    from gradflow.testing.emulation import EmulationBackend
+
+    rng = np.random.default_rng(11)
+    x64 = 1e4 + rng.standard_normal((5, 9)) * 3
+    target = rng.integers(0, 9, size=5).astype(np.int64)
+    loss, _ = softmax_xent_fwd(
+        x64.astype(np.float32), target, label_smoothing=0.1, backend=EmulationBackend(2)
+    )
+    x = x64.astype(np.float32).astype(np.float64)
+    m = x.max(axis=1, keepdims=True)
+    logp = x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+    ref = -(0.9 * logp[np.arange(5), target] + 0.1 * logp.mean(axis=1))
+    np.testing.assert_allclose(loss, ref, rtol=1e-5, atol=1e-5)
