@@ -49,7 +49,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     figures = config.stash.get(_figures_key, [])
     if not figures:
         return
-    terminalreporter.section("benchmark figures (extra_info)")
+    title = "benchmark figures (extra_info)"
+    if is_smoke_run(config):
+        title += ": smoke run, one pass each, not measurements"
+    terminalreporter.section(title)
     for name, info in figures:
         body = ", ".join(f"{k}={v}" for k, v in info.items())
         terminalreporter.write_line(f"{name}: {body}")
