@@ -96,8 +96,13 @@ class Function:
                 arrays.append(a)
                 if first is None:
                     first = a
-                elif type(a) is not type(first) or (
-                    a.dtype is not first.dtype and (a.dtype.kind == "f" or first.dtype.kind == "f")
+                elif (
+                    type(a) is not type(first)
+                    or (type(a) is not _ndarray and a.device != first.device)  # cuda:0 vs cuda:1
+                    or (
+                        a.dtype is not first.dtype
+                        and (a.dtype.kind == "f" or first.dtype.kind == "f")
+                    )
                 ):
                     _check_compatible(cls, [t for t in inputs if isinstance(t, Tensor)])
                 if x._requires_grad and enabled:

@@ -118,3 +118,24 @@ def test_no_grad_saves_nothing_in_custom_function():
     with gf.no_grad():
         y = Cube.apply(x)
     assert y.grad_fn is None
+
+
+def test_two_gpus_in_one_op_is_an_error(monkeypatch):
+    """Arrays of the same (stand-in CuPy) type on cuda:0 and cuda:1 are refused."""
+    import types
+
+    from gradflow.backend import _cupy
+
+    class FakeCudaArray:
+        dtype = numpy.dtype("float32")
+        shape = (2,)
+        ndim = 1
+
+        def __init__(self, index):
+            self.device = types.SimpleNamespace(id=index)
+
+    monkeypatch.setattr(_cupy, "_cupy", types.SimpleNamespace(ndarray=FakeCudaArray))
+    a = gf.Tensor._wrap(FakeCudaArray(0))
+    b = gf.Tensor._wrap(FakeCudaArray(1))
+    with pytest.raises(RuntimeError, match=r"same device.*cuda:0.*cuda:1"):
+        a + b
