@@ -71,18 +71,10 @@ class Tensor:
         if requires_grad:
             self.requires_grad = True
 
-    @classmethod
-    def _wrap(cls, array: Any, requires_grad: bool = False) -> Tensor:
+    @staticmethod
+    def _wrap(array: Any, requires_grad: bool = False) -> Tensor:
         """A leaf Tensor around an existing array (no copy, no checks)."""
-        t = cls.__new__(cls)
-        t.data = array
-        t.grad = None
-        t.grad_fn = None
-        t._requires_grad = requires_grad
-        t._output_nr = 0
-        t._version = 0
-        t._hooks = None
-        return t
+        return _make_tensor(array, None, requires_grad, 0)
 
     # ---- attributes -------------------------------------------------------------------
     @property
@@ -721,6 +713,19 @@ class Tensor:
         from gradflow.ops import losses
 
         return losses.log_softmax(self, dim)
+
+
+def _make_tensor(array: Any, grad_fn: Any, requires_grad: bool, output_nr: int) -> Tensor:
+    """A Tensor with every slot set directly: the one constructor on the per-op hot path."""
+    t = Tensor.__new__(Tensor)
+    t.data = array
+    t.grad = None
+    t.grad_fn = grad_fn
+    t._requires_grad = requires_grad
+    t._output_nr = output_nr
+    t._version = 0
+    t._hooks = None
+    return t
 
 
 def _shape_arg(args: tuple) -> tuple:

@@ -7,6 +7,7 @@ from typing import Any
 
 from gradflow.autograd.function import Function, _freed_message
 from gradflow.autograd.grad_mode import no_grad
+from gradflow.backend import get_array_module
 
 
 def run_backward(
@@ -110,7 +111,7 @@ def _run_node(fn: Function, grad_out: Any, retain_graph: bool, capture, results)
     if fn._pre_hooks or fn._retained or capture:
         _apply_tensor_hooks(fn, grad_outs, capture, results)
     if fn._num_outputs > 1:
-        xp = _module_of(next(g for g in grad_outs if g is not None))
+        xp = get_array_module(next(g for g in grad_outs if g is not None))
         grad_outs = [
             xp.zeros(shape, dtype) if g is None else g
             for g, (shape, dtype) in zip(grad_outs, fn._output_meta)
@@ -180,9 +181,3 @@ def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
         leaf.grad = Tensor._wrap(g)
     else:
         leaf.grad.data += g
-
-
-def _module_of(array: Any) -> Any:
-    from gradflow.backend import get_array_module
-
-    return get_array_module(array)

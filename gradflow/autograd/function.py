@@ -166,18 +166,6 @@ def _as_array(x: Any) -> Any:
     return x
 
 
-def _make(array: Any, grad_fn: Function | None, requires_grad: bool, output_nr: int) -> Any:
-    t = Tensor.__new__(Tensor)
-    t.data = array
-    t.grad = None
-    t.grad_fn = grad_fn
-    t._requires_grad = requires_grad
-    t._output_nr = output_nr
-    t._version = 0
-    t._hooks = None
-    return t
-
-
 def _check_compatible(cls: type, tensors: list) -> None:
     """One device per op; float dtypes must agree (no silent float32/float64 promotion)."""
     first = tensors[0].data
@@ -217,4 +205,5 @@ def _freed_message(fn: Function) -> str:
     )
 
 
-from gradflow.tensor import Tensor  # noqa: E402  (tensor.py imports the ops, which import us)
+from gradflow.tensor import Tensor  # noqa: E402
+from gradflow.tensor import _make_tensor as _make  # noqa: E402  (tensor.py imports the ops, which import us)
