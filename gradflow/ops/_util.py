@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy
 
-from gradflow.backend import get_array_module
+from gradflow.backend import get_array_module, is_cuda_array
 from gradflow.tensor import Tensor
 
 _passthrough = (Tensor, int, float, bool, numpy.number, numpy.bool_)
@@ -84,4 +84,4 @@ def xp_of(array: Any) -> Any:
 
 
 def is_cuda(array: Any) -> bool:
-    return type(array) is not numpy.ndarray and xp_of(array) is not numpy
+    return type(array) is not numpy.ndarray and is_cuda_array(array)
