@@ -1,0 +1,75 @@
+"""Identity and Linear (y = x W^T + b), with PyTorch's default initialization."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gradflow import creation
+from gradflow.nn import init
+from gradflow.nn.module import Module
+from gradflow.nn.parameter import Parameter
+from gradflow.ops.linalg import linear
+from gradflow.tensor import Tensor
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder that keeps a model's structure)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class Linear(Module):
+    """y = x W^T + b for x of shape (..., in_features).
+
+    weight (out_features, in_features) and bias (out_features,) start from U(-k, k) with
+    k = 1/sqrt(in_features), as in PyTorch.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ):
+        super().__init__()
+        self.in_features, self.out_features = _positive(in_features), _positive(out_features)
+        self.weight = Parameter(creation.empty(out_features, in_features, device=device,
+                                               dtype=dtype))  # fmt: skip
+        if bias:
+            self.bias = Parameter(creation.empty(out_features, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            init.fan_in_uniform_(self.bias, self.in_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.ndim == 0 or x.shape[-1] != self.in_features:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(
+                f"Linear(in_features={self.in_features}): expected input of shape "
+                f"(..., {self.in_features}), got {shape}"
+            )
+        return linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+def _positive(n: Any) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise ValueError(f"layer sizes must be positive integers, got {n!r}")
+    return n

@@ -1,0 +1,71 @@
+"""Gradient clipping in place: by the global norm of all gradients, or by value."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from gradflow.backend import get_array_module
+from gradflow.tensor import Tensor
+
+
+def _grads(parameters: Tensor | Iterable[Tensor]) -> list:
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    return [p.grad.data for p in parameters if p.grad is not None]
+
+
+def clip_grad_norm_(
+    parameters: Tensor | Iterable[Tensor],
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> Tensor:
+    """Scale all gradients together so that their joint norm is at most `max_norm`.
+
+    The norm is taken over every gradient as if concatenated into one vector (`norm_type` 2 by
+    default; ``float("inf")`` for the largest magnitude). Returns the norm before clipping.
+    Gradients are scaled by max_norm / (norm + 1e-6) when that is below 1, as in PyTorch; on a
+    GPU the scale is applied without a host synchronization.
+    """
+    grads = _grads(parameters)
+    norm_type = float(norm_type)
+    if not grads:
+        return Tensor(0.0)
+    xp = get_array_module(grads[0])
+    devices = {getattr(g, "device", None) for g in grads}
+    if len(devices) > 1:
+        raise ValueError("clip_grad_norm_: gradients live on more than one device")
+    if norm_type == math.inf:
+        norms = xp.stack([xp.abs(g).max() if g.size else xp.zeros((), g.dtype) for g in grads])
+        total = norms.max()
+    else:
+        norms = xp.stack([_vector_norm(xp, g, norm_type) for g in grads])
+        total = _vector_norm(xp, norms, norm_type)
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
+        raise RuntimeError(
+            f"the total norm of order {norm_type} of the gradients is non-finite ({total}); "
+            "pass error_if_nonfinite=False to clip anyway"
+        )
+    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)
+    for g in grads:
+        g *= scale.astype(g.dtype)
+    return Tensor._wrap(xp.asarray(total))
+
+
+def _vector_norm(xp, g, p: float):
+    a = xp.abs(g.ravel()).astype(xp.float64 if g.dtype == xp.float64 else xp.float32)
+    if p == 2.0:
+        return xp.sqrt(xp.dot(a, a))
+    if p == 1.0:
+        return a.sum()
+    return (a**p).sum() ** (1.0 / p)
+
+
+def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
+    """Clamp every gradient element into [-clip_value, clip_value], in place."""
+    clip_value = float(clip_value)
+    if clip_value < 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
+    for g in _grads(parameters):
+        get_array_module(g).clip(g, -clip_value, clip_value, out=g)
