@@ -1,0 +1,399 @@
+"""Checkpoints: ``save(obj, path)`` / ``load(path)`` for nested dicts, lists and Tensors in an
+open zip format, written atomically and loaded without unpickling.
+
+The file is a zip archive (readable by ``numpy.load`` as an ``.npz``) holding one ``.npy``
+entry per array, named ``arrays/<n>.npy``, and ``checkpoint.json``, which describes the saved
+object::
+
+    {"format": "gradflow-checkpoint", "version": 1, "root": <node>}
+
+where a node is one of
+``{"type": "none"}``, ``{"type": "bool" | "int" | "str", "value": ...}``,
+``{"type": "float", "value": 0.5}`` (``"nan"``, ``"inf"``, ``"-inf"`` as strings),
+``{"type": "list" | "tuple", "items": [<node>, ...]}``,
+``{"type": "dict", "keys": [str or int, ...], "values": [<node>, ...]}``,
+``{"type": "tensor", "array": name, "dtype": "float32", "shape": [...], "device": "cpu",
+"requires_grad": false}`` and
+``{"type": "ndarray", "array": name, "dtype": "<f8", "shape": [...], "scalar": false}`` (NumPy
+arrays and scalars). Arrays shared by several tensors are stored once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import zipfile
+import zlib
+from collections.abc import Mapping
+from typing import IO, Any
+
+import numpy
+from numpy.lib import format as npy_format
+
+from gradflow import dtypes
+from gradflow.backend import CPU, CudaUnavailableError, Device, move_array
+from gradflow.tensor import Tensor
+
+FORMAT_NAME = "gradflow-checkpoint"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "checkpoint.json"
+_SUPPORTED = (
+    "dict (str or int keys), list, tuple, Tensor, NumPy array or scalar, int, float, bool, "
+    "str and None"
+)
+_ARRAY_KINDS = "biufc"  # numbers and bools: never Python objects
+
+
+class CheckpointError(ValueError):
+    """A checkpoint can't be saved (an unsupported object) or loaded (missing, truncated,
+    corrupt, or disagreeing with its own description)."""
+
+
+# ---- save --------------------------------------------------------------------------------
+def save(obj: Any, path: str | os.PathLike | IO[bytes]) -> None:
+    """Save `obj` (nested dicts, lists, tuples, Tensors, numbers, strings, None) to `path`.
+
+    The checkpoint is written to a temporary file in the same directory, flushed to disk and
+    renamed over `path`, so a crash mid-write leaves any previous checkpoint at `path` whole.
+    Tensors keep dtype, shape, device and requires_grad (not grad or graph).
+
+    >>> gradflow.save({"model": model.state_dict(), "epoch": 3}, "run.ckpt")
+    """
+    manifest, arrays = _Encoder().encode(obj)
+    if hasattr(path, "write"):
+        _write_zip(path, manifest, arrays)
+        return
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"can't save to {target}: directory {directory} does not exist")
+    temporary, fd = _create_temporary(directory, os.path.basename(target))
+    try:
+        with os.fdopen(fd, "wb") as file:
+            _write_zip(file, manifest, arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def _create_temporary(directory: str, name: str) -> tuple[str, int]:
+    """A new file beside the target, created with the umask's permissions (unlike mkstemp)."""
+    while True:
+        temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename durable (POSIX); skipped where directories can't be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_zip(file: IO[bytes], manifest: dict, arrays: list[tuple[str, Any]]) -> None:
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(MANIFEST_NAME, json.dumps(manifest, indent=1))
+        for name, array in arrays:
+            _write_array(archive, name, array)
+
+
+def _write_array(archive: zipfile.ZipFile, name: str, array: numpy.ndarray) -> None:
+    with archive.open(name, "w", force_zip64=True) as member:
+        npy_format.write_array(member, array, allow_pickle=False)
+
+
+class _Encoder:
+    """Turns an object into a JSON manifest and a list of (entry name, NumPy array)."""
+
+    def __init__(self) -> None:
+        self.arrays: list[tuple[str, Any]] = []
+        self.names: dict[int, str] = {}  # id(array) -> entry name, so shared arrays go once
+        self.open: set[int] = set()  # containers being encoded, to refuse cycles
+
+    def encode(self, obj: Any) -> tuple[dict, list[tuple[str, Any]]]:
+        root = self.node(obj, ())
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "root": root}, self.arrays
+
+    def node(self, obj: Any, keys: tuple) -> dict:
+        if obj is None:
+            return {"type": "none"}
+        if isinstance(obj, Tensor):
+            return {
+                "type": "tensor",
+                "array": self.store(obj.data, keys),
+                "dtype": obj.dtype.name,
+                "shape": list(obj.shape),
+                "device": str(obj.device),
+                "requires_grad": obj.requires_grad,
+            }
+        if isinstance(obj, numpy.ndarray | numpy.generic):
+            array = numpy.asarray(obj)
+            return {
+                "type": "ndarray",
+                "array": self.store(obj if isinstance(obj, numpy.ndarray) else array, keys),
+                "dtype": array.dtype.str,
+                "shape": list(array.shape),
+                "scalar": isinstance(obj, numpy.generic),
+            }
+        if isinstance(obj, bool):
+            return {"type": "bool", "value": obj}
+        if isinstance(obj, int):
+            return {"type": "int", "value": int(obj)}
+        if isinstance(obj, float):
+            value = float(obj)
+            return {"type": "float", "value": value if math.isfinite(value) else repr(value)}
+        if isinstance(obj, str):
+            return {"type": "str", "value": str(obj)}
+        if isinstance(obj, Mapping | list | tuple):
+            return self.container(obj, keys)
+        raise CheckpointError(
+            f"can't save an object of type {type(obj).__name__} at {_where(keys)}; supported "
+            f"types are {_SUPPORTED}"
+        )
+
+    def container(self, obj: Any, keys: tuple) -> dict:
+        if id(obj) in self.open:
+            raise CheckpointError(f"can't save {_where(keys)}: it contains itself (a cycle)")
+        self.open.add(id(obj))
+        try:
+            if isinstance(obj, Mapping):
+                for key in obj:
+                    if not isinstance(key, str | int | numpy.integer):
+                        raise CheckpointError(
+                            f"can't save a dict key of type {type(key).__name__} ({key!r}) at "
+                            f"{_where(keys)}; dict keys must be str or int"
+                        )
+                return {
+                    "type": "dict",
+                    "keys": [k if isinstance(k, str | bool) else int(k) for k in obj],
+                    "values": [self.node(v, (*keys, k)) for k, v in obj.items()],
+                }
+            kind = "tuple" if isinstance(obj, tuple) else "list"
+            return {"type": kind, "items": [self.node(v, (*keys, i)) for i, v in enumerate(obj)]}
+        finally:
+            self.open.discard(id(obj))
+
+    def store(self, array: Any, keys: tuple) -> str:
+        if array.dtype.kind not in _ARRAY_KINDS:
+            raise CheckpointError(
+                f"can't save an array of dtype {array.dtype} at {_where(keys)}; only numeric "
+                "and bool arrays are saved (never Python objects)"
+            )
+        name = self.names.get(id(array))
+        if name is None:
+            name = self.names[id(array)] = f"arrays/{len(self.arrays)}.npy"
+            self.arrays.append((name, move_array(array, CPU)))
+        return name
+
+
+def _where(keys: tuple) -> str:
+    return repr(".".join(str(k) for k in keys)) if keys else "the top level"
+
+
+# ---- load --------------------------------------------------------------------------------
+def load(
+    path: str | os.PathLike | IO[bytes],
+    map_location: str | Device | Mapping[str, str] | None = None,
+) -> Any:
+    """Load an object saved by `save`. Never unpickles and never runs code from the file.
+
+    map_location: None puts each tensor on the device it was saved from (a cuda tensor
+    needs a GPU; pass "cpu" otherwise); "cpu", "cuda", "cuda:N" or a Device puts every tensor
+    there; a dict such as ``{"cuda:1": "cuda:0"}`` maps saved devices to new ones. Tensors
+    come back as leaves with their saved requires_grad.
+    """
+    label = os.fspath(path) if not hasattr(path, "read") else "<file object>"
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{label}: no such checkpoint file") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(
+            f"{label}: not a readable checkpoint: the zip archive is truncated or corrupt ({exc})"
+        ) from exc
+    with archive:
+        manifest = _read_manifest(archive, label)
+        decoder = _Decoder(archive, label, map_location)
+        return decoder.node(manifest["root"], ())
+
+
+def _read_manifest(archive: zipfile.ZipFile, label: str) -> dict:
+    if MANIFEST_NAME not in archive.namelist():
+        raise CheckpointError(
+            f"{label}: no {MANIFEST_NAME} in the archive; it is not a checkpoint written by "
+            "gradflow.save"
+        )
+    try:
+        text = archive.read(MANIFEST_NAME).decode("utf-8")
+        manifest = json.loads(text)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise CheckpointError(f"{label}: {MANIFEST_NAME} is corrupt ({exc})") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{label}: {MANIFEST_NAME} is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise CheckpointError(
+            f"{label}: {MANIFEST_NAME} does not describe a {FORMAT_NAME} (no matching "
+            "'format' field)"
+        )
+    version = manifest.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{label}: {MANIFEST_NAME} has no valid 'version' ({version!r})")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{label}: checkpoint format version {version} is newer than this gradflow reads "
+            f"({FORMAT_VERSION}); upgrade gradflow"
+        )
+    if "root" not in manifest:
+        raise CheckpointError(f"{label}: {MANIFEST_NAME} has no 'root' entry")
+    return manifest
+
+
+class _Decoder:
+    """Rebuilds the object a manifest describes, reading and checking each array it names."""
+
+    def __init__(self, archive: zipfile.ZipFile, label: str, map_location: Any):
+        self.archive = archive
+        self.label = label
+        self.map_location = map_location
+        self.arrays: dict[tuple[str, str], Any] = {}  # (entry, device) -> array, for sharing
+
+    def fail(self, keys: tuple, message: str) -> CheckpointError:
+        return CheckpointError(f"{self.label}: {message} (at {_where(keys)})")
+
+    def node(self, node: Any, keys: tuple) -> Any:
+        kind = node.get("type") if isinstance(node, dict) else None
+        if kind == "none":
+            return None
+        if kind in ("bool", "int", "str"):
+            value = node.get("value")
+            expected = {"bool": bool, "int": int, "str": str}[kind]
+            if type(value) is not expected:
+                raise self.fail(keys, f"malformed manifest: {kind} node holds {value!r}")
+            return value
+        if kind == "float":
+            value = node.get("value")
+            if value in ("nan", "inf", "-inf"):
+                return float(value)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise self.fail(keys, f"malformed manifest: float node holds {value!r}")
+            return float(value)
+        if kind in ("list", "tuple"):
+            items = node.get("items")
+            if not isinstance(items, list):
+                raise self.fail(keys, f"malformed manifest: {kind} node without 'items'")
+            values = [self.node(item, (*keys, i)) for i, item in enumerate(items)]
+            return values if kind == "list" else tuple(values)
+        if kind == "dict":
+            return self.mapping(node, keys)
+        if kind == "tensor":
+            return self.tensor(node, keys)
+        if kind == "ndarray":
+            array = self.array(node, keys, numpy.dtype)
+            return array[()] if node.get("scalar") is True else array
+        raise self.fail(keys, f"malformed manifest: unknown node {node!r:.80}")
+
+    def mapping(self, node: dict, keys: tuple) -> dict:
+        names, values = node.get("keys"), node.get("values")
+        if not isinstance(names, list) or not isinstance(values, list) or len(names) != len(values):
+            raise self.fail(keys, "malformed manifest: dict node needs equal 'keys' and 'values'")
+        out = {}
+        for name, value in zip(names, values):
+            if not isinstance(name, str | int):
+                raise self.fail(keys, f"malformed manifest: dict key {name!r} is not str or int")
+            out[name] = self.node(value, (*keys, name))
+        return out
+
+    def tensor(self, node: dict, keys: tuple) -> Tensor:
+        saved = node.get("device")
+        requires_grad = node.get("requires_grad")
+        if not isinstance(saved, str) or not isinstance(requires_grad, bool):
+            raise self.fail(keys, "malformed manifest: tensor node needs 'device', 'requires_grad'")
+        device = self.target_device(saved, keys)
+        array = self.array(node, keys, dtypes.as_dtype, device)
+        tensor = Tensor._wrap(array)
+        if requires_grad:
+            if array.dtype.kind != "f":
+                raise self.fail(keys, f"malformed manifest: a {array.dtype} tensor requires grad")
+            tensor.requires_grad = True
+        return tensor
+
+    def target_device(self, saved: str, keys: tuple) -> Device:
+        choice = self.map_location
+        if isinstance(choice, Mapping):
+            choice = choice.get(saved, saved)
+        try:
+            device = Device(choice if choice is not None else saved)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(keys, f"bad device ({exc})") from exc
+        if device.type == "cuda":
+            try:
+                device.xp  # noqa: B018 - checks that CuPy and this GPU are there
+            except CudaUnavailableError as exc:
+                raise self.fail(
+                    keys,
+                    f"the tensor was saved on {saved} and would load on {device}, but CUDA is "
+                    f"not available here ({exc}); pass map_location='cpu' to load it on the cpu",
+                ) from exc
+        return device
+
+    def array(self, node: dict, keys: tuple, parse_dtype: Any, device: Device = CPU) -> Any:
+        name, shape = node.get("array"), node.get("shape")
+        if not isinstance(name, str) or not isinstance(shape, list):
+            raise self.fail(keys, "malformed manifest: array node needs 'array' and 'shape'")
+        if not isinstance(node.get("dtype"), str):
+            raise self.fail(keys, "malformed manifest: array node needs a 'dtype' string")
+        try:
+            dtype = parse_dtype(node["dtype"])
+        except (TypeError, ValueError) as exc:
+            raise self.fail(keys, f"malformed manifest: bad dtype ({exc})") from exc
+        if dtype.kind not in _ARRAY_KINDS:
+            raise self.fail(keys, f"refusing to load an array of dtype {dtype} (not numeric)")
+        cached = self.arrays.get((name, str(device)))
+        if cached is None:
+            array = self.read(name, keys)
+            if array.dtype != dtype or list(array.shape) != shape:
+                raise self.fail(
+                    keys,
+                    f"array {name} has dtype {array.dtype} and shape {list(array.shape)} but "
+                    f"{MANIFEST_NAME} says dtype {dtype} and shape {shape}",
+                )
+            cached = self.arrays[(name, str(device))] = move_array(array, device)
+        return cached
+
+    def read(self, name: str, keys: tuple) -> numpy.ndarray:
+        try:
+            with self.archive.open(name) as member:
+                array = npy_format.read_array(member, allow_pickle=False)
+                if member.read(1):  # also reads to the end, where zipfile checks the CRC
+                    raise ValueError("extra bytes after the array data")
+        except KeyError:
+            raise self.fail(keys, f"array {name} is missing from the archive") from None
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise self.fail(
+                    keys,
+                    f"array {name} holds pickled Python objects; refusing to load it "
+                    "(gradflow checkpoints never contain pickles)",
+                ) from exc
+            raise self.fail(keys, f"array {name} is corrupt ({exc})") from exc
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise self.fail(keys, f"array {name} is truncated or corrupt ({exc})") from exc
+        return array
