@@ -1,0 +1,162 @@
+"""Datasets: the map-style `Dataset` base, `TensorDataset`, `Subset` and `random_split`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy
+
+from gradflow.backend import CPU
+from gradflow.random import Generator, seed_for
+from gradflow.tensor import Tensor
+
+
+class Dataset:
+    """A map-style dataset: ``dataset[i]`` is sample i and ``len(dataset)`` the number of
+    samples. Subclasses implement ``__getitem__`` and ``__len__``."""
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+
+class TensorDataset(Dataset):
+    """Samples are rows of tensors of the same length: ``dataset[i]`` is
+    ``(t[i] for t in tensors)``. A DataLoader batches it by indexing the whole tensors once
+    per batch (no per-sample collation).
+
+    >>> ds = TensorDataset(gradflow.zeros(10, 3), gradflow.arange(10))
+    >>> x, y = ds[2]
+    """
+
+    def __init__(self, *tensors: Tensor):
+        if not tensors:
+            raise ValueError("TensorDataset needs at least one tensor")
+        for position, t in enumerate(tensors):
+            if not isinstance(t, Tensor):
+                raise TypeError(
+                    f"TensorDataset takes Tensors; argument {position} is {type(t).__name__}"
+                )
+            if t.ndim == 0:
+                raise ValueError(
+                    f"TensorDataset: argument {position} is a 0-d tensor; every tensor needs a "
+                    "first dimension that indexes the samples"
+                )
+        sizes = [t.shape[0] for t in tensors]
+        if any(size != sizes[0] for size in sizes):
+            shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
+            raise ValueError(
+                f"TensorDataset: all tensors must have the same first dimension (the number of "
+                f"samples), got shapes {shapes}"
+            )
+        self.tensors = tuple(tensors)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
+        # Samples are new tensors outside any graph, like the batches the fast path makes.
+        return tuple(Tensor._wrap(_row(t.data, index)) for t in self.tensors)
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+
+def _row(array: Any, index: Any) -> Any:
+    row = array[index]
+    return numpy.asarray(row) if isinstance(row, numpy.generic) else row  # keep 0-d an array
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]):
+        self.dataset = dataset
+        self.indices = numpy.asarray(indices, dtype=numpy.int64).reshape(-1)
+
+    def __getitem__(self, index: int) -> Any:
+        if isinstance(index, list | numpy.ndarray):
+            return [self.dataset[int(i)] for i in self.indices[index]]
+        return self.dataset[int(self.indices[index])]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def tensor_source(dataset: Dataset) -> tuple[tuple[Tensor, ...], numpy.ndarray | None] | None:
+    """(tensors, row indices or None for all rows) when `dataset` is a TensorDataset, or
+    Subsets of one, so a loader can index whole arrays; None for any other dataset."""
+    if isinstance(dataset, TensorDataset) and type(dataset).__getitem__ is (
+        TensorDataset.__getitem__
+    ):
+        return dataset.tensors, None
+    if isinstance(dataset, Subset) and type(dataset).__getitem__ is Subset.__getitem__:
+        inner = tensor_source(dataset.dataset)
+        if inner is None:
+            return None
+        tensors, rows = inner
+        return tensors, dataset.indices if rows is None else rows[dataset.indices]
+    return None
+
+
+def random_split(
+    dataset: Dataset, lengths: Sequence[int | float], generator: Generator | None = None
+) -> list[Subset]:
+    """Split `dataset` into non-overlapping random Subsets of the given lengths.
+
+    `lengths` are counts that sum to ``len(dataset)``, or fractions that sum to 1 (the
+    remainder of flooring is handed out one by one from the first split on). The permutation
+    comes from `generator`, or the default cpu generator (``gradflow.manual_seed``).
+
+    >>> train, val = random_split(dataset, [0.8, 0.2], generator=gradflow.Generator(seed=0))
+    """
+    total = len(dataset)
+    counts = _split_counts(lengths, total)
+    order = seed_for(check_cpu_generator(generator, "random_split"), CPU).permutation(total)
+    splits, start = [], 0
+    for count in counts:
+        splits.append(Subset(dataset, order[start : start + count]))
+        start += count
+    return splits
+
+
+def _split_counts(lengths: Sequence[int | float], total: int) -> list[int]:
+    values = list(lengths)
+    if values and all(isinstance(v, float) for v in values):
+        if any(not 0.0 <= v <= 1.0 for v in values) or not math.isclose(sum(values), 1.0):
+            raise ValueError(
+                f"random_split: fractions must lie in [0, 1] and sum to 1, got {values}"
+            )
+        counts = [math.floor(total * v) for v in values]
+        for i in range(total - sum(counts)):
+            counts[i % len(counts)] += 1
+        return counts
+    if any(not isinstance(v, int | numpy.integer) or v < 0 for v in values):
+        raise ValueError(
+            f"random_split: lengths must be non-negative ints (or fractions summing to 1), "
+            f"got {values}"
+        )
+    if sum(values) != total:
+        raise ValueError(
+            f"random_split: lengths sum to {sum(values)} but the dataset has {total} samples"
+        )
+    return [int(v) for v in values]
+
+
+def check_cpu_generator(generator: Generator | None, who: str) -> Generator | None:
+    """`generator` itself, checked to be a cpu Generator (or None)."""
+    if generator is not None and (
+        not isinstance(generator, Generator) or generator.device.type != "cpu"
+    ):
+        raise TypeError(
+            f"{who}: generator must be a cpu gradflow.Generator (the sample order is drawn on "
+            f"the cpu), got {_describe(generator)}"
+        )
+    return generator
+
+
+def _describe(generator: Any) -> str:
+    if isinstance(generator, Generator):
+        return f"a Generator on {generator.device}"
+    return type(generator).__name__
