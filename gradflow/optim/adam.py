@@ -1,0 +1,215 @@
+"""Adam and AdamW: adaptive moment estimation, with L2 or decoupled weight decay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradflow.kernels.optim import adam_step_multi
+from gradflow.ops._util import xp_of
+from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
+from gradflow.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    check_betas,
+    check_number,
+    grad_shape_error,
+)
+from gradflow.tensor import Tensor
+
+
+def adam_update(
+    p: Any,
+    g: Any,
+    m: Any,
+    v: Any,
+    v_max: Any,
+    s: Any,
+    t: Any,
+    xp: Any,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+    maximize: bool,
+    step_size: float,
+    bias_correction2_sqrt: float,
+) -> None:
+    """One Adam step on arrays, in place on p, m, v (and v_max); s and t are scratch.
+
+    PyTorch's rule: g = ±g; decoupled: p *= 1 - lr wd, else g += wd p; m += (1 - beta1)(g - m);
+    v = beta2 v + (1 - beta2) g^2; v_max = max(v_max, v) with amsgrad;
+    p -= step_size m / (sqrt(v) / sqrt(1 - beta2^step) + eps), step_size = lr / (1 - beta1^step).
+    """
+    if maximize:
+        g = xp.negative(g, out=t)
+    if weight_decay:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            xp.multiply(p, weight_decay, out=s)
+            g = xp.add(g, s, out=t)
+    xp.subtract(g, m, out=s)
+    s *= 1 - beta1
+    m += s
+    v *= beta2
+    xp.multiply(g, g, out=s)
+    s *= 1 - beta2
+    v += s
+    if v_max is not None:
+        v = xp.maximum(v_max, v, out=v_max)
+    xp.sqrt(v, out=s)
+    s /= bias_correction2_sqrt
+    s += eps
+    xp.divide(m, s, out=s)
+    s *= step_size
+    p -= s
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), as ``torch.optim.Adam``; ``decoupled_weight_decay=True`` is AdamW.
+
+    State per parameter: ``step`` (an int), ``exp_avg``, ``exp_avg_sq`` and, with amsgrad,
+    ``max_exp_avg_sq``. On cuda (and under ``gradflow.testing.emulation.route_kernels()``) a
+    group's float32/float64 parameters are updated by one fused multi-tensor kernel launch per
+    dtype, device and step count; ``amsgrad``, ``maximize`` and other dtypes take the array
+    path.
+
+    Example::
+
+        opt = gradflow.optim.Adam(model.parameters(), lr=1e-3)
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        name = self._name
+        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-3")
+        check_number(name, "epsilon eps", group["eps"], 0, "it must be >= 0, e.g. eps=1e-8")
+        check_betas(name, group["betas"])
+        check_number(
+            name, "weight_decay", group["weight_decay"], 0, "it must be >= 0 (0 turns it off)"
+        )
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        lr = float(group["lr"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        eps = float(group["eps"])
+        weight_decay = float(group["weight_decay"])
+        amsgrad = bool(group["amsgrad"])
+        maximize = bool(group["maximize"])
+        decoupled = bool(group["decoupled_weight_decay"])
+        hyper = (lr, beta1, beta2, eps, weight_decay, decoupled, maximize)
+        state_of = self.state
+        scratch = self._scratch
+        batches = None
+        corrections: dict[int, tuple[float, float]] = {}
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            a = p.data
+            g = grad.data
+            if g.shape != a.shape:
+                raise grad_shape_error(self, p, g)
+            state = state_of[p]
+            if not state:
+                _init_state(state, a, amsgrad)
+            step = state["step"] = state["step"] + 1
+            m = state["exp_avg"].data
+            v = state["exp_avg_sq"].data
+            p._version += 1
+            if not (amsgrad or maximize) and takes_kernel_route(a):
+                if batches is None:
+                    batches = KernelBatches()
+                batches.add(step, a, g, m, v)
+                continue
+            bias = corrections.get(step)
+            if bias is None:
+                bias = corrections[step] = (
+                    lr / (1 - beta1**step),
+                    (1 - beta2**step) ** 0.5,
+                )
+            v_max = None
+            if amsgrad:
+                if "max_exp_avg_sq" not in state:  # amsgrad turned on after some steps
+                    state["max_exp_avg_sq"] = Tensor._wrap(xp_of(a).zeros_like(v))
+                v_max = state["max_exp_avg_sq"].data
+            update_in_chunks(adam_update, (a, g, m, v, v_max), scratch, xp_of(a), *hyper, *bias)
+        if batches is not None:
+            for step, (params, grads, ms, vs) in batches.items():
+                adam_step_multi(
+                    params,
+                    grads,
+                    ms,
+                    vs,
+                    lr=lr,
+                    step=step,
+                    beta1=beta1,
+                    beta2=beta2,
+                    eps=eps,
+                    weight_decay=weight_decay,
+                    decoupled=decoupled,
+                    backend=batches.backend,
+                )
+
+
+def _init_state(state: dict[str, Any], a: Any, amsgrad: bool) -> None:
+    xp = xp_of(a)
+    state["step"] = 0
+    state["exp_avg"] = Tensor._wrap(xp.zeros(a.shape, dtype=a.dtype))
+    state["exp_avg_sq"] = Tensor._wrap(xp.zeros(a.shape, dtype=a.dtype))
+    if amsgrad:
+        state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros(a.shape, dtype=a.dtype))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``.
+
+    The decay multiplies the parameter by ``1 - lr * weight_decay`` before the Adam update,
+    instead of adding ``weight_decay * p`` to the gradient; the default is 1e-2.
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+        )

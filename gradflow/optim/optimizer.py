@@ -1,0 +1,277 @@
+"""Optimizer: the base class of gradflow.optim, shaped like torch.optim.Optimizer.
+
+An optimizer holds ``param_groups`` (dicts of hyperparameters, each with its "params" list)
+and ``state`` (per parameter, a dict of Tensors and numbers). ``step()`` updates every
+parameter that has a gradient in place on its array (``p.data``): the module and the optimizer
+share that array, so it is never replaced. Updates work on arrays, never record a graph, and
+bump each updated tensor's version so a graph that saved it refuses a stale backward.
+
+``state_dict()`` uses PyTorch's layout, ``{"state": {index: {...}}, "param_groups": [{...,
+"params": [indices]}]}``, indices numbering the parameters in group order. Unlike PyTorch it
+returns copies of the state tensors, so it is a snapshot: later steps do not change it (gradflow
+Tensors cannot be deep-copied, so a caller could not take that snapshot itself).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gradflow.autograd import enable_grad
+from gradflow.backend import move_array
+from gradflow.optim._arrays import Scratch
+from gradflow.tensor import Tensor
+
+ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
+
+
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, zero_grad, step and state dicts.
+
+    Subclasses pass their hyperparameter ``defaults``, check a group in ``_check_group`` and
+    update one group in ``_step_group``.
+    """
+
+    def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        self.param_groups: list[dict[str, Any]] = []
+        self._scratch = Scratch()
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{self._name}: params should be an iterable of Tensors or of dicts (parameter "
+                f"groups), but got a single Tensor; wrap it in a list: {self._name}([w], ...)"
+            )
+        groups = params if isinstance(params, set | frozenset) else list(params)
+        if not groups:
+            raise ValueError(
+                "optimizer got an empty parameter list; pass the tensors to optimize, e.g. "
+                "model.parameters() (a generator can only be used once)"
+            )
+        if isinstance(groups, set | frozenset) or not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    @property
+    def _name(self) -> str:
+        return type(self).__name__
+
+    # ---- groups -------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (the rest from defaults).
+
+        Useful for fine-tuning: ``opt.add_param_group({"params": head.parameters(),
+        "lr": 0.1})``.
+        """
+        if not isinstance(param_group, dict):
+            raise TypeError(
+                f"{self._name}: a parameter group must be a dict with a 'params' key, got "
+                f"{type(param_group).__name__}"
+            )
+        if "params" not in param_group:
+            raise ValueError(f"{self._name}: a parameter group needs a 'params' entry")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set | frozenset):
+            raise TypeError(
+                f"{self._name}: parameters must be in an ordered collection (the order of a set "
+                "changes between runs, and state dicts refer to parameters by position); pass "
+                "a list"
+            )
+        else:
+            params = list(params)
+        index = len(self.param_groups)
+        for i, p in enumerate(params):
+            self._check_param(p, f"parameter {i} of group {index}")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError(
+                f"{self._name}: parameter group {index} lists a parameter more than once; list "
+                "each parameter once"
+            )
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError(
+                f"{self._name}: some parameters appear in more than one parameter group; give "
+                "each parameter to one group only"
+            )
+        group = {**self.defaults, **param_group, "params": params}
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    def _check_param(self, p: Any, where: str) -> None:
+        if not isinstance(p, Tensor):
+            raise TypeError(
+                f"{self._name}: {where} is a {type(p).__name__}; an optimizer updates Tensors "
+                "(e.g. model.parameters())"
+            )
+        if not p.is_leaf:
+            raise ValueError(
+                f"{self._name}: can't optimize a non-leaf Tensor ({where} was computed by "
+                f"{type(p.grad_fn).__name__}); optimize the leaf tensors it came from, or make "
+                "a new leaf with t.detach().requires_grad_()"
+            )
+        if p.dtype.kind != "f":
+            raise TypeError(
+                f"{self._name}: {where} has dtype {p.dtype}; only floating-point tensors can "
+                "be optimized (convert with .float() or .double())"
+            )
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Raise ValueError for invalid hyperparameters (each optimizer checks its own)."""
+
+    # ---- the step -----------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all parameters: to None (default), or to zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        p.grad.data.fill(0)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; returns ``closure()`` when given.
+
+        The closure (re-evaluating the model and calling backward) runs with gradients
+        enabled before the update.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # ---- state dicts --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state in PyTorch's layout, parameters named by index (a copy)."""
+        index_of: dict[int, int] = {}
+        packed_groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = [index_of.setdefault(id(p), len(index_of)) for p in group["params"]]
+            packed_groups.append(packed)
+        packed_state = {}
+        for p, values in self.state.items():
+            if values and id(p) in index_of:
+                packed_state[index_of[id(p)]] = {k: _snapshot(v) for k, v in values.items()}
+        return {"state": packed_state, "param_groups": packed_groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state saved by ``state_dict()`` into an optimizer over the same groups.
+
+        The saved groups must match this optimizer's in number and sizes; state tensors are
+        copied onto each parameter's device and dtype, so the dict stays independent.
+        """
+        name = f"{self._name}.load_state_dict"
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            raise ValueError(
+                f"{name}: expected the dict returned by state_dict(), with keys 'state' and "
+                "'param_groups'"
+            )
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{name}: the state dict has {len(saved_groups)} parameter group(s) but this "
+                f"optimizer has {len(self.param_groups)}; build the optimizer with the same "
+                "parameter groups as the one that was saved"
+            )
+        by_index: dict[Any, Tensor] = {}
+        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{name}: parameter group {i} of the state dict has {len(saved['params'])} "
+                    f"parameter(s) but this optimizer's group {i} has {len(group['params'])}; "
+                    "build the optimizer with the same parameter groups as the one that was saved"
+                )
+            missing = sorted(set(self.defaults) - set(saved))
+            if missing:
+                raise ValueError(
+                    f"{name}: parameter group {i} of the state dict has no {missing}; was it "
+                    f"saved from another kind of optimizer than {self._name}?"
+                )
+            by_index.update(zip(saved["params"], group["params"]))
+        state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        for index, values in state_dict["state"].items():
+            if index not in by_index:
+                raise ValueError(
+                    f"{name}: the state dict has state for parameter index {index}, which no "
+                    "parameter group lists"
+                )
+            p = by_index[index]
+            state[p] = {k: _restore(p, index, k, v, name) for k, v in values.items()}
+        groups = []
+        for group, saved in zip(self.param_groups, saved_groups):
+            restored = {k: v for k, v in saved.items() if k != "params"}
+            restored["params"] = group["params"]
+            self._check_group(restored)
+            groups.append(restored)
+        self.state = state
+        self.param_groups = groups
+
+    def __repr__(self) -> str:
+        lines = [f"{self._name} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        return "\n".join([*lines, ")"])
+
+
+def _snapshot(value: Any) -> Any:
+    return Tensor._wrap(value.data.copy()) if isinstance(value, Tensor) else value
+
+
+def _restore(p: Tensor, index: Any, key: str, value: Any, name: str) -> Any:
+    """A saved state value, made this optimizer's own: on p's device and dtype, contiguous."""
+    if key == "step":  # PyTorch saves the step count as a tensor
+        return int(value.item() if hasattr(value, "item") else value)
+    if isinstance(value, numbers.Number):
+        return value
+    array = value.data if isinstance(value, Tensor) else value
+    if not hasattr(array, "astype"):
+        raise TypeError(
+            f"{name}: state '{key}' of parameter {index} is a {type(value).__name__}; expected "
+            "a Tensor or a number"
+        )
+    if tuple(array.shape) != tuple(p.shape):
+        raise ValueError(
+            f"{name}: state '{key}' of parameter {index} has shape {tuple(array.shape)} but "
+            f"the parameter has shape {tuple(p.shape)}; the state dict belongs to another model"
+        )
+    array = move_array(array, p.device)
+    return Tensor._wrap(array.astype(p.dtype, order="C", copy=True))
+
+
+def grad_shape_error(optimizer: Optimizer, p: Tensor, grad: Any) -> ValueError:
+    """The error for a parameter whose .grad does not have its shape."""
+    return ValueError(
+        f"{type(optimizer).__name__}.step: a parameter of shape {tuple(p.shape)} has a grad of "
+        f"shape {tuple(grad.shape)}; a gradient must have its parameter's shape"
+    )
+
+
+def check_number(owner: str, name: str, value: Any, minimum: float, advice: str) -> None:
+    """ValueError unless ``value`` is a real number >= ``minimum`` (NaN fails too)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= minimum:
+        raise ValueError(f"{owner}: invalid {name}={value!r}; {advice}")
+
+
+def check_betas(owner: str, betas: Any, example: str = "betas=(0.9, 0.999)") -> None:
+    """ValueError unless betas is a pair of numbers in [0, 1)."""
+    if not isinstance(betas, tuple | list) or len(betas) != 2:
+        raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), e.g. {example}")
+    for i, beta in enumerate(betas):
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
+            raise ValueError(
+                f"{owner}: invalid beta parameter at index {i}: {beta!r}; each beta must be in "
+                f"[0, 1), e.g. {example}"
+            )

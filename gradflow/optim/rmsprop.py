@@ -1,0 +1,148 @@
+"""RMSprop: steps scaled by a running root mean square of the gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradflow.ops._util import xp_of
+from gradflow.optim._arrays import update_in_chunks
+from gradflow.optim.optimizer import Optimizer, ParamsT, check_number, grad_shape_error
+from gradflow.tensor import Tensor
+
+
+def rmsprop_update(
+    p: Any,
+    g: Any,
+    square_avg: Any,
+    grad_avg: Any,
+    buf: Any,
+    s: Any,
+    t: Any,
+    xp: Any,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    maximize: bool,
+) -> None:
+    """One RMSprop step on arrays, in place on p and the state; s and t are scratch.
+
+    PyTorch's rule: g = ±g + wd p; sq = alpha sq + (1 - alpha) g^2; centered (grad_avg given):
+    ga += (1 - alpha)(g - ga), avg = sqrt(sq - ga^2), else avg = sqrt(sq); avg += eps;
+    with momentum (buf given): buf = momentum buf + g / avg, p -= lr buf; else p -= lr g / avg.
+    """
+    if weight_decay:
+        xp.multiply(p, weight_decay, out=t)
+        g = xp.subtract(t, g, out=t) if maximize else xp.add(g, t, out=t)
+    elif maximize:
+        g = xp.negative(g, out=t)
+    square_avg *= alpha
+    xp.multiply(g, g, out=s)
+    s *= 1 - alpha
+    square_avg += s
+    if grad_avg is not None:
+        xp.subtract(g, grad_avg, out=s)
+        s *= 1 - alpha
+        grad_avg += s
+        xp.multiply(grad_avg, grad_avg, out=s)
+        xp.subtract(square_avg, s, out=s)
+        xp.sqrt(s, out=s)
+    else:
+        xp.sqrt(square_avg, out=s)
+    s += eps
+    xp.divide(g, s, out=s)
+    if buf is not None:
+        buf *= momentum
+        buf += s
+        xp.multiply(buf, lr, out=s)
+    else:
+        s *= lr
+    p -= s
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), as ``torch.optim.RMSprop``, optionally centered and with momentum.
+
+    State per parameter: ``step`` (an int), ``square_avg``, and ``momentum_buffer`` (momentum
+    > 0) and ``grad_avg`` (centered). Runs on the array path on every device.
+
+    Example::
+
+        opt = gradflow.optim.RMSprop(model.parameters(), lr=1e-2, alpha=0.99)
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "alpha": alpha,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "centered": centered,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        name = self._name
+        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-2")
+        check_number(name, "epsilon eps", group["eps"], 0, "it must be >= 0, e.g. eps=1e-8")
+        check_number(
+            name, "momentum", group["momentum"], 0, "it must be >= 0 (0 turns momentum off)"
+        )
+        check_number(
+            name, "weight_decay", group["weight_decay"], 0, "it must be >= 0 (0 turns it off)"
+        )
+        check_number(name, "alpha", group["alpha"], 0, "it must be >= 0, e.g. alpha=0.99")
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        momentum = float(group["momentum"])
+        centered = bool(group["centered"])
+        hyper = (
+            float(group["lr"]),
+            float(group["alpha"]),
+            float(group["eps"]),
+            float(group["weight_decay"]),
+            momentum,
+            bool(group["maximize"]),
+        )
+        state_of = self.state
+        scratch = self._scratch
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            a = p.data
+            g = grad.data
+            if g.shape != a.shape:
+                raise grad_shape_error(self, p, g)
+            state = state_of[p]
+            if not state:
+                state["step"] = 0
+            state["step"] += 1
+            square_avg = _state_array(state, "square_avg", a)
+            grad_avg = _state_array(state, "grad_avg", a) if centered else None
+            buf = _state_array(state, "momentum_buffer", a) if momentum > 0 else None
+            p._version += 1
+            arrays = (a, g, square_avg, grad_avg, buf)
+            update_in_chunks(rmsprop_update, arrays, scratch, xp_of(a), *hyper)
+
+
+def _state_array(state: dict[str, Any], key: str, a: Any) -> Any:
+    """The array of state[key], created as zeros shaped like ``a`` on first use."""
+    holder = state.get(key)
+    if holder is None:
+        holder = state[key] = Tensor._wrap(xp_of(a).zeros(a.shape, dtype=a.dtype))
+    return holder.data

@@ -1,0 +1,168 @@
+"""SGD: stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradflow.kernels.optim import sgd_step_multi
+from gradflow.ops._util import xp_of
+from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
+from gradflow.optim.optimizer import Optimizer, ParamsT, check_number, grad_shape_error
+from gradflow.tensor import Tensor
+
+
+def sgd_update(
+    p: Any,
+    g: Any,
+    buf: Any,
+    s: Any,
+    t: Any,
+    xp: Any,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    first: bool,
+) -> None:
+    """One SGD step on arrays, in place on p (and buf); s and t are scratch. PyTorch's rule:
+
+    d = ±g + weight_decay p; buf = d on the first step, else momentum buf + (1 - dampening) d;
+    d = d + momentum buf (nesterov) or buf; p -= lr d.
+    """
+    d = g
+    if weight_decay:
+        xp.multiply(p, weight_decay, out=s)
+        if maximize:
+            xp.subtract(s, g, out=s)
+        else:
+            xp.add(g, s, out=s)
+        d = s
+    elif maximize:
+        d = xp.negative(g, out=s)
+    if momentum:
+        if first:
+            xp.copyto(buf, d)
+        else:
+            buf *= momentum
+            if dampening:
+                buf += xp.multiply(d, 1 - dampening, out=t)
+            else:
+                buf += d
+        if nesterov:
+            xp.multiply(buf, momentum, out=t)
+            t += d
+            d = t
+        else:
+            d = buf
+    xp.multiply(d, lr, out=s)
+    p -= s
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent (optionally with momentum), as ``torch.optim.SGD``.
+
+    With momentum the state holds ``momentum_buffer`` per parameter. On cuda (and under
+    ``gradflow.testing.emulation.route_kernels()``) a group's float32/float64 parameters are
+    updated by one fused multi-tensor kernel launch per dtype and device; ``maximize`` and
+    other dtypes take the array path.
+
+    Example::
+
+        opt = gradflow.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss.backward(); opt.step(); opt.zero_grad()
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        name = self._name
+        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=0.01")
+        check_number(
+            name, "momentum", group["momentum"], 0, "it must be >= 0 (0 turns momentum off)"
+        )
+        check_number(name, "dampening", group["dampening"], 0, "it must be >= 0 (default 0)")
+        check_number(
+            name, "weight_decay", group["weight_decay"], 0, "it must be >= 0 (0 turns it off)"
+        )
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(
+                f"{name}: Nesterov momentum requires a momentum and zero dampening (got "
+                f"momentum={group['momentum']}, dampening={group['dampening']}); pass e.g. "
+                "momentum=0.9 with dampening=0, or nesterov=False"
+            )
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        lr = float(group["lr"])
+        momentum = float(group["momentum"])
+        dampening = float(group["dampening"])
+        weight_decay = float(group["weight_decay"])
+        nesterov = bool(group["nesterov"])
+        maximize = bool(group["maximize"])
+        hyper = (lr, momentum, dampening, weight_decay, nesterov, maximize)
+        state_of = self.state
+        scratch = self._scratch
+        batches = None
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            a = p.data
+            g = grad.data
+            if g.shape != a.shape:
+                raise grad_shape_error(self, p, g)
+            first = False
+            buf = None
+            if momentum:
+                state = state_of[p]
+                holder = state.get("momentum_buffer")
+                if holder is None:
+                    first = True
+                    holder = state["momentum_buffer"] = _new_buffer(a)
+                buf = holder.data
+            p._version += 1
+            if not maximize and takes_kernel_route(a):
+                if batches is None:
+                    batches = KernelBatches()
+                batches.add(first, a, g, *((buf,) if momentum else ()))
+                continue
+            update_in_chunks(sgd_update, (a, g, buf), scratch, xp_of(a), *hyper, first)
+        if batches is not None:
+            for first, (params, grads, *bufs) in batches.items():
+                sgd_step_multi(
+                    params,
+                    grads,
+                    bufs[0] if bufs else None,
+                    lr=lr,
+                    momentum=momentum,
+                    dampening=dampening,
+                    nesterov=nesterov,
+                    weight_decay=weight_decay,
+                    first_step=first,
+                    backend=batches.backend,
+                )
+
+
+def _new_buffer(a: Any) -> Tensor:
+    """An uninitialized momentum buffer shaped like ``a`` (the first step writes all of it)."""
+    return Tensor._wrap(xp_of(a).empty(a.shape, dtype=a.dtype))
