@@ -18,6 +18,18 @@ from gradflow.backend import Device, move_array
 from gradflow.nn.parameter import Parameter
 from gradflow.tensor import RemovableHandle, Tensor
 
+# The per-instance registries Module.__init__ creates (a subclass that skips it lacks them).
+_STATE = frozenset(
+    [
+        "_parameters",
+        "_buffers",
+        "_non_persistent",
+        "_modules",
+        "_forward_hooks",
+        "_forward_pre_hooks",
+    ]
+)
+
 
 class IncompatibleKeys(NamedTuple):
     """What ``load_state_dict(strict=False)`` could not match."""
@@ -92,12 +104,12 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, params)
             params[name] = value
         elif isinstance(value, Module):
             if params is None:
                 raise AttributeError("cannot assign submodules before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, self._modules)
             self._modules[name] = value
         elif params is not None and name in params:
             if value is not None:
@@ -122,16 +134,23 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
-        """Drop `name` from every registry and the instance dict before re-registering it."""
+    def _forget(self, name: str, keep: dict) -> None:
+        """Drop `name` from the instance dict and every registry but `keep`, the one about to
+        receive it: re-assigning there keeps the name's place in the order, as in PyTorch."""
         self.__dict__.pop(name, None)
         for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+            if registry is not keep:
+                registry.pop(name, None)
         self._non_persistent.discard(name)
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: look in the registries.
         d = self.__dict__
+        if name in _STATE and "_parameters" not in d:
+            raise AttributeError(
+                f"'{type(self).__name__}' object has no attribute '{name}': its __init__ did "
+                "not call super().__init__()"
+            )
         for registry in ("_parameters", "_buffers", "_modules"):
             if registry in d and name in d[registry]:
                 return d[registry][name]
@@ -168,7 +187,7 @@ class Module:
                 f"cannot register a {type(param).__name__} as parameter '{name}': "
                 "wrap it in nn.Parameter"
             )
-        self._forget(name)
+        self._forget(name, self._parameters)
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -177,7 +196,7 @@ class Module:
         self._check_name("buffer", name)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"buffer '{name}' must be a Tensor or None, got {type(tensor)}")
-        self._forget(name)
+        self._forget(name, self._buffers)
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
@@ -187,7 +206,7 @@ class Module:
         self._check_name("module", name)
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        self._forget(name)
+        self._forget(name, self._modules)
         self._modules[name] = module
 
     register_module = add_module
@@ -237,7 +256,10 @@ class Module:
         self, registry: str, prefix: str, recurse: bool, remove_duplicate: bool = True
     ) -> Iterator[tuple[str, Tensor]]:
         seen: set[int] = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        if recurse:
+            modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+        else:
+            modules = [(prefix, self)]
         for module_prefix, module in modules:
             for name, value in getattr(module, registry).items():
                 if value is None or (remove_duplicate and id(value) in seen):
@@ -365,9 +387,11 @@ class Module:
         self, destination: dict | None = None, prefix: str = "", keep_vars: bool = False
     ) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers by dotted name. Values are detached Tensors sharing
-        the module's arrays (``keep_vars=True`` gives the Parameters themselves)."""
+        the module's arrays (``keep_vars=True`` gives the Parameters themselves). A submodule
+        used in two places appears under both names, as in PyTorch."""
         out: OrderedDict[str, Tensor] = OrderedDict() if destination is None else destination
-        for module_prefix, module in self.named_modules(prefix=prefix.rstrip(".")):
+        modules = self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False)
+        for module_prefix, module in modules:
             stem = f"{module_prefix}." if module_prefix else ""
             for name, p in module._parameters.items():
                 if p is not None:
@@ -381,8 +405,9 @@ class Module:
         """Copy `state_dict`'s values into this module's parameters and buffers, in place.
 
         With ``strict`` (the default) missing or unexpected keys raise, naming them; a value
-        whose shape differs always raises, naming the key and both shapes. Values may be
-        Tensors or arrays; they are moved to each parameter's device and cast to its dtype.
+        whose shape differs always raises, naming the key and both shapes. Every value is
+        checked before any is copied, so a failed load leaves the module as it was. Values may
+        be Tensors or arrays; they are moved to each parameter's device and cast to its dtype.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(
@@ -401,6 +426,7 @@ class Module:
                 f"error loading state_dict into {type(self).__name__}: {'; '.join(parts)}. "
                 "Pass strict=False to load the keys that match"
             )
+        copies = []
         for key, target in own.items():
             if key not in state_dict:
                 continue
@@ -415,7 +441,9 @@ class Module:
                     f"size mismatch for '{key}': the checkpoint has shape {tuple(array.shape)}, "
                     f"the model has {tuple(target.shape)}"
                 )
-            with no_grad():
+            copies.append((target, array))
+        with no_grad():
+            for target, array in copies:
                 target.data[...] = move_array(array, target.device).astype(target.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
