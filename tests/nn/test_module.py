@@ -538,3 +538,22 @@ def test_state_dict_and_parameter_names_match_torch():
     x = numpy.random.default_rng(0).standard_normal((5, 3)).astype(numpy.float32)
     expected = theirs(torch.from_numpy(x)).detach().numpy()
     numpy.testing.assert_allclose(as_numpy(ours(gf.tensor(x))), expected, rtol=1e-5, atol=1e-6)
+
+
+# ---- Parameter --------------------------------------------------------------------------------
+
+
+def test_parameter_shares_its_tensors_array_and_requires_grad():
+    t = gf.randn(2, 3)
+    p = nn.Parameter(t)
+    assert isinstance(p, gf.Tensor) and p.requires_grad and p.is_leaf
+    assert p.data is t.data  # no copy, as torch.nn.Parameter
+    assert not nn.Parameter(t, requires_grad=False).requires_grad
+    assert nn.Parameter().shape == (0,)
+    assert repr(nn.Parameter(gf.tensor([1.0, 2.0]))) == (
+        "Parameter containing:\ntensor([1., 2.], requires_grad=True)"
+    )
+    out = p * 2.0
+    assert type(out) is gf.Tensor  # ops on a Parameter give plain Tensors
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients"):
+        nn.Parameter(gf.tensor([1, 2]))
