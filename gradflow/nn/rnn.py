@@ -1,0 +1,444 @@
+"""Recurrent layers shaped like torch.nn: RNN (tanh or relu), LSTM, GRU and their cells.
+
+Constructor arguments, parameter names (``weight_ih_l{k}``, ``weight_hh_l{k}``,
+``bias_ih_l{k}``, ``bias_hh_l{k}``, ``_reverse`` for the backward direction), gate order
+(LSTM i, f, g, o; GRU r, z, n), initialization U(-1/sqrt(H), 1/sqrt(H)) and outputs are
+PyTorch's. Each layer and direction runs as one graph node (gradflow.ops.rnn.rnn_layer), so
+backpropagation through a whole sequence costs one node per layer and direction.
+
+Variable-length batches: pass ``lengths`` (a list or int tensor of B values) to forward instead
+of packing. Each sequence stops at its own end: outputs past it are zero and h_n is its state at
+its last step; the reverse direction starts at each sequence's own end.
+
+    >>> lstm = LSTM(10, 20, num_layers=2, batch_first=True)
+    >>> output, (h_n, c_n) = lstm(x, lengths=[7, 5, 2])   # x: (3, 7, 10)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+from gradflow import creation
+from gradflow.nn import init
+from gradflow.nn.module import Module
+from gradflow.nn.parameter import Parameter
+from gradflow.ops.losses import dropout as dropout_op
+from gradflow.ops.rnn import GATES, rnn_layer, sequence_lengths
+from gradflow.ops.shape import cat, squeeze, stack, transpose, unsqueeze
+from gradflow.tensor import Tensor
+
+
+def _shape(x: Any) -> Any:
+    return tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+
+
+def _positive_int(name: str, value: Any, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+    return value
+
+
+def _reset_uniform(module: Module, hidden_size: int) -> None:
+    """PyTorch's RNN initialization: every weight and bias from U(-1/sqrt(H), 1/sqrt(H))."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for p in module.parameters():
+        init.uniform_(p, -bound, bound)
+
+
+class RNNBase(Module):
+    """The stack of layers shared by RNN, LSTM and GRU (`mode` "lstm", "gru", "rnn_tanh" or
+    "rnn_relu"); see the module docstring."""
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.mode = mode
+        self.input_size = _positive_int("input_size", input_size, name)
+        self.hidden_size = _positive_int("hidden_size", hidden_size, name)
+        self.num_layers = _positive_int("num_layers", num_layers, name)
+        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
+            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        if not 0 <= dropout <= 1:
+            raise ValueError(f"{name}: dropout must be in [0, 1], got {dropout}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                f"{name}: dropout={dropout} acts between layers, so with num_layers=1 it does "
+                "nothing",
+                stacklevel=2,
+            )
+        self.bias, self.batch_first = bool(bias), bool(batch_first)
+        self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
+        directions = 2 if bidirectional else 1
+        width = GATES[mode] * hidden_size
+        self._weight_names: list[list[str]] = []
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for direction in range(directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes = [("weight_ih", (width, layer_input)), ("weight_hh", (width, hidden_size))]
+                if bias:
+                    shapes += [("bias_ih", (width,)), ("bias_hh", (width,))]
+                for stem, shape in shapes:
+                    p = Parameter(creation.empty(*shape, device=device, dtype=dtype))
+                    setattr(self, stem + suffix, p)
+                self._weight_names.append([stem + suffix for stem, _ in shapes])
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw every weight and bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
+        _reset_uniform(self, self.hidden_size)
+
+    def flatten_parameters(self) -> None:
+        """Does nothing (PyTorch packs cuDNN weights here; our layers read them as they are)."""
+
+    def _weights(self, index: int) -> list:
+        """weight_ih, weight_hh, bias_ih, bias_hh (None without bias) of layer*D + direction."""
+        weights = [getattr(self, n) for n in self._weight_names[index]]
+        return weights if self.bias else [*weights, None, None]
+
+    def forward(self, input: Tensor, hx: Any = None, lengths: Any = None) -> tuple:
+        """Run the stack over `input`: (T, B, input_size), (B, T, input_size) with
+        batch_first, or unbatched (T, input_size). hx: h_0, or (h_0, c_0) for LSTM, each of
+        shape (num_layers * num_directions, B, hidden_size) ((.., hidden_size) unbatched).
+        Returns (output, h_n), or (output, (h_n, c_n)) for LSTM."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor) or input.ndim not in (2, 3):
+            raise ValueError(
+                f"{name}: expected input of shape (seq_len, batch, input_size) or unbatched "
+                f"(seq_len, input_size), got {_shape(input)}"
+            )
+        batched = input.ndim == 3
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}: input.size(-1) must be equal to input_size: expected "
+                f"{self.input_size}, got {input.shape[-1]} (input of shape {_shape(input)})"
+            )
+        x = unsqueeze(input, 1) if not batched else input
+        if batched and self.batch_first:
+            x = transpose(x, 0, 1)
+        steps, batch = x.shape[0], x.shape[1]
+        read_as = self._layout_note(input, batched)
+        states = self._initial_states(hx, batched, batch, read_as)
+        if lengths is not None:
+            try:
+                lengths = sequence_lengths(lengths, batch, steps, name)
+            except ValueError as exc:
+                raise ValueError(f"{exc}; {read_as}") from None
+        output, finals = self._run_layers(x, states, lengths)
+        if batched and self.batch_first:
+            output = transpose(output, 0, 1)
+        elif not batched:
+            output = squeeze(output, 1)
+        finals = [stack(f, 0) for f in finals]
+        if not batched:
+            finals = [squeeze(f, 1) for f in finals]
+        if self.mode == "lstm":
+            return output, (finals[0], finals[1])
+        return output, finals[0]
+
+    def _layout_note(self, input: Tensor, batched: bool) -> str:
+        """How the input's dims were read (for errors, where batch_first is a likely culprit)."""
+        if not batched:
+            return f"the input of shape {_shape(input)} was read as unbatched (seq_len, features)"
+        layout = "(batch, seq_len, features)" if self.batch_first else "(seq_len, batch, features)"
+        return (
+            f"the input of shape {_shape(input)} was read as {layout} since "
+            f"batch_first={self.batch_first}"
+        )
+
+    def _initial_states(self, hx: Any, batched: bool, batch: int, read_as: str) -> list:
+        """[h0] or [h0, c0] as (L*D, B, H) Tensors or None, checked against the input."""
+        name = type(self).__name__
+        count = 2 if self.mode == "lstm" else 1
+        if hx is None:
+            return [None] * count
+        if self.mode == "lstm":
+            if not isinstance(hx, tuple | list) or len(hx) != 2:
+                raise TypeError(f"{name}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+            hx = list(hx)
+        else:
+            hx = [hx]
+        layers = self.num_layers * (2 if self.bidirectional else 1)
+        expected = (layers, batch, self.hidden_size) if batched else (layers, self.hidden_size)
+        states = []
+        for label, state in zip(("h_0", "c_0"), hx):
+            if not isinstance(state, Tensor) or tuple(state.shape) != expected:
+                raise ValueError(
+                    f"{name}: expected {label} of shape {expected} (num_layers * "
+                    f"num_directions, {'batch, ' if batched else ''}hidden_size), got "
+                    f"{_shape(state)}; {read_as}"
+                )
+            states.append(state if batched else unsqueeze(state, 1))
+        return states
+
+    def _run_layers(self, x: Tensor, states: list, lengths: Any) -> tuple:
+        """The layers in order, dropout between them in training; returns the last layer's
+        output and, per state kind, the list of final states of every layer and direction."""
+        directions = 2 if self.bidirectional else 1
+        finals: list[list] = [[] for _ in states]
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                index = layer * directions + direction
+                initial = [None if s is None else s[index] for s in states]
+                hx = tuple(initial) if self.mode == "lstm" else initial[0]
+                out, final = rnn_layer(
+                    x, hx, *self._weights(index), mode=self.mode, reverse=direction == 1,
+                    lengths=lengths,
+                )  # fmt: skip
+                outputs.append(out)
+                for kept, f in zip(finals, final if self.mode == "lstm" else (final,)):
+                    kept.append(f)
+            x = outputs[0] if directions == 1 else cat(outputs, dim=2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = dropout_op(x, self.dropout, True)
+        return x, finals
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        if self.mode == "rnn_relu":
+            text += ", nonlinearity='relu'"
+        if not self.bias:
+            text += ", bias=False"
+        if self.batch_first:
+            text += ", batch_first=True"
+        if self.dropout:
+            text += f", dropout={self.dropout}"
+        if self.bidirectional:
+            text += ", bidirectional=True"
+        return text
+
+
+class RNN(RNNBase):
+    """Elman RNN: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (or relu), stacked.
+
+    Arguments as torch.nn.RNN: (input_size, hidden_size, num_layers=1, nonlinearity='tanh',
+    bias=True, batch_first=False, dropout=0.0, bidirectional=False). forward(input, hx=None,
+    lengths=None) returns (output, h_n).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
+        self.nonlinearity = nonlinearity
+        super().__init__(
+            f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first,
+            dropout, bidirectional, device, dtype,
+        )  # fmt: skip
+
+
+class LSTM(RNNBase):
+    """Long short-term memory, gates i, f, g, o (PyTorch's formulas), stacked.
+
+    Arguments as torch.nn.LSTM (no proj_size). forward(input, hx=None, lengths=None), hx =
+    (h_0, c_0), returns (output, (h_n, c_n)).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(
+            "lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, device, dtype,
+        )  # fmt: skip
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit, gates r, z, n with n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
+    stacked. Arguments as torch.nn.GRU. forward(input, hx=None, lengths=None) returns
+    (output, h_n).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(
+            "gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, device, dtype,
+        )  # fmt: skip
+
+
+# ---- cells -----------------------------------------------------------------------------------
+
+
+class RNNCellBase(Module):
+    """One step of a recurrent cell: weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh."""
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.mode = mode
+        self.input_size = _positive_int("input_size", input_size, name)
+        self.hidden_size = _positive_int("hidden_size", hidden_size, name)
+        self.bias = bool(bias)
+        width = GATES[mode] * hidden_size
+        self.weight_ih = Parameter(creation.empty(width, input_size, device=device, dtype=dtype))
+        self.weight_hh = Parameter(creation.empty(width, hidden_size, device=device, dtype=dtype))
+        if bias:
+            self.bias_ih = Parameter(creation.empty(width, device=device, dtype=dtype))
+            self.bias_hh = Parameter(creation.empty(width, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw every weight and bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
+        _reset_uniform(self, self.hidden_size)
+
+    def _step(self, input: Tensor, hx: Any) -> Any:
+        """Checks shapes, lifts unbatched input to a batch of one, runs one step."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor) or input.ndim not in (1, 2):
+            raise ValueError(
+                f"{name}: expected input of shape (batch, input_size) or unbatched "
+                f"(input_size,), got {_shape(input)}"
+            )
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}: input.size(-1) must be equal to input_size: expected "
+                f"{self.input_size}, got {input.shape[-1]} (input of shape {_shape(input)})"
+            )
+        batched = input.ndim == 2
+        expected = (input.shape[0], self.hidden_size) if batched else (self.hidden_size,)
+        states = list(hx) if self.mode == "lstm" and hx is not None else [hx]
+        if self.mode == "lstm" and hx is not None and len(states) != 2:
+            raise TypeError(f"{name}: hx must be a tuple (h, c), got {len(states)} tensors")
+        for label, state in zip(("h", "c"), states):
+            if state is not None and (
+                not isinstance(state, Tensor) or tuple(state.shape) != expected
+            ):
+                raise ValueError(
+                    f"{name}: expected hidden state {label} of shape {expected}, got "
+                    f"{_shape(state)} (input of shape {_shape(input)})"
+                )
+        x = input if batched else unsqueeze(input, 0)
+        if not batched:
+            states = [None if s is None else unsqueeze(s, 0) for s in states]
+        hx = tuple(states) if self.mode == "lstm" and hx is not None else states[0]
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        _, final = rnn_layer(unsqueeze(x, 0), hx, *weights, mode=self.mode)
+        if batched:
+            return final
+        if self.mode == "lstm":
+            return squeeze(final[0], 0), squeeze(final[1], 0)
+        return squeeze(final, 0)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            text += ", bias=False"
+        if self.mode == "rnn_relu":
+            text += ", nonlinearity='relu'"
+        return text
+
+
+class RNNCell(RNNCellBase):
+    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) (or relu); forward(input, hx=None) -> h'."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"RNNCell: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'"
+            )
+        self.nonlinearity = nonlinearity
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        return self._step(input, hx)
+
+
+class LSTMCell(RNNCellBase):
+    """One LSTM step (gates i, f, g, o); forward(input, hx=None), hx = (h, c) -> (h', c')."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__("lstm", input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: tuple | None = None) -> tuple[Tensor, Tensor]:
+        return self._step(input, hx)
+
+
+class GRUCell(RNNCellBase):
+    """One GRU step (gates r, z, n); forward(input, hx=None) -> h'."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__("gru", input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        return self._step(input, hx)
