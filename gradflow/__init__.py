@@ -142,4 +142,9 @@ from gradflow.ops.unary import (
     tanh,
 )
 from gradflow.random import Generator, manual_seed
+from gradflow.serialization import CheckpointError, load, save
 from gradflow.tensor import Tensor
+
+# isort: split
+# data and optim import gradflow.tensor directly, which needs the core above loaded first.
+from gradflow import data, optim

@@ -507,6 +507,22 @@ class Tensor:
             "gradflow.save() instead"
         )
 
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        """A leaf copy with its own array (and a copy of .grad): ``copy.deepcopy(model)``."""
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                "only leaf tensors support copy.deepcopy; use tensor.detach().clone() for a "
+                "copy outside the graph"
+            )
+        if id(self) in memo:
+            return memo[id(self)]
+        out = _make_tensor(self.data.copy(), None, self._requires_grad, 0)
+        out.__class__ = type(self)  # a Parameter stays a Parameter
+        memo[id(self)] = out
+        if self.grad is not None:
+            out.grad = self.grad.__deepcopy__(memo)
+        return out
+
     # ---- methods delegating to ops (PyTorch's names) ------------------------------------
     def add(self, other: Any) -> Tensor:
         return _arith.add(self, other)
