@@ -1,0 +1,419 @@
+"""Normalization: batch_norm, layer_norm and group_norm, each one graph node with a closed-form
+backward. PyTorch semantics and defaults (torch.nn.functional).
+
+All three compute xhat = (x - mean) / sqrt(var + eps) over some axes, then y = xhat * w + b with
+a per-channel (batch_norm, group_norm) or per-element (layer_norm) affine. The variance is
+two-pass (the mean first, then the mean square of x - mean), never E[x^2] - E[x]^2. Reductions
+run through einsum: one pass, no temporary for a product, and 2-4x faster than ndarray.sum
+over the (N, L) axes of an (N, C, L) view.
+
+Backward, with M elements per statistic and gh = g * w:
+    dx = invstd * (gh - mean(gh) - xhat * mean(gh * xhat)),  dw = sum(g * xhat),  db = sum(g).
+
+Memory: batch_norm (training) keeps x - mean and one invstd per channel; in eval mode it keeps
+the input itself (a reference) plus two per-channel arrays, and only the per-channel scale when
+no weight gradient is needed. layer_norm and group_norm keep xhat and one invstd per row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.ops._util import xp_of
+from gradflow.tensor import Tensor
+
+# ---- batch_norm -----------------------------------------------------------------------------
+# The input is viewed as (N, C, L): L = 1 for (N, C) and H * W for (N, C, H, W). Per-channel
+# arrays have shape (C,); _per_channel lays one out as a (C, L) block, since a broadcast whose
+# inner loop runs over only L elements costs NumPy up to 1.5x a full pass.
+
+_CHANNEL_SUM = "ncl->c"
+_CHANNEL_DOT = "ncl,ncl->c"
+
+
+def _per_channel(a, length):
+    if length == 1:
+        return a[:, None]
+    return xp_of(a).repeat(a, length).reshape(a.shape[0], length)
+
+
+def _owned(xp, shape, dtype, view_shape):
+    """A new array of `shape` and its view as `view_shape`: ops write into the view and return
+    the array itself, which owns its memory (the engine would copy a view before keeping it
+    as a leaf's .grad)."""
+    out = xp.empty(shape, dtype)
+    return out, out.reshape(view_shape)
+
+
+class BatchNorm(Function):
+    def forward(self, x, weight, bias):
+        xp = xp_of(x)
+        v = x.reshape(x.shape[0], x.shape[1], -1)
+        length = v.shape[2]
+        count = v.shape[0] * length
+        if self.training:
+            mean = xp.einsum(_CHANNEL_SUM, v)
+            mean *= 1 / count
+            xc = v - _per_channel(mean, length)
+            var = xp.einsum(_CHANNEL_DOT, xc, xc)
+            var *= 1 / count
+            self._update_running_stats(mean, var, count)
+        else:
+            mean = self.running_mean.copy()  # a copy: training calls update the buffer in place
+            var = self.running_var
+        self.running_mean = self.running_var = None  # no references to the buffers stay behind
+        invstd = (var + self.eps) ** -0.5
+        scale = invstd if weight is None else weight * invstd
+        out, out3 = _owned(xp, x.shape, x.dtype, v.shape)
+        need_x, need_w = self.needs_input_grad[:2]
+        if self.training:
+            # Memory: x - mean (a new array; the input is not kept), invstd, the weight.
+            self.save_for_backward(xc if need_x or need_w else None, invstd, weight)
+            xp.multiply(xc, _per_channel(scale, length), out=out3)
+            if bias is not None:
+                out3 += _per_channel(bias, length)
+        else:
+            # Memory: the input (a reference) with mean and invstd for dw; scale for dx.
+            self.save_for_backward(x if need_w else None, mean, invstd, scale)
+            xp.multiply(v, _per_channel(scale, length), out=out3)
+            out3 += _per_channel(-mean * scale if bias is None else bias - mean * scale, length)
+        return out
+
+    def _update_running_stats(self, mean, var, count):
+        """PyTorch's rule: r = (1 - momentum) r + momentum * batch, with the unbiased variance."""
+        m = self.momentum
+        if self.running_mean is not None:
+            self.running_mean *= 1 - m
+            self.running_mean += m * mean
+        if self.running_var is not None:
+            self.running_var *= 1 - m
+            self.running_var += (m * count / (count - 1)) * var
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        xp = xp_of(g)
+        g3 = g.reshape(g.shape[0], g.shape[1], -1)
+        length = g3.shape[2]
+        count = g3.shape[0] * length
+        sum_g = xp.einsum(_CHANNEL_SUM, g3) if need_x or need_b else None
+        gb = sum_g if need_b else None
+        gx = gw = None
+        if not self.training:
+            x, mean, invstd, scale = self.saved_arrays
+            if need_x:
+                gx, gx3 = _owned(xp, g.shape, g.dtype, g3.shape)
+                xp.multiply(g3, _per_channel(scale, length), out=gx3)
+            if need_w:
+                xc = x.reshape(g3.shape) - _per_channel(mean, length)
+                gw = xp.einsum(_CHANNEL_DOT, g3, xc) * invstd
+            return gx, gw, gb
+        xc, invstd, weight = self.saved_arrays
+        dot = xp.einsum(_CHANNEL_DOT, g3, xc)  # sum g * (x - mean), per channel
+        if need_w:
+            gw = dot * invstd
+        if need_x:
+            # dx = w invstd (g - mean(g) - (x - mean) invstd^2 mean(g (x - mean)))
+            gx, gx3 = _owned(xp, g.shape, g.dtype, g3.shape)
+            xp.multiply(xc, _per_channel(dot * (-invstd * invstd / count), length), out=gx3)
+            gx3 += g3
+            gx3 -= _per_channel(sum_g / count, length)
+            gx3 *= _per_channel(invstd if weight is None else weight * invstd, length)
+        return gx, gw, gb
+
+
+# ---- layer_norm, group_norm -----------------------------------------------------------------
+# Statistics per row of an (R, K) view of the input.
+
+
+def _normalize_rows(v, eps, out):
+    """Write xhat for the rows of the 2-D array v into out (v's shape); return invstd (R,)."""
+    xp = xp_of(v)
+    k = v.shape[1]
+    mean = xp.einsum("rk->r", v)
+    mean *= 1 / k
+    xp.subtract(v, mean[:, None], out=out)
+    invstd = (xp.einsum("rk,rk->r", out, out) * (1 / k) + eps) ** -0.5
+    out *= invstd[:, None]
+    return invstd
+
+
+def _rows_backward(gh, xhat, invstd, out):
+    """Write dx for the rows into out: invstd (gh - mean(gh) - xhat mean(gh xhat)), where gh is
+    g * w on the (R, K) view; out may be gh itself."""
+    xp = xp_of(gh)
+    k = gh.shape[1]
+    dot = xp.einsum("rk,rk->r", gh, xhat)
+    dot *= 1 / k
+    mean = xp.einsum("rk->r", gh)
+    mean *= 1 / k
+    xp.subtract(gh, mean[:, None], out=out)
+    out -= xhat * dot[:, None]
+    out *= invstd[:, None]
+
+
+class LayerNorm(Function):
+    """Statistics and affine both on the (R, K) view: K = prod(normalized_shape)."""
+
+    def forward(self, x, weight, bias):
+        xp = xp_of(x)
+        v = x.reshape(-1, self.size)
+        xhat, xhat2 = _owned(xp, x.shape, x.dtype, v.shape)
+        invstd = _normalize_rows(v, self.eps, xhat2)
+        need_x, need_w = self.needs_input_grad[:2]
+        # Memory: xhat (a new array; the output itself when there is no affine), invstd, weight.
+        self.save_for_backward(xhat2 if need_x or need_w else None, invstd, weight)
+        if weight is None and bias is None:
+            return xhat
+        out, out2 = _owned(xp, x.shape, x.dtype, v.shape)
+        if weight is not None:
+            xp.multiply(xhat2, weight.reshape(-1), out=out2)
+            if bias is not None:
+                out2 += bias.reshape(-1)
+        else:
+            xp.add(xhat2, bias.reshape(-1), out=out2)
+        return out
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        xhat, invstd, weight = self.saved_arrays
+        xp = xp_of(g)
+        g2 = g.reshape(xhat.shape)
+        gw = gb = gx = None
+        if need_w:
+            gw = _as_shape(xp.einsum("rk,rk->k", g2, xhat), self.shape)
+        if need_b:
+            gb = _as_shape(xp.einsum("rk->k", g2), self.shape)
+        if need_x:
+            gx, gx2 = _owned(xp, g.shape, g.dtype, g2.shape)
+            gh = g2 if weight is None else xp.multiply(g2, weight.reshape(-1), out=gx2)
+            _rows_backward(gh, xhat, invstd, gx2)
+        return gx, gw, gb
+
+
+class GroupNorm(Function):
+    """Statistics per (sample, group) on an (N * G, K) view; affine per channel on (N, C, L)."""
+
+    def forward(self, x, weight, bias):
+        xp = xp_of(x)
+        n, c = x.shape[0], x.shape[1]
+        v = x.reshape(n * self.groups, -1)
+        xhat, xhat2 = _owned(xp, x.shape, x.dtype, v.shape)
+        invstd = _normalize_rows(v, self.eps, xhat2)
+        need_x, need_w = self.needs_input_grad[:2]
+        # Memory: xhat (a new array; the output itself when there is no affine), invstd, weight.
+        self.save_for_backward(xhat if need_x or need_w else None, invstd, weight)
+        if weight is None and bias is None:
+            return xhat
+        out, out3 = _owned(xp, x.shape, x.dtype, (n, c, -1))
+        xhat3 = xhat.reshape(out3.shape)
+        if weight is not None:
+            xp.multiply(xhat3, weight[:, None], out=out3)
+            if bias is not None:
+                out3 += bias[:, None]
+        else:
+            xp.add(xhat3, bias[:, None], out=out3)
+        return out
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        xhat, invstd, weight = self.saved_arrays
+        xp = xp_of(g)
+        g3 = g.reshape(g.shape[0], g.shape[1], -1)
+        gw = gb = gx = None
+        if need_w:
+            gw = xp.einsum(_CHANNEL_DOT, g3, xhat.reshape(g3.shape))
+        if need_b:
+            gb = xp.einsum(_CHANNEL_SUM, g3)
+        if need_x:
+            gx, gx3 = _owned(xp, g.shape, g.dtype, g3.shape)
+            gh = g3 if weight is None else xp.multiply(g3, weight[:, None], out=gx3)
+            rows = (invstd.shape[0], -1)
+            _rows_backward(gh.reshape(rows), xhat.reshape(rows), invstd, gx.reshape(rows))
+        return gx, gw, gb
+
+
+def _as_shape(a, shape):
+    return a if a.shape == shape else a.reshape(shape)
+
+
+# ---- argument checks ------------------------------------------------------------------------
+
+
+def _check_input(input: object, op: str, min_ndim: int, expected: str) -> Tensor:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: argument 'input' must be a Tensor, got {type(input).__name__}")
+    if input.dtype.kind != "f":
+        raise TypeError(
+            f"{op}: argument 'input' has dtype {input.dtype} and shape {tuple(input.shape)}; "
+            "expected a floating-point tensor (convert with .float() or .double())"
+        )
+    if input.ndim < min_ndim:
+        raise ValueError(
+            f"{op}: argument 'input' has shape {tuple(input.shape)}; expected {expected}"
+        )
+    return input
+
+
+def _check_param(
+    param: object, name: str, shape: tuple, input: Tensor, op: str, meaning: str
+) -> None:
+    """A weight, bias or running buffer: None, or a Tensor of `shape` like the input."""
+    if param is None:
+        return
+    if not isinstance(param, Tensor):
+        raise TypeError(
+            f"{op}: argument '{name}' must be a Tensor or None, got {type(param).__name__}"
+        )
+    if tuple(param.shape) != shape:
+        raise ValueError(
+            f"{op}: argument '{name}' has shape {tuple(param.shape)}; expected {shape} "
+            f"({meaning}) for input of shape {tuple(input.shape)}"
+        )
+    if param.dtype != input.dtype or param.device != input.device:
+        raise TypeError(
+            f"{op}: argument '{name}' is {param.dtype} on {param.device} but input is "
+            f"{input.dtype} on {input.device}; convert it with .to(input.device) and "
+            ".float() or .double() to match"
+        )
+
+
+# ---- public functions -----------------------------------------------------------------------
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each channel of a batch: y = (x - mean) / sqrt(var + eps) * weight + bias.
+
+    input is (N, C), (N, C, L) or (N, C, H, W) (any (N, C, ...)); statistics are per channel
+    over every other dim. training=True uses the batch's mean and biased variance and updates
+    running_mean and running_var in place (when given): r = (1 - momentum) r + momentum * s,
+    with the unbiased batch variance for running_var. training=False uses the running stats.
+    weight and bias are (C,). momentum is a float here; a cumulative average (PyTorch's
+    momentum=None) is the module's job: pass momentum = 1 / num_batches_tracked.
+
+    >>> x = gradflow.randn(8, 3, 4, 4)
+    >>> y = batch_norm(x, gradflow.zeros(3), gradflow.ones(3), training=True)
+    """
+    op = "batch_norm"
+    input = _check_input(input, op, 2, "(N, C) or (N, C, ...) with a channel dim 1")
+    channels = input.shape[1]
+    per_channel = f"one value per channel, C = {channels}"
+    _check_param(running_mean, "running_mean", (channels,), input, op, per_channel)
+    _check_param(running_var, "running_var", (channels,), input, op, per_channel)
+    _check_param(weight, "weight", (channels,), input, op, per_channel)
+    _check_param(bias, "bias", (channels,), input, op, per_channel)
+    if training:
+        if isinstance(momentum, bool) or not isinstance(momentum, int | float):
+            raise TypeError(
+                f"batch_norm: momentum must be a float, got {momentum!r}; for a cumulative "
+                "average pass momentum = 1 / num_batches_tracked (BatchNorm modules do this)"
+            )
+        if input.numel() // channels <= 1:
+            raise ValueError(
+                f"batch_norm: expected more than 1 value per channel when training, got input "
+                f"of shape {tuple(input.shape)}; use a larger batch or training=False"
+            )
+    elif running_mean is None or running_var is None:
+        raise ValueError(
+            "batch_norm: training=False normalizes with running_mean and running_var, but "
+            f"{'running_mean' if running_mean is None else 'running_var'} is None; pass both "
+            "buffers, or training=True to use the batch's statistics"
+        )
+    out = BatchNorm.apply(
+        input,
+        weight,
+        bias,
+        running_mean=None if running_mean is None else running_mean.data,
+        running_var=None if running_var is None else running_var.data,
+        training=bool(training),
+        momentum=float(momentum) if training else 0.0,
+        eps=float(eps),
+    )
+    if training:  # the buffers changed in place: anything that saved them must know
+        for buffer in (running_mean, running_var):
+            if buffer is not None:
+                buffer._version += 1
+    return out
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize over the trailing dims given by normalized_shape, per leading index:
+    y = (x - mean) / sqrt(var + eps) * weight + bias, with weight and bias of normalized_shape.
+
+    >>> x = gradflow.randn(4, 10, 32)
+    >>> y = layer_norm(x, (32,))          # mean 0, variance 1 over the last dim
+    """
+    op = "layer_norm"
+    shape = _normalized_shape(normalized_shape)
+    input = _check_input(input, op, len(shape), f"at least {len(shape)} dims")
+    if tuple(input.shape[input.ndim - len(shape) :]) != shape:
+        expected = "(*, " + ", ".join(str(n) for n in shape) + ")"
+        raise ValueError(
+            f"layer_norm: normalized_shape {shape} must match the trailing dims of input, got "
+            f"input of shape {tuple(input.shape)} (expected {expected}); pass the last dims' "
+            "sizes as normalized_shape"
+        )
+    meaning = "the same as normalized_shape"
+    _check_param(weight, "weight", shape, input, op, meaning)
+    _check_param(bias, "bias", shape, input, op, meaning)
+    return LayerNorm.apply(input, weight, bias, size=math.prod(shape), shape=shape, eps=float(eps))
+
+
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each sample's channels in num_groups groups: statistics per (sample, group)
+    over the group's channels and all spatial dims, then a per-channel weight and bias (C,).
+
+    >>> x = gradflow.randn(2, 6, 4, 4)
+    >>> y = group_norm(x, 3)              # groups of 2 channels
+    """
+    op = "group_norm"
+    input = _check_input(input, op, 2, "(N, C) or (N, C, ...) with a channel dim 1")
+    channels = input.shape[1]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int | numpy.integer):
+        raise TypeError(f"group_norm: num_groups must be an int, got {num_groups!r}")
+    if num_groups <= 0 or channels % num_groups:
+        raise ValueError(
+            f"group_norm: num_groups={num_groups} must be positive and divide the {channels} "
+            f"channels of input of shape {tuple(input.shape)}"
+        )
+    per_channel = f"one value per channel, C = {channels}"
+    _check_param(weight, "weight", (channels,), input, op, per_channel)
+    _check_param(bias, "bias", (channels,), input, op, per_channel)
+    return GroupNorm.apply(input, weight, bias, groups=int(num_groups), eps=float(eps))
+
+
+def _normalized_shape(normalized_shape: object) -> tuple:
+    if isinstance(normalized_shape, int | numpy.integer) and not isinstance(normalized_shape, bool):
+        return (int(normalized_shape),)
+    if isinstance(normalized_shape, Sequence) and all(
+        isinstance(n, int | numpy.integer) and not isinstance(n, bool) for n in normalized_shape
+    ):
+        return tuple(int(n) for n in normalized_shape)
+    raise TypeError(
+        f"layer_norm: normalized_shape must be an int or a sequence of ints, got "
+        f"{normalized_shape!r}"
+    )
