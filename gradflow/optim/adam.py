@@ -29,18 +29,19 @@ def adam_update(
     lr: float,
     beta1: float,
     beta2: float,
-    eps: float,
     weight_decay: float,
     decoupled: bool,
     maximize: bool,
-    step_size: float,
-    bias_correction2_sqrt: float,
+    scaled_step: float,
+    scaled_eps: float,
 ) -> None:
     """One Adam step on arrays, in place on p, m, v (and v_max); s and t are scratch.
 
     PyTorch's rule: g = ±g; decoupled: p *= 1 - lr wd, else g += wd p; m += (1 - beta1)(g - m);
     v = beta2 v + (1 - beta2) g^2; v_max = max(v_max, v) with amsgrad;
-    p -= step_size m / (sqrt(v) / sqrt(1 - beta2^step) + eps), step_size = lr / (1 - beta1^step).
+    p -= lr / (1 - beta1^step) m / (sqrt(v) / c + eps), c = sqrt(1 - beta2^step).
+    The last line runs as p -= scaled_step m / (sqrt(v) + scaled_eps), with scaled_step =
+    c lr / (1 - beta1^step) and scaled_eps = c eps: the same value in one pass fewer.
     """
     if maximize:
         g = xp.negative(g, out=t)
@@ -60,10 +61,9 @@ def adam_update(
     if v_max is not None:
         v = xp.maximum(v_max, v, out=v_max)
     xp.sqrt(v, out=s)
-    s /= bias_correction2_sqrt
-    s += eps
+    s += scaled_eps
     xp.divide(m, s, out=s)
-    s *= step_size
+    s *= scaled_step
     p -= s
 
 
@@ -121,7 +121,7 @@ class Adam(Optimizer):
         amsgrad = bool(group["amsgrad"])
         maximize = bool(group["maximize"])
         decoupled = bool(group["decoupled_weight_decay"])
-        hyper = (lr, beta1, beta2, eps, weight_decay, decoupled, maximize)
+        hyper = (lr, beta1, beta2, weight_decay, decoupled, maximize)
         state_of = self.state
         scratch = self._scratch
         batches = None
@@ -146,18 +146,16 @@ class Adam(Optimizer):
                     batches = KernelBatches()
                 batches.add(step, a, g, m, v)
                 continue
-            bias = corrections.get(step)
-            if bias is None:
-                bias = corrections[step] = (
-                    lr / (1 - beta1**step),
-                    (1 - beta2**step) ** 0.5,
-                )
+            scaled = corrections.get(step)
+            if scaled is None:
+                root = (1 - beta2**step) ** 0.5  # the bias correction of sqrt(v)
+                scaled = corrections[step] = (root * lr / (1 - beta1**step), root * eps)
             v_max = None
             if amsgrad:
                 if "max_exp_avg_sq" not in state:  # amsgrad turned on after some steps
                     state["max_exp_avg_sq"] = Tensor._wrap(xp_of(a).zeros_like(v))
                 v_max = state["max_exp_avg_sq"].data
-            update_in_chunks(adam_update, (a, g, m, v, v_max), scratch, xp_of(a), *hyper, *bias)
+            update_in_chunks(adam_update, (a, g, m, v, v_max), scratch, xp_of(a), *hyper, *scaled)
         if batches is not None:
             for step, (params, grads, ms, vs) in batches.items():
                 adam_step_multi(
