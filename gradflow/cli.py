@@ -1,0 +1,79 @@
+"""The `gradflow` command: `gradflow train` (and `gradflow bench`, see its help)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gradflow.backend import CudaUnavailableError
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    from gradflow import models, training
+
+    p = sub.add_parser(
+        "train",
+        help="train a model on the embedded digits (or MNIST) with a progress bar",
+        description="Train a classifier; a checkpoint is written after every epoch.",
+    )
+    p.add_argument("model", choices=sorted(models.MODELS), help="which model to train")
+    p.add_argument("--device", default="auto", help="auto (cuda if usable, else cpu), cpu, cuda")
+    p.add_argument("--epochs", type=int, help="number of epochs (default: per model)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, help="learning rate (default: per optimizer)")
+    p.add_argument("--optimizer", default="adam", choices=sorted(training.OPTIMIZERS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", help="checkpoint path (default gradflow_runs/MODEL/...)")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--plot", help="save loss and accuracy curves to this image (matplotlib)")
+    p.add_argument("--data", default="digits",
+                   help="digits (embedded), mnist:PATH or fashion-mnist:PATH")  # fmt: skip
+    p.add_argument("--limit-batches", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from gradflow import training
+
+    config = training.TrainConfig(
+        model=args.model,
+        device=args.device,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        plot=args.plot,
+        data=args.data,
+        limit_batches=args.limit_batches,
+        progress=not args.no_progress,
+    )
+    training.train(config, log=lambda line: print(line, flush=True))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `gradflow` console script; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="gradflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    args = parser.parse_args(argv)
+    from gradflow.data import DatasetFileError
+    from gradflow.serialization import CheckpointError
+    from gradflow.training import TrainingError
+
+    try:
+        return _run_train(args)
+    except (TrainingError, CheckpointError, DatasetFileError, CudaUnavailableError) as exc:
+        print(f"gradflow {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gradflow {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

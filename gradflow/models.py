@@ -1,0 +1,46 @@
+"""The models `gradflow train` builds: small classifiers for square grey-scale images.
+
+Each builder takes the image side and the number of classes, so the same model trains on the
+embedded 8x8 digits and on 28x28 MNIST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gradflow import nn
+
+
+def mlp(image_size: int = 8, num_classes: int = 10) -> nn.Module:
+    """Two hidden layers of ReLU units over the flattened image."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(image_size * image_size, 256),
+        nn.ReLU(),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        nn.Linear(128, num_classes),
+    )
+
+
+def cnn(image_size: int = 8, num_classes: int = 10) -> nn.Module:
+    """Two 3x3 conv blocks (conv, batch norm, ReLU, 2x2 max pool), then a small classifier."""
+    side = image_size // 4
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.25),
+        nn.Linear(64 * side * side, 128),
+        nn.ReLU(),
+        nn.Linear(128, num_classes),
+    )
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn}
