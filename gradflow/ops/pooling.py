@@ -1,0 +1,419 @@
+"""Pooling: max_pool1d/2d, avg_pool1d/2d and adaptive_avg_pool2d, one graph node each.
+
+PyTorch's semantics and argument names (torch.nn.functional). Inputs are (N, C, H, W) or
+unbatched (C, H, W) (1-D: (N, C, L) or (C, L), run as 2-D with a unit height).
+
+CPU: a loop over the kh*kw kernel offsets, each a strided view of the (padded) input, so the
+work is whole-array NumPy operations (no loop over pixels). GPU (and the emulation route):
+kernels/pooling.cu through gradflow/kernels/pooling.py, gather backward kernels (no atomics).
+
+Memory: max pooling keeps, per output, the offset ``i*kw + j`` of its maximum within the
+window (uint8 for windows of up to 256 pixels on the CPU; int32 from the kernel), never the
+input. Average pooling and adaptive average pooling keep nothing but shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.ops import _util
+from gradflow.ops._util import uses_kernels, xp_of
+from gradflow.ops.conv import (
+    Window,
+    check_input_rank,
+    float_input,
+    gradient_frame,
+    int_tuple,
+    padded_frame,
+)
+from gradflow.tensor import Tensor
+
+
+class _Shapes(NamedTuple):
+    """The caller's input/output shapes and their 4-D views (unit dims added)."""
+
+    x: tuple
+    x4: tuple
+    out: tuple
+    out4: tuple
+
+
+# ---- max pooling --------------------------------------------------------------------------
+
+
+def _max_pool(x: Any, window: Window, need_offsets: bool) -> tuple[Any, Any]:
+    """(max over each window, offset i*kw + j of the maximum or None): NumPy, PyTorch's rules
+    (NaN wins, the first of equal maxima wins)."""
+    xp = xp_of(x)
+    frame = padded_frame(x, window, -numpy.inf)
+    n_offsets = window.kernel[0] * window.kernel[1]
+    best = offsets = None
+    for k, (i, j) in enumerate(window.offsets()):
+        view = frame[(..., *window.offset_slices(i, j))]
+        if best is None:
+            best = view.copy()
+            if need_offsets:
+                offsets = xp.zeros(best.shape, dtype=numpy.min_scalar_type(n_offsets - 1))
+        elif not need_offsets:
+            xp.maximum(best, view, out=best)  # propagates NaN
+        else:
+            take = view > best
+            take |= xp.isnan(view)
+            xp.copyto(best, view, where=take)
+            xp.copyto(offsets, k, where=take, casting="unsafe")
+    return best, offsets
+
+
+def _max_pool_grad(g: Any, offsets: Any, window: Window, x_shape: tuple) -> Any:
+    """dx: each window's gradient added at the offset of its maximum."""
+    xp = xp_of(g)
+    frame = gradient_frame(x_shape[:2], window, x_shape[2:], g.dtype, xp)
+    for k, (i, j) in enumerate(window.offsets()):
+        target = frame[(..., *window.offset_slices(i, j))]
+        xp.add(target, g, out=target, where=offsets == k)
+    top, left = window.padding
+    return frame[..., top : top + x_shape[2], left : left + x_shape[3]]
+
+
+def _flat_indices(offsets: Any, window: Window, width: int) -> Any:
+    """PyTorch's return_indices: the flat position h * W + w of each maximum in its plane."""
+    xp = xp_of(offsets)
+    kw = window.kernel[1]
+    (sh, sw), (ph, pw), (dh, dw) = window.stride, window.padding, window.dilation
+    k = offsets.astype(numpy.int64)
+    rows = xp.arange(window.out[0], dtype=numpy.int64)[:, None] * sh - ph + (k // kw) * dh
+    cols = xp.arange(window.out[1], dtype=numpy.int64) * sw - pw + (k % kw) * dw
+    return rows * width + cols
+
+
+class MaxPool2d(Function):
+    """max_pool2d (and max_pool1d, unbatched inputs) as one node; keeps the argmax offsets."""
+
+    def forward(self, x):
+        s, window = self.shapes, self.window
+        x4 = x.reshape(s.x4)
+        self.kernel = uses_kernels(x)
+        if self.kernel:
+            from gradflow.kernels.pooling import max_pool2d_fwd
+
+            y, offsets = max_pool2d_fwd(
+                x4, window.kernel, window.out, stride=window.stride, padding=window.padding,
+                dilation=window.dilation, backend=_util.kernel_backend,
+            )  # fmt: skip
+        else:
+            need = self.return_indices or self.needs_input_grad[0]
+            y, offsets = _max_pool(x4, window, need)
+        self.save_for_backward(offsets)  # the window offset of each maximum, not the input
+        if self.return_indices:
+            return y.reshape(s.out), _flat_indices(offsets, window, s.x4[3]).reshape(s.out)
+        return y.reshape(s.out)
+
+    def backward(self, g, g_indices=None):
+        (offsets,) = self.saved_arrays
+        s, window = self.shapes, self.window
+        g4 = g.reshape(s.out4)
+        if self.kernel:
+            from gradflow.kernels.pooling import max_pool2d_bwd
+
+            dx = max_pool2d_bwd(
+                g4, offsets, s.x4, window.kernel, stride=window.stride, padding=window.padding,
+                dilation=window.dilation, backend=_util.kernel_backend,
+            )  # fmt: skip
+        else:
+            dx = _max_pool_grad(g4, offsets, window, s.x4)
+        return dx.reshape(s.x)
+
+
+# ---- average pooling ----------------------------------------------------------------------
+
+
+def _avg_divisor(window: Window, hw: tuple, count_include_pad: bool, xp: Any, dtype: Any) -> Any:
+    """Each output pixel's divisor, [OH, OW]: the window clipped to the padded input
+    (count_include_pad) or to the input (PyTorch's rule); separable, so an outer product."""
+    sizes = []
+    for axis in (0, 1):
+        k, s, p, size = window.kernel[axis], window.stride[axis], window.padding[axis], hw[axis]
+        start = xp.arange(window.out[axis]) * s - p
+        end = xp.minimum(start + k, size + p)
+        if not count_include_pad:
+            start, end = xp.maximum(start, 0), xp.minimum(end, size)
+        sizes.append((end - start).astype(dtype))
+    return sizes[0][:, None] * sizes[1][None, :]
+
+
+class AvgPool2d(Function):
+    """avg_pool2d (and avg_pool1d, unbatched inputs) as one node; keeps nothing."""
+
+    def _kernel_options(self) -> dict:
+        w = self.window
+        return dict(
+            stride=w.stride, padding=w.padding, count_include_pad=self.count_include_pad,
+            divisor_override=self.divisor_override, backend=_util.kernel_backend,
+        )  # fmt: skip
+
+    def _divisor(self, xp: Any, dtype: Any) -> Any:
+        if self.divisor_override:
+            return dtype.type(self.divisor_override)
+        return _avg_divisor(self.window, self.shapes.x4[2:], self.count_include_pad, xp, dtype)
+
+    def forward(self, x):
+        s, window = self.shapes, self.window
+        x4 = x.reshape(s.x4)
+        self.kernel = uses_kernels(x)
+        if self.kernel:
+            from gradflow.kernels.pooling import avg_pool2d_fwd
+
+            y = avg_pool2d_fwd(x4, window.kernel, window.out, **self._kernel_options())
+            return y.reshape(s.out)
+        frame = padded_frame(x4, window, 0)
+        views = [frame[(..., *window.offset_slices(i, j))] for i, j in window.offsets()]
+        y = views[0].copy()
+        for view in views[1:]:
+            y += view
+        y /= self._divisor(xp_of(x), x.dtype)
+        return y.reshape(s.out)
+
+    def backward(self, g):
+        s, window = self.shapes, self.window
+        g4 = g.reshape(s.out4)
+        if self.kernel:
+            from gradflow.kernels.pooling import avg_pool2d_bwd
+
+            return avg_pool2d_bwd(g4, s.x4, window.kernel, **self._kernel_options()).reshape(s.x)
+        xp = xp_of(g)
+        share = g4 / self._divisor(xp, g.dtype)
+        frame = gradient_frame(s.x4[:2], window, s.x4[2:], g.dtype, xp)
+        for i, j in window.offsets():
+            frame[(..., *window.offset_slices(i, j))] += share
+        top, left = window.padding
+        return frame[..., top : top + s.x4[2], left : left + s.x4[3]].reshape(s.x)
+
+
+# ---- adaptive average pooling ---------------------------------------------------------------
+
+
+def _bin_matrix(size: int, out: int, xp: Any, dtype: Any) -> Any:
+    """[out, size]: row o averages input positions floor(o*size/out) .. ceil((o+1)*size/out)."""
+    o = xp.arange(out)
+    start, end = (o * size) // out, -((-(o + 1) * size) // out)
+    pos = xp.arange(size)
+    inside = (pos >= start[:, None]) & (pos < end[:, None])
+    return inside.astype(dtype) / (end - start)[:, None].astype(dtype)
+
+
+class AdaptiveAvgPool2d(Function):
+    """adaptive_avg_pool2d as one node. Bins of equal size (the output divides the input) are
+    a reshaped mean; otherwise two small averaging matrices, y = A_h x A_w^T."""
+
+    def _uniform(self) -> bool:
+        (h, w), (oh, ow) = self.shapes.x4[2:], self.shapes.out4[2:]
+        return h % oh == 0 and w % ow == 0
+
+    def forward(self, x):
+        s = self.shapes
+        x4 = x.reshape(s.x4)
+        n, c, h, w = s.x4
+        oh, ow = s.out4[2:]
+        if self._uniform():
+            y = x4.reshape(n, c, oh, h // oh, ow, w // ow).mean(axis=(3, 5))
+        else:
+            xp = xp_of(x)
+            a_h, a_w = _bin_matrix(h, oh, xp, x.dtype), _bin_matrix(w, ow, xp, x.dtype)
+            y = xp.einsum("nchw,ph,qw->ncpq", x4, a_h, a_w, optimize=True)
+        return y.reshape(s.out)
+
+    def backward(self, g):
+        s = self.shapes
+        g4 = g.reshape(s.out4)
+        n, c, h, w = s.x4
+        oh, ow = s.out4[2:]
+        xp = xp_of(g)
+        if self._uniform():
+            kh, kw = h // oh, w // ow
+            share = (g4 / (kh * kw))[:, :, :, None, :, None]
+            dx = xp.broadcast_to(share, (n, c, oh, kh, ow, kw)).reshape(s.x4)
+        else:
+            a_h, a_w = _bin_matrix(h, oh, xp, g.dtype), _bin_matrix(w, ow, xp, g.dtype)
+            dx = xp.einsum("ncpq,ph,qw->nchw", g4, a_h, a_w, optimize=True)
+        return dx.reshape(s.x)
+
+
+# ---- arguments and the public functions -----------------------------------------------------
+
+
+def _pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output size; in ceil mode the last window must start inside the input
+    or its left padding."""
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _pool_args(
+    op: str, x: Any, dims: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+    ceil_mode: bool,
+) -> tuple[Tensor, Window, _Shapes]:  # fmt: skip
+    """Validated input, window and shapes (2-D views) of a pooling op."""
+    x = float_input(x, op)
+    batched = check_input_rank(x, dims, op)
+    kernel = int_tuple(kernel_size, dims, "kernel_size", op, 1)
+    stride = kernel if stride is None else int_tuple(stride, dims, "stride", op, 1)
+    padding = int_tuple(padding, dims, "padding", op, 0)
+    dilation = int_tuple(dilation, dims, "dilation", op, 1)
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
+        raise ValueError(
+            f"{op}: padding {padding} must be at most half of kernel_size {kernel} (as in "
+            "PyTorch); use a larger kernel or less padding"
+        )
+    spatial = tuple(x.shape[-dims:])
+    out = tuple(map(_pool_output_size, spatial, kernel, stride, padding, dilation,
+                    (ceil_mode,) * dims))  # fmt: skip
+    if min(out) <= 0:
+        raise ValueError(
+            f"{op}: input of shape {tuple(x.shape)} is too small for kernel_size {kernel} "
+            f"(dilation {dilation}, padding {padding}): the output would have spatial size "
+            f"{out}; use a larger input or more padding"
+        )
+    if dims == 1:  # the 2-D view: a unit height
+        kernel, stride, padding, dilation, out = (
+            (1, *kernel), (1, *stride), (0, *padding), (1, *dilation), (1, *out),
+        )  # fmt: skip
+    return x, Window(kernel, stride, padding, dilation, out), _shapes(x, batched, dims, out)
+
+
+def _shapes(x: Tensor, batched: bool, dims: int, out_hw: tuple) -> _Shapes:
+    x4 = tuple(x.shape) if batched else (1, *x.shape)
+    if dims == 1:
+        x4 = (*x4[:2], 1, x4[2])
+    out4 = (*x4[:2], *out_hw)
+    out = out4 if batched else out4[1:]
+    if dims == 1:
+        out = (*out[:-2], out4[3])
+    return _Shapes(tuple(x.shape), x4, out, out4)
+
+
+def _max_pool_op(op, x, dims, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    x, window, shapes = _pool_args(op, x, dims, kernel_size, stride, padding, dilation, ceil_mode)
+    return MaxPool2d.apply(x, window=window, shapes=shapes, return_indices=bool(return_indices))
+
+
+def max_pool2d(
+    input: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
+    """2-D max pooling over (N, C, H, W) or (C, H, W) inputs.
+
+    Each output pixel is the maximum over a kernel_size window (rows
+    ``oh*stride - padding + i*dilation``); padding counts as -inf. NaN propagates.
+
+    Args:
+        kernel_size: an int or a pair (rows, columns).
+        stride: defaults to kernel_size.
+        padding: implicit -inf padding on both sides, at most kernel_size // 2.
+        dilation: spacing between the window's pixels.
+        ceil_mode: round the output size up (a last, partial window), as PyTorch does.
+        return_indices: also return, per output, the flat index ``h * W + w`` of the maximum in
+            its input plane (int64, as PyTorch's, for max_unpool).
+
+    Returns:
+        (N, C, H_out, W_out) with ``H_out = (H + 2*padding - dilation*(k - 1) - 1) // stride + 1``
+        (ceil in ceil_mode), or (output, indices).
+
+    >>> max_pool2d(gradflow.arange(16.0).reshape(1, 1, 4, 4), 2)  # [[[[5., 7.], [13., 15.]]]]
+    """
+    return _max_pool_op("max_pool2d", input, 2, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)  # fmt: skip
+
+
+def max_pool1d(
+    input: Tensor,
+    kernel_size: int | tuple[int],
+    stride: int | tuple[int] | None = None,
+    padding: int | tuple[int] = 0,
+    dilation: int | tuple[int] = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
+    """1-D max pooling over (N, C, L) or (C, L) inputs; arguments as :func:`max_pool2d` (ints
+    or 1-tuples); indices are positions in L."""
+    return _max_pool_op("max_pool1d", input, 1, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)  # fmt: skip
+
+
+def _avg_pool_op(op, x, dims, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor):
+    if divisor is not None and (not isinstance(divisor, int) or divisor == 0):
+        raise ValueError(f"{op}: divisor_override must be a nonzero int or None, got {divisor!r}")
+    x, window, shapes = _pool_args(op, x, dims, kernel_size, stride, padding, 1, ceil_mode)
+    return AvgPool2d.apply(
+        x, window=window, shapes=shapes, count_include_pad=bool(count_include_pad),
+        divisor_override=divisor,
+    )  # fmt: skip
+
+
+def avg_pool2d(
+    input: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """2-D average pooling over (N, C, H, W) or (C, H, W) inputs.
+
+    Each output pixel is its window's sum divided by divisor_override when given, else by the
+    window's size (count_include_pad=True: zero padding counts; windows that ceil_mode lets run
+    past the padded input are clipped to it) or by its number of input pixels.
+
+    Args:
+        kernel_size: an int or a pair; stride defaults to kernel_size.
+        padding: implicit zero padding on both sides, at most kernel_size // 2.
+        ceil_mode: round the output size up, as PyTorch does.
+
+    >>> avg_pool2d(gradflow.ones(1, 1, 4, 4), 2)  # ones(1, 1, 2, 2)
+    """
+    return _avg_pool_op("avg_pool2d", input, 2, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)  # fmt: skip
+
+
+def avg_pool1d(
+    input: Tensor,
+    kernel_size: int | tuple[int],
+    stride: int | tuple[int] | None = None,
+    padding: int | tuple[int] = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
+    """1-D average pooling over (N, C, L) or (C, L) inputs; arguments as :func:`avg_pool2d`."""
+    return _avg_pool_op("avg_pool1d", input, 1, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, None)  # fmt: skip
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
+    """2-D average pooling to a fixed output size, whatever the input size.
+
+    Output pixel (p, q) averages input rows ``floor(p*H/OH)`` to ``ceil((p+1)*H/OH)`` (exclusive)
+    and likewise columns, as PyTorch does. output_size is an int or a pair; None in the pair
+    keeps that input dimension.
+
+    >>> adaptive_avg_pool2d(gradflow.ones(2, 3, 7, 5), 1).shape  # (2, 3, 1, 1): global average
+    """
+    op = "adaptive_avg_pool2d"
+    x = float_input(input, op)
+    batched = check_input_rank(x, 2, op)
+    if isinstance(output_size, tuple | list) and len(output_size) == 2:
+        output_size = tuple(h if o is None else o for o, h in zip(output_size, x.shape[-2:]))
+    out = int_tuple(output_size, 2, "output_size", op, 1)
+    if min(x.shape[-2:]) <= 0:
+        raise ValueError(f"{op}: input of shape {tuple(x.shape)} has an empty spatial dim")
+    return AdaptiveAvgPool2d.apply(x, shapes=_shapes(x, batched, 2, out))
