@@ -15,7 +15,9 @@ from gradflow.nn.activation import (
     Tanh,
 )
 from gradflow.nn.container import ModuleDict, ModuleList, Sequential
+from gradflow.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from gradflow.nn.dropout import Dropout
+from gradflow.nn.embedding import Embedding
 from gradflow.nn.flatten import Flatten, Unflatten
 from gradflow.nn.linear import Identity, Linear
 from gradflow.nn.loss import (
@@ -27,23 +29,36 @@ from gradflow.nn.loss import (
     NLLLoss,
 )
 from gradflow.nn.module import IncompatibleKeys, Module
+from gradflow.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from gradflow.nn.parameter import Parameter
+from gradflow.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
     "ELU",
     "GELU",
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
+    "ConvTranspose2d",
     "CrossEntropyLoss",
     "Dropout",
+    "Embedding",
     "Flatten",
+    "GroupNorm",
     "Identity",
     "IncompatibleKeys",
     "L1Loss",
+    "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
     "MSELoss",
+    "MaxPool2d",
     "Module",
     "ModuleDict",
     "ModuleList",

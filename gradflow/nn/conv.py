@@ -1,0 +1,226 @@
+"""Convolution layers: Conv1d, Conv2d and ConvTranspose2d (PyTorch's arguments and init).
+
+The computation is in gradflow/ops/conv.py (im2col + one GEMM; CUDA kernels on the GPU).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gradflow import creation
+from gradflow.nn import init
+from gradflow.nn.module import Module
+from gradflow.nn.parameter import Parameter
+from gradflow.ops import conv as conv_ops
+from gradflow.tensor import Tensor
+
+
+def _tuple(value: Any, n: int, name: str, layer: str) -> tuple[int, ...]:
+    values = (value,) * n if isinstance(value, int) else tuple(value)
+    if len(values) != n or not all(isinstance(v, int) for v in values):
+        raise ValueError(f"{layer}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    return values
+
+
+class _ConvNd(Module):
+    _dims = 2
+    _transposed = False
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any,
+        padding: Any,
+        dilation: Any,
+        groups: int,
+        bias: bool,
+        padding_mode: str,
+        device: Any,
+        dtype: Any,
+        output_padding: Any = 0,
+    ):
+        super().__init__()
+        layer = type(self).__name__
+        n = self._dims
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+        if not isinstance(groups, int) or groups <= 0:
+            raise ValueError(f"{layer}: groups must be a positive int, got {groups!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{layer}: in_channels ({in_channels}) and out_channels ({out_channels}) must "
+                f"both be divisible by groups ({groups})"
+            )
+        if padding_mode != "zeros":
+            raise NotImplementedError(
+                f"{layer}: padding_mode={padding_mode!r} is not supported; use 'zeros' (pad "
+                "the input with F.pad first for other modes)"
+            )
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(
+                    f"{layer}: padding must be 'same', 'valid', an int or a tuple, got {padding!r}"
+                )
+        else:
+            padding = _tuple(padding, n, "padding", layer)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _tuple(kernel_size, n, "kernel_size", layer)
+        self.stride = _tuple(stride, n, "stride", layer)
+        self.padding = padding
+        self.dilation = _tuple(dilation, n, "dilation", layer)
+        self.output_padding = _tuple(output_padding, n, "output_padding", layer)
+        self.padding_mode = padding_mode
+        if self._transposed:
+            shape = (in_channels, out_channels // groups, *self.kernel_size)
+        else:
+            shape = (out_channels, in_channels // groups, *self.kernel_size)
+        self.weight = Parameter(creation.empty(*shape, device=device, dtype=dtype))
+        if bias:
+            self.bias = Parameter(creation.empty(out_channels, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            init.fan_in_uniform_(self.bias, fan_in)
+
+    def _check_input(self, x: Tensor) -> None:
+        n = self._dims
+        if not isinstance(x, Tensor) or x.ndim not in (n + 1, n + 2):
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            spatial = ", ".join("HW"[-n:] if n <= 2 else "DHW")
+            raise ValueError(
+                f"{type(self).__name__}: expected a {n + 2}-D input (N, C, {spatial}) or an "
+                f"unbatched {n + 1}-D input (C, {spatial}), got shape {got}"
+            )
+        channels = x.shape[-n - 1]
+        if channels != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__}: expected {self.in_channels} input channels (dim "
+                f"{x.ndim - n - 1}), got input of shape {tuple(x.shape)} with {channels}"
+            )
+
+    def extra_repr(self) -> str:
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
+        if self.padding != (0,) * self._dims:
+            text += f", padding={self.padding}"
+        if self.dilation != (1,) * self._dims:
+            text += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * self._dims:
+            text += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        return text
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution over (N, C_in, L) or (C_in, L) inputs."""
+
+    _dims = 1
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+    ):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype)  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        return conv_ops.conv1d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution over (N, C_in, H, W) or (C_in, H, W) inputs.
+
+    weight (C_out, C_in / groups, kH, kW) and bias (C_out,) start from PyTorch's defaults.
+    padding may be an int, a pair, "valid" (none) or "same" (output as large as the input;
+    stride 1 only).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+    ):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype)  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        return conv_ops.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+
+class ConvTranspose2d(_ConvNd):
+    """Transposed 2-D convolution (the gradient of Conv2d with respect to its input), used to
+    upsample. weight (C_in, C_out / groups, kH, kW)."""
+
+    _transposed = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: Any = 1,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+    ):
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d: padding must be an int or a pair, got {padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype, output_padding)  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        return conv_ops.conv_transpose2d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
