@@ -1,7 +1,8 @@
 """Train a 2-layer MLP on three interleaved 2-D spirals and print the loss falling.
 
-The whole loop in plain gradflow: tensors with requires_grad, linear + relu + cross_entropy,
-backward(), and SGD with momentum written by hand under ``gradflow.no_grad()``.
+The whole loop written out the way a PyTorch user writes it: an nn.Sequential model,
+cross-entropy, backward(), and optim.SGD with momentum. (`gradflow train` runs such a loop for
+you, with checkpoints; this file shows the pieces.)
 
     python examples/train_mlp.py                     # cpu or cuda, whichever `auto` finds
     python examples/train_mlp.py --device cpu --steps 300 --seed 1
@@ -16,14 +17,11 @@ import time
 from collections.abc import Iterable
 
 import numpy
+from tqdm import tqdm
 
 import gradflow
-from gradflow.nn.functional import cross_entropy, linear, relu
-
-try:
-    from tqdm import tqdm
-except ImportError:  # tqdm is optional (it comes with the dev extra)
-    tqdm = None
+from gradflow import nn, optim
+from gradflow.nn.functional import cross_entropy
 
 
 def make_spirals(
@@ -41,37 +39,9 @@ def make_spirals(
     return numpy.concatenate(inputs).astype(numpy.float32), numpy.concatenate(labels)
 
 
-def init_mlp(n_in: int, n_hidden: int, n_out: int, device: str) -> list[gradflow.Tensor]:
-    """He-initialized weights and zero biases for two linear layers, all requiring grad."""
-    w1 = gradflow.randn(n_hidden, n_in, device=device) * math.sqrt(2.0 / n_in)
-    w2 = gradflow.randn(n_out, n_hidden, device=device) * math.sqrt(2.0 / n_hidden)
-    b1 = gradflow.zeros(n_hidden, device=device)
-    b2 = gradflow.zeros(n_out, device=device)
-    return [p.requires_grad_() for p in (w1, b1, w2, b2)]
-
-
-def forward(params: list[gradflow.Tensor], x: gradflow.Tensor) -> gradflow.Tensor:
-    """The MLP's logits: linear -> relu -> linear."""
-    w1, b1, w2, b2 = params
-    return linear(relu(linear(x, w1, b1)), w2, b2)
-
-
-@gradflow.no_grad()
-def sgd_momentum_step(
-    params: list[gradflow.Tensor], velocity: list[gradflow.Tensor], lr: float, momentum: float
-) -> None:
-    """v = momentum * v + grad; p -= lr * v; then clear the gradients (in place, no graph)."""
-    for p, v in zip(params, velocity):
-        v.mul_(momentum).add_(p.grad)
-        p -= lr * v
-        p.grad = None
-
-
 def progress(steps: int) -> Iterable[int]:
-    """range(steps), with a tqdm bar on an interactive terminal when tqdm is installed."""
-    if tqdm is None or not sys.stderr.isatty():
-        return range(steps)
-    return tqdm(range(steps), leave=False)
+    """range(steps), with a tqdm bar on an interactive terminal."""
+    return tqdm(range(steps), leave=False) if sys.stderr.isatty() else range(steps)
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -91,18 +61,20 @@ def main(argv: list[str] | None = None) -> float:
     inputs, labels = make_spirals(points_per_class=200, classes=3, seed=args.seed)
     x = gradflow.tensor(inputs, device=device)
     y = gradflow.tensor(labels, device=device)
-    params = init_mlp(2, args.hidden, 3, device)
-    velocity = [gradflow.zeros_like(p) for p in params]
+    model = nn.Sequential(nn.Linear(2, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 3))
+    model.to(device)
+    optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     log_every = args.log_every or max(1, args.steps // 10)
     print(f"device {device}, {len(labels)} points in 3 spirals, MLP 2-{args.hidden}-3")
 
     start = time.perf_counter()
     loss_value = float("nan")
     for step in progress(args.steps):
-        logits = forward(params, x)
+        logits = model(x)
         loss = cross_entropy(logits, y)
+        optimizer.zero_grad()
         loss.backward()
-        sgd_momentum_step(params, velocity, args.lr, args.momentum)
+        optimizer.step()
         if step % log_every == 0 or step == args.steps - 1:
             loss_value = loss.item()
             accuracy = (logits.argmax(dim=1) == y).float().mean().item()
