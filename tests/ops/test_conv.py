@@ -1,0 +1,278 @@
+"""conv1d, conv2d and conv_transpose2d: gradcheck, PyTorch parity, the kernel route (CPU
+emulation of kernels/conv.cu), non-contiguous inputs, the one-node/memory contract, errors."""
+
+import numpy
+import pytest
+
+import gradflow as gf
+from gradflow.ops.conv import conv1d, conv2d, conv_transpose2d
+from gradflow.testing import gradcheck
+from gradflow.testing.emulation import route_kernels, unavailable_reason
+
+needs_emulation = pytest.mark.skipif(
+    unavailable_reason() is not None, reason=str(unavailable_reason())
+)
+
+# (input shape, weight shape, keyword arguments): stride, padding (ints, pairs, "same" with an
+# even kernel and dilation, "valid"), dilation, groups (depthwise too), unbatched inputs.
+CONV2D_CASES = [
+    ((2, 3, 5, 4), (4, 3, 3, 2), {}),
+    ((1, 2, 6, 5), (3, 2, 2, 3), dict(stride=2, padding=1)),
+    ((2, 4, 6, 7), (4, 2, 3, 3), dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1), groups=2)),
+    ((3, 5, 4), (2, 3, 3, 3), dict(padding="same")),
+    ((1, 2, 5, 6), (2, 2, 2, 4), dict(padding="same", dilation=(2, 1))),
+    ((1, 2, 4, 4), (3, 2, 2, 2), dict(padding="valid", stride=(2, 1))),
+    ((2, 4, 4, 3), (4, 1, 3, 3), dict(padding=1, groups=4)),
+]
+CONV1D_CASES = [
+    ((2, 3, 7), (4, 3, 3), {}),
+    ((3, 8), (2, 3, 2), dict(stride=2, padding=1, dilation=2)),
+    ((2, 4, 6), (6, 2, 4), dict(padding="same", groups=2)),
+]
+# weight (C_in, C_out / groups, kh, kw)
+TRANSPOSE_CASES = [
+    ((2, 3, 3, 4), (3, 2, 3, 3), {}),
+    ((1, 2, 3, 4), (2, 3, 2, 3), dict(stride=2, padding=1, output_padding=1)),
+    (
+        (2, 4, 3, 2),
+        (4, 1, 3, 2),
+        dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2, dilation=(1, 2)),
+    ),
+    ((2, 3, 3), (2, 2, 2, 2), dict(stride=2, dilation=2, output_padding=1)),
+]
+OPS = {"conv2d": conv2d, "conv1d": conv1d, "conv_transpose2d": conv_transpose2d}
+ALL_CASES = [
+    pytest.param(name, *case, id=f"{name}-{i}")
+    for name, cases in (
+        ("conv2d", CONV2D_CASES),
+        ("conv1d", CONV1D_CASES),
+        ("conv_transpose2d", TRANSPOSE_CASES),
+    )
+    for i, case in enumerate(cases)
+]
+
+
+def _out_channels(name, w_shape, kwargs):
+    return w_shape[1] * kwargs.get("groups", 1) if name == "conv_transpose2d" else w_shape[0]
+
+
+def _arrays(name, x_shape, w_shape, kwargs, seed=0):
+    rng = numpy.random.default_rng(seed)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    b = rng.standard_normal(_out_channels(name, w_shape, kwargs))
+    return x, w, b
+
+
+def _tensors(arrays, device, dtype=numpy.float64):
+    return [gf.tensor(a.astype(dtype), device=device, requires_grad=True) for a in arrays]
+
+
+def host(t):
+    return t.detach().cpu().numpy()
+
+
+@pytest.mark.parametrize("name,x_shape,w_shape,kwargs", ALL_CASES)
+def test_gradcheck(device, name, x_shape, w_shape, kwargs):
+    x, w, b = _tensors(_arrays(name, x_shape, w_shape, kwargs), device)
+    op = OPS[name]
+    assert gradcheck(lambda x, w, b: op(x, w, b, **kwargs), [x, w, b])
+    assert gradcheck(lambda x, w: op(x, w, **kwargs), [x, w], seed=1)  # no bias
+
+
+def test_full_jacobian_of_a_strided_dilated_grouped_conv(device):
+    x, w, b = _tensors(_arrays("conv2d", (1, 2, 5, 4), (2, 1, 2, 2), {}), device)
+    fn = lambda x, w, b: conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=2)  # noqa: E731
+    assert gradcheck(fn, [x, w, b], full_jacobian=True)
+    x, w = _tensors(_arrays("conv_transpose2d", (1, 2, 2, 3), (2, 1, 2, 3), {})[:2], device)
+    fn = lambda x, w: conv_transpose2d(x, w, stride=2, padding=(0, 1), output_padding=1)  # noqa: E731
+    assert gradcheck(fn, [x, w], full_jacobian=True)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch pads a copy; we don't
+@pytest.mark.parametrize("name,x_shape,w_shape,kwargs", ALL_CASES)
+def test_matches_torch(device, name, x_shape, w_shape, kwargs):
+    torch = pytest.importorskip("torch")
+    arrays = _arrays(name, x_shape, w_shape, kwargs)
+    ours = _tensors(arrays, device)
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = OPS[name](*ours, **kwargs)
+    ty = getattr(torch.nn.functional, name)(*theirs, **kwargs)
+    assert y.shape == tuple(ty.shape)
+    numpy.testing.assert_allclose(host(y), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    g = numpy.random.default_rng(3).standard_normal(y.shape)
+    y.backward(gf.tensor(g, device=device))
+    ty.backward(torch.tensor(g))
+    for a, ta in zip(ours, theirs):
+        numpy.testing.assert_allclose(host(a.grad), ta.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _forward_backward(name, arrays, kwargs, dtype, routed):
+    tensors = _tensors(arrays, "cpu", dtype)
+    g = numpy.random.default_rng(4).standard_normal
+    if routed:
+        with route_kernels():
+            y = OPS[name](*tensors, **kwargs)
+            y.backward(gf.tensor(g(y.shape).astype(dtype)))
+    else:
+        y = OPS[name](*tensors, **kwargs)
+        y.backward(gf.tensor(g(y.shape).astype(dtype)))
+    return [host(y)] + [host(t.grad) for t in tensors]
+
+
+@needs_emulation
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("name,x_shape,w_shape,kwargs", ALL_CASES)
+def test_kernel_route_matches_numpy(name, x_shape, w_shape, kwargs, dtype):
+    arrays = _arrays(name, x_shape, w_shape, kwargs)
+    reference = _forward_backward(name, arrays, kwargs, dtype, routed=False)
+    routed = _forward_backward(name, arrays, kwargs, dtype, routed=True)
+    tol = 1e-5 if dtype == numpy.float32 else 1e-12
+    for ours, ref in zip(routed, reference):
+        assert ours.dtype == dtype
+        numpy.testing.assert_allclose(ours, ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("routed", [False, pytest.param(True, marks=needs_emulation)])
+def test_non_contiguous_input_and_weight(routed):
+    rng = numpy.random.default_rng(5)
+    x_base = gf.tensor(rng.standard_normal((5, 2, 9, 3)), requires_grad=True)
+    w_base = gf.tensor(rng.standard_normal((3, 3, 2, 4)), requires_grad=True)
+    x = x_base.permute(1, 3, 0, 2)[:, :, :, ::2]  # (2, 3, 5, 5), no unit strides anywhere
+    w = w_base.permute(3, 1, 2, 0)  # (4, 3, 2, 3)
+    assert not x.data.flags.c_contiguous and not w.data.flags.c_contiguous
+    expected = conv2d(
+        gf.tensor(x.detach().numpy().copy()),
+        gf.tensor(w.detach().numpy().copy()),
+        stride=(1, 2),
+        padding=1,
+    )
+    with route_kernels() if routed else _nothing():
+        y = conv2d(x, w, stride=(1, 2), padding=1)
+    numpy.testing.assert_allclose(host(y), host(expected), rtol=1e-12)
+    assert gradcheck(
+        lambda a, b: conv2d(
+            a.permute(1, 3, 0, 2)[:, :, :, ::2], b.permute(3, 1, 2, 0), stride=(1, 2), padding=1
+        ),
+        [x_base, w_base],
+    )
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_one_node_with_bias_and_only_the_needed_arrays_saved():
+    rng = numpy.random.default_rng(6)
+    x = gf.tensor(rng.standard_normal((2, 3, 5, 5)), requires_grad=True)
+    w = gf.tensor(rng.standard_normal((4, 3, 3, 3)))
+    b = gf.tensor(rng.standard_normal(4), requires_grad=True)
+    y = conv2d(x, w, b, padding=1)
+    node = y.grad_fn
+    assert type(node).__name__ == "Conv2d" and len(node._edges) == 3
+    saved_x, saved_w = node.saved_arrays
+    assert saved_x is None  # the weight needs no gradient: the input is not kept
+    assert saved_w is w.data  # a reference, not a copy
+    y.sum().backward()
+    numpy.testing.assert_allclose(b.grad.numpy(), numpy.full(4, 2 * 5 * 5))
+    w.requires_grad_()
+    x2 = gf.tensor(rng.standard_normal((2, 3, 5, 5)))
+    node = conv_transpose2d(x2, w.permute(1, 0, 2, 3)).grad_fn
+    assert node.saved_arrays[0] is x2.data and node.saved_arrays[1] is None
+
+
+def test_unbatched_and_1d_match_the_batched_2d_op():
+    rng = numpy.random.default_rng(7)
+    x, w = rng.standard_normal((3, 6, 5)), rng.standard_normal((2, 3, 3, 2))
+    batched = conv2d(gf.tensor(x[None]), gf.tensor(w), padding=(1, 0))
+    numpy.testing.assert_array_equal(
+        conv2d(gf.tensor(x), gf.tensor(w), padding=(1, 0)).numpy(), batched.numpy()[0]
+    )
+    as_2d = conv2d(gf.tensor(x[:, None, 0, :]), gf.tensor(w[:, :, None, 0, :]))
+    numpy.testing.assert_array_equal(
+        conv1d(gf.tensor(x[:, 0, :]), gf.tensor(w[:, :, 0, :])).numpy(), as_2d.numpy()[:, 0, :]
+    )
+
+
+def test_empty_batch():
+    x, w = gf.zeros(0, 2, 4, 4, requires_grad=True), gf.ones(3, 2, 3, 3, requires_grad=True)
+    y = conv2d(x, w, padding=1)
+    assert y.shape == (0, 3, 4, 4)
+    y.sum().backward()
+    assert x.grad.shape == (0, 2, 4, 4) and not w.grad.numpy().any()
+
+
+def test_conv_errors():
+    x, w = gf.ones(1, 3, 5, 5), gf.ones(4, 3, 3, 3)
+    with pytest.raises(
+        ValueError,
+        match=r"conv2d: expected a 4-D input \(N, C, H, W\) or a 3-D unbatched input \(C, H, W\), "
+        r"got input of shape \(2, 3\)",
+    ):
+        conv2d(gf.ones(2, 3), w)
+    with pytest.raises(ValueError, match=r"conv1d: expected a 3-D input \(N, C, L\) or a 2-D"):
+        conv1d(gf.ones(1, 2, 3, 4), gf.ones(1, 2, 3))
+    with pytest.raises(
+        ValueError,
+        match=r"conv2d: input of shape \(1, 3, 5, 5\) has 3 channels, but weight of shape "
+        r"\(4, 2, 3, 3\) with groups=1 expects 2 \(weight.shape\[1\] \* groups\)",
+    ):
+        conv2d(x, gf.ones(4, 2, 3, 3))
+    with pytest.raises(
+        ValueError,
+        match=r"conv2d: groups=3 must divide the input channels \(4, input of shape "
+        r"\(1, 4, 5, 5\)\) and the output channels \(6, weight of shape \(6, 2, 3, 3\)\)",
+    ):
+        conv2d(gf.ones(1, 4, 5, 5), gf.ones(6, 2, 3, 3), groups=3)
+    with pytest.raises(
+        ValueError,
+        match=r"conv2d: padding='same' needs stride 1 \(as in PyTorch\), got stride \(2, 2\)",
+    ):
+        conv2d(x, w, stride=2, padding="same")
+    with pytest.raises(
+        ValueError,
+        match=r"conv2d: input of shape \(1, 3, 2, 5\) is too small for weight of shape "
+        r"\(4, 3, 3, 3\) \(dilation \(1, 1\), padding \(0, 0\)\+\(0, 0\)\): the output would "
+        r"have spatial size \(0, 3\)",
+    ):
+        conv2d(gf.ones(1, 3, 2, 5), w)
+    with pytest.raises(
+        ValueError,
+        match=r"conv_transpose2d: input of shape \(1, 3, 1, 1\) is too small for weight of shape "
+        r"\(3, 2, 1, 1\) .*spatial size \(-1, -1\)",
+    ):
+        conv_transpose2d(gf.ones(1, 3, 1, 1), gf.ones(3, 2, 1, 1), padding=1)
+    with pytest.raises(
+        ValueError, match=r"conv2d: bias of shape \(3,\) doesn't fit weight of shape \(4, 3, 3, 3\)"
+    ):
+        conv2d(x, w, gf.ones(3))
+    with pytest.raises(ValueError, match=r"conv2d: weight of shape \(4, 3, 3\) should be 4-D"):
+        conv2d(x, gf.ones(4, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d: argument 'stride' is 0; expected an int >= 1"):
+        conv2d(x, w, stride=0)
+    with pytest.raises(ValueError, match=r"conv2d: argument 'padding' is \(1, 2, 3\); expected"):
+        conv2d(x, w, padding=(1, 2, 3))
+    with pytest.raises(ValueError, match=r"conv2d: padding 'full' is not 'same', 'valid'"):
+        conv2d(x, w, padding="full")
+    with pytest.raises(ValueError, match=r"conv2d: argument 'groups' is 0; expected a positive"):
+        conv2d(x, w, groups=0)
+    with pytest.raises(
+        ValueError,
+        match=r"conv_transpose2d: output_padding \(2, 0\) must be smaller than either stride "
+        r"\(2, 2\) or dilation \(1, 1\)",
+    ):
+        conv_transpose2d(x, gf.ones(3, 2, 3, 3), stride=2, output_padding=(2, 0))
+    with pytest.raises(
+        ValueError,
+        match=r"conv_transpose2d: input of shape \(1, 3, 5, 5\) has 3 channels, but weight of "
+        r"shape \(4, 2, 3, 3\) with groups=1 expects 4 \(weight.shape\[0\]\)",
+    ):
+        conv_transpose2d(x, gf.ones(4, 2, 3, 3))
+    with pytest.raises(TypeError, match=r"conv2d: argument 'input' has dtype int64"):
+        conv2d(gf.tensor(numpy.ones((1, 3, 5, 5), numpy.int64)), w)
+    with pytest.raises(TypeError, match=r"Conv2d: expected floating tensors of one dtype"):
+        conv2d(x.double(), w)
