@@ -37,103 +37,48 @@ MODES = tuple(GATES)
 _SAVED_GATES = {"lstm": 4, "gru": 4}  # activations saved per hidden unit and step
 
 
-# ---- NumPy pointwise steps (the kernels' contract, kernels/rnn_cells.cu, on whole arrays) ----
-# `active` is None when every row is active at this step, else a (B, 1) bool array.
+# ---- NumPy route -----------------------------------------------------------------------------
+# The same functions as the kernels (kernels/rnn_cells.cu), shaped for NumPy: few calls per
+# step on whole (B, G*H) rows. Forward computes every gate with one tanh (sigmoid(x) =
+# 0.5 tanh(x / 2) + 0.5, the 1/2 folded into the sigmoid gates' columns of X W_ih^T + b and
+# W_hh^T beforehand). Backward first turns the saved activations into each step's local
+# derivatives for all T at once (a few large array operations), so that the sweep through
+# time multiplies by the incoming gradient: about six calls per step.
 
 
-def _sigmoid_(a: Any) -> None:
-    """sigmoid in place, as 0.5 tanh(a / 2) + 0.5: one transcendental call, no overflow."""
-    xp = xp_of(a)
-    a *= 0.5
-    xp.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
+def _sigmoid_columns(mode: str, hidden: int, dtype: Any) -> Any:
+    """(G*H,) scale with 1/2 on the sigmoid gates (LSTM i, f, o; GRU r, z), else 1."""
+    scale = numpy.ones(GATES[mode] * hidden, dtype)
+    if mode == "lstm":
+        scale[: 2 * hidden] = scale[3 * hidden :] = 0.5
+    elif mode == "gru":
+        scale[: 2 * hidden] = 0.5
+    return scale
 
 
-def _finish_fwd(h_prev, h_next, out, active, c_prev=None, c_next=None) -> None:
-    """Inactive rows keep their state; the output is h_next where active, else 0."""
-    xp = xp_of(h_next)
-    if active is not None:
-        keep = ~active
-        xp.copyto(h_next, h_prev, where=keep)
-        if c_next is not None:
-            xp.copyto(c_next, c_prev, where=keep)
-    if out is not None:
-        if active is None:
-            out[...] = h_next
-        else:
-            xp.multiply(h_next, active, out=out)
-
-
-def _incoming_dh(dout, dh_rec, dh_carry, active) -> Any:
-    dh = dh_carry + dh_rec if dh_rec is not None else dh_carry.copy()
-    if dout is not None:
-        dh += dout if active is None else dout * active
-    return dh
-
-
-def _finish_bwd(dh, dh_carry, carry_active, active, *dgates) -> None:
-    """dh_carry becomes `carry_active` (0 when None) on active rows and dh on inactive ones;
-    inactive rows get zero gate gradients."""
-    if active is None:
-        if carry_active is None:
-            dh_carry[...] = 0
-        else:
-            dh_carry[...] = carry_active
-        return
-    xp = xp_of(dh)
-    xp.multiply(dh, ~active, out=dh_carry)
-    if carry_active is not None:
-        dh_carry += carry_active * active
-    for d in dgates:
-        d *= active
-
-
-def _lstm_fwd_numpy(xw, hw, h_prev, c_prev, h_next, c_next, acts, out, active) -> None:
-    xp, hidden = xp_of(xw), h_next.shape[1]
-    xp.add(xw, hw, out=acts)
-    _sigmoid_(acts[:, : 2 * hidden])
-    xp.tanh(acts[:, 2 * hidden : 3 * hidden], out=acts[:, 2 * hidden : 3 * hidden])
-    _sigmoid_(acts[:, 3 * hidden :])
+def _lstm_step_numpy(xw_t, w_hh_t, scale, shift, h_prev, c_prev, h_next, c_next, acts, tmp):
+    xp, hidden = xp_of(acts), h_next.shape[1]
+    xp.matmul(h_prev, w_hh_t, out=acts)
+    acts += xw_t
+    xp.tanh(acts, out=acts)
+    acts *= scale  # sigmoid gates: 0.5 tanh(x / 2) + 0.5; g stays tanh(x)
+    acts += shift
     i, f, g, o = (acts[:, k * hidden : (k + 1) * hidden] for k in range(4))
     xp.multiply(f, c_prev, out=c_next)
-    c_next += i * g
+    xp.multiply(i, g, out=tmp)
+    c_next += tmp
     xp.tanh(c_next, out=h_next)
     h_next *= o
-    _finish_fwd(h_prev, h_next, out, active, c_prev, c_next)
 
 
-def _lstm_bwd_numpy(acts, c_prev, c_next, dout, dh_rec, dh_carry, dc, dgates, active) -> None:
-    xp, hidden = xp_of(acts), dc.shape[1]
-    dh = _incoming_dh(dout, dh_rec, dh_carry, active)
-    i, f, g, o = (acts[:, k * hidden : (k + 1) * hidden] for k in range(4))
-    di, df, dg, do = (dgates[:, k * hidden : (k + 1) * hidden] for k in range(4))
-    tc = xp.tanh(c_next)
-    xp.multiply(dh, tc, out=do)
-    do *= o * (1 - o)
-    tc *= tc
-    dcc = (1 - tc) * o
-    dcc *= dh
-    dcc += dc  # the gradient of c_t
-    xp.multiply(dcc, g, out=di)
-    di *= i * (1 - i)
-    xp.multiply(dcc, c_prev, out=df)
-    df *= f * (1 - f)
-    xp.multiply(dcc, i, out=dg)
-    dg *= 1 - g * g
-    dcc *= f  # the gradient of c_{t-1}
-    if active is None:
-        dc[...] = dcc
-    else:
-        xp.copyto(dc, dcc, where=active)
-    _finish_bwd(dh, dh_carry, None, active, dgates)
-
-
-def _gru_fwd_numpy(xw, hw, b_hn, h_prev, h_next, acts, out, active) -> None:
-    xp, hidden = xp_of(xw), h_next.shape[1]
+def _gru_step_numpy(xw_t, w_hh_t, b_hn, h_prev, h_next, acts, hw) -> None:
+    xp, hidden = xp_of(acts), h_next.shape[1]
+    xp.matmul(h_prev, w_hh_t, out=hw)
     rz = acts[:, : 2 * hidden]
-    xp.add(xw[:, : 2 * hidden], hw[:, : 2 * hidden], out=rz)
-    _sigmoid_(rz)
+    xp.add(xw_t[:, : 2 * hidden], hw[:, : 2 * hidden], out=rz)
+    xp.tanh(rz, out=rz)
+    rz *= 0.5
+    rz += 0.5
     r, z = acts[:, :hidden], acts[:, hidden : 2 * hidden]
     n, hn = acts[:, 2 * hidden : 3 * hidden], acts[:, 3 * hidden :]
     if b_hn is None:
@@ -141,51 +86,86 @@ def _gru_fwd_numpy(xw, hw, b_hn, h_prev, h_next, acts, out, active) -> None:
     else:
         xp.add(hw[:, 2 * hidden :], b_hn, out=hn)
     xp.multiply(r, hn, out=n)
-    n += xw[:, 2 * hidden :]
+    n += xw_t[:, 2 * hidden :]
     xp.tanh(n, out=n)
     xp.subtract(h_prev, n, out=h_next)
     h_next *= z
     h_next += n
-    _finish_fwd(h_prev, h_next, out, active)
 
 
-def _gru_bwd_numpy(acts, h_prev, dout, dh_rec, dh_carry, dgates_x, dgates_h, active) -> None:
-    xp, hidden = xp_of(acts), h_prev.shape[1]
-    dh = _incoming_dh(dout, dh_rec, dh_carry, active)
-    r, z, n, hn = (acts[:, k * hidden : (k + 1) * hidden] for k in range(4))
-    dr, dz, dn = (dgates_x[:, k * hidden : (k + 1) * hidden] for k in range(3))
-    xp.multiply(dh, 1 - z, out=dn)
-    dn *= 1 - n * n
-    xp.multiply(dn, hn, out=dr)
-    dr *= r * (1 - r)
-    xp.subtract(h_prev, n, out=dz)
-    dz *= dh
-    dz *= z * (1 - z)
-    dgates_h[:, : 2 * hidden] = dgates_x[:, : 2 * hidden]
-    xp.multiply(dn, r, out=dgates_h[:, 2 * hidden :])
-    _finish_bwd(dh, dh_carry, dh * z, active, dgates_x, dgates_h)
-
-
-def _rnn_fwd_numpy(act, xw, hw, h_prev, h_next, out, active) -> None:
-    xp = xp_of(xw)
-    xp.add(xw, hw, out=h_next)
-    if act == "tanh":
-        xp.tanh(h_next, out=h_next)
-    else:
-        xp.maximum(h_next, 0, out=h_next)
-    _finish_fwd(h_prev, h_next, out, active)
-
-
-def _rnn_bwd_numpy(act, h_next, dout, dh_rec, dh_carry, dpre, active) -> None:
+def _rnn_step_numpy(xw_t, w_hh_t, relu, h_prev, h_next) -> None:
     xp = xp_of(h_next)
-    dh = _incoming_dh(dout, dh_rec, dh_carry, active)
-    if act == "tanh":
-        xp.multiply(h_next, h_next, out=dpre)
-        xp.subtract(1, dpre, out=dpre)
-        dpre *= dh
+    xp.matmul(h_prev, w_hh_t, out=h_next)
+    h_next += xw_t
+    if relu:
+        xp.maximum(h_next, 0, out=h_next)
     else:
-        xp.multiply(dh, h_next > 0, out=dpre)
-    _finish_bwd(dh, dh_carry, None, active, dpre)
+        xp.tanh(h_next, out=h_next)
+
+
+def _lstm_factors(acts, c_prev, c_next, dgates, mask):
+    """Per step: dgates[t] = local derivatives (i, f, g: times dc; o: times dh), and
+    (A, F) with dc_t = dc + dh * A_t, dc_{t-1} = dc_t * F_t. All (T, B, ...) arrays."""
+    xp, hidden = xp_of(acts), c_next.shape[2]
+    i, f, g, o = (acts[..., k * hidden : (k + 1) * hidden] for k in range(4))
+    di, df, dg, do = (dgates[..., k * hidden : (k + 1) * hidden] for k in range(4))
+    tc = xp.tanh(c_next)
+    xp.subtract(1, i, out=di)
+    di *= i
+    di *= g
+    xp.subtract(1, f, out=df)
+    df *= f
+    df *= c_prev
+    xp.multiply(g, g, out=dg)
+    xp.subtract(1, dg, out=dg)
+    dg *= i
+    xp.subtract(1, o, out=do)
+    do *= o
+    do *= tc
+    tc *= tc
+    xp.subtract(1, tc, out=tc)
+    tc *= o  # A = o (1 - tanh(c)^2)
+    forget = f
+    if mask is not None:
+        dgates *= mask
+        tc *= mask
+        forget = xp.where(mask, f, f.dtype.type(1))  # finished rows keep dc
+    return tc, forget
+
+
+def _gru_factors(acts, h_prev, dgates_x, dgates_h, mask):
+    """dgates_x[t], dgates_h[t] = local derivatives (times dh); returns Z, dh_{t-1} gets dh Z_t
+    besides the W_hh path."""
+    xp, hidden = xp_of(acts), h_prev.shape[2]
+    r, z, n, hn = (acts[..., k * hidden : (k + 1) * hidden] for k in range(4))
+    dr, dz, dn = (dgates_x[..., k * hidden : (k + 1) * hidden] for k in range(3))
+    xp.multiply(n, n, out=dn)
+    xp.subtract(1, dn, out=dn)
+    dn *= 1 - z
+    xp.subtract(1, r, out=dr)
+    dr *= r
+    dr *= hn
+    dr *= dn
+    xp.subtract(h_prev, n, out=dz)
+    dz *= z
+    dz *= 1 - z
+    if mask is not None:
+        dgates_x *= mask
+    dgates_h[..., : 2 * hidden] = dgates_x[..., : 2 * hidden]
+    xp.multiply(dn, r, out=dgates_h[..., 2 * hidden :])
+    return z if mask is None else xp.where(mask, z, z.dtype.type(1))
+
+
+def _rnn_factors(h_next, dgates, relu, mask):
+    """dgates[t] = act'(pre-activation), from the outputs h_t."""
+    xp = xp_of(h_next)
+    if relu:
+        xp.greater(h_next, 0, out=dgates)
+    else:
+        xp.multiply(h_next, h_next, out=dgates)
+        xp.subtract(1, dgates, out=dgates)
+    if mask is not None:
+        dgates *= mask
 
 
 # ---- the op ----------------------------------------------------------------------------------
@@ -194,38 +174,32 @@ def _rnn_bwd_numpy(act, h_next, dout, dh_rec, dh_carry, dpre, active) -> None:
 class RecurrentLayer(Function):
     """One layer, one direction, all T steps: inputs (x, h0, c0, W_ih, W_hh, b_ih, b_hh),
     outputs (output, h_n) or, for LSTM, (output, h_n, c_n). Parameters: mode, reverse,
-    lengths (host int64 [B] or None), lengths_device (the same on x's device)."""
+    lengths (host int64 [B] or None), lengths_device (the same on x's device), min_length."""
 
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         xp = xp_of(x)
         steps, batch, _ = x.shape
         hidden = w_hh.shape[1]
-        mode, lstm = self.mode, self.mode == "lstm"
+        lstm = self.mode == "lstm"
         self.kernel = uses_kernels(x)
         need_x, _, _, need_w_ih = self.needs_input_grad[:4]
-        xw = _input_projection(x, w_ih, b_ih, b_hh, mode)
+        xw = _input_projection(x, w_ih, b_ih, b_hh, self.mode)
         states = _state_buffer(xp, x, steps, batch, hidden, h0, self.reverse)
         cells = _state_buffer(xp, x, steps, batch, hidden, c0, self.reverse) if lstm else None
-        saved_width = _SAVED_GATES.get(mode, 0) * hidden
+        saved_width = _SAVED_GATES.get(self.mode, 0) * hidden
         acts = None
         if saved_width and self._recording:
             acts = xp.empty((steps, batch, saved_width), x.dtype)
-        out = None if self.lengths is None else xp.empty((steps, batch, hidden), x.dtype)
-        step = self._forward_step(xp, xw, states, cells, acts, out, w_hh, b_hh, saved_width)
-        recurrent = xp.empty((batch, GATES[mode] * hidden), x.dtype)
-        w_hh_t = w_hh.T
-        for k, t in enumerate(self._order(steps, backward=False)):
-            prev, nxt = (t + 1, t) if self.reverse else (t, t + 1)
-            xp.matmul(states[prev], w_hh_t, out=recurrent)
-            step(t, prev, nxt, recurrent, k == 0)
+        if self.kernel:
+            out = self._forward_kernels(xw, states, cells, acts, w_hh, b_hh)
+        else:
+            out = self._forward_numpy(xw, states, cells, acts, w_hh, b_hh, saved_width)
         # Memory: the input only for dW_ih, W_ih only for dX (references); W_hh; the states
         # (their slices are the outputs), the cells (LSTM) and the gate activations.
         self.save_for_backward(
             x if need_w_ih else None, w_ih if need_x else None, w_hh, states, cells, acts
         )
         h_n = states[0] if self.reverse else states[steps]
-        if out is None:
-            out = states[:steps] if self.reverse else states[1:]
         if lstm:
             return out, h_n, cells[0] if self.reverse else cells[steps]
         return out, h_n
@@ -236,57 +210,88 @@ class RecurrentLayer(Function):
             return range(steps - 1, -1, -1)
         return range(steps)
 
-    def _active(self, t: int) -> Any:
-        """The NumPy steps' row mask: None while every sequence is still running."""
-        if self.lengths is None or t < self.min_length:
+    def _links(self, t: int) -> tuple[int, int]:
+        """(slot of the state before step t, slot of the state after it) in the buffers."""
+        return (t + 1, t) if self.reverse else (t, t + 1)
+
+    def _time_views(self, buffer: Any) -> tuple[Any, Any]:
+        """(states before each step, states after it), (T, B, H) views in time order."""
+        if self.reverse:
+            return buffer[1:], buffer[:-1]
+        return buffer[:-1], buffer[1:]
+
+    def _mask(self, steps: int) -> Any:
+        """(T, B, 1) bool: step t still runs for sequence b; None without lengths."""
+        if self.lengths is None:
             return None
-        return (self.lengths_device > t)[:, None]
+        xp = xp_of(self.lengths_device)
+        return (xp.arange(steps)[:, None] < self.lengths_device)[:, :, None]
 
-    def _forward_step(self, xp, xw, states, cells, acts, out, w_hh, b_hh, saved_width):
-        """A function (t, prev, nxt, recurrent, first) running one fused step forward."""
-        mode, lengths = self.mode, self.lengths_device
-        backend = _util.kernel_backend
-        scratch = None
-        if acts is None and saved_width and not self.kernel:
-            scratch = xp.empty((xw.shape[1], saved_width), xw.dtype)
-        b_hn = None
-        if mode == "gru" and b_hh is not None:
-            b_hn = b_hh[2 * w_hh.shape[1] :]
+    # ---- forward ----
 
-        def gates_at(t):
-            return acts[t] if acts is not None else scratch
-
-        def out_at(t):
-            return None if out is None else out[t]
-
+    def _forward_numpy(self, xw, states, cells, acts, w_hh, b_hh, saved_width):
+        xp = xp_of(xw)
+        steps, batch, width = xw.shape
+        hidden, mode = w_hh.shape[1], self.mode
+        w_hh_t = xp.empty((hidden, width), xw.dtype)  # contiguous: the fastest GEMM operand
+        if mode in ("lstm", "gru"):
+            scale = _sigmoid_columns(mode, hidden, xw.dtype)
+            xw *= scale
+            xp.multiply(w_hh.T, scale, out=w_hh_t)
+        else:
+            w_hh_t[...] = w_hh.T
+        scratch = xp.empty((batch, max(saved_width, width)), xw.dtype)
         if mode == "lstm":
-            if self.kernel:
-                return lambda t, p, n, hw, first: rnn_cells.lstm_cell_fwd(
-                    xw[t], hw, states[p], cells[p], states[n], cells[n], gates=gates_at(t),
-                    out=out_at(t), lengths=lengths, t=t, backend=backend, validate=first,
-                )  # fmt: skip
-            return lambda t, p, n, hw, first: _lstm_fwd_numpy(
-                xw[t], hw, states[p], cells[p], states[n], cells[n], gates_at(t), out_at(t),
-                self._active(t),
-            )  # fmt: skip
-        if mode == "gru":
-            if self.kernel:
-                return lambda t, p, n, hw, first: rnn_cells.gru_cell_fwd(
-                    xw[t], hw, states[p], states[n], b_hn=b_hn, gates=gates_at(t),
-                    out=out_at(t), lengths=lengths, t=t, backend=backend, validate=first,
-                )  # fmt: skip
-            return lambda t, p, n, hw, first: _gru_fwd_numpy(
-                xw[t], hw, b_hn, states[p], states[n], gates_at(t), out_at(t), self._active(t)
-            )
-        act = mode[4:]
-        if self.kernel:
-            return lambda t, p, n, hw, first: rnn_cells.rnn_cell_fwd(
-                act, xw[t], hw, states[p], states[n], out=out_at(t), lengths=lengths, t=t,
-                backend=backend, validate=first,
-            )  # fmt: skip
-        return lambda t, p, n, hw, first: _rnn_fwd_numpy(
-            act, xw[t], hw, states[p], states[n], out_at(t), self._active(t)
-        )
+            shift = (1 - scale) * (scale != 1)  # 0.5 on the sigmoid gates, 0 on g
+            tmp = xp.empty((batch, hidden), xw.dtype)
+        b_hn = None if mode != "gru" or b_hh is None else b_hh[2 * hidden :]
+        hw = xp.empty((batch, width), xw.dtype) if mode == "gru" else None
+        for t in self._order(steps, backward=False):
+            prev, nxt = self._links(t)
+            a = scratch if acts is None else acts[t]
+            if mode == "lstm":
+                _lstm_step_numpy(xw[t], w_hh_t, scale, shift, states[prev], cells[prev],
+                                 states[nxt], cells[nxt], a, tmp)  # fmt: skip
+            elif mode == "gru":
+                _gru_step_numpy(xw[t], w_hh_t, b_hn, states[prev], states[nxt], a, hw)
+            else:
+                _rnn_step_numpy(xw[t], w_hh_t, mode == "rnn_relu", states[prev], states[nxt])
+            if self.lengths is not None and t >= self.min_length:
+                keep = (self.lengths_device <= t)[:, None]  # finished: keep the state
+                xp.copyto(states[nxt], states[prev], where=keep)
+                if cells is not None:
+                    xp.copyto(cells[nxt], cells[prev], where=keep)
+        outputs = self._time_views(states)[1]
+        mask = self._mask(steps)
+        return outputs if mask is None else outputs * mask
+
+    def _forward_kernels(self, xw, states, cells, acts, w_hh, b_hh):
+        xp = xp_of(xw)
+        steps, batch, width = xw.shape
+        hidden, mode = w_hh.shape[1], self.mode
+        lengths, backend = self.lengths_device, _util.kernel_backend
+        out = None if lengths is None else xp.empty((steps, batch, hidden), xw.dtype)
+        b_hn = None if mode != "gru" or b_hh is None else b_hh[2 * hidden :]
+        hw = xp.empty((batch, width), xw.dtype)
+        w_hh_t = w_hh.T
+        for k, t in enumerate(self._order(steps, backward=False)):
+            p, n = self._links(t)
+            xp.matmul(states[p], w_hh_t, out=hw)
+            gates = None if acts is None else acts[t]
+            out_t = None if out is None else out[t]
+            common = {"out": out_t, "lengths": lengths, "t": t, "backend": backend,
+                      "validate": k == 0}  # fmt: skip
+            if mode == "lstm":
+                rnn_cells.lstm_cell_fwd(xw[t], hw, states[p], cells[p], states[n], cells[n],
+                                        gates=gates, **common)  # fmt: skip
+            elif mode == "gru":
+                rnn_cells.gru_cell_fwd(xw[t], hw, states[p], states[n], b_hn=b_hn, gates=gates,
+                                       **common)  # fmt: skip
+            else:
+                rnn_cells.rnn_cell_fwd(mode[4:], xw[t], hw, states[p], states[n], **common)
+        return self._time_views(states)[1] if out is None else out
+
+    # ---- backward ----
 
     def backward(self, g_out, g_hn, g_cn=None):
         x, w_ih, w_hh, states, cells, acts = self.saved_arrays
@@ -294,68 +299,90 @@ class RecurrentLayer(Function):
         steps, batch, hidden = states.shape[0] - 1, states.shape[1], states.shape[2]
         width = GATES[self.mode] * hidden
         need_x, need_h0, need_c0, need_w_ih, need_w_hh, need_b_ih, need_b_hh = self.needs_input_grad
-        g_out = xp.ascontiguousarray(g_out)
         dgates_x = xp.empty((steps, batch, width), states.dtype)
         dgates_h = xp.empty_like(dgates_x) if self.mode == "gru" else dgates_x
-        dh_carry = g_hn.copy()  # C-contiguous, updated in place by the steps
-        dc = g_cn.copy() if self.mode == "lstm" else None
-        step = self._backward_step(g_out, states, cells, acts, dh_carry, dc, dgates_x, dgates_h)
-        recurrent = xp.empty((batch, hidden), states.dtype)
-        dh_rec = None
-        for k, t in enumerate(self._order(steps, backward=True)):
-            prev, nxt = (t + 1, t) if self.reverse else (t, t + 1)
-            step(t, prev, nxt, dh_rec, k == 0)
-            if k < steps - 1 or need_h0:
-                xp.matmul(dgates_h[t], w_hh, out=recurrent)
-                dh_rec = recurrent
-        dh0 = dh_carry + dh_rec if need_h0 else None
+        sweep = self._backward_kernels if self.kernel else self._backward_numpy
+        dh0, dc0 = sweep(g_out, g_hn, g_cn, w_hh, states, cells, acts, dgates_x, dgates_h,
+                         need_h0)  # fmt: skip
         dgx = dgates_x.reshape(steps * batch, width)
         dgh = dgates_h.reshape(steps * batch, width)
         dx = (dgx @ w_ih).reshape(steps, batch, -1) if need_x else None
         dw_ih = dgx.T @ x.reshape(steps * batch, -1) if need_w_ih else None
         dw_hh = None
         if need_w_hh:
-            h_prev = states[1:] if self.reverse else states[:steps]  # h_{t-1} of every step
+            h_prev = self._time_views(states)[0]  # h_{t-1} of every step, contiguous
             dw_hh = dgh.T @ h_prev.reshape(steps * batch, hidden)
         db_ih = dgx.sum(axis=0) if need_b_ih else None
         db_hh = None
         if need_b_hh:
             db_hh = db_ih if db_ih is not None and dgh is dgx else dgh.sum(axis=0)
-        return dx, dh0, dc if need_c0 else None, dw_ih, dw_hh, db_ih, db_hh
+        return dx, dh0 if need_h0 else None, dc0 if need_c0 else None, dw_ih, dw_hh, db_ih, db_hh
 
-    def _backward_step(self, g_out, states, cells, acts, dh_carry, dc, dgates_x, dgates_h):
-        """A function (t, prev, nxt, dh_rec, first) running one fused step backward."""
-        mode, lengths = self.mode, self.lengths_device
-        backend = _util.kernel_backend
-        if mode == "lstm":
-            if self.kernel:
-                return lambda t, p, n, rec, first: rnn_cells.lstm_cell_bwd(
-                    acts[t], cells[p], cells[n], dh_carry, dc, dgates_x[t], dout=g_out[t],
-                    dh_rec=rec, lengths=lengths, t=t, backend=backend, validate=first,
-                )  # fmt: skip
-            return lambda t, p, n, rec, first: _lstm_bwd_numpy(
-                acts[t], cells[p], cells[n], g_out[t], rec, dh_carry, dc, dgates_x[t],
-                self._active(t),
-            )  # fmt: skip
-        if mode == "gru":
-            if self.kernel:
-                return lambda t, p, n, rec, first: rnn_cells.gru_cell_bwd(
-                    acts[t], states[p], dh_carry, dgates_x[t], dgates_h[t], dout=g_out[t],
-                    dh_rec=rec, lengths=lengths, t=t, backend=backend, validate=first,
-                )  # fmt: skip
-            return lambda t, p, n, rec, first: _gru_bwd_numpy(
-                acts[t], states[p], g_out[t], rec, dh_carry, dgates_x[t], dgates_h[t],
-                self._active(t),
-            )  # fmt: skip
-        act = mode[4:]
-        if self.kernel:
-            return lambda t, p, n, rec, first: rnn_cells.rnn_cell_bwd(
-                act, states[n], dh_carry, dgates_x[t], dout=g_out[t], dh_rec=rec,
-                lengths=lengths, t=t, backend=backend, validate=first,
-            )  # fmt: skip
-        return lambda t, p, n, rec, first: _rnn_bwd_numpy(
-            act, states[n], g_out[t], rec, dh_carry, dgates_x[t], self._active(t)
-        )
+    def _backward_numpy(self, g_out, g_hn, g_cn, w_hh, states, cells, acts, dgx, dgh, need_h0):
+        """The sweep through time; returns (dh0, dc0). dgx/dgh first receive each step's local
+        derivatives, which the sweep multiplies by the incoming gradient in place."""
+        xp = xp_of(states)
+        steps, batch, hidden = dgx.shape[0], states.shape[1], states.shape[2]
+        mask = self._mask(steps)
+        if mask is not None:
+            g_out = g_out * mask  # finished steps output a constant 0
+        h_prev, h_next = self._time_views(states)
+        passes = None  # multiplies dh into dh_{t-1} besides the W_hh path
+        if self.mode == "lstm":
+            c_prev, c_next = self._time_views(cells)
+            to_cell, forget = _lstm_factors(acts, c_prev, c_next, dgx, mask)
+            dc = g_cn.copy()
+        elif self.mode == "gru":
+            passes = _gru_factors(acts, h_prev, dgx, dgh, mask)
+        else:
+            _rnn_factors(h_next, dgx, self.mode == "rnn_relu", mask)
+        if mask is not None and passes is None:
+            passes = ~mask  # finished rows hand dh straight back
+        dh_next, recurrent = g_hn, xp.empty((batch, hidden), states.dtype)
+        for k, t in enumerate(self._order(steps, backward=True)):
+            dh = g_out[t] + dh_next
+            if self.mode == "lstm":
+                dcc = dh * to_cell[t]
+                dcc += dc
+                rows = dgx[t].reshape(batch, 4, hidden)
+                rows[:, :3] *= dcc[:, None]
+                rows[:, 3] *= dh
+                xp.multiply(dcc, forget[t], out=dc)
+            else:
+                for dgates in (dgx, dgh) if dgh is not dgx else (dgx,):
+                    rows = dgates[t].reshape(batch, -1, hidden)
+                    rows *= dh[:, None]
+            if k == steps - 1 and not need_h0:
+                break
+            dh_next = xp.matmul(dgh[t], w_hh, out=recurrent)
+            if passes is not None:
+                dh_next += dh * passes[t]
+        return dh_next, dc if self.mode == "lstm" else None
+
+    def _backward_kernels(self, g_out, g_hn, g_cn, w_hh, states, cells, acts, dgx, dgh, need_h0):
+        """The sweep through time with one fused kernel and one GEMM per step."""
+        xp = xp_of(states)
+        steps, batch, hidden = dgx.shape[0], states.shape[1], states.shape[2]
+        mode, lengths, backend = self.mode, self.lengths_device, _util.kernel_backend
+        g_out = xp.ascontiguousarray(g_out)
+        dh_carry = g_hn.copy()  # C-contiguous, updated in place by the steps
+        dc = g_cn.copy() if mode == "lstm" else None
+        recurrent = xp.empty((batch, hidden), states.dtype)
+        dh_rec = None
+        for k, t in enumerate(self._order(steps, backward=True)):
+            p, n = self._links(t)
+            common = {"dout": g_out[t], "dh_rec": dh_rec, "lengths": lengths, "t": t,
+                      "backend": backend, "validate": k == 0}  # fmt: skip
+            if mode == "lstm":
+                rnn_cells.lstm_cell_bwd(acts[t], cells[p], cells[n], dh_carry, dc, dgx[t],
+                                        **common)  # fmt: skip
+            elif mode == "gru":
+                rnn_cells.gru_cell_bwd(acts[t], states[p], dh_carry, dgx[t], dgh[t], **common)
+            else:
+                rnn_cells.rnn_cell_bwd(mode[4:], states[n], dh_carry, dgx[t], **common)
+            if k < steps - 1 or need_h0:
+                dh_rec = xp.matmul(dgh[t], w_hh, out=recurrent)
+        return (dh_carry + dh_rec if need_h0 else None), dc
 
 
 def _input_projection(x, w_ih, b_ih, b_hh, mode) -> Any:

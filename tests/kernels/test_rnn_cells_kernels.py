@@ -291,20 +291,43 @@ def _run_layer(mode, reverse, lengths, arrays):
     ]
 
 
+def _route_arrays(mode, steps, seed, batch=3, n_in=4, hidden=7):
+    """x, h0, c0, w_ih, w_hh, b_ih, b_hh (float64)."""
+    width = {"lstm": 4, "gru": 3}.get(mode, 1) * hidden
+    rng = np.random.default_rng(seed)
+    shapes = [(steps, batch, n_in), (batch, hidden), (batch, hidden), (width, n_in),
+              (width, hidden), (width,), (width,)]  # fmt: skip
+    return [rng.standard_normal(s) * 0.5 for s in shapes]
+
+
 @route
 @pytest.mark.parametrize("lengths", [None, [5, 1, 3]], ids=["full", "lengths"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
 def test_op_kernel_route_matches_numpy_route(dtype, mode, reverse, lengths):
-    steps, batch, n_in, hidden = 5, 3, 4, 7
-    width = {"lstm": 4, "gru": 3}.get(mode, 1) * hidden
-    rng = np.random.default_rng(8)
-    shapes = [(steps, batch, n_in), (batch, hidden), (batch, hidden), (width, n_in),
-              (width, hidden), (width,), (width,)]  # fmt: skip
-    arrays = [(rng.standard_normal(s) * 0.5).astype(dtype) for s in shapes]
+    arrays = [a.astype(dtype) for a in _route_arrays(mode, steps=5, seed=8)]
     expected = _run_layer(mode, reverse, lengths, arrays)
     with route_kernels(max_grid_blocks=2):
         actual = _run_layer(mode, reverse, lengths, arrays)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for ours, ref in zip(actual, expected):
         np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol)
+
+
+@route
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
+def test_op_kernel_route_launches_one_kernel_per_step_each_way(mode):
+    """Besides GEMMs: one launch per timestep forward and one backward (the target is <= 2)."""
+    steps = 6
+    arrays = [a.astype(np.float32) for a in _route_arrays(mode, steps, seed=9)]
+    tensors = [gf.tensor(a, requires_grad=True) for a in arrays]
+    x, h0, c0, *weights = tensors
+    with route_kernels() as backend:
+        launched = []
+        run = backend.launch
+        backend.launch = lambda *args: (launched.append(args[2]), run(*args))[1]
+        out, state = rnn_layer(x, (h0, c0) if mode == "lstm" else h0, *weights, mode=mode)
+        forward = list(launched)
+        out.sum().backward()
+    assert forward == [f"{mode}_cell_fwd"] * steps
+    assert launched[steps:] == [f"{mode}_cell_bwd"] * steps
