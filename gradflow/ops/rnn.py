@@ -7,13 +7,15 @@ and hidden update). Backward sweeps time in reverse with one fused pointwise ste
 recurrent GEMM (``dgates_t @ W_hh``) per step; after the sweep, dW_hh is one GEMM over all
 steps, dW_ih and dX one GEMM each, bias gradients are sums.
 
-The pointwise steps run our kernels (kernels/rnn_cells.cu) on cuda, or under
-``gradflow.testing.emulation.route_kernels()`` on cpu; a NumPy version of each otherwise.
+The pointwise steps run our kernels (kernels/rnn_cells.cu, one launch per step each way) on
+cuda, or under ``gradflow.testing.emulation.route_kernels()`` on cpu. Otherwise NumPy computes
+the same functions arranged for few calls per step (see "NumPy route" below).
 
 Memory (saved for backward, all linear in T): the states h_0..h_T in one (T+1, B, H) buffer
-whose slices are also the outputs (no copy), the cells c_0..c_T for LSTM, the gate
-activations (LSTM i, f, g, o; GRU r, z, n and W_hn h + b_hn: 4H per step; none for the Elman
-RNN, whose backward needs only h), the input (for dW_ih) and the weights (references).
+whose slices are also the outputs (no copy; with lengths the output is a masked copy), the
+cells c_0..c_T for LSTM, the gate activations (LSTM i, f, g, o; GRU r, z, n and W_hn h + b_hn:
+4H per step; none for the Elman RNN, whose backward needs only h), the input (for dW_ih) and
+the weights (references).
 
 Variable lengths: ``lengths[b]`` is sequence b's length. Step t is active for b when
 t < lengths[b]: past its end a sequence keeps its state and outputs 0, so h_n is its state at
@@ -434,7 +436,7 @@ def sequence_lengths(lengths: Any, batch: int, steps: int, op: str) -> numpy.nda
     if isinstance(lengths, Tensor):
         if lengths.dtype.kind not in "iu":
             raise TypeError(f"{op}: lengths must hold integers, got dtype {lengths.dtype}")
-        values = lengths.numpy()
+        values = lengths.detach().cpu().numpy()  # lengths live on the host, as in PyTorch
     else:
         values = numpy.asarray(lengths)
         if values.dtype.kind not in "iu" and values.size:
