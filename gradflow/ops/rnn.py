@@ -507,8 +507,11 @@ def rnn_layer(
         min_length = int(host.min()) if batch else steps
         if min_length == steps:
             host = None  # every sequence spans the input: nothing to mask
+        elif _util.is_cuda(input.data):
+            with input.data.device:
+                device_lengths = xp_of(input.data).asarray(host)
         else:
-            device_lengths = xp_of(input.data).asarray(host) if _util.is_cuda(input.data) else host
+            device_lengths = host
     outputs = RecurrentLayer.apply(
         input, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mode=mode, reverse=bool(reverse),
         lengths=host, lengths_device=device_lengths, min_length=min_length,
