@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gradflow import nn
+from gradflow.tensor import Tensor
 
 
 def mlp(image_size: int = 8, num_classes: int = 10) -> nn.Module:
@@ -43,4 +44,30 @@ def cnn(image_size: int = 8, num_classes: int = 10) -> nn.Module:
     )
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn}
+class RowReader(nn.Module):
+    """A recurrent classifier that reads an image row by row (one timestep per row) and
+    classifies from the last layer's final hidden state."""
+
+    def __init__(self, recurrent: nn.Module, hidden_size: int, num_classes: int):
+        super().__init__()
+        self.rnn = recurrent
+        self.head = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        rows = images.reshape(images.shape[0], images.shape[-2], images.shape[-1])
+        _, state = self.rnn(rows)
+        h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
+        return self.head(h_n[-1])
+
+
+def lstm(image_size: int = 8, num_classes: int = 10, hidden_size: int = 128) -> nn.Module:
+    """An LSTM over the image's rows (8 timesteps of 8 pixels on digits)."""
+    return RowReader(nn.LSTM(image_size, hidden_size, batch_first=True), hidden_size, num_classes)
+
+
+def gru(image_size: int = 8, num_classes: int = 10, hidden_size: int = 128) -> nn.Module:
+    """A GRU over the image's rows (8 timesteps of 8 pixels on digits)."""
+    return RowReader(nn.GRU(image_size, hidden_size, batch_first=True), hidden_size, num_classes)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn, "lstm": lstm, "gru": gru}

@@ -39,6 +39,17 @@ def test_cli_trains_one_tiny_epoch_and_writes_a_loadable_checkpoint(tmp_path, ca
     assert state["history"][0]["epoch"] == 1 and 0 <= state["history"][0]["test_accuracy"] <= 1
 
 
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_every_model_trains_a_few_batches_and_reloads(tmp_path, name):
+    result = training.train(_config(tmp_path, model=name), log=lambda s: None)
+    assert len(result.history) == 1 and numpy.isfinite(result.history[0].train_loss)
+    fresh = models.MODELS[name]()
+    fresh.load_state_dict(gradflow.load(result.checkpoint)["model"])
+    images = gradflow.data.Digits(train=False).tensors[0][:5]
+    fresh.eval(), result.model.eval()
+    numpy.testing.assert_array_equal(fresh(images).data, result.model(images).data)
+
+
 def test_loss_falls_during_a_short_run(tmp_path):
     result = training.train(_config(tmp_path, epochs=3, limit_batches=None), log=lambda s: None)
     losses = [r.train_loss for r in result.history]

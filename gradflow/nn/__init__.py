@@ -32,10 +32,14 @@ from gradflow.nn.module import IncompatibleKeys, Module
 from gradflow.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from gradflow.nn.parameter import Parameter
 from gradflow.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from gradflow.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "ELU",
     "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BCELoss",
@@ -49,10 +53,12 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRUCell",
     "GroupNorm",
     "Identity",
     "IncompatibleKeys",
     "L1Loss",
+    "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
@@ -64,6 +70,7 @@ __all__ = [
     "ModuleList",
     "NLLLoss",
     "Parameter",
+    "RNNCell",
     "ReLU",
     "Sequential",
     "SiLU",
