@@ -15,13 +15,18 @@ from gradflow.tensor import Tensor
 
 
 def _scatter_add_rows(out, rows, values):
-    """out[rows[i]] += values[i] for every i, repeated rows adding up (out: (V, D))."""
+    """out[rows[i]] += values[i] for every i, repeated rows adding up (out: (V, D), C order)."""
     if is_cuda(out):
         import cupyx
 
         cupyx.scatter_add(out, rows, values)
         return
-    numpy.add.at(out, rows, values)
+    # NumPy's add.at has a fast path for 1-D operands only: on flat element positions it runs
+    # 2.5-10x faster than on rows of the 2-D array (and beats sort + reduceat and bincount).
+    width = out.shape[1]
+    positions = rows.astype(numpy.intp, copy=False)[:, None] * width  # int32 * V * D overflows
+    positions = (positions + numpy.arange(width)).reshape(-1)
+    numpy.add.at(out.reshape(-1), positions, values.reshape(-1))
 
 
 class Embedding(Function):
