@@ -70,6 +70,11 @@ class _ConvNd(Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _tuple(kernel_size, n, "kernel_size", layer)
         self.stride = _tuple(stride, n, "stride", layer)
+        if padding == "same" and any(s != 1 for s in self.stride):
+            raise ValueError(
+                f"{layer}: padding='same' needs stride 1 (as in PyTorch), got stride "
+                f"{self.stride}; pass an explicit padding for a strided convolution"
+            )
         self.padding = padding
         self.dilation = _tuple(dilation, n, "dilation", layer)
         self.output_padding = _tuple(output_padding, n, "output_padding", layer)
@@ -95,7 +100,7 @@ class _ConvNd(Module):
         n = self._dims
         if not isinstance(x, Tensor) or x.ndim not in (n + 1, n + 2):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            spatial = ", ".join("HW"[-n:] if n <= 2 else "DHW")
+            spatial = "L" if n == 1 else "H, W"
             raise ValueError(
                 f"{type(self).__name__}: expected a {n + 2}-D input (N, C, {spatial}) or an "
                 f"unbatched {n + 1}-D input (C, {spatial}), got shape {got}"

@@ -16,6 +16,16 @@ from gradflow.ops import normalization as norm_ops
 from gradflow.tensor import Tensor
 
 
+def _register_affine(
+    module: Module, affine: bool, bias: bool, shape: Any, device: Any, dtype: Any
+) -> None:
+    """weight (ones) and bias (zeros) of `shape`; None where `affine` (or `bias`) is off."""
+    weight = creation.ones(shape, device=device, dtype=dtype) if affine else None
+    module.register_parameter("weight", None if weight is None else Parameter(weight))
+    bias_value = creation.zeros(shape, device=device, dtype=dtype) if affine and bias else None
+    module.register_parameter("bias", None if bias_value is None else Parameter(bias_value))
+
+
 class _BatchNorm(Module):
     _ranks: tuple[int, ...] = ()
     _layout = ""
@@ -29,6 +39,8 @@ class _BatchNorm(Module):
         track_running_stats: bool = True,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ):
         super().__init__()
         if not isinstance(num_features, int) or num_features <= 0:
@@ -37,12 +49,7 @@ class _BatchNorm(Module):
             )
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(creation.ones(num_features, device=device, dtype=dtype))
-            self.bias = Parameter(creation.zeros(num_features, device=device, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, affine, bias, num_features, device, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", creation.zeros(num_features, device=device,
                                                                 dtype=dtype))  # fmt: skip
@@ -71,13 +78,12 @@ class _BatchNorm(Module):
                 f"got input of shape {tuple(x.shape)}"
             )
         momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.data)
+        counting = self.training and self.track_running_stats
+        if counting and self.momentum is None:  # cumulative moving average
+            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1)
         use_batch_stats = self.training or not self.track_running_stats
         track = not self.training or self.track_running_stats
-        return norm_ops.batch_norm(
+        out = norm_ops.batch_norm(
             x,
             self.running_mean if track else None,
             self.running_var if track else None,
@@ -87,11 +93,15 @@ class _BatchNorm(Module):
             momentum,
             self.eps,
         )
+        if counting:  # after the op: a call that raises leaves the count as it was
+            self.num_batches_tracked.data += 1
+        return out
 
     def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
         )
 
 
@@ -127,17 +137,7 @@ class LayerNorm(Module):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
         self.normalized_shape = tuple(shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(creation.ones(self.normalized_shape, device=device,
-                                                  dtype=dtype))  # fmt: skip
-            if bias:
-                self.bias = Parameter(creation.zeros(self.normalized_shape, device=device,
-                                                     dtype=dtype))  # fmt: skip
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, elementwise_affine, bias, self.normalized_shape, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         n = len(self.normalized_shape)
@@ -149,7 +149,8 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
         )
 
 
@@ -165,6 +166,8 @@ class GroupNorm(Module):
         affine: bool = True,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ):
         super().__init__()
         if num_groups <= 0 or num_channels % num_groups:
@@ -175,12 +178,7 @@ class GroupNorm(Module):
         self.num_groups, self.num_channels, self.eps, self.affine = (
             num_groups, num_channels, eps, affine,
         )  # fmt: skip
-        if affine:
-            self.weight = Parameter(creation.ones(num_channels, device=device, dtype=dtype))
-            self.bias = Parameter(creation.zeros(num_channels, device=device, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, affine, bias, num_channels, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[1] != self.num_channels:
@@ -191,4 +189,7 @@ class GroupNorm(Module):
         return norm_ops.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
+        )
