@@ -4,7 +4,8 @@ PyTorch's semantics and argument names (torch.nn.functional). Inputs are (N, C, 
 unbatched (C, H, W) (1-D: (N, C, L) or (C, L), run as 2-D with a unit height).
 
 CPU: a loop over the kh*kw kernel offsets, each a strided view of the (padded) input, so the
-work is whole-array NumPy operations (no loop over pixels). GPU (and the emulation route):
+work is whole-array NumPy operations (no loop over pixels); max pooling's backward is one
+scatter-add (bincount) of the gradients to their maxima. GPU (and the emulation route):
 kernels/pooling.cu through gradflow/kernels/pooling.py, gather backward kernels (no atomics).
 
 Memory: max pooling keeps, per output, the offset ``i*kw + j`` of its maximum within the
@@ -45,37 +46,47 @@ class _Shapes(NamedTuple):
 
 
 def _max_pool(x: Any, window: Window, need_offsets: bool) -> tuple[Any, Any]:
-    """(max over each window, offset i*kw + j of the maximum or None): NumPy, PyTorch's rules
-    (NaN wins, the first of equal maxima wins)."""
+    """(max over each window, offset i*kw + j of the maximum or None), NumPy, with PyTorch's
+    rules: NaN wins (the last NaN of a window), and the first of equal maxima."""
     xp = xp_of(x)
     frame = padded_frame(x, window, -numpy.inf)
-    n_offsets = window.kernel[0] * window.kernel[1]
-    best = offsets = None
-    for k, (i, j) in enumerate(window.offsets()):
-        view = frame[(..., *window.offset_slices(i, j))]
-        if best is None:
-            best = view.copy()
-            if need_offsets:
-                offsets = xp.zeros(best.shape, dtype=numpy.min_scalar_type(n_offsets - 1))
-        elif not need_offsets:
-            xp.maximum(best, view, out=best)  # propagates NaN
-        else:
-            take = view > best
-            take |= xp.isnan(view)
-            xp.copyto(best, view, where=take)
-            xp.copyto(offsets, k, where=take, casting="unsafe")
+    views = [frame[(..., *window.offset_slices(i, j))] for i, j in window.offsets()]
+    best = views[0].copy()
+    for view in views[1:]:
+        xp.maximum(best, view, out=best)  # propagates NaN
+    if not need_offsets:
+        return best, None
+    # Two passes per offset (the maximum's value is known: find where it sits), in reverse so
+    # that the first of equal maxima is written last.
+    offsets = xp.zeros(best.shape, dtype=numpy.min_scalar_type(len(views) - 1))
+    hit = xp.empty(best.shape, dtype=bool)
+    for k in range(len(views) - 1, -1, -1):
+        xp.equal(views[k], best, out=hit)
+        xp.copyto(offsets, k, where=hit, casting="unsafe")
+    if xp.isnan(best).any():  # NaN equals nothing: point those windows at their last NaN
+        for k, view in enumerate(views):
+            xp.copyto(offsets, k, where=xp.isnan(view), casting="unsafe")
     return best, offsets
 
 
 def _max_pool_grad(g: Any, offsets: Any, window: Window, x_shape: tuple) -> Any:
-    """dx: each window's gradient added at the offset of its maximum."""
+    """dx: each window's gradient added at its maximum, one scatter-add (bincount) into the
+    padded frame for all windows (overlapping ones sum)."""
     xp = xp_of(g)
-    frame = gradient_frame(x_shape[:2], window, x_shape[2:], g.dtype, xp)
-    for k, (i, j) in enumerate(window.offsets()):
-        target = frame[(..., *window.offset_slices(i, j))]
-        xp.add(target, g, out=target, where=offsets == k)
+    n, c = x_shape[:2]
+    frame = gradient_frame((), window, x_shape[2:], g.dtype, xp)  # just its (rows, columns)
+    rows, cols = frame.shape
+    (sh, sw), (dh, dw), (oh, ow) = window.stride, window.dilation, window.out
+    starts = (xp.arange(oh) * (sh * cols))[:, None] + xp.arange(ow) * sw  # window corners
+    by_offset = xp.array([i * dh * cols + j * dw for i, j in window.offsets()])
+    position = by_offset[offsets]
+    position += starts
+    position += (xp.arange(n * c) * (rows * cols)).reshape(n, c, 1, 1)
+    # bincount sums in float64 (exact enough, then rounded once to g's dtype).
+    flat = xp.bincount(position.reshape(-1), weights=g.reshape(-1), minlength=n * c * rows * cols)
     top, left = window.padding
-    return frame[..., top : top + x_shape[2], left : left + x_shape[3]]
+    dx = flat.reshape(n, c, rows, cols)[..., top : top + x_shape[2], left : left + x_shape[3]]
+    return dx.astype(g.dtype)
 
 
 def _flat_indices(offsets: Any, window: Window, width: int) -> Any:

@@ -116,12 +116,17 @@ def test_return_indices_match_torch(device, name, shape, kwargs):
     numpy.testing.assert_array_equal(host(indices), tindices.numpy())
 
 
-def test_max_pool_with_indices_backward_and_nan():
-    x = gf.tensor([[[1.0, float("nan"), 3.0, 2.0]]], requires_grad=True)
-    y, indices = max_pool1d(x, 2, return_indices=True)
-    assert numpy.isnan(y.detach().numpy()[0, 0, 0]) and indices.numpy().tolist() == [[[1, 2]]]
-    y.sum().backward()
-    numpy.testing.assert_array_equal(x.grad.numpy(), [[[0.0, 1.0, 1.0, 0.0]]])
+@pytest.mark.parametrize("routed", [False, pytest.param(True, marks=needs_emulation)])
+def test_max_pool_nan_wins_and_the_last_nan_gets_the_gradient(routed):
+    """As PyTorch: NaN propagates; of several NaNs in a window, the last is the argmax."""
+    nan = float("nan")
+    x = gf.tensor([[[1.0, nan, 3.0, 2.0, nan, 0.0, nan, 5.0]]], requires_grad=True)
+    with route_kernels() if routed else _nothing():
+        y, indices = max_pool1d(x, 4, return_indices=True)
+        y.sum().backward()
+    assert numpy.isnan(y.detach().numpy()[0, 0]).tolist() == [True, True]
+    assert indices.numpy().tolist() == [[[1, 6]]]
+    numpy.testing.assert_array_equal(x.grad.numpy(), [[[0, 1, 0, 0, 0, 0, 1, 0]]])
 
 
 def _forward_backward(name, kwargs, x_np, g_seed, routed):
