@@ -18,6 +18,7 @@ no weight gradient is needed. layer_norm and group_norm keep xhat and one invstd
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy
@@ -280,12 +281,17 @@ def _check_param(
         raise TypeError(
             f"{op}: argument '{name}' must be a Tensor or None, got {type(param).__name__}"
         )
-    if tuple(param.shape) != shape:
+    p, a = param.data, input.data
+    if p.shape != shape:
         raise ValueError(
             f"{op}: argument '{name}' has shape {tuple(param.shape)}; expected {shape} "
             f"({meaning}) for input of shape {tuple(input.shape)}"
         )
-    if param.dtype != input.dtype or param.device != input.device:
+    if (
+        p.dtype != a.dtype
+        or type(p) is not type(a)
+        or (type(a) is not numpy.ndarray and p.device != a.device)
+    ):
         raise TypeError(
             f"{op}: argument '{name}' is {param.dtype} on {param.device} but input is "
             f"{input.dtype} on {input.device}; convert it with .to(input.device) and "
@@ -327,7 +333,7 @@ def batch_norm(
     _check_param(weight, "weight", (channels,), input, op, per_channel)
     _check_param(bias, "bias", (channels,), input, op, per_channel)
     if training:
-        if isinstance(momentum, bool) or not isinstance(momentum, int | float):
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
             raise TypeError(
                 f"batch_norm: momentum must be a float, got {momentum!r}; for a cumulative "
                 "average pass momentum = 1 / num_batches_tracked (BatchNorm modules do this)"
