@@ -430,6 +430,11 @@ def _normalized_shape(normalized_shape: object) -> tuple:
     if isinstance(normalized_shape, Sequence) and all(
         isinstance(n, int | numpy.integer) and not isinstance(n, bool) for n in normalized_shape
     ):
+        if len(normalized_shape) == 0:
+            raise ValueError(
+                "layer_norm: normalized_shape is empty; pass the sizes of the trailing dims to "
+                "normalize over, e.g. x.shape[-1:]"
+            )
         return tuple(int(n) for n in normalized_shape)
     raise TypeError(
         f"layer_norm: normalized_shape must be an int or a sequence of ints, got "

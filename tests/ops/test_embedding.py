@@ -2,6 +2,8 @@
 gradient (repeated indices, padding_idx, scale_grad_by_freq), gradcheck, parity with PyTorch,
 non-contiguous inputs, the memory contract and error messages."""
 
+import weakref
+
 import numpy
 import pytest
 
@@ -118,11 +120,15 @@ def test_embedding_matches_torch(device, rng, padding_idx, scale_grad_by_freq):
     numpy.testing.assert_allclose(host(ow.grad), tw.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_embedding_saves_only_the_indices(rng):
+def test_embedding_saves_only_the_indices_and_frees_its_graph(rng):
     weight = t(rng.standard_normal((5, 3)), "cpu", True)
     indices = t([[1, 2], [3, 1]], "cpu")
-    (saved,) = embedding(indices, weight).grad_fn.saved_arrays
+    y = embedding(indices, weight)
+    (saved,) = y.grad_fn.saved_arrays
     assert saved is indices.data
+    node = weakref.ref(y.grad_fn)
+    del y
+    assert node() is None
     assert embedding(indices, weight.detach()).grad_fn is None
 
 

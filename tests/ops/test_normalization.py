@@ -2,6 +2,8 @@
 eval mode, running statistics, parity with PyTorch, float32 stability, non-contiguous inputs,
 the memory contract and error messages."""
 
+import weakref
+
 import numpy
 import pytest
 
@@ -250,6 +252,21 @@ def test_batch_norm_memory_contract(rng):
     assert saved[0] is x.data
 
 
+def test_normalization_graphs_are_freed_with_their_output(rng):
+    x = t(rng.standard_normal((4, 3, 2)), "cpu", True)
+    weight, bias = affine(rng, 3, "cpu")
+    running_mean, running_var = buffers(rng, 3, "cpu")
+    outputs = [
+        batch_norm(x, running_mean, running_var, weight, bias, training=True),
+        batch_norm(x, running_mean, running_var, weight, bias),
+        layer_norm(x, 2),
+        group_norm(x, 3, weight, bias),
+    ]
+    nodes = [weakref.ref(y.grad_fn) for y in outputs]
+    del outputs
+    assert all(node() is None for node in nodes)
+
+
 def test_batch_norm_float32_variance_is_stable_with_a_large_mean(rng):
     # E[x^2] - E[x]^2 loses every digit here in float32 (x^2 ~ 1e8, variance ~ 1).
     x = (rng.standard_normal((256, 4)) + 1e4).astype(numpy.float32)
@@ -447,6 +464,11 @@ LAYER_NORM_ERRORS = {
         lambda x: layer_norm(x, (3, 4), None, cpu(numpy.ones(4))),
         ValueError,
         r"layer_norm: argument 'bias' has shape \(4,\); expected \(3, 4\)",
+    ),
+    "empty shape": (
+        lambda x: layer_norm(x, ()),
+        ValueError,
+        r"layer_norm: normalized_shape is empty; pass the sizes of the trailing dims",
     ),
     "shape type": (
         lambda x: layer_norm(x, 4.0),
