@@ -50,3 +50,22 @@ def test_train_mlp_cuda_without_gpu_fails_clearly():
     assert result.returncode != 0
     assert "cupy" in result.stderr.lower()  # names the package to install
     assert "Traceback" not in result.stderr
+
+
+def test_adding_problem_learns_a_short_sequence():
+    result = run_example(str(ROOT / "examples" / "adding_problem.py"), "--device", "cpu",
+                         "--seq-len", "10", "--hidden", "16", "--max-steps", "400",
+                         "--eval-every", "100", "--target", "0.02")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    test_mse = [float(v) for v in re.findall(r"test MSE (\d+\.\d+)", result.stdout)]
+    assert test_mse[0] > 0.1  # near the mean predictor's 0.167 at the start
+    assert "reached test MSE" in result.stdout and test_mse[-1] < 0.02
+
+
+def test_char_lm_loss_falls_and_prints_samples():
+    result = run_example(str(ROOT / "examples" / "char_lm.py"), "--device", "cpu",
+                         "--epochs", "6", "--sample-every", "3", "--hidden", "64")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    losses = [float(v) for v in re.findall(r"loss (\d+\.\d+) nats/char", result.stdout)]
+    assert len(losses) == 2 and losses[1] < 0.9 * losses[0]
+    assert "characters, " in result.stdout and "truncated BPTT every 25" in result.stdout
