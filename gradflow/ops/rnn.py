@@ -185,7 +185,11 @@ class RecurrentLayer(Function):
         lstm = self.mode == "lstm"
         self.kernel = uses_kernels(x)
         need_x, _, _, need_w_ih = self.needs_input_grad[:4]
-        xw = _input_projection(x, w_ih, b_ih, b_hh, self.mode)
+        # NumPy route: 1/2 folded into the sigmoid gates' columns (see "NumPy route" above).
+        scale = None
+        if not self.kernel and self.mode in ("lstm", "gru"):
+            scale = _sigmoid_columns(self.mode, hidden, x.dtype)
+        xw = _input_projection(x, w_ih, b_ih, b_hh, self.mode, scale)
         states = _state_buffer(xp, x, steps, batch, hidden, h0, self.reverse)
         cells = _state_buffer(xp, x, steps, batch, hidden, c0, self.reverse) if lstm else None
         saved_width = _SAVED_GATES.get(self.mode, 0) * hidden
@@ -195,7 +199,7 @@ class RecurrentLayer(Function):
         if self.kernel:
             out = self._forward_kernels(xw, states, cells, acts, w_hh, b_hh)
         else:
-            out = self._forward_numpy(xw, states, cells, acts, w_hh, b_hh, saved_width)
+            out = self._forward_numpy(xw, states, cells, acts, w_hh, b_hh, saved_width, scale)
         # Memory: the input only for dW_ih, W_ih only for dX (references); W_hh; the states
         # (their slices are the outputs), the cells (LSTM) and the gate activations.
         self.save_for_backward(
@@ -231,14 +235,12 @@ class RecurrentLayer(Function):
 
     # ---- forward ----
 
-    def _forward_numpy(self, xw, states, cells, acts, w_hh, b_hh, saved_width):
+    def _forward_numpy(self, xw, states, cells, acts, w_hh, b_hh, saved_width, scale):
         xp = xp_of(xw)
         steps, batch, width = xw.shape
         hidden, mode = w_hh.shape[1], self.mode
         w_hh_t = xp.empty((hidden, width), xw.dtype)  # contiguous: the fastest GEMM operand
-        if mode in ("lstm", "gru"):
-            scale = _sigmoid_columns(mode, hidden, xw.dtype)
-            xw *= scale
+        if scale is not None:  # xw has it already
             xp.multiply(w_hh.T, scale, out=w_hh_t)
         else:
             w_hh_t[...] = w_hh.T
@@ -387,20 +389,27 @@ class RecurrentLayer(Function):
         return (dh_carry + dh_rec if need_h0 else None), dc
 
 
-def _input_projection(x, w_ih, b_ih, b_hh, mode) -> Any:
+def _input_projection(x, w_ih, b_ih, b_hh, mode, scale=None) -> Any:
     """X W_ih^T for all steps in one GEMM, plus the biases that sit outside the recurrence
-    (both for LSTM and RNN; for GRU all but b_hn, which r multiplies): (T, B, G*H)."""
+    (both for LSTM and RNN; for GRU all but b_hn, which r multiplies), added in one pass:
+    (T, B, G*H). `scale` (G*H,) multiplies the columns, folded into W_ih and the bias."""
     steps, batch, n_in = x.shape
+    width = w_ih.shape[0]
+    bias = None
+    for b, is_hh in ((b_ih, False), (b_hh, True)):
+        if b is None:
+            continue
+        if is_hh and mode == "gru":
+            b = b.copy()
+            b[2 * width // 3 :] = 0  # b_hn stays inside the recurrence
+        bias = b if bias is None else bias + b
+    if scale is not None:
+        w_ih = w_ih * scale[:, None]
+        bias = None if bias is None else bias * scale
     xw = x.reshape(steps * batch, n_in) @ w_ih.T
-    if b_ih is not None:
-        xw += b_ih
-    if b_hh is not None:
-        if mode == "gru":
-            cut = 2 * w_ih.shape[0] // 3
-            xw[:, :cut] += b_hh[:cut]
-        else:
-            xw += b_hh
-    return xw.reshape(steps, batch, -1)
+    if bias is not None:
+        xw += bias
+    return xw.reshape(steps, batch, width)
 
 
 def _state_buffer(xp, x, steps, batch, hidden, initial, reverse) -> Any:
