@@ -31,8 +31,8 @@ def test_read_kernel_source_inlines_local_includes():
 
 
 def test_unknown_family_and_missing_sources_are_reported(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown kernel family 'conv'; expected one of"):
-        loader.read_kernel_source("conv")
+    with pytest.raises(ValueError, match=r"unknown kernel family 'conv3d'; expected one of"):
+        loader.read_kernel_source("conv3d")
     package = tmp_path / "gradflow"
     package.mkdir()
     (tmp_path / "kernels").mkdir()  # a directory of that name without our sources

@@ -6,7 +6,7 @@ import pytest
 import gradflow
 import gradflow.nn.functional as F
 from gradflow import nn
-from gradflow.ops import linalg, losses, shape, unary
+from gradflow.ops import conv, embedding, linalg, losses, normalization, pooling, shape, unary
 from gradflow.testing.gradcheck import gradcheck
 
 EXPECTED = {
@@ -30,6 +30,18 @@ EXPECTED = {
     "binary_cross_entropy_with_logits": losses.binary_cross_entropy_with_logits,
     "dropout": losses.dropout,
     "one_hot": losses.one_hot,
+    "conv1d": conv.conv1d,
+    "conv2d": conv.conv2d,
+    "conv_transpose2d": conv.conv_transpose2d,
+    "max_pool1d": pooling.max_pool1d,
+    "max_pool2d": pooling.max_pool2d,
+    "avg_pool1d": pooling.avg_pool1d,
+    "avg_pool2d": pooling.avg_pool2d,
+    "adaptive_avg_pool2d": pooling.adaptive_avg_pool2d,
+    "batch_norm": normalization.batch_norm,
+    "layer_norm": normalization.layer_norm,
+    "group_norm": normalization.group_norm,
+    "embedding": embedding.embedding,
 }
 
 
