@@ -9,12 +9,18 @@ extra_info: steps, batch, hidden, input; flops (the GEMMs of forward and backwar
 ratio_to_torch (below 1: gradflow is faster); gradflow_GFLOPs and gemm_ceiling_GFLOPs (the
 BLAS rate of one GEMM as large as the input projection, the same run), fraction_of_gemm.
 
-    pytest benchmarks/bench_rnn_bptt.py                      # measure
-    pytest benchmarks/bench_rnn_bptt.py --benchmark-disable  # smoke: tiny sizes, one pass
+blas_threads records OPENBLAS_NUM_THREADS. torch runs on one thread (_util.torch_or_none);
+OPENBLAS_NUM_THREADS=1 gives NumPy the same. The per-step GEMMs are small (16 x 128 x 512):
+a second OpenBLAS thread does not pay for them, and on a loaded 2-core machine the two threads
+wait on each other (LSTM T=400 measured 16x slower than with one thread, 2026-11-21).
+
+    OPENBLAS_NUM_THREADS=1 pytest benchmarks/bench_rnn_bptt.py  # measure, one thread each
+    pytest benchmarks/bench_rnn_bptt.py --benchmark-disable       # smoke: tiny sizes, one pass
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +97,7 @@ def test_bptt_cpu(benchmark: Any, bench: Any, mode: str, steps: int) -> None:
     assert np.isfinite(float(loss.item()))
     info = benchmark.extra_info
     flops = _describe(info, mode, steps, batch, hidden, n_in)
+    info["blas_threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     torch_step = None
     if theirs is not None:
         torch_step = make_step(theirs, torch_or_none().as_tensor(x_np))
