@@ -3,7 +3,7 @@ step) against the same model in PyTorch eager, same weights and batch, same run.
 
 extra_info: gradflow_ms, torch_ms, ratio_to_torch (gradflow / torch; below 1 is faster),
 samples_per_s for gradflow. The models are gradflow.models' at the digits' shape (1x8x8,
-10 classes), batch 64 as `gradflow train` uses.
+10 classes; lstm and gru read the 8 rows as 8 timesteps), batch 64 as `gradflow train` uses.
 
     pytest benchmarks/bench_train_step.py                      # measure
     pytest benchmarks/bench_train_step.py --benchmark-disable  # smoke
@@ -27,7 +27,9 @@ def torch_twin(name: str, model: gradflow.nn.Module) -> Any:
     """The same architecture in torch, loaded with `model`'s weights (the keys match)."""
     torch = torch_or_none()
     nn = torch.nn
-    if name == "mlp":
+    if name in ("lstm", "gru"):
+        twin = torch_row_reader(torch, getattr(nn, name.upper()), model.head.in_features)
+    elif name == "mlp":
         twin = nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128),
                              nn.ReLU(), nn.Linear(128, 10))  # fmt: skip
     else:
@@ -39,6 +41,23 @@ def torch_twin(name: str, model: gradflow.nn.Module) -> Any:
     state = {k: torch.from_numpy(numpy.array(v.data)) for k, v in model.state_dict().items()}
     twin.load_state_dict(state)
     return twin
+
+
+def torch_row_reader(torch: Any, recurrent: Any, hidden_size: int) -> Any:
+    """gradflow.models.RowReader in torch: a recurrent layer over the rows, a linear head."""
+
+    class RowReader(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = recurrent(8, hidden_size, batch_first=True)
+            self.head = torch.nn.Linear(hidden_size, 10)
+
+        def forward(self, images):
+            _, state = self.rnn(images.reshape(images.shape[0], 8, 8))
+            h_n = state[0] if isinstance(state, tuple) else state
+            return self.head(h_n[-1])
+
+    return RowReader()
 
 
 def make_step(framework: str, name: str, batch: int) -> Callable[[], Any]:
