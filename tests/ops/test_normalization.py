@@ -236,20 +236,30 @@ def test_batch_norm_memory_contract(rng):
     x = t(rng.standard_normal((4, 3, 5)), "cpu", True)
     weight, bias = affine(rng, 3, "cpu")
     running_mean, running_var = buffers(rng, 3, "cpu")
-    # Training: x - mean (not the input) and one invstd per channel, plus the weight.
-    xc, invstd, w = batch_norm(
-        x, running_mean, running_var, weight, bias, True
-    ).grad_fn.saved_arrays
-    assert xc.shape == (4, 3, 5) and xc is not x.data and invstd.shape == (3,)
-    assert w is weight.data
-    # Eval without a weight gradient: per-channel arrays only, the input is not kept.
+    # Training: the input by reference (no copy of x - mean) and two values per channel.
+    y = batch_norm(x, running_mean, running_var, weight, bias, True)
+    saved_x, mean, invstd, saved_weight = y.grad_fn.saved_arrays
+    assert saved_x is x.data and saved_weight is weight.data
+    assert mean.shape == invstd.shape == (3,)
+    # Eval without a weight gradient: dx = g * scale needs no input.
     weight.requires_grad = False
     saved = batch_norm(x, running_mean, running_var, weight, bias).grad_fn.saved_arrays
-    assert saved[0] is None and all(a.shape == (3,) for a in saved[1:])
-    # Eval with a weight gradient: the input itself, by reference.
+    assert saved[0] is None and saved[1].shape == saved[2].shape == (3,)
+    # Eval with a weight gradient: the input again, by reference.
     weight.requires_grad = True
     saved = batch_norm(x, running_mean, running_var, weight, bias).grad_fn.saved_arrays
     assert saved[0] is x.data
+
+
+def test_batch_norm_backward_sees_in_place_changes_to_its_input(rng):
+    x = t(rng.standard_normal((4, 3)), "cpu")
+    weight = t(rng.standard_normal(3), "cpu", True)
+    y = batch_norm(x, None, None, weight, training=True)
+    x.add_(1.0)  # the node kept x by reference: backward must refuse, not use the new values
+    with pytest.raises(
+        RuntimeError, match=r"BatchNorm: a tensor saved for backward .* was modified"
+    ):
+        y.sum().backward()
 
 
 def test_normalization_graphs_are_freed_with_their_output(rng):
