@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from gradflow.backend import CudaUnavailableError
+from gradflow.bench import cli as bench_cli
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,12 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gradflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    bench_cli.add_parser(sub)
     args = parser.parse_args(argv)
     from gradflow.data import DatasetFileError
     from gradflow.serialization import CheckpointError
     from gradflow.training import TrainingError
 
     try:
+        if args.command == "bench":
+            return bench_cli.run(args)
         return _run_train(args)
     except (TrainingError, CheckpointError, DatasetFileError, CudaUnavailableError) as exc:
         print(f"gradflow {args.command}: error: {exc}", file=sys.stderr)

@@ -1,0 +1,137 @@
+"""`gradflow bench`: run the suites on a device, print a table, optionally --json / --plot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from gradflow.backend import Device
+from gradflow.bench import ceilings as ceilings_module
+from gradflow.bench import suites
+from gradflow.bench.report import Row, record, table, write_json
+from gradflow.bench.timing import BenchResult, measure, time_calls
+
+TARGET_SECONDS = 0.2  # time spent on each side of a case when --repeat is not given
+MIN_REPEAT, MAX_REPEAT = 5, 50
+
+
+def _sizes(text: str) -> list[str]:
+    sizes = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in suites.SIZES]
+    if not sizes or unknown:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r}: expected {', '.join(suites.SIZES)} or a comma-separated list"
+        )
+    return sizes
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `bench` subcommand to the `gradflow` parser's subparsers; returns its parser."""
+    p = subparsers.add_parser(
+        "bench",
+        help="time gradflow's backward passes (and torch's, with --compare torch)",
+        description="Run benchmark suites and print a table: median time, GB/s or TFLOP/s, "
+        "%% of the measured ceiling (copy bandwidth or GEMM rate), ratio to torch.",
+    )
+    p.add_argument("--device", default="auto", help="auto (cuda if usable, else cpu), cpu, cuda")
+    p.add_argument("--suite", default="all", choices=[*suites.SUITES, "all"])
+    p.add_argument(
+        "--sizes",
+        default=["small"],
+        type=_sizes,
+        metavar="{small,medium,large}",
+        help="problem sizes (default small; a comma-separated list for several)",
+    )
+    p.add_argument("--compare", choices=["torch"], help="also time PyTorch (when importable)")
+    p.add_argument("--json", metavar="PATH", help="write every figure and the machine here")
+    p.add_argument("--plot", metavar="PATH", help="save time-vs-size and torch ratios (matplotlib)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--repeat", type=_positive, help=argparse.SUPPRESS)  # fixed count (tests)
+    return p  # fmt: skip
+
+
+def _repeat_for(step: Any, device: str, fixed: int | None) -> int:
+    """`fixed`, or as many calls as fit TARGET_SECONDS (after one untimed warm-up call)."""
+    if fixed is not None:
+        return fixed
+    (seconds,) = time_calls(step, device, warmup=1, repeat=1)
+    return max(MIN_REPEAT, min(MAX_REPEAT, int(TARGET_SECONDS / max(seconds, 1e-9))))
+
+
+def _run_case(case: suites.Case, device: str, compare: bool, fixed: int | None) -> tuple:
+    step = case.setup("gradflow", device)
+    repeat = _repeat_for(step, device, fixed)
+    warmup = 1 if fixed is not None else 2
+    ours = measure(case.name, step, device, warmup, repeat, case.bytes_moved, case.flops)
+    theirs = None
+    if compare and case.torch:
+        torch = suites.torch_or_none()
+        torch_step = case.setup("torch", "cuda" if device.startswith("cuda") else "cpu")
+        timed = torch_step
+        if device.startswith("cuda"):  # synchronize around the region (torch's own stream)
+            torch.cuda.synchronize()
+
+            def timed() -> None:
+                torch_step()
+                torch.cuda.synchronize()
+
+        theirs = measure(f"torch {case.name}", timed, "cpu", warmup, repeat, case.bytes_moved,
+                         case.flops, memory=False)  # fmt: skip
+        theirs.device = device
+    return ours, theirs
+
+
+def _progress(items: list, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc="gradflow bench", unit="case", leave=False, file=sys.stderr,
+                disable=not enabled)  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `gradflow bench` with parsed arguments; prints the table, returns the exit status."""
+    from gradflow.bench.plot import PlotUnavailableError, check_available, save_plot
+
+    if args.plot:
+        try:
+            check_available()
+        except PlotUnavailableError as exc:
+            print(f"gradflow bench: error: {exc}", file=sys.stderr)
+            return 2
+    device = Device(args.device)
+    device.xp  # noqa: B018 - raises CudaUnavailableError now for cuda without a GPU
+    device_name = str(device)
+    compare = args.compare == "torch"
+    if compare and not suites.torch_ready(device_name):
+        print(f"gradflow bench: torch is not importable for {device_name}; no comparison",
+              file=sys.stderr)  # fmt: skip
+        compare = False
+    names = list(suites.SUITES) if args.suite == "all" else [args.suite]
+    cases = suites.cases(names, args.sizes)
+    ceilings = ceilings_module.ceilings(device_name)
+    rows = []
+    for case in _progress(cases, not args.no_progress):
+        ours, theirs = _run_case(case, device_name, compare, args.repeat)
+        rows.append(Row(case, ours, theirs, ceilings))
+    print(f"gradflow bench on {device_name}: copy {ceilings['copy_GBps']:.1f} GB/s, "
+          f"GEMM {ceilings['gemm_TFLOPs']:.3g} TFLOP/s (the ceilings); "
+          "vs torch = gradflow time / torch time")  # fmt: skip
+    print(table(rows))
+    if args.json:
+        write_json(args.json, record(rows, device_name, ceilings, sys.argv))
+        print(f"wrote {args.json}")
+    if args.plot:
+        save_plot(rows, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+__all__ = ["BenchResult", "add_parser", "run"]

@@ -1,0 +1,101 @@
+"""What a benchmark figure depends on: CPU model, cores, Python, NumPy and its BLAS, torch,
+CuPy and the GPU. Shared by `gradflow bench` and benchmarks/_util.py."""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import cache
+from typing import Any
+
+import numpy
+
+TORCH_THREADS_VARIABLE = "GRADFLOW_BENCH_TORCH_THREADS"
+
+
+@cache
+def torch_or_none() -> Any:
+    """The torch module when it is importable, else None (torch is never a dependency).
+
+    torch runs with one intra-op thread unless GRADFLOW_BENCH_TORCH_THREADS says otherwise:
+    in one process beside NumPy's OpenBLAS pool, torch's OpenMP pool oversubscribes a 2-core
+    machine (both spin-wait), and a 0.3 ms MLP step took 75 ms, for gradflow and torch alike.
+    One torch thread was also torch's faster setting for the engine suite's sizes.
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(int(os.environ.get(TORCH_THREADS_VARIABLE, "1")))
+    return torch
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (platform.processor() where that is missing)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_info() -> str:
+    """The BLAS NumPy was built against (name and version), as NumPy reports it."""
+    try:
+        config = numpy.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # older NumPy: no dict mode
+        return "unknown"
+
+
+def gpu_description() -> dict:
+    """The GPU's name, memory and the CUDA/CuPy versions, or {} without a usable GPU."""
+    try:
+        from gradflow.backend import cupy_module, device_count
+
+        if device_count() == 0:
+            return {}
+        cupy = cupy_module()
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        name = props["name"]
+        return {
+            "gpu_name": name.decode() if isinstance(name, bytes) else str(name),
+            "gpu_memory_GiB": round(props["totalGlobalMem"] / 2**30, 1),
+            "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+            "cupy": cupy.__version__,
+        }
+    except Exception as exc:  # the description must never break a run
+        return {"gpu_error": str(exc)}
+
+
+def machine_description() -> dict:
+    """What a benchmark figure depends on: CPU, cores, Python, NumPy/BLAS, torch, CuPy/GPU."""
+    desc: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "blas": blas_info(),
+    }
+    torch = torch_or_none()
+    if torch is not None:
+        desc["torch"] = torch.__version__
+        desc["torch_threads"] = torch.get_num_threads()
+    try:
+        import gradflow
+
+        desc["gradflow"] = gradflow.__version__
+        desc["gpu"] = gradflow.cuda.is_available()
+    except Exception as exc:  # the description must never break a run
+        desc["gradflow"] = f"unavailable ({exc})"
+    desc.update(gpu_description())
+    return desc
+
+
+def describe_machine_line() -> str:
+    """The machine description as one line, for result files and the README table."""
+    return ", ".join(f"{k}={v}" for k, v in machine_description().items())

@@ -1,0 +1,104 @@
+"""The results of a `gradflow bench` run: one row per case, the printed table and the JSON
+record (every figure, the ceilings and the machine description)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gradflow.bench.machine import machine_description
+from gradflow.bench.suites import Case
+from gradflow.bench.timing import BenchResult, format_seconds
+
+COLUMNS = ("suite", "op", "shape", "median", "throughput", "% of ceiling", "vs torch")
+
+
+@dataclass
+class Row:
+    """A case's figures: gradflow's result, torch's when it ran, and the ceilings of the run."""
+
+    case: Case
+    ours: BenchResult
+    torch: BenchResult | None
+    ceilings: dict
+
+    @property
+    def fraction_of_ceiling(self) -> float | None:
+        """FLOP/s over the GEMM rate for FLOP-counted cases, else GB/s over copy bandwidth."""
+        if self.ours.tflops is not None:
+            return self.ours.tflops / self.ceilings["gemm_TFLOPs"]
+        if self.ours.gbps is not None:
+            return self.ours.gbps / self.ceilings["copy_GBps"]
+        return None
+
+    @property
+    def ratio_to_torch(self) -> float | None:
+        """gradflow's median over torch's (below 1: gradflow is faster)."""
+        return self.ours.median / self.torch.median if self.torch is not None else None
+
+    def cells(self) -> tuple[str, ...]:
+        """The row as the table prints it ("-" where a figure does not apply)."""
+        if self.ours.tflops is not None:
+            throughput = f"{self.ours.tflops:.3g} TFLOP/s"
+        elif self.ours.gbps is not None:
+            throughput = f"{self.ours.gbps:.3g} GB/s"
+        else:
+            throughput = "-"
+        fraction, ratio = self.fraction_of_ceiling, self.ratio_to_torch
+        return (
+            self.case.suite,
+            self.case.name,
+            self.case.shape,
+            format_seconds(self.ours.median),
+            throughput,
+            "-" if fraction is None else f"{100 * fraction:.1f}%",
+            "-" if ratio is None else f"{ratio:.2f}x",
+        )
+
+    def to_dict(self) -> dict:
+        """Every figure of the row, JSON-ready."""
+        return {
+            "suite": self.case.suite,
+            "op": self.case.name,
+            "shape": self.case.shape,
+            "size": self.case.size,
+            "gradflow": self.ours.to_dict(),
+            "torch": None if self.torch is None else self.torch.to_dict(),
+            "fraction_of_ceiling": self.fraction_of_ceiling,
+            "ratio_to_torch": self.ratio_to_torch,
+        }
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as an aligned plain-text table with a header."""
+    lines = [COLUMNS, *(row.cells() for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    right = {3, 4, 5, 6}  # numbers align right
+
+    def fmt(line: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(line, widths))).rstrip()  # fmt: skip
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(lines[0]), rule, *(fmt(line) for line in lines[1:])])
+
+
+def record(rows: list[Row], device: str, ceilings: dict, command: list[str]) -> dict[str, Any]:
+    """The whole run as one JSON-ready dict: when, how, on what machine, every figure."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "device": device,
+        "machine": machine_description(),
+        "ceilings": ceilings,
+        "results": [row.to_dict() for row in rows],
+    }
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write the record to `path` (indented, UTF-8)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
