@@ -9,15 +9,21 @@ pytest puts this directory on ``sys.path`` because benchmarks/ is not a package.
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
-import numpy
+# The machine description and the torch import live in the package (gradflow bench uses them);
+# re-exported here so the suites keep importing them from _util.
+from gradflow.bench.machine import (  # noqa: F401
+    TORCH_THREADS_VARIABLE,
+    blas_info,
+    cpu_model,
+    describe_machine_line,
+    machine_description,
+    torch_or_none,
+)
 
 
 def median_time(fn: Callable[[], Any], repeats: int = 20, warmup: int = 2) -> float:
@@ -54,26 +60,6 @@ def paired_medians(
     return [statistics.median(t) for t in times]
 
 
-TORCH_THREADS_VARIABLE = "GRADFLOW_BENCH_TORCH_THREADS"
-
-
-@cache
-def torch_or_none() -> Any:
-    """The torch module when it is importable, else None (torch is never a dependency).
-
-    torch runs with one intra-op thread unless GRADFLOW_BENCH_TORCH_THREADS says otherwise:
-    in one process beside NumPy's OpenBLAS pool, torch's OpenMP pool oversubscribes a 2-core
-    machine (both spin-wait), and a 0.3 ms MLP step took 75 ms, for gradflow and torch alike.
-    One torch thread was also torch's faster setting for the engine suite's sizes.
-    """
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(int(os.environ.get(TORCH_THREADS_VARIABLE, "1")))
-    return torch
-
-
 def compare_with_torch(
     benchmark: Any,
     ours_fn: Callable[[], Any],
@@ -99,54 +85,3 @@ def compare_with_torch(
     info[f"gradflow_{unit}"] = round(ours * scale / per, 3)
     info[f"torch_{unit}"] = round(theirs * scale / per, 3)
     info["ratio_to_torch"] = round(ours / theirs, 3)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (platform.processor() where that is missing)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def blas_info() -> str:
-    """The BLAS NumPy was built against (name and version), as NumPy reports it."""
-    try:
-        config = numpy.show_config(mode="dicts")
-        blas = config["Build Dependencies"]["blas"]
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # older NumPy: no dict mode
-        return "unknown"
-
-
-def machine_description() -> dict:
-    """What a benchmark figure depends on: CPU, cores, Python, NumPy/BLAS, torch, CuPy/GPU."""
-    desc = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "blas": blas_info(),
-    }
-    torch = torch_or_none()
-    if torch is not None:
-        desc["torch"] = torch.__version__
-        desc["torch_threads"] = torch.get_num_threads()
-    try:
-        import gradflow
-
-        desc["gradflow"] = gradflow.__version__
-        desc["gpu"] = gradflow.cuda.is_available()
-    except Exception as exc:  # the description must never break a run
-        desc["gradflow"] = f"unavailable ({exc})"
-    return desc
-
-
-def describe_machine_line() -> str:
-    """The machine description as one line, for result files and the README table."""
-    d = machine_description()
-    return ", ".join(f"{k}={v}" for k, v in d.items())
