@@ -20,44 +20,8 @@ from _util import compare_with_torch, torch_or_none
 
 import gradflow
 from gradflow import models, optim
+from gradflow.bench.suites import torch_twin
 from gradflow.nn import functional as F
-
-
-def torch_twin(name: str, model: gradflow.nn.Module) -> Any:
-    """The same architecture in torch, loaded with `model`'s weights (the keys match)."""
-    torch = torch_or_none()
-    nn = torch.nn
-    if name in ("lstm", "gru"):
-        twin = torch_row_reader(torch, getattr(nn, name.upper()), model.head.in_features)
-    elif name == "mlp":
-        twin = nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128),
-                             nn.ReLU(), nn.Linear(128, 10))  # fmt: skip
-    else:
-        twin = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.25), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10),
-        )  # fmt: skip
-    state = {k: torch.from_numpy(numpy.array(v.data)) for k, v in model.state_dict().items()}
-    twin.load_state_dict(state)
-    return twin
-
-
-def torch_row_reader(torch: Any, recurrent: Any, hidden_size: int) -> Any:
-    """gradflow.models.RowReader in torch: a recurrent layer over the rows, a linear head."""
-
-    class RowReader(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = recurrent(8, hidden_size, batch_first=True)
-            self.head = torch.nn.Linear(hidden_size, 10)
-
-        def forward(self, images):
-            _, state = self.rnn(images.reshape(images.shape[0], 8, 8))
-            h_n = state[0] if isinstance(state, tuple) else state
-            return self.head(h_n[-1])
-
-    return RowReader()
 
 
 def make_step(framework: str, name: str, batch: int) -> Callable[[], Any]:
@@ -69,7 +33,7 @@ def make_step(framework: str, name: str, batch: int) -> Callable[[], Any]:
     model = models.MODELS[name]()
     if framework == "torch":
         torch = torch_or_none()
-        model = torch_twin(name, model)
+        model = torch_twin(model)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         x, y = torch.from_numpy(images), torch.from_numpy(labels)
         loss_fn = torch.nn.functional.cross_entropy
