@@ -213,22 +213,12 @@ class Tensor:
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other_tensor)``;
         differentiable, and returns self when nothing changes."""
-        device = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for arg in args:
-            if isinstance(arg, Tensor):
-                device, dtype = arg.device, arg.dtype
-            elif isinstance(arg, str | Device):
-                device = arg
-            else:
-                dtype = arg
+        device, dtype = parse_to_args(args, kwargs)
         out = self
         if dtype is not None:
-            out = _conversion.cast(out, dtypes.as_dtype(dtype))
+            out = _conversion.cast(out, dtype)
         if device is not None:
-            out = _conversion.to_device(out, Device(device))
+            out = _conversion.to_device(out, device)
         return out
 
     def cpu(self) -> Tensor:
@@ -729,6 +719,27 @@ class Tensor:
         from gradflow.ops import losses
 
         return losses.log_softmax(self, dim)
+
+
+def parse_to_args(args: tuple, kwargs: dict) -> tuple[Device | None, numpy.dtype | None]:
+    """(device, dtype) from the arguments of ``to()``: ``to(device)``, ``to(dtype)``,
+    ``to(device, dtype)``, ``to(other_tensor)`` or keywords; None for what was not given.
+    Shared by Tensor.to and Module.to."""
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, str | Device):
+            device = arg
+        else:
+            dtype = arg
+    return (
+        Device(device) if device is not None else None,
+        dtypes.as_dtype(dtype) if dtype is not None else None,
+    )
 
 
 def _make_tensor(array: Any, grad_fn: Any, requires_grad: bool, output_nr: int) -> Tensor:

@@ -24,6 +24,9 @@ def _tuple(value: Any, n: int, name: str, layer: str) -> tuple[int, ...]:
 
 
 class _ConvNd(Module):
+    """What the conv layers share: argument checks, weight and bias, init, input checks, repr.
+    The constructor takes Conv2d's (and Conv1d's) arguments."""
+
     _dims = 2
     _transposed = False
 
@@ -32,14 +35,15 @@ class _ConvNd(Module):
         in_channels: int,
         out_channels: int,
         kernel_size: Any,
-        stride: Any,
-        padding: Any,
-        dilation: Any,
-        groups: int,
-        bias: bool,
-        padding_mode: str,
-        device: Any,
-        dtype: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
         output_padding: Any = 0,
     ):
         super().__init__()
@@ -135,23 +139,6 @@ class Conv1d(_ConvNd):
 
     _dims = 1
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype)  # fmt: skip
-
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         return conv_ops.conv1d(
@@ -166,23 +153,6 @@ class Conv2d(_ConvNd):
     padding may be an int, a pair, "valid" (none) or "same" (output as large as the input;
     stride 1 only).
     """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype)  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
@@ -215,7 +185,8 @@ class ConvTranspose2d(_ConvNd):
         if isinstance(padding, str):
             raise ValueError(f"ConvTranspose2d: padding must be an int or a pair, got {padding!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype, output_padding)  # fmt: skip
+                         groups, bias, padding_mode, device, dtype,
+                         output_padding=output_padding)  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)

@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 
 from gradflow import dtypes
 from gradflow.autograd.grad_mode import no_grad
-from gradflow.backend import Device, move_array
+from gradflow.backend import move_array
 from gradflow.nn.parameter import Parameter
-from gradflow.tensor import RemovableHandle, Tensor
+from gradflow.tensor import RemovableHandle, Tensor, parse_to_args
 
 # The per-instance registries Module.__init__ creates (a subclass that skips it lacks them).
 _STATE = frozenset(
@@ -340,19 +340,7 @@ class Module:
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``: moves and casts parameters
         and buffers in place (only floating-point ones change dtype) and returns self."""
-        device = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for arg in args:
-            if isinstance(arg, Tensor):
-                device, dtype = arg.device, arg.dtype
-            elif isinstance(arg, str | Device):
-                device = arg
-            else:
-                dtype = arg
-        target = Device(device) if device is not None else None
-        new_dtype = dtypes.as_dtype(dtype) if dtype is not None else None
+        target, new_dtype = parse_to_args(args, kwargs)
         if new_dtype is not None and new_dtype.kind != "f":
             raise TypeError(
                 f"Module.to() only casts to floating-point dtypes, got {new_dtype}; "
