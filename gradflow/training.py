@@ -156,6 +156,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     if config.batch_size < 1:
         raise TrainingError(f"--batch-size must be at least 1, got {config.batch_size}")
     checkpoint = Path(config.checkpoint or f"gradflow_runs/{config.model}/checkpoint.gfckpt")
+    if config.plot:
+        _pyplot()  # fail before training, not after it, when matplotlib is missing
     manual_seed(config.seed)
     train_set, test_set = load_datasets(config.data, device)
     image_size = train_set[0][0].shape[-1]
@@ -173,6 +175,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         f"{base_lr:.3g} (cosine decay)"
         + (f", resumed after epoch {len(history)}" if history else "")
     )
+    if len(history) >= epochs:
+        log(f"the checkpoint already holds {len(history)} epochs; pass a larger --epochs to go on")
     for epoch in range(len(history) + 1, epochs + 1):
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(base_lr, epoch, epochs)
@@ -185,8 +189,6 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             f"{record.seconds:.1f} s"
         )
         _save(checkpoint, config, model, optimizer, shuffle, history)
-    if not history:
-        raise TrainingError(f"nothing to train: the checkpoint is already at {epochs} epochs")
     log(f"final test accuracy {history[-1].test_accuracy:.2%}; checkpoint: {checkpoint}")
     if config.plot:
         plot_history(history, config.plot)
@@ -294,8 +296,8 @@ def _resume(
     return [EpochRecord(**record) for record in state["history"]]
 
 
-def plot_history(history: list[EpochRecord], path: str) -> None:
-    """Train loss and test accuracy per epoch, side by side, saved as an image at `path`."""
+def _pyplot() -> Any:
+    """matplotlib.pyplot on a file-only backend, or a TrainingError saying what to install."""
     try:
         import matplotlib
 
@@ -305,6 +307,12 @@ def plot_history(history: list[EpochRecord], path: str) -> None:
         raise TrainingError(
             "--plot needs matplotlib: pip install 'gradflow[plot]' (or pip install matplotlib)"
         ) from exc
+    return plt
+
+
+def plot_history(history: list[EpochRecord], path: str) -> None:
+    """Train loss and test accuracy per epoch, side by side, saved as an image at `path`."""
+    plt = _pyplot()
     epochs = [r.epoch for r in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     left.plot(epochs, [r.train_loss for r in history], marker="o")

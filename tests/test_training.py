@@ -87,6 +87,16 @@ def test_an_interrupted_run_resumes_to_the_same_parameters(tmp_path):
         numpy.testing.assert_array_equal(a, b)
 
 
+def test_resuming_a_finished_run_says_so_and_trains_nothing(tmp_path):
+    config = _config(tmp_path)
+    training.train(config, log=lambda s: None)
+    config.resume = True
+    lines = []
+    result = training.train(config, log=lines.append)
+    assert "the checkpoint already holds 1 epochs; pass a larger --epochs to go on" in lines
+    assert [r.epoch for r in result.history] == [1]
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
     training.train(_config(tmp_path), log=lambda s: None)
     args = ["train", "cnn", "--device", "cpu", "--checkpoint", str(tmp_path / "run.gfckpt"),
