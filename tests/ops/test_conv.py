@@ -41,6 +41,7 @@ TRANSPOSE_CASES = [
     ),
     ((2, 3, 3), (2, 2, 2, 2), dict(stride=2, dilation=2, output_padding=1)),
     ((1, 2, 3, 3), (2, 3, 2, 3), dict(padding=(1, 0), dilation=(1, 2))),
+    ((2, 3, 4, 5), (3, 2, 3, 2), dict(padding=1, dilation=2, output_padding=1)),  # op < dilation
 ]
 OPS = {"conv2d": conv2d, "conv1d": conv1d, "conv_transpose2d": conv_transpose2d}
 ALL_CASES = [
