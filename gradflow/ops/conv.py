@@ -288,6 +288,7 @@ def int_tuple(value: Any, n: int, name: str, op: str, minimum: int) -> tuple[int
 
 
 def float_input(x: Any, op: str, name: str = "input") -> Tensor:
+    """x itself when it is a floating-point Tensor; a TypeError naming the op otherwise."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
     if x.dtype.kind != "f":
