@@ -15,7 +15,7 @@ Per-step cost: the op checks its arguments on the first step of a sequence and p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,25 +38,61 @@ FAMILY = "rnn_cells"
 RNN_ACTIVATIONS = ("tanh", "relu")
 
 
+class _Signature(NamedTuple):
+    """A step kernel's array arguments in its order, each (name, width, meaning, written in
+    place): width k means shape (B, k*H), width 0 shape (H,). ``state`` is the position of the
+    [B, H] array that fixes B and H."""
+
+    state: int
+    args: tuple[tuple[str, int, str, bool], ...]
+
+
+def _signature(state: str, *args: tuple[str, int, str, bool]) -> _Signature:
+    return _Signature([name for name, *_ in args].index(state), args)
+
+
+def _step(
+    launcher: str,
+    kernel: str,
+    signature: _Signature,
+    arrays: tuple,
+    lengths: Any,
+    t: Any,
+    backend: KernelBackend | None,
+    validate: bool,
+) -> None:
+    """Checks ``arrays`` against ``signature`` (when ``validate``) and launches ``kernel`` on
+    them: one thread per element of the [B, H] state."""
+    backend = resolve_backend(backend)
+    if validate:
+        arrays, lengths = _validated(launcher, backend, signature, arrays, lengths, t)
+    state = arrays[signature.state]
+    rows, hidden = state.shape
+    n = rows * hidden
+    if n == 0:
+        return
+    device = backend.device_of(state)
+    grid = (grid_1d(backend, device, n), 1, 1)
+    args = (*arrays, lengths, np.int64(t), np.int64(rows), np.int64(hidden))
+    backend.launch(FAMILY, state.dtype, kernel, grid, (BLOCK, 1, 1), args, device)
+
+
 def _validated(
     launcher: str,
     backend: KernelBackend,
-    state: str,
-    specs: list[tuple[str, Any, int, str, bool]],
+    signature: _Signature,
+    arrays: tuple,
     lengths: Any,
     t: Any,
-) -> list[Any]:
-    """Checks a step's arrays; returns them in order (read-only ones made contiguous), then
-    lengths.
-
-    ``state`` names the (B, H) array that fixes B and H; each spec is (name, array or None,
-    width, meaning, written in place): width k means shape (B, k*H), width 0 shape (H,).
-    """
-    present = {name: x for name, x, _, _, _ in specs if x is not None}
+) -> tuple[list[Any], Any]:
+    """Checks a step's arrays; returns them (read-only ones made contiguous) and lengths."""
+    specs = signature.args
+    state = specs[signature.state][0]
+    present = {spec[0]: x for spec, x in zip(specs, arrays) if x is not None}
     _, device = check_float_arrays(launcher, backend, **present)
     check_ndim(launcher, state, present[state], 2, "[B, H]: batch rows, hidden units")
     rows, hidden = present[state].shape
-    for name, x, width, meaning, written in specs:
+    for (name, width, meaning, written), x in zip(specs, arrays):
         if x is None:
             continue
         check_shape(launcher, name, x, (rows, width * hidden) if width else (hidden,), meaning)
@@ -72,21 +108,21 @@ def _validated(
             )
         check_shape(launcher, "lengths", lengths, (rows,), "one sequence length per batch row")
         check_device(launcher, backend, "lengths", lengths, device, state)
-    arrays = [x if written else contiguous(backend, x)[0] for _, x, _, _, written in specs]
-    return [*arrays, contiguous(backend, lengths)[0]]
+    arrays = [x if spec[3] else contiguous(backend, x)[0] for spec, x in zip(specs, arrays)]
+    return arrays, contiguous(backend, lengths)[0]
 
 
-def _launch(
-    backend: KernelBackend, kernel: str, state: Any, args: tuple, t: int, lengths: Any
-) -> None:
-    rows, hidden = state.shape
-    n = rows * hidden
-    if n == 0:
-        return
-    device = backend.device_of(state)
-    grid = (grid_1d(backend, device, n), 1, 1)
-    args = (*args, lengths, np.int64(t), np.int64(rows), np.int64(hidden))
-    backend.launch(FAMILY, state.dtype, kernel, grid, (BLOCK, 1, 1), args, device)
+_LSTM_FWD = _signature(
+    "h_prev",
+    ("xw", 4, "[B, 4H] input projection", False),
+    ("hw", 4, "[B, 4H] recurrent projection", False),
+    ("h_prev", 1, "[B, H]", False),
+    ("c_prev", 1, "[B, H]", False),
+    ("gates", 4, "[B, 4H] saved activations", True),
+    ("h_next", 1, "[B, H]", True),
+    ("c_next", 1, "[B, H]", True),
+    ("out", 1, "[B, H] output", True),
+)
 
 
 def lstm_cell_fwd(
@@ -110,20 +146,21 @@ def lstm_cell_fwd(
     i, f, g, o. c_next = f c_prev + i g, h_next = o tanh(c_next). gates [B, 4H] receives the
     activations (i, f, g, o) for backward; out [B, H] the output (0 on inactive rows).
     """
-    backend = resolve_backend(backend)
-    if validate:
-        xw, hw, h_prev, c_prev, h_next, c_next, gates, out, lengths = _validated(
-            "lstm_cell_fwd", backend, "h_prev",
-            [("xw", xw, 4, "[B, 4H] input projection", False),
-             ("hw", hw, 4, "[B, 4H] recurrent projection", False),
-             ("h_prev", h_prev, 1, "[B, H]", False), ("c_prev", c_prev, 1, "[B, H]", False),
-             ("h_next", h_next, 1, "[B, H]", True), ("c_next", c_next, 1, "[B, H]", True),
-             ("gates", gates, 4, "[B, 4H] saved activations", True),
-             ("out", out, 1, "[B, H] output", True)],
-            lengths, t,
-        )  # fmt: skip
-    args = (xw, hw, h_prev, c_prev, gates, h_next, c_next, out)
-    _launch(backend, "lstm_cell_fwd", h_next, args, t, lengths)
+    arrays = (xw, hw, h_prev, c_prev, gates, h_next, c_next, out)
+    _step("lstm_cell_fwd", "lstm_cell_fwd", _LSTM_FWD, arrays, lengths, t, backend, validate)
+
+
+_LSTM_BWD = _signature(
+    "dh_carry",
+    ("gates", 4, "[B, 4H] saved activations", False),
+    ("c_prev", 1, "[B, H]", False),
+    ("c_next", 1, "[B, H]", False),
+    ("dout", 1, "[B, H] output gradient", False),
+    ("dh_rec", 1, "[B, H] recurrent gradient", False),
+    ("dh_carry", 1, "[B, H]", True),
+    ("dc", 1, "[B, H]", True),
+    ("dgates", 4, "[B, 4H] gate gradients", True),
+)
 
 
 def lstm_cell_bwd(
@@ -147,20 +184,20 @@ def lstm_cell_bwd(
     dgates @ W_hh). On return dc holds the gradient of c_prev and dh_carry the part of h_prev's
     gradient that does not go through W_hh (0 on active rows); add it to the next dh_rec.
     """
-    backend = resolve_backend(backend)
-    if validate:
-        gates, c_prev, c_next, dout, dh_rec, dh_carry, dc, dgates, lengths = _validated(
-            "lstm_cell_bwd", backend, "dh_carry",
-            [("gates", gates, 4, "[B, 4H] saved activations", False),
-             ("c_prev", c_prev, 1, "[B, H]", False), ("c_next", c_next, 1, "[B, H]", False),
-             ("dout", dout, 1, "[B, H] output gradient", False),
-             ("dh_rec", dh_rec, 1, "[B, H] recurrent gradient", False),
-             ("dh_carry", dh_carry, 1, "[B, H]", True), ("dc", dc, 1, "[B, H]", True),
-             ("dgates", dgates, 4, "[B, 4H] gate gradients", True)],
-            lengths, t,
-        )  # fmt: skip
-    args = (gates, c_prev, c_next, dout, dh_rec, dh_carry, dc, dgates)
-    _launch(backend, "lstm_cell_bwd", dh_carry, args, t, lengths)
+    arrays = (gates, c_prev, c_next, dout, dh_rec, dh_carry, dc, dgates)
+    _step("lstm_cell_bwd", "lstm_cell_bwd", _LSTM_BWD, arrays, lengths, t, backend, validate)
+
+
+_GRU_FWD = _signature(
+    "h_prev",
+    ("xw", 3, "[B, 3H] input projection", False),
+    ("hw", 3, "[B, 3H] recurrent projection", False),
+    ("b_hn", 0, "[H]: the n part of b_hh", False),
+    ("h_prev", 1, "[B, H]", False),
+    ("gates", 4, "[B, 4H] saved r, z, n, hn", True),
+    ("h_next", 1, "[B, H]", True),
+    ("out", 1, "[B, H] output", True),
+)
 
 
 def gru_cell_fwd(
@@ -184,20 +221,20 @@ def gru_cell_fwd(
     n = tanh(xw_n + r (hw_n + b_hn)), h_next = (1 - z) n + z h_prev. gates [B, 4H] receives
     r, z, n and hw_n + b_hn for backward.
     """
-    backend = resolve_backend(backend)
-    if validate:
-        xw, hw, b_hn, h_prev, h_next, gates, out, lengths = _validated(
-            "gru_cell_fwd", backend, "h_prev",
-            [("xw", xw, 3, "[B, 3H] input projection", False),
-             ("hw", hw, 3, "[B, 3H] recurrent projection", False),
-             ("b_hn", b_hn, 0, "[H]: the n part of b_hh", False),
-             ("h_prev", h_prev, 1, "[B, H]", False), ("h_next", h_next, 1, "[B, H]", True),
-             ("gates", gates, 4, "[B, 4H] saved r, z, n, hn", True),
-             ("out", out, 1, "[B, H] output", True)],
-            lengths, t,
-        )  # fmt: skip
-    args = (xw, hw, b_hn, h_prev, gates, h_next, out)
-    _launch(backend, "gru_cell_fwd", h_next, args, t, lengths)
+    arrays = (xw, hw, b_hn, h_prev, gates, h_next, out)
+    _step("gru_cell_fwd", "gru_cell_fwd", _GRU_FWD, arrays, lengths, t, backend, validate)
+
+
+_GRU_BWD = _signature(
+    "dh_carry",
+    ("gates", 4, "[B, 4H] saved r, z, n, hn", False),
+    ("h_prev", 1, "[B, H]", False),
+    ("dout", 1, "[B, H] output gradient", False),
+    ("dh_rec", 1, "[B, H] recurrent gradient", False),
+    ("dh_carry", 1, "[B, H]", True),
+    ("dgates_x", 3, "[B, 3H] input-side gate gradients", True),
+    ("dgates_h", 3, "[B, 3H] hidden-side gate gradients", True),
+)
 
 
 def gru_cell_bwd(
@@ -220,21 +257,8 @@ def gru_cell_bwd(
     hw + (0, 0, b_hn) (for W_hh, b_hh and the recurrence). On return dh_carry holds dh * z
     on active rows: the part of h_prev's gradient that bypasses W_hh.
     """
-    backend = resolve_backend(backend)
-    if validate:
-        gates, h_prev, dout, dh_rec, dh_carry, dgates_x, dgates_h, lengths = _validated(
-            "gru_cell_bwd", backend, "dh_carry",
-            [("gates", gates, 4, "[B, 4H] saved r, z, n, hn", False),
-             ("h_prev", h_prev, 1, "[B, H]", False),
-             ("dout", dout, 1, "[B, H] output gradient", False),
-             ("dh_rec", dh_rec, 1, "[B, H] recurrent gradient", False),
-             ("dh_carry", dh_carry, 1, "[B, H]", True),
-             ("dgates_x", dgates_x, 3, "[B, 3H] input-side gate gradients", True),
-             ("dgates_h", dgates_h, 3, "[B, 3H] hidden-side gate gradients", True)],
-            lengths, t,
-        )  # fmt: skip
-    args = (gates, h_prev, dout, dh_rec, dh_carry, dgates_x, dgates_h)
-    _launch(backend, "gru_cell_bwd", dh_carry, args, t, lengths)
+    arrays = (gates, h_prev, dout, dh_rec, dh_carry, dgates_x, dgates_h)
+    _step("gru_cell_bwd", "gru_cell_bwd", _GRU_BWD, arrays, lengths, t, backend, validate)
 
 
 def _check_rnn_activation(launcher: str, act: str) -> None:
@@ -242,6 +266,16 @@ def _check_rnn_activation(launcher: str, act: str) -> None:
         raise ValueError(
             f"{launcher}: unknown nonlinearity {act!r}; expected one of {RNN_ACTIVATIONS}"
         )
+
+
+_RNN_FWD = _signature(
+    "h_prev",
+    ("xw", 1, "[B, H] input projection", False),
+    ("hw", 1, "[B, H] recurrent projection", False),
+    ("h_prev", 1, "[B, H]", False),
+    ("h_next", 1, "[B, H]", True),
+    ("out", 1, "[B, H] output", True),
+)
 
 
 def rnn_cell_fwd(
@@ -261,19 +295,20 @@ def rnn_cell_fwd(
 
     xw, hw [B, H]: the input projection (with both biases) and h_prev @ W_hh^T.
     """
-    backend = resolve_backend(backend)
     if validate:
         _check_rnn_activation("rnn_cell_fwd", act)
-        xw, hw, h_prev, h_next, out, lengths = _validated(
-            "rnn_cell_fwd", backend, "h_prev",
-            [("xw", xw, 1, "[B, H] input projection", False),
-             ("hw", hw, 1, "[B, H] recurrent projection", False),
-             ("h_prev", h_prev, 1, "[B, H]", False), ("h_next", h_next, 1, "[B, H]", True),
-             ("out", out, 1, "[B, H] output", True)],
-            lengths, t,
-        )  # fmt: skip
-    args = (xw, hw, h_prev, h_next, out)
-    _launch(backend, f"rnn_{act}_cell_fwd", h_next, args, t, lengths)
+    arrays = (xw, hw, h_prev, h_next, out)
+    _step("rnn_cell_fwd", f"rnn_{act}_cell_fwd", _RNN_FWD, arrays, lengths, t, backend, validate)
+
+
+_RNN_BWD = _signature(
+    "dh_carry",
+    ("h_next", 1, "[B, H] the step's output", False),
+    ("dout", 1, "[B, H] output gradient", False),
+    ("dh_rec", 1, "[B, H] recurrent gradient", False),
+    ("dh_carry", 1, "[B, H]", True),
+    ("dpre", 1, "[B, H] pre-activation gradient", True),
+)
 
 
 def rnn_cell_bwd(
@@ -291,17 +326,7 @@ def rnn_cell_bwd(
 ) -> None:
     """One Elman RNN step backward: writes dpre [B, H] (the pre-activation's gradient) and
     updates dh_carry in place. h_next is the step's output (act' is computed from it)."""
-    backend = resolve_backend(backend)
     if validate:
         _check_rnn_activation("rnn_cell_bwd", act)
-        h_next, dout, dh_rec, dh_carry, dpre, lengths = _validated(
-            "rnn_cell_bwd", backend, "dh_carry",
-            [("h_next", h_next, 1, "[B, H] the step's output", False),
-             ("dout", dout, 1, "[B, H] output gradient", False),
-             ("dh_rec", dh_rec, 1, "[B, H] recurrent gradient", False),
-             ("dh_carry", dh_carry, 1, "[B, H]", True),
-             ("dpre", dpre, 1, "[B, H] pre-activation gradient", True)],
-            lengths, t,
-        )  # fmt: skip
-    args = (h_next, dout, dh_rec, dh_carry, dpre)
-    _launch(backend, f"rnn_{act}_cell_bwd", dh_carry, args, t, lengths)
+    arrays = (h_next, dout, dh_rec, dh_carry, dpre)
+    _step("rnn_cell_bwd", f"rnn_{act}_cell_bwd", _RNN_BWD, arrays, lengths, t, backend, validate)
