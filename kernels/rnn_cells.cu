@@ -64,6 +64,31 @@ __device__ __forceinline__ scalar_t incoming_dh(const scalar_t* dh_carry, const 
   return dh;
 }
 
+// An inactive forward step: the state carries over and the output is 0.
+__device__ __forceinline__ void keep_state(const scalar_t* h_prev, scalar_t* h_next,
+                                           scalar_t* out, long long k) {
+  h_next[k] = h_prev[k];
+  if (out) out[k] = scalar_t(0);
+}
+
+// An active forward step's new state h, which is also its output.
+__device__ __forceinline__ void set_state(scalar_t* h_next, scalar_t* out, long long k,
+                                          scalar_t h) {
+  h_next[k] = h;
+  if (out) out[k] = h;
+}
+
+// Four values of one unit saved for backward at gates[at + g * H], g = 0..3 (gates may be
+// null: nothing is saved).
+__device__ __forceinline__ void save_gates(scalar_t* gates, long long at, long long H, scalar_t a,
+                                           scalar_t b, scalar_t c, scalar_t d) {
+  if (!gates) return;
+  gates[at] = a;
+  gates[at + H] = b;
+  gates[at + 2 * H] = c;
+  gates[at + 3 * H] = d;
+}
+
 // ---- LSTM -------------------------------------------------------------------------------------
 
 extern "C" __global__ void lstm_cell_fwd(
@@ -76,9 +101,8 @@ extern "C" __global__ void lstm_cell_fwd(
     const long long b = k / H;
     const long long row = b * 4 * H + (k - b * H);  // unit j of gate 0 in row b
     if (!step_active(lengths, t, b)) {
-      h_next[k] = h_prev[k];
+      keep_state(h_prev, h_next, out, k);
       c_next[k] = c_prev[k];
-      if (out) out[k] = scalar_t(0);
       continue;
     }
     const scalar_t i = sigmoid_of(xw[row] + hw[row]);
@@ -86,16 +110,9 @@ extern "C" __global__ void lstm_cell_fwd(
     const scalar_t g = tanh(xw[row + 2 * H] + hw[row + 2 * H]);
     const scalar_t o = sigmoid_of(xw[row + 3 * H] + hw[row + 3 * H]);
     const scalar_t c = f * c_prev[k] + i * g;
-    const scalar_t h = o * tanh(c);
     c_next[k] = c;
-    h_next[k] = h;
-    if (out) out[k] = h;
-    if (gates) {
-      gates[row] = i;
-      gates[row + H] = f;
-      gates[row + 2 * H] = g;
-      gates[row + 3 * H] = o;
-    }
+    set_state(h_next, out, k, o * tanh(c));
+    save_gates(gates, row, H, i, f, g, o);
   }
 }
 
@@ -140,24 +157,15 @@ extern "C" __global__ void gru_cell_fwd(
     const long long j = k - b * H;
     const long long row = b * 3 * H + j;
     if (!step_active(lengths, t, b)) {
-      h_next[k] = h_prev[k];
-      if (out) out[k] = scalar_t(0);
+      keep_state(h_prev, h_next, out, k);
       continue;
     }
     const scalar_t r = sigmoid_of(xw[row] + hw[row]);
     const scalar_t z = sigmoid_of(xw[row + H] + hw[row + H]);
     const scalar_t hn = hw[row + 2 * H] + (b_hn ? b_hn[j] : scalar_t(0));
     const scalar_t n = tanh(xw[row + 2 * H] + r * hn);
-    const scalar_t h = n + z * (h_prev[k] - n);
-    h_next[k] = h;
-    if (out) out[k] = h;
-    if (gates) {
-      const long long saved = b * 4 * H + j;
-      gates[saved] = r;
-      gates[saved + H] = z;
-      gates[saved + 2 * H] = n;
-      gates[saved + 3 * H] = hn;
-    }
+    set_state(h_next, out, k, n + z * (h_prev[k] - n));
+    save_gates(gates, b * 4 * H + j, H, r, z, n, hn);
   }
 }
 
@@ -204,14 +212,11 @@ __device__ __forceinline__ void rnn_cell_fwd(const scalar_t* __restrict__ xw,
                                              long long B, long long H, int act) {
   GRID_STRIDE_LOOP(k, B * H) {
     if (!step_active(lengths, t, k / H)) {
-      h_next[k] = h_prev[k];
-      if (out) out[k] = scalar_t(0);
+      keep_state(h_prev, h_next, out, k);
       continue;
     }
     const scalar_t a = xw[k] + hw[k];
-    const scalar_t h = act == ACT_RELU ? (a > scalar_t(0) ? a : scalar_t(0)) : tanh(a);
-    h_next[k] = h;
-    if (out) out[k] = h;
+    set_state(h_next, out, k, act == ACT_RELU ? (a > scalar_t(0) ? a : scalar_t(0)) : tanh(a));
   }
 }
 
