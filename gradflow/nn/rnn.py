@@ -40,6 +40,14 @@ def _positive_int(name: str, value: Any, owner: str) -> int:
     return value
 
 
+def _check_features(owner: str, input: Tensor, input_size: int) -> None:
+    if input.shape[-1] != input_size:
+        raise ValueError(
+            f"{owner}: input.size(-1) must be equal to input_size: expected {input_size}, got "
+            f"{input.shape[-1]} (input of shape {_shape(input)})"
+        )
+
+
 def _reset_uniform(module: Module, hidden_size: int) -> None:
     """PyTorch's RNN initialization: every weight and bias from U(-1/sqrt(H), 1/sqrt(H))."""
     bound = 1.0 / math.sqrt(hidden_size)
@@ -48,12 +56,13 @@ def _reset_uniform(module: Module, hidden_size: int) -> None:
 
 
 class RNNBase(Module):
-    """The stack of layers shared by RNN, LSTM and GRU (`mode` "lstm", "gru", "rnn_tanh" or
-    "rnn_relu"); see the module docstring."""
+    """The stack of layers shared by RNN, LSTM and GRU, with torch.nn.LSTM's and GRU's
+    constructor; see the module docstring."""
+
+    mode: str  # "lstm", "gru" (set by the class), "rnn_tanh" or "rnn_relu" (by RNN)
 
     def __init__(
         self,
-        mode: str,
         input_size: int,
         hidden_size: int,
         num_layers: int = 1,
@@ -66,7 +75,6 @@ class RNNBase(Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.mode = mode
         self.input_size = _positive_int("input_size", input_size, name)
         self.hidden_size = _positive_int("hidden_size", hidden_size, name)
         self.num_layers = _positive_int("num_layers", num_layers, name)
@@ -83,7 +91,7 @@ class RNNBase(Module):
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         directions = 2 if bidirectional else 1
-        width = GATES[mode] * hidden_size
+        width = GATES[self.mode] * hidden_size
         self._weight_names: list[list[str]] = []
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * directions
@@ -122,11 +130,7 @@ class RNNBase(Module):
                 f"(seq_len, input_size), got {_shape(input)}"
             )
         batched = input.ndim == 3
-        if input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: input.size(-1) must be equal to input_size: expected "
-                f"{self.input_size}, got {input.shape[-1]} (input of shape {_shape(input)})"
-            )
+        _check_features(name, input, self.input_size)
         x = unsqueeze(input, 1) if not batched else input
         if batched and self.batch_first:
             x = transpose(x, 0, 1)
@@ -249,9 +253,10 @@ class RNN(RNNBase):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
         self.nonlinearity = nonlinearity
+        self.mode = f"rnn_{nonlinearity}"
         super().__init__(
-            f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias, batch_first,
-            dropout, bidirectional, device, dtype,
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            device, dtype,
         )  # fmt: skip
 
 
@@ -262,22 +267,7 @@ class LSTM(RNNBase):
     (h_0, c_0), returns (output, (h_n, c_n)).
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(
-            "lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, device, dtype,
-        )  # fmt: skip
+    mode = "lstm"
 
 
 class GRU(RNNBase):
@@ -286,33 +276,20 @@ class GRU(RNNBase):
     (output, h_n).
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(
-            "gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, device, dtype,
-        )  # fmt: skip
+    mode = "gru"
 
 
 # ---- cells -----------------------------------------------------------------------------------
 
 
 class RNNCellBase(Module):
-    """One step of a recurrent cell: weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh."""
+    """One step of a recurrent cell: weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh;
+    torch.nn.LSTMCell's and GRUCell's constructor."""
+
+    mode: str  # "lstm", "gru" (set by the class), "rnn_tanh" or "rnn_relu" (by RNNCell)
 
     def __init__(
         self,
-        mode: str,
         input_size: int,
         hidden_size: int,
         bias: bool = True,
@@ -321,11 +298,10 @@ class RNNCellBase(Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.mode = mode
         self.input_size = _positive_int("input_size", input_size, name)
         self.hidden_size = _positive_int("hidden_size", hidden_size, name)
         self.bias = bool(bias)
-        width = GATES[mode] * hidden_size
+        width = GATES[self.mode] * hidden_size
         self.weight_ih = Parameter(creation.empty(width, input_size, device=device, dtype=dtype))
         self.weight_hh = Parameter(creation.empty(width, hidden_size, device=device, dtype=dtype))
         if bias:
@@ -348,11 +324,7 @@ class RNNCellBase(Module):
                 f"{name}: expected input of shape (batch, input_size) or unbatched "
                 f"(input_size,), got {_shape(input)}"
             )
-        if input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: input.size(-1) must be equal to input_size: expected "
-                f"{self.input_size}, got {input.shape[-1]} (input of shape {_shape(input)})"
-            )
+        _check_features(name, input, self.input_size)
         batched = input.ndim == 2
         expected = (input.shape[0], self.hidden_size) if batched else (self.hidden_size,)
         states = list(hx) if self.mode == "lstm" and hx is not None else [hx]
@@ -404,7 +376,8 @@ class RNNCell(RNNCellBase):
                 f"RNNCell: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'"
             )
         self.nonlinearity = nonlinearity
-        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, bias, device, dtype)
+        self.mode = f"rnn_{nonlinearity}"
+        super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return self._step(input, hx)
@@ -413,15 +386,7 @@ class RNNCell(RNNCellBase):
 class LSTMCell(RNNCellBase):
     """One LSTM step (gates i, f, g, o); forward(input, hx=None), hx = (h, c) -> (h', c')."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__("lstm", input_size, hidden_size, bias, device, dtype)
+    mode = "lstm"
 
     def forward(self, input: Tensor, hx: tuple | None = None) -> tuple[Tensor, Tensor]:
         return self._step(input, hx)
@@ -430,15 +395,7 @@ class LSTMCell(RNNCellBase):
 class GRUCell(RNNCellBase):
     """One GRU step (gates r, z, n); forward(input, hx=None) -> h'."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__("gru", input_size, hidden_size, bias, device, dtype)
+    mode = "gru"
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return self._step(input, hx)
