@@ -11,10 +11,10 @@ from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
     check_betas,
+    check_nonnegative,
     check_number,
-    grad_shape_error,
+    state_array,
 )
-from gradflow.tensor import Tensor
 
 
 def adam_update(
@@ -107,11 +107,9 @@ class Adam(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         name = self._name
         check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-3")
-        check_number(name, "epsilon eps", group["eps"], 0, "it must be >= 0, e.g. eps=1e-8")
+        check_nonnegative(name, group, "eps")
         check_betas(name, group["betas"])
-        check_number(
-            name, "weight_decay", group["weight_decay"], 0, "it must be >= 0 (0 turns it off)"
-        )
+        check_nonnegative(name, group, "weight_decay")
 
     def _step_group(self, group: dict[str, Any]) -> None:
         lr = float(group["lr"])
@@ -126,20 +124,11 @@ class Adam(Optimizer):
         scratch = self._scratch
         batches = None
         corrections: dict[int, tuple[float, float]] = {}
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            a = p.data
-            g = grad.data
-            if g.shape != a.shape:
-                raise grad_shape_error(self, p, g)
+        for p, a, g in self._params_with_grads(group):
             state = state_of[p]
-            if not state:
-                _init_state(state, a, amsgrad)
-            step = state["step"] = state["step"] + 1
-            m = state["exp_avg"].data
-            v = state["exp_avg_sq"].data
+            step = state["step"] = state.get("step", 0) + 1
+            m = state_array(state, "exp_avg", a)
+            v = state_array(state, "exp_avg_sq", a)
             p._version += 1
             if not (amsgrad or maximize) and takes_kernel_route(a):
                 if batches is None:
@@ -150,11 +139,7 @@ class Adam(Optimizer):
             if scaled is None:
                 root = (1 - beta2**step) ** 0.5  # the bias correction of sqrt(v)
                 scaled = corrections[step] = (root * lr / (1 - beta1**step), root * eps)
-            v_max = None
-            if amsgrad:
-                if "max_exp_avg_sq" not in state:  # amsgrad turned on after some steps
-                    state["max_exp_avg_sq"] = Tensor._wrap(xp_of(a).zeros_like(v))
-                v_max = state["max_exp_avg_sq"].data
+            v_max = state_array(state, "max_exp_avg_sq", a) if amsgrad else None
             update_in_chunks(adam_update, (a, g, m, v, v_max), scratch, xp_of(a), *hyper, *scaled)
         if batches is not None:
             for step, (params, grads, ms, vs) in batches.items():
@@ -172,15 +157,6 @@ class Adam(Optimizer):
                     decoupled=decoupled,
                     backend=batches.backend,
                 )
-
-
-def _init_state(state: dict[str, Any], a: Any, amsgrad: bool) -> None:
-    xp = xp_of(a)
-    state["step"] = 0
-    state["exp_avg"] = Tensor._wrap(xp.zeros(a.shape, dtype=a.dtype))
-    state["exp_avg_sq"] = Tensor._wrap(xp.zeros(a.shape, dtype=a.dtype))
-    if amsgrad:
-        state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros(a.shape, dtype=a.dtype))
 
 
 class AdamW(Adam):

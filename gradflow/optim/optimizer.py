@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import numbers
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from gradflow.autograd import enable_grad
 from gradflow.backend import move_array
+from gradflow.ops._util import xp_of
 from gradflow.optim._arrays import Scratch
 from gradflow.tensor import Tensor
 
@@ -151,6 +152,19 @@ class Optimizer:
     def _step_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def _params_with_grads(self, group: dict[str, Any]) -> Iterator[tuple[Tensor, Any, Any]]:
+        """(parameter, its array, its gradient's array) for each parameter of ``group`` that
+        has a gradient; ValueError when a gradient's shape is not its parameter's."""
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            a = p.data
+            g = grad.data
+            if g.shape != a.shape:
+                raise grad_shape_error(self, p, g)
+            yield p, a, g
+
     # ---- state dicts --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state in PyTorch's layout, parameters named by index (a copy)."""
@@ -259,10 +273,34 @@ def grad_shape_error(optimizer: Optimizer, p: Tensor, grad: Any) -> ValueError:
     )
 
 
+def state_array(state: dict[str, Any], key: str, a: Any) -> Any:
+    """The array of state[key], created as zeros shaped like ``a`` on first use."""
+    holder = state.get(key)
+    if holder is None:
+        holder = state[key] = Tensor._wrap(xp_of(a).zeros(a.shape, dtype=a.dtype))
+    return holder.data
+
+
 def check_number(owner: str, name: str, value: Any, minimum: float, advice: str) -> None:
     """ValueError unless ``value`` is a real number >= ``minimum`` (NaN fails too)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= minimum:
         raise ValueError(f"{owner}: invalid {name}={value!r}; {advice}")
+
+
+# The hyperparameters several optimizers share that must be numbers >= 0: (the name errors
+# give them, advice).
+_NONNEGATIVE = {
+    "eps": ("epsilon eps", "it must be >= 0, e.g. eps=1e-8"),
+    "momentum": ("momentum", "it must be >= 0 (0 turns momentum off)"),
+    "weight_decay": ("weight_decay", "it must be >= 0 (0 turns it off)"),
+}
+
+
+def check_nonnegative(owner: str, group: dict[str, Any], *keys: str) -> None:
+    """check_number(..., minimum 0) on ``group[key]`` for each key of _NONNEGATIVE given."""
+    for key in keys:
+        name, advice = _NONNEGATIVE[key]
+        check_number(owner, name, group[key], 0, advice)
 
 
 def check_betas(owner: str, betas: Any, example: str = "betas=(0.9, 0.999)") -> None:

@@ -6,8 +6,13 @@ from typing import Any
 
 from gradflow.ops._util import xp_of
 from gradflow.optim._arrays import update_in_chunks
-from gradflow.optim.optimizer import Optimizer, ParamsT, check_number, grad_shape_error
-from gradflow.tensor import Tensor
+from gradflow.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    check_nonnegative,
+    check_number,
+    state_array,
+)
 
 
 def rmsprop_update(
@@ -98,13 +103,7 @@ class RMSprop(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         name = self._name
         check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-2")
-        check_number(name, "epsilon eps", group["eps"], 0, "it must be >= 0, e.g. eps=1e-8")
-        check_number(
-            name, "momentum", group["momentum"], 0, "it must be >= 0 (0 turns momentum off)"
-        )
-        check_number(
-            name, "weight_decay", group["weight_decay"], 0, "it must be >= 0 (0 turns it off)"
-        )
+        check_nonnegative(name, group, "eps", "momentum", "weight_decay")
         check_number(name, "alpha", group["alpha"], 0, "it must be >= 0, e.g. alpha=0.99")
 
     def _step_group(self, group: dict[str, Any]) -> None:
@@ -120,29 +119,14 @@ class RMSprop(Optimizer):
         )
         state_of = self.state
         scratch = self._scratch
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            a = p.data
-            g = grad.data
-            if g.shape != a.shape:
-                raise grad_shape_error(self, p, g)
+        for p, a, g in self._params_with_grads(group):
             state = state_of[p]
             if not state:
                 state["step"] = 0
             state["step"] += 1
-            square_avg = _state_array(state, "square_avg", a)
-            grad_avg = _state_array(state, "grad_avg", a) if centered else None
-            buf = _state_array(state, "momentum_buffer", a) if momentum > 0 else None
+            square_avg = state_array(state, "square_avg", a)
+            grad_avg = state_array(state, "grad_avg", a) if centered else None
+            buf = state_array(state, "momentum_buffer", a) if momentum > 0 else None
             p._version += 1
             arrays = (a, g, square_avg, grad_avg, buf)
             update_in_chunks(rmsprop_update, arrays, scratch, xp_of(a), *hyper)
-
-
-def _state_array(state: dict[str, Any], key: str, a: Any) -> Any:
-    """The array of state[key], created as zeros shaped like ``a`` on first use."""
-    holder = state.get(key)
-    if holder is None:
-        holder = state[key] = Tensor._wrap(xp_of(a).zeros(a.shape, dtype=a.dtype))
-    return holder.data

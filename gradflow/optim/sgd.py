@@ -7,7 +7,7 @@ from typing import Any
 from gradflow.kernels.optim import sgd_step_multi
 from gradflow.ops._util import xp_of
 from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
-from gradflow.optim.optimizer import Optimizer, ParamsT, check_number, grad_shape_error
+from gradflow.optim.optimizer import Optimizer, ParamsT, check_nonnegative, check_number
 from gradflow.tensor import Tensor
 
 
@@ -98,13 +98,9 @@ class SGD(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         name = self._name
         check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=0.01")
-        check_number(
-            name, "momentum", group["momentum"], 0, "it must be >= 0 (0 turns momentum off)"
-        )
+        check_nonnegative(name, group, "momentum")
         check_number(name, "dampening", group["dampening"], 0, "it must be >= 0 (default 0)")
-        check_number(
-            name, "weight_decay", group["weight_decay"], 0, "it must be >= 0 (0 turns it off)"
-        )
+        check_nonnegative(name, group, "weight_decay")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"{name}: Nesterov momentum requires a momentum and zero dampening (got "
@@ -123,14 +119,7 @@ class SGD(Optimizer):
         state_of = self.state
         scratch = self._scratch
         batches = None
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            a = p.data
-            g = grad.data
-            if g.shape != a.shape:
-                raise grad_shape_error(self, p, g)
+        for p, a, g in self._params_with_grads(group):
             first = False
             buf = None
             if momentum:
