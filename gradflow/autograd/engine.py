@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gradflow.autograd import anomaly
 from gradflow.autograd.function import Function, _freed_message
 from gradflow.autograd.grad_mode import no_grad
 from gradflow.backend import get_array_module
@@ -44,13 +45,19 @@ def run_backward(
 
     dependencies = _count_dependencies(start)
     ready = [fn for fn in dict.fromkeys(start) if dependencies.get(fn, 0) == 0]
+    check_anomaly = anomaly.enabled  # read once per backward, not per node
     with no_grad():
         while ready:
             fn = ready.pop()
             grad_out = grads.pop(fn, None)
             grad_in = None
             if grad_out is not None:
-                grad_in = _run_node(fn, grad_out, retain_graph, capture, results)
+                if check_anomaly:
+                    grad_in = anomaly.run_checked(
+                        _run_node, fn, grad_out, retain_graph, capture, results
+                    )
+                else:
+                    grad_in = _run_node(fn, grad_out, retain_graph, capture, results)
             for k, edge in enumerate(fn._edges):
                 if edge is None:
                     continue

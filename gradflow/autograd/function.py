@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd import anomaly as _anomaly
 from gradflow.autograd import grad_mode
 
 _state = grad_mode.state
@@ -48,6 +49,7 @@ class Function:
     _edges: tuple = ()
     _pre_hooks: dict | None = None
     _retained: dict | None = None
+    _anomaly_trace: Any = None  # where forward ran, recorded only in anomaly mode
     needs_input_grad: tuple = ()
 
     def forward(self, *arrays: Any) -> Any:
@@ -121,6 +123,8 @@ class Function:
             fn.needs_input_grad = (False,) * len(inputs)
 
         out = fn.forward(*arrays)
+        if _anomaly.enabled:  # the one read anomaly mode costs per op when it is off
+            _anomaly.check_forward(fn, out)
 
         if type(out) is tuple:
             outs = tuple(_as_array(o) for o in out)
