@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy
 
-from gradflow.backend import Device, move_array
-from gradflow.data.dataset import TensorDataset
+from gradflow.backend import Device
+from gradflow.data.images import ImageDataset, image_tensors
 from gradflow.tensor import Tensor
 
 TEST_PER_CLASS = 36
 SPLIT_SEED = 0
 
 
-class Digits(TensorDataset):
+class Digits(ImageDataset):
     """The digits as a dataset of (image, label): images float32 (1, 8, 8) in [0, 1] (pixel
     counts 0..16 divided by 16), labels int64 0..9. ``train=True`` gives the 1,437 training
     images, ``train=False`` the 360 test images (a fixed split, disjoint).
@@ -39,14 +39,6 @@ class Digits(TensorDataset):
 
     def __init__(self, train: bool = True, device: str | Device | None = None):
         super().__init__(*load_digits(train=train, device=device))
-
-    @property
-    def data(self) -> Tensor:
-        return self.tensors[0]
-
-    @property
-    def targets(self) -> Tensor:
-        return self.tensors[1]
 
 
 def load_digits(
@@ -61,11 +53,7 @@ def load_digits(
     if train is not None:
         keep = ~is_test if train else is_test
         pixels, labels = pixels[keep], labels[keep]
-    images = (pixels.astype(numpy.float32) / numpy.float32(16.0)).reshape(-1, 1, 8, 8)
-    labels = labels.astype(numpy.int64)
-    if device is not None:
-        images, labels = move_array(images, Device(device)), move_array(labels, Device(device))
-    return Tensor._wrap(images), Tensor._wrap(labels)
+    return image_tensors(pixels.reshape(-1, 8, 8), labels, 16.0, device)
 
 
 @functools.lru_cache(maxsize=1)

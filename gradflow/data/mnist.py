@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy
 
-from gradflow.backend import Device, move_array
-from gradflow.data.dataset import TensorDataset
-from gradflow.tensor import Tensor
+from gradflow.backend import Device
+from gradflow.data.images import ImageDataset, image_tensors
 
 # IDX type codes (third byte of the magic number) and their big-endian element types.
 _IDX_TYPES = {
@@ -184,7 +183,7 @@ def download_file(
 
 
 # ---- the datasets ------------------------------------------------------------------------
-class MNIST(TensorDataset):
+class MNIST(ImageDataset):
     """MNIST handwritten digits: 60,000 training and 10,000 test images of 28x28.
 
     Samples are (image, label): image float32 (1, 28, 28) in [0, 1] (bytes / 255), label int64.
@@ -229,20 +228,7 @@ class MNIST(TensorDataset):
                 f"{images_path} holds {len(images)} images but {labels_path} holds "
                 f"{len(labels)} labels; the files do not belong together"
             )
-        pixels = (images.astype(numpy.float32) / numpy.float32(255.0))[:, None]
-        targets = labels.astype(numpy.int64)
-        if device is not None:
-            pixels = move_array(pixels, Device(device))
-            targets = move_array(targets, Device(device))
-        super().__init__(Tensor._wrap(pixels), Tensor._wrap(targets))
-
-    @property
-    def data(self) -> Tensor:
-        return self.tensors[0]
-
-    @property
-    def targets(self) -> Tensor:
-        return self.tensors[1]
+        super().__init__(*image_tensors(images, labels, 255.0, device))
 
     def _find(self, stem: str, download: bool) -> Path:
         """The path of `stem` or `stem`.gz in the root (or root/<Class>/raw); downloaded into
