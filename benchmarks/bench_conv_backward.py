@@ -9,8 +9,12 @@ Shapes (N, C, H=W, O, k, stride, padding): the digits CNN's first layer (64 imag
 
 extra_info: flops (forward, dX and dW GEMMs: 3 * 2 * N*O*OH*OW * C*k*k), gradflow_us /
 torch_us, gradflow_GFLOPs / torch_GFLOPs, ratio_to_torch (gradflow / torch: below 1 is
-faster), gemm_GFLOPs (one GEMM of the forward's shape, the BLAS ceiling on this machine) and
-fraction_of_gemm (gradflow_GFLOPs / gemm_GFLOPs).
+faster), gemm_GFLOPs (one GEMM of the forward's shape: the BLAS ceiling on this machine) and
+fraction_of_gemm (gradflow_GFLOPs / gemm_GFLOPs). gradflow, torch and the GEMM are timed in
+alternating blocks (_util.paired_medians), so a loaded machine slows all three alike. NumPy's
+BLAS uses its default threads (OPENBLAS_NUM_THREADS); on a busy 2-core machine a 2-thread
+BLAS waits for its descheduled partner thread, so compare like with like
+(OPENBLAS_NUM_THREADS=1 against torch's one thread, or GRADFLOW_BENCH_TORCH_THREADS=2).
 
     pytest benchmarks/bench_conv_backward.py                      # measure
     pytest benchmarks/bench_conv_backward.py --benchmark-disable  # smoke: tiny sizes, once
@@ -23,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _kernel_bench_util import cupy_or_none, gpu_median, torch_cuda_median
-from _util import compare_with_torch, median_time, torch_or_none
+from _util import paired_medians, torch_or_none
 
 import gradflow
 from gradflow.ops.conv import conv2d
@@ -79,13 +83,13 @@ def make_step(framework: str, shape: tuple, device: str = "cpu") -> Any:
     return step
 
 
-def _gemm_seconds(shape: tuple, repeats: int) -> float:
+def _gemm(shape: tuple) -> Any:
     """One float32 GEMM of the forward's shape, [O, C*k*k] @ [C*k*k, N*OH*OW] (NumPy's BLAS)."""
     n, c, h, o, k, s, p = shape
     rng = np.random.default_rng(1)
     a = rng.standard_normal((o, c * k * k)).astype(np.float32)
     b = rng.standard_normal((c * k * k, n * _output_size(h, k, s, p) ** 2)).astype(np.float32)
-    return median_time(lambda: a @ b, repeats)
+    return lambda: a @ b
 
 
 @pytest.mark.parametrize("name", list(SHAPES))
@@ -96,16 +100,20 @@ def test_conv2d_forward_backward_cpu(benchmark: Any, bench: Any, name: str) -> N
     info["shape"] = "N={} C={} H=W={} O={} k={} stride={} padding={}".format(*shape)
     info["flops"] = flops
     step = make_step("gradflow", shape)
+    sides = {"gradflow": step, "gemm": _gemm(shape)}
     torch = torch_or_none()
-    torch_step = make_step("torch", shape) if torch is not None else None
-    compare_with_torch(benchmark, step, torch_step, bench.repeats, unit="us")
-    for side in ("gradflow", "torch"):
-        if f"{side}_us" in info:
-            info[f"{side}_GFLOPs"] = round(flops / info[f"{side}_us"] / 1e3, 2)
     if torch is not None:
+        sides["torch"] = make_step("torch", shape)
         info["torch_threads"] = torch.get_num_threads()
-    gemm = _gemm_seconds(shape, bench.repeats)
-    info["gemm_GFLOPs"] = round(flops / 3 / gemm / 1e9, 2)
+    # Timed in alternating blocks, so all three see the same machine load.
+    seconds = dict(zip(sides, paired_medians(list(sides.values()), bench.repeats)))
+    for side in ("gradflow", "torch"):
+        if side in seconds:
+            info[f"{side}_us"] = round(seconds[side] * 1e6, 2)
+            info[f"{side}_GFLOPs"] = round(flops / seconds[side] / 1e9, 2)
+    if "torch" in seconds:
+        info["ratio_to_torch"] = round(seconds["gradflow"] / seconds["torch"], 3)
+    info["gemm_GFLOPs"] = round(flops / 3 / seconds["gemm"] / 1e9, 2)
     info["fraction_of_gemm"] = round(info["gradflow_GFLOPs"] / info["gemm_GFLOPs"], 3)
     y = benchmark(step)
     assert tuple(y.shape)[:2] == (shape[0], shape[3])
