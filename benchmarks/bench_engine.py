@@ -24,6 +24,7 @@ from _util import compare_with_torch, paired_medians, torch_or_none
 
 import gradflow
 import gradflow.nn.functional as F
+from gradflow.bench.suites import chain_step
 
 FRAMEWORKS = ["gradflow", pytest.param("torch", marks=pytest.mark.torch)]
 MLP_SIZES = (784, 128, 10)
@@ -45,17 +46,7 @@ def make_chain(framework: str, pairs: int) -> Callable[[], Any]:
         x = torch.tensor(start, requires_grad=True)
     else:
         x = gradflow.tensor(start, requires_grad=True)
-
-    def run() -> Any:
-        y = x
-        for _ in range(pairs):
-            y = y * 1.0001
-            y = y + 0.0001
-        y.sum().backward()
-        x.grad = None
-        return y
-
-    return run
+    return chain_step(x, pairs)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

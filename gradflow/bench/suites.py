@@ -81,23 +81,30 @@ def _backward_only(out: Any, leaves: list, grad: Any = None) -> Step:
 
 
 # ---- engine ----------------------------------------------------------------------------------
+def chain_step(x: Any, pairs: int) -> Step:
+    """A step running `pairs` (mul, add) pairs and a sum forward from the leaf `x` (a gradflow
+    or torch tensor), then backward; it returns the chain's last tensor. Almost all its time
+    is per-op bookkeeping (benchmarks/bench_engine.py times it too)."""
+
+    def step() -> Any:
+        y = x
+        for _ in range(pairs):
+            y = y * 1.0001
+            y = y + 0.0001
+        y.sum().backward()
+        x.grad = None
+        return y
+
+    return step
+
+
 def engine(size: str) -> list[Case]:
     """Per-op overhead (a chain of tiny ops) and a 784-128-10 MLP step, forward + backward."""
     pairs = {"small": 50, "medium": 500, "large": 2000}[size]
     batch = {"small": 8, "medium": 32, "large": 128}[size]
 
     def chain(fw: str, device: str) -> Step:
-        x = _Framework(fw, device).tensor(np.ones(4, np.float32), grad=True)
-
-        def step() -> None:
-            y = x
-            for _ in range(pairs):
-                y = y * 1.0001
-                y = y + 0.0001
-            y.sum().backward()
-            x.grad = None
-
-        return step
+        return chain_step(_Framework(fw, device).tensor(np.ones(4, np.float32), grad=True), pairs)
 
     def mlp(fw: str, device: str) -> Step:
         f = _Framework(fw, device)
