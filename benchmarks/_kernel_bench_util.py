@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from gradflow.bench.timing import time_calls
+
 
 @cache
 def cupy_or_none() -> Any:
@@ -28,21 +30,10 @@ def cupy_or_none() -> Any:
 
 
 def gpu_median(fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
-    """Median seconds of ``fn()`` on the current CUDA stream, timed with CUDA events after a
-    warm-up (which keeps compilation out) and a synchronize."""
-    cupy = cupy_or_none()
-    for _ in range(warmup):
-        fn()
-    cupy.cuda.Device().synchronize()
-    times = []
-    for _ in range(max(1, repeats)):
-        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
-    return statistics.median(times)
+    """Median seconds of ``fn()`` on cuda:0's current stream: gradflow.bench's timer (CUDA
+    events around each call, after a warm-up, which keeps compilation out, and a synchronize).
+    """
+    return statistics.median(time_calls(fn, "cuda", warmup, max(1, repeats)))
 
 
 def torch_cuda_median(torch: Any, fn: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
