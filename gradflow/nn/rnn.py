@@ -40,26 +40,35 @@ def _positive_int(name: str, value: Any, owner: str) -> int:
     return value
 
 
-def _check_features(owner: str, input: Tensor, input_size: int) -> None:
-    if input.shape[-1] != input_size:
-        raise ValueError(
-            f"{owner}: input.size(-1) must be equal to input_size: expected {input_size}, got "
-            f"{input.shape[-1]} (input of shape {_shape(input)})"
-        )
+class _Recurrent(Module):
+    """What the layers and the cells share: the mode, the sizes, PyTorch's initialization and
+    the input-size check."""
+
+    mode: str  # "lstm", "gru" (set by the class), "rnn_tanh" or "rnn_relu" (by RNN, RNNCell)
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.input_size = _positive_int("input_size", input_size, name)
+        self.hidden_size = _positive_int("hidden_size", hidden_size, name)
+
+    def reset_parameters(self) -> None:
+        """Draw every weight and bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def _check_features(self, input: Tensor) -> None:
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__}: input.size(-1) must be equal to input_size: expected "
+                f"{self.input_size}, got {input.shape[-1]} (input of shape {_shape(input)})"
+            )
 
 
-def _reset_uniform(module: Module, hidden_size: int) -> None:
-    """PyTorch's RNN initialization: every weight and bias from U(-1/sqrt(H), 1/sqrt(H))."""
-    bound = 1.0 / math.sqrt(hidden_size)
-    for p in module.parameters():
-        init.uniform_(p, -bound, bound)
-
-
-class RNNBase(Module):
+class RNNBase(_Recurrent):
     """The stack of layers shared by RNN, LSTM and GRU, with torch.nn.LSTM's and GRU's
     constructor; see the module docstring."""
-
-    mode: str  # "lstm", "gru" (set by the class), "rnn_tanh" or "rnn_relu" (by RNN)
 
     def __init__(
         self,
@@ -73,10 +82,8 @@ class RNNBase(Module):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        super().__init__()
+        super().__init__(input_size, hidden_size)
         name = type(self).__name__
-        self.input_size = _positive_int("input_size", input_size, name)
-        self.hidden_size = _positive_int("hidden_size", hidden_size, name)
         self.num_layers = _positive_int("num_layers", num_layers, name)
         if isinstance(dropout, bool) or not isinstance(dropout, int | float):
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
@@ -106,10 +113,6 @@ class RNNBase(Module):
                 self._weight_names.append([stem + suffix for stem, _ in shapes])
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Draw every weight and bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
-        _reset_uniform(self, self.hidden_size)
-
     def flatten_parameters(self) -> None:
         """Does nothing (PyTorch packs cuDNN weights here; our layers read them as they are)."""
 
@@ -130,7 +133,7 @@ class RNNBase(Module):
                 f"(seq_len, input_size), got {_shape(input)}"
             )
         batched = input.ndim == 3
-        _check_features(name, input, self.input_size)
+        self._check_features(input)
         x = unsqueeze(input, 1) if not batched else input
         if batched and self.batch_first:
             x = transpose(x, 0, 1)
@@ -282,11 +285,9 @@ class GRU(RNNBase):
 # ---- cells -----------------------------------------------------------------------------------
 
 
-class RNNCellBase(Module):
+class RNNCellBase(_Recurrent):
     """One step of a recurrent cell: weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh;
     torch.nn.LSTMCell's and GRUCell's constructor."""
-
-    mode: str  # "lstm", "gru" (set by the class), "rnn_tanh" or "rnn_relu" (by RNNCell)
 
     def __init__(
         self,
@@ -296,10 +297,7 @@ class RNNCellBase(Module):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        super().__init__()
-        name = type(self).__name__
-        self.input_size = _positive_int("input_size", input_size, name)
-        self.hidden_size = _positive_int("hidden_size", hidden_size, name)
+        super().__init__(input_size, hidden_size)
         self.bias = bool(bias)
         width = GATES[self.mode] * hidden_size
         self.weight_ih = Parameter(creation.empty(width, input_size, device=device, dtype=dtype))
@@ -312,10 +310,6 @@ class RNNCellBase(Module):
             self.register_parameter("bias_hh", None)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Draw every weight and bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
-        _reset_uniform(self, self.hidden_size)
-
     def _step(self, input: Tensor, hx: Any) -> Any:
         """Checks shapes, lifts unbatched input to a batch of one, runs one step."""
         name = type(self).__name__
@@ -324,7 +318,7 @@ class RNNCellBase(Module):
                 f"{name}: expected input of shape (batch, input_size) or unbatched "
                 f"(input_size,), got {_shape(input)}"
             )
-        _check_features(name, input, self.input_size)
+        self._check_features(input)
         batched = input.ndim == 2
         expected = (input.shape[0], self.hidden_size) if batched else (self.hidden_size,)
         states = list(hx) if self.mode == "lstm" and hx is not None else [hx]
