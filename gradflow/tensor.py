@@ -73,7 +73,10 @@ class Tensor:
 
     @staticmethod
     def _wrap(array: Any, requires_grad: bool = False) -> Tensor:
-        """A leaf Tensor around an existing array (no copy, no checks)."""
+        """A leaf Tensor around an existing array (no copy, no checks). NumPy math on 0-d
+        arrays gives scalars (a comparison, a gradient): those become 0-d arrays here."""
+        if isinstance(array, numpy.generic):
+            array = numpy.asarray(array)
         return _make_tensor(array, None, requires_grad, 0)
 
     # ---- attributes -------------------------------------------------------------------

@@ -13,9 +13,11 @@ _passthrough = (Tensor, int, float, bool, numpy.number, numpy.bool_)
 
 
 def operand(x: Any) -> Any:
-    """Tensors and Python/NumPy scalars pass through; arrays and lists become cpu Tensors."""
+    """Tensors and Python scalars pass through; NumPy scalars become Python scalars (so
+    ``x * numpy.float64(2)`` keeps x's float32, as a Python float does); arrays and lists
+    become cpu Tensors."""
     if isinstance(x, _passthrough):
-        return x
+        return x.item() if isinstance(x, numpy.generic) else x
     from gradflow.creation import tensor
 
     try:

@@ -8,7 +8,7 @@ Python scalars may stand on either side; they are constants (no gradient).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 from gradflow import dtypes
 from gradflow.autograd.function import Function
@@ -201,15 +201,34 @@ def _promote(a: Any, b: Any, true_division: bool = False) -> tuple:
 
 def _binary(fn_cls: type, a: Any, b: Any) -> Tensor:
     ta, tb = type(a), type(b)
-    if ta is Tensor:
-        if tb is Tensor:
-            if a.data.dtype is b.data.dtype:
-                return fn_cls.apply(a, b)
-        elif (tb is float or tb is int) and a.data.dtype.kind == "f":
-            return fn_cls.apply(a, b)  # the common case: float tensor and a Python number
-    elif tb is Tensor and (ta is float or ta is int) and b.data.dtype.kind == "f":
-        return fn_cls.apply(a, b)
-    return fn_cls.apply(*_promote(a, b))
+    try:
+        if ta is Tensor:
+            if tb is Tensor:
+                if a.data.dtype is b.data.dtype:
+                    return fn_cls.apply(a, b)
+            elif (tb is float or tb is int) and a.data.dtype.kind == "f":
+                return fn_cls.apply(a, b)  # the common case: float tensor and a Python number
+        elif tb is Tensor and (ta is float or ta is int) and b.data.dtype.kind == "f":
+            return fn_cls.apply(a, b)
+        return fn_cls.apply(*_promote(a, b))
+    except (ValueError, TypeError, OverflowError) as exc:
+        _raise_named(fn_cls.__name__.lower(), exc, a, b)
+
+
+def _raise_named(op: str, exc: Exception, *operands: Any) -> NoReturn:
+    """Re-raise NumPy's error from an op's forward (shapes that don't broadcast, a Python int
+    outside the tensor's dtype, bool subtraction, ...) as a ValueError or TypeError that names
+    the op and its operands; gradflow's own errors, which name the op already, go on as they
+    are."""
+    message = str(exc).strip()
+    if message.lower().startswith(op):
+        raise exc
+    described = ", ".join(
+        f"Tensor(shape={tuple(x.shape)}, dtype={x.dtype})" if isinstance(x, Tensor) else repr(x)
+        for x in operands
+    )
+    kind = TypeError if isinstance(exc, TypeError) else ValueError
+    raise kind(f"{op}: {message} (operands: {described})") from exc
 
 
 def add(a: Any, b: Any) -> Tensor:
@@ -229,14 +248,19 @@ def mul(a: Any, b: Any) -> Tensor:
 
 def div(a: Any, b: Any) -> Tensor:
     """a / b with broadcasting (true division: integer inputs give the default float)."""
-    return Div.apply(*_promote(a, b, true_division=True))
+    try:
+        return Div.apply(*_promote(a, b, true_division=True))
+    except (ValueError, TypeError, OverflowError) as exc:
+        _raise_named("div", exc, a, b)
 
 
 true_divide = div
 
 
 def neg(a: Tensor) -> Tensor:
-    """-a."""
+    """-a (not defined for bool tensors: use logical_not)."""
+    if a.data.dtype.kind == "b":
+        raise TypeError("neg: negating a bool tensor is not supported; use logical_not (~x)")
     return Neg.apply(a)
 
 
@@ -263,12 +287,17 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
             "where: condition must be a bool tensor, got "
             f"{getattr(condition, 'dtype', type(condition).__name__)}; compare first (x > 0)"
         )
-    a, b = operand(a), operand(b)
+    a, b = _promote(a, b)  # integer/bool tensors take the other side's float dtype
     if not isinstance(a, Tensor) and isinstance(b, Tensor):
         a = _scalar_like(a, b)
     if not isinstance(b, Tensor) and isinstance(a, Tensor):
         b = _scalar_like(b, a)
-    return Where.apply(condition, a, b)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor) and float in (type(a), type(b)):
+        a, b = (dtypes.get_default_dtype().type(v) for v in (a, b))  # two numbers, as PyTorch
+    try:
+        return Where.apply(condition, a, b)
+    except (ValueError, TypeError, OverflowError) as exc:
+        _raise_named("where", exc, condition, a, b)
 
 
 def _scalar_like(value: Any, like: Tensor) -> Any:
@@ -280,23 +309,42 @@ def clip(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
     """Clamp to [min, max] (either may be None); the gradient is 0 outside the range."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
-    return Clip.apply(x, low=min, high=max)
+    if x.dtype.kind in "iub" and (isinstance(min, float) or isinstance(max, float)):
+        x = x.to(dtypes.get_default_dtype())  # as a Python float does in arithmetic
+    try:
+        return Clip.apply(x, low=min, high=max)
+    except (ValueError, TypeError, OverflowError) as exc:
+        _raise_named("clip", exc, x, min, max)
 
 
 clamp = clip
 
 
 # ---- comparisons and logic: results are bool, nothing is recorded ---------------------------
+_PUBLIC_NAMES = {
+    "equal": "eq",
+    "not_equal": "ne",
+    "less": "lt",
+    "less_equal": "le",
+    "greater": "gt",
+    "greater_equal": "ge",
+}
+
+
 def _compare(ufunc_name: str, a: Any, b: Any) -> Tensor:
+    op = _PUBLIC_NAMES.get(ufunc_name, ufunc_name)
     a, b = operand(a), operand(b)
     xa = a.data if isinstance(a, Tensor) else a
     xb = b.data if isinstance(b, Tensor) else b
     if isinstance(a, Tensor) and isinstance(b, Tensor) and type(xa) is not type(xb):
         raise RuntimeError(
-            f"{ufunc_name}: expected both tensors on one device, got {a.device} and {b.device}"
+            f"{op}: expected both tensors on one device, got {a.device} and {b.device}"
         )
     xp = xp_of(xa if isinstance(a, Tensor) else xb)
-    return Tensor._wrap(getattr(xp, ufunc_name)(xa, xb))
+    try:
+        return Tensor._wrap(getattr(xp, ufunc_name)(xa, xb))
+    except (ValueError, TypeError, OverflowError) as exc:
+        _raise_named(op, exc, a, b)
 
 
 def eq(a: Any, b: Any) -> Tensor:

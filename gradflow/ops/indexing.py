@@ -35,6 +35,8 @@ def normalize_index(index: Any, x: Tensor) -> tuple:
 
 def _convert(item: Any, xp: Any, x: Tensor) -> Any:
     """One index item in the form the array module takes (ints, slices, None, ..., arrays)."""
+    if isinstance(item, slice) and item.step == 0:
+        raise ValueError(f"index: slice step cannot be zero, got {item}")
     if item is None or item is Ellipsis or isinstance(item, slice | bool | numpy.bool_):
         return item
     if isinstance(item, int | numpy.integer):
@@ -131,10 +133,11 @@ def _check(items: tuple, shape: tuple, xp: Any) -> tuple:
     return tuple(out)
 
 
-def _check_bounds(low: int, high: int, dim: int, size: int) -> None:
+def _check_bounds(low: int, high: int, dim: int, size: int, op: str = "") -> None:
     if low < -size or high >= size:
         bad = high if high >= size else low
-        raise IndexError(f"index {bad} is out of bounds for dim {dim} with size {size}")
+        prefix = f"{op}: " if op else ""
+        raise IndexError(f"{prefix}index {bad} is out of bounds for dim {dim} with size {size}")
 
 
 def _scatter_add(out: Any, index: tuple, g: Any) -> None:
@@ -219,7 +222,7 @@ def gather(x: Tensor, dim: int, index: Any) -> Tensor:
     d = normalize_dim(dim, x.ndim, "gather")
     array = _index_array(index, x, "gather")
     if x.ndim == 0 and array.size == 1:  # a 0-d input: its value, for index 0
-        return _gather(x.reshape(1), 0, array.reshape(1)).reshape(array.shape)
+        return _gather(x.reshape(1), 0, array.reshape(1), "gather").reshape(array.shape)
     if array.ndim != x.ndim or any(
         n > m for k, (n, m) in enumerate(zip(array.shape, x.shape)) if k != d
     ):
@@ -227,13 +230,13 @@ def gather(x: Tensor, dim: int, index: Any) -> Tensor:
             f"gather: index of shape {tuple(array.shape)} must have the {x.ndim} dims of the "
             f"input {tuple(x.shape)} and be no larger outside dim {d}"
         )
-    return _gather(x, d, array)
+    return _gather(x, d, array, "gather")
 
 
-def _gather(x: Tensor, d: int, array: Any) -> Tensor:
+def _gather(x: Tensor, d: int, array: Any, op: str) -> Tensor:
     if array.size:
         low, high = int(array.min()), int(array.max())
-        _check_bounds(low, high, d, x.shape[d])
+        _check_bounds(low, high, d, x.shape[d], op)
         if low < 0:
             array = xp_of(array).where(array < 0, array + x.shape[d], array)
     return Gather.apply(x, array, dim=d)
@@ -244,13 +247,15 @@ def take_along_axis(x: Tensor, indices: Any, axis: int | None) -> Tensor:
     broadcast against each other outside `axis`; axis=None works on the flattened x."""
     array = _index_array(indices, x, "take_along_axis")
     if axis is None:
-        return _gather(x.reshape(-1), 0, array.reshape(-1))
+        return _gather(x.reshape(-1), 0, array.reshape(-1), "take_along_axis")
     d = normalize_dim(axis, x.ndim, "take_along_axis")
     if array.ndim != x.ndim:
         raise ValueError(
             f"take_along_axis: indices of shape {tuple(array.shape)} must have as many dims as "
             f"the input {tuple(x.shape)}"
         )
+    if x.ndim == 0:  # a 0-d input and index: the value, for index 0 (or -1)
+        return _gather(x.reshape(1), 0, array.reshape(1), "take_along_axis").reshape(())
     try:
         outside = numpy.broadcast_shapes(
             tuple(1 if k == d else n for k, n in enumerate(x.shape)),
@@ -265,7 +270,7 @@ def take_along_axis(x: Tensor, indices: Any, axis: int | None) -> Tensor:
     if x_shape != x.shape:
         x = x.expand(x_shape)
     index_shape = tuple(array.shape[k] if k == d else n for k, n in enumerate(outside))
-    return _gather(x, d, xp_of(array).broadcast_to(array, index_shape))
+    return _gather(x, d, xp_of(array).broadcast_to(array, index_shape), "take_along_axis")
 
 
 take_along_dim = take_along_axis  # PyTorch's name
@@ -279,6 +284,9 @@ def index_select(x: Tensor, dim: int, index: Any) -> Tensor:
         raise ValueError(
             f"index_select: index must be 1-D (or 0-d), got shape {tuple(array.shape)}"
         )
+    if array.size:  # checked here too, so that the error names index_select
+        size = x.shape[d] if x.ndim else 1
+        _check_bounds(int(array.min()), int(array.max()), d, size, "index_select")
     if x.ndim == 0:
         return getitem(x.reshape(1), array.reshape(-1)).reshape(array.shape)
     return getitem(x, (slice(None),) * d + (array.reshape(-1),))

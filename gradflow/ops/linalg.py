@@ -73,6 +73,8 @@ def matmul(a: Any, b: Any) -> Tensor:
     a, b = operand(a), operand(b)
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul: both operands must be tensors (use * for scalars)")
+    if (a.dtype.kind == "f") != (b.dtype.kind == "f"):  # an integer side takes the float dtype
+        a, b = (t.to(a.dtype if a.dtype.kind == "f" else b.dtype) for t in (a, b))
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(
             f"matmul: both operands need at least 1 dim, got shapes {tuple(a.shape)} and "
@@ -103,10 +105,11 @@ def _check_batch_dims(ba: tuple, bb: tuple, sa: tuple, sb: tuple) -> None:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, one graph node (weight: (out_features, in_features))."""
-    if x.shape[-1] != weight.shape[-1] or weight.ndim != 2:
+    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[-1]:
         raise ValueError(
             f"linear: input of shape {tuple(x.shape)} doesn't fit weight of shape "
-            f"{tuple(weight.shape)}: expected weight (out_features, {x.shape[-1]})"
+            f"{tuple(weight.shape)}: expected input (..., in_features) and weight "
+            "(out_features, in_features)"
         )
     if bias is None:
         return Linear.apply(x, weight)

@@ -37,13 +37,20 @@ def _max_and_log_sum(x: Any, axis: int) -> tuple[Any, Any]:
     Kept as two parts because their sum rounds: at |x| ~ 1e4 in float32 one ulp of logsumexp
     is 1e-3, while (x - m) - log_sum keeps the log-probabilities near 0 accurate to 1e-7."""
     xp = xp_of(x)
-    m = x.max(axis=axis, keepdims=True)
+    m = _max_keepdims(x, axis)
     m = xp.where(xp.isfinite(m), m, 0)  # an all -inf row gives -inf, not nan
     e = x - m
     xp.exp(e, out=e)
     log_sum = e.sum(axis=axis, keepdims=True)
     xp.log(log_sum, out=log_sum)
     return m, log_sum
+
+
+def _max_keepdims(x: Any, axis: int) -> Any:
+    """x.max(axis, keepdims=True), -inf along an empty axis (where NumPy and CuPy refuse)."""
+    if x.shape[axis] == 0:
+        return xp_of(x).full(x.shape[:axis] + (1,) + x.shape[axis + 1 :], -numpy.inf, x.dtype)
+    return x.max(axis=axis, keepdims=True)
 
 
 def _log_softmax(x: Any, m: Any, log_sum: Any) -> Any:
@@ -110,8 +117,9 @@ def _reduce(loss: Any, reduction: str, denom: Any = None) -> Any:
 class Softmax(Function):
     def forward(self, x):
         xp = xp_of(x)
-        m = x.max(axis=self.dim, keepdims=True)
-        y = x - xp.where(xp.isfinite(m), m, 0)
+        # Shift by the max; an all -inf (or NaN) slice by 0, a slice holding +inf by the largest
+        # finite value (its finite elements then get 0 rather than an overflow's NaN).
+        y = x - xp.nan_to_num(_max_keepdims(x, self.dim), nan=0.0, neginf=0.0)
         xp.exp(y, out=y)
         y /= y.sum(axis=self.dim, keepdims=True)
         self.save_for_backward(y)  # the output: dx = y * (g - sum(g * y))
@@ -156,7 +164,10 @@ def softmax(x: Tensor, dim: int) -> Tensor:
     >>> softmax(gradflow.tensor([0.0, 0.0]), dim=0)  # tensor([0.5, 0.5])
     """
     x = _float_tensor(x, "softmax")
-    return Softmax.apply(x, dim=normalize_dim(dim, x.ndim, "softmax"))
+    dim = normalize_dim(dim, x.ndim, "softmax")
+    if x.ndim == 0:  # one element; NumPy's math on 0-d arrays gives scalars, so lift it
+        return Softmax.apply(x.reshape(1), dim=0).reshape(())
+    return Softmax.apply(x, dim=dim)
 
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
@@ -165,7 +176,10 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
     >>> log_softmax(gradflow.tensor([0.0, 0.0]), dim=0)  # tensor([-0.6931, -0.6931])
     """
     x = _float_tensor(x, "log_softmax")
-    return LogSoftmax.apply(x, dim=normalize_dim(dim, x.ndim, "log_softmax"))
+    dim = normalize_dim(dim, x.ndim, "log_softmax")
+    if x.ndim == 0:  # as in softmax
+        return LogSoftmax.apply(x.reshape(1), dim=0).reshape(())
+    return LogSoftmax.apply(x, dim=dim)
 
 
 # ---- cross_entropy ----------------------------------------------------------------------------
@@ -334,6 +348,8 @@ def _class_target_args(
         input = input.reshape(1, -1)
         target = target.reshape(1, *target.shape)
     n_classes = input.shape[1]
+    if n_classes == 0:
+        raise ValueError(f"{op}: argument 'input' of shape {tuple(input.shape)} has no classes")
     _check_weight(weight, n_classes, input, op)
     index_shape = (input.shape[0],) + tuple(input.shape[2:])
     if allow_probs and target.dtype.kind == "f" and target.shape == input.shape:
@@ -542,7 +558,7 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 def _softplus_neg(x: Any) -> Any:
     """log(1 + exp(-x)) = log1p(exp(-|x|)) + max(-x, 0): finite for any x, no cancellation."""
     xp = xp_of(x)
-    out = xp.abs(x)
+    out = xp.asarray(xp.abs(x))  # a 0-d x gives a NumPy scalar, which out= can't take
     xp.negative(out, out=out)
     xp.exp(out, out=out)
     xp.log1p(out, out=out)
@@ -653,7 +669,7 @@ class BCE(Function):
     def forward(self, p, y, weight):
         xp = xp_of(p)
         self.save_for_backward(p, y, weight)  # the inputs (references, no new arrays)
-        loss = self._logs(p, y, xp)
+        loss = xp.asarray(self._logs(p, y, xp))  # an array for 0-d inputs too
         xp.negative(loss, out=loss)
         if weight is not None:
             loss *= weight

@@ -56,6 +56,11 @@ def _keep(out: Any, dims: tuple | None, keepdim: bool) -> Any:
     return out.reshape(()) if dims is None else out.squeeze(dims)
 
 
+def _kept_shape(shape: tuple, dims: tuple | None) -> tuple:
+    """The shape of a keepdims=True reduction over dims (None: all)."""
+    return tuple(1 if dims is None or i in dims else n for i, n in enumerate(shape))
+
+
 def _count(shape: tuple, dims: tuple | None) -> int:
     n = 1
     for i, s in enumerate(shape):
@@ -64,10 +69,16 @@ def _count(shape: tuple, dims: tuple | None) -> int:
     return n
 
 
+def _accumulator(x: Any) -> Any:
+    """int64 for integer and bool inputs (PyTorch's rule; NumPy would give uint64 for uint8,
+    which is no gradflow dtype); None keeps a float dtype."""
+    return "int64" if x.dtype.kind in "biu" else None
+
+
 class Sum(Function):
     def forward(self, x):
         self.shape = x.shape  # saves the shape only
-        return x.sum(axis=self.dims, keepdims=self.keepdim)
+        return x.sum(axis=self.dims, keepdims=self.keepdim, dtype=_accumulator(x))
 
     def backward(self, g):
         g = _expand_grad(g, self.shape, self.dims, self.keepdim)
@@ -90,7 +101,9 @@ class Var(Function):
 
     def forward(self, x):
         diff = x - x.mean(axis=self.dims, keepdims=True)
-        self.divisor = _count(x.shape, self.dims) - self.correction
+        # N <= correction gives NaN (0 / 0) or inf, as NumPy and PyTorch; never a sign flip
+        divisor = _count(x.shape, self.dims) - self.correction
+        self.divisor = divisor if divisor > 0 else 0
         with _quiet():
             out = (diff * diff).sum(axis=self.dims, keepdims=True) / x.dtype.type(self.divisor)
         if self.root:
@@ -154,7 +167,10 @@ class LogSumExp(Function):
 
     def forward(self, x):
         xp = xp_of(x)
-        shift = x.max(axis=self.dims, keepdims=True)
+        if x.size:
+            shift = x.max(axis=self.dims, keepdims=True)
+        else:  # NumPy and CuPy refuse the max of nothing; any shift gives -inf here
+            shift = xp.zeros(_kept_shape(x.shape, self.dims), x.dtype)
         shift = xp.where(xp.isfinite(shift), shift, 0)  # all -inf (or an inf): shift by 0
         with _quiet():
             out = xp.log(xp.exp(x - shift).sum(axis=self.dims, keepdims=True)) + shift
@@ -175,7 +191,7 @@ class Prod(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
-        return x.prod(axis=self.dims, keepdims=self.keepdim)
+        return x.prod(axis=self.dims, keepdims=self.keepdim, dtype=_accumulator(x))
 
     def backward(self, g):
         (x,) = self.saved_arrays
@@ -195,7 +211,8 @@ class Prod(Function):
 
 class CumSum(Function):
     def forward(self, x):
-        return xp_of(x).cumsum(x, axis=self.dim).reshape(x.shape)  # dim None: a 0-d input
+        out = xp_of(x).cumsum(x, axis=self.dim, dtype=_accumulator(x))
+        return out.reshape(x.shape)  # dim None: a 0-d input
 
     def backward(self, g):
         if self.dim is None:
@@ -262,7 +279,7 @@ def _extreme(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Any:
             f"{reduce}: dim must be an int, got {dim}; use a{reduce}(x, dim) for several dims"
         )
     dims, keepdim = _dim_args(x, dim, keepdim, kw, reduce)
-    _require_nonempty(x, reduce)
+    _require_nonempty(x, dims, reduce)
     if dims is None:
         values = Extreme.apply(x, dims=None, keepdim=keepdim, reduce=reduce)
         if dim is None:
@@ -295,14 +312,14 @@ def min(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """The maximum over `dim` (int or tuple; all by default); ties share the gradient evenly."""
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "amax")
-    _require_nonempty(x, "amax")
+    _require_nonempty(x, dims, "amax")
     return Extreme.apply(x, dims=dims, keepdim=keepdim, reduce="max")
 
 
 def amin(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """The minimum over `dim` (int or tuple; all by default); ties share the gradient evenly."""
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "amin")
-    _require_nonempty(x, "amin")
+    _require_nonempty(x, dims, "amin")
     return Extreme.apply(x, dims=dims, keepdim=keepdim, reduce="min")
 
 
@@ -337,10 +354,11 @@ def _arg(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Tensor:
     keepdim = kw.pop("keepdims", keepdim)
     if kw:
         raise TypeError(f"{op}() got unexpected keyword arguments {sorted(kw)}")
-    _require_nonempty(x, op)
     xp = xp_of(x.data)
     fn = xp.argmax if reduce == "max" else xp.argmin
-    axis = None if dim is None or x.ndim == 0 else normalize_dim(dim, x.ndim, op)
+    axis = None if dim is None else normalize_dim(dim, x.ndim, op)  # 0-d: dims 0 and -1
+    axis = None if x.ndim == 0 else axis
+    _require_nonempty(x, None if axis is None else (axis,), op)
     out = fn(x.data, axis=axis, keepdims=bool(keepdim))
     return Tensor._wrap(xp.asarray(out, dtype="int64"))  # NumPy gives a scalar for axis=None
 
@@ -369,11 +387,13 @@ def all(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     return Tensor._wrap(xp.asarray(xp.all(x.data, axis=dims, keepdims=keepdim)))
 
 
-def _require_nonempty(x: Tensor, op: str) -> None:
-    if x.data.size == 0:
+def _require_nonempty(x: Tensor, dims: tuple | None, op: str) -> None:
+    """max/min have no identity: refuse a reduction over an empty dim (dims None: all)."""
+    shape = x.shape
+    if x.data.size == 0 and (dims is None or 0 in [shape[d] for d in dims]):
         raise ValueError(
-            f"{op}: the tensor of shape {tuple(x.shape)} is empty; the reduction has no "
-            "identity, so it needs at least one element"
+            f"{op}: the tensor of shape {tuple(shape)} is empty along the reduced dims; the "
+            "reduction has no identity, so it needs at least one element"
         )
 
 

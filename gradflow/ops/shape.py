@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -158,9 +159,17 @@ class Contiguous(Function):
 
 
 # ---- public functions ------------------------------------------------------------------
+def _ints(values: Sequence[Any], op: str, what: str) -> tuple:
+    """Sizes as a tuple of ints; a float (2.5) is refused, not truncated."""
+    try:
+        return tuple(operator.index(v) for v in values)
+    except TypeError:
+        raise TypeError(f"{op}: {what} must be ints, got {tuple(values)!r}") from None
+
+
 def _resolve_shape(shape: Sequence[Any], size: int, source: tuple, op: str) -> tuple:
     """The target shape with -1 filled in; a clear error when it can't hold `size` elements."""
-    shape = tuple(int(s) for s in shape)
+    shape = _ints(shape, op, "shape")
     unknown = [i for i, s in enumerate(shape) if s == -1]
     if len(unknown) > 1 or any(s < -1 for s in shape):
         raise ValueError(f"{op}: invalid shape {shape}: at most one -1, other sizes >= 0")
@@ -210,10 +219,10 @@ def unsqueeze(x: Tensor, dim: int) -> Tensor:
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims start_dim..end_dim (inclusive) into one; a 0-d tensor becomes shape (1,)."""
-    if x.ndim == 0:
-        return Reshape.apply(x, shape=(1,))
     start = normalize_dim(start_dim, x.ndim, "flatten")
     end = normalize_dim(end_dim, x.ndim, "flatten")
+    if x.ndim == 0:  # dims 0 and -1 only, as in PyTorch
+        return Reshape.apply(x, shape=(1,))
     if start > end:
         raise ValueError(
             f"flatten: start_dim ({start_dim}) must not come after end_dim ({end_dim}) "
@@ -248,13 +257,13 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
 def expand(x: Tensor, shape: Sequence[int]) -> Tensor:
     """Broadcast to `shape` without copying: size-1 dims stretch, new dims are prepended,
     and -1 keeps a dim's size (PyTorch's expand)."""
-    shape = tuple(int(s) for s in shape)
+    shape = _ints(shape, "expand", "shape")
     return Expand.apply(x, shape=_expanded_shape(x.shape, shape, "expand"))
 
 
 def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
     """Broadcast to `shape` (NumPy's broadcast_to, same as expand)."""
-    shape = tuple(int(s) for s in shape)
+    shape = _ints(shape, "broadcast_to", "shape")
     return Expand.apply(x, shape=_expanded_shape(x.shape, shape, "broadcast_to"))
 
 
@@ -332,7 +341,7 @@ def split(x: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0) 
             raise ValueError(f"split: split_size must be a positive int, got {step}")
         sizes = [min(step, n - i) for i in range(0, n, step)] if n else [0]
     else:
-        sizes = [int(s) for s in split_size_or_sections]
+        sizes = list(_ints(split_size_or_sections, "split", "sections"))
         if sum(sizes) != n or any(s < 0 for s in sizes):
             raise ValueError(
                 f"split: sections {sizes} must be non-negative and sum to the size of dim {d} "
@@ -345,9 +354,10 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     """Split into `chunks` pieces of ceil(n / chunks) along `dim` (fewer if n is small)."""
     if not isinstance(chunks, int) or chunks <= 0:
         raise ValueError(f"chunk: chunks must be a positive int, got {chunks}")
+    if x.ndim == 0:
+        raise ValueError("chunk: a 0-d tensor can't be split; unsqueeze it first")
     d = normalize_dim(dim, x.ndim, "chunk")
-    n = x.shape[d] if x.ndim else 1
-    return split(x, max(-(-n // chunks), 1), d)
+    return split(x, max(-(-x.shape[d] // chunks), 1), d)
 
 
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")
@@ -358,7 +368,7 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0)
     backwards, e.g. (1, 1, 2, 0) pads the last dim by 1 on both sides and the one before it by
     2 at the start. Modes: constant (with `value`; negative widths crop), reflect (mirror
     without the edge), replicate (repeat the edge), circular (wrap around)."""
-    pad = tuple(int(p) for p in pad)
+    pad = _ints(pad, "pad", "widths")
     if len(pad) % 2 or len(pad) > 2 * x.ndim:
         raise ValueError(
             f"pad: expects an even number of widths, at most 2 per dim ({2 * x.ndim} for shape "
@@ -366,6 +376,8 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0)
         )
     if mode not in _PAD_MODES:
         raise ValueError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
+    if x.ndim == 0:
+        return x  # no widths to apply (checked above), and NumPy can't pad a 0-d array
     pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)]
     widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
     limit = {"reflect": "size - 1", "circular": "size", "replicate": "any size"}.get(mode)
@@ -391,13 +403,16 @@ def flip(x: Tensor, dims: int | Sequence[int]) -> Tensor:
 def repeat(x: Tensor, sizes: Sequence[int]) -> Tensor:
     """Tile x: `sizes` gives the copies per dim (PyTorch's repeat, NumPy's tile); it must have
     at least x.ndim entries, extra leading ones add dims."""
-    sizes = tuple(int(s) for s in sizes)
+    return _repeat(x, _ints(sizes, "repeat", "sizes"), "repeat")
+
+
+def _repeat(x: Tensor, sizes: tuple, op: str) -> Tensor:
     if len(sizes) < x.ndim:
         raise ValueError(
-            f"repeat: needs at least one size per dim: got {sizes} for shape {tuple(x.shape)}"
+            f"{op}: needs at least one size per dim: got {sizes} for shape {tuple(x.shape)}"
         )
     if any(s < 0 for s in sizes):
-        raise ValueError(f"repeat: sizes must be non-negative, got {sizes}")
+        raise ValueError(f"{op}: sizes must be non-negative, got {sizes}")
     lead = len(sizes) - x.ndim
     if lead:
         x = Reshape.apply(x, shape=(1,) * lead + x.shape)
@@ -406,8 +421,8 @@ def repeat(x: Tensor, sizes: Sequence[int]) -> Tensor:
 
 def tile(x: Tensor, sizes: Sequence[int]) -> Tensor:
     """Tile x (PyTorch's tile): like repeat, but fewer sizes than dims are padded with 1s."""
-    sizes = tuple(int(s) for s in sizes)
-    return repeat(x, (1,) * (x.ndim - len(sizes)) + sizes)
+    sizes = _ints(sizes, "tile", "sizes")
+    return _repeat(x, (1,) * (x.ndim - len(sizes)) + sizes, "tile")
 
 
 def contiguous(x: Tensor) -> Tensor:

@@ -127,7 +127,7 @@ class Cos(Function):
 def stable_sigmoid(x: Any) -> Any:
     """1 / (1 + exp(-x)) without overflow and with full relative accuracy in both tails."""
     xp = xp_of(x)
-    e = xp.abs(x)
+    e = xp.asarray(xp.abs(x))  # a 0-d x gives a NumPy scalar, which out= can't take
     xp.negative(e, out=e)
     xp.exp(e, out=e)  # e = exp(-|x|) in (0, 1]
     out = xp.where(x >= 0, x.dtype.type(1), e)
@@ -222,7 +222,7 @@ def erf(x: Any) -> Any:
         from scipy.special import erf as scipy_erf
     except ImportError:
         return numpy.vectorize(math.erf, otypes=[x.dtype])(x)
-    return scipy_erf(x)
+    return scipy_erf(x).astype(x.dtype, copy=False)  # SciPy computes float16 in float32
 
 
 class GELU(Function):
@@ -336,7 +336,9 @@ def abs(x: Tensor) -> Tensor:
 
 
 def sign(x: Tensor) -> Tensor:
-    """-1, 0 or 1 by the sign of x; not differentiable (no gradient flows)."""
+    """-1, 0 or 1 by the sign of x (a bool tensor: itself); no gradient flows."""
+    if x.dtype.kind == "b":
+        return Tensor._wrap(x.data.copy())  # NumPy has no bool sign; PyTorch's is x
     return Tensor._wrap(xp_of(x.data).sign(x.data))
 
 
