@@ -19,14 +19,8 @@
 //   The adjoint of im2col_fwd: dx[n, c, h, w] = sum of cols[(c, i, j), (n, oh, ow)] over the
 //   (i, j, oh, ow) with oh * sh - pt + i * dh = h and ow * sw - pl + j * dw = w. One thread per
 //   element of dx gathers its kh * kw candidates in a fixed order (i, then j).
-#ifndef GF_SCALAR_T
-#error "compile with -DGF_SCALAR_T=float or -DGF_SCALAR_T=double"
-#endif
-typedef GF_SCALAR_T scalar_t;
-
-#define GRID_STRIDE_LOOP(i, n)                                                    \
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
+#include "common.cuh"
+#include "window.cuh"
 
 extern "C" __global__ void im2col_fwd(const scalar_t* __restrict__ x, scalar_t* __restrict__ cols,
                                       long long N, long long C, long long H, long long W,
@@ -48,15 +42,6 @@ extern "C" __global__ void im2col_fwd(const scalar_t* __restrict__ x, scalar_t* 
     const bool inside = h >= 0 && h < H && w >= 0 && w < W;
     cols[idx] = inside ? x[((n * C + c) * H + h) * W + w] : scalar_t(0);
   }
-}
-
-// The output index o with o * stride + offset = p, if there is one in [0, size); else -1.
-__device__ __forceinline__ long long window_index(long long p, long long offset, long long stride,
-                                                  long long size) {
-  const long long q = p - offset;
-  if (q < 0 || q % stride != 0) return -1;
-  const long long o = q / stride;
-  return o < size ? o : -1;
 }
 
 extern "C" __global__ void col2im(const scalar_t* __restrict__ cols, scalar_t* __restrict__ dx,

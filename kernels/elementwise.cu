@@ -24,16 +24,9 @@
 //   pow_bwd(a, b, out, g, ga, gb, n):  ga = b == 0 ? 0 : g b a^(b-1)
 //                                      gb = (a == 0 && b >= 0) ? 0 : g out log(a)
 //                                      (PyTorch's conventions; out = a^b, recomputed if null)
-#ifndef GF_SCALAR_T
-#error "compile with -DGF_SCALAR_T=float or -DGF_SCALAR_T=double"
-#endif
-typedef GF_SCALAR_T scalar_t;
+#include "common.cuh"
 
 #include "activation.cuh"
-
-#define GRID_STRIDE_LOOP(i, n)                                                    \
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
 
 #define ACTIVATION_FWD(name, expr)                                                       \
   extern "C" __global__ void name##_fwd(const scalar_t* __restrict__ xs,               \

@@ -28,10 +28,7 @@
 //   with p = softmax(x[n]) = exp(x - lse[n]), W = *weight_sum (C when weight is null) and
 //   s_n = scale_mul * scale[n * scale_stride] (scale may be null: s_n = scale_mul). Without
 //   weights this is (softmax - smoothed one-hot) * s_n. Rows with t == ignore_index get 0.
-#ifndef GF_SCALAR_T
-#error "compile with -DGF_SCALAR_T=float or -DGF_SCALAR_T=double"
-#endif
-typedef GF_SCALAR_T scalar_t;
+#include "common.cuh"
 
 #include "activation.cuh"
 

@@ -10,10 +10,7 @@
 //   the tile is loaded into shared memory and never written to global memory. Tiles are
 //   16 x 16; the grid strides over output tiles (x over K, y over M), so any grid works;
 //   partial tiles at the edges are zero-padded.
-#ifndef GF_SCALAR_T
-#error "compile with -DGF_SCALAR_T=float or -DGF_SCALAR_T=double"
-#endif
-typedef GF_SCALAR_T scalar_t;
+#include "common.cuh"
 
 #include "activation.cuh"
 

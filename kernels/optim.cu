@@ -20,10 +20,7 @@
 //   m += (1 - beta1)(g - m); v = beta2 v + (1 - beta2) g^2;
 //   p -= step_size m / (sqrt(v) / bias_correction2_sqrt + eps), where the host passes
 //   step_size = lr / (1 - beta1^step) and bias_correction2_sqrt = sqrt(1 - beta2^step).
-#ifndef GF_SCALAR_T
-#error "compile with -DGF_SCALAR_T=float or -DGF_SCALAR_T=double"
-#endif
-typedef GF_SCALAR_T scalar_t;
+#include "common.cuh"
 
 // The tensor holding flat index i: the last t with prefix[t] <= i (prefix[T] > i).
 __device__ __forceinline__ int find_tensor(const long long* prefix, int T, long long i) {

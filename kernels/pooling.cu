@@ -21,23 +21,8 @@
 //   the padded input (count_include_pad != 0) or its number of input pixels (PyTorch's rule).
 // avg_pool2d_bwd(g, dx, P, H, W, OH, OW, kh, kw, sh, sw, ph, pw, count_include_pad, divisor)
 //   dx[p, h, w] = sum of g[p, oh, ow] / d(oh, ow) over the windows that hold (h, w).
-#ifndef GF_SCALAR_T
-#error "compile with -DGF_SCALAR_T=float or -DGF_SCALAR_T=double"
-#endif
-typedef GF_SCALAR_T scalar_t;
-
-#define GRID_STRIDE_LOOP(i, n)                                                    \
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
-
-// The output index o with o * stride + offset = p, if there is one in [0, size); else -1.
-__device__ __forceinline__ long long window_index(long long p, long long offset, long long stride,
-                                                  long long size) {
-  const long long q = p - offset;
-  if (q < 0 || q % stride != 0) return -1;
-  const long long o = q / stride;
-  return o < size ? o : -1;
-}
+#include "common.cuh"
+#include "window.cuh"
 
 extern "C" __global__ void max_pool2d_fwd(const scalar_t* __restrict__ x, scalar_t* __restrict__ y,
                                           int* __restrict__ argmax, long long P, long long H,

@@ -40,16 +40,9 @@
 //   equal to dgates_x in r and z, dn_pre * r in n.
 // rnn_tanh_cell_bwd / rnn_relu_cell_bwd(h_next, dout, dh_rec, dh_carry, dpre, lengths, t, B, H)
 //   dpre (B, H): the gradient of the pre-activation xw + hw.
-#ifndef GF_SCALAR_T
-#error "compile with -DGF_SCALAR_T=float or -DGF_SCALAR_T=double"
-#endif
-typedef GF_SCALAR_T scalar_t;
+#include "common.cuh"
 
 #include "activation.cuh"
-
-#define GRID_STRIDE_LOOP(i, n)                                                    \
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)blockDim.x * gridDim.x)
 
 __device__ __forceinline__ bool step_active(const long long* lengths, long long t, long long b) {
   return lengths == nullptr || t < lengths[b];
