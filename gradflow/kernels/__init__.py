@@ -7,6 +7,7 @@ for its dtype on first use (gradflow.kernels.loader). Every launcher takes ``bac
 """
 
 from gradflow.kernels._common import ACT_CODES, KernelBackend
+from gradflow.kernels.conv import col2im, im2col_fwd
 from gradflow.kernels.elementwise import (
     ACTIVATIONS,
     BINARY_OPS,
@@ -18,6 +19,20 @@ from gradflow.kernels.elementwise import (
 from gradflow.kernels.fused import bias_act_bwd, softmax_xent_bwd, softmax_xent_fwd, sum_to_bias
 from gradflow.kernels.matmul import fused_act_matmul_bwd
 from gradflow.kernels.optim import adam_step_multi, sgd_step_multi
+from gradflow.kernels.pooling import (
+    avg_pool2d_bwd,
+    avg_pool2d_fwd,
+    max_pool2d_bwd,
+    max_pool2d_fwd,
+)
+from gradflow.kernels.rnn_cells import (
+    gru_cell_bwd,
+    gru_cell_fwd,
+    lstm_cell_bwd,
+    lstm_cell_fwd,
+    rnn_cell_bwd,
+    rnn_cell_fwd,
+)
 
 FUSED_ACTIVATIONS = tuple(ACT_CODES)
 
@@ -30,9 +45,21 @@ __all__ = [
     "activation_bwd",
     "activation_fwd",
     "adam_step_multi",
+    "avg_pool2d_bwd",
+    "avg_pool2d_fwd",
     "bias_act_bwd",
     "binary_bwd",
+    "col2im",
     "fused_act_matmul_bwd",
+    "gru_cell_bwd",
+    "gru_cell_fwd",
+    "im2col_fwd",
+    "lstm_cell_bwd",
+    "lstm_cell_fwd",
+    "max_pool2d_bwd",
+    "max_pool2d_fwd",
+    "rnn_cell_bwd",
+    "rnn_cell_fwd",
     "sgd_step_multi",
     "softmax_xent_bwd",
     "softmax_xent_fwd",
