@@ -45,24 +45,57 @@ class _Shapes(NamedTuple):
 # ---- max pooling --------------------------------------------------------------------------
 
 
+def _tiles(window: Window, hw: tuple) -> bool:
+    """Whether the windows tile the input without overlap, gaps or padding (stride == kernel,
+    no padding or dilation): then each window offset's pixels are one strided view of x."""
+    return (
+        window.stride == window.kernel
+        and window.padding == (0, 0)
+        and window.dilation == (1, 1)
+        and all(o * k <= size for o, k, size in zip(window.out, window.kernel, hw))
+    )
+
+
+def _tiled(a: Any, window: Window) -> Any:
+    """a [N, C, H, W] as [N, C, OH, kh, OW, kw] (a view; rows/columns past the last window
+    are left out), for windows that tile the input (_tiles)."""
+    (kh, kw), (oh, ow) = window.kernel, window.out
+    return a[..., : oh * kh, : ow * kw].reshape(*a.shape[:2], oh, kh, ow, kw)
+
+
+def _first_equal(views: list, best: Any) -> Any:
+    """Per output, the index of the first view equal to best (len(views) - 1 where none is),
+    as the smallest unsigned type that holds it: sum over k of [views 0..k all differ].
+    Whole-array arithmetic: a masked copyto per view cost 40x a compare at these sizes."""
+    xp = xp_of(best)
+    differ = xp.not_equal(views[0], best)
+    offsets = differ.astype(numpy.min_scalar_type(len(views) - 1))
+    other = xp.empty(best.shape, dtype=bool)
+    for view in views[1:-1]:
+        xp.not_equal(view, best, out=other)
+        differ &= other
+        offsets += differ
+    return offsets
+
+
 def _max_pool(x: Any, window: Window, need_offsets: bool) -> tuple[Any, Any]:
     """(max over each window, offset i*kw + j of the maximum or None), NumPy, with PyTorch's
     rules: NaN wins (the last NaN of a window), and the first of equal maxima."""
     xp = xp_of(x)
-    frame = padded_frame(x, window, -numpy.inf)
-    views = [frame[(..., *window.offset_slices(i, j))] for i, j in window.offsets()]
+    if _tiles(window, x.shape[2:]):
+        # One copy into window-offset-major order: every pass after it reads contiguous
+        # memory (a strided view costs ~8x a contiguous pass at 4-8 pixels per row).
+        by_offset = xp.ascontiguousarray(_tiled(x, window).transpose(3, 5, 0, 1, 2, 4))
+        views = list(by_offset.reshape(-1, *by_offset.shape[2:]))
+    else:
+        frame = padded_frame(x, window, -numpy.inf)
+        views = [frame[(..., *window.offset_slices(i, j))] for i, j in window.offsets()]
     best = views[0].copy()
     for view in views[1:]:
         xp.maximum(best, view, out=best)  # propagates NaN
     if not need_offsets:
         return best, None
-    # Two passes per offset (the maximum's value is known: find where it sits), in reverse so
-    # that the first of equal maxima is written last.
-    offsets = xp.zeros(best.shape, dtype=numpy.min_scalar_type(len(views) - 1))
-    hit = xp.empty(best.shape, dtype=bool)
-    for k in range(len(views) - 1, -1, -1):
-        xp.equal(views[k], best, out=hit)
-        xp.copyto(offsets, k, where=hit, casting="unsafe")
+    offsets = _first_equal(views, best)
     if xp.isnan(best).any():  # NaN equals nothing: point those windows at their last NaN
         for k, view in enumerate(views):
             xp.copyto(offsets, k, where=xp.isnan(view), casting="unsafe")
@@ -70,9 +103,17 @@ def _max_pool(x: Any, window: Window, need_offsets: bool) -> tuple[Any, Any]:
 
 
 def _max_pool_grad(g: Any, offsets: Any, window: Window, x_shape: tuple) -> Any:
-    """dx: each window's gradient added at its maximum, one scatter-add (bincount) into the
-    padded frame for all windows (overlapping ones sum)."""
+    """dx: each window's gradient added at its maximum. Tiling windows: one masked product per
+    window offset, written into its strided view of dx; otherwise one scatter-add (bincount)
+    into the padded frame for all windows (overlapping ones sum)."""
     xp = xp_of(g)
+    if _tiles(window, x_shape[2:]):
+        covered = tuple(o * k for o, k in zip(window.out, window.kernel)) == tuple(x_shape[2:])
+        dx = (xp.empty if covered else xp.zeros)(x_shape, dtype=g.dtype)
+        tiles = _tiled(dx, window)
+        for k, (i, j) in enumerate(window.offsets()):
+            xp.multiply(g, offsets == k, out=tiles[:, :, :, i, :, j])
+        return dx
     n, c = x_shape[:2]
     frame = gradient_frame((), window, x_shape[2:], g.dtype, xp)  # just its (rows, columns)
     rows, cols = frame.shape

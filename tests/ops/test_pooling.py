@@ -171,6 +171,66 @@ def test_max_pool_saves_window_offsets_not_the_input(routed):
     assert avg_pool2d(x, 2).grad_fn.saved_arrays == ()
 
 
+TILED_CASES = [
+    ((2, 3, 8, 8), dict(kernel_size=2)),
+    ((3, 2, 7, 9), dict(kernel_size=2)),  # odd sizes: the last row and column are left out
+    ((2, 2, 9, 8), dict(kernel_size=(3, 2))),
+    ((1, 2, 5, 5), dict(kernel_size=1)),
+    ((2, 4, 6), dict(kernel_size=3, stride=3)),  # unbatched
+]
+
+
+@pytest.mark.parametrize("shape,kwargs", TILED_CASES)
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_tiled_max_pool_matches_the_general_path(monkeypatch, shape, kwargs, dtype):
+    """Non-overlapping windows take a reshaped fast path; ties (first maximum), NaN (the last
+    NaN), indices and the gradient equal the strided-view path's exactly."""
+    from gradflow.ops import pooling
+
+    x = numpy.random.default_rng(6).integers(-2, 3, shape).astype(dtype)  # many ties
+    x.reshape(-1)[::7] = numpy.nan
+    x.reshape(-1)[::11] = -numpy.inf
+    g = numpy.random.default_rng(7).standard_normal(shape).astype(dtype)
+
+    def run():
+        t = gf.tensor(x, requires_grad=True)
+        y, indices = max_pool2d(t, return_indices=True, **kwargs)
+        y.backward(gf.tensor(g[..., : y.shape[-2], : y.shape[-1]].copy()))
+        return host(y), host(indices), host(t.grad)
+
+    assert pooling._tiles(_window(gf.tensor(x), kwargs), shape[-2:])
+    fast = run()
+    monkeypatch.setattr(pooling, "_tiles", lambda window, hw: False)
+    general = run()
+    for ours, ref in zip(fast, general):
+        assert ours.dtype == ref.dtype
+        numpy.testing.assert_array_equal(ours, ref)
+
+
+def _window(x, kwargs):
+    from gradflow.ops import pooling
+
+    names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+    defaults = dict(stride=None, padding=0, dilation=1, ceil_mode=False)
+    args = [kwargs.get(name, defaults.get(name)) for name in names]
+    return pooling._pool_args("max_pool2d", x, 2, *args)[1]
+
+
+@pytest.mark.parametrize(
+    "shape,kwargs",
+    [
+        ((1, 1, 8, 8), dict(kernel_size=2, stride=1)),
+        ((1, 1, 8, 8), dict(kernel_size=2, padding=1)),
+        ((1, 1, 8, 8), dict(kernel_size=2, dilation=2)),
+        ((1, 1, 7, 8), dict(kernel_size=2, ceil_mode=True)),  # a last, partial window
+    ],
+)
+def test_overlapping_or_padded_max_pool_takes_the_general_path(shape, kwargs):
+    from gradflow.ops import pooling
+
+    assert not pooling._tiles(_window(gf.tensor(numpy.zeros(shape)), kwargs), shape[-2:])
+
+
 def test_non_contiguous_input():
     base = _input((5, 2, 9, 3), "cpu")
     x = base.permute(1, 3, 0, 2)[:, :, :, ::2]  # (2, 3, 5, 5)
