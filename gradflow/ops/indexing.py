@@ -203,7 +203,11 @@ def _along(dim: int, ndim: int) -> list:
 # ---- public functions ------------------------------------------------------------------
 def getitem(x: Tensor, index: Any) -> Tensor:
     """x[index]: basic indexing gives a view; integer and bool arrays give a copy."""
-    return GetItem.apply(x, index=normalize_index(index, x))
+    index = normalize_index(index, x)
+    try:
+        return GetItem.apply(x, index=index)
+    except IndexError as exc:  # NumPy's: index arrays (and masks) that don't broadcast together
+        raise IndexError(f"index: {exc} (a tensor of shape {tuple(x.shape)})") from exc
 
 
 def _index_array(index: Any, x: Tensor, op: str) -> Any:

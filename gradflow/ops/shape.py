@@ -397,7 +397,8 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0)
 
 def flip(x: Tensor, dims: int | Sequence[int]) -> Tensor:
     """Reverse the order of elements along `dims` (a view)."""
-    return Flip.apply(x, dims=normalize_dims(dims, x.ndim, "flip"))
+    dims = normalize_dims(dims, x.ndim, "flip")
+    return Flip.apply(x, dims=dims if x.ndim else ())  # a 0-d tensor: dim 0 flips nothing
 
 
 def repeat(x: Tensor, sizes: Sequence[int]) -> Tensor:

@@ -992,16 +992,17 @@ def test_softmax(pair, name, data):
 
 @st.composite
 def _class_problem(draw):
-    """(input, target, kwargs, NumPy reference or None) for cross_entropy/nll_loss."""
+    """(input, target, keyword arguments) for cross_entropy/nll_loss: any rank, class-index
+    or probability targets (sometimes of the wrong shape or out of range), ignore_index,
+    class weights (sometimes of the wrong size) and label smoothing."""
     ndim = draw(st.integers(0, 4))
     shape = draw(shapes(min_dims=ndim, max_dims=ndim, max_side=3))
     dtype = draw(st.sampled_from((numpy.dtype("float32"), numpy.dtype("float64"))))
     x_np = draw(arrays(dtype, shape, special=draw(st.booleans())))
-    probs = draw(st.booleans()) and ndim
-    if probs:
+    n_classes = shape[1] if ndim > 1 else (shape[0] if ndim == 1 else 2)
+    if draw(st.booleans()) and ndim:
         t_np = draw(arrays(dtype, shape, special=False, low=0, high=1))
     else:
-        n_classes = shape[1] if ndim > 1 else (shape[0] if ndim == 1 else 2)
         t_shape = (shape[0], *shape[2:]) if ndim > 1 else ()
         if draw(st.integers(0, 6)) == 0:
             t_shape = draw(shapes(max_dims=3, max_side=3))
@@ -1009,35 +1010,49 @@ def _class_problem(draw):
     kwargs = {"reduction": draw(st.sampled_from(("mean", "sum", "none")))}
     if draw(st.booleans()):
         kwargs["ignore_index"] = -1
+    if draw(st.integers(0, 2)) == 0:
+        size = n_classes + (draw(st.integers(0, 5)) == 0)
+        kwargs["weight"] = draw(arrays(dtype, (size,), special=False, low=0, high=2))
+    if draw(st.booleans()):
+        kwargs["label_smoothing"] = draw(st.sampled_from((0.1, 0.5, 1.0)))
     return x_np, t_np, kwargs
 
 
-def _cross_entropy_ref(x, t, reduction, ignore_index=-100, log_probs=False):
+def _cross_entropy_ref(
+    x, t, reduction, ignore_index=-100, weight=None, label_smoothing=0.0, log_probs=False
+):
+    """PyTorch's cross_entropy (nll_loss with log_probs) in float64."""
     if x.ndim == 0 or x.shape[1 if x.ndim > 1 else 0] == 0:
         raise ValueError("0-d, or no classes")
     lifted = x.ndim == 1
     if lifted:
         x, t = x[None], t[None]
+    n_classes = x.shape[1]
+    w = numpy.ones(n_classes) if weight is None else weight.astype(numpy.float64)
+    if w.shape != (n_classes,):
+        raise ValueError("weight")
+    w_b = w.reshape((1, -1) + (1,) * (x.ndim - 2))
+    eps = label_smoothing
     logp = x.astype(numpy.float64) if log_probs else _softmax_ref(x, 1, log=True)
     if t.dtype.kind == "f":
         if t.shape != x.shape:
             raise ValueError("shape")
-        loss = -(logp * t).sum(axis=1)
+        loss = -(logp * (t * (1 - eps) + eps / n_classes) * w_b).sum(axis=1)
         denom = loss.size
     else:
         if t.shape != (x.shape[0], *x.shape[2:]):
             raise ValueError("target shape")
         keep = t != ignore_index
-        if ((t < 0) | (t >= x.shape[1]))[keep].any():
+        if ((t < 0) | (t >= n_classes))[keep].any():
             raise IndexError("class out of range")
         safe = numpy.where(keep, t, 0)
-        picked = (
-            numpy.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
-            if logp.size
-            else numpy.zeros(safe.shape)
-        )
-        loss = -picked * keep
-        denom = keep.sum()
+        picked = numpy.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
+        w_t = w[safe] * keep
+        loss = -picked * w_t
+        if eps:
+            smooth = -(logp * w_b).sum(axis=1) * keep
+            loss = (1 - eps) * loss + eps / n_classes * smooth
+        denom = w_t.sum()
     if reduction == "none":
         return loss[0] if lifted else loss
     total = loss.sum()
@@ -1048,13 +1063,16 @@ def _cross_entropy_ref(x, t, reduction, ignore_index=-100, log_probs=False):
 @given(problem=_class_problem(), name=st.sampled_from(("cross_entropy", "nll_loss")))
 def test_class_losses(problem, name):
     x_np, t_np, kwargs = problem
-    if name == "nll_loss" and t_np.dtype.kind == "f":
-        t_np = t_np.astype(numpy.int64)
+    if name == "nll_loss":
+        t_np = t_np.astype(numpy.int64)  # nll_loss takes class indices only
+        kwargs.pop("label_smoothing", None)
     expected = reference(
         lambda: _cross_entropy_ref(x_np, t_np, log_probs=name == "nll_loss", **kwargs)
     )
     if expected is not None:
         expected = numpy.asarray(expected).astype(x_np.dtype)
+    if "weight" in kwargs:
+        kwargs["weight"] = gf.tensor(kwargs["weight"])
     op = getattr(F, name)
     _expect(
         (name,),
@@ -1063,6 +1081,52 @@ def test_class_losses(problem, name):
         rtol=1e-5,
         atol=1e-5,
     )
+
+
+@FUZZ
+@given(
+    pair=st.tuples(tensors(dtypes=INTS + FLOATS[1:2], max_dims=3, max_side=3)),
+    num_classes=st.integers(-1, 4),
+)
+def test_one_hot(pair, num_classes):
+    ((x, x_np),) = pair
+
+    def ref():
+        if x_np.dtype.kind not in "iu":
+            raise TypeError("integer indices")
+        n = num_classes
+        if n == -1:
+            if not x_np.size:
+                raise ValueError("can't infer")
+            n = int(x_np.max()) + 1
+        if x_np.size and (x_np.min() < 0 or x_np.max() >= n):
+            raise IndexError("class out of range")
+        return (numpy.arange(n) == x_np[..., None]).astype(numpy.int64)
+
+    _expect(("one_hot",), lambda: F.one_hot(x, num_classes), reference(ref))
+
+
+@FUZZ
+@given(
+    pair=st.tuples(tensors(dtypes=FLOATS, max_dims=3)),
+    p=st.sampled_from((-0.5, 0, 0.3, 1, 2)),
+    training=st.booleans(),
+)
+def test_dropout(pair, p, training):
+    ((x, x_np),) = pair
+    out, error = outcome(("dropout",), lambda: F.dropout(x, p, training))
+    if not 0 <= p <= 1:
+        assert error is not None, "dropout accepted a probability outside [0, 1]"
+        return
+    assert error is None, f"dropout raised {type(error).__name__}: {error}"
+    got = as_numpy(out)
+    assert got.shape == x_np.shape and got.dtype == x_np.dtype
+    scale = 1.0 if not training or p == 0 else (0.0 if p == 1 else 1 / (1 - p))
+    with numpy.errstate(all="ignore"):
+        kept = x_np * x_np.dtype.type(scale)
+        dropped = x_np * x_np.dtype.type(0)  # 0, or NaN for inf and NaN (as in PyTorch)
+    same = lambda a, b: (a == b) | (numpy.isnan(a) & numpy.isnan(b))  # noqa: E731
+    assert (same(got, kept) | same(got, dropped)).all(), "dropout: an element neither kept nor 0"
 
 
 PAIR_LOSSES = {
@@ -1156,6 +1220,10 @@ REFUSALS = {  # name: (names an error may use, call)
     "Python int outside uint8": (("add",), lambda: gf.tensor([1], dtype=gf.uint8) + (-1)),
     "linear of a 0-d input": (("linear",), lambda: F.linear(gf.tensor(1.0), gf.ones(2, 1))),
     "slice step 0": (("index",), lambda: gf.ones(3)[::0]),
+    "index arrays that don't broadcast": (
+        ("index",),
+        lambda: gf.zeros(2, 1, 0)[[True, True], 0, []],
+    ),
     "gather out of range": (("gather",), lambda: gf.gather(gf.tensor(1.0), 0, gf.tensor(1))),
     "index_select out of range": (
         ("index_select",),
@@ -1286,6 +1354,7 @@ RESULTS = {  # name: (call, expected NumPy value, expected dtype)
         numpy.array(5.0),
         F32,
     ),
+    "flip of a 0-d tensor": (lambda: gf.flip(gf.tensor(1.0), 0), numpy.array(1.0), F32),
     "pad of a 0-d tensor with no widths": (
         lambda: F.pad(gf.tensor(1.0), ()),
         numpy.array(1.0),
