@@ -7,10 +7,11 @@ PyTorch's semantics and argument names (torch.nn.functional). How they are compu
   ``im2col_fwd`` kernel on the GPU (gradflow/kernels/conv.py).
 - forward: ``out = W [O, C*kh*kw] @ cols``, one GEMM (batched over groups), + bias.
 - backward: ``dW = dY [O, N*OH*OW] @ cols^T`` (cols rebuilt from the saved input) and
-  ``dX = col2im(W^T @ dY)``: on the CPU a loop over the kh*kw kernel offsets adding strided
-  slices; on the GPU the ``col2im`` gather kernel (no atomics, deterministic). On the CPU a
-  stride-1 conv with no more output than input channels takes dX as a conv of dY with the
-  flipped weight instead (cheaper there: see _flipped_conv_window).
+  ``dX = col2im(W^T @ dY)``: on the CPU one GEMM per kernel offset, each added to its strided
+  window of a channels-last frame (_col2im_by_offset); on the GPU the ``col2im`` gather
+  kernel (no atomics, deterministic). On the CPU a stride-1 conv with no more output than
+  input channels takes dX as a conv of dY with the flipped weight instead (cheaper there: see
+  _flipped_conv_window).
 - conv_transpose2d is the same three pieces in another order: its forward is conv2d's input
   gradient, its input gradient is conv2d's forward, its weight gradient conv2d's with the
   roles of input and output swapped.
@@ -110,26 +111,38 @@ def _columns(x: Any, window: Window) -> Any:
 
 
 def _col2im(dcols: Any, window: Window, x_shape: tuple) -> Any:
-    """The adjoint of _columns: dx [N, C, H, W] from dcols [C*kh*kw, N*OH*OW]."""
-    if uses_kernels(dcols):
-        from gradflow.kernels.conv import col2im
+    """The adjoint of _columns on the GPU: dx [N, C, H, W] from dcols [C*kh*kw, N*OH*OW]."""
+    from gradflow.kernels.conv import col2im
 
-        return col2im(
-            dcols, x_shape, window.kernel, window.out, stride=window.stride,
-            padding=window.padding, dilation=window.dilation, backend=_util.kernel_backend,
-        )  # fmt: skip
+    return col2im(
+        dcols, x_shape, window.kernel, window.out, stride=window.stride, padding=window.padding,
+        dilation=window.dilation, backend=_util.kernel_backend,
+    )  # fmt: skip
+
+
+def _col2im_by_offset(g2: Any, weight: Any, window: Window, groups: int, x_shape: tuple) -> Any:
+    """col2im(W^T @ dY) on the CPU, with g2 = dY as [O, N*OH*OW]: per group and kernel offset
+    one GEMM, dY^T [N*OH*OW, O/G] @ W[:, :, i, j] [O/G, C/G], added to its strided window of a
+    channels-last frame [N, rows, columns, C]. Channels last, each add's inner loop runs over
+    OW*C values of a contiguous block instead of OW (4 at the cnn's second conv, where the
+    channel-major passes took 3x as long as these)."""
     n, c, h, w = x_shape
-    (kh, kw), (oh, ow) = window.kernel, window.out
-    # Channel-major frame: each offset's slice of dcols, [C, N, OH, OW], adds without a transpose.
-    frame = gradient_frame((c, n), window, (h, w), dcols.dtype, numpy)
-    per_offset = dcols.reshape(c, kh, kw, n, oh, ow)
-    for i, j in window.offsets():
-        rows, cols = window.offset_slices(i, j)
-        frame[:, :, rows, cols] += per_offset[:, i, j]
+    o, c_per_group, kh, kw = weight.shape
+    oh, ow = window.out
+    w_by_offset = numpy.ascontiguousarray(
+        weight.reshape(groups, o // groups, c_per_group, kh * kw).transpose(0, 3, 1, 2)
+    )  # [G, kh*kw, O/G, C/G]: a copy, so each GEMM reads a BLAS layout
+    dy_t = _by_group(g2, groups).transpose(0, 2, 1)[:, None]  # [G, 1, N*OH*OW, O/G], a view
+    per_offset = dy_t @ w_by_offset  # [G, kh*kw, N*OH*OW, C/G]
+    rows, cols = gradient_frame((), window, (h, w), g2.dtype, numpy).shape
+    frame = numpy.zeros((n, rows, cols, groups, c_per_group), dtype=g2.dtype)
+    for k, (i, j) in enumerate(window.offsets()):
+        rows_k, cols_k = window.offset_slices(i, j)
+        block = per_offset[:, k].reshape(groups, n, oh, ow, c_per_group)
+        frame[:, rows_k, cols_k] += block.transpose(1, 2, 3, 0, 4)
     top, left = window.padding
-    return numpy.ascontiguousarray(
-        frame[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
-    )
+    dx = frame[:, top : top + h, left : left + w].reshape(n, h, w, c)
+    return numpy.ascontiguousarray(dx.transpose(0, 3, 1, 2))
 
 
 def _grouped(a: Any, b: Any) -> Any:
@@ -180,6 +193,8 @@ def _conv_input_grad(
         w_flipped = w5.transpose(0, 2, 1, 3, 4).reshape(groups * c_per_group, o // groups, kh, kw)
         return _conv_forward(g, w_flipped, None, flipped, groups)
     g2 = _channel_major(g) if g2 is None else g2
+    if not uses_kernels(g):
+        return _col2im_by_offset(g2, weight, window, groups, x_shape)
     w3 = _by_group(weight.reshape(weight.shape[0], -1), groups)
     dcols = _grouped(w3.transpose(0, 2, 1), _by_group(g2, groups))
     groups_, rows, length = dcols.shape

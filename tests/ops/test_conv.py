@@ -191,6 +191,36 @@ def test_flipped_weight_input_gradient_matches_col2im(monkeypatch, x_shape, w_sh
     numpy.testing.assert_allclose(flipped[1], plain[1], rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize(
+    "x_shape,w_shape,window_args,groups",
+    [
+        ((3, 4, 4, 4), (8, 4, 3, 3), ((1, 1), (1, 1), (1, 1)), 1),  # the cnn's O > C, 4x4
+        ((2, 3, 7, 6), (2, 3, 3, 2), ((2, 1), (0, 1), (1, 2)), 1),  # odd sizes, strided
+        ((2, 4, 5, 5), (6, 2, 3, 3), ((1, 2), (2, 1), (2, 1)), 2),  # groups, dilation
+        ((2, 4, 5, 5), (4, 1, 3, 3), ((1, 1), (1, 1), (1, 1)), 4),  # depthwise
+    ],
+)
+def test_col2im_by_offset_is_the_adjoint_of_the_forward_conv(x_shape, w_shape, window_args, groups):
+    """<conv(x), dY> == <x, dX>: the CPU input gradient (per-offset GEMMs into a channels-last
+    frame) is exactly the transpose of the forward im2col GEMM."""
+    from gradflow.ops import conv as conv_module
+
+    stride, padding, dilation = window_args
+    kernel = w_shape[2:]
+    out = tuple(
+        (size + 2 * p - d * (k - 1) - 1) // s + 1
+        for size, k, s, p, d in zip(x_shape[2:], kernel, stride, padding, dilation)
+    )
+    window = conv_module.Window(kernel, stride, padding, dilation, out)
+    rng = numpy.random.default_rng(8)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    g = rng.standard_normal((x_shape[0], w_shape[0], *out))
+    y = conv_module._conv_forward(x, w, None, window, groups)
+    dx = conv_module._col2im_by_offset(conv_module._channel_major(g), w, window, groups, x_shape)
+    assert dx.shape == x_shape and dx.flags.c_contiguous
+    numpy.testing.assert_allclose(numpy.vdot(y, g), numpy.vdot(x, dx), rtol=1e-12)
+
+
 def test_one_node_with_bias_and_only_the_needed_arrays_saved():
     rng = numpy.random.default_rng(6)
     x = gf.tensor(rng.standard_normal((2, 3, 5, 5)), requires_grad=True)
