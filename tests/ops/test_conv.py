@@ -221,6 +221,36 @@ def test_col2im_by_offset_is_the_adjoint_of_the_forward_conv(x_shape, w_shape, w
     numpy.testing.assert_allclose(numpy.vdot(y, g), numpy.vdot(x, dx), rtol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "name,x_shape,w_shape,kwargs",
+    [
+        ("conv2d", (3, 8, 4, 4), (6, 8, 3, 3), dict(padding=1)),  # the cnn's second conv
+        ("conv2d", (2, 5, 7, 6), (3, 5, 3, 2), dict(stride=(2, 3), padding=(1, 0))),
+        ("conv2d", (2, 16, 7, 7), (4, 16, 3, 3), dict(dilation=(2, 2), padding=2)),
+        ("conv1d", (2, 9, 5), (4, 9, 3), dict(padding=1)),
+        ("conv_transpose2d", (2, 8, 3, 3), (8, 4, 3, 3), dict(stride=2, padding=1)),
+    ],
+)
+def test_channels_last_columns_match_channel_major(monkeypatch, name, x_shape, w_shape, kwargs):
+    """Where the CPU builds cols^T from a channels-last copy of x, the output and every
+    gradient equal those from the channel-major cols."""
+    import gradflow.ops.conv as conv_module
+
+    arrays = _arrays(name, x_shape, w_shape, kwargs)
+    rule = conv_module._channels_last
+    calls = []
+    monkeypatch.setattr(
+        conv_module, "_channels_last", lambda *a: calls.append(rule(*a)) or calls[-1]
+    )
+    last = _forward_backward(name, arrays, kwargs, numpy.float64, routed=False)
+    assert any(calls)  # the channels-last route ran
+    monkeypatch.setattr(conv_module, "_channels_last", lambda *a: False)
+    major = _forward_backward(name, arrays, kwargs, numpy.float64, routed=False)
+    for ours, ref in zip(last, major):
+        assert ours.shape == ref.shape
+        numpy.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-13)
+
+
 def test_one_node_with_bias_and_only_the_needed_arrays_saved():
     rng = numpy.random.default_rng(6)
     x = gf.tensor(rng.standard_normal((2, 3, 5, 5)), requires_grad=True)
