@@ -127,8 +127,15 @@ def _channels_last(x: Any, window: Window, groups: int) -> bool:
 def _columns_last(x: Any, window: Window) -> Any:
     """cols^T [N*OH*OW, kh*kw*C] of x [N, C, H, W], columns ordered (i, j, c): a strided view
     of the zero-padded input laid out channels last [N, rows, columns, C], copied once."""
-    n, c = x.shape[:2]
-    frame = numpy.ascontiguousarray(padded_frame(x, window, 0).transpose(0, 2, 3, 1))
+    n, c, h, w = x.shape
+    # The zero-padded frame, written channels last in one strided copy (padding first and
+    # transposing after took 290 us against 20 at the cnn's second conv).
+    (top, left), height, width = window.padding, window.span(0), window.span(1)
+    rows, cols = min(h, height - top), min(w, width - left)
+    covered = top == 0 and left == 0 and rows == height and cols == width
+    frame = (numpy.empty if covered else numpy.zeros)((n, height, width, c), dtype=x.dtype)
+    if rows > 0 and cols > 0:
+        frame[:, top : top + rows, left : left + cols] = x[..., :rows, :cols].transpose(0, 2, 3, 1)
     s_n, s_h, s_w, s_c = frame.strides
     (kh, kw), (sh, sw) = window.kernel, window.stride
     (dh, dw), (oh, ow) = window.dilation, window.out
