@@ -236,6 +236,9 @@ def test_non_contiguous_input():
     x = base.permute(1, 3, 0, 2)[:, :, :, ::2]  # (2, 3, 5, 5)
     expected = max_pool2d(gf.tensor(host(x).copy()), 2, 1)
     numpy.testing.assert_array_equal(host(max_pool2d(x, 2, 1)), host(expected))
+    tiled = max_pool2d(gf.tensor(host(x).copy()), 2)  # the reshaped fast path
+    numpy.testing.assert_array_equal(host(max_pool2d(x, 2)), host(tiled))
+    assert gradcheck(lambda b: max_pool2d(b.permute(1, 3, 0, 2)[:, :, :, ::2], 2), [base])
     fn = lambda b: avg_pool2d(b.permute(1, 3, 0, 2)[:, :, :, ::2], 3, 2, 1)  # noqa: E731
     assert gradcheck(fn, [base])
 
