@@ -5,8 +5,11 @@ unbatched (C, H, W) (1-D: (N, C, L) or (C, L), run as 2-D with a unit height).
 
 CPU: a loop over the kh*kw kernel offsets, each a strided view of the (padded) input, so the
 work is whole-array NumPy operations (no loop over pixels); max pooling's backward is one
-scatter-add (bincount) of the gradients to their maxima. GPU (and the emulation route):
-kernels/pooling.cu through gradflow/kernels/pooling.py, gather backward kernels (no atomics).
+scatter-add (bincount) of the gradients to their maxima. Max pooling with windows that tile
+the input (stride == kernel, no padding or dilation) copies the input once into
+window-offset-major order instead, and its backward writes one masked product per offset.
+GPU (and the emulation route): kernels/pooling.cu through gradflow/kernels/pooling.py,
+gather backward kernels (no atomics).
 
 Memory: max pooling keeps, per output, the offset ``i*kw + j`` of its maximum within the
 window (uint8 for windows of up to 256 pixels on the CPU; int32 from the kernel), never the
