@@ -15,7 +15,12 @@ where a node is one of
 ``{"type": "tensor", "array": name, "dtype": "float32", "shape": [...], "device": "cpu",
 "requires_grad": false}`` and
 ``{"type": "ndarray", "array": name, "dtype": "<f8", "shape": [...], "scalar": false}`` (NumPy
-arrays and scalars). Arrays shared by several tensors are stored once.
+arrays and scalars). Arrays shared by several tensors are stored once. Containers nest at most
+MAX_DEPTH levels deep.
+
+Loading trusts nothing in the file: every entry must be stored uncompressed, unencrypted,
+once, and named by the manifest; each ``.npy`` header is checked against the manifest and
+against the entry's size before any memory is allocated for the array.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import json
 import math
 import os
 import secrets
+import struct
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -45,6 +51,24 @@ _SUPPORTED = (
     "str and None"
 )
 _ARRAY_KINDS = "biufc"  # numbers and bools: never Python objects
+# Containers inside containers, at most: the encoder and decoder recurse once per level and
+# JSON parsing twice, which stays well inside Python's recursion limit.
+MAX_DEPTH = 100
+# What zipfile raises on a damaged archive or entry: besides BadZipFile, a flipped header byte
+# gives NotImplementedError (version, compression method), RuntimeError (the encryption flag),
+# ValueError (a negative seek) or a decompressor's error.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    zlib.error,
+    OverflowError,
+)
+_READ_CHUNK = 1 << 20  # array data is read in pieces of this many bytes
 
 
 class CheckpointError(ValueError):
@@ -172,6 +196,8 @@ class _Encoder:
     def container(self, obj: Any, keys: tuple) -> dict:
         if id(obj) in self.open:
             raise CheckpointError(f"can't save {_where(keys)}: it contains itself (a cycle)")
+        if len(keys) >= MAX_DEPTH:
+            raise CheckpointError(f"can't save {_where(keys)}: {_too_deep()}")
         self.open.add(id(obj))
         try:
             if isinstance(obj, Mapping):
@@ -208,6 +234,10 @@ def _where(keys: tuple) -> str:
     return repr(".".join(str(k) for k in keys)) if keys else "the top level"
 
 
+def _too_deep() -> str:
+    return f"containers are nested more than {MAX_DEPTH} levels deep"
+
+
 # ---- load --------------------------------------------------------------------------------
 def load(
     path: str | os.PathLike | IO[bytes],
@@ -225,28 +255,70 @@ def load(
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise CheckpointError(f"{label}: no such checkpoint file") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except OSError as exc:
+        raise CheckpointError(f"{label}: not a readable checkpoint ({exc})") from exc
+    except _ZIP_ERRORS as exc:
         raise CheckpointError(
             f"{label}: not a readable checkpoint: the zip archive is truncated or corrupt ({exc})"
         ) from exc
     with archive:
-        manifest = _read_manifest(archive, label)
-        decoder = _Decoder(archive, label, map_location)
-        return decoder.node(manifest["root"], ())
+        entries = _check_entries(archive, label)
+        manifest = _read_manifest(archive, entries[MANIFEST_NAME], label)
+        decoder = _Decoder(archive, entries, label, map_location)
+        obj = decoder.node(manifest["root"], ())
+        decoder.check_all_named()
+        return obj
 
 
-def _read_manifest(archive: zipfile.ZipFile, label: str) -> dict:
-    if MANIFEST_NAME not in archive.namelist():
+def _check_entries(archive: zipfile.ZipFile, label: str) -> dict[str, zipfile.ZipInfo]:
+    """The archive's entries by name, once each checked to be what gradflow.save writes:
+    stored uncompressed (so no entry can inflate beyond the file: no zip bombs), unencrypted,
+    named once, and lying within the file."""
+    try:
+        size = archive.fp.seek(0, os.SEEK_END)
+        infos = archive.infolist()
+    except _ZIP_ERRORS as exc:
+        raise CheckpointError(f"{label}: not a readable checkpoint ({exc})") from exc
+    entries: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.filename
+        problem = None
+        if name in entries:
+            problem = f"holds {name!r} twice"
+        elif info.flag_bits & 0x1:
+            problem = f"entry {name!r} is encrypted"
+        elif info.compress_type != zipfile.ZIP_STORED:
+            problem = f"entry {name!r} is compressed (zip method {info.compress_type})"
+        elif info.compress_size != info.file_size or info.header_offset + info.file_size > size:
+            problem = (
+                f"entry {name!r} declares {info.file_size} bytes, which the {size}-byte file "
+                "can't hold"
+            )
+        if problem:
+            raise CheckpointError(
+                f"{label}: not a checkpoint gradflow.save wrote, or a corrupt one: the archive "
+                f"{problem} (gradflow writes each entry once, uncompressed and unencrypted)"
+            )
+        entries[name] = info
+    if MANIFEST_NAME not in entries:
         raise CheckpointError(
             f"{label}: no {MANIFEST_NAME} in the archive; it is not a checkpoint written by "
             "gradflow.save"
         )
+    return entries
+
+
+def _read_manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> dict:
     try:
-        text = archive.read(MANIFEST_NAME).decode("utf-8")
-        manifest = json.loads(text)
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        with archive.open(info) as member:
+            raw = member.read()
+    except _ZIP_ERRORS as exc:
         raise CheckpointError(f"{label}: {MANIFEST_NAME} is corrupt ({exc})") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except RecursionError as exc:
+        raise CheckpointError(f"{label}: {MANIFEST_NAME} is nested too deeply to read") from exc
+    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, an int of 5,000 digits
         raise CheckpointError(f"{label}: {MANIFEST_NAME} is not valid JSON ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise CheckpointError(
@@ -269,11 +341,30 @@ def _read_manifest(archive: zipfile.ZipFile, label: str) -> dict:
 class _Decoder:
     """Rebuilds the object a manifest describes, reading and checking each array it names."""
 
-    def __init__(self, archive: zipfile.ZipFile, label: str, map_location: Any):
+    def __init__(
+        self,
+        archive: zipfile.ZipFile,
+        entries: dict[str, zipfile.ZipInfo],
+        label: str,
+        map_location: Any,
+    ):
         self.archive = archive
+        self.entries = entries
         self.label = label
         self.map_location = map_location
         self.arrays: dict[tuple[str, str], Any] = {}  # (entry, device) -> array, for sharing
+        self.named = {MANIFEST_NAME}  # entries the manifest has named so far
+
+    def check_all_named(self) -> None:
+        """Refuse entries the manifest never named: gradflow.save writes none."""
+        unnamed = [name for name in self.entries if name not in self.named]
+        if unnamed:
+            shown = ", ".join(repr(name) for name in unnamed[:5])
+            more = f" and {len(unnamed) - 5} more" if len(unnamed) > 5 else ""
+            raise CheckpointError(
+                f"{self.label}: the archive holds {shown}{more}, not named by {MANIFEST_NAME}; "
+                "the checkpoint was altered or not written by gradflow.save"
+            )
 
     def fail(self, keys: tuple, message: str) -> CheckpointError:
         return CheckpointError(f"{self.label}: {message} (at {_where(keys)})")
@@ -295,6 +386,8 @@ class _Decoder:
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise self.fail(keys, f"malformed manifest: float node holds {value!r}")
             return float(value)
+        if kind in ("list", "tuple", "dict") and len(keys) >= MAX_DEPTH:
+            raise self.fail(keys, f"malformed manifest: {_too_deep()}")
         if kind in ("list", "tuple"):
             items = node.get("items")
             if not isinstance(items, list):
@@ -318,6 +411,8 @@ class _Decoder:
         for name, value in zip(names, values):
             if not isinstance(name, str | int):
                 raise self.fail(keys, f"malformed manifest: dict key {name!r} is not str or int")
+            if name in out:
+                raise self.fail(keys, f"malformed manifest: dict key {name!r} twice")
             out[name] = self.node(value, (*keys, name))
         return out
 
@@ -368,32 +463,76 @@ class _Decoder:
             raise self.fail(keys, f"refusing to load an array of dtype {dtype} (not numeric)")
         cached = self.arrays.get((name, str(device)))
         if cached is None:
-            array = self.read(name, keys)
-            if array.dtype != dtype or list(array.shape) != shape:
-                raise self.fail(
-                    keys,
-                    f"array {name} has dtype {array.dtype} and shape {list(array.shape)} but "
-                    f"{MANIFEST_NAME} says dtype {dtype} and shape {shape}",
-                )
+            array = self.read(name, dtype, shape, keys)
             cached = self.arrays[(name, str(device))] = move_array(array, device)
         return cached
 
-    def read(self, name: str, keys: tuple) -> numpy.ndarray:
+    def read(self, name: str, dtype: numpy.dtype, shape: list, keys: tuple) -> numpy.ndarray:
+        """The array of entry `name`, checked to have the manifest's dtype and shape."""
+        info = self.entries.get(name)
+        if info is None:
+            raise self.fail(keys, f"array {name} is missing from the archive")
+        self.named.add(name)
         try:
-            with self.archive.open(name) as member:
-                array = npy_format.read_array(member, allow_pickle=False)
-                if member.read(1):  # also reads to the end, where zipfile checks the CRC
-                    raise ValueError("extra bytes after the array data")
-        except KeyError:
-            raise self.fail(keys, f"array {name} is missing from the archive") from None
-        except ValueError as exc:
-            if "allow_pickle" in str(exc):
-                raise self.fail(
-                    keys,
-                    f"array {name} holds pickled Python objects; refusing to load it "
-                    "(gradflow checkpoints never contain pickles)",
-                ) from exc
-            raise self.fail(keys, f"array {name} is corrupt ({exc})") from exc
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            with self.archive.open(info) as member:
+                return self.read_npy(member, info, dtype, shape, keys)
+        except CheckpointError:
+            raise
+        except _ZIP_ERRORS as exc:
             raise self.fail(keys, f"array {name} is truncated or corrupt ({exc})") from exc
-        return array
+
+    def read_npy(
+        self, member: IO[bytes], info: zipfile.ZipInfo, dtype: numpy.dtype, shape: list, keys: tuple
+    ) -> numpy.ndarray:
+        """Read a .npy entry, checking its header before allocating: the dtype must be
+        numeric (an object array would need unpickling), and dtype, shape and the entry's
+        size must agree with the manifest."""
+        name = info.filename
+        try:
+            version = npy_format.read_magic(member)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f".npy format version {version} is not one gradflow writes")
+            read_header = npy_format.read_array_header_1_0
+            if version == (2, 0):
+                read_header = npy_format.read_array_header_2_0
+            saved_shape, fortran_order, saved_dtype = read_header(member)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
+            raise  # the zip layer: read() reports it as truncated or corrupt
+        except Exception as exc:
+            # numpy parses the header's text: ValueError, SyntaxError, TypeError and (found by
+            # fuzzing) tokenize.TokenError all mean a corrupt header
+            raise self.fail(keys, f"array {name} is corrupt: a bad .npy header ({exc})") from exc
+        if saved_dtype.hasobject:
+            raise self.fail(
+                keys,
+                f"array {name} holds pickled Python objects; refusing to load it (gradflow "
+                "checkpoints never contain pickles)",
+            )
+        if saved_dtype != dtype or list(saved_shape) != shape:
+            raise self.fail(
+                keys,
+                f"array {name} has dtype {saved_dtype} and shape {list(saved_shape)} but "
+                f"{MANIFEST_NAME} says dtype {dtype} and shape {shape}",
+            )
+        nbytes = math.prod(saved_shape) * saved_dtype.itemsize
+        stored = info.file_size - member.tell()
+        if nbytes != stored:
+            raise self.fail(
+                keys,
+                f"array {name} is corrupt: its header declares {nbytes} bytes of data "
+                f"({saved_dtype}, shape {list(saved_shape)}) but the entry holds {stored}",
+            )
+        raw = numpy.empty(nbytes, numpy.uint8)
+        done = 0
+        while done < nbytes:
+            chunk = member.read(min(_READ_CHUNK, nbytes - done))
+            if not chunk:
+                raise EOFError(f"the entry ends after {done} of {nbytes} bytes")
+            raw[done : done + len(chunk)] = numpy.frombuffer(chunk, numpy.uint8)
+            done += len(chunk)
+        if member.read(1):  # also reads to the end, where zipfile checks the CRC
+            raise ValueError("extra bytes after the array data")
+        array = raw.view(saved_dtype)
+        if fortran_order:
+            return array.reshape(saved_shape[::-1]).transpose()
+        return array.reshape(saved_shape)
