@@ -1,0 +1,163 @@
+"""The errors page: every exception gradflow raises, when, what it tells you, with an example.
+
+gradflow's own exceptions are importable from here (``from gradflow.errors import
+CheckpointError``); each subclasses a built-in one, so ``except ValueError`` also catches a
+CheckpointError. Everything else gradflow raises is a built-in exception with a message that
+names the op or argument, the shapes, dtypes or devices involved, and what to do instead.
+tests/test_errors_page.py checks that every exception class defined in gradflow is listed and
+re-exported here, and that the example messages below still match what the code raises.
+
+gradflow's exceptions
+---------------------
+
+CheckpointError (ValueError), defined in gradflow.serialization
+    When: ``gradflow.save`` meets an object it can't store (a lambda, a set, an object array,
+    a cycle, containers nested more than 100 deep); ``gradflow.load`` gets a file that is
+    missing, not a zip, truncated, corrupt (a CRC mismatch), compressed, encrypted, holding
+    an entry twice or one its manifest doesn't name, whose manifest is malformed or disagrees
+    with an array's dtype, shape or size, that holds a pickle (refused, never unpickled), or
+    that has a cuda tensor while CUDA is not available.
+    Tells you: the file, the entry, and the key path inside the saved object; what it found
+    and what it expected; for a cuda checkpoint, to pass ``map_location='cpu'``.
+    Example: ``run.ckpt: array arrays/0.npy has dtype float32 and shape [2, 3] but
+    checkpoint.json says dtype float32 and shape [3, 2] (at 'model.weight')``
+
+CudaUnavailableError (RuntimeError), defined in gradflow.backend
+    When: a tensor, module or op is asked for ``cuda`` (``device="cuda"``, ``.cuda()``,
+    ``gradflow.cuda.synchronize()``) where CuPy can't be imported or sees no such GPU.
+    Tells you: the package to install for your CUDA version, CuPy's own import error, and to
+    use ``device='cpu'`` or ``'auto'``.
+    Example: ``CUDA was requested but CuPy could not be imported; install CuPy for your CUDA
+    toolkit: pip install 'gradflow[cuda12]' (CUDA 12.x) or pip install 'gradflow[cuda13]'
+    (CUDA 13.x). Original error: ModuleNotFoundError("No module named 'cupy'"). Use
+    device='cpu' (or 'auto' to pick cuda only when it is available).``
+
+DatasetFileError (ValueError), defined in gradflow.data.mnist
+    When: MNIST or Fashion-MNIST files are missing, not IDX files, truncated, of the wrong
+    kind (images where labels belong), don't belong together (as many images as labels), or
+    can't be downloaded (every mirror failed, or the file's checksum did not match).
+    Tells you: the file, what is wrong with it, where it looked, and how to get the files.
+    Example: ``MNIST: train-images-idx3-ubyte[.gz] not found in data or data/MNIST/raw. ...
+    pass download=True to fetch them into data, or root= a directory that has them.``
+
+TrainingError (ValueError), defined in gradflow.training
+    When: ``gradflow train`` (or ``gradflow.training.train``) gets an option it can't use: an
+    unknown model, optimizer or ``--data``, ``--epochs`` or ``--batch-size`` below 1,
+    ``--resume`` without a checkpoint or from one trained with another model, data or
+    optimizer, ``--plot`` without matplotlib, or a checkpoint already at the last epoch.
+    Tells you: the option, the value, and the values it accepts.
+    Example: ``--epochs must be at least 1, got 0``
+
+AnomalyError (RuntimeError), defined in gradflow.autograd.anomaly
+    When: anomaly mode is on (``with gradflow.autograd.detect_anomaly():``) and an op's
+    forward output or a node's backward gradient holds NaN or Inf.
+    Tells you: the op ("Log" in forward, "SqrtBackward" in backward), which output or input,
+    its shape and dtype, and the lines of your code that ran the op in forward; the
+    attributes ``op``, ``phase``, ``index`` and ``created_at`` hold the same.
+    Example: ``Function 'SqrtBackward' returned inf values in its gradient for input 0
+    (shape (1,), dtype float32). Sqrt was created in forward at (most recent call last): ...``
+
+GradcheckError (AssertionError), defined in gradflow.testing.gradcheck
+    When: ``gradflow.testing.gradcheck`` finds autograd's gradient differing from float64
+    finite differences (inputs that are not float64 get a TypeError instead).
+    Tells you: the directional derivatives or the worst Jacobian element, both values, the
+    difference and the tolerances.
+    Example: ``gradcheck: directional derivative mismatch: analytic 0.9465819231 vs numeric
+    0.6310546153 (difference 0.316, atol=1e-05, rtol=0.001)``
+
+PlotUnavailableError (RuntimeError), defined in gradflow.bench.plot
+    When: ``gradflow bench --plot`` runs without matplotlib (checked before the run).
+    Tells you: the package to install.
+    Example: ``--plot needs matplotlib: pip install 'gradflow[plot]' (or pip install
+    matplotlib)``
+
+Built-in exceptions
+-------------------
+
+ValueError: shapes and values
+    When: operands that don't broadcast, matmul or layer inputs of the wrong size, a reshape
+    to the wrong number of elements, an unknown device string, an invalid hyperparameter
+    (a negative learning rate, betas outside [0, 1)), a ``batch_size`` below 1, and
+    ``Module.load_state_dict`` with a value whose shape differs from the parameter's.
+    Tells you: the op or layer, the shapes (or the value) and what was expected.
+    Examples: ``add: operands could not be broadcast together with shapes (2,3) (4,) ...``;
+    ``size mismatch for '5.bias': the checkpoint has shape (3,), the model has (10,)``
+
+TypeError: dtypes and argument types
+    When: an op mixes float32 and float64 tensors (gradflow never promotes floats silently),
+    a dtype gradflow doesn't support, an argument of the wrong type (a ``batch_size`` that
+    is not an int, a state_dict that is not a dict, or one whose value is not a Tensor),
+    gradcheck inputs that are not float64.
+    Tells you: the op, every operand's shape, dtype and device, and how to convert.
+    Example: ``Add: expected floating tensors of one dtype, got Tensor(shape=(2,),
+    dtype=float32, device=cpu), Tensor(shape=(2,), dtype=float64, device=cpu); convert one
+    with .float() or .double() (gradflow does not promote float32 and float64 silently)``
+
+RuntimeError: misuse of the graph, devices
+    When: a second backward through a graph whose saved arrays were freed, backward from a
+    tensor that doesn't require grad or from a non-scalar without ``gradient=``, an in-place
+    change to a leaf that requires grad (or to a tensor saved for backward), tensors on
+    different devices in one op, ``numpy()`` on a tensor that requires grad, the truth value
+    of a many-element tensor, a non-finite norm in ``clip_grad_norm_(error_if_nonfinite=True)``.
+    Tells you: what happened and the fix (``retain_graph=True``, ``detach()``, ``no_grad()``,
+    ``.to(device)``), naming both devices on a mismatch.
+    Example: ``Trying to backward through Sum a second time, but its saved arrays were freed
+    after the first backward. Pass retain_graph=True to the first backward() (or
+    gradflow.grad()) if you need to backward through the graph again.``
+
+IndexError: indices and dims out of range
+    When: an index past a dim's size, a ``dim=`` argument out of range, a class target
+    outside ``[0, classes)`` in cross_entropy or nll_loss, an embedding index past the table.
+    Tells you: the index, the dim and its size, or the valid range.
+    Example: ``sum: dim 4 is out of range for a tensor with 1 dims (expected in [-1, 0])``
+
+KeyError: names
+    When: ``Module.load_state_dict`` (strict, the default) with missing or unexpected keys; a
+    parameter, buffer or submodule registered under an empty or dotted name; a learning-rate
+    scheduler resumed with ``last_epoch`` before the optimizer's state was loaded.
+    Tells you: every missing and unexpected key, and ``strict=False`` to load the rest.
+    Example: ``error loading state_dict into Sequential: missing keys: 5.bias. Pass
+    strict=False to load the keys that match``
+
+NotImplementedError: what gradflow doesn't do (yet)
+    When: ``create_graph=True`` (higher-order gradients), embedding ``max_norm`` or
+    ``sparse=True``, conv ``padding_mode`` other than 'zeros', a Module or Function subclass
+    without ``forward``/``backward``, random-state access on cuda generators.
+    Tells you: what is not supported and what to do instead.
+    Example: ``create_graph=True (higher-order gradients) is not supported yet: backward runs
+    on arrays and records no graph``
+
+AttributeError: modules
+    When: a module attribute that doesn't exist, or a parameter or submodule assigned before
+    ``super().__init__()`` ran.
+    Example: ``cannot assign parameters before Module.__init__() call``
+
+FileNotFoundError: files
+    When: ``gradflow.save`` into a directory that doesn't exist; the CUDA kernel sources
+    missing from an installation.
+    Example: ``can't save to runs/x.ckpt: directory runs does not exist``
+
+Command line
+    ``gradflow train`` and ``gradflow bench`` print ``gradflow <command>: error: <message>``
+    for CheckpointError, CudaUnavailableError, DatasetFileError, TrainingError and
+    PlotUnavailableError, and exit with status 2, as argparse does for a bad option (with its
+    usage message).
+"""
+
+from gradflow.autograd.anomaly import AnomalyError
+from gradflow.backend import CudaUnavailableError
+from gradflow.bench.plot import PlotUnavailableError
+from gradflow.data.mnist import DatasetFileError
+from gradflow.serialization import CheckpointError
+from gradflow.testing.gradcheck import GradcheckError
+from gradflow.training import TrainingError
+
+__all__ = [
+    "AnomalyError",
+    "CheckpointError",
+    "CudaUnavailableError",
+    "DatasetFileError",
+    "GradcheckError",
+    "PlotUnavailableError",
+    "TrainingError",
+]
