@@ -104,10 +104,7 @@ def load_datasets(spec: str, device: Device) -> tuple[data.TensorDataset, data.T
 
 def build(config: TrainConfig, image_size: int) -> tuple[nn.Module, optim.Optimizer]:
     """The model and its optimizer."""
-    if config.model not in models.MODELS:
-        raise TrainingError(
-            f"unknown model {config.model!r}; choose one of {', '.join(models.MODELS)}"
-        )
+    _check_model(config.model)
     if config.optimizer not in OPTIMIZERS:
         raise TrainingError(
             f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
@@ -117,6 +114,11 @@ def build(config: TrainConfig, image_size: int) -> tuple[nn.Module, optim.Optimi
     if lr is None:
         lr = DEFAULT_LR[config.optimizer] * LR_SCALE.get(config.model, 1.0)
     return model, OPTIMIZERS[config.optimizer](model.parameters(), lr=lr)
+
+
+def _check_model(name: str) -> None:
+    if name not in models.MODELS:
+        raise TrainingError(f"unknown model {name!r}; choose one of {', '.join(models.MODELS)}")
 
 
 def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
@@ -130,6 +132,7 @@ def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
 
 
 def _epochs(config: TrainConfig) -> int:
+    _check_model(config.model)
     epochs = config.epochs if config.epochs is not None else DEFAULT_EPOCHS[config.model]
     if epochs < 1:
         raise TrainingError(f"--epochs must be at least 1, got {epochs}")

@@ -126,6 +126,16 @@ def test_bad_options_give_a_clear_error_and_exit_status_2(tmp_path, capsys, args
     assert err.startswith("gradflow train: error: ") and message in err
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [({"model": "vgg"}, "unknown model 'vgg'; choose one of mlp, cnn, lstm, gru"),
+     ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'; choose one of")],
+)  # fmt: skip
+def test_the_python_api_names_a_bad_model_or_optimizer(tmp_path, option, message):
+    with pytest.raises(training.TrainingError, match=message):
+        training.train(_config(tmp_path, **option), log=lambda s: None)
+
+
 def test_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(training.TrainingError, match=r"--plot needs matplotlib: pip install"):
