@@ -536,6 +536,7 @@ def _shape_call(draw, x_np):
 
         def ref():
             if ndim == 0:
+                _axes(start, ndim), _axes(end, ndim)  # 0 and -1 only
                 return x_np.reshape(1)
             s, e = _axes(start, ndim)[0], _axes(end, ndim)[0]
             if s > e:
@@ -1085,7 +1086,8 @@ def test_class_losses(problem, name):
 
 @FUZZ
 @given(
-    pair=st.tuples(tensors(dtypes=INTS + FLOATS[1:2], max_dims=3, max_side=3)),
+    # small class values: one_hot(tensor([2**31 - 1])) rightly needs 2**31 columns
+    pair=st.tuples(tensors(dtypes=INTS + FLOATS[1:2], special=False, max_dims=3, max_side=3)),
     num_classes=st.integers(-1, 4),
 )
 def test_one_hot(pair, num_classes):
@@ -1159,9 +1161,10 @@ def test_pair_losses(name, pair, reduction, data):
         if bce and ((x_np < 0) | (x_np > 1)).any():
             raise ValueError("outside [0, 1]")
         loss = PAIR_LOSSES[name](x_np.astype(numpy.float64), y_np.astype(numpy.float64))
+        loss = loss.astype(dtype)  # reduced in the input's dtype, as NumPy (float32 may overflow)
         if reduction == "none":
-            return loss.astype(dtype)
-        return numpy.asarray(loss.sum() if reduction == "sum" else loss.mean()).astype(dtype)
+            return loss
+        return numpy.asarray(loss.sum() if reduction == "sum" else loss.mean())
 
     op = getattr(F, name)
     call = lambda: op(gf.tensor(x_np), gf.tensor(y_np), reduction=reduction)  # noqa: E731
