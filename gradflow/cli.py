@@ -30,6 +30,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", help="save loss and accuracy curves to this image (matplotlib)")
     p.add_argument("--data", default="digits",
                    help="digits (embedded), mnist:PATH or fashion-mnist:PATH")  # fmt: skip
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads on the CPU (default 1: fastest for these small models; "
+                   "0: the BLAS library's default)")  # fmt: skip
     p.add_argument("--limit-batches", type=int, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -51,6 +54,7 @@ def _run_train(args: argparse.Namespace) -> int:
         data=args.data,
         limit_batches=args.limit_batches,
         progress=not args.no_progress,
+        threads=args.threads,
     )
     training.train(config, log=lambda line: print(line, flush=True))
     return 0

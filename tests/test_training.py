@@ -154,3 +154,19 @@ def test_the_console_script_module_runs(tmp_path):
         [sys.executable, "-m", "gradflow.cli", "train", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0 and "--checkpoint" in done.stdout and "--resume" in done.stdout
+
+
+def test_blas_threads_limits_numpy_blas_inside_the_block_only():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    before = blas_threads()
+    with training.blas_threads(1):
+        assert blas_threads() == {1}
+    assert blas_threads() == before
+    with training.blas_threads(0):
+        assert blas_threads() == before
+    with pytest.raises(training.TrainingError, match="--threads must be 0"):
+        training.blas_threads(-1)
