@@ -637,9 +637,9 @@ def test_max_pool_of_an_empty_plane():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="ops/pooling.py (as of b782999): max_pool2d of an "
-    "empty batch or zero channels leaks NumPy's 'cannot reshape array of size 0 "
-    "into shape (0,1,1,1)'; PyTorch returns the empty batch",
+    reason="ops/pooling.py: max_pool2d of an empty batch or zero "
+    "channels leaks NumPy's 'cannot reshape array of size 0 into shape (0,1,1,1)' (a regression "
+    "of e4675b3; 45ee189 gave the empty output, as PyTorch does)",
 )
 @pytest.mark.parametrize("shape", [(0, 1, 1, 1), (2, 0, 2, 2), (0, 1, 1)])
 def test_max_pool_of_an_empty_batch_or_no_channels(shape):
