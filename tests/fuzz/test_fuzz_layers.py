@@ -51,12 +51,10 @@ class Case:
         )
 
 
-def _input(draw, shape, dtype, integer=False):
+def _input(draw, shape, dtype):
+    """Standard normal values of `shape` in a drawn layout."""
     rng = numpy.random.default_rng(draw(st.integers(0, 2**16)))
-    if integer:
-        values = rng.integers(-1, 4, size=shape)
-    else:
-        values = rng.standard_normal(shape).astype(dtype)
+    values = rng.standard_normal(shape).astype(dtype)
     return with_layout(values, draw(st.sampled_from(LAYOUTS)))
 
 
