@@ -10,7 +10,6 @@ dropout).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -23,6 +22,7 @@ from typing import Any
 from gradflow import data, models, nn, optim
 from gradflow.autograd.grad_mode import no_grad
 from gradflow.backend import Device
+from gradflow.backend.threads import blas_threads
 from gradflow.ops.losses import cross_entropy
 from gradflow.random import Generator, default_generator, manual_seed
 from gradflow.serialization import load, save
@@ -160,6 +160,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     epochs = _epochs(config)
     if config.batch_size < 1:
         raise TrainingError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.threads < 0:
+        raise TrainingError(f"--threads must be 0 (the BLAS default) or more, got {config.threads}")
     checkpoint = Path(config.checkpoint or f"gradflow_runs/{config.model}/checkpoint.gfckpt")
     if config.plot:
         _pyplot()  # fail before training, not after it, when matplotlib is missing
@@ -234,22 +236,6 @@ def _train_epoch(
     seconds = time.perf_counter() - start
     return EpochRecord(epoch, float(loss_sum) / max(steps, 1), math.nan, samples / seconds,
                        seconds, lr)  # fmt: skip
-
-
-def blas_threads(threads: int) -> contextlib.AbstractContextManager:
-    """Limit NumPy's BLAS to `threads` threads inside the block (0: leave it alone).
-
-    The models here multiply small matrices, where a second BLAS thread gains little; on a
-    busy machine a multi-threaded OpenBLAS that waits for a descheduled thread made the cnn's
-    15 epochs take 21 s instead of 2.4 s on 2 cores (measured 2026-11-21).
-    """
-    if threads < 0:
-        raise TrainingError(f"--threads must be 0 (the BLAS default) or more, got {threads}")
-    if threads == 0:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def _progress(loader: Iterable, total: int, desc: str, enabled: bool) -> Iterable:

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy
 import pytest
@@ -168,5 +169,7 @@ def test_blas_threads_limits_numpy_blas_inside_the_block_only():
     assert blas_threads() == before
     with training.blas_threads(0):
         assert blas_threads() == before
-    with pytest.raises(training.TrainingError, match="--threads must be 0"):
+    with pytest.raises(ValueError, match=r"BLAS threads must be 0 \(the library's default\)"):
         training.blas_threads(-1)
+    with pytest.raises(training.TrainingError, match=r"--threads must be 0 \(the BLAS default\)"):
+        training.train(_config(Path("unused"), threads=-1), log=lambda s: None)

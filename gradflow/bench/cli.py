@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from gradflow.backend import Device
+from gradflow.backend.threads import blas_threads
 from gradflow.bench import ceilings as ceilings_module
 from gradflow.bench import suites
 from gradflow.bench.report import Row, record, table, write_json
@@ -53,6 +54,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch (when importable)")
     p.add_argument("--json", metavar="PATH", help="write every figure and the machine here")
     p.add_argument("--plot", metavar="PATH", help="save time-vs-size and torch ratios (matplotlib)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="NumPy BLAS threads on the CPU (default 1, as torch gets; 0: the BLAS default)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--repeat", type=_positive, help=argparse.SUPPRESS)  # fixed count (tests)
     return p  # fmt: skip
@@ -116,11 +123,12 @@ def run(args: argparse.Namespace) -> int:
         compare = False
     names = list(suites.SUITES) if args.suite == "all" else [args.suite]
     cases = suites.cases(names, args.sizes)
-    ceilings = ceilings_module.ceilings(device_name)
-    rows = []
-    for case in _progress(cases, not args.no_progress):
-        ours, theirs = _run_case(case, device_name, compare, args.repeat)
-        rows.append(Row(case, ours, theirs, ceilings))
+    with blas_threads(args.threads if device.type == "cpu" else 0):
+        ceilings = ceilings_module.ceilings(device_name)
+        rows = []
+        for case in _progress(cases, not args.no_progress):
+            ours, theirs = _run_case(case, device_name, compare, args.repeat)
+            rows.append(Row(case, ours, theirs, ceilings))
     print(f"gradflow bench on {device_name}: copy {ceilings['copy_GBps']:.1f} GB/s, "
           f"GEMM {ceilings['gemm_TFLOPs']:.3g} TFLOP/s (the ceilings); "
           "vs torch = gradflow time / torch time")  # fmt: skip
