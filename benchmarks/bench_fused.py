@@ -1,8 +1,10 @@
 """Fused bias+activation backward and softmax cross-entropy: NumPy on the CPU; on a GPU, our
 fused kernels vs the unfused CuPy sequence vs torch eager.
 
-extra_info: bytes_moved (the minimum: each input read once, each output written once),
-<side>_us and <side>_GBps, ratio_to_torch on a GPU.
+Two sizes each; the GPU tests are marked gpu. extra_info: bytes_moved (the minimum: each input
+read once, each output written once), <side>_us and <side>_GBps, ratio_to_torch (torch eager on
+the same device and inputs), and _util.record_figures' run ceilings, fraction_of_ceiling and
+peak_memory_bytes.
 
     pytest benchmarks/bench_fused.py                      # measure
     pytest benchmarks/bench_fused.py --benchmark-disable  # smoke
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _kernel_bench_util import cupy_or_none, describe_traffic, gpu_median, record, torch_cuda_median
-from _util import median_time, torch_or_none
+from _util import compare_with_torch, record_figures, torch_or_none
 
 from gradflow.kernels import bias_act_bwd, softmax_xent_bwd, softmax_xent_fwd
 
@@ -47,28 +49,53 @@ def _xent_inputs(xp, n, c):
     return xp.asarray(logits), xp.asarray(rng.integers(0, c, n).astype(np.int64))
 
 
-def test_bias_relu_bwd_numpy_cpu(benchmark, bench):
-    n, c = bench.size((4096, 1024), (64, 32))
+def torch_bias_relu_bwd(torch, dy, z, device):
+    tdy, tz = torch.as_tensor(dy, device=device), torch.as_tensor(z, device=device)
+
+    def fn():
+        dz = torch.ops.aten.threshold_backward(tdy, tz, 0)
+        return dz, dz.sum(0)
+
+    return fn
+
+
+def torch_softmax_xent(torch, logits, target, device):
+    tl = torch.as_tensor(logits, device=device).requires_grad_()
+    tt = torch.as_tensor(target, device=device)
+
+    def fn():
+        loss = torch.nn.functional.cross_entropy(tl, tt)
+        return torch.autograd.grad(loss, tl)
+
+    return fn
+
+
+def _ids(shape):
+    return "x".join(map(str, shape))
+
+
+@pytest.mark.parametrize("size", [(512, 256), (4096, 1024)], ids=_ids)
+def test_bias_relu_bwd_numpy_cpu(benchmark, bench, size):
+    n, c = bench.size(size, (64, 32))
     dy, z = _bias_inputs(np, n, c)
-    nbytes = (3 * n * c + c) * 4
-    describe_traffic(benchmark.extra_info, nbytes)
-    record(
-        benchmark.extra_info,
-        "numpy",
-        median_time(lambda: numpy_bias_relu_bwd(dy, z), bench.repeats),
-        nbytes,
-    )
-    benchmark(numpy_bias_relu_bwd, dy, z)
+    ours = lambda: numpy_bias_relu_bwd(dy, z)  # noqa: E731
+    torch = torch_or_none()
+    theirs = None if torch is None else torch_bias_relu_bwd(torch, dy, z, "cpu")
+    compare_with_torch(benchmark, ours, theirs, bench.repeats, side="numpy")
+    record_figures(benchmark, ours, "cpu", side="numpy", bytes_moved=(3 * n * c + c) * 4)
+    benchmark(ours)
 
 
-def test_softmax_xent_numpy_cpu(benchmark, bench):
-    n, c = bench.size((4096, 1000), (64, 10))
+@pytest.mark.parametrize("size", [(512, 1000), (4096, 1000)], ids=_ids)
+def test_softmax_xent_numpy_cpu(benchmark, bench, size):
+    n, c = bench.size(size, (64, 10))
     logits, target = _xent_inputs(np, n, c)
-    nbytes = 2 * n * c * 4 + n * 8
-    describe_traffic(benchmark.extra_info, nbytes)
-    seconds = median_time(lambda: numpy_softmax_xent(logits, target), bench.repeats)
-    record(benchmark.extra_info, "numpy", seconds, nbytes)
-    benchmark(numpy_softmax_xent, logits, target)
+    ours = lambda: numpy_softmax_xent(logits, target)  # noqa: E731
+    torch = torch_or_none()
+    theirs = None if torch is None else torch_softmax_xent(torch, logits, target, "cpu")
+    compare_with_torch(benchmark, ours, theirs, bench.repeats, side="numpy")
+    record_figures(benchmark, ours, "cpu", side="numpy", bytes_moved=2 * n * c * 4 + n * 8)
+    benchmark(ours)
 
 
 def _gpu_or_skip():
@@ -78,9 +105,11 @@ def _gpu_or_skip():
     return cupy
 
 
-def test_bias_relu_bwd_gpu(benchmark, bench):
+@pytest.mark.gpu
+@pytest.mark.parametrize("size", [(4096, 1024), (16384, 4096)], ids=_ids)
+def test_bias_relu_bwd_gpu(benchmark, bench, size):
     cupy = _gpu_or_skip()
-    n, c = bench.size((16384, 4096), (64, 32))
+    n, c = bench.size(size, (64, 32))
     dy, z = _bias_inputs(cupy, n, c)
     info, reps = benchmark.extra_info, bench.repeats
     nbytes = (3 * n * c + c) * 4
@@ -89,20 +118,19 @@ def test_bias_relu_bwd_gpu(benchmark, bench):
     record(info, "cupy_unfused", gpu_median(lambda: numpy_bias_relu_bwd(dy, z, cupy), reps), nbytes)
     torch = torch_or_none()
     if torch is not None and torch.cuda.is_available():
-        tdy, tz = torch.as_tensor(dy, device="cuda"), torch.as_tensor(z, device="cuda")
-
-        def torch_fn():
-            dz = torch.ops.aten.threshold_backward(tdy, tz, 0)
-            return dz, dz.sum(0)
-
+        torch_fn = torch_bias_relu_bwd(torch, dy, z, "cuda")
         record(info, "torch", torch_cuda_median(torch, torch_fn, reps), nbytes)
         info["ratio_to_torch"] = round(info["kernel_us"] / info["torch_us"], 3)
+    record_figures(benchmark, lambda: bias_act_bwd(dy, z, "relu"), "cuda", side="kernel",
+                   bytes_moved=nbytes)  # fmt: skip
     benchmark(lambda: (bias_act_bwd(dy, z, "relu"), cupy.cuda.Device().synchronize()))
 
 
-def test_softmax_xent_gpu(benchmark, bench):
+@pytest.mark.gpu
+@pytest.mark.parametrize("size", [(4096, 1000), (16384, 1000)], ids=_ids)
+def test_softmax_xent_gpu(benchmark, bench, size):
     cupy = _gpu_or_skip()
-    n, c = bench.size((16384, 1000), (64, 10))
+    n, c = bench.size(size, (64, 10))
     logits, target = _xent_inputs(cupy, n, c)
     info, reps = benchmark.extra_info, bench.repeats
     nbytes = 2 * n * c * 4 + n * 8
@@ -121,13 +149,8 @@ def test_softmax_xent_gpu(benchmark, bench):
     )
     torch = torch_or_none()
     if torch is not None and torch.cuda.is_available():
-        tl = torch.as_tensor(logits, device="cuda").requires_grad_()
-        tt = torch.as_tensor(target, device="cuda")
-
-        def torch_fn():
-            loss = torch.nn.functional.cross_entropy(tl, tt)
-            return torch.autograd.grad(loss, tl)
-
+        torch_fn = torch_softmax_xent(torch, logits, target, "cuda")
         record(info, "torch", torch_cuda_median(torch, torch_fn, reps), nbytes)
         info["ratio_to_torch"] = round(info["kernel_us"] / info["torch_us"], 3)
+    record_figures(benchmark, ours, "cuda", side="kernel", bytes_moved=nbytes)
     benchmark(lambda: (ours(), cupy.cuda.Device().synchronize()))

@@ -2,8 +2,9 @@
 a GPU, our fused tiled kernel vs CuPy (elementwise + cuBLAS) vs torch eager.
 
 extra_info: flops (2 M N K), bytes_moved (dY, Z, W read once, dX written once), <side>_us,
-<side>_GFLOPs, ratio_to_torch on a GPU. Shapes: a DeepBench-like training GEMM, scaled down
-for the CPU.
+<side>_GFLOPs, ratio_to_torch (torch eager, same device and inputs), and _util.record_figures'
+run ceilings, fraction_of_ceiling (of the GEMM rate) and peak_memory_bytes. Shapes: two
+DeepBench-like training GEMMs, scaled down for the CPU; the GPU test is marked gpu.
 
     pytest benchmarks/bench_matmul_backward.py                      # measure
     pytest benchmarks/bench_matmul_backward.py --benchmark-disable  # smoke
@@ -14,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _kernel_bench_util import cupy_or_none, describe_traffic, gpu_median, record, torch_cuda_median
-from _util import median_time, torch_or_none
+from _util import compare_with_torch, record_figures, torch_or_none
 
 from gradflow.kernels import fused_act_matmul_bwd
 
@@ -36,20 +37,35 @@ def _traffic(info, m, n, k):
     return nbytes, flops
 
 
-def test_relu_matmul_bwd_numpy_cpu(benchmark, bench):
-    m, n, k = bench.size((512, 1024, 1024), (16, 32, 24))
+def torch_relu_matmul_bwd(torch, dy, z, w, device):
+    tdy, tz, tw = (torch.as_tensor(a, device=device) for a in (dy, z, w))
+    return lambda: torch.ops.aten.threshold_backward(tdy, tz, 0) @ tw.T
+
+
+def _ids(shape):
+    return "x".join(map(str, shape))
+
+
+@pytest.mark.parametrize("size", [(128, 256, 256), (512, 1024, 1024)], ids=_ids)
+def test_relu_matmul_bwd_numpy_cpu(benchmark, bench, size):
+    m, n, k = bench.size(size, (16, 32, 24))
     dy, z, w = _inputs(np, m, n, k)
     nbytes, flops = _traffic(benchmark.extra_info, m, n, k)
-    seconds = median_time(lambda: numpy_relu_matmul_bwd(dy, z, w), bench.repeats)
-    record(benchmark.extra_info, "numpy", seconds, nbytes, flops)
-    benchmark(numpy_relu_matmul_bwd, dy, z, w)
+    ours = lambda: numpy_relu_matmul_bwd(dy, z, w)  # noqa: E731
+    torch = torch_or_none()
+    theirs = None if torch is None else torch_relu_matmul_bwd(torch, dy, z, w, "cpu")
+    compare_with_torch(benchmark, ours, theirs, bench.repeats, side="numpy")
+    record_figures(benchmark, ours, "cpu", side="numpy", bytes_moved=nbytes, flops=flops)
+    benchmark(ours)
 
 
-def test_relu_matmul_bwd_gpu(benchmark, bench):
+@pytest.mark.gpu
+@pytest.mark.parametrize("size", [(1024, 1024, 1024), (4096, 4096, 4096)], ids=_ids)
+def test_relu_matmul_bwd_gpu(benchmark, bench, size):
     cupy = cupy_or_none()
     if cupy is None:
         pytest.skip("needs CuPy and a CUDA GPU")
-    m, n, k = bench.size((4096, 4096, 4096), (16, 32, 24))
+    m, n, k = bench.size(size, (16, 32, 24))
     dy, z, w = _inputs(cupy, m, n, k)
     info, reps = benchmark.extra_info, bench.repeats
     nbytes, flops = _traffic(info, m, n, k)
@@ -65,8 +81,9 @@ def test_relu_matmul_bwd_gpu(benchmark, bench):
     record(info, "cublas_only", gpu_median(lambda: dy @ w.T, reps), nbytes, flops)
     torch = torch_or_none()
     if torch is not None and torch.cuda.is_available():
-        tdy, tz, tw = (torch.as_tensor(a, device="cuda") for a in (dy, z, w))
-        torch_fn = lambda: torch.ops.aten.threshold_backward(tdy, tz, 0) @ tw.T  # noqa: E731
+        torch_fn = torch_relu_matmul_bwd(torch, dy, z, w, "cuda")
         record(info, "torch", torch_cuda_median(torch, torch_fn, reps), nbytes, flops)
         info["ratio_to_torch"] = round(info["kernel_us"] / info["torch_us"], 3)
+    info["ratio_to_cublas_only"] = round(info["kernel_us"] / info["cublas_only_us"], 3)
+    record_figures(benchmark, fused, "cuda", side="kernel", bytes_moved=nbytes, flops=flops)
     benchmark(lambda: (fused(), cupy.cuda.Device().synchronize()))
