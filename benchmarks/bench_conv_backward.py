@@ -10,7 +10,9 @@ Shapes (N, C, H=W, O, k, stride, padding): the digits CNN's first layer (64 imag
 extra_info: flops (forward, dX and dW GEMMs: 3 * 2 * N*O*OH*OW * C*k*k), gradflow_us /
 torch_us, gradflow_GFLOPs / torch_GFLOPs, ratio_to_torch (gradflow / torch: below 1 is
 faster), gemm_GFLOPs (one GEMM of the forward's shape: the BLAS ceiling on this machine) and
-fraction_of_gemm (gradflow_GFLOPs / gemm_GFLOPs). gradflow, torch and the GEMM are timed in
+fraction_of_gemm (gradflow_GFLOPs / gemm_GFLOPs); and _util.record_figures' run ceilings
+(ceiling_gemm_GFLOPs: one square GEMM, measured once per run), fraction_of_ceiling and
+peak_memory_bytes. The GPU test is marked gpu. gradflow, torch and the GEMM are timed in
 alternating blocks (_util.paired_medians), so a loaded machine slows all three alike. NumPy's
 BLAS uses its default threads (OPENBLAS_NUM_THREADS); on a busy 2-core machine a 2-thread
 BLAS waits for its descheduled partner thread, so compare like with like
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _kernel_bench_util import cupy_or_none, gpu_median, torch_cuda_median
-from _util import paired_medians, torch_or_none
+from _util import paired_medians, record_figures, torch_or_none
 
 import gradflow
 from gradflow.ops.conv import conv2d
@@ -115,10 +117,12 @@ def test_conv2d_forward_backward_cpu(benchmark: Any, bench: Any, name: str) -> N
         info["ratio_to_torch"] = round(seconds["gradflow"] / seconds["torch"], 3)
     info["gemm_GFLOPs"] = round(flops / 3 / seconds["gemm"] / 1e9, 2)
     info["fraction_of_gemm"] = round(info["gradflow_GFLOPs"] / info["gemm_GFLOPs"], 3)
+    record_figures(benchmark, step, "cpu", flops=flops)
     y = benchmark(step)
     assert tuple(y.shape)[:2] == (shape[0], shape[3])
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("name", list(SHAPES))
 def test_conv2d_forward_backward_gpu(benchmark: Any, bench: Any, name: str) -> None:
     cupy = cupy_or_none()
@@ -137,4 +141,5 @@ def test_conv2d_forward_backward_gpu(benchmark: Any, bench: Any, name: str) -> N
         torch_step = make_step("torch", shape, "cuda")
         info["torch_us"] = round(torch_cuda_median(torch, torch_step, bench.repeats) * 1e6, 2)
         info["ratio_to_torch"] = round(info["gradflow_us"] / info["torch_us"], 3)
+    record_figures(benchmark, step, "cuda", flops=flops)
     benchmark(lambda: (step(), cupy.cuda.Device().synchronize()))

@@ -2,12 +2,14 @@
 for T in 25, 100, 400, against torch.nn.LSTM / GRU in the same run.
 
 CPU shapes are DeepBench's RNN training shapes scaled for a 2-core CPU (B=16, H=128, I=64);
-on a GPU the DESIGN target shape (B=64, H=512, I=512, T=100) against torch's cuDNN.
+on a GPU the DESIGN target shape (B=64, H=512, I=512; T=100 the target) against cuDNN.
 
 extra_info: steps, batch, hidden, input; flops (the GEMMs of forward and backward:
 3 * 2 * T * B * G*H * (I + H), G = 4 for LSTM and 3 for GRU); gradflow_ms / torch_ms and
 ratio_to_torch (below 1: gradflow is faster); gradflow_GFLOPs and gemm_ceiling_GFLOPs (the
-BLAS rate of one GEMM as large as the input projection, the same run), fraction_of_gemm.
+BLAS rate of one GEMM as large as the input projection, the same run), fraction_of_gemm; and
+_util.record_figures' run ceilings (ceiling_gemm_GFLOPs: one square GEMM, measured once per
+run), fraction_of_ceiling and peak_memory_bytes. The GPU test (marked gpu) varies T too.
 
 blas_threads records OPENBLAS_NUM_THREADS. torch runs on one thread (_util.torch_or_none);
 OPENBLAS_NUM_THREADS=1 gives NumPy the same. The per-step GEMMs are small (16 x 128 x 512):
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _kernel_bench_util import cupy_or_none, gpu_median, torch_cuda_median
-from _util import compare_with_torch, median_time, torch_or_none
+from _util import compare_with_torch, median_time, record_figures, torch_or_none
 
 import gradflow
 from gradflow.nn.rnn import GRU, LSTM
@@ -109,16 +111,19 @@ def test_bptt_cpu(benchmark: Any, bench: Any, mode: str, steps: int) -> None:
     info["gradflow_GFLOPs"] = round(flops / seconds / 1e9, 2)
     info["gemm_ceiling_GFLOPs"] = round(ceiling / 1e9, 2)
     info["fraction_of_gemm"] = round(flops / seconds / ceiling, 3)
+    record_figures(benchmark, step, "cpu", flops=flops)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("steps", [25, 100, 400])
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
-def test_bptt_gpu(benchmark: Any, bench: Any, mode: str) -> None:
+def test_bptt_gpu(benchmark: Any, bench: Any, mode: str, steps: int) -> None:
     """The DESIGN's GPU shape: our kernels + cuBLAS against torch's cuDNN LSTM/GRU."""
     cupy = cupy_or_none()
     if cupy is None:
         pytest.skip("needs CuPy and a CUDA GPU")
     batch, hidden, n_in = bench.size(GPU_SHAPE, (2, 8, 4))
-    steps = bench.size(100, 4)
+    steps = bench.size(steps, max(2, steps // 25))
     ours, theirs = _models(mode, n_in, hidden, "cuda")
     x_np = _inputs(steps, batch, n_in)
     step = make_step(ours, gradflow.tensor(x_np, device="cuda"))
@@ -133,4 +138,5 @@ def test_bptt_gpu(benchmark: Any, bench: Any, mode: str) -> None:
         torch_seconds = torch_cuda_median(torch, torch_step, bench.repeats)
         info["torch_ms"] = round(torch_seconds * 1e3, 3)
         info["ratio_to_torch"] = round(seconds / torch_seconds, 3)
+    record_figures(benchmark, step, "cuda", flops=flops)
     benchmark(lambda: (step(), cupy.cuda.Device().synchronize()))
