@@ -12,7 +12,9 @@ implementation (one tensor at a time) and ``foreach=True``. extra_info: paramete
 bytes_moved (the least traffic a step needs, float32: SGD-momentum reads p, g, buf and writes
 p, buf; Adam reads p, g, m, v and writes p, m, v), gradflow_ms and gradflow_GBps, torch_ms and
 torch_foreach_ms, ratio_to_torch and ratio_to_torch_foreach (gradflow / torch: below 1 means
-gradflow is faster).
+gradflow is faster), and _util.record_figures' run ceilings, fraction_of_ceiling (of the copy
+bandwidth) and peak_memory_bytes. Each runs on every device (cpu; cuda, marked gpu, skipped
+without one) and at two sizes (`small`: a quarter of the full width).
 
     pytest benchmarks/bench_optimizer_step.py                      # measure
     pytest benchmarks/bench_optimizer_step.py --benchmark-disable  # smoke: tiny sizes, one pass
@@ -26,10 +28,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _util import paired_medians, torch_or_none
+from _util import paired_medians, record_figures, synced, torch_device_or_none, torch_or_none
 
 import gradflow
 from gradflow import optim
+from gradflow.testing.devices import device_params
 
 
 def cnn_shapes(width: int) -> list[tuple[int, ...]]:
@@ -67,42 +70,49 @@ def arrays_for(shapes: list[tuple[int, ...]]) -> tuple[list[np.ndarray], list[np
     return params, grads
 
 
-def gradflow_step(kind: str, params: list, grads: list) -> Callable[[], Any]:
+def gradflow_step(kind: str, params: list, grads: list, device: str = "cpu") -> Callable[[], Any]:
     cls, _, hyper, _ = OPTIMIZERS[kind]
-    tensors = [gradflow.tensor(p.copy(), requires_grad=True) for p in params]
+    tensors = [gradflow.tensor(p.copy(), device=device, requires_grad=True) for p in params]
     for t, g in zip(tensors, grads):
-        t.grad = gradflow.tensor(g.copy())
+        t.grad = gradflow.tensor(g.copy(), device=device)
     opt = cls(tensors, **hyper)
     opt.step()  # state allocated outside the timed steps, as after the first iteration
-    return opt.step
+    return synced(opt.step, device)
 
 
-def torch_step(kind: str, params: list, grads: list, foreach: bool) -> Callable[[], Any]:
+def torch_step(
+    kind: str, params: list, grads: list, foreach: bool, device: str = "cpu"
+) -> Callable[[], Any]:
     torch = torch_or_none()
     _, name, hyper, _ = OPTIMIZERS[kind]
-    tensors = [torch.tensor(p.copy(), requires_grad=True) for p in params]
+    tensors = [torch.tensor(p.copy(), device=device, requires_grad=True) for p in params]
     for t, g in zip(tensors, grads):
-        t.grad = torch.tensor(g.copy())
+        t.grad = torch.tensor(g.copy(), device=device)
     opt = getattr(torch.optim, name)(tensors, foreach=foreach, **hyper)
     opt.step()
-    return opt.step
+    return synced(opt.step, device, "torch")
 
 
+@pytest.mark.parametrize("size", ["small", "full"])
+@pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("kind", OPTIMIZERS)
-def test_optimizer_step(benchmark: Any, bench: Any, kind: str, model: str) -> None:
+def test_optimizer_step(
+    benchmark: Any, bench: Any, kind: str, model: str, device: str, size: str
+) -> None:
     """One optimizer step over a model's parameter list; extra_info has GB/s and torch ratios."""
     make_shapes, full_width, smoke_width = MODELS[model]
-    shapes = make_shapes(bench.size(full_width, smoke_width))
+    width = full_width if size == "full" else full_width // 4
+    shapes = make_shapes(bench.size(width, smoke_width))
     params, grads = arrays_for(shapes)
     n = sum(p.size for p in params)
     bytes_moved = OPTIMIZERS[kind][3] * 4 * n
-    ours = gradflow_step(kind, params, grads)
+    ours = gradflow_step(kind, params, grads, device)
     info = benchmark.extra_info
     info.update(parameters=n, tensors=len(shapes), bytes_moved=bytes_moved)
     fns = [ours]
-    if torch_or_none() is not None:
-        fns += [torch_step(kind, params, grads, foreach) for foreach in (False, True)]
+    if torch_device_or_none(device) is not None:
+        fns += [torch_step(kind, params, grads, foreach, device) for foreach in (False, True)]
     times = paired_medians(fns, bench.repeats)
     info["gradflow_ms"] = round(times[0] * 1e3, 3)
     info["gradflow_GBps"] = round(bytes_moved / times[0] / 1e9, 2)
@@ -113,4 +123,5 @@ def test_optimizer_step(benchmark: Any, bench: Any, kind: str, model: str) -> No
         info["torch_foreach_ms"] = round(times[2] * 1e3, 3)
         info["ratio_to_torch"] = round(times[0] / times[1], 3)
         info["ratio_to_torch_foreach"] = round(times[0] / times[2], 3)
+    record_figures(benchmark, ours, device, bytes_moved=bytes_moved)
     benchmark(ours)
