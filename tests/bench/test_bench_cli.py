@@ -1,6 +1,7 @@
 """`gradflow bench`: the table's columns, the JSON record, the --plot error without matplotlib,
 argument errors. Tiny sizes and a fixed --repeat keep it fast; no timing is asserted."""
 
+import importlib.util
 import json
 import sys
 
@@ -36,6 +37,18 @@ def test_torch_column_filled_when_compared(capsys):
     assert cli.main([*ENGINE, "--compare", "torch"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("engine")]
     assert rows and all(line.rstrip().endswith("x") for line in rows)
+
+
+def test_plot_writes_a_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "bench.png"
+    args = ["bench", "--suite", "train", "--sizes", "small", "--device", "cpu", "--repeat", "1",
+            "--no-progress", "--plot", str(path)]  # fmt: skip
+    if importlib.util.find_spec("torch") is not None:
+        args += ["--compare", "torch"]  # the ratio bars drawn too
+    assert cli.main(args) == 0
+    assert f"wrote {path}" in capsys.readouterr().out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_plot_without_matplotlib_names_the_extra(monkeypatch, tmp_path, capsys):
