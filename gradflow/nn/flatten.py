@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy
 
 from gradflow.nn.module import Module
 from gradflow.ops._util import normalize_dim
@@ -25,15 +28,44 @@ class Flatten(Module):
 
 
 class Unflatten(Module):
-    """Split dim `dim` into `unflattened_size`."""
+    """Split dim `dim` into `unflattened_size`, sizes whose product is that dim's size (one of
+    them may be -1, inferred)."""
 
     def __init__(self, dim: int, unflattened_size: Sequence[int]):
         super().__init__()
-        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+        sizes = tuple(unflattened_size) if isinstance(unflattened_size, Iterable) else None
+        if sizes is None or not all(
+            isinstance(s, int | numpy.integer) and not isinstance(s, bool) for s in sizes
+        ):
+            raise TypeError(
+                f"Unflatten: unflattened_size must be a sequence of ints, got {unflattened_size!r}"
+            )
+        if not sizes or any(s < -1 for s in sizes) or sizes.count(-1) > 1:
+            raise ValueError(
+                f"Unflatten: unflattened_size {sizes} must be non-empty, its sizes >= 0 but for "
+                "at most one -1 (inferred)"
+            )
+        self.dim, self.unflattened_size = dim, tuple(int(s) for s in sizes)
 
     def forward(self, x: Tensor) -> Tensor:
         d = normalize_dim(self.dim, x.ndim, "Unflatten")
-        return reshape(x, (*x.shape[:d], *self.unflattened_size, *x.shape[d + 1 :]))
+        size = x.shape[d] if x.ndim else 1  # a 0-d tensor's dim 0 has size 1, as in flatten
+        return reshape(x, (*x.shape[:d], *self._split(size, x.shape), *x.shape[d + 1 :]))
+
+    def _split(self, size: int, shape: tuple) -> tuple:
+        """unflattened_size with its -1 filled in; a ValueError unless its product is `size`
+        (reshape alone can't tell: on an empty tensor any split with a 0 holds every element)."""
+        sizes = self.unflattened_size
+        known = math.prod(s for s in sizes if s != -1)
+        if -1 not in sizes and known == size:
+            return sizes
+        if -1 in sizes and known and size % known == 0:
+            return tuple(size // known if s == -1 else s for s in sizes)
+        raise ValueError(
+            f"Unflatten: unflattened_size {sizes} doesn't split dim {self.dim} of input of shape "
+            f"{tuple(shape)}, of size {size}: the sizes must multiply to {size} (one of them may "
+            "be -1, inferred, when the others' product is not 0)"
+        )
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

@@ -585,6 +585,12 @@ def conv_transpose2d(
                 f"{stride} or dilation {dilation}"
             )
     in_hw = tuple(x.shape[-2:])
+    if 0 in in_hw:  # the window geometry (one window per input pixel) has no empty case
+        raise ValueError(
+            f"{op}: input of shape {tuple(x.shape)} has an empty spatial dim, which {op} "
+            "doesn't support (PyTorch only with an empty batch); give each sample at least one "
+            "pixel per spatial dim"
+        )
     out_hw = tuple(
         (h - 1) * s - 2 * p + d * (k - 1) + o + 1
         for h, s, p, d, k, o in zip(in_hw, stride, padding, dilation, kernel, output_padding)

@@ -35,6 +35,12 @@ _CHANNEL_SUM = "ncl->c"
 _CHANNEL_DOT = "ncl,ncl->c"
 
 
+def _ncl(shape):
+    """(N, C, L) of an (N, C, ...) shape. Explicit: reshape can't infer a -1 beside a 0 (an
+    empty batch)."""
+    return shape[0], shape[1], math.prod(shape[2:])
+
+
 def _per_channel(a, length):
     if length == 1:
         return a[:, None]
@@ -64,7 +70,7 @@ def _channel_mean(v, count):
 class BatchNorm(Function):
     def forward(self, x, weight, bias):
         xp = xp_of(x)
-        v = x.reshape(x.shape[0], x.shape[1], -1)
+        v = x.reshape(_ncl(x.shape))
         length = v.shape[2]
         count = v.shape[0] * length
         out, out3 = _owned(xp, x.shape, x.dtype, v.shape)
@@ -110,7 +116,7 @@ class BatchNorm(Function):
         need_x, need_w, need_b = self.needs_input_grad
         x, mean, invstd, weight = self.saved_arrays
         xp = xp_of(g)
-        g3 = g.reshape(g.shape[0], g.shape[1], -1)
+        g3 = g.reshape(_ncl(g.shape))
         length = g3.shape[2]
         count = g3.shape[0] * length
         scale = invstd if weight is None else weight * invstd
@@ -144,7 +150,7 @@ class BatchNorm(Function):
 def _normalize_rows(v, eps, out):
     """Write xhat for the rows of the 2-D array v into out (v's shape); return invstd (R,)."""
     xp = xp_of(v)
-    k = v.shape[1]
+    k = max(v.shape[1], 1)  # empty rows (K = 0): mean and variance 0, not a ZeroDivisionError
     mean = xp.einsum("rk->r", v)
     mean *= 1 / k
     xp.subtract(v, mean[:, None], out=out)
@@ -157,7 +163,7 @@ def _rows_backward(gh, xhat, invstd, out):
     """Write dx for the rows into out: invstd (gh - mean(gh) - xhat mean(gh xhat)), where gh is
     g * w on the (R, K) view; out may be gh itself."""
     xp = xp_of(gh)
-    k = gh.shape[1]
+    k = max(gh.shape[1], 1)
     dot = xp.einsum("rk,rk->r", gh, xhat)
     dot *= 1 / k
     mean = xp.einsum("rk->r", gh)
@@ -172,7 +178,7 @@ class LayerNorm(Function):
 
     def forward(self, x, weight, bias):
         xp = xp_of(x)
-        v = x.reshape(-1, self.size)
+        v = x.reshape(self._rows(x.shape))
         xhat, xhat2 = _owned(xp, x.shape, x.dtype, v.shape)
         invstd = _normalize_rows(v, self.eps, xhat2)
         need_x, need_w = self.needs_input_grad[:2]
@@ -193,7 +199,7 @@ class LayerNorm(Function):
         need_x, need_w, need_b = self.needs_input_grad
         xhat, invstd, weight = self.saved_arrays
         xp = xp_of(g)
-        g2 = g.reshape(xhat.shape)
+        g2 = g.reshape(self._rows(g.shape))  # xhat is None when only the bias needs a gradient
         gw = gb = gx = None
         if need_w:
             gw = _as_shape(xp.einsum("rk,rk->k", g2, xhat), self.shape)
@@ -205,14 +211,18 @@ class LayerNorm(Function):
             _rows_backward(gh, xhat, invstd, gx2)
         return gx, gw, gb
 
+    def _rows(self, shape):
+        """(R, K): one row per index of the leading dims (explicit: K may be 0)."""
+        return math.prod(shape[: len(shape) - len(self.shape)]), self.size
+
 
 class GroupNorm(Function):
     """Statistics per (sample, group) on an (N * G, K) view; affine per channel on (N, C, L)."""
 
     def forward(self, x, weight, bias):
         xp = xp_of(x)
-        n, c = x.shape[0], x.shape[1]
-        v = x.reshape(n * self.groups, -1)
+        n, c, length = _ncl(x.shape)
+        v = x.reshape(self._rows(x.shape))
         xhat, xhat2 = _owned(xp, x.shape, x.dtype, v.shape)
         invstd = _normalize_rows(v, self.eps, xhat2)
         need_x, need_w = self.needs_input_grad[:2]
@@ -220,7 +230,7 @@ class GroupNorm(Function):
         self.save_for_backward(xhat if need_x or need_w else None, invstd, weight)
         if weight is None and bias is None:
             return xhat
-        out, out3 = _owned(xp, x.shape, x.dtype, (n, c, -1))
+        out, out3 = _owned(xp, x.shape, x.dtype, (n, c, length))
         xhat3 = xhat.reshape(out3.shape)
         if weight is not None:
             xp.multiply(xhat3, weight[:, None], out=out3)
@@ -234,7 +244,7 @@ class GroupNorm(Function):
         need_x, need_w, need_b = self.needs_input_grad
         xhat, invstd, weight = self.saved_arrays
         xp = xp_of(g)
-        g3 = g.reshape(g.shape[0], g.shape[1], -1)
+        g3 = g.reshape(_ncl(g.shape))
         gw = gb = gx = None
         if need_w:
             gw = xp.einsum(_CHANNEL_DOT, g3, xhat.reshape(g3.shape))
@@ -243,9 +253,14 @@ class GroupNorm(Function):
         if need_x:
             gx, gx3 = _owned(xp, g.shape, g.dtype, g3.shape)
             gh = g3 if weight is None else xp.multiply(g3, weight[:, None], out=gx3)
-            rows = (invstd.shape[0], -1)
+            rows = self._rows(g.shape)
             _rows_backward(gh.reshape(rows), xhat.reshape(rows), invstd, gx.reshape(rows))
         return gx, gw, gb
+
+    def _rows(self, shape):
+        """(N * G, K): one row per (sample, group)."""
+        n, c, length = _ncl(shape)
+        return n * self.groups, c // self.groups * length
 
 
 def _as_shape(a, shape):

@@ -89,7 +89,8 @@ def _max_pool(x: Any, window: Window, need_offsets: bool) -> tuple[Any, Any]:
         # One copy into window-offset-major order: every pass after it reads contiguous
         # memory (a strided view costs ~8x a contiguous pass at 4-8 pixels per row).
         by_offset = xp.ascontiguousarray(_tiled(x, window).transpose(3, 5, 0, 1, 2, 4))
-        views = list(by_offset.reshape(-1, *by_offset.shape[2:]))
+        kh, kw = window.kernel  # not -1: an empty batch leaves nothing to infer it from
+        views = list(by_offset.reshape(kh * kw, *by_offset.shape[2:]))
     else:
         frame = padded_frame(x, window, -numpy.inf)
         views = [frame[(..., *window.offset_slices(i, j))] for i, j in window.offsets()]
@@ -324,6 +325,12 @@ def _pool_args(
         raise ValueError(
             f"{op}: padding {padding} must be at most half of kernel_size {kernel} (as in "
             "PyTorch); use a larger kernel or less padding"
+        )
+    if 0 in x.shape[-dims - 1 :]:  # as PyTorch: windows of padding alone have no max (-inf)
+        raise ValueError(
+            f"{op}: input of shape {tuple(x.shape)} has an empty channel or spatial dim; only "
+            "the batch dim may be empty (as in PyTorch): give each sample at least one channel "
+            "and one pixel per spatial dim"
         )
     spatial = tuple(x.shape[-dims:])
     out = tuple(map(_pool_output_size, spatial, kernel, stride, padding, dilation,

@@ -15,7 +15,7 @@ import math
 import numpy
 import pytest
 from fuzz_support import FUZZ, LAYOUTS, as_numpy, check_error, outcome, with_layout
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 import gradflow as gf
@@ -34,12 +34,9 @@ class Case:
     """One layer call: the layer, its input, the expected output shapes (None: the call must
     fail), whether a named refusal is also fine, and the names an error may use."""
 
-    def __init__(
-        self, layer, x_np, expected, names, may_refuse=False, call=None, twin=None, open_bug=False
-    ):
+    def __init__(self, layer, x_np, expected, names, may_refuse=False, call=None, twin=None):
         self.layer, self.x_np, self.expected = layer, x_np, expected
         self.names, self.may_refuse = names, may_refuse
-        self.open_bug = open_bug  # a known bug with its own xfail test below: not fuzzed
         self.call = call or (lambda layer, x: layer(x))
         self.twin = twin  # builds the torch module, or None
 
@@ -61,7 +58,6 @@ def _input(draw, shape, dtype):
 def _run(case: Case) -> None:
     """The call either fails with a named error or gives outputs of the expected shapes and
     dtype (and torch's values where a twin is given)."""
-    assume(not case.open_bug)
     x = gf.from_numpy(case.x_np)
     before = case.x_np.copy()
     out, error = outcome(case.names, lambda: case.call(case.layer, x))
@@ -208,7 +204,7 @@ def _conv_case(draw, kind):
     lead = [batch, channels] if rank >= dims + 2 else [channels]
     shape = tuple(draw(x) for x in lead) + tuple(draw(space) for _ in range(rank - len(lead)))
     x_np = _input(draw, shape, dtype)
-    expected, may_refuse, open_bug = None, False, False
+    expected, may_refuse = None, False
     if rank in (dims + 1, dims + 2) and shape[-dims - 1] == c_in:
         spatial = shape[-dims:]
         if kind == "ConvTranspose2d":
@@ -224,15 +220,12 @@ def _conv_case(draw, kind):
         if min(out) >= 1 and not bad_op:
             expected = [(*shape[: -dims - 1], c_out, *out)]
             may_refuse = 0 in spatial  # PyTorch refuses an empty spatial dim too
-            open_bug = kind == "ConvTranspose2d" and 0 in spatial
 
     def twin():
         return getattr(torch.nn, kind)(c_in, c_out, k, dtype=getattr(torch, str(dtype)), **kwargs)
 
     op_name = {"Conv1d": "conv1d", "Conv2d": "conv2d", "ConvTranspose2d": "conv_transpose2d"}
-    return Case(
-        layer, x_np, expected, (kind, op_name[kind]), may_refuse, twin=twin, open_bug=open_bug
-    )
+    return Case(layer, x_np, expected, (kind, op_name[kind]), may_refuse, twin=twin)
 
 
 @FUZZ
@@ -284,16 +277,13 @@ def _pool_case(draw, kind):
         d = (1, 1)
         layer = nn.AvgPool2d(k, s, p, ceil_mode=ceil)
         twin = lambda: torch.nn.AvgPool2d(k, s, p, ceil_mode=ceil)  # noqa: E731
-    open_bug = False
     if rank in (3, 4) and all(pi <= ki // 2 for pi, ki in zip(p, k)):
         out = tuple(map(_out_size, shape[-2:], k, s, p, d, (ceil, ceil)))
         if min(out) >= 1:
             expected = [(*shape[:-2], *out)]
             may_refuse = 0 in shape[-3:]  # PyTorch refuses empty channels or planes
-            empty_plane = 0 in shape[-2:] and 0 not in shape[:-2]
-            open_bug = kind == "MaxPool2d" and (empty_plane or 0 in shape[:-2])
     op = "max_pool2d" if kind == "MaxPool2d" else "avg_pool2d"
-    return Case(layer, x_np, expected, (kind, op), may_refuse, twin=twin, open_bug=open_bug)
+    return Case(layer, x_np, expected, (kind, op), may_refuse, twin=twin)
 
 
 @FUZZ
@@ -335,7 +325,6 @@ def _norm_case(draw, kind):
             c, dtype=getattr(torch, str(dtype)), track_running_stats=layer.track_running_stats
         )
         names = (kind, "batch_norm")
-        open_bug = bool(shape) and shape[0] == 0 and not training and layer.track_running_stats
     elif kind == "LayerNorm":
         normalized = tuple(draw(st.integers(1, 3)) for _ in range(draw(st.integers(1, 2))))
         layer = nn.LayerNorm(normalized, dtype=dtype)
@@ -346,7 +335,6 @@ def _norm_case(draw, kind):
         ok = rank >= len(normalized) and shape[rank - len(normalized) :] == normalized
         twin = lambda: torch.nn.LayerNorm(normalized, dtype=getattr(torch, str(dtype)))  # noqa: E731
         names = (kind, "layer_norm")
-        open_bug = False
     else:
         groups = draw(st.integers(1, 2))
         c = groups * draw(st.integers(1, 2))
@@ -355,10 +343,9 @@ def _norm_case(draw, kind):
         ok = len(shape) >= 2 and shape[1] == c
         twin = lambda: torch.nn.GroupNorm(groups, c, dtype=getattr(torch, str(dtype)))  # noqa: E731
         names = (kind, "group_norm")
-        open_bug = ok and 0 in shape[:1] + shape[2:]
     layer.train(training)
     x_np = _input(draw, shape, dtype)
-    return Case(layer, x_np, [shape] if ok else None, names, twin=twin, open_bug=open_bug)
+    return Case(layer, x_np, [shape] if ok else None, names, twin=twin)
 
 
 @FUZZ
@@ -558,74 +545,31 @@ def test_flatten_unflatten(data):
         expected = [(*shape[:d], *sizes, *shape[d + 1 :])]
     elif not ndim and -1 <= dim <= 0 and math.prod(sizes) == 1:
         expected = [sizes]  # gradflow's 0-d tensor has a dim 0 of size 1 (as in flatten)
-    open_bug = expected is None and 0 in shape and ndim and -n <= dim < n  # reshape lets it by
-    _run(
-        Case(
-            layer,
-            x_np,
-            expected,
-            ("Unflatten", "reshape"),
-            may_refuse=0 in sizes,
-            open_bug=open_bug,
-        )
-    )
+    _run(Case(layer, x_np, expected, ("Unflatten", "reshape"), may_refuse=0 in sizes))
 
 
-# ---- explicit cases: open bugs in files this suite doesn't own (xfail until fixed) -------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops/normalization.py: batch_norm with running statistics "
-    "reshapes an empty batch with -1 and leaks NumPy's 'cannot reshape array of "
-    "size 0 into shape (0,2,newaxis)'; PyTorch returns the empty (0, C) output",
-)
+# ---- explicit cases: bugs found here in files this suite doesn't own, fixed there -------------
 def test_batch_norm_eval_on_an_empty_batch():
     _gives_or_refuses(("BatchNorm1d", "batch_norm"), lambda: nn.BatchNorm1d(2).eval(), (0, 2))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops/normalization.py: group_norm on an empty batch leaks "
-    "NumPy's 'cannot reshape array of size 0 into shape (0,newaxis)'",
-)
 def test_group_norm_on_an_empty_batch():
     _gives_or_refuses(("GroupNorm", "group_norm"), lambda: nn.GroupNorm(1, 2), (0, 2, 3))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops/normalization.py: group_norm with an empty spatial "
-    "dim raises ZeroDivisionError (PyTorch returns the empty output)",
-)
 def test_group_norm_with_an_empty_spatial_dim():
     _gives_or_refuses(("GroupNorm", "group_norm"), lambda: nn.GroupNorm(1, 2), (2, 2, 0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops/normalization.py: layer_norm over a zero-size "
-    "normalized_shape leaks NumPy's 'cannot reshape array of size 0 into shape (0)'",
-)
 def test_layer_norm_over_an_empty_normalized_shape():
     _gives_or_refuses(("LayerNorm", "layer_norm"), lambda: nn.LayerNorm(0), (2, 0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nn/flatten.py: Unflatten doesn't check that "
-    "unflattened_size multiplies to the dim's size; on an empty tensor reshape "
-    "accepts any split, so Unflatten(0, (0,)) turns (1, 0) into (0, 0)",
-)
 def test_unflatten_checks_the_split_of_an_empty_tensor():
     _, error = outcome(("Unflatten",), lambda: nn.Unflatten(0, (0,))(gf.zeros(1, 0)))
     assert error is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops/pooling.py: max_pool2d of an input with an empty "
-    "spatial dim but enough padding for an output gives -inf (the max over "
-    "padding alone) where PyTorch refuses the empty plane",
-)
 def test_max_pool_of_an_empty_plane():
     out, error = outcome(
         ("MaxPool2d", "max_pool2d"), lambda: nn.MaxPool2d((1, 2), 1, (0, 1))(gf.zeros(1, 1, 0))
@@ -633,24 +577,11 @@ def test_max_pool_of_an_empty_plane():
     assert error is not None or numpy.isfinite(as_numpy(out)).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops/pooling.py: max_pool2d of an empty batch or zero "
-    "channels leaks NumPy's 'cannot reshape array of size 0 into shape (0,1,1,1)' (a regression "
-    "of e4675b3; 45ee189 gave the empty output, as PyTorch does)",
-)
 @pytest.mark.parametrize("shape", [(0, 1, 1, 1), (2, 0, 2, 2), (0, 1, 1)])
 def test_max_pool_of_an_empty_batch_or_no_channels(shape):
     _gives_or_refuses(("MaxPool2d", "max_pool2d"), lambda: nn.MaxPool2d(1), shape)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops/conv.py (as of b782999): conv_transpose2d of an input "
-    "with an empty spatial dim whose output is not empty leaks NumPy's "
-    "'non-broadcastable output operand with shape (1,1,1,1,1) doesn't match the "
-    "broadcast shape (1,1,0,1,1)'; PyTorch refuses the empty plane",
-)
 def test_conv_transpose_of_an_empty_plane():
     layer = nn.ConvTranspose2d(1, 1, (1, 2), stride=(1, 2), dilation=(1, 2), output_padding=(0, 1))
     _, error = outcome(("ConvTranspose2d", "conv_transpose2d"), lambda: layer(gf.zeros(1, 1, 0)))

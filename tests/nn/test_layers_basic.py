@@ -2,6 +2,7 @@
 Unflatten, and the loss modules (against their functional forms and torch.nn)."""
 
 import math
+import re
 
 import numpy
 import pytest
@@ -217,6 +218,40 @@ def test_flatten_then_unflatten_round_trips():
     model = nn.Sequential(nn.Flatten(), nn.Unflatten(1, [3, 4]))
     numpy.testing.assert_array_equal(as_numpy(model(x)), as_numpy(x))
     assert repr(model[1]) == "Unflatten(dim=1, unflattened_size=(3, 4))"
+
+
+@pytest.mark.parametrize(
+    "shape, dim, sizes, expected",
+    [
+        ((1, 0), 0, (0,), None),  # reshape alone allowed this: it gave (0, 0)
+        ((2, 0), 1, (0, 3), (2, 0, 3)),
+        ((2, 0), 1, (3, -1), (2, 3, 0)),
+        ((2, 0), 1, (0, -1), None),  # -1 beside a 0 could be anything
+        ((2, 6), 1, (4, 2), None),
+        ((2, 6), -1, (4, -1), None),
+        ((), 0, (1, -1), (1, 1)),  # a 0-d tensor's dim 0 has size 1, as in flatten
+    ],
+)
+def test_unflatten_checks_that_the_sizes_multiply_to_the_dim(shape, dim, sizes, expected):
+    x = gf.zeros(*shape)
+    if expected is None:
+        with pytest.raises(
+            ValueError,
+            match=rf"Unflatten: unflattened_size {re.escape(str(sizes))}"
+            rf" doesn't split dim {dim} of input of shape {re.escape(str(shape))}",
+        ):
+            nn.Unflatten(dim, sizes)(x)
+        return
+    assert nn.Unflatten(dim, sizes)(x).shape == expected
+
+
+def test_unflatten_refuses_bad_sizes_when_built():
+    with pytest.raises(ValueError, match=r"Unflatten: unflattened_size \(-1, -1\) must be"):
+        nn.Unflatten(1, (-1, -1))
+    with pytest.raises(ValueError, match=r"Unflatten: unflattened_size \(\) must be non-empty"):
+        nn.Unflatten(1, [])
+    with pytest.raises(TypeError, match=r"Unflatten: unflattened_size must be a sequence of ints"):
+        nn.Unflatten(1, (2.0, 3))
 
 
 # ---- losses -----------------------------------------------------------------------------------

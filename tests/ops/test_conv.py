@@ -1,6 +1,8 @@
 """conv1d, conv2d and conv_transpose2d: gradcheck, PyTorch parity, the kernel route (CPU
 emulation of kernels/conv.cu), non-contiguous inputs, the one-node/memory contract, errors."""
 
+import re
+
 import numpy
 import pytest
 
@@ -289,6 +291,27 @@ def test_empty_batch():
     assert y.shape == (0, 3, 4, 4)
     y.sum().backward()
     assert x.grad.shape == (0, 2, 4, 4) and not w.grad.numpy().any()
+
+
+@pytest.mark.parametrize("routed", [False, pytest.param(True, marks=needs_emulation)])
+def test_conv_transpose2d_of_an_empty_batch(routed):
+    x, w = gf.zeros(0, 2, 3, 3, requires_grad=True), gf.ones(2, 3, 2, 2, requires_grad=True)
+    with route_kernels() if routed else _nothing():
+        y = conv_transpose2d(x, w, stride=2, output_padding=1)
+        y.sum().backward()
+    assert y.shape == (0, 3, 7, 7)
+    assert x.grad.shape == (0, 2, 3, 3) and not w.grad.numpy().any()
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 0), (2, 1, 3, 0), (0, 1, 0, 2)])
+def test_conv_transpose2d_refuses_an_empty_plane_by_name(shape):
+    """It leaked NumPy's "non-broadcastable output operand" where the output isn't empty
+    (stride 2, dilation 2 and output_padding give a (1, 2) output from a (1, 0) input).
+    PyTorch refuses the empty plane too, unless the batch is empty."""
+    w = gf.ones(1, 1, 1, 2)
+    message = rf"conv_transpose2d: input of shape {re.escape(str(shape))} has an empty spatial dim"
+    with pytest.raises(ValueError, match=message):
+        conv_transpose2d(gf.zeros(*shape), w, stride=(1, 2), dilation=(1, 2), output_padding=(0, 1))
 
 
 def test_conv_errors():

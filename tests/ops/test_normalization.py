@@ -536,3 +536,43 @@ def test_group_norm_errors(rng):
         group_norm(x, 3, cpu(numpy.ones(3)))
     with pytest.raises(TypeError, match=r"group_norm: num_groups must be an int, got 2.0"):
         group_norm(x, 2.0)
+
+
+# ---- empty inputs ------------------------------------------------------------------------------
+# Each leaked NumPy's "cannot reshape array of size 0" (a -1 in a reshape has nothing to be
+# inferred from) or raised ZeroDivisionError (rows of no elements); PyTorch returns the empty
+# output, and the parameters' gradients are sums over nothing: zeros.
+
+
+def _empty_case(device, op, shape, *args):
+    x = t(numpy.zeros(shape), device, True)
+    params = [t(numpy.ones(s), device, True) for s in args[-2:]]
+    y = op(x, *args[:-2], *params)
+    y.sum().backward()
+    assert y.shape == shape and x.grad.shape == shape
+    for p in params:
+        assert not host(p.grad).any()
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4), (2, 3, 0), (0, 3, 2, 2), (2, 3, 0, 2)])
+def test_batch_norm_eval_of_an_empty_input(device, rng, shape):
+    mean, var = buffers(rng, 3, device)
+    _empty_case(device, lambda x, w, b: batch_norm(x, mean, var, w, b), shape, (3,), (3,))
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (0, 4, 3), (2, 4, 0), (2, 4, 0, 3)])
+def test_group_norm_of_an_empty_input(device, shape):
+    _empty_case(device, group_norm, shape, 2, (4,), (4,))
+
+
+@pytest.mark.parametrize("shape,normalized", [((2, 0), (0,)), ((2, 0, 3), (0, 3)), ((0, 3), (3,))])
+def test_layer_norm_of_an_empty_input(device, shape, normalized):
+    _empty_case(device, layer_norm, shape, normalized, normalized, normalized)
+
+
+def test_layer_norm_gradient_of_the_bias_alone(device, rng):
+    """With neither input nor weight needing a gradient, backward reshaped g like the xhat it
+    had not kept (None)."""
+    bias = t(rng.standard_normal(4), device, True)
+    layer_norm(t(rng.standard_normal((3, 4)), device), (4,), None, bias).sum().backward()
+    numpy.testing.assert_array_equal(host(bias.grad), numpy.full(4, 3.0))

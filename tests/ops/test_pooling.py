@@ -1,6 +1,8 @@
 """max_pool1d/2d, avg_pool1d/2d, adaptive_avg_pool2d: gradcheck, PyTorch parity (indices too),
 the kernel route (CPU emulation of kernels/pooling.cu), the memory contract, errors."""
 
+import re
+
 import numpy
 import pytest
 
@@ -241,6 +243,53 @@ def test_non_contiguous_input():
     assert gradcheck(lambda b: max_pool2d(b.permute(1, 3, 0, 2)[:, :, :, ::2], 2), [base])
     fn = lambda b: avg_pool2d(b.permute(1, 3, 0, 2)[:, :, :, ::2], 3, 2, 1)  # noqa: E731
     assert gradcheck(fn, [base])
+
+
+EMPTY_BATCH_CASES = [
+    ("max_pool2d", (0, 3, 4, 4), dict(kernel_size=2), (0, 3, 2, 2)),  # the tiled path
+    ("max_pool2d", (0, 1, 1, 1), dict(kernel_size=1), (0, 1, 1, 1)),
+    ("max_pool2d", (0, 2, 5, 4), dict(kernel_size=3, stride=2, padding=1), (0, 2, 3, 2)),
+    ("max_pool1d", (0, 2, 6), dict(kernel_size=2), (0, 2, 3)),
+    ("avg_pool2d", (0, 3, 4, 4), dict(kernel_size=2, padding=1), (0, 3, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("routed", [False, pytest.param(True, marks=needs_emulation)])
+@pytest.mark.parametrize("name,shape,kwargs,expected", EMPTY_BATCH_CASES)
+def test_an_empty_batch_gives_an_empty_output(routed, name, shape, kwargs, expected):
+    """As PyTorch. The tiled max-pooling path reshaped with -1, which an empty batch leaves
+    NumPy nothing to infer from ("cannot reshape array of size 0"; a regression of e4675b3)."""
+    x = gf.zeros(*shape, requires_grad=True)
+    with route_kernels() if routed else _nothing():
+        y = OPS[name](x, **kwargs)
+        y.sum().backward()
+        if name.startswith("max"):
+            _, indices = OPS[name](x, return_indices=True, **kwargs)
+            assert indices.shape == expected
+    assert y.shape == expected and x.grad.shape == shape
+    torch = pytest.importorskip("torch")
+    assert tuple(getattr(torch.nn.functional, name)(torch.zeros(shape), **kwargs).shape) == expected
+
+
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize(
+    "shape,kwargs",
+    [
+        ((2, 0, 2, 2), dict(kernel_size=1)),  # no channels
+        ((0, 1, 1), dict(kernel_size=1)),  # unbatched: no channels
+        ((1, 1, 0), dict(kernel_size=(1, 2), stride=1, padding=(0, 1))),  # max_pool2d gave -inf
+        ((2, 1, 3, 0), dict(kernel_size=2, padding=1)),
+    ],
+)
+def test_an_empty_channel_or_spatial_dim_is_refused_by_name(name, shape, kwargs):
+    """As PyTorch, which allows only an empty batch; max_pool2d of an empty plane with enough
+    padding for an output gave -inf, the max over padding alone."""
+    message = rf"{name}: input of shape {re.escape(str(shape))} has an empty channel or spatial"
+    with pytest.raises(ValueError, match=message):
+        OPS[name](gf.zeros(*shape), **kwargs)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError):
+        getattr(torch.nn.functional, name)(torch.zeros(shape), **kwargs)
 
 
 def test_pooling_errors():
