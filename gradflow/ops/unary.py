@@ -129,9 +129,13 @@ def stable_sigmoid(x: Any) -> Any:
     xp = xp_of(x)
     e = xp.asarray(xp.abs(x))  # a 0-d x gives a NumPy scalar, which out= can't take
     xp.negative(e, out=e)
-    xp.exp(e, out=e)  # e = exp(-|x|) in (0, 1]
-    out = xp.where(x >= 0, x.dtype.type(1), e)
-    e += 1
+    xp.exp(e, out=e)
+    e += 1  # 1 + exp(-|x|), in [1, 2]
+    # exp(min(x, 0)) / (1 + exp(-|x|)): 1 / (1 + exp(-x)) for x >= 0, exp(x) / (1 + exp(x))
+    # below. A second exp instead of xp.where: NumPy's where on a random mask took 5 ms for
+    # 2^20 floats, the whole function now 2.3 ms (same bits).
+    out = xp.asarray(xp.minimum(x, x.dtype.type(0)))
+    xp.exp(out, out=out)
     out /= e
     return out
 
@@ -145,7 +149,11 @@ class Sigmoid(Function):
     def backward(self, g):
         (y,) = self.saved_arrays
         out = _activation_bwd("sigmoid", y, g)
-        return g * y * (1 - y) if out is None else out
+        if out is None:
+            out = xp_of(y).asarray(1 - y)  # g y (1 - y), in one new array (0-d too)
+            out *= y
+            out *= g
+        return out
 
 
 class Tanh(Function):
@@ -157,7 +165,11 @@ class Tanh(Function):
     def backward(self, g):
         (y,) = self.saved_arrays
         out = _activation_bwd("tanh", y, g)
-        return g * (1 - y * y) if out is None else out
+        if out is None:
+            out = xp_of(y).asarray(y * y)  # g (1 - y^2), in one new array (0-d too)
+            xp_of(y).subtract(1, out, out=out)
+            out *= g
+        return out
 
 
 class ReLU(Function):
@@ -246,10 +258,24 @@ class GELU(Function):
         xp = xp_of(x)
         t = x.dtype.type
         if self.approximate == "tanh":
-            inner = t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x * x * x)
-            th = xp.tanh(inner)
-            d_inner = t(_SQRT_2_OVER_PI) * (1 + t(3 * 0.044715) * x * x)
-            return g * (t(0.5) * (1 + th) + t(0.5) * x * (1 - th * th) * d_inner)
+            # g (0.5 (1 + th) + 0.5 x (1 - th^2) d_inner), th = tanh(inner), in place on
+            # two new arrays (the expression written out made seven)
+            x2 = xp.asarray(x * x)  # 0-d x: keep arrays, which in-place ops need
+            th = xp.asarray(x2 * t(0.044715))
+            th += 1
+            th *= x
+            th *= t(_SQRT_2_OVER_PI)
+            xp.tanh(th, out=th)  # th = tanh(sqrt(2/pi) (x + 0.044715 x^3))
+            x2 *= t(3 * 0.044715)
+            x2 += 1
+            x2 *= t(_SQRT_2_OVER_PI)  # d_inner
+            x2 *= x
+            x2 *= 1 - th * th  # x (1 - th^2) d_inner
+            th += 1
+            x2 += th
+            x2 *= g
+            x2 *= t(0.5)
+            return x2
         cdf = t(0.5) * (1 + erf(x * t(_INV_SQRT_2)))
         pdf = t(_INV_SQRT_2PI) * xp.exp(t(-0.5) * x * x)
         return g * (cdf + x * pdf)
@@ -266,7 +292,12 @@ class SiLU(Function):
         if out is not None:
             return out
         s = stable_sigmoid(x)
-        return g * s * (1 + x * (1 - s))
+        out = xp_of(s).asarray(1 - s)  # g s (1 + x (1 - s)), in one more new array
+        out *= x
+        out += 1
+        out *= s
+        out *= g
+        return out
 
 
 class Softplus(Function):
