@@ -87,3 +87,15 @@ def xp_of(array: Any) -> Any:
 
 def is_cuda(array: Any) -> bool:
     return type(array) is not numpy.ndarray and is_cuda_array(array)
+
+
+def float_input(x: Any, op: str, name: str = "input") -> Tensor:
+    """x itself when it is a floating-point Tensor; a TypeError naming the op otherwise."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(
+            f"{op}: argument '{name}' has dtype {x.dtype} and shape {tuple(x.shape)}; expected a "
+            "floating-point tensor (convert with .float() or .double())"
+        )
+    return x

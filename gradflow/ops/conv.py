@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from gradflow.autograd.function import Function
 from gradflow.ops import _util
-from gradflow.ops._util import uses_kernels, xp_of
+from gradflow.ops._util import float_input, uses_kernels, xp_of
 from gradflow.tensor import Tensor
 
 # ---- window geometry, shared with ops/pooling.py ------------------------------------------
@@ -345,18 +345,6 @@ def int_tuple(value: Any, n: int, name: str, op: str, minimum: int) -> tuple[int
             f"{n} such ints"
         )
     return tuple(int(v) for v in values)
-
-
-def float_input(x: Any, op: str, name: str = "input") -> Tensor:
-    """x itself when it is a floating-point Tensor; a TypeError naming the op otherwise."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(
-            f"{op}: argument '{name}' has dtype {x.dtype} and shape {tuple(x.shape)}; expected a "
-            "floating-point tensor (convert with .float() or .double())"
-        )
-    return x
 
 
 def check_input_rank(x: Tensor, dims: int, op: str) -> bool:

@@ -20,7 +20,7 @@ import numpy
 from gradflow.autograd.function import Function
 from gradflow.backend import device_of
 from gradflow.ops import _util
-from gradflow.ops._util import is_cuda, normalize_dim, unbroadcast, uses_kernels, xp_of
+from gradflow.ops._util import float_input, is_cuda, normalize_dim, unbroadcast, uses_kernels, xp_of
 from gradflow.ops.unary import stable_sigmoid
 from gradflow.random import Generator, seed_for
 from gradflow.tensor import Tensor
@@ -146,24 +146,13 @@ class LogSoftmax(Function):
         return dx
 
 
-def _float_tensor(x: Any, op: str, name: str = "input") -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(
-            f"{op}: argument '{name}' has dtype {x.dtype} and shape {tuple(x.shape)}; expected "
-            "a floating-point tensor (convert with .float() or .double())"
-        )
-    return x
-
-
 def softmax(x: Tensor, dim: int) -> Tensor:
     """Normalized exponentials along `dim`: softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j -
     max x), so large inputs do not overflow.
 
     >>> softmax(gradflow.tensor([0.0, 0.0]), dim=0)  # tensor([0.5, 0.5])
     """
-    x = _float_tensor(x, "softmax")
+    x = float_input(x, "softmax")
     dim = normalize_dim(dim, x.ndim, "softmax")
     if x.ndim == 0:  # one element; NumPy's math on 0-d arrays gives scalars, so lift it
         return Softmax.apply(x.reshape(1), dim=0).reshape(())
@@ -175,7 +164,7 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
 
     >>> log_softmax(gradflow.tensor([0.0, 0.0]), dim=0)  # tensor([-0.6931, -0.6931])
     """
-    x = _float_tensor(x, "log_softmax")
+    x = float_input(x, "log_softmax")
     dim = normalize_dim(dim, x.ndim, "log_softmax")
     if x.ndim == 0:  # as in softmax
         return LogSoftmax.apply(x.reshape(1), dim=0).reshape(())
@@ -337,7 +326,7 @@ def _class_target_args(
 ) -> tuple[Tensor, Tensor, bool, bool]:  # fmt: skip
     """Validate (input, target, weight); returns (input, target, is_probability_target,
     lifted) with a (C,) input lifted to (1, C) (lifted says to drop that dim again)."""
-    input = _float_tensor(input, op)
+    input = float_input(input, op)
     _check_reduction(reduction, op)
     if not isinstance(target, Tensor):
         raise TypeError(f"{op}: argument 'target' must be a Tensor, got {type(target).__name__}")
@@ -514,7 +503,7 @@ class L1Loss(Function):
 
 
 def _pair_args(input: Any, target: Any, reduction: str, op: str) -> tuple[Tensor, Tensor]:
-    input = _float_tensor(input, op)
+    input = float_input(input, op)
     _check_reduction(reduction, op)
     if not isinstance(target, Tensor):
         raise TypeError(f"{op}: argument 'target' must be a Tensor, got {type(target).__name__}")
@@ -750,7 +739,7 @@ def dropout(
 
     >>> dropout(gradflow.ones(4), p=0.5)  # e.g. tensor([2., 0., 2., 2.])
     """
-    x = _float_tensor(x, "dropout")
+    x = float_input(x, "dropout")
     if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability p has to be between 0 and 1, but got {p!r}")
     if p == 0 or not training:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.ops._util import xp_of
+from gradflow.ops._util import float_input, xp_of
 from gradflow.tensor import Tensor
 
 # ---- batch_norm -----------------------------------------------------------------------------
@@ -271,13 +271,7 @@ def _as_shape(a, shape):
 
 
 def _check_input(input: object, op: str, min_ndim: int, expected: str) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: argument 'input' must be a Tensor, got {type(input).__name__}")
-    if input.dtype.kind != "f":
-        raise TypeError(
-            f"{op}: argument 'input' has dtype {input.dtype} and shape {tuple(input.shape)}; "
-            "expected a floating-point tensor (convert with .float() or .double())"
-        )
+    float_input(input, op)
     if input.ndim < min_ndim:
         raise ValueError(
             f"{op}: argument 'input' has shape {tuple(input.shape)}; expected {expected}"

@@ -24,11 +24,10 @@ import numpy
 
 from gradflow.autograd.function import Function
 from gradflow.ops import _util
-from gradflow.ops._util import uses_kernels, xp_of
+from gradflow.ops._util import float_input, uses_kernels, xp_of
 from gradflow.ops.conv import (
     Window,
     check_input_rank,
-    float_input,
     gradient_frame,
     int_tuple,
     padded_frame,
