@@ -5,7 +5,6 @@ The computation is in gradflow/ops/conv.py (im2col + one GEMM; CUDA kernels on t
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from gradflow import creation
@@ -95,10 +94,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            init.fan_in_uniform_(self.bias, fan_in)
+        init.linear_default_(self.weight, self.bias)
 
     def _check_input(self, x: Tensor) -> None:
         n = self._dims

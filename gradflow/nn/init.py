@@ -134,3 +134,12 @@ def fan_in_uniform_(tensor: Tensor, fan_in: int, generator: Generator | None = N
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for biases (and RNN weights)."""
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return uniform_(tensor, -bound, bound, generator)
+
+
+def linear_default_(weight: Tensor, bias: Tensor | None = None) -> None:
+    """PyTorch's default initialization of Linear and Conv layers, in place: the weight from
+    kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias from the
+    same bound."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in_uniform_(bias, _calculate_fan_in_and_fan_out(weight)[0])
