@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy
 import pytest
+from checkpoint_support import assert_same
 from numpy.lib import format as npy_format
 
 import gradflow as gf
@@ -56,26 +57,6 @@ def _checkpoint() -> bytes:
     return buffer.getvalue()
 
 
-def _same(a: Any, b: Any) -> None:
-    """Assert that two loaded objects are equal, down to dtypes, shapes and container types."""
-    assert type(a) is type(b), (a, b)
-    if isinstance(a, gf.Tensor):
-        assert (a.dtype, a.shape, a.requires_grad) == (b.dtype, b.shape, b.requires_grad)
-        assert numpy.array_equal(a.detach().numpy(), b.detach().numpy())
-    elif isinstance(a, numpy.ndarray | numpy.generic):
-        assert a.dtype == b.dtype and numpy.array_equal(a, b)
-    elif isinstance(a, dict):
-        assert list(a) == list(b)
-        for key in a:
-            _same(a[key], b[key])
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _same(x, y)
-    else:
-        assert a == b or (a != a and b != b), (a, b)
-
-
 def _outcome(data: bytes, expected: Any = None) -> str:
     """Load `data`: 'refused' (a CheckpointError with a message) or 'intact' (equal to
     `expected`). Any other exception propagates and fails the test."""
@@ -85,7 +66,7 @@ def _outcome(data: bytes, expected: Any = None) -> str:
         message = str(exc)
         assert message.startswith("<file object>: ") and len(message) > 30, message
         return "refused"
-    _same(loaded, _original() if expected is None else expected)
+    assert_same(loaded, _original() if expected is None else expected, nan_equal=True)
     return "intact"
 
 

@@ -9,6 +9,7 @@ import zipfile
 
 import numpy
 import pytest
+from checkpoint_support import assert_same
 from numpy.lib import format as npy_format
 
 import gradflow as gf
@@ -34,30 +35,6 @@ def _nested():
     }
 
 
-def _same(a, b):
-    assert type(a) is type(b), (a, b)
-    if isinstance(a, gf.Tensor):
-        assert (a.dtype, a.shape, a.device, a.requires_grad) == (
-            b.dtype,
-            b.shape,
-            b.device,
-            b.requires_grad,
-        )
-        assert numpy.array_equal(a.cpu().detach().numpy(), b.cpu().detach().numpy())
-    elif isinstance(a, numpy.ndarray | numpy.generic):
-        assert a.dtype == b.dtype and numpy.array_equal(a, b)
-    elif isinstance(a, dict):
-        assert list(a) == list(b)
-        for key in a:
-            _same(a[key], b[key])
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _same(x, y)
-    else:
-        assert a == b
-
-
 def _rewrite(path, edit_manifest=None, replace=None):
     """Rewrite a checkpoint with its manifest edited and/or entries replaced (raw bytes)."""
     with zipfile.ZipFile(path) as archive:
@@ -78,7 +55,7 @@ def test_round_trip_nested(tmp_path):
     obj = _nested()
     save(obj, tmp_path / "c.ckpt")
     back = load(tmp_path / "c.ckpt")
-    _same(obj, back)
+    assert_same(obj, back)
     assert list(back["state"]) == [0, 1]  # int keys stay ints
     assert isinstance(back["param_groups"][0]["betas"], tuple)
     assert math.isinf(back["numbers"][4]) and back["numbers"][2] == 2**70
@@ -133,7 +110,7 @@ def test_device_round_trip(tmp_path, device):
     save({"x": x, "n": 1}, tmp_path / "c")
     back = load(tmp_path / "c")
     assert back["x"].device == device and back["x"].requires_grad
-    _same(x, back["x"])
+    assert_same(x, back["x"])
     on_cpu = load(tmp_path / "c", map_location="cpu")["x"]
     assert on_cpu.device == "cpu" and on_cpu.requires_grad
     assert load(tmp_path / "c", map_location=gf.Device(device))["x"].device == device
