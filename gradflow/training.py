@@ -305,17 +305,13 @@ def _resume(
 
 
 def _pyplot() -> Any:
-    """matplotlib.pyplot on a file-only backend, or a TrainingError saying what to install."""
-    try:
-        import matplotlib
+    """matplotlib.pyplot, or a TrainingError saying what to install."""
+    from gradflow.bench.plot import PlotUnavailableError, pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise TrainingError(
-            "--plot needs matplotlib: pip install 'gradflow[plot]' (or pip install matplotlib)"
-        ) from exc
-    return plt
+    try:
+        return pyplot()
+    except PlotUnavailableError as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def plot_history(history: list[EpochRecord], path: str) -> None:

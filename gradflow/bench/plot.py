@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from typing import Any
 
 from gradflow.bench.report import Row
 from gradflow.bench.timing import format_seconds
@@ -18,7 +19,9 @@ class PlotUnavailableError(RuntimeError):
     """matplotlib is not installed."""
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """matplotlib.pyplot on a file-only backend (also for `gradflow train --plot`), or a
+    PlotUnavailableError that says what to install."""
     try:
         import matplotlib
 
@@ -31,7 +34,7 @@ def _pyplot():
 
 def check_available() -> None:
     """Raise PlotUnavailableError now, before a run, when matplotlib is missing."""
-    _pyplot()
+    pyplot()
 
 
 # What a case's `size` counts, per suite (the x axis of its panel).
@@ -56,7 +59,7 @@ def save_plot(rows: list[Row], path: str) -> None:
     as horizontal bars on a log axis centred on 1 (green: gradflow faster, red: slower), one
     readable label per bar; "not compared" when no torch figures were taken.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
     by_suite: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
