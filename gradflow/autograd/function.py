@@ -72,6 +72,25 @@ class Function:
             raise RuntimeError(_freed_message(self))
         return self._saved or ()
 
+    @classmethod
+    def inner(cls, recording: bool, **params: Any) -> Function:
+        """An instance of this one-input op for another op to call directly, on arrays (a fused
+        op that reuses this op's math): ``fn.forward(x)``, later ``fn.backward(g)``. It saves
+        for backward only when ``recording``; the outer op keeps ``fn.saved_arrays`` among its
+        own saved arrays and hands them back (``fn.restore_saved``) before calling backward, so
+        the engine frees them with the outer node's."""
+        fn = cls.__new__(cls)
+        if params:
+            fn.__dict__.update(params)
+        if recording:
+            fn._recording = True
+            fn.needs_input_grad = (True,)
+        return fn
+
+    def restore_saved(self, arrays: tuple) -> None:
+        """Give an inner op (see ``inner``) back the arrays it saved in forward."""
+        self._saved = arrays
+
     @property
     def name(self) -> str:
         return type(self).__name__

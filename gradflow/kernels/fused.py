@@ -63,13 +63,15 @@ def _column_reduce(
 
 
 def bias_act_bwd(
-    dy: Any, z: Any, act: str, *, backend: KernelBackend | None = None
+    dy: Any, z: Any, act: str, *, write_dz: bool = True, backend: KernelBackend | None = None
 ) -> tuple[Any, Any]:
     """Backward of ``y = f(x @ W + b)`` through f and b: returns (dz, db).
 
     dy and z (the pre-activation x @ W + b) are [N, C]; dz = dy * f'(z) is [N, C] and
     db = dz.sum(axis=0) is [C], summed in a fixed order (deterministic). act is one of
-    "identity", "relu", "sigmoid", "tanh", "gelu_erf", "gelu_tanh", "silu".
+    "identity", "relu", "sigmoid", "tanh", "gelu_erf", "gelu_tanh", "silu". With
+    ``write_dz=False`` only db is computed and dz is returned as None (dy * f'(z) is summed
+    without being written: for when nothing else needs dz).
     """
     launcher = "bias_act_bwd"
     backend = resolve_backend(backend)
@@ -78,7 +80,7 @@ def bias_act_bwd(
     check_ndim(launcher, "dy", dy, 2, "[N, C]")
     check_shape(launcher, "z", z, dy.shape, "the shape of 'dy'")
     dy, z = contiguous(backend, dy, z)
-    dz = backend.empty(dy.shape, dy.dtype, device)
+    dz = backend.empty(dy.shape, dy.dtype, device) if write_dz else None
     return dz, _column_reduce(launcher, dy, z, dz, act, backend, device)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from gradflow.autograd.function import Function
-from gradflow.ops._util import operand, unbroadcast
+from gradflow.ops import _util
+from gradflow.ops._util import operand, unbroadcast, uses_kernels
 from gradflow.tensor import Tensor
 
 
@@ -58,13 +59,37 @@ class Linear(Function):
 
     def backward(self, g):
         x, weight = self.saved_arrays
-        need_x, need_w = self.needs_input_grad[:2]
-        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
-        gx = g @ weight if need_x else None
-        g2 = g.reshape(-1, g.shape[-1])
-        gw = g2.T @ x.reshape(-1, x.shape[-1]) if need_w else None
-        gb = g2.sum(axis=0) if need_b else None
-        return (gx, gw, gb) if len(self.needs_input_grad) > 2 else (gx, gw)
+        return linear_grads(g, x, weight, self.needs_input_grad)
+
+
+def linear_grads(g: Any, x: Any, weight: Any, needs_input_grad: tuple) -> tuple:
+    """(dx, dW[, db]) of z = x @ W^T (+ b) from g = dL/dz; None where not needed.
+
+    x is needed only for dW, W only for dx. db is the sum of g over all leading axes: CuPy's
+    reduction, or our sum_to_bias kernel where the dispatcher's table says it is faster.
+    """
+    need_x, need_w = needs_input_grad[:2]
+    has_bias = len(needs_input_grad) > 2
+    gx = g @ weight if need_x else None
+    g2 = g.reshape(-1, g.shape[-1])
+    gw = g2.T @ x.reshape(-1, x.shape[-1]) if need_w else None
+    if not has_bias:
+        return gx, gw
+    gb = None
+    if needs_input_grad[2]:
+        gb = _bias_sum_kernel(g2) if uses_kernels(g2) else None
+        if gb is None:
+            gb = g2.sum(axis=0)
+    return gx, gw, gb
+
+
+def _bias_sum_kernel(g2: Any) -> Any | None:
+    """sum_to_bias (kernels/fused.cu) where the dispatcher picks it for this shape; else None."""
+    from gradflow.kernels import dispatch, sum_to_bias
+
+    if dispatch.choose("bias_sum", g2.size, g2) != "kernel":
+        return None
+    return sum_to_bias(g2, backend=_util.kernel_backend)
 
 
 def matmul(a: Any, b: Any) -> Tensor:
@@ -105,16 +130,17 @@ def _check_batch_dims(ba: tuple, bb: tuple, sa: tuple, sb: tuple) -> None:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, one graph node (weight: (out_features, in_features))."""
+    check_linear_args(x, weight, bias, "linear")
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
+
+
+def check_linear_args(x: Tensor, weight: Tensor, bias: Tensor | None, op: str) -> None:
+    """A ValueError naming op unless x (..., in), weight (out, in) and bias (out,) fit."""
     if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[-1]:
         raise ValueError(
-            f"linear: input of shape {tuple(x.shape)} doesn't fit weight of shape "
+            f"{op}: input of shape {tuple(x.shape)} doesn't fit weight of shape "
             f"{tuple(weight.shape)}: expected input (..., in_features) and weight "
             "(out_features, in_features)"
         )
-    if bias is None:
-        return Linear.apply(x, weight)
-    if tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(
-            f"linear: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)"
-        )
-    return Linear.apply(x, weight, bias)
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"{op}: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")

@@ -102,3 +102,10 @@ def test_wheel_ships_the_sources_and_the_loader_finds_them(unpacked_wheel):
     assert loader.kernel_source_dir(unpacked_wheel / "gradflow") == shipped
     for family in loader.FAMILIES:
         assert loader.read_kernel_source(family, shipped) == loader.read_kernel_source(family)
+
+
+def test_wheel_ships_the_dispatch_table(unpacked_wheel):
+    from gradflow.kernels import dispatch
+
+    shipped = unpacked_wheel / "gradflow" / "kernels" / dispatch.TABLE_PATH.name
+    assert shipped.read_text() == dispatch.TABLE_PATH.read_text()
