@@ -6,11 +6,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from gradflow.nn import fusion
 from gradflow.nn.module import Module
 
 
 class Sequential(Module):
     """Modules called in order, each on the previous one's output.
+
+    A Linear followed by ReLU, Sigmoid, Tanh, GELU or SiLU runs as one fused node, with the
+    same result (gradflow.nn.fusion says when, and how to turn it off).
 
     ``Sequential(a, b)`` names them "0", "1"; ``Sequential(OrderedDict(fc=..., act=...))`` uses
     the given names (state_dict keys follow: "0.weight" or "fc.weight").
@@ -26,8 +30,17 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def forward(self, x: Any) -> Any:
-        for module in self._modules.values():
-            x = module(x)
+        modules = tuple(self._modules.values())
+        i, n = 0, len(modules)
+        while i < n:
+            module = modules[i]
+            act = fusion.fused_activation(module, modules[i + 1]) if i + 1 < n else None
+            if act is None:
+                x = module(x)
+                i += 1
+            else:  # Linear + activation as one node (gradflow.nn.fusion)
+                x = fusion.run_fused(module, act, x)
+                i += 2
         return x
 
     def __len__(self) -> int:

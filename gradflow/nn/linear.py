@@ -51,13 +51,17 @@ class Linear(Module):
         init.linear_default_(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        return linear(x, self.weight, self.bias)
+
+    def check_input(self, x: Any) -> None:
+        """A ValueError unless x is a Tensor of shape (..., in_features)."""
         if not isinstance(x, Tensor) or x.ndim == 0 or x.shape[-1] != self.in_features:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(
                 f"Linear(in_features={self.in_features}): expected input of shape "
                 f"(..., {self.in_features}), got {shape}"
             )
-        return linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (
