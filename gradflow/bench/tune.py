@@ -1,0 +1,195 @@
+"""Measure both sides of each gradflow.kernels.dispatch choice on a GPU and write the table.
+
+    PYTHONPATH=. python -m gradflow.bench.tune            # measure and print
+    PYTHONPATH=. python -m gradflow.bench.tune --write    # ... and record the choice
+
+For every op and shape class it times both implementations on a few shapes of that class
+(CUDA events, median of --repeats calls after a warm-up; float32) and keeps our kernel only
+where it is at least ``MARGIN`` faster (geometric mean of the time ratios over the class's
+shapes): the library side is the default and needs no measurement to be trusted. ``--write``
+puts the choice for this GPU's architecture into gradflow/kernels/dispatch_table.json and the
+numbers into benchmarks/results/<date>-dispatch-<arch>.md, which the table entry names.
+
+The two sides, exactly as the ops run them:
+- act_matmul_bwd (a frozen Linear + activation: dX only): "fused" = fused_act_matmul_bwd;
+  "cublas" = bias_act_bwd (writes dZ) then dZ @ W through cuBLAS. relu; shapes (M, N, K) =
+  (rows, out_features, in_features).
+- bias_sum (the bias gradient of Linear): "kernel" = sum_to_bias; "cupy" = g.sum(axis=0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gradflow.kernels import dispatch
+
+MARGIN = 0.97  # our side must take at most this fraction of the library side's time
+CASES: dict[str, dict[str, list[tuple[int, ...]]]] = {
+    "act_matmul_bwd": {
+        "small": [(128, 64, 64), (64, 128, 128), (32, 256, 256)],
+        "medium": [(1024, 256, 256), (256, 512, 512), (512, 512, 512)],
+        "large": [(4096, 1024, 1024), (2048, 4096, 1024), (8192, 1024, 2048)],
+    },
+    "bias_sum": {
+        "small": [(64, 256), (128, 512)],
+        "medium": [(1024, 1024), (4096, 512)],
+        "large": [(16384, 1024), (65536, 512)],
+    },
+}
+
+
+def decide(timings: dict[str, list[tuple[float, float]]], op: str) -> dict[str, str]:
+    """Per class, our side if the geometric mean of ours/library over its shapes <= MARGIN.
+
+    timings: class -> [(our seconds, library seconds), ...]."""
+    ours, library = dispatch.CHOICES[op]
+    choices = {}
+    for cls, pairs in timings.items():
+        ratio = math.exp(statistics.fmean(math.log(o / lib) for o, lib in pairs))
+        choices[cls] = ours if ratio <= MARGIN else library
+    return choices
+
+
+def updated_table(data: dict, arch: str, entry: dict) -> dict:
+    """The dispatch table `data` with `arch`'s entry replaced by `entry` (checked)."""
+    out = {**data, "architectures": {**data.get("architectures", {}), arch: entry}}
+    dispatch.parse_table(out, "the updated table")
+    return out
+
+
+def render_record(meta: dict, results: dict, choices: dict) -> str:
+    """The markdown record: the machine, the command, every timing and the choice."""
+    lines = [
+        f"# Dispatch measurements: {meta['gpu_name']} ({meta['arch']}), {meta['date']}",
+        "",
+        f"- GPU: {meta['gpu_name']}; CUDA runtime {meta['cuda_runtime']}; CuPy {meta['cupy']}",
+        f"- Command: `{meta['command']}`",
+        f"- float32, median of {meta['repeats']} calls after a warm-up (CUDA events). Our",
+        f"  kernel is chosen for a class when the geometric mean of ours/library is <= {MARGIN}.",
+        "",
+    ]
+    for op, by_class in results.items():
+        ours, library = dispatch.CHOICES[op]
+        lines += [f"## {op}", "", f"| class | shape | {ours} us | {library} us | ratio |"]
+        lines.append("|---|---|---:|---:|---:|")
+        for cls, rows in by_class.items():
+            for shape, (o, lib) in rows:
+                dims = "x".join(map(str, shape))
+                lines.append(
+                    f"| {cls} | {dims} | {o * 1e6:.1f} | {lib * 1e6:.1f} | {o / lib:.3f} |"
+                )
+        picked = ", ".join(f"{cls}: **{c}**" for cls, c in choices[op].items())
+        lines += ["", f"Choice: {picked}.", ""]
+    return "\n".join(lines)
+
+
+def _sides(op: str, shape: tuple[int, ...], cupy: Any) -> tuple[Callable, Callable]:
+    from gradflow.kernels import bias_act_bwd, fused_act_matmul_bwd, sum_to_bias
+
+    rng = cupy.random.default_rng(0)
+    if op == "act_matmul_bwd":
+        m, n, k = shape
+        dy, z = (rng.standard_normal((m, n), dtype=cupy.float32) for _ in range(2))
+        weight = rng.standard_normal((n, k), dtype=cupy.float32)
+
+        def library() -> Any:
+            dz, _ = bias_act_bwd(dy, z, "relu")
+            return dz @ weight
+
+        return (lambda: fused_act_matmul_bwd(dy, z, weight.T, "relu")), library
+    g = rng.standard_normal(shape, dtype=cupy.float32)
+    return (lambda: sum_to_bias(g)), (lambda: g.sum(axis=0))
+
+
+def measure(repeats: int, ops: Sequence[str] = tuple(CASES)) -> dict:
+    """op -> class -> [(shape, (our seconds, library seconds))], on cuda:0."""
+    from gradflow.backend import cupy_module
+    from gradflow.bench.timing import time_calls
+
+    cupy = cupy_module()
+    results: dict = {}
+    for op in ops:
+        results[op] = {}
+        for cls, shapes in CASES[op].items():
+            rows = []
+            for shape in shapes:
+                if dispatch.shape_class(op, math.prod(shape)) != cls:
+                    raise AssertionError(f"{op} {shape} is not in class {cls}")
+                ours, library = _sides(op, shape, cupy)
+                times = [
+                    statistics.median(time_calls(f, "cuda", 3, repeats)) for f in (ours, library)
+                ]
+                rows.append((shape, tuple(times)))
+                print(
+                    f"{op:15s} {cls:6s} {shape!s:20s} ours {times[0] * 1e6:9.1f} us  "
+                    f"library {times[1] * 1e6:9.1f} us",
+                    flush=True,
+                )
+            results[op][cls] = rows
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gradflow.bench.tune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--write", action="store_true", help="record the choice and numbers")
+    parser.add_argument("--repeats", type=int, default=50, help="timed calls per side (50)")
+    parser.add_argument("--table", type=Path, default=dispatch.TABLE_PATH)
+    parser.add_argument("--record-dir", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    from gradflow.bench.machine import gpu_description
+
+    gpu = gpu_description()
+    if "gpu_name" not in gpu:
+        parser.exit(
+            2,
+            "gradflow.bench.tune: needs CuPy and a CUDA GPU; none is usable here "
+            f"({gpu.get('gpu_error', 'no device')}). Nothing was measured.\n",
+        )
+    from gradflow.backend import cupy_module
+
+    arch = f"sm_{cupy_module().cuda.Device(0).compute_capability}"
+    results = measure(args.repeats)
+    choices = {
+        op: decide({c: [t for _, t in rows] for c, rows in by_class.items()}, op)
+        for op, by_class in results.items()
+    }
+    date = datetime.date.today().isoformat()
+    meta = {
+        **gpu,
+        "arch": arch,
+        "date": date,
+        "repeats": args.repeats,
+        "command": "PYTHONPATH=. python -m gradflow.bench.tune " + " ".join(argv or sys.argv[1:]),
+    }
+    record = render_record(meta, results, choices)
+    print(record)
+    if args.write:
+        args.record_dir.mkdir(parents=True, exist_ok=True)
+        record_path = args.record_dir / f"{date}-dispatch-{arch}.md"
+        record_path.write_text(record)
+        entry = {
+            "measured_on": gpu["gpu_name"],
+            "date": date,
+            "record": f"benchmarks/results/{record_path.name}",
+            "choices": choices,
+        }
+        table = updated_table(json.loads(args.table.read_text()), arch, entry)
+        args.table.write_text(json.dumps(table, indent=2) + "\n")
+        print(f"wrote {record_path} and {args.table}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
