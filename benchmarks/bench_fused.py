@@ -1,5 +1,7 @@
 """Fused bias+activation backward and softmax cross-entropy: NumPy on the CPU; on a GPU, our
-fused kernels vs the unfused CuPy sequence vs torch eager.
+fused kernels vs the unfused CuPy sequence vs torch eager. And the layer that uses the first:
+nn.Sequential(Linear, ReLU) forward + backward, fused (one LinearActivation node) vs unfused
+(gradflow.nn.fusion.disabled()) vs torch eager, on every device.
 
 Two sizes each; the GPU tests are marked gpu. extra_info: bytes_moved (the minimum: each input
 read once, each output written once), <side>_us and <side>_GBps, ratio_to_torch (torch eager on
@@ -15,9 +17,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _kernel_bench_util import cupy_or_none, describe_traffic, gpu_median, record, torch_cuda_median
-from _util import compare_with_torch, record_figures, torch_or_none
+from _util import (
+    compare_with_torch,
+    paired_medians,
+    record_figures,
+    synced,
+    torch_device_or_none,
+    torch_or_none,
+)
 
+import gradflow
+from gradflow import nn
+from gradflow.bench.suites import torch_twin
 from gradflow.kernels import bias_act_bwd, softmax_xent_bwd, softmax_xent_fwd
+from gradflow.nn import fusion
+from gradflow.testing.devices import device_params
 
 
 def numpy_bias_relu_bwd(dy, z, xp=np):
@@ -154,3 +168,50 @@ def test_softmax_xent_gpu(benchmark, bench, size):
         info["ratio_to_torch"] = round(info["kernel_us"] / info["torch_us"], 3)
     record_figures(benchmark, ours, "cuda", side="kernel", bytes_moved=nbytes)
     benchmark(lambda: (ours(), cupy.cuda.Device().synchronize()))
+
+
+def _layer_step(framework, rows, n_in, n_out, device):
+    """Forward + backward of Sequential(Linear(n_in, n_out), ReLU) on a fixed batch."""
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((rows, n_in)).astype(np.float32)
+    gradflow.manual_seed(0)
+    layer = nn.Sequential(nn.Linear(n_in, n_out), nn.ReLU())
+    if framework == "torch":
+        torch = torch_or_none()
+        layer = torch_twin(layer).to(device)
+        x = torch.from_numpy(x_np).to(device).requires_grad_()
+    else:
+        layer = layer.to(device)
+        x = gradflow.tensor(x_np, device=device, requires_grad=True)
+
+    def step():
+        layer(x).sum().backward()
+
+    return synced(step, device, framework)
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("size", [(256, 512, 512), (2048, 1024, 1024)], ids=_ids)
+def test_linear_relu_layer(benchmark, bench, device, size):
+    rows, n_in, n_out = bench.size(size, (16, 32, 24))
+    fused = _layer_step("gradflow", rows, n_in, n_out, device)
+    step = _layer_step("gradflow", rows, n_in, n_out, device)
+
+    def unfused():
+        with fusion.disabled():
+            step()
+
+    sides = [fused, unfused]
+    torch = torch_device_or_none(device)
+    if torch is not None:
+        sides.append(_layer_step("torch", rows, n_in, n_out, device))
+    times = paired_medians(sides, bench.repeats)
+    info = benchmark.extra_info
+    info["fused_us"], info["unfused_us"] = (round(t * 1e6, 2) for t in times[:2])
+    info["fused_over_unfused"] = round(times[0] / times[1], 3)
+    if torch is not None:
+        info["torch_us"] = round(times[2] * 1e6, 2)
+        info["ratio_to_torch"] = round(times[0] / times[2], 3)
+    flops = 6 * rows * n_in * n_out  # forward GEMM and the two backward GEMMs
+    record_figures(benchmark, fused, device, side="fused", flops=flops)
+    benchmark(fused)
