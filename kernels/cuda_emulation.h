@@ -12,6 +12,9 @@
 // - __shared__ is `static`: one object per kernel, shared by every OpenMP thread. Since blocks
 //   run one at a time and launches are serialized by a mutex, that object is exactly the
 //   running block's shared memory. Fixed-size shared arrays only (no `extern __shared__`).
+// - float4 and double2 are 16-byte aligned structs with CUDA's members (.x .y .z .w / .x .y),
+//   enough for common.cuh's vector loads; make_float4() and the other vector types are not
+//   defined.
 // - atomicAdd is an OpenMP atomic; warp intrinsics (__shfl_*) are not emulated: kernels
 //   reduce through shared memory instead.
 // - GF_EMU_EXPORT(name) defines `extern "C" int gf_launch_<name>(const unsigned* cfg,
@@ -57,6 +60,15 @@ using std::tanh;
 
 struct uint3 {
   unsigned x, y, z;
+};
+
+// CUDA's vector_types.h gives these the same members and 16-byte alignment.
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+
+struct alignas(16) double2 {
+  double x, y;
 };
 
 struct dim3 {

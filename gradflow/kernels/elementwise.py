@@ -32,6 +32,9 @@ ACTIVATIONS = (
 # activation_bwd takes the output y for these, the input x for the others.
 SAVES_OUTPUT = frozenset({"sigmoid", "tanh"})
 BINARY_OPS = ("mul", "div", "pow")
+# The kernels load and store 16-byte vectors when all their pointers are this aligned
+# (vec_t in kernels/common.cuh).
+VECTOR_BYTES = 16
 
 
 def _activation_params(
@@ -51,6 +54,14 @@ def _activation_params(
     return 0.0, 0.0
 
 
+def _grid(backend: Any, device: Any, n: int, arrays: list[Any]) -> tuple[int, int, int]:
+    """The 1-D grid for n elements: one thread per 16-byte vector when every array is aligned
+    (the kernel then takes its vector path), else one per element. Any grid is correct."""
+    if all(backend.address(x) % VECTOR_BYTES == 0 for x in arrays if x is not None):
+        n = -(-n // (VECTOR_BYTES // arrays[0].itemsize))
+    return (grid_1d(backend, device, n), 1, 1)
+
+
 def _run_unary(
     launcher: str, kernel: str, inputs: dict[str, Any], params: tuple[float, float], backend: Any
 ) -> Any:
@@ -63,7 +74,7 @@ def _run_unary(
     n = out.size
     if n:
         p0, p1 = (scalar(dtype, p) for p in params)
-        grid = (grid_1d(backend, device, n), 1, 1)
+        grid = _grid(backend, device, n, [*arrays, out])
         args = (*arrays, out, np.int64(n), p0, p1)
         backend.launch("elementwise", dtype, kernel, grid, (BLOCK, 1, 1), args, device)
     return out
@@ -148,7 +159,7 @@ def binary_bwd(
     n = a.size
     if n:
         operands = (a, b, out, grad) if op == "pow" else (a, b, grad)
-        grid = (grid_1d(backend, device, n), 1, 1)
+        grid = _grid(backend, device, n, [*operands, ga, gb])
         args = (*operands, ga, gb, np.int64(n))
         backend.launch("elementwise", dtype, f"{op}_bwd", grid, (BLOCK, 1, 1), args, device)
     return ga, gb

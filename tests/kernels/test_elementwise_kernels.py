@@ -1,10 +1,14 @@
 """kernels/elementwise.cu through its launchers on the CPU emulation, against NumPy float64."""
 
+import ctypes
+
 import numpy as np
 import pytest
 from kernel_reference import TOLERANCES, activation, activation_grad, binary_grads
 
 from gradflow.kernels import ACTIVATIONS, SAVES_OUTPUT, activation_bwd, activation_fwd, binary_bwd
+from gradflow.kernels.loader import compile_options, kernel_source_dir, read_kernel_source
+from gradflow.testing.emulation import EmulationBackend, compile_emulation, unavailable_reason
 
 # 1 and 7 leave most of a block idle, 255 all but one thread; 3000 needs three rounds of the
 # grid-stride loop under the fixture's 4-block cap.
@@ -247,3 +251,250 @@ def test_device_mismatch_is_reported(emu):
         other,
         backend=TwoDevices(),
     )
+
+
+# ---- the 16-byte vector path (VEC_GRID_STRIDE in common.cuh) and its scalar fallback ----------
+#
+# The kernels load 16-byte vectors (4 float32 or 2 float64 lanes) when every pointer is 16-byte
+# aligned, and run element by element otherwise; the last n % lanes elements are always scalar.
+# These sizes leave every tail length for both dtypes (float32: n % 4 = 1, 2, 3; float64: odd
+# n), include n below one vector and n = 0, and 9001 goes round the loops several times: the
+# fixture's 4 blocks of 256 threads take 4096 float32 (2048 float64) per round as vectors.
+VECTOR_BYTES = 16
+VEC_SIZES = [0, 1, 2, 3, 5, 6, 7, 8, 9001]
+PLACEMENTS = ["aligned", "all_misaligned", "last_misaligned"]
+
+
+def _lanes(dtype):
+    return VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def _place(values, misaligned):
+    """A contiguous copy of ``values`` that starts on a 16-byte boundary, or one element past
+    one (a view into a larger array), checked either way (an empty array has no address to
+    check: the launchers return before any launch)."""
+    values = np.asarray(values)
+    buf = np.zeros(values.size + _lanes(values.dtype) + 1, values.dtype)
+    start = (-buf.ctypes.data % VECTOR_BYTES) // values.itemsize + int(misaligned)
+    placed = buf[start : start + values.size]
+    placed[...] = values
+    assert placed.flags.c_contiguous
+    if values.size:
+        assert (placed.ctypes.data % VECTOR_BYTES != 0) == misaligned, "placement not as intended"
+    return placed
+
+
+def _placed_inputs(arrays, placement):
+    """``arrays`` placed per ``placement``: all aligned, all misaligned, or only the last one."""
+    last = len(arrays) - 1
+    return [
+        _place(x, placement == "all_misaligned" or (placement == "last_misaligned" and i == last))
+        for i, x in enumerate(arrays)
+    ]
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_fwd_vector_and_scalar_paths(emu, dtype, name, placement):
+    for n in VEC_SIZES:
+        x, _ = _inputs(dtype, n, seed=n)
+        (xp,) = _placed_inputs([x], placement)
+        y = activation_fwd(name, xp, backend=emu, **PARAMS)
+        assert y.shape == (n,) and y.ctypes.data % VECTOR_BYTES == 0
+        expected = activation(name, x.astype(np.float64), PARAMS)
+        np.testing.assert_allclose(y, expected, **TOLERANCES[dtype], err_msg=f"n={n}")
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_bwd_vector_and_scalar_paths(emu, dtype, name, placement):
+    for n in VEC_SIZES:
+        x, g = _inputs(dtype, n, seed=n)
+        x64 = x.astype(np.float64)
+        saved = activation(name, x64, PARAMS).astype(dtype) if name in SAVES_OUTPUT else x
+        saved_p, g_p = _placed_inputs([saved, g], placement)
+        gx = activation_bwd(name, saved_p, g_p, backend=emu, **PARAMS)
+        assert gx.shape == (n,)
+        if name in SAVES_OUTPUT:
+            y = saved.astype(np.float64)
+            expected = g * (y * (1 - y) if name == "sigmoid" else 1 - y * y)
+        else:
+            expected = g * activation_grad(name, x64, PARAMS)
+        np.testing.assert_allclose(gx, expected, **TOLERANCES[dtype], err_msg=f"n={n}")
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("op", ["mul", "div", "pow"])
+def test_binary_bwd_vector_and_scalar_paths(emu, dtype, op, placement):
+    for n in VEC_SIZES:
+        rng = np.random.default_rng(n)
+        a = rng.uniform(0.5, 2.0, n).astype(dtype)
+        b = rng.uniform(-2.0, 2.0, n).astype(dtype)
+        g = rng.standard_normal(n).astype(dtype)
+        ea, eb = binary_grads(op, a.astype(np.float64), b.astype(np.float64), g.astype(np.float64))
+        # pow with out given, and recomputed (out=None); a None gradient is a null pointer
+        outs = [np.power(a, b), None] if op == "pow" else [None]
+        for out in outs:
+            inputs = [a, b, g] if out is None else [a, b, out, g]
+            placed = _placed_inputs(inputs, placement)
+            pa, pb, pg = placed[0], placed[1], placed[-1]
+            pout = None if out is None else placed[2]
+            for need_a, need_b in [(True, True), (True, False), (False, True)]:
+                ga, gb = binary_bwd(
+                    op, pa, pb, pg, out=pout, need_a=need_a, need_b=need_b, backend=emu
+                )
+                where = f"n={n} out={out is not None} need_a={need_a} need_b={need_b}"
+                assert (ga is None) != need_a and (gb is None) != need_b, where
+                if need_a:
+                    np.testing.assert_allclose(ga, ea, **TOLERANCES[dtype], err_msg=where)
+                if need_b:
+                    np.testing.assert_allclose(gb, eb, **TOLERANCES[dtype], err_msg=where)
+
+
+def _emulated(source, dtype):
+    return compile_emulation(source, compile_options(dtype), dtype)
+
+
+def _common_source():
+    text = (kernel_source_dir() / "common.cuh").read_text()
+    return text.replace("#pragma once", "")
+
+
+# A kernel that runs VEC_GRID_STRIDE with a step adding L (its lane count) to each element it
+# covers: the output shows which path ran where, and that each element was visited once.
+# `opt` is an optional pointer: null, or checked for alignment like the others.
+_LANE_RECORDER = r"""
+template <int L>
+__device__ __forceinline__ void add_lane_count(long long i, scalar_t* __restrict__ out) {
+  for (int k = 0; k < L; ++k) out[i + k] += scalar_t(L);
+}
+extern "C" __global__ void record_lanes(const scalar_t* __restrict__ in, const scalar_t* opt,
+                                        scalar_t* __restrict__ out, long long n) {
+  VEC_GRID_STRIDE(n, vec_aligned(in, opt, out), add_lane_count, out);
+}
+"""
+
+
+@pytest.mark.parametrize("grid_blocks", [1, 3])
+def test_vec_grid_stride_takes_vectors_only_when_all_pointers_are_aligned(emu, dtype, grid_blocks):
+    module = _emulated(_common_source() + _LANE_RECORDER, dtype)
+    lanes = _lanes(dtype)
+    for n in [*VEC_SIZES, 2 * 256 * grid_blocks * lanes + lanes + 1]:  # 3 rounds, a tail
+        whole = n // lanes * lanes
+        vector_pattern = np.r_[np.full(whole, lanes), np.ones(n - whole)]
+        cases = [  # (misaligned in, opt, out; opt is None), path expected
+            ((False, False, False, True), vector_pattern),
+            ((False, False, False, False), vector_pattern),
+            ((True, False, False, True), np.ones(n)),
+            ((False, True, False, False), np.ones(n)),
+            ((False, False, True, True), np.ones(n)),
+        ]
+        for (mis_in, mis_opt, mis_out, opt_null), expected in cases:
+            x = _place(np.zeros(n, dtype), mis_in)
+            opt = None if opt_null else _place(np.zeros(n, dtype), mis_opt)
+            out = _place(np.zeros(n, dtype), mis_out)
+            args = (x, opt, out, np.int64(n))
+            module.launch("record_lanes", (grid_blocks, 1, 1), (256, 1, 1), args)
+            where = f"n={n} misaligned={(mis_in, mis_opt, mis_out)} opt_null={opt_null}"
+            np.testing.assert_array_equal(out, expected, err_msg=where)
+
+
+# Every elementwise kernel, compiled with its VEC_GRID_STRIDE wrapped to report whether the
+# vector path was chosen: each pointer argument alone, misaligned, must switch it off. A dry
+# run (gf_probe_run = 0) reports the choice without touching memory, so a kernel that would
+# wrongly take the vector path fails its assertion here instead of crashing the test process.
+_PATH_PROBE = r"""
+extern "C" {
+int gf_probe_vector_path = -1;
+int gf_probe_run = 1;
+}
+#define PROBED_GRID_STRIDE(n, aligned, step, ...)                                  \
+  do {                                                                             \
+    if (threadIdx.x == 0 && blockIdx.x == 0) gf_probe_vector_path = (aligned) ? 1 : 0; \
+    if (gf_probe_run) VEC_GRID_STRIDE(n, aligned, step, __VA_ARGS__);              \
+  } while (0)
+"""
+_KERNEL_POINTERS = {
+    **{f"{name}_fwd": ("in", "out") for name in ACTIVATIONS},
+    **{f"{name}_bwd": ("in", "in", "out") for name in ACTIVATIONS},
+    "mul_bwd": ("in", "in", "in", "opt_out", "opt_out"),
+    "div_bwd": ("in", "in", "in", "opt_out", "opt_out"),
+    "pow_bwd": ("in", "in", "opt_in", "in", "opt_out", "opt_out"),
+}
+
+
+@pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["f32", "f64"])
+def probed(request):
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    source = read_kernel_source("elementwise")
+    call = "VEC_GRID_STRIDE(n, vec_aligned("
+    assert call in source
+    # Each kernel sets the flag, or its test finds it still at -1.
+    module = _emulated(_PATH_PROBE + source.replace(call, "PROBED_" + call[4:]), request.param)
+    assert set(module.signatures) == set(_KERNEL_POINTERS), "a kernel without pointer kinds"
+    return module, np.dtype(request.param)
+
+
+def _probe_launch(module, dtype, kernel, n, misaligned=None, null=(), run=True):
+    """Launches ``kernel`` on n elements with pointer number ``misaligned`` one element off and
+    those in ``null`` null (a dry run unless ``run``); returns (1 if it chose the vector path
+    else 0, its outputs)."""
+    pointers = _KERNEL_POINTERS[kernel]
+    flag = ctypes.c_int.in_dll(module.library, "gf_probe_vector_path")
+    flag.value = -1
+    ctypes.c_int.in_dll(module.library, "gf_probe_run").value = int(run)
+    rng = np.random.default_rng(3)
+    arrays = [
+        None if i in null else _place(rng.uniform(0.5, 2.0, n).astype(dtype), i == misaligned)
+        for i in range(len(pointers))
+    ]
+    params = (dtype.type(0.5), dtype.type(3.0)) if kernel[:-4] in ACTIVATIONS else ()
+    module.launch(kernel, (2, 1, 1), (256, 1, 1), (*arrays, np.int64(n), *params))
+    outputs = [x for x, kind in zip(arrays, pointers) if kind.endswith("out") and x is not None]
+    return flag.value, outputs
+
+
+@pytest.mark.parametrize("kernel", sorted(_KERNEL_POINTERS))
+def test_each_kernel_checks_every_pointer_for_the_vector_path(probed, kernel):
+    module, dtype = probed
+    n = 4 * 256 * _lanes(dtype) + 3  # two rounds of the 2-block grid, and a tail
+    path, reference = _probe_launch(module, dtype, kernel, n)
+    assert path == 1, "all pointers aligned: the vector path"
+    pointers = _KERNEL_POINTERS[kernel]
+    for i in range(len(pointers)):
+        path, _ = _probe_launch(module, dtype, kernel, n, misaligned=i, run=False)
+        assert path == 0, f"pointer {i} misaligned: the scalar path"
+        _, outputs = _probe_launch(module, dtype, kernel, n, misaligned=i)
+        for got, want in zip(outputs, reference):  # the same per-element code: the same bits
+            np.testing.assert_array_equal(got, want, err_msg=f"pointer {i} misaligned")
+    for i, kind in enumerate(pointers):  # a null optional pointer counts as aligned
+        if kind.startswith("opt"):
+            path, _ = _probe_launch(module, dtype, kernel, n, null=(i,), run=False)
+            assert path == 1, f"pointer {i} null: still the vector path"
+
+
+class _GridRecorder(EmulationBackend):
+    def __init__(self):
+        super().__init__(max_grid_blocks=1000)
+        self.grids = []
+
+    def launch(self, family, dtype, kernel, grid, block, args, device):
+        self.grids.append(grid)
+        super().launch(family, dtype, kernel, grid, block, args, device)
+
+
+def test_launchers_size_the_grid_for_vectors_when_aligned(emu, dtype):
+    recorder = _GridRecorder()
+    n = 256 * 8 + 1
+    vectors = -(-n // _lanes(dtype))
+    vector_blocks, scalar_blocks = -(-vectors // 256), 9
+    x = _place(np.ones(n, dtype), misaligned=False)
+    x_off = _place(np.ones(n, dtype), misaligned=True)
+    activation_fwd("relu", x, backend=recorder)
+    activation_fwd("relu", x_off, backend=recorder)
+    binary_bwd("mul", x, x, x, backend=recorder)
+    binary_bwd("mul", x, x, x_off, need_b=False, backend=recorder)
+    blocks = [grid[0] for grid in recorder.grids]
+    assert blocks == [vector_blocks, scalar_blocks, vector_blocks, scalar_blocks]
