@@ -1,7 +1,7 @@
 """Neural-network building blocks shaped like torch.nn: Module, Parameter, layers, losses,
 containers, ``init``, ``utils`` and ``functional``."""
 
-from gradflow.nn import functional, init, utils
+from gradflow.nn import functional, fusion, init, utils
 from gradflow.nn.activation import (
     ELU,
     GELU,
@@ -80,6 +80,7 @@ __all__ = [
     "Tanh",
     "Unflatten",
     "functional",
+    "fusion",
     "init",
     "utils",
 ]
