@@ -167,7 +167,20 @@ class CupyBackend:
         import cupy
 
         with cupy.cuda.Device(device):
-            cupy_module(family, dtype).get_function(kernel)(grid, block, args)
+            cupy_module(family, dtype).get_function(kernel)(grid, block, launch_args(args))
+
+
+def launch_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The kernel arguments as CuPy must get them: an absent optional array (None) becomes a
+    null pointer value, an 8-byte zero. CuPy passes None as a null *pointer to the argument*,
+    so the kernel reads an undefined address (0xffffffff was seen: cupy/cupy issue 9046), and
+    every ``if (ptr)`` test in our kernels would take the wrong branch."""
+    if not any(a is None for a in args):
+        return args
+    return tuple(_NULL_POINTER if a is None else a for a in args)
+
+
+_NULL_POINTER = np.uint64(0)
 
 
 _DEFAULT_BACKEND: CupyBackend | None = None

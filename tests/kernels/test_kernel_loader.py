@@ -7,6 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy
 import pytest
 
 import gradflow.kernels.loader as loader
@@ -109,3 +110,14 @@ def test_wheel_ships_the_dispatch_table(unpacked_wheel):
 
     shipped = unpacked_wheel / "gradflow" / "kernels" / dispatch.TABLE_PATH.name
     assert shipped.read_text() == dispatch.TABLE_PATH.read_text()
+
+
+def test_absent_arrays_reach_cupy_as_null_pointer_values():
+    a = numpy.zeros(3)
+    args = (a, None, numpy.int64(5), None, numpy.int32(1))
+    out = loader.launch_args(args)
+    assert out[0] is a and out[2] is args[2] and out[4] is args[4]
+    for null in (out[1], out[3]):  # an 8-byte zero, as a pointer parameter expects
+        assert isinstance(null, numpy.generic) and null.itemsize == 8 and int(null) == 0
+    plain = (a, numpy.int64(1))
+    assert loader.launch_args(plain) is plain
