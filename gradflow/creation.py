@@ -245,7 +245,16 @@ def randperm(n: int, generator: Generator | None = None, device: Any = None) -> 
     dev = Device(device)
     rng = seed_for(generator, dev)
     with _on(dev):
-        return Tensor._wrap(rng.permutation(n).astype(dtypes.int64))
+        return Tensor._wrap(_permutation(rng, n, dev.xp).astype(dtypes.int64))
+
+
+def _permutation(rng: Any, n: int, xp: Any) -> Any:
+    """0 .. n-1 in random order from a NumPy or CuPy Generator. CuPy's Generator has no
+    permutation() (only distributions: random, integers, standard_normal, ...), so on cuda the
+    order that sorts n uniform draws gives the permutation."""
+    if xp is numpy:
+        return rng.permutation(n)
+    return xp.argsort(rng.random(n))
 
 
 def _like(t: Tensor, dtype: Any, device: Any) -> dict:

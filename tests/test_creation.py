@@ -16,6 +16,7 @@ def test_factories(device):
     assert gf.linspace(0, 1, 3, device=device).tolist() == [0.0, 0.5, 1.0]
     assert gf.eye(2, device=device).tolist() == [[1.0, 0.0], [0.0, 1.0]]
     assert gf.empty(2, 2, device=device).shape == (2, 2)
+    assert sorted(gf.randperm(5, device=device).tolist()) == [0, 1, 2, 3, 4]
 
 
 def test_like_factories_keep_shape_dtype_device():
@@ -71,3 +72,23 @@ def test_default_dtype_can_be_float64():
         assert gf.randn(2).dtype == gf.float64
     finally:
         gf.set_default_dtype(gf.float32)
+
+
+def test_permutation_without_generator_permutation():
+    # CuPy's Generator has no permutation(): the cuda path may use only its random().
+    from gradflow.creation import _permutation
+
+    class RandomOnly:
+        def __init__(self):
+            self.rng = numpy.random.default_rng(0)
+
+        def random(self, size):
+            return self.rng.random(size)
+
+    class ArrayModule:  # numpy's functions, but not numpy itself: takes the cuda branch
+        argsort = staticmethod(numpy.argsort)
+
+    order = _permutation(RandomOnly(), 50, ArrayModule)
+    assert sorted(order.tolist()) == list(range(50))
+    assert order.tolist() != list(range(50))
+    assert _permutation(RandomOnly(), 0, ArrayModule).shape == (0,)
