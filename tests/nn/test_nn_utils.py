@@ -53,6 +53,31 @@ def test_clip_grad_norm_scales_all_gradients_together(device, norm_type):
     assert after <= 1.5 and after == pytest.approx(1.5, rel=1e-5)
 
 
+class _Unhashable:
+    """Like cupy.cuda.Device: it defines __eq__, so it has no hash."""
+
+    __hash__ = None
+
+    def __eq__(self, other):
+        return isinstance(other, _Unhashable)
+
+
+class _DeviceArray(numpy.ndarray):
+    """A NumPy array whose .device is unhashable, as a CuPy array's is."""
+
+    @property
+    def device(self):
+        return _Unhashable()
+
+
+def test_clip_grad_norm_with_unhashable_array_devices():
+    params = with_grads(GRADS)
+    for p in params:
+        p.grad = gf.Tensor._wrap(p.grad.data.view(_DeviceArray))
+    total = norm_of(GRADS, 2)
+    numpy.testing.assert_allclose(float(clip_grad_norm_(params, max_norm=1.5)), total)
+
+
 @pytest.mark.parametrize("norm_type", [2, 1, math.inf])
 def test_clip_grad_norm_is_a_no_op_under_the_maximum(norm_type):
     params = with_grads(GRADS)

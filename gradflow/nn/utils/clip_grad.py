@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from gradflow.backend import get_array_module
+from gradflow.backend import device_of, get_array_module
 from gradflow.tensor import Tensor
 
 
@@ -33,7 +33,7 @@ def clip_grad_norm_(
     if not grads:
         return Tensor(0.0)
     xp = get_array_module(grads[0])
-    devices = {getattr(g, "device", None) for g in grads}
+    devices = {device_of(g) for g in grads}  # a CuPy array's .device is unhashable
     if len(devices) > 1:
         raise ValueError("clip_grad_norm_: gradients live on more than one device")
     if norm_type == math.inf:
