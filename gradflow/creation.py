@@ -28,9 +28,9 @@ def _to_array(data: Any, dtype: Any, device: Any) -> Any:
     target = target or source
     d = dtypes.as_dtype(dtype) if dtype is not None else _default_dtype_of(data)
     array = move_array(data, target)
-    xp = target.xp
-    out = xp.array(array, dtype=d, copy=True)
-    return out
+    # On target's GPU: CuPy copies an array of another device onto the current one.
+    with _on(target):
+        return target.xp.array(array, dtype=d, copy=True)
 
 
 def _from_python(data: Any, dtype: Any) -> numpy.ndarray:
