@@ -103,8 +103,9 @@ def get_array_module(*xs: Any) -> Any:
     if cp is None:
         return numpy
     for x in xs:
-        data = getattr(x, "data", x) if not isinstance(x, numpy.ndarray) else x
-        if isinstance(data, cp.ndarray):
+        # A Tensor's .data is its array; a CuPy array's .data is a MemoryPointer, so test the
+        # array itself first.
+        if isinstance(x, cp.ndarray) or isinstance(getattr(x, "data", None), cp.ndarray):
             return cp
     return numpy
 

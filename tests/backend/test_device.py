@@ -59,6 +59,23 @@ def test_get_array_module_over_tensors_and_arrays():
     assert get_array_module(gf.ones(2), numpy.ones(2), 3.0) is numpy
 
 
+def test_get_array_module_finds_cupy_arrays_by_their_type(monkeypatch):
+    # A CuPy array's .data is a MemoryPointer, not an array: the array itself must count.
+    class FakeArray:
+        data = object()  # stands in for cupy.cuda.MemoryPointer
+
+    fake = type("FakeCupy", (), {"ndarray": FakeArray})
+    monkeypatch.setattr(_cupy, "_cupy", fake)
+    from gradflow.ops._util import is_cuda, xp_of
+
+    array = FakeArray()
+    assert get_array_module(array) is fake
+    assert get_array_module(3.0, array) is fake
+    assert get_array_module(gf.Tensor._wrap(array)) is fake
+    assert get_array_module(numpy.ones(2), gf.ones(2)) is numpy
+    assert xp_of(array) is fake and is_cuda(array)
+
+
 def test_cuda_synchronize_without_gpu_raises_clear_error(monkeypatch):
     monkeypatch.setattr(_cupy, "_tried", True)
     monkeypatch.setattr(_cupy, "_cupy", None)
