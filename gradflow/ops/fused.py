@@ -73,21 +73,23 @@ class LinearActivation(Function):
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         g2 = g.reshape(-1, g.shape[-1])
         z2 = z.reshape(g2.shape)
+        act = self.activation
         gx = gw = db = None
-        if need_x and not need_w:
-            work = g2.size * weight.shape[1]  # M N K
-            if dispatch.choose("act_matmul_bwd", work, g2) == "fused":
-                gx = fused_act_matmul_bwd(g2, z2, weight.T, self.activation, backend=backend)
-                if need_b:
-                    _, db = bias_act_bwd(g2, z2, self.activation, write_dz=False, backend=backend)
-        if gx is None and (need_x or need_w):
-            dz, db = bias_act_bwd(g2, z2, self.activation, backend=backend)
+        fused_dx = (
+            need_x
+            and not need_w  # dZ has no second reader: dX need not write it
+            and dispatch.choose("act_matmul_bwd", g2.size * weight.shape[1], g2) == "fused"
+        )
+        if fused_dx:
+            gx = fused_act_matmul_bwd(g2, z2, weight.T, act, backend=backend)
+        elif need_x or need_w:
+            dz, db = bias_act_bwd(g2, z2, act, backend=backend)
             if need_x:
                 gx = dz @ weight
             if need_w:
                 gw = dz.T @ x.reshape(-1, x.shape[-1])
-        elif gx is None:  # only the bias needs a gradient
-            _, db = bias_act_bwd(g2, z2, self.activation, write_dz=False, backend=backend)
+        if need_b and db is None:  # the bias sum alone: dY f'(Z) is summed, never written
+            _, db = bias_act_bwd(g2, z2, act, write_dz=False, backend=backend)
         if gx is not None:
             gx = gx.reshape(self.x_shape)
         if len(self.needs_input_grad) == 2:
