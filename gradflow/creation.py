@@ -8,7 +8,7 @@ from typing import Any
 import numpy
 
 from gradflow import dtypes
-from gradflow.backend import CPU, Device, device_of, move_array
+from gradflow.backend import CPU, Device, device_of, get_array_module, move_array
 from gradflow.random import Generator, seed_for
 from gradflow.tensor import Tensor
 
@@ -30,7 +30,7 @@ def _to_array(data: Any, dtype: Any, device: Any) -> Any:
     array = move_array(data, target)
     # On target's GPU: CuPy copies an array of another device onto the current one.
     with _on(target):
-        return target.xp.array(array, dtype=d, copy=True)
+        return get_array_module(target).array(array, dtype=d, copy=True)
 
 
 def _from_python(data: Any, dtype: Any) -> numpy.ndarray:
@@ -93,28 +93,26 @@ def _float_dtype(dtype: Any) -> numpy.dtype:
     return dtypes.as_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
 
 
-def _xp(device: Any) -> tuple:
-    dev = Device(device)
-    return dev, dev.xp
-
-
 def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
     """A tensor of zeros (default float dtype)."""
-    dev, xp = _xp(device)
+    dev = Device(device)
+    xp = get_array_module(dev)
     with _on(dev):
         return _new(xp.zeros(_size(size), _float_dtype(dtype)), requires_grad)
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
     """A tensor of ones (default float dtype)."""
-    dev, xp = _xp(device)
+    dev = Device(device)
+    xp = get_array_module(dev)
     with _on(dev):
         return _new(xp.ones(_size(size), _float_dtype(dtype)), requires_grad)
 
 
 def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
     """An uninitialized tensor (its contents are arbitrary)."""
-    dev, xp = _xp(device)
+    dev = Device(device)
+    xp = get_array_module(dev)
     with _on(dev):
         return _new(xp.empty(_size(size), _float_dtype(dtype)), requires_grad)
 
@@ -129,7 +127,8 @@ def full(
     """A tensor filled with `fill_value` (its dtype follows the value unless given)."""
     if dtype is None:
         dtype = _scalar_dtype(fill_value)
-    dev, xp = _xp(device)
+    dev = Device(device)
+    xp = get_array_module(dev)
     with _on(dev):
         return _new(xp.full(_size((size,)), fill_value, dtypes.as_dtype(dtype)), requires_grad)
 
@@ -158,7 +157,8 @@ def arange(
     if dtype is None:
         ints = all(isinstance(v, int) for v in (start, end, step))
         dtype = dtypes.int64 if ints else dtypes.get_default_dtype()
-    dev, xp = _xp(device)
+    dev = Device(device)
+    xp = get_array_module(dev)
     with _on(dev):
         return _new(xp.arange(start, end, step, dtype=dtypes.as_dtype(dtype)), requires_grad)
 
@@ -174,7 +174,8 @@ def linspace(
     """`steps` evenly spaced values from `start` to `end` inclusive."""
     if steps < 0:
         raise ValueError(f"linspace: steps must be non-negative, got {steps}")
-    dev, xp = _xp(device)
+    dev = Device(device)
+    xp = get_array_module(dev)
     with _on(dev):
         return _new(xp.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad)
 
@@ -187,7 +188,8 @@ def eye(
     requires_grad: bool = False,
 ) -> Tensor:
     """An n x m identity matrix."""
-    dev, xp = _xp(device)
+    dev = Device(device)
+    xp = get_array_module(dev)
     with _on(dev):
         return _new(xp.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
 
@@ -245,7 +247,7 @@ def randperm(n: int, generator: Generator | None = None, device: Any = None) -> 
     dev = Device(device)
     rng = seed_for(generator, dev)
     with _on(dev):
-        return Tensor._wrap(_permutation(rng, n, dev.xp).astype(dtypes.int64))
+        return Tensor._wrap(_permutation(rng, n, get_array_module(dev)).astype(dtypes.int64))
 
 
 def _permutation(rng: Any, n: int, xp: Any) -> Any:
@@ -327,7 +329,7 @@ def from_dlpack(obj: Any) -> Tensor:
     if int(device_type) == 1:  # kDLCPU
         return Tensor._wrap(numpy.from_dlpack(obj))
     if int(device_type) in (2, 3):  # kDLCUDA, kDLCUDAHost
-        cp = Device(f"cuda:{int(device_id)}").xp
+        cp = get_array_module(Device(f"cuda:{int(device_id)}"))
         return Tensor._wrap(cp.from_dlpack(obj))
     raise RuntimeError(f"from_dlpack: unsupported DLPack device type {device_type}")
 
@@ -336,7 +338,8 @@ class _on:
     """Make `device` current for CuPy allocations (a no-op on cpu)."""
 
     def __init__(self, device: Device):
-        self.ctx = device.xp.cuda.Device(device.index) if device.type == "cuda" else None
+        cuda = device.type == "cuda"
+        self.ctx = get_array_module(device).cuda.Device(device.index) if cuda else None
 
     def __enter__(self) -> None:
         if self.ctx is not None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy
 
-from gradflow.backend import Device
+from gradflow.backend import Device, get_array_module
 
 
 class Generator:
@@ -26,7 +26,7 @@ class Generator:
         if self.device.type == "cpu":
             self._rng = numpy.random.default_rng(self._seed)
         else:
-            cp = self.device.xp
+            cp = get_array_module(self.device)
             with cp.cuda.Device(self.device.index):
                 self._rng = cp.random.default_rng(self._seed)
         return self

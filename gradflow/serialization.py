@@ -40,7 +40,7 @@ import numpy
 from numpy.lib import format as npy_format
 
 from gradflow import dtypes
-from gradflow.backend import CPU, CudaUnavailableError, Device, move_array
+from gradflow.backend import CPU, CudaUnavailableError, Device, get_array_module, move_array
 from gradflow.tensor import Tensor
 
 FORMAT_NAME = "gradflow-checkpoint"
@@ -440,7 +440,7 @@ class _Decoder:
             raise self.fail(keys, f"bad device ({exc})") from exc
         if device.type == "cuda":
             try:
-                device.xp  # noqa: B018 - checks that CuPy and this GPU are there
+                get_array_module(device)  # checks that CuPy and this GPU are there
             except CudaUnavailableError as exc:
                 raise self.fail(
                     keys,

@@ -10,6 +10,7 @@ import numpy
 from gradflow.backend import _cupy
 
 logger = logging.getLogger("gradflow")
+_ndarray = numpy.ndarray
 
 
 class Device:
@@ -62,13 +63,6 @@ class Device:
     def __repr__(self) -> str:
         return f"device('{self}')"
 
-    @property
-    def xp(self) -> Any:
-        """The array module for this device: numpy, or cupy (checked to exist)."""
-        if self.type == "cpu":
-            return numpy
-        return _cupy.require_cupy(self.index)
-
 
 CPU = Device("cpu")
 _auto_announced = False
@@ -97,20 +91,30 @@ def device_of(array: Any) -> Device:
     raise TypeError(f"expected a NumPy or CuPy array, got {type(array).__name__}")
 
 
-def get_array_module(*xs: Any) -> Any:
-    """numpy or cupy, whichever holds the given arrays or Tensors (numpy for plain scalars)."""
+def get_array_module(x: Any, *more: Any) -> Any:
+    """numpy or cupy: the module of the given arrays or Tensors (numpy for plain scalars), or of
+    a Device (cupy checked to exist and to see that GPU). The one way gradflow picks its array
+    module; called on every op, so a lone NumPy array returns at once."""
+    if not more:
+        if type(x) is _ndarray:
+            return numpy
+        if isinstance(x, Device):
+            return numpy if x.type == "cpu" else _cupy.require_cupy(x.index)
     cp = _cupy.loaded_cupy()
     if cp is None:
         return numpy
-    for x in xs:
+    for a in (x, *more):
         # A Tensor's .data is its array; a CuPy array's .data is a MemoryPointer, so test the
         # array itself first.
-        if isinstance(x, cp.ndarray) or isinstance(getattr(x, "data", None), cp.ndarray):
+        if isinstance(a, cp.ndarray) or isinstance(getattr(a, "data", None), cp.ndarray):
             return cp
     return numpy
 
 
 def is_cuda_array(array: Any) -> bool:
+    """True for a CuPy array (never imports CuPy)."""
+    if type(array) is _ndarray:
+        return False
     cp = _cupy.loaded_cupy()
     return cp is not None and isinstance(array, cp.ndarray)
 
@@ -121,7 +125,7 @@ def move_array(array: Any, device: Device) -> Any:
         if isinstance(array, numpy.ndarray):
             return array
         return array.get()
-    cp = device.xp
+    cp = get_array_module(device)
     if isinstance(array, cp.ndarray) and array.device.id == device.index:
         return array
     with cp.cuda.Device(device.index):

@@ -7,7 +7,7 @@ from functools import cache
 
 import numpy
 
-from gradflow.backend import Device
+from gradflow.backend import Device, get_array_module
 from gradflow.bench.timing import time_calls
 
 # CPU sizes are kept small enough for a 2-core machine to measure both in well under a second,
@@ -20,7 +20,7 @@ GEMM_SIDE = {"cpu": 1024, "cuda": 8192}
 def copy_bandwidth(device: str = "cpu") -> float:
     """Bytes per second of a device-to-device copy, counting the read and the write."""
     dev = Device(device)
-    xp = dev.xp
+    xp = get_array_module(dev)
     n = COPY_BYTES[dev.type] // 4
     with _on(dev):
         src = xp.ones(n, dtype=numpy.float32)
@@ -33,7 +33,7 @@ def copy_bandwidth(device: str = "cpu") -> float:
 def gemm_rate(device: str = "cpu") -> float:
     """FLOPs per second of one square float32 matmul (NumPy's BLAS or cuBLAS)."""
     dev = Device(device)
-    xp = dev.xp
+    xp = get_array_module(dev)
     side = GEMM_SIDE[dev.type]
     with _on(dev):
         a = xp.ones((side, side), dtype=numpy.float32)
@@ -52,4 +52,4 @@ def _on(dev: Device):
     """A context placing CuPy allocations on `dev`'s GPU (nothing on the CPU)."""
     from contextlib import nullcontext
 
-    return dev.xp.cuda.Device(dev.index) if dev.type == "cuda" else nullcontext()
+    return get_array_module(dev).cuda.Device(dev.index) if dev.type == "cuda" else nullcontext()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from gradflow.backend import Device
+from gradflow.backend import Device, get_array_module
 from gradflow.backend.threads import blas_threads
 from gradflow.bench import ceilings as ceilings_module
 from gradflow.bench import suites
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"gradflow bench: error: {exc}", file=sys.stderr)
             return 2
     device = Device(args.device)
-    device.xp  # noqa: B018 - raises CudaUnavailableError now for cuda without a GPU
+    get_array_module(device)  # raises CudaUnavailableError now for cuda without a GPU
     device_name = str(device)
     compare = args.compare == "torch"
     if compare and not suites.torch_ready(device_name):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gradflow.backend import Device
+from gradflow.backend import Device, get_array_module
 
 DEFAULT_WARMUP = 3
 DEFAULT_REPEAT = 20
@@ -96,7 +96,7 @@ def format_seconds(seconds: float) -> str:
 
 
 def _cupy_for(device: Device) -> Any:
-    return device.xp if device.type == "cuda" else None
+    return get_array_module(device) if device.type == "cuda" else None
 
 
 def time_calls(
