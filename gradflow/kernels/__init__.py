@@ -2,8 +2,9 @@
 
 Importing this package imports no CuPy and compiles nothing; a launcher compiles its family
 for its dtype on first use (gradflow.kernels.loader). Every launcher takes ``backend=None``
-(CuPy on the arrays' device) or a backend object such as
-``gradflow.testing.emulation.EmulationBackend`` that runs the same kernels on the CPU.
+(the backend routed to in this context by gradflow.backend.routing, else CuPy on the arrays'
+device) or a backend object such as ``gradflow.testing.emulation.EmulationBackend`` that runs
+the same kernels on the CPU.
 """
 
 from gradflow.kernels._common import ACT_CODES, KernelBackend

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gradflow.backend import routing
 from gradflow.kernels.loader import default_backend, scalar_type
 
 BLOCK = 256  # threads per block of the 1-D grid-stride kernels
@@ -56,6 +57,10 @@ class KernelBackend(Protocol):
 
 
 def resolve_backend(backend: KernelBackend | None) -> KernelBackend:
+    """``backend`` itself; for None, the backend routed to in this context
+    (gradflow.backend.routing), else CuPy."""
+    if backend is None:
+        backend = routing.kernel_backend()
     return default_backend() if backend is None else backend
 
 

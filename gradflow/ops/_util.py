@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy
 
-from gradflow.backend import get_array_module, is_cuda_array
 from gradflow.tensor import Tensor
 
 _passthrough = (Tensor, int, float, bool, numpy.number, numpy.bool_)
@@ -68,25 +67,6 @@ def normalize_dims(dim: Any, ndim: int, op: str) -> tuple | None:
             raise ValueError(f"{op}: dim {dim} names a dimension twice")
         return dims
     return (normalize_dim(dim, ndim, op),)
-
-
-# Where ops run their GPU path. None: our kernels run (through CuPy) for cuda arrays only.
-# gradflow.testing.emulation.route_kernels() sets a CPU emulation backend here so the tests
-# drive the very same kernel route with NumPy arrays on a machine without a GPU.
-kernel_backend: Any = None
-
-
-def uses_kernels(array: Any) -> bool:
-    """True when an op should take its kernel path for this array (cuda, or emulation)."""
-    return kernel_backend is not None or is_cuda(array)
-
-
-def xp_of(array: Any) -> Any:
-    return numpy if type(array) is numpy.ndarray else get_array_module(array)
-
-
-def is_cuda(array: Any) -> bool:
-    return type(array) is not numpy.ndarray and is_cuda_array(array)
 
 
 def float_input(x: Any, op: str, name: str = "input") -> Tensor:

@@ -12,8 +12,9 @@ from typing import Any, NoReturn
 
 from gradflow import dtypes
 from gradflow.autograd.function import Function
-from gradflow.ops import _util
-from gradflow.ops._util import operand, shape_of, unbroadcast, uses_kernels, xp_of
+from gradflow.backend import get_array_module
+from gradflow.backend.routing import uses_kernels
+from gradflow.ops._util import operand, shape_of, unbroadcast
 from gradflow.tensor import Tensor
 
 
@@ -78,10 +79,10 @@ def _binary_kernel(op: str, a: Any, b: Any, g: Any, need_a: bool, need_b: bool) 
     """Both input gradients of a same-shape mul/div in one pass (kernels/elementwise.cu)."""
     from gradflow.kernels import binary_bwd
 
-    xp = xp_of(g)
+    xp = get_array_module(g)
     a = a if need_b or op == "div" else xp.empty_like(g)  # mul: a unused when only ga needed
     b = b if need_a or op == "div" else xp.empty_like(g)
-    return binary_bwd(op, a, b, g, need_a=need_a, need_b=need_b, backend=_util.kernel_backend)
+    return binary_bwd(op, a, b, g, need_a=need_a, need_b=need_b)
 
 
 class Neg(Function):
@@ -107,7 +108,7 @@ class Pow(Function):
         gb = None
         if need_b:
             if hasattr(a, "shape"):
-                log_a = xp_of(a).log(xp_of(a).where(a == 0, 1, a))
+                log_a = get_array_module(a).log(get_array_module(a).where(a == 0, 1, a))
             else:
                 log_a = math.log(a) if a > 0 else 0.0
             gb = unbroadcast(g * out * log_a, shape_of(b))
@@ -118,7 +119,7 @@ class Maximum(Function):
     """Elementwise max; on ties the gradient is split evenly (as PyTorch)."""
 
     def forward(self, a, b):
-        out = xp_of(a if hasattr(a, "dtype") else b).maximum(a, b)
+        out = get_array_module(a if hasattr(a, "dtype") else b).maximum(a, b)
         self.save_for_backward(a, b, out)
         return out
 
@@ -130,7 +131,7 @@ class Minimum(Function):
     """Elementwise min; on ties the gradient is split evenly (as PyTorch)."""
 
     def forward(self, a, b):
-        out = xp_of(a if hasattr(a, "dtype") else b).minimum(a, b)
+        out = get_array_module(a if hasattr(a, "dtype") else b).minimum(a, b)
         self.save_for_backward(a, b, out)
         return out
 
@@ -153,14 +154,18 @@ class Where(Function):
     def forward(self, condition, a, b):
         self.save_for_backward(condition)  # a bool mask, not the float inputs
         self.shapes = (shape_of(a), shape_of(b))
-        return xp_of(condition).where(condition, a, b)
+        return get_array_module(condition).where(condition, a, b)
 
     def backward(self, g):
         (condition,) = self.saved_arrays
         _, need_a, need_b = self.needs_input_grad
         zero = g.dtype.type(0)
         ga = unbroadcast(g * condition, self.shapes[0]) if need_a else None
-        gb = unbroadcast(xp_of(g).where(condition, zero, g), self.shapes[1]) if need_b else None
+        gb = (
+            unbroadcast(get_array_module(g).where(condition, zero, g), self.shapes[1])
+            if need_b
+            else None
+        )
         return None, ga, gb
 
 
@@ -168,7 +173,7 @@ class Clip(Function):
     """Clamp to [min, max]; the gradient passes where the input was inside the range."""
 
     def forward(self, x):
-        out = xp_of(x).clip(x, self.low, self.high)
+        out = get_array_module(x).clip(x, self.low, self.high)
         if self.needs_input_grad[0]:
             inside = [x >= self.low] if self.low is not None else []
             inside += [x <= self.high] if self.high is not None else []
@@ -340,7 +345,7 @@ def _compare(ufunc_name: str, a: Any, b: Any) -> Tensor:
         raise RuntimeError(
             f"{op}: expected both tensors on one device, got {a.device} and {b.device}"
         )
-    xp = xp_of(xa if isinstance(a, Tensor) else xb)
+    xp = get_array_module(xa if isinstance(a, Tensor) else xb)
     try:
         return Tensor._wrap(getattr(xp, ufunc_name)(xa, xb))
     except (ValueError, TypeError, OverflowError) as exc:
@@ -384,7 +389,7 @@ def logical_xor(a: Any, b: Any) -> Tensor:
 
 
 def logical_not(a: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(a.data).logical_not(a.data))
+    return Tensor._wrap(get_array_module(a.data).logical_not(a.data))
 
 
 def floor_divide(a: Any, b: Any) -> Tensor:
@@ -398,8 +403,8 @@ def remainder(a: Any, b: Any) -> Tensor:
 
 
 def isfinite(a: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(a.data).isfinite(a.data))
+    return Tensor._wrap(get_array_module(a.data).isfinite(a.data))
 
 
 def isnan(a: Tensor) -> Tensor:
-    return Tensor._wrap(xp_of(a.data).isnan(a.data))
+    return Tensor._wrap(get_array_module(a.data).isnan(a.data))

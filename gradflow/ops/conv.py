@@ -29,8 +29,9 @@ import numpy
 from numpy.lib.stride_tricks import as_strided
 
 from gradflow.autograd.function import Function
-from gradflow.ops import _util
-from gradflow.ops._util import float_input, uses_kernels, xp_of
+from gradflow.backend import get_array_module
+from gradflow.backend.routing import uses_kernels
+from gradflow.ops._util import float_input
 from gradflow.tensor import Tensor
 
 # ---- window geometry, shared with ops/pooling.py ------------------------------------------
@@ -71,7 +72,7 @@ def padded_frame(x: Any, window: Window, fill: float) -> Any:
     (top, left), height, width = window.padding, window.span(0), window.span(1)
     if top == 0 and left == 0 and height <= h and width <= w:
         return x
-    xp = xp_of(x)
+    xp = get_array_module(x)
     frame = xp.full((*x.shape[:-2], height, width), fill, dtype=x.dtype)
     rows, cols = min(h, height - top), min(w, width - left)
     if rows > 0 and cols > 0:
@@ -96,7 +97,7 @@ def _columns(x: Any, window: Window) -> Any:
 
         return im2col_fwd(
             x, window.kernel, window.out, stride=window.stride, padding=window.padding,
-            dilation=window.dilation, backend=_util.kernel_backend,
+            dilation=window.dilation,
         )  # fmt: skip
     n, c = x.shape[:2]
     frame = padded_frame(x, window, 0)
@@ -152,7 +153,7 @@ def _col2im(dcols: Any, window: Window, x_shape: tuple) -> Any:
 
     return col2im(
         dcols, x_shape, window.kernel, window.out, stride=window.stride, padding=window.padding,
-        dilation=window.dilation, backend=_util.kernel_backend,
+        dilation=window.dilation,
     )  # fmt: skip
 
 
@@ -210,7 +211,7 @@ def _conv_forward(x: Any, weight: Any, bias: Any, window: Window, groups: int) -
     out = out.reshape(o, n, *window.out)
     if bias is not None:
         out += bias[:, None, None, None]
-    return xp_of(out).ascontiguousarray(out.transpose(1, 0, 2, 3))
+    return get_array_module(out).ascontiguousarray(out.transpose(1, 0, 2, 3))
 
 
 def _conv_weight_grad(g2: Any, x: Any, window: Window, groups: int, w_shape: tuple) -> Any:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.ops._util import is_cuda, xp_of
+from gradflow.backend import get_array_module, is_cuda_array
 from gradflow.tensor import Tensor
 
 
 def _scatter_add_rows(out, rows, values):
     """out[rows[i]] += values[i] for every i, repeated rows adding up (out: (V, D), C order)."""
-    if is_cuda(out):
+    if is_cuda_array(out):
         import cupyx
 
         cupyx.scatter_add(out, rows, values)
@@ -33,11 +33,11 @@ class Embedding(Function):
     def forward(self, indices, weight):
         self.weight_shape = weight.shape
         self.save_for_backward(indices)  # Memory: the integer indices only
-        return xp_of(weight).take(weight, indices, axis=0)
+        return get_array_module(weight).take(weight, indices, axis=0)
 
     def backward(self, g):
         (indices,) = self.saved_arrays
-        xp = xp_of(g)
+        xp = get_array_module(g)
         rows = indices.reshape(-1)
         g2 = g.reshape(-1, self.weight_shape[1])
         if self.scale_grad_by_freq:
@@ -125,7 +125,7 @@ def _check_range(input: Tensor, num_rows: int) -> None:
     if input.numel() == 0:
         return
     data = input.data
-    low, high = xp_of(data).stack([data.min(), data.max()]).tolist()
+    low, high = get_array_module(data).stack([data.min(), data.max()]).tolist()
     if low < 0 or high >= num_rows:
         bad = low if low < 0 else high
         raise IndexError(

@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from gradflow.autograd.function import Function
-from gradflow.ops import _util, unary
-from gradflow.ops._util import uses_kernels
+from gradflow.backend.routing import uses_kernels
+from gradflow.ops import unary
 from gradflow.ops.linalg import check_linear_args, linear_grads
 
 # activation name (the kernels' ACT_CODES) -> (the unfused op, its parameters)
@@ -68,7 +68,6 @@ class LinearActivation(Function):
     def _kernel_backward(self, g, x, weight, z):
         from gradflow.kernels import bias_act_bwd, dispatch, fused_act_matmul_bwd
 
-        backend = _util.kernel_backend
         need_x, need_w = self.needs_input_grad[:2]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         g2 = g.reshape(-1, g.shape[-1])
@@ -81,15 +80,15 @@ class LinearActivation(Function):
             and dispatch.choose("act_matmul_bwd", g2.size * weight.shape[1], g2) == "fused"
         )
         if fused_dx:
-            gx = fused_act_matmul_bwd(g2, z2, weight.T, act, backend=backend)
+            gx = fused_act_matmul_bwd(g2, z2, weight.T, act)
         elif need_x or need_w:
-            dz, db = bias_act_bwd(g2, z2, act, backend=backend)
+            dz, db = bias_act_bwd(g2, z2, act)
             if need_x:
                 gx = dz @ weight
             if need_w:
                 gw = dz.T @ x.reshape(-1, x.shape[-1])
         if need_b and db is None:  # the bias sum alone: dY f'(Z) is summed, never written
-            _, db = bias_act_bwd(g2, z2, act, write_dz=False, backend=backend)
+            _, db = bias_act_bwd(g2, z2, act, write_dz=False)
         if gx is not None:
             gx = gx.reshape(self.x_shape)
         if len(self.needs_input_grad) == 2:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.backend import Device, device_of, move_array
-from gradflow.ops._util import normalize_dim, xp_of
+from gradflow.backend import Device, device_of, get_array_module, move_array
+from gradflow.ops._util import normalize_dim
 from gradflow.tensor import Tensor
 
 
@@ -29,7 +29,7 @@ def normalize_index(index: Any, x: Tensor) -> tuple:
     on x's device, negative integer arrays become non-negative, and every int, integer array
     and mask is checked against x's shape (IndexError naming the index, dim and size)."""
     items = index if isinstance(index, tuple) else (index,)
-    xp = xp_of(x.data)
+    xp = get_array_module(x.data)
     return _check(tuple(_convert(i, xp, x) for i in items), x.shape, xp)
 
 
@@ -142,7 +142,7 @@ def _check_bounds(low: int, high: int, dim: int, size: int, op: str = "") -> Non
 
 def _scatter_add(out: Any, index: tuple, g: Any) -> None:
     """out[index] += g where repeated indices add up (np.add.at; cupy's add.at on cuda)."""
-    xp = xp_of(out)
+    xp = get_array_module(out)
     if xp is numpy and len(index) == 1 and out.ndim > 1 and g.dtype.kind == "f":
         # One integer array picking rows: bincount over flat positions beats np.add.at by
         # 1.2-2.5x (it needs a float64 temporary of out's size and an int64 one of g's size).
@@ -162,7 +162,7 @@ class GetItem(Function):
         return x[self.index]
 
     def backward(self, g):
-        out = xp_of(g).zeros(self.shape, g.dtype)
+        out = get_array_module(g).zeros(self.shape, g.dtype)
         if any(_is_array(i) and i.dtype.kind != "b" for i in self.index):
             _scatter_add(out, self.index, g)
         else:
@@ -180,11 +180,11 @@ class Gather(Function):
         corner = tuple(
             slice(None) if d == self.dim else slice(0, n) for d, n in enumerate(index.shape)
         )
-        return xp_of(x).take_along_axis(x[corner], index, axis=self.dim)
+        return get_array_module(x).take_along_axis(x[corner], index, axis=self.dim)
 
     def backward(self, g):
         (index,) = self.saved_arrays
-        xp = xp_of(g)
+        xp = get_array_module(g)
         out = xp.zeros(self.shape, g.dtype)
         # Open grids for the other dims, broadcast against the index: out[i, index[i, j], j]
         grid = tuple(
@@ -212,9 +212,9 @@ def getitem(x: Tensor, index: Any) -> Tensor:
 
 def _index_array(index: Any, x: Tensor, op: str) -> Any:
     """An integer index (Tensor, array or list) as an array on x's device."""
-    array = _convert(index if not isinstance(index, int) else [index], xp_of(x.data), x)
+    array = _convert(index if not isinstance(index, int) else [index], get_array_module(x.data), x)
     if isinstance(array, int):
-        array = xp_of(x.data).asarray(array)
+        array = get_array_module(x.data).asarray(array)
     if array.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be an integer tensor (int64/int32), got {array.dtype}")
     return array
@@ -242,7 +242,7 @@ def _gather(x: Tensor, d: int, array: Any, op: str) -> Tensor:
         low, high = int(array.min()), int(array.max())
         _check_bounds(low, high, d, x.shape[d], op)
         if low < 0:
-            array = xp_of(array).where(array < 0, array + x.shape[d], array)
+            array = get_array_module(array).where(array < 0, array + x.shape[d], array)
     return Gather.apply(x, array, dim=d)
 
 
@@ -274,7 +274,9 @@ def take_along_axis(x: Tensor, indices: Any, axis: int | None) -> Tensor:
     if x_shape != x.shape:
         x = x.expand(x_shape)
     index_shape = tuple(array.shape[k] if k == d else n for k, n in enumerate(outside))
-    return _gather(x, d, xp_of(array).broadcast_to(array, index_shape), "take_along_axis")
+    return _gather(
+        x, d, get_array_module(array).broadcast_to(array, index_shape), "take_along_axis"
+    )
 
 
 take_along_dim = take_along_axis  # PyTorch's name
@@ -298,7 +300,7 @@ def index_select(x: Tensor, dim: int, index: Any) -> Tensor:
 
 def masked_select(x: Tensor, mask: Any) -> Tensor:
     """The elements of x where the bool `mask` (broadcast with x) holds, as a 1-D tensor."""
-    array = _convert(mask, xp_of(x.data), x)
+    array = _convert(mask, get_array_module(x.data), x)
     if not _is_array(array) or array.dtype.kind != "b":
         raise TypeError(f"masked_select: mask must be a bool tensor, got {type(mask).__name__}")
     try:
@@ -310,4 +312,4 @@ def masked_select(x: Tensor, mask: Any) -> Tensor:
         ) from None
     if shape != x.shape:
         x = x.expand(shape)
-    return getitem(x, xp_of(array).broadcast_to(array, shape))
+    return getitem(x, get_array_module(array).broadcast_to(array, shape))

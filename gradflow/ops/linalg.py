@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from gradflow.autograd.function import Function
-from gradflow.ops import _util
-from gradflow.ops._util import operand, unbroadcast, uses_kernels
+from gradflow.backend.routing import uses_kernels
+from gradflow.ops._util import operand, unbroadcast
 from gradflow.tensor import Tensor
 
 
@@ -89,7 +89,7 @@ def _bias_sum_kernel(g2: Any) -> Any | None:
 
     if dispatch.choose("bias_sum", g2.size, g2) != "kernel":
         return None
-    return sum_to_bias(g2, backend=_util.kernel_backend)
+    return sum_to_bias(g2)
 
 
 def matmul(a: Any, b: Any) -> Tensor:

@@ -18,9 +18,9 @@ from typing import Any
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.backend import device_of
-from gradflow.ops import _util
-from gradflow.ops._util import float_input, is_cuda, normalize_dim, unbroadcast, uses_kernels, xp_of
+from gradflow.backend import device_of, get_array_module, is_cuda_array
+from gradflow.backend.routing import uses_kernels
+from gradflow.ops._util import float_input, normalize_dim, unbroadcast
 from gradflow.ops.unary import stable_sigmoid
 from gradflow.random import Generator, seed_for
 from gradflow.tensor import Tensor
@@ -36,7 +36,7 @@ def _max_and_log_sum(x: Any, axis: int) -> tuple[Any, Any]:
 
     Kept as two parts because their sum rounds: at |x| ~ 1e4 in float32 one ulp of logsumexp
     is 1e-3, while (x - m) - log_sum keeps the log-probabilities near 0 accurate to 1e-7."""
-    xp = xp_of(x)
+    xp = get_array_module(x)
     m = _max_keepdims(x, axis)
     m = xp.where(xp.isfinite(m), m, 0)  # an all -inf row gives -inf, not nan
     e = x - m
@@ -49,7 +49,9 @@ def _max_and_log_sum(x: Any, axis: int) -> tuple[Any, Any]:
 def _max_keepdims(x: Any, axis: int) -> Any:
     """x.max(axis, keepdims=True), -inf along an empty axis (where NumPy and CuPy refuse)."""
     if x.shape[axis] == 0:
-        return xp_of(x).full(x.shape[:axis] + (1,) + x.shape[axis + 1 :], -numpy.inf, x.dtype)
+        return get_array_module(x).full(
+            x.shape[:axis] + (1,) + x.shape[axis + 1 :], -numpy.inf, x.dtype
+        )
     return x.max(axis=axis, keepdims=True)
 
 
@@ -63,7 +65,7 @@ def _log_softmax(x: Any, m: Any, log_sum: Any) -> Any:
 def _class_index(target: Any) -> tuple:
     """An index tuple picking x[n, target[n, i, ...], i, ...] (class axis 1) from x, by an open
     grid: the same fancy index gathers the target logits and scatters into the gradient."""
-    xp = xp_of(target)
+    xp = get_array_module(target)
     k = target.ndim
     grids = [xp.arange(n).reshape((1,) * i + (-1,) + (1,) * (k - 1 - i)) for i, n in
              enumerate(target.shape)]  # fmt: skip
@@ -80,11 +82,11 @@ def _kept_targets(target: Any, weight: Any, ignore_index: int, n_classes: int, d
 
     Out-of-range targets are rejected on cpu before the op runs; on cuda checking would cost a
     host synchronization, so they are masked here and give NaN (like the fused kernel)."""
-    xp = xp_of(target)
+    xp = get_array_module(target)
     keep = target != ignore_index
     safe = xp.where(keep, target, 0)
     bad = None
-    if is_cuda(target):
+    if is_cuda_array(target):
         bad = (safe < 0) | (safe >= n_classes)
         safe = xp.where(bad, 0, safe)
     if weight is None:
@@ -116,7 +118,7 @@ def _reduce(loss: Any, reduction: str, denom: Any = None) -> Any:
 
 class Softmax(Function):
     def forward(self, x):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         # Shift by the max; an all -inf (or NaN) slice by 0, a slice holding +inf by the largest
         # finite value (its finite elements then get 0 rather than an overflow's NaN).
         y = x - xp.nan_to_num(_max_keepdims(x, self.dim), nan=0.0, neginf=0.0)
@@ -140,7 +142,7 @@ class LogSoftmax(Function):
 
     def backward(self, g):
         (out,) = self.saved_arrays
-        dx = xp_of(out).exp(out)
+        dx = get_array_module(out).exp(out)
         dx *= -g.sum(axis=self.dim, keepdims=True)
         dx += g
         return dx
@@ -234,7 +236,7 @@ class CrossEntropy(Function):
             return self._backward_kernel(g)
         x, m, log_sum, target, weight = self.saved_arrays
         s = _grad_scale(g, self.reduction, self.denom)
-        xp = xp_of(x)
+        xp = get_array_module(x)
         if self.probs:
             return self._backward_probs(x, m, log_sum, target, weight, s, xp)
         n_classes = x.shape[1]
@@ -280,7 +282,7 @@ class CrossEntropy(Function):
 
         loss, lse = softmax_xent_fwd(
             x, target, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
-            weight=weight, backend=_util.kernel_backend,
+            weight=weight,
         )  # fmt: skip
         self.save_for_backward(x, lse, target, weight)  # the logits (a reference) and lse [N]
         self.denom = None
@@ -296,7 +298,7 @@ class CrossEntropy(Function):
         scale = _grad_scale(g, self.reduction, self.denom)  # a device array: no host sync
         dx = softmax_xent_bwd(
             x, lse, target, scale, ignore_index=self.ignore_index,
-            label_smoothing=self.label_smoothing, weight=weight, backend=_util.kernel_backend,
+            label_smoothing=self.label_smoothing, weight=weight,
         )  # fmt: skip
         return dx, None, None
 
@@ -364,7 +366,7 @@ def _class_target_args(
         )
     if target.dtype != numpy.int64:
         target = target.long()
-    if not is_cuda(target.data):  # on cuda this would synchronize; the kernels give NaN
+    if not is_cuda_array(target.data):  # on cuda this would synchronize; the kernels give NaN
         t = target.data
         bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
         if bad.any():
@@ -429,7 +431,7 @@ class NLLLoss(Function):
     def backward(self, g):
         target, weight = self.saved_arrays
         shape, dtype = self.input_meta
-        xp = xp_of(target)
+        xp = get_array_module(target)
         safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, shape[1], dtype)
         s = _grad_scale(g, self.reduction, self.denom) * w_t
         if bad is not None:
@@ -484,7 +486,7 @@ class MSELoss(Function):
 
 class L1Loss(Function):
     def forward(self, x, y):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         diff = xp.asarray(x - y)  # 0-d operands give a NumPy scalar; abs(out=) needs an array
         self.save_for_backward(xp.sign(diff).astype(xp.int8))  # an int8 sign, 0 at 0
         self.shapes = (x.shape, y.shape)
@@ -546,7 +548,7 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 
 def _softplus_neg(x: Any) -> Any:
     """log(1 + exp(-x)) = log1p(exp(-|x|)) + max(-x, 0): finite for any x, no cancellation."""
-    xp = xp_of(x)
+    xp = get_array_module(x)
     out = xp.asarray(xp.abs(x))  # a 0-d x gives a NumPy scalar, which out= can't take
     xp.negative(out, out=out)
     xp.exp(out, out=out)
@@ -656,7 +658,7 @@ def _clamped_logs(p: Any, xp: Any) -> tuple[Any, Any]:
 
 class BCE(Function):
     def forward(self, p, y, weight):
-        xp = xp_of(p)
+        xp = get_array_module(p)
         self.save_for_backward(p, y, weight)  # the inputs (references, no new arrays)
         loss = xp.asarray(self._logs(p, y, xp))  # an array for 0-d inputs too
         xp.negative(loss, out=loss)
@@ -671,7 +673,7 @@ class BCE(Function):
 
     def backward(self, g):
         p, y, weight = self.saved_arrays
-        xp = xp_of(p)
+        xp = get_array_module(p)
         need_p, need_y = self.needs_input_grad[:2]
         s = _grad_scale(g, self.reduction, p.dtype.type(p.size))
         sw = s if weight is None else s * weight
@@ -694,7 +696,7 @@ def binary_cross_entropy(
     """
     op = "binary_cross_entropy"
     input, target = _binary_args(input, target, weight, reduction, op)
-    if not is_cuda(input.data):  # on cuda the check would synchronize
+    if not is_cuda_array(input.data):  # on cuda the check would synchronize
         p = input.data
         if ((p < 0) | (p > 1)).any():
             raise ValueError(
@@ -712,7 +714,7 @@ class Dropout(Function):
     def forward(self, x):
         rng = seed_for(self.generator, device_of(x))
         draw = x.dtype if x.dtype in (numpy.float32, numpy.float64) else numpy.float32
-        if is_cuda(x):
+        if is_cuda_array(x):
             with x.device:
                 keep = rng.random(x.shape, dtype=draw) >= self.p
         else:
@@ -760,7 +762,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         dtype = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
         raise TypeError(f"one_hot: argument 'tensor' has dtype {dtype}; expected integer indices")
     t = tensor.data
-    xp = xp_of(t)
+    xp = get_array_module(t)
     if num_classes == -1:
         if t.size == 0:
             raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass it")

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.ops._util import float_input, xp_of
+from gradflow.backend import get_array_module
+from gradflow.ops._util import float_input
 from gradflow.tensor import Tensor
 
 # ---- batch_norm -----------------------------------------------------------------------------
@@ -44,7 +45,7 @@ def _ncl(shape):
 def _per_channel(a, length):
     if length == 1:
         return a[:, None]
-    return xp_of(a).repeat(a, length).reshape(a.shape[0], length)
+    return get_array_module(a).repeat(a, length).reshape(a.shape[0], length)
 
 
 def _owned(xp, shape, dtype, view_shape):
@@ -60,7 +61,7 @@ def _channel_mean(v, count):
     the batch. One float32 sum of all N * L values is off by 3e-3 (N, C, L = 64, 32, 64) to
     1.5e-2 ((4096, 4)) at a mean of 1e4 and unit variance; this route by 1e-4 and 0, for ~1.3x
     the cost of that sum."""
-    xp = xp_of(v)
+    xp = get_array_module(v)
     rows = v[:, :, 0] if v.shape[2] == 1 else xp.einsum("ncl->nc", v)
     mean = xp.einsum("nc->c", rows.astype(numpy.float64, copy=False))
     mean *= 1 / count
@@ -69,7 +70,7 @@ def _channel_mean(v, count):
 
 class BatchNorm(Function):
     def forward(self, x, weight, bias):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         v = x.reshape(_ncl(x.shape))
         length = v.shape[2]
         count = v.shape[0] * length
@@ -115,7 +116,7 @@ class BatchNorm(Function):
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         x, mean, invstd, weight = self.saved_arrays
-        xp = xp_of(g)
+        xp = get_array_module(g)
         g3 = g.reshape(_ncl(g.shape))
         length = g3.shape[2]
         count = g3.shape[0] * length
@@ -149,7 +150,7 @@ class BatchNorm(Function):
 
 def _normalize_rows(v, eps, out):
     """Write xhat for the rows of the 2-D array v into out (v's shape); return invstd (R,)."""
-    xp = xp_of(v)
+    xp = get_array_module(v)
     k = max(v.shape[1], 1)  # empty rows (K = 0): mean and variance 0, not a ZeroDivisionError
     mean = xp.einsum("rk->r", v)
     mean *= 1 / k
@@ -162,7 +163,7 @@ def _normalize_rows(v, eps, out):
 def _rows_backward(gh, xhat, invstd, out):
     """Write dx for the rows into out: invstd (gh - mean(gh) - xhat mean(gh xhat)), where gh is
     g * w on the (R, K) view; out may be gh itself."""
-    xp = xp_of(gh)
+    xp = get_array_module(gh)
     k = max(gh.shape[1], 1)
     dot = xp.einsum("rk,rk->r", gh, xhat)
     dot *= 1 / k
@@ -177,7 +178,7 @@ class LayerNorm(Function):
     """Statistics and affine both on the (R, K) view: K = prod(normalized_shape)."""
 
     def forward(self, x, weight, bias):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         v = x.reshape(self._rows(x.shape))
         xhat, xhat2 = _owned(xp, x.shape, x.dtype, v.shape)
         invstd = _normalize_rows(v, self.eps, xhat2)
@@ -198,7 +199,7 @@ class LayerNorm(Function):
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         xhat, invstd, weight = self.saved_arrays
-        xp = xp_of(g)
+        xp = get_array_module(g)
         g2 = g.reshape(self._rows(g.shape))  # xhat is None when only the bias needs a gradient
         gw = gb = gx = None
         if need_w:
@@ -220,7 +221,7 @@ class GroupNorm(Function):
     """Statistics per (sample, group) on an (N * G, K) view; affine per channel on (N, C, L)."""
 
     def forward(self, x, weight, bias):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         n, c, length = _ncl(x.shape)
         v = x.reshape(self._rows(x.shape))
         xhat, xhat2 = _owned(xp, x.shape, x.dtype, v.shape)
@@ -243,7 +244,7 @@ class GroupNorm(Function):
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         xhat, invstd, weight = self.saved_arrays
-        xp = xp_of(g)
+        xp = get_array_module(g)
         g3 = g.reshape(_ncl(g.shape))
         gw = gb = gx = None
         if need_w:

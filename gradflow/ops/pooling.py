@@ -23,8 +23,9 @@ from typing import Any, NamedTuple
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.ops import _util
-from gradflow.ops._util import float_input, uses_kernels, xp_of
+from gradflow.backend import get_array_module
+from gradflow.backend.routing import uses_kernels
+from gradflow.ops._util import float_input
 from gradflow.ops.conv import (
     Window,
     check_input_rank,
@@ -69,7 +70,7 @@ def _first_equal(views: list, best: Any) -> Any:
     """Per output, the index of the first view equal to best (len(views) - 1 where none is),
     as the smallest unsigned type that holds it: sum over k of [views 0..k all differ].
     Whole-array arithmetic: a masked copyto per view cost 40x a compare at these sizes."""
-    xp = xp_of(best)
+    xp = get_array_module(best)
     differ = xp.not_equal(views[0], best)
     offsets = differ.astype(numpy.min_scalar_type(len(views) - 1))
     other = xp.empty(best.shape, dtype=bool)
@@ -83,7 +84,7 @@ def _first_equal(views: list, best: Any) -> Any:
 def _max_pool(x: Any, window: Window, need_offsets: bool) -> tuple[Any, Any]:
     """(max over each window, offset i*kw + j of the maximum or None), NumPy, with PyTorch's
     rules: NaN wins (the last NaN of a window), and the first of equal maxima."""
-    xp = xp_of(x)
+    xp = get_array_module(x)
     if _tiles(window, x.shape[2:]):
         # One copy into window-offset-major order: every pass after it reads contiguous
         # memory (a strided view costs ~8x a contiguous pass at 4-8 pixels per row).
@@ -109,7 +110,7 @@ def _max_pool_grad(g: Any, offsets: Any, window: Window, x_shape: tuple) -> Any:
     """dx: each window's gradient added at its maximum. Tiling windows: one masked product per
     window offset, written into its strided view of dx; otherwise one scatter-add (bincount)
     into the padded frame for all windows (overlapping ones sum)."""
-    xp = xp_of(g)
+    xp = get_array_module(g)
     if _tiles(window, x_shape[2:]):
         covered = tuple(o * k for o, k in zip(window.out, window.kernel)) == tuple(x_shape[2:])
         dx = (xp.empty if covered else xp.zeros)(x_shape, dtype=g.dtype)
@@ -135,7 +136,7 @@ def _max_pool_grad(g: Any, offsets: Any, window: Window, x_shape: tuple) -> Any:
 
 def _flat_indices(offsets: Any, window: Window, width: int) -> Any:
     """PyTorch's return_indices: the flat position h * W + w of each maximum in its plane."""
-    xp = xp_of(offsets)
+    xp = get_array_module(offsets)
     kw = window.kernel[1]
     (sh, sw), (ph, pw), (dh, dw) = window.stride, window.padding, window.dilation
     k = offsets.astype(numpy.int64)
@@ -156,7 +157,7 @@ class MaxPool2d(Function):
 
             y, offsets = max_pool2d_fwd(
                 x4, window.kernel, window.out, stride=window.stride, padding=window.padding,
-                dilation=window.dilation, backend=_util.kernel_backend,
+                dilation=window.dilation,
             )  # fmt: skip
         else:
             need = self.return_indices or self.needs_input_grad[0]
@@ -175,7 +176,7 @@ class MaxPool2d(Function):
 
             dx = max_pool2d_bwd(
                 g4, offsets, s.x4, window.kernel, stride=window.stride, padding=window.padding,
-                dilation=window.dilation, backend=_util.kernel_backend,
+                dilation=window.dilation,
             )  # fmt: skip
         else:
             dx = _max_pool_grad(g4, offsets, window, s.x4)
@@ -206,7 +207,7 @@ class AvgPool2d(Function):
         w = self.window
         return dict(
             stride=w.stride, padding=w.padding, count_include_pad=self.count_include_pad,
-            divisor_override=self.divisor_override, backend=_util.kernel_backend,
+            divisor_override=self.divisor_override,
         )  # fmt: skip
 
     def _divisor(self, xp: Any, dtype: Any) -> Any:
@@ -228,7 +229,7 @@ class AvgPool2d(Function):
         y = views[0].copy()
         for view in views[1:]:
             y += view
-        y /= self._divisor(xp_of(x), x.dtype)
+        y /= self._divisor(get_array_module(x), x.dtype)
         return y.reshape(s.out)
 
     def backward(self, g):
@@ -238,7 +239,7 @@ class AvgPool2d(Function):
             from gradflow.kernels.pooling import avg_pool2d_bwd
 
             return avg_pool2d_bwd(g4, s.x4, window.kernel, **self._kernel_options()).reshape(s.x)
-        xp = xp_of(g)
+        xp = get_array_module(g)
         share = g4 / self._divisor(xp, g.dtype)
         frame = gradient_frame(s.x4[:2], window, s.x4[2:], g.dtype, xp)
         for i, j in window.offsets():
@@ -275,7 +276,7 @@ class AdaptiveAvgPool2d(Function):
         if self._uniform():
             y = x4.reshape(n, c, oh, h // oh, ow, w // ow).mean(axis=(3, 5))
         else:
-            xp = xp_of(x)
+            xp = get_array_module(x)
             a_h, a_w = _bin_matrix(h, oh, xp, x.dtype), _bin_matrix(w, ow, xp, x.dtype)
             y = xp.einsum("nchw,ph,qw->ncpq", x4, a_h, a_w, optimize=True)
         return y.reshape(s.out)
@@ -285,7 +286,7 @@ class AdaptiveAvgPool2d(Function):
         g4 = g.reshape(s.out4)
         n, c, h, w = s.x4
         oh, ow = s.out4[2:]
-        xp = xp_of(g)
+        xp = get_array_module(g)
         if self._uniform():
             kh, kw = h // oh, w // ow
             share = (g4 / (kh * kw))[:, :, :, None, :, None]

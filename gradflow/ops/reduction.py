@@ -17,8 +17,9 @@ from typing import Any
 import numpy
 
 from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module
 from gradflow.ops import arithmetic
-from gradflow.ops._util import normalize_dim, normalize_dims, xp_of
+from gradflow.ops._util import normalize_dim, normalize_dims
 from gradflow.tensor import Tensor
 
 # What max(x, dim)/min(x, dim) return, like torch.return_types.max: a tuple with names.
@@ -45,7 +46,7 @@ def _expand_grad(g: Any, shape: tuple, dims: tuple | None, keepdim: bool) -> Any
         if dims is None:
             g = g.reshape((1,) * len(shape))
         else:
-            g = xp_of(g).expand_dims(g, dims)
+            g = get_array_module(g).expand_dims(g, dims)
     return g
 
 
@@ -82,7 +83,7 @@ class Sum(Function):
 
     def backward(self, g):
         g = _expand_grad(g, self.shape, self.dims, self.keepdim)
-        return xp_of(g).broadcast_to(g, self.shape)
+        return get_array_module(g).broadcast_to(g, self.shape)
 
 
 class Mean(Function):
@@ -93,7 +94,7 @@ class Mean(Function):
     def backward(self, g):
         count = _count(self.shape, self.dims)
         g = _expand_grad(g, self.shape, self.dims, self.keepdim) / g.dtype.type(count)
-        return xp_of(g).broadcast_to(g, self.shape)
+        return get_array_module(g).broadcast_to(g, self.shape)
 
 
 class Var(Function):
@@ -107,7 +108,7 @@ class Var(Function):
         with _quiet():
             out = (diff * diff).sum(axis=self.dims, keepdims=True) / x.dtype.type(self.divisor)
         if self.root:
-            out = xp_of(x).sqrt(out)
+            out = get_array_module(x).sqrt(out)
         # x, not x - mean (the input is usually alive anyway); std also keeps its reduced output
         self.save_for_backward(x, out if self.root else None)
         return _keep(out, self.dims, self.keepdim)
@@ -147,12 +148,12 @@ class SelectAlongDim(Function):
     def forward(self, x, index):
         self.shape = x.shape
         self.save_for_backward(index)  # int64 indices, keepdims shape
-        out = xp_of(x).take_along_axis(x, index, axis=self.dim)
+        out = get_array_module(x).take_along_axis(x, index, axis=self.dim)
         return out if self.keepdim else out.squeeze(self.dim)
 
     def backward(self, g):
         (index,) = self.saved_arrays
-        xp = xp_of(g)
+        xp = get_array_module(g)
         if not self.keepdim:
             g = xp.expand_dims(g, self.dim)
         # One index per slice: a one-hot comparison scatters without atomics or add.at.
@@ -166,7 +167,7 @@ class LogSumExp(Function):
     """log(sum(exp(x))), shifted by the max so |x| ~ 1e4 neither overflows nor underflows."""
 
     def forward(self, x):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         if x.size:
             shift = x.max(axis=self.dims, keepdims=True)
         else:  # NumPy and CuPy refuse the max of nothing; any shift gives -inf here
@@ -179,7 +180,7 @@ class LogSumExp(Function):
 
     def backward(self, g):
         x, out = self.saved_arrays
-        xp = xp_of(g)
+        xp = get_array_module(g)
         # Slices whose result is -inf (all -inf) get a zero gradient instead of NaN.
         out = xp.where(out == -xp.inf, 0, out)
         g = _expand_grad(g, x.shape, self.dims, self.keepdim)
@@ -195,7 +196,7 @@ class Prod(Function):
 
     def backward(self, g):
         (x,) = self.saved_arrays
-        xp = xp_of(g)
+        xp = get_array_module(g)
         g = _expand_grad(g, x.shape, self.dims, self.keepdim)
         zero = x == 0
         zeros = zero.sum(axis=self.dims, keepdims=True)
@@ -211,13 +212,13 @@ class Prod(Function):
 
 class CumSum(Function):
     def forward(self, x):
-        out = xp_of(x).cumsum(x, axis=self.dim, dtype=_accumulator(x))
+        out = get_array_module(x).cumsum(x, axis=self.dim, dtype=_accumulator(x))
         return out.reshape(x.shape)  # dim None: a 0-d input
 
     def backward(self, g):
         if self.dim is None:
             return g
-        xp = xp_of(g)
+        xp = get_array_module(g)
         # d(sum_j out_j g_j)/dx_i = sum of g_j for j >= i: a reversed cumulative sum.
         return xp.flip(xp.cumsum(xp.flip(g, self.dim), axis=self.dim), self.dim)
 
@@ -285,9 +286,9 @@ def _extreme(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Any:
         if dim is None:
             return values
         # dim=0 on a 0-d tensor: the value itself, at index 0
-        return MaxMin(values, Tensor._wrap(xp_of(x.data).zeros((), "int64")))
+        return MaxMin(values, Tensor._wrap(get_array_module(x.data).zeros((), "int64")))
     d = dims[0]
-    xp = xp_of(x.data)
+    xp = get_array_module(x.data)
     arg = xp.argmax if reduce == "max" else xp.argmin
     index = arg(x.data, axis=d, keepdims=True).astype("int64", copy=False)
     values = SelectAlongDim.apply(x, index, dim=d, keepdim=keepdim)
@@ -354,7 +355,7 @@ def _arg(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Tensor:
     keepdim = kw.pop("keepdims", keepdim)
     if kw:
         raise TypeError(f"{op}() got unexpected keyword arguments {sorted(kw)}")
-    xp = xp_of(x.data)
+    xp = get_array_module(x.data)
     fn = xp.argmax if reduce == "max" else xp.argmin
     axis = None if dim is None else normalize_dim(dim, x.ndim, op)  # 0-d: dims 0 and -1
     axis = None if x.ndim == 0 else axis
@@ -376,14 +377,14 @@ def argmin(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tens
 def any(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Whether any element over `dim` is nonzero (a bool tensor, no gradient)."""
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "any")
-    xp = xp_of(x.data)
+    xp = get_array_module(x.data)
     return Tensor._wrap(xp.asarray(xp.any(x.data, axis=dims, keepdims=keepdim)))
 
 
 def all(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Whether every element over `dim` is nonzero (a bool tensor, no gradient)."""
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "all")
-    xp = xp_of(x.data)
+    xp = get_array_module(x.data)
     return Tensor._wrap(xp.asarray(xp.all(x.data, axis=dims, keepdims=keepdim)))
 
 

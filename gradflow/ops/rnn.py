@@ -29,9 +29,9 @@ from typing import Any
 import numpy
 
 from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module, is_cuda_array
+from gradflow.backend.routing import uses_kernels
 from gradflow.kernels import rnn_cells
-from gradflow.ops import _util
-from gradflow.ops._util import uses_kernels, xp_of
 from gradflow.tensor import Tensor
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -59,7 +59,7 @@ def _sigmoid_columns(mode: str, hidden: int, dtype: Any) -> Any:
 
 
 def _lstm_step_numpy(xw_t, w_hh_t, scale, shift, h_prev, c_prev, h_next, c_next, acts, tmp):
-    xp, hidden = xp_of(acts), h_next.shape[1]
+    xp, hidden = get_array_module(acts), h_next.shape[1]
     xp.matmul(h_prev, w_hh_t, out=acts)
     acts += xw_t
     xp.tanh(acts, out=acts)
@@ -74,7 +74,7 @@ def _lstm_step_numpy(xw_t, w_hh_t, scale, shift, h_prev, c_prev, h_next, c_next,
 
 
 def _gru_step_numpy(xw_t, w_hh_t, b_hn, h_prev, h_next, acts, hw) -> None:
-    xp, hidden = xp_of(acts), h_next.shape[1]
+    xp, hidden = get_array_module(acts), h_next.shape[1]
     xp.matmul(h_prev, w_hh_t, out=hw)
     rz = acts[:, : 2 * hidden]
     xp.add(xw_t[:, : 2 * hidden], hw[:, : 2 * hidden], out=rz)
@@ -96,7 +96,7 @@ def _gru_step_numpy(xw_t, w_hh_t, b_hn, h_prev, h_next, acts, hw) -> None:
 
 
 def _rnn_step_numpy(xw_t, w_hh_t, relu, h_prev, h_next) -> None:
-    xp = xp_of(h_next)
+    xp = get_array_module(h_next)
     xp.matmul(h_prev, w_hh_t, out=h_next)
     h_next += xw_t
     if relu:
@@ -108,7 +108,7 @@ def _rnn_step_numpy(xw_t, w_hh_t, relu, h_prev, h_next) -> None:
 def _lstm_factors(acts, c_prev, c_next, dgates, mask):
     """Per step: dgates[t] = local derivatives (i, f, g: times dc; o: times dh), and
     (A, F) with dc_t = dc + dh * A_t, dc_{t-1} = dc_t * F_t. All (T, B, ...) arrays."""
-    xp, hidden = xp_of(acts), c_next.shape[2]
+    xp, hidden = get_array_module(acts), c_next.shape[2]
     i, f, g, o = (acts[..., k * hidden : (k + 1) * hidden] for k in range(4))
     di, df, dg, do = (dgates[..., k * hidden : (k + 1) * hidden] for k in range(4))
     tc = xp.tanh(c_next)
@@ -138,7 +138,7 @@ def _lstm_factors(acts, c_prev, c_next, dgates, mask):
 def _gru_factors(acts, h_prev, dgates_x, dgates_h, mask):
     """dgates_x[t], dgates_h[t] = local derivatives (times dh); returns Z, dh_{t-1} gets dh Z_t
     besides the W_hh path."""
-    xp, hidden = xp_of(acts), h_prev.shape[2]
+    xp, hidden = get_array_module(acts), h_prev.shape[2]
     r, z, n, hn = (acts[..., k * hidden : (k + 1) * hidden] for k in range(4))
     dr, dz, dn = (dgates_x[..., k * hidden : (k + 1) * hidden] for k in range(3))
     xp.multiply(n, n, out=dn)
@@ -160,7 +160,7 @@ def _gru_factors(acts, h_prev, dgates_x, dgates_h, mask):
 
 def _rnn_factors(h_next, dgates, relu, mask):
     """dgates[t] = act'(pre-activation), from the outputs h_t."""
-    xp = xp_of(h_next)
+    xp = get_array_module(h_next)
     if relu:
         xp.greater(h_next, 0, out=dgates)
     else:
@@ -179,7 +179,7 @@ class RecurrentLayer(Function):
     lengths (host int64 [B] or None), lengths_device (the same on x's device), min_length."""
 
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         steps, batch, _ = x.shape
         hidden = w_hh.shape[1]
         lstm = self.mode == "lstm"
@@ -230,13 +230,13 @@ class RecurrentLayer(Function):
         """(T, B, 1) bool: step t still runs for sequence b; None without lengths."""
         if self.lengths is None:
             return None
-        xp = xp_of(self.lengths_device)
+        xp = get_array_module(self.lengths_device)
         return (xp.arange(steps)[:, None] < self.lengths_device)[:, :, None]
 
     # ---- forward ----
 
     def _forward_numpy(self, xw, states, cells, acts, w_hh, b_hh, saved_width, scale):
-        xp = xp_of(xw)
+        xp = get_array_module(xw)
         steps, batch, width = xw.shape
         hidden, mode = w_hh.shape[1], self.mode
         w_hh_t = xp.empty((hidden, width), xw.dtype)  # contiguous: the fastest GEMM operand
@@ -270,10 +270,10 @@ class RecurrentLayer(Function):
         return outputs if mask is None else outputs * mask
 
     def _forward_kernels(self, xw, states, cells, acts, w_hh, b_hh):
-        xp = xp_of(xw)
+        xp = get_array_module(xw)
         steps, batch, width = xw.shape
         hidden, mode = w_hh.shape[1], self.mode
-        lengths, backend = self.lengths_device, _util.kernel_backend
+        lengths = self.lengths_device
         out = None if lengths is None else xp.empty((steps, batch, hidden), xw.dtype)
         b_hn = None if mode != "gru" or b_hh is None else b_hh[2 * hidden :]
         hw = xp.empty((batch, width), xw.dtype)
@@ -283,8 +283,7 @@ class RecurrentLayer(Function):
             xp.matmul(states[p], w_hh_t, out=hw)
             gates = None if acts is None else acts[t]
             out_t = None if out is None else out[t]
-            common = {"out": out_t, "lengths": lengths, "t": t, "backend": backend,
-                      "validate": k == 0}  # fmt: skip
+            common = {"out": out_t, "lengths": lengths, "t": t, "validate": k == 0}  # fmt: skip
             if mode == "lstm":
                 rnn_cells.lstm_cell_fwd(xw[t], hw, states[p], cells[p], states[n], cells[n],
                                         gates=gates, **common)  # fmt: skip
@@ -299,7 +298,7 @@ class RecurrentLayer(Function):
 
     def backward(self, g_out, g_hn, g_cn=None):
         x, w_ih, w_hh, states, cells, acts = self.saved_arrays
-        xp = xp_of(states)
+        xp = get_array_module(states)
         steps, batch, hidden = states.shape[0] - 1, states.shape[1], states.shape[2]
         width = GATES[self.mode] * hidden
         need_x, need_h0, need_c0, need_w_ih, need_w_hh, need_b_ih, need_b_hh = self.needs_input_grad
@@ -325,7 +324,7 @@ class RecurrentLayer(Function):
     def _backward_numpy(self, g_out, g_hn, g_cn, w_hh, states, cells, acts, dgx, dgh, need_h0):
         """The sweep through time; returns (dh0, dc0). dgx/dgh first receive each step's local
         derivatives, which the sweep multiplies by the incoming gradient in place."""
-        xp = xp_of(states)
+        xp = get_array_module(states)
         steps, batch, hidden = dgx.shape[0], states.shape[1], states.shape[2]
         mask = self._mask(steps)
         if mask is not None:
@@ -365,9 +364,9 @@ class RecurrentLayer(Function):
 
     def _backward_kernels(self, g_out, g_hn, g_cn, w_hh, states, cells, acts, dgx, dgh, need_h0):
         """The sweep through time with one fused kernel and one GEMM per step."""
-        xp = xp_of(states)
+        xp = get_array_module(states)
         steps, batch, hidden = dgx.shape[0], states.shape[1], states.shape[2]
-        mode, lengths, backend = self.mode, self.lengths_device, _util.kernel_backend
+        mode, lengths = self.mode, self.lengths_device
         g_out = xp.ascontiguousarray(g_out)
         dh_carry = g_hn.copy()  # C-contiguous, updated in place by the steps
         dc = g_cn.copy() if mode == "lstm" else None
@@ -376,7 +375,7 @@ class RecurrentLayer(Function):
         for k, t in enumerate(self._order(steps, backward=True)):
             p, n = self._links(t)
             common = {"dout": g_out[t], "dh_rec": dh_rec, "lengths": lengths, "t": t,
-                      "backend": backend, "validate": k == 0}  # fmt: skip
+                      "validate": k == 0}  # fmt: skip
             if mode == "lstm":
                 rnn_cells.lstm_cell_bwd(acts[t], cells[p], cells[n], dh_carry, dc, dgx[t],
                                         **common)  # fmt: skip
@@ -516,9 +515,9 @@ def rnn_layer(
         min_length = int(host.min()) if batch else steps
         if min_length == steps:
             host = None  # every sequence spans the input: nothing to mask
-        elif _util.is_cuda(input.data):
+        elif is_cuda_array(input.data):
             with input.data.device:
-                device_lengths = xp_of(input.data).asarray(host)
+                device_lengths = get_array_module(input.data).asarray(host)
         else:
             device_lengths = host
     outputs = RecurrentLayer.apply(

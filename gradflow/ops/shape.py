@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradflow.autograd.function import Function
-from gradflow.ops._util import normalize_dim, normalize_dims, unbroadcast, xp_of
+from gradflow.backend import get_array_module
+from gradflow.ops._util import normalize_dim, normalize_dims, unbroadcast
 from gradflow.tensor import Tensor
 
 
@@ -42,7 +43,7 @@ class Permute(Function):
 class Expand(Function):
     def forward(self, x):
         self.source = x.shape  # saves the shape only
-        return xp_of(x).broadcast_to(x, self.shape)  # a read-only view, no copy
+        return get_array_module(x).broadcast_to(x, self.shape)  # a read-only view, no copy
 
     def backward(self, g):
         return unbroadcast(g, self.source)
@@ -52,7 +53,7 @@ class Concatenate(Function):
     """cat (join along an existing dim) and stack (along a new dim), any number of inputs."""
 
     def forward(self, *arrays):
-        xp = xp_of(arrays[0])
+        xp = get_array_module(arrays[0])
         if self.new_dim:
             return xp.stack(arrays, axis=self.dim)
         self.sizes = [a.shape[self.dim] for a in arrays]  # saves sizes only
@@ -81,14 +82,14 @@ class Split(Function):
         return tuple(x[lead + (slice(a, b),)] for a, b in itertools.pairwise(bounds))
 
     def backward(self, *grads):
-        return xp_of(grads[0]).concatenate(grads, axis=self.dim)
+        return get_array_module(grads[0]).concatenate(grads, axis=self.dim)
 
 
 class Pad(Function):
     """Constant padding (cropping for negative widths), or reflect/replicate/circular."""
 
     def forward(self, x):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         self.shape = x.shape  # saves the shape (and, for copied modes, small index maps)
         if self.mode == "constant":
             grow = [(max(a, 0), max(b, 0)) for a, b in self.widths]
@@ -110,7 +111,7 @@ class Pad(Function):
         return tuple(slice(-min(a, 0), n + min(b, 0)) for (a, b), n in zip(self.widths, padded))
 
     def backward(self, g):
-        xp = xp_of(g)
+        xp = get_array_module(g)
         if self.mode == "constant":
             grow = [(max(a, 0), max(b, 0)) for a, b in self.widths]
             inside = tuple(slice(a, a + n) for (a, _), n in zip(grow, self.shape))
@@ -131,10 +132,10 @@ class Pad(Function):
 
 class Flip(Function):
     def forward(self, x):
-        return xp_of(x).flip(x, self.dims)
+        return get_array_module(x).flip(x, self.dims)
 
     def backward(self, g):
-        return xp_of(g).flip(g, self.dims)
+        return get_array_module(g).flip(g, self.dims)
 
 
 class Tile(Function):
@@ -142,7 +143,7 @@ class Tile(Function):
 
     def forward(self, x):
         self.source = x.shape  # saves the shape only
-        return xp_of(x).tile(x, self.reps)
+        return get_array_module(x).tile(x, self.reps)
 
     def backward(self, g):
         # View the gradient as (r0, n0, r1, n1, ...) and sum over the repeat axes.
@@ -152,7 +153,7 @@ class Tile(Function):
 
 class Contiguous(Function):
     def forward(self, x):
-        return xp_of(x).ascontiguousarray(x)
+        return get_array_module(x).ascontiguousarray(x)
 
     def backward(self, g):
         return g

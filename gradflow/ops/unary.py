@@ -14,8 +14,8 @@ from typing import Any
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.ops import _util
-from gradflow.ops._util import is_cuda, uses_kernels, xp_of
+from gradflow.backend import get_array_module, is_cuda_array
+from gradflow.backend.routing import uses_kernels
 from gradflow.tensor import Tensor
 
 
@@ -26,12 +26,12 @@ def _activation_bwd(name: str, saved: Any, g: Any, **params: Any) -> Any | None:
         return None
     from gradflow.kernels import activation_bwd
 
-    return activation_bwd(name, saved, g, backend=_util.kernel_backend, **params)
+    return activation_bwd(name, saved, g, **params)
 
 
 class Exp(Function):
     def forward(self, x):
-        y = xp_of(x).exp(x)
+        y = get_array_module(x).exp(x)
         self.save_for_backward(y)  # the output, not the input
         return y
 
@@ -43,7 +43,7 @@ class Exp(Function):
 class Log(Function):
     def forward(self, x):
         self.save_for_backward(x)
-        return xp_of(x).log(x)
+        return get_array_module(x).log(x)
 
     def backward(self, g):
         (x,) = self.saved_arrays
@@ -53,7 +53,7 @@ class Log(Function):
 class Log1p(Function):
     def forward(self, x):
         self.save_for_backward(x)
-        return xp_of(x).log1p(x)
+        return get_array_module(x).log1p(x)
 
     def backward(self, g):
         (x,) = self.saved_arrays
@@ -62,7 +62,7 @@ class Log1p(Function):
 
 class Expm1(Function):
     def forward(self, x):
-        y = xp_of(x).expm1(x)
+        y = get_array_module(x).expm1(x)
         self.save_for_backward(y)  # the output
         return y
 
@@ -73,7 +73,7 @@ class Expm1(Function):
 
 class Sqrt(Function):
     def forward(self, x):
-        y = xp_of(x).sqrt(x)
+        y = get_array_module(x).sqrt(x)
         self.save_for_backward(y)  # the output
         return y
 
@@ -84,7 +84,7 @@ class Sqrt(Function):
 
 class Rsqrt(Function):
     def forward(self, x):
-        y = 1 / xp_of(x).sqrt(x)
+        y = 1 / get_array_module(x).sqrt(x)
         self.save_for_backward(y)  # the output
         return y
 
@@ -95,7 +95,7 @@ class Rsqrt(Function):
 
 class Abs(Function):
     def forward(self, x):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         self.save_for_backward(xp.sign(x))  # the sign (0 at 0, as PyTorch)
         return xp.abs(x)
 
@@ -107,26 +107,26 @@ class Abs(Function):
 class Sin(Function):
     def forward(self, x):
         self.save_for_backward(x)
-        return xp_of(x).sin(x)
+        return get_array_module(x).sin(x)
 
     def backward(self, g):
         (x,) = self.saved_arrays
-        return g * xp_of(x).cos(x)
+        return g * get_array_module(x).cos(x)
 
 
 class Cos(Function):
     def forward(self, x):
         self.save_for_backward(x)
-        return xp_of(x).cos(x)
+        return get_array_module(x).cos(x)
 
     def backward(self, g):
         (x,) = self.saved_arrays
-        return -g * xp_of(x).sin(x)
+        return -g * get_array_module(x).sin(x)
 
 
 def stable_sigmoid(x: Any) -> Any:
     """1 / (1 + exp(-x)) without overflow and with full relative accuracy in both tails."""
-    xp = xp_of(x)
+    xp = get_array_module(x)
     e = xp.asarray(xp.abs(x))  # a 0-d x gives a NumPy scalar, which out= can't take
     xp.negative(e, out=e)
     xp.exp(e, out=e)
@@ -150,7 +150,7 @@ class Sigmoid(Function):
         (y,) = self.saved_arrays
         out = _activation_bwd("sigmoid", y, g)
         if out is None:
-            out = xp_of(y).asarray(1 - y)  # g y (1 - y), in one new array (0-d too)
+            out = get_array_module(y).asarray(1 - y)  # g y (1 - y), in one new array (0-d too)
             out *= y
             out *= g
         return out
@@ -158,7 +158,7 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     def forward(self, x):
-        y = xp_of(x).tanh(x)
+        y = get_array_module(x).tanh(x)
         self.save_for_backward(y)  # the output
         return y
 
@@ -166,15 +166,15 @@ class Tanh(Function):
         (y,) = self.saved_arrays
         out = _activation_bwd("tanh", y, g)
         if out is None:
-            out = xp_of(y).asarray(y * y)  # g (1 - y^2), in one new array (0-d too)
-            xp_of(y).subtract(1, out, out=out)
+            out = get_array_module(y).asarray(y * y)  # g (1 - y^2), in one new array (0-d too)
+            get_array_module(y).subtract(1, out, out=out)
             out *= g
         return out
 
 
 class ReLU(Function):
     def forward(self, x):
-        y = xp_of(x).maximum(x, 0)
+        y = get_array_module(x).maximum(x, 0)
         if uses_kernels(x):
             self.save_for_backward(y)  # the kernel's mask y > 0 equals x > 0
         else:
@@ -191,19 +191,19 @@ class LeakyReLU(Function):
     def forward(self, x):
         mask = x > 0
         self.save_for_backward(x if uses_kernels(x) else mask)  # kernel: input; cpu: a bool mask
-        return xp_of(x).where(mask, x, x * x.dtype.type(self.negative_slope))
+        return get_array_module(x).where(mask, x, x * x.dtype.type(self.negative_slope))
 
     def backward(self, g):
         (saved,) = self.saved_arrays
         out = _activation_bwd("leaky_relu", saved, g, negative_slope=self.negative_slope)
         if out is not None:
             return out
-        return xp_of(g).where(saved, g, g * g.dtype.type(self.negative_slope))
+        return get_array_module(g).where(saved, g, g * g.dtype.type(self.negative_slope))
 
 
 class ELU(Function):
     def forward(self, x):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         alpha = x.dtype.type(self.alpha)
         y = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
         self.save_for_backward(x if uses_kernels(x) else y)  # cpu: the output (y > 0 iff x > 0)
@@ -215,7 +215,7 @@ class ELU(Function):
         if out is not None:
             return out
         y = saved
-        return xp_of(g).where(y > 0, g, g * (y + y.dtype.type(self.alpha)))
+        return get_array_module(g).where(y > 0, g, g * (y + y.dtype.type(self.alpha)))
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -226,7 +226,7 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 def erf(x: Any) -> Any:
     """The error function on arrays: CuPy's on cuda; SciPy's on cpu when installed, else
     math.erf elementwise (exact, slower). gradflow's core needs NumPy only."""
-    if is_cuda(x):
+    if is_cuda_array(x):
         from cupyx.scipy.special import erf as cupy_erf
 
         return cupy_erf(x)
@@ -242,7 +242,7 @@ class GELU(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
-        xp = xp_of(x)
+        xp = get_array_module(x)
         half = x.dtype.type(0.5)
         if self.approximate == "tanh":
             inner = x.dtype.type(_SQRT_2_OVER_PI) * (x + x.dtype.type(0.044715) * x * x * x)
@@ -255,7 +255,7 @@ class GELU(Function):
         out = _activation_bwd(name, x, g)
         if out is not None:
             return out
-        xp = xp_of(x)
+        xp = get_array_module(x)
         t = x.dtype.type
         if self.approximate == "tanh":
             # g (0.5 (1 + th) + 0.5 x (1 - th^2) d_inner), th = tanh(inner), in place on
@@ -292,7 +292,7 @@ class SiLU(Function):
         if out is not None:
             return out
         s = stable_sigmoid(x)
-        out = xp_of(s).asarray(1 - s)  # g s (1 + x (1 - s)), in one more new array
+        out = get_array_module(s).asarray(1 - s)  # g s (1 + x (1 - s)), in one more new array
         out *= x
         out += 1
         out *= s
@@ -305,7 +305,7 @@ class Softplus(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
-        xp = xp_of(x)
+        xp = get_array_module(x)
         bx = x * x.dtype.type(self.beta)
         soft = xp.logaddexp(x.dtype.type(0), bx) / x.dtype.type(self.beta)
         return xp.where(bx > self.threshold, x, soft)
@@ -316,7 +316,7 @@ class Softplus(Function):
         if out is not None:
             return out
         bx = x * x.dtype.type(self.beta)
-        return xp_of(x).where(bx > self.threshold, g, g * stable_sigmoid(bx))
+        return get_array_module(x).where(bx > self.threshold, g, g * stable_sigmoid(bx))
 
 
 def _float_input(x: Any, op: str) -> Tensor:
@@ -362,7 +362,7 @@ def rsqrt(x: Tensor) -> Tensor:
 def abs(x: Tensor) -> Tensor:
     """|x| (gradient sign(x), 0 at 0)."""
     if x.dtype.kind != "f":
-        return Tensor._wrap(xp_of(x.data).abs(x.data))
+        return Tensor._wrap(get_array_module(x.data).abs(x.data))
     return Abs.apply(x)
 
 
@@ -370,7 +370,7 @@ def sign(x: Tensor) -> Tensor:
     """-1, 0 or 1 by the sign of x (a bool tensor: itself); no gradient flows."""
     if x.dtype.kind == "b":
         return Tensor._wrap(x.data.copy())  # NumPy has no bool sign; PyTorch's is x
-    return Tensor._wrap(xp_of(x.data).sign(x.data))
+    return Tensor._wrap(get_array_module(x.data).sign(x.data))
 
 
 def sin(x: Tensor) -> Tensor:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.ops import _util
+from gradflow.backend import get_array_module, routing
+from gradflow.backend.routing import uses_kernels
 
 CHUNK = 1 << 16  # elements per piece: 256 KiB of float32, several arrays fit in L2 at once
 KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what kernels/optim.cu builds
@@ -68,11 +69,7 @@ def update_in_chunks(
 
 def takes_kernel_route(array: Any) -> bool:
     """True when a parameter's array goes through kernels/optim.cu (cuda, or the emulation)."""
-    return (
-        _util.uses_kernels(array)
-        and array.dtype in KERNEL_DTYPES
-        and bool(array.flags.c_contiguous)
-    )
+    return uses_kernels(array) and array.dtype in KERNEL_DTYPES and bool(array.flags.c_contiguous)
 
 
 class KernelBatches:
@@ -85,17 +82,12 @@ class KernelBatches:
     __slots__ = ("_backend", "_batches")
 
     def __init__(self) -> None:
-        self._backend = _util.kernel_backend
+        self._backend = routing.kernel_backend()
         self._batches: dict[tuple, list[list[Any]]] = {}
-
-    @property
-    def backend(self) -> Any:
-        """The launcher backend: the emulation when routed, else None (CuPy)."""
-        return self._backend
 
     def add(self, key: Any, param: Any, grad: Any, *state: Any) -> None:
         if not grad.flags.c_contiguous:
-            grad = _util.xp_of(grad).ascontiguousarray(grad)
+            grad = get_array_module(grad).ascontiguousarray(grad)
         device = self._device_of(param)
         lists = self._batches.get((param.dtype, device, key))
         if lists is None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradflow.backend import get_array_module
 from gradflow.kernels.optim import adam_step_multi
-from gradflow.ops._util import xp_of
 from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
 from gradflow.optim.optimizer import (
     Optimizer,
@@ -140,7 +140,9 @@ class Adam(Optimizer):
                 root = (1 - beta2**step) ** 0.5  # the bias correction of sqrt(v)
                 scaled = corrections[step] = (root * lr / (1 - beta1**step), root * eps)
             v_max = state_array(state, "max_exp_avg_sq", a) if amsgrad else None
-            update_in_chunks(adam_update, (a, g, m, v, v_max), scratch, xp_of(a), *hyper, *scaled)
+            update_in_chunks(
+                adam_update, (a, g, m, v, v_max), scratch, get_array_module(a), *hyper, *scaled
+            )
         if batches is not None:
             for step, (params, grads, ms, vs) in batches.items():
                 adam_step_multi(
@@ -155,7 +157,6 @@ class Adam(Optimizer):
                     eps=eps,
                     weight_decay=weight_decay,
                     decoupled=decoupled,
-                    backend=batches.backend,
                 )
 
 

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from gradflow.autograd import enable_grad
-from gradflow.backend import move_array
-from gradflow.ops._util import xp_of
+from gradflow.backend import get_array_module, move_array
 from gradflow.optim._arrays import Scratch
 from gradflow.tensor import Tensor
 
@@ -277,7 +276,7 @@ def state_array(state: dict[str, Any], key: str, a: Any) -> Any:
     """The array of state[key], created as zeros shaped like ``a`` on first use."""
     holder = state.get(key)
     if holder is None:
-        holder = state[key] = Tensor._wrap(xp_of(a).zeros(a.shape, dtype=a.dtype))
+        holder = state[key] = Tensor._wrap(get_array_module(a).zeros(a.shape, dtype=a.dtype))
     return holder.data
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.ops._util import xp_of
+from gradflow.backend import get_array_module
 from gradflow.optim._arrays import update_in_chunks
 from gradflow.optim.optimizer import (
     Optimizer,
@@ -129,4 +129,4 @@ class RMSprop(Optimizer):
             buf = state_array(state, "momentum_buffer", a) if momentum > 0 else None
             p._version += 1
             arrays = (a, g, square_avg, grad_avg, buf)
-            update_in_chunks(rmsprop_update, arrays, scratch, xp_of(a), *hyper)
+            update_in_chunks(rmsprop_update, arrays, scratch, get_array_module(a), *hyper)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradflow.backend import get_array_module
 from gradflow.kernels.optim import sgd_step_multi
-from gradflow.ops._util import xp_of
 from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
 from gradflow.optim.optimizer import Optimizer, ParamsT, check_nonnegative, check_number
 from gradflow.tensor import Tensor
@@ -135,7 +135,7 @@ class SGD(Optimizer):
                     batches = KernelBatches()
                 batches.add(first, a, g, *((buf,) if momentum else ()))
                 continue
-            update_in_chunks(sgd_update, (a, g, buf), scratch, xp_of(a), *hyper, first)
+            update_in_chunks(sgd_update, (a, g, buf), scratch, get_array_module(a), *hyper, first)
         if batches is not None:
             for first, (params, grads, *bufs) in batches.items():
                 sgd_step_multi(
@@ -148,10 +148,9 @@ class SGD(Optimizer):
                     nesterov=nesterov,
                     weight_decay=weight_decay,
                     first_step=first,
-                    backend=batches.backend,
                 )
 
 
 def _new_buffer(a: Any) -> Tensor:
     """An uninitialized momentum buffer shaped like ``a`` (the first step writes all of it)."""
-    return Tensor._wrap(xp_of(a).empty(a.shape, dtype=a.dtype))
+    return Tensor._wrap(get_array_module(a).empty(a.shape, dtype=a.dtype))

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from gradflow.backend.routing import kernels_through
 from gradflow.kernels.loader import compile_options, kernel_source_dir, read_kernel_source
 
 COMPILER = "g++"
@@ -269,12 +270,5 @@ def route_kernels(max_grid_blocks: int = 4) -> Iterator[EmulationBackend]:
     This is how the tests hold an op's kernel path to its NumPy path without a GPU: the op code,
     the launcher and the kernel source are the ones a cuda tensor uses.
     """
-    from gradflow.ops import _util
-
-    previous = _util.kernel_backend
-    backend = EmulationBackend(max_grid_blocks)
-    _util.kernel_backend = backend
-    try:
+    with kernels_through(EmulationBackend(max_grid_blocks)) as backend:
         yield backend
-    finally:
-        _util.kernel_backend = previous

@@ -4,7 +4,7 @@ import numpy
 import pytest
 
 import gradflow as gf
-from gradflow.backend import Device, _cupy, get_array_module
+from gradflow.backend import Device, _cupy, get_array_module, is_cuda_array
 
 
 def test_device_parsing():
@@ -66,14 +66,12 @@ def test_get_array_module_finds_cupy_arrays_by_their_type(monkeypatch):
 
     fake = type("FakeCupy", (), {"ndarray": FakeArray})
     monkeypatch.setattr(_cupy, "_cupy", fake)
-    from gradflow.ops._util import is_cuda, xp_of
-
     array = FakeArray()
     assert get_array_module(array) is fake
     assert get_array_module(3.0, array) is fake
     assert get_array_module(gf.Tensor._wrap(array)) is fake
     assert get_array_module(numpy.ones(2), gf.ones(2)) is numpy
-    assert xp_of(array) is fake and is_cuda(array)
+    assert is_cuda_array(array) and not is_cuda_array(numpy.ones(2))
 
 
 def test_cuda_synchronize_without_gpu_raises_clear_error(monkeypatch):
@@ -92,3 +90,15 @@ def test_to_cuda_and_back(device):
     y = x.to(device)
     assert y.device == "cuda:0" and y.is_cuda
     numpy.testing.assert_array_equal(y.cpu().numpy(), x.numpy())
+
+
+def test_get_array_module_of_a_device():
+    assert get_array_module(Device("cpu")) is numpy
+
+
+def test_get_array_module_of_a_cuda_device_without_cupy_names_the_install(monkeypatch):
+    monkeypatch.setattr(_cupy, "_tried", True)
+    monkeypatch.setattr(_cupy, "_cupy", None)
+    monkeypatch.setattr(_cupy, "_import_error", ImportError("no cupy"))
+    with pytest.raises(gf.CudaUnavailableError, match="pip install"):
+        get_array_module(Device("cuda"))
