@@ -13,9 +13,21 @@ An op subclasses Function and writes two methods on raw arrays (NumPy or CuPy):
 
     y = Square.apply(t)                        # Tensors in, Tensors out
 
-Keyword arguments of ``apply`` become attributes of the op (``Pow.apply(x, exponent=3.0)``
-gives ``self.exponent``). Inputs that are not Tensors (Python scalars, arrays) are passed to
-forward as they are and treated as constants. ``self.needs_input_grad`` says which inputs need
+An op declares its parameters as annotated class attributes; ``apply`` takes them as keyword
+arguments and sets them on the op (a default value makes one optional):
+
+    class Clip(Function):
+        low: float | None
+        high: float | None = None
+
+    Clip.apply(x, low=0.0)                     # self.low == 0.0, self.high is None
+
+An unknown keyword, or a missing required one, is a TypeError naming the op at the call, not
+an AttributeError deep in forward. Every op also takes ``op_name``: the name of the public
+function the user called (``conv1d`` for the op conv1d and conv2d share), which messages and
+the grad_fn's repr use (``<Conv1dBackward>``); a class may set a default ``op_name``.
+Inputs that are not Tensors (Python scalars, arrays) are passed to forward as they are and
+treated as constants. ``self.needs_input_grad`` says which inputs need
 a gradient: backward computes nothing for the others and returns None in their place.
 
 Graph links: an output Tensor holds its Function strongly; a Function holds, per input, an
@@ -25,6 +37,7 @@ back, so a graph is freed as soon as its last Tensor is.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy
@@ -51,6 +64,23 @@ class Function:
     _retained: dict | None = None
     _anomaly_trace: Any = None  # where forward ran, recorded only in anomaly mode
     needs_input_grad: tuple = ()
+    # The public name of the op for messages and the grad_fn's repr ("" : the class name).
+    op_name = ""
+    # The declared parameters (see the module docstring), filled in by __init_subclass__.
+    _params: frozenset = frozenset({"op_name"})
+    _required_params: frozenset = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = set()
+        for klass in cls.__mro__:
+            if klass is Function or not issubclass(klass, Function):
+                continue
+            for name, annotation in inspect.get_annotations(klass).items():
+                if not name.startswith("_") and "ClassVar" not in str(annotation):
+                    declared.add(name)
+        cls._params = frozenset(declared | {"op_name"})
+        cls._required_params = frozenset(n for n in declared if not hasattr(cls, n))
 
     def forward(self, *arrays: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(*arrays)")
@@ -80,8 +110,8 @@ class Function:
         own saved arrays and hands them back (``fn.restore_saved``) before calling backward, so
         the engine frees them with the outer node's."""
         fn = cls.__new__(cls)
-        if params:
-            fn.__dict__.update(params)
+        if params or cls._required_params:
+            _set_params(cls, fn, params)
         if recording:
             fn._recording = True
             fn.needs_input_grad = (True,)
@@ -93,17 +123,22 @@ class Function:
 
     @property
     def name(self) -> str:
-        return type(self).__name__
+        """The op's name in messages: its op_name (the function the user called), else the
+        class name."""
+        return self.op_name or type(self).__name__
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__}Backward>"
+        # PyTorch's spelling of a backward node: op_name "max_pool1d" -> MaxPool1dBackward.
+        op = self.op_name
+        name = "".join(w[:1].upper() + w[1:] for w in op.split("_")) if op else self.name
+        return f"<{name}Backward>"
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Any:
         """Run forward on the inputs' arrays; record the graph when a gradient is needed."""
         fn = cls.__new__(cls)
-        if params:
-            fn.__dict__.update(params)
+        if params or cls._required_params:
+            _set_params(cls, fn, params)
         enabled = _state.enabled
         arrays = []
         edges = []
@@ -125,7 +160,7 @@ class Function:
                         and (a.dtype.kind == "f" or first.dtype.kind == "f")
                     )
                 ):
-                    _check_compatible(cls, [t for t in inputs if isinstance(t, Tensor)])
+                    _check_compatible(fn.name, [t for t in inputs if isinstance(t, Tensor)])
                 if x._requires_grad and enabled:
                     gf = x.grad_fn
                     edges.append((x, -1) if gf is None else (gf, x._output_nr))
@@ -164,6 +199,22 @@ class Function:
         return _make(out, fn, True, 0)
 
 
+def _set_params(cls: type, fn: Function, params: dict) -> None:
+    """Set the op's declared parameters; a TypeError naming the op for a wrong keyword."""
+    keys = params.keys()
+    if not keys <= cls._params:
+        unknown = ", ".join(repr(k) for k in sorted(keys - cls._params))
+        allowed = ", ".join(sorted(cls._params)) or "none"
+        raise TypeError(
+            f"{cls.__name__}.apply() got unexpected keyword argument(s) {unknown}; "
+            f"{cls.__name__} declares the parameters: {allowed}"
+        )
+    if not keys >= cls._required_params:
+        missing = ", ".join(repr(k) for k in sorted(cls._required_params - keys))
+        raise TypeError(f"{cls.__name__}.apply() missing required keyword argument(s) {missing}")
+    fn.__dict__.update(params)
+
+
 def _link(fn: Function, edges: list, inputs: tuple) -> None:
     """Record the edges, and the versions of input tensors whose arrays were saved."""
     fn._edges = tuple(edges)
@@ -189,7 +240,7 @@ def _as_array(x: Any) -> Any:
     return x
 
 
-def _check_compatible(cls: type, tensors: list) -> None:
+def _check_compatible(op: str, tensors: list) -> None:
     """One device per op; float dtypes must agree (no silent float32/float64 promotion)."""
     first = tensors[0].data
     kind = type(first)
@@ -197,32 +248,30 @@ def _check_compatible(cls: type, tensors: list) -> None:
     for t in tensors[1:]:
         a = t.data
         if type(a) is not kind or (kind is not _ndarray and a.device != first.device):
-            _raise_mismatch(cls, tensors, "device")
+            _raise_mismatch(op, tensors, "device")
         if a.dtype.kind == "f":
             if fdtype is None:
                 fdtype = a.dtype
             elif a.dtype != fdtype:
-                _raise_mismatch(cls, tensors, "dtype")
+                _raise_mismatch(op, tensors, "dtype")
 
 
-def _raise_mismatch(cls: type, tensors: list, what: str) -> None:
+def _raise_mismatch(op: str, tensors: list, what: str) -> None:
     desc = ", ".join(
         f"Tensor(shape={tuple(t.shape)}, dtype={t.dtype}, device={t.device})" for t in tensors
     )
     if what == "device":
         advice = "move them to one device first, e.g. x.to('cuda') or x.cpu()"
-        raise RuntimeError(
-            f"{cls.__name__}: expected all tensors on the same device, got {desc}; {advice}"
-        )
+        raise RuntimeError(f"{op}: expected all tensors on the same device, got {desc}; {advice}")
     raise TypeError(
-        f"{cls.__name__}: expected floating tensors of one dtype, got {desc}; convert one "
+        f"{op}: expected floating tensors of one dtype, got {desc}; convert one "
         "with .float() or .double() (gradflow does not promote float32 and float64 silently)"
     )
 
 
 def _freed_message(fn: Function) -> str:
     return (
-        f"Trying to backward through {type(fn).__name__} a second time, but its saved arrays "
+        f"Trying to backward through {fn.name} a second time, but its saved arrays "
         "were freed after the first backward. Pass retain_graph=True to the first backward() "
         "(or gradflow.grad()) if you need to backward through the graph again."
     )

@@ -172,6 +172,9 @@ class Where(Function):
 class Clip(Function):
     """Clamp to [min, max]; the gradient passes where the input was inside the range."""
 
+    high: float | None
+    low: float | None
+
     def forward(self, x):
         out = get_array_module(x).clip(x, self.low, self.high)
         if self.needs_input_grad[0]:

@@ -279,6 +279,10 @@ class _Shapes(NamedTuple):
 class Conv2d(Function):
     """conv2d (and conv1d, unbatched inputs: viewed with unit dims) as one node."""
 
+    groups: int
+    shapes: _Shapes
+    window: Window
+
     def forward(self, x, weight, bias=None):
         need_x, need_w = self.needs_input_grad[:2]
         self.save_for_backward(x if need_w else None, weight if need_x else None)
@@ -305,6 +309,10 @@ class Conv2d(Function):
 
 class ConvTranspose2d(Function):
     """conv_transpose2d as one node: conv2d's input gradient, run forward."""
+
+    groups: int
+    shapes: _Shapes
+    window: Window
 
     def forward(self, x, weight, bias=None):
         need_x, need_w = self.needs_input_grad[:2]

@@ -10,6 +10,8 @@ from gradflow.tensor import Tensor
 
 
 class Cast(Function):
+    dtype: Any
+
     def forward(self, x):
         self.source = x.dtype  # saves the dtype only
         return x.astype(self.dtype)

@@ -30,6 +30,9 @@ def _scatter_add_rows(out, rows, values):
 
 
 class Embedding(Function):
+    padding_idx: int | None
+    scale_grad_by_freq: bool
+
     def forward(self, indices, weight):
         self.weight_shape = weight.shape
         self.save_for_backward(indices)  # Memory: the integer indices only

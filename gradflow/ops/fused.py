@@ -39,6 +39,8 @@ class LinearActivation(Function):
     """y = f(x @ W^T + b) in one node (x: (..., in), W: (out, in), b: (out,)); self.activation
     names f (a key of FUSED_ACTIVATIONS)."""
 
+    activation: str
+
     def forward(self, x, weight, bias=None):
         need_x, need_w = self.needs_input_grad[:2]
         z = x @ weight.T

@@ -157,6 +157,8 @@ def _scatter_add(out: Any, index: tuple, g: Any) -> None:
 
 # ---- ops -------------------------------------------------------------------------------
 class GetItem(Function):
+    index: Any
+
     def forward(self, x):
         self.shape = x.shape  # saves the shape and the index (with its arrays)
         return x[self.index]
@@ -172,6 +174,8 @@ class GetItem(Function):
 
 class Gather(Function):
     """out[i][j][k] = x[i][index[i][j][k]][k] for dim 1 (PyTorch's gather)."""
+
+    dim: int
 
     def forward(self, x, index):
         self.shape = x.shape

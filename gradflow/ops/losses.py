@@ -117,6 +117,8 @@ def _reduce(loss: Any, reduction: str, denom: Any = None) -> Any:
 
 
 class Softmax(Function):
+    dim: int
+
     def forward(self, x):
         xp = get_array_module(x)
         # Shift by the max; an all -inf (or NaN) slice by 0, a slice holding +inf by the largest
@@ -135,6 +137,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    dim: int
+
     def forward(self, x):
         out = _log_softmax(x, *_max_and_log_sum(x, self.dim))
         self.save_for_backward(out)  # the output: dx = g - exp(out) * sum(g)
@@ -186,6 +190,11 @@ class CrossEntropy(Function):
     With probabilities q (smoothed to (1 - eps) q + eps / C): sum_c w[c] q[c] (lse - x[c]),
     'mean' divides by the number of rows (N * d1 * ...).
     """
+
+    ignore_index: int
+    label_smoothing: float
+    probs: bool
+    reduction: str
 
     def _use_kernel(self, x, target) -> bool:
         if self.probs or x.ndim != 2 or x.dtype not in (numpy.float32, numpy.float64):
@@ -418,6 +427,9 @@ def cross_entropy(
 class NLLLoss(Function):
     """-w[t] x[t] per element (x: log-probabilities, class axis 1), 0 where t == ignore_index."""
 
+    ignore_index: int
+    reduction: str
+
     def forward(self, x, target, weight):
         safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, x.shape[1], x.dtype)
         loss = -w_t * x[_class_index(safe)]
@@ -466,6 +478,8 @@ def nll_loss(
 
 
 class MSELoss(Function):
+    reduction: str
+
     def forward(self, x, y):
         diff = x - y
         self.save_for_backward(diff)  # the difference only: both gradients are +-2 diff
@@ -485,6 +499,8 @@ class MSELoss(Function):
 
 
 class L1Loss(Function):
+    reduction: str
+
     def forward(self, x, y):
         xp = get_array_module(x)
         diff = xp.asarray(x - y)  # 0-d operands give a NumPy scalar; abs(out=) needs an array
@@ -559,6 +575,8 @@ def _softplus_neg(x: Any) -> Any:
 
 class BCEWithLogits(Function):
     """w ((1 - y) x + (1 + (pw - 1) y) log(1 + exp(-x))): PyTorch's formula, stable for any x."""
+
+    reduction: str
 
     def forward(self, x, y, weight, pos_weight):
         # Memory: the four inputs (references, no new arrays); backward recomputes the rest.
@@ -657,6 +675,8 @@ def _clamped_logs(p: Any, xp: Any) -> tuple[Any, Any]:
 
 
 class BCE(Function):
+    reduction: str
+
     def forward(self, p, y, weight):
         xp = get_array_module(p)
         self.save_for_backward(p, y, weight)  # the inputs (references, no new arrays)
@@ -711,6 +731,9 @@ def binary_cross_entropy(
 
 
 class Dropout(Function):
+    generator: Any
+    p: float
+
     def forward(self, x):
         rng = seed_for(self.generator, device_of(x))
         draw = x.dtype if x.dtype in (numpy.float32, numpy.float64) else numpy.float32

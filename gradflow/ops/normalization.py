@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import numpy
 
@@ -69,6 +70,12 @@ def _channel_mean(v, count):
 
 
 class BatchNorm(Function):
+    eps: float
+    momentum: float
+    running_mean: Any
+    running_var: Any
+    training: bool
+
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
         v = x.reshape(_ncl(x.shape))
@@ -177,6 +184,10 @@ def _rows_backward(gh, xhat, invstd, out):
 class LayerNorm(Function):
     """Statistics and affine both on the (R, K) view: K = prod(normalized_shape)."""
 
+    eps: float
+    shape: tuple
+    size: int
+
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
         v = x.reshape(self._rows(x.shape))
@@ -219,6 +230,9 @@ class LayerNorm(Function):
 
 class GroupNorm(Function):
     """Statistics per (sample, group) on an (N * G, K) view; affine per channel on (N, C, L)."""
+
+    eps: float
+    groups: int
 
     def forward(self, x, weight, bias):
         xp = get_array_module(x)

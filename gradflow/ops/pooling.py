@@ -148,6 +148,10 @@ def _flat_indices(offsets: Any, window: Window, width: int) -> Any:
 class MaxPool2d(Function):
     """max_pool2d (and max_pool1d, unbatched inputs) as one node; keeps the argmax offsets."""
 
+    return_indices: bool
+    shapes: _Shapes
+    window: Window
+
     def forward(self, x):
         s, window = self.shapes, self.window
         x4 = x.reshape(s.x4)
@@ -202,6 +206,11 @@ def _avg_divisor(window: Window, hw: tuple, count_include_pad: bool, xp: Any, dt
 
 class AvgPool2d(Function):
     """avg_pool2d (and avg_pool1d, unbatched inputs) as one node; keeps nothing."""
+
+    count_include_pad: bool
+    divisor_override: int | None
+    shapes: _Shapes
+    window: Window
 
     def _kernel_options(self) -> dict:
         w = self.window
@@ -263,6 +272,8 @@ def _bin_matrix(size: int, out: int, xp: Any, dtype: Any) -> Any:
 class AdaptiveAvgPool2d(Function):
     """adaptive_avg_pool2d as one node. Bins of equal size (the output divides the input) are
     a reshaped mean; otherwise two small averaging matrices, y = A_h x A_w^T."""
+
+    shapes: _Shapes
 
     def _uniform(self) -> bool:
         (h, w), (oh, ow) = self.shapes.x4[2:], self.shapes.out4[2:]

@@ -77,6 +77,9 @@ def _accumulator(x: Any) -> Any:
 
 
 class Sum(Function):
+    dims: tuple | None
+    keepdim: bool
+
     def forward(self, x):
         self.shape = x.shape  # saves the shape only
         return x.sum(axis=self.dims, keepdims=self.keepdim, dtype=_accumulator(x))
@@ -87,6 +90,9 @@ class Sum(Function):
 
 
 class Mean(Function):
+    dims: tuple | None
+    keepdim: bool
+
     def forward(self, x):
         self.shape = x.shape  # saves the shape only
         return x.mean(axis=self.dims, keepdims=self.keepdim)
@@ -99,6 +105,11 @@ class Mean(Function):
 
 class Var(Function):
     """Variance (or its square root, with root=True) with `correction` degrees of freedom."""
+
+    correction: float
+    dims: tuple | None
+    keepdim: bool
+    root: bool
 
     def forward(self, x):
         diff = x - x.mean(axis=self.dims, keepdims=True)
@@ -126,6 +137,10 @@ class Var(Function):
 class Extreme(Function):
     """amax/amin over dims: the gradient is split evenly among elements tied at the extreme."""
 
+    dims: tuple | None
+    keepdim: bool
+    reduce: str
+
     def forward(self, x):
         out = getattr(x, self.reduce)(axis=self.dims, keepdims=True)
         if self.needs_input_grad[0]:
@@ -144,6 +159,9 @@ class Extreme(Function):
 
 class SelectAlongDim(Function):
     """The values at given indices (one per slice along `dim`): max/min with a dim."""
+
+    dim: int
+    keepdim: bool
 
     def forward(self, x, index):
         self.shape = x.shape
@@ -165,6 +183,9 @@ class SelectAlongDim(Function):
 
 class LogSumExp(Function):
     """log(sum(exp(x))), shifted by the max so |x| ~ 1e4 neither overflows nor underflows."""
+
+    dims: tuple | None
+    keepdim: bool
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -190,6 +211,9 @@ class LogSumExp(Function):
 class Prod(Function):
     """Product; the gradient stays exact with zeros in the input (no division by zero)."""
 
+    dims: tuple | None
+    keepdim: bool
+
     def forward(self, x):
         self.save_for_backward(x)
         return x.prod(axis=self.dims, keepdims=self.keepdim, dtype=_accumulator(x))
@@ -211,6 +235,8 @@ class Prod(Function):
 
 
 class CumSum(Function):
+    dim: int
+
     def forward(self, x):
         out = get_array_module(x).cumsum(x, axis=self.dim, dtype=_accumulator(x))
         return out.reshape(x.shape)  # dim None: a 0-d input

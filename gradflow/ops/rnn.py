@@ -178,6 +178,12 @@ class RecurrentLayer(Function):
     outputs (output, h_n) or, for LSTM, (output, h_n, c_n). Parameters: mode, reverse,
     lengths (host int64 [B] or None), lengths_device (the same on x's device), min_length."""
 
+    lengths: Any
+    lengths_device: Any
+    min_length: int
+    mode: str
+    reverse: bool
+
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         xp = get_array_module(x)
         steps, batch, _ = x.shape

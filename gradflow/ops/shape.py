@@ -21,6 +21,8 @@ from gradflow.tensor import Tensor
 
 
 class Reshape(Function):
+    shape: tuple
+
     def forward(self, x):
         self.source = x.shape  # saves the shape only
         return x.reshape(self.shape)
@@ -30,6 +32,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    dims: tuple | None
+
     def forward(self, x):
         return x.transpose(self.dims)
 
@@ -41,6 +45,8 @@ class Permute(Function):
 
 
 class Expand(Function):
+    shape: tuple
+
     def forward(self, x):
         self.source = x.shape  # saves the shape only
         return get_array_module(x).broadcast_to(x, self.shape)  # a read-only view, no copy
@@ -51,6 +57,9 @@ class Expand(Function):
 
 class Concatenate(Function):
     """cat (join along an existing dim) and stack (along a new dim), any number of inputs."""
+
+    dim: int
+    new_dim: bool
 
     def forward(self, *arrays):
         xp = get_array_module(arrays[0])
@@ -76,6 +85,9 @@ class Concatenate(Function):
 class Split(Function):
     """Pieces of `sizes` along `dim` (views); the engine passes zeros for unused pieces."""
 
+    dim: int
+    sizes: tuple
+
     def forward(self, x):
         lead = (slice(None),) * self.dim
         bounds = [0, *itertools.accumulate(self.sizes)]
@@ -87,6 +99,10 @@ class Split(Function):
 
 class Pad(Function):
     """Constant padding (cropping for negative widths), or reflect/replicate/circular."""
+
+    mode: str
+    value: float
+    widths: tuple
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -131,6 +147,8 @@ class Pad(Function):
 
 
 class Flip(Function):
+    dims: tuple | None
+
     def forward(self, x):
         return get_array_module(x).flip(x, self.dims)
 
@@ -140,6 +158,8 @@ class Flip(Function):
 
 class Tile(Function):
     """np.tile with len(reps) == ndim (PyTorch's repeat); backward sums the copies."""
+
+    reps: tuple
 
     def forward(self, x):
         self.source = x.shape  # saves the shape only

@@ -188,6 +188,8 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    negative_slope: float
+
     def forward(self, x):
         mask = x > 0
         self.save_for_backward(x if uses_kernels(x) else mask)  # kernel: input; cpu: a bool mask
@@ -202,6 +204,8 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
+    alpha: float
+
     def forward(self, x):
         xp = get_array_module(x)
         alpha = x.dtype.type(self.alpha)
@@ -239,6 +243,8 @@ def erf(x: Any) -> Any:
 
 class GELU(Function):
     """x * Phi(x) ("none") or its tanh approximation ("tanh"), as PyTorch."""
+
+    approximate: str
 
     def forward(self, x):
         self.save_for_backward(x)
@@ -302,6 +308,9 @@ class SiLU(Function):
 
 class Softplus(Function):
     """log(1 + exp(beta x)) / beta, linear where beta x > threshold (PyTorch's definition)."""
+
+    beta: float
+    threshold: float
 
     def forward(self, x):
         self.save_for_backward(x)

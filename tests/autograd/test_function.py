@@ -20,6 +20,8 @@ class Cube(gf.Function):
 class ScaledAdd(gf.Function):
     """a + scale * b, with a keyword parameter and selective gradients."""
 
+    scale: float
+
     def forward(self, a, b):
         return a + self.scale * b
 
@@ -139,3 +141,78 @@ def test_two_gpus_in_one_op_is_an_error(monkeypatch):
     b = gf.Tensor._wrap(FakeCudaArray(1))
     with pytest.raises(RuntimeError, match=r"same device.*cuda:0.*cuda:1"):
         a + b
+
+
+class _Clamp(gf.Function):
+    """A one-input op with a required and an optional declared parameter."""
+
+    low: float
+    high: float | None = None
+
+    def forward(self, x):
+        return x.clip(self.low, self.high)
+
+    def backward(self, g):
+        return g
+
+
+def test_declared_parameters_are_set_and_defaults_apply():
+    x = gf.tensor([-1.0, 0.5, 2.0])
+    numpy.testing.assert_array_equal(_Clamp.apply(x, low=0.0).numpy(), [0.0, 0.5, 2.0])
+    numpy.testing.assert_array_equal(_Clamp.apply(x, low=0.0, high=1.0).numpy(), [0.0, 0.5, 1.0])
+
+
+def test_an_unknown_keyword_is_a_type_error_naming_op_and_keyword():
+    x = gf.tensor([1.0])
+    with pytest.raises(
+        TypeError, match=r"_Clamp\.apply\(\) got unexpected keyword.*'lo'.*high, low"
+    ):
+        _Clamp.apply(x, lo=0.0, high=1.0)
+    with pytest.raises(TypeError, match=r"_Clamp\.apply\(\) missing required keyword.*'low'"):
+        _Clamp.apply(x, high=1.0)
+    with pytest.raises(TypeError, match=r"_Clamp\.apply\(\) missing required keyword.*'low'"):
+        _Clamp.apply(x)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        _Clamp.inner(False, low=0.0, lo=1.0)
+
+
+def test_builtin_ops_reject_misspelled_parameters():
+    from gradflow.ops.arithmetic import Clip
+    from gradflow.ops.losses import CrossEntropy
+
+    x = gf.randn(3, 4)
+    with pytest.raises(TypeError, match="'lo'"):
+        Clip.apply(x, lo=0.0, high=1.0)
+    with pytest.raises(TypeError, match="'ignore_idx'"):
+        CrossEntropy.apply(x, gf.tensor([0, 1, 2]), ignore_idx=-100)
+
+
+def test_parameters_are_inherited_and_private_or_classvar_annotations_are_not_parameters():
+    from typing import ClassVar
+
+    class Base(gf.Function):
+        scale: float
+        _cache: dict
+        table: ClassVar[dict] = {}
+
+        def forward(self, x):
+            return x * self.scale
+
+    class Child(Base):
+        shift: float = 0.0
+
+        def forward(self, x):
+            return x * self.scale + self.shift
+
+    assert Child._params == {"scale", "shift", "op_name"}
+    assert Child._required_params == {"scale"}
+    assert Child.apply(gf.tensor([2.0]), scale=3.0, shift=1.0).item() == 7.0
+
+
+def test_op_name_names_the_op_in_messages_and_in_the_grad_fn():
+    a = gf.tensor([1.0], requires_grad=True)
+    y = ScaledAdd.apply(a, a, scale=2.0, op_name="axpy_1d")
+    assert repr(y.grad_fn) == "<Axpy1dBackward>" and y.grad_fn.name == "axpy_1d"
+    assert repr(ScaledAdd.apply(a, a, scale=2.0).grad_fn) == "<ScaledAddBackward>"
+    with pytest.raises(TypeError, match="^axpy_1d: expected floating tensors of one dtype"):
+        ScaledAdd.apply(a, gf.tensor([1.0], dtype=gf.float64), scale=1.0, op_name="axpy_1d")
