@@ -12,9 +12,9 @@ The choices, each between one of our kernels and cuBLAS or CuPy:
 
 A choice depends on the shape class (the size of the work: small, medium or large; see
 ``BOUNDS``) and on the GPU architecture ("sm_90" covers H100 and H200). It is read from
-``dispatch_table.json`` next to this file, which ``benchmarks/tune_dispatch.py`` writes from
-measurements on a GPU, with a record of the numbers under ``benchmarks/results/``. An
-architecture or class the table does not hold gets ``DEFAULTS``: the library's side, which
+``dispatch_table.json`` next to this file, which ``python -m gradflow.bench.tune --write``
+writes from measurements on a GPU, with a record of the numbers under ``benchmarks/results/``.
+An architecture or class the table does not hold gets ``DEFAULTS``: the library's side, which
 needs no measurement to be trusted. The CPU emulation (gradflow.testing.emulation) has no
 architecture, so it gets the defaults too; tests drive the other side with ``forced``.
 """
