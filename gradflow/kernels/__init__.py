@@ -7,12 +7,11 @@ device) or a backend object such as ``gradflow.testing.emulation.EmulationBacken
 the same kernels on the CPU.
 """
 
-from gradflow.kernels._common import ACT_CODES, KernelBackend
+from gradflow.kernels._common import KernelBackend
+from gradflow.kernels.activations import ACTIVATIONS, FUSED_ACTIVATIONS, SAVES_OUTPUT
 from gradflow.kernels.conv import col2im, im2col_fwd
 from gradflow.kernels.elementwise import (
-    ACTIVATIONS,
     BINARY_OPS,
-    SAVES_OUTPUT,
     activation_bwd,
     activation_fwd,
     binary_bwd,
@@ -34,8 +33,6 @@ from gradflow.kernels.rnn_cells import (
     rnn_cell_bwd,
     rnn_cell_fwd,
 )
-
-FUSED_ACTIVATIONS = tuple(ACT_CODES)
 
 __all__ = [
     "ACTIVATIONS",

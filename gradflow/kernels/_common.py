@@ -19,17 +19,6 @@ from gradflow.kernels.loader import default_backend, scalar_type
 
 BLOCK = 256  # threads per block of the 1-D grid-stride kernels
 
-# The ACT_* codes of kernels/activation.cuh.
-ACT_CODES = {
-    "identity": 0,
-    "relu": 1,
-    "sigmoid": 2,
-    "tanh": 3,
-    "gelu_erf": 4,
-    "gelu_tanh": 5,
-    "silu": 6,
-}
-
 
 class KernelBackend(Protocol):
     """What a launcher needs from an array library and a way to run kernels."""

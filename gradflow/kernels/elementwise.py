@@ -17,20 +17,8 @@ from gradflow.kernels._common import (
     resolve_backend,
     scalar,
 )
+from gradflow.kernels.activations import ACTIVATIONS
 
-ACTIVATIONS = (
-    "relu",
-    "leaky_relu",
-    "elu",
-    "gelu_erf",
-    "gelu_tanh",
-    "sigmoid",
-    "tanh",
-    "silu",
-    "softplus",
-)
-# activation_bwd takes the output y for these, the input x for the others.
-SAVES_OUTPUT = frozenset({"sigmoid", "tanh"})
 BINARY_OPS = ("mul", "div", "pow")
 # The kernels load and store 16-byte vectors when all their pointers are this aligned
 # (vec_t in kernels/common.cuh).

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from gradflow.kernels._common import (
-    ACT_CODES,
     BLOCK,
     KernelBackend,
     check_activation,
@@ -23,6 +22,7 @@ from gradflow.kernels._common import (
     resolve_backend,
     scalar,
 )
+from gradflow.kernels.activations import ACT_CODES
 
 STRIP_COLS, STRIP_LANES = 32, 8  # bias_act_bwd's block shape (fused.cu)
 ROW_THREADS = 256  # the softmax_xent kernels' largest block size (fused.cu)

@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 
 from gradflow.kernels._common import (
-    ACT_CODES,
     KernelBackend,
     check_activation,
     check_float_arrays,
@@ -17,6 +16,7 @@ from gradflow.kernels._common import (
     describe,
     resolve_backend,
 )
+from gradflow.kernels.activations import ACT_CODES
 
 TILE = 16  # act_matmul_bwd's tile edge and block shape (matmul.cu)
 

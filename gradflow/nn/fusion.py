@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from gradflow.kernels import activations
 from gradflow.nn import activation
 from gradflow.nn.linear import Linear
 from gradflow.nn.module import Module
@@ -22,24 +23,27 @@ from gradflow.ops.fused import linear_activation
 
 _enabled = True
 
-_SIMPLE = {
-    activation.ReLU: "relu",
-    activation.Sigmoid: "sigmoid",
-    activation.Tanh: "tanh",
-    activation.SiLU: "silu",
+# The activation modules whose public function the fused kernels implement, by function name
+# (kernels/activations.py's table); each module stores the function's keyword arguments.
+_MODULES = {"relu": activation.ReLU, "sigmoid": activation.Sigmoid, "tanh": activation.Tanh,
+            "gelu": activation.GELU, "silu": activation.SiLU}  # fmt: skip
+_FUSABLE = {
+    _MODULES[a.function]: a.function
+    for a in activations.TABLE
+    if a.code is not None and a.function in _MODULES
 }
-_GELU = {"none": "gelu_erf", "tanh": "gelu_tanh"}
 
 
 def fused_activation(first: Module, second: Module) -> str | None:
     """The activation name (ops.fused.FUSED_ACTIVATIONS) if `first`, `second` run fused."""
     if not _enabled or type(first) is not Linear:
         return None
-    kind = type(second)
-    name = _GELU.get(second.approximate) if kind is activation.GELU else _SIMPLE.get(kind)
-    if name is None or not (_plain(first) and _plain(second)):
+    function = _FUSABLE.get(type(second))  # the exact class: a subclass may change forward
+    if function is None or not (_plain(first) and _plain(second)):
         return None
-    return name
+    # A module keeps its function's keyword arguments as attributes of the same names.
+    settings = {k: v for k, v in vars(second).items() if not k.startswith("_")}
+    return activations.kernel_activation(function, **settings)
 
 
 def run_fused(linear: Linear, activation_name: str, x: Any) -> Any:

@@ -21,17 +21,15 @@ from typing import Any
 
 from gradflow.autograd.function import Function
 from gradflow.backend.routing import uses_kernels
+from gradflow.kernels import activations
 from gradflow.ops import unary
 from gradflow.ops.linalg import check_linear_args, linear_grads
 
-# activation name (the kernels' ACT_CODES) -> (the unfused op, its parameters)
+# activation name (kernels/activations.py's table) -> (the unfused op, its parameters)
 FUSED_ACTIVATIONS = {
-    "relu": (unary.ReLU, {}),
-    "sigmoid": (unary.Sigmoid, {}),
-    "tanh": (unary.Tanh, {}),
-    "gelu_erf": (unary.GELU, {"approximate": "none"}),
-    "gelu_tanh": (unary.GELU, {"approximate": "tanh"}),
-    "silu": (unary.SiLU, {}),
+    a.name: (unary.ACTIVATION_FUNCTIONS[a.function], a.params)
+    for a in activations.TABLE
+    if a.code is not None and a.function is not None
 }
 
 

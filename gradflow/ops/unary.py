@@ -16,6 +16,7 @@ import numpy
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module, is_cuda_array
 from gradflow.backend.routing import uses_kernels
+from gradflow.kernels.activations import kernel_activation
 from gradflow.tensor import Tensor
 
 
@@ -132,15 +133,17 @@ def stable_sigmoid(x: Any) -> Any:
     xp.exp(e, out=e)
     e += 1  # 1 + exp(-|x|), in [1, 2]
     # exp(min(x, 0)) / (1 + exp(-|x|)): 1 / (1 + exp(-x)) for x >= 0, exp(x) / (1 + exp(x))
-    # below. A second exp instead of xp.where: NumPy's where on a random mask took 5 ms for
-    # 2^20 floats, the whole function now 2.3 ms (same bits).
+    # below. A second exp instead of xp.where, which is slow on a random mask (same bits;
+    # benchmarks/results/2026-12-07-code-figures.md).
     out = xp.asarray(xp.minimum(x, x.dtype.type(0)))
     xp.exp(out, out=out)
     out /= e
     return out
 
 
-class Sigmoid(Function):
+class SigmoidFunction(Function):
+    op_name = "sigmoid"
+
     def forward(self, x):
         y = stable_sigmoid(x)
         self.save_for_backward(y)  # the output
@@ -156,7 +159,9 @@ class Sigmoid(Function):
         return out
 
 
-class Tanh(Function):
+class TanhFunction(Function):
+    op_name = "tanh"
+
     def forward(self, x):
         y = get_array_module(x).tanh(x)
         self.save_for_backward(y)  # the output
@@ -172,7 +177,9 @@ class Tanh(Function):
         return out
 
 
-class ReLU(Function):
+class ReLUFunction(Function):
+    op_name = "relu"
+
     def forward(self, x):
         y = get_array_module(x).maximum(x, 0)
         if uses_kernels(x):
@@ -187,7 +194,8 @@ class ReLU(Function):
         return g * saved if out is None else out
 
 
-class LeakyReLU(Function):
+class LeakyReLUFunction(Function):
+    op_name = "leaky_relu"
     negative_slope: float
 
     def forward(self, x):
@@ -203,7 +211,8 @@ class LeakyReLU(Function):
         return get_array_module(g).where(saved, g, g * g.dtype.type(self.negative_slope))
 
 
-class ELU(Function):
+class ELUFunction(Function):
+    op_name = "elu"
     alpha: float
 
     def forward(self, x):
@@ -241,8 +250,10 @@ def erf(x: Any) -> Any:
     return scipy_erf(x).astype(x.dtype, copy=False)  # SciPy computes float16 in float32
 
 
-class GELU(Function):
+class GELUFunction(Function):
     """x * Phi(x) ("none") or its tanh approximation ("tanh"), as PyTorch."""
+
+    op_name = "gelu"
 
     approximate: str
 
@@ -257,8 +268,7 @@ class GELU(Function):
 
     def backward(self, g):
         (x,) = self.saved_arrays
-        name = "gelu_tanh" if self.approximate == "tanh" else "gelu_erf"
-        out = _activation_bwd(name, x, g)
+        out = _activation_bwd(kernel_activation("gelu", approximate=self.approximate), x, g)
         if out is not None:
             return out
         xp = get_array_module(x)
@@ -287,7 +297,9 @@ class GELU(Function):
         return g * (cdf + x * pdf)
 
 
-class SiLU(Function):
+class SiLUFunction(Function):
+    op_name = "silu"
+
     def forward(self, x):
         self.save_for_backward(x)
         return x * stable_sigmoid(x)
@@ -306,8 +318,10 @@ class SiLU(Function):
         return out
 
 
-class Softplus(Function):
+class SoftplusFunction(Function):
     """log(1 + exp(beta x)) / beta, linear where beta x > threshold (PyTorch's definition)."""
+
+    op_name = "softplus"
 
     beta: float
     threshold: float
@@ -392,41 +406,61 @@ def cos(x: Tensor) -> Tensor:
 
 def tanh(x: Tensor) -> Tensor:
     """Hyperbolic tangent."""
-    return Tanh.apply(_float_input(x, "tanh"))
+    return TanhFunction.apply(_float_input(x, "tanh"))
 
 
 def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), finite and accurate for any input."""
-    return Sigmoid.apply(_float_input(x, "sigmoid"))
+    return SigmoidFunction.apply(_float_input(x, "sigmoid"))
 
 
 def relu(x: Tensor) -> Tensor:
     """max(x, 0); gradient 0 at 0."""
-    return ReLU.apply(_float_input(x, "relu"))
+    return ReLUFunction.apply(_float_input(x, "relu"))
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else negative_slope * x."""
-    return LeakyReLU.apply(_float_input(x, "leaky_relu"), negative_slope=float(negative_slope))
+    return LeakyReLUFunction.apply(
+        _float_input(x, "leaky_relu"), negative_slope=float(negative_slope)
+    )
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1)."""
-    return ELU.apply(_float_input(x, "elu"), alpha=float(alpha))
+    return ELUFunction.apply(_float_input(x, "elu"), alpha=float(alpha))
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """Gaussian error linear unit: x * Phi(x); approximate="tanh" uses the tanh form."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(_float_input(x, "gelu"), approximate=approximate)
+    return GELUFunction.apply(_float_input(x, "gelu"), approximate=approximate)
 
 
 def silu(x: Tensor) -> Tensor:
     """x * sigmoid(x) (also called swish)."""
-    return SiLU.apply(_float_input(x, "silu"))
+    return SiLUFunction.apply(_float_input(x, "silu"))
 
 
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta, stable for large inputs; x itself past the threshold."""
-    return Softplus.apply(_float_input(x, "softplus"), beta=float(beta), threshold=float(threshold))
+    return SoftplusFunction.apply(
+        _float_input(x, "softplus"), beta=float(beta), threshold=float(threshold)
+    )
+
+
+# The activation ops by public name, for ops that reuse their math (ops.fused).
+ACTIVATION_FUNCTIONS = {
+    cls.op_name: cls
+    for cls in (
+        SigmoidFunction,
+        TanhFunction,
+        ReLUFunction,
+        LeakyReLUFunction,
+        ELUFunction,
+        GELUFunction,
+        SiLUFunction,
+        SoftplusFunction,
+    )
+}
