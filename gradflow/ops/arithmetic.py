@@ -19,6 +19,8 @@ from gradflow.tensor import Tensor
 
 
 class Add(Function):
+    op_name = "add"
+
     def forward(self, a, b):
         self.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))  # saves shapes only
         return a + b
@@ -30,6 +32,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    op_name = "sub"
+
     def forward(self, a, b):
         self.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))  # saves shapes only
         return a - b
@@ -41,6 +45,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    op_name = "mul"
+
     def forward(self, a, b):
         need_a, need_b = self.needs_input_grad
         self.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
@@ -60,6 +66,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    op_name = "div"
+
     def forward(self, a, b):
         out = a / b
         self.save_for_backward(a, b)  # a for b's gradient; b for both
@@ -86,6 +94,8 @@ def _binary_kernel(op: str, a: Any, b: Any, g: Any, need_a: bool, need_b: bool) 
 
 
 class Neg(Function):
+    op_name = "neg"
+
     def forward(self, a):
         return -a
 
@@ -95,6 +105,8 @@ class Neg(Function):
 
 class Pow(Function):
     """a ** b for tensor or scalar exponents; d/db uses log(a), taken as 0 where a == 0."""
+
+    op_name = "pow"
 
     def forward(self, a, b):
         out = a**b
@@ -118,6 +130,8 @@ class Pow(Function):
 class Maximum(Function):
     """Elementwise max; on ties the gradient is split evenly (as PyTorch)."""
 
+    op_name = "maximum"
+
     def forward(self, a, b):
         out = get_array_module(a if hasattr(a, "dtype") else b).maximum(a, b)
         self.save_for_backward(a, b, out)
@@ -129,6 +143,8 @@ class Maximum(Function):
 
 class Minimum(Function):
     """Elementwise min; on ties the gradient is split evenly (as PyTorch)."""
+
+    op_name = "minimum"
 
     def forward(self, a, b):
         out = get_array_module(a if hasattr(a, "dtype") else b).minimum(a, b)
@@ -151,6 +167,8 @@ def _select_backward(fn: Function, g):
 
 
 class Where(Function):
+    op_name = "where"
+
     def forward(self, condition, a, b):
         self.save_for_backward(condition)  # a bool mask, not the float inputs
         self.shapes = (shape_of(a), shape_of(b))
@@ -171,6 +189,8 @@ class Where(Function):
 
 class Clip(Function):
     """Clamp to [min, max]; the gradient passes where the input was inside the range."""
+
+    op_name = "clip"
 
     high: float | None
     low: float | None
@@ -220,7 +240,7 @@ def _binary(fn_cls: type, a: Any, b: Any) -> Tensor:
             return fn_cls.apply(a, b)
         return fn_cls.apply(*_promote(a, b))
     except (ValueError, TypeError, OverflowError) as exc:
-        _raise_named(fn_cls.__name__.lower(), exc, a, b)
+        _raise_named(fn_cls.op_name, exc, a, b)
 
 
 def _raise_named(op: str, exc: Exception, *operands: Any) -> NoReturn:
@@ -328,7 +348,7 @@ def clip(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
 clamp = clip
 
 
-# ---- comparisons and logic: results are bool, nothing is recorded ---------------------------
+# ---- comparisons, logic, floor_divide, remainder: nothing is recorded ----------------------
 _PUBLIC_NAMES = {
     "equal": "eq",
     "not_equal": "ne",
@@ -339,7 +359,10 @@ _PUBLIC_NAMES = {
 }
 
 
-def _compare(ufunc_name: str, a: Any, b: Any) -> Tensor:
+def _ufunc_without_grad(ufunc_name: str, a: Any, b: Any) -> Tensor:
+    """The NumPy/CuPy binary ufunc on the operands' arrays, as a Tensor outside the graph: the
+    comparisons, the logical ops, floor_divide and remainder (PyTorch gives none of them a
+    gradient)."""
     op = _PUBLIC_NAMES.get(ufunc_name, ufunc_name)
     a, b = operand(a), operand(b)
     xa = a.data if isinstance(a, Tensor) else a
@@ -356,39 +379,39 @@ def _compare(ufunc_name: str, a: Any, b: Any) -> Tensor:
 
 
 def eq(a: Any, b: Any) -> Tensor:
-    return _compare("equal", a, b)
+    return _ufunc_without_grad("equal", a, b)
 
 
 def ne(a: Any, b: Any) -> Tensor:
-    return _compare("not_equal", a, b)
+    return _ufunc_without_grad("not_equal", a, b)
 
 
 def lt(a: Any, b: Any) -> Tensor:
-    return _compare("less", a, b)
+    return _ufunc_without_grad("less", a, b)
 
 
 def le(a: Any, b: Any) -> Tensor:
-    return _compare("less_equal", a, b)
+    return _ufunc_without_grad("less_equal", a, b)
 
 
 def gt(a: Any, b: Any) -> Tensor:
-    return _compare("greater", a, b)
+    return _ufunc_without_grad("greater", a, b)
 
 
 def ge(a: Any, b: Any) -> Tensor:
-    return _compare("greater_equal", a, b)
+    return _ufunc_without_grad("greater_equal", a, b)
 
 
 def logical_and(a: Any, b: Any) -> Tensor:
-    return _compare("logical_and", a, b)
+    return _ufunc_without_grad("logical_and", a, b)
 
 
 def logical_or(a: Any, b: Any) -> Tensor:
-    return _compare("logical_or", a, b)
+    return _ufunc_without_grad("logical_or", a, b)
 
 
 def logical_xor(a: Any, b: Any) -> Tensor:
-    return _compare("logical_xor", a, b)
+    return _ufunc_without_grad("logical_xor", a, b)
 
 
 def logical_not(a: Tensor) -> Tensor:
@@ -397,12 +420,12 @@ def logical_not(a: Tensor) -> Tensor:
 
 def floor_divide(a: Any, b: Any) -> Tensor:
     """a // b (no gradient)."""
-    return _compare("floor_divide", a, b)
+    return _ufunc_without_grad("floor_divide", a, b)
 
 
 def remainder(a: Any, b: Any) -> Tensor:
     """a % b, Python's sign convention (no gradient)."""
-    return _compare("remainder", a, b)
+    return _ufunc_without_grad("remainder", a, b)
 
 
 def isfinite(a: Tensor) -> Tensor:

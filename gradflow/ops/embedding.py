@@ -21,15 +21,16 @@ def _scatter_add_rows(out, rows, values):
 
         cupyx.scatter_add(out, rows, values)
         return
-    # NumPy's add.at has a fast path for 1-D operands only: on flat element positions it runs
-    # 2.5-10x faster than on rows of the 2-D array (and beats sort + reduceat and bincount).
+    # NumPy's add.at has a fast path for 1-D operands only: flat element positions beat rows of
+    # the 2-D array, sort + reduceat and bincount (benchmarks/results/2026-12-07-code-figures.md).
     width = out.shape[1]
     positions = rows.astype(numpy.intp, copy=False)[:, None] * width  # int32 * V * D overflows
     positions = (positions + numpy.arange(width)).reshape(-1)
     numpy.add.at(out.reshape(-1), positions, values.reshape(-1))
 
 
-class Embedding(Function):
+class EmbeddingFunction(Function):
+    op_name = "embedding"
     padding_idx: int | None
     scale_grad_by_freq: bool
 
@@ -71,7 +72,8 @@ def embedding(
     max_norm (renormalizing rows in place) and sparse gradients are not supported.
 
     >>> weight = gradflow.randn(10, 3, requires_grad=True)
-    >>> embedding(gradflow.tensor([[1, 2], [4, 1]]), weight).shape   # (2, 2, 3)
+    >>> embedding(gradflow.tensor([[1, 2], [4, 1]]), weight).shape
+    (2, 2, 3)
     """
     if max_norm is not None:
         raise NotImplementedError(
@@ -118,7 +120,7 @@ def embedding(
                 f"{num_rows} rows; expected in [{-num_rows}, {num_rows})"
             )
         padding_idx = int(padding_idx) % num_rows
-    return Embedding.apply(
+    return EmbeddingFunction.apply(
         input, weight, padding_idx=padding_idx, scale_grad_by_freq=bool(scale_grad_by_freq)
     )
 

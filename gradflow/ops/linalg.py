@@ -15,6 +15,8 @@ from gradflow.tensor import Tensor
 
 
 class MatMul(Function):
+    op_name = "matmul"
+
     def forward(self, a, b):
         self.a_vector, self.b_vector = a.ndim == 1, b.ndim == 1
         a2 = a[None, :] if self.a_vector else a
@@ -46,8 +48,10 @@ class MatMul(Function):
         return ga, gb
 
 
-class Linear(Function):
+class LinearFunction(Function):
     """y = x @ W^T + b in one node (x: (..., in), W: (out, in), b: (out,))."""
+
+    op_name = "linear"
 
     def forward(self, x, weight, bias=None):
         need_x, need_w = self.needs_input_grad[:2]
@@ -131,7 +135,9 @@ def _check_batch_dims(ba: tuple, bb: tuple, sa: tuple, sb: tuple) -> None:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, one graph node (weight: (out_features, in_features))."""
     check_linear_args(x, weight, bias, "linear")
-    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
+    return (
+        LinearFunction.apply(x, weight) if bias is None else LinearFunction.apply(x, weight, bias)
+    )
 
 
 def check_linear_args(x: Tensor, weight: Tensor, bias: Tensor | None, op: str) -> None:

@@ -4,8 +4,8 @@ backward. PyTorch semantics and defaults (torch.nn.functional).
 All three compute xhat = (x - mean) / sqrt(var + eps) over some axes, then y = xhat * w + b with
 a per-channel (batch_norm, group_norm) or per-element (layer_norm) affine. The variance is
 two-pass (the mean first, then the mean square of x - mean), never E[x^2] - E[x]^2. Reductions
-run through einsum: one pass, no temporary for a product, and 2-4x faster than ndarray.sum
-over the (N, L) axes of an (N, C, L) view.
+run through einsum: one pass, no temporary for a product, and faster than ndarray.sum over the
+(N, L) axes of an (N, C, L) view (benchmarks/results/2026-12-07-code-figures.md).
 
 Backward, with M elements per statistic and gh = g * w:
     dx = invstd * (gh - mean(gh) - xhat * mean(gh * xhat)),  dw = sum(g * xhat),  db = sum(g).
@@ -70,6 +70,7 @@ def _channel_mean(v, count):
 
 
 class BatchNorm(Function):
+    op_name = "batch_norm"
     eps: float
     momentum: float
     running_mean: Any
@@ -103,8 +104,8 @@ class BatchNorm(Function):
             out3 += _per_channel(-mean * scale if bias is None else bias - mean * scale, length)
         # Memory: the input (a reference, no copy) when backward needs x - mean, two arrays of
         # C values, and the weight. Keeping x - mean instead would save backward one pass but
-        # hold a second input-sized array while the input usually stays alive anyway; forward
-        # + backward measured as fast at (64, 32, 8, 8) and 9% faster at (32, 64, 16, 16).
+        # hold a second input-sized array while the input usually stays alive anyway, and it
+        # measured no faster (benchmarks/results/2026-12-07-code-figures.md).
         need_x, need_w = self.needs_input_grad[:2]
         need_centered = need_w or (need_x and self.training)
         self.save_for_backward(x if need_centered else None, mean, invstd, weight)
@@ -181,8 +182,10 @@ def _rows_backward(gh, xhat, invstd, out):
     out *= invstd[:, None]
 
 
-class LayerNorm(Function):
+class LayerNormFunction(Function):
     """Statistics and affine both on the (R, K) view: K = prod(normalized_shape)."""
+
+    op_name = "layer_norm"
 
     eps: float
     shape: tuple
@@ -198,14 +201,7 @@ class LayerNorm(Function):
         self.save_for_backward(xhat2 if need_x or need_w else None, invstd, weight)
         if weight is None and bias is None:
             return xhat
-        out, out2 = _owned(xp, x.shape, x.dtype, v.shape)
-        if weight is not None:
-            xp.multiply(xhat2, weight.reshape(-1), out=out2)
-            if bias is not None:
-                out2 += bias.reshape(-1)
-        else:
-            xp.add(xhat2, bias.reshape(-1), out=out2)
-        return out
+        return _affine(xhat2, weight, bias, (-1,), x.shape)
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
@@ -228,8 +224,10 @@ class LayerNorm(Function):
         return math.prod(shape[: len(shape) - len(self.shape)]), self.size
 
 
-class GroupNorm(Function):
+class GroupNormFunction(Function):
     """Statistics per (sample, group) on an (N * G, K) view; affine per channel on (N, C, L)."""
+
+    op_name = "group_norm"
 
     eps: float
     groups: int
@@ -245,15 +243,7 @@ class GroupNorm(Function):
         self.save_for_backward(xhat if need_x or need_w else None, invstd, weight)
         if weight is None and bias is None:
             return xhat
-        out, out3 = _owned(xp, x.shape, x.dtype, (n, c, length))
-        xhat3 = xhat.reshape(out3.shape)
-        if weight is not None:
-            xp.multiply(xhat3, weight[:, None], out=out3)
-            if bias is not None:
-                out3 += bias[:, None]
-        else:
-            xp.add(xhat3, bias[:, None], out=out3)
-        return out
+        return _affine(xhat.reshape(n, c, length), weight, bias, (-1, 1), x.shape)
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
@@ -276,6 +266,20 @@ class GroupNorm(Function):
         """(N * G, K): one row per (sample, group)."""
         n, c, length = _ncl(shape)
         return n * self.groups, c // self.groups * length
+
+
+def _affine(xhat, weight, bias, param_shape, out_shape):
+    """xhat * weight + bias (either may be None, not both) in a new array of out_shape; the
+    parameters are viewed as param_shape to broadcast against xhat, a view of the output."""
+    xp = get_array_module(xhat)
+    out, out_view = _owned(xp, out_shape, xhat.dtype, xhat.shape)
+    if weight is None:
+        xp.add(xhat, bias.reshape(param_shape), out=out_view)
+    else:
+        xp.multiply(xhat, weight.reshape(param_shape), out=out_view)
+        if bias is not None:
+            out_view += bias.reshape(param_shape)
+    return out
 
 
 def _as_shape(a, shape):
@@ -415,7 +419,9 @@ def layer_norm(
     meaning = "the same as normalized_shape"
     _check_param(weight, "weight", shape, input, op, meaning)
     _check_param(bias, "bias", shape, input, op, meaning)
-    return LayerNorm.apply(input, weight, bias, size=math.prod(shape), shape=shape, eps=float(eps))
+    return LayerNormFunction.apply(
+        input, weight, bias, size=math.prod(shape), shape=shape, eps=float(eps)
+    )
 
 
 def group_norm(
@@ -444,7 +450,7 @@ def group_norm(
     per_channel = f"one value per channel, C = {channels}"
     _check_param(weight, "weight", (channels,), input, op, per_channel)
     _check_param(bias, "bias", (channels,), input, op, per_channel)
-    return GroupNorm.apply(input, weight, bias, groups=int(num_groups), eps=float(eps))
+    return GroupNormFunction.apply(input, weight, bias, groups=int(num_groups), eps=float(eps))
 
 
 def _normalized_shape(normalized_shape: object) -> tuple:

@@ -332,7 +332,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         ):
             shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
             raise ValueError(f"cat: shapes {shapes} must match except in dim {d}")
-    return Concatenate.apply(*tensors, dim=d, new_dim=False)
+    return Concatenate.apply(*tensors, dim=d, new_dim=False, op_name="cat")
 
 
 concat = concatenate = cat
@@ -346,7 +346,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
         raise ValueError(f"stack: expects tensors of one shape, got {shapes}")
     d = normalize_dim(dim, len(shape) + 1, "stack")
-    return Concatenate.apply(*tensors, dim=d, new_dim=True)
+    return Concatenate.apply(*tensors, dim=d, new_dim=True, op_name="stack")
 
 
 def split(x: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple:

@@ -86,7 +86,7 @@ def test_mixed_float_dtypes_error_names_op_shapes_and_dtypes():
     b = gf.ones(3, dtype=gf.float64)
     with pytest.raises(
         TypeError,
-        match=r"Add: expected floating tensors of one dtype.*"
+        match=r"^add: expected floating tensors of one dtype.*"
         r"shape=\(2, 3\), dtype=float32.*shape=\(3,\), dtype=float64",
     ):
         gf.add(a, b)
@@ -109,7 +109,7 @@ def test_mixed_devices_error_names_op_and_both_devices(monkeypatch):
     b = gf.Tensor._wrap(FakeCudaArray())
     with pytest.raises(
         RuntimeError,
-        match=r"Mul: expected all tensors on the same device.*"
+        match=r"^mul: expected all tensors on the same device.*"
         r"device=cpu.*device=cuda:1",
     ):
         a * b

@@ -9,7 +9,7 @@ import gradflow as gf
 from gradflow import nn, optim
 from gradflow.nn import fusion
 from gradflow.ops.fused import LinearActivation
-from gradflow.ops.linalg import Linear as LinearFn
+from gradflow.ops.linalg import LinearFunction
 
 FUSED_PAIRS = [
     (nn.ReLU, "relu"),
@@ -39,7 +39,7 @@ def test_pair_runs_as_one_node_with_the_same_bits(make_act, name, rng):
     model = nn.Sequential(nn.Linear(6, 5), make_act(), nn.Linear(5, 3))
     x = gf.tensor(rng.standard_normal((4, 6)).astype(numpy.float32), requires_grad=True)
     y = model(x)
-    assert y.grad_fn.__class__ is LinearFn
+    assert y.grad_fn.__class__ is LinearFunction
     assert LinearActivation in _nodes(y)
     assert y.grad_fn._edges[0][0].activation == name
     y.sum().backward()
