@@ -84,7 +84,13 @@ def save(obj: Any, path: str | os.PathLike | IO[bytes]) -> None:
     renamed over `path`, so a crash mid-write leaves any previous checkpoint at `path` whole.
     Tensors keep dtype, shape, device and requires_grad (not grad or graph).
 
-    >>> gradflow.save({"model": model.state_dict(), "epoch": 3}, "run.ckpt")
+    >>> import io
+    >>> model, buffer = gradflow.nn.Linear(3, 2), io.BytesIO()
+    >>> gradflow.save({"model": model.state_dict(), "epoch": 3}, buffer)
+    >>> _ = buffer.seek(0)
+    >>> checkpoint = gradflow.load(buffer)
+    >>> sorted(checkpoint["model"]), checkpoint["epoch"]
+    (['bias', 'weight'], 3)
     """
     manifest, arrays = _Encoder().encode(obj)
     if hasattr(path, "write"):

@@ -28,8 +28,11 @@ class DataLoader:
     A TensorDataset (or a Subset of one) with the default collation is batched by indexing its
     whole tensors once per batch instead of collating one sample at a time.
 
+    >>> from gradflow.data import DataLoader, TensorDataset
+    >>> x, y = gradflow.randn(100, 3), gradflow.arange(100)
     >>> loader = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)
-    >>> for xb, yb in loader: ...
+    >>> [tuple(xb.shape) for xb, yb in loader]
+    [(64, 3), (36, 3)]
     """
 
     def __init__(

@@ -31,6 +31,8 @@ class TensorDataset(Dataset):
 
     >>> ds = TensorDataset(gradflow.zeros(10, 3), gradflow.arange(10))
     >>> x, y = ds[2]
+    >>> tuple(x.shape), y.item()
+    ((3,), 2)
     """
 
     def __init__(self, *tensors: Tensor):
@@ -109,7 +111,10 @@ def random_split(
     remainder of flooring is handed out one by one from the first split on). The permutation
     comes from `generator`, or the default cpu generator (``gradflow.manual_seed``).
 
+    >>> dataset = TensorDataset(gradflow.arange(10))
     >>> train, val = random_split(dataset, [0.8, 0.2], generator=gradflow.Generator(seed=0))
+    >>> len(train), len(val)
+    (8, 2)
     """
     total = len(dataset)
     counts = _split_counts(lengths, total)

@@ -32,7 +32,11 @@ class Digits(ImageDataset):
     counts 0..16 divided by 16), labels int64 0..9. ``train=True`` gives the 1,437 training
     images, ``train=False`` the 360 test images (a fixed split, disjoint).
 
+    >>> from gradflow.data import DataLoader
     >>> loader = DataLoader(Digits(train=True), batch_size=64, shuffle=True)
+    >>> images, labels = next(iter(loader))
+    >>> tuple(images.shape), tuple(labels.shape)
+    ((64, 1, 8, 8), (64,))
     """
 
     classes = [str(digit) for digit in range(10)]

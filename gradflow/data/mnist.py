@@ -118,15 +118,6 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("GRADFLOW_CACHE_DIR") or Path.home() / ".cache" / "gradflow")
 
 
-def file_checksum(path: str | Path, algorithm: str) -> str:
-    """The hex digest of a file ("md5" or "sha256")."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _parse_checksum(checksum: str) -> tuple[str, str]:
     """("md5" | "sha256", hex digest) from "md5:<hex>", "sha256:<hex>" or bare hex."""
     algorithm, _, value = checksum.rpartition(":")
@@ -154,7 +145,7 @@ def download_file(
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     if opener is None:
-        import urllib.request  # here, not at the top: it costs ~20 ms of `import gradflow`
+        import urllib.request  # here, not at the top: it would slow `import gradflow`
 
         opener = urllib.request.urlopen
     algorithm, expected = _parse_checksum(checksum) if checksum else (None, None)
@@ -191,7 +182,7 @@ class MNIST(ImageDataset):
     directory); ``download=True`` fetches missing files from `mirrors`, each checked against
     the MD5 in `resources` before it is kept.
 
-    >>> train = MNIST(download=True)
+    For example ``MNIST(download=True)`` (not a doctest: it needs the network).
     """
 
     name = "mnist"

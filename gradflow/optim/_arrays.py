@@ -5,8 +5,8 @@ parameter first, then its gradient and state, None for state it does not use) an
 arrays ``s`` and ``t``, with NumPy/CuPy ufuncs writing through ``out=``, so a step allocates
 nothing. On the CPU a large parameter goes through it in flat pieces of CHUNK elements: an
 update makes about a dozen passes over its arrays, and on a piece that fits in L2 only the
-first read and the last write of each array reach memory (25% faster than whole arrays for
-Adam on a 2.6M-parameter model, 2-core Xeon).
+first read and the last write of each array reach memory (measured in
+benchmarks/results/2026-12-07-code-figures.md).
 """
 
 from __future__ import annotations
