@@ -2,7 +2,9 @@
 
 __version__ = "0.1.0"
 
-from gradflow import cuda, nn
+# autograd first: it enters the tensor/ops/autograd import circle through autograd/function.py,
+# the one entry that loads it whole (docs/DESIGN.md §10).
+from gradflow import autograd, cuda, nn
 from gradflow.autograd import (
     Function,
     enable_grad,
@@ -83,7 +85,6 @@ from gradflow.ops.indexing import (
     take_along_dim,
 )
 from gradflow.ops.linalg import matmul
-from gradflow.ops.losses import log_softmax, softmax
 from gradflow.ops.reduction import (
     all,
     amax,
@@ -121,6 +122,7 @@ from gradflow.ops.shape import (
     unsqueeze,
     view,
 )
+from gradflow.ops.softmax import log_softmax, softmax
 from gradflow.ops.unary import (
     abs,
     cos,

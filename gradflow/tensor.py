@@ -714,14 +714,14 @@ class Tensor:
         return _arith.where(mask, value, self)
 
     def softmax(self, dim: int) -> Tensor:
-        from gradflow.ops import losses
+        from gradflow.ops.softmax import softmax
 
-        return losses.softmax(self, dim)
+        return softmax(self, dim)
 
     def log_softmax(self, dim: int) -> Tensor:
-        from gradflow.ops import losses
+        from gradflow.ops.softmax import log_softmax
 
-        return losses.log_softmax(self, dim)
+        return log_softmax(self, dim)
 
 
 def parse_to_args(args: tuple, kwargs: dict) -> tuple[Device | None, numpy.dtype | None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gradflow.nn.module import Module
-from gradflow.ops import losses, unary
+from gradflow.ops import softmax, unary
 from gradflow.tensor import Tensor
 
 
@@ -106,7 +106,7 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return losses.softmax(x, self.dim)
+        return softmax.softmax(x, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -120,7 +120,7 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return losses.log_softmax(x, self.dim)
+        return softmax.log_softmax(x, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gradflow.nn.module import Module
-from gradflow.ops.losses import dropout
+from gradflow.ops.dropout import dropout
 from gradflow.tensor import Tensor
 
 

@@ -2,19 +2,17 @@
 gradflow.nn.functional as F``). The functions and their docstrings live in gradflow/ops."""
 
 from gradflow.ops.conv import conv1d, conv2d, conv_transpose2d
+from gradflow.ops.dropout import dropout
 from gradflow.ops.embedding import embedding
+from gradflow.ops.indexing import one_hot
 from gradflow.ops.linalg import linear
 from gradflow.ops.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
-    dropout,
     l1_loss,
-    log_softmax,
     mse_loss,
     nll_loss,
-    one_hot,
-    softmax,
 )
 from gradflow.ops.normalization import batch_norm, group_norm, layer_norm
 from gradflow.ops.pooling import (
@@ -25,6 +23,7 @@ from gradflow.ops.pooling import (
     max_pool2d,
 )
 from gradflow.ops.shape import pad
+from gradflow.ops.softmax import log_softmax, softmax
 from gradflow.ops.unary import elu, gelu, leaky_relu, relu, sigmoid, silu, softplus, tanh
 
 __all__ = [

@@ -10,8 +10,14 @@ Variable-length batches: pass ``lengths`` (a list or int tensor of B values) to 
 of packing. Each sequence stops at its own end: outputs past it are zero and h_n is its state at
 its last step; the reverse direction starts at each sequence's own end.
 
+    >>> import gradflow
     >>> lstm = LSTM(10, 20, num_layers=2, batch_first=True)
-    >>> output, (h_n, c_n) = lstm(x, lengths=[7, 5, 2])   # x: (3, 7, 10)
+    >>> x = gradflow.randn(3, 7, 10)
+    >>> output, (h_n, c_n) = lstm(x, lengths=[7, 5, 2])
+    >>> output.shape, h_n.shape, c_n.shape
+    ((3, 7, 20), (2, 3, 20), (2, 3, 20))
+    >>> output[2, 2:].abs().sum().item()  # sequence 2 has ended after 2 steps
+    0.0
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from gradflow import creation
 from gradflow.nn import init
 from gradflow.nn.module import Module
 from gradflow.nn.parameter import Parameter
-from gradflow.ops.losses import dropout as dropout_op
-from gradflow.ops.rnn import GATES, rnn_layer, sequence_lengths
+from gradflow.ops.dropout import dropout as dropout_op
+from gradflow.ops.rnn import CELLS, GATES, rnn_layer, sequence_lengths
 from gradflow.ops.shape import cat, squeeze, stack, transpose, unsqueeze
 from gradflow.tensor import Tensor
 
@@ -311,7 +317,8 @@ class RNNCellBase(_Recurrent):
         self.reset_parameters()
 
     def _step(self, input: Tensor, hx: Any) -> Any:
-        """Checks shapes, lifts unbatched input to a batch of one, runs one step."""
+        """Checks shapes, lifts unbatched input to a batch of one, runs one step: the cell
+        function of ops/rnn.py (lstm_cell, gru_cell, rnn_tanh_cell or rnn_relu_cell)."""
         name = type(self).__name__
         if not isinstance(input, Tensor) or input.ndim not in (1, 2):
             raise ValueError(
@@ -337,7 +344,7 @@ class RNNCellBase(_Recurrent):
             states = [None if s is None else unsqueeze(s, 0) for s in states]
         hx = tuple(states) if self.mode == "lstm" and hx is not None else states[0]
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        _, final = rnn_layer(unsqueeze(x, 0), hx, *weights, mode=self.mode)
+        final = CELLS[self.mode](x, hx, *weights)
         if batched:
             return final
         if self.mode == "lstm":

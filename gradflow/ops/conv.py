@@ -16,6 +16,8 @@ PyTorch's semantics and argument names (torch.nn.functional). How they are compu
   gradient, its input gradient is conv2d's forward, its weight gradient conv2d's with the
   roles of input and output swapped.
 
+The window geometry (output sizes, padding, the padded frames) is gradflow/ops/window.py.
+
 Memory: each op keeps its input (a reference, only when the weight needs a gradient) and its
 weight (only when the input needs one); the columns are rebuilt in backward, never kept (they
 are kh*kw times the input).
@@ -32,60 +34,18 @@ from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
 from gradflow.ops._util import float_input
+from gradflow.ops.window import (
+    Window,
+    check_input_rank,
+    check_output_size,
+    conv_output_size,
+    conv_padding,
+    gradient_frame,
+    int_tuple,
+    padded_frame,
+    transposed_output_size,
+)
 from gradflow.tensor import Tensor
-
-# ---- window geometry, shared with ops/pooling.py ------------------------------------------
-
-
-class Window(NamedTuple):
-    """Where the sliding windows of a 2-D conv or pool sit: output pixel (oh, ow) covers the
-    input rows ``oh*stride[0] - padding[0] + i*dilation[0]`` (i < kernel[0]), likewise columns.
-    ``padding`` is the top/left padding; ``out`` (OH, OW) implies the bottom/right one."""
-
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
-    out: tuple[int, int]
-
-    def span(self, axis: int) -> int:
-        """Rows (axis 0) or columns (axis 1) of the padded frame that the windows touch."""
-        k, s, d = self.kernel[axis], self.stride[axis], self.dilation[axis]
-        return (self.out[axis] - 1) * s + (k - 1) * d + 1
-
-    def offset_slices(self, i: int, j: int) -> tuple[slice, slice]:
-        """The (rows, columns) of the padded frame that kernel offset (i, j) reads, strided."""
-        (sh, sw), (dh, dw) = self.stride, self.dilation
-        rows = slice(i * dh, i * dh + (self.out[0] - 1) * sh + 1, sh)
-        cols = slice(j * dw, j * dw + (self.out[1] - 1) * sw + 1, sw)
-        return rows, cols
-
-    def offsets(self):
-        """The kernel offsets (i, j) in row-major order."""
-        return ((i, j) for i in range(self.kernel[0]) for j in range(self.kernel[1]))
-
-
-def padded_frame(x: Any, window: Window, fill: float) -> Any:
-    """x [..., H, W] placed at (top, left) padding in a frame filled with `fill` that is just
-    large enough for the windows (x itself, no copy, when no padding is needed)."""
-    h, w = x.shape[-2:]
-    (top, left), height, width = window.padding, window.span(0), window.span(1)
-    if top == 0 and left == 0 and height <= h and width <= w:
-        return x
-    xp = get_array_module(x)
-    frame = xp.full((*x.shape[:-2], height, width), fill, dtype=x.dtype)
-    rows, cols = min(h, height - top), min(w, width - left)
-    if rows > 0 and cols > 0:
-        frame[..., top : top + rows, left : left + cols] = x[..., :rows, :cols]
-    return frame
-
-
-def gradient_frame(shape: tuple, window: Window, input_hw: tuple, dtype: Any, xp: Any) -> Any:
-    """Zeros of shape (*shape, rows, columns) that hold every window and the padded input."""
-    (top, left), (h, w) = window.padding, input_hw
-    height, width = max(window.span(0), top + h), max(window.span(1), left + w)
-    return xp.zeros((*shape, height, width), dtype=dtype)
-
 
 # ---- the array pieces: im2col, col2im, and the GEMMs around them ----------------------------
 
@@ -115,10 +75,9 @@ def _channels_last(x: Any, window: Window, groups: int) -> bool:
     """Whether the CPU builds cols^T [N*OH*OW, kh*kw*C] from a channels-last copy of x
     (_columns_last) rather than cols: when its contiguous runs, kw*C values per window row,
     are over twice as long as cols' (OW per kernel offset), the copy's cost being per run; the
-    factor pays for the extra pass that lays x out channels last. Measured (1 BLAS thread,
-    forward + weight gradient): 1678 -> 1022 us at the cnn's second conv (runs of 96 against
-    4); 7573 -> 7156 at (16, 64, 16, 16); major wins at (64, 3, 8, 8) and k=5 (16, 8, 32, 32).
-    Groups keep cols, whose rows split by group."""
+    factor pays for the extra pass that lays x out channels last (runs of 96 against 4 at the
+    cnn's second conv), while inputs with few channels keep cols. Groups keep cols, whose rows
+    split by group. Timings: benchmarks/results/2026-12-07-code-figures.md."""
     if groups != 1 or uses_kernels(x):
         return False
     (_, kw), (_, sw), (_, dw), (_, ow) = window.kernel, window.stride, window.dilation, window.out
@@ -129,8 +88,9 @@ def _columns_last(x: Any, window: Window) -> Any:
     """cols^T [N*OH*OW, kh*kw*C] of x [N, C, H, W], columns ordered (i, j, c): a strided view
     of the zero-padded input laid out channels last [N, rows, columns, C], copied once."""
     n, c, h, w = x.shape
-    # The zero-padded frame, written channels last in one strided copy (padding first and
-    # transposing after took 290 us against 20 at the cnn's second conv).
+    # The zero-padded frame, written channels last in one strided copy: padding first and
+    # transposing after costs a second pass over the frame (timed in the file _channels_last
+    # names).
     (top, left), height, width = window.padding, window.span(0), window.span(1)
     rows, cols = min(h, height - top), min(w, width - left)
     covered = top == 0 and left == 0 and rows == height and cols == width
@@ -161,8 +121,9 @@ def _col2im_by_offset(g2: Any, weight: Any, window: Window, groups: int, x_shape
     """col2im(W^T @ dY) on the CPU, with g2 = dY as [O, N*OH*OW]: per group and kernel offset
     one GEMM, dY^T [N*OH*OW, O/G] @ W[:, :, i, j] [O/G, C/G], added to its strided window of a
     channels-last frame [N, rows, columns, C]. Channels last, each add's inner loop runs over
-    OW*C values of a contiguous block instead of OW (4 at the cnn's second conv, where the
-    channel-major passes took 3x as long as these)."""
+    OW*C values of a contiguous block instead of OW (4 at the cnn's second conv), so per-run
+    overhead no longer dominates the adds.
+    Timings: benchmarks/results/2026-12-07-code-figures.md."""
     n, c, h, w = x_shape
     o, c_per_group, kh, kw = weight.shape
     oh, ow = window.out
@@ -221,7 +182,8 @@ def _conv_weight_grad(g2: Any, x: Any, window: Window, groups: int, w_shape: tup
         dw_t = _columns_last(x, window).T @ g2.T  # [kh*kw*C, O]; both operands are views
         return numpy.ascontiguousarray(dw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
     cols = _columns(x, window)
-    # cols @ dY^T, transposed after: OpenBLAS ran this orientation ~25% faster than dY @ cols^T.
+    # cols @ dY^T, transposed after: OpenBLAS ran this orientation faster than dY @ cols^T
+    # (see benchmarks/results/2026-12-07-code-figures.md).
     dw_t = _grouped(_by_group(cols, groups), _by_group(g2, groups).transpose(0, 2, 1))
     return dw_t.transpose(0, 2, 1).reshape(w_shape)
 
@@ -251,9 +213,9 @@ def _flipped_conv_window(window: Window, w_shape: tuple, x_shape: tuple) -> Wind
     """For a stride-1 conv, dX is dY convolved with the weight flipped in space and transposed
     in channels, padded by dilation*(k-1) - padding: one im2col of dY and one GEMM (both cores)
     instead of a GEMM writing kh*kw planes per input channel and kh*kw passes adding them
-    (single-threaded, memory-bound). It pays when dY has no more channels than dX (measured:
-    20% faster at C = O = 64; slower when O is larger, e.g. a 1-channel input). None when the
-    rewrite does not apply or does not pay."""
+    (single-threaded, memory-bound). It pays when dY has no more channels than dX, and loses
+    when O is larger, e.g. a 1-channel input. None when the rewrite does not apply or does not
+    pay. Timings: benchmarks/results/2026-12-07-code-figures.md."""
     if window.stride != (1, 1) or w_shape[0] > x_shape[1]:
         return None
     pads = tuple(d * (k - 1) - p for k, d, p in zip(window.kernel, window.dilation, window.padding))
@@ -276,9 +238,11 @@ class _Shapes(NamedTuple):
     out4: tuple
 
 
-class Conv2d(Function):
-    """conv2d (and conv1d, unbatched inputs: viewed with unit dims) as one node."""
+class Conv2dFunction(Function):
+    """conv2d (and conv1d, which passes op_name="conv1d"; unbatched inputs: viewed with unit
+    dims) as one node."""
 
+    op_name = "conv2d"
     groups: int
     shapes: _Shapes
     window: Window
@@ -307,9 +271,10 @@ class Conv2d(Function):
         return dx, dw, g4.sum(axis=(0, 2, 3)) if need[2] else None
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2dFunction(Function):
     """conv_transpose2d as one node: conv2d's input gradient, run forward."""
 
+    op_name = "conv_transpose2d"
     groups: int
     shapes: _Shapes
     window: Window
@@ -341,52 +306,6 @@ class ConvTranspose2d(Function):
 
 
 # ---- arguments -----------------------------------------------------------------------------
-
-
-def int_tuple(value: Any, n: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
-    """An int or a sequence of n ints, each >= minimum, as an n-tuple; a clear error otherwise."""
-    values = (value,) * n if isinstance(value, int | numpy.integer) else value
-    ok = isinstance(values, tuple | list) and len(values) == n
-    ok = ok and all(isinstance(v, int | numpy.integer) and not isinstance(v, bool) for v in values)
-    if not ok or any(v < minimum for v in values):
-        raise ValueError(
-            f"{op}: argument '{name}' is {value!r}; expected an int >= {minimum} or a tuple of "
-            f"{n} such ints"
-        )
-    return tuple(int(v) for v in values)
-
-
-def check_input_rank(x: Tensor, dims: int, op: str) -> bool:
-    """True when x is batched ((N, C, *spatial)); False for unbatched ((C, *spatial))."""
-    if x.ndim not in (dims + 1, dims + 2):
-        spatial = ("L",) if dims == 1 else ("H", "W")
-        raise ValueError(
-            f"{op}: expected a {dims + 2}-D input (N, C, {', '.join(spatial)}) or a {dims + 1}-D "
-            f"unbatched input (C, {', '.join(spatial)}), got input of shape {tuple(x.shape)}"
-        )
-    return x.ndim == dims + 2
-
-
-def _same_padding(kernel: tuple, dilation: tuple, stride: tuple, op: str) -> tuple:
-    if any(s != 1 for s in stride):
-        raise ValueError(
-            f"{op}: padding='same' needs stride 1 (as in PyTorch), got stride {stride}; pass an "
-            "explicit padding for a strided convolution"
-        )
-    totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
-    return tuple(t // 2 for t in totals), tuple(t - t // 2 for t in totals)  # extra on the right
-
-
-def _padding(padding: Any, kernel: tuple, dilation: tuple, stride: tuple, op: str) -> tuple:
-    """(before, after) padding tuples per spatial dim, from an int, a tuple or 'same'/'valid'."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0,) * len(kernel), (0,) * len(kernel)
-        if padding == "same":
-            return _same_padding(kernel, dilation, stride, op)
-        raise ValueError(f"{op}: padding {padding!r} is not 'same', 'valid', an int or a tuple")
-    pad = int_tuple(padding, len(kernel), "padding", op, 0)
-    return pad, pad
 
 
 def _check_conv_weight(
@@ -433,18 +352,6 @@ def _check_conv_weight(
             )
 
 
-def _output_size(size: int, before: int, after: int, k: int, s: int, d: int) -> int:
-    return (size + before + after - d * (k - 1) - 1) // s + 1
-
-
-def _check_output(op: str, x: Tensor, out_hw: tuple, detail: str) -> None:
-    if min(out_hw) <= 0:
-        raise ValueError(
-            f"{op}: input of shape {tuple(x.shape)} is too small for {detail}: the output "
-            f"would have spatial size {tuple(out_hw)}; use a larger input or more padding"
-        )
-
-
 def _shapes(x: Tensor, weight: Tensor, batched: bool, dims: int, out_c: int, out_hw: tuple):
     """_Shapes for an op whose 4-D view adds a batch dim (unbatched) and a height (1-D)."""
     x4 = tuple(x.shape) if batched else (1, *x.shape)
@@ -465,21 +372,17 @@ def _conv(op, x, weight, bias, stride, padding, dilation, groups, dims) -> Tenso
     kernel = tuple(weight.shape[2:])
     stride = int_tuple(stride, dims, "stride", op, 1)
     dilation = int_tuple(dilation, dims, "dilation", op, 1)
-    before, after = _padding(padding, kernel, dilation, stride, op)
+    before, after = conv_padding(padding, kernel, dilation, stride, op)
     spatial = x.shape[-dims:]
-    out_hw = tuple(map(_output_size, spatial, before, after, kernel, stride, dilation))
-    _check_output(
+    out_hw = tuple(map(conv_output_size, spatial, before, after, kernel, stride, dilation))
+    check_output_size(
         op, x, out_hw,
         f"weight of shape {tuple(weight.shape)} (dilation {dilation}, padding {before}+{after})",
     )  # fmt: skip
-    if dims == 1:  # the 2-D view: a unit height
-        kernel, stride, dilation, before, out_hw = (
-            (1, *kernel), (1, *stride), (1, *dilation), (0, *before), (1, *out_hw),
-        )  # fmt: skip
-    window = Window(kernel, stride, before, dilation, out_hw)
-    shapes = _shapes(x, weight, batched, dims, weight.shape[0], out_hw)
+    window = Window.lifted(kernel, stride, before, dilation, out_hw)
+    shapes = _shapes(x, weight, batched, dims, weight.shape[0], window.out)
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return Conv2d.apply(*inputs, window=window, groups=groups, shapes=shapes)
+    return Conv2dFunction.apply(*inputs, window=window, groups=groups, shapes=shapes, op_name=op)
 
 
 def conv2d(
@@ -510,7 +413,12 @@ def conv2d(
         (N, C_out, H_out, W_out) (no N for an unbatched input), with
         ``H_out = (H + 2*padding - dilation*(kH - 1) - 1) // stride + 1``.
 
-    >>> conv2d(gradflow.ones(1, 1, 4, 4), gradflow.ones(2, 1, 3, 3)).shape  # (1, 2, 2, 2)
+    >>> import gradflow
+    >>> y = conv2d(gradflow.ones(1, 1, 4, 4), gradflow.ones(2, 1, 3, 3))
+    >>> y.shape
+    (1, 2, 2, 2)
+    >>> y[0, 0].tolist()
+    [[9.0, 9.0], [9.0, 9.0]]
     """
     return _conv("conv2d", input, weight, bias, stride, padding, dilation, groups, dims=2)
 
@@ -528,7 +436,12 @@ def conv1d(
     (C_out, C_in / groups, k). Arguments as :func:`conv2d` (ints or 1-tuples); computed by the
     2-D code on a unit-height view, still one graph node.
 
-    >>> conv1d(gradflow.ones(1, 2, 5), gradflow.ones(3, 2, 3), padding="same").shape  # (1, 3, 5)
+    >>> import gradflow
+    >>> y = conv1d(gradflow.ones(1, 2, 5), gradflow.ones(3, 2, 3), padding="same")
+    >>> y.shape
+    (1, 3, 5)
+    >>> y[0, 0].tolist()
+    [4.0, 6.0, 6.0, 6.0, 4.0]
     """
     return _conv("conv1d", input, weight, bias, stride, padding, dilation, groups, dims=1)
 
@@ -561,8 +474,9 @@ def conv_transpose2d(
         (N, C_out, H_out, W_out), ``H_out = (H - 1)*stride - 2*padding + dilation*(kH - 1) +
         output_padding + 1``.
 
+    >>> import gradflow
     >>> conv_transpose2d(gradflow.ones(1, 2, 3, 3), gradflow.ones(2, 4, 2, 2), stride=2).shape
-    ... # (1, 4, 6, 6)
+    (1, 4, 6, 6)
     """
     op = "conv_transpose2d"
     x = float_input(input, op)
@@ -589,10 +503,9 @@ def conv_transpose2d(
             "pixel per spatial dim"
         )
     out_hw = tuple(
-        (h - 1) * s - 2 * p + d * (k - 1) + o + 1
-        for h, s, p, d, k, o in zip(in_hw, stride, padding, dilation, kernel, output_padding)
+        map(transposed_output_size, in_hw, kernel, stride, padding, dilation, output_padding)
     )
-    _check_output(
+    check_output_size(
         op, x, out_hw,
         f"weight of shape {tuple(weight.shape)} with stride {stride}, padding {padding}, "
         f"dilation {dilation} and output_padding {output_padding}",
@@ -605,4 +518,4 @@ def conv_transpose2d(
     shapes = _Shapes(tuple(x.shape), x4, tuple(weight.shape), tuple(weight.shape),
                      out4 if batched else out4[1:], out4)  # fmt: skip
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return ConvTranspose2d.apply(*inputs, window=window, groups=groups, shapes=shapes)
+    return ConvTranspose2dFunction.apply(*inputs, window=window, groups=groups, shapes=shapes)

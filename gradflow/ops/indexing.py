@@ -1,5 +1,5 @@
 """Indexing: __getitem__ (basic and advanced), gather/take_along_axis, index_select,
-masked_select; ``normalize_index`` also serves Tensor.__setitem__.
+masked_select, one_hot (no gradient); ``normalize_index`` also serves Tensor.__setitem__.
 
 An index may hold ints, slices, None, Ellipsis, integer (int64/int32) or bool tensors, and
 lists of them. Every index is checked against the tensor's shape before NumPy sees it, so an
@@ -144,8 +144,9 @@ def _scatter_add(out: Any, index: tuple, g: Any) -> None:
     """out[index] += g where repeated indices add up (np.add.at; cupy's add.at on cuda)."""
     xp = get_array_module(out)
     if xp is numpy and len(index) == 1 and out.ndim > 1 and g.dtype.kind == "f":
-        # One integer array picking rows: bincount over flat positions beats np.add.at by
-        # 1.2-2.5x (it needs a float64 temporary of out's size and an int64 one of g's size).
+        # One integer array picking rows: bincount over flat positions is faster than np.add.at
+        # (figures: benchmarks/results/2026-12-07-code-figures.md); it
+        # needs a float64 temporary of out's size and an int64 one of g's size.
         rows = index[0].reshape(-1)
         width = math.prod(out.shape[1:])
         flat = (rows[:, None] * width + numpy.arange(width)).reshape(-1)
@@ -317,3 +318,29 @@ def masked_select(x: Tensor, mask: Any) -> Tensor:
     if shape != x.shape:
         x = x.expand(shape)
     return getitem(x, get_array_module(array).broadcast_to(array, shape))
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Class indices (any shape) as one-hot rows: out[..., k] = 1 where tensor[...] == k, int64
+    of shape tensor.shape + (num_classes,); num_classes=-1 uses max + 1. No gradient.
+
+    >>> import gradflow
+    >>> one_hot(gradflow.tensor([0, 2]), 3).tolist()
+    [[1, 0, 0], [0, 0, 1]]
+    """
+    if not isinstance(tensor, Tensor) or tensor.dtype.kind not in "iu":
+        dtype = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
+        raise TypeError(f"one_hot: argument 'tensor' has dtype {dtype}; expected integer indices")
+    t = tensor.data
+    xp = get_array_module(t)
+    if num_classes == -1:
+        if t.size == 0:
+            raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass it")
+        num_classes = int(t.max()) + 1
+    if t.size and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+        raise IndexError(
+            f"one_hot: class values must be in [0, {num_classes}), got min {int(t.min())} and "
+            f"max {int(t.max())}"
+        )
+    out = xp.arange(num_classes) == t[..., None]
+    return Tensor._wrap(out.astype(xp.int64))

@@ -1,10 +1,10 @@
-"""Softmax, losses and dropout: softmax, log_softmax, cross_entropy, nll_loss, mse_loss,
-l1_loss, binary_cross_entropy(_with_logits), dropout, one_hot. PyTorch semantics and defaults.
+"""Losses: cross_entropy, nll_loss, mse_loss, l1_loss, binary_cross_entropy(_with_logits), with
+PyTorch's semantics and defaults.
 
 Memory: cross_entropy is one fused node (log-softmax + NLL) that keeps the logits it was given
-(a reference, no copy) and one logsumexp per row; softmax/log_softmax keep their output;
-dropout keeps a bool mask; l1_loss keeps an int8 sign. On cuda, cross_entropy with (N, C)
-logits and class-index targets runs our fused kernels (kernels/fused.cu, softmax_xent_*).
+(a reference, no copy) and one logsumexp per row (its stable log-sum-exp is ops/softmax.py's);
+l1_loss keeps an int8 sign. On cuda, cross_entropy with (N, C) logits and class-index targets
+runs our fused kernels (kernels/fused.cu, softmax_xent_*).
 
 Class dimension: inputs are (N, C) or (N, C, d1, ...) with targets (N,) or (N, d1, ...), or (C,)
 with a 0-d target, as in PyTorch. The array code below works on any of these with the class
@@ -18,48 +18,20 @@ from typing import Any
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.backend import device_of, get_array_module, is_cuda_array
+from gradflow.backend import get_array_module, is_cuda_array
 from gradflow.backend.routing import uses_kernels
-from gradflow.ops._util import float_input, normalize_dim, unbroadcast
+from gradflow.ops._util import unbroadcast
+from gradflow.ops.loss_arguments import (
+    binary_args,
+    class_target_args,
+    optional_float,
+    pair_args,
+)
+from gradflow.ops.softmax import log_probs, max_and_log_sum
 from gradflow.ops.unary import stable_sigmoid
-from gradflow.random import Generator, seed_for
 from gradflow.tensor import Tensor
 
-_REDUCTIONS = ("mean", "sum", "none")
-
-
 # ---- shared array helpers -------------------------------------------------------------------
-
-
-def _max_and_log_sum(x: Any, axis: int) -> tuple[Any, Any]:
-    """(m, log sum exp(x - m)) along axis (keepdims), m the max: logsumexp = m + log_sum.
-
-    Kept as two parts because their sum rounds: at |x| ~ 1e4 in float32 one ulp of logsumexp
-    is 1e-3, while (x - m) - log_sum keeps the log-probabilities near 0 accurate to 1e-7."""
-    xp = get_array_module(x)
-    m = _max_keepdims(x, axis)
-    m = xp.where(xp.isfinite(m), m, 0)  # an all -inf row gives -inf, not nan
-    e = x - m
-    xp.exp(e, out=e)
-    log_sum = e.sum(axis=axis, keepdims=True)
-    xp.log(log_sum, out=log_sum)
-    return m, log_sum
-
-
-def _max_keepdims(x: Any, axis: int) -> Any:
-    """x.max(axis, keepdims=True), -inf along an empty axis (where NumPy and CuPy refuse)."""
-    if x.shape[axis] == 0:
-        return get_array_module(x).full(
-            x.shape[:axis] + (1,) + x.shape[axis + 1 :], -numpy.inf, x.dtype
-        )
-    return x.max(axis=axis, keepdims=True)
-
-
-def _log_softmax(x: Any, m: Any, log_sum: Any) -> Any:
-    """log softmax(x) = (x - m) - log_sum, a new array."""
-    out = x - m
-    out -= log_sum
-    return out
 
 
 def _class_index(target: Any) -> tuple:
@@ -113,70 +85,6 @@ def _reduce(loss: Any, reduction: str, denom: Any = None) -> Any:
         return total / denom
 
 
-# ---- softmax, log_softmax ---------------------------------------------------------------------
-
-
-class Softmax(Function):
-    dim: int
-
-    def forward(self, x):
-        xp = get_array_module(x)
-        # Shift by the max; an all -inf (or NaN) slice by 0, a slice holding +inf by the largest
-        # finite value (its finite elements then get 0 rather than an overflow's NaN).
-        y = x - xp.nan_to_num(_max_keepdims(x, self.dim), nan=0.0, neginf=0.0)
-        xp.exp(y, out=y)
-        y /= y.sum(axis=self.dim, keepdims=True)
-        self.save_for_backward(y)  # the output: dx = y * (g - sum(g * y))
-        return y
-
-    def backward(self, g):
-        (y,) = self.saved_arrays
-        gy = g * y
-        gy -= y * gy.sum(axis=self.dim, keepdims=True)
-        return gy
-
-
-class LogSoftmax(Function):
-    dim: int
-
-    def forward(self, x):
-        out = _log_softmax(x, *_max_and_log_sum(x, self.dim))
-        self.save_for_backward(out)  # the output: dx = g - exp(out) * sum(g)
-        return out
-
-    def backward(self, g):
-        (out,) = self.saved_arrays
-        dx = get_array_module(out).exp(out)
-        dx *= -g.sum(axis=self.dim, keepdims=True)
-        dx += g
-        return dx
-
-
-def softmax(x: Tensor, dim: int) -> Tensor:
-    """Normalized exponentials along `dim`: softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j -
-    max x), so large inputs do not overflow.
-
-    >>> softmax(gradflow.tensor([0.0, 0.0]), dim=0)  # tensor([0.5, 0.5])
-    """
-    x = float_input(x, "softmax")
-    dim = normalize_dim(dim, x.ndim, "softmax")
-    if x.ndim == 0:  # one element; NumPy's math on 0-d arrays gives scalars, so lift it
-        return Softmax.apply(x.reshape(1), dim=0).reshape(())
-    return Softmax.apply(x, dim=dim)
-
-
-def log_softmax(x: Tensor, dim: int) -> Tensor:
-    """Log of softmax along `dim`: x_i - logsumexp(x), computed stably (max subtracted first).
-
-    >>> log_softmax(gradflow.tensor([0.0, 0.0]), dim=0)  # tensor([-0.6931, -0.6931])
-    """
-    x = float_input(x, "log_softmax")
-    dim = normalize_dim(dim, x.ndim, "log_softmax")
-    if x.ndim == 0:  # as in softmax
-        return LogSoftmax.apply(x.reshape(1), dim=0).reshape(())
-    return LogSoftmax.apply(x, dim=dim)
-
-
 # ---- cross_entropy ----------------------------------------------------------------------------
 
 
@@ -191,6 +99,7 @@ class CrossEntropy(Function):
     'mean' divides by the number of rows (N * d1 * ...).
     """
 
+    op_name = "cross_entropy"
     ignore_index: int
     label_smoothing: float
     probs: bool
@@ -205,12 +114,12 @@ class CrossEntropy(Function):
         self.kernel = self._use_kernel(x, target)
         if self.kernel:
             return self._forward_kernel(x, target, weight)
-        m, log_sum = _max_and_log_sum(x, 1)
+        m, log_sum = max_and_log_sum(x, 1)
         # Memory: the logits (the input itself, no copy), two values per row (max, log-sum),
         # the target and weight (inputs). Backward rebuilds softmax = exp(x - m - log_sum).
         self.save_for_backward(x, m, log_sum, target, weight)
         if self.probs:
-            logp = _log_softmax(x, m, log_sum)
+            logp = log_probs(x, m, log_sum)
             logp *= self._weighted_probs(target, weight, x.shape[1])  # never target in place
             loss = -logp.sum(axis=1)
             self.denom = loss.size
@@ -222,7 +131,7 @@ class CrossEntropy(Function):
         loss *= w_t
         eps = self.label_smoothing
         if eps:
-            logp = _log_softmax(x, m, log_sum)
+            logp = log_probs(x, m, log_sum)
             if weight is not None:
                 logp *= _class_broadcast(weight, x.ndim)
             smooth = -logp.sum(axis=1)
@@ -255,7 +164,7 @@ class CrossEntropy(Function):
         if bad is not None:
             s[bad] = numpy.nan
         total_w = n_classes if weight is None else weight.sum()
-        dx = _log_softmax(x, m, log_sum)
+        dx = log_probs(x, m, log_sum)
         xp.exp(dx, out=dx)  # softmax
         dx *= (s * ((1 - eps) * w_t + (eps / n_classes) * total_w))[:, None]
         dx[_class_index(safe)] -= s * ((1 - eps) * w_t)
@@ -270,13 +179,13 @@ class CrossEntropy(Function):
         wq = self._weighted_probs(target, weight, x.shape[1])
         dx = dtarget = None
         if need_x:
-            dx = _log_softmax(x, m, log_sum)
+            dx = log_probs(x, m, log_sum)
             xp.exp(dx, out=dx)
             dx *= wq.sum(axis=1, keepdims=True)
             dx -= wq
             dx *= s
         if need_target:
-            dtarget = _log_softmax(x, m, log_sum)
+            dtarget = log_probs(x, m, log_sum)
             xp.negative(dtarget, out=dtarget)
             if weight is not None:
                 dtarget *= _class_broadcast(weight, x.ndim)
@@ -312,82 +221,6 @@ class CrossEntropy(Function):
         return dx, None, None
 
 
-def _check_reduction(reduction: Any, op: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"{op}: argument 'reduction' is {reduction!r}; expected 'mean', 'sum' or 'none'"
-        )
-
-
-def _check_weight(weight: Any, n_classes: int, input: Tensor, op: str) -> None:
-    if weight is None:
-        return
-    if not isinstance(weight, Tensor):
-        raise TypeError(f"{op}: argument 'weight' must be a Tensor, got {type(weight).__name__}")
-    if weight.shape != (n_classes,) or weight.dtype != input.dtype:
-        raise ValueError(
-            f"{op}: argument 'weight' has shape {tuple(weight.shape)} and dtype {weight.dtype}; "
-            f"expected one {input.dtype} weight per class, shape ({n_classes},)"
-        )
-
-
-def _class_target_args(
-    input: Any, target: Any, weight: Any, ignore_index: int, reduction: str, op: str,
-    allow_probs: bool,
-) -> tuple[Tensor, Tensor, bool, bool]:  # fmt: skip
-    """Validate (input, target, weight); returns (input, target, is_probability_target,
-    lifted) with a (C,) input lifted to (1, C) (lifted says to drop that dim again)."""
-    input = float_input(input, op)
-    _check_reduction(reduction, op)
-    if not isinstance(target, Tensor):
-        raise TypeError(f"{op}: argument 'target' must be a Tensor, got {type(target).__name__}")
-    if input.ndim == 0:
-        raise ValueError(f"{op}: argument 'input' is 0-d; expected (N, C), (N, C, d1, ...) or (C,)")
-    lifted = input.ndim == 1
-    if lifted:
-        input = input.reshape(1, -1)
-        target = target.reshape(1, *target.shape)
-    n_classes = input.shape[1]
-    if n_classes == 0:
-        raise ValueError(f"{op}: argument 'input' of shape {tuple(input.shape)} has no classes")
-    _check_weight(weight, n_classes, input, op)
-    index_shape = (input.shape[0],) + tuple(input.shape[2:])
-    if allow_probs and target.dtype.kind == "f" and target.shape == input.shape:
-        if target.dtype != input.dtype:
-            raise TypeError(
-                f"{op}: probability 'target' has dtype {target.dtype}; expected {input.dtype} "
-                "like 'input'"
-            )
-        return input, target, True, lifted
-    shown = lambda s: s[1:] if lifted else s  # noqa: E731  (shapes as the caller gave them)
-    if target.dtype.kind not in "iu":
-        probs = f", or class probabilities of shape {shown(tuple(input.shape))}"
-        raise TypeError(
-            f"{op}: argument 'target' has dtype {target.dtype} and shape "
-            f"{shown(tuple(target.shape))}; expected integer class indices (int64) of shape "
-            f"{shown(index_shape)}" + (probs if allow_probs else "")
-        )
-    if target.shape != index_shape:
-        raise ValueError(
-            f"{op}: argument 'target' has shape {shown(tuple(target.shape))} for 'input' of "
-            f"shape {shown(tuple(input.shape))}; expected class indices of shape "
-            f"{shown(index_shape)}"
-        )
-    if target.dtype != numpy.int64:
-        target = target.long()
-    if not is_cuda_array(target.data):  # on cuda this would synchronize; the kernels give NaN
-        t = target.data
-        bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-        if bad.any():
-            pos = tuple(int(i) for i in numpy.argwhere(bad)[0])
-            raise IndexError(
-                f"{op}: target holds class index {int(t[pos])} at position "
-                f"{shown(pos)}, outside [0, {n_classes}) for 'input' with {n_classes} classes "
-                f"(and not ignore_index={ignore_index})"
-            )
-    return input, target, False, lifted
-
-
 def cross_entropy(
     input: Tensor,
     target: Tensor,
@@ -404,14 +237,16 @@ def cross_entropy(
     (N,) / (N, d1, ...) / (), or probabilities of input's shape ('mean' then divides by N*d1*...).
     One fused node: log-softmax is never materialized for backward. `weight` gets no gradient.
 
-    >>> cross_entropy(gradflow.tensor([[2.0, 0.0]]), gradflow.tensor([0]))  # tensor(0.1269)
+    >>> import gradflow
+    >>> cross_entropy(gradflow.tensor([[2.0, 0.0]]), gradflow.tensor([0]))
+    tensor(0.1269)
     """
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(
             f"cross_entropy: argument 'label_smoothing' is {label_smoothing}; expected a float "
             "in [0, 1]"
         )
-    x, target, probs, lifted = _class_target_args(
+    x, target, probs, lifted = class_target_args(
         input, target, weight, ignore_index, reduction, "cross_entropy", allow_probs=True
     )
     out = CrossEntropy.apply(
@@ -424,9 +259,10 @@ def cross_entropy(
 # ---- nll_loss ---------------------------------------------------------------------------------
 
 
-class NLLLoss(Function):
+class NLLLossFunction(Function):
     """-w[t] x[t] per element (x: log-probabilities, class axis 1), 0 where t == ignore_index."""
 
+    op_name = "nll_loss"
     ignore_index: int
     reduction: str
 
@@ -465,19 +301,33 @@ def nll_loss(
     0 where t_n == ignore_index; 'mean' divides the sum by sum_n w[t_n] over kept targets.
     input (N, C), (N, C, d1, ...) or (C,); target int64 (N,), (N, d1, ...) or ().
 
-    >>> nll_loss(gradflow.tensor([[-0.1, -2.4]]), gradflow.tensor([1]))  # tensor(2.4)
+    >>> import gradflow
+    >>> nll_loss(gradflow.tensor([[-0.1, -2.4]]), gradflow.tensor([1]))
+    tensor(2.4)
     """
-    x, target, _, lifted = _class_target_args(
+    x, target, _, lifted = class_target_args(
         input, target, weight, ignore_index, reduction, "nll_loss", allow_probs=False
     )
-    out = NLLLoss.apply(x, target, weight, ignore_index=int(ignore_index), reduction=reduction)
+    out = NLLLossFunction.apply(
+        x, target, weight, ignore_index=int(ignore_index), reduction=reduction
+    )
     return out.reshape(()) if lifted and reduction == "none" else out
 
 
 # ---- regression losses ------------------------------------------------------------------------
 
 
-class MSELoss(Function):
+def _pair_grads(fn: Function, d: Any) -> tuple[Any, Any]:
+    """(d, -d) summed back to the shapes of (input, target), None where no gradient is needed."""
+    need_x, need_y = fn.needs_input_grad
+    return (
+        unbroadcast(d, fn.shapes[0]) if need_x else None,
+        unbroadcast(-d, fn.shapes[1]) if need_y else None,
+    )
+
+
+class MSELossFunction(Function):
+    op_name = "mse_loss"
     reduction: str
 
     def forward(self, x, y):
@@ -491,14 +341,11 @@ class MSELoss(Function):
         (diff,) = self.saved_arrays
         s = _grad_scale(g, self.reduction, diff.dtype.type(diff.size))
         d = diff * (2 * s)
-        need_x, need_y = self.needs_input_grad
-        return (
-            unbroadcast(d, self.shapes[0]) if need_x else None,
-            unbroadcast(-d, self.shapes[1]) if need_y else None,
-        )
+        return _pair_grads(self, d)
 
 
-class L1Loss(Function):
+class L1LossFunction(Function):
+    op_name = "l1_loss"
     reduction: str
 
     def forward(self, x, y):
@@ -513,50 +360,31 @@ class L1Loss(Function):
         (sign,) = self.saved_arrays
         s = _grad_scale(g, self.reduction, g.dtype.type(sign.size))
         d = sign * s
-        need_x, need_y = self.needs_input_grad
-        return (
-            unbroadcast(d, self.shapes[0]) if need_x else None,
-            unbroadcast(-d, self.shapes[1]) if need_y else None,
-        )
-
-
-def _pair_args(input: Any, target: Any, reduction: str, op: str) -> tuple[Tensor, Tensor]:
-    input = float_input(input, op)
-    _check_reduction(reduction, op)
-    if not isinstance(target, Tensor):
-        raise TypeError(f"{op}: argument 'target' must be a Tensor, got {type(target).__name__}")
-    if target.dtype != input.dtype:
-        raise TypeError(
-            f"{op}: argument 'target' has dtype {target.dtype}; expected {input.dtype} like 'input'"
-        )
-    try:
-        numpy.broadcast_shapes(input.shape, target.shape)
-    except ValueError:
-        raise ValueError(
-            f"{op}: argument 'target' has shape {tuple(target.shape)}, which does not broadcast "
-            f"with 'input' of shape {tuple(input.shape)}"
-        ) from None
-    return input, target
+        return _pair_grads(self, d)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean squared error: (input - target)^2 per element, then reduced ('mean', 'sum',
     'none'); shapes broadcast.
 
-    >>> mse_loss(gradflow.tensor([1.0, 3.0]), gradflow.tensor([0.0, 0.0]))  # tensor(5.)
+    >>> import gradflow
+    >>> mse_loss(gradflow.tensor([1.0, 3.0]), gradflow.tensor([0.0, 0.0]))
+    tensor(5.)
     """
-    input, target = _pair_args(input, target, reduction, "mse_loss")
-    return MSELoss.apply(input, target, reduction=reduction)
+    input, target = pair_args(input, target, reduction, "mse_loss")
+    return MSELossFunction.apply(input, target, reduction=reduction)
 
 
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean absolute error: |input - target| per element, then reduced; gradient sign(input -
     target), 0 where they are equal.
 
-    >>> l1_loss(gradflow.tensor([1.0, -3.0]), gradflow.tensor([0.0, 0.0]))  # tensor(2.)
+    >>> import gradflow
+    >>> l1_loss(gradflow.tensor([1.0, -3.0]), gradflow.tensor([0.0, 0.0]))
+    tensor(2.)
     """
-    input, target = _pair_args(input, target, reduction, "l1_loss")
-    return L1Loss.apply(input, target, reduction=reduction)
+    input, target = pair_args(input, target, reduction, "l1_loss")
+    return L1LossFunction.apply(input, target, reduction=reduction)
 
 
 # ---- binary cross-entropy ---------------------------------------------------------------------
@@ -576,6 +404,7 @@ def _softplus_neg(x: Any) -> Any:
 class BCEWithLogits(Function):
     """w ((1 - y) x + (1 + (pw - 1) y) log(1 + exp(-x))): PyTorch's formula, stable for any x."""
 
+    op_name = "binary_cross_entropy_with_logits"
     reduction: str
 
     def forward(self, x, y, weight, pos_weight):
@@ -617,33 +446,6 @@ class BCEWithLogits(Function):
         return dx, dy, dw, dpw
 
 
-def _optional_float(t: Any, input: Tensor, op: str, name: str) -> None:
-    if t is None:
-        return
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(t).__name__}")
-    try:
-        ok = numpy.broadcast_shapes(t.shape, input.shape) == input.shape
-    except ValueError:
-        ok = False
-    if not ok or t.dtype != input.dtype:
-        raise ValueError(
-            f"{op}: argument '{name}' has shape {tuple(t.shape)} and dtype {t.dtype}; expected "
-            f"a {input.dtype} tensor that broadcasts to 'input' of shape {tuple(input.shape)}"
-        )
-
-
-def _binary_args(input: Any, target: Any, weight: Any, reduction: str, op: str) -> tuple:
-    input, target = _pair_args(input, target, reduction, op)
-    if target.shape != input.shape:
-        raise ValueError(
-            f"{op}: argument 'target' has shape {tuple(target.shape)}; expected the shape of "
-            f"'input', {tuple(input.shape)}"
-        )
-    _optional_float(weight, input, op, "weight")
-    return input, target
-
-
 def binary_cross_entropy_with_logits(
     input: Tensor,
     target: Tensor,
@@ -655,12 +457,13 @@ def binary_cross_entropy_with_logits(
     computed as w ((1 - y) x + (1 + (pw - 1) y) (log1p(exp(-|x|)) + max(-x, 0))): finite for
     logits of any size. pos_weight broadcasts along the last (class) dim.
 
+    >>> import gradflow
     >>> binary_cross_entropy_with_logits(gradflow.tensor([0.0]), gradflow.tensor([1.0]))
     tensor(0.6931)
     """
     op = "binary_cross_entropy_with_logits"
-    input, target = _binary_args(input, target, weight, reduction, op)
-    _optional_float(pos_weight, input, op, "pos_weight")
+    input, target = binary_args(input, target, weight, reduction, op)
+    optional_float(pos_weight, input, op, "pos_weight")
     return BCEWithLogits.apply(input, target, weight, pos_weight, reduction=reduction)
 
 
@@ -675,6 +478,7 @@ def _clamped_logs(p: Any, xp: Any) -> tuple[Any, Any]:
 
 
 class BCE(Function):
+    op_name = "binary_cross_entropy"
     reduction: str
 
     def forward(self, p, y, weight):
@@ -712,10 +516,12 @@ def binary_cross_entropy(
     """Binary cross-entropy of probabilities: -w (y log p + (1 - y) log(1 - p)), the logs
     clamped at -100 as in PyTorch. Prefer binary_cross_entropy_with_logits (stable).
 
-    >>> binary_cross_entropy(gradflow.tensor([0.5]), gradflow.tensor([1.0]))  # tensor(0.6931)
+    >>> import gradflow
+    >>> binary_cross_entropy(gradflow.tensor([0.5]), gradflow.tensor([1.0]))
+    tensor(0.6931)
     """
     op = "binary_cross_entropy"
-    input, target = _binary_args(input, target, weight, reduction, op)
+    input, target = binary_args(input, target, weight, reduction, op)
     if not is_cuda_array(input.data):  # on cuda the check would synchronize
         p = input.data
         if ((p < 0) | (p > 1)).any():
@@ -725,75 +531,3 @@ def binary_cross_entropy(
                 "logits)"
             )
     return BCE.apply(input, target, weight, reduction=reduction)
-
-
-# ---- dropout ----------------------------------------------------------------------------------
-
-
-class Dropout(Function):
-    generator: Any
-    p: float
-
-    def forward(self, x):
-        rng = seed_for(self.generator, device_of(x))
-        draw = x.dtype if x.dtype in (numpy.float32, numpy.float64) else numpy.float32
-        if is_cuda_array(x):
-            with x.device:
-                keep = rng.random(x.shape, dtype=draw) >= self.p
-        else:
-            keep = rng.random(x.shape, dtype=draw) >= self.p  # kept with probability 1 - p
-        self.save_for_backward(keep)  # a bool mask: a quarter of a float32 array
-        self.scale = x.dtype.type(0 if self.p == 1 else 1 / (1 - self.p))
-        out = x * keep
-        out *= self.scale
-        return out
-
-    def backward(self, g):
-        (keep,) = self.saved_arrays
-        dx = g * keep
-        dx *= self.scale
-        return dx
-
-
-def dropout(
-    x: Tensor, p: float = 0.5, training: bool = True, generator: Generator | None = None
-) -> Tensor:
-    """Inverted dropout: each element zeroed with probability p, the rest scaled by 1 / (1 - p)
-    so the expectation is unchanged. Returns x itself when p == 0 or not training. The mask is
-    drawn from `generator` or the default seeded generator of x's device.
-
-    >>> dropout(gradflow.ones(4), p=0.5)  # e.g. tensor([2., 0., 2., 2.])
-    """
-    x = float_input(x, "dropout")
-    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: probability p has to be between 0 and 1, but got {p!r}")
-    if p == 0 or not training:
-        return x
-    return Dropout.apply(x, p=float(p), generator=generator)
-
-
-# ---- one_hot ----------------------------------------------------------------------------------
-
-
-def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
-    """Class indices (any shape) as one-hot rows: out[..., k] = 1 where tensor[...] == k, int64
-    of shape tensor.shape + (num_classes,); num_classes=-1 uses max + 1.
-
-    >>> one_hot(gradflow.tensor([0, 2]), 3)  # tensor([[1, 0, 0], [0, 0, 1]])
-    """
-    if not isinstance(tensor, Tensor) or tensor.dtype.kind not in "iu":
-        dtype = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
-        raise TypeError(f"one_hot: argument 'tensor' has dtype {dtype}; expected integer indices")
-    t = tensor.data
-    xp = get_array_module(t)
-    if num_classes == -1:
-        if t.size == 0:
-            raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass it")
-        num_classes = int(t.max()) + 1
-    if t.size and (int(t.min()) < 0 or int(t.max()) >= num_classes):
-        raise IndexError(
-            f"one_hot: class values must be in [0, {num_classes}), got min {int(t.min())} and "
-            f"max {int(t.max())}"
-        )
-    out = xp.arange(num_classes) == t[..., None]
-    return Tensor._wrap(out.astype(xp.int64))

@@ -1,7 +1,8 @@
 """Pooling: max_pool1d/2d, avg_pool1d/2d and adaptive_avg_pool2d, one graph node each.
 
 PyTorch's semantics and argument names (torch.nn.functional). Inputs are (N, C, H, W) or
-unbatched (C, H, W) (1-D: (N, C, L) or (C, L), run as 2-D with a unit height).
+unbatched (C, H, W) (1-D: (N, C, L) or (C, L), run as 2-D with a unit height). The window
+geometry (output sizes, padded frames) is gradflow/ops/window.py, shared with conv.
 
 CPU: a loop over the kh*kw kernel offsets, each a strided view of the (padded) input, so the
 work is whole-array NumPy operations (no loop over pixels); max pooling's backward is one
@@ -26,12 +27,14 @@ from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
 from gradflow.ops._util import float_input
-from gradflow.ops.conv import (
+from gradflow.ops.window import (
     Window,
     check_input_rank,
+    check_output_size,
     gradient_frame,
     int_tuple,
     padded_frame,
+    pool_output_size,
 )
 from gradflow.tensor import Tensor
 
@@ -69,7 +72,8 @@ def _tiled(a: Any, window: Window) -> Any:
 def _first_equal(views: list, best: Any) -> Any:
     """Per output, the index of the first view equal to best (len(views) - 1 where none is),
     as the smallest unsigned type that holds it: sum over k of [views 0..k all differ].
-    Whole-array arithmetic: a masked copyto per view cost 40x a compare at these sizes."""
+    Whole-array arithmetic, since a masked copyto per view costs far more than a compare
+    (timings: benchmarks/results/2026-12-07-code-figures.md)."""
     xp = get_array_module(best)
     differ = xp.not_equal(views[0], best)
     offsets = differ.astype(numpy.min_scalar_type(len(views) - 1))
@@ -87,7 +91,8 @@ def _max_pool(x: Any, window: Window, need_offsets: bool) -> tuple[Any, Any]:
     xp = get_array_module(x)
     if _tiles(window, x.shape[2:]):
         # One copy into window-offset-major order: every pass after it reads contiguous
-        # memory (a strided view costs ~8x a contiguous pass at 4-8 pixels per row).
+        # memory, where a strided view with 4-8 pixels per row is several times slower
+        # (timings: benchmarks/results/2026-12-07-code-figures.md).
         by_offset = xp.ascontiguousarray(_tiled(x, window).transpose(3, 5, 0, 1, 2, 4))
         kh, kw = window.kernel  # not -1: an empty batch leaves nothing to infer it from
         views = list(by_offset.reshape(kh * kw, *by_offset.shape[2:]))
@@ -145,8 +150,11 @@ def _flat_indices(offsets: Any, window: Window, width: int) -> Any:
     return rows * width + cols
 
 
-class MaxPool2d(Function):
-    """max_pool2d (and max_pool1d, unbatched inputs) as one node; keeps the argmax offsets."""
+class MaxPool2dFunction(Function):
+    """max_pool2d (and max_pool1d, which passes op_name="max_pool1d"; unbatched inputs) as one
+    node; keeps the argmax offsets."""
+
+    op_name = "max_pool2d"
 
     return_indices: bool
     shapes: _Shapes
@@ -204,8 +212,11 @@ def _avg_divisor(window: Window, hw: tuple, count_include_pad: bool, xp: Any, dt
     return sizes[0][:, None] * sizes[1][None, :]
 
 
-class AvgPool2d(Function):
-    """avg_pool2d (and avg_pool1d, unbatched inputs) as one node; keeps nothing."""
+class AvgPool2dFunction(Function):
+    """avg_pool2d (and avg_pool1d, which passes op_name="avg_pool1d"; unbatched inputs) as one
+    node; keeps nothing."""
+
+    op_name = "avg_pool2d"
 
     count_include_pad: bool
     divisor_override: int | None
@@ -269,9 +280,11 @@ def _bin_matrix(size: int, out: int, xp: Any, dtype: Any) -> Any:
     return inside.astype(dtype) / (end - start)[:, None].astype(dtype)
 
 
-class AdaptiveAvgPool2d(Function):
+class AdaptiveAvgPool2dFunction(Function):
     """adaptive_avg_pool2d as one node. Bins of equal size (the output divides the input) are
     a reshaped mean; otherwise two small averaging matrices, y = A_h x A_w^T."""
+
+    op_name = "adaptive_avg_pool2d"
 
     shapes: _Shapes
 
@@ -311,16 +324,6 @@ class AdaptiveAvgPool2d(Function):
 # ---- arguments and the public functions -----------------------------------------------------
 
 
-def _pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
-    """PyTorch's pooling output size; in ceil mode the last window must start inside the input
-    or its left padding."""
-    span = size + 2 * p - d * (k - 1) - 1
-    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= size + p:
-        out -= 1
-    return out
-
-
 def _pool_args(
     op: str, x: Any, dims: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
     ceil_mode: bool,
@@ -344,19 +347,11 @@ def _pool_args(
             "and one pixel per spatial dim"
         )
     spatial = tuple(x.shape[-dims:])
-    out = tuple(map(_pool_output_size, spatial, kernel, stride, padding, dilation,
+    out = tuple(map(pool_output_size, spatial, kernel, stride, padding, dilation,
                     (ceil_mode,) * dims))  # fmt: skip
-    if min(out) <= 0:
-        raise ValueError(
-            f"{op}: input of shape {tuple(x.shape)} is too small for kernel_size {kernel} "
-            f"(dilation {dilation}, padding {padding}): the output would have spatial size "
-            f"{out}; use a larger input or more padding"
-        )
-    if dims == 1:  # the 2-D view: a unit height
-        kernel, stride, padding, dilation, out = (
-            (1, *kernel), (1, *stride), (0, *padding), (1, *dilation), (1, *out),
-        )  # fmt: skip
-    return x, Window(kernel, stride, padding, dilation, out), _shapes(x, batched, dims, out)
+    check_output_size(op, x, out, f"kernel_size {kernel} (dilation {dilation}, padding {padding})")
+    window = Window.lifted(kernel, stride, padding, dilation, out)
+    return x, window, _shapes(x, batched, dims, window.out)
 
 
 def _shapes(x: Tensor, batched: bool, dims: int, out_hw: tuple) -> _Shapes:
@@ -372,7 +367,9 @@ def _shapes(x: Tensor, batched: bool, dims: int, out_hw: tuple) -> _Shapes:
 
 def _max_pool_op(op, x, dims, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     x, window, shapes = _pool_args(op, x, dims, kernel_size, stride, padding, dilation, ceil_mode)
-    return MaxPool2d.apply(x, window=window, shapes=shapes, return_indices=bool(return_indices))
+    return MaxPool2dFunction.apply(
+        x, window=window, shapes=shapes, return_indices=bool(return_indices), op_name=op
+    )
 
 
 def max_pool2d(
@@ -402,7 +399,9 @@ def max_pool2d(
         (N, C, H_out, W_out) with ``H_out = (H + 2*padding - dilation*(k - 1) - 1) // stride + 1``
         (ceil in ceil_mode), or (output, indices).
 
-    >>> max_pool2d(gradflow.arange(16.0).reshape(1, 1, 4, 4), 2)  # [[[[5., 7.], [13., 15.]]]]
+    >>> import gradflow
+    >>> max_pool2d(gradflow.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
+    [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
     return _max_pool_op("max_pool2d", input, 2, kernel_size, stride, padding, dilation, ceil_mode,
                      return_indices)  # fmt: skip
@@ -427,9 +426,9 @@ def _avg_pool_op(op, x, dims, kernel_size, stride, padding, ceil_mode, count_inc
     if divisor is not None and (not isinstance(divisor, int) or divisor == 0):
         raise ValueError(f"{op}: divisor_override must be a nonzero int or None, got {divisor!r}")
     x, window, shapes = _pool_args(op, x, dims, kernel_size, stride, padding, 1, ceil_mode)
-    return AvgPool2d.apply(
+    return AvgPool2dFunction.apply(
         x, window=window, shapes=shapes, count_include_pad=bool(count_include_pad),
-        divisor_override=divisor,
+        divisor_override=divisor, op_name=op,
     )  # fmt: skip
 
 
@@ -453,7 +452,9 @@ def avg_pool2d(
         padding: implicit zero padding on both sides, at most kernel_size // 2.
         ceil_mode: round the output size up, as PyTorch does.
 
-    >>> avg_pool2d(gradflow.ones(1, 1, 4, 4), 2)  # ones(1, 1, 2, 2)
+    >>> import gradflow
+    >>> avg_pool2d(gradflow.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
+    [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
     return _avg_pool_op("avg_pool2d", input, 2, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override)  # fmt: skip
@@ -479,7 +480,9 @@ def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int | None, int 
     and likewise columns, as PyTorch does. output_size is an int or a pair; None in the pair
     keeps that input dimension.
 
-    >>> adaptive_avg_pool2d(gradflow.ones(2, 3, 7, 5), 1).shape  # (2, 3, 1, 1): global average
+    >>> import gradflow
+    >>> adaptive_avg_pool2d(gradflow.ones(2, 3, 7, 5), 1).shape  # a global average
+    (2, 3, 1, 1)
     """
     op = "adaptive_avg_pool2d"
     x = float_input(input, op)
@@ -489,4 +492,4 @@ def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int | None, int 
     out = int_tuple(output_size, 2, "output_size", op, 1)
     if min(x.shape[-2:]) <= 0:
         raise ValueError(f"{op}: input of shape {tuple(x.shape)} has an empty spatial dim")
-    return AdaptiveAvgPool2d.apply(x, shapes=_shapes(x, batched, 2, out))
+    return AdaptiveAvgPool2dFunction.apply(x, shapes=_shapes(x, batched, 2, out))

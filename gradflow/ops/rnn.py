@@ -36,6 +36,7 @@ from gradflow.tensor import Tensor
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 MODES = tuple(GATES)
+NONLINEARITY = {"rnn_tanh": "tanh", "rnn_relu": "relu"}  # an Elman mode's activation
 _SAVED_GATES = {"lstm": 4, "gru": 4}  # activations saved per hidden unit and step
 
 
@@ -176,7 +177,10 @@ def _rnn_factors(h_next, dgates, relu, mask):
 class RecurrentLayer(Function):
     """One layer, one direction, all T steps: inputs (x, h0, c0, W_ih, W_hh, b_ih, b_hh),
     outputs (output, h_n) or, for LSTM, (output, h_n, c_n). Parameters: mode, reverse,
-    lengths (host int64 [B] or None), lengths_device (the same on x's device), min_length."""
+    lengths (host int64 [B] or None), lengths_device (the same on x's device), min_length;
+    op_name "rnn_layer", or the cell function's ("lstm_cell", ...)."""
+
+    op_name = "rnn_layer"
 
     lengths: Any
     lengths_device: Any
@@ -297,7 +301,8 @@ class RecurrentLayer(Function):
                 rnn_cells.gru_cell_fwd(xw[t], hw, states[p], states[n], b_hn=b_hn, gates=gates,
                                        **common)  # fmt: skip
             else:
-                rnn_cells.rnn_cell_fwd(mode[4:], xw[t], hw, states[p], states[n], **common)
+                act = NONLINEARITY[mode]  # "tanh" or "relu"
+                rnn_cells.rnn_cell_fwd(act, xw[t], hw, states[p], states[n], **common)
         return self._time_views(states)[1] if out is None else out
 
     # ---- backward ----
@@ -388,7 +393,7 @@ class RecurrentLayer(Function):
             elif mode == "gru":
                 rnn_cells.gru_cell_bwd(acts[t], states[p], dh_carry, dgx[t], dgh[t], **common)
             else:
-                rnn_cells.rnn_cell_bwd(mode[4:], states[n], dh_carry, dgx[t], **common)
+                rnn_cells.rnn_cell_bwd(NONLINEARITY[mode], states[n], dh_carry, dgx[t], **common)
             if k < steps - 1 or need_h0:
                 dh_rec = xp.matmul(dgh[t], w_hh, out=recurrent)
         return (dh_carry + dh_rec if need_h0 else None), dc
@@ -422,26 +427,19 @@ def _state_buffer(xp, x, steps, batch, hidden, initial, reverse) -> Any:
     direction) or end (reverse direction)."""
     buffer = xp.empty((steps + 1, batch, hidden), x.dtype)
     slot = buffer[steps] if reverse else buffer[0]
-    if initial is None:
-        slot[...] = 0
-    else:
-        slot[...] = initial
+    slot[...] = 0 if initial is None else initial
     return buffer
 
 
 # ---- public functions ------------------------------------------------------------------------
 
 
-def _shape(x: Any) -> tuple:
-    return tuple(x.shape)
-
-
 def _check_tensor(op: str, name: str, x: Any, expected: tuple, meaning: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(x).__name__}")
-    if _shape(x) != expected:
+    if tuple(x.shape) != expected:
         raise ValueError(
-            f"{op}: argument '{name}' has shape {_shape(x)}; expected {expected} ({meaning})"
+            f"{op}: argument '{name}' has shape {tuple(x.shape)}; expected {expected} ({meaning})"
         )
 
 
@@ -490,17 +488,26 @@ def rnn_layer(
     first. lengths (B values in [1, T]): each sequence stops at its own end (see the module
     docstring). Returns (output (T, B, H), h_n) or, for LSTM, (output, (h_n, c_n)).
 
-    >>> out, (h, c) = rnn_layer(x, None, w_ih, w_hh, b_ih, b_hh, mode="lstm")
+    >>> import gradflow
+    >>> x, w_ih, w_hh = gradflow.ones(5, 2, 3), gradflow.zeros(8, 3), gradflow.zeros(8, 2)
+    >>> out, (h, c) = rnn_layer(x, None, w_ih, w_hh, mode="lstm", lengths=[5, 3])
+    >>> out.shape, h.shape, c.shape
+    ((5, 2, 2), (2, 2), (2, 2))
     """
-    op = "rnn_layer"
+    return _recurrent("rnn_layer", input, hx, weight_ih, weight_hh, bias_ih, bias_hh, mode,
+                      reverse, lengths)  # fmt: skip
+
+
+def _recurrent(op, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, mode, reverse, lengths):
+    """rnn_layer, its errors and its node named `op` (the function the user called)."""
     if mode not in GATES:
         raise ValueError(f"{op}: unknown mode {mode!r}; expected one of {MODES}")
     if not isinstance(input, Tensor) or input.ndim != 3:
-        got = _shape(input) if isinstance(input, Tensor) else type(input).__name__
+        got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
         raise ValueError(f"{op}: input must be a (T, B, input_size) Tensor, got {got}")
-    steps, batch, n_in = _shape(input)
+    steps, batch, n_in = input.shape
     if steps == 0:
-        raise ValueError(f"{op}: input has shape {_shape(input)}; the sequence is empty (T=0)")
+        raise ValueError(f"{op}: input has shape {tuple(input.shape)}; the sequence is empty (T=0)")
     if not isinstance(weight_hh, Tensor) or weight_hh.ndim != 2:
         raise ValueError(f"{op}: weight_hh must be a 2-D Tensor (G*H, H)")
     hidden = weight_hh.shape[1]
@@ -528,7 +535,7 @@ def rnn_layer(
             device_lengths = host
     outputs = RecurrentLayer.apply(
         input, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mode=mode, reverse=bool(reverse),
-        lengths=host, lengths_device=device_lengths, min_length=min_length,
+        lengths=host, lengths_device=device_lengths, min_length=min_length, op_name=op,
     )  # fmt: skip
     if mode == "lstm":
         return outputs[0], (outputs[1], outputs[2])
@@ -536,10 +543,12 @@ def rnn_layer(
 
 
 def _cell(mode: str, input: Tensor, hx: Any, w_ih, w_hh, b_ih, b_hh) -> Any:
+    """One step of `mode`: a one-step rnn_layer whose errors and node name `{mode}_cell`."""
+    op = f"{mode}_cell"
     if not isinstance(input, Tensor) or input.ndim != 2:
-        got = _shape(input) if isinstance(input, Tensor) else type(input).__name__
-        raise ValueError(f"{mode}_cell: input must be a (B, input_size) Tensor, got {got}")
-    _, state = rnn_layer(input[None], hx, w_ih, w_hh, b_ih, b_hh, mode=mode)
+        got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+        raise ValueError(f"{op}: input must be a (B, input_size) Tensor, got {got}")
+    _, state = _recurrent(op, input[None], hx, w_ih, w_hh, b_ih, b_hh, mode, False, None)
     return state
 
 
@@ -589,3 +598,7 @@ def rnn_relu_cell(
 ) -> Tensor:
     """One Elman RNN step with relu, h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh); returns h'."""
     return _cell("rnn_relu", input, hx, weight_ih, weight_hh, bias_ih, bias_hh)
+
+
+# The cell function of each mode (nn.LSTMCell, GRUCell and RNNCell call these).
+CELLS = {"lstm": lstm_cell, "gru": gru_cell, "rnn_tanh": rnn_tanh_cell, "rnn_relu": rnn_relu_cell}

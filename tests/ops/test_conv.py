@@ -7,7 +7,14 @@ import numpy
 import pytest
 
 import gradflow as gf
-from gradflow.ops.conv import conv1d, conv2d, conv_transpose2d
+from gradflow.ops.conv import (
+    Conv2dFunction,
+    ConvTranspose2dFunction,
+    conv1d,
+    conv2d,
+    conv_transpose2d,
+)
+from gradflow.ops.window import Window
 from gradflow.testing import gradcheck
 from gradflow.testing.emulation import route_kernels, unavailable_reason
 
@@ -213,7 +220,7 @@ def test_col2im_by_offset_is_the_adjoint_of_the_forward_conv(x_shape, w_shape, w
         (size + 2 * p - d * (k - 1) - 1) // s + 1
         for size, k, s, p, d in zip(x_shape[2:], kernel, stride, padding, dilation)
     )
-    window = conv_module.Window(kernel, stride, padding, dilation, out)
+    window = Window(kernel, stride, padding, dilation, out)
     rng = numpy.random.default_rng(8)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     g = rng.standard_normal((x_shape[0], w_shape[0], *out))
@@ -260,7 +267,7 @@ def test_one_node_with_bias_and_only_the_needed_arrays_saved():
     b = gf.tensor(rng.standard_normal(4), requires_grad=True)
     y = conv2d(x, w, b, padding=1)
     node = y.grad_fn
-    assert type(node).__name__ == "Conv2d" and len(node._edges) == 3
+    assert type(node) is Conv2dFunction and len(node._edges) == 3
     saved_x, saved_w = node.saved_arrays
     assert saved_x is None  # the weight needs no gradient: the input is not kept
     assert saved_w is w.data  # a reference, not a copy
@@ -382,5 +389,32 @@ def test_conv_errors():
         conv_transpose2d(x, gf.ones(4, 2, 3, 3))
     with pytest.raises(TypeError, match=r"conv2d: argument 'input' has dtype int64"):
         conv2d(gf.tensor(numpy.ones((1, 3, 5, 5), numpy.int64)), w)
-    with pytest.raises(TypeError, match=r"Conv2d: expected floating tensors of one dtype"):
+    with pytest.raises(TypeError, match=r"^conv2d: expected floating tensors of one dtype"):
         conv2d(x.double(), w)
+
+
+# (public function, input shape, weight shape, keyword arguments, its Function, grad_fn repr)
+NAMED_CASES = [
+    ("conv1d", (1, 2, 5), (3, 2, 3), {}, Conv2dFunction, "<Conv1dBackward>"),
+    ("conv2d", (1, 2, 5, 5), (3, 2, 3, 3), {}, Conv2dFunction, "<Conv2dBackward>"),
+    (
+        "conv_transpose2d", (1, 2, 3, 3), (2, 3, 2, 2), dict(stride=2), ConvTranspose2dFunction,
+        "<ConvTranspose2dBackward>",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,x_shape,w_shape,kwargs,function,node", NAMED_CASES)
+def test_the_node_and_its_messages_name_the_function_called(
+    name, x_shape, w_shape, kwargs, function, node
+):
+    """conv1d shares conv2d's Function: its grad_fn prints <Conv1dBackward>, and a float32
+    input with a float64 weight is refused as "conv1d: ...", not as the class."""
+    op = {"conv1d": conv1d, "conv2d": conv2d, "conv_transpose2d": conv_transpose2d}[name]
+    x = gf.ones(*x_shape, dtype=gf.float32, requires_grad=True)
+    w = gf.ones(*w_shape, dtype=gf.float32)
+    y = op(x, w, **kwargs)
+    assert type(y.grad_fn) is function and y.grad_fn.name == name
+    assert repr(y.grad_fn) == node
+    with pytest.raises(TypeError, match=rf"^{name}: expected floating tensors of one dtype"):
+        op(x, w.double(), **kwargs)

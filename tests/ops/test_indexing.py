@@ -1,6 +1,6 @@
 """Indexing: getitem (basic, advanced, masks, combinations) against NumPy with gradcheck,
-accumulation of repeated indices, gather/take_along_axis/index_select/masked_select, bounds
-and dtype errors, __setitem__ through normalize_index, PyTorch parity."""
+accumulation of repeated indices, gather/take_along_axis/index_select/masked_select, one_hot,
+bounds and dtype errors, __setitem__ through normalize_index, PyTorch parity."""
 
 import numpy
 import pytest
@@ -257,6 +257,25 @@ def test_gather_family_errors(device):
         I.masked_select(x, gf.tensor([1, 0], device=device))
     with pytest.raises(ValueError, match=r"masked_select: mask of shape \(2,\) doesn't broadcast"):
         I.masked_select(x, gf.tensor([True, False], device=device))
+
+
+# ---- one_hot ---------------------------------------------------------------------------
+def test_one_hot(device):
+    out = I.one_hot(gf.tensor([[0, 2], [1, 2]], device=device))
+    assert out.shape == (2, 2, 3) and out.dtype == numpy.int64
+    numpy.testing.assert_array_equal(_host(out)[0], [[1, 0, 0], [0, 0, 1]])
+    assert I.one_hot(gf.tensor([1], device=device), 4).shape == (1, 4)
+
+
+def test_one_hot_errors():
+    with pytest.raises(
+        TypeError,
+        match=r"one_hot: argument 'tensor' has dtype float32; expected "
+        r"integer indices",
+    ):
+        I.one_hot(gf.tensor([0.0]))
+    with pytest.raises(IndexError, match=r"class values must be in \[0, 2\), got min 0 and max 2"):
+        I.one_hot(gf.tensor([0, 2]), 2)
 
 
 # ---- PyTorch parity --------------------------------------------------------------------

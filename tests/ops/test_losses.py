@@ -1,5 +1,6 @@
 """Tests for gradflow/ops/losses.py: gradients (float64 finite differences), numerical
-stability at |x| ~ 1e4 in float32, parity with PyTorch, dropout, the memory contract, errors."""
+stability at |x| ~ 1e4 in float32, parity with PyTorch, the memory contract, names in messages,
+errors."""
 
 import itertools
 import math
@@ -8,6 +9,7 @@ import numpy
 import pytest
 
 import gradflow
+import gradflow.nn.functional as F
 from gradflow.ops import losses
 from gradflow.testing.gradcheck import gradcheck
 
@@ -96,13 +98,6 @@ def test_nll_loss_gradcheck(device, rng, reduction, weighted, shape):
     assert gradcheck(fn, [x], full_jacobian=True)
 
 
-@pytest.mark.parametrize("op", [losses.softmax, losses.log_softmax])
-@pytest.mark.parametrize("dim", [0, 1, -1])
-def test_softmax_gradcheck(device, rng, op, dim):
-    x = t(rng.standard_normal((3, 4, 2)), device, requires_grad=True)
-    assert gradcheck(lambda x: op(x, dim), [x], full_jacobian=True)
-
-
 @pytest.mark.parametrize("op", [losses.mse_loss, losses.l1_loss])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("target_shape", [(3, 4), (4,)])
@@ -160,15 +155,6 @@ def reference_log_softmax(x):
     x = numpy.asarray(x, dtype=numpy.float64)
     m = x.max(axis=1, keepdims=True)
     return x - m - numpy.log(numpy.exp(x - m).sum(axis=1, keepdims=True))
-
-
-def test_log_softmax_and_softmax_are_stable_for_large_logits(device):
-    x = t(BIG.astype(numpy.float32), device)
-    ref = reference_log_softmax(BIG)
-    out = host(losses.log_softmax(x, 1))
-    assert numpy.isfinite(out).all()
-    numpy.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-5)
-    numpy.testing.assert_allclose(host(losses.softmax(x, 1)), numpy.exp(ref), atol=1e-6)
 
 
 def test_logsumexp_is_stable_for_large_inputs(device):
@@ -351,24 +337,6 @@ def test_regression_losses_match_torch(device, rng, name, reduction):
     assert_parity(ours, theirs, [ours_x, ours_y], [theirs_x, theirs_y])
 
 
-@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
-@pytest.mark.parametrize("dim", [0, 1, 2])
-def test_softmax_matches_torch(device, rng, name, dim):
-    torch = pytest.importorskip("torch")
-    x = rng.standard_normal((3, 4, 5)) * 5
-    ours_x, theirs_x = t(x, device, True), torch_pair(x, True)
-    ours = getattr(losses, name)(ours_x, dim)
-    theirs = getattr(torch, name)(theirs_x, dim)
-    w = rng.standard_normal(x.shape)  # a non-uniform upstream gradient (sum would give 0)
-    assert_parity(ours * t(w, device), theirs * torch.tensor(w), [ours_x], [theirs_x])
-
-
-def test_tensor_softmax_methods_use_these_ops(device, rng):
-    x = t(rng.standard_normal((2, 3)), device)
-    numpy.testing.assert_allclose(host(x.softmax(1)), host(losses.softmax(x, 1)))
-    numpy.testing.assert_allclose(host(x.log_softmax(0)), host(losses.log_softmax(x, 0)))
-
-
 # ---- the cuda route, run on the CPU through the kernel emulation ------------------------------
 
 
@@ -426,10 +394,8 @@ def test_cross_entropy_leaves_probability_targets_untouched(rng):
     numpy.testing.assert_array_equal(target.numpy(), q)
 
 
-def test_dropout_and_l1_save_small_masks(rng):
+def test_l1_saves_an_int8_sign(rng):
     x = t(rng.standard_normal((4, 4)), "cpu", True)
-    (mask,) = losses.dropout(x, 0.3).grad_fn.saved_arrays
-    assert mask.dtype == numpy.bool_
     (sign,) = losses.l1_loss(x, t(numpy.zeros((4, 4)), "cpu")).grad_fn.saved_arrays
     assert sign.dtype == numpy.int8
 
@@ -440,60 +406,71 @@ def test_nothing_is_saved_without_grad(rng):
     assert loss.grad_fn is None
 
 
-# ---- dropout ---------------------------------------------------------------------------------
+# ---- names: the grad_fn and the messages name the public function ----------------------------
+
+PROBS = [[0.25, 0.5, 0.75], [0.125, 0.5, 0.875]]  # valid for every loss here (BCE: in [0, 1])
+CLASSES = [0, 2]
+
+NAMED = [
+    ("cross_entropy", "<CrossEntropyBackward>", lambda x: F.cross_entropy(x, t(CLASSES, "cpu"))),
+    ("nll_loss", "<NllLossBackward>", lambda x: F.nll_loss(x, t(CLASSES, "cpu"))),
+    ("mse_loss", "<MseLossBackward>", lambda x: F.mse_loss(x, x.detach() * 2)),
+    ("l1_loss", "<L1LossBackward>", lambda x: F.l1_loss(x, x.detach() * 2)),
+    ("binary_cross_entropy", "<BinaryCrossEntropyBackward>",
+     lambda x: F.binary_cross_entropy(x, x.detach() * 0)),
+    ("binary_cross_entropy_with_logits", "<BinaryCrossEntropyWithLogitsBackward>",
+     lambda x: F.binary_cross_entropy_with_logits(x, x.detach() * 0)),
+]  # fmt: skip
 
 
-def test_dropout_is_reproducible_with_a_seed(device):
-    x = gradflow.ones(1000, device=device)
-    gradflow.manual_seed(7)
-    a = host(losses.dropout(x, 0.4))
-    gradflow.manual_seed(7)
-    b = host(losses.dropout(x, 0.4))
-    numpy.testing.assert_array_equal(a, b)
-    gen = gradflow.Generator(device, seed=3)
-    c = host(losses.dropout(x, 0.4, generator=gen))
-    d = host(losses.dropout(x, 0.4, generator=gradflow.Generator(device, seed=3)))
-    numpy.testing.assert_array_equal(c, d)
-    assert not numpy.array_equal(a, host(losses.dropout(x, 0.4)))
+@pytest.mark.parametrize("name, node, call", NAMED, ids=[n[0] for n in NAMED])
+def test_grad_fn_is_named_after_the_public_function(name, node, call):
+    loss = call(t(PROBS, "cpu", True))
+    assert repr(loss.grad_fn) == node and loss.grad_fn.name == name
+    loss.backward()
+    with pytest.raises(RuntimeError, match=rf"^Trying to backward through {name} a second time"):
+        loss.backward()
 
 
-@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
-def test_dropout_scales_kept_elements_and_preserves_the_mean(device, p):
-    x = gradflow.ones(200_000, device=device)
-    out = host(losses.dropout(x, p))
-    kept = out != 0
-    numpy.testing.assert_allclose(out[kept], 1 / (1 - p), rtol=1e-6)
-    assert kept.mean() == pytest.approx(1 - p, abs=0.01)
-    assert out.mean() == pytest.approx(1.0, abs=0.03)
+MISMATCHED = [  # a float64 operand beside a float32 input, through the public function
+    ("cross_entropy", lambda x, y: F.cross_entropy(x, t(CLASSES, "cpu"), y[0])),
+    ("nll_loss", lambda x, y: F.nll_loss(x, t(CLASSES, "cpu"), y[0])),
+    ("mse_loss", F.mse_loss),
+    ("l1_loss", F.l1_loss),
+    ("binary_cross_entropy", F.binary_cross_entropy),
+    ("binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits),
+    ("binary_cross_entropy_with_logits",
+     lambda x, y: F.binary_cross_entropy_with_logits(x, x, pos_weight=y[0])),
+]  # fmt: skip
 
 
-def test_dropout_gradient_is_mask_over_keep_probability(device, rng):
-    x = t(rng.standard_normal((50, 40)), device, True)
-    out = losses.dropout(x, 0.3)
-    upstream = rng.standard_normal((50, 40))
-    out.backward(t(upstream, device))
-    mask = host(out) != 0
-    numpy.testing.assert_allclose(host(x.grad), upstream * mask / 0.7, rtol=1e-12)
+@pytest.mark.parametrize("name, call", MISMATCHED, ids=[n[0] for n in MISMATCHED])
+def test_a_dtype_mismatch_names_the_public_function(name, call):
+    x32 = t(numpy.float32(PROBS), "cpu", True)
+    y64 = t(PROBS, "cpu")
+    with pytest.raises((TypeError, ValueError), match=rf"^{name}: argument '\w+' .*float64"):
+        call(x32, y64)
 
 
-def test_dropout_identity_cases_and_p_one(device, rng):
-    x = t(rng.standard_normal((3, 3)), device, True)
-    assert losses.dropout(x, 0.5, training=False) is x
-    assert losses.dropout(x, 0.0) is x
-    out = losses.dropout(x, 1.0)
-    numpy.testing.assert_array_equal(host(out), numpy.zeros((3, 3)))
-    out.sum().backward()
-    numpy.testing.assert_array_equal(host(x.grad), numpy.zeros((3, 3)))
+APPLIED = [  # the op nodes themselves, for callers that reach them past the public checks
+    ("cross_entropy", lambda x, y: losses.CrossEntropy.apply(
+        x, t(CLASSES, "cpu"), y[0], ignore_index=-100, label_smoothing=0.0, probs=False,
+        reduction="mean")),
+    ("nll_loss", lambda x, y: losses.NLLLossFunction.apply(
+        x, t(CLASSES, "cpu"), y[0], ignore_index=-100, reduction="mean")),
+    ("mse_loss", lambda x, y: losses.MSELossFunction.apply(x, y, reduction="mean")),
+    ("l1_loss", lambda x, y: losses.L1LossFunction.apply(x, y, reduction="mean")),
+    ("binary_cross_entropy", lambda x, y: losses.BCE.apply(x, y, None, reduction="mean")),
+    ("binary_cross_entropy_with_logits",
+     lambda x, y: losses.BCEWithLogits.apply(x, y, None, None, reduction="mean")),
+]  # fmt: skip
 
 
-# ---- one_hot ---------------------------------------------------------------------------------
-
-
-def test_one_hot(device):
-    out = losses.one_hot(t([[0, 2], [1, 2]], device))
-    assert out.shape == (2, 2, 3) and out.dtype == numpy.int64
-    numpy.testing.assert_array_equal(host(out)[0], [[1, 0, 0], [0, 0, 1]])
-    assert losses.one_hot(t([1], device), 4).shape == (1, 4)
+@pytest.mark.parametrize("name, call", APPLIED, ids=[n[0] for n in APPLIED])
+def test_the_op_node_names_the_public_function_in_its_dtype_check(name, call):
+    x32 = t(numpy.float32(PROBS), "cpu", True)
+    with pytest.raises(TypeError, match=rf"^{name}: expected floating tensors of one dtype"):
+        call(x32, t(PROBS, "cpu"))
 
 
 # ---- errors ----------------------------------------------------------------------------------
@@ -570,13 +547,9 @@ def test_cross_entropy_rejects_bad_label_smoothing_and_probability_dtype(logits)
         losses.cross_entropy(logits, probs)
 
 
-def test_losses_reject_non_tensor_and_integer_inputs(logits):
+def test_losses_reject_non_tensor_inputs(logits):
     with pytest.raises(TypeError, match=r"cross_entropy: argument 'input' must be a Tensor"):
         losses.cross_entropy([[0.0, 1.0]], gradflow.tensor([0]))
-    with pytest.raises(TypeError, match=r"softmax: argument 'input' has dtype int64.*floating"):
-        losses.softmax(gradflow.tensor([1, 2]), 0)
-    with pytest.raises(IndexError, match=r"log_softmax: dim 2 is out of range"):
-        losses.log_softmax(logits, 2)
 
 
 def test_regression_losses_reject_mismatched_targets(logits):
@@ -619,27 +592,6 @@ def test_binary_losses_reject_bad_shapes_and_values(logits):
         losses.binary_cross_entropy(logits - 1, logits)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.5, "0.5"])
-def test_dropout_rejects_bad_probabilities(logits, p):
-    with pytest.raises(
-        ValueError,
-        match=r"dropout: probability p has to be between 0 and 1, "
-        rf"but got {p!r}",
-    ):
-        losses.dropout(logits, p)
-
-
-def test_one_hot_errors():
-    with pytest.raises(
-        TypeError,
-        match=r"one_hot: argument 'tensor' has dtype float32; expected "
-        r"integer indices",
-    ):
-        losses.one_hot(gradflow.tensor([0.0]))
-    with pytest.raises(IndexError, match=r"class values must be in \[0, 2\), got min 0 and max 2"):
-        losses.one_hot(gradflow.tensor([0, 2]), 2)
-
-
 # ---- non-contiguous inputs and broadcast shapes -----------------------------------------------
 
 
@@ -652,8 +604,6 @@ def test_losses_accept_non_contiguous_inputs(device, rng):
     assert gradcheck(
         lambda b: losses.cross_entropy(b.T, target, weight, label_smoothing=0.1), [base]
     )
-    assert gradcheck(lambda b: losses.log_softmax(b.T, 0), [base])
-    assert gradcheck(lambda b: losses.softmax(b.T, 1), [base])
 
 
 hypothesis = pytest.importorskip("hypothesis")

@@ -8,6 +8,9 @@ import pytest
 
 import gradflow as gf
 from gradflow.ops.pooling import (
+    AdaptiveAvgPool2dFunction,
+    AvgPool2dFunction,
+    MaxPool2dFunction,
     adaptive_avg_pool2d,
     avg_pool1d,
     avg_pool2d,
@@ -327,3 +330,28 @@ def test_pooling_errors():
         adaptive_avg_pool2d(x, (0, 2))
     with pytest.raises(TypeError, match=r"max_pool2d: argument 'input' has dtype int64"):
         max_pool2d(gf.tensor(numpy.ones((1, 1, 2, 2), numpy.int64)), 2)
+
+
+@pytest.mark.parametrize(
+    "name,shape,arg,function,node",
+    [
+        ("max_pool1d", (1, 2, 6), 2, MaxPool2dFunction, "<MaxPool1dBackward>"),
+        ("max_pool2d", (1, 2, 4, 4), 2, MaxPool2dFunction, "<MaxPool2dBackward>"),
+        ("avg_pool1d", (1, 2, 6), 2, AvgPool2dFunction, "<AvgPool1dBackward>"),
+        ("avg_pool2d", (1, 2, 4, 4), 2, AvgPool2dFunction, "<AvgPool2dBackward>"),
+        (
+            "adaptive_avg_pool2d", (1, 2, 5, 5), 2, AdaptiveAvgPool2dFunction,
+            "<AdaptiveAvgPool2dBackward>",
+        ),
+    ],
+)  # fmt: skip
+def test_the_node_and_its_messages_name_the_function_called(name, shape, arg, function, node):
+    """The 1-D ops share the 2-D Functions, yet their nodes print and name the function the
+    user called (here in the message of a second backward through a freed graph)."""
+    x = gf.ones(*shape, requires_grad=True)
+    y = OPS[name](x, arg)
+    assert type(y.grad_fn) is function and y.grad_fn.name == name
+    assert repr(y.grad_fn) == node
+    y.sum().backward()
+    with pytest.raises(RuntimeError, match=rf"^Trying to backward through {name} a second time"):
+        y.sum().backward()

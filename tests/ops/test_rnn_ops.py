@@ -237,5 +237,24 @@ def test_error_bad_lengths(lengths, message):
 
 def test_error_mixed_dtypes_name_the_op():
     x, h0, c0, *w = _lstm_inputs()
-    with pytest.raises(TypeError, match=r"RecurrentLayer: expected floating tensors of one dtype"):
+    with pytest.raises(TypeError, match=r"^rnn_layer: expected floating tensors of one dtype"):
         rnn_layer(x.float(), None, *w, mode="lstm")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_cells_node_and_messages_name_the_cell_function(mode):
+    """The cells run RecurrentLayer too, yet their nodes and messages name the cell function
+    (lstm_cell, not rnn_layer or the class)."""
+    x, h, c, *weights = _tensors(_arrays(mode), "cpu")
+    hx = (h, c) if mode == "lstm" else h
+    state = CELLS[mode](x[0], hx, *weights)
+    node = (state[0] if mode == "lstm" else state).grad_fn
+    assert isinstance(node, RecurrentLayer) and node.name == f"{mode}_cell"
+    camel = {"lstm": "Lstm", "gru": "Gru", "rnn_tanh": "RnnTanh", "rnn_relu": "RnnRelu"}[mode]
+    assert repr(node) == f"<{camel}CellBackward>"
+    with pytest.raises(TypeError, match=rf"^{mode}_cell: expected floating tensors of one dtype"):
+        CELLS[mode](x[0].float(), hx, *weights)
+    with pytest.raises(ValueError, match=rf"^{mode}_cell: argument 'weight_ih' has shape"):
+        CELLS[mode](x[0], hx, weights[0][:, :-1], *weights[1:])
+    out, _ = rnn_layer(x, hx, *weights, mode=mode)
+    assert repr(out.grad_fn) == "<RnnLayerBackward>"

@@ -1,0 +1,136 @@
+"""Argument checks of the loss functions (ops/losses.py): each raises an error that names the
+loss, the argument, its shape and dtype, and what was expected (PyTorch's rules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from gradflow.backend import is_cuda_array
+from gradflow.ops._util import float_input
+from gradflow.tensor import Tensor
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: Any, op: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(
+            f"{op}: argument 'reduction' is {reduction!r}; expected 'mean', 'sum' or 'none'"
+        )
+
+
+def check_weight(weight: Any, n_classes: int, input: Tensor, op: str) -> None:
+    if weight is None:
+        return
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{op}: argument 'weight' must be a Tensor, got {type(weight).__name__}")
+    if weight.shape != (n_classes,) or weight.dtype != input.dtype:
+        raise ValueError(
+            f"{op}: argument 'weight' has shape {tuple(weight.shape)} and dtype {weight.dtype}; "
+            f"expected one {input.dtype} weight per class, shape ({n_classes},)"
+        )
+
+
+def class_target_args(
+    input: Any, target: Any, weight: Any, ignore_index: int, reduction: str, op: str,
+    allow_probs: bool,
+) -> tuple[Tensor, Tensor, bool, bool]:  # fmt: skip
+    """Validate (input, target, weight); returns (input, target, is_probability_target,
+    lifted) with a (C,) input lifted to (1, C) (lifted says to drop that dim again)."""
+    input = float_input(input, op)
+    check_reduction(reduction, op)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{op}: argument 'target' must be a Tensor, got {type(target).__name__}")
+    if input.ndim == 0:
+        raise ValueError(f"{op}: argument 'input' is 0-d; expected (N, C), (N, C, d1, ...) or (C,)")
+    lifted = input.ndim == 1
+    if lifted:
+        input = input.reshape(1, -1)
+        target = target.reshape(1, *target.shape)
+    n_classes = input.shape[1]
+    if n_classes == 0:
+        raise ValueError(f"{op}: argument 'input' of shape {tuple(input.shape)} has no classes")
+    check_weight(weight, n_classes, input, op)
+    index_shape = (input.shape[0],) + tuple(input.shape[2:])
+    if allow_probs and target.dtype.kind == "f" and target.shape == input.shape:
+        if target.dtype != input.dtype:
+            raise TypeError(
+                f"{op}: probability 'target' has dtype {target.dtype}; expected {input.dtype} "
+                "like 'input'"
+            )
+        return input, target, True, lifted
+    shown = lambda s: s[1:] if lifted else s  # noqa: E731  (shapes as the caller gave them)
+    if target.dtype.kind not in "iu":
+        probs = f", or class probabilities of shape {shown(tuple(input.shape))}"
+        raise TypeError(
+            f"{op}: argument 'target' has dtype {target.dtype} and shape "
+            f"{shown(tuple(target.shape))}; expected integer class indices (int64) of shape "
+            f"{shown(index_shape)}" + (probs if allow_probs else "")
+        )
+    if target.shape != index_shape:
+        raise ValueError(
+            f"{op}: argument 'target' has shape {shown(tuple(target.shape))} for 'input' of "
+            f"shape {shown(tuple(input.shape))}; expected class indices of shape "
+            f"{shown(index_shape)}"
+        )
+    if target.dtype != numpy.int64:
+        target = target.long()
+    if not is_cuda_array(target.data):  # on cuda this would synchronize; the kernels give NaN
+        t = target.data
+        bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+        if bad.any():
+            pos = tuple(int(i) for i in numpy.argwhere(bad)[0])
+            raise IndexError(
+                f"{op}: target holds class index {int(t[pos])} at position "
+                f"{shown(pos)}, outside [0, {n_classes}) for 'input' with {n_classes} classes "
+                f"(and not ignore_index={ignore_index})"
+            )
+    return input, target, False, lifted
+
+
+def pair_args(input: Any, target: Any, reduction: str, op: str) -> tuple[Tensor, Tensor]:
+    input = float_input(input, op)
+    check_reduction(reduction, op)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{op}: argument 'target' must be a Tensor, got {type(target).__name__}")
+    if target.dtype != input.dtype:
+        raise TypeError(
+            f"{op}: argument 'target' has dtype {target.dtype}; expected {input.dtype} like 'input'"
+        )
+    try:
+        numpy.broadcast_shapes(input.shape, target.shape)
+    except ValueError:
+        raise ValueError(
+            f"{op}: argument 'target' has shape {tuple(target.shape)}, which does not broadcast "
+            f"with 'input' of shape {tuple(input.shape)}"
+        ) from None
+    return input, target
+
+
+def optional_float(t: Any, input: Tensor, op: str, name: str) -> None:
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(t).__name__}")
+    try:
+        ok = numpy.broadcast_shapes(t.shape, input.shape) == input.shape
+    except ValueError:
+        ok = False
+    if not ok or t.dtype != input.dtype:
+        raise ValueError(
+            f"{op}: argument '{name}' has shape {tuple(t.shape)} and dtype {t.dtype}; expected "
+            f"a {input.dtype} tensor that broadcasts to 'input' of shape {tuple(input.shape)}"
+        )
+
+
+def binary_args(input: Any, target: Any, weight: Any, reduction: str, op: str) -> tuple:
+    input, target = pair_args(input, target, reduction, op)
+    if target.shape != input.shape:
+        raise ValueError(
+            f"{op}: argument 'target' has shape {tuple(target.shape)}; expected the shape of "
+            f"'input', {tuple(input.shape)}"
+        )
+    optional_float(weight, input, op, "weight")
+    return input, target

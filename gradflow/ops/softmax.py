@@ -1,0 +1,123 @@
+"""Softmax and log_softmax along a dim, computed stably (the max subtracted first), and the
+array helpers for a stable log-sum-exp that cross_entropy (ops/losses.py) shares.
+
+Memory: both ops keep their output only (softmax's backward is y * (g - sum(g * y)),
+log_softmax's is g - exp(out) * sum(g)).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module
+from gradflow.ops._util import float_input, normalize_dim
+from gradflow.tensor import Tensor
+
+# ---- array helpers (also used by cross_entropy) ---------------------------------------------
+
+
+def max_and_log_sum(x: Any, axis: int) -> tuple[Any, Any]:
+    """(m, log sum exp(x - m)) along axis (keepdims), m the max: logsumexp = m + log_sum.
+
+    Kept as two parts because their sum rounds: at |x| ~ 1e4 in float32 one ulp of logsumexp
+    is 1e-3, while (x - m) - log_sum keeps the log-probabilities near 0 accurate to 1e-7."""
+    xp = get_array_module(x)
+    m = _max_keepdims(x, axis)
+    m = xp.where(xp.isfinite(m), m, 0)  # an all -inf row gives -inf, not nan
+    e = x - m
+    xp.exp(e, out=e)
+    log_sum = e.sum(axis=axis, keepdims=True)
+    xp.log(log_sum, out=log_sum)
+    return m, log_sum
+
+
+def log_probs(x: Any, m: Any, log_sum: Any) -> Any:
+    """log softmax(x) = (x - m) - log_sum from max_and_log_sum's parts, a new array."""
+    out = x - m
+    out -= log_sum
+    return out
+
+
+def _max_keepdims(x: Any, axis: int) -> Any:
+    """x.max(axis, keepdims=True), -inf along an empty axis (where NumPy and CuPy refuse)."""
+    if x.shape[axis] == 0:
+        return get_array_module(x).full(
+            x.shape[:axis] + (1,) + x.shape[axis + 1 :], -numpy.inf, x.dtype
+        )
+    return x.max(axis=axis, keepdims=True)
+
+
+# ---- ops --------------------------------------------------------------------------------------
+
+
+class SoftmaxFunction(Function):
+    op_name = "softmax"
+    dim: int
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        # Shift by the max; an all -inf (or NaN) slice by 0, a slice holding +inf by the largest
+        # finite value (its finite elements then get 0 rather than an overflow's NaN).
+        y = x - xp.nan_to_num(_max_keepdims(x, self.dim), nan=0.0, neginf=0.0)
+        xp.exp(y, out=y)
+        y /= y.sum(axis=self.dim, keepdims=True)
+        self.save_for_backward(y)  # the output: dx = y * (g - sum(g * y))
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        gy = g * y
+        gy -= y * gy.sum(axis=self.dim, keepdims=True)
+        return gy
+
+
+class LogSoftmaxFunction(Function):
+    op_name = "log_softmax"
+    dim: int
+
+    def forward(self, x):
+        out = log_probs(x, *max_and_log_sum(x, self.dim))
+        self.save_for_backward(out)  # the output: dx = g - exp(out) * sum(g)
+        return out
+
+    def backward(self, g):
+        (out,) = self.saved_arrays
+        dx = get_array_module(out).exp(out)
+        dx *= -g.sum(axis=self.dim, keepdims=True)
+        dx += g
+        return dx
+
+
+# ---- public functions -------------------------------------------------------------------------
+
+
+def softmax(x: Tensor, dim: int) -> Tensor:
+    """Normalized exponentials along `dim`: softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j -
+    max x), so large inputs do not overflow.
+
+    >>> import gradflow
+    >>> softmax(gradflow.tensor([0.0, 0.0]), dim=0)
+    tensor([0.5, 0.5])
+    """
+    x = float_input(x, "softmax")
+    dim = normalize_dim(dim, x.ndim, "softmax")
+    if x.ndim == 0:  # one element; NumPy's math on 0-d arrays gives scalars, so lift it
+        return SoftmaxFunction.apply(x.reshape(1), dim=0).reshape(())
+    return SoftmaxFunction.apply(x, dim=dim)
+
+
+def log_softmax(x: Tensor, dim: int) -> Tensor:
+    """Log of softmax along `dim`: x_i - logsumexp(x), computed stably (max subtracted first).
+
+    >>> import gradflow
+    >>> log_softmax(gradflow.tensor([0.0, 0.0]), dim=0)
+    tensor([-0.6931, -0.6931])
+    """
+    x = float_input(x, "log_softmax")
+    dim = normalize_dim(dim, x.ndim, "log_softmax")
+    if x.ndim == 0:  # as in softmax
+        return LogSoftmaxFunction.apply(x.reshape(1), dim=0).reshape(())
+    return LogSoftmaxFunction.apply(x, dim=dim)
