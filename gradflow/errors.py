@@ -65,7 +65,7 @@ GradcheckError (AssertionError), defined in gradflow.testing.gradcheck
     Example: ``gradcheck: directional derivative mismatch: analytic 0.9465819231 vs numeric
     0.6310546153 (difference 0.316, atol=1e-05, rtol=0.001)``
 
-PlotUnavailableError (RuntimeError), defined in gradflow.bench.plot
+PlotUnavailableError (RuntimeError), defined in gradflow.plotting
     When: ``gradflow bench --plot`` runs without matplotlib (checked before the run).
     Tells you: the package to install.
     Example: ``--plot needs matplotlib: pip install 'gradflow[plot]' (or pip install
@@ -89,7 +89,7 @@ TypeError: dtypes and argument types
     is not an int, a state_dict that is not a dict, or one whose value is not a Tensor),
     gradcheck inputs that are not float64.
     Tells you: the op, every operand's shape, dtype and device, and how to convert.
-    Example: ``Add: expected floating tensors of one dtype, got Tensor(shape=(2,),
+    Example: ``add: expected floating tensors of one dtype, got Tensor(shape=(2,),
     dtype=float32, device=cpu), Tensor(shape=(2,), dtype=float64, device=cpu); convert one
     with .float() or .double() (gradflow does not promote float32 and float64 silently)``
 
@@ -146,8 +146,8 @@ Command line
 
 from gradflow.autograd.anomaly import AnomalyError
 from gradflow.backend import CudaUnavailableError
-from gradflow.bench.plot import PlotUnavailableError
 from gradflow.data.mnist import DatasetFileError
+from gradflow.plotting import PlotUnavailableError
 from gradflow.serialization import CheckpointError
 from gradflow.testing.gradcheck import GradcheckError
 from gradflow.training import TrainingError

@@ -306,7 +306,7 @@ def _resume(
 
 def _pyplot() -> Any:
     """matplotlib.pyplot, or a TrainingError saying what to install."""
-    from gradflow.bench.plot import PlotUnavailableError, pyplot
+    from gradflow.plotting import PlotUnavailableError, pyplot
 
     try:
         return pyplot()

@@ -17,7 +17,7 @@ import pytest
 import gradflow as gf
 from gradflow import errors, models, nn
 from gradflow.autograd.anomaly import detect_anomaly
-from gradflow.bench.plot import MISSING_MATPLOTLIB
+from gradflow.plotting import MISSING_MATPLOTLIB
 from gradflow.testing.gradcheck import gradcheck
 from gradflow.training import TrainConfig, train
 
@@ -159,7 +159,7 @@ EXAMPLES: dict[str, tuple[Callable[[], object], type[BaseException], list[str]]]
         lambda: gf.ones(2) + gf.ones(2, dtype=gf.float64),
         TypeError,
         [
-            "Add: expected floating tensors of one dtype, got Tensor(shape=(2,), dtype=float32,"
+            "add: expected floating tensors of one dtype, got Tensor(shape=(2,), dtype=float32,"
             " device=cpu), Tensor(shape=(2,), dtype=float64, device=cpu); convert one with "
             ".float() or .double() (gradflow does not promote float32 and float64 silently)"
         ],
