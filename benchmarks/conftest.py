@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from _util import machine_description
+
+from gradflow.bench.machine import machine_description
 
 
 def pytest_configure(config: pytest.Config) -> None:

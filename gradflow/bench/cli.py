@@ -80,19 +80,8 @@ def _run_case(case: suites.Case, device: str, compare: bool, fixed: int | None) 
     ours = measure(case.name, step, device, warmup, repeat, case.bytes_moved, case.flops)
     theirs = None
     if compare and case.torch:
-        torch = suites.torch_or_none()
-        torch_step = case.setup("torch", "cuda" if device.startswith("cuda") else "cpu")
-        timed = torch_step
-        if device.startswith("cuda"):  # synchronize around the region (torch's own stream)
-            torch.cuda.synchronize()
-
-            def timed() -> None:
-                torch_step()
-                torch.cuda.synchronize()
-
-        theirs = measure(f"torch {case.name}", timed, "cpu", warmup, repeat, case.bytes_moved,
-                         case.flops, memory=False)  # fmt: skip
-        theirs.device = device
+        theirs = measure(f"torch {case.name}", case.setup("torch", device), device, warmup, repeat,
+                         case.bytes_moved, case.flops, memory=False, framework="torch")  # fmt: skip
     return ours, theirs
 
 
@@ -105,7 +94,8 @@ def _progress(items: list, enabled: bool) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run `gradflow bench` with parsed arguments; prints the table, returns the exit status."""
-    from gradflow.bench.plot import PlotUnavailableError, check_available, save_plot
+    from gradflow.bench.plot import save_plot
+    from gradflow.plotting import PlotUnavailableError, check_available
 
     if args.plot:
         try:

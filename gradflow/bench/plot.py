@@ -1,41 +1,15 @@
 """The figure of a `gradflow bench` run: median time against size per op (log-log), and the
-ratio to torch per case as bars. Needs matplotlib (``pip install 'gradflow[plot]'``)."""
+ratio to torch per case as bars. Needs matplotlib, which gradflow.plotting provides (or says
+what to install)."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
 
 from gradflow.bench.report import Row
 from gradflow.bench.timing import format_seconds
-
-MISSING_MATPLOTLIB = (
-    "--plot needs matplotlib: pip install 'gradflow[plot]' (or pip install matplotlib)"
-)
-
-
-class PlotUnavailableError(RuntimeError):
-    """matplotlib is not installed."""
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on a file-only backend (also for `gradflow train --plot`), or a
-    PlotUnavailableError that says what to install."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise PlotUnavailableError(MISSING_MATPLOTLIB) from exc
-    return plt
-
-
-def check_available() -> None:
-    """Raise PlotUnavailableError now, before a run, when matplotlib is missing."""
-    pyplot()
-
+from gradflow.plotting import pyplot
 
 # What a case's `size` counts, per suite (the x axis of its panel).
 SIZE_UNITS = {

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from gradflow.bench.ceilings import fraction_of_ceiling
 from gradflow.bench.machine import machine_description
 from gradflow.bench.suites import Case
 from gradflow.bench.timing import BenchResult, format_seconds
@@ -27,11 +28,8 @@ class Row:
     @property
     def fraction_of_ceiling(self) -> float | None:
         """FLOP/s over the GEMM rate for FLOP-counted cases, else GB/s over copy bandwidth."""
-        if self.ours.tflops is not None:
-            return self.ours.tflops / self.ceilings["gemm_TFLOPs"]
-        if self.ours.gbps is not None:
-            return self.ours.gbps / self.ceilings["copy_GBps"]
-        return None
+        ours = self.ours
+        return fraction_of_ceiling(ours.median, self.ceilings, ours.bytes_moved, ours.flops)
 
     @property
     def ratio_to_torch(self) -> float | None:

@@ -1,8 +1,11 @@
-"""Timing on either device: a timer with device sync, median and spread, peak memory, and
-``backward()`` / ``backward_module()`` for timing the backward pass of user code.
+"""The one timer of gradflow's benchmarks (`gradflow bench` and benchmarks/), on either device:
+calls timed with device sync (CUDA events for gradflow/CuPy or torch code), sides of a
+comparison timed in alternating blocks, median and spread, and peak memory.
 
-    result = gradflow.bench.backward(lambda x, w: (x @ w).relu().sum(), x, w)
-    print(result.median, result.iqr, result.peak_memory_bytes)
+    result = measure("relu", lambda: x.relu(), "cuda", bytes_moved=2 * x.nbytes)
+    print(result.median, result.iqr, result.gbps, result.peak_memory_bytes)
+
+Timing the backward pass of user code (``gradflow.bench.backward``) is in backward_pass.py.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -99,47 +102,137 @@ def _cupy_for(device: Device) -> Any:
     return get_array_module(device) if device.type == "cuda" else None
 
 
+class _WallClock:
+    """The CPU: perf_counter around each call."""
+
+    def __enter__(self) -> _WallClock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+
+class _EventClock:
+    """A GPU: CUDA events on the current stream around each call, after a synchronize, so the
+    figure is device time; CuPy's stream and events, or torch's for torch code."""
+
+    def __init__(self, dev: Device, framework: str) -> None:
+        if framework == "torch":
+            import torch
+
+            self.place = torch.cuda.device(dev.index)
+            self.sync = torch.cuda.synchronize
+            self.event = lambda: torch.cuda.Event(enable_timing=True)
+            self.seconds = lambda start, stop: start.elapsed_time(stop) / 1e3
+        else:
+            cupy = _cupy_for(dev)
+            self.place = cupy.cuda.Device(dev.index)
+            self.sync = lambda: cupy.cuda.get_current_stream().synchronize()
+            self.event = cupy.cuda.Event
+            self.seconds = lambda start, stop: cupy.cuda.get_elapsed_time(start, stop) / 1e3
+
+    def __enter__(self) -> _EventClock:
+        self.place.__enter__()
+        self.sync()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.place.__exit__(*exc)
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        start, stop = self.event(), self.event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        return self.seconds(start, stop)
+
+
 def time_calls(
     fn: Callable[[], Any],
     device: str | Device = "cpu",
     warmup: int = DEFAULT_WARMUP,
     repeat: int = DEFAULT_REPEAT,
     before: Callable[[], Any] | None = None,
+    framework: str = "gradflow",
 ) -> list[float]:
     """Seconds of each of `repeat` calls of ``fn()`` after `warmup` untimed calls.
 
     ``before()`` runs before every call, outside the timed region (e.g. clearing grads). On a
     GPU each call is bracketed by CUDA events on the current stream, after a synchronize, so
-    the figure is device time and kernel compilation stays in the warm-up.
+    the figure is device time and kernel compilation stays in the warm-up; `framework` says
+    whose stream and events: "gradflow" (CuPy's, also for raw CuPy code) or "torch".
     """
-    _check_counts(warmup, repeat)
+    check_counts(warmup, repeat)
     dev = Device(device)
-    cupy = _cupy_for(dev)
+    clock = _EventClock(dev, framework) if dev.type == "cuda" else _WallClock()
     for _ in range(warmup):
         if before is not None:
             before()
         fn()
     times = []
-    if cupy is None:
+    with clock:
         for _ in range(repeat):
             if before is not None:
                 before()
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return times
-    with cupy.cuda.Device(dev.index):
-        cupy.cuda.get_current_stream().synchronize()
-        for _ in range(repeat):
-            if before is not None:
-                before()
-            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-            start.record()
-            fn()
-            stop.record()
-            stop.synchronize()
-            times.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+            times.append(clock.time(fn))
     return times
+
+
+@dataclass(frozen=True)
+class Side:
+    """One function of a comparison and how to time it: on `device`, with the clock of
+    `framework` ("gradflow" for gradflow and raw NumPy/CuPy code, or "torch")."""
+
+    fn: Callable[[], Any]
+    device: str = "cpu"
+    framework: str = "gradflow"
+
+
+def time_alternating(
+    sides: Sequence[Side], repeat: int, warmup: int = 2, block: int = 5
+) -> list[float]:
+    """The median seconds of one call of each side, timed (time_calls) in alternating blocks
+    of `block` calls after `warmup` rounds, so every side sees the same machine load (a shared
+    box drifts) while its caches stay warm within a block (call-by-call alternation made a
+    0.3 ms MLP step 40% slower)."""
+    check_counts(warmup, repeat)
+    for _ in range(warmup):
+        for side in sides:
+            side.fn()
+    times: list[list[float]] = [[] for _ in sides]
+    done = 0
+    while done < repeat:
+        n = min(block, repeat - done)
+        for side, record in zip(sides, times):
+            record += time_calls(side.fn, side.device, 0, n, framework=side.framework)
+        done += n
+    return [statistics.median(t) for t in times]
+
+
+def synced(fn: Callable[[], Any], device: str, framework: str = "gradflow") -> Callable[[], Any]:
+    """`fn` on the CPU; on a GPU, `fn` followed by a synchronize of its framework's device, for
+    a timer that only reads the wall clock (pytest-benchmark's)."""
+    if not str(device).startswith("cuda"):
+        return fn
+    if framework == "torch":
+        import torch
+
+        sync = torch.cuda.synchronize
+    else:
+        sync = _cupy_for(Device(device)).cuda.Device().synchronize
+
+    def call() -> Any:
+        out = fn()
+        sync()
+        return out
+
+    return call
 
 
 def peak_memory(fn: Callable[[], Any], device: str | Device = "cpu") -> int:
@@ -193,7 +286,8 @@ class _PoolPeakHook:
         return Hook()
 
 
-def _check_counts(warmup: int, repeat: int) -> None:
+def check_counts(warmup: int, repeat: int) -> None:
+    """Refuse a repeat below 1 or a warmup below 0 (ValueError)."""
     if not isinstance(repeat, int) or repeat < 1:
         raise ValueError(f"repeat must be an int >= 1, got {repeat!r}")
     if not isinstance(warmup, int) or warmup < 0:
@@ -210,107 +304,15 @@ def measure(
     flops: float = 0,
     before: Callable[[], Any] | None = None,
     memory: bool = True,
+    framework: str = "gradflow",
 ) -> BenchResult:
     """Time ``fn()`` (see time_calls) and, when `memory`, record one call's peak memory."""
     if not callable(fn):
         raise TypeError(f"expected a callable to time, got {type(fn).__name__}")
-    times = time_calls(fn, device, warmup, repeat, before)
+    times = time_calls(fn, device, warmup, repeat, before, framework)
     peak = 0
     if memory:
         if before is not None:
             before()
         peak = peak_memory(fn, device)
     return BenchResult(name, str(Device(device)), times, bytes_moved, flops, peak)
-
-
-# ---- backward of user code ---------------------------------------------------------------------
-def backward(
-    fn: Callable[..., Any],
-    *inputs: Any,
-    warmup: int = DEFAULT_WARMUP,
-    repeat: int = DEFAULT_REPEAT,
-    grad_output: Any = None,
-    bytes_moved: float = 0,
-    flops: float = 0,
-    name: str | None = None,
-) -> BenchResult:
-    """Time the backward pass of ``fn(*inputs)`` alone, on the device of its output.
-
-    The graph is built once, then ``out.backward(grad_output, retain_graph=True)`` is timed
-    `repeat` times after `warmup` calls; the grads of the tensor inputs (and of a module's
-    parameters, see backward_module) are cleared before each call, outside the timed region,
-    so every call does the same work. `fn` must return a one-element tensor (a loss) unless
-    `grad_output` is given. Peak memory is that of one backward call.
-    """
-    return _time_backward(fn, inputs, (), warmup, repeat, grad_output, bytes_moved, flops, name)
-
-
-def backward_module(
-    module: Any,
-    *inputs: Any,
-    warmup: int = DEFAULT_WARMUP,
-    repeat: int = DEFAULT_REPEAT,
-    grad_output: Any = None,
-    bytes_moved: float = 0,
-    flops: float = 0,
-    name: str | None = None,
-) -> BenchResult:
-    """Time the backward pass of ``module(*inputs)`` (see backward); the output is reduced with
-    ``.sum()`` when it has more than one element and no grad_output is given."""
-    from gradflow.nn import Module
-
-    if not isinstance(module, Module):
-        kind = type(module).__name__
-        raise TypeError(f"backward_module expects a gradflow.nn.Module, got {kind}")
-
-    def forward(*xs: Any) -> Any:
-        out = module(*xs)
-        if isinstance(out, tuple):  # recurrent layers return (output, state)
-            out = out[0]
-        return out if grad_output is not None or out.numel() == 1 else out.sum()
-
-    label = name or type(module).__name__
-    params = list(module.parameters())
-    return _time_backward(forward, inputs, params, warmup, repeat, grad_output, bytes_moved,
-                          flops, label)  # fmt: skip
-
-
-def _time_backward(
-    fn: Callable[..., Any],
-    inputs: tuple,
-    params: Iterable[Any],
-    warmup: int,
-    repeat: int,
-    grad_output: Any,
-    bytes_moved: float,
-    flops: float,
-    name: str | None,
-) -> BenchResult:
-    from gradflow.tensor import Tensor
-
-    if not callable(fn):
-        raise TypeError(f"backward() expects a callable as fn, got {type(fn).__name__}")
-    _check_counts(warmup, repeat)
-    out = fn(*inputs)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"fn must return a gradflow Tensor, got {type(out).__name__}")
-    if out.grad_fn is None:
-        raise ValueError(
-            "fn's output has no grad_fn: give some input requires_grad=True, and do not compute "
-            "it under no_grad()"
-        )
-    if grad_output is None and out.numel() != 1:
-        raise ValueError(
-            f"fn returned a tensor of shape {tuple(out.shape)}; backward() needs a one-element "
-            "output (a loss) or grad_output= of that shape"
-        )
-    leaves = [t for t in (*inputs, *params) if isinstance(t, Tensor) and t.requires_grad]
-
-    def clear() -> None:
-        for t in leaves:
-            t.grad = None
-
-    result = measure(name or getattr(fn, "__name__", "backward"),
-                     lambda: out.backward(grad_output, retain_graph=True), out.device, warmup,
-                     repeat, bytes_moved, flops, before=clear)  # fmt: skip
-    return result
