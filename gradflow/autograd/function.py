@@ -22,13 +22,13 @@ arguments and sets them on the op (a default value makes one optional):
 
     Clip.apply(x, low=0.0)                     # self.low == 0.0, self.high is None
 
-An unknown keyword, or a missing required one, is a TypeError naming the op at the call, not
-an AttributeError deep in forward. Every op also takes ``op_name``: the name of the public
-function the user called (``conv1d`` for the op conv1d and conv2d share), which messages and
-the grad_fn's repr use (``<Conv1dBackward>``); a class may set a default ``op_name``.
-Inputs that are not Tensors (Python scalars, arrays) are passed to forward as they are and
-treated as constants. ``self.needs_input_grad`` says which inputs need
-a gradient: backward computes nothing for the others and returns None in their place.
+An unknown keyword is a TypeError at the call naming the op and the keyword; so is a missing
+required one, where forward first reads it (not an AttributeError deep inside). Every op also
+takes ``op_name``: the name of the public function the user called (``conv1d`` for the op
+conv1d and conv2d share), which messages and the grad_fn's repr use (``<Conv1dBackward>``); a
+class may set a default ``op_name``. Inputs that are not Tensors (Python scalars, arrays) are
+passed to forward as they are and treated as constants. ``self.needs_input_grad`` says which
+inputs need a gradient: backward computes nothing for the others and returns None in their place.
 
 Graph links: an output Tensor holds its Function strongly; a Function holds, per input, an
 edge to the node that produced it (its Function, or the leaf Tensor itself). Nothing points
@@ -110,8 +110,12 @@ class Function:
         own saved arrays and hands them back (``fn.restore_saved``) before calling backward, so
         the engine frees them with the outer node's."""
         fn = cls.__new__(cls)
-        if params or cls._required_params:
-            _set_params(cls, fn, params)
+        if params:
+            if not cls._params.issuperset(params):
+                _reject_params(cls, params)
+            fn.__dict__.update(params)
+        for name in cls._required_params - params.keys():
+            raise _missing_param(cls, name)
         if recording:
             fn._recording = True
             fn.needs_input_grad = (True,)
@@ -137,8 +141,10 @@ class Function:
     def apply(cls, *inputs: Any, **params: Any) -> Any:
         """Run forward on the inputs' arrays; record the graph when a gradient is needed."""
         fn = cls.__new__(cls)
-        if params or cls._required_params:
-            _set_params(cls, fn, params)
+        if params:
+            if not cls._params.issuperset(params):
+                _reject_params(cls, params)
+            fn.__dict__.update(params)
         enabled = _state.enabled
         arrays = []
         edges = []
@@ -176,7 +182,12 @@ class Function:
         else:
             fn.needs_input_grad = (False,) * len(inputs)
 
-        out = fn.forward(*arrays)
+        try:
+            out = fn.forward(*arrays)
+        except AttributeError as exc:  # free unless raised (zero-cost try)
+            if exc.obj is fn and exc.name in cls._required_params:
+                raise _missing_param(cls, exc.name) from None
+            raise
         if _anomaly.enabled:  # the one read anomaly mode costs per op when it is off
             _anomaly.check_forward(fn, out)
 
@@ -199,20 +210,19 @@ class Function:
         return _make(out, fn, True, 0)
 
 
-def _set_params(cls: type, fn: Function, params: dict) -> None:
-    """Set the op's declared parameters; a TypeError naming the op for a wrong keyword."""
-    keys = params.keys()
-    if not keys <= cls._params:
-        unknown = ", ".join(repr(k) for k in sorted(keys - cls._params))
-        allowed = ", ".join(sorted(cls._params)) or "none"
-        raise TypeError(
-            f"{cls.__name__}.apply() got unexpected keyword argument(s) {unknown}; "
-            f"{cls.__name__} declares the parameters: {allowed}"
-        )
-    if not keys >= cls._required_params:
-        missing = ", ".join(repr(k) for k in sorted(cls._required_params - keys))
-        raise TypeError(f"{cls.__name__}.apply() missing required keyword argument(s) {missing}")
-    fn.__dict__.update(params)
+def _reject_params(cls: type, params: dict) -> None:
+    """The TypeError for keyword arguments that are not the op's declared parameters."""
+    unknown = ", ".join(repr(k) for k in sorted(params.keys() - cls._params))
+    raise TypeError(
+        f"{cls.__name__}.apply() got unexpected keyword argument(s) {unknown}; "
+        f"{cls.__name__} declares the parameters: {', '.join(sorted(cls._params))}"
+    )
+
+
+def _missing_param(cls: type, name: str) -> TypeError:
+    """The error for a required parameter that apply was not given (found when forward reads
+    it, so apply pays nothing for the check)."""
+    return TypeError(f"{cls.__name__}.apply() missing required keyword argument {name!r}")
 
 
 def _link(fn: Function, edges: list, inputs: tuple) -> None:
