@@ -1,4 +1,5 @@
-// window.cuh: index arithmetic of sliding windows, shared by conv.cu (col2im) and pooling.cu.
+// window.cuh: index arithmetic of sliding windows, shared by conv.cu (col2im) and pooling.cu;
+// the Python side of the same geometry is gradflow/ops/window.py.
 #pragma once
 
 // The output index o with o * stride + offset = p, if there is one in [0, size); else -1.
