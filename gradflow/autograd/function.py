@@ -38,7 +38,7 @@ back, so a graph is freed as soon as its last Tensor is.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy
 
@@ -114,8 +114,9 @@ class Function:
             if not cls._params.issuperset(params):
                 _reject_params(cls, params)
             fn.__dict__.update(params)
-        for name in cls._required_params - params.keys():
-            raise _missing_param(cls, name)
+        missing = cls._required_params - params.keys()
+        if missing:
+            raise _missing_param(cls, min(missing))
         if recording:
             fn._recording = True
             fn.needs_input_grad = (True,)
@@ -210,7 +211,7 @@ class Function:
         return _make(out, fn, True, 0)
 
 
-def _reject_params(cls: type, params: dict) -> None:
+def _reject_params(cls: type, params: dict) -> NoReturn:
     """The TypeError for keyword arguments that are not the op's declared parameters."""
     unknown = ", ".join(repr(k) for k in sorted(params.keys() - cls._params))
     raise TypeError(

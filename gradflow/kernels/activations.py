@@ -41,6 +41,12 @@ SAVES_OUTPUT = frozenset(a.name for a in TABLE if a.saves_output)
 # The ACT_* codes of kernels/activation.cuh: what the fused kernels implement.
 ACT_CODES = {a.name: a.code for a in TABLE if a.code is not None}
 FUSED_ACTIVATIONS = tuple(ACT_CODES)
+# The table's rows by public function, and the keyword arguments that pick among them.
+_VARIANTS = {
+    function: [row for row in TABLE if row.function == function]
+    for function in dict.fromkeys(row.function for row in TABLE if row.function is not None)
+}
+VARIANT_KEYWORDS = {f: {k for r in rows for k in r.params} for f, rows in _VARIANTS.items()}
 
 
 def kernel_activation(function: str, **params: Any) -> str | None:
@@ -52,7 +58,7 @@ def kernel_activation(function: str, **params: Any) -> str | None:
     >>> kernel_activation("relu"), kernel_activation("hardswish")
     ('relu', None)
     """
-    for a in TABLE:
-        if a.function == function and all(params.get(k) == v for k, v in a.params.items()):
-            return a.name
+    for row in _VARIANTS.get(function, ()):
+        if all(params.get(k) == v for k, v in row.params.items()):
+            return row.name
     return None

@@ -41,8 +41,9 @@ def fused_activation(first: Module, second: Module) -> str | None:
     function = _FUSABLE.get(type(second))  # the exact class: a subclass may change forward
     if function is None or not (_plain(first) and _plain(second)):
         return None
-    # A module keeps its function's keyword arguments as attributes of the same names.
-    settings = {k: v for k, v in vars(second).items() if not k.startswith("_")}
+    # A module keeps its function's keyword arguments as attributes of the same names; only
+    # those that pick a variant (gelu's approximate) are read.
+    settings = {k: getattr(second, k) for k in activations.VARIANT_KEYWORDS[function]}
     return activations.kernel_activation(function, **settings)
 
 
