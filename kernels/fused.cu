@@ -13,19 +13,24 @@
 //   warp reads 32 consecutive values; the 8 row-lanes are summed in shared memory.
 // column_sum(x, out, R, C)                              1-D grid-stride over columns
 //   out[c] = sum over r of x[r, c], rows in order (the second pass of bias_act_bwd when S > 1).
-// softmax_xent_fwd(logits, target, weight, loss, lse, N, C, ignore_index, eps)
+// softmax_xent_fwd(logits, target, weight, loss, row_max, log_sum, N, C, ignore_index, eps)
 //   One block per row (grid-stride over rows) of blockDim.x threads: a power of two from 32 to
 //   ROW_THREADS (the launcher sizes it to C, so small class counts waste no threads).
-//   lse[n] = logsumexp(x[n]);
-//   with t = target[n], w = weight (all ones when null) and W = sum_c w[c]:
+//   row_max[n] = m = max_c x[n, c] and log_sum[n] = log(sum_c exp(x[n, c] - m)), so that
+//   lse = logsumexp(x[n]) = m + log_sum. The two are stored apart, never added: at |x| ~ 1e4
+//   in float32 the sum m + log_sum rounds to the ulp of m (~1e-3), and the backward's
+//   exp(x - lse) would carry that as a relative error. With t = target[n], w = weight (all ones
+//   when null) and W = sum_c w[c]:
 //     loss[n] = (1 - eps) w[t] (lse - x[t]) + eps / C * (W lse - sum_c w[c] x[c])
-//   which is PyTorch's cross_entropy(reduction='none', weight, label_smoothing=eps) row loss.
+//   which is PyTorch's cross_entropy(reduction='none', weight, label_smoothing=eps) row loss,
+//   formed from differences to the row max: lse - x[t] = (m - x[t]) + log_sum.
 //   loss[n] = 0 where t == ignore_index; NaN where t is outside [0, C) (PyTorch raises; a
 //   kernel cannot). For reduction='mean' divide the sum by sum of w[t] over kept rows.
-// softmax_xent_bwd(logits, lse, target, weight, weight_sum, scale, scale_stride, scale_mul,
-//                  dlogits, N, C, ignore_index, eps)
+// softmax_xent_bwd(logits, row_max, log_sum, target, weight, weight_sum, scale, scale_stride,
+//                  scale_mul, dlogits, N, C, ignore_index, eps)
 //   dlogits[n, c] = s_n * (p_c ((1-eps) w[t] + eps W / C) - (1-eps) w[t] [c == t] - eps w[c] / C)
-//   with p = softmax(x[n]) = exp(x - lse[n]), W = *weight_sum (C when weight is null) and
+//   with p = softmax(x[n]) = exp((x - row_max[n]) - log_sum[n]) (the row max subtracted first,
+//   as in the forward), W = *weight_sum (C when weight is null) and
 //   s_n = scale_mul * scale[n * scale_stride] (scale may be null: s_n = scale_mul). Without
 //   weights this is (softmax - smoothed one-hot) * s_n. Rows with t == ignore_index get 0.
 #include "common.cuh"
@@ -96,9 +101,10 @@ __device__ __forceinline__ scalar_t block_reduce(scalar_t v, scalar_t* buf, bool
 extern "C" __global__ void softmax_xent_fwd(const scalar_t* __restrict__ logits,
                                             const long long* __restrict__ target,
                                             const scalar_t* __restrict__ weight,
-                                            scalar_t* __restrict__ loss, scalar_t* __restrict__ lse,
-                                            long long N, long long C, long long ignore_index,
-                                            scalar_t eps) {
+                                            scalar_t* __restrict__ loss,
+                                            scalar_t* __restrict__ row_max,
+                                            scalar_t* __restrict__ log_sum, long long N,
+                                            long long C, long long ignore_index, scalar_t eps) {
   __shared__ scalar_t buf[ROW_THREADS];
   for (long long row = blockIdx.x; row < N; row += gridDim.x) {
     const scalar_t* x = logits + row * C;
@@ -120,17 +126,18 @@ extern "C" __global__ void softmax_xent_fwd(const scalar_t* __restrict__ logits,
       sum_w = block_reduce(sum_w, buf, false);
     }
     if (threadIdx.x == 0) {
-      const scalar_t log_sum = log(sum_exp);
+      const scalar_t ls = log(sum_exp);
       const long long t = target[row];
-      lse[row] = m + log_sum;
+      row_max[row] = m;  // not m + ls: that sum would round away the digits of ls
+      log_sum[row] = ls;
       if (t == ignore_index) {
         loss[row] = scalar_t(0);
       } else if (t < 0 || t >= C) {
         loss[row] = scalar_t(nan(""));
       } else {
         const scalar_t wt = weight ? weight[t] : scalar_t(1);
-        scalar_t l = (scalar_t(1) - eps) * wt * ((m - x[t]) + log_sum);
-        if (eps != scalar_t(0)) l += eps / scalar_t(C) * (sum_w * log_sum + sum_wd);
+        scalar_t l = (scalar_t(1) - eps) * wt * ((m - x[t]) + ls);
+        if (eps != scalar_t(0)) l += eps / scalar_t(C) * (sum_w * ls + sum_wd);
         loss[row] = l;
       }
     }
@@ -138,11 +145,12 @@ extern "C" __global__ void softmax_xent_fwd(const scalar_t* __restrict__ logits,
 }
 
 extern "C" __global__ void softmax_xent_bwd(
-    const scalar_t* __restrict__ logits, const scalar_t* __restrict__ lse,
-    const long long* __restrict__ target, const scalar_t* __restrict__ weight,
-    const scalar_t* __restrict__ weight_sum, const scalar_t* __restrict__ scale,
-    long long scale_stride, scalar_t scale_mul, scalar_t* __restrict__ dlogits, long long N,
-    long long C, long long ignore_index, scalar_t eps) {
+    const scalar_t* __restrict__ logits, const scalar_t* __restrict__ row_max,
+    const scalar_t* __restrict__ log_sum, const long long* __restrict__ target,
+    const scalar_t* __restrict__ weight, const scalar_t* __restrict__ weight_sum,
+    const scalar_t* __restrict__ scale, long long scale_stride, scalar_t scale_mul,
+    scalar_t* __restrict__ dlogits, long long N, long long C, long long ignore_index,
+    scalar_t eps) {
   for (long long row = blockIdx.x; row < N; row += gridDim.x) {
     const scalar_t* x = logits + row * C;
     scalar_t* d = dlogits + row * C;
@@ -156,10 +164,10 @@ extern "C" __global__ void softmax_xent_bwd(
     const scalar_t wt = weight ? weight[t] : scalar_t(1);
     const scalar_t total_w = weight ? *weight_sum : scalar_t(C);
     const scalar_t p_coef = (scalar_t(1) - eps) * wt + eps * total_w / scalar_t(C);
-    const scalar_t row_lse = lse[row];
+    const scalar_t m = row_max[row], ls = log_sum[row];
     for (long long c = threadIdx.x; c < C; c += blockDim.x) {
       const scalar_t w = weight ? weight[c] : scalar_t(1);
-      scalar_t g = exp(x[c] - row_lse) * p_coef - eps * w / scalar_t(C);
+      scalar_t g = exp((x[c] - m) - ls) * p_coef - eps * w / scalar_t(C);
       if (c == t) g -= (scalar_t(1) - eps) * wt;
       d[c] = s * g;
     }

@@ -129,14 +129,17 @@ def softmax_xent_fwd(
     weight: Any = None,
     backend: KernelBackend | None = None,
 ) -> tuple[Any, Any]:
-    """Per-row softmax cross-entropy: returns (loss [N], lse [N]).
+    """Per-row softmax cross-entropy: returns (loss [N], row_stats [2, N]).
 
     logits [N, C] float, target [N] int64, weight [C] or None. loss is PyTorch's
     ``cross_entropy(logits, target, weight, ignore_index=..., label_smoothing=...,
     reduction='none')``: 0 on ignored rows, NaN where a target is outside [0, C) (a kernel
     cannot raise). For reduction='mean' divide loss.sum() by the sum of weight[target] over
-    the rows kept (their count when weight is None). lse (logsumexp per row) is what
-    :func:`softmax_xent_bwd` needs.
+    the rows kept (their count when weight is None). row_stats is what
+    :func:`softmax_xent_bwd` needs: row_stats[0] is each row's max m and row_stats[1] is
+    log(sum(exp(x - m))), so logsumexp = row_stats[0] + row_stats[1]. They are kept apart
+    because that sum rounds to the precision of m (about 1e-3 at |logits| ~ 1e4 in float32),
+    which would show up as a relative error of the same size in the gradient.
     """
     launcher = "softmax_xent_fwd"
     backend = resolve_backend(backend)
@@ -144,20 +147,21 @@ def softmax_xent_fwd(
     logits, target, weight = contiguous(backend, logits, target, weight)
     n_rows, n_cols = logits.shape
     loss = backend.empty((n_rows,), dtype, device)
-    lse = backend.empty((n_rows,), dtype, device)
+    row_stats = backend.empty((2, n_rows), dtype, device)  # [row max, log sum exp(x - max)]
     if n_rows:
         grid = (min(n_rows, backend.max_grid_blocks(device)), 1, 1)
-        args = (logits, target, weight, loss, lse, np.int64(n_rows), np.int64(n_cols),
-                np.int64(ignore_index), scalar(dtype, label_smoothing))  # fmt: skip
+        args = (logits, target, weight, loss, row_stats[0], row_stats[1], np.int64(n_rows),
+                np.int64(n_cols), np.int64(ignore_index),
+                scalar(dtype, label_smoothing))  # fmt: skip
         backend.launch(
             "fused", dtype, "softmax_xent_fwd", grid, (_row_threads(n_cols), 1, 1), args, device
         )
-    return loss, lse
+    return loss, row_stats
 
 
 def softmax_xent_bwd(
     logits: Any,
-    lse: Any,
+    row_stats: Any,
     target: Any,
     grad_scale: Any,
     *,
@@ -168,6 +172,10 @@ def softmax_xent_bwd(
 ) -> Any:
     """Gradient of sum_n grad_scale_n * loss_n (loss from softmax_xent_fwd) w.r.t. logits.
 
+    row_stats is the [2, N] array softmax_xent_fwd returned (each row's max, and the log of
+    the sum of exp(x - max)); the softmax is exp((x - max) - log_sum), as accurate at large
+    logits as with the max subtracted in NumPy.
+
     grad_scale is a real number (Python or NumPy scalar), a one-element array (a device scalar
     such as the upstream gradient divided by the mean's denominator: no host synchronization),
     or an [N] array (reduction='none'). Returns dlogits [N, C] = scale * (softmax - smoothed
@@ -177,10 +185,14 @@ def softmax_xent_bwd(
     launcher = "softmax_xent_bwd"
     backend = resolve_backend(backend)
     scale_array = None if isinstance(grad_scale, numbers.Real) else grad_scale
-    more = {"lse": lse} if scale_array is None else {"lse": lse, "grad_scale": scale_array}
+    more = {"row_stats": row_stats}
+    if scale_array is not None:
+        more["grad_scale"] = scale_array
     dtype, device = _check_xent_args(launcher, backend, logits, target, weight, **more)
     n_rows, n_cols = logits.shape
-    check_shape(launcher, "lse", lse, (n_rows,), "one logsumexp per row of 'logits'")
+    check_shape(
+        launcher, "row_stats", row_stats, (2, n_rows), "softmax_xent_fwd's row stats for 'logits'"
+    )
     scale_stride = 0
     if scale_array is not None:
         if scale_array.size == n_rows and scale_array.ndim == 1:
@@ -190,17 +202,18 @@ def softmax_xent_bwd(
                 f"{launcher}: argument 'grad_scale' has {describe(scale_array)}; expected a "
                 f"float, a one-element array or shape ({n_rows},)"
             )
-    logits, lse, target, weight, scale_array = contiguous(
-        backend, logits, lse, target, weight, scale_array
+    logits, row_stats, target, weight, scale_array = contiguous(
+        backend, logits, row_stats, target, weight, scale_array
     )
     weight_sum = None if weight is None else weight.sum(keepdims=True)
     scale_mul = 1.0 if scale_array is not None else float(grad_scale)
     dlogits = backend.empty((n_rows, n_cols), dtype, device)
     if n_rows:
         grid = (min(n_rows, backend.max_grid_blocks(device)), 1, 1)
-        args = (logits, lse, target, weight, weight_sum, scale_array, np.int64(scale_stride),
-                scalar(dtype, scale_mul), dlogits, np.int64(n_rows), np.int64(n_cols),
-                np.int64(ignore_index), scalar(dtype, label_smoothing))  # fmt: skip
+        args = (logits, row_stats[0], row_stats[1], target, weight, weight_sum, scale_array,
+                np.int64(scale_stride), scalar(dtype, scale_mul), dlogits, np.int64(n_rows),
+                np.int64(n_cols), np.int64(ignore_index),
+                scalar(dtype, label_smoothing))  # fmt: skip
         backend.launch(
             "fused", dtype, "softmax_xent_bwd", grid, (_row_threads(n_cols), 1, 1), args, device
         )

@@ -202,7 +202,7 @@ class CrossEntropy(Function):
             x, target, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
             weight=weight,
         )  # fmt: skip
-        self.save_for_backward(x, lse, target, weight)  # the logits (a reference) and lse [N]
+        self.save_for_backward(x, lse, target, weight)  # the logits (a reference), [2, N] stats
         self.denom = None
         if self.reduction == "mean":
             _, w_t, _ = _kept_targets(target, weight, self.ignore_index, x.shape[1], x.dtype)
