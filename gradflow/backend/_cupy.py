@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -10,6 +11,7 @@ _INSTALL_HINT = (
     "or pip install 'gradflow[cuda13]' (CUDA 13.x)"
 )
 
+STANDIN_ENV = "GRADFLOW_CUDA_STANDIN"
 _cupy: Any = None
 _import_error: BaseException | None = None
 _tried = False
@@ -25,6 +27,14 @@ def cupy_module() -> Any:
     if not _tried:
         _tried = True
         try:
+            if os.environ.get(STANDIN_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+                # The CPU stand-in of CuPy 14.2, for running the cuda path without a GPU
+                # (docs/DESIGN.md §9). Imported only when asked for: backend imports nothing
+                # of gradflow's otherwise.
+                from gradflow.testing.standin import install
+
+                _cupy = install()
+                return _cupy
             import cupy
 
             _cupy = cupy

@@ -21,6 +21,8 @@ class Cast(Function):
 
 
 class ToDevice(Function):
+    device: Device
+
     def forward(self, x):
         self.source = device_of(x)  # saves the device only
         return move_array(x, self.device)

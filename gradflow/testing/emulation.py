@@ -120,6 +120,17 @@ class EmulatedModule:
         if len(args) != len(params):
             raise TypeError(f"{kernel} takes {len(params)} arguments, got {len(args)}")
         values = [self._convert(kernel, i, t, a) for i, (t, a) in enumerate(zip(params, args))]
+        self.run(kernel, grid, block, values)
+
+    def run(
+        self,
+        kernel: str,
+        grid: Sequence[int],
+        block: Sequence[int],
+        values: Sequence[Any],
+    ) -> None:
+        """Runs ``kernel`` on arguments already converted to ctypes values (one per C
+        parameter, pointers as ``c_void_p``); the CuPy stand-in launches through this."""
         argv = (ctypes.c_void_p * len(values))(*(ctypes.addressof(v) for v in values))
         config = (ctypes.c_uint * 6)(*grid, *block)
         entry = getattr(self.library, f"gf_launch_{kernel}")
@@ -127,14 +138,15 @@ class EmulatedModule:
         if entry(config, argv):
             raise RuntimeError(f"{kernel}: OpenMP could not start a team of {block} threads")
 
-    def _dtype_of(self, c_type: str) -> np.dtype:
+    def dtype_of(self, c_type: str) -> np.dtype:
+        """The NumPy dtype of a C parameter type (its pointee, for a pointer)."""
         base = " ".join(w for w in c_type.split() if w not in ("const", "*"))
         if base == "scalar_t":
             return self.scalar
         return np.dtype(_VALUE_TYPES[base])
 
     def _convert(self, kernel: str, index: int, c_type: str, arg: Any) -> Any:
-        expected = self._dtype_of(c_type)
+        expected = self.dtype_of(c_type)
         where = f"{kernel} argument {index} ({c_type})"
         if "*" in c_type:
             if arg is None:

@@ -18,9 +18,10 @@ from gradflow import nn
 
 def randomize_affine(layer, rng):
     """Weight and bias away from their 1 and 0 defaults, so a swapped or missing one shows."""
-    for p in (layer.weight, layer.bias):
-        if p is not None:
-            p.data[...] = rng.uniform(0.5, 1.5, p.shape)
+    with gf.no_grad():
+        for p in (layer.weight, layer.bias):
+            if p is not None:
+                p.copy_(rng.uniform(0.5, 1.5, p.shape))  # copy_ moves host values to p's device
 
 
 def assert_states_equal(ours, theirs):
