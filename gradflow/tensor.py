@@ -339,9 +339,15 @@ class Tensor:
         return value
 
     def copy_(self, src: Any) -> Tensor:
-        value = self._inplace("copy_", src)
-        xp = get_array_module(self.data)
-        self.data[...] = xp.asarray(value, dtype=self.data.dtype)
+        """Copies ``src`` (a Tensor, array or scalar, on any device: PyTorch's copy_ copies
+        across devices) into this tensor, cast to its dtype and broadcast to its shape."""
+        self._check_inplace("copy_")
+        value = src.data if isinstance(src, Tensor) else src
+        if not isinstance(value, int | float | bool | numpy.generic):
+            value = move_array(
+                numpy.asarray(value) if isinstance(value, list) else value, self.device
+            )
+        self.data[...] = value
         return self
 
     def zero_(self) -> Tensor:

@@ -31,12 +31,16 @@ def kernel_backend() -> Any:
     return _route.get()
 
 
+KERNEL_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+
+
 def uses_kernels(array: Any) -> bool:
-    """True when an op should take its kernel route for this array: a cuda array, or any
-    array inside ``kernels_through``."""
-    if _route.get() is not None:
-        return True
-    return type(array) is not _ndarray and is_cuda_array(array)
+    """True when an op should take its kernel route for this array: a float32 or float64 cuda
+    array, or any such array inside ``kernels_through``. Other dtypes (float16 until the
+    kernels have half versions) take the array module's own functions."""
+    if _route.get() is None and (type(array) is _ndarray or not is_cuda_array(array)):
+        return False
+    return array.dtype in KERNEL_DTYPES
 
 
 @contextlib.contextmanager

@@ -90,6 +90,7 @@ def compile_options(dtype: Any) -> tuple[str, ...]:
 
 
 _MODULES: dict[tuple[str, str], Any] = {}
+_FUNCTIONS: dict[tuple[str, Any, str], Any] = {}
 
 
 def cupy_module(family: str, dtype: Any) -> Any:
@@ -102,6 +103,16 @@ def cupy_module(family: str, dtype: Any) -> Any:
         module = cupy.RawModule(code=read_kernel_source(family), options=compile_options(dtype))
         _MODULES[key] = module
     return module
+
+
+def cupy_function(family: str, dtype: Any, kernel: str) -> Any:
+    """The kernel ``kernel`` of one family and dtype, kept once fetched: CuPy's
+    ``RawModule.get_function`` builds a new kernel object (cuModuleGetFunction) each call."""
+    key = (family, dtype, kernel)
+    function = _FUNCTIONS.get(key)
+    if function is None:
+        function = _FUNCTIONS[key] = cupy_module(family, dtype).get_function(kernel)
+    return function
 
 
 class CupyBackend:
@@ -167,7 +178,7 @@ class CupyBackend:
         import cupy
 
         with cupy.cuda.Device(device):
-            cupy_module(family, dtype).get_function(kernel)(grid, block, launch_args(args))
+            cupy_function(family, dtype, kernel)(grid, block, launch_args(args))
 
 
 def launch_args(args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -370,6 +370,9 @@ class Module:
     def double(self) -> Module:
         return self.to(dtypes.float64)
 
+    def half(self) -> Module:
+        return self.to(dtypes.float16)
+
     # ---- state -----------------------------------------------------------------------------
     def state_dict(
         self, destination: dict | None = None, prefix: str = "", keep_vars: bool = False

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
+from gradflow import dtypes
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
@@ -365,6 +366,16 @@ def _shapes(x: Tensor, weight: Tensor, batched: bool, dims: int, out_c: int, out
     return _Shapes(tuple(x.shape), x4, tuple(weight.shape), w4, out, out4)
 
 
+def _apply(function: type, inputs: tuple[Tensor, ...], **params: Any) -> Tensor:
+    """``function.apply``; for float16 on cuda, computed in float32 and cast back (the casts
+    are differentiable): the conv kernels have no half versions yet, and the CPU route's
+    strided views are NumPy's."""
+    if inputs[0].dtype == dtypes.float16 and inputs[0].device.type == "cuda":
+        out = function.apply(*(t.to(dtypes.float32) for t in inputs), **params)
+        return out.to(dtypes.float16)
+    return function.apply(*inputs, **params)
+
+
 def _conv(op, x, weight, bias, stride, padding, dilation, groups, dims) -> Tensor:
     x = float_input(x, op)
     batched = check_input_rank(x, dims, op)
@@ -382,7 +393,7 @@ def _conv(op, x, weight, bias, stride, padding, dilation, groups, dims) -> Tenso
     window = Window.lifted(kernel, stride, before, dilation, out_hw)
     shapes = _shapes(x, weight, batched, dims, weight.shape[0], window.out)
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return Conv2dFunction.apply(*inputs, window=window, groups=groups, shapes=shapes, op_name=op)
+    return _apply(Conv2dFunction, inputs, window=window, groups=groups, shapes=shapes, op_name=op)
 
 
 def conv2d(
@@ -518,4 +529,4 @@ def conv_transpose2d(
     shapes = _Shapes(tuple(x.shape), x4, tuple(weight.shape), tuple(weight.shape),
                      out4 if batched else out4[1:], out4)  # fmt: skip
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return ConvTranspose2dFunction.apply(*inputs, window=window, groups=groups, shapes=shapes)
+    return _apply(ConvTranspose2dFunction, inputs, window=window, groups=groups, shapes=shapes)

@@ -49,9 +49,9 @@ _SAVED_GATES = {"lstm": 4, "gru": 4}  # activations saved per hidden unit and st
 # time multiplies by the incoming gradient: about six calls per step.
 
 
-def _sigmoid_columns(mode: str, hidden: int, dtype: Any) -> Any:
+def _sigmoid_columns(xp: Any, mode: str, hidden: int, dtype: Any) -> Any:
     """(G*H,) scale with 1/2 on the sigmoid gates (LSTM i, f, o; GRU r, z), else 1."""
-    scale = numpy.ones(GATES[mode] * hidden, dtype)
+    scale = xp.ones(GATES[mode] * hidden, dtype)
     if mode == "lstm":
         scale[: 2 * hidden] = scale[3 * hidden :] = 0.5
     elif mode == "gru":
@@ -198,7 +198,7 @@ class RecurrentLayer(Function):
         # NumPy route: 1/2 folded into the sigmoid gates' columns (see "NumPy route" above).
         scale = None
         if not self.kernel and self.mode in ("lstm", "gru"):
-            scale = _sigmoid_columns(self.mode, hidden, x.dtype)
+            scale = _sigmoid_columns(xp, self.mode, hidden, x.dtype)
         xw = _input_projection(x, w_ih, b_ih, b_hh, self.mode, scale)
         states = _state_buffer(xp, x, steps, batch, hidden, h0, self.reverse)
         cells = _state_buffer(xp, x, steps, batch, hidden, c0, self.reverse) if lstm else None

@@ -242,7 +242,7 @@ def erf(x: Any) -> Any:
     if is_cuda_array(x):
         from cupyx.scipy.special import erf as cupy_erf
 
-        return cupy_erf(x)
+        return cupy_erf(x).astype(x.dtype, copy=False)  # CuPy's erf gives float64 for float16
     try:
         from scipy.special import erf as scipy_erf
     except ImportError:

@@ -478,15 +478,23 @@ def scatter_min(a: ndarray, slices: Any, value: Any) -> None:
     scatter_op(a, slices, value, np.minimum)
 
 
+def _special_dtype(x: Any) -> np.dtype:
+    """The output dtype of cupyx.scipy.special's erf family, typed ('e->d', 'f->f', 'd->d')
+    (cupyx/scipy/special/_erf.py): float16 comes back as float64."""
+    dtype = x.dtype if isinstance(x, _NP | np.generic) else np.result_type(x)
+    for source, result in (("e", "d"), ("f", "f"), ("d", "d")):
+        if np.can_cast(dtype, source):
+            return np.dtype(result)
+    raise TypeError(f"ufunc does not support the input type {dtype}")
+
+
 def _math_ufunc(name: str, function: Any) -> ufunc:
     vectorized = np.frompyfunc(function, 1, 1)
 
     class _Special(ufunc):
         def __call__(self, x: Any, out: Any = None, dtype: Any = None) -> Any:
-            inputs: list[ndarray] = []
-            a = self._arg(x, inputs)
-            kind = np.result_type(a, np.float32 if isinstance(x, ndarray) else np.float64)
-            result = vectorized(a).astype(dtype or kind)
+            a = self._arg(x, [])
+            result = vectorized(a).astype(dtype or _special_dtype(a))
             COUNTS.kernels += 1
             if out is not None:
                 out._a[...] = result
