@@ -84,6 +84,7 @@ from gradflow.ops.indexing import (
     take_along_axis,
     take_along_dim,
 )
+from gradflow.ops.conversion import clone
 from gradflow.ops.linalg import matmul
 from gradflow.ops.reduction import (
     all,

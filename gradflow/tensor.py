@@ -275,6 +275,10 @@ class Tensor:
         """A new leaf sharing this tensor's data, outside the graph."""
         return Tensor._wrap(self.data)
 
+    def clone(self) -> Tensor:
+        """A copy with its own memory, in the graph (gradients pass through), as PyTorch's."""
+        return _conversion.clone(self)
+
     def detach_(self) -> Tensor:
         """Cut this tensor from its graph in place; it becomes a leaf."""
         self.grad_fn = None
@@ -328,6 +332,15 @@ class Tensor:
                 f"{what}: {kind} that requires grad can't be modified in place while gradients "
                 "are recorded; do it under `with gradflow.no_grad():` (as optimizers do) or use "
                 "the out-of-place form (x = x + y)"
+            )
+        strides = self.data.strides
+        if 0 in strides and any(s == 0 and n > 1 for s, n in zip(strides, self.data.shape)):
+            # An expand()ed view: NumPy refuses the write (read-only view), CuPy would let every
+            # thread that maps to one element race on it. PyTorch raises; so do we, on both.
+            raise RuntimeError(
+                f"{what}: unsupported operation: more than one element of the written-to "
+                f"tensor (shape {tuple(self.shape)}, an expand()ed or broadcast view) refers to "
+                "a single memory location; clone() it before writing in place"
             )
         self._version += 1
 

@@ -124,3 +124,45 @@ def test_tensors_are_not_picklable():
 def test_ragged_data_is_a_clear_error():
     with pytest.raises((TypeError, ValueError), match="can't make a tensor"):
         gf.tensor([[1.0, 2.0], [3.0]])
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda t: t.add_(1.0),
+        lambda t: t.mul_(2.0),
+        lambda t: t.zero_(),
+        lambda t: t.fill_(3.0),
+        lambda t: t.copy_(gf.ones(3, 4)),
+        lambda t: t.clamp_(0.0, 1.0),
+        lambda t: t.__setitem__((0, 0), 5.0),
+    ],
+    ids=["add_", "mul_", "zero_", "fill_", "copy_", "clamp_", "setitem"],
+)
+def test_in_place_write_into_an_expanded_view_raises(write, device):
+    """Every element of a row of an expand()ed tensor is one memory location: NumPy refuses,
+    CuPy would race, PyTorch raises; gradflow raises on every device, naming the remedy."""
+    base = gf.tensor([[1.0, 2.0, 3.0, 4.0]], device=device)
+    view = base.expand(3, 4)
+    with pytest.raises(RuntimeError, match=r"single memory location.*clone\(\)"):
+        write(view)
+    assert base.tolist() == [[1.0, 2.0, 3.0, 4.0]]
+    write(view.clone())  # a copy owns its elements
+
+
+def test_in_place_write_into_a_size_one_stretch_is_allowed(device):
+    """A zero stride over a dim of size 1 names one element once: not an overlap."""
+    t = gf.zeros(1, 3, device=device).expand(1, 3)
+    t.add_(1.0)
+    assert t.tolist() == [[1.0, 1.0, 1.0]]
+
+
+def test_clone_copies_memory_and_passes_the_gradient(device):
+    x = gf.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    y = x.clone()
+    assert y.grad_fn is not None and y.tolist() == [1.0, 2.0, 3.0]
+    with gf.no_grad():
+        y.mul_(10.0)  # its own memory: x is unchanged
+    assert x.tolist() == [1.0, 2.0, 3.0]
+    (gf.clone(x) * gf.tensor([1.0, 2.0, 3.0], device=device)).sum().backward()
+    assert x.grad.tolist() == [1.0, 2.0, 3.0]

@@ -1,4 +1,4 @@
-"""Differentiable dtype casts and device moves (the ops behind Tensor.to)."""
+"""Differentiable copies, dtype casts and device moves (the ops behind Tensor.clone and .to)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,20 @@ class ToDevice(Function):
 
     def backward(self, g):
         return move_array(g, self.source)
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return g
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy of x with its own memory, in the graph (the gradient passes through unchanged),
+    as PyTorch's clone."""
+    return Clone.apply(x)
 
 
 def cast(x: Tensor, dtype: Any) -> Tensor:
