@@ -29,6 +29,20 @@ def _scatter_add_rows(out, rows, values):
     numpy.add.at(out.reshape(-1), positions, values.reshape(-1))
 
 
+def _row_counts(rows, num_rows, dtype):
+    """How often each of the num_rows rows occurs in rows (indices already in range), as dtype.
+
+    On cuda a scatter-add of ones into zeros: CuPy's bincount synchronizes twice (it checks
+    for negative values and reads the max to size its output on the host)."""
+    if is_cuda_array(rows):
+        import cupyx
+
+        counts = get_array_module(rows).zeros(num_rows, dtype)
+        cupyx.scatter_add(counts, rows, 1)
+        return counts
+    return numpy.bincount(rows, minlength=num_rows).astype(dtype)
+
+
 class EmbeddingFunction(Function):
     op_name = "embedding"
     padding_idx: int | None
@@ -45,8 +59,7 @@ class EmbeddingFunction(Function):
         rows = indices.reshape(-1)
         g2 = g.reshape(-1, self.weight_shape[1])
         if self.scale_grad_by_freq:
-            counts = xp.bincount(rows, minlength=self.weight_shape[0]).astype(g.dtype)
-            g2 = g2 / counts[rows][:, None]
+            g2 = g2 / _row_counts(rows, self.weight_shape[0], g.dtype)[rows][:, None]
         gw = xp.zeros(self.weight_shape, g.dtype)
         _scatter_add_rows(gw, rows, g2)
         if self.padding_idx is not None:

@@ -3,8 +3,9 @@ masked_select, one_hot (no gradient); ``normalize_index`` also serves Tensor.__s
 
 An index may hold ints, slices, None, Ellipsis, integer (int64/int32) or bool tensors, and
 lists of them. Every index is checked against the tensor's shape before NumPy sees it, so an
-out-of-range index names the index, the dim and its size (on cuda too, where the array module
-would otherwise fail inside a kernel).
+out-of-range index names the index, the dim and its size (on cuda too, where CuPy would wrap it
+around without a word). On cuda that check is one host synchronization per op: the min and max
+of every integer array of an index are reduced on the device and read back together.
 
 Backward scatters the gradient into zeros of the input's shape; integer arrays can pick an
 element more than once, so their gradients are added (``_scatter_add``), never assigned.
@@ -105,6 +106,7 @@ def _check(items: tuple, shape: tuple, xp: Any) -> tuple:
             f"of shape {shape}"
         )
     out = list(items)
+    arrays = []  # (position, dim) of cuda integer arrays, their bounds read in one sync
     dim = 0
     for k, i in enumerate(items):
         if i is Ellipsis:
@@ -112,25 +114,55 @@ def _check(items: tuple, shape: tuple, xp: Any) -> tuple:
         elif i is None or isinstance(i, bool | numpy.bool_):
             continue
         elif isinstance(i, int):
-            _check_bounds(i, i, dim, shape[dim])
+            if not -shape[dim] <= i < shape[dim]:
+                _check_arrays(out, arrays, shape, xp)  # an earlier bad array is named first
+                _check_bounds(i, i, dim, shape[dim])
             dim += 1
         elif isinstance(i, slice):
             dim += 1
         elif i.dtype.kind == "b":
             if tuple(i.shape) != shape[dim : dim + i.ndim]:
+                _check_arrays(out, arrays, shape, xp)
                 raise IndexError(
                     f"the mask of shape {tuple(i.shape)} doesn't match the indexed tensor's "
                     f"shape {shape[dim : dim + i.ndim]} at dim {dim}"
                 )
             dim += i.ndim
+        elif i.size and xp is numpy:  # no synchronization to share: checked as it comes
+            low, high = int(i.min()), int(i.max())
+            _check_bounds(low, high, dim, shape[dim])
+            if low < 0:
+                out[k] = numpy.where(i < 0, i + shape[dim], i)
+            dim += 1
         else:
             if i.size:
-                low, high = int(i.min()), int(i.max())
-                _check_bounds(low, high, dim, shape[dim])
-                if low < 0:
-                    out[k] = xp.where(i < 0, i + shape[dim], i)
+                arrays.append((k, dim))  # on cuda: read together below
             dim += 1
+    _check_arrays(out, arrays, shape, xp)
     return tuple(out)
+
+
+def _check_arrays(out: list, arrays: list, shape: tuple, xp: Any) -> None:
+    """Bounds of the cuda integer arrays out[k] (at dim) for (k, dim) in arrays, in order; the
+    negative ones made non-negative in out. One host synchronization for them all."""
+    if not arrays:
+        return
+    ranges = _min_max([out[k] for k, _ in arrays], xp)
+    for (k, dim), (low, high) in zip(arrays, ranges):
+        _check_bounds(low, high, dim, shape[dim])
+        if low < 0:
+            i = out[k]
+            out[k] = xp.where(i < 0, i + shape[dim], i)
+
+
+def _min_max(arrays: list, xp: Any) -> list[tuple[int, int]]:
+    """(min, max) of each non-empty integer array, read to the host in one synchronization on
+    cuda: every min and max is reduced on the device and the lot copied back at once (CuPy
+    wraps an out-of-range index around instead of raising, so every array must be checked)."""
+    if xp is numpy:
+        return [(int(a.min()), int(a.max())) for a in arrays]
+    values = xp.stack([r for a in arrays for r in (a.min(), a.max())]).tolist()
+    return [(int(values[j]), int(values[j + 1])) for j in range(0, len(values), 2)]
 
 
 def _check_bounds(low: int, high: int, dim: int, size: int, op: str = "") -> None:
@@ -244,7 +276,7 @@ def gather(x: Tensor, dim: int, index: Any) -> Tensor:
 
 def _gather(x: Tensor, d: int, array: Any, op: str) -> Tensor:
     if array.size:
-        low, high = int(array.min()), int(array.max())
+        ((low, high),) = _min_max([array], get_array_module(array))
         _check_bounds(low, high, d, x.shape[d], op)
         if low < 0:
             array = get_array_module(array).where(array < 0, array + x.shape[d], array)
@@ -295,12 +327,16 @@ def index_select(x: Tensor, dim: int, index: Any) -> Tensor:
         raise ValueError(
             f"index_select: index must be 1-D (or 0-d), got shape {tuple(array.shape)}"
         )
-    if array.size:  # checked here too, so that the error names index_select
+    rows = array.reshape(-1)
+    if rows.size:  # checked here (once: getitem's check is skipped), the error naming index_select
         size = x.shape[d] if x.ndim else 1
-        _check_bounds(int(array.min()), int(array.max()), d, size, "index_select")
+        ((low, high),) = _min_max([rows], get_array_module(rows))
+        _check_bounds(low, high, d, size, "index_select")
+        if low < 0:
+            rows = get_array_module(rows).where(rows < 0, rows + size, rows)
     if x.ndim == 0:
-        return getitem(x.reshape(1), array.reshape(-1)).reshape(array.shape)
-    return getitem(x, (slice(None),) * d + (array.reshape(-1),))
+        return GetItem.apply(x.reshape(1), index=(rows,)).reshape(array.shape)
+    return GetItem.apply(x, index=(slice(None),) * d + (rows,))
 
 
 def masked_select(x: Tensor, mask: Any) -> Tensor:
@@ -333,14 +369,15 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         raise TypeError(f"one_hot: argument 'tensor' has dtype {dtype}; expected integer indices")
     t = tensor.data
     xp = get_array_module(t)
-    if num_classes == -1:
-        if t.size == 0:
-            raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass it")
-        num_classes = int(t.max()) + 1
-    if t.size and (int(t.min()) < 0 or int(t.max()) >= num_classes):
-        raise IndexError(
-            f"one_hot: class values must be in [0, {num_classes}), got min {int(t.min())} and "
-            f"max {int(t.max())}"
-        )
+    if num_classes == -1 and t.size == 0:
+        raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass it")
+    if t.size:
+        ((low, high),) = _min_max([t], xp)  # one host synchronization on cuda
+        if num_classes == -1:
+            num_classes = high + 1
+        if low < 0 or high >= num_classes:
+            raise IndexError(
+                f"one_hot: class values must be in [0, {num_classes}), got min {low} and max {high}"
+            )
     out = xp.arange(num_classes) == t[..., None]
     return Tensor._wrap(out.astype(xp.int64))

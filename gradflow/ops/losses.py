@@ -4,7 +4,9 @@ PyTorch's semantics and defaults.
 Memory: cross_entropy is one fused node (log-softmax + NLL) that keeps the logits it was given
 (a reference, no copy) and one logsumexp per row (its stable log-sum-exp is ops/softmax.py's);
 l1_loss keeps an int8 sign. On cuda, cross_entropy with (N, C) logits and class-index targets
-runs our fused kernels (kernels/fused.cu, softmax_xent_*).
+runs our fused kernels (kernels/fused.cu, softmax_xent_*). On cuda no loss here synchronizes
+with the host: class targets are not read back to be checked (out-of-range ones give NaN rows,
+as the kernels do), and no boolean-mask indexing is used (CuPy counts a mask on the host).
 
 Class dimension: inputs are (N, C) or (N, C, d1, ...) with targets (N,) or (N, d1, ...), or (C,)
 with a 0-d target, as in PyTorch. The array code below works on any of these with the class
@@ -50,22 +52,47 @@ def _class_broadcast(w: Any, ndim: int) -> Any:
 
 
 def _kept_targets(target: Any, weight: Any, ignore_index: int, n_classes: int, dtype: Any):
-    """(safe target, per-element weight w[t] with 0 at ignored, out-of-range mask or None).
+    """(safe target, kept mask, per-element weight w[t] with 0 at ignored, out-of-range mask or
+    None).
 
     Out-of-range targets are rejected on cpu before the op runs; on cuda checking would cost a
-    host synchronization, so they are masked here and give NaN (like the fused kernel)."""
+    host synchronization, so they are marked here (bad) and give NaN (like the fused kernel).
+    On cuda safe still holds them: CuPy wraps an out-of-range integer index around, so picking
+    with it reads some class of the row, and those rows become NaN (_mark_bad)."""
     xp = get_array_module(target)
     keep = target != ignore_index
     safe = xp.where(keep, target, 0)
     bad = None
     if is_cuda_array(target):
-        bad = (safe < 0) | (safe >= n_classes)
-        safe = xp.where(bad, 0, safe)
+        # safe < 0 or safe >= C in one comparison: as unsigned, a negative index is huge
+        bad = safe.view(numpy.dtype(f"u{safe.itemsize}")) >= n_classes
     if weight is None:
         w_t = keep.astype(dtype)
     else:
         w_t = xp.where(keep, weight[safe], weight.dtype.type(0))
-    return safe, w_t, bad
+    return safe, keep, w_t, bad
+
+
+def _mark_bad(a: Any, bad: Any) -> Any:
+    """a with NaN where bad holds (out-of-range targets on cuda); a itself when bad is None.
+
+    A where, not a[bad] = nan: CuPy's boolean-mask assignment counts the mask on the host (a
+    synchronization)."""
+    if bad is None:
+        return a
+    return get_array_module(a).where(bad, a.dtype.type(numpy.nan), a)
+
+
+def _kept_weight_sum(target: Any, weight: Any, ignore_index: int, dtype: Any) -> Any:
+    """Sum of w[t] over the targets t != ignore_index (their count when weight is None): the
+    'mean' denominator, a 0-d array of dtype (two launches, four with a weight). On cuda an
+    out-of-range target counts with the weight its index wraps around to (its loss is NaN)."""
+    keep = target != ignore_index
+    if weight is None:
+        return keep.sum(dtype=dtype)
+    xp = get_array_module(target)
+    picked = weight[target] if is_cuda_array(target) else weight[xp.where(keep, target, 0)]
+    return xp.where(keep, picked, weight.dtype.type(0)).sum()
 
 
 def _grad_scale(g: Any, reduction: str, denom: Any = None) -> Any:
@@ -125,7 +152,7 @@ class CrossEntropy(Function):
             self.denom = loss.size
             return _reduce(loss, self.reduction, loss.dtype.type(loss.size))
         n_classes = x.shape[1]
-        safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
+        safe, keep, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
         loss = m[:, 0] - x[_class_index(safe)]
         loss += log_sum[:, 0]
         loss *= w_t
@@ -135,13 +162,11 @@ class CrossEntropy(Function):
             if weight is not None:
                 logp *= _class_broadcast(weight, x.ndim)
             smooth = -logp.sum(axis=1)
-            smooth *= target != self.ignore_index
+            smooth *= keep
             loss *= 1 - eps
             loss += (eps / n_classes) * smooth
-        if bad is not None:
-            loss[bad] = numpy.nan
-        self.denom = w_t.sum()
-        return _reduce(loss, self.reduction, self.denom)
+        self.denom = w_t.sum() if self.reduction == "mean" else None
+        return _reduce(_mark_bad(loss, bad), self.reduction, self.denom)
 
     def _weighted_probs(self, q, weight, n_classes):
         eps = self.label_smoothing
@@ -159,10 +184,8 @@ class CrossEntropy(Function):
             return self._backward_probs(x, m, log_sum, target, weight, s, xp)
         n_classes = x.shape[1]
         eps = self.label_smoothing
-        safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
-        s = s * (target != self.ignore_index)  # (N, d1, ...): ignored rows get no gradient
-        if bad is not None:
-            s[bad] = numpy.nan
+        safe, keep, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
+        s = _mark_bad(s * keep, bad)  # (N, d1, ...): ignored rows get no gradient
         total_w = n_classes if weight is None else weight.sum()
         dx = log_probs(x, m, log_sum)
         xp.exp(dx, out=dx)  # softmax
@@ -205,8 +228,7 @@ class CrossEntropy(Function):
         self.save_for_backward(x, lse, target, weight)  # the logits (a reference), [2, N] stats
         self.denom = None
         if self.reduction == "mean":
-            _, w_t, _ = _kept_targets(target, weight, self.ignore_index, x.shape[1], x.dtype)
-            self.denom = w_t.sum()
+            self.denom = _kept_weight_sum(target, weight, self.ignore_index, x.dtype)
         return _reduce(loss, self.reduction, self.denom)
 
     def _backward_kernel(self, g):
@@ -267,23 +289,19 @@ class NLLLossFunction(Function):
     reduction: str
 
     def forward(self, x, target, weight):
-        safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, x.shape[1], x.dtype)
-        loss = -w_t * x[_class_index(safe)]
-        if bad is not None:
-            loss[bad] = numpy.nan
+        safe, _, w_t, bad = _kept_targets(target, weight, self.ignore_index, x.shape[1], x.dtype)
+        loss = _mark_bad(-w_t * x[_class_index(safe)], bad)
         self.save_for_backward(target, weight)  # inputs only (references); x is not needed
         self.input_meta = (x.shape, x.dtype)
-        self.denom = w_t.sum()
+        self.denom = w_t.sum() if self.reduction == "mean" else None
         return _reduce(loss, self.reduction, self.denom)
 
     def backward(self, g):
         target, weight = self.saved_arrays
         shape, dtype = self.input_meta
         xp = get_array_module(target)
-        safe, w_t, bad = _kept_targets(target, weight, self.ignore_index, shape[1], dtype)
-        s = _grad_scale(g, self.reduction, self.denom) * w_t
-        if bad is not None:
-            s[bad] = numpy.nan
+        safe, _, w_t, bad = _kept_targets(target, weight, self.ignore_index, shape[1], dtype)
+        s = _mark_bad(_grad_scale(g, self.reduction, self.denom) * w_t, bad)
         dx = xp.zeros(shape, dtype)
         dx[_class_index(safe)] = -s
         return dx, None, None
