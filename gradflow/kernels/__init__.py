@@ -18,7 +18,13 @@ from gradflow.kernels.elementwise import (
 )
 from gradflow.kernels.fused import bias_act_bwd, softmax_xent_bwd, softmax_xent_fwd, sum_to_bias
 from gradflow.kernels.matmul import fused_act_matmul_bwd
-from gradflow.kernels.optim import adam_step_multi, sgd_step_multi
+from gradflow.kernels.optim import (
+    KernelLaunches,
+    TableCache,
+    adam_step_multi,
+    rmsprop_step_multi,
+    sgd_step_multi,
+)
 from gradflow.kernels.pooling import (
     avg_pool2d_bwd,
     avg_pool2d_fwd,
@@ -42,6 +48,8 @@ __all__ = [
     "KernelBackend",
     "activation_bwd",
     "activation_fwd",
+    "KernelLaunches",
+    "TableCache",
     "adam_step_multi",
     "avg_pool2d_bwd",
     "avg_pool2d_fwd",
@@ -58,6 +66,7 @@ __all__ = [
     "max_pool2d_fwd",
     "rnn_cell_bwd",
     "rnn_cell_fwd",
+    "rmsprop_step_multi",
     "sgd_step_multi",
     "softmax_xent_bwd",
     "softmax_xent_fwd",

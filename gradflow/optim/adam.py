@@ -144,20 +144,22 @@ class Adam(Optimizer):
                 adam_update, (a, g, m, v, v_max), scratch, get_array_module(a), *hyper, *scaled
             )
         if batches is not None:
-            for step, (params, grads, ms, vs) in batches.items():
-                adam_step_multi(
-                    params,
-                    grads,
-                    ms,
-                    vs,
-                    lr=lr,
-                    step=step,
-                    beta1=beta1,
-                    beta2=beta2,
-                    eps=eps,
-                    weight_decay=weight_decay,
-                    decoupled=decoupled,
-                )
+            with self._kernel_launches() as launches:
+                for step, (params, grads, ms, vs) in batches.items():
+                    adam_step_multi(
+                        params,
+                        grads,
+                        ms,
+                        vs,
+                        lr=lr,
+                        step=step,
+                        beta1=beta1,
+                        beta2=beta2,
+                        eps=eps,
+                        weight_decay=weight_decay,
+                        decoupled=decoupled,
+                        launches=launches,
+                    )
 
 
 class AdamW(Adam):

@@ -14,6 +14,7 @@ Tensors cannot be deep-copied, so a caller could not take that snapshot itself).
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +22,7 @@ from typing import Any
 
 from gradflow.autograd import enable_grad
 from gradflow.backend import get_array_module, move_array
+from gradflow.kernels.optim import KernelLaunches, TableCache
 from gradflow.optim._arrays import Scratch
 from gradflow.tensor import Tensor
 
@@ -39,6 +41,11 @@ class Optimizer:
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
         self._scratch = Scratch()
+        # The fused kernel launches (kernels/optim.cu) of the step in progress, and their
+        # device tables kept between steps: a step uploads its tables in one copy, or none
+        # when its arrays sit where they sat on a recent step.
+        self._tables = TableCache()
+        self._launches: KernelLaunches | None = None
         if isinstance(params, Tensor):
             raise TypeError(
                 f"{self._name}: params should be an iterable of Tensors or of dicts (parameter "
@@ -144,9 +151,26 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            self._step_group(group)
+        with self._kernel_launches():
+            for group in self.param_groups:
+                self._step_group(group)
         return loss
+
+    @contextlib.contextmanager
+    def _kernel_launches(self) -> Iterator[KernelLaunches]:
+        """The batch that the fused kernel launches of this step join (``launches=`` of the
+        kernels/optim.py launchers): run when the step's last group is done, so that all of
+        its groups' tables go up in one copy. Outside a step, a batch run on leaving the block.
+        """
+        if self._launches is not None:
+            yield self._launches
+            return
+        launches = self._launches = KernelLaunches(self._tables)
+        try:
+            yield launches
+        finally:
+            self._launches = None
+            launches.run()
 
     def _step_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError

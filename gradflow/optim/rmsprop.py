@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gradflow.backend import get_array_module
-from gradflow.optim._arrays import update_in_chunks
+from gradflow.kernels.optim import rmsprop_step_multi
+from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
@@ -70,7 +71,10 @@ class RMSprop(Optimizer):
     """RMSprop (Hinton), as ``torch.optim.RMSprop``, optionally centered and with momentum.
 
     State per parameter: ``step`` (an int), ``square_avg``, and ``momentum_buffer`` (momentum
-    > 0) and ``grad_avg`` (centered). Runs on the array path on every device.
+    > 0) and ``grad_avg`` (centered). On cuda (and under
+    ``gradflow.testing.emulation.route_kernels()``) a group's float32/float64 parameters are
+    updated by one fused multi-tensor kernel launch per dtype and device; other dtypes take
+    the array path.
 
     Example::
 
@@ -107,18 +111,17 @@ class RMSprop(Optimizer):
         check_number(name, "alpha", group["alpha"], 0, "it must be >= 0, e.g. alpha=0.99")
 
     def _step_group(self, group: dict[str, Any]) -> None:
+        lr = float(group["lr"])
+        alpha = float(group["alpha"])
+        eps = float(group["eps"])
+        weight_decay = float(group["weight_decay"])
         momentum = float(group["momentum"])
         centered = bool(group["centered"])
-        hyper = (
-            float(group["lr"]),
-            float(group["alpha"]),
-            float(group["eps"]),
-            float(group["weight_decay"]),
-            momentum,
-            bool(group["maximize"]),
-        )
+        maximize = bool(group["maximize"])
+        hyper = (lr, alpha, eps, weight_decay, momentum, maximize)
         state_of = self.state
         scratch = self._scratch
+        batches = None
         for p, a, g in self._params_with_grads(group):
             state = state_of[p]
             if not state:
@@ -128,5 +131,30 @@ class RMSprop(Optimizer):
             grad_avg = state_array(state, "grad_avg", a) if centered else None
             buf = state_array(state, "momentum_buffer", a) if momentum > 0 else None
             p._version += 1
+            if takes_kernel_route(a):
+                if batches is None:
+                    batches = KernelBatches()
+                optional = [x for x in (grad_avg, buf) if x is not None]
+                batches.add(None, a, g, square_avg, *optional)
+                continue
             arrays = (a, g, square_avg, grad_avg, buf)
             update_in_chunks(rmsprop_update, arrays, scratch, get_array_module(a), *hyper)
+        if batches is not None:
+            with self._kernel_launches() as launches:
+                for _, (params, grads, square_avgs, *optional) in batches.items():
+                    grad_avgs = optional.pop(0) if centered else None
+                    bufs = optional.pop(0) if momentum > 0 else None
+                    rmsprop_step_multi(
+                        params,
+                        grads,
+                        square_avgs,
+                        grad_avgs,
+                        bufs,
+                        lr=lr,
+                        alpha=alpha,
+                        eps=eps,
+                        weight_decay=weight_decay,
+                        momentum=momentum,
+                        maximize=maximize,
+                        launches=launches,
+                    )

@@ -137,18 +137,20 @@ class SGD(Optimizer):
                 continue
             update_in_chunks(sgd_update, (a, g, buf), scratch, get_array_module(a), *hyper, first)
         if batches is not None:
-            for first, (params, grads, *bufs) in batches.items():
-                sgd_step_multi(
-                    params,
-                    grads,
-                    bufs[0] if bufs else None,
-                    lr=lr,
-                    momentum=momentum,
-                    dampening=dampening,
-                    nesterov=nesterov,
-                    weight_decay=weight_decay,
-                    first_step=first,
-                )
+            with self._kernel_launches() as launches:
+                for first, (params, grads, *bufs) in batches.items():
+                    sgd_step_multi(
+                        params,
+                        grads,
+                        bufs[0] if bufs else None,
+                        lr=lr,
+                        momentum=momentum,
+                        dampening=dampening,
+                        nesterov=nesterov,
+                        weight_decay=weight_decay,
+                        first_step=first,
+                        launches=launches,
+                    )
 
 
 def _new_buffer(a: Any) -> Tensor:

@@ -117,11 +117,12 @@ CASES = {
     ),
     "RMSprop-maximize": ("RMSprop", {"lr": 0.01, "momentum": 0.3, "maximize": True}),
 }
-# What kernels/optim.cu runs: everything but maximize, amsgrad and RMSprop.
+# What kernels/optim.cu runs: everything but SGD/Adam's maximize and amsgrad (RMSprop's
+# kernel covers all of its options).
 KERNEL_CASES = [
     name
     for name, (kind, kw) in CASES.items()
-    if kind != "RMSprop" and not kw.get("maximize") and not kw.get("amsgrad")
+    if kind == "RMSprop" or not (kw.get("maximize") or kw.get("amsgrad"))
 ]
 
 
@@ -202,7 +203,7 @@ def test_large_and_non_contiguous_parameters_update_in_place(case, monkeypatch):
     "case", ["SGD-nesterov", "Adam-weight_decay", "AdamW-amsgrad", "RMSprop-centered_momentum"]
 )
 def test_step_on_each_device_matches_closed_form(case, device):
-    # On cuda, SGD and Adam run the fused kernels; amsgrad and RMSprop the CuPy array path.
+    # On cuda, SGD, Adam and RMSprop run the fused kernels; amsgrad the CuPy array path.
     kind, kwargs = CASES[case]
     cls, reference = OPTIMIZERS[kind]
     arrays, grads = problem(steps=3)
@@ -295,7 +296,7 @@ def test_kernel_route_matches_array_path(case, dtype):
     with route_kernels(max_grid_blocks=2) as backend:
         launched = count_launches(backend)
         got = optimize(case, arrays, grads)
-    kernel = "sgd_step" if case.startswith("SGD") else "adam_step"
+    kernel = {"SGD": "sgd_step", "RMSprop": "rmsprop_step"}.get(case.split("-")[0], "adam_step")
     assert launched == [(kernel, np.dtype(dtype).name)] * 3  # one launch per group per step
     tol = {"rtol": 2e-6, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-13, "atol": 1e-14}
     for ours, ref in zip(got, expected):
@@ -332,7 +333,7 @@ def test_kernel_route_groups_by_dtype_and_skips_what_it_cannot_run(case):
     if case == "Adam-amsgrad":
         assert launched == []
     else:
-        kernel = "sgd_step" if case.startswith("SGD") else "adam_step"
+        kernel = {"SGD": "sgd_step", "RMSprop": "rmsprop_step"}.get(case.split("-")[0], "adam_step")
         assert launched == [(kernel, "float32"), (kernel, "float64")] * 3
     np.testing.assert_array_equal(got[2], arrays[2])
     assert len(opt.state) == 4 and all(p.grad is not None for p in opt.state)
