@@ -8,6 +8,8 @@
 // - A launch runs the grid's blocks one after another. Each block runs as one OpenMP parallel
 //   region of exactly blockDim.x*y*z threads; thread t gets threadIdx = (t % bx, t / bx % by,
 //   t / (bx*by)). threadIdx/blockIdx/blockDim/gridDim are thread_local, set in each thread.
+//   A kernel that never waits (no __syncthreads or __shared__ in it or what it calls; the
+//   Python side finds these and sets cfg[6]) runs each block's threads as a loop instead.
 // - __syncthreads() is `#pragma omp barrier` (an orphaned barrier binds to the block's region).
 // - __shared__ is `static`: one object per kernel, shared by every OpenMP thread. Since blocks
 //   run one at a time and launches are serialized by a mutex, that object is exactly the
@@ -18,7 +20,7 @@
 // - atomicAdd is an OpenMP atomic; warp intrinsics (__shfl_*) are not emulated: kernels
 //   reduce through shared memory instead.
 // - GF_EMU_EXPORT(name) defines `extern "C" int gf_launch_<name>(const unsigned* cfg,
-//   void** args)`: cfg = {grid.x, grid.y, grid.z, block.x, block.y, block.z} and args[i]
+//   void** args)`: cfg = {grid.x, grid.y, grid.z, block.x, block.y, block.z, serial} and args[i]
 //   points at the value of kernel argument i, as in cuLaunchKernel's kernelParams. It returns
 //   0, or 1 when OpenMP could not give a block all of its threads.
 // Rules for emulated kernels: no early `return` before a __syncthreads (a missing thread
@@ -87,9 +89,12 @@ inline std::mutex& launch_mutex() {
   return m;
 }
 
-// Runs `body` once per emulated CUDA thread of the grid; returns 0 on success.
+// Runs `body` once per emulated CUDA thread of the grid; returns 0 on success. With `serial`
+// (a kernel that never waits for another thread: no __syncthreads, no __shared__, as
+// gradflow/testing/emulation.py finds), each block's threads run one after another on the
+// calling thread: the same results, without a team of blockDim OS threads per block.
 template <class Body>
-int launch(dim3 grid, dim3 block, Body&& body) {
+int launch(dim3 grid, dim3 block, bool serial, Body&& body) {
   std::lock_guard<std::mutex> lock(launch_mutex());
   const int nthreads = static_cast<int>(block.x * block.y * block.z);
   int short_team = 0;
@@ -97,6 +102,16 @@ int launch(dim3 grid, dim3 block, Body&& body) {
   for (unsigned bz = 0; bz < grid.z; ++bz)
     for (unsigned by = 0; by < grid.y; ++by)
       for (unsigned bx = 0; bx < grid.x; ++bx) {
+        if (serial) {
+          block_idx = {bx, by, bz};
+          block_dim = block;
+          grid_dim = grid;
+          for (unsigned t = 0; t < static_cast<unsigned>(nthreads); ++t) {
+            thread_idx = {t % block.x, t / block.x % block.y, t / (block.x * block.y)};
+            body();
+          }
+          continue;
+        }
 #pragma omp parallel num_threads(nthreads)
         {
           if (omp_get_num_threads() != nthreads) {
@@ -124,7 +139,7 @@ void call_unpacked(void (*kernel)(Params...), void** args, std::index_sequence<I
 
 template <class... Params>
 int launch_kernel(void (*kernel)(Params...), const unsigned* cfg, void** args) {
-  return launch(dim3(cfg[0], cfg[1], cfg[2]), dim3(cfg[3], cfg[4], cfg[5]), [&] {
+  return launch(dim3(cfg[0], cfg[1], cfg[2]), dim3(cfg[3], cfg[4], cfg[5]), cfg[6] != 0, [&] {
     call_unpacked(kernel, args, std::index_sequence_for<Params...>{});
   });
 }

@@ -77,8 +77,52 @@ def cache_dir() -> Path:
     return base / "emulation"
 
 
-def kernel_signatures(source: str, defines: Sequence[str]) -> dict[str, list[str]]:
-    """Kernel name -> C parameter types, read from the preprocessed source (macros expanded)."""
+_BARRIER = re.compile(r"\b(__syncthreads|__shared__)\b")
+_CALL = re.compile(r"\b(\w+)\s*(?:<[^<>;{}]*>)?\s*\(")
+_HEAD = re.compile(r"(\w+)\s*\([^{};]*\)\s*(?:const\s*)?(?:noexcept\s*)?$")
+
+
+def barrier_free_kernels(preprocessed: str, kernels: Sequence[str]) -> set[str]:
+    """The kernels whose threads never wait for each other: no ``__syncthreads`` and no
+    ``__shared__`` in their body or in any function they call, directly or not. Their blocks
+    run as a plain loop over the threads, which gives the same results as a team of threads
+    (the threads are independent) at a fraction of the cost. Conservative: if a barrier sits
+    outside the top-level function bodies found here, every kernel keeps its team."""
+    bodies: dict[str, list[str]] = {}
+    depth, start, name, last_end = 0, 0, None, 0
+    outside = []
+    for brace in re.finditer(r"[{}]", preprocessed):
+        if brace.group() == "{":
+            if depth == 0:
+                head = _HEAD.search(preprocessed[last_end : brace.start()])
+                name, start = (head.group(1) if head else None), brace.end()
+                outside.append(preprocessed[last_end : brace.start()])
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                body = preprocessed[start : brace.start()]
+                if name is None:
+                    outside.append(body)
+                else:
+                    bodies.setdefault(name, []).append(body)
+                last_end = brace.end()
+    outside.append(preprocessed[last_end:])
+    if any(_BARRIER.search(text) for text in outside):
+        return set()
+    text = {n: "\n".join(b) for n, b in bodies.items()}
+    waits = {n for n, body in text.items() if _BARRIER.search(body)}
+    changed = True
+    while changed:  # a function calling one that waits, waits
+        changed = False
+        for n, body in text.items():
+            if n not in waits and any(c in waits for c in _CALL.findall(body)):
+                waits.add(n)
+                changed = True
+    return {k for k in kernels if k in text and k not in waits}
+
+
+def _preprocess(source: str, defines: Sequence[str]) -> str:
     done = subprocess.run(
         [COMPILER, "-E", "-P", *defines, "-x", "c++", "-"],
         input=source,
@@ -88,8 +132,17 @@ def kernel_signatures(source: str, defines: Sequence[str]) -> dict[str, list[str
     )
     if done.returncode:
         raise RuntimeError(f"preprocessing the kernel source failed:\n{done.stderr}")
+    return done.stdout
+
+
+def kernel_signatures(source: str, defines: Sequence[str]) -> dict[str, list[str]]:
+    """Kernel name -> C parameter types, read from the preprocessed source (macros expanded)."""
+    return _signatures(_preprocess(source, defines))
+
+
+def _signatures(preprocessed: str) -> dict[str, list[str]]:
     signatures = {}
-    for name, params in _SIGNATURE.findall(done.stdout):
+    for name, params in _SIGNATURE.findall(preprocessed):
         types = []
         for param in params.split(","):
             words = param.replace("*", " * ").replace("__restrict__", " ").split()
@@ -101,10 +154,17 @@ def kernel_signatures(source: str, defines: Sequence[str]) -> dict[str, list[str
 class EmulatedModule:
     """A compiled emulation library: its kernels, launched like ``kernel(grid, block, args)``."""
 
-    def __init__(self, library: Path, signatures: dict[str, list[str]], scalar: Any) -> None:
+    def __init__(
+        self,
+        library: Path,
+        signatures: dict[str, list[str]],
+        scalar: Any,
+        serial: Sequence[str] = (),
+    ) -> None:
         self.library = ctypes.CDLL(str(library))
         self.signatures = signatures
         self.scalar = None if scalar is None else np.dtype(scalar)
+        self.serial = frozenset(serial)  # kernels whose blocks run as a loop (no barriers)
 
     def launch(
         self,
@@ -132,7 +192,7 @@ class EmulatedModule:
         """Runs ``kernel`` on arguments already converted to ctypes values (one per C
         parameter, pointers as ``c_void_p``); the CuPy stand-in launches through this."""
         argv = (ctypes.c_void_p * len(values))(*(ctypes.addressof(v) for v in values))
-        config = (ctypes.c_uint * 6)(*grid, *block)
+        config = (ctypes.c_uint * 7)(*grid, *block, kernel in self.serial)
         entry = getattr(self.library, f"gf_launch_{kernel}")
         entry.restype = ctypes.c_int
         if entry(config, argv):
@@ -181,7 +241,9 @@ def _build(
     directory.mkdir(parents=True, exist_ok=True)
     library, sig_file = directory / f"{key}.so", directory / f"{key}.json"
     if not (library.is_file() and sig_file.is_file()):
-        signatures = kernel_signatures(source, defines)
+        preprocessed = _preprocess(source, defines)
+        signatures = _signatures(preprocessed)
+        serial = sorted(barrier_free_kernels(preprocessed, list(signatures)))
         exports = "".join(f"\nGF_EMU_EXPORT({name})" for name in signatures)
         # Another process may build the same key at once: each writes a private temporary
         # file and renames it into place, so readers only ever see whole files.
@@ -201,11 +263,12 @@ def _build(
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        _write_atomically(sig_file, json.dumps(signatures))
+        _write_atomically(sig_file, json.dumps({"signatures": signatures, "serial": serial}))
     # Oversubscribed teams (256 threads on a few cores) must sleep at barriers, not spin.
     # libgomp reads this when it is loaded, so it only helps if it is not loaded yet.
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    return EmulatedModule(library, json.loads(sig_file.read_text()), scalar)
+    kernels = json.loads(sig_file.read_text())
+    return EmulatedModule(library, kernels["signatures"], scalar, kernels["serial"])
 
 
 def _write_atomically(path: Path, text: str) -> None:

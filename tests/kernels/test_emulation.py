@@ -179,3 +179,33 @@ def test_unavailable_reason_names_the_compiler(monkeypatch):
     assert "no-such-compiler-gf" in emulation.unavailable_reason()
     with pytest.raises(RuntimeError, match="no-such-compiler-gf"):
         emulation.compile_emulation("", ())
+
+
+def test_kernels_that_never_wait_are_found_through_their_calls():
+    barrier_free_kernels = emulation.barrier_free_kernels
+    source = """
+    __device__ float reduce(float v) { __shared__ float buf[32]; buf[0] = v; __syncthreads();
+                                       return buf[0]; }
+    __device__ float twice(float v) { return reduce(v) * 2; }
+    __device__ float square(float v) { return v * v; }
+    extern "C" __global__ void waits(float* x) { x[threadIdx.x] = twice(x[0]); }
+    extern "C" __global__ void free_running(float* x) { x[threadIdx.x] = square(x[0]); }
+    extern "C" __global__ void own_barrier(float* x) { if (x) { __syncthreads(); } }
+    """
+    kernels = ["waits", "free_running", "own_barrier"]
+    assert barrier_free_kernels(source, kernels) == {"free_running"}
+    # a barrier outside any function body found (e.g. in a struct): nothing runs serially
+    odd = source + "struct S { void f() { __syncthreads(); } };"
+    assert barrier_free_kernels(odd, kernels) == set()
+
+
+@pytest.mark.parametrize("family", ["fused", "matmul"])
+def test_the_kernels_with_barriers_keep_their_thread_teams(family):
+    """bias_act_bwd, softmax_xent_fwd (block reductions) and act_matmul_bwd (shared tiles)
+    wait for their block; the rest of fused runs as a loop."""
+    if emulation.unavailable_reason():
+        pytest.skip(emulation.unavailable_reason())
+    module = emulation.emulated_module(family, np.float32)
+    teams = set(module.signatures) - module.serial
+    expected = {"fused": {"bias_act_bwd", "softmax_xent_fwd"}, "matmul": {"act_matmul_bwd"}}
+    assert teams == expected[family]
