@@ -77,6 +77,7 @@ from gradflow.ops.arithmetic import (
     sub,
     where,
 )
+from gradflow.ops.conversion import clone
 from gradflow.ops.indexing import (
     gather,
     index_select,
@@ -84,7 +85,6 @@ from gradflow.ops.indexing import (
     take_along_axis,
     take_along_dim,
 )
-from gradflow.ops.conversion import clone
 from gradflow.ops.linalg import matmul
 from gradflow.ops.reduction import (
     all,

@@ -27,8 +27,9 @@ def cuda_available() -> bool:
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not _standin_active(), reason="counts need the CuPy stand-in "
-                       "(GRADFLOW_CUDA_STANDIN=1)"),
+    pytest.mark.skipif(
+        not _standin_active(), reason="counts need the CuPy stand-in (GRADFLOW_CUDA_STANDIN=1)"
+    ),
 ]
 
 

@@ -107,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
     xp = get_array_module(device)  # raises CudaUnavailableError now for cuda without a GPU
     device_name = str(device)
     if getattr(xp, "__gradflow_standin__", False):
-        print(f"gradflow bench: {device_name} is the CuPy stand-in (GRADFLOW_CUDA_STANDIN=1): "
-              "the timings below measure the CPU emulation, not a GPU", file=sys.stderr)
+        print(
+            f"gradflow bench: {device_name} is the CuPy stand-in (GRADFLOW_CUDA_STANDIN=1): "
+            "the timings below measure the CPU emulation, not a GPU",
+            file=sys.stderr,
+        )
     compare = args.compare == "torch"
     if compare and not suites.torch_ready(device_name):
         print(f"gradflow bench: torch is not importable for {device_name}; no comparison",

@@ -7,7 +7,6 @@ problems the full Jacobian is compared element by element, and a failure names t
 from __future__ import annotations
 
 import os
-
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +16,6 @@ from gradflow.autograd.functional import grad as autograd_grad
 from gradflow.autograd.grad_mode import no_grad
 from gradflow.backend import get_array_module
 from gradflow.tensor import Tensor
-
 
 MODE_ENV = "GRADFLOW_GRADCHECK"
 

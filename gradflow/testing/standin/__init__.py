@@ -73,11 +73,13 @@ def _make(name: str, names: frozenset[str], members: dict[str, Any]) -> _Module:
     return module
 
 
-def module() -> types.ModuleType:
-    """The stand-in ``cupy`` module (built on first use; not installed by this call)."""
+def module(name: str = "cupy") -> types.ModuleType:
+    """The stand-in ``cupy`` module, or another of its modules by name (``"cupyx"``,
+    ``"cupy.cuda"``, ...): built on first use, not installed into ``sys.modules``, so tests
+    can use the stand-in without turning gradflow's cuda path on."""
     if "cupy" not in _MODULES:
         _build()
-    return _MODULES["cupy"]
+    return _MODULES[name]
 
 
 def _build() -> None:
@@ -168,20 +170,28 @@ def _device_synchronized() -> type:
 
 class _allow_synchronize:
     """``cupyx.allow_synchronize(False)``: a host sync inside the block raises
-    DeviceSynchronized (CuPy's own sync detector, cupy/_core/syncdetect.py)."""
+    DeviceSynchronized (CuPy's own sync detector, cupy/_core/syncdetect.py): per thread, and
+    with the UserWarning CuPy gives on entering (the API is deprecated since CuPy v10)."""
 
     def __init__(self, allow: bool) -> None:
         self.allow = bool(allow)
 
     def __enter__(self) -> None:
-        from gradflow.testing.standin._array import _sync_allowed
+        import warnings
 
-        _sync_allowed.append(self.allow)
+        from gradflow.testing.standin._array import sync_allowed
+
+        warnings.warn(
+            "cupyx.allow_synchronize will be removed in future releases as it is not possible "
+            "to reliably detect synchronizations.",
+            stacklevel=2,
+        )
+        sync_allowed().append(self.allow)
 
     def __exit__(self, *exc: Any) -> None:
-        from gradflow.testing.standin._array import _sync_allowed
+        from gradflow.testing.standin._array import sync_allowed
 
-        _sync_allowed.pop()
+        sync_allowed().pop()
 
 
 def install() -> types.ModuleType:

@@ -13,6 +13,7 @@ not zeros). Each behaviour cites CuPy v14.2.0's ``cupy/_core/core.pyx`` or
 from __future__ import annotations
 
 import copy as _copy
+import threading
 import warnings
 import weakref
 from typing import Any
@@ -35,13 +36,28 @@ class DeviceSynchronized(RuntimeError):
     """Raised on a host sync inside ``cupyx.allow_synchronize(False)`` (as CuPy does)."""
 
 
-_sync_allowed = [True]
+_sync_state = threading.local()  # per thread, as syncdetect.py keeps it
+
+
+def sync_allowed() -> list[bool]:
+    """This thread's stack of ``allow_synchronize`` settings (innermost last)."""
+    try:
+        return _sync_state.allowed
+    except AttributeError:
+        _sync_state.allowed = [True]
+        return _sync_state.allowed
+
+
+def declare_sync(what: str) -> None:
+    """Refuses a host sync inside ``allow_synchronize(False)`` (syncdetect's
+    ``_declare_synchronize``) without counting one."""
+    if not sync_allowed()[-1]:
+        raise DeviceSynchronized(f"device synchronization was detected: {what}")
 
 
 def count_sync(what: str) -> None:
     """Records a host sync (and refuses it inside ``allow_synchronize(False)``)."""
-    if not _sync_allowed[-1]:
-        raise DeviceSynchronized(f"device synchronization was detected: {what}")
+    declare_sync(what)
     COUNTS.syncs += 1
 
 
@@ -84,26 +100,29 @@ def wrap(out: Any, inputs: tuple[ndarray, ...] = (), kernel: bool = True) -> Any
     """NumPy results as stand-in results: arrays wrapped (a view of an input keeps that input
     as its base), NumPy scalars as 0-d arrays; counts one kernel when new memory was written."""
     wrote = [False]
-
-    def one(r: Any) -> Any:
-        if isinstance(r, _NP):
-            root = _root(r)
-            for x in inputs:
-                if _root(x._a) is root:
-                    return _new(r, _view_base(x))
-            wrote[0] = True
-            return _new(r)
-        if isinstance(r, np.generic):
-            wrote[0] = True
-            return _new(np.asarray(r))
-        if isinstance(r, tuple | list):
-            return type(r)(one(v) for v in r)
-        return r
-
-    result = one(out)
+    result = _wrap_one(out, inputs, wrote)
     if wrote[0] and kernel:
         COUNTS.kernels += 1
     return result
+
+
+def _wrap_one(r: Any, inputs: tuple[ndarray, ...], wrote: list[bool]) -> Any:
+    # A module-level function, not a closure calling itself: such a closure is a reference
+    # cycle that would keep ``inputs`` alive until the garbage collector runs, so arrays
+    # would outlive their last reference (CuPy frees device memory at once).
+    if isinstance(r, _NP):
+        root = _root(r)
+        for x in inputs:
+            if _root(x._a) is root:
+                return _new(r, _view_base(x))
+        wrote[0] = True
+        return _new(r)
+    if isinstance(r, np.generic):
+        wrote[0] = True
+        return _new(np.asarray(r))
+    if isinstance(r, tuple | list):
+        return type(r)(_wrap_one(v, inputs, wrote) for v in r)
+    return r
 
 
 def unwrap(x: Any, inputs: list[ndarray] | None = None) -> Any:
@@ -322,21 +341,46 @@ class ndarray:
     def get(
         self, stream: Any = None, order: str = "C", out: Any = None, blocking: bool = True
     ) -> _NP:
-        """A host copy: one device-to-host copy and a sync."""
-        count_sync("ndarray.get")
-        COUNTS.d2h += 1
+        """A host copy: one device-to-host copy and (``blocking``) a sync. As core.pyx's
+        ``get``: ``out`` must match in dtype and shape, and an empty array without ``out``
+        copies nothing and does not sync."""
         if out is not None:
             if not isinstance(out, _NP):
                 raise TypeError("Only numpy.ndarray can be obtained from cupy.ndarray")
+            if out.dtype != self.dtype:
+                raise TypeError(f"{out.dtype} array cannot be obtained from {self.dtype} array")
+            if out.shape != self.shape:
+                raise ValueError(
+                    f"Shape mismatch. Expected shape: {self.shape}, actual shape: {out.shape}"
+                )
+            if not (out.flags.c_contiguous or out.flags.f_contiguous):
+                raise RuntimeError(
+                    "`out` cannot be specified when copying to non-contiguous ndarray"
+                )
+        elif self.size == 0:
+            return np.ndarray(self.shape, dtype=self.dtype)
+        declare_sync("ndarray.get")
+        if blocking:
+            COUNTS.syncs += 1
+        COUNTS.d2h += 1
+        if out is not None:
             out[...] = self._a
             return out
+        if order.upper() == "A":
+            order = "F" if self._a.flags.f_contiguous else "C"
         return np.array(self._a, order=order)
 
     def set(self, arr: Any, stream: Any = None) -> None:
+        """A host array copied in (core.pyx's ``set``): same dtype, same shape, and a
+        contiguous destination."""
         if not isinstance(arr, _NP):
-            raise TypeError(f"Only numpy.ndarray can be set to cupy.ndarray, got {type(arr)}")
-        if arr.shape != self.shape or arr.dtype != self.dtype:
+            raise TypeError("Only numpy.ndarray can be set to cupy.ndarray")
+        if arr.dtype != self.dtype:
+            raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
+        if arr.shape != self.shape:
             raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
+        if not (self._a.flags.c_contiguous or self._a.flags.f_contiguous):
+            raise RuntimeError("Cannot set to non-contiguous array")
         COUNTS.h2d += 1
         self._a[...] = arr
 
@@ -364,7 +408,8 @@ class ndarray:
         if self.size == 0:
             warnings.warn(
                 "The truth value of an empty array is ambiguous. Returning False, but in "
-                "future this will result in an error.",
+                "future this will result in an error. Use `array.size > 0` to check that an "
+                "array is not empty.",
                 DeprecationWarning,
                 stacklevel=2,
             )
@@ -576,16 +621,67 @@ def _array_method(name: str) -> Any:
     return method
 
 
+_NO_UFUNC = object()
+
+
+def _should_use_rop(x: Any, y: Any) -> bool:
+    """core.pyx's ``_should_use_rop``: defer to ``y``'s reflected operator when ``y`` opts
+    out of NumPy's ufuncs (``__array_ufunc__ = None``, as gradflow's Tensor does) or, lacking
+    ``__array_ufunc__``, has a higher ``__array_priority__``."""
+    y_ufunc = getattr(y, "__array_ufunc__", _NO_UFUNC)
+    if y_ufunc is not _NO_UFUNC:
+        return y_ufunc is None
+    return getattr(x, "__array_priority__", 0) < getattr(y, "__array_priority__", 0)
+
+
 def _operator(ufunc_name: str, reflected: bool = False, inplace: bool = False) -> Any:
+    """A binary operator as core.pyx writes them: another stand-in array goes straight to the
+    ufunc; otherwise defer (``_should_use_rop``) or go through NumPy's ufunc, which dispatches
+    back here by ``__array_ufunc__`` and refuses NumPy arrays. In-place and reflected
+    operators call the ufunc directly (the reflected one is "cupy's last chance")."""
+
     def op(self: ndarray, other: Any) -> Any:
         from gradflow.testing.standin import _module
 
-        if not (type(other) is ndarray or isinstance(other, (*_SCALARS, _NP))):
-            return NotImplemented
         f = _module.UFUNCS[ufunc_name]
         if inplace:
             return f(self, other, out=self)
-        return f(other, self) if reflected else f(self, other)
+        if reflected:
+            return f(other, self)
+        if type(other) is ndarray or isinstance(other, _SCALARS):
+            return f(self, other)  # what NumPy's ufunc would dispatch back to
+        if _should_use_rop(self, other):
+            return NotImplemented
+        return getattr(np, ufunc_name)(self, other)
+
+    return op
+
+
+def _comparison(ufunc_name: str) -> Any:
+    """``__richcmp__`` (core.pyx): a 0-d NumPy array compares as its scalar, and ``==``/``!=``
+    against None or an object with the default ``__eq__`` give all-False/all-True arrays."""
+
+    def op(self: ndarray, other: Any) -> Any:
+        from gradflow.testing.standin import _module
+
+        f = _module.UFUNCS[ufunc_name]
+        if type(other) is ndarray or isinstance(other, _SCALARS):
+            return f(self, other)
+        if _should_use_rop(self, other):
+            return NotImplemented
+        if isinstance(other, _NP) and other.ndim == 0:
+            other = other.item()
+        if ufunc_name in ("equal", "not_equal") and (
+            other is None
+            or (
+                type(other).__eq__ is object.__eq__
+                and (ufunc_name == "equal" or type(other).__ne__ is object.__ne__)
+            )
+        ):
+            COUNTS.kernels += 1
+            fill = np.zeros if ufunc_name == "equal" else np.ones
+            return _new(fill(self.shape, dtype=np.bool_))
+        return getattr(np, ufunc_name)(self, other)
 
     return op
 
@@ -625,7 +721,7 @@ for _name, _uf in {
     "eq": "equal",
     "ne": "not_equal",
 }.items():
-    setattr(ndarray, f"__{_name}__", _operator(_uf))
+    setattr(ndarray, f"__{_name}__", _comparison(_uf))
 for _name, _uf in {
     "neg": "negative",
     "pos": "positive",

@@ -68,8 +68,9 @@ class Device:
         _current.pop()
         self._stack.pop()
 
-    def use(self) -> None:
+    def use(self) -> Device:
         _current[-1] = _check(self.id)
+        return self
 
     def synchronize(self) -> None:
         count_sync("Device.synchronize")

@@ -3,12 +3,15 @@
 The source is compiled for the CPU by gradflow.testing.emulation (g++ with OpenMP against
 kernels/cuda_emulation.h) with the ``-D`` options CuPy would hand NVRTC. Arguments are typed
 as CuPy 14.2 types them (``cupy/cuda/function.pyx``, ``_pointer``): a stand-in array is a
-pointer to its first element, ``None`` a null pointer, a Python ``int`` a ``long long``, a
+pointer to its first element, ``None`` a null pointer, a ``MemoryPointer`` (``x.data``) a
+pointer, a Python ``int`` a ``long long`` (an ``unsigned long long`` from 2**63 up), a
 ``float`` a ``double``, a ``bool`` a ``bool``, a NumPy scalar its own type, a NumPy array of
-size one its value (a larger one is refused). Unlike CuPy, which passes whatever it is given,
-the stand-in then checks each argument against the kernel's C parameter type and raises
-TypeError on a mismatch (a Python int for an ``int`` parameter, a float32 array for a
-``double*``): on a GPU that reads the wrong bytes.
+size one its value (a larger one is refused); anything else, a subclass of ``int`` included,
+is "Unsupported type" (``_scalar.pyx``, ``numpy_dtype_from_pyscalar`` matches exact types).
+Unlike CuPy, which passes whatever it is given, the stand-in then checks each argument
+against the kernel's C parameter type and raises TypeError on a mismatch (a Python int for
+an ``int`` parameter, a float32 array for a ``double*``): on a GPU that reads the wrong
+bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.testing.standin._array import _NP, ndarray
+from gradflow.testing.standin._array import _NP, MemoryPointer, ndarray
 from gradflow.testing.standin._counts import COUNTS
 from gradflow.testing.standin._cuda import CUDADriverError
 
@@ -43,6 +46,8 @@ def _cupy_value(arg: Any) -> tuple[str, Any, np.dtype | None]:
         return "pointer", 0, None
     if type(arg) is ndarray:
         return "pointer", arg.data.ptr, arg.dtype
+    if type(arg) is MemoryPointer:
+        return "pointer", arg.ptr, None
     if isinstance(arg, _NP):
         if arg.size != 1:
             raise TypeError(
@@ -52,12 +57,15 @@ def _cupy_value(arg: Any) -> tuple[str, Any, np.dtype | None]:
                 "instead."
             )
         return "value", arg.reshape(()).item(), arg.dtype
-    if isinstance(arg, bool):
+    t = type(arg)
+    if t is bool:
         return "value", arg, np.dtype(np.bool_)
-    if isinstance(arg, int):
-        return "value", arg, np.dtype(np.int64)
-    if isinstance(arg, float):
+    if t is int:
+        return "value", arg, np.dtype(np.uint64 if arg >= 2**63 else np.int64)
+    if t is float:
         return "value", arg, np.dtype(np.float64)
+    if t is complex:
+        return "value", arg, np.dtype(np.complex128)
     if isinstance(arg, np.generic):
         return "value", arg.item(), arg.dtype
     raise TypeError(f"Unsupported type {type(arg)}")
@@ -132,9 +140,9 @@ class RawKernel:
             raise TypeError(f"{where}: CuPy would pass a pointer where the kernel reads {c_type}")
         if dtype != expected:
             hint = {
-                "int64": "a Python int is passed as long long",
-                "float64": "a Python float is passed as double",
-            }.get(str(dtype), "")
+                int: "a Python int is passed as long long",
+                float: "a Python float is passed as double",
+            }.get(type(arg), "")
             raise TypeError(
                 f"{where}: CuPy would pass a {dtype} value ({hint or 'its own type'}); pass "
                 f"numpy.{expected}(...) so the kernel reads the bytes it expects"

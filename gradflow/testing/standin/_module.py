@@ -11,6 +11,7 @@ returns garbage, ``broadcast_to`` returns a writable view.
 
 from __future__ import annotations
 
+import functools
 import math
 import types
 from typing import Any
@@ -314,6 +315,111 @@ def from_dlpack(x: Any, *, device: Any = None, copy: Any = None) -> ndarray:
     )
 
 
+# --- host-side routines CuPy writes itself (cupy/__init__.py, _misc/memory_ranges.py,
+# _logic/type_testing.py, _manipulation/shape.py, _io/formatting.py): they read a CuPy array's
+# dtype or shape, where NumPy's would convert it -----------------------------------------
+
+
+def _dtype_of(x: Any) -> Any:
+    return x.dtype if type(x) is ndarray else x
+
+
+def can_cast(from_: Any, to: Any, casting: str = "safe") -> bool:
+    return np.can_cast(_dtype_of(from_), to, casting=casting)
+
+
+def result_type(*arrays_and_dtypes: Any) -> np.dtype:
+    return np.result_type(*(_dtype_of(a) for a in arrays_and_dtypes))
+
+
+def common_type(*arrays: Any) -> type:
+    if not arrays:
+        return np.float16
+    dtypes = []
+    for a in arrays:
+        if a.dtype.kind == "b":
+            raise TypeError("can't get common type for non-numeric array")
+        dtypes.append(np.dtype("float64") if a.dtype.kind in "iu" else a.dtype)
+    return functools.reduce(np.promote_types, dtypes).type
+
+
+def min_scalar_type(a: Any) -> np.dtype:
+    if type(a) is ndarray:
+        return a.dtype
+    return np.min_scalar_type(a)
+
+
+def ndim(a: Any) -> int:
+    try:
+        return a.ndim
+    except AttributeError:
+        return np.ndim(a)
+
+
+def shape(a: Any) -> tuple[int, ...]:
+    return a.shape if type(a) is ndarray else np.shape(a)
+
+
+def size(a: Any, axis: Any = None) -> int:
+    """``cupy.size`` takes CuPy arrays only (``_routines_manipulation.pyx``)."""
+    if type(a) is not ndarray:
+        raise TypeError(
+            f"Argument 'a' has incorrect type (expected cupy._core.core._ndarray_base, got "
+            f"{type(a).__name__})"
+        )
+    if axis is None:
+        return a.size
+    index = axis + a.ndim if axis < 0 else axis
+    if not 0 <= index < a.ndim:
+        raise IndexError("index out of range")
+    return a.shape[index]
+
+
+def iscomplexobj(x: Any) -> bool:
+    return x.dtype.kind == "c" if type(x) is ndarray else np.iscomplexobj(x)
+
+
+def isrealobj(x: Any) -> bool:
+    return x.dtype.kind != "c" if type(x) is ndarray else np.isrealobj(x)
+
+
+def may_share_memory(a: Any, b: Any, max_work: Any = None) -> bool:
+    """Byte bounds only, on the host (``_memory_range.may_share_bounds``)."""
+    if max_work is not None:
+        raise NotImplementedError("Only supported for `max_work` is `None`")
+    if type(a) is not ndarray or type(b) is not ndarray:
+        raise unsupported(a if type(a) is not ndarray else b)
+    return bool(np.may_share_memory(a._a, b._a))
+
+
+def shares_memory(a: Any, b: Any, max_work: Any = None) -> bool:
+    """Exact overlap, found on the device: element addresses of both (two kernels), a sort,
+    two searchsorted, ``!=`` and ``any`` (five more), and ``bool()`` of the result (a sync)."""
+    if a is b and a.size != 0:
+        return True
+    if type(a) is not ndarray or type(b) is not ndarray:
+        raise unsupported(a if type(a) is not ndarray else b)
+    if max_work == "MAY_SHARE_BOUNDS":
+        return may_share_memory(a, b)
+    if max_work not in (None, "MAY_SHARE_EXACT"):
+        raise NotImplementedError("Not supported for integer `max_work`.")
+    COUNTS.kernels += 7
+    count_sync("cupy.shares_memory")
+    COUNTS.d2h += 1
+    return bool(np.shares_memory(a._a, b._a))
+
+
+def _formatting(name: str) -> Any:
+    """``cupy.array_repr`` and friends: NumPy's on ``cupy.asnumpy(x)`` (a copy and a sync)."""
+    numpy_function = getattr(np, name)
+
+    def function(x: Any, *args: Any, **kwargs: Any) -> Any:
+        return numpy_function(asnumpy(x), *args, **kwargs)
+
+    function.__name__ = name
+    return function
+
+
 _ZERO_D = ("array_equal", "array_equiv", "allclose", "count_nonzero")  # 0-d arrays in CuPy
 
 
@@ -368,7 +474,26 @@ SPECIAL: dict[str, Any] = {
     "from_dlpack": from_dlpack,
     "fromDlpack": from_dlpack,
     "ndarray": ndarray,
+    "can_cast": can_cast,
+    "result_type": result_type,
+    "common_type": common_type,
+    "min_scalar_type": min_scalar_type,
+    "ndim": ndim,
+    "shape": shape,
+    "size": size,
+    "iscomplexobj": iscomplexobj,
+    "isrealobj": isrealobj,
+    "may_share_memory": may_share_memory,
+    "shares_memory": shares_memory,
 }
+for _name in (
+    "array_repr",
+    "array_str",
+    "array2string",
+    "format_float_positional",
+    "format_float_scientific",
+):
+    SPECIAL[_name] = _formatting(_name)
 for _name in ("nonzero", "argwhere", "flatnonzero", "unique", "extract", "compress"):
     SPECIAL[_name] = _syncing(_name)
 for _name in ("matmul", "dot", "tensordot", "einsum", "inner", "vdot"):
@@ -382,23 +507,12 @@ dot = SPECIAL["dot"]
 # Pass-through names that are not array functions: dtypes, constants, type predicates.
 _HOST_FUNCTIONS = frozenset(
     {
-        "can_cast",
-        "common_type",
         "dtype",
         "finfo",
         "iinfo",
         "isscalar",
         "issubdtype",
-        "min_scalar_type",
         "promote_types",
-        "result_type",
-        "ndim",
-        "shape",
-        "size",
-        "iscomplexobj",
-        "isrealobj",
-        "may_share_memory",
-        "shares_memory",
         "binary_repr",
         "base_repr",
         "typename",
@@ -414,8 +528,6 @@ _HOST_FUNCTIONS = frozenset(
         "errstate",
         "geterr",
         "seterr",
-        "format_float_positional",
-        "format_float_scientific",
     }
 )
 
@@ -457,9 +569,17 @@ def function_for(numpy_function: Any) -> Any:
 
 
 def register_dispatch(namespace: dict[str, Any]) -> None:
+    """NumPy function -> the stand-in's, for ``__array_function__``. A name CuPy takes from
+    NumPy unchanged (``promote_types``) is left out: core.pyx's ``__array_function__``
+    returns NotImplemented when the CuPy function is the NumPy one ("avoid NumPy func")."""
     for name, value in namespace.items():
         target = getattr(np, name, None)
-        if callable(value) and target is not None and not isinstance(target, type):
+        if (
+            callable(value)
+            and target is not None
+            and value is not target
+            and not isinstance(target, type)
+        ):
             _FUNCTIONS[target] = value
 
 

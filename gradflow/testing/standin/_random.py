@@ -117,6 +117,7 @@ def build(names: frozenset[str]) -> types.ModuleType:
     random = types.ModuleType("cupy.random")
     random.default_rng = default_rng
     random.seed = seed
+    random.Generator = Generator  # CuPy binds it lazily (cupy/random/__init__.py, __getattr__)
     for name in names:
         if hasattr(random, name):
             continue

@@ -6,7 +6,10 @@
 
 from a git checkout of https://github.com/cupy/cupy. For each module it lists the names bound
 at the top level of its ``__init__.py`` (imports, functions, classes and assignments, in every
-branch of an ``if``/``try``, private names left out); for ``ndarray`` the methods and
+branch of an ``if``/``try``, private names left out), the subpackages an import from inside
+the package binds as a side effect (``from cupy.lib._shape_base import ...`` makes
+``cupy.lib``), and the names a module-level ``__getattr__`` answers (``cupy.random.Generator``,
+``cupy.cuda.cublas``); for ``ndarray`` the methods and
 properties of ``_ndarray_base`` and ``ndarray`` in ``cupy/_core/core.pyx`` and the public
 attributes declared in ``core.pxd``; for ``random.Generator`` the public methods in
 ``cupy/random/_generator_api.pyx``. The stand-in
@@ -35,14 +38,34 @@ _PROPERTY = re.compile(r"^    property\s+(\w+)", re.MULTILINE)
 NAMES_FILE = Path(__file__).with_name("cupy_14_2_names.json")
 
 
-def top_level_names(source: str) -> list[str]:
-    """Names bound at module level by ``source`` (all branches), private ones left out."""
+def top_level_names(source: str, package: str | None = None) -> list[str]:
+    """Names bound at module level by ``source`` (all branches), private ones left out.
+
+    With ``package`` (the dotted name whose ``__init__.py`` ``source`` is), a submodule that
+    an import from inside the package loads counts too: Python binds it on its parent package
+    (``from cupy.lib._shape_base import x`` in ``cupy/__init__.py`` makes ``cupy.lib``). The
+    names a module-level ``__getattr__`` compares its argument with count as well."""
     names: set[str] = set()
+
+    def submodule(module: str | None, level: int) -> None:
+        if module is None or package is None:
+            return
+        if level == 1:
+            names.add(module.split(".")[0])
+        elif level == 0 and module.startswith(package + "."):
+            names.add(module[len(package) + 1 :].split(".")[0])
 
     def visit(statements: list[ast.stmt]) -> None:
         for node in statements:
-            if isinstance(node, ast.Import | ast.ImportFrom):
+            if isinstance(node, ast.Import):
                 names.update((a.asname or a.name).split(".")[0] for a in node.names)
+                for alias in node.names:
+                    submodule(alias.name, 0)
+            elif isinstance(node, ast.ImportFrom):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+                submodule(node.module, node.level)
+            elif isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+                names.update(_getattr_keys(node))
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 names.add(node.name)
             elif isinstance(node, ast.Assign):
@@ -61,6 +84,26 @@ def top_level_names(source: str) -> list[str]:
 
     visit(ast.parse(source).body)
     return sorted(n for n in names if not n.startswith("_") and n != "annotations")
+
+
+def _getattr_keys(function: ast.FunctionDef) -> set[str]:
+    """The string constants a module ``__getattr__(key)`` compares ``key`` with (``==``,
+    ``in``): the names it answers."""
+    if not function.args.args:
+        return set()
+    key = function.args.args[0].arg
+    found: set[str] = set()
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        if not any(isinstance(o, ast.Name) and o.id == key for o in operands):
+            continue
+        for operand in operands:
+            for constant in ast.walk(operand):
+                if isinstance(constant, ast.Constant) and isinstance(constant.value, str):
+                    found.add(constant.value)
+    return found
 
 
 def class_members(source: str, *classes: str) -> list[str]:
@@ -99,7 +142,7 @@ def read_names(checkout: Path, tag: str) -> dict:
         text=True,
         check=True,
     ).stdout.strip()
-    names = {module: top_level_names(show(path)) for module, path in MODULES.items()}
+    names = {module: top_level_names(show(path), module) for module, path in MODULES.items()}
     names["cupy.ndarray"] = sorted(
         {
             *class_members(show("cupy/_core/core.pyx"), "ndarray", "_ndarray_base"),
