@@ -23,7 +23,7 @@ from gradflow.autograd.function import Function
 from gradflow.backend.routing import uses_kernels
 from gradflow.kernels import activations
 from gradflow.ops import unary
-from gradflow.ops.linalg import check_linear_args, linear_grads
+from gradflow.ops.linalg import check_linear_args, linear_grads, rows_matmul
 
 # activation name (kernels/activations.py's table) -> (the unfused op, its parameters)
 FUSED_ACTIVATIONS = {
@@ -41,7 +41,7 @@ class LinearActivation(Function):
 
     def forward(self, x, weight, bias=None):
         need_x, need_w = self.needs_input_grad[:2]
-        z = x @ weight.T
+        z = rows_matmul(x, weight.T)  # 3-D x on cuda: one 2-D GEMM, no copy of weight.T
         if bias is not None:
             z += bias
         self.kernel = uses_kernels(z)
