@@ -668,3 +668,48 @@ def test_memory_pool_tracks_live_arrays(cp):
         assert pool.used_bytes() == before
     finally:
         gc.enable()
+
+
+def test_memory_hooks_see_each_allocation_and_free(cp):
+    """cupy/cuda/memory_hook.pyx: inside `with hook:` the pool calls malloc_postprocess and
+    free_postprocess with mem_size (gradflow bench's peak-memory hook reads it)."""
+
+    class Hook(cp.cuda.memory_hook.MemoryHook):
+        def __init__(self):
+            self.events = []
+
+        def malloc_postprocess(self, **kw):
+            self.events.append(("malloc", kw["mem_size"]))
+
+        def free_postprocess(self, **kw):
+            self.events.append(("free", kw["mem_size"]))
+
+    hook = Hook()
+    with hook:
+        x = cp.zeros(100, dtype=np.float32)
+        del x
+        gc.collect()
+    assert hook.events == [("malloc", 400), ("free", 400)]
+    cp.zeros(10)  # outside the block: not seen
+    assert len(hook.events) == 2
+
+
+def test_bincount_syncs_twice(cp):
+    """cupy/_statistics/histogram.py: the sign check and the output length are host reads."""
+    x = cp.asarray(np.array([0, 1, 1, 3]))
+    with counting() as c:
+        out = cp.bincount(x)
+    assert c.counts.syncs == 2 and out.get().tolist() == [1, 2, 0, 1]
+
+
+def test_a_batched_matmul_counts_its_copies_and_pointer_tables(cp):
+    """cupy/_core/_routines_linalg.pyx: a non-contiguous operand is copied, a batched matmul
+    builds pointer tables; a 2-D GEMM reads a transposed view in place."""
+    a = cp.ones((4, 3), dtype=np.float32)
+    with counting() as two_d:
+        cp.matmul(a, a.T)
+    assert (two_d.counts.cublas, two_d.counts.kernels) == (1, 0)
+    b = cp.ones((2, 4, 3), dtype=np.float32)
+    with counting() as batched:
+        cp.matmul(b[:, :, :2], a[:2])  # a strided slice: one copy, plus three tables
+    assert (batched.counts.cublas, batched.counts.kernels) == (1, 4)

@@ -153,6 +153,7 @@ def _build() -> None:
             "cupy": cupy,
             "cupy.cuda": cuda,
             "cupy.cuda.runtime": cuda.runtime,
+            "cupy.cuda.memory_hook": cuda.memory_hook,
             "cupy.random": random,
             "cupy.linalg": linalg,
             "cupyx": cupyx,

@@ -71,11 +71,26 @@ def _root(a: _NP) -> _NP:
     return a
 
 
+_memory_hooks: list[Any] = []  # active cupy.cuda.memory_hook.MemoryHook objects
+
+
 def _track(a: _NP) -> None:
     key = id(a)
     if key not in _live:
         _live[key] = a.nbytes
-        weakref.finalize(a, _live.pop, key, None)
+        weakref.finalize(a, _release, key)
+        for hook in _memory_hooks:
+            hook.malloc_postprocess(
+                device_id=0, size=a.nbytes, mem_size=a.nbytes,
+                mem_ptr=a.__array_interface__["data"][0], pmem_id=0,
+            )  # fmt: skip
+
+
+def _release(key: int) -> None:
+    size = _live.pop(key, None)
+    if size is not None:
+        for hook in _memory_hooks:
+            hook.free_postprocess(device_id=0, mem_size=size, mem_ptr=key, pmem_id=0)
 
 
 def allocated_bytes() -> int:

@@ -210,6 +210,37 @@ def _runtime_module() -> types.ModuleType:
     return runtime
 
 
+class MemoryHook:
+    """``cupy.cuda.memory_hook.MemoryHook``: inside ``with hook:``, ``malloc_postprocess`` is
+    called for each new device buffer and ``free_postprocess`` when it is freed (keywords
+    device_id, mem_size, mem_ptr, pmem_id, as CuPy's pool calls them)."""
+
+    name = "MemoryHook"
+
+    def __enter__(self) -> MemoryHook:
+        from gradflow.testing.standin._array import _memory_hooks
+
+        _memory_hooks.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from gradflow.testing.standin._array import _memory_hooks
+
+        _memory_hooks.remove(self)
+
+    def malloc_postprocess(self, **kwargs: Any) -> None:
+        return None
+
+    def free_postprocess(self, **kwargs: Any) -> None:
+        return None
+
+
+def _memory_hook_module() -> types.ModuleType:
+    module = types.ModuleType("cupy.cuda.memory_hook")
+    module.MemoryHook = MemoryHook
+    return module
+
+
 def _driver_module() -> types.ModuleType:
     driver = types.ModuleType("cupy.cuda.driver")
     driver.CUDADriverError = CUDADriverError
@@ -235,6 +266,7 @@ def build(names: frozenset[str]) -> types.ModuleType:
     from gradflow.testing.standin._array import MemoryPointer
 
     members["MemoryPointer"] = MemoryPointer
+    members["memory_hook"] = _memory_hook_module()
     for name, value in members.items():
         if name not in names:
             raise AssertionError(f"cupy.cuda.{name} is not a CuPy 14.2 name")

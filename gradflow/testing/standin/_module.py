@@ -243,11 +243,12 @@ def where(condition: Any, x: Any = None, y: Any = None) -> Any:
     return wrap(np.where(*(unwrap(v, inputs) for v in (condition, x, y))), tuple(inputs))
 
 
-def _syncing(name: str) -> Any:
+def _syncing(name: str, syncs: int = 1) -> Any:
     numpy_function = getattr(np, name)
 
     def function(*args: Any, **kwargs: Any) -> Any:
-        count_sync(f"cupy.{name} (the output size is read on the host)")
+        for _ in range(syncs):
+            count_sync(f"cupy.{name} (the output size is read on the host)")
         inputs: list[ndarray] = []
         args = unwrap(args, inputs)
         kwargs = {k: unwrap(v, inputs) for k, v in kwargs.items()}
@@ -255,6 +256,19 @@ def _syncing(name: str) -> Any:
 
     function.__name__ = name
     return function
+
+
+def _gemm_copies(name: str, operands: list[_NP]) -> int:
+    """The kernels CuPy launches around a GEMM-family call (cupy/_core/_routines_linalg.pyx,
+    cupy/linalg/_einsum.py): a copy of each operand cuBLAS cannot read in place (neither C- nor
+    F-contiguous), three pointer-table kernels for a batched matmul, and for einsum a transpose
+    copy of each operand (counted always: einsum lays its operands out for one batched GEMM)."""
+    if name == "einsum":
+        return len(operands)
+    copies = sum(1 for a in operands if not (a.flags.c_contiguous or a.flags.f_contiguous))
+    if name == "matmul" and any(a.ndim > 2 for a in operands):
+        copies += 3
+    return copies
 
 
 def _gemm(name: str) -> Any:
@@ -267,6 +281,7 @@ def _gemm(name: str) -> Any:
         kwargs = {k: unwrap(v, inputs) for k, v in kwargs.items() if v is not None}
         result = numpy_function(*args, **kwargs)
         COUNTS.cublas += 1
+        COUNTS.kernels += _gemm_copies(name, [x._a for x in inputs if x is not out])
         return out if out is not None else wrap(result, tuple(inputs), kernel=False)
 
     function.__name__ = name
@@ -496,6 +511,8 @@ for _name in (
     SPECIAL[_name] = _formatting(_name)
 for _name in ("nonzero", "argwhere", "flatnonzero", "unique", "extract", "compress"):
     SPECIAL[_name] = _syncing(_name)
+# cupy/_statistics/histogram.py: `(x < 0).any()` is checked on the host, then int(max(x))
+SPECIAL["bincount"] = _syncing("bincount", syncs=2)
 for _name in ("matmul", "dot", "tensordot", "einsum", "inner", "vdot"):
     SPECIAL[_name] = _gemm(_name)
 for _name in _ZERO_D:
