@@ -50,7 +50,7 @@ _VALUE_TYPES = {
     "unsigned long long": np.uint64,
     "bool": np.bool_,
 }
-_CTYPES = {
+CTYPES = {  # a scalar dtype -> the ctypes type a kernel argument of it is passed as
     np.dtype(np.float32): ctypes.c_float,
     np.dtype(np.float64): ctypes.c_double,
     np.dtype(np.int32): ctypes.c_int32,
@@ -216,7 +216,7 @@ class EmulatedModule:
             return ctypes.c_void_p(arg.ctypes.data)
         if not isinstance(arg, np.generic) or arg.dtype != expected:
             raise TypeError(f"{where}: expected a numpy.{expected} scalar, got {arg!r:.80}")
-        return _CTYPES[expected](arg.item())
+        return CTYPES[expected](arg.item())
 
 
 def compile_emulation(source: str, defines: Sequence[str], scalar: Any = None) -> EmulatedModule:

@@ -21,21 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from gradflow.testing.emulation import CTYPES as _CTYPES
 from gradflow.testing.standin._array import _NP, MemoryPointer, ndarray
 from gradflow.testing.standin._counts import COUNTS
 from gradflow.testing.standin._cuda import CUDADriverError
 
 _SCALAR_DEFINE = "-DGF_SCALAR_T="
 _SCALAR_TYPES = {"float": np.float32, "double": np.float64}
-_CTYPES = {
-    np.dtype(np.float32): ctypes.c_float,
-    np.dtype(np.float64): ctypes.c_double,
-    np.dtype(np.int32): ctypes.c_int32,
-    np.dtype(np.uint32): ctypes.c_uint32,
-    np.dtype(np.int64): ctypes.c_int64,
-    np.dtype(np.uint64): ctypes.c_uint64,
-    np.dtype(np.bool_): ctypes.c_bool,
-}
 _NULL = object()
 
 
