@@ -103,7 +103,9 @@ extern "C" __global__ void adam_step(const unsigned long long* __restrict__ tabl
       if (decoupled) pj *= scalar_t(1) - lr * weight_decay;
       else g += weight_decay * pj;
     }
-    const scalar_t mj = m[j] + (scalar_t(1) - beta1) * (g - m[j]);
+    // beta1 m + (1 - beta1) g, exact at both ends (beta1 = 0 gives g even after a large m;
+    // m + (1 - beta1)(g - m) cancelled to 0 there)
+    const scalar_t mj = beta1 * m[j] + (scalar_t(1) - beta1) * g;
     const scalar_t vj = beta2 * v[j] + (scalar_t(1) - beta2) * g * g;
     m[j] = mj;
     v[j] = vj;
