@@ -19,7 +19,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         description="Train a classifier; a checkpoint is written after every epoch.",
     )
     p.add_argument("model", choices=sorted(models.MODELS), help="which model to train")
-    p.add_argument("--device", default="auto", help="auto (cuda if usable, else cpu), cpu, cuda")
+    p.add_argument("--device", default="auto",
+                   help="auto (cuda if usable, else cpu), cpu, cuda, cuda:N")  # fmt: skip
     p.add_argument("--epochs", type=int, help="number of epochs (default: per model)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, help="learning rate (default: per optimizer)")
@@ -75,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             return bench_cli.run(args)
         return _run_train(args)
-    except (TrainingError, CheckpointError, DatasetFileError, CudaUnavailableError) as exc:
+    except CudaUnavailableError as exc:
+        print(f"gradflow {args.command}: error: --device {args.device}: {exc}", file=sys.stderr)
+        return 2
+    except (TrainingError, CheckpointError, DatasetFileError) as exc:
         print(f"gradflow {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -21,11 +23,12 @@ from typing import Any
 
 from gradflow import data, models, nn, optim
 from gradflow.autograd.grad_mode import no_grad
-from gradflow.backend import Device
+from gradflow.backend import Device, get_array_module
 from gradflow.backend.threads import blas_threads
 from gradflow.ops.losses import cross_entropy
 from gradflow.random import Generator, default_generator, manual_seed
-from gradflow.serialization import load, save
+from gradflow.serialization import CheckpointError, load, save
+from gradflow.tensor import Tensor
 
 OPTIMIZERS: dict[str, Callable[..., optim.Optimizer]] = {
     "adam": optim.Adam,
@@ -154,17 +157,97 @@ def evaluate(model: nn.Module, dataset: data.TensorDataset, batch_size: int = 51
     return correct / len(dataset)
 
 
-def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
-    """Train ``config.model`` and return it with its history and checkpoint path."""
-    device = Device(config.device)
+def _check_config(config: TrainConfig) -> tuple[Device, int, Path]:
+    """The device, epoch count and checkpoint path of `config`, after checking every option
+    that can be checked before the data is loaded, so that none fails after an epoch has
+    trained (a checkpoint that can't be written, a plot that can't be saved)."""
+    try:
+        device = Device(config.device)
+    except ValueError as exc:
+        raise TrainingError(f"--device: {exc}") from None
     epochs = _epochs(config)
     if config.batch_size < 1:
         raise TrainingError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.lr is not None and not (_is_number(config.lr) and 0 < config.lr < math.inf):
+        raise TrainingError(
+            f"--lr must be a positive finite number such as 1e-3, got {config.lr!r} (leave it "
+            "out for the optimizer's default)"
+        )
+    seed = config.seed
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise TrainingError(f"--seed must be an integer, 0 or more, got {config.seed!r}")
     if config.threads < 0:
         raise TrainingError(f"--threads must be 0 (the BLAS default) or more, got {config.threads}")
+    if config.limit_batches is not None and config.limit_batches < 1:
+        raise TrainingError(f"--limit-batches must be at least 1, got {config.limit_batches}")
+    default = config.checkpoint is None
     checkpoint = Path(config.checkpoint or f"gradflow_runs/{config.model}/checkpoint.gfckpt")
+    problem = output_path_problem(checkpoint, make_parents=True)
+    if problem:
+        where = f"{checkpoint} (the default)" if default else str(checkpoint)
+        raise TrainingError(f"--checkpoint {where}: {problem}")
+    if config.resume and not checkpoint.exists():
+        raise TrainingError(
+            f"--resume: no checkpoint at {checkpoint}; train without --resume first or pass "
+            "--checkpoint PATH"
+        )
     if config.plot:
+        if problem := output_path_problem(config.plot):
+            raise TrainingError(f"--plot {config.plot}: {problem}")
         _pyplot()  # fail before training, not after it, when matplotlib is missing
+        if problem := plot_format_problem(config.plot):
+            raise TrainingError(f"--plot {config.plot}: {problem}")
+    if device.type == "cuda":
+        get_array_module(device)  # CudaUnavailableError now, not after loading the data
+    return device, epochs, checkpoint
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def output_path_problem(path: str | os.PathLike, make_parents: bool = False) -> str | None:
+    """Why a file can't be written at `path`, or None when it looks writable: checked before
+    a long run so that it does not fail at the end. `make_parents`: missing directories on
+    the way will be created (then the nearest existing one must be writable)."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a directory, not a file; give the path of a file"
+    directory = Path(os.path.abspath(path)).parent
+    if make_parents:
+        while not directory.exists() and directory != directory.parent:
+            directory = directory.parent
+    if not directory.exists():
+        return f"directory {directory} does not exist; create it first or choose another path"
+    if not directory.is_dir():
+        return f"{directory} is a file, not a directory; choose another path"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return (
+            f"directory {directory} is not writable; choose a path in a writable directory "
+            "(or make it writable)"
+        )
+    if path.exists() and not make_parents and not os.access(path, os.W_OK):
+        return "the file exists and is not writable; choose another path"
+    return None
+
+
+def plot_format_problem(path: str) -> str | None:
+    """Why matplotlib can't save an image at `path` (an unknown suffix), or None."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix[1:].lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in formats:
+        return (
+            f"matplotlib can't save .{suffix} images; use a suffix such as "
+            f"{', '.join('.' + f for f in sorted(formats))}"
+        )
+    return None
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
+    """Train ``config.model`` and return it with its history and checkpoint path."""
+    device, epochs, checkpoint = _check_config(config)
     manual_seed(config.seed)
     train_set, test_set = load_datasets(config.data, device)
     image_size = train_set[0][0].shape[-1]
@@ -272,8 +355,11 @@ def _save(
     dropout_rng = default_generator(Device("cpu"))
     if next(iter(model.parameters())).device.type == "cpu":
         state["rng"]["dropout"] = _rng_state(dropout_rng)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save(state, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save(state, path)
+    except OSError as exc:  # checked before training; the disk filled or the path changed
+        raise TrainingError(f"can't write the checkpoint {path}: {exc}") from exc
 
 
 def _resume(
@@ -283,25 +369,131 @@ def _resume(
     optimizer: optim.Optimizer,
     shuffle: Generator,
 ) -> list[EpochRecord]:
-    if not path.exists():
-        raise TrainingError(
-            f"--resume: no checkpoint at {path}; train without --resume first or pass "
-            "--checkpoint PATH"
-        )
-    state = load(path, map_location="cpu")
-    saved = state.get("config", {})
+    try:  # _check_config has checked that it exists
+        state = load(path, map_location="cpu")
+    except CheckpointError as exc:
+        raise TrainingError(f"--resume: {exc}") from exc
+    _check_layout(path, state)
+    saved = state["config"]
     for key in ("model", "data", "optimizer"):
         if saved.get(key) != getattr(config, key):
             raise TrainingError(
                 f"--resume: the checkpoint at {path} was trained with {key}="
                 f"{saved.get(key)!r}, this run asks for {getattr(config, key)!r}"
             )
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    _check_weights(path, state["model"], model)
+    _check_history(path, state["history"])
+    _check_rng(path, state["rng"])
+    saved_optimizer = state["optimizer"]
+    groups = saved_optimizer.get("param_groups")
+    if not (
+        isinstance(saved_optimizer.get("state"), dict)
+        and all(isinstance(v, dict) for v in saved_optimizer["state"].values())
+        and isinstance(groups, list)
+        and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+    ):
+        raise _bad_checkpoint(
+            path, "its 'optimizer' entry is not an optimizer's state_dict() (state, param_groups)"
+        )
+    try:  # checks every entry before it changes the optimizer
+        optimizer.load_state_dict(saved_optimizer)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise _bad_checkpoint(path, f"its optimizer state does not fit: {exc}") from exc
+    model.load_state_dict(state["model"])  # names and shapes checked above
     shuffle.set_state(json.loads(state["rng"]["shuffle"]))
     if "dropout" in state["rng"]:
         default_generator(Device("cpu")).set_state(json.loads(state["rng"]["dropout"]))
     return [EpochRecord(**record) for record in state["history"]]
+
+
+def _bad_checkpoint(path: Path, problem: str) -> TrainingError:
+    return TrainingError(
+        f"--resume: checkpoint {path}: {problem}. It is not a checkpoint `gradflow train` "
+        "wrote for this model, or a damaged one; pass another --checkpoint, or leave out "
+        "--resume to start afresh (overwriting it)"
+    )
+
+
+_SECTIONS = {"config": dict, "model": dict, "optimizer": dict, "history": list, "rng": dict}
+
+
+def _check_layout(path: Path, state: Any) -> None:
+    """TrainingError, naming `path` and what is wrong, unless `state` is a dict with the
+    entries _save writes. (_check_weights, _check_history and _check_rng check them; the
+    optimizer state is checked as it is loaded.)"""
+    if not isinstance(state, dict):
+        raise _bad_checkpoint(path, f"it holds a {type(state).__name__}, not a dict of entries")
+    if "format" not in state:
+        raise _bad_checkpoint(path, "it has no 'format' entry")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise _bad_checkpoint(
+            path, f"its 'format' is {state.get('format')!r}, expected {CHECKPOINT_FORMAT}"
+        )
+    for key, kind in _SECTIONS.items():
+        if key not in state:
+            raise _bad_checkpoint(path, f"it has no {key!r} entry")
+        if not isinstance(state[key], kind):
+            raise _bad_checkpoint(
+                path, f"its {key!r} entry is a {type(state[key]).__name__}, not a {kind.__name__}"
+            )
+
+
+def _check_rng(path: Path, rng: dict) -> None:
+    for name, value in rng.items():
+        try:
+            if not isinstance(value, str):
+                raise TypeError(f"a {type(value).__name__}, not the JSON text of one")
+            Generator("cpu", 0).set_state(json.loads(value))  # a scratch generator
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            problem = f"rng entry {name!r} is not a random state ({exc})"
+            raise _bad_checkpoint(path, problem) from exc
+    if "shuffle" not in rng:
+        raise _bad_checkpoint(path, "its 'rng' entry has no 'shuffle' state")
+
+
+def _check_weights(path: Path, weights: dict, model: nn.Module) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"lacks the weights {_names(missing)}")
+        if unexpected:
+            parts.append(f"has weights this model lacks: {_names(unexpected)}")
+        raise _bad_checkpoint(path, f"its model {' and '.join(parts)}")
+    for key, target in expected.items():
+        value = weights[key]
+        if not isinstance(value, Tensor):
+            raise _bad_checkpoint(path, f"weight {key!r} is a {type(value).__name__}, not a tensor")
+        if tuple(value.shape) != tuple(target.shape):
+            raise _bad_checkpoint(
+                path,
+                f"weight {key!r} has shape {tuple(value.shape)}, the model expects "
+                f"{tuple(target.shape)}",
+            )
+
+
+def _names(keys: list[str]) -> str:
+    shown = ", ".join(repr(k) for k in keys[:3])
+    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def _check_history(path: Path, history: list) -> None:
+    fields = [f.name for f in dataclasses.fields(EpochRecord)]
+    for number, record in enumerate(history, 1):
+        problem = None
+        if not isinstance(record, dict):
+            problem = f"is not a dict (it is a {type(record).__name__})"
+        elif sorted(record) != sorted(fields):
+            problem = f"has the keys {sorted(record)}, expected {fields}"
+        elif not all(_is_number(v) for v in record.values()):
+            bad = next(k for k, v in record.items() if not _is_number(v))
+            problem = f"has {bad}={record[bad]!r}, not a number"
+        elif record["epoch"] != number:
+            problem = f"is numbered epoch {record['epoch']!r}, expected {number}"
+        if problem:
+            raise _bad_checkpoint(path, f"history entry {number} {problem}")
 
 
 def _pyplot() -> Any:

@@ -173,3 +173,17 @@ def test_blas_threads_limits_numpy_blas_inside_the_block_only():
         training.blas_threads(-1)
     with pytest.raises(training.TrainingError, match=r"--threads must be 0 \(the BLAS default\)"):
         training.train(_config(Path("unused"), threads=-1), log=lambda s: None)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [({"lr": float("nan")}, r"--lr must be a positive finite number"),
+     ({"lr": -1.0}, r"--lr must be a positive finite number"),
+     ({"seed": -1}, r"--seed must be an integer, 0 or more, got -1"),
+     ({"limit_batches": 0}, r"--limit-batches must be at least 1, got 0"),
+     ({"device": "tpu"}, r"--device: unknown device 'tpu'")],
+)  # fmt: skip
+def test_the_python_api_checks_options_before_loading_data(tmp_path, option, message):
+    with pytest.raises(training.TrainingError, match=message):
+        training.train(_config(tmp_path, **option), log=lambda s: None)
+    assert not (tmp_path / "run.gfckpt").exists()

@@ -27,11 +27,35 @@ def _sizes(text: str) -> list[str]:
     return sizes
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _threads(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (the BLAS default) or more, got {value}")
+    return value
+
+
+def _device(text: str) -> str:
+    """`text` once it names a device ("auto" is resolved later, by Device)."""
+    if text.strip().lower() != "auto":
+        try:
+            Device(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -40,9 +64,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "bench",
         help="time gradflow's backward passes (and torch's, with --compare torch)",
         description="Run benchmark suites and print a table: median time, GB/s or TFLOP/s, "
-        "%% of the measured ceiling (copy bandwidth or GEMM rate), ratio to torch.",
+        "% of the measured ceiling (copy bandwidth or GEMM rate), ratio to torch.",
     )
-    p.add_argument("--device", default="auto", help="auto (cuda if usable, else cpu), cpu, cuda")
+    p.add_argument("--device", default="auto", type=_device,
+                   help="auto (cuda if usable, else cpu), cpu, cuda, cuda:N")  # fmt: skip
     p.add_argument("--suite", default="all", choices=[*suites.SUITES, "all"])
     p.add_argument(
         "--sizes",
@@ -56,7 +81,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PATH", help="save time-vs-size and torch ratios (matplotlib)")
     p.add_argument(
         "--threads",
-        type=int,
+        type=_threads,
         default=1,
         help="NumPy BLAS threads on the CPU (default 1, as torch gets; 0: the BLAS default)",
     )
@@ -92,17 +117,33 @@ def _progress(items: list, enabled: bool) -> Any:
                 disable=not enabled)  # fmt: skip
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run `gradflow bench` with parsed arguments; prints the table, returns the exit status."""
-    from gradflow.bench.plot import save_plot
+def _output_problem(args: argparse.Namespace) -> str | None:
+    """Why --json or --plot can't be written (checked before the run, not after it), or None."""
     from gradflow.plotting import PlotUnavailableError, check_available
+    from gradflow.training import output_path_problem, plot_format_problem
 
+    if args.json and (problem := output_path_problem(args.json)):
+        return f"--json {args.json}: {problem}"
     if args.plot:
+        if problem := output_path_problem(args.plot):
+            return f"--plot {args.plot}: {problem}"
         try:
             check_available()
         except PlotUnavailableError as exc:
-            print(f"gradflow bench: error: {exc}", file=sys.stderr)
-            return 2
+            return str(exc)
+        if problem := plot_format_problem(args.plot):
+            return f"--plot {args.plot}: {problem}"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `gradflow bench` with parsed arguments; prints the table, returns the exit status."""
+    from gradflow.bench.plot import save_plot
+
+    problem = _output_problem(args)
+    if problem:
+        print(f"gradflow bench: error: {problem}", file=sys.stderr)
+        return 2
     device = Device(args.device)
     xp = get_array_module(device)  # raises CudaUnavailableError now for cuda without a GPU
     device_name = str(device)
