@@ -14,6 +14,7 @@ import numpy
 
 from gradflow import dtypes
 from gradflow.autograd import grad_mode
+from gradflow.autograd import versions as _versions
 from gradflow.backend import Device, device_of, get_array_module, move_array
 
 
@@ -42,10 +43,10 @@ class Tensor:
 
     __slots__ = (
         "__weakref__",
+        "_epoch",
         "_hooks",
         "_output_nr",
         "_requires_grad",
-        "_version",
         "data",
         "grad",
         "grad_fn",
@@ -65,7 +66,7 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self._output_nr = 0
-        self._version = 0
+        self._epoch = _versions._epoch[0]
         self._hooks = None
         self._requires_grad = False
         if requires_grad:
@@ -324,14 +325,27 @@ class Tensor:
         hooks[handle.id] = hook
         return handle
 
-    # ---- in place (allowed where no graph records the tensor) ---------------------------
+    # ---- in place ------------------------------------------------------------------------
+    # PyTorch's semantics: a write bumps the storage's version (autograd/versions.py), so a
+    # node that saved this storage, through any view or detach(), refuses to backward; a
+    # write whose operand or target requires grad is recorded, the target becoming the output
+    # of a new node whose inputs are its old history and the operand (CopySlices); a leaf that
+    # requires grad can't be written while gradients are recorded.
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's storage has had (shared with its views)."""
+        return _versions.version(self.data)
+
+    @_version.setter
+    def _version(self, value: int) -> None:  # optimizers: `p._version += 1` after an update
+        _versions.bump(self.data, value - _versions.version(self.data))
+
     def _check_inplace(self, what: str) -> None:
-        if self._requires_grad and grad_mode.state.enabled:
-            kind = "a leaf tensor" if self.grad_fn is None else "a tensor in the graph"
+        if self._requires_grad and self.grad_fn is None and grad_mode.state.enabled:
             raise RuntimeError(
-                f"{what}: {kind} that requires grad can't be modified in place while gradients "
-                "are recorded; do it under `with gradflow.no_grad():` (as optimizers do) or use "
-                "the out-of-place form (x = x + y)"
+                f"{what}: a leaf tensor that requires grad is being used in an in-place "
+                "operation; do it under `with gradflow.no_grad():` (as optimizers do) or use the "
+                "out-of-place form (x = x + y)"
             )
         strides = self.data.strides
         if 0 in strides and any(s == 0 and n > 1 for s, n in zip(strides, self.data.shape)):
@@ -342,62 +356,108 @@ class Tensor:
                 f"tensor (shape {tuple(self.shape)}, an expand()ed or broadcast view) refers to "
                 "a single memory location; clone() it before writing in place"
             )
-        self._version += 1
 
-    def _inplace(self, what: str, value: Any) -> Tensor:
-        self._check_inplace(what)
-        value = value.data if isinstance(value, Tensor) else value
+    def _records(self, what: str, operand: Any) -> bool:
+        """Whether this write must be recorded in the graph (and can be)."""
+        if not grad_mode.state.enabled:
+            return False
+        if not (self._requires_grad or (isinstance(operand, Tensor) and operand._requires_grad)):
+            return False
+        if self.data.base is not None and hasattr(self.data.base, "shape"):
+            raise RuntimeError(
+                f"{what}: this tensor is a view of another tensor's memory, and the write "
+                "needs a gradient recorded; gradflow records such writes on the tensor that "
+                "owns the memory only: write through it with indexing (base[index] = value) "
+                "or clone() the view first"
+            )
+        return True
+
+    def _rebase(self, result: Tensor) -> Tensor:
+        """Writes result's values into this tensor's storage and makes it the output of
+        result's node (the in-place op's history)."""
+        if result.data is not self.data:
+            self.data[...] = result.data
+        _versions.bump(self.data)
+        _versions.rebased(self.data)
+        self._epoch = _versions._epoch[0]
+        self.grad_fn = result.grad_fn
+        self._output_nr = result._output_nr
+        self._requires_grad = result._requires_grad
+        return self
+
+    def _operand(self, what: str, value: Any) -> Any:
+        """value as an in-place op takes it: a Tensor on this tensor's device and dtype
+        (cast differentiably), or a raw array or scalar on this device."""
+        if isinstance(value, Tensor):
+            _check_same_place(self, value.data, what)
+            if value.dtype != self.dtype and self.dtype.kind == "f":
+                value = value.to(self.dtype)
+            return value
         if isinstance(value, numpy.ndarray | numpy.generic) or hasattr(value, "shape"):
             _check_same_place(self, value, what)
         return value
 
+    def _arith_(self, what: str, op: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
+        """self = op(self, other) in place."""
+        self._check_inplace(what)
+        other = self._operand(what, other)
+        if self._records(what, other):
+            # The node may save its inputs: give it a copy of the old values, not the storage
+            # about to be overwritten.
+            old = _make_tensor(self.data.copy(), self.grad_fn, self._requires_grad, self._output_nr)
+            return self._rebase(op(old, other))
+        value = other.data if isinstance(other, Tensor) else other
+        with grad_mode.no_grad():
+            out = op(Tensor._wrap(self.data), value).data
+        self.data[...] = out
+        _versions.bump(self.data)
+        return self
+
+    def _write(self, what: str, index: Any, value: Any) -> Tensor:
+        """self[index] = value, recorded when value or self requires grad."""
+        self._check_inplace(what)
+        value = self._operand(what, value)
+        if isinstance(value, list):
+            value = numpy.asarray(value)
+        if self._records(what, value):
+            return self._rebase(_indexing.SetItem.apply(self, value, index=index))
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+        _versions.bump(self.data)
+        return self
+
     def copy_(self, src: Any) -> Tensor:
         """Copies ``src`` (a Tensor, array or scalar, on any device: PyTorch's copy_ copies
         across devices) into this tensor, cast to its dtype and broadcast to its shape."""
-        self._check_inplace("copy_")
-        value = src.data if isinstance(src, Tensor) else src
-        if not isinstance(value, int | float | bool | numpy.generic):
-            value = move_array(
-                numpy.asarray(value) if isinstance(value, list) else value, self.device
-            )
-        self.data[...] = value
-        return self
+        if isinstance(src, Tensor) and src.device != self.device:
+            src = src.to(self.device)
+        elif not isinstance(src, Tensor | int | float | bool | numpy.generic):
+            src = move_array(numpy.asarray(src) if isinstance(src, list) else src, self.device)
+        return self._write("copy_", Ellipsis, src)
 
     def zero_(self) -> Tensor:
-        self._check_inplace("zero_")
-        self.data.fill(0)
-        return self
+        return self._write("zero_", Ellipsis, 0)
 
     def fill_(self, value: Any) -> Tensor:
-        value = self._inplace("fill_", value)
-        self.data[...] = value
-        return self
+        return self._write("fill_", Ellipsis, value)
 
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
-        value = self._inplace("add_", other)
-        self.data += value if alpha == 1 else value * alpha
-        return self
+        if alpha != 1:
+            other = other * alpha
+        return self._arith_("add_", _arith.add, other)
 
     def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
-        value = self._inplace("sub_", other)
-        self.data -= value if alpha == 1 else value * alpha
-        return self
+        if alpha != 1:
+            other = other * alpha
+        return self._arith_("sub_", _arith.sub, other)
 
     def mul_(self, other: Any) -> Tensor:
-        value = self._inplace("mul_", other)
-        self.data *= value
-        return self
+        return self._arith_("mul_", _arith.mul, other)
 
     def div_(self, other: Any) -> Tensor:
-        value = self._inplace("div_", other)
-        self.data /= value
-        return self
+        return self._arith_("div_", _arith.div, other)
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
-        self._check_inplace("clamp_")
-        xp = get_array_module(self.data)
-        xp.clip(self.data, min, max, out=self.data)
-        return self
+        return self._arith_("clamp_", lambda x, _: x.clamp(min, max), None)
 
     clip_ = clamp_
 
@@ -414,8 +474,7 @@ class Tensor:
         return self.div_(other)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        value = self._inplace("__setitem__", value)
-        self.data[_indexing.normalize_index(index, self)] = value
+        self._write("__setitem__", _indexing.normalize_index(index, self), value)
 
     # ---- arithmetic ---------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -772,7 +831,7 @@ def _make_tensor(array: Any, grad_fn: Any, requires_grad: bool, output_nr: int) 
     t.grad_fn = grad_fn
     t._requires_grad = requires_grad
     t._output_nr = output_nr
-    t._version = 0
+    t._epoch = _versions._epoch[0]  # the write epoch it was made at (stale-view check)
     t._hooks = None
     return t
 

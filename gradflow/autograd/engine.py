@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradflow.autograd import anomaly
+from gradflow.autograd import versions as _versions
 from gradflow.autograd.function import Function, _freed_message
 from gradflow.autograd.grad_mode import no_grad
 from gradflow.backend import get_array_module
@@ -108,6 +109,20 @@ def _add_grad(grads: dict, fn: Function, index: int, g: Any) -> None:
     slots[index] = g if slots[index] is None else slots[index] + g
 
 
+def _check_saved(fn: Function) -> None:
+    """Refuses to run fn's backward when an array it saved (an input, an output, or any view
+    of their storage) was written in place after fn recorded it."""
+    for i, saved in enumerate(fn._saved):
+        if hasattr(saved, "shape") and _versions.modified_since(saved, fn._saved_epoch):
+            raise RuntimeError(
+                f"{fn.name}: one of the arrays saved for backward (saved array {i}: shape "
+                f"{tuple(saved.shape)}, dtype {saved.dtype}) has been modified by an inplace "
+                f"operation since {fn.name} recorded it (the storage is now at version "
+                f"{_versions.version(saved)}), so its gradient would be wrong. Clone the tensor "
+                "before writing to it in place, or write only after backward."
+            )
+
+
 def _run_node(fn: Function, grad_out: Any, retain_graph: bool, capture, results) -> tuple:
     if fn._freed:
         raise RuntimeError(_freed_message(fn))
@@ -123,13 +138,8 @@ def _run_node(fn: Function, grad_out: Any, retain_graph: bool, capture, results)
             xp.zeros(shape, dtype) if g is None else g
             for g, (shape, dtype) in zip(grad_outs, fn._output_meta)
         ]
-    for tensor, version in fn._saved_versions:
-        if tensor._version != version:
-            raise RuntimeError(
-                f"{fn.name}: a tensor saved for backward (shape {tuple(tensor.shape)}) was "
-                f"modified in place after it was used (version {tensor._version}, expected "
-                f"{version}). Make a copy before modifying it, or modify it only after backward."
-            )
+    if fn._saved_epoch != _versions._epoch[0] and fn._saved:
+        _check_saved(fn)
     grad_in = fn.backward(*grad_outs)
     if type(grad_in) is not tuple:
         grad_in = (grad_in,)
@@ -138,7 +148,38 @@ def _run_node(fn: Function, grad_out: Any, retain_graph: bool, capture, results)
             f"{fn.name}.backward returned {len(grad_in)} gradient(s) but forward had "
             f"{len(fn._edges)} input(s); return one per input (None for those needing none)"
         )
+    if fn._checked:
+        grad_in = _checked_grads(fn, grad_in)
     return grad_in
+
+
+def _checked_grads(fn: Function, grad_in: tuple) -> tuple:
+    """A user Function's gradients: arrays of each input's shape (a float gradient of another
+    float dtype is cast, as PyTorch does); anything else is named."""
+    out = list(grad_in)
+    for i, (g, edge, meta) in enumerate(zip(grad_in, fn._edges, fn._input_meta)):
+        if g is None or edge is None or meta is None:
+            continue
+        shape, dtype = meta
+        if not (hasattr(g, "shape") and hasattr(g, "dtype")):
+            raise TypeError(
+                f"{fn.name}.backward returned a {type(g).__name__} as the gradient of input {i}; "
+                f"return an array of shape {tuple(shape)} (or None)"
+            )
+        if tuple(g.shape) != tuple(shape):
+            raise RuntimeError(
+                f"{fn.name}.backward returned an invalid gradient for input {i}: shape "
+                f"{tuple(g.shape)}, but the input has shape {tuple(shape)}"
+            )
+        if g.dtype != dtype:
+            if g.dtype.kind == "f" and dtype.kind == "f":
+                out[i] = g.astype(dtype)
+            else:
+                raise TypeError(
+                    f"{fn.name}.backward returned a {g.dtype} gradient for input {i} of dtype "
+                    f"{dtype}; return a floating-point gradient of the input's dtype"
+                )
+    return tuple(out)
 
 
 def _apply_tensor_hooks(fn: Function, grad_outs: list, capture, results) -> None:
@@ -152,7 +193,7 @@ def _apply_tensor_hooks(fn: Function, grad_outs: list, capture, results) -> None
         for hook in list((fn._pre_hooks or {}).get(index, {}).values()):
             replaced = hook(Tensor._wrap(g))
             if replaced is not None:
-                g = grad_outs[index] = replaced.data
+                g = grad_outs[index] = _hook_result(hook, replaced, g)
         ref = (fn._retained or {}).get(index)
         tensor = ref() if ref is not None else None
         if tensor is not None and capture is None:
@@ -162,6 +203,24 @@ def _apply_tensor_hooks(fn: Function, grad_outs: list, capture, results) -> None
                 results[k] = g
 
 
+def _hook_result(hook: Any, replaced: Any, g: Any) -> Any:
+    """The array of a gradient a hook returned in place of ``g``: a Tensor of g's shape."""
+    from gradflow.tensor import Tensor
+
+    name = getattr(hook, "__name__", type(hook).__name__)
+    if not isinstance(replaced, Tensor):
+        raise TypeError(
+            f"gradient hook {name} returned a {type(replaced).__name__}; a hook returns None "
+            "or a Tensor to use as the gradient"
+        )
+    if tuple(replaced.shape) != tuple(g.shape):
+        raise RuntimeError(
+            f"gradient hook {name} returned a gradient of shape {tuple(replaced.shape)} for a "
+            f"gradient of shape {tuple(g.shape)}; return one of the same shape"
+        )
+    return replaced.data
+
+
 def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
     from gradflow.tensor import Tensor
 
@@ -169,7 +228,7 @@ def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
         for hook in list(leaf._hooks.values()):
             replaced = hook(Tensor._wrap(g))
             if replaced is not None:
-                g = replaced.data
+                g = _hook_result(hook, replaced, g)
     if g.shape != leaf.data.shape or g.dtype != leaf.data.dtype:
         raise RuntimeError(
             f"a backward produced a gradient of shape {tuple(g.shape)} and dtype {g.dtype} for "

@@ -56,7 +56,9 @@ class Function:
     # Class-level defaults keep the per-call cost down: apply sets only what differs.
     _recording = False
     _saved: tuple | None = None
-    _saved_versions: tuple = ()
+    _saved_epoch: int = 0
+    _checked: bool = False
+    _input_meta: tuple = ()
     _freed = False
     _num_outputs = 1
     _edges: tuple = ()
@@ -81,6 +83,9 @@ class Function:
                     declared.add(name)
         cls._params = frozenset(declared | {"op_name"})
         cls._required_params = frozenset(n for n in declared if not hasattr(cls, n))
+        # A Function written outside gradflow gets its outputs and gradients checked (shape,
+        # type), so a mistake in it is named instead of surfacing as a NumPy error later.
+        cls._checked = not cls.__module__.startswith("gradflow.")
 
     def forward(self, *arrays: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(*arrays)")
@@ -168,6 +173,8 @@ class Function:
                     )
                 ):
                     _check_compatible(fn.name, [t for t in inputs if isinstance(t, Tensor)])
+                if _any_rebase[0] and enabled and _versions.stale_view(a, x._epoch):
+                    _raise_stale_view(fn, x)
                 if x._requires_grad and enabled:
                     gf = x.grad_fn
                     edges.append((x, -1) if gf is None else (gf, x._output_nr))
@@ -191,6 +198,8 @@ class Function:
             raise
         if _anomaly.enabled:  # the one read anomaly mode costs per op when it is off
             _anomaly.check_forward(fn, out)
+        if cls._checked:
+            _check_forward_output(fn, out)
 
         if type(out) is tuple:
             outs = tuple(_as_array(o) for o in out)
@@ -226,23 +235,37 @@ def _missing_param(cls: type, name: str) -> TypeError:
     return TypeError(f"{cls.__name__}.apply() missing required keyword argument {name!r}")
 
 
+def _raise_stale_view(fn: Function, x: Tensor) -> NoReturn:
+    raise RuntimeError(
+        f"{fn.name}: an input (shape {tuple(x.shape)}) is a view taken before an in-place write "
+        "to the tensor it views recorded a gradient; the view shows the new values but not "
+        "their history, so gradients through it would be wrong. Take the view again after "
+        "the write (e.g. index the tensor again)."
+    )
+
+
+def _check_forward_output(fn: Function, out: Any) -> None:
+    """A user Function's forward must return an array or a tuple of arrays."""
+    outs = out if type(out) is tuple else (out,)
+    for i, o in enumerate(outs):
+        if not (hasattr(o, "shape") and hasattr(o, "dtype")) or isinstance(o, Tensor):
+            what = "a Tensor" if isinstance(o, Tensor) else f"a {type(o).__name__}"
+            where = f"output {i}" if type(out) is tuple else "its output"
+            raise TypeError(
+                f"{fn.name}.forward returned {what} as {where}; forward works on arrays: return "
+                "a NumPy/CuPy array, or a tuple of them for several outputs"
+            )
+
+
 def _link(fn: Function, edges: list, inputs: tuple) -> None:
-    """Record the edges, and the versions of input tensors whose arrays were saved."""
+    """Record the edges, and the write epoch the saved arrays are valid at (versions.py)."""
     fn._edges = tuple(edges)
-    saved = fn._saved
-    if saved:
-        versions = None
-        for x in inputs:
-            if isinstance(x, Tensor):
-                data = x.data
-                for s in saved:
-                    if s is data:
-                        if versions is None:
-                            versions = []
-                        versions.append((x, x._version))
-                        break
-        if versions:
-            fn._saved_versions = tuple(versions)
+    if fn._checked:
+        fn._input_meta = tuple(
+            (x.shape, x.dtype) if isinstance(x, Tensor) else None for x in inputs
+        )
+    if fn._saved:
+        fn._saved_epoch = _versions._epoch[0]
 
 
 def _as_array(x: Any) -> Any:
@@ -288,5 +311,7 @@ def _freed_message(fn: Function) -> str:
     )
 
 
+from gradflow.autograd import versions as _versions  # noqa: E402
+from gradflow.autograd.versions import _any_rebase  # noqa: E402
 from gradflow.tensor import Tensor  # noqa: E402
 from gradflow.tensor import _make_tensor as _make  # noqa: E402  (tensor.py imports the ops, which import us)

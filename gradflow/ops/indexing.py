@@ -20,7 +20,7 @@ import numpy
 
 from gradflow.autograd.function import Function
 from gradflow.backend import Device, device_of, get_array_module, move_array
-from gradflow.ops._util import normalize_dim
+from gradflow.ops._util import normalize_dim, unbroadcast
 from gradflow.tensor import Tensor
 
 
@@ -203,6 +203,29 @@ class GetItem(Function):
         else:
             out[self.index] = g  # basic indexing and masks never pick an element twice
         return out
+
+
+class SetItem(Function):
+    """x[index] = value, written into x's own storage and recorded (PyTorch's CopySlices):
+    the gradient of the written region goes to value (summed over broadcast dims), the rest
+    to x's history. Saves the index and value's shape only; x's storage is the output."""
+
+    index: Any
+
+    def forward(self, x, value):
+        self.value_shape = getattr(value, "shape", ())
+        x[self.index] = value
+        return x
+
+    def backward(self, g):
+        need_x, need_value = self.needs_input_grad
+        gx = gv = None
+        if need_value:
+            gv = unbroadcast(g[self.index], self.value_shape)
+        if need_x:
+            gx = g.copy()
+            gx[self.index] = 0
+        return gx, gv
 
 
 class Gather(Function):

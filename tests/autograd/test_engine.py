@@ -202,7 +202,7 @@ def test_inplace_change_of_saved_tensor_is_detected():
     x = gf.tensor([3.0, 4.0])
     y = (w * x).sum()
     x.mul_(2.0)
-    with pytest.raises(RuntimeError, match="modified in place"):
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
 
 

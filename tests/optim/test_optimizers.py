@@ -478,7 +478,7 @@ def test_a_graph_that_saved_a_parameter_refuses_backward_after_a_step():
     loss = (w * w).sum()
     w.grad = gf.ones(3, dtype=gf.float64)
     SGD([w], lr=0.1).step()
-    with pytest.raises(RuntimeError, match="modified in place"):
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
 
 
