@@ -12,13 +12,18 @@ gradflow's exceptions
 
 CheckpointError (ValueError), defined in gradflow.serialization
     When: ``gradflow.save`` meets an object it can't store (a lambda, a set, an object array,
-    a cycle, containers nested more than 100 deep); ``gradflow.load`` gets a file that is
-    missing, not a zip, truncated, corrupt (a CRC mismatch), compressed, encrypted, holding
-    an entry twice or one its manifest doesn't name, whose manifest is malformed or disagrees
-    with an array's dtype, shape or size, that holds a pickle (refused, never unpickled), or
-    that has a cuda tensor while CUDA is not available.
-    Tells you: the file, the entry, and the key path inside the saved object; what it found
-    and what it expected; for a cuda checkpoint, to pass ``map_location='cpu'``.
+    a cycle, containers nested more than 100 deep, an int of more than 4,300 digits) or a
+    path that is a device, FIFO or socket, or a symlink to one (it replaces only regular
+    files, and refuses before writing anything); ``gradflow.load`` gets a file that is
+    missing, not a regular file (a directory, a device such as /dev/zero, a FIFO: refused
+    unopened), not a zip, truncated, corrupt (a CRC mismatch), compressed, encrypted, holding
+    an entry twice or one its manifest doesn't name, whose manifest is malformed (naming one
+    array twice with different dtypes or shapes) or disagrees with an array's dtype, shape or
+    size, that holds a pickle (refused, never unpickled), or that has a cuda tensor while
+    CUDA is not available.
+    Tells you: the file (and where a symlink leads), the entry, and the key path inside the
+    saved object; what it found and what it expected; for a cuda checkpoint, to pass
+    ``map_location='cpu'``.
     Example: ``run.ckpt: array arrays/0.npy has dtype float32 and shape [2, 3] but
     checkpoint.json says dtype float32 and shape [3, 2] (at 'model.weight')``
 
@@ -132,9 +137,13 @@ AttributeError: modules
     ``super().__init__()`` ran.
     Example: ``cannot assign parameters before Module.__init__() call``
 
-FileNotFoundError: files
-    When: ``gradflow.save`` into a directory that doesn't exist; the CUDA kernel sources
-    missing from an installation.
+FileNotFoundError, IsADirectoryError, PermissionError and other OSErrors: files
+    When: ``gradflow.save`` into a directory that doesn't exist, to a path that is a
+    directory (or a symlink to one), over a read-only file (refused as ``open()`` would refuse
+    it) or into a directory it can't write (it writes a temporary file there and renames it);
+    a write that fails (a full disk); the CUDA kernel sources missing from an installation.
+    Tells you: the path you gave (and where a symlink leads), never the temporary file; a
+    failed write's error has that path as its ``filename``.
     Example: ``can't save to runs/x.ckpt: directory runs does not exist``
 
 Command line

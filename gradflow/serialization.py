@@ -18,19 +18,22 @@ where a node is one of
 arrays and scalars). Arrays shared by several tensors are stored once. Containers nest at most
 MAX_DEPTH levels deep.
 
-Loading trusts nothing in the file: every entry must be stored uncompressed, unencrypted,
-once, and named by the manifest; each ``.npy`` header is checked against the manifest and
-against the entry's size before any memory is allocated for the array.
+Loading trusts nothing in the file: only a regular file is opened (a FIFO, or a device such
+as /dev/zero that never ends, is refused unopened); every entry must be stored uncompressed
+(no zip bombs), unencrypted, once, within the file's size, and named by the manifest, and
+an array named twice must be named with one dtype and shape; each ``.npy`` header is checked
+against the manifest and against the entry's size before any memory is allocated for the
+array, so nothing is read or allocated beyond the file's own size.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import math
 import os
-import secrets
 import struct
+import sys
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -39,7 +42,7 @@ from typing import IO, Any
 import numpy
 from numpy.lib import format as npy_format
 
-from gradflow import dtypes
+from gradflow import _files, dtypes
 from gradflow.backend import CPU, CudaUnavailableError, Device, get_array_module, move_array
 from gradflow.tensor import Tensor
 
@@ -84,6 +87,15 @@ def save(obj: Any, path: str | os.PathLike | IO[bytes]) -> None:
     renamed over `path`, so a crash mid-write leaves any previous checkpoint at `path` whole.
     Tensors keep dtype, shape, device and requires_grad (not grad or graph).
 
+    What is at `path` is never destroyed: a symlink is followed (the file it points to is
+    replaced, the link stays); a directory is refused with IsADirectoryError, and a device,
+    FIFO or socket with CheckpointError, before anything is written; a read-only file with
+    PermissionError, as open() would. The new file keeps the old one's permission bits (and
+    owner and group where allowed). A hard-linked file is replaced, not written into: its
+    other links keep the previous checkpoint (unlike torch.save, which writes in place; see
+    gradflow._files for why). Temporary files that killed saves left beside `path` are
+    removed once their process is gone.
+
     >>> import io
     >>> model, buffer = gradflow.nn.Linear(3, 2), io.BytesIO()
     >>> gradflow.save({"model": model.state_dict(), "epoch": 3}, buffer)
@@ -93,54 +105,20 @@ def save(obj: Any, path: str | os.PathLike | IO[bytes]) -> None:
     (['bias', 'weight'], 3)
     """
     manifest, arrays = _Encoder().encode(obj)
+    text = json.dumps(manifest, indent=1)  # before any file is touched
     if hasattr(path, "write"):
-        _write_zip(path, manifest, arrays)
+        _write_zip(path, text, arrays)
         return
     target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"can't save to {target}: directory {directory} does not exist")
-    temporary, fd = _create_temporary(directory, os.path.basename(target))
-    try:
-        with os.fdopen(fd, "wb") as file:
-            _write_zip(file, manifest, arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
+    if isinstance(target, bytes):
+        target = os.fsdecode(target)
+    with _files.replacing(target, CheckpointError) as file:
+        _write_zip(file, text, arrays)
 
 
-def _create_temporary(directory: str, name: str) -> tuple[str, int]:
-    """A new file beside the target, created with the umask's permissions (unlike mkstemp)."""
-    while True:
-        temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename durable (POSIX); skipped where directories can't be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_zip(file: IO[bytes], manifest: dict, arrays: list[tuple[str, Any]]) -> None:
+def _write_zip(file: IO[bytes], manifest: str, arrays: list[tuple[str, Any]]) -> None:
     with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr(MANIFEST_NAME, json.dumps(manifest, indent=1))
+        archive.writestr(MANIFEST_NAME, manifest)
         for name, array in arrays:
             _write_array(archive, name, array)
 
@@ -186,7 +164,7 @@ class _Encoder:
         if isinstance(obj, bool):
             return {"type": "bool", "value": obj}
         if isinstance(obj, int):
-            return {"type": "int", "value": int(obj)}
+            return {"type": "int", "value": _checked_int(int(obj), keys)}
         if isinstance(obj, float):
             value = float(obj)
             return {"type": "float", "value": value if math.isfinite(value) else repr(value)}
@@ -215,7 +193,10 @@ class _Encoder:
                         )
                 return {
                     "type": "dict",
-                    "keys": [k if isinstance(k, str | bool) else int(k) for k in obj],
+                    "keys": [
+                        k if isinstance(k, str | bool) else _checked_int(int(k), keys, "a dict key")
+                        for k in obj
+                    ],
                     "values": [self.node(v, (*keys, k)) for k, v in obj.items()],
                 }
             kind = "tuple" if isinstance(obj, tuple) else "list"
@@ -236,8 +217,45 @@ class _Encoder:
         return name
 
 
+def _checked_int(value: int, keys: tuple, what: str = "the int") -> int:
+    """`value`, if JSON can carry it: Python converts ints of more than 4,300 digits (its
+    default limit, sys.get_int_max_str_digits()) to and from text only when the limit is
+    raised, so a checkpoint holding one would not load elsewhere."""
+    if -_LARGEST_INT <= value <= _LARGEST_INT:
+        return value
+    digits = _int_digit_limit()
+    if abs(value) < _power_of_ten(digits):
+        return value
+    raise CheckpointError(
+        f"can't save {what} at {_where(keys)}: an int of more than {digits} digits, more "
+        "than Python converts to text by default (sys.get_int_max_str_digits()); save it as "
+        "a str (str(n), with the limit raised) or as an array of smaller ints"
+    )
+
+
+_LARGEST_INT = 10**600 - 1  # every limit Python allows is at least 640 digits
+
+
+def _int_digit_limit() -> int:
+    default = getattr(sys.int_info, "default_max_str_digits", 4300)
+    current = getattr(sys, "get_int_max_str_digits", lambda: default)()
+    return min(default, current) if current else default
+
+
+@functools.lru_cache(maxsize=4)
+def _power_of_ten(digits: int) -> int:
+    return 10**digits
+
+
 def _where(keys: tuple) -> str:
-    return repr(".".join(str(k) for k in keys)) if keys else "the top level"
+    return repr(".".join(_key_text(k) for k in keys)) if keys else "the top level"
+
+
+def _key_text(key: Any) -> str:
+    try:
+        return str(key)
+    except ValueError:  # an int too long to convert to text
+        return f"<int of {key.bit_length()} bits>"
 
 
 def _too_deep() -> str:
@@ -254,15 +272,38 @@ def load(
     map_location: None puts each tensor on the device it was saved from (a cuda tensor
     needs a GPU; pass "cpu" otherwise); "cpu", "cuda", "cuda:N" or a Device puts every tensor
     there; a dict such as ``{"cuda:1": "cuda:0"}`` maps saved devices to new ones. Tensors
-    come back as leaves with their saved requires_grad.
+    come back as leaves with their saved requires_grad. A path that is not a regular file
+    (a directory, a FIFO, a device) is refused with CheckpointError without being opened.
     """
-    label = os.fspath(path) if not hasattr(path, "read") else "<file object>"
+    if hasattr(path, "read"):
+        return _load_from(path, "<file object>", map_location)
+    label = os.fspath(path)
+    if isinstance(label, bytes):
+        label = os.fsdecode(label)
+    with _open_checkpoint(label) as file:
+        return _load_from(file, label, map_location)
+
+
+def _open_checkpoint(label: str) -> IO[bytes]:
+    """The file at `label`, if it is a regular file: a directory, a device (reading
+    /dev/zero never ends) or a FIFO (opening one waits for a writer) is refused unopened."""
+
+    def refuse(kind: str) -> CheckpointError:
+        return CheckpointError(
+            f"{label}: not a readable checkpoint: it is {kind}, not a regular file"
+        )
+
     try:
-        archive = zipfile.ZipFile(path)
+        return _files.open_regular(label, refuse)
     except FileNotFoundError:
         raise CheckpointError(f"{label}: no such checkpoint file") from None
     except OSError as exc:
         raise CheckpointError(f"{label}: not a readable checkpoint ({exc})") from exc
+
+
+def _load_from(file: IO[bytes], label: str, map_location: Any) -> Any:
+    try:
+        archive = zipfile.ZipFile(file)
     except _ZIP_ERRORS as exc:
         raise CheckpointError(
             f"{label}: not a readable checkpoint: the zip archive is truncated or corrupt ({exc})"
@@ -359,6 +400,7 @@ class _Decoder:
         self.label = label
         self.map_location = map_location
         self.arrays: dict[tuple[str, str], Any] = {}  # (entry, device) -> array, for sharing
+        self.described: dict[str, tuple] = {}  # entry -> (dtype, shape, keys) first named with
         self.named = {MANIFEST_NAME}  # entries the manifest has named so far
 
     def check_all_named(self) -> None:
@@ -467,6 +509,15 @@ class _Decoder:
             raise self.fail(keys, f"malformed manifest: bad dtype ({exc})") from exc
         if dtype.kind not in _ARRAY_KINDS:
             raise self.fail(keys, f"refusing to load an array of dtype {dtype} (not numeric)")
+        first = self.described.setdefault(name, (dtype, shape, keys))
+        if (first[0], first[1]) != (dtype, shape):
+            raise self.fail(
+                keys,
+                f"malformed manifest: array {name} is named twice with different dtypes or "
+                f"shapes: dtype {first[0]} and shape {first[1]} at {_where(first[2])}, dtype "
+                f"{dtype} and shape {shape} here (gradflow.save names a shared array with the "
+                "same dtype and shape each time)",
+            )
         cached = self.arrays.get((name, str(device)))
         if cached is None:
             array = self.read(name, dtype, shape, keys)

@@ -405,6 +405,41 @@ def test_nesting_up_to_the_limit_round_trips_and_deeper_is_not_saved():
         save(_nested(MAX_DEPTH + 1), io.BytesIO())
 
 
+def _second_naming(**fields: Any) -> Callable[[dict], None]:
+    """Edit the second node naming the shared array (the original's 'tied')."""
+
+    def edit(manifest: dict) -> None:
+        nodes = _array_nodes(manifest["root"])
+        names = [node["array"] for node in nodes]
+        second = next(n for i, n in enumerate(nodes) if n["array"] in names[:i])
+        second.update(fields)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"shape": [4, 3]}, {"shape": [12]}, {"dtype": "float64"}, {"dtype": "int32"}],
+    ids=["transposed", "flat", "float64", "int32"],
+)
+def test_an_array_named_twice_with_another_dtype_or_shape_is_refused(fields):
+    # before: the second node got the first one's array, whatever it claimed
+    _refused(
+        _with_manifest(_second_naming(**fields)),
+        r"array arrays/0.npy is named twice with different dtypes or shapes: dtype float32 "
+        r"and shape \[3, 4\] at 'model.weight', .* \(at 'tied'\)",
+    )
+
+
+def test_an_array_shared_by_a_tensor_and_a_numpy_array_loads():
+    weight = gf.tensor(numpy.arange(6, dtype=numpy.float32).reshape(2, 3))
+    buffer = io.BytesIO()
+    save({"tensor": weight, "array": weight.data, "again": weight}, buffer)
+    loaded = load(io.BytesIO(buffer.getvalue()))
+    assert isinstance(loaded["array"], numpy.ndarray) and loaded["array"].shape == (2, 3)
+    assert loaded["tensor"].data is loaded["again"].data
+
+
 # ---- entries: extra, missing, doubled, compressed, encrypted, oversized --------------------
 def _replace_entry(name: str, payload: bytes | None) -> bytes:
     entries = _entries(_checkpoint())

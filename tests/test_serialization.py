@@ -178,6 +178,20 @@ def test_unsupported_type_names_the_key_path(tmp_path):
         save(loop, tmp_path / "c")
 
 
+def test_an_int_too_long_for_text_is_refused_naming_the_key(tmp_path):
+    # before: Python's own "Exceeds the limit (4300 digits) for integer string conversion"
+    with pytest.raises(CheckpointError, match=r"can't save the int at 'a': an int of more than"):
+        save({"a": 10**5000}, tmp_path / "c")
+    with pytest.raises(CheckpointError, match=r"the int at 'run.steps.1': .*4300 digits"):
+        save({"run": {"steps": [1, -(10**4300)]}}, tmp_path / "c")
+    with pytest.raises(CheckpointError, match=r"can't save a dict key at 'state': an int of"):
+        save({"state": {10**5000: 1}}, tmp_path / "c")
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+    largest = 10**4300 - 1  # 4300 digits: what json reads back under the default limit
+    save({"a": largest, "b": -largest, largest: 0}, tmp_path / "c")
+    assert load(tmp_path / "c") == {"a": largest, "b": -largest, largest: 0}
+
+
 # ---- refusing to load --------------------------------------------------------------------
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
