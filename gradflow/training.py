@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from gradflow import data, models, nn, optim
+from gradflow import _files, data, models, nn, optim
 from gradflow.autograd.grad_mode import no_grad
 from gradflow.backend import Device, get_array_module
 from gradflow.backend.threads import blas_threads
@@ -213,6 +213,9 @@ def output_path_problem(path: str | os.PathLike, make_parents: bool = False) -> 
     path = Path(path)
     if path.is_dir():
         return "is a directory, not a file; give the path of a file"
+    if path.exists() and not path.is_file():
+        kind = _files.kind_of(os.stat(path).st_mode)
+        return f"is {kind}, not a regular file; give the path of a file"
     directory = Path(os.path.abspath(path)).parent
     if make_parents:
         while not directory.exists() and directory != directory.parent:
@@ -226,7 +229,7 @@ def output_path_problem(path: str | os.PathLike, make_parents: bool = False) -> 
             f"directory {directory} is not writable; choose a path in a writable directory "
             "(or make it writable)"
         )
-    if path.exists() and not make_parents and not os.access(path, os.W_OK):
+    if path.exists() and not os.access(path, os.W_OK):
         return "the file exists and is not writable; choose another path"
     return None
 

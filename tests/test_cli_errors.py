@@ -282,3 +282,11 @@ def test_the_console_script_exits_2_without_a_traceback(tmp_path, args, expected
     assert done.returncode == 2, done.stderr
     assert expected in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "gradflow_runs").exists()
+
+
+def test_a_checkpoint_path_that_is_a_device_or_fifo_is_refused_before_training(tmp_path, capsys):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for target, kind in ((fifo, "a FIFO"), ("/dev/null", "a character device")):
+        result = run_cli([*TRAIN, "--checkpoint", str(target)], capsys)
+        assert_usage_error("train", result, kind)
