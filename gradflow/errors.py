@@ -101,9 +101,14 @@ TypeError: dtypes and argument types
 RuntimeError: misuse of the graph, devices
     When: a second backward through a graph whose saved arrays were freed, backward from a
     tensor that doesn't require grad or from a non-scalar without ``gradient=``, an in-place
-    change to a leaf that requires grad (or to a tensor saved for backward), tensors on
-    different devices in one op, ``numpy()`` on a tensor that requires grad, the truth value
-    of a many-element tensor, a non-finite norm in ``clip_grad_norm_(error_if_nonfinite=True)``.
+    write into a leaf that requires grad, backward through an op whose saved array (or any
+    view or ``detach()`` of its storage) was written in place afterwards ("modified by an
+    inplace operation", naming the op), a recorded in-place write into a view (write through
+    the tensor that owns the memory), a view taken before such a write used after it, an
+    in-place write into an ``expand()``ed view, a user Function's backward returning a
+    gradient of the wrong shape or a hook returning one, tensors on different devices in one
+    op, ``numpy()`` on a tensor that requires grad, the truth value of a many-element tensor,
+    a non-finite norm in ``clip_grad_norm_(error_if_nonfinite=True)``.
     Tells you: what happened and the fix (``retain_graph=True``, ``detach()``, ``no_grad()``,
     ``.to(device)``), naming both devices on a mismatch.
     Example: ``Trying to backward through Sum a second time, but its saved arrays were freed
