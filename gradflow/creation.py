@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -243,7 +244,15 @@ def randint(
 
 
 def randperm(n: int, generator: Generator | None = None, device: Any = None) -> Tensor:
-    """A random permutation of 0 .. n-1 (int64)."""
+    """A random permutation of 0 .. n-1 (int64); n must be a non-negative int."""
+    try:
+        if isinstance(n, bool | numpy.bool_):
+            raise TypeError
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"randperm: n must be an int, got {type(n).__name__} {n!r}") from None
+    if n < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}")
     dev = Device(device)
     rng = seed_for(generator, dev)
     with _on(dev):

@@ -92,3 +92,21 @@ def test_permutation_without_generator_permutation():
     assert sorted(order.tolist()) == list(range(50))
     assert order.tolist() != list(range(50))
     assert _permutation(RandomOnly(), 0, ArrayModule).shape == (0,)
+
+
+def test_randperm_refuses_a_negative_or_non_integer_n(device):
+    """Issue 14: randperm(-1) gave an empty tensor. PyTorch raises a RuntimeError ('negative
+    dimension'); gradflow a ValueError, as for its other negative sizes."""
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="randperm: n must be non-negative, got -1"):
+        gf.randperm(-1, device=device)
+    with pytest.raises(RuntimeError, match="negative dimension"):
+        torch.randperm(-1)
+    for n in (2.5, True):
+        with pytest.raises(TypeError, match="randperm: n must be an int"):
+            gf.randperm(n, device=device)
+        with pytest.raises(TypeError, match="must be int"):
+            torch.randperm(n)
+    assert gf.randperm(0, device=device).shape == (0,)
+    assert gf.randperm(0).dtype == gf.int64
+    assert sorted(gf.randperm(numpy.int64(4), device=device).tolist()) == [0, 1, 2, 3]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, NoReturn
 
+import numpy
+
 from gradflow import dtypes
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
@@ -104,7 +106,9 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """a ** b for tensor or scalar exponents; d/db uses log(a), taken as 0 where a == 0."""
+    """a ** b for tensor or scalar exponents, with PyTorch's gradients at the edges: d/da is 0
+    where b == 0 (even at a == 0, where b a^(b-1) is 0 * inf); d/db is g a^b log(a), with the
+    factor a^b log(a) taken as 0 where a == 0 and b >= 0 (log(0) is -inf there)."""
 
     op_name = "pow"
 
@@ -116,15 +120,30 @@ class Pow(Function):
     def backward(self, g):
         a, b, out = self.saved_arrays
         need_a, need_b = self.needs_input_grad
-        ga = unbroadcast(g * b * a ** (b - 1), shape_of(a)) if need_a else None
-        gb = None
-        if need_b:
-            if hasattr(a, "shape"):
-                log_a = get_array_module(a).log(get_array_module(a).where(a == 0, 1, a))
-            else:
-                log_a = math.log(a) if a > 0 else 0.0
-            gb = unbroadcast(g * out * log_a, shape_of(b))
+        xp = get_array_module(g)
+        zero = g.dtype.type(0)
+        ga = gb = None
+        with _quiet():  # 0 ** negative and log(0) give inf on the way; the where()s pick
+            if need_a:
+                if not hasattr(b, "shape"):  # a Python number
+                    ga = xp.zeros_like(g) if b == 0 else g * b * a ** (b - 1)
+                else:
+                    ga = xp.where(b == 0, zero, g * (b * a ** (b - 1)))
+                ga = unbroadcast(ga, shape_of(a))
+            if need_b:
+                if hasattr(a, "shape"):
+                    factor = xp.where((a == 0) & (b >= 0), zero, out * xp.log(a))
+                elif a == 0:
+                    factor = xp.where(b >= 0, zero, out * -math.inf)
+                else:
+                    factor = out * (math.log(a) if a > 0 else math.nan)
+                gb = unbroadcast(g * factor, shape_of(b))
         return ga, gb
+
+
+def _quiet() -> Any:
+    """Silence NumPy's warnings where inf/NaN intermediates are expected and then replaced."""
+    return numpy.errstate(divide="ignore", invalid="ignore", over="ignore")
 
 
 class Maximum(Function):
@@ -372,10 +391,40 @@ def _ufunc_without_grad(ufunc_name: str, a: Any, b: Any) -> Tensor:
             f"{op}: expected both tensors on one device, got {a.device} and {b.device}"
         )
     xp = get_array_module(xa if isinstance(a, Tensor) else xb)
+    if ufunc_name in ("floor_divide", "remainder"):
+        _check_integer_divisor(op, xa, xb, xp)
     try:
         return Tensor._wrap(getattr(xp, ufunc_name)(xa, xb))
     except (ValueError, TypeError, OverflowError) as exc:
         _raise_named(op, exc, a, b)
+
+
+def _is_integral(x: Any) -> bool:
+    """An integer or bool array, or a Python int (bool included): floor_divide and remainder
+    of two of these are integer ops."""
+    dtype = getattr(x, "dtype", None)
+    return dtype.kind in "iub" if dtype is not None else isinstance(x, int)
+
+
+def _check_integer_divisor(op: str, xa: Any, xb: Any, xp: Any) -> None:
+    """Integer floor_divide/remainder by zero raises ZeroDivisionError, as Python's // and %
+    (PyTorch raises a RuntimeError 'ZeroDivisionError' on cpu); NumPy would give 0 and a
+    warning. A Python-int divisor is checked as it is; a tensor's zeros are looked for on the
+    device and read back in one host synchronization on cuda (floats divide to inf/nan, no
+    check)."""
+    if not (_is_integral(xa) and _is_integral(xb)):
+        return
+    if hasattr(xb, "dtype"):
+        if xb.size == 0 or not bool((xb == 0).any()):  # cuda: the one synchronization
+            return
+        where = f"the divisor tensor of shape {tuple(xb.shape)} holds 0"
+    elif xb != 0:
+        return
+    else:
+        where = "the divisor is 0"
+    raise ZeroDivisionError(
+        f"{op}: integer division by zero ({where}); divide floats (x.float()) for inf/nan instead"
+    )
 
 
 def eq(a: Any, b: Any) -> Tensor:

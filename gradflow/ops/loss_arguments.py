@@ -3,6 +3,9 @@ loss, the argument, its shape and dtype, and what was expected (PyTorch's rules)
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
 
 import numpy
@@ -107,6 +110,43 @@ def pair_args(input: Any, target: Any, reduction: str, op: str) -> tuple[Tensor,
             f"with 'input' of shape {tuple(input.shape)}"
         ) from None
     return input, target
+
+
+def warn_if_shapes_differ(input: Tensor, target: Tensor, op: str) -> None:
+    """PyTorch's UserWarning for mse_loss/l1_loss when the shapes differ: they broadcast, so an
+    (N, 1) input against an (N,) target silently gives an (N, N) loss."""
+    if input.shape != target.shape:
+        warnings.warn(
+            f"{op}: using a target size {tuple(target.shape)} that is different to the input "
+            f"size {tuple(input.shape)}. This will likely lead to incorrect results due to "
+            "broadcasting. Please ensure they have the same size.",
+            UserWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _caller_stacklevel() -> int:
+    """The stacklevel (for warnings.warn from the caller of this) of the first frame outside
+    gradflow: the user's line, also through nn.MSELoss and Module.__call__."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_unit_interval(x: Any, op: str, name: str) -> None:
+    """A ValueError when a cpu array holds values outside [0, 1] (NaN included), naming the
+    first one and where it is; cuda arrays are not read back (see BCE)."""
+    bad = ~((x >= 0) & (x <= 1))
+    if bad.any():
+        pos = tuple(int(i) for i in numpy.argwhere(bad)[0]) if x.ndim else ()
+        at = f" at position {pos}" if pos else ""
+        raise ValueError(
+            f"{op}: argument '{name}' holds {x[pos]}{at}, outside [0, 1]; expected probabilities"
+        )
 
 
 def optional_float(t: Any, input: Tensor, op: str, name: str) -> None:

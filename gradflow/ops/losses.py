@@ -25,9 +25,11 @@ from gradflow.backend.routing import uses_kernels
 from gradflow.ops._util import unbroadcast
 from gradflow.ops.loss_arguments import (
     binary_args,
+    check_unit_interval,
     class_target_args,
     optional_float,
     pair_args,
+    warn_if_shapes_differ,
 )
 from gradflow.ops.softmax import log_probs, max_and_log_sum
 from gradflow.ops.unary import stable_sigmoid
@@ -390,6 +392,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     tensor(5.)
     """
     input, target = pair_args(input, target, reduction, "mse_loss")
+    warn_if_shapes_differ(input, target, "mse_loss")
     return MSELossFunction.apply(input, target, reduction=reduction)
 
 
@@ -402,6 +405,7 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     tensor(2.)
     """
     input, target = pair_args(input, target, reduction, "l1_loss")
+    warn_if_shapes_differ(input, target, "l1_loss")
     return L1LossFunction.apply(input, target, reduction=reduction)
 
 
@@ -506,6 +510,7 @@ class BCE(Function):
         xp.negative(loss, out=loss)
         if weight is not None:
             loss *= weight
+        loss = _mark_bad(loss, _targets_off_unit(y))
         return _reduce(loss, self.reduction, loss.dtype.type(loss.size))
 
     @staticmethod
@@ -520,12 +525,21 @@ class BCE(Function):
         s = _grad_scale(g, self.reduction, p.dtype.type(p.size))
         sw = s if weight is None else s * weight
         dp = dy = None
+        bad = _targets_off_unit(y)
         if need_p:
-            dp = (p - y) / xp.maximum(p * (1 - p), _BCE_EPS) * sw
+            dp = _mark_bad((p - y) / xp.maximum(p * (1 - p), _BCE_EPS) * sw, bad)
         if need_y:
             log_p, log_q = _clamped_logs(p, xp)
-            dy = (log_q - log_p) * sw
+            dy = _mark_bad((log_q - log_p) * sw, bad)
         return dp, dy, None
+
+
+def _targets_off_unit(y: Any) -> Any:
+    """On cuda, where BCE targets lie outside [0, 1] (their losses and gradients become NaN: a
+    check that raises, as on cpu, would synchronize); None on cpu, where they were refused."""
+    if not is_cuda_array(y):
+        return None
+    return get_array_module(y).abs(y - y.dtype.type(0.5)) > 0.5  # NaN is NaN already
 
 
 def binary_cross_entropy(
@@ -540,7 +554,9 @@ def binary_cross_entropy(
     """
     op = "binary_cross_entropy"
     input, target = binary_args(input, target, weight, reduction, op)
-    if not is_cuda_array(input.data):  # on cuda the check would synchronize
+    # On cuda the checks would synchronize: inputs outside [0, 1] give NaN by themselves (the
+    # logs of negatives), targets outside [0, 1] are made NaN (BCE).
+    if not is_cuda_array(input.data):
         p = input.data
         if ((p < 0) | (p > 1)).any():
             raise ValueError(
@@ -548,4 +564,5 @@ def binary_cross_entropy(
                 f"{p.max()}); expected probabilities (use binary_cross_entropy_with_logits for "
                 "logits)"
             )
+        check_unit_interval(target.data, op, "target")  # as PyTorch, NaN too
     return BCE.apply(input, target, weight, reduction=reduction)

@@ -128,10 +128,12 @@ class Var(Function):
         x, out = self.saved_arrays
         diff = x - x.mean(axis=self.dims, keepdims=True)
         g = _expand_grad(g, x.shape, self.dims, self.keepdim)
-        scale = 2 / g.dtype.type(self.divisor)
-        if self.root:
-            scale = scale / (2 * out)
-        return diff * (g * scale)
+        with _quiet():  # N <= correction: 2 / 0 (the NaN or inf of forward, as PyTorch)
+            if self.root:
+                # d std = d var / (2 std); where std is 0 (a constant slice) the gradient is 0
+                # as in PyTorch, not 0 * inf = NaN.
+                g = get_array_module(g).where(out == 0, g.dtype.type(0), g / (2 * out))
+            return diff * (g * (2 / g.dtype.type(self.divisor)))
 
 
 class Extreme(Function):
@@ -262,8 +264,15 @@ def sum(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
 
 
 def mean(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
-    """Mean over `dim` (all dims by default)."""
+    """Mean over `dim` (all dims by default) of a floating-point tensor: an integer or bool
+    tensor raises a TypeError, as PyTorch refuses to infer the result's dtype (call .float()
+    or .double() first)."""
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "mean")
+    if x.dtype.kind not in "fc":
+        raise TypeError(
+            f"mean: could not infer output dtype; the input's dtype must be floating point, got "
+            f"{x.dtype}; call .float() or .double() first"
+        )
     return Mean.apply(x, dims=dims, keepdim=keepdim)
 
 

@@ -37,7 +37,7 @@ def adam_update(
 ) -> None:
     """One Adam step on arrays, in place on p, m, v (and v_max); s and t are scratch.
 
-    PyTorch's rule: g = ±g; decoupled: p *= 1 - lr wd, else g += wd p; m += (1 - beta1)(g - m);
+    PyTorch's rule: g = ±g; decoupled: p *= 1 - lr wd, else g += wd p; m = lerp(m, g, 1 - beta1);
     v = beta2 v + (1 - beta2) g^2; v_max = max(v_max, v) with amsgrad;
     p -= lr / (1 - beta1^step) m / (sqrt(v) / c + eps), c = sqrt(1 - beta2^step).
     The last line runs as p -= scaled_step m / (sqrt(v) + scaled_eps), with scaled_step =
@@ -51,9 +51,7 @@ def adam_update(
         else:
             xp.multiply(p, weight_decay, out=s)
             g = xp.add(g, s, out=t)
-    xp.subtract(g, m, out=s)
-    s *= 1 - beta1
-    m += s
+    _lerp_toward(m, g, 1 - beta1, s, xp)
     v *= beta2
     xp.multiply(g, g, out=s)
     s *= 1 - beta2
@@ -65,6 +63,20 @@ def adam_update(
     xp.divide(m, s, out=s)
     s *= scaled_step
     p -= s
+
+
+def _lerp_toward(m: Any, g: Any, weight: float, s: Any, xp: Any) -> None:
+    """m = lerp(m, g, weight) in place (s is scratch), as PyTorch's lerp_: m + w (g - m) for
+    w < 0.5, else g - (g - m)(1 - w), so that w = 1 (beta1 = 0) gives exactly g. With
+    m + 1 (g - m) a tiny g after a large m would cancel to 0 (g - m rounds to -m)."""
+    if abs(weight) < 0.5:
+        xp.subtract(g, m, out=s)
+        s *= weight
+        m += s
+    else:
+        xp.subtract(m, g, out=s)  # g - (g - m)(1 - w) = g + (m - g)(1 - w), bit for bit
+        s *= 1 - weight
+        xp.add(g, s, out=m)
 
 
 class Adam(Optimizer):
