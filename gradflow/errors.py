@@ -121,6 +121,13 @@ IndexError: indices and dims out of range
     Tells you: the index, the dim and its size, or the valid range.
     Example: ``sum: dim 4 is out of range for a tensor with 1 dims (expected in [-1, 0])``
 
+ZeroDivisionError: integer division by zero
+    When: ``//`` or ``%`` (``floor_divide``, ``remainder``) of integer tensors with a zero
+    divisor (NumPy would return 0 silently; PyTorch raises). On cuda a tensor divisor costs
+    one host sync for the check.
+    Example: ``floor_divide: integer division by zero (the divisor is 0); divide floats
+    (x.float()) for inf/nan instead``
+
 KeyError: names
     When: ``Module.load_state_dict`` (strict, the default) with missing or unexpected keys; a
     parameter, buffer or submodule registered under an empty or dotted name; a learning-rate

@@ -528,6 +528,12 @@ class Tensor:
     def __mod__(self, other: Any) -> Tensor:
         return _arith.remainder(self, other)
 
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return _arith.floor_divide(other, self)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return _arith.remainder(other, self)
+
     # comparisons and logic: elementwise, no gradient (so Tensor hashes by identity)
     __hash__ = object.__hash__
 

@@ -101,6 +101,7 @@ def test_nll_loss_gradcheck(device, rng, reduction, weighted, shape):
 @pytest.mark.parametrize("op", [losses.mse_loss, losses.l1_loss])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("target_shape", [(3, 4), (4,)])
+@pytest.mark.filterwarnings("ignore:.*using a target size")  # the (4,) target broadcasts on purpose
 def test_regression_losses_gradcheck(device, rng, op, reduction, target_shape):
     x = t(rng.standard_normal((3, 4)), device, requires_grad=True)
     y = t(rng.standard_normal(target_shape), device, requires_grad=True)
@@ -616,6 +617,7 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 @given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3),
        op=st.sampled_from([losses.mse_loss, losses.l1_loss]),
        reduction=st.sampled_from(REDUCTIONS))  # fmt: skip
+@pytest.mark.filterwarnings("ignore:.*using a target size")
 def test_regression_losses_broadcast_shapes_gradcheck(shapes, op, reduction):
     rng = numpy.random.default_rng(1)
     x_shape, y_shape = shapes.input_shapes
