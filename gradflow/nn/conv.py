@@ -7,19 +7,40 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
+
 from gradflow import creation
 from gradflow.nn import init
-from gradflow.nn.module import Module
+from gradflow.nn.module import Module, check_size
 from gradflow.nn.parameter import Parameter
 from gradflow.ops import conv as conv_ops
 from gradflow.tensor import Tensor
 
 
-def _tuple(value: Any, n: int, name: str, layer: str) -> tuple[int, ...]:
-    values = (value,) * n if isinstance(value, int) else tuple(value)
-    if len(values) != n or not all(isinstance(v, int) for v in values):
+def _tuple(value: Any, n: int, name: str, layer: str, minimum: int) -> tuple[int, ...]:
+    """An int or a tuple (or list) of n ints, each >= minimum, as an n-tuple; else an error
+    naming the layer and the argument: ValueError for a wrong length, TypeError for a value
+    that is not an int, RuntimeError for one below minimum (PyTorch's type for a zero or
+    negative kernel size, stride or dilation and a negative padding)."""
+    if isinstance(value, int | numpy.integer) and not isinstance(value, bool):
+        values = (value,) * n
+    elif isinstance(value, tuple | list):
+        values = tuple(value)
+    else:
+        values = None
+    if values is None or not all(
+        isinstance(v, int | numpy.integer) and not isinstance(v, bool) for v in values
+    ):
+        raise TypeError(f"{layer}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    if len(values) != n:
         raise ValueError(f"{layer}: {name} must be an int or a tuple of {n} ints, got {value!r}")
-    return values
+    if any(v < minimum for v in values):
+        what = "positive" if minimum == 1 else "non-negative"
+        raise RuntimeError(f"{layer}: {name} must be {what} (each >= {minimum}), got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 class _ConvNd(Module):
@@ -48,15 +69,19 @@ class _ConvNd(Module):
         super().__init__()
         layer = type(self).__name__
         n = self._dims
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
-        if not isinstance(groups, int) or groups <= 0:
+        in_channels = check_size(layer, "in_channels", in_channels)
+        out_channels = check_size(layer, "out_channels", out_channels)
+        if isinstance(groups, bool) or not isinstance(groups, int | numpy.integer) or groups <= 0:
             raise ValueError(f"{layer}: groups must be a positive int, got {groups!r}")
+        groups = int(groups)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"{layer}: in_channels ({in_channels}) and out_channels ({out_channels}) must "
                 f"both be divisible by groups ({groups})"
+            )
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(
+                f"{layer}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}"
             )
         if padding_mode != "zeros":
             raise NotImplementedError(
@@ -69,18 +94,24 @@ class _ConvNd(Module):
                     f"{layer}: padding must be 'same', 'valid', an int or a tuple, got {padding!r}"
                 )
         else:
-            padding = _tuple(padding, n, "padding", layer)
+            padding = _tuple(padding, n, "padding", layer, 0)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _tuple(kernel_size, n, "kernel_size", layer)
-        self.stride = _tuple(stride, n, "stride", layer)
+        self.kernel_size = _tuple(kernel_size, n, "kernel_size", layer, 1)
+        self.stride = _tuple(stride, n, "stride", layer, 1)
         if padding == "same" and any(s != 1 for s in self.stride):
             raise ValueError(
                 f"{layer}: padding='same' needs stride 1 (as in PyTorch), got stride "
                 f"{self.stride}; pass an explicit padding for a strided convolution"
             )
         self.padding = padding
-        self.dilation = _tuple(dilation, n, "dilation", layer)
-        self.output_padding = _tuple(output_padding, n, "output_padding", layer)
+        self.dilation = _tuple(dilation, n, "dilation", layer, 1)
+        self.output_padding = _tuple(output_padding, n, "output_padding", layer, 0)
+        for extra, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if extra >= s and extra >= d:
+                raise RuntimeError(
+                    f"{layer}: output_padding {self.output_padding} must be smaller than either "
+                    f"stride {self.stride} or dilation {self.dilation} (in each dim)"
+                )
         self.padding_mode = padding_mode
         if self._transposed:
             shape = (in_channels, out_channels // groups, *self.kernel_size)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from gradflow import creation
 from gradflow.nn import init
-from gradflow.nn.module import Module
+from gradflow.nn.module import Module, check_size
 from gradflow.nn.parameter import Parameter
 from gradflow.ops import embedding as embedding_ops
 from gradflow.tensor import Tensor
@@ -16,7 +17,11 @@ class Embedding(Module):
     """Rows of ``weight`` (num_embeddings, embedding_dim) picked by integer indices of any shape.
 
     weight starts from N(0, 1) as in PyTorch; the row at `padding_idx` starts at zero and gets
-    no gradient.
+    no gradient. ``scale_grad_by_freq=True`` divides each row's gradient by how often the row
+    occurs in the batch's indices. PyTorch's signature; ``max_norm`` (renormalizing rows in
+    place during the lookup) and ``sparse=True`` (sparse gradients) are refused with a
+    NotImplementedError. ``_weight`` starts the table from a given tensor (shared, not copied)
+    and ``_freeze=True`` leaves it without a gradient, as in :meth:`from_pretrained`.
     """
 
     def __init__(
@@ -24,25 +29,101 @@ class Embedding(Module):
         num_embeddings: int,
         embedding_dim: int,
         padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+        _weight: Tensor | None = None,
+        _freeze: bool = False,
         device: Any = None,
         dtype: Any = None,
     ):
         super().__init__()
-        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Embedding: {name} must be a positive int, got {value!r}")
+        num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
+        embedding_dim = check_size("Embedding", "embedding_dim", embedding_dim)
         if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral):
+                raise TypeError(
+                    f"Embedding: padding_idx must be an int or None, got "
+                    f"{type(padding_idx).__name__} {padding_idx!r}"
+                )
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(
                     f"Embedding: padding_idx must be within [-{num_embeddings}, "
                     f"{num_embeddings}), got {padding_idx}"
                 )
-            padding_idx %= num_embeddings
+            padding_idx = int(padding_idx) % num_embeddings
+        if max_norm is not None:
+            raise NotImplementedError(
+                f"Embedding: max_norm={max_norm!r} is not supported (it renormalizes weight "
+                "rows in place during the lookup); pass max_norm=None and renormalize the "
+                "weight yourself under gradflow.no_grad() if you need it"
+            )
+        if sparse:
+            raise NotImplementedError(
+                "Embedding: sparse=True is not supported (gradflow has no sparse gradients); "
+                "pass sparse=False to get a dense weight gradient"
+            )
+        if not isinstance(scale_grad_by_freq, bool):
+            raise TypeError(
+                f"Embedding: scale_grad_by_freq must be a bool, got "
+                f"{type(scale_grad_by_freq).__name__} {scale_grad_by_freq!r}"
+            )
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
-        self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, device=device,
-                                               dtype=dtype))  # fmt: skip
-        self.reset_parameters()
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, device=device,
+                                                   dtype=dtype))  # fmt: skip
+            self.reset_parameters()
+        else:
+            if not isinstance(_weight, Tensor):
+                raise TypeError(
+                    f"Embedding: _weight must be a Tensor, got {type(_weight).__name__}"
+                )
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ValueError(
+                    f"Embedding: _weight has shape {tuple(_weight.shape)}, but num_embeddings="
+                    f"{num_embeddings} and embedding_dim={embedding_dim} need "
+                    f"({num_embeddings}, {embedding_dim})"
+                )
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+        if _freeze:
+            self.weight.requires_grad = False
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        embeddings: Tensor,
+        freeze: bool = True,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+    ) -> Embedding:
+        """An Embedding whose table is `embeddings` (num_embeddings, embedding_dim), shared
+        not copied; ``freeze`` (the default) leaves it without a gradient. As PyTorch's.
+
+        >>> import gradflow
+        >>> layer = Embedding.from_pretrained(gradflow.ones(4, 2))
+        >>> layer(gradflow.tensor([1, 3])).shape, layer.weight.requires_grad
+        ((2, 2), False)
+        """
+        if not isinstance(embeddings, Tensor):
+            raise TypeError(
+                "Embedding.from_pretrained: embeddings must be a Tensor (num_embeddings, "
+                f"embedding_dim), got {type(embeddings).__name__}"
+            )
+        if embeddings.ndim != 2:
+            raise ValueError(
+                "Embedding.from_pretrained: embeddings must be 2-D (num_embeddings, "
+                f"embedding_dim), got shape {tuple(embeddings.shape)}"
+            )
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=embeddings, _freeze=freeze)  # fmt: skip
 
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
@@ -50,10 +131,16 @@ class Embedding(Module):
             self.weight.data[self.padding_idx] = 0
 
     def forward(self, indices: Tensor) -> Tensor:
-        return embedding_ops.embedding(indices, self.weight, self.padding_idx)
+        return embedding_ops.embedding(
+            indices, self.weight, self.padding_idx, scale_grad_by_freq=self.scale_grad_by_freq
+        )
 
     def extra_repr(self) -> str:
         text = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             text += f", padding_idx={self.padding_idx}"
+        if self.norm_type != 2:
+            text += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            text += ", scale_grad_by_freq=True"
         return text

@@ -6,7 +6,7 @@ from typing import Any
 
 from gradflow import creation
 from gradflow.nn import init
-from gradflow.nn.module import Module
+from gradflow.nn.module import Module, check_size
 from gradflow.nn.parameter import Parameter
 from gradflow.ops.linalg import linear
 from gradflow.tensor import Tensor
@@ -26,7 +26,8 @@ class Linear(Module):
     """y = x W^T + b for x of shape (..., in_features).
 
     weight (out_features, in_features) and bias (out_features,) start from U(-k, k) with
-    k = 1/sqrt(in_features), as in PyTorch.
+    k = 1/sqrt(in_features), as in PyTorch. in_features and out_features must be ints >= 1
+    (a negative one is a RuntimeError, as in PyTorch; see gradflow.nn.module.check_size).
     """
 
     def __init__(
@@ -38,7 +39,9 @@ class Linear(Module):
         dtype: Any = None,
     ):
         super().__init__()
-        self.in_features, self.out_features = _positive(in_features), _positive(out_features)
+        in_features = check_size(type(self).__name__, "in_features", in_features)
+        out_features = check_size(type(self).__name__, "out_features", out_features)
+        self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(creation.empty(out_features, in_features, device=device,
                                                dtype=dtype))  # fmt: skip
         if bias:
@@ -68,9 +71,3 @@ class Linear(Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
         )
-
-
-def _positive(n: Any) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"layer sizes must be positive integers, got {n!r}")
-    return n

@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+import numpy
+
 from gradflow import dtypes
 from gradflow.autograd.grad_mode import no_grad
 from gradflow.backend import move_array
@@ -457,3 +459,29 @@ class Module:
         if len(lines) == 1 and not self._modules:
             return head + lines[0] + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+# ---- constructor argument checks (shared by the layers) --------------------------------------
+
+
+def check_size(layer: str, name: str, value: Any) -> int:
+    """A layer's size argument (features, channels, embeddings) as an int >= 1, else an error
+    naming the layer and the argument: TypeError for anything but an int (a bool too),
+    RuntimeError for a negative int (PyTorch's type: its tensor creation refuses it), ValueError
+    for 0 (PyTorch builds an empty layer; gradflow refuses one).
+
+    >>> check_size("Linear", "in_features", 3)
+    3
+    """
+    if isinstance(value, bool) or not isinstance(value, int | numpy.integer):
+        raise TypeError(
+            f"{layer}: {name} must be a positive int, got {type(value).__name__} {value!r}"
+        )
+    if value < 0:
+        raise RuntimeError(
+            f"{layer}: {name} must be a positive int, got {value} (a layer can't have a "
+            "negative size)"
+        )
+    if value == 0:
+        raise ValueError(f"{layer}: {name} must be a positive int, got 0")
+    return int(value)

@@ -20,11 +20,16 @@ The window geometry (output sizes, padding, the padded frames) is gradflow/ops/w
 
 Memory: each op keeps its input (a reference, only when the weight needs a gradient) and its
 weight (only when the input needs one); the columns are rebuilt in backward, never kept (they
-are kh*kw times the input).
+are kh*kw times the input). Columns larger than the workspace budget (set_workspace_budget,
+256 MiB by default) are built and used in tiles, groups of samples or bands of output rows, so
+a large conv's peak memory is the budget plus a few copies of its input and output (see "the
+workspace" below); a MemoryError inside a conv is re-raised naming the op, its shapes and the
+workspace bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, NamedTuple
 
 import numpy
@@ -160,8 +165,9 @@ def _by_group(a: Any, groups: int) -> Any:
     return a.reshape(groups, a.shape[0] // groups, a.shape[1])
 
 
-def _conv_forward(x: Any, weight: Any, bias: Any, window: Window, groups: int) -> Any:
-    """conv2d of x [N, C, H, W] with weight [O, C/groups, kh, kw]: [N, O, OH, OW]."""
+def _forward_gemm(x: Any, weight: Any, bias: Any, window: Window, groups: int) -> Any:
+    """conv2d of x [N, C, H, W] with weight [O, C/groups, kh, kw]: [N, O, OH, OW], with the
+    columns of the whole of x at once (_conv_forward tiles larger inputs)."""
     n, o = x.shape[0], weight.shape[0]
     if _channels_last(x, window, groups):
         out = _columns_last(x, window) @ weight.transpose(0, 2, 3, 1).reshape(o, -1).T
@@ -176,8 +182,9 @@ def _conv_forward(x: Any, weight: Any, bias: Any, window: Window, groups: int) -
     return get_array_module(out).ascontiguousarray(out.transpose(1, 0, 2, 3))
 
 
-def _conv_weight_grad(g2: Any, x: Any, window: Window, groups: int, w_shape: tuple) -> Any:
-    """dW [O, C/groups, kh, kw] = dY @ cols^T, with g2 = dY as [O, N*OH*OW]."""
+def _weight_grad_gemm(g2: Any, x: Any, window: Window, groups: int, w_shape: tuple) -> Any:
+    """dW [O, C/groups, kh, kw] = dY @ cols^T, with g2 = dY as [O, N*OH*OW], the columns of
+    the whole of x at once (_conv_weight_grad tiles larger inputs)."""
     if _channels_last(x, window, groups):
         o, c, kh, kw = w_shape
         dw_t = _columns_last(x, window).T @ g2.T  # [kh*kw*C, O]; both operands are views
@@ -189,20 +196,10 @@ def _conv_weight_grad(g2: Any, x: Any, window: Window, groups: int, w_shape: tup
     return dw_t.transpose(0, 2, 1).reshape(w_shape)
 
 
-def _conv_input_grad(
-    g: Any, weight: Any, window: Window, groups: int, x_shape: tuple, g2: Any = None
-) -> Any:
-    """dX [N, C, H, W] of a conv with output gradient g [N, O, OH, OW]: col2im(W^T @ dY), or
-    on the CPU, where it is cheaper, a conv of dY (see _flipped_conv_window). g2 is dY as
-    [O, N*OH*OW] when the caller already has it."""
-    flipped = None if uses_kernels(g) else _flipped_conv_window(window, weight.shape, x_shape)
-    if flipped is not None:
-        o, c_per_group, kh, kw = weight.shape
-        w5 = weight.reshape(groups, o // groups, c_per_group, kh, kw)[..., ::-1, ::-1]
-        w_flipped = w5.transpose(0, 2, 1, 3, 4).reshape(groups * c_per_group, o // groups, kh, kw)
-        return _conv_forward(g, w_flipped, None, flipped, groups)
-    g2 = _channel_major(g) if g2 is None else g2
-    if not uses_kernels(g):
+def _input_grad_gemm(g2: Any, weight: Any, window: Window, groups: int, x_shape: tuple) -> Any:
+    """dX [N, C, H, W] = col2im(W^T @ dY), g2 = dY as [O, N*OH*OW], for the whole of dY at
+    once (_conv_input_grad tiles larger ones)."""
+    if not uses_kernels(g2):
         return _col2im_by_offset(g2, weight, window, groups, x_shape)
     w3 = _by_group(weight.reshape(weight.shape[0], -1), groups)
     dcols = _grouped(w3.transpose(0, 2, 1), _by_group(g2, groups))
@@ -223,6 +220,202 @@ def _flipped_conv_window(window: Window, w_shape: tuple, x_shape: tuple) -> Wind
     if min(pads) < 0:
         return None
     return Window(window.kernel, (1, 1), pads, window.dilation, tuple(x_shape[2:]))
+
+
+# ---- the workspace: the columns of a large conv, tiled to a budget ---------------------------
+#
+# The columns (or, for the input gradient, W^T @ dY on the GPU and the per-offset products on
+# the CPU) hold channels*kh*kw values per output pixel: kh*kw times the input, 1.6 GB for a
+# 7x7 conv of (8, 64, 128, 128) float32. A conv whose columns fit the workspace budget is one
+# piece, computed as always; a larger one runs in tiles whose columns fit: groups of samples,
+# or, when one sample's do not fit, bands of output rows of one sample (each reading the input
+# rows under it). Outputs and input gradients are written tile by tile into the result (the
+# same products as one piece: bit for bit wherever BLAS sums a row the same way at any size),
+# the weight gradient is the sum of the tiles' in tile order, and row bands of the input
+# gradient add up where they overlap. Peak memory is then the budget plus a few copies of the
+# input and output (the padded input, the output gradient laid out channel-major).
+
+DEFAULT_WORKSPACE_BUDGET = 256 * 2**20  # bytes
+_workspace_budget = DEFAULT_WORKSPACE_BUDGET
+
+
+def set_workspace_budget(nbytes: int | None) -> int:
+    """Set the most bytes of im2col workspace (the columns) one conv allocates at a time and
+    return the previous budget; ``None`` restores the default, 256 MiB. A conv whose columns
+    need more runs in tiles (groups of samples, or bands of output rows) that fit; the
+    results are the same up to the order the weight gradient's tiles add up in. Applies to
+    conv1d, conv2d and conv_transpose2d, forward and backward, on cpu and cuda.
+
+    >>> previous = set_workspace_budget(64 * 2**20)
+    >>> set_workspace_budget(previous) == 64 * 2**20
+    True
+    """
+    global _workspace_budget
+    if nbytes is None:
+        nbytes = DEFAULT_WORKSPACE_BUDGET
+    if not isinstance(nbytes, int | numpy.integer) or isinstance(nbytes, bool) or nbytes < 1:
+        raise ValueError(
+            f"set_workspace_budget: expected a positive number of bytes (or None for the "
+            f"default, {DEFAULT_WORKSPACE_BUDGET}), got {nbytes!r}"
+        )
+    previous, _workspace_budget = _workspace_budget, int(nbytes)
+    return previous
+
+
+def get_workspace_budget() -> int:
+    """The bytes of im2col workspace one conv allocates at most (see set_workspace_budget)."""
+    return _workspace_budget
+
+
+class _Tile(NamedTuple):
+    """A part of a conv whose columns fit the budget: the samples `batch` and output rows
+    `rows`, which read the input rows `band`; `window` is the part's geometry (its own top
+    padding and output rows). `whole_rows`: all output rows (band: all input rows)."""
+
+    batch: slice
+    rows: slice
+    band: slice
+    window: Window
+    whole_rows: bool
+
+
+def _row_bytes(window: Window, channels: int, itemsize: int) -> int:
+    """Bytes of the columns of one output row of one sample: channels*kh*kw per pixel."""
+    kh, kw = window.kernel
+    return channels * kh * kw * window.out[1] * itemsize
+
+
+def _workspace_bytes(x_shape: tuple, window: Window, itemsize: int) -> int:
+    """Bytes of the columns of a conv of an input of x_shape [N, C, H, W], in one piece."""
+    return x_shape[0] * window.out[0] * _row_bytes(window, x_shape[1], itemsize)
+
+
+def _tiles(op: str, x_shape: tuple, window: Window, dtype: Any) -> list[_Tile] | None:
+    """The tiles of a conv of an input of x_shape [N, C, H, W]; None when its columns fit the
+    budget in one piece. A MemoryError naming the op and the budget when one output row's do
+    not."""
+    n, c, h, _ = x_shape
+    itemsize = numpy.dtype(dtype).itemsize
+    budget, per_row, oh = _workspace_budget, _row_bytes(window, c, itemsize), window.out[0]
+    if n * oh * per_row <= budget:
+        return None
+    if oh * per_row <= budget:  # groups of whole samples
+        step = budget // (oh * per_row)
+        rows, band = slice(0, oh), slice(0, h)
+        return [_Tile(slice(i, min(i + step, n)), rows, band, window, True)
+                for i in range(0, n, step)]  # fmt: skip
+    step = budget // per_row  # bands of output rows, one sample at a time
+    if step == 0:
+        raise MemoryError(
+            f"{op}: its smallest im2col tile, one row of {window.out[1]} window positions over "
+            f"{c} channels with a {window.kernel[0]}x{window.kernel[1]} kernel "
+            f"({numpy.dtype(dtype)}), needs {per_row} bytes, over the workspace budget of "
+            f"{budget} bytes; raise the budget with gradflow.ops.conv.set_workspace_budget(nbytes)"
+        )
+    return [_row_tile(i, r0, min(r0 + step, oh), window, h)
+            for i in range(n) for r0 in range(0, oh, step)]  # fmt: skip
+
+
+def _row_tile(i: int, r0: int, r1: int, window: Window, h: int) -> _Tile:
+    """Output rows [r0, r1) of sample i: the input rows they read and their own window."""
+    (kh, _), (sh, _), (top, left) = window.kernel, window.stride, window.padding
+    start = r0 * sh - top  # the first input row read (negative: in the top padding)
+    end = (r1 - 1) * sh + (kh - 1) * window.dilation[0] - top + 1
+    first = min(max(start, 0), h)
+    last = min(max(end, first), h)
+    local = window._replace(padding=(max(first - start, 0), left), out=(r1 - r0, window.out[1]))
+    return _Tile(slice(i, i + 1), slice(r0, r1), slice(first, last), local, False)
+
+
+def _conv_forward(
+    x: Any, weight: Any, bias: Any, window: Window, groups: int, op: str = "conv2d"
+) -> Any:
+    """conv2d of x [N, C, H, W] with weight [O, C/groups, kh, kw]: [N, O, OH, OW], tiled
+    when its columns exceed the workspace budget."""
+    tiles = _tiles(op, x.shape, window, x.dtype)
+    if tiles is None:
+        return _forward_gemm(x, weight, bias, window, groups)
+    out = get_array_module(x).empty((x.shape[0], weight.shape[0], *window.out), dtype=x.dtype)
+    for t in tiles:
+        part = _forward_gemm(x[t.batch, :, t.band], weight, bias, t.window, groups)
+        out[t.batch, :, t.rows] = part
+    return out
+
+
+def _conv_weight_grad(
+    g: Any, x: Any, window: Window, groups: int, w_shape: tuple, op: str = "conv2d",
+    g2: Any = None,
+) -> Any:  # fmt: skip
+    """dW [O, C/groups, kh, kw] of a conv of x [N, C, H, W] with output gradient g
+    [N, O, OH, OW] (g2: g as [O, N*OH*OW] where the caller has it), tiled when the columns
+    exceed the workspace budget: the tiles' products summed in tile order."""
+    tiles = _tiles(op, x.shape, window, x.dtype)
+    if tiles is None:
+        g2 = _channel_major(g) if g2 is None else g2
+        return _weight_grad_gemm(g2, x, window, groups, w_shape)
+    dw = None
+    for t in tiles:
+        part = _weight_grad_gemm(_channel_major(g[t.batch, :, t.rows]), x[t.batch, :, t.band],
+                                 t.window, groups, w_shape)  # fmt: skip
+        if dw is None:
+            dw = part
+        else:
+            dw += part
+    return dw
+
+
+def _conv_input_grad(
+    g: Any, weight: Any, window: Window, groups: int, x_shape: tuple, g2: Any = None,
+    op: str = "conv2d",
+) -> Any:  # fmt: skip
+    """dX [N, C, H, W] of a conv with output gradient g [N, O, OH, OW]: col2im(W^T @ dY), or
+    on the CPU, where it is cheaper, a conv of dY (see _flipped_conv_window); tiled when the
+    workspace (C*kh*kw values per output pixel) exceeds the budget. g2 is dY as
+    [O, N*OH*OW] when the caller already has it."""
+    flipped = None if uses_kernels(g) else _flipped_conv_window(window, weight.shape, x_shape)
+    if flipped is not None:
+        o, c_per_group, kh, kw = weight.shape
+        w5 = weight.reshape(groups, o // groups, c_per_group, kh, kw)[..., ::-1, ::-1]
+        w_flipped = w5.transpose(0, 2, 1, 3, 4).reshape(groups * c_per_group, o // groups, kh, kw)
+        return _conv_forward(g, w_flipped, None, flipped, groups, op)
+    tiles = _tiles(op, x_shape, window, g.dtype)
+    if tiles is None:
+        g2 = _channel_major(g) if g2 is None else g2
+        return _input_grad_gemm(g2, weight, window, groups, x_shape)
+    c, w = x_shape[1], x_shape[3]
+    xp = get_array_module(g)
+    dx = (xp.empty if all(t.whole_rows for t in tiles) else xp.zeros)(x_shape, dtype=g.dtype)
+    for t in tiles:
+        shape = (t.batch.stop - t.batch.start, c, t.band.stop - t.band.start, w)
+        part = _input_grad_gemm(_channel_major(g[t.batch, :, t.rows]), weight, t.window, groups,
+                                shape)  # fmt: skip
+        if t.whole_rows:
+            dx[t.batch] = part
+        else:  # bands of one sample overlap where their windows do
+            dx[t.batch, :, t.band] += part
+    return dx
+
+
+@contextlib.contextmanager
+def _memory_errors_named(node: Any, phase: str, x_shape: tuple, window: Window, dtype: Any):
+    """A MemoryError inside the block, re-raised naming the op, the phase, the shapes and the
+    im2col workspace (x_shape, window: the conv whose columns the phase builds)."""
+    try:
+        yield
+    except MemoryError as error:
+        op = node.op_name
+        if str(error).startswith(f"{op}:"):  # _tiles' own, already naming all that
+            raise
+        s, budget = node.shapes, _workspace_budget
+        whole = _workspace_bytes(x_shape, window, numpy.dtype(dtype).itemsize)
+        how = "at once" if whole <= budget else f"in tiles of at most the budget, {budget} bytes"
+        raise MemoryError(
+            f"{op} {phase}: out of memory with input of shape {s.x}, weight of shape {s.w} "
+            f"and output of shape {s.out} ({numpy.dtype(dtype)}); its im2col workspace is "
+            f"{whole} bytes ({whole / 2**30:.2f} GiB) for the whole batch, allocated {how} "
+            f"(see gradflow.ops.conv.set_workspace_budget) [{type(error).__name__}: {error}]. "
+            "Use a smaller batch or a lower workspace budget"
+        ) from error
 
 
 # ---- the ops -------------------------------------------------------------------------------
@@ -251,22 +444,27 @@ class Conv2dFunction(Function):
     def forward(self, x, weight, bias=None):
         need_x, need_w = self.needs_input_grad[:2]
         self.save_for_backward(x if need_w else None, weight if need_x else None)
-        s = self.shapes
-        out = _conv_forward(x.reshape(s.x4), weight.reshape(s.w4), bias, self.window, self.groups)
+        s, op = self.shapes, self.op_name
+        with _memory_errors_named(self, "forward", s.x4, self.window, x.dtype):
+            out = _conv_forward(x.reshape(s.x4), weight.reshape(s.w4), bias, self.window,
+                                self.groups, op)  # fmt: skip
         return out.reshape(s.out)
 
     def backward(self, g):
         x, weight = self.saved_arrays
-        s, need = self.shapes, self.needs_input_grad
+        s, need, op, window = self.shapes, self.needs_input_grad, self.op_name, self.window
         g4 = g.reshape(s.out4)
         dx = dw = g2 = None
-        if need[1]:
-            g2 = _channel_major(g4)
-            dw = _conv_weight_grad(g2, x.reshape(s.x4), self.window, self.groups, s.w4)
-            dw = dw.reshape(s.w)
-        if need[0]:
-            dx = _conv_input_grad(g4, weight.reshape(s.w4), self.window, self.groups, s.x4, g2)
-            dx = dx.reshape(s.x)
+        with _memory_errors_named(self, "backward", s.x4, window, g.dtype):
+            if need[1]:
+                x4 = x.reshape(s.x4)
+                if _tiles(op, s.x4, window, x.dtype) is None:  # dY channel-major, shared
+                    g2 = _channel_major(g4)
+                dw = _conv_weight_grad(g4, x4, window, self.groups, s.w4, op, g2).reshape(s.w)
+            if need[0]:
+                dx = _conv_input_grad(g4, weight.reshape(s.w4), window, self.groups, s.x4, g2,
+                                      op)  # fmt: skip
+                dx = dx.reshape(s.x)
         if len(need) == 2:
             return dx, dw
         return dx, dw, g4.sum(axis=(0, 2, 3)) if need[2] else None
@@ -283,24 +481,28 @@ class ConvTranspose2dFunction(Function):
     def forward(self, x, weight, bias=None):
         need_x, need_w = self.needs_input_grad[:2]
         self.save_for_backward(x if need_w else None, weight if need_x else None)
-        s = self.shapes
-        out = _conv_input_grad(x.reshape(s.x4), weight.reshape(s.w4), self.window, self.groups,
-                               s.out4)  # fmt: skip
+        s, op = self.shapes, self.op_name
+        with _memory_errors_named(self, "forward", s.out4, self.window, x.dtype):
+            out = _conv_input_grad(x.reshape(s.x4), weight.reshape(s.w4), self.window,
+                                   self.groups, s.out4, op=op)  # fmt: skip
         if bias is not None:
             out += bias[:, None, None]
         return out.reshape(s.out)
 
     def backward(self, g):
         x, weight = self.saved_arrays
-        s, need = self.shapes, self.needs_input_grad
+        s, need, op = self.shapes, self.needs_input_grad, self.op_name
         g4 = g.reshape(s.out4)
         dx = dw = None
-        if need[0]:
-            dx = _conv_forward(g4, weight.reshape(s.w4), None, self.window, self.groups)
-            dx = dx.reshape(s.x)
-        if need[1]:
-            x2 = _channel_major(x.reshape(s.x4))
-            dw = _conv_weight_grad(x2, g4, self.window, self.groups, s.w4).reshape(s.w)
+        with _memory_errors_named(self, "backward", s.out4, self.window, g.dtype):
+            if need[0]:
+                dx = _conv_forward(g4, weight.reshape(s.w4), None, self.window, self.groups, op)
+                dx = dx.reshape(s.x)
+            if need[1]:
+                # conv2d's weight gradient with the roles swapped: g4 is the conv's input and
+                # x its output gradient.
+                dw = _conv_weight_grad(x.reshape(s.x4), g4, self.window, self.groups, s.w4, op)
+                dw = dw.reshape(s.w)
         if len(need) == 2:
             return dx, dw
         return dx, dw, g4.sum(axis=(0, 2, 3)) if need[2] else None
@@ -325,6 +527,17 @@ def _check_conv_weight(
         )
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"{op}: argument 'groups' is {groups!r}; expected a positive int")
+    if 0 in weight.shape[2:]:  # PyTorch: RuntimeError, "kernel size should be greater than zero"
+        raise RuntimeError(
+            f"{op}: weight of shape {tuple(weight.shape)} has an empty kernel (kernel size "
+            f"{tuple(weight.shape[2:])}); each kernel dim must be >= 1"
+        )
+    if weight.shape[1 if transposed else 0] == 0:  # PyTorch: RuntimeError too
+        dim = 1 if transposed else 0
+        raise RuntimeError(
+            f"{op}: weight of shape {tuple(weight.shape)} has no output channels (dim {dim} is "
+            "0); it needs at least one"
+        )
     channels = x.shape[-dims - 1]
     if transposed:  # weight (C_in, C_out / groups, ...)
         divides, expected, what = channels % groups == 0, weight.shape[0], "weight.shape[0]"

@@ -15,6 +15,7 @@ Tensors cannot be deep-copied, so a caller could not take that snapshot itself).
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -210,12 +211,29 @@ class Optimizer:
         copied onto each parameter's device and dtype, so the dict stays independent.
         """
         name = f"{self._name}.load_state_dict"
-        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+        if not isinstance(state_dict, dict):
+            raise TypeError(
+                f"{name}: expected the dict returned by state_dict(), with keys 'state' and "
+                f"'param_groups', got {_type_name(state_dict)}"
+            )
+        if not {"state", "param_groups"} <= state_dict.keys():
             raise ValueError(
                 f"{name}: expected the dict returned by state_dict(), with keys 'state' and "
                 "'param_groups'"
             )
-        saved_groups = state_dict["param_groups"]
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, list | tuple) or not all(
+            isinstance(g, dict) for g in saved_groups
+        ):
+            raise TypeError(
+                f"{name}: the state dict's 'param_groups' must be a list of dicts (one per "
+                f"parameter group), got {_type_name(saved_groups)}"
+            )
+        if not isinstance(saved_state, dict):
+            raise TypeError(
+                f"{name}: the state dict's 'state' must be a dict from parameter index to that "
+                f"parameter's state, got {_type_name(saved_state)}"
+            )
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"{name}: the state dict has {len(saved_groups)} parameter group(s) but this "
@@ -224,9 +242,22 @@ class Optimizer:
             )
         by_index: dict[Any, Tensor] = {}
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            if len(saved["params"]) != len(group["params"]):
+            if "params" not in saved:
                 raise ValueError(
-                    f"{name}: parameter group {i} of the state dict has {len(saved['params'])} "
+                    f"{name}: parameter group {i} of the state dict has no 'params' (the list "
+                    "of its parameter indices)"
+                )
+            indices = saved["params"]
+            if not isinstance(indices, list | tuple) or not all(
+                isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in indices
+            ):
+                raise TypeError(
+                    f"{name}: parameter group {i} of the state dict needs 'params', a list of "
+                    f"parameter indices (ints), got {_type_name(indices)}"
+                )
+            if len(indices) != len(group["params"]):
+                raise ValueError(
+                    f"{name}: parameter group {i} of the state dict has {len(indices)} "
                     f"parameter(s) but this optimizer's group {i} has {len(group['params'])}; "
                     "build the optimizer with the same parameter groups as the one that was saved"
                 )
@@ -236,13 +267,24 @@ class Optimizer:
                     f"{name}: parameter group {i} of the state dict has no {missing}; was it "
                     f"saved from another kind of optimizer than {self._name}?"
                 )
-            by_index.update(zip(saved["params"], group["params"]))
+            for index, p in zip(indices, group["params"]):
+                if index in by_index:
+                    raise ValueError(
+                        f"{name}: parameter index {index} is listed more than once in the state "
+                        "dict's parameter groups; each index names one parameter"
+                    )
+                by_index[index] = p
         state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
-        for index, values in state_dict["state"].items():
+        for index, values in saved_state.items():
             if index not in by_index:
                 raise ValueError(
-                    f"{name}: the state dict has state for parameter index {index}, which no "
+                    f"{name}: the state dict has state for parameter index {index!r}, which no "
                     "parameter group lists"
+                )
+            if not isinstance(values, dict):
+                raise TypeError(
+                    f"{name}: the state of parameter {index} must be a dict of its state "
+                    f"(tensors such as 'exp_avg', and 'step'), got {_type_name(values)}"
                 )
             p = by_index[index]
             state[p] = {k: _restore(p, index, k, v, name) for k, v in values.items()}
@@ -267,25 +309,74 @@ def _snapshot(value: Any) -> Any:
     return Tensor._wrap(value.data.copy()) if isinstance(value, Tensor) else value
 
 
+# The per-parameter state that the optimizers here keep as arrays shaped like the parameter.
+_ARRAY_STATE = frozenset(
+    ["exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg", "grad_avg", "momentum_buffer"]
+)
+
+
+def _type_name(value: Any) -> str:
+    """A value's type for an error message: module-qualified unless it is a builtin."""
+    cls = type(value)
+    if cls.__module__ == "builtins":
+        return cls.__name__
+    return f"{cls.__module__.split('.')[0]}.{cls.__qualname__}"
+
+
 def _restore(p: Tensor, index: Any, key: str, value: Any, name: str) -> Any:
-    """A saved state value, made this optimizer's own: on p's device and dtype, contiguous."""
-    if key == "step":  # PyTorch saves the step count as a tensor
-        return int(value.item() if hasattr(value, "item") else value)
-    if isinstance(value, numbers.Number):
+    """A saved state value, made this optimizer's own: on p's device and dtype, contiguous.
+    Errors name the parameter index and the key: TypeError for a value of the wrong kind,
+    ValueError for a wrong shape or an invalid step count."""
+    where = f"{name}: state '{key}' of parameter {index}"
+    if key == "step":
+        return _restore_step(value, where)
+    if value is None and key == "momentum_buffer":  # PyTorch's SGD saves None without momentum
+        return None
+    if isinstance(value, numbers.Number) and key not in _ARRAY_STATE:
         return value
     array = value.data if isinstance(value, Tensor) else value
-    if not hasattr(array, "astype"):
+    if not all(hasattr(array, a) for a in ("astype", "shape", "dtype")):
         raise TypeError(
-            f"{name}: state '{key}' of parameter {index} is a {type(value).__name__}; expected "
-            "a Tensor or a number"
+            f"{where} is a {_type_name(value)}; expected a gradflow Tensor of the parameter's "
+            f"shape {tuple(p.shape)}"
+            + (" (convert a torch tensor with gradflow.tensor(t.numpy()))"
+               if type(value).__module__.startswith("torch") else "")
+        )  # fmt: skip
+    if getattr(array.dtype, "kind", None) not in ("f", "i", "u"):
+        raise TypeError(
+            f"{where} has dtype {array.dtype}; expected a floating-point tensor (it is cast to "
+            f"the parameter's dtype, {p.dtype})"
         )
     if tuple(array.shape) != tuple(p.shape):
         raise ValueError(
-            f"{name}: state '{key}' of parameter {index} has shape {tuple(array.shape)} but "
-            f"the parameter has shape {tuple(p.shape)}; the state dict belongs to another model"
+            f"{where} has shape {tuple(array.shape)} but the parameter has shape "
+            f"{tuple(p.shape)}; the state dict belongs to another model"
         )
     array = move_array(array, p.device)
     return Tensor._wrap(array.astype(p.dtype, order="C", copy=True))
+
+
+def _restore_step(value: Any, where: str) -> int:
+    """A saved step count as an int >= 0: an int, an integral float, or a one-element tensor
+    holding one (PyTorch saves the step as a float tensor)."""
+    number = value.data if isinstance(value, Tensor) else value
+    if hasattr(number, "shape") and hasattr(number, "item"):  # an array or a tensor
+        if tuple(number.shape) not in ((), (1,)):
+            raise ValueError(
+                f"{where} has shape {tuple(number.shape)}; expected a single number, the count "
+                "of steps taken"
+            )
+        number = number.item()
+    if isinstance(number, bool) or not isinstance(number, numbers.Real):
+        raise TypeError(
+            f"{where} is {value!r} ({_type_name(value)}); expected a non-negative int, the "
+            "count of steps taken"
+        )
+    if not (math.isfinite(number) and number >= 0 and number == int(number)):
+        raise ValueError(
+            f"{where} is {number!r}; expected a non-negative whole number, the count of steps taken"
+        )
+    return int(number)
 
 
 def grad_shape_error(optimizer: Optimizer, p: Tensor, grad: Any) -> ValueError:

@@ -91,8 +91,8 @@ def test_linear_errors_name_the_layer_and_shapes():
         layer(gf.tensor(1.0))
     with pytest.raises(ValueError, match=r"Linear\(in_features=3\).*got ndarray"):
         layer(numpy.ones((2, 3), numpy.float32))
-    for bad in (0, -1, 2.5, True):
-        with pytest.raises(ValueError, match="layer sizes must be positive integers"):
+    for bad, error in ((0, ValueError), (-1, RuntimeError), (2.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match=r"^Linear: in_features must be a positive int, got"):
             nn.Linear(bad, 2)
 
 

@@ -360,8 +360,8 @@ def test_embedding_errors():
          (10, 3, -11)),
         (ValueError, "Embedding: num_embeddings must be a positive int, got 0", nn.Embedding,
          (0, 3)),
-        (ValueError, "Embedding: embedding_dim must be a positive int, got -1", nn.Embedding,
-         (4, -1)),
+        (RuntimeError, "Embedding: embedding_dim must be a positive int, got -1 (a layer can't "
+         "have a negative size)", nn.Embedding, (4, -1)),
     ]  # fmt: skip
     for error, message, fn, args in cases:
         assert_raises_exactly(error, message, fn, *args)
