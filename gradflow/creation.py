@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -81,13 +82,41 @@ def _new(array: Any, requires_grad: bool) -> Tensor:
     return t
 
 
-def _size(size: Sequence[Any]) -> tuple:
+def _size(size: Sequence[Any], op: str = "size") -> tuple:
     if len(size) == 1 and isinstance(size[0], list | tuple):
         size = size[0]
-    out = tuple(int(s) for s in size)
+    out = []
+    for s in size:
+        if isinstance(s, bool) or not hasattr(s, "__index__"):
+            raise TypeError(
+                f"{op}: sizes must be ints, got {s!r} ({type(s).__name__}) in {tuple(size)}"
+            )
+        out.append(operator.index(s))
+    out = tuple(out)
     if any(s < 0 for s in out):
         raise ValueError(f"sizes must be non-negative, got {out}")
     return out
+
+
+_MAX_BYTES = 2**63 - 1  # what an array's byte count can be (a signed 64-bit size)
+
+
+def _allocate(op: str, shape: tuple, dtype: Any, make: Any) -> Any:
+    """make() (an array of `shape` and `dtype`), with errors that name the op: a size no
+    array can hold is refused up front, and running out of memory says how much was asked."""
+    nbytes = math.prod(shape) * numpy.dtype(dtype).itemsize
+    if nbytes > _MAX_BYTES:
+        raise RuntimeError(
+            f"{op}: a tensor of shape {shape} and dtype {numpy.dtype(dtype)} would take "
+            f"{nbytes} bytes, more than any array can hold (at most 2**63 - 1); check the sizes"
+        )
+    try:
+        return make()
+    except MemoryError as exc:
+        raise MemoryError(
+            f"{op}: out of memory allocating a tensor of shape {shape} and dtype "
+            f"{numpy.dtype(dtype)} ({nbytes / 2**30:.2f} GiB)"
+        ) from exc
 
 
 def _float_dtype(dtype: Any) -> numpy.dtype:
@@ -99,7 +128,8 @@ def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     dev = Device(device)
     xp = get_array_module(dev)
     with _on(dev):
-        return _new(xp.zeros(_size(size), _float_dtype(dtype)), requires_grad)
+        shape, dt = _size(size, "zeros"), _float_dtype(dtype)
+        return _new(_allocate("zeros", shape, dt, lambda: xp.zeros(shape, dt)), requires_grad)
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
@@ -107,7 +137,8 @@ def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool 
     dev = Device(device)
     xp = get_array_module(dev)
     with _on(dev):
-        return _new(xp.ones(_size(size), _float_dtype(dtype)), requires_grad)
+        shape, dt = _size(size, "ones"), _float_dtype(dtype)
+        return _new(_allocate("ones", shape, dt, lambda: xp.ones(shape, dt)), requires_grad)
 
 
 def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
@@ -115,7 +146,8 @@ def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     dev = Device(device)
     xp = get_array_module(dev)
     with _on(dev):
-        return _new(xp.empty(_size(size), _float_dtype(dtype)), requires_grad)
+        shape, dt = _size(size, "empty"), _float_dtype(dtype)
+        return _new(_allocate("empty", shape, dt, lambda: xp.empty(shape, dt)), requires_grad)
 
 
 def full(
@@ -131,7 +163,9 @@ def full(
     dev = Device(device)
     xp = get_array_module(dev)
     with _on(dev):
-        return _new(xp.full(_size((size,)), fill_value, dtypes.as_dtype(dtype)), requires_grad)
+        shape, dt = _size((size,), "full"), dtypes.as_dtype(dtype)
+        array = _allocate("full", shape, dt, lambda: xp.full(shape, fill_value, dt))
+        return _new(array, requires_grad)
 
 
 def _scalar_dtype(value: Any) -> numpy.dtype:
@@ -189,6 +223,13 @@ def eye(
     requires_grad: bool = False,
 ) -> Tensor:
     """An n x m identity matrix."""
+    for name, value in (("n", n), ("m", m)):
+        if value is None and name == "m":
+            continue
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            raise TypeError(f"eye: {name} must be an int, got {value!r} ({type(value).__name__})")
+        if operator.index(value) < 0:
+            raise RuntimeError(f"eye: {name} must be greater or equal to 0, got {value}")
     dev = Device(device)
     xp = get_array_module(dev)
     with _on(dev):

@@ -110,3 +110,30 @@ def test_randperm_refuses_a_negative_or_non_integer_n(device):
     assert gf.randperm(0, device=device).shape == (0,)
     assert gf.randperm(0).dtype == gf.int64
     assert sorted(gf.randperm(numpy.int64(4), device=device).tolist()) == [0, 1, 2, 3]
+
+
+def test_impossible_sizes_name_the_op():
+    too_big = (
+        r"zeros: a tensor of shape \(2147483648, 2147483648, 4\) and dtype float32 would take "
+        r"\d+ bytes, more than any array can hold"
+    )
+    with pytest.raises(RuntimeError, match=too_big):
+        gf.zeros(2**31, 2**31, 4)
+    with pytest.raises(RuntimeError, match="empty: a tensor of shape"):
+        gf.empty(2**63)
+    with pytest.raises(RuntimeError, match="eye: n must be greater or equal to 0, got -1"):
+        gf.eye(-1)
+    with pytest.raises(RuntimeError, match="eye: m must be greater or equal to 0, got -2"):
+        gf.eye(2, -2)
+    with pytest.raises(TypeError, match=r"zeros: sizes must be ints, got 2.5 \(float\)"):
+        gf.zeros(2.5)
+
+
+def test_running_out_of_memory_says_how_much_was_asked():
+    # 4 PiB: malloc refuses it at once, nothing is touched
+    message = (
+        r"ones: out of memory allocating a tensor of shape \(1048576, 1048576, 1024\) and dtype "
+        r"float32 \(4194304.00 GiB\)"
+    )
+    with pytest.raises(MemoryError, match=message):
+        gf.ones(2**20, 2**20, 2**10)
