@@ -108,7 +108,9 @@ RuntimeError: misuse of the graph, devices
     in-place write into an ``expand()``ed view, a user Function's backward returning a
     gradient of the wrong shape or a hook returning one, tensors on different devices in one
     op, ``numpy()`` on a tensor that requires grad, the truth value of a many-element tensor,
-    a non-finite norm in ``clip_grad_norm_(error_if_nonfinite=True)``.
+    a non-finite norm in ``clip_grad_norm_(error_if_nonfinite=True)``, a negative layer size or
+    conv geometry (``Linear(-1, 2)``, ``Conv2d(1, 1, 0)``: PyTorch's type), a factory size no
+    array can hold (``zeros(2**31, 2**31, 4)``), ``eye(-1)``.
     Tells you: what happened and the fix (``retain_graph=True``, ``detach()``, ``no_grad()``,
     ``.to(device)``), naming both devices on a mismatch.
     Example: ``Trying to backward through Sum a second time, but its saved arrays were freed
@@ -127,6 +129,14 @@ ZeroDivisionError: integer division by zero
     one host sync for the check.
     Example: ``floor_divide: integer division by zero (the divisor is 0); divide floats
     (x.float()) for inf/nan instead``
+
+MemoryError: out of memory, named
+    When: a factory (``zeros``, ``ones``, ``empty``, ``full``) or a conv whose workspace
+    (im2col, bounded by ``gradflow.ops.conv.set_workspace_budget``, 256 MiB by default) can't
+    be allocated, or a single output row of a conv that exceeds the budget.
+    Tells you: the op, the shapes and dtype, and the bytes asked; NumPy's error is the cause.
+    Example: ``ones: out of memory allocating a tensor of shape (1048576, 1048576, 1024) and
+    dtype float32 (4194304.00 GiB)``
 
 KeyError: names
     When: ``Module.load_state_dict`` (strict, the default) with missing or unexpected keys; a
