@@ -47,9 +47,14 @@ DatasetFileError (ValueError), defined in gradflow.data.mnist
 
 TrainingError (ValueError), defined in gradflow.training
     When: ``gradflow train`` (or ``gradflow.training.train``) gets an option it can't use: an
-    unknown model, optimizer or ``--data``, ``--epochs`` or ``--batch-size`` below 1,
-    ``--resume`` without a checkpoint or from one trained with another model, data or
-    optimizer, ``--plot`` without matplotlib, or a checkpoint already at the last epoch.
+    unknown model, optimizer or ``--data``, ``--epochs``, ``--batch-size`` or
+    ``--limit-batches`` below 1, an ``--lr`` that is not a positive finite number, a negative
+    ``--seed``, an unknown ``--device``, a ``--checkpoint`` or ``--plot`` path that can't be
+    written (a directory, a device or FIFO, a read-only file or directory; checked before
+    training), ``--resume`` without a checkpoint, from one trained with another model, data
+    or optimizer, or from one whose layout, weights, history or rng state is malformed (named
+    with the checkpoint), ``--plot`` without matplotlib, or a checkpoint already at the last
+    epoch.
     Tells you: the option, the value, and the values it accepts.
     Example: ``--epochs must be at least 1, got 0``
 
@@ -82,8 +87,12 @@ Built-in exceptions
 ValueError: shapes and values
     When: operands that don't broadcast, matmul or layer inputs of the wrong size, a reshape
     to the wrong number of elements, an unknown device string, an invalid hyperparameter
-    (a negative learning rate, betas outside [0, 1)), a ``batch_size`` below 1, and
-    ``Module.load_state_dict`` with a value whose shape differs from the parameter's.
+    (a negative learning rate, betas outside [0, 1)), a ``batch_size`` below 1,
+    ``Module.load_state_dict`` with a value whose shape differs from the parameter's, an
+    optimizer state whose ``step`` or tensor shapes are wrong, binary cross-entropy targets
+    outside [0, 1] (on the CPU; on cuda they give NaN, as a device check would cost a sync),
+    samples of different shapes in one batch (naming the index and both shapes), and
+    ``randperm`` of a negative ``n``.
     Tells you: the op or layer, the shapes (or the value) and what was expected.
     Examples: ``add: operands could not be broadcast together with shapes (2,3) (4,) ...``;
     ``size mismatch for '5.bias': the checkpoint has shape (3,), the model has (10,)``
