@@ -25,7 +25,7 @@
 //           bias_correction2_sqrt)
 //   sections: params, grads, exp_avgs, exp_avg_sqs
 //   decoupled (AdamW): p *= 1 - lr weight_decay; else g += weight_decay p.
-//   m += (1 - beta1)(g - m); v = beta2 v + (1 - beta2) g^2;
+//   m = beta1 m + (1 - beta1) g (exact at beta1 = 0 and 1); v = beta2 v + (1 - beta2) g^2;
 //   p -= step_size m / (sqrt(v) / bias_correction2_sqrt + eps), where the host passes
 //   step_size = lr / (1 - beta1^step) and bias_correction2_sqrt = sqrt(1 - beta2^step).
 // rmsprop_step(table, T, lr, alpha, eps, weight_decay, momentum, centered, maximize)
@@ -57,9 +57,12 @@ __device__ __forceinline__ scalar_t* table_array(const unsigned long long* table
   return reinterpret_cast<scalar_t*>(table[T + 1 + (long long)s * T + t]);
 }
 
-extern "C" __global__ void sgd_step(const unsigned long long* __restrict__ table, int T,
-                                    scalar_t lr, scalar_t momentum, scalar_t dampening,
-                                    scalar_t weight_decay, int nesterov, int first_step) {
+// Calls body(t, j) for element j of tensor t, for every element of the group: a grid-stride
+// over the flat index, each thread finding its first tensor by binary search and walking
+// forward from there.
+template <class Body>
+__device__ __forceinline__ void for_each_element(const unsigned long long* table, int T,
+                                                 Body body) {
   const long long* prefix = table_prefix(table);
   const long long total = prefix[T];
   const long long stride = (long long)blockDim.x * gridDim.x;
@@ -67,7 +70,14 @@ extern "C" __global__ void sgd_step(const unsigned long long* __restrict__ table
   int t = i < total ? find_tensor(prefix, T, i) : 0;
   for (; i < total; i += stride) {
     while (prefix[t + 1] <= i) ++t;
-    const long long j = i - prefix[t];
+    body(t, i - prefix[t]);
+  }
+}
+
+extern "C" __global__ void sgd_step(const unsigned long long* __restrict__ table, int T,
+                                    scalar_t lr, scalar_t momentum, scalar_t dampening,
+                                    scalar_t weight_decay, int nesterov, int first_step) {
+  for_each_element(table, T, [&](int t, long long j) {
     scalar_t* p = table_array(table, T, 0, t);
     const scalar_t* g = table_array(table, T, 1, t);
     scalar_t d = g[j];
@@ -79,21 +89,14 @@ extern "C" __global__ void sgd_step(const unsigned long long* __restrict__ table
       d = nesterov ? d + momentum * b : b;
     }
     p[j] -= lr * d;
-  }
+  });
 }
 
 extern "C" __global__ void adam_step(const unsigned long long* __restrict__ table, int T,
                                      scalar_t lr, scalar_t beta1, scalar_t beta2, scalar_t eps,
                                      scalar_t weight_decay, int decoupled, scalar_t step_size,
                                      scalar_t bias_correction2_sqrt) {
-  const long long* prefix = table_prefix(table);
-  const long long total = prefix[T];
-  const long long stride = (long long)blockDim.x * gridDim.x;
-  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  int t = i < total ? find_tensor(prefix, T, i) : 0;
-  for (; i < total; i += stride) {
-    while (prefix[t + 1] <= i) ++t;
-    const long long j = i - prefix[t];
+  for_each_element(table, T, [&](int t, long long j) {
     scalar_t* p = table_array(table, T, 0, t);
     scalar_t* m = table_array(table, T, 2, t);
     scalar_t* v = table_array(table, T, 3, t);
@@ -110,21 +113,14 @@ extern "C" __global__ void adam_step(const unsigned long long* __restrict__ tabl
     m[j] = mj;
     v[j] = vj;
     p[j] = pj - step_size * mj / (sqrt(vj) / bias_correction2_sqrt + eps);
-  }
+  });
 }
 
 extern "C" __global__ void rmsprop_step(const unsigned long long* __restrict__ table, int T,
                                         scalar_t lr, scalar_t alpha, scalar_t eps,
                                         scalar_t weight_decay, scalar_t momentum, int centered,
                                         int maximize) {
-  const long long* prefix = table_prefix(table);
-  const long long total = prefix[T];
-  const long long stride = (long long)blockDim.x * gridDim.x;
-  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  int t = i < total ? find_tensor(prefix, T, i) : 0;
-  for (; i < total; i += stride) {
-    while (prefix[t + 1] <= i) ++t;
-    const long long j = i - prefix[t];
+  for_each_element(table, T, [&](int t, long long j) {
     scalar_t* p = table_array(table, T, 0, t);
     scalar_t* sq = table_array(table, T, 2, t);
     const scalar_t pj = p[j];
@@ -150,5 +146,5 @@ extern "C" __global__ void rmsprop_step(const unsigned long long* __restrict__ t
     } else {
       p[j] = pj - lr * (g / avg);
     }
-  }
+  });
 }
