@@ -397,8 +397,11 @@ class Tensor:
             _check_same_place(self, value, what)
         return value
 
-    def _arith_(self, what: str, op: Callable[[Any, Any], Tensor], other: Any) -> Tensor:
-        """self = op(self, other) in place."""
+    def _arith_(
+        self, what: str, op: Callable[[Any, Any], Tensor], other: Any, ufunc: str | None
+    ) -> Tensor:
+        """self = op(self, other) in place; unrecorded, the array module's ``ufunc`` writes
+        straight into the storage (``clip`` when ufunc is None, for clamp_)."""
         self._check_inplace(what)
         other = self._operand(what, other)
         if self._records(what, other):
@@ -406,10 +409,11 @@ class Tensor:
             # about to be overwritten.
             old = _make_tensor(self.data.copy(), self.grad_fn, self._requires_grad, self._output_nr)
             return self._rebase(op(old, other))
-        value = other.data if isinstance(other, Tensor) else other
-        with grad_mode.no_grad():
-            out = op(Tensor._wrap(self.data), value).data
-        self.data[...] = out
+        if ufunc is None:
+            op(self, other)  # clamp_ writes through its own out= below
+        else:
+            value = other.data if isinstance(other, Tensor) else other
+            getattr(get_array_module(self.data), ufunc)(self.data, value, out=self.data)
         _versions.bump(self.data)
         return self
 
@@ -443,21 +447,27 @@ class Tensor:
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
         if alpha != 1:
             other = other * alpha
-        return self._arith_("add_", _arith.add, other)
+        return self._arith_("add_", _arith.add, other, "add")
 
     def sub_(self, other: Any, alpha: Any = 1) -> Tensor:
         if alpha != 1:
             other = other * alpha
-        return self._arith_("sub_", _arith.sub, other)
+        return self._arith_("sub_", _arith.sub, other, "subtract")
 
     def mul_(self, other: Any) -> Tensor:
-        return self._arith_("mul_", _arith.mul, other)
+        return self._arith_("mul_", _arith.mul, other, "multiply")
 
     def div_(self, other: Any) -> Tensor:
-        return self._arith_("div_", _arith.div, other)
+        return self._arith_("div_", _arith.div, other, "true_divide")
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
-        return self._arith_("clamp_", lambda x, _: x.clamp(min, max), None)
+        def clamp(x: Tensor, _: Any) -> Tensor | None:
+            if x is self:  # unrecorded: in place
+                get_array_module(x.data).clip(x.data, min, max, out=x.data)
+                return None
+            return x.clamp(min, max)
+
+        return self._arith_("clamp_", clamp, None, None)
 
     clip_ = clamp_
 
