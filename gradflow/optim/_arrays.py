@@ -20,7 +20,6 @@ from gradflow.backend import get_array_module, routing
 from gradflow.backend.routing import uses_kernels
 
 CHUNK = 1 << 16  # elements per piece: 256 KiB of float32, several arrays fit in L2 at once
-KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what kernels/optim.cu builds
 
 
 class Scratch:
@@ -68,8 +67,9 @@ def update_in_chunks(
 
 
 def takes_kernel_route(array: Any) -> bool:
-    """True when a parameter's array goes through kernels/optim.cu (cuda, or the emulation)."""
-    return uses_kernels(array) and array.dtype in KERNEL_DTYPES and bool(array.flags.c_contiguous)
+    """True when a parameter's array goes through kernels/optim.cu (cuda, or the emulation):
+    uses_kernels also checks the dtype (float32/float64, what the kernels are built for)."""
+    return uses_kernels(array) and bool(array.flags.c_contiguous)
 
 
 class KernelBatches:
