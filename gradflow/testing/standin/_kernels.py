@@ -21,13 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from gradflow.kernels.loader import SCALAR_TYPES
 from gradflow.testing.emulation import CTYPES as _CTYPES
 from gradflow.testing.standin._array import _NP, MemoryPointer, ndarray
 from gradflow.testing.standin._counts import COUNTS
 from gradflow.testing.standin._cuda import CUDADriverError
 
 _SCALAR_DEFINE = "-DGF_SCALAR_T="
-_SCALAR_TYPES = {"float": np.float32, "double": np.float64}
+# the C scalar type named by -DGF_SCALAR_T= -> its dtype (the loader's table, inverted)
+_SCALAR_TYPES = {name: dtype for dtype, name in SCALAR_TYPES.items()}
 _NULL = object()
 
 
