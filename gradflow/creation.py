@@ -18,7 +18,7 @@ from gradflow.tensor import Tensor
 def _to_array(data: Any, dtype: Any, device: Any) -> Any:
     """Copy `data` (nested lists, scalars, NumPy/CuPy arrays, Tensors) into a new array."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     target = Device(device) if device is not None else None
     if hasattr(data, "__cuda_array_interface__") or (
         hasattr(data, "shape") and not isinstance(data, numpy.ndarray | numpy.generic)
@@ -369,7 +369,7 @@ def from_numpy(array: numpy.ndarray) -> Tensor:
 def from_dlpack(obj: Any) -> Tensor:
     """A tensor sharing memory with any DLPack producer (NumPy, CuPy, PyTorch, ...)."""
     if isinstance(obj, Tensor):
-        return Tensor._wrap(obj.data)
+        return Tensor._wrap(obj.array)
     if not hasattr(obj, "__dlpack_device__"):
         raise TypeError(
             f"from_dlpack expects an object with __dlpack__ and __dlpack_device__, "

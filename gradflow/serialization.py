@@ -146,7 +146,7 @@ class _Encoder:
         if isinstance(obj, Tensor):
             return {
                 "type": "tensor",
-                "array": self.store(obj.data, keys),
+                "array": self.store(obj.array, keys),
                 "dtype": obj.dtype.name,
                 "shape": list(obj.shape),
                 "device": str(obj.device),

@@ -1,7 +1,9 @@
 """Tensor: an n-dimensional array on a device, with the autograd state around it.
 
-A Tensor wraps one NumPy (cpu) or CuPy (cuda) array in ``.data``. Operators and methods
-delegate to the op modules in gradflow/ops; the ops record the graph through Function.apply.
+A Tensor wraps one NumPy (cpu) or CuPy (cuda) array in ``.array`` (gradflow's name; PyTorch
+has none). ``.data`` is PyTorch's: a Tensor sharing that array, outside the graph. Operators
+and methods delegate to the op modules in gradflow/ops; the ops record the graph through
+Function.apply.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Tensor:
         "_hooks",
         "_output_nr",
         "_requires_grad",
-        "data",
+        "array",
         "grad",
         "grad_fn",
     )
@@ -62,7 +64,7 @@ class Tensor:
     ):
         from gradflow.creation import _to_array
 
-        self.data = _to_array(data, dtype, device)
+        self.array = _to_array(data, dtype, device)
         self.grad = None
         self.grad_fn = None
         self._output_nr = 0
@@ -82,6 +84,29 @@ class Tensor:
 
     # ---- attributes -------------------------------------------------------------------
     @property
+    def data(self) -> Tensor:
+        """PyTorch's ``.data``: a Tensor sharing this tensor's storage, outside the graph and
+        not requiring grad (``p.data.add_(p.grad, alpha=-lr)`` updates ``p``). One difference:
+        a write through it counts as a write to ``p``, so a backward that saved ``p``'s old
+        values raises instead of silently using the new ones (PyTorch's ``.data`` hides the
+        write). The raw NumPy/CuPy array is ``.array``."""
+        return _make_tensor(self.array, None, False, 0)
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        """``p.data = t`` swaps the storage (shape and dtype may change, as in PyTorch)."""
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"Tensor.data must be set to a Tensor, got {type(value).__name__}; "
+                "wrap arrays with gradflow.tensor() or assign to .array"
+            )
+        if value.device != self.device:
+            raise RuntimeError(
+                f"data set to a tensor on {value.device} but this tensor is on {self.device}"
+            )
+        self.array = value.array
+
+    @property
     def requires_grad(self) -> bool:
         return self._requires_grad
 
@@ -92,28 +117,28 @@ class Tensor:
                 "requires_grad can only be turned off on leaf tensors; use y = x.detach() "
                 "to get a tensor outside the graph"
             )
-        if value and self.data.dtype.kind not in "fc":
+        if value and self.array.dtype.kind not in "fc":
             raise TypeError(
                 f"only floating-point tensors can require gradients, got dtype "
-                f"{self.data.dtype}; convert first with .float() or .double()"
+                f"{self.array.dtype}; convert first with .float() or .double()"
             )
         self._requires_grad = bool(value)
 
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self) -> numpy.dtype:
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def device(self) -> Device:
-        return device_of(self.data)
+        return device_of(self.array)
 
     @property
     def is_cuda(self) -> bool:
@@ -135,27 +160,27 @@ class Tensor:
 
     def size(self, dim: int | None = None) -> Any:
         """The shape (PyTorch's ``size()``), or one dimension's length with `dim`."""
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self.array.shape if dim is None else self.array.shape[dim]
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self.array.size)
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self.array.shape[0]
 
     def is_floating_point(self) -> bool:
-        return self.data.dtype.kind == "f"
+        return self.array.dtype.kind == "f"
 
     def element_size(self) -> int:
-        return self.data.itemsize
+        return self.array.itemsize
 
     def nbytes(self) -> int:
-        return int(self.data.nbytes)
+        return int(self.array.nbytes)
 
     # ---- conversion ---------------------------------------------------------------------
     def numpy(self) -> numpy.ndarray:
@@ -165,35 +190,35 @@ class Tensor:
             raise RuntimeError(
                 "can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()"
             )
-        if not isinstance(self.data, numpy.ndarray):
+        if not isinstance(self.array, numpy.ndarray):
             raise TypeError(
                 f"can't convert a {self.device} tensor to numpy; copy it first with .cpu()"
             )
-        return self.data
+        return self.array
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(
                 f"item() needs a tensor with one element, got shape {tuple(self.shape)}"
             )
-        return self.data.item()
+        return self.array.item()
 
     def tolist(self) -> Any:
-        return move_array(self.data, Device("cpu")).tolist()
+        return move_array(self.array, Device("cpu")).tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> numpy.ndarray:
-        if not isinstance(self.data, numpy.ndarray):
+        if not isinstance(self.array, numpy.ndarray):
             raise TypeError(
                 f"can't convert a {self.device} tensor to a NumPy array implicitly; use .cpu()"
             )
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self.array if dtype is None else self.array.astype(dtype)
 
     def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.data.__dlpack__(*args, **kwargs)
+        return self.array.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self) -> tuple:
-        return self.data.__dlpack_device__()
+        return self.array.__dlpack_device__()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -202,17 +227,17 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                f"the truth value of a tensor with {self.array.size} elements is ambiguous; "
                 "use .any() or .all()"
             )
-        return bool(self.data.item())
+        return bool(self.array.item())
 
     def __index__(self) -> int:
-        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+        if self.array.dtype.kind not in "iu" or self.array.size != 1:
             raise TypeError("only integer tensors of one element can be used as an index")
-        return int(self.data.item())
+        return int(self.array.item())
 
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other_tensor)``;
@@ -274,7 +299,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, outside the graph."""
-        return Tensor._wrap(self.data)
+        return Tensor._wrap(self.array)
 
     def clone(self) -> Tensor:
         """A copy with its own memory, in the graph (gradients pass through), as PyTorch's."""
@@ -334,11 +359,11 @@ class Tensor:
     @property
     def _version(self) -> int:
         """How many in-place writes this tensor's storage has had (shared with its views)."""
-        return _versions.version(self.data)
+        return _versions.version(self.array)
 
     @_version.setter
     def _version(self, value: int) -> None:  # optimizers: `p._version += 1` after an update
-        _versions.bump(self.data, value - _versions.version(self.data))
+        _versions.bump(self.array, value - _versions.version(self.array))
 
     def _check_inplace(self, what: str) -> None:
         if self._requires_grad and self.grad_fn is None and grad_mode.state.enabled:
@@ -347,8 +372,8 @@ class Tensor:
                 "operation; do it under `with gradflow.no_grad():` (as optimizers do) or use the "
                 "out-of-place form (x = x + y)"
             )
-        strides = self.data.strides
-        if 0 in strides and any(s == 0 and n > 1 for s, n in zip(strides, self.data.shape)):
+        strides = self.array.strides
+        if 0 in strides and any(s == 0 and n > 1 for s, n in zip(strides, self.array.shape)):
             # An expand()ed view: NumPy refuses the write (read-only view), CuPy would let every
             # thread that maps to one element race on it. PyTorch raises; so do we, on both.
             raise RuntimeError(
@@ -363,7 +388,7 @@ class Tensor:
             return False
         if not (self._requires_grad or (isinstance(operand, Tensor) and operand._requires_grad)):
             return False
-        if self.data.base is not None and hasattr(self.data.base, "shape"):
+        if self.array.base is not None and hasattr(self.array.base, "shape"):
             raise RuntimeError(
                 f"{what}: this tensor is a view of another tensor's memory, and the write "
                 "needs a gradient recorded; gradflow records such writes on the tensor that "
@@ -375,10 +400,10 @@ class Tensor:
     def _rebase(self, result: Tensor) -> Tensor:
         """Writes result's values into this tensor's storage and makes it the output of
         result's node (the in-place op's history)."""
-        if result.data is not self.data:
-            self.data[...] = result.data
-        _versions.bump(self.data)
-        _versions.rebased(self.data)
+        if result.array is not self.array:
+            self.array[...] = result.array
+        _versions.bump(self.array)
+        _versions.rebased(self.array)
         self._epoch = _versions._epoch[0]
         self.grad_fn = result.grad_fn
         self._output_nr = result._output_nr
@@ -389,7 +414,7 @@ class Tensor:
         """value as an in-place op takes it: a Tensor on this tensor's device and dtype
         (cast differentiably), or a raw array or scalar on this device."""
         if isinstance(value, Tensor):
-            _check_same_place(self, value.data, what)
+            _check_same_place(self, value.array, what)
             if value.dtype != self.dtype and self.dtype.kind == "f":
                 value = value.to(self.dtype)
             return value
@@ -407,14 +432,16 @@ class Tensor:
         if self._records(what, other):
             # The node may save its inputs: give it a copy of the old values, not the storage
             # about to be overwritten.
-            old = _make_tensor(self.data.copy(), self.grad_fn, self._requires_grad, self._output_nr)
+            old = _make_tensor(
+                self.array.copy(), self.grad_fn, self._requires_grad, self._output_nr
+            )
             return self._rebase(op(old, other))
         if ufunc is None:
             op(self, other)  # clamp_ writes through its own out= below
         else:
-            value = other.data if isinstance(other, Tensor) else other
-            getattr(get_array_module(self.data), ufunc)(self.data, value, out=self.data)
-        _versions.bump(self.data)
+            value = other.array if isinstance(other, Tensor) else other
+            getattr(get_array_module(self.array), ufunc)(self.array, value, out=self.array)
+        _versions.bump(self.array)
         return self
 
     def _write(self, what: str, index: Any, value: Any) -> Tensor:
@@ -425,8 +452,8 @@ class Tensor:
             value = numpy.asarray(value)
         if self._records(what, value):
             return self._rebase(_indexing.SetItem.apply(self, value, index=index))
-        self.data[index] = value.data if isinstance(value, Tensor) else value
-        _versions.bump(self.data)
+        self.array[index] = value.array if isinstance(value, Tensor) else value
+        _versions.bump(self.array)
         return self
 
     def copy_(self, src: Any) -> Tensor:
@@ -463,7 +490,7 @@ class Tensor:
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
         def clamp(x: Tensor, _: Any) -> Tensor | None:
             if x is self:  # unrecorded: in place
-                get_array_module(x.data).clip(x.data, min, max, out=x.data)
+                get_array_module(x.array).clip(x.array, min, max, out=x.array)
                 return None
             return x.clamp(min, max)
 
@@ -603,7 +630,7 @@ class Tensor:
             )
         if id(self) in memo:
             return memo[id(self)]
-        out = _make_tensor(self.data.copy(), None, self._requires_grad, 0)
+        out = _make_tensor(self.array.copy(), None, self._requires_grad, 0)
         out.__class__ = type(self)  # a Parameter stays a Parameter
         memo[id(self)] = out
         if self.grad is not None:
@@ -790,7 +817,7 @@ class Tensor:
         return _shape.contiguous(self)
 
     def is_contiguous(self) -> bool:
-        return bool(self.data.flags.c_contiguous)
+        return bool(self.array.flags.c_contiguous)
 
     def gather(self, dim: int, index: Any) -> Tensor:
         return _indexing.gather(self, dim, index)
@@ -842,7 +869,7 @@ def parse_to_args(args: tuple, kwargs: dict) -> tuple[Device | None, numpy.dtype
 def _make_tensor(array: Any, grad_fn: Any, requires_grad: bool, output_nr: int) -> Tensor:
     """A Tensor with every slot set directly: the one constructor on the per-op hot path."""
     t = Tensor.__new__(Tensor)
-    t.data = array
+    t.array = array
     t.grad = None
     t.grad_fn = grad_fn
     t._requires_grad = requires_grad
@@ -871,15 +898,15 @@ def _check_same_place(t: Tensor, value: Any, what: str) -> None:
 
 def _root_gradient(t: Tensor, gradient: Any) -> Any:
     if gradient is None:
-        if t.data.size != 1:
+        if t.array.size != 1:
             raise RuntimeError(
                 f"grad can be implicitly created only for scalar outputs, but the tensor has "
                 f"shape {tuple(t.shape)}: pass gradient= (d loss / d tensor, same shape)"
             )
-        return get_array_module(t.data).ones_like(t.data)
-    g = gradient.data if isinstance(gradient, Tensor) else gradient
+        return get_array_module(t.array).ones_like(t.array)
+    g = gradient.array if isinstance(gradient, Tensor) else gradient
     if not hasattr(g, "shape"):
-        g = get_array_module(t.data).asarray(g, dtype=t.dtype)
+        g = get_array_module(t.array).asarray(g, dtype=t.dtype)
     if g.shape != t.shape:
         raise RuntimeError(
             f"gradient has shape {tuple(g.shape)} but the tensor has shape {tuple(t.shape)}; "
@@ -894,7 +921,7 @@ def _root_gradient(t: Tensor, gradient: Any) -> Any:
 
 
 def _format(t: Tensor) -> str:
-    data = move_array(t.data, Device("cpu"))
+    data = move_array(t.array, Device("cpu"))
     body = numpy.array2string(
         data, separator=", ", prefix="tensor(", precision=4, threshold=1000, edgeitems=3
     )

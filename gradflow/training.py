@@ -151,8 +151,8 @@ def evaluate(model: nn.Module, dataset: data.TensorDataset, batch_size: int = 51
     correct = 0
     with no_grad():
         for images, labels in data.DataLoader(dataset, batch_size=batch_size):
-            predicted = model(images).data.argmax(axis=1)
-            correct += int((predicted == labels.data).sum())
+            predicted = model(images).array.argmax(axis=1)
+            correct += int((predicted == labels.array).sum())
     model.train(was_training)
     return correct / len(dataset)
 
@@ -310,7 +310,7 @@ def _train_epoch(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        loss_sum = loss_sum + loss.data
+        loss_sum = loss_sum + loss.array
         steps += 1
         samples += len(labels)
         if steps % 10 == 0 and hasattr(bar, "set_postfix"):

@@ -434,10 +434,10 @@ def test_an_array_named_twice_with_another_dtype_or_shape_is_refused(fields):
 def test_an_array_shared_by_a_tensor_and_a_numpy_array_loads():
     weight = gf.tensor(numpy.arange(6, dtype=numpy.float32).reshape(2, 3))
     buffer = io.BytesIO()
-    save({"tensor": weight, "array": weight.data, "again": weight}, buffer)
+    save({"tensor": weight, "array": weight.array, "again": weight}, buffer)
     loaded = load(io.BytesIO(buffer.getvalue()))
     assert isinstance(loaded["array"], numpy.ndarray) and loaded["array"].shape == (2, 3)
-    assert loaded["tensor"].data is loaded["again"].data
+    assert loaded["tensor"].array is loaded["again"].array
 
 
 # ---- entries: extra, missing, doubled, compressed, encrypted, oversized --------------------

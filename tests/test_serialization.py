@@ -79,11 +79,11 @@ def test_requires_grad_preserved_and_tensors_load_as_leaves(tmp_path):
 
 def test_shared_arrays_are_stored_once(tmp_path):
     shared = gf.ones(4)
-    save({"a": shared, "b": shared, "c": gf.Tensor._wrap(shared.data)}, tmp_path / "c")
+    save({"a": shared, "b": shared, "c": gf.Tensor._wrap(shared.array)}, tmp_path / "c")
     with zipfile.ZipFile(tmp_path / "c") as archive:
         assert sorted(archive.namelist()) == ["arrays/0.npy", MANIFEST_NAME]
     back = load(tmp_path / "c")
-    assert back["a"].data is back["b"].data is back["c"].data
+    assert back["a"].array is back["b"].array is back["c"].array
 
 
 def test_file_objects_and_numpy_can_read_it(tmp_path):

@@ -22,7 +22,7 @@ def _config(tmp_path, **overrides):
 
 
 def _parameters(model):
-    return [p.data.copy() for p in model.parameters()]
+    return [p.array.copy() for p in model.parameters()]
 
 
 def test_cli_trains_one_tiny_epoch_and_writes_a_loadable_checkpoint(tmp_path, capsys):
@@ -48,7 +48,7 @@ def test_every_model_trains_a_few_batches_and_reloads(tmp_path, name):
     fresh.load_state_dict(gradflow.load(result.checkpoint)["model"])
     images = gradflow.data.Digits(train=False).tensors[0][:5]
     fresh.eval(), result.model.eval()
-    numpy.testing.assert_array_equal(fresh(images).data, result.model(images).data)
+    numpy.testing.assert_array_equal(fresh(images).array, result.model(images).array)
 
 
 def test_loss_falls_during_a_short_run(tmp_path):

@@ -197,7 +197,7 @@ def _apply_tensor_hooks(fn: Function, grad_outs: list, capture, results) -> None
         ref = (fn._retained or {}).get(index)
         tensor = ref() if ref is not None else None
         if tensor is not None and capture is None:
-            tensor.grad = Tensor._wrap(g.copy() if tensor.grad is None else tensor.grad.data + g)
+            tensor.grad = Tensor._wrap(g.copy() if tensor.grad is None else tensor.grad.array + g)
         if capture is not None:
             for k in capture.get((fn, index), ()):
                 results[k] = g
@@ -218,7 +218,7 @@ def _hook_result(hook: Any, replaced: Any, g: Any) -> Any:
             f"gradient hook {name} returned a gradient of shape {tuple(replaced.shape)} for a "
             f"gradient of shape {tuple(g.shape)}; return one of the same shape"
         )
-    return replaced.data
+    return replaced.array
 
 
 def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
@@ -229,7 +229,7 @@ def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
             replaced = hook(Tensor._wrap(g))
             if replaced is not None:
                 g = _hook_result(hook, replaced, g)
-    if g.shape != leaf.data.shape or g.dtype != leaf.data.dtype:
+    if g.shape != leaf.array.shape or g.dtype != leaf.array.dtype:
         raise RuntimeError(
             f"a backward produced a gradient of shape {tuple(g.shape)} and dtype {g.dtype} for "
             f"a tensor of shape {tuple(leaf.shape)} and dtype {leaf.dtype}"
@@ -246,4 +246,4 @@ def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
         owned.add(id(g))
         leaf.grad = Tensor._wrap(g)
     else:
-        leaf.grad.data += g
+        leaf.grad.array += g

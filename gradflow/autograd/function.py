@@ -160,7 +160,7 @@ class Function:
         # device/dtype check (this loop runs for every op, so it stays flat).
         for x in inputs:
             if isinstance(x, Tensor):
-                a = x.data
+                a = x.array
                 arrays.append(a)
                 if first is None:
                     first = a
@@ -276,11 +276,11 @@ def _as_array(x: Any) -> Any:
 
 def _check_compatible(op: str, tensors: list) -> None:
     """One device per op; float dtypes must agree (no silent float32/float64 promotion)."""
-    first = tensors[0].data
+    first = tensors[0].array
     kind = type(first)
     fdtype = first.dtype if first.dtype.kind == "f" else None
     for t in tensors[1:]:
-        a = t.data
+        a = t.array
         if type(a) is not kind or (kind is not _ndarray and a.device != first.device):
             _raise_mismatch(op, tensors, "device")
         if a.dtype.kind == "f":

@@ -104,9 +104,8 @@ def get_array_module(x: Any, *more: Any) -> Any:
     if cp is None:
         return numpy
     for a in (x, *more):
-        # A Tensor's .data is its array; a CuPy array's .data is a MemoryPointer, so test the
-        # array itself first.
-        if isinstance(a, cp.ndarray) or isinstance(getattr(a, "data", None), cp.ndarray):
+        # A Tensor's raw array is .array (a CuPy array's .data is a MemoryPointer).
+        if isinstance(a, cp.ndarray) or isinstance(getattr(a, "array", None), cp.ndarray):
             return cp
     return numpy
 

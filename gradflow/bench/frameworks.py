@@ -69,7 +69,7 @@ def torch_twin(module: Any) -> Any:
     loaded with its weights (parameter and buffer names match)."""
     torch = torch_or_none()
     twin = _torch_layer(torch, module)
-    state = {k: torch.from_numpy(np.array(v.data)) for k, v in module.state_dict().items()}
+    state = {k: torch.from_numpy(np.array(v.array)) for k, v in module.state_dict().items()}
     twin.load_state_dict(state)
     return twin
 

@@ -227,7 +227,7 @@ def soak(
             loss = train_step(network, optimizer, images, labels)
             graph = weakref.ref(loss.grad_fn)
             if step == steps:
-                loss_value = float(loss.data)
+                loss_value = float(loss.array)
             del loss, images, labels
             if graph() is not None:
                 not_freed += 1

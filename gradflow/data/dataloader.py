@@ -89,8 +89,8 @@ def _take_rows(
         indices = rows[indices]
     batch = []
     for t in tensors:
-        xp = get_array_module(t.data)
-        array = t.data[indices if xp is numpy else xp.asarray(indices)]
+        xp = get_array_module(t.array)
+        array = t.array[indices if xp is numpy else xp.asarray(indices)]
         batch.append(Tensor._wrap(array if device is None else move_array(array, device)))
     return tuple(batch)
 
@@ -121,7 +121,7 @@ def _collate(samples: Sequence[Any], field: str) -> Any:
     first = samples[0]
     if isinstance(first, Tensor):
         _check_same_type(samples, Tensor)
-        arrays = [s.data for s in samples]
+        arrays = [s.array for s in samples]
         devices = {str(device_of(a)) for a in arrays}
         if len(devices) > 1:
             raise RuntimeError(
@@ -216,7 +216,7 @@ def _check_same_type(samples: Sequence[Any], kind: Any) -> None:
 def _move(batch: Any, device: Device) -> Any:
     """The batch with every Tensor in it moved to `device`."""
     if isinstance(batch, Tensor):
-        return Tensor._wrap(move_array(batch.data, device))
+        return Tensor._wrap(move_array(batch.array, device))
     if isinstance(batch, Mapping):
         return {key: _move(value, device) for key, value in batch.items()}
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):

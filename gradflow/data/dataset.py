@@ -59,7 +59,7 @@ class TensorDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, ...]:
         # Samples are new tensors outside any graph, like the batches the fast path makes.
-        return tuple(Tensor._wrap(_row(t.data, index)) for t in self.tensors)
+        return tuple(Tensor._wrap(_row(t.array, index)) for t in self.tensors)
 
     def __len__(self) -> int:
         return self.tensors[0].shape[0]

@@ -58,7 +58,7 @@ def _fan(tensor: Tensor, mode: str) -> int:
 
 
 def _fill(tensor: Tensor, values: Any) -> Tensor:
-    tensor.data[...] = values.astype(tensor.dtype, copy=False)
+    tensor.array[...] = values.astype(tensor.dtype, copy=False)
     return tensor
 
 
@@ -79,7 +79,7 @@ def normal_(
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    tensor.data[...] = val
+    tensor.array[...] = val
     return tensor
 
 

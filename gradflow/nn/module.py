@@ -314,7 +314,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad.array[...] = 0
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call ``fn`` on every submodule (children first) and on self, e.g. to initialize."""
@@ -331,12 +331,12 @@ class Module:
             for p in module._parameters.values():
                 if p is None:
                     continue
-                p.data = convert(p.data)
+                p.array = convert(p.array)
                 if p.grad is not None:
-                    p.grad.data = convert(p.grad.data)
+                    p.grad.array = convert(p.grad.array)
             for b in module._buffers.values():
                 if b is not None:
-                    b.data = convert(b.data)
+                    b.array = convert(b.array)
         return self
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
@@ -424,7 +424,7 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            array = value.data if isinstance(value, Tensor) else value
+            array = value.array if isinstance(value, Tensor) else value
             if not hasattr(array, "shape"):
                 raise TypeError(
                     f"state_dict['{key}'] is a {type(value).__name__}; expected a Tensor"
@@ -437,7 +437,9 @@ class Module:
             copies.append((target, array))
         with no_grad():
             for target, array in copies:
-                target.data[...] = move_array(array, target.device).astype(target.dtype, copy=False)
+                target.array[...] = move_array(array, target.device).astype(
+                    target.dtype, copy=False
+                )
         return IncompatibleKeys(missing, unexpected)
 
     # ---- printing --------------------------------------------------------------------------

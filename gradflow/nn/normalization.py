@@ -65,7 +65,7 @@ class _BatchNorm(Module):
         if self.track_running_stats:
             init.zeros_(self.running_mean)
             init.ones_(self.running_var)
-            self.num_batches_tracked.data[...] = 0
+            self.num_batches_tracked.array[...] = 0
 
     def forward(self, x: Tensor) -> Tensor:
         layer = type(self).__name__
@@ -80,7 +80,7 @@ class _BatchNorm(Module):
         momentum = 0.0 if self.momentum is None else self.momentum
         counting = self.training and self.track_running_stats
         if counting and self.momentum is None:  # cumulative moving average
-            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1)
+            momentum = 1.0 / (float(self.num_batches_tracked.array) + 1)
         use_batch_stats = self.training or not self.track_running_stats
         track = not self.training or self.track_running_stats
         out = norm_ops.batch_norm(
@@ -94,7 +94,7 @@ class _BatchNorm(Module):
             self.eps,
         )
         if counting:  # after the op: a call that raises leaves the count as it was
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.array += 1
         return out
 
     def extra_repr(self) -> str:

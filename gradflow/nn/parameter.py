@@ -20,7 +20,7 @@ class Parameter(Tensor):
             Tensor.__init__(self, [], requires_grad=False)
         elif isinstance(data, Tensor):
             Tensor.__init__(self, 0.0)
-            self.data = data.data
+            self.array = data.array
         else:
             Tensor.__init__(self, data)
         self.requires_grad = requires_grad

@@ -251,11 +251,11 @@ def _binary(fn_cls: type, a: Any, b: Any) -> Tensor:
     try:
         if ta is Tensor:
             if tb is Tensor:
-                if a.data.dtype is b.data.dtype:
+                if a.array.dtype is b.array.dtype:
                     return fn_cls.apply(a, b)
-            elif (tb is float or tb is int) and a.data.dtype.kind == "f":
+            elif (tb is float or tb is int) and a.array.dtype.kind == "f":
                 return fn_cls.apply(a, b)  # the common case: float tensor and a Python number
-        elif tb is Tensor and (ta is float or ta is int) and b.data.dtype.kind == "f":
+        elif tb is Tensor and (ta is float or ta is int) and b.array.dtype.kind == "f":
             return fn_cls.apply(a, b)
         return fn_cls.apply(*_promote(a, b))
     except (ValueError, TypeError, OverflowError) as exc:
@@ -306,7 +306,7 @@ true_divide = div
 
 def neg(a: Tensor) -> Tensor:
     """-a (not defined for bool tensors: use logical_not)."""
-    if a.data.dtype.kind == "b":
+    if a.array.dtype.kind == "b":
         raise TypeError("neg: negating a bool tensor is not supported; use logical_not (~x)")
     return Neg.apply(a)
 
@@ -384,8 +384,8 @@ def _ufunc_without_grad(ufunc_name: str, a: Any, b: Any) -> Tensor:
     gradient)."""
     op = _PUBLIC_NAMES.get(ufunc_name, ufunc_name)
     a, b = operand(a), operand(b)
-    xa = a.data if isinstance(a, Tensor) else a
-    xb = b.data if isinstance(b, Tensor) else b
+    xa = a.array if isinstance(a, Tensor) else a
+    xb = b.array if isinstance(b, Tensor) else b
     if isinstance(a, Tensor) and isinstance(b, Tensor) and type(xa) is not type(xb):
         raise RuntimeError(
             f"{op}: expected both tensors on one device, got {a.device} and {b.device}"
@@ -464,7 +464,7 @@ def logical_xor(a: Any, b: Any) -> Tensor:
 
 
 def logical_not(a: Tensor) -> Tensor:
-    return Tensor._wrap(get_array_module(a.data).logical_not(a.data))
+    return Tensor._wrap(get_array_module(a.array).logical_not(a.array))
 
 
 def floor_divide(a: Any, b: Any) -> Tensor:
@@ -478,8 +478,8 @@ def remainder(a: Any, b: Any) -> Tensor:
 
 
 def isfinite(a: Tensor) -> Tensor:
-    return Tensor._wrap(get_array_module(a.data).isfinite(a.data))
+    return Tensor._wrap(get_array_module(a.array).isfinite(a.array))
 
 
 def isnan(a: Tensor) -> Tensor:
-    return Tensor._wrap(get_array_module(a.data).isnan(a.data))
+    return Tensor._wrap(get_array_module(a.array).isnan(a.array))

@@ -50,7 +50,7 @@ def cast(x: Tensor, dtype: Any) -> Tensor:
     if x.dtype == dtype:
         return x
     if x.requires_grad and dtype.kind != "f":
-        return Tensor._wrap(x.data.astype(dtype))  # integer results carry no gradient
+        return Tensor._wrap(x.array.astype(dtype))  # integer results carry no gradient
     return Cast.apply(x, dtype=dtype)
 
 

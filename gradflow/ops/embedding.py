@@ -142,7 +142,7 @@ def _check_range(input: Tensor, num_rows: int) -> None:
     """Indices must lie in [0, num_rows) (one host synchronization on cuda)."""
     if input.numel() == 0:
         return
-    data = input.data
+    data = input.array
     low, high = get_array_module(data).stack([data.min(), data.max()]).tolist()
     if low < 0 or high >= num_rows:
         bad = low if low < 0 else high

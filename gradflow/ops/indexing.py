@@ -30,7 +30,7 @@ def normalize_index(index: Any, x: Tensor) -> tuple:
     on x's device, negative integer arrays become non-negative, and every int, integer array
     and mask is checked against x's shape (IndexError naming the index, dim and size)."""
     items = index if isinstance(index, tuple) else (index,)
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     return _check(tuple(_convert(i, xp, x) for i in items), x.shape, xp)
 
 
@@ -43,7 +43,7 @@ def _convert(item: Any, xp: Any, x: Tensor) -> Any:
     if isinstance(item, int | numpy.integer):
         return int(item)
     if isinstance(item, Tensor):
-        array = item.data
+        array = item.array
     elif isinstance(item, list):
         array = _list_to_array(item)
     elif hasattr(item, "dtype") and hasattr(item, "shape"):
@@ -60,7 +60,7 @@ def _convert(item: Any, xp: Any, x: Tensor) -> Any:
         )
     if array.ndim == 0 and array.dtype.kind != "b":
         return int(array)  # a 0-d integer index is an int (basic indexing, a view)
-    if type(array) is not type(x.data):
+    if type(array) is not type(x.array):
         if device_of(array).type != "cpu":
             raise RuntimeError(
                 f"the index is on {device_of(array)} but the tensor is on {x.device}; move the "
@@ -73,7 +73,7 @@ def _convert(item: Any, xp: Any, x: Tensor) -> Any:
 def _list_to_array(items: list) -> numpy.ndarray:
     def plain(v: Any) -> Any:
         if isinstance(v, Tensor):
-            return move_array(v.data, Device("cpu"))
+            return move_array(v.array, Device("cpu"))
         return [plain(e) for e in v] if isinstance(v, list | tuple) else v
 
     if not items:
@@ -272,9 +272,9 @@ def getitem(x: Tensor, index: Any) -> Tensor:
 
 def _index_array(index: Any, x: Tensor, op: str) -> Any:
     """An integer index (Tensor, array or list) as an array on x's device."""
-    array = _convert(index if not isinstance(index, int) else [index], get_array_module(x.data), x)
+    array = _convert(index if not isinstance(index, int) else [index], get_array_module(x.array), x)
     if isinstance(array, int):
-        array = get_array_module(x.data).asarray(array)
+        array = get_array_module(x.array).asarray(array)
     if array.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be an integer tensor (int64/int32), got {array.dtype}")
     return array
@@ -364,7 +364,7 @@ def index_select(x: Tensor, dim: int, index: Any) -> Tensor:
 
 def masked_select(x: Tensor, mask: Any) -> Tensor:
     """The elements of x where the bool `mask` (broadcast with x) holds, as a 1-D tensor."""
-    array = _convert(mask, get_array_module(x.data), x)
+    array = _convert(mask, get_array_module(x.array), x)
     if not _is_array(array) or array.dtype.kind != "b":
         raise TypeError(f"masked_select: mask must be a bool tensor, got {type(mask).__name__}")
     try:
@@ -390,7 +390,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if not isinstance(tensor, Tensor) or tensor.dtype.kind not in "iu":
         dtype = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
         raise TypeError(f"one_hot: argument 'tensor' has dtype {dtype}; expected integer indices")
-    t = tensor.data
+    t = tensor.array
     xp = get_array_module(t)
     if num_classes == -1 and t.size == 0:
         raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass it")

@@ -80,8 +80,8 @@ def class_target_args(
         )
     if target.dtype != numpy.int64:
         target = target.long()
-    if not is_cuda_array(target.data):  # on cuda this would synchronize; the kernels give NaN
-        t = target.data
+    if not is_cuda_array(target.array):  # on cuda this would synchronize; the kernels give NaN
+        t = target.array
         bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
         if bad.any():
             pos = tuple(int(i) for i in numpy.argwhere(bad)[0])

@@ -556,13 +556,13 @@ def binary_cross_entropy(
     input, target = binary_args(input, target, weight, reduction, op)
     # On cuda the checks would synchronize: inputs outside [0, 1] give NaN by themselves (the
     # logs of negatives), targets outside [0, 1] are made NaN (BCE).
-    if not is_cuda_array(input.data):
-        p = input.data
+    if not is_cuda_array(input.array):
+        p = input.array
         if ((p < 0) | (p > 1)).any():
             raise ValueError(
                 f"{op}: argument 'input' holds values outside [0, 1] (min {p.min()}, max "
                 f"{p.max()}); expected probabilities (use binary_cross_entropy_with_logits for "
                 "logits)"
             )
-        check_unit_interval(target.data, op, "target")  # as PyTorch, NaN too
+        check_unit_interval(target.array, op, "target")  # as PyTorch, NaN too
     return BCE.apply(input, target, weight, reduction=reduction)

@@ -400,7 +400,7 @@ def _check_param(
         raise TypeError(
             f"{op}: argument '{name}' must be a Tensor or None, got {type(param).__name__}"
         )
-    p, a = param.data, input.data
+    p, a = param.array, input.array
     if p.shape != shape:
         raise ValueError(
             f"{op}: argument '{name}' has shape {tuple(param.shape)}; expected {shape} "
@@ -472,8 +472,8 @@ def batch_norm(
         input,
         weight,
         bias,
-        running_mean=None if running_mean is None else running_mean.data,
-        running_var=None if running_var is None else running_var.data,
+        running_mean=None if running_mean is None else running_mean.array,
+        running_var=None if running_var is None else running_var.array,
         training=bool(training),
         momentum=float(momentum) if training else 0.0,
         eps=float(eps),

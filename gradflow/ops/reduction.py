@@ -321,11 +321,11 @@ def _extreme(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Any:
         if dim is None:
             return values
         # dim=0 on a 0-d tensor: the value itself, at index 0
-        return MaxMin(values, Tensor._wrap(get_array_module(x.data).zeros((), "int64")))
+        return MaxMin(values, Tensor._wrap(get_array_module(x.array).zeros((), "int64")))
     d = dims[0]
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     arg = xp.argmax if reduce == "max" else xp.argmin
-    index = arg(x.data, axis=d, keepdims=True).astype("int64", copy=False)
+    index = arg(x.array, axis=d, keepdims=True).astype("int64", copy=False)
     values = SelectAlongDim.apply(x, index, dim=d, keepdim=keepdim)
     return MaxMin(values, Tensor._wrap(index if keepdim else index.squeeze(d)))
 
@@ -390,12 +390,12 @@ def _arg(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Tensor:
     keepdim = kw.pop("keepdims", keepdim)
     if kw:
         raise TypeError(f"{op}() got unexpected keyword arguments {sorted(kw)}")
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     fn = xp.argmax if reduce == "max" else xp.argmin
     axis = None if dim is None else normalize_dim(dim, x.ndim, op)  # 0-d: dims 0 and -1
     axis = None if x.ndim == 0 else axis
     _require_nonempty(x, None if axis is None else (axis,), op)
-    out = fn(x.data, axis=axis, keepdims=bool(keepdim))
+    out = fn(x.array, axis=axis, keepdims=bool(keepdim))
     return Tensor._wrap(xp.asarray(out, dtype="int64"))  # NumPy gives a scalar for axis=None
 
 
@@ -412,21 +412,21 @@ def argmin(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tens
 def any(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Whether any element over `dim` is nonzero (a bool tensor, no gradient)."""
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "any")
-    xp = get_array_module(x.data)
-    return Tensor._wrap(xp.asarray(xp.any(x.data, axis=dims, keepdims=keepdim)))
+    xp = get_array_module(x.array)
+    return Tensor._wrap(xp.asarray(xp.any(x.array, axis=dims, keepdims=keepdim)))
 
 
 def all(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Whether every element over `dim` is nonzero (a bool tensor, no gradient)."""
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "all")
-    xp = get_array_module(x.data)
-    return Tensor._wrap(xp.asarray(xp.all(x.data, axis=dims, keepdims=keepdim)))
+    xp = get_array_module(x.array)
+    return Tensor._wrap(xp.asarray(xp.all(x.array, axis=dims, keepdims=keepdim)))
 
 
 def _require_nonempty(x: Tensor, dims: tuple | None, op: str) -> None:
     """max/min have no identity: refuse a reduction over an empty dim (dims None: all)."""
     shape = x.shape
-    if x.data.size == 0 and (dims is None or 0 in [shape[d] for d in dims]):
+    if x.array.size == 0 and (dims is None or 0 in [shape[d] for d in dims]):
         raise ValueError(
             f"{op}: the tensor of shape {tuple(shape)} is empty along the reduced dims; the "
             "reduction has no identity, so it needs at least one element"

@@ -528,9 +528,9 @@ def _recurrent(op, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, mode, reve
         min_length = int(host.min()) if batch else steps
         if min_length == steps:
             host = None  # every sequence spans the input: nothing to mask
-        elif is_cuda_array(input.data):
-            with input.data.device:
-                device_lengths = get_array_module(input.data).asarray(host)
+        elif is_cuda_array(input.array):
+            with input.array.device:
+                device_lengths = get_array_module(input.array).asarray(host)
         else:
             device_lengths = host
     outputs = RecurrentLayer.apply(

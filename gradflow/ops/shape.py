@@ -212,7 +212,7 @@ def _resolve_shape(shape: Sequence[Any], size: int, source: tuple, op: str) -> t
 
 def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
     """The same elements in a new shape (one dim may be -1); a view when NumPy can give one."""
-    return Reshape.apply(x, shape=_resolve_shape(shape, x.data.size, x.shape, "reshape"))
+    return Reshape.apply(x, shape=_resolve_shape(shape, x.array.size, x.shape, "reshape"))
 
 
 def view(x: Tensor, shape: Sequence[int]) -> Tensor:
@@ -222,7 +222,7 @@ def view(x: Tensor, shape: Sequence[int]) -> Tensor:
     non-contiguous input it copies (PyTorch's view would raise instead). The gradient is the
     same either way; only writes through the result differ (they don't reach a copied input).
     """
-    return Reshape.apply(x, shape=_resolve_shape(shape, x.data.size, x.shape, "view"))
+    return Reshape.apply(x, shape=_resolve_shape(shape, x.array.size, x.shape, "view"))
 
 
 def squeeze(x: Tensor, dim: Any = None) -> Tensor:
@@ -451,6 +451,6 @@ def tile(x: Tensor, sizes: Sequence[int]) -> Tensor:
 
 def contiguous(x: Tensor) -> Tensor:
     """x itself when its array is C-contiguous, else a C-contiguous copy (differentiable)."""
-    if x.data.flags.c_contiguous:
+    if x.array.flags.c_contiguous:
         return x
     return Contiguous.apply(x)

@@ -384,15 +384,15 @@ def rsqrt(x: Tensor) -> Tensor:
 def abs(x: Tensor) -> Tensor:
     """|x| (gradient sign(x), 0 at 0)."""
     if x.dtype.kind != "f":
-        return Tensor._wrap(get_array_module(x.data).abs(x.data))
+        return Tensor._wrap(get_array_module(x.array).abs(x.array))
     return Abs.apply(x)
 
 
 def sign(x: Tensor) -> Tensor:
     """-1, 0 or 1 by the sign of x (a bool tensor: itself); no gradient flows."""
     if x.dtype.kind == "b":
-        return Tensor._wrap(x.data.copy())  # NumPy has no bool sign; PyTorch's is x
-    return Tensor._wrap(get_array_module(x.data).sign(x.data))
+        return Tensor._wrap(x.array.copy())  # NumPy has no bool sign; PyTorch's is x
+    return Tensor._wrap(get_array_module(x.array).sign(x.array))
 
 
 def sin(x: Tensor) -> Tensor:

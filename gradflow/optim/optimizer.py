@@ -2,7 +2,7 @@
 
 An optimizer holds ``param_groups`` (dicts of hyperparameters, each with its "params" list)
 and ``state`` (per parameter, a dict of Tensors and numbers). ``step()`` updates every
-parameter that has a gradient in place on its array (``p.data``): the module and the optimizer
+parameter that has a gradient in place on its array (``p.array``): the module and the optimizer
 share that array, so it is never replaced. Updates work on arrays, never record a graph, and
 bump each updated tensor's version so a graph that saved it refuses a stale backward.
 
@@ -140,7 +140,7 @@ class Optimizer:
                     if set_to_none:
                         p.grad = None
                     else:
-                        p.grad.data.fill(0)
+                        p.grad.array.fill(0)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()`` when given.
@@ -183,8 +183,8 @@ class Optimizer:
             grad = p.grad
             if grad is None:
                 continue
-            a = p.data
-            g = grad.data
+            a = p.array
+            g = grad.array
             if g.shape != a.shape:
                 raise grad_shape_error(self, p, g)
             yield p, a, g
@@ -306,7 +306,7 @@ class Optimizer:
 
 
 def _snapshot(value: Any) -> Any:
-    return Tensor._wrap(value.data.copy()) if isinstance(value, Tensor) else value
+    return Tensor._wrap(value.array.copy()) if isinstance(value, Tensor) else value
 
 
 # The per-parameter state that the optimizers here keep as arrays shaped like the parameter.
@@ -334,7 +334,7 @@ def _restore(p: Tensor, index: Any, key: str, value: Any, name: str) -> Any:
         return None
     if isinstance(value, numbers.Number) and key not in _ARRAY_STATE:
         return value
-    array = value.data if isinstance(value, Tensor) else value
+    array = value.array if isinstance(value, Tensor) else value
     if not all(hasattr(array, a) for a in ("astype", "shape", "dtype")):
         raise TypeError(
             f"{where} is a {_type_name(value)}; expected a gradflow Tensor of the parameter's "
@@ -359,7 +359,7 @@ def _restore(p: Tensor, index: Any, key: str, value: Any, name: str) -> Any:
 def _restore_step(value: Any, where: str) -> int:
     """A saved step count as an int >= 0: an int, an integral float, or a one-element tensor
     holding one (PyTorch saves the step as a float tensor)."""
-    number = value.data if isinstance(value, Tensor) else value
+    number = value.array if isinstance(value, Tensor) else value
     if hasattr(number, "shape") and hasattr(number, "item"):  # an array or a tensor
         if tuple(number.shape) not in ((), (1,)):
             raise ValueError(
@@ -392,7 +392,7 @@ def state_array(state: dict[str, Any], key: str, a: Any) -> Any:
     holder = state.get(key)
     if holder is None:
         holder = state[key] = Tensor._wrap(get_array_module(a).zeros(a.shape, dtype=a.dtype))
-    return holder.data
+    return holder.array
 
 
 def check_number(owner: str, name: str, value: Any, minimum: float, advice: str) -> None:

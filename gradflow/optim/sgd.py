@@ -128,7 +128,7 @@ class SGD(Optimizer):
                 if holder is None:
                     first = True
                     holder = state["momentum_buffer"] = _new_buffer(a)
-                buf = holder.data
+                buf = holder.array
             p._version += 1
             if not maximize and takes_kernel_route(a):
                 if batches is None:

@@ -59,12 +59,12 @@ def gradcheck(
     outputs = _outputs(fn, inputs)
     if not outputs:
         raise ValueError("gradcheck: fn returned no floating-point tensor")
-    xp = get_array_module(wrt[0].data)
+    xp = get_array_module(wrt[0].array)
     weights = [xp.asarray(rng.standard_normal(o.shape)) for o in outputs]
     try:
         _check_directional(fn, inputs, wrt, outputs, weights, eps, atol, rtol, rng, xp)
-        in_size = sum(t.data.size for t in wrt)
-        out_size = sum(o.data.size for o in outputs)
+        in_size = sum(t.array.size for t in wrt)
+        out_size = sum(o.array.size for o in outputs)
         if full_jacobian is None:
             full_jacobian = xp is numpy and in_size * out_size <= max_jacobian_size
         if full_jacobian and os.environ.get(MODE_ENV, "").strip().lower() != "directional":
@@ -87,7 +87,7 @@ def _weighted_sum(fn: Callable, inputs: tuple, weights: list) -> float:
         outs = fn(*inputs)
     outs = list(outs) if isinstance(outs, tuple | list) else [outs]
     outs = [o for o in outs if isinstance(o, Tensor) and o.dtype.kind == "f"]
-    return float(sum((o.data * w).sum() for o, w in zip(outs, weights)))
+    return float(sum((o.array * w).sum() for o, w in zip(outs, weights)))
 
 
 def _analytic(outputs: list, wrt: list, weights: list) -> list:
@@ -99,7 +99,7 @@ def _analytic(outputs: list, wrt: list, weights: list) -> list:
         allow_unused=True,
     )
     return [
-        g.data if g is not None else get_array_module(t.data).zeros_like(t.data)
+        g.array if g is not None else get_array_module(t.array).zeros_like(t.array)
         for g, t in zip(grads, wrt)
     ]
 
@@ -107,17 +107,17 @@ def _analytic(outputs: list, wrt: list, weights: list) -> list:
 def _check_directional(fn, inputs, wrt, outputs, weights, eps, atol, rtol, rng, xp) -> None:
     analytic = _analytic(outputs, wrt, weights)
     directions = [xp.asarray(rng.standard_normal(t.shape)) for t in wrt]
-    originals = [t.data.copy() for t in wrt]
+    originals = [t.array.copy() for t in wrt]
     try:
         for t, d, o in zip(wrt, directions, originals):
-            t.data[...] = o + eps * d
+            t.array[...] = o + eps * d
         plus = _weighted_sum(fn, inputs, weights)
         for t, d, o in zip(wrt, directions, originals):
-            t.data[...] = o - eps * d
+            t.array[...] = o - eps * d
         minus = _weighted_sum(fn, inputs, weights)
     finally:
         for t, o in zip(wrt, originals):
-            t.data[...] = o
+            t.array[...] = o
     numeric = (plus - minus) / (2 * eps)
     expected = float(sum((a * d).sum() for a, d in zip(analytic, directions)))
     if abs(expected - numeric) > atol + rtol * abs(numeric):
@@ -128,7 +128,7 @@ def _check_directional(fn, inputs, wrt, outputs, weights, eps, atol, rtol, rng, 
 
 
 def _check_jacobian(fn, inputs, wrt, outputs, eps, atol, rtol, xp) -> None:
-    out_sizes = [o.data.size for o in outputs]
+    out_sizes = [o.array.size for o in outputs]
     worst = None  # (excess, message)
     for oi, o in enumerate(outputs):
         for flat in range(out_sizes[oi]):
@@ -153,12 +153,12 @@ def _check_jacobian(fn, inputs, wrt, outputs, eps, atol, rtol, xp) -> None:
 
 
 def _numeric_partial(fn, inputs, t, pos, weights, eps) -> float:
-    original = float(t.data[pos])
+    original = float(t.array[pos])
     try:
-        t.data[pos] = original + eps
+        t.array[pos] = original + eps
         plus = _weighted_sum(fn, inputs, weights)
-        t.data[pos] = original - eps
+        t.array[pos] = original - eps
         minus = _weighted_sum(fn, inputs, weights)
     finally:
-        t.data[pos] = original
+        t.array[pos] = original
     return (plus - minus) / (2 * eps)

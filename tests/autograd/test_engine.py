@@ -107,7 +107,7 @@ def test_graph_is_freed_when_loss_goes_out_of_scope():
     loss = (h * h).sum()
     fn_ref = weakref.ref(loss.grad_fn)
     inner_ref = weakref.ref(h.grad_fn)
-    data_ref = weakref.ref(h.data) if hasattr(h.data, "__weakref__") else None
+    data_ref = weakref.ref(h.array) if hasattr(h.array, "__weakref__") else None
     del h, loss
     # no reference cycles: freed by reference counting alone, without the cycle collector
     assert fn_ref() is None and inner_ref() is None

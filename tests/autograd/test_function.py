@@ -68,8 +68,9 @@ def test_backward_returning_wrong_shape_is_an_error():
 
     a = gf.ones(2, requires_grad=True)
     with pytest.raises(
-        RuntimeError, match=r"Bad.backward returned an invalid gradient for input 0: shape \(\), "
-        r"but the input has shape \(2,\)"
+        RuntimeError,
+        match=r"Bad.backward returned an invalid gradient for input 0: shape \(\), "
+        r"but the input has shape \(2,\)",
     ):
         Bad.apply(a).backward()
 

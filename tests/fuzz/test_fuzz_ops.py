@@ -1377,7 +1377,7 @@ def test_gradients_of_0d_tensors_are_arrays():
     x = gf.tensor(0.5, requires_grad=True)
     gf.tanh(x).backward()
     gf.softplus(x).backward()  # accumulates into the 0-d gradient in place
-    assert type(x.grad.data) is numpy.ndarray and x.grad.shape == ()
+    assert type(x.grad.array) is numpy.ndarray and x.grad.shape == ()
     numpy.testing.assert_allclose(
         x.grad.item(), 1 - numpy.tanh(0.5) ** 2 + 1 / (1 + numpy.exp(-0.5)), rtol=1e-6
     )

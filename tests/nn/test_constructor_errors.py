@@ -243,7 +243,7 @@ def test_embedding_refuses_what_it_does_not_implement_by_name():
 def test_embedding_from_pretrained_shares_the_table_and_freezes_it():
     table = gf.tensor(numpy.arange(8.0, dtype=numpy.float32).reshape(4, 2))
     layer = nn.Embedding.from_pretrained(table)
-    assert layer.weight.data is table.data and not layer.weight.requires_grad
+    assert layer.weight.array is table.array and not layer.weight.requires_grad
     numpy.testing.assert_array_equal(layer(gf.tensor([3, 0])).numpy(), [[6, 7], [0, 1]])
     trainable = nn.Embedding.from_pretrained(table, freeze=False, padding_idx=0)
     assert trainable.weight.requires_grad and trainable.padding_idx == 0

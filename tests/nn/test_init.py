@@ -145,14 +145,14 @@ def test_initializer_matches_torch_spread():
 
 def test_constant_zeros_ones_fill_in_place():
     tensor = gf.empty(3, 4, dtype=gf.float64)
-    data = tensor.data
+    data = tensor.array
     assert init.constant_(tensor, 2.5) is tensor
     numpy.testing.assert_array_equal(as_numpy(tensor), 2.5)
     init.zeros_(tensor)
     numpy.testing.assert_array_equal(as_numpy(tensor), 0.0)
     init.ones_(tensor)
     numpy.testing.assert_array_equal(as_numpy(tensor), 1.0)
-    assert tensor.data is data and tensor.dtype == numpy.float64
+    assert tensor.array is data and tensor.dtype == numpy.float64
 
 
 def test_init_of_a_parameter_keeps_it_a_leaf_that_requires_grad():

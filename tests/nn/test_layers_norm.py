@@ -100,7 +100,7 @@ def test_batch_norm_eval_mode_normalizes_with_the_running_statistics():
     layer = nn.BatchNorm2d(2).eval()
     for tensor, values in [(layer.running_mean, mean), (layer.running_var, var),
                            (layer.weight, weight), (layer.bias, bias)]:  # fmt: skip
-        tensor.data[...] = values
+        tensor.array[...] = values
     x = numpy.arange(16, dtype=numpy.float32).reshape(2, 2, 2, 2)
     mean, var, weight, bias = (a.reshape(1, 2, 1, 1) for a in (mean, var, weight, bias))
     expected = (x - mean) / numpy.sqrt(var + 1e-5) * weight + bias

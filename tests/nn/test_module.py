@@ -220,7 +220,7 @@ def test_to_dtype_keeps_parameter_identity_and_casts_only_floats():
     net.eval()
     x = gf.ones(1, 3, dtype=gf.float64)
     before = as_numpy(net(x))
-    optimizer_view[-1].data += 1.0  # head.bias
+    optimizer_view[-1].array += 1.0  # head.bias
     numpy.testing.assert_allclose(as_numpy(net(x)), before + 1.0)
 
     net.to(dtype=gf.float32)
@@ -267,15 +267,15 @@ def test_state_dict_holds_parameters_and_persistent_buffers():
     ]
     assert "block.scratch" not in sd  # non-persistent
     assert type(sd["head.weight"]) is gf.Tensor and not sd["head.weight"].requires_grad
-    assert numpy.shares_memory(sd["head.weight"].data, net.head.weight.data)
+    assert numpy.shares_memory(sd["head.weight"].array, net.head.weight.array)
     assert net.state_dict(keep_vars=True)["head.weight"] is net.head.weight
     assert next(iter(net.block.state_dict(prefix="model.block."))) == "model.block.scale"
 
 
 def test_load_state_dict_round_trip_copies_values():
     source, target = Net(), Net()
-    source.block.running.data[...] = 7.0
-    source.block.steps.data[...] = 3
+    source.block.running.array[...] = 7.0
+    source.block.steps.array[...] = 3
     result = target.load_state_dict(source.state_dict())
     assert result == nn.IncompatibleKeys([], [])
     expected = values(source)
@@ -283,8 +283,8 @@ def test_load_state_dict_round_trip_copies_values():
     for key, value in values(target).items():
         numpy.testing.assert_array_equal(value, expected[key])
     # copied, not aliased: later changes to the source don't reach the target
-    source.head.weight.data[...] = 100.0
-    assert not numpy.shares_memory(target.head.weight.data, source.head.weight.data)
+    source.head.weight.array[...] = 100.0
+    assert not numpy.shares_memory(target.head.weight.array, source.head.weight.array)
     assert (as_numpy(target.head.weight) != 100.0).all()
     # and the parameters are the same objects, still leaves that require grad
     weight = target.head.weight
@@ -547,7 +547,7 @@ def test_parameter_shares_its_tensors_array_and_requires_grad():
     t = gf.randn(2, 3)
     p = nn.Parameter(t)
     assert isinstance(p, gf.Tensor) and p.requires_grad and p.is_leaf
-    assert p.data is t.data  # no copy, as torch.nn.Parameter
+    assert p.array is t.array  # no copy, as torch.nn.Parameter
     assert not nn.Parameter(t, requires_grad=False).requires_grad
     assert nn.Parameter().shape == (0,)
     assert repr(nn.Parameter(gf.tensor([1.0, 2.0]))) == (

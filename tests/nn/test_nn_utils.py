@@ -73,7 +73,7 @@ class _DeviceArray(numpy.ndarray):
 def test_clip_grad_norm_with_unhashable_array_devices():
     params = with_grads(GRADS)
     for p in params:
-        p.grad = gf.Tensor._wrap(p.grad.data.view(_DeviceArray))
+        p.grad = gf.Tensor._wrap(p.grad.array.view(_DeviceArray))
     total = norm_of(GRADS, 2)
     numpy.testing.assert_allclose(float(clip_grad_norm_(params, max_norm=1.5)), total)
 
@@ -173,7 +173,7 @@ def test_parameters_to_vector_and_back_round_trip():
     assert all(a is b for a, b in zip(params, model.parameters()))  # filled in place
     numpy.testing.assert_array_equal(as_numpy(parameters_to_vector(params)), as_numpy(new))
     numpy.testing.assert_array_equal(as_numpy(model[0].bias), [12.0, 13.0, 14.0, 15.0])
-    new.data[...] = -1.0  # copied, not aliased
+    new.array[...] = -1.0  # copied, not aliased
     assert as_numpy(model[0].weight).min() == 0.0
 
 

@@ -133,7 +133,7 @@ PARITY = {
 
 def _copy_weights_from(ours, theirs):
     for name, p in theirs.named_parameters():
-        getattr(ours, name).data[...] = p.detach().numpy()
+        getattr(ours, name).array[...] = p.detach().numpy()
 
 
 @pytest.mark.parametrize("case", list(PARITY))

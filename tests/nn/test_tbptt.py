@@ -25,7 +25,7 @@ class RecordingSGD:
         self.grads.append([p.grad.numpy().copy() for p in self.params])
         with gf.no_grad():
             for p in self.params:
-                p.data -= self.lr * p.grad.data
+                p.array -= self.lr * p.grad.array
 
 
 def _saved_bytes(output):

@@ -152,7 +152,7 @@ def test_non_contiguous_input_and_weight(routed):
     w_base = gf.tensor(rng.standard_normal((3, 3, 2, 4)), requires_grad=True)
     x = x_base.permute(1, 3, 0, 2)[:, :, :, ::2]  # (2, 3, 5, 5), no unit strides anywhere
     w = w_base.permute(3, 1, 2, 0)  # (4, 3, 2, 3)
-    assert not x.data.flags.c_contiguous and not w.data.flags.c_contiguous
+    assert not x.array.flags.c_contiguous and not w.array.flags.c_contiguous
     expected = conv2d(
         gf.tensor(x.detach().numpy().copy()),
         gf.tensor(w.detach().numpy().copy()),
@@ -270,13 +270,13 @@ def test_one_node_with_bias_and_only_the_needed_arrays_saved():
     assert type(node) is Conv2dFunction and len(node._edges) == 3
     saved_x, saved_w = node.saved_arrays
     assert saved_x is None  # the weight needs no gradient: the input is not kept
-    assert saved_w is w.data  # a reference, not a copy
+    assert saved_w is w.array  # a reference, not a copy
     y.sum().backward()
     numpy.testing.assert_allclose(b.grad.numpy(), numpy.full(4, 2 * 5 * 5))
     w.requires_grad_()
     x2 = gf.tensor(rng.standard_normal((2, 3, 5, 5)))
     node = conv_transpose2d(x2, w.permute(1, 0, 2, 3)).grad_fn
-    assert node.saved_arrays[0] is x2.data and node.saved_arrays[1] is None
+    assert node.saved_arrays[0] is x2.array and node.saved_arrays[1] is None
 
 
 def test_unbatched_and_1d_match_the_batched_2d_op():

@@ -193,7 +193,7 @@ def test_peak_memory_is_the_budget_plus_a_few_inputs_and_outputs():
     x = gf.tensor(rng.standard_normal((4, 16, 32, 32), dtype=numpy.float32), requires_grad=True)
     w = gf.tensor(rng.standard_normal((16, 16, 7, 7), dtype=numpy.float32), requires_grad=True)
     columns = 16 * 49 * 32 * 32 * 4 * 4  # 12.8 MB
-    in_and_out = 2 * x.data.nbytes  # the output has the input's shape
+    in_and_out = 2 * x.array.nbytes  # the output has the input's shape
 
     def step():
         y = conv2d(x, w, padding=3)

@@ -82,7 +82,7 @@ def test_embedding_non_contiguous_indices_and_weight(device, rng):
     base = t(rng.standard_normal((3, 6)), device, True)  # the weight is base.T: (6, 3), strided
     indices_np = rng.integers(0, 6, size=(4, 5))
     indices = t(indices_np, device).T  # (5, 4), non-contiguous
-    assert not indices.data.flags.c_contiguous and not base.T.data.flags.c_contiguous
+    assert not indices.array.flags.c_contiguous and not base.T.array.flags.c_contiguous
     y = embedding(indices, base.T)
     numpy.testing.assert_array_equal(host(y), host(base).T[indices_np.T])
     assert gradcheck(lambda b: embedding(indices, b.T), [base])
@@ -125,7 +125,7 @@ def test_embedding_saves_only_the_indices_and_frees_its_graph(rng):
     indices = t([[1, 2], [3, 1]], "cpu")
     y = embedding(indices, weight)
     (saved,) = y.grad_fn.saved_arrays
-    assert saved is indices.data
+    assert saved is indices.array
     node = weakref.ref(y.grad_fn)
     del y
     assert node() is None

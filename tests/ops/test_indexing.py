@@ -62,7 +62,7 @@ def test_getitem_values_and_gradcheck(name, device):
     expected = A[_numpy_index(index)]
     assert out.shape == expected.shape
     numpy.testing.assert_array_equal(_host(out), expected)
-    if out.data.size:
+    if out.array.size:
         assert gradcheck(lambda t: t[index], [x], full_jacobian=False)
 
 
@@ -98,8 +98,8 @@ def test_repeated_rows_accumulate_gradient(device, rng):
 
 def test_basic_index_is_a_view():
     x = _t(A, "cpu", requires_grad=False)
-    assert numpy.shares_memory(x[1:3, ::2].data, x.data)
-    assert not numpy.shares_memory(x[[1, 2]].data, x.data)
+    assert numpy.shares_memory(x[1:3, ::2].array, x.array)
+    assert not numpy.shares_memory(x[[1, 2]].array, x.array)
 
 
 # ---- errors ----------------------------------------------------------------------------

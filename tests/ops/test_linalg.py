@@ -46,7 +46,7 @@ def test_matmul_backward_uses_transposed_views_not_copies(monkeypatch):
     b = gf.randn(3, 5, requires_grad=True)
     (a @ b).sum().backward()
     sa, sb = seen[0]
-    assert numpy.shares_memory(sb.swapaxes(-1, -2), b.data)
+    assert numpy.shares_memory(sb.swapaxes(-1, -2), b.array)
     assert sb.swapaxes(-1, -2).flags.f_contiguous  # BLAS reads it with a transpose flag
 
 

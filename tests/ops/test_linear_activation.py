@@ -92,7 +92,7 @@ def test_cpu_saves_what_the_unfused_pair_saves(rng):
     x, w, b = _inputs(rng, (6, 5), 4, numpy.float32)
     y = linear_activation(x, w, b, "relu")
     saved = y.grad_fn.saved_arrays
-    assert saved[0] is x.data and saved[1] is w.data
+    assert saved[0] is x.array and saved[1] is w.array
     assert [a.dtype for a in saved[2:]] == [numpy.dtype(bool)]  # relu's mask, not a float z
 
 

@@ -383,7 +383,7 @@ def test_cross_entropy_saves_the_logits_by_reference_and_two_values_per_row(rng)
     target = t(class_targets(rng, (6,), 5), "cpu")
     loss = losses.cross_entropy(x, target, label_smoothing=0.1)
     saved_x, row_max, log_sum, saved_target, weight = loss.grad_fn.saved_arrays
-    assert saved_x is x.data and saved_target is target.data and weight is None
+    assert saved_x is x.array and saved_target is target.array and weight is None
     assert row_max.size == log_sum.size == 6
 
 
@@ -599,7 +599,7 @@ def test_binary_losses_reject_bad_shapes_and_values(logits):
 def test_losses_accept_non_contiguous_inputs(device, rng):
     base = t(rng.standard_normal((5, 6)), device, True)
     x = base.T  # (6, 5), a transposed view
-    assert not x.data.flags.c_contiguous
+    assert not x.array.flags.c_contiguous
     target = t(class_targets(rng, (6,), 5), device)
     weight = t(rng.random(5) + 0.5, device)
     assert gradcheck(

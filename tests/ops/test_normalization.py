@@ -119,7 +119,7 @@ def test_batch_norm_gradcheck_without_affine_and_one_input_at_a_time(device, rng
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_gradcheck_on_non_contiguous_input(device, rng, training):
     base = t(rng.standard_normal((3, 4, 5)), device, True)  # viewed as (5, 4, 3): N=5, C=4
-    assert not base.transpose(0, 2).data.flags.c_contiguous
+    assert not base.transpose(0, 2).array.flags.c_contiguous
     weight, bias = affine(rng, 4, device)
     running_mean, running_var = buffers(rng, 4, device)
 
@@ -239,7 +239,7 @@ def test_batch_norm_memory_contract(rng):
     # Training: the input by reference (no copy of x - mean) and two values per channel.
     y = batch_norm(x, running_mean, running_var, weight, bias, True)
     saved_x, mean, invstd, saved_weight = y.grad_fn.saved_arrays
-    assert saved_x is x.data and saved_weight is weight.data
+    assert saved_x is x.array and saved_weight is weight.array
     assert mean.shape == invstd.shape == (3,)
     # Eval without a weight gradient: dx = g * scale needs no input.
     weight.requires_grad = False
@@ -248,7 +248,7 @@ def test_batch_norm_memory_contract(rng):
     # Eval with a weight gradient: the input again, by reference.
     weight.requires_grad = True
     saved = batch_norm(x, running_mean, running_var, weight, bias).grad_fn.saved_arrays
-    assert saved[0] is x.data
+    assert saved[0] is x.array
 
 
 def test_batch_norm_backward_sees_in_place_changes_to_its_input(rng):
@@ -257,7 +257,8 @@ def test_batch_norm_backward_sees_in_place_changes_to_its_input(rng):
     y = batch_norm(x, None, None, weight, training=True)
     x.add_(1.0)  # the node kept x by reference: backward must refuse, not use the new values
     with pytest.raises(
-        RuntimeError, match=r"batch_norm: one of the arrays saved for backward .* modified by an inplace"
+        RuntimeError,
+        match=r"batch_norm: one of the arrays saved for backward .* modified by an inplace",
     ):
         y.sum().backward()
 
@@ -442,7 +443,7 @@ def test_layer_norm_memory_contract(rng):
     x = t(rng.standard_normal((3, 4)), "cpu", True)
     weight, bias = affine(rng, 4, "cpu")
     xhat, invstd, w = layer_norm(x, 4, weight, bias).grad_fn.saved_arrays
-    assert xhat.shape == (3, 4) and invstd.shape == (3,) and w is weight.data
+    assert xhat.shape == (3, 4) and invstd.shape == (3,) and w is weight.array
     assert layer_norm(t(host(x), "cpu"), 4, weight.detach(), None).grad_fn is None
 
 

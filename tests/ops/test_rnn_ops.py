@@ -117,11 +117,11 @@ def test_backward_keeps_states_cells_and_gates_only():
     x, h0, c0, *weights = _tensors(_arrays("lstm", steps, batch, 3, hidden), "cpu")
     out, _ = rnn_layer(x, (h0, c0), *weights, mode="lstm")
     saved = out.grad_fn.saved_arrays
-    assert saved[0] is x.data and saved[1] is weights[0].data and saved[2] is weights[1].data
+    assert saved[0] is x.array and saved[1] is weights[0].array and saved[2] is weights[1].array
     states, cells, gates = saved[3:]
     assert states.shape == cells.shape == (steps + 1, batch, hidden)
     assert gates.shape == (steps, batch, 4 * hidden)
-    assert np.shares_memory(out.data, states)  # the output is a view of the saved states
+    assert np.shares_memory(out.array, states)  # the output is a view of the saved states
 
 
 def test_elman_rnn_keeps_no_gates_and_no_grad_keeps_nothing():

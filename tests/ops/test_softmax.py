@@ -58,7 +58,7 @@ def test_tensor_softmax_methods_use_these_ops(device, rng):
 
 def test_softmax_accepts_non_contiguous_inputs(device, rng):
     base = t(rng.standard_normal((5, 6)), device, True)
-    assert not base.T.data.flags.c_contiguous
+    assert not base.T.array.flags.c_contiguous
     assert gradcheck(lambda b: ops.log_softmax(b.T, 0), [base])
     assert gradcheck(lambda b: ops.softmax(b.T, 1), [base])
 
@@ -68,7 +68,7 @@ def test_softmax_saves_its_output_only(rng):
     for op in (ops.softmax, ops.log_softmax):
         out = op(x, 1)
         (saved,) = out.grad_fn.saved_arrays
-        assert saved is out.data
+        assert saved is out.array
 
 
 # ---- names and errors ------------------------------------------------------------------------

@@ -150,7 +150,7 @@ def test_cuda_steps_match_the_cpu_optimizer(case, dtype):
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_replaced_parameter_array_gets_a_new_table(case):
-    # Module.to and load_state_dict replace p.data: the kept table must not be used for it.
+    # Module.to and load_state_dict replace p.array: the kept table must not be used for it.
     cls, hyper, _ = CASES[case]
     results = {}
     for device in ("cpu", "cuda"):
@@ -160,9 +160,9 @@ def test_a_replaced_parameter_array_gets_a_new_table(case):
         for _ in range(2):
             _train_step(model, optimizer, x)
         weight = model[0].weight
-        old = weight.data
+        old = weight.array
         kept = old.copy()
-        weight.data = old * 0.5  # a new array (old stays alive, so at a new address)
+        weight.array = old * 0.5  # a new array (old stays alive, so at a new address)
         counts, _ = _train_step(model, optimizer, x)
         if device == "cuda":
             assert counts.h2d == 1 and counts.raw_launches == 1, counts
@@ -218,8 +218,8 @@ def test_groups_before_a_failing_group_are_still_updated():
     for p in first:
         p.grad = gf.tensor(np.ones(p.shape, np.float32), device="cuda")
     second[0].grad = gf.tensor(np.ones(3, np.float32), device="cuda")  # the wrong shape
-    before = [_host(p.data).copy() for p in first]
+    before = [_host(p.array).copy() for p in first]
     with pytest.raises(ValueError, match=r"Adam.step: a parameter of shape \(4, 16\) has a grad"):
         optimizer.step()
     for p, old in zip(first, before):
-        np.testing.assert_allclose(_host(p.data), old - 0.1, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(_host(p.array), old - 0.1, rtol=1e-6, atol=1e-6)

@@ -151,7 +151,7 @@ def optimize(case, arrays, grads, **overrides):
     params = leaves(arrays)
     opt = OPTIMIZERS[kind][0](params, **{**kwargs, **overrides})
     run_steps(opt, params, grads)
-    return [p.data for p in params]
+    return [p.array for p in params]
 
 
 # ---- the update rules ----------------------------------------------------------------------
@@ -193,10 +193,10 @@ def test_large_and_non_contiguous_parameters_update_in_place(case, monkeypatch):
     opt = OPTIMIZERS[kind][0](params, **kwargs)
     run_steps(opt, params, grads)
     reference = OPTIMIZERS[kind][1]
-    assert params[0].data.base is base
+    assert params[0].array.base is base
     for i, p in enumerate(params):
         expected = reference(arrays[i], [g[i] for g in grads], **kwargs)
-        np.testing.assert_allclose(p.data, expected, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(p.array, expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -257,7 +257,7 @@ def test_param_groups_with_their_own_lr_match_torch(case):
     run_steps(opt, params, grads)
     theirs = torch_optimize(torch, case, arrays, grads, groups)
     for p, expected in zip(params, theirs):
-        np.testing.assert_allclose(p.data, expected, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(p.array, expected, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("kind", OPTIMIZERS)
@@ -324,7 +324,7 @@ def test_kernel_route_groups_by_dtype_and_skips_what_it_cannot_run(case):
             for p, g in zip(params, step):
                 p.grad = None if g is None else gf.tensor(g.copy())
             opt.step()
-        return [p.data for p in params], opt
+        return [p.array for p in params], opt
 
     expected, _ = run()
     with route_kernels(max_grid_blocks=2) as backend:
@@ -352,14 +352,14 @@ def test_state_dict_round_trip_continues_like_an_uninterrupted_run(case):
     opt = cls(params, **kwargs)
     run_steps(opt, params, grads[:2])
     saved = opt.state_dict()
-    copies = leaves([p.data for p in params])
+    copies = leaves([p.array for p in params])
     resumed = cls(copies, **{**kwargs, "lr": 123.0})  # the hyperparameters come from `saved`
     resumed.load_state_dict(saved)
     assert resumed.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
     run_steps(opt, params, grads[2:])
     run_steps(resumed, copies, grads[2:])
     for p, q in zip(params, copies):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.array, q.array)
 
 
 def test_state_dict_layout_is_pytorchs_and_a_snapshot():
@@ -379,9 +379,9 @@ def test_state_dict_layout_is_pytorchs_and_a_snapshot():
     assert sorted(entry) == ["exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step"]
     assert entry["step"] == 2
     assert isinstance(entry["exp_avg"], gf.Tensor)
-    before = entry["exp_avg"].data.copy()
+    before = entry["exp_avg"].array.copy()
     run_steps(opt, params, grads)
-    np.testing.assert_array_equal(saved["state"][0]["exp_avg"].data, before)
+    np.testing.assert_array_equal(saved["state"][0]["exp_avg"].array, before)
     assert opt.state[params[0]]["step"] == 4
 
 
@@ -390,10 +390,10 @@ def test_load_state_dict_copies_the_state_it_is_given():
     opt = SGD(params, lr=0.1, momentum=0.9)
     run_steps(opt, params, problem()[1][:1])
     saved = opt.state_dict()
-    other = SGD(leaves([p.data for p in params]), lr=0.1, momentum=0.9)
+    other = SGD(leaves([p.array for p in params]), lr=0.1, momentum=0.9)
     other.load_state_dict(saved)
     buf = saved["state"][0]["momentum_buffer"]
-    assert other.state[other.param_groups[0]["params"][0]]["momentum_buffer"].data is not buf.data
+    assert other.state[other.param_groups[0]["params"][0]]["momentum_buffer"].array is not buf.array
 
 
 def test_load_state_dict_errors():
@@ -446,10 +446,10 @@ def test_zero_grad():
     opt = SGD(params)
     for p in params:
         p.grad = gf.ones(p.shape, dtype=gf.float64)
-    arrays = [p.grad.data for p in params]
+    arrays = [p.grad.array for p in params]
     opt.zero_grad(set_to_none=False)
     for p, a in zip(params, arrays):
-        assert p.grad.data is a and not a.any()
+        assert p.grad.array is a and not a.any()
     opt.zero_grad()
     assert all(p.grad is None for p in params)
 
@@ -460,16 +460,16 @@ def test_parameters_without_grad_are_skipped_and_get_no_state():
     params[0].grad = gf.ones((3, 4), dtype=gf.float64)
     opt.step()
     assert list(opt.state) == [params[0]]
-    np.testing.assert_array_equal(params[1].data, problem()[0][1])
+    np.testing.assert_array_equal(params[1].array, problem()[0][1])
 
 
 def test_step_updates_a_modules_parameter_array_in_place():
     weight = Parameter(gf.tensor(np.ones((2, 3))))
-    array = weight.data
+    array = weight.array
     opt = SGD([weight], lr=0.5, momentum=0.9)
     (weight * 2.0).sum().backward()
     opt.step()
-    assert weight.data is array
+    assert weight.array is array
     np.testing.assert_allclose(array, 0.0)
 
 
@@ -495,7 +495,7 @@ def test_closure_runs_with_grad_enabled_and_its_loss_is_returned():
     with gf.no_grad():
         loss = opt.step(closure)
     assert float(loss.item()) == 5.0
-    np.testing.assert_allclose(w.data, [0.5, -1.0])
+    np.testing.assert_allclose(w.array, [0.5, -1.0])
 
 
 def test_add_param_group_takes_defaults_and_overrides():

@@ -12,7 +12,7 @@ from gradflow.tensor import Tensor
 def _grads(parameters: Tensor | Iterable[Tensor]) -> list:
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    return [p.grad.data for p in parameters if p.grad is not None]
+    return [p.grad.array for p in parameters if p.grad is not None]
 
 
 def clip_grad_norm_(

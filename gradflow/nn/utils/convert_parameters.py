@@ -31,5 +31,5 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     offset = 0
     for p in params:
         n = p.numel()
-        p.data[...] = vec.data[offset : offset + n].reshape(p.shape).astype(p.dtype, copy=False)
+        p.array[...] = vec.array[offset : offset + n].reshape(p.shape).astype(p.dtype, copy=False)
         offset += n
