@@ -844,6 +844,12 @@ class Tensor:
 
         return log_softmax(self, dim)
 
+    # ---- methods: pointwise math, linalg, reductions, random fills ------------------------
+    # (PyTorch's names; each delegates to its op in gradflow/ops)
+
+    # ---- methods: shape, indexing, scatter, sorting ----------------------------------------
+    # (PyTorch's names; each delegates to its op in gradflow/ops)
+
 
 def parse_to_args(args: tuple, kwargs: dict) -> tuple[Device | None, numpy.dtype | None]:
     """(device, dtype) from the arguments of ``to()``: ``to(device)``, ``to(dtype)``,
