@@ -11,6 +11,7 @@ import numpy
 
 from gradflow import dtypes
 from gradflow.backend import CPU, Device, device_of, get_array_module, move_array
+from gradflow.layout import check_factory_options
 from gradflow.random import Generator, seed_for
 from gradflow.tensor import Tensor
 
@@ -62,7 +63,11 @@ def _default_dtype_of(array: Any) -> numpy.dtype:
 
 
 def tensor(
-    data: Any, dtype: Any = None, device: str | Device | None = None, requires_grad: bool = False
+    data: Any,
+    dtype: Any = None,
+    device: str | Device | None = None,
+    requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
     """A new leaf tensor holding a copy of `data` (lists, scalars, NumPy/CuPy arrays).
 
@@ -72,7 +77,11 @@ def tensor(
     >>> gradflow.tensor([[1.0, 2.0]], requires_grad=True).shape
     (1, 2)
     """
-    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+    check_factory_options("tensor", options)
+    t = Tensor._wrap(_to_array(data, dtype, device))
+    if requires_grad:
+        t.requires_grad = True
+    return t
 
 
 def _new(array: Any, requires_grad: bool) -> Tensor:
@@ -123,8 +132,11 @@ def _float_dtype(dtype: Any) -> numpy.dtype:
     return dtypes.as_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
 
 
-def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+def zeros(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
+):
     """A tensor of zeros (default float dtype)."""
+    check_factory_options("zeros", options)
     dev = Device(device)
     xp = get_array_module(dev)
     with _on(dev):
@@ -132,8 +144,11 @@ def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
         return _new(_allocate("zeros", shape, dt, lambda: xp.zeros(shape, dt)), requires_grad)
 
 
-def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+def ones(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
+):
     """A tensor of ones (default float dtype)."""
+    check_factory_options("ones", options)
     dev = Device(device)
     xp = get_array_module(dev)
     with _on(dev):
@@ -141,8 +156,11 @@ def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool 
         return _new(_allocate("ones", shape, dt, lambda: xp.ones(shape, dt)), requires_grad)
 
 
-def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+def empty(
+    *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
+):
     """An uninitialized tensor (its contents are arbitrary)."""
+    check_factory_options("empty", options)
     dev = Device(device)
     xp = get_array_module(dev)
     with _on(dev):
@@ -156,8 +174,10 @@ def full(
     dtype: Any = None,
     device: Any = None,
     requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
     """A tensor filled with `fill_value` (its dtype follows the value unless given)."""
+    check_factory_options("full", options)
     if dtype is None:
         dtype = _scalar_dtype(fill_value)
     dev = Device(device)
@@ -183,8 +203,10 @@ def arange(
     dtype: Any = None,
     device: Any = None,
     requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
     """Values from `start` to `end` (exclusive) by `step`; int64 when all are integers."""
+    check_factory_options("arange", options)
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -242,8 +264,10 @@ def rand(
     dtype: Any = None,
     device: Any = None,
     requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
     """Uniform samples from [0, 1)."""
+    check_factory_options("rand", options)
     dev = Device(device)
     rng = seed_for(generator, dev)
     with _on(dev):
@@ -256,8 +280,10 @@ def randn(
     dtype: Any = None,
     device: Any = None,
     requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
     """Standard normal samples."""
+    check_factory_options("randn", options)
     dev = Device(device)
     rng = seed_for(generator, dev)
     with _on(dev):
@@ -266,17 +292,30 @@ def randn(
 
 def randint(
     low: int,
-    high: int | None = None,
-    size: Sequence[int] = (),
+    high: Any = None,
+    size: Any = None,
     generator: Generator | None = None,
     dtype: Any = None,
     device: Any = None,
+    requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
-    """Random integers in [low, high) (int64 by default); ``randint(high, size=...)`` too."""
+    """Random integers in [low, high) (int64 by default). PyTorch's call forms:
+    ``randint(high, size)`` and ``randint(low, high, size)``, size a tuple."""
+    check_factory_options("randint", options)
+    if size is None and isinstance(high, list | tuple):
+        low, high, size = 0, low, high  # randint(high, size)
     if high is None:
         low, high = 0, low
+    if size is None:
+        raise TypeError(
+            "randint() missing its size argument: randint(high, size) or "
+            "randint(low, high, size), size a tuple such as (3,)"
+        )
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+    if requires_grad:
+        raise RuntimeError("randint: only floating-point tensors can require gradients")
     dev = Device(device)
     rng = seed_for(generator, dev)
     d = dtypes.as_dtype(dtype) if dtype is not None else dtypes.int64
@@ -316,21 +355,36 @@ def _like(t: Tensor, dtype: Any, device: Any) -> dict:
     }
 
 
-def zeros_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+def zeros_like(
+    t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
+) -> Tensor:
+    check_factory_options("zeros_like", options)
     return zeros(t.shape, **_like(t, dtype, device), requires_grad=requires_grad)
 
 
-def ones_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+def ones_like(
+    t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
+) -> Tensor:
+    check_factory_options("ones_like", options)
     return ones(t.shape, **_like(t, dtype, device), requires_grad=requires_grad)
 
 
-def empty_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False):
+def empty_like(
+    t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
+) -> Tensor:
+    check_factory_options("empty_like", options)
     return empty(t.shape, **_like(t, dtype, device), requires_grad=requires_grad)
 
 
 def full_like(
-    t: Tensor, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
+    t: Tensor,
+    fill_value: Any,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
+    check_factory_options("full_like", options)
     return full(t.shape, fill_value, **_like(t, dtype, device), requires_grad=requires_grad)
 
 
@@ -340,7 +394,9 @@ def rand_like(
     dtype: Any = None,
     device: Any = None,
     requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
+    check_factory_options("rand_like", options)
     return rand(
         t.shape, generator=generator, **_like(t, dtype, device), requires_grad=requires_grad
     )
@@ -352,7 +408,9 @@ def randn_like(
     dtype: Any = None,
     device: Any = None,
     requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
+    check_factory_options("randn_like", options)
     return randn(
         t.shape, generator=generator, **_like(t, dtype, device), requires_grad=requires_grad
     )

@@ -59,3 +59,31 @@ def as_dtype(dtype: Any) -> numpy.dtype:
 
 def is_floating_point(dtype: numpy.dtype) -> bool:
     return dtype.kind == "f"
+
+
+# PyTorch's legacy type names ('torch.FloatTensor', x.type()) for each dtype.
+_TYPE_NAMES = {
+    float16: "HalfTensor",
+    float32: "FloatTensor",
+    float64: "DoubleTensor",
+    int8: "CharTensor",
+    int16: "ShortTensor",
+    int32: "IntTensor",
+    int64: "LongTensor",
+    uint8: "ByteTensor",
+    bool: "BoolTensor",
+}
+
+
+def tensor_type_name(dtype: numpy.dtype) -> str:
+    """'FloatTensor' for float32 and so on: the name ``Tensor.type()`` reports."""
+    return _TYPE_NAMES[dtype]
+
+
+def from_tensor_type_name(name: str) -> numpy.dtype:
+    """The dtype of a legacy type name: 'torch.LongTensor', 'gradflow.cuda.FloatTensor'."""
+    short = name.rsplit(".", 1)[-1]
+    for d, type_name in _TYPE_NAMES.items():
+        if type_name == short:
+            return d
+    raise TypeError(f"unknown tensor type {name!r}; expected one of {sorted(_TYPE_NAMES.values())}")

@@ -6,16 +6,28 @@ from gradflow.autograd.anomaly import (
     is_anomaly_enabled,
     set_detect_anomaly,
 )
+from gradflow.autograd.ctx_function import FunctionCtx
 from gradflow.autograd.function import Function
-from gradflow.autograd.functional import grad
-from gradflow.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gradflow.autograd.functional import backward, grad
+from gradflow.autograd.grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from gradflow.autograd.variable import Variable
 
 __all__ = [
     "AnomalyError",
     "Function",
+    "FunctionCtx",
+    "Variable",
+    "backward",
     "detect_anomaly",
     "enable_grad",
     "grad",
+    "inference_mode",
     "is_anomaly_enabled",
     "is_grad_enabled",
     "no_grad",

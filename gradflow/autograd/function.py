@@ -86,6 +86,11 @@ class Function:
         # A Function written outside gradflow gets its outputs and gradients checked (shape,
         # type), so a mistake in it is named instead of surfacing as a NumPy error later.
         cls._checked = not cls.__module__.startswith("gradflow.")
+        if isinstance(cls.__dict__.get("forward"), staticmethod):
+            # PyTorch's kind: forward(ctx, *args) on Tensors (autograd/ctx_function.py).
+            from gradflow.autograd.ctx_function import ctx_apply
+
+            cls.apply = classmethod(ctx_apply)
 
     def forward(self, *arrays: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(*arrays)")

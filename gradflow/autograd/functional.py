@@ -6,28 +6,37 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradflow.autograd.engine import run_backward
+from gradflow.backend import get_array_module
 
 
 def grad(
     outputs: Any,
     inputs: Any,
     grad_outputs: Any = None,
-    retain_graph: bool = False,
-    allow_unused: bool = False,
+    retain_graph: bool | None = None,
     create_graph: bool = False,
+    only_inputs: bool = True,
+    allow_unused: bool | None = None,
+    is_grads_batched: bool = False,
+    materialize_grads: bool = False,
 ) -> tuple:
-    """d(outputs)/d(inputs), returned as a tuple of Tensors (one per input).
+    """d(outputs)/d(inputs), returned as a tuple of Tensors (one per input); PyTorch's
+    signature.
 
     `grad_outputs` gives d(loss)/d(output) per output (may be omitted for scalar outputs).
-    An input the outputs do not depend on raises, unless ``allow_unused=True`` (then None).
+    An input the outputs do not depend on raises, unless ``allow_unused=True`` (then None,
+    or zeros with ``materialize_grads=True``).
     """
     from gradflow.tensor import Tensor, _root_gradient
 
-    if create_graph:
+    _refuse_create_graph(create_graph)
+    if is_grads_batched:
         raise NotImplementedError(
-            "create_graph=True (higher-order gradients) is not supported yet: backward runs on "
-            "arrays and records no graph"
+            "grad: is_grads_batched=True is not supported; loop over the "
+            "batch of grad_outputs instead"
         )
+    retain_graph = bool(retain_graph)
+    allow_unused = bool(allow_unused) or materialize_grads
     outputs = _as_list(outputs, "outputs")
     inputs = _as_list(inputs, "inputs")
     if grad_outputs is None:
@@ -54,8 +63,55 @@ def grad(
                 f"grad: input {k} (shape {tuple(inputs[k].shape)}) was not used to compute the "
                 "outputs; pass allow_unused=True to get None for it"
             )
+        if g is None and materialize_grads:
+            g = get_array_module(inputs[k].array).zeros_like(inputs[k].array)
         out.append(None if g is None else Tensor._wrap(g))
     return tuple(out)
+
+
+def backward(
+    tensors: Any,
+    grad_tensors: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    inputs: Any = None,
+) -> None:
+    """Accumulate the gradients of `tensors` into the ``.grad`` of the leaves (PyTorch's
+    ``torch.autograd.backward``); with `inputs`, into those tensors' ``.grad`` only."""
+    from gradflow.tensor import Tensor, _root_gradient
+
+    _refuse_create_graph(create_graph)
+    tensors = _as_list(tensors, "tensors")
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    else:
+        grad_tensors = _as_list(grad_tensors, "grad_tensors", allow_none=True)
+    for k, t in enumerate(tensors):
+        if not t.requires_grad:
+            raise RuntimeError(
+                f"element {k} of tensors does not require grad and does not have a grad_fn"
+            )
+    roots = [_root_gradient(t, g) for t, g in zip(tensors, grad_tensors)]
+    if inputs is None:
+        run_backward(tensors, roots, retain_graph=bool(retain_graph))
+        return
+    inputs = _as_list(inputs, "inputs")
+    results = run_backward(tensors, roots, retain_graph=bool(retain_graph), inputs=inputs)
+    for t, g in zip(inputs, results):
+        if g is None:
+            continue
+        if t.grad is None:
+            t.grad = Tensor._wrap(g.copy())
+        else:
+            t.grad.array += g
+
+
+def _refuse_create_graph(create_graph: bool) -> None:
+    if create_graph:
+        raise NotImplementedError(
+            "create_graph=True (higher-order gradients) is not supported yet: backward runs on "
+            "arrays and records no graph"
+        )
 
 
 def _as_list(x: Any, name: str, allow_none: bool = False) -> list:

@@ -50,9 +50,30 @@ class _GradModeContext:
 
 
 class no_grad(_GradModeContext):
-    """Record nothing and save nothing for backward (inference, optimizer updates)."""
+    """Record nothing and save nothing for backward (inference, optimizer updates).
+    A context manager, or a decorator with or without parentheses (``@no_grad``)."""
 
     mode = False
+
+    def __new__(cls, func: Any = None) -> Any:
+        self = super().__new__(cls)
+        if callable(func):  # @no_grad without parentheses
+            return self(func)
+        return self
+
+    def __init__(self, func: Any = None):
+        pass
+
+
+class inference_mode(no_grad):
+    """PyTorch's inference mode: here the same as no_grad (gradflow has no separate inference
+    tensors, so there is nothing further to skip). ``inference_mode(False)`` records again."""
+
+    def __new__(cls, mode: Any = True) -> Any:
+        return super().__new__(cls, mode if callable(mode) else None)
+
+    def __init__(self, mode: Any = True):
+        self.mode = False if callable(mode) else not bool(mode)
 
 
 class enable_grad(_GradModeContext):

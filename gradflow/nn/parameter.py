@@ -16,13 +16,14 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any = None, requires_grad: bool = True):
+        from gradflow.creation import _to_array
+
         if data is None:
-            Tensor.__init__(self, [], requires_grad=False)
+            self._init_array(_to_array([], None, None))
         elif isinstance(data, Tensor):
-            Tensor.__init__(self, 0.0)
-            self.array = data.array
+            self._init_array(data.array)
         else:
-            Tensor.__init__(self, data)
+            self._init_array(_to_array(data, None, None))
         self.requires_grad = requires_grad
 
     def __repr__(self) -> str:

@@ -1,0 +1,339 @@
+"""PyTorch's core names and call forms: Tensor(...) constructors, Size, legacy typed tensors,
+dtype aliases, factory keywords, Tensor.data, new_*, type/type_as, f-string formatting,
+autograd.Variable/backward/inference_mode, PyTorch-style custom Functions, accelerator,
+backends and amp."""
+
+import math
+
+import numpy
+import pytest
+
+import gradflow as gf
+
+
+@pytest.fixture
+def th():
+    return pytest.importorskip("torch")
+
+
+# ---- Tensor(...) and typed constructors ----------------------------------------------------
+def test_tensor_constructor_forms_follow_torch_tensor():
+    assert gf.Tensor(3).shape == (3,) and gf.Tensor(3).dtype == gf.float32
+    assert gf.Tensor(2, 3).shape == (2, 3)
+    assert gf.Tensor(gf.Size([2, 3])).shape == (2, 3)
+    assert gf.Tensor().shape == (0,)
+    t = gf.Tensor([1, 2])
+    assert t.dtype == gf.float32 and t.tolist() == [1.0, 2.0]
+    assert gf.Tensor(numpy.array([1.0, 2.0])).dtype == gf.float32  # float64 data -> float32
+    base = gf.ones(2)
+    assert gf.Tensor(base).array is base.array  # shares storage, as torch.Tensor(t)
+
+
+def test_tensor_constructor_errors():
+    with pytest.raises(TypeError, match="data must be a sequence"):
+        gf.Tensor(2.5)
+    with pytest.raises(TypeError, match="sizes \\(ints\\) or one sequence"):
+        gf.Tensor([1], [2])
+    with pytest.raises(ValueError, match="non-negative"):
+        gf.Tensor(-1)
+
+
+def test_typed_constructors_and_isinstance():
+    x = gf.LongTensor([1, 2])
+    assert x.dtype == gf.int64 and x.tolist() == [1, 2]
+    assert gf.FloatTensor(3).shape == (3,) and gf.BoolTensor([True]).dtype == gf.bool
+    assert gf.DoubleTensor([1]).dtype == gf.float64
+    assert isinstance(gf.ones(2), gf.FloatTensor) and not isinstance(gf.ones(2), gf.LongTensor)
+    assert not isinstance(gf.ones(2), gf.cuda.FloatTensor)
+
+
+def test_type_names_and_type_as():
+    assert gf.ones(2).type() == "gradflow.FloatTensor"
+    assert gf.ones(2).type("torch.LongTensor").dtype == gf.int64
+    assert gf.ones(2).type(gf.float64).dtype == gf.float64
+    assert gf.zeros(2).type_as(gf.ones(1, dtype=gf.int64)).dtype == gf.int64
+    with pytest.raises(TypeError, match="unknown tensor type"):
+        gf.ones(2).type("torch.ComplexTensor")
+
+
+def test_dtype_aliases_are_torchs():
+    assert gf.float is gf.float32 and gf.double is gf.float64 and gf.half is gf.float16
+    assert gf.int is gf.int32 and gf.long is gf.int64 and gf.short is gf.int16
+    assert gf.bool == numpy.dtype(bool)
+
+
+def test_size_is_a_tuple_with_numel(th):
+    s = gf.zeros(2, 3, 4).shape
+    assert isinstance(s, gf.Size) and isinstance(s, tuple) and s == (2, 3, 4)
+    assert s.numel() == 24 and isinstance(s[1:], gf.Size) and s[-1] == 4
+    assert gf.zeros(2, 3).size() == th.zeros(2, 3).size()
+    assert repr(s) == "gradflow.Size([2, 3, 4])"
+
+
+# ---- factories ---------------------------------------------------------------------------------
+def test_randint_call_forms(th):
+    assert gf.randint(10, (3,)).shape == (3,)
+    x = gf.randint(3, 10, (50,))
+    assert x.dtype == gf.int64 and int(x.min()) >= 3 and int(x.max()) < 10
+    assert gf.randint(0, 5, size=(2, 2)).shape == (2, 2)
+    assert gf.randint(5, size=(4,)).shape == (4,)
+    with pytest.raises(TypeError, match="missing its size"):
+        gf.randint(5)
+    th.randint(10, (3,))  # the same forms work in torch
+
+
+def test_factories_accept_torchs_keywords():
+    assert gf.zeros(2, layout=gf.strided, pin_memory=False).shape == (2,)
+    assert gf.zeros_like(gf.ones(2), memory_format=gf.preserve_format).shape == (2,)
+    assert gf.empty(2, 3, memory_format=gf.contiguous_format).shape == (2, 3)
+    assert gf.tensor([1.0], pin_memory=False).shape == (1,)
+    assert gf.ones(2).to("cpu", non_blocking=True, memory_format=gf.channels_last).shape == (2,)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        gf.zeros(2, colour="red")
+    with pytest.raises(NotImplementedError, match="out= is not supported"):
+        gf.zeros(2, out=gf.ones(2))
+
+
+def test_to_copy_always_copies():
+    x = gf.ones(2)
+    assert x.to("cpu") is x and x.to("cpu", copy=True).array is not x.array
+
+
+def test_new_factories_keep_dtype_and_device(th):
+    x = gf.ones(2, 3, dtype=gf.float64)
+    assert x.new_zeros(4).dtype == gf.float64 and x.new_zeros((2, 2)).shape == (2, 2)
+    assert x.new_ones(2, 2).tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    assert x.new_full((2,), 7).tolist() == [7.0, 7.0] and x.new_full((2,), 7).dtype == gf.float64
+    assert x.new_empty(3).shape == (3,)
+    assert x.new_tensor([1, 2]).dtype == gf.float64
+    assert x.new_zeros(2, dtype=gf.int64).dtype == gf.int64
+    t = th.ones(2, 3, dtype=th.float64)
+    assert t.new_tensor([1, 2]).dtype == th.float64 and t.new_full((2,), 7).dtype == th.float64
+
+
+# ---- Tensor.data ----------------------------------------------------------------------------
+def test_data_is_a_tensor_sharing_storage_outside_the_graph():
+    p = gf.nn.Parameter(gf.ones(3))
+    (p * 2).sum().backward()
+    d = p.data
+    assert isinstance(d, gf.Tensor) and not d.requires_grad and d.grad_fn is None
+    p.data.add_(p.grad, alpha=-0.5)
+    assert p.tolist() == [0.0, 0.0, 0.0] and p.requires_grad
+    p.data.copy_(gf.tensor([1.0, 2.0, 3.0]))
+    p.data.fill_(3.0)
+    p.data.mul_(2)
+    assert p.tolist() == [6.0, 6.0, 6.0]
+    p.data = gf.zeros(2)
+    assert p.shape == (2,) and p.requires_grad
+    with pytest.raises(TypeError, match="must be set to a Tensor"):
+        p.data = numpy.zeros(2)
+
+
+def test_a_write_through_data_after_saving_is_caught():
+    w = gf.ones(3, requires_grad=True)
+    y = (w * w).sum()  # saves w
+    w.data.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation|in-place"):
+        y.backward()
+
+
+# ---- formatting and comparison methods -------------------------------------------------------
+def test_format_spec_formats_the_value(th):
+    loss = gf.tensor(0.123456)
+    assert f"{loss:.3f}" == "0.123" == f"{th.tensor(0.123456):.3f}"
+    assert f"{gf.tensor(3):d}" == "3"
+    assert f"{gf.ones(2)}" == repr(gf.ones(2))
+    with pytest.raises(TypeError, match="only 0-d tensors take a format spec"):
+        f"{gf.ones(2):.3f}"
+
+
+def test_comparison_methods_and_aliases():
+    a, b = gf.tensor([1.0, 2.0, 3.0]), gf.tensor([2.0, 2.0, 2.0])
+    assert a.eq(b).tolist() == [False, True, False]
+    assert a.ne(b).tolist() == [True, False, True]
+    assert a.lt(b).tolist() == a.less(b).tolist() == [True, False, False]
+    assert a.le(2).tolist() == [True, True, False]
+    assert a.gt(b).tolist() == a.greater(b).tolist() == [False, False, True]
+    assert a.ge(b).tolist() == a.greater_equal(b).tolist() == [False, True, True]
+    assert a.equal(a.clone()) and not a.equal(b)
+
+
+def test_stride_counts_elements(th):
+    x = gf.zeros(2, 3, 4)
+    assert x.stride() == th.zeros(2, 3, 4).stride() and x.stride(1) == 4
+    assert x.transpose(0, 2).stride() == th.zeros(2, 3, 4).transpose(0, 2).stride()
+
+
+# ---- autograd names ---------------------------------------------------------------------------
+def test_variable_returns_a_tensor():
+    x = gf.ones(2)
+    assert gf.autograd.Variable(x) is x
+    v = gf.autograd.Variable(x, requires_grad=True)
+    assert v.requires_grad and v.array is x.array
+    with pytest.raises(TypeError, match="has to be a tensor"):
+        gf.autograd.Variable([1.0])
+
+
+def test_inference_mode_and_bare_no_grad_decorator():
+    x = gf.ones(2, requires_grad=True)
+
+    @gf.no_grad
+    def bare(t):
+        return t * 2
+
+    @gf.inference_mode()
+    def called(t):
+        return t * 2
+
+    assert not bare(x).requires_grad and not called(x).requires_grad
+    with gf.inference_mode():
+        assert not (x * 2).requires_grad
+    with gf.inference_mode(False):
+        assert (x * 2).requires_grad
+    assert (x * 2).requires_grad
+
+
+def test_autograd_backward_with_inputs_accumulates_only_there():
+    a = gf.ones(2, requires_grad=True)
+    b = gf.ones(2, requires_grad=True)
+    (a * b * 3).sum().backward(inputs=[a])
+    assert a.grad.tolist() == [3.0, 3.0] and b.grad is None
+    gf.autograd.backward([(a * 2).sum()], inputs=[a])
+    assert a.grad.tolist() == [5.0, 5.0]
+    gf.autograd.backward((a * b).sum())
+    assert b.grad.tolist() == [1.0, 1.0]
+
+
+def test_grad_materialize_and_create_graph_refusal():
+    a = gf.ones(2, requires_grad=True)
+    b = gf.ones(2, requires_grad=True)
+    ga, gb = gf.autograd.grad((a * 2).sum(), [a, b], materialize_grads=True)
+    assert ga.tolist() == [2.0, 2.0] and gb.tolist() == [0.0, 0.0]
+    with pytest.raises(NotImplementedError, match="create_graph=True"):
+        (a * 2).sum().backward(create_graph=True)
+
+
+class _Scale(gf.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.factor = factor
+        ctx.save_for_backward(x)
+        return x * factor
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        assert ctx.needs_input_grad == (True, False)
+        return grad * ctx.factor, None
+
+
+def test_pytorch_style_function_with_ctx(th):
+    x = gf.tensor([1.0, 2.0], requires_grad=True)
+    y = _Scale.apply(x, 3.0)
+    assert y.requires_grad and "ScaleBackward" in repr(y.grad_fn)
+    (y * y).sum().backward()
+    assert x.grad.tolist() == [18.0, 36.0]
+
+    class TorchScale(th.autograd.Function):
+        forward = _Scale.forward
+        backward = staticmethod(lambda ctx, g: (g * ctx.factor, None))
+
+    tx = th.tensor([1.0, 2.0], requires_grad=True)
+    (TorchScale.apply(tx, 3.0) ** 2).sum().backward()
+    assert tx.grad.tolist() == x.grad.tolist()
+
+
+def test_pytorch_2_setup_context_and_non_differentiable_outputs():
+    class SortValues(gf.autograd.Function):
+        @staticmethod
+        def forward(x):
+            order = gf.tensor(numpy.argsort(x.array))
+            return x[order], order
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(output[1])
+            ctx.mark_non_differentiable(output[1])
+
+        @staticmethod
+        def backward(ctx, grad_values, grad_order):
+            (order,) = ctx.saved_tensors
+            out = gf.zeros_like(grad_values)
+            out[order] = grad_values
+            return out
+
+    x = gf.tensor([3.0, 1.0, 2.0], requires_grad=True)
+    values, order = SortValues.apply(x)
+    assert not order.requires_grad and values.tolist() == [1.0, 2.0, 3.0]
+    (values * gf.tensor([1.0, 10.0, 100.0])).sum().backward()
+    assert x.grad.tolist() == [100.0, 1.0, 10.0]
+
+
+def test_pytorch_style_function_errors():
+    class TooMany(gf.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    x = gf.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="returned 2 gradients, but forward took 1"):
+        TooMany.apply(x).sum().backward()
+
+    class NotATensor(gf.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 3.0
+
+    with pytest.raises(TypeError, match="forward returned a float"):
+        NotATensor.apply(x)
+
+
+# ---- accelerator, backends, amp, compile -------------------------------------------------------
+def test_accelerator_backends_and_cuda_names_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(gf.cuda, "is_available", lambda: False)
+    assert gf.accelerator.is_available() is False
+    assert gf.accelerator.current_accelerator() is None
+    assert gf.backends.cudnn.is_available() is False and gf.backends.mps.is_available() is False
+    gf.backends.cudnn.benchmark = True  # accepted, as in PyTorch
+    gf.backends.cuda.matmul.allow_tf32 = True
+    device = gf.device("cuda" if gf.cuda.is_available() else "cpu")
+    assert device.type == "cpu"
+
+
+def test_accelerator_reports_cuda_when_available(monkeypatch):
+    monkeypatch.setattr(gf.cuda, "is_available", lambda: True)
+    assert gf.accelerator.current_accelerator().type == "cuda"
+
+
+def test_grad_scaler_skips_the_step_on_nonfinite_gradients():
+    w = gf.nn.Parameter(gf.ones(2))
+    opt = gf.optim.SGD([w], lr=1.0)
+    scaler = gf.amp.GradScaler()
+    with gf.autocast("cpu", dtype=gf.float16):
+        loss = (w * gf.tensor([1.0, math.inf])).sum()
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    scaler.step(opt)
+    scaler.update()
+    assert w.tolist() == [1.0, 1.0]  # skipped
+    opt.zero_grad()
+    scaler.scale((w * 2).sum()).backward()
+    scaler.step(opt)
+    assert w.tolist() == [-1.0, -1.0]
+    assert gf.cuda.amp.GradScaler is gf.amp.GradScaler
+
+
+def test_compile_returns_the_model_and_printoptions_apply():
+    model = gf.nn.Linear(2, 2)
+    assert gf.compile(model) is model and gf.compile(mode="max-autotune")(model) is model
+    try:
+        gf.set_printoptions(precision=2)
+        assert "0.33" in repr(gf.tensor([1 / 3])) and "0.333" not in repr(gf.tensor([1 / 3]))
+    finally:
+        gf.set_printoptions(profile="default")
+    assert "0.3333" in repr(gf.tensor([1 / 3]))
+    assert gf.is_tensor(gf.ones(1)) and not gf.is_tensor([1]) and gf.numel(gf.ones(2, 3)) == 6
