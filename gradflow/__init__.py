@@ -86,6 +86,18 @@ from gradflow.ops.indexing import (
     take_along_dim,
 )
 from gradflow.ops.linalg import matmul
+from gradflow.ops.scatter import (
+    index_add,
+    index_copy,
+    index_fill,
+    index_put,
+    masked_fill,
+    masked_scatter,
+    put,
+    scatter,
+    scatter_add,
+    scatter_reduce,
+)
 from gradflow.ops.reduction import (
     all,
     amax,
@@ -104,26 +116,73 @@ from gradflow.ops.reduction import (
     var,
 )
 from gradflow.ops.shape import (
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    broadcast_shapes,
+    broadcast_tensors,
     broadcast_to,
     cat,
     chunk,
+    column_stack,
     concat,
     contiguous,
+    diag,
+    diag_embed,
+    diagonal,
+    dsplit,
+    dstack,
     expand,
     flatten,
     flip,
+    hsplit,
+    hstack,
+    meshgrid,
+    moveaxis,
+    movedim,
+    narrow,
     permute,
     repeat,
+    repeat_interleave,
     reshape,
+    roll,
+    rot90,
+    row_stack,
     split,
     squeeze,
     stack,
+    swapaxes,
+    swapdims,
+    tensor_split,
     tile,
+    trace,
     transpose,
+    tril,
+    triu,
+    unbind,
+    unflatten,
     unsqueeze,
     view,
+    vsplit,
+    vstack,
 )
 from gradflow.ops.softmax import log_softmax, softmax
+from gradflow.ops.sorting import (
+    argsort,
+    argwhere,
+    bincount,
+    bucketize,
+    count_nonzero,
+    histc,
+    kthvalue,
+    msort,
+    nonzero,
+    searchsorted,
+    sort,
+    topk,
+    unique,
+    unique_consecutive,
+)
 from gradflow.ops.unary import (
     abs,
     cos,
@@ -146,8 +205,41 @@ from gradflow.ops.unary import (
 )
 from gradflow.random import Generator, manual_seed
 from gradflow.serialization import CheckpointError, load, save
-from gradflow.tensor import Tensor
+from gradflow.tensor import Size, Tensor
+from gradflow.compat import (
+    autocast,
+    compile,
+    is_floating_point,
+    is_tensor,
+    numel,
+    set_printoptions,
+    use_deterministic_algorithms,
+)
+from gradflow.legacy_types import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
+from gradflow.layout import (
+    channels_last,
+    channels_last_3d,
+    contiguous_format,
+    layout,
+    memory_format,
+    preserve_format,
+    strided,
+)
+from gradflow.dtypes import float, int, short
+from gradflow.autograd import inference_mode
+from gradflow import accelerator, amp, backends
 
 # isort: split
 # data and optim import gradflow.tensor directly, which needs the core above loaded first.
 from gradflow import data, optim
+from gradflow import utils  # torch.utils.data's names: gradflow.utils.data

@@ -8,6 +8,8 @@ Function.apply.
 
 from __future__ import annotations
 
+import builtins
+import math
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,6 +20,7 @@ from gradflow import dtypes
 from gradflow.autograd import grad_mode
 from gradflow.autograd import versions as _versions
 from gradflow.backend import Device, device_of, get_array_module, move_array
+from gradflow.layout import check_factory_options
 
 
 class RemovableHandle:
@@ -55,24 +58,30 @@ class Tensor:
     )
     __array_ufunc__ = None  # NumPy defers to our reflected operators (array + tensor)
 
-    def __init__(
-        self,
-        data: Any,
-        dtype: Any = None,
-        device: str | Device | None = None,
-        requires_grad: bool = False,
-    ):
-        from gradflow.creation import _to_array
+    def __init__(self, *args: Any, device: str | Device | None = None, **kwargs: Any):
+        """PyTorch's ``torch.Tensor(...)``: always the default float dtype.
 
-        self.array = _to_array(data, dtype, device)
+        ``Tensor(2, 3)`` or ``Tensor(Size([2, 3]))`` is an uninitialized tensor of that shape,
+        ``Tensor([1, 2])`` (or an array, a number sequence) a float copy of the data,
+        ``Tensor()`` an empty one. For other dtypes use ``gradflow.tensor(data, dtype=...)``
+        (``dtype=`` and ``requires_grad=`` are also accepted here, as gradflow has long done).
+        """
+        dtype = kwargs.pop("dtype", None)
+        requires_grad = kwargs.pop("requires_grad", False)
+        if kwargs:
+            raise TypeError(f"Tensor() got unexpected keyword arguments {sorted(kwargs)}")
+        self._init_array(_constructor_array(args, dtype, device))
+        if requires_grad:
+            self.requires_grad = True
+
+    def _init_array(self, array: Any) -> None:
+        self.array = array
         self.grad = None
         self.grad_fn = None
         self._output_nr = 0
         self._epoch = _versions._epoch[0]
         self._hooks = None
         self._requires_grad = False
-        if requires_grad:
-            self.requires_grad = True
 
     @staticmethod
     def _wrap(array: Any, requires_grad: bool = False) -> Tensor:
@@ -125,8 +134,8 @@ class Tensor:
         self._requires_grad = bool(value)
 
     @property
-    def shape(self) -> tuple:
-        return self.array.shape
+    def shape(self) -> Size:
+        return Size(self.array.shape)
 
     @property
     def ndim(self) -> int:
@@ -160,7 +169,7 @@ class Tensor:
 
     def size(self, dim: int | None = None) -> Any:
         """The shape (PyTorch's ``size()``), or one dimension's length with `dim`."""
-        return self.array.shape if dim is None else self.array.shape[dim]
+        return Size(self.array.shape) if dim is None else self.array.shape[dim]
 
     def numel(self) -> int:
         return int(self.array.size)
@@ -241,22 +250,36 @@ class Tensor:
 
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other_tensor)``;
-        differentiable, and returns self when nothing changes."""
+        differentiable, and returns self when nothing changes (``copy=True`` always copies).
+        ``non_blocking=`` and ``memory_format=`` are accepted (see gradflow/layout.py)."""
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        check_factory_options("to", {"memory_format": kwargs.pop("memory_format", None)})
         device, dtype = parse_to_args(args, kwargs)
         out = self
         if dtype is not None:
             out = _conversion.cast(out, dtype)
         if device is not None:
             out = _conversion.to_device(out, device)
-        return out
+        return out.clone() if copy and out is self else out
 
-    def cpu(self) -> Tensor:
+    def cpu(self, memory_format: Any = None) -> Tensor:
         return self.to("cpu")
 
-    def cuda(self, device: int | str | None = None) -> Tensor:
+    def cuda(
+        self, device: int | str | None = None, non_blocking: bool = False, **kw: Any
+    ) -> Tensor:
         if isinstance(device, int):
             device = f"cuda:{device}"
         return self.to(device or "cuda")
+
+    def pin_memory(self) -> Tensor:
+        """PyTorch pins host memory for asynchronous copies; a no-op here (see DataLoader)."""
+        return self
+
+    def get_device(self) -> int:
+        """The cuda device index, -1 on the cpu (PyTorch's convention)."""
+        return -1 if self.device.type == "cpu" else (self.device.index or 0)
 
     def float(self) -> Tensor:
         return self.to(dtypes.float32)
@@ -276,18 +299,77 @@ class Tensor:
     def bool(self) -> Tensor:
         return self.to(dtypes.bool)
 
-    def type(self, dtype: Any) -> Tensor:
+    def type(self, dtype: Any = None, non_blocking: bool = False) -> Any:
+        """With no argument the type's name ('gradflow.FloatTensor', 'gradflow.cuda.LongTensor');
+        with a dtype (or a name such as 'torch.LongTensor') this tensor cast to it."""
+        if dtype is None:
+            prefix = "gradflow.cuda." if self.device.type == "cuda" else "gradflow."
+            return prefix + dtypes.tensor_type_name(self.dtype)
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            dtype = dtypes.from_tensor_type_name(dtype)
         return self.to(dtypes.as_dtype(dtype))
 
+    def type_as(self, other: Tensor) -> Tensor:
+        """This tensor cast to ``other``'s dtype (PyTorch's type_as)."""
+        return self.to(other.dtype)
+
+    # ---- new tensors like this one (same dtype and device unless given) -------------------
+    def _new_options(self, dtype: Any, device: Any) -> dict:
+        return {
+            "dtype": self.dtype if dtype is None else dtype,
+            "device": self.device if device is None else device,
+        }
+
+    def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None, **kw: Any) -> Tensor:
+        from gradflow.creation import zeros
+
+        return zeros(*size, **self._new_options(dtype, device), **kw)
+
+    def new_ones(self, *size: Any, dtype: Any = None, device: Any = None, **kw: Any) -> Tensor:
+        from gradflow.creation import ones
+
+        return ones(*size, **self._new_options(dtype, device), **kw)
+
+    def new_empty(self, *size: Any, dtype: Any = None, device: Any = None, **kw: Any) -> Tensor:
+        from gradflow.creation import empty
+
+        return empty(*size, **self._new_options(dtype, device), **kw)
+
+    def new_full(
+        self, size: Any, fill_value: Any, dtype: Any = None, device: Any = None, **kw: Any
+    ) -> Tensor:
+        from gradflow.creation import full
+
+        return full(size, fill_value, **self._new_options(dtype, device), **kw)
+
+    def new_tensor(self, data: Any, dtype: Any = None, device: Any = None, **kw: Any) -> Tensor:
+        """A copy of ``data`` with this tensor's dtype and device unless given, as PyTorch."""
+        from gradflow.creation import tensor
+
+        if isinstance(data, Tensor):
+            data = data.detach()
+        return tensor(data, **self._new_options(dtype, device), **kw)
+
     # ---- autograd -----------------------------------------------------------------------
-    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+    def backward(
+        self,
+        gradient: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Any = None,
+    ) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (chain rule, reverse mode).
 
         `gradient` is d(loss)/d(self); it may be omitted only for a one-element tensor.
-        The graph is freed afterwards unless ``retain_graph=True``.
+        The graph is freed afterwards unless ``retain_graph=True``. With `inputs`, only those
+        tensors' ``.grad`` accumulate (PyTorch's ``inputs=``).
         """
         from gradflow.autograd.engine import run_backward
 
+        if create_graph or inputs is not None:
+            from gradflow.autograd.functional import backward
+
+            return backward(self, gradient, retain_graph, create_graph, inputs)
         if not self._requires_grad:
             raise RuntimeError(
                 "backward() called on a tensor that does not require grad and has no grad_fn: "
@@ -295,13 +377,13 @@ class Tensor:
                 "under no_grad()"
             )
         grad = _root_gradient(self, gradient)
-        run_backward([self], [grad], retain_graph=retain_graph)
+        run_backward([self], [grad], retain_graph=bool(retain_graph))
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, outside the graph."""
         return Tensor._wrap(self.array)
 
-    def clone(self) -> Tensor:
+    def clone(self, memory_format: Any = None) -> Tensor:
         """A copy with its own memory, in the graph (gradients pass through), as PyTorch's."""
         return _conversion.clone(self)
 
@@ -615,6 +697,17 @@ class Tensor:
     def __repr__(self) -> str:
         return _format(self)
 
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.3f}"`` formats a one-element tensor's value, as PyTorch does."""
+        if not spec:
+            return repr(self)
+        if self.array.ndim == 0:
+            return format(self.array.item(), spec)
+        raise TypeError(
+            f"unsupported format string passed to Tensor.__format__: only 0-d tensors take a "
+            f"format spec, got shape {tuple(self.shape)}; format tensor.item() or a 0-d element"
+        )
+
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise TypeError(
             "Tensors are not pickled (a pickle can run code on load); save state dicts with "
@@ -813,11 +906,59 @@ class Tensor:
     def tile(self, *sizes: Any) -> Tensor:
         return _shape.tile(self, _shape_arg(sizes))
 
-    def contiguous(self) -> Tensor:
+    def contiguous(self, memory_format: Any = None) -> Tensor:
         return _shape.contiguous(self)
 
-    def is_contiguous(self) -> bool:
+    def is_contiguous(self, memory_format: Any = None) -> bool:
         return bool(self.array.flags.c_contiguous)
+
+    def stride(self, dim: int | None = None) -> Any:
+        """Strides in elements, as PyTorch's (NumPy's are in bytes)."""
+        strides = tuple(s // self.array.itemsize for s in self.array.strides)
+        return strides if dim is None else strides[dim]
+
+    def ndimension(self) -> int:
+        return self.array.ndim
+
+    def nelement(self) -> int:
+        return int(self.array.size)
+
+    # comparisons as methods (PyTorch's names and aliases)
+    def eq(self, other: Any) -> Tensor:
+        return _arith.eq(self, other)
+
+    def ne(self, other: Any) -> Tensor:
+        return _arith.ne(self, other)
+
+    def lt(self, other: Any) -> Tensor:
+        return _arith.lt(self, other)
+
+    def le(self, other: Any) -> Tensor:
+        return _arith.le(self, other)
+
+    def gt(self, other: Any) -> Tensor:
+        return _arith.gt(self, other)
+
+    def ge(self, other: Any) -> Tensor:
+        return _arith.ge(self, other)
+
+    not_equal, less, less_equal, greater, greater_equal = ne, lt, le, gt, ge
+
+    def equal(self, other: Tensor) -> bool:
+        """True when both have the same shape and elements (PyTorch's ``torch.equal``)."""
+        return self.shape == other.shape and bool((self.array == other.array).all())
+
+    def logical_and(self, other: Any) -> Tensor:
+        return _arith.logical_and(self, other)
+
+    def logical_or(self, other: Any) -> Tensor:
+        return _arith.logical_or(self, other)
+
+    def logical_not(self) -> Tensor:
+        return _arith.logical_not(self)
+
+    def logical_xor(self, other: Any) -> Tensor:
+        return _arith.logical_xor(self, other)
 
     def gather(self, dim: int, index: Any) -> Tensor:
         return _indexing.gather(self, dim, index)
@@ -832,7 +973,7 @@ class Tensor:
         return _indexing.take_along_axis(self, indices, dim)
 
     def masked_fill(self, mask: Any, value: Any) -> Tensor:
-        return _arith.where(mask, value, self)
+        return _scatter.masked_fill(self, mask, value)
 
     def softmax(self, dim: int) -> Tensor:
         from gradflow.ops.softmax import softmax
@@ -849,6 +990,234 @@ class Tensor:
 
     # ---- methods: shape, indexing, scatter, sorting ----------------------------------------
     # (PyTorch's names; each delegates to its op in gradflow/ops)
+    def narrow(self, dim: int, start: Any, length: int) -> Tensor:
+        return _shape.narrow(self, dim, start, length)
+
+    def unbind(self, dim: int = 0) -> tuple:
+        return _shape.unbind(self, dim)
+
+    def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
+        return _shape.unflatten(self, dim, sizes)
+
+    def roll(self, shifts: Any, dims: Any = None) -> Tensor:
+        return _shape.roll(self, shifts, dims)
+
+    def movedim(self, source: Any, destination: Any) -> Tensor:
+        return _shape.movedim(self, source, destination)
+
+    moveaxis = movedim
+
+    def swapaxes(self, axis0: int, axis1: int) -> Tensor:
+        return _shape.transpose(self, axis0, axis1)
+
+    swapdims = swapaxes
+
+    def rot90(self, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
+        return _shape.rot90(self, k, dims)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        return _shape.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        return _shape.triu(self, diagonal)
+
+    def tril_(self, diagonal: int = 0) -> Tensor:
+        return _scatter.inplace(self, "tril_", lambda t: _shape.tril(t, diagonal))
+
+    def triu_(self, diagonal: int = 0) -> Tensor:
+        return _scatter.inplace(self, "triu_", lambda t: _shape.triu(t, diagonal))
+
+    def diag(self, diagonal: int = 0) -> Tensor:
+        return _shape.diag(self, diagonal)
+
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+        return _shape.diagonal(self, offset, dim1, dim2)
+
+    def diag_embed(self, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+        return _shape.diag_embed(self, offset, dim1, dim2)
+
+    def trace(self) -> Tensor:
+        return _shape.trace(self)
+
+    def repeat_interleave(self, repeats: Any = None, dim: Any = None, **kw: Any) -> Tensor:
+        return _shape.repeat_interleave(self, repeats, dim, **kw)
+
+    def tensor_split(self, indices_or_sections: Any, dim: int = 0) -> tuple:
+        return _shape.tensor_split(self, indices_or_sections, dim)
+
+    def hsplit(self, sections: Any) -> tuple:
+        return _shape.hsplit(self, sections)
+
+    def vsplit(self, sections: Any) -> tuple:
+        return _shape.vsplit(self, sections)
+
+    def dsplit(self, sections: Any) -> tuple:
+        return _shape.dsplit(self, sections)
+
+    def scatter(self, dim: int, index: Any, src: Any = None, value: Any = None, **kw: Any):
+        return _scatter.scatter(self, dim, index, src, value, **kw)
+
+    def scatter_(self, dim: int, index: Any, src: Any = None, value: Any = None, **kw: Any):
+        operand = src if value is None else value
+        return _scatter.inplace(
+            self, "scatter_", lambda t: _scatter.scatter(t, dim, index, src, value, **kw), operand
+        )
+
+    def scatter_add(self, dim: int, index: Any, src: Tensor) -> Tensor:
+        return _scatter.scatter_add(self, dim, index, src)
+
+    def scatter_add_(self, dim: int, index: Any, src: Tensor) -> Tensor:
+        return _scatter.inplace(
+            self, "scatter_add_", lambda t: _scatter.scatter_add(t, dim, index, src), src
+        )
+
+    def scatter_reduce(self, dim: int, index: Any, src: Tensor, reduce: str, **kw: Any):
+        return _scatter.scatter_reduce(self, dim, index, src, reduce, **kw)
+
+    def scatter_reduce_(self, dim: int, index: Any, src: Tensor, reduce: str, **kw: Any):
+        return _scatter.inplace(
+            self,
+            "scatter_reduce_",
+            lambda t: _scatter.scatter_reduce(t, dim, index, src, reduce, **kw),
+            src,
+        )
+
+    def index_add(self, dim: int, index: Any, source: Tensor, *, alpha: Any = 1) -> Tensor:
+        return _scatter.index_add(self, dim, index, source, alpha=alpha)
+
+    def index_add_(self, dim: int, index: Any, source: Tensor, *, alpha: Any = 1) -> Tensor:
+        return _scatter.inplace(
+            self,
+            "index_add_",
+            lambda t: _scatter.index_add(t, dim, index, source, alpha=alpha),
+            source,
+        )
+
+    def index_copy(self, dim: int, index: Any, source: Tensor) -> Tensor:
+        return _scatter.index_copy(self, dim, index, source)
+
+    def index_copy_(self, dim: int, index: Any, source: Tensor) -> Tensor:
+        return _scatter.inplace(
+            self, "index_copy_", lambda t: _scatter.index_copy(t, dim, index, source), source
+        )
+
+    def index_fill(self, dim: int, index: Any, value: Any) -> Tensor:
+        return _scatter.index_fill(self, dim, index, value)
+
+    def index_fill_(self, dim: int, index: Any, value: Any) -> Tensor:
+        return _scatter.inplace(
+            self, "index_fill_", lambda t: _scatter.index_fill(t, dim, index, value), value
+        )
+
+    def index_put(self, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
+        return _scatter.index_put(self, indices, values, accumulate)
+
+    def index_put_(self, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
+        return _scatter.inplace(
+            self,
+            "index_put_",
+            lambda t: _scatter.index_put(t, indices, values, accumulate),
+            values,
+        )
+
+    def put(self, index: Any, source: Tensor, accumulate: bool = False) -> Tensor:
+        return _scatter.put(self, index, source, accumulate)
+
+    def put_(self, index: Any, source: Tensor, accumulate: bool = False) -> Tensor:
+        return _scatter.inplace(
+            self, "put_", lambda t: _scatter.put(t, index, source, accumulate), source
+        )
+
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
+        return _scatter.masked_fill_(self, mask, value)
+
+    def masked_scatter(self, mask: Any, source: Tensor) -> Tensor:
+        return _scatter.masked_scatter(self, mask, source)
+
+    def masked_scatter_(self, mask: Any, source: Tensor) -> Tensor:
+        return _scatter.inplace(
+            self, "masked_scatter_", lambda t: _scatter.masked_scatter(t, mask, source), source
+        )
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+        return _sorting.sort(self, dim, descending, stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+        return _sorting.argsort(self, dim, descending, stable)
+
+    def msort(self) -> Tensor:
+        return _sorting.msort(self)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+        return _sorting.topk(self, k, dim, largest, sorted)
+
+    def kthvalue(self, k: int, dim: int = -1, keepdim: bool = False) -> Any:
+        return _sorting.kthvalue(self, k, dim, keepdim)
+
+    def nonzero(self, *, as_tuple: bool = False) -> Any:
+        return _sorting.nonzero(self, as_tuple=as_tuple)
+
+    def argwhere(self) -> Tensor:
+        return _sorting.argwhere(self)
+
+    def unique(self, sorted: bool = True, return_inverse: bool = False, **kw: Any) -> Any:
+        return _sorting.unique(self, sorted, return_inverse, **kw)
+
+    def unique_consecutive(self, return_inverse: bool = False, **kw: Any) -> Any:
+        return _sorting.unique_consecutive(self, return_inverse, **kw)
+
+    def histc(self, bins: int = 100, min: Any = 0, max: Any = 0) -> Tensor:
+        return _sorting.histc(self, bins, min, max)
+
+    def bincount(self, weights: Any = None, minlength: int = 0) -> Tensor:
+        return _sorting.bincount(self, weights, minlength)
+
+    def count_nonzero(self, dim: Any = None) -> Tensor:
+        return _sorting.count_nonzero(self, dim)
+
+
+def _constructor_array(args: tuple, dtype: Any, device: Any) -> Any:
+    """The array of ``Tensor(*args)`` (see Tensor.__init__)."""
+    from gradflow.creation import _to_array, empty
+
+    d = dtypes.as_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
+    sizes = args[0] if len(args) == 1 and isinstance(args[0], Size) else args or (0,)
+    if all(isinstance(n, int) and not isinstance(n, builtins.bool) for n in sizes):
+        return empty(*sizes, dtype=d, device=device).array
+    if len(args) != 1:
+        raise TypeError(
+            f"Tensor() takes sizes (ints) or one sequence of data, got {len(args)} arguments of "
+            f"types {[type(a).__name__ for a in args]}"
+        )
+    (data,) = args
+    if isinstance(data, builtins.float | complex):
+        raise TypeError(
+            f"Tensor(): data must be a sequence (got {type(data).__name__}); use "
+            f"gradflow.tensor({data!r}) for a 0-d tensor"
+        )
+    same_device = device is None or (isinstance(data, Tensor) and Device(device) == data.device)
+    if isinstance(data, Tensor) and dtype is None and same_device and data.dtype == d:
+        return data.array  # PyTorch's Tensor(t) shares t's storage
+    return _to_array(data, d, device)
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple of ints, as ``torch.Size`` (``x.shape``, ``x.size()``)."""
+
+    __slots__ = ()
+
+    def numel(self) -> int:
+        return math.prod(self)
+
+    def __repr__(self) -> str:
+        return f"gradflow.Size({list(self)})"
+
+    def __getitem__(self, index: Any) -> Any:
+        out = tuple.__getitem__(self, index)
+        return Size(out) if isinstance(index, slice) else out
+
+    def __add__(self, other: Any) -> Size:
+        return Size(tuple.__add__(self, tuple(other)))
 
 
 def parse_to_args(args: tuple, kwargs: dict) -> tuple[Device | None, numpy.dtype | None]:
@@ -926,11 +1295,13 @@ def _root_gradient(t: Tensor, gradient: Any) -> Any:
     return g
 
 
+# How tensors print; gradflow.set_printoptions changes these (PyTorch's defaults).
+PRINT_OPTIONS = {"precision": 4, "threshold": 1000, "edgeitems": 3, "max_line_width": 80}
+
+
 def _format(t: Tensor) -> str:
     data = move_array(t.array, Device("cpu"))
-    body = numpy.array2string(
-        data, separator=", ", prefix="tensor(", precision=4, threshold=1000, edgeitems=3
-    )
+    body = numpy.array2string(data, separator=", ", prefix="tensor(", **PRINT_OPTIONS)
     extras = []
     if t.device.type != "cpu":
         extras.append(f"device='{t.device}'")
@@ -949,5 +1320,7 @@ from gradflow.ops import conversion as _conversion
 from gradflow.ops import indexing as _indexing
 from gradflow.ops import linalg as _linalg
 from gradflow.ops import reduction as _reduction
+from gradflow.ops import scatter as _scatter
 from gradflow.ops import shape as _shape
+from gradflow.ops import sorting as _sorting
 from gradflow.ops import unary as _unary
