@@ -14,6 +14,7 @@ from gradflow.tensor import Tensor
 __all__ = [
     "autocast",
     "compile",
+    "equal",
     "is_floating_point",
     "is_tensor",
     "numel",
@@ -29,6 +30,11 @@ def is_tensor(obj: Any) -> bool:
 
 def is_floating_point(input: Tensor) -> bool:
     return input.is_floating_point()
+
+
+def equal(input: Tensor, other: Tensor) -> bool:
+    """True when both have the same shape and elements."""
+    return input.equal(other)
 
 
 def numel(input: Tensor) -> int:

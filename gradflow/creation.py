@@ -320,7 +320,8 @@ def randint(
     rng = seed_for(generator, dev)
     d = dtypes.as_dtype(dtype) if dtype is not None else dtypes.int64
     with _on(dev):
-        return Tensor._wrap(rng.integers(low, high, size=_size((size,)), dtype=d))
+        drawn = rng.integers(low, high, size=_size((size,)), dtype=d if d.kind in "iu" else "int64")
+        return Tensor._wrap(drawn.astype(d, copy=False))  # a float dtype: integral values
 
 
 def randperm(n: int, generator: Generator | None = None, device: Any = None) -> Tensor:
@@ -456,3 +457,71 @@ class _on:
     def __exit__(self, *exc: object) -> None:
         if self.ctx is not None:
             self.ctx.__exit__(*exc)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """`data` as a Tensor, sharing memory where it can (a Tensor or NumPy array already of
+    that dtype and device), copying otherwise: PyTorch's ``as_tensor``."""
+    if isinstance(data, Tensor):
+        out = data
+        if dtype is not None:
+            out = out.to(dtypes.as_dtype(dtype))
+        return out.to(device) if device is not None else out
+    on_cpu = device is None or Device(device).type == "cpu"
+    same_dtype = dtype is None or dtypes.as_dtype(dtype) == getattr(data, "dtype", None)
+    if isinstance(data, numpy.ndarray) and on_cpu and same_dtype and data.dtype.kind in "fiub":
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def logspace(
+    start: float,
+    end: float,
+    steps: int,
+    base: float = 10.0,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+    **options: Any,
+) -> Tensor:
+    """`steps` values from base**start to base**end, evenly spaced in the exponent."""
+    check_factory_options("logspace", options)
+    exponents = linspace(start, end, steps, dtype=dtypes.float64, device=device).array
+    array = (base**exponents).astype(_float_dtype(dtype))
+    return _new(array, requires_grad)
+
+
+def normal(
+    mean: Any,
+    std: Any = 1.0,
+    size: Any = None,
+    *,
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+    **options: Any,
+) -> Tensor:
+    """Normal samples: ``normal(mean, std, size)`` with numbers, or ``normal(mean, std)`` with
+    tensors of means and/or standard deviations (broadcast), as PyTorch's."""
+    check_factory_options("normal", options)
+    like = mean if isinstance(mean, Tensor) else std if isinstance(std, Tensor) else None
+    if like is not None:
+        m = mean.array if isinstance(mean, Tensor) else mean
+        s = std.array if isinstance(std, Tensor) else std
+        shape = numpy.broadcast_shapes(numpy.shape(m), numpy.shape(s))
+        noise = randn(shape, generator=generator, dtype=like.dtype, device=like.device).array
+        return _new(noise * s + m, requires_grad)
+    if size is None:
+        raise TypeError("normal(mean, std, size): size is required when mean and std are numbers")
+    noise = randn(size, generator=generator, dtype=dtype, device=device).array
+    return _new(noise * std + mean, requires_grad)
+
+
+def randint_like(
+    t: Tensor, low: int = 0, high: int | None = None, *, dtype: Any = None, device: Any = None
+) -> Tensor:
+    """Random integers shaped like `t`: ``randint_like(t, high)`` or ``(t, low, high)``."""
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device)

@@ -20,6 +20,32 @@ uint8 = numpy.dtype("uint8")
 bool = numpy.dtype("bool")
 
 _SUPPORTED = {float16, float32, float64, int8, int16, int32, int64, uint8, bool}
+
+# PyTorch's dtype helpers: ``finfo(float32).eps``, ``iinfo(int64).max``, ``isinstance(d, dtype)``.
+finfo = numpy.finfo
+iinfo = numpy.iinfo
+dtype = numpy.dtype
+
+
+class _UnsupportedDtype:
+    """A PyTorch dtype NumPy has no type for: naming it works, using it says what to do."""
+
+    def __init__(self, name: str, advice: str):
+        self.name, self.advice = name, advice
+        self.is_floating_point = name.startswith(("bfloat", "float"))
+        self.itemsize = 2
+
+    def __repr__(self) -> str:
+        return f"gradflow.{self.name}"
+
+
+bfloat16 = _UnsupportedDtype(
+    "bfloat16", "NumPy and CuPy have no bfloat16; use float16 (or float32) instead"
+)
+complex64 = cfloat = _UnsupportedDtype(
+    "complex64", "gradflow tensors are real; complex dtypes are not supported"
+)
+complex128 = cdouble = _UnsupportedDtype("complex128", complex64.advice)
 _default_float = float32
 
 
@@ -45,6 +71,8 @@ def as_dtype(dtype: Any) -> numpy.dtype:
         return int64
     if dtype is _py_bool:
         return bool
+    if isinstance(dtype, _UnsupportedDtype):
+        raise TypeError(f"dtype {dtype.name} is not supported: {dtype.advice}")
     try:
         d = numpy.dtype(dtype)
     except TypeError as exc:

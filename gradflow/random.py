@@ -84,3 +84,24 @@ def seed_for(generator: Generator | None, device: Device) -> Any:
             "use a Generator of the same device"
         )
     return generator.rng
+
+
+def seed() -> int:
+    """Seed every generator from the operating system's entropy; returns the seed."""
+    new = int(numpy.random.SeedSequence().entropy % 2**63)
+    manual_seed(new)
+    return new
+
+
+def initial_seed() -> int:
+    """The seed of the cpu generator."""
+    return default_generator("cpu").initial_seed()
+
+
+def get_rng_state() -> dict:
+    """The cpu generator's state (pass it to set_rng_state to replay the same draws)."""
+    return default_generator("cpu").get_state()
+
+
+def set_rng_state(state: dict) -> None:
+    default_generator("cpu").set_state(state)

@@ -337,3 +337,67 @@ def test_compile_returns_the_model_and_printoptions_apply():
         gf.set_printoptions(profile="default")
     assert "0.3333" in repr(gf.tensor([1 / 3]))
     assert gf.is_tensor(gf.ones(1)) and not gf.is_tensor([1]) and gf.numel(gf.ones(2, 3)) == 6
+
+
+# ---- more top-level names ------------------------------------------------------------------
+def test_as_tensor_shares_numpy_memory_and_copies_lists():
+    a = numpy.arange(3.0)
+    t = gf.as_tensor(a)
+    a[0] = 7
+    assert t.tolist()[0] == 7.0 and t.dtype == gf.float64
+    assert gf.as_tensor([1, 2]).dtype == gf.int64
+    assert gf.as_tensor(a, dtype=gf.float32).dtype == gf.float32
+    x = gf.ones(2)
+    assert gf.as_tensor(x) is x
+
+
+def test_logspace_normal_and_randint_like(th):
+    numpy.testing.assert_allclose(gf.logspace(0, 2, 3).numpy(), th.logspace(0, 2, 3).numpy())
+    assert gf.logspace(0, 3, 4, base=2).tolist() == [1.0, 2.0, 4.0, 8.0]
+    gf.manual_seed(0)
+    draws = gf.normal(2.0, 0.5, (20000,)).numpy()
+    assert abs(draws.mean() - 2.0) < 0.02 and abs(draws.std() - 0.5) < 0.02
+    means = gf.normal(gf.tensor([0.0, 100.0]), 1e-6)
+    assert numpy.allclose(means.numpy(), [0.0, 100.0], atol=1e-3)
+    with pytest.raises(TypeError, match="size is required"):
+        gf.normal(0.0, 1.0)
+    r = gf.randint_like(gf.zeros(2, 3), 5)
+    assert r.shape == (2, 3) and r.dtype == gf.float32 and float(r.max()) < 5
+    assert gf.randint(0, 3, (4,), dtype=gf.float32).dtype == gf.float32
+
+
+def test_rng_state_round_trip_and_seeds():
+    state = gf.get_rng_state()
+    a = gf.rand(3)
+    gf.set_rng_state(state)
+    assert gf.equal(a, gf.rand(3))
+    gf.manual_seed(123)
+    assert gf.initial_seed() == 123
+    assert isinstance(gf.seed(), int)
+
+
+def test_dtype_info_and_unsupported_dtypes(th):
+    assert gf.finfo(gf.float32).eps == th.finfo(th.float32).eps
+    assert gf.iinfo(gf.int64).max == th.iinfo(th.int64).max
+    assert isinstance(gf.float32, gf.dtype)
+    with pytest.raises(TypeError, match="bfloat16 is not supported: NumPy and CuPy have no"):
+        gf.ones(2).to(gf.bfloat16)
+    with pytest.raises(TypeError, match="complex dtypes are not supported"):
+        gf.zeros(2, dtype=gf.complex64)
+    assert gf.cuda.is_bf16_supported() is False
+
+
+def test_testing_assert_close_uses_torchs_tolerances(th):
+    gf.testing.assert_close(gf.tensor([1.0]), gf.tensor([1.0 + 1e-7]))
+    with pytest.raises(AssertionError, match="not close"):
+        gf.testing.assert_close(gf.tensor([1.0]), gf.tensor([1.001]))
+    with pytest.raises(AssertionError, match="dtypes differ"):
+        gf.testing.assert_close(gf.tensor([1.0]), gf.tensor([1.0], dtype=gf.float64))
+    with pytest.raises(AssertionError, match="shapes differ"):
+        gf.testing.assert_close(gf.ones(2), gf.ones(3))
+    gf.testing.assert_close([gf.ones(1)], [gf.ones(1)])
+
+
+def test_jit_script_and_trace_return_their_argument():
+    model = gf.nn.Linear(2, 2)
+    assert gf.jit.script(model) is model and gf.jit.trace(model, gf.ones(1, 2)) is model

@@ -89,6 +89,11 @@ def manual_seed(seed: int) -> None:
 manual_seed_all = manual_seed
 
 
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    """False: gradflow has no bfloat16 (NumPy and CuPy have no such type)."""
+    return False
+
+
 def max_memory_allocated(device: str | Device | int | None = None) -> int:
     """Peak bytes held by live arrays since the last reset; CuPy's pool keeps no peak, so this
     is the bytes in use now (a lower bound), said here rather than faked."""
