@@ -90,6 +90,7 @@ def _is_array(item: Any) -> bool:
 
 def _check(items: tuple, shape: tuple, xp: Any) -> tuple:
     """Bounds and mask shapes against `shape`; negative integer arrays made non-negative."""
+    shape = tuple(shape)  # messages print (2, 3), not Size([2, 3])
     ndim = len(shape)
     used = 0
     for i in items:
@@ -339,7 +340,10 @@ def take_along_axis(x: Tensor, indices: Any, axis: int | None) -> Tensor:
     )
 
 
-take_along_dim = take_along_axis  # PyTorch's name
+def take_along_dim(input: Tensor, indices: Any, dim: int | None = None) -> Tensor:
+    """PyTorch's name for take_along_axis; dim=None (the default) works on the flattened input
+    and indices."""
+    return take_along_axis(input, indices, dim)
 
 
 def index_select(x: Tensor, dim: int, index: Any) -> Tensor:

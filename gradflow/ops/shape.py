@@ -192,7 +192,7 @@ def _ints(values: Sequence[Any], op: str, what: str) -> tuple:
 
 def _resolve_shape(shape: Sequence[Any], size: int, source: tuple, op: str) -> tuple:
     """The target shape with -1 filled in; a clear error when it can't hold `size` elements."""
-    shape = _ints(shape, op, "shape")
+    shape, source = _ints(shape, op, "shape"), tuple(source)  # messages print (2, 3), not Size
     unknown = [i for i, s in enumerate(shape) if s == -1]
     if len(unknown) > 1 or any(s < -1 for s in shape):
         raise ValueError(f"{op}: invalid shape {shape}: at most one -1, other sizes >= 0")
@@ -291,6 +291,7 @@ def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
 
 
 def _expanded_shape(source: tuple, shape: tuple, op: str) -> tuple:
+    source = tuple(source)  # messages print (2, 3), not Size([2, 3])
     lead = len(shape) - len(source)
     if lead < 0:
         raise ValueError(
@@ -380,7 +381,9 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     if x.ndim == 0:
         raise ValueError("chunk: a 0-d tensor can't be split; unsqueeze it first")
     d = normalize_dim(dim, x.ndim, "chunk")
-    return split(x, max(-(-x.shape[d] // chunks), 1), d)
+    if x.shape[d] == 0:  # PyTorch gives `chunks` empty pieces
+        return split(x, [0] * chunks, d)
+    return split(x, -(-x.shape[d] // chunks), d)
 
 
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")
@@ -454,3 +457,473 @@ def contiguous(x: Tensor) -> Tensor:
     if x.array.flags.c_contiguous:
         return x
     return Contiguous.apply(x)
+
+
+# ---- more shape ops (PyTorch's names) ---------------------------------------------------
+class Unbind(Function):
+    """The slices of x along `dim` (views, dim removed); backward stacks their gradients."""
+
+    dim: int
+
+    def forward(self, x):
+        lead = (slice(None),) * self.dim
+        return tuple(x[lead + (i,)] for i in range(x.shape[self.dim]))
+
+    def backward(self, *grads):
+        return get_array_module(grads[0]).stack(grads, axis=self.dim)
+
+
+class Roll(Function):
+    shifts: Any
+    dims: Any
+
+    def forward(self, x):
+        return get_array_module(x).roll(x, self.shifts, self.dims)
+
+    def backward(self, g):
+        back = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
+        return get_array_module(g).roll(g, back, self.dims)
+
+
+class Triangle(Function):
+    """tril (upper=False) or triu of the last two dims; backward masks the gradient alike."""
+
+    upper: bool
+    diagonal: int
+
+    def _mask(self, a):
+        n, m = a.shape[-2:]
+        xp = get_array_module(a)
+        if self.upper:
+            return ~xp.tri(n, m, self.diagonal - 1, dtype=bool)  # saves nothing: rebuilt
+        return xp.tri(n, m, self.diagonal, dtype=bool)
+
+    def forward(self, x):
+        return get_array_module(x).where(self._mask(x), x, x.dtype.type(0))
+
+    def backward(self, g):
+        return get_array_module(g).where(self._mask(g), g, g.dtype.type(0))
+
+
+def _write_diagonal(out, values, offset, dim1, dim2):
+    """out's diagonal (offset, over dim1 and dim2) = values, whose last dim runs along it."""
+    xp = get_array_module(out)
+    view = xp.moveaxis(out, (dim1, dim2), (-2, -1))  # a view: writes reach out
+    n = values.shape[-1]
+    steps = xp.arange(n)
+    view[..., steps + max(-offset, 0), steps + max(offset, 0)] = values
+    return out
+
+
+class Diagonal(Function):
+    """The diagonal over dim1 and dim2 as the last dim (a view); diag_embed is its reverse."""
+
+    offset: int
+    dim1: int
+    dim2: int
+
+    def forward(self, x):
+        self.source = x.shape  # saves the shape only
+        return get_array_module(x).diagonal(x, self.offset, self.dim1, self.dim2)
+
+    def backward(self, g):
+        out = get_array_module(g).zeros(self.source, g.dtype)
+        return _write_diagonal(out, g, self.offset, self.dim1, self.dim2)
+
+
+class DiagEmbed(Function):
+    offset: int
+    dim1: int
+    dim2: int
+    shape: tuple
+
+    def forward(self, x):
+        out = get_array_module(x).zeros(self.shape, x.dtype)
+        return _write_diagonal(out, x, self.offset, self.dim1, self.dim2)
+
+    def backward(self, g):
+        return get_array_module(g).diagonal(g, self.offset, self.dim1, self.dim2)
+
+
+def narrow(x: Tensor, dim: int, start: Any, length: int) -> Tensor:
+    """The slice [start, start + length) of x along `dim` (a view); start may be negative or a
+    0-d integer tensor."""
+    d = normalize_dim(dim, x.ndim, "narrow")
+    n = x.shape[d] if x.ndim else 1
+    start, length = operator.index(start), operator.index(length)
+    if not -n <= start <= n:
+        raise IndexError(f"narrow: start ({start}) is out of range for dim {d} of size {n}")
+    if start < 0:
+        start += n
+    if length < 0 or start + length > n:
+        raise ValueError(
+            f"narrow: start ({start}) + length ({length}) exceeds dimension size ({n})."
+        )
+    return x[(slice(None),) * d + (slice(start, start + length),)]
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple:
+    """The slices along `dim`, as a tuple of tensors without that dim (views)."""
+    if x.ndim == 0:
+        raise ValueError("unbind: a 0-d tensor has no dim to unbind")
+    d = normalize_dim(dim, x.ndim, "unbind")
+    if x.shape[d] == 0:
+        return ()
+    return Unbind.apply(x, dim=d)
+
+
+def unflatten(x: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
+    """Split dim `dim` into `sizes` (one may be -1)."""
+    d = normalize_dim(dim, x.ndim, "unflatten")
+    sizes = _ints(sizes, "unflatten", "sizes")
+    if not sizes:
+        raise ValueError("unflatten: sizes must be non-empty")
+    inner = _resolve_shape(sizes, x.shape[d], (x.shape[d],), "unflatten")
+    return Reshape.apply(x, shape=x.shape[:d] + inner + x.shape[d + 1 :])
+
+
+def roll(x: Tensor, shifts: int | Sequence[int], dims: int | Sequence[int] | None = None) -> Tensor:
+    """Shift elements along `dims` by `shifts`, wrapping around; without dims, over the
+    flattened tensor (shape kept)."""
+    many = isinstance(shifts, list | tuple)
+    if dims is None:
+        if many and len(shifts) != 1:
+            raise ValueError(f"roll: without dims, shifts must be one int, got {shifts}")
+        return Roll.apply(x, shifts=operator.index(shifts[0] if many else shifts), dims=None)
+    dims = tuple(dims) if isinstance(dims, list | tuple) else (dims,)
+    shifts = _ints(shifts if many else (shifts,), "roll", "shifts")
+    if len(shifts) != len(dims):
+        raise ValueError(f"roll: shifts {shifts} and dims {dims} must have the same length")
+    dims = tuple(normalize_dim(d, x.ndim, "roll") for d in dims)
+    if x.ndim == 0:
+        return x
+    return Roll.apply(x, shifts=shifts, dims=dims)
+
+
+def movedim(x: Tensor, source: int | Sequence[int], destination: int | Sequence[int]) -> Tensor:
+    """Move dims `source` to positions `destination` (the others keep their order)."""
+    src = tuple(source) if isinstance(source, list | tuple) else (source,)
+    dst = tuple(destination) if isinstance(destination, list | tuple) else (destination,)
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: source {src} and destination {dst} must have the same length")
+    src = tuple(normalize_dim(d, x.ndim, "movedim") for d in src)
+    dst = tuple(normalize_dim(d, x.ndim, "movedim") for d in dst)
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError(f"movedim: repeated dim in source {src} or destination {dst}")
+    order = [d for d in range(x.ndim) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return Permute.apply(x, dims=tuple(order)) if x.ndim else x
+
+
+moveaxis = movedim
+swapaxes = swapdims = transpose
+
+
+def rot90(x: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
+    """Rotate by 90 degrees k times in the plane of `dims`, from the first towards the second."""
+    dims = tuple(dims)
+    if len(dims) != 2 or x.ndim < 2:
+        raise ValueError(f"rot90: needs 2 dims and a tensor of >= 2 dims, got {dims}, {x.ndim}")
+    d0, d1 = (normalize_dim(d, x.ndim, "rot90") for d in dims)
+    if d0 == d1:
+        raise ValueError(f"rot90: the two dims must differ, got {dims}")
+    k %= 4
+    if k == 1:
+        return transpose(flip(x, d1), d0, d1)
+    if k == 2:
+        return flip(x, (d0, d1))
+    if k == 3:
+        return transpose(flip(x, d0), d0, d1)
+    return x
+
+
+def _triangle(x: Tensor, diagonal: int, upper: bool) -> Tensor:
+    op = "triu" if upper else "tril"
+    if x.ndim < 2:
+        raise ValueError(f"{op}: input tensor must have at least 2 dimensions, got {x.ndim}")
+    return Triangle.apply(x, upper=upper, diagonal=operator.index(diagonal), op_name=op)
+
+
+def tril(x: Tensor, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two dims (j <= i + diagonal), zeros elsewhere."""
+    return _triangle(x, diagonal, False)
+
+
+def triu(x: Tensor, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two dims (j >= i + diagonal), zeros elsewhere."""
+    return _triangle(x, diagonal, True)
+
+
+def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal over dim1 and dim2 (offset > 0 above it), appended as the last dim."""
+    d1 = normalize_dim(dim1, x.ndim, "diagonal")
+    d2 = normalize_dim(dim2, x.ndim, "diagonal")
+    if d1 == d2:
+        raise ValueError(f"diagonal: dim1 and dim2 must differ, got {dim1} and {dim2}")
+    return Diagonal.apply(x, offset=operator.index(offset), dim1=d1, dim2=d2)
+
+
+def diag_embed(x: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """Tensors whose diagonals (over dim1, dim2 of the result) hold x's last dim."""
+    d1 = normalize_dim(dim1, x.ndim + 1, "diag_embed")
+    d2 = normalize_dim(dim2, x.ndim + 1, "diag_embed")
+    if d1 == d2:
+        raise ValueError(f"diag_embed: dim1 and dim2 must differ, got {dim1} and {dim2}")
+    n = (x.shape[-1] if x.ndim else 1) + abs(offset)
+    rest = list(x.shape[:-1])
+    shape = []
+    for d in range(x.ndim + 1):
+        shape.append(n if d in (d1, d2) else rest.pop(0))
+    x = x.reshape(1) if x.ndim == 0 else x
+    return DiagEmbed.apply(x, offset=operator.index(offset), dim1=d1, dim2=d2, shape=tuple(shape))
+
+
+def diag(x: Tensor, diagonal: int = 0) -> Tensor:
+    """A 1-D x as the `diagonal`-th diagonal of a square matrix; a 2-D x's diagonal as 1-D."""
+    if x.ndim == 1:
+        return diag_embed(x, diagonal, 0, 1)
+    if x.ndim == 2:
+        return Diagonal.apply(x, offset=operator.index(diagonal), dim1=0, dim2=1)
+    raise ValueError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
+
+
+def trace(x: Tensor) -> Tensor:
+    """The sum of a matrix's main diagonal."""
+    if x.ndim != 2:
+        raise ValueError(f"trace: expected a matrix, got a tensor of shape {tuple(x.shape)}")
+    return diagonal(x).sum()
+
+
+def repeat_interleave(
+    x: Tensor, repeats: Any = None, dim: int | None = None, *, output_size: int | None = None
+) -> Tensor:
+    """Each element (slice along `dim`) repeated `repeats` times in place: [1, 2] -> [1, 1,
+    2, 2]; repeats is an int or one count per element; dim=None flattens first. With one
+    argument, x holds the counts and the result repeats 0, 1, 2, ..."""
+    xp = get_array_module(x.array)
+    if repeats is None:  # repeat_interleave(counts)
+        if x.ndim != 1 or x.dtype.kind not in "iu":
+            raise ValueError("repeat_interleave: repeats must be a 1-D integer tensor")
+        return Tensor._wrap(xp.repeat(xp.arange(x.shape[0], dtype=xp.int64), x.array))
+    if dim is None:
+        x, d = x.reshape(-1), 0
+    else:
+        d = normalize_dim(dim, x.ndim, "repeat_interleave")
+    n = x.shape[d] if x.ndim else 1
+    counts = repeats.array if isinstance(repeats, Tensor) else operator.index(repeats)
+    if isinstance(counts, int):
+        counts = xp.full(n, counts, xp.int64)
+    elif counts.ndim == 0 or counts.shape == (1,):
+        counts = xp.full(n, int(counts.reshape(-1)[0]), xp.int64)
+    elif counts.shape != (n,) or counts.dtype.kind not in "iu":
+        raise ValueError(
+            f"repeat_interleave: repeats must be an int or {n} integer counts (one per element "
+            f"along dim {d}), got shape {tuple(counts.shape)}"
+        )
+    if type(counts) is not type(x.array):  # counts given on the host for a cuda tensor
+        from gradflow.backend import move_array
+
+        counts = move_array(counts, x.device)
+    if counts.size and int(counts.min()) < 0:
+        raise ValueError("repeat_interleave: repeats can not be negative")
+    index = xp.repeat(xp.arange(n, dtype=xp.int64), counts)
+    if output_size is not None and index.size != output_size:
+        raise ValueError(
+            f"repeat_interleave: output_size {output_size} differs from the {index.size} "
+            "repeated elements"
+        )
+    from gradflow.ops.indexing import GetItem
+
+    x = x.reshape(1) if x.ndim == 0 else x
+    return GetItem.apply(x, index=(slice(None),) * d + (index,), op_name="repeat_interleave")
+
+
+def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple:
+    """Coordinate grids from 1-D tensors: output i varies along dim i ('ij', the default) or
+    with the first two dims swapped ('xy', NumPy's default)."""
+    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        tensors = tuple(tensors[0])
+    tensors = _tensors(tensors, "meshgrid")
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    if any(t.ndim > 1 for t in tensors):
+        raise ValueError("meshgrid: expects 0-D or 1-D tensors")
+    sizes = [t.numel() for t in tensors]
+    swap = indexing == "xy" and len(tensors) >= 2
+    if swap:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    out = []
+    for i, t in enumerate(tensors):
+        at = (1 - i if i < 2 else i) if swap else i
+        lay = tuple(-1 if k == at else 1 for k in range(len(tensors)))
+        out.append(expand(t.reshape(lay), sizes))
+    return tuple(out)
+
+
+def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple:
+    """Pieces along `dim`: an int n gives n pieces, the first n % size ones one longer; a list
+    of indices gives the pieces between them (views of x)."""
+    d = normalize_dim(dim, x.ndim, "tensor_split")
+    n = x.shape[d]
+    spec = indices_or_sections
+    if isinstance(spec, Tensor):
+        spec = spec.item() if spec.ndim == 0 else spec.tolist()
+    if isinstance(spec, list | tuple):
+        bounds = [0, *_ints(spec, "tensor_split", "indices"), n]
+    else:
+        sections = operator.index(spec)
+        if sections <= 0:
+            raise ValueError(
+                f"tensor_split: number of sections must be larger than 0, got {sections}"
+            )
+        small, extra = divmod(n, sections)
+        bounds = [0]
+        for k in range(sections):
+            bounds.append(bounds[-1] + small + (k < extra))
+    lead = (slice(None),) * d
+    return tuple(x[lead + (slice(a, max(a, b)),)] for a, b in itertools.pairwise(bounds))
+
+
+def _split_dim(x: Tensor, spec: Any, dim: int, op: str) -> tuple:
+    if isinstance(spec, int) and (spec <= 0 or x.shape[dim] % spec):
+        raise ValueError(
+            f"torch.{op} attempted to split along dimension {dim}, but the size of the dimension "
+            f"{x.shape[dim]} is not divisible by the split_size {spec}!"
+        )
+    return tensor_split(x, spec, dim)
+
+
+def hsplit(x: Tensor, indices_or_sections: Any) -> tuple:
+    """tensor_split along dim 1 (dim 0 of a 1-D tensor); an int must divide the size."""
+    if x.ndim == 0:
+        raise ValueError("hsplit: requires a tensor with at least 1 dimension")
+    return _split_dim(x, indices_or_sections, 1 if x.ndim > 1 else 0, "hsplit")
+
+
+def vsplit(x: Tensor, indices_or_sections: Any) -> tuple:
+    """tensor_split along dim 0 of a tensor of at least 2 dims; an int must divide the size."""
+    if x.ndim < 2:
+        raise ValueError(f"vsplit: requires a tensor with at least 2 dimensions, got {x.ndim}")
+    return _split_dim(x, indices_or_sections, 0, "vsplit")
+
+
+def dsplit(x: Tensor, indices_or_sections: Any) -> tuple:
+    """tensor_split along dim 2 of a tensor of at least 3 dims; an int must divide the size."""
+    if x.ndim < 3:
+        raise ValueError(f"dsplit: requires a tensor with at least 3 dimensions, got {x.ndim}")
+    return _split_dim(x, indices_or_sections, 2, "dsplit")
+
+
+_ATLEAST = {  # (ndim wanted, ndim of the tensor) -> its new shape, from its shape
+    (1, 0): lambda s: (1,),
+    (2, 0): lambda s: (1, 1),
+    (2, 1): lambda s: (1, s[0]),
+    (3, 0): lambda s: (1, 1, 1),
+    (3, 1): lambda s: (1, s[0], 1),
+    (3, 2): lambda s: (*s, 1),
+}
+
+
+def _atleast(tensors: tuple, ndim: int) -> Any:
+    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        return tuple(_atleast(tuple(tensors[0]), ndim))
+    out = []
+    for t in _tensors(tensors, f"atleast_{ndim}d"):
+        if t.ndim < ndim:
+            t = Reshape.apply(t, shape=_ATLEAST[ndim, t.ndim](t.shape))
+        out.append(t)
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def atleast_1d(*tensors: Any) -> Any:
+    """Each tensor with at least 1 dim (0-d -> (1,)); one tensor in, one out."""
+    return _atleast(tensors, 1)
+
+
+def atleast_2d(*tensors: Any) -> Any:
+    """Each tensor with at least 2 dims: 0-d -> (1, 1), (n,) -> (1, n)."""
+    return _atleast(tensors, 2)
+
+
+def atleast_3d(*tensors: Any) -> Any:
+    """Each tensor with at least 3 dims: (n,) -> (1, n, 1), (m, n) -> (m, n, 1)."""
+    return _atleast(tensors, 3)
+
+
+def hstack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dim 1 (dim 0 for 1-D tensors)."""
+    tensors = [atleast_1d(t) for t in _tensors(tensors, "hstack")]
+    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dim 0, 1-D tensors as rows."""
+    return cat([atleast_2d(t) for t in _tensors(tensors, "vstack")], 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dim 2 (depth), after atleast_3d."""
+    return cat([atleast_3d(t) for t in _tensors(tensors, "dstack")], 2)
+
+
+def column_stack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dim 1, 0-d and 1-D tensors as columns."""
+    tensors = _tensors(tensors, "column_stack")
+    return cat([t.reshape(t.numel(), 1) if t.ndim <= 1 else t for t in tensors], 1)
+
+
+def broadcast_shapes(*shapes: Any) -> tuple:
+    """The shape the given shapes broadcast to (an error naming them when they don't)."""
+    import numpy
+
+    try:
+        return tuple(
+            numpy.broadcast_shapes(*(s if isinstance(s, tuple | list) else (s,) for s in shapes))
+        )
+    except ValueError:
+        raise ValueError(f"broadcast_shapes: shapes {shapes} don't broadcast together") from None
+
+
+def broadcast_tensors(*tensors: Tensor) -> tuple:
+    """The tensors expanded to their common broadcast shape (views)."""
+    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        tensors = tuple(tensors[0])
+    shape = broadcast_shapes(*(t.shape for t in tensors))
+    return tuple(t if t.shape == shape else expand(t, shape) for t in tensors)
+
+
+def select(x: Tensor, dim: int, index: int) -> Tensor:
+    """The slice at `index` along `dim`, that dim removed (a view): x.select(1, 0) is x[:, 0]."""
+    d = normalize_dim(dim, x.ndim, "select")
+    if x.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    index, n = operator.index(index), x.shape[d]
+    if not -n <= index < n:
+        raise IndexError(
+            f"select(): index {index} out of range for tensor of size {list(x.shape)} at "
+            f"dimension {d}"
+        )
+    return x[(slice(None),) * d + (index,)]
+
+
+def take(x: Tensor, index: Any) -> Tensor:
+    """The elements of the flattened x at `index` (any shape; negative counts from the end)."""
+    return x.reshape(-1)[index]
+
+
+def flipud(x: Tensor) -> Tensor:
+    """Reverse dim 0 (up/down)."""
+    if x.ndim < 1:
+        raise ValueError("flipud: input must be >= 1-d")
+    return flip(x, 0)
+
+
+def fliplr(x: Tensor) -> Tensor:
+    """Reverse dim 1 (left/right)."""
+    if x.ndim < 2:
+        raise ValueError("fliplr: input must be >= 2-d")
+    return flip(x, 1)
