@@ -1,10 +1,15 @@
-"""Datasets: the map-style `Dataset` base, `TensorDataset`, `Subset` and `random_split`."""
+"""Datasets: Dataset, IterableDataset, TensorDataset, Subset, Concat/Chain/Stack, random_split.
+
+Map-style datasets index samples (``dataset[i]``); iterable ones stream them (``iter(dataset)``).
+"""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 
 import numpy
 
@@ -12,8 +17,10 @@ from gradflow.backend import CPU
 from gradflow.random import Generator, seed_for
 from gradflow.tensor import Tensor
 
+T_co = TypeVar("T_co", covariant=True)
 
-class Dataset:
+
+class Dataset(Generic[T_co]):
     """A map-style dataset: ``dataset[i]`` is sample i and ``len(dataset)`` the number of
     samples. Subclasses implement ``__getitem__`` and ``__len__``."""
 
@@ -22,6 +29,103 @@ class Dataset:
 
     def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+    def __add__(self, other: Dataset) -> ConcatDataset:
+        return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset[T_co]):
+    """A dataset read as a stream: subclasses implement ``__iter__``.
+
+    With ``num_workers > 0`` every worker process iterates its own copy of the whole dataset,
+    so each sample comes once per worker unless ``__iter__`` shards the stream itself with
+    ``gradflow.utils.data.get_worker_info()`` (its ``id`` and ``num_workers``), as in PyTorch.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
+
+    def __add__(self, other: Dataset) -> ChainDataset:  # type: ignore[override]
+        return ChainDataset([self, other])
+
+
+class ConcatDataset(Dataset):
+    """The samples of several map-style datasets one after another.
+
+    >>> both = ConcatDataset([TensorDataset(gradflow.zeros(3)), TensorDataset(gradflow.ones(2))])
+    >>> len(both), both[3][0].item(), both.cumulative_sizes
+    (5, 1.0, [3, 5])
+    """
+
+    def __init__(self, datasets: Iterable[Dataset]):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise AssertionError("datasets should not be an empty iterable")
+        for d in self.datasets:
+            if isinstance(d, IterableDataset):
+                raise AssertionError("ConcatDataset does not support IterableDataset")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index: int) -> Any:
+        if index < 0:
+            if -index > len(self):
+                raise ValueError("absolute value of index should not exceed dataset length")
+            index = len(self) + index
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        offset = self.cumulative_sizes[which - 1] if which > 0 else 0
+        return self.datasets[which][index - offset]
+
+
+class ChainDataset(IterableDataset):
+    """The streams of several IterableDatasets one after another (chained on the fly)."""
+
+    def __init__(self, datasets: Iterable[Dataset]):
+        self.datasets = datasets
+
+    def __iter__(self) -> Iterator[Any]:
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            yield from d
+
+    def __len__(self) -> int:
+        total = 0
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            total += len(d)
+        return total
+
+
+class StackDataset(Dataset):
+    """Sample i is ``(d[i] for d in args)`` or ``{key: d[i] for key, d in kwargs}``: several
+    datasets of one length read side by side (inputs and targets kept apart, say)."""
+
+    def __init__(self, *args: Dataset, **kwargs: Dataset):
+        if args and kwargs:
+            raise ValueError(
+                "Supported either ``tuple``- (via ``args``) or``dict``- (via ``kwargs``) like "
+                "input/output, but both types are given."
+            )
+        datasets: Any = args or kwargs
+        if not datasets:
+            raise ValueError("At least one dataset should be passed")
+        members = list(datasets.values()) if kwargs else list(args)
+        self._length = len(members[0])
+        if any(len(d) != self._length for d in members):
+            raise ValueError("Size mismatch between datasets")
+        self.datasets = datasets
+
+    def __getitem__(self, index: int) -> Any:
+        if isinstance(self.datasets, dict):
+            return {key: d[index] for key, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __len__(self) -> int:
+        return self._length
 
 
 class TensorDataset(Dataset):

@@ -1,0 +1,5 @@
+"""torch.utils.data.distributed's name: DistributedSampler."""
+
+from gradflow.data.sampler import DistributedSampler
+
+__all__ = ["DistributedSampler"]
