@@ -12,14 +12,17 @@ gradflow's exceptions
 
 CheckpointError (ValueError), defined in gradflow.serialization
     When: ``gradflow.save`` meets an object it can't store (a lambda, a set, an object array,
-    a cycle, containers nested more than 100 deep, an int of more than 4,300 digits) or a
+    a cycle, containers nested more than 100 deep, an int of more than 4,300 digits; a whole
+    Module or Optimizer, which torch.save would pickle: the message shows the state_dict
+    lines to use instead) or a
     path that is a device, FIFO or socket, or a symlink to one (it replaces only regular
     files, and refuses before writing anything); ``gradflow.load`` gets a file that is
     missing, not a regular file (a directory, a device such as /dev/zero, a FIFO: refused
     unopened), not a zip, truncated, corrupt (a CRC mismatch), compressed, encrypted, holding
     an entry twice or one its manifest doesn't name, whose manifest is malformed (naming one
     array twice with different dtypes or shapes) or disagrees with an array's dtype, shape or
-    size, that holds a pickle (refused, never unpickled), or that has a cuda tensor while
+    size, that holds a pickle (refused, never unpickled; a file torch.save wrote is named as
+    such, with how to convert it to safetensors), or that has a cuda tensor while
     CUDA is not available.
     Tells you: the file (and where a symlink leads), the entry, and the key path inside the
     saved object; what it found and what it expected; for a cuda checkpoint, to pass
@@ -80,6 +83,15 @@ PlotUnavailableError (RuntimeError), defined in gradflow.plotting
     Tells you: the package to install.
     Example: ``--plot needs matplotlib: pip install 'gradflow[plot]' (or pip install
     matplotlib)``
+
+StateDictError (RuntimeError), defined in gradflow.nn.module
+    When: ``Module.load_state_dict`` (strict, the default) gets missing or unexpected keys,
+    or (strict or not) a value whose shape differs from the parameter's or buffer's; nothing
+    is loaded then. Also a KeyError and a ValueError, the types raised for these before.
+    Tells you: every missing and unexpected key and ``strict=False`` to load the rest, or the
+    key and both shapes.
+    Example: ``error loading state_dict into Sequential: missing keys: 5.bias. Pass
+    strict=False to load the keys that match``
 
 Built-in exceptions
 -------------------
@@ -158,7 +170,8 @@ KeyError: names
 NotImplementedError: what gradflow doesn't do (yet)
     When: ``create_graph=True`` (higher-order gradients), embedding ``max_norm`` or
     ``sparse=True``, conv ``padding_mode`` other than 'zeros', a Module or Function subclass
-    without ``forward``/``backward``, random-state access on cuda generators.
+    without ``forward``/``backward``, random-state access on cuda generators, an optimizer
+    built with ``differentiable=True``.
     Tells you: what is not supported and what to do instead.
     Example: ``create_graph=True (higher-order gradients) is not supported yet: backward runs
     on arrays and records no graph``
@@ -187,6 +200,7 @@ Command line
 from gradflow.autograd.anomaly import AnomalyError
 from gradflow.backend import CudaUnavailableError
 from gradflow.data.mnist import DatasetFileError
+from gradflow.nn.module import StateDictError
 from gradflow.plotting import PlotUnavailableError
 from gradflow.serialization import CheckpointError
 from gradflow.testing.gradcheck import GradcheckError
@@ -199,5 +213,6 @@ __all__ = [
     "DatasetFileError",
     "GradcheckError",
     "PlotUnavailableError",
+    "StateDictError",
     "TrainingError",
 ]

@@ -102,3 +102,14 @@ class KernelBatches:
         if self._backend is not None:
             return self._backend.device_of(array)
         return array.device.id  # a CuPy array
+
+
+def decayed_grad(p: Any, g: Any, t: Any, xp: Any, weight_decay: float, maximize: bool) -> Any:
+    """PyTorch's ``g = -g if maximize; g = g + weight_decay p`` into the scratch ``t``, or ``g``
+    itself when neither applies (the gradient is never written)."""
+    if weight_decay:
+        xp.multiply(p, weight_decay, out=t)
+        return xp.subtract(t, g, out=t) if maximize else xp.add(g, t, out=t)
+    if maximize:
+        return xp.negative(g, out=t)
+    return g

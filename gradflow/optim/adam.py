@@ -11,6 +11,7 @@ from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
     check_betas,
+    check_flags,
     check_nonnegative,
     check_number,
     state_array,
@@ -102,7 +103,11 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
         defaults = {
@@ -112,6 +117,10 @@ class Adam(Optimizer):
             "weight_decay": weight_decay,
             "amsgrad": amsgrad,
             "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "differentiable": differentiable,
+            "fused": fused,
             "decoupled_weight_decay": decoupled_weight_decay,
         }
         super().__init__(params, defaults)
@@ -122,6 +131,7 @@ class Adam(Optimizer):
         check_nonnegative(name, group, "eps")
         check_betas(name, group["betas"])
         check_nonnegative(name, group, "weight_decay")
+        check_flags(name, group)
 
     def _step_group(self, group: dict[str, Any]) -> None:
         lr = float(group["lr"])
@@ -191,6 +201,10 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -199,6 +213,10 @@ class AdamW(Adam):
             eps,
             weight_decay,
             amsgrad,
+            foreach=foreach,
             maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
             decoupled_weight_decay=True,
         )

@@ -12,8 +12,11 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import types
+import warnings
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gradflow.optim.optimizer import Optimizer
@@ -44,6 +47,10 @@ class LRScheduler:
                     )
         self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        """The step the constructor takes (SequentialLR repeats it when a scheduler starts)."""
         self._step_count = 0
         self._is_initial = True
         try:
@@ -59,11 +66,26 @@ class LRScheduler:
         """The learning rates the last ``step()`` set, one per parameter group."""
         return list(self._last_lr)
 
-    def step(self) -> None:
-        """Advance one epoch and write the new learning rates into the optimizer's groups."""
+    def step(self, epoch: int | None = None) -> None:
+        """Advance one epoch and write the new learning rates into the optimizer's groups.
+
+        ``step(epoch)`` (deprecated in PyTorch, which warns as here) jumps to that epoch,
+        using the schedule's closed form where it has one.
+        """
         self._step_count += 1
-        self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        if epoch is not None:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            closed_form = getattr(self, "_get_closed_form_lr", None)
+            values = closed_form() if closed_form is not None else self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = self._current_lrs()
 
@@ -87,6 +109,138 @@ class LRScheduler:
         self.__dict__.update({k: copy.copy(v) for k, v in state_dict.items()})
 
 
+EPOCH_DEPRECATION_WARNING = (
+    "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
+    "possible. Please use `scheduler.step()` to step the scheduler. During the deprecation, if "
+    "epoch is different from None, the closed form is used instead of the new chainable form, "
+    "where available. Please open an issue if you are unable to replicate your use case: "
+    "https://github.com/pytorch/pytorch/issues/new/choose."
+)
+
+
+class _LRScheduler(LRScheduler):
+    """The old name of LRScheduler, kept (as PyTorch keeps it) for custom schedulers."""
+
+
+class LambdaLR(LRScheduler):
+    """Set the learning rate to base_lr times ``lr_lambda(epoch)`` (one function, or one per
+    parameter group).
+
+    Example: a linear warm-up over 100 steps,
+    ``LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))``.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas(self, optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """As PyTorch: functions are not saved; a callable object's attributes are."""
+        return _state_with_lambdas(self)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        _load_with_lambdas(self, state_dict)
+
+    def get_lr(self) -> list[float]:
+        return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply the learning rate by ``lr_lambda(epoch)`` each epoch (one function, or one per
+    parameter group); the first epoch keeps the initial lr."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas(self, optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """As PyTorch: functions are not saved; a callable object's attributes are."""
+        return _state_with_lambdas(self)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        _load_with_lambdas(self, state_dict)
+
+    def get_lr(self) -> list[float]:
+        if self._is_initial:
+            return self._current_lrs()
+        return [
+            group["lr"] * fn(self.last_epoch)
+            for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups)
+        ]
+
+
+class ConstantLR(LRScheduler):
+    """Multiply the learning rate by ``factor`` for the first ``total_iters`` epochs."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
+        if factor > 1.0 or factor < 0:
+            raise ValueError(
+                f"ConstantLR: factor={factor!r} must be between 0 and 1 (the lr is multiplied "
+                "by it for total_iters epochs), e.g. factor=1/3"
+            )
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._current_lrs()]
+        if self.last_epoch != self.total_iters:
+            return self._current_lrs()
+        return [lr * (1.0 / self.factor) for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        after = self.last_epoch >= self.total_iters
+        return [base * (self.factor + after * (1 - self.factor)) for base in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Decay the learning rate to 0 over ``total_iters`` epochs along a polynomial:
+    lr = base_lr (1 - min(epoch, total_iters) / total_iters) ** power."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_iters: int = 5,
+        power: float = 1.0,
+        last_epoch: int = -1,
+    ) -> None:
+        self.total_iters = total_iters
+        self.power = power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._current_lrs()
+        factor = (
+            (1.0 - self.last_epoch / self.total_iters)
+            / (1.0 - (self.last_epoch - 1) / self.total_iters)
+        ) ** self.power
+        return [lr * factor for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        done = min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base * (1.0 - done) ** self.power for base in self.base_lrs]
+
+
 class StepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs.
 
@@ -105,6 +259,9 @@ class StepLR(LRScheduler):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
 
 
 class MultiStepLR(LRScheduler):
@@ -136,6 +293,10 @@ class MultiStepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma**times for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        passed = bisect_right(sorted(self.milestones.elements()), self.last_epoch)
+        return [base * self.gamma**passed for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every epoch: lr = base_lr * gamma ** epoch."""
@@ -148,6 +309,9 @@ class ExponentialLR(LRScheduler):
         if self._is_initial:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma**self.last_epoch for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -183,6 +347,10 @@ class CosineAnnealingLR(LRScheduler):
             1 + math.cos(math.pi * (epoch - 1) / T_max)
         )
         return [ratio * (lr - eta_min) + eta_min for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        cosine = 1 + math.cos(math.pi * self.last_epoch / self.T_max)
+        return [self.eta_min + (base - self.eta_min) * cosine / 2 for base in self.base_lrs]
 
 
 class LinearLR(LRScheduler):
@@ -225,6 +393,11 @@ class LinearLR(LRScheduler):
             self.total_iters * self.start_factor + (self.last_epoch - 1) * change
         )
         return [lr * factor for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        done = min(self.total_iters, self.last_epoch) / self.total_iters
+        factor = self.start_factor + (self.end_factor - self.start_factor) * done
+        return [base * factor for base in self.base_lrs]
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -288,10 +461,14 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
-    def step(self, metrics: Any) -> None:  # type: ignore[override]
+    def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
         """Record this epoch's metric (e.g. the validation loss); lower the lr on a plateau."""
         current = float(metrics)
-        self.last_epoch += 1
+        if epoch is None:
+            self.last_epoch += 1
+        else:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+            self.last_epoch = epoch
         if self._is_better(current):
             self.best = current
             self.num_bad_epochs = 0
@@ -337,6 +514,49 @@ class ReduceLROnPlateau(LRScheduler):
                 group["lr"] = new
 
 
+def _lambdas(scheduler: Any, optimizer: Optimizer, lr_lambda: Any) -> list[Callable]:
+    """One lr_lambda per parameter group: the one given for all, or a list of them."""
+    groups = len(optimizer.param_groups) if isinstance(optimizer, Optimizer) else 1
+    if not isinstance(lr_lambda, list | tuple):
+        lambdas = [lr_lambda] * groups
+    elif len(lr_lambda) != groups:
+        raise ValueError(
+            f"{type(scheduler).__name__}: expected {groups} lr_lambdas (one per parameter "
+            f"group), but got {len(lr_lambda)}"
+        )
+    else:
+        lambdas = list(lr_lambda)
+    for fn in lambdas:
+        if not callable(fn):
+            raise TypeError(
+                f"{type(scheduler).__name__}: lr_lambda should be a function of the epoch, but "
+                f"got {type(fn).__name__}"
+            )
+    return lambdas
+
+
+def _state_with_lambdas(scheduler: Any) -> dict[str, Any]:
+    state = {
+        k: copy.copy(v)
+        for k, v in scheduler.__dict__.items()
+        if k not in ("optimizer", "lr_lambdas")
+    }
+    state["lr_lambdas"] = [
+        None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+        for fn in scheduler.lr_lambdas
+    ]
+    return state
+
+
+def _load_with_lambdas(scheduler: Any, state_dict: dict[str, Any]) -> None:
+    state = dict(state_dict)
+    saved = state.pop("lr_lambdas", None)
+    LRScheduler.load_state_dict(scheduler, {**state, "lr_lambdas": scheduler.lr_lambdas})
+    for fn, attrs in zip(scheduler.lr_lambdas, saved or []):
+        if attrs is not None:
+            fn.__dict__.update(attrs)
+
+
 def _check_optimizer(scheduler: Any, optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(
@@ -351,3 +571,34 @@ def _check_positive_int(scheduler: Any, name: str, value: Any) -> None:
             f"{type(scheduler).__name__}: {name}={value!r} must be a positive int (a number of "
             "epochs)"
         )
+
+
+# Defined in their own modules, which import the base class above: the import comes last.
+from gradflow.optim._lr_combined import ChainedScheduler, SequentialLR  # noqa: E402
+from gradflow.optim._lr_cyclic import (  # noqa: E402
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    OneCycleLR,
+)
+
+for _cls in (ChainedScheduler, SequentialLR, CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR):
+    _cls.__module__ = __name__  # their public home, for reprs and pickles
+
+__all__ = [
+    "ChainedScheduler",
+    "ConstantLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LambdaLR",
+    "LinearLR",
+    "MultiStepLR",
+    "MultiplicativeLR",
+    "OneCycleLR",
+    "PolynomialLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
+]

@@ -15,6 +15,7 @@ Tensors cannot be deep-copied, so a caller could not take that snapshot itself).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 from collections import defaultdict
@@ -25,7 +26,7 @@ from gradflow.autograd import enable_grad
 from gradflow.backend import get_array_module, move_array
 from gradflow.kernels.optim import KernelLaunches, TableCache
 from gradflow.optim._arrays import Scratch
-from gradflow.tensor import Tensor
+from gradflow.tensor import RemovableHandle, Tensor
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -47,6 +48,8 @@ class Optimizer:
         # when its arrays sit where they sat on a recent step.
         self._tables = TableCache()
         self._launches: KernelLaunches | None = None
+        self._optimizer_step_pre_hooks: dict[int, Callable] = {}
+        self._optimizer_step_post_hooks: dict[int, Callable] = {}
         if isinstance(params, Tensor):
             raise TypeError(
                 f"{self._name}: params should be an iterable of Tensors or of dicts (parameter "
@@ -92,6 +95,15 @@ class Optimizer:
             )
         else:
             params = list(params)
+        names = _param_names(self._name, params)
+        if names is not None:
+            params = [p for _, p in params]
+        if self.param_groups and ("param_names" in self.param_groups[0]) != (names is not None):
+            raise ValueError(
+                f"{self._name}: all optimizer param groups should be with/without names "
+                "(model.named_parameters() gives names, model.parameters() does not); cannot add "
+                f"param group {'with' if names is not None else 'without'} names to the optimizer"
+            )
         index = len(self.param_groups)
         for i, p in enumerate(params):
             self._check_param(p, f"parameter {i} of group {index}")
@@ -107,6 +119,8 @@ class Optimizer:
                 "each parameter to one group only"
             )
         group = {**self.defaults, **param_group, "params": params}
+        if names is not None:
+            group["param_names"] = names
         self._check_group(group)
         self.param_groups.append(group)
 
@@ -132,6 +146,25 @@ class Optimizer:
         """Raise ValueError for invalid hyperparameters (each optimizer checks its own)."""
 
     # ---- the step -----------------------------------------------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:  # a subclass's own step runs the step hooks too
+            cls.step = _with_step_hooks(cls.__dict__["step"])
+
+    def register_step_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Run ``hook(optimizer, args, kwargs)`` before each ``step``; it may return
+        ``(new_args, new_kwargs)`` for the step. Returns a handle whose ``remove()`` undoes it."""
+        handle = RemovableHandle(self._optimizer_step_pre_hooks)
+        self._optimizer_step_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_step_post_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Run ``hook(optimizer, args, kwargs)`` after each ``step``. Returns a handle whose
+        ``remove()`` undoes it."""
+        handle = RemovableHandle(self._optimizer_step_post_hooks)
+        self._optimizer_step_post_hooks[handle.id] = hook
+        return handle
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters: to None (default), or to zeros in place."""
         for group in self.param_groups:
@@ -261,7 +294,7 @@ class Optimizer:
                     f"parameter(s) but this optimizer's group {i} has {len(group['params'])}; "
                     "build the optimizer with the same parameter groups as the one that was saved"
                 )
-            missing = sorted(set(self.defaults) - set(saved))
+            missing = sorted(set(self.defaults) - set(saved) - _OPTIONAL_KEYS)
             if missing:
                 raise ValueError(
                     f"{name}: parameter group {i} of the state dict has no {missing}; was it "
@@ -287,15 +320,23 @@ class Optimizer:
                     f"(tensors such as 'exp_avg', and 'step'), got {_type_name(values)}"
                 )
             p = by_index[index]
-            state[p] = {k: _restore(p, index, k, v, name) for k, v in values.items()}
+            state[p] = {k: self._restore_value(p, index, k, v, name) for k, v in values.items()}
         groups = []
         for group, saved in zip(self.param_groups, saved_groups):
-            restored = {k: v for k, v in saved.items() if k != "params"}
+            # Flags such as foreach and differentiable default as in PyTorch's __setstate__.
+            restored = {k: v for k, v in self.defaults.items() if k in _OPTIONAL_KEYS}
+            restored.update((k, v) for k, v in saved.items() if k != "params")
             restored["params"] = group["params"]
+            if "param_names" in group and "param_names" not in restored:
+                restored["param_names"] = group["param_names"]
             self._check_group(restored)
             groups.append(restored)
         self.state = state
         self.param_groups = groups
+
+    def _restore_value(self, p: Tensor, index: Any, key: str, value: Any, name: str) -> Any:
+        """One saved state value made this optimizer's own (LBFGS keeps other kinds)."""
+        return _restore(p, index, key, value, name)
 
     def __repr__(self) -> str:
         lines = [f"{self._name} ("]
@@ -305,13 +346,68 @@ class Optimizer:
         return "\n".join([*lines, ")"])
 
 
+def _with_step_hooks(step: Callable[..., Any]) -> Callable[..., Any]:
+    """``step`` running the optimizer's step pre- and post-hooks around it (once, when a
+    subclass's step calls the base class's)."""
+
+    @functools.wraps(step)
+    def hooked(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        pre = getattr(self, "_optimizer_step_pre_hooks", None)
+        if getattr(self, "_in_step", False) or pre is None:
+            return step(self, *args, **kwargs)
+        self._in_step = True
+        try:
+            for hook in list(pre.values()):
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(
+                            f"optimizer step pre-hook {hook!r} must return None or a tuple of "
+                            f"(new_args, new_kwargs), but got {result!r}"
+                        )
+                    args, kwargs = result
+            out = step(self, *args, **kwargs)
+            for hook in list(self._optimizer_step_post_hooks.values()):
+                hook(self, args, kwargs)
+            return out
+        finally:
+            self._in_step = False
+
+    return hooked
+
+
+def _param_names(owner: str, params: list[Any]) -> list[str] | None:
+    """The names of (name, tensor) pairs, as model.named_parameters() gives; None when the
+    list holds tensors. ValueError for a mix of both."""
+    named = [isinstance(p, tuple) for p in params]
+    if not any(named):
+        return None
+    if not all(named) or not all(len(p) == 2 for p in params):
+        raise ValueError(
+            f"{owner}: all optimizer params should be with/without names (pairs (name, tensor) "
+            "as model.named_parameters() gives). Some param names are missing"
+        )
+    return [name for name, _ in params]
+
+
 def _snapshot(value: Any) -> Any:
+    if isinstance(value, list | tuple):  # LBFGS keeps lists of tensors
+        return type(value)(_snapshot(v) for v in value)
     return Tensor._wrap(value.array.copy()) if isinstance(value, Tensor) else value
+
+
+# Group keys PyTorch added later (its __setstate__ fills them in): a saved group may lack them.
+_OPTIONAL_KEYS = frozenset(["capturable", "differentiable", "foreach", "fused"])
+
+# Per-parameter state that is one number (ASGD's eta and mu, NAdam's mu_product): PyTorch
+# saves a 0-d tensor, gradflow a float.
+_SCALAR_STATE = frozenset(["eta", "mu", "mu_product"])
 
 
 # The per-parameter state that the optimizers here keep as arrays shaped like the parameter.
 _ARRAY_STATE = frozenset(
     ["exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg", "grad_avg", "momentum_buffer"]
+    + ["acc_delta", "sum", "exp_inf", "ax"]
 )
 
 
@@ -330,6 +426,8 @@ def _restore(p: Tensor, index: Any, key: str, value: Any, name: str) -> Any:
     where = f"{name}: state '{key}' of parameter {index}"
     if key == "step":
         return _restore_step(value, where)
+    if key in _SCALAR_STATE:
+        return _restore_scalar(value, where)
     if value is None and key == "momentum_buffer":  # PyTorch's SGD saves None without momentum
         return None
     if isinstance(value, numbers.Number) and key not in _ARRAY_STATE:
@@ -379,6 +477,18 @@ def _restore_step(value: Any, where: str) -> int:
     return int(number)
 
 
+def _restore_scalar(value: Any, where: str) -> float:
+    """A saved one-number state (a float, or a one-element tensor) as a float."""
+    number = value.array if isinstance(value, Tensor) else value
+    if hasattr(number, "shape") and hasattr(number, "item"):
+        if tuple(number.shape) not in ((), (1,)):
+            raise ValueError(f"{where} has shape {tuple(number.shape)}; expected a single number")
+        number = number.item()
+    if isinstance(number, bool) or not isinstance(number, numbers.Real):
+        raise TypeError(f"{where} is {value!r} ({_type_name(value)}); expected a number")
+    return float(number)
+
+
 def grad_shape_error(optimizer: Optimizer, p: Tensor, grad: Any) -> ValueError:
     """The error for a parameter whose .grad does not have its shape."""
     return ValueError(
@@ -417,6 +527,18 @@ def check_nonnegative(owner: str, group: dict[str, Any], *keys: str) -> None:
         check_number(owner, name, group[key], 0, advice)
 
 
+def check_flags(owner: str, group: dict[str, Any]) -> None:
+    """PyTorch's implementation switches: foreach, fused and capturable are accepted and change
+    nothing here (an update is already one pass per parameter, or one launch on cuda);
+    differentiable=True (a step that autograd records) is refused."""
+    if group.get("differentiable"):
+        raise NotImplementedError(
+            f"{owner}: differentiable=True is not supported: gradflow's optimizer steps update "
+            "arrays in place and record no graph; pass differentiable=False, or write the "
+            "update with tensor ops to differentiate through it"
+        )
+
+
 def check_betas(owner: str, betas: Any, example: str = "betas=(0.9, 0.999)") -> None:
     """ValueError unless betas is a pair of numbers in [0, 1)."""
     if not isinstance(betas, tuple | list) or len(betas) != 2:
@@ -427,3 +549,6 @@ def check_betas(owner: str, betas: Any, example: str = "betas=(0.9, 0.999)") -> 
                 f"{owner}: invalid beta parameter at index {i}: {beta!r}; each beta must be in "
                 f"[0, 1), e.g. {example}"
             )
+
+
+Optimizer.step = _with_step_hooks(Optimizer.step)  # type: ignore[method-assign]

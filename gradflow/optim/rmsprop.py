@@ -10,6 +10,7 @@ from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
+    check_flags,
     check_nonnegative,
     check_number,
     state_array,
@@ -90,8 +91,10 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
-        *,
+        capturable: bool = False,
+        foreach: bool | None = None,
         maximize: bool = False,
+        differentiable: bool = False,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -100,7 +103,10 @@ class RMSprop(Optimizer):
             "weight_decay": weight_decay,
             "momentum": momentum,
             "centered": centered,
+            "capturable": capturable,
+            "foreach": foreach,
             "maximize": maximize,
+            "differentiable": differentiable,
         }
         super().__init__(params, defaults)
 
@@ -109,6 +115,7 @@ class RMSprop(Optimizer):
         check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-2")
         check_nonnegative(name, group, "eps", "momentum", "weight_decay")
         check_number(name, "alpha", group["alpha"], 0, "it must be >= 0, e.g. alpha=0.99")
+        check_flags(name, group)
 
     def _step_group(self, group: dict[str, Any]) -> None:
         lr = float(group["lr"])

@@ -7,7 +7,13 @@ from typing import Any
 from gradflow.backend import get_array_module
 from gradflow.kernels.optim import sgd_step_multi
 from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
-from gradflow.optim.optimizer import Optimizer, ParamsT, check_nonnegative, check_number
+from gradflow.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    check_flags,
+    check_nonnegative,
+    check_number,
+)
 from gradflow.tensor import Tensor
 
 
@@ -84,6 +90,9 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -92,6 +101,9 @@ class SGD(Optimizer):
             "weight_decay": weight_decay,
             "nesterov": nesterov,
             "maximize": maximize,
+            "foreach": foreach,
+            "differentiable": differentiable,
+            "fused": fused,
         }
         super().__init__(params, defaults)
 
@@ -101,6 +113,7 @@ class SGD(Optimizer):
         check_nonnegative(name, group, "momentum")
         check_number(name, "dampening", group["dampening"], 0, "it must be >= 0 (default 0)")
         check_nonnegative(name, group, "weight_decay")
+        check_flags(name, group)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"{name}: Nesterov momentum requires a momentum and zero dampening (got "

@@ -1,0 +1,117 @@
+"""Adadelta: steps scaled by running averages of squared gradients and squared updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradflow.backend import get_array_module
+from gradflow.optim._arrays import decayed_grad, update_in_chunks
+from gradflow.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    check_flags,
+    check_nonnegative,
+    check_number,
+    state_array,
+)
+
+
+def adadelta_update(
+    p: Any,
+    g: Any,
+    square_avg: Any,
+    acc_delta: Any,
+    s: Any,
+    t: Any,
+    xp: Any,
+    lr: float,
+    rho: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """One Adadelta step on arrays, in place on p and the state; s and t are scratch.
+
+    PyTorch's rule: g = ±g + wd p; sq = rho sq + (1 - rho) g^2;
+    delta = sqrt(acc + eps) / sqrt(sq + eps) g; acc = rho acc + (1 - rho) delta^2;
+    p -= lr delta.
+    """
+    g = decayed_grad(p, g, t, xp, weight_decay, maximize)
+    square_avg *= rho
+    xp.multiply(g, g, out=s)
+    s *= 1 - rho
+    square_avg += s
+    xp.add(square_avg, eps, out=s)
+    xp.sqrt(s, out=s)
+    xp.divide(g, s, out=s)  # g / std; g (possibly in t) is not needed after this
+    xp.add(acc_delta, eps, out=t)
+    xp.sqrt(t, out=t)
+    t *= s  # delta
+    acc_delta *= rho
+    xp.multiply(t, t, out=s)
+    s *= 1 - rho
+    acc_delta += s
+    t *= lr
+    p -= t
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler), as ``torch.optim.Adadelta``.
+
+    State per parameter: ``step`` (an int), ``square_avg`` and ``acc_delta``. ``foreach`` and
+    ``capturable`` are accepted and change nothing; ``differentiable=True`` is refused.
+
+    Example::
+
+        opt = gradflow.optim.Adadelta(model.parameters(), lr=1.0, rho=0.9)
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "rho": rho,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "maximize": maximize,
+            "capturable": capturable,
+            "foreach": foreach,
+            "differentiable": differentiable,
+        }
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        name = self._name
+        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1.0")
+        rho = group["rho"]
+        check_number(name, "rho", rho, 0, "it must be in [0, 1], e.g. rho=0.9")
+        if rho > 1:
+            raise ValueError(f"{name}: invalid rho={rho!r}; it must be in [0, 1], e.g. rho=0.9")
+        check_nonnegative(name, group, "eps", "weight_decay")
+        check_flags(name, group)
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        hyper = (
+            float(group["lr"]),
+            float(group["rho"]),
+            float(group["eps"]),
+            float(group["weight_decay"]),
+            bool(group["maximize"]),
+        )
+        for p, a, g in self._params_with_grads(group):
+            state = self.state[p]
+            state["step"] = state.get("step", 0) + 1
+            arrays = (a, g, state_array(state, "square_avg", a), state_array(state, "acc_delta", a))
+            p._version += 1
+            update_in_chunks(adadelta_update, arrays, self._scratch, get_array_module(a), *hyper)
