@@ -108,7 +108,7 @@ class Embedding(Module):
 
         >>> import gradflow
         >>> layer = Embedding.from_pretrained(gradflow.ones(4, 2))
-        >>> layer(gradflow.tensor([1, 3])).shape, layer.weight.requires_grad
+        >>> tuple(layer(gradflow.tensor([1, 3])).shape), layer.weight.requires_grad
         ((2, 2), False)
         """
         if not isinstance(embeddings, Tensor):
@@ -143,4 +143,125 @@ class Embedding(Module):
             text += f", norm_type={self.norm_type}"
         if self.scale_grad_by_freq:
             text += ", scale_grad_by_freq=True"
+        return text
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima of bags of embedding rows (PyTorch's nn.EmbeddingBag), without
+    building the per-index lookup in between.
+
+    forward(input, offsets=None, per_sample_weights=None): input 2-D (B, N) is B bags of N
+    indices; 1-D input needs offsets, each bag's start. weight starts from N(0, 1); the row at
+    `padding_idx` starts at zero, is left out of every bag and gets no gradient.
+    ``max_norm`` and ``sparse=True`` are refused with a NotImplementedError, as in Embedding.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        mode: str = "mean",
+        sparse: bool = False,
+        _weight: Tensor | None = None,
+        include_last_offset: bool = False,
+        padding_idx: int | None = None,
+        device: Any = None,
+        dtype: Any = None,
+    ):
+        super().__init__()
+        num_embeddings = check_size("EmbeddingBag", "num_embeddings", num_embeddings)
+        embedding_dim = check_size("EmbeddingBag", "embedding_dim", embedding_dim)
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"EmbeddingBag: mode has to be one of sum, mean or max, got {mode!r}")
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(
+                    f"EmbeddingBag: padding_idx must be within [-{num_embeddings}, "
+                    f"{num_embeddings}), got {padding_idx}"
+                )
+            padding_idx = int(padding_idx) % num_embeddings
+        if max_norm is not None:
+            raise NotImplementedError(
+                f"EmbeddingBag: max_norm={max_norm!r} is not supported (it renormalizes weight "
+                "rows in place during the lookup); pass max_norm=None"
+            )
+        if sparse:
+            raise NotImplementedError(
+                "EmbeddingBag: sparse=True is not supported (gradflow has no sparse "
+                "gradients); pass sparse=False to get a dense weight gradient"
+            )
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.mode, self.sparse = scale_grad_by_freq, mode, sparse
+        self.include_last_offset, self.padding_idx = include_last_offset, padding_idx
+        if _weight is None:
+            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, device=device,
+                                                   dtype=dtype))  # fmt: skip
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ValueError(
+                    f"EmbeddingBag: _weight has shape {tuple(_weight.shape)}, but "
+                    f"num_embeddings={num_embeddings} and embedding_dim={embedding_dim} need "
+                    f"({num_embeddings}, {embedding_dim})"
+                )
+            self.weight = Parameter(_weight)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        embeddings: Tensor,
+        freeze: bool = True,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        mode: str = "mean",
+        sparse: bool = False,
+        include_last_offset: bool = False,
+        padding_idx: int | None = None,
+    ) -> EmbeddingBag:
+        """An EmbeddingBag whose table is `embeddings`, shared not copied; ``freeze`` (the
+        default) leaves it without a gradient."""
+        if not isinstance(embeddings, Tensor) or embeddings.ndim != 2:
+            raise ValueError(
+                "EmbeddingBag.from_pretrained: embeddings must be a 2-D Tensor "
+                f"(num_embeddings, embedding_dim), got {getattr(embeddings, 'shape', embeddings)}"
+            )
+        rows, dim = embeddings.shape
+        bag = cls(rows, dim, max_norm, norm_type, scale_grad_by_freq, mode, sparse, embeddings,
+                  include_last_offset, padding_idx)  # fmt: skip
+        bag.weight.requires_grad = not freeze
+        return bag
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.array[self.padding_idx] = 0
+
+    def forward(
+        self,
+        input: Tensor,
+        offsets: Tensor | None = None,
+        per_sample_weights: Tensor | None = None,
+    ) -> Tensor:
+        return embedding_ops.embedding_bag(
+            input, self.weight, offsets, self.max_norm, self.norm_type,
+            self.scale_grad_by_freq, self.mode, self.sparse, per_sample_weights,
+            self.include_last_offset, self.padding_idx,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        text = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.norm_type != 2:
+            text += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            text += ", scale_grad_by_freq=True"
+        text += f", mode='{self.mode}'"
+        if self.include_last_offset:
+            text += ", include_last_offset=True"
+        if self.padding_idx is not None:
+            text += f", padding_idx={self.padding_idx}"
         return text

@@ -15,10 +15,11 @@ from typing import Any, NamedTuple
 import numpy
 
 from gradflow import dtypes
-from gradflow.autograd.grad_mode import no_grad
+from gradflow.autograd.function import Function
+from gradflow.autograd.grad_mode import is_grad_enabled, no_grad
 from gradflow.backend import move_array
 from gradflow.nn.parameter import Parameter
-from gradflow.tensor import RemovableHandle, Tensor, parse_to_args
+from gradflow.tensor import RemovableHandle, Tensor, _make_tensor, parse_to_args
 
 # The per-instance registries Module.__init__ creates (a subclass that skips it lacks them).
 _STATE = frozenset(
@@ -29,8 +30,21 @@ _STATE = frozenset(
         "_modules",
         "_forward_hooks",
         "_forward_pre_hooks",
+        "_forward_hooks_with_kwargs",
+        "_forward_pre_hooks_with_kwargs",
+        "_forward_hooks_always_called",
+        "_backward_hooks",
+        "_backward_pre_hooks",
     ]
 )
+
+
+class StateDictError(RuntimeError, KeyError, ValueError):
+    """``load_state_dict`` could not load: missing or unexpected keys (strict), or a value of
+    the wrong shape. A RuntimeError as in PyTorch; also a KeyError and a ValueError, the types
+    gradflow raised for these before, so existing ``except`` clauses keep working."""
+
+    __str__ = RuntimeError.__str__  # the message as is (KeyError's would quote it)
 
 
 class IncompatibleKeys(NamedTuple):
@@ -66,39 +80,135 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        # Ids of the hooks registered with_kwargs / always_call (PyTorch's layout).
+        object.__setattr__(self, "_forward_hooks_with_kwargs", {})
+        object.__setattr__(self, "_forward_pre_hooks_with_kwargs", {})
+        object.__setattr__(self, "_forward_hooks_always_called", {})
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
 
     # ---- calling ---------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define one")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        if "_parameters" not in d:
             raise RuntimeError(
                 f"{type(self).__name__}.__init__ did not call super().__init__() before use"
             )
-        for hook in tuple(self._forward_pre_hooks.values()):
-            changed = hook(self, args)
-            if changed is not None:
-                args = changed if isinstance(changed, tuple) else (changed,)
-        out = self.forward(*args, **kwargs)
-        for hook in tuple(self._forward_hooks.values()):
-            changed = hook(self, args, out)
+        if not (
+            self._forward_pre_hooks
+            or self._forward_hooks
+            or d.get("_backward_hooks")
+            or d.get("_backward_pre_hooks")
+        ):
+            return self.forward(*args, **kwargs)  # the common case: no hooks at all
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict) -> Any:
+        """PyTorch's order: forward pre-hooks, the backward hooks' input node, forward,
+        forward hooks, the backward hooks' output node."""
+        d = self.__dict__
+        pre_kwargs = d.get("_forward_pre_hooks_with_kwargs", {})
+        for hook_id, hook in tuple(self._forward_pre_hooks.items()):
+            if hook_id in pre_kwargs:
+                changed = hook(self, args, kwargs)
+                if changed is not None:
+                    if not (isinstance(changed, tuple) and len(changed) == 2):
+                        raise RuntimeError(
+                            "forward pre-hook must return None or a tuple of (new_args, "
+                            f"new_kwargs), but got {changed}."
+                        )
+                    args, kwargs = changed
+            else:
+                changed = hook(self, args)
+                if changed is not None:
+                    args = changed if isinstance(changed, tuple) else (changed,)
+        hooked = None
+        if d.get("_backward_hooks") or d.get("_backward_pre_hooks"):
+            hooked = _BackwardHooks(self)
+            args = hooked.wrap_inputs(args)
+        with_kwargs = d.get("_forward_hooks_with_kwargs", {})
+        always = d.get("_forward_hooks_always_called", {})
+        try:
+            out = self.forward(*args, **kwargs)
+        except Exception:
+            for hook_id, hook in tuple(self._forward_hooks.items()):
+                if hook_id in always:
+                    # PyTorch calls these with output None when forward raised.
+                    if hook_id in with_kwargs:
+                        hook(self, args, kwargs, None)
+                    else:
+                        hook(self, args, None)
+            raise
+        for hook_id, hook in tuple(self._forward_hooks.items()):
+            if hook_id in with_kwargs:
+                changed = hook(self, args, kwargs, out)
+            else:
+                changed = hook(self, args, out)
             if changed is not None:
                 out = changed
+        if hooked is not None:
+            out = hooked.wrap_outputs(out)
         return out
 
-    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
-        """``hook(module, args, output)`` runs after forward; a non-None return replaces
-        the output."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
+    def _add_hook(self, registry: str, hook: Callable, prepend: bool) -> RemovableHandle:
+        hooks = getattr(self, registry)
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
         return handle
 
-    def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
-        """``hook(module, args)`` runs before forward; a non-None return replaces the args."""
-        handle = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = hook
+    def register_forward_hook(
+        self,
+        hook: Callable,
+        *,
+        prepend: bool = False,
+        with_kwargs: bool = False,
+        always_call: bool = False,
+    ) -> RemovableHandle:
+        """``hook(module, args, output)`` (``hook(module, args, kwargs, output)`` with
+        `with_kwargs`) runs after forward; a non-None return replaces the output. `prepend`
+        runs it before the hooks already registered; `always_call` runs it (with output None)
+        even when forward raises."""
+        handle = self._add_hook("_forward_hooks", hook, prepend)
+        # A removed hook's id may stay in these sets: ids are never reused.
+        if with_kwargs:
+            self._forward_hooks_with_kwargs[handle.id] = True
+        if always_call:
+            self._forward_hooks_always_called[handle.id] = True
         return handle
+
+    def register_forward_pre_hook(
+        self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
+    ) -> RemovableHandle:
+        """``hook(module, args)`` runs before forward; a non-None return replaces the args.
+        With `with_kwargs`, ``hook(module, args, kwargs)`` returns None or (args, kwargs)."""
+        handle = self._add_hook("_forward_pre_hooks", hook, prepend)
+        if with_kwargs:
+            self._forward_pre_hooks_with_kwargs[handle.id] = True
+        return handle
+
+    def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output)`` runs when the gradients of the module's
+        positional Tensor inputs are computed; both are tuples (None for an input that needs
+        no gradient). A returned tuple replaces grad_input. As PyTorch's; the inputs and
+        outputs pass through one identity node each while a backward hook is registered."""
+        return self._add_hook("_backward_hooks", hook, prepend)
+
+    def register_full_backward_pre_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(module, grad_output)`` runs when the gradients of the module's outputs are
+        ready, before those of its inputs; a returned tuple replaces grad_output."""
+        return self._add_hook("_backward_pre_hooks", hook, prepend)
+
+    def register_backward_hook(self, hook: Callable) -> RemovableHandle:
+        """PyTorch's deprecated name; gradflow runs it as a full backward hook, whose
+        grad_input is the gradient of the module's inputs (what the old hook meant to give)."""
+        return self.register_full_backward_hook(hook)
 
     # ---- registration ----------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -214,14 +324,34 @@ class Module:
     register_module = add_module
 
     def get_submodule(self, target: str) -> Module:
-        """The submodule at a dotted path such as ``"encoder.0"``."""
+        """The submodule at a dotted path such as ``"encoder.0"`` (``""`` is self)."""
         module: Module = self
         for part in target.split(".") if target else ():
             child = module._modules.get(part)
             if child is None:
-                raise AttributeError(f"{type(module).__name__} has no submodule '{part}'")
+                raise AttributeError(f"{type(module).__name__} has no attribute `{part}`")
             module = child
         return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at a dotted path such as ``"encoder.0.weight"``."""
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in module._parameters:
+            if hasattr(module, name):
+                raise AttributeError(f"`{name}` is not an nn.Parameter")
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+        return module._parameters[name]
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at a dotted path such as ``"bn.running_mean"``."""
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in module._buffers:
+            if hasattr(module, name):
+                raise AttributeError(f"`{name}` is not a buffer")
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+        return module._buffers[name]
 
     # ---- iteration -------------------------------------------------------------------------
     def named_modules(
@@ -342,6 +472,12 @@ class Module:
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``: moves and casts parameters
         and buffers in place (only floating-point ones change dtype) and returns self."""
+        kwargs = dict(kwargs)
+        # Copies are synchronous in gradflow and there is one memory layout: accepted, ignored.
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
+        if len(args) > 1 and isinstance(args[-1], bool):
+            args = args[:-1]  # to(device, dtype, non_blocking) positionally
         target, new_dtype = parse_to_args(args, kwargs)
         if new_dtype is not None and new_dtype.kind != "f":
             raise TypeError(
@@ -375,6 +511,21 @@ class Module:
     def half(self) -> Module:
         return self.to(dtypes.float16)
 
+    def bfloat16(self) -> Module:
+        raise TypeError(
+            "Module.bfloat16(): gradflow computes with NumPy/CuPy, which have no bfloat16; use "
+            "half() for float16 or float() for float32 instead"
+        )
+
+    def type(self, dst_type: Any) -> Module:
+        """Cast every parameter and buffer (integer ones too) to `dst_type`, in place."""
+        dtype = dtypes.as_dtype(dst_type)
+        return self._apply_to_arrays(lambda a: a if a.dtype == dtype else a.astype(dtype))
+
+    def share_memory(self) -> Module:
+        """Does nothing and returns self: gradflow's processes don't share tensors."""
+        return self
+
     # ---- state -----------------------------------------------------------------------------
     def state_dict(
         self, destination: dict | None = None, prefix: str = "", keep_vars: bool = False
@@ -394,13 +545,17 @@ class Module:
                     out[stem + name] = b if keep_vars else b.detach()
         return out
 
-    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(
+        self, state_dict: dict[str, Any], strict: bool = True, assign: bool = False
+    ) -> IncompatibleKeys:
         """Copy `state_dict`'s values into this module's parameters and buffers, in place.
 
         With ``strict`` (the default) missing or unexpected keys raise, naming them; a value
         whose shape differs always raises, naming the key and both shapes. Every value is
         checked before any is copied, so a failed load leaves the module as it was. Values may
         be Tensors or arrays; they are moved to each parameter's device and cast to its dtype.
+        With ``assign=True`` the module takes the state_dict's tensors themselves instead
+        (parameters wrapped in a Parameter that keeps the old one's requires_grad), as PyTorch.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(
@@ -415,7 +570,7 @@ class Module:
                 parts.append(f"missing keys: {', '.join(missing)}")
             if unexpected:
                 parts.append(f"unexpected keys: {', '.join(unexpected)}")
-            raise KeyError(
+            raise StateDictError(
                 f"error loading state_dict into {type(self).__name__}: {'; '.join(parts)}. "
                 "Pass strict=False to load the keys that match"
             )
@@ -430,17 +585,36 @@ class Module:
                     f"state_dict['{key}'] is a {type(value).__name__}; expected a Tensor"
                 )
             if tuple(array.shape) != tuple(target.shape):
-                raise ValueError(
+                raise StateDictError(
                     f"size mismatch for '{key}': the checkpoint has shape {tuple(array.shape)}, "
                     f"the model has {tuple(target.shape)}"
                 )
             copies.append((target, array))
+        if assign:
+            self._assign_state(state_dict, own)
+            return IncompatibleKeys(missing, unexpected)
         with no_grad():
             for target, array in copies:
                 target.array[...] = move_array(array, target.device).astype(
                     target.dtype, copy=False
                 )
         return IncompatibleKeys(missing, unexpected)
+
+    def _assign_state(self, state_dict: dict[str, Any], own: dict[str, Tensor]) -> None:
+        """load_state_dict(assign=True): put the given tensors in place of the module's."""
+        for key in own:
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            if not isinstance(value, Tensor):
+                value = _make_tensor(value, None, False, 0)  # an array: held, not copied
+            path, _, name = key.rpartition(".")
+            module = self.get_submodule(path)
+            if name in module._parameters:
+                old = module._parameters[name]
+                module._parameters[name] = Parameter(value, requires_grad=old.requires_grad)
+            else:
+                module._buffers[name] = value
 
     # ---- printing --------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -461,6 +635,135 @@ class Module:
         if len(lines) == 1 and not self._modules:
             return head + lines[0] + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+# ---- full backward hooks ------------------------------------------------------------------
+
+
+class _HookIdentity(Function):
+    """Identity on the tensors passed through it; its backward hands their gradients to a
+    module's backward hooks (PyTorch's BackwardHookFunction)."""
+
+    op_name = "backward_hook_function"
+    on_grads: Any  # called with the tuple of incoming gradient arrays, returns the outgoing
+
+    def forward(self, *arrays):
+        return tuple(a.view() for a in arrays)  # views: the same storage, as in PyTorch
+
+    def backward(self, *grads):
+        return self.on_grads(grads)
+
+
+def _as_tensor(array: Any) -> Tensor | None:
+    return None if array is None else _make_tensor(array, None, False, 0)
+
+
+class _BackwardHooks:
+    """The state of one call of a module with backward hooks: which positional inputs and
+    outputs pass through the identity nodes, and the grad_output the hooks see."""
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.n_inputs = 0
+        self.input_positions: list[int] = []
+        self.grad_output: tuple = ()
+
+    @staticmethod
+    def _positions(values: Any) -> list[int]:
+        return [
+            i
+            for i, v in enumerate(values)
+            if isinstance(v, Tensor) and v.requires_grad and v.dtype.kind == "f"
+        ]
+
+    def wrap_inputs(self, args: tuple) -> tuple:
+        self.n_inputs = len(args)
+        if not is_grad_enabled():
+            return args
+        self.input_positions = self._positions(args)
+        if not self.input_positions:
+            return args
+        outs = _HookIdentity.apply(
+            *(args[i] for i in self.input_positions), on_grads=self._on_input_grads
+        )
+        args = list(args)
+        for i, t in zip(self.input_positions, outs):
+            args[i] = t
+        return tuple(args)
+
+    def wrap_outputs(self, out: Any) -> Any:
+        single = isinstance(out, Tensor)
+        values = (out,) if single else out
+        if not is_grad_enabled() or not isinstance(values, tuple | list):
+            return out
+        positions = self._positions(values)
+        if not positions:
+            return out
+        self.n_outputs, self.output_positions = len(values), positions
+        outs = _HookIdentity.apply(*(values[i] for i in positions), on_grads=self._on_output_grads)
+        values = list(values)
+        for i, t in zip(positions, outs):
+            values[i] = t
+        if single:
+            return values[0]
+        return type(out)(*values) if hasattr(out, "_fields") else type(out)(values)  # namedtuple
+
+    def _pack(self, positions: list[int], count: int, arrays: tuple) -> tuple:
+        packed: list = [None] * count
+        for i, a in zip(positions, arrays):
+            packed[i] = _as_tensor(a)
+        return tuple(packed)
+
+    def _unpack(self, kind: str, positions: list[int], count: int, values: Any, old: tuple):
+        """The arrays of a hook's replacement tuple at `positions` (checked like PyTorch)."""
+        if not isinstance(values, tuple | list) or len(values) != count:
+            got = len(values) if isinstance(values, tuple | list) else type(values).__name__
+            raise RuntimeError(
+                f"Backward hook returned an invalid number of {kind}, got {got}, but expected "
+                f"{count}"
+            )
+        arrays = []
+        for i, a in zip(positions, old):
+            v = values[i]
+            if v is None:
+                arrays.append(a * 0)
+            elif isinstance(v, Tensor) and tuple(v.shape) == tuple(a.shape):
+                arrays.append(v.array)
+            else:
+                raise RuntimeError(
+                    f"Backward hook of {type(self.module).__name__} returned {kind}[{i}] of "
+                    f"shape {tuple(getattr(v, 'shape', ()))}; expected a Tensor of shape "
+                    f"{tuple(a.shape)} or None"
+                )
+        return tuple(arrays)
+
+    def _on_output_grads(self, grads: tuple) -> tuple:
+        module = self.module
+        grad_output = self._pack(self.output_positions, self.n_outputs, grads)
+        for hook in tuple(module._backward_pre_hooks.values()):
+            changed = hook(module, grad_output)
+            if changed is not None:
+                grads = self._unpack(
+                    "grad_output", self.output_positions, self.n_outputs, changed, grads
+                )
+                grad_output = self._pack(self.output_positions, self.n_outputs, grads)
+        self.grad_output = grad_output
+        if not self.input_positions:  # no input needs a gradient: PyTorch calls the hooks now
+            grad_input = (None,) * self.n_inputs
+            for hook in tuple(module._backward_hooks.values()):
+                hook(module, grad_input, grad_output)
+        return grads
+
+    def _on_input_grads(self, grads: tuple) -> tuple:
+        module = self.module
+        for hook in tuple(module._backward_hooks.values()):
+            grad_input = self._pack(self.input_positions, self.n_inputs, grads)
+            changed = hook(module, grad_input, self.grad_output)
+            if changed is not None:
+                grads = self._unpack(
+                    "grad_input", self.input_positions, self.n_inputs, changed, grads
+                )
+        return grads
 
 
 # ---- constructor argument checks (shared by the layers) --------------------------------------

@@ -14,7 +14,7 @@ its last step; the reverse direction starts at each sequence's own end.
     >>> lstm = LSTM(10, 20, num_layers=2, batch_first=True)
     >>> x = gradflow.randn(3, 7, 10)
     >>> output, (h_n, c_n) = lstm(x, lengths=[7, 5, 2])
-    >>> output.shape, h_n.shape, c_n.shape
+    >>> tuple(output.shape), tuple(h_n.shape), tuple(c_n.shape)
     ((3, 7, 20), (2, 3, 20), (2, 3, 20))
     >>> output[2, 2:].abs().sum().item()  # sequence 2 has ended after 2 steps
     0.0
@@ -30,7 +30,9 @@ from gradflow import creation
 from gradflow.nn import init
 from gradflow.nn.module import Module
 from gradflow.nn.parameter import Parameter
+from gradflow.nn.utils.rnn import PackedSequence, packed_from_sorted, padded_sorted
 from gradflow.ops.dropout import dropout as dropout_op
+from gradflow.ops.indexing import index_select
 from gradflow.ops.rnn import CELLS, GATES, rnn_layer, sequence_lengths
 from gradflow.ops.shape import cat, squeeze, stack, transpose, unsqueeze
 from gradflow.tensor import Tensor
@@ -131,8 +133,16 @@ class RNNBase(_Recurrent):
         """Run the stack over `input`: (T, B, input_size), (B, T, input_size) with
         batch_first, or unbatched (T, input_size). hx: h_0, or (h_0, c_0) for LSTM, each of
         shape (num_layers * num_directions, B, hidden_size) ((.., hidden_size) unbatched).
-        Returns (output, h_n), or (output, (h_n, c_n)) for LSTM."""
+        Returns (output, h_n), or (output, (h_n, c_n)) for LSTM. A PackedSequence input
+        (nn.utils.rnn) gives a PackedSequence output, as in PyTorch."""
         name = type(self).__name__
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError(
+                    f"{name}: pass either a PackedSequence or lengths, not both (the packed "
+                    "sequence already has its lengths)"
+                )
+            return self._forward_packed(input, hx)
         if not isinstance(input, Tensor) or input.ndim not in (2, 3):
             raise ValueError(
                 f"{name}: expected input of shape (seq_len, batch, input_size) or unbatched "
@@ -159,6 +169,28 @@ class RNNBase(_Recurrent):
         finals = [stack(f, 0) for f in finals]
         if not batched:
             finals = [squeeze(f, 1) for f in finals]
+        if self.mode == "lstm":
+            return output, (finals[0], finals[1])
+        return output, finals[0]
+
+    def _forward_packed(self, packed: PackedSequence, hx: Any) -> tuple:
+        """Run the padded batch in packed (sorted) order with per-sequence lengths, then pack
+        the output again; hx and h_n are in the caller's batch order, as in PyTorch."""
+        padded, lengths = padded_sorted(packed)
+        self._check_features(padded)
+        read_as = (
+            f"the PackedSequence holds {padded.shape[1]} sequences of at most "
+            f"{padded.shape[0]} steps"
+        )
+        states = self._initial_states(hx, True, padded.shape[1], read_as)
+        order, restore = packed.sorted_indices, packed.unsorted_indices
+        if order is not None:
+            states = [None if s is None else index_select(s, 1, order) for s in states]
+        output, finals = self._run_layers(padded, states, lengths)
+        finals = [stack(f, 0) for f in finals]
+        if restore is not None:
+            finals = [index_select(f, 1, restore) for f in finals]
+        output = packed_from_sorted(output, packed)
         if self.mode == "lstm":
             return output, (finals[0], finals[1])
         return output, finals[0]

@@ -85,7 +85,7 @@ def embedding(
     max_norm (renormalizing rows in place) and sparse gradients are not supported.
 
     >>> weight = gradflow.randn(10, 3, requires_grad=True)
-    >>> embedding(gradflow.tensor([[1, 2], [4, 1]]), weight).shape
+    >>> tuple(embedding(gradflow.tensor([[1, 2], [4, 1]]), weight).shape)
     (2, 2, 3)
     """
     if max_norm is not None:
@@ -150,3 +150,244 @@ def _check_range(input: Tensor, num_rows: int) -> None:
             f"embedding: index {bad} is out of range for weight with {num_rows} rows; indices "
             f"must be in [0, {num_rows})"
         )
+
+
+# ---- embedding_bag ---------------------------------------------------------------------------
+
+
+def _scatter_add_flat(out, positions, values):
+    """out.reshape(-1)[positions[i]] += values[i] for every i (repeats add up)."""
+    flat = out.reshape(-1)
+    if is_cuda_array(out):
+        import cupyx
+
+        cupyx.scatter_add(flat, positions, values)
+    else:
+        numpy.add.at(flat, positions, values)
+
+
+class EmbeddingBagFunction(Function):
+    """Sums, means or maxima of bags of weight rows. The caller resolves the bags: `rows`
+    are the weight rows that count (padding and positions after the last offset dropped),
+    `bags` the bag of each, `keep` their positions in the flat input."""
+
+    op_name = "embedding_bag"
+    mode: str
+    rows: object
+    bags: object
+    keep: object
+    num_bags: int
+    size: int  # of the flat input
+    scale_grad_by_freq: bool = False
+
+    def forward(self, weight, per_sample_weights=None):
+        xp = get_array_module(weight)
+        self.weight_shape = weight.shape
+        self.counts = _row_counts(self.bags, self.num_bags, weight.dtype)
+        width = weight.shape[1]
+        if self.mode == "max":
+            return self._max_forward(xp, weight)
+        values = xp.take(weight, self.rows, axis=0)
+        if per_sample_weights is not None:
+            psw = per_sample_weights[self.keep]
+            # Memory: the weights of the kept positions (a copy, (kept,)); the table itself
+            # only for per_sample_weights' gradient.
+            self.save_for_backward(psw, weight if self.needs_input_grad[1] else None)
+            values = values * psw[:, None]
+        out = xp.zeros((self.num_bags, width), weight.dtype)
+        _scatter_add_rows(out, self.bags, values)
+        if self.mode == "mean":
+            out /= xp.maximum(self.counts, 1)[:, None]
+        return out
+
+    def _max_forward(self, xp, weight):
+        width = weight.shape[1]
+        kept = self.rows.shape[0]
+        longest = int(self.counts.max()) if kept else 0
+        out = xp.zeros((self.num_bags, width), weight.dtype)
+        if longest == 0:
+            self.chosen = None
+            return out
+        # Bags as rows of a dense (num_bags, longest) table of weight rows, -1 where a bag is
+        # shorter; the maximum over each column of a bag picks the row that gets the gradient.
+        starts = xp.cumsum(self.counts.astype(xp.int64)) - self.counts.astype(xp.int64)
+        place = xp.arange(kept) - starts[self.bags]
+        table = xp.full((self.num_bags, longest), -1, dtype=xp.int64)
+        table[self.bags, place] = self.rows
+        values = xp.take(weight, xp.maximum(table, 0), axis=0)  # (bags, longest, D)
+        values[table < 0] = -xp.inf
+        best = xp.argmax(values, axis=1)  # (bags, D)
+        nonempty = self.counts > 0
+        out[nonempty] = xp.take_along_axis(values, best[:, None, :], axis=1)[:, 0][nonempty]
+        chosen = xp.take_along_axis(table, best, axis=1)  # the row of each output element
+        self.chosen, self.nonempty = chosen, nonempty  # Memory: integer rows and a bool mask
+        return out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        num_rows, width = self.weight_shape
+        gw = gpsw = None
+        if self.mode == "max":
+            if self.needs_input_grad[0]:
+                gw = xp.zeros(self.weight_shape, g.dtype)
+                if self.chosen is not None:
+                    columns = xp.arange(width)
+                    positions = (self.chosen * width + columns)[self.nonempty]
+                    _scatter_add_flat(gw, positions.reshape(-1), g[self.nonempty].reshape(-1))
+            return (gw,) if len(self.needs_input_grad) == 1 else (gw, None)
+        per_row = xp.take(g, self.bags, axis=0)
+        if self.mode == "mean":
+            per_row = per_row / xp.maximum(self.counts, 1)[self.bags][:, None]
+        psw, weight = self.saved_arrays if len(self.needs_input_grad) == 2 else (None, None)
+        if weight is not None:
+            gathered = (per_row * xp.take(weight, self.rows, axis=0)).sum(axis=1)
+            gpsw = xp.zeros(self.size, g.dtype)
+            gpsw[self.keep] = gathered
+        if self.needs_input_grad[0]:
+            if psw is not None:
+                per_row = per_row * psw[:, None]
+            if self.scale_grad_by_freq:
+                per_row = per_row / _row_counts(self.rows, num_rows, g.dtype)[self.rows][:, None]
+            gw = xp.zeros(self.weight_shape, g.dtype)
+            _scatter_add_rows(gw, self.rows, per_row)
+        if len(self.needs_input_grad) == 1:
+            return (gw,)
+        return gw, gpsw
+
+
+_BAG_MODES = ("sum", "mean", "max")
+
+
+def embedding_bag(
+    input: Tensor,
+    weight: Tensor,
+    offsets: Tensor | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2,
+    scale_grad_by_freq: bool = False,
+    mode: str = "mean",
+    sparse: bool = False,
+    per_sample_weights: Tensor | None = None,
+    include_last_offset: bool = False,
+    padding_idx: int | None = None,
+) -> Tensor:
+    """The sum, mean or max of each bag of embedding rows, without the (N, D) lookup result
+    in between; PyTorch's F.embedding_bag.
+
+    input is 2-D (B, N): B bags of N indices (offsets must be None); or 1-D with `offsets`
+    (1-D) giving each bag's start in it (offsets[0] must be 0; with include_last_offset the
+    last entry is the end of the last bag). Indices equal to padding_idx are left out of
+    their bag (and of a mean's count); an empty bag gives zeros. per_sample_weights (input's
+    shape) scale each row before the sum, mode='sum' only.
+
+    >>> w = gradflow.arange(12.0).reshape(6, 2)
+    >>> embedding_bag(gradflow.tensor([1, 2, 4, 5]), w, gradflow.tensor([0, 2]), mode="sum")
+    tensor([[ 6.,  8.],
+            [18., 20.]])
+    """
+    if mode not in _BAG_MODES:
+        raise ValueError(f"embedding_bag: mode has to be one of sum, mean or max, got {mode!r}")
+    if max_norm is not None:
+        raise NotImplementedError(
+            f"embedding_bag: max_norm={max_norm} is not supported (it renormalizes weight rows "
+            "in place during the lookup); pass max_norm=None"
+        )
+    if sparse:
+        raise NotImplementedError(
+            "embedding_bag: sparse=True is not supported (gradflow has no sparse gradients); "
+            "pass sparse=False to get a dense weight gradient"
+        )
+    if not isinstance(weight, Tensor) or weight.ndim != 2 or weight.dtype.kind != "f":
+        raise ValueError(
+            "embedding_bag: weight must be a 2-D floating-point Tensor (num_embeddings, "
+            f"embedding_dim), got {_describe(weight)}"
+        )
+    if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
+        raise TypeError(
+            "embedding_bag: input must be a Tensor of integer indices (int64 or int32), got "
+            f"{_describe(input)}; convert with .long()"
+        )
+    if input.device != weight.device:
+        raise RuntimeError(
+            f"embedding_bag: input is on {input.device} but weight is on {weight.device}; "
+            "move them to one device first"
+        )
+    if per_sample_weights is not None:
+        if mode != "sum":
+            raise NotImplementedError(
+                "embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                f"supported for mode='sum' (got mode='{mode}')"
+            )
+        if not isinstance(per_sample_weights, Tensor) or tuple(per_sample_weights.shape) != tuple(
+            input.shape
+        ):
+            raise ValueError(
+                f"embedding_bag: If per_sample_weights ({_describe(per_sample_weights)}) is not "
+                f"None, then it must have the same shape as the input {tuple(input.shape)}"
+            )
+    xp = get_array_module(weight.array)
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError(
+                "embedding_bag: if input is 2D, then offsets has to be None, as input is "
+                "treated as a mini-batch of fixed length sequences; got offsets "
+                f"{_describe(offsets)}"
+            )
+        num_bags, length = input.shape
+        bags = xp.repeat(xp.arange(num_bags), length)
+    elif input.ndim == 1:
+        if offsets is None or not isinstance(offsets, Tensor) or offsets.ndim != 1:
+            raise ValueError(
+                f"embedding_bag: offsets has to be a 1D Tensor but got {_describe(offsets)}"
+            )
+        starts = offsets.array.astype(xp.int64)
+        length = input.shape[0]
+        host = [int(v) for v in (starts[0], starts[-1])] if starts.size else []
+        if host and host[0] != 0:
+            raise RuntimeError(
+                "embedding_bag: offsets[0] has to be 0, i.e., the first sequence in the "
+                f"mini-batch has to start from position 0. However, got {host[0]}"
+            )
+        if host and host[1] > length:
+            raise RuntimeError(
+                f"embedding_bag: offsets[-1] can not be greater than input's length {length} "
+                f"but got offsets[-1] of {host[1]}"
+            )
+        if starts.size > 1 and bool((starts[1:] < starts[:-1]).any()):
+            raise RuntimeError(
+                f"embedding_bag: offsets must be non-decreasing, got {starts.tolist()}"
+            )
+        num_bags = starts.shape[0] - 1 if include_last_offset else starts.shape[0]
+        if num_bags < 0:
+            raise ValueError("embedding_bag: include_last_offset=True needs at least 1 offset")
+        bags = xp.searchsorted(starts, xp.arange(length), side="right") - 1
+    else:
+        raise ValueError(
+            f"embedding_bag: input has to be 1D or 2D Tensor, but got Tensor of dimension "
+            f"{input.ndim}"
+        )
+    num_rows = weight.shape[0]
+    _check_range(input, num_rows)
+    flat = input.array.reshape(-1).astype(xp.int64)
+    keep = bags < num_bags  # positions after the last bag's end (include_last_offset) drop
+    if padding_idx is not None:
+        if not -num_rows <= padding_idx < num_rows:
+            raise ValueError(
+                f"embedding_bag: padding_idx={padding_idx} is out of range for weight with "
+                f"{num_rows} rows; expected in [{-num_rows}, {num_rows})"
+            )
+        keep &= flat != int(padding_idx) % num_rows
+    keep = xp.nonzero(keep)[0]
+    args = [weight]
+    if per_sample_weights is not None:
+        args.append(per_sample_weights.reshape(-1))
+    return EmbeddingBagFunction.apply(
+        *args, mode=mode, rows=flat[keep], bags=bags[keep], keep=keep, num_bags=int(num_bags),
+        size=flat.shape[0], scale_grad_by_freq=bool(scale_grad_by_freq),
+    )  # fmt: skip
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, Tensor):
+        return f"a Tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    return type(value).__name__

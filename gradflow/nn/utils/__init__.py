@@ -1,6 +1,7 @@
 """Training utilities: gradient clipping, flattening parameters to one vector, truncated
-backpropagation through time."""
+backpropagation through time, packed sequences (``nn.utils.rnn``)."""
 
+from gradflow.nn.utils import rnn
 from gradflow.nn.utils.clip_grad import clip_grad_norm_, clip_grad_value_
 from gradflow.nn.utils.convert_parameters import parameters_to_vector, vector_to_parameters
 
@@ -13,6 +14,7 @@ __all__ = [
     "clip_grad_value_",
     "detach_state",
     "parameters_to_vector",
+    "rnn",
     "truncated_bptt",
     "vector_to_parameters",
 ]

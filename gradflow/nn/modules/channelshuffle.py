@@ -1,0 +1,6 @@
+"""torch.nn.modules.channelshuffle's path: channel shuffling, from gradflow.nn on use."""
+
+from gradflow.nn.modules._lazy import forward_to_nn
+
+_NAMES = ("ChannelShuffle",)
+__getattr__, __dir__ = forward_to_nn(__name__, _NAMES)
