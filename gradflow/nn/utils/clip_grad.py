@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy
+
 from gradflow.backend import device_of, get_array_module
 from gradflow.tensor import Tensor
 
@@ -31,7 +33,7 @@ def clip_grad_norm_(
     grads = _grads(parameters)
     norm_type = float(norm_type)
     if not grads:
-        return Tensor(0.0)
+        return Tensor._wrap(numpy.zeros((), dtype=numpy.float32))
     xp = get_array_module(grads[0])
     devices = {device_of(g) for g in grads}  # a CuPy array's .device is unhashable
     if len(devices) > 1:
