@@ -75,7 +75,7 @@ def tensor(
     arrays keep their dtype.
 
     >>> gradflow.tensor([[1.0, 2.0]], requires_grad=True).shape
-    (1, 2)
+    gradflow.Size([1, 2])
     """
     check_factory_options("tensor", options)
     t = Tensor._wrap(_to_array(data, dtype, device))

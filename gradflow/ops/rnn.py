@@ -492,7 +492,7 @@ def rnn_layer(
     >>> x, w_ih, w_hh = gradflow.ones(5, 2, 3), gradflow.zeros(8, 3), gradflow.zeros(8, 2)
     >>> out, (h, c) = rnn_layer(x, None, w_ih, w_hh, mode="lstm", lengths=[5, 3])
     >>> out.shape, h.shape, c.shape
-    ((5, 2, 2), (2, 2), (2, 2))
+    (gradflow.Size([5, 2, 2]), gradflow.Size([2, 2]), gradflow.Size([2, 2]))
     """
     return _recurrent("rnn_layer", input, hx, weight_ih, weight_hh, bias_ih, bias_hh, mode,
                       reverse, lengths)  # fmt: skip
