@@ -174,3 +174,35 @@ def binary_args(input: Any, target: Any, weight: Any, reduction: str, op: str) -
         )
     optional_float(weight, input, op, "weight")
     return input, target
+
+
+def legacy_reduction(size_average: Any, reduce: Any, reduction: str, op: str) -> str:
+    """PyTorch's deprecated size_average/reduce pair turned into a reduction string, with its
+    warning (reduce=False gives 'none', size_average=False 'sum', else 'mean'); reduction itself
+    (checked) when both are None."""
+    if size_average is None and reduce is None:
+        check_reduction(reduction, op)
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    out = "none" if not reduce else "mean" if size_average else "sum"
+    warnings.warn(
+        f"size_average and reduce args will be deprecated, please use reduction='{out}' instead.",
+        UserWarning,
+        stacklevel=_caller_stacklevel(),
+    )
+    return out
+
+
+def float_pair(a: Any, b: Any, op: str, names: tuple[str, str]) -> tuple[Tensor, Tensor]:
+    """Two floating-point Tensors whose shapes broadcast (b cast to a's dtype)."""
+    a = float_input(a, op, names[0])
+    b = float_input(b, op, names[1])
+    try:
+        numpy.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"{op}: argument '{names[1]}' has shape {tuple(b.shape)}, which does not broadcast "
+            f"with '{names[0]}' of shape {tuple(a.shape)}"
+        ) from None
+    return a, b.to(a.dtype) if b.dtype != a.dtype else b
