@@ -987,6 +987,393 @@ class Tensor:
 
     # ---- methods: pointwise math, linalg, reductions, random fills ------------------------
     # (PyTorch's names; each delegates to its op in gradflow/ops)
+    def square(self) -> Tensor:
+        return _unary.square(self)
+
+    def reciprocal(self) -> Tensor:
+        return _unary.reciprocal(self)
+
+    def tan(self) -> Tensor:
+        return _unary.tan(self)
+
+    def asin(self) -> Tensor:
+        return _unary.asin(self)
+
+    def acos(self) -> Tensor:
+        return _unary.acos(self)
+
+    def atan(self) -> Tensor:
+        return _unary.atan(self)
+
+    arcsin, arccos, arctan = asin, acos, atan
+
+    def sinh(self) -> Tensor:
+        return _unary.sinh(self)
+
+    def cosh(self) -> Tensor:
+        return _unary.cosh(self)
+
+    def asinh(self) -> Tensor:
+        return _unary.asinh(self)
+
+    def acosh(self) -> Tensor:
+        return _unary.acosh(self)
+
+    def atanh(self) -> Tensor:
+        return _unary.atanh(self)
+
+    arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+    def log2(self) -> Tensor:
+        return _unary.log2(self)
+
+    def log10(self) -> Tensor:
+        return _unary.log10(self)
+
+    def exp2(self) -> Tensor:
+        return _unary.exp2(self)
+
+    def erf(self) -> Tensor:
+        return _unary.erf(self)
+
+    def erfc(self) -> Tensor:
+        return _unary.erfc(self)
+
+    def erfinv(self) -> Tensor:
+        return _unary.erfinv(self)
+
+    def floor(self) -> Tensor:
+        return _unary.floor(self)
+
+    def ceil(self) -> Tensor:
+        return _unary.ceil(self)
+
+    def trunc(self) -> Tensor:
+        return _unary.trunc(self)
+
+    fix = trunc
+
+    def round(self, decimals: int = 0) -> Tensor:
+        return _unary.round(self, decimals=decimals)
+
+    def frac(self) -> Tensor:
+        return _unary.frac(self)
+
+    def atan2(self, other: Any) -> Tensor:
+        return _arith.atan2(self, other)
+
+    arctan2 = atan2
+
+    def logaddexp(self, other: Any) -> Tensor:
+        return _arith.logaddexp(self, other)
+
+    def lerp(self, end: Any, weight: Any) -> Tensor:
+        return _arith.lerp(self, end, weight)
+
+    def addcmul(self, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+        return _arith.addcmul(self, tensor1, tensor2, value=value)
+
+    def addcdiv(self, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+        return _arith.addcdiv(self, tensor1, tensor2, value=value)
+
+    def isclose(
+        self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+    ) -> Tensor:
+        return _arith.isclose(self, other, rtol, atol, equal_nan)
+
+    def allclose(
+        self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+    ) -> bool:
+        return _arith.allclose(self, other, rtol, atol, equal_nan)
+
+    def isinf(self) -> Tensor:
+        return _arith.isinf(self)
+
+    def isposinf(self) -> Tensor:
+        return _arith.isposinf(self)
+
+    def isneginf(self) -> Tensor:
+        return _arith.isneginf(self)
+
+    def isnan(self) -> Tensor:
+        return _arith.isnan(self)
+
+    def isfinite(self) -> Tensor:
+        return _arith.isfinite(self)
+
+    def clamp_min(self, min: Any) -> Tensor:
+        return _arith.clamp_min(self, min)
+
+    def clamp_max(self, max: Any) -> Tensor:
+        return _arith.clamp_max(self, max)
+
+    def float_power(self, exponent: Any) -> Tensor:
+        return _arith.float_power(self, exponent)
+
+    def true_divide(self, other: Any) -> Tensor:
+        return _arith.div(self, other)
+
+    def floor_divide(self, other: Any) -> Tensor:
+        return _arith.floor_divide(self, other)
+
+    def remainder(self, other: Any) -> Tensor:
+        return _arith.remainder(self, other)
+
+    def fmod(self, other: Any) -> Tensor:
+        return _arith.fmod(self, other)
+
+    def mm(self, mat2: Any) -> Tensor:
+        return _linalg.mm(self, mat2)
+
+    def bmm(self, mat2: Any) -> Tensor:
+        return _linalg.bmm(self, mat2)
+
+    def mv(self, vec: Any) -> Tensor:
+        return _linalg.mv(self, vec)
+
+    def dot(self, other: Any) -> Tensor:
+        return _linalg.dot(self, other)
+
+    def outer(self, vec2: Any) -> Tensor:
+        return _linalg.outer(self, vec2)
+
+    ger = outer
+
+    def addmm(self, mat1: Any, mat2: Any, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+        return _linalg.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+
+    def baddbmm(self, batch1: Any, batch2: Any, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+        return _linalg.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+
+    def addbmm(self, batch1: Any, batch2: Any, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+        return _linalg.addbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+
+    def addmv(self, mat: Any, vec: Any, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+        return _linalg.addmv(self, mat, vec, beta=beta, alpha=alpha)
+
+    def addr(self, vec1: Any, vec2: Any, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+        return _linalg.addr(self, vec1, vec2, beta=beta, alpha=alpha)
+
+    def norm(
+        self, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None
+    ) -> Tensor:
+        return _linalg.norm(self, p, dim, keepdim, dtype)
+
+    def cumprod(self, dim: int, *, dtype: Any = None) -> Tensor:
+        return _reduction.cumprod(self, dim, dtype=dtype)
+
+    def cummax(self, dim: int) -> Any:
+        return _reduction.cummax(self, dim)
+
+    def cummin(self, dim: int) -> Any:
+        return _reduction.cummin(self, dim)
+
+    def logcumsumexp(self, dim: int) -> Tensor:
+        return _reduction.logcumsumexp(self, dim)
+
+    def absolute(self) -> Tensor:
+        return _unary.abs(self)
+
+    def negative(self) -> Tensor:
+        return _arith.neg(self)
+
+    def positive(self) -> Tensor:
+        return _unary.positive(self)
+
+    def sgn(self) -> Tensor:
+        return _unary.sign(self)
+
+    def signbit(self) -> Tensor:
+        return _arith.signbit(self)
+
+    def subtract(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        return _arith.sub(self, other, alpha=alpha)
+
+    def multiply(self, other: Any) -> Tensor:
+        return _arith.mul(self, other)
+
+    def divide(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        return _arith.div(self, other, rounding_mode=rounding_mode)
+
+    def nan_to_num(
+        self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
+    ) -> Tensor:
+        return _arith.nan_to_num(self, nan, posinf, neginf)
+
+    def xlogy(self, other: Any) -> Tensor:
+        return _arith.xlogy(self, other)
+
+    def hypot(self, other: Any) -> Tensor:
+        return _arith.hypot(self, other)
+
+    def copysign(self, other: Any) -> Tensor:
+        return _arith.copysign(self, other)
+
+    def logit(self, eps: float | None = None) -> Tensor:
+        return _arith.logit(self, eps)
+
+    def deg2rad(self) -> Tensor:
+        return _arith.deg2rad(self)
+
+    def rad2deg(self) -> Tensor:
+        return _arith.rad2deg(self)
+
+    def inner(self, other: Any) -> Tensor:
+        return _linalg.inner(self, other)
+
+    def kron(self, other: Any) -> Tensor:
+        return _linalg.kron(self, other)
+
+    def cross(self, other: Any, dim: int | None = None) -> Tensor:
+        return _linalg.cross(self, other, dim)
+
+    def inverse(self) -> Tensor:
+        return _linalg.inv(self)
+
+    def det(self) -> Tensor:
+        return _linalg.det(self)
+
+    def logdet(self) -> Tensor:
+        return _linalg.logdet(self)
+
+    def slogdet(self) -> Any:
+        return _linalg.slogdet(self)
+
+    # random fills: in place, outside the graph (gradflow/ops/random_ops.py)
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Tensor:
+        return _random_ops.normal_(self, mean, std, generator=generator)
+
+    def uniform_(self, *args: Any, generator: Any = None, **kwargs: Any) -> Tensor:
+        """uniform_(from=0, to=1): `from` is a Python keyword, so it is taken from kwargs."""
+        bounds = dict(zip(("from", "to"), args), **kwargs)
+        unknown = set(bounds) - {"from", "to"}
+        if unknown or len(args) > 2:
+            raise TypeError(f"uniform_() got unexpected arguments {sorted(unknown) or args}")
+        return _random_ops.uniform_(
+            self, bounds.get("from", 0.0), bounds.get("to", 1.0), generator=generator
+        )
+
+    def exponential_(self, lambd: float = 1.0, *, generator: Any = None) -> Tensor:
+        return _random_ops.exponential_(self, lambd, generator=generator)
+
+    def bernoulli_(self, p: Any = 0.5, *, generator: Any = None) -> Tensor:
+        return _random_ops.bernoulli_(self, p, generator=generator)
+
+    def random_(self, *args: Any, generator: Any = None, **kwargs: Any) -> Tensor:
+        """random_(from=0, to=None) or random_(to)."""
+        bounds = dict(zip(("from", "to"), args), **kwargs)
+        unknown = set(bounds) - {"from", "to"}
+        if unknown or len(args) > 2:
+            raise TypeError(f"random_() got unexpected arguments {sorted(unknown) or args}")
+        return _random_ops.random_(
+            self, bounds.get("from", 0), bounds.get("to"), generator=generator
+        )
+
+    def bernoulli(self, p: float | None = None, *, generator: Any = None) -> Tensor:
+        return _random_ops.bernoulli(self, p, generator=generator)
+
+    def multinomial(
+        self, num_samples: int, replacement: bool = False, *, generator: Any = None
+    ) -> Tensor:
+        return _random_ops.multinomial(self, num_samples, replacement, generator=generator)
+
+    # in-place forms of the pointwise ops: one generic path through _arith_ (recorded on a
+    # copy of the old values when a gradient is needed, else written into the storage)
+    def _apply_(self, what: str, fn: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
+        """self = fn(self, *args, **kwargs) in place. The result must fit this tensor's dtype
+        (RuntimeError otherwise, as PyTorch: an int tensor can't take exp_'s floats)."""
+
+        def op(x: Tensor, _: Any) -> Tensor | None:
+            out = fn(x, *args, **kwargs)
+            if out.dtype != self.dtype and not numpy.can_cast(out.dtype, self.dtype, "same_kind"):
+                raise RuntimeError(
+                    f"{what}: result type {out.dtype} can't be cast to the desired output type "
+                    f"{self.dtype}; use the out-of-place {what[:-1]}() instead"
+                )
+            if x is not self:
+                return out  # recorded: _arith_ rebases this tensor onto out's node
+            self.array[...] = out.array
+            return None
+
+        # tensor operands on this device, cast to this float dtype (as add_ and mul_ take them)
+        args = tuple(self._operand(what, a) if isinstance(a, Tensor) else a for a in args)
+        operand = next((a for a in args if isinstance(a, Tensor) and a._requires_grad), None)
+        return self._arith_(what, op, operand, None)
+
+    def _inplace_of(module: str, name: str) -> Callable[..., Tensor]:
+        """The in-place method name_ of the op `name` in gradflow/ops/<module> (looked up at
+        call time: the op modules load after this class)."""
+
+        def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+            return self._apply_(name + "_", getattr(globals()[module], name), *args, **kwargs)
+
+        method.__name__ = method.__qualname__ = name + "_"
+        method.__doc__ = f"In place: ``x.{name}_(...)`` makes x hold ``x.{name}(...)``."
+        return method
+
+    exp_ = _inplace_of("_unary", "exp")
+    log_ = _inplace_of("_unary", "log")
+    log1p_ = _inplace_of("_unary", "log1p")
+    expm1_ = _inplace_of("_unary", "expm1")
+    log2_ = _inplace_of("_unary", "log2")
+    log10_ = _inplace_of("_unary", "log10")
+    exp2_ = _inplace_of("_unary", "exp2")
+    sqrt_ = _inplace_of("_unary", "sqrt")
+    rsqrt_ = _inplace_of("_unary", "rsqrt")
+    square_ = _inplace_of("_unary", "square")
+    reciprocal_ = _inplace_of("_unary", "reciprocal")
+    abs_ = _inplace_of("_unary", "abs")
+    sign_ = _inplace_of("_unary", "sign")
+    sigmoid_ = _inplace_of("_unary", "sigmoid")
+    tanh_ = _inplace_of("_unary", "tanh")
+    relu_ = _inplace_of("_unary", "relu")
+    sin_ = _inplace_of("_unary", "sin")
+    cos_ = _inplace_of("_unary", "cos")
+    tan_ = _inplace_of("_unary", "tan")
+    asin_ = arcsin_ = _inplace_of("_unary", "asin")
+    acos_ = arccos_ = _inplace_of("_unary", "acos")
+    atan_ = arctan_ = _inplace_of("_unary", "atan")
+    sinh_ = _inplace_of("_unary", "sinh")
+    cosh_ = _inplace_of("_unary", "cosh")
+    asinh_ = arcsinh_ = _inplace_of("_unary", "asinh")
+    acosh_ = arccosh_ = _inplace_of("_unary", "acosh")
+    atanh_ = arctanh_ = _inplace_of("_unary", "atanh")
+    erf_ = _inplace_of("_unary", "erf")
+    erfc_ = _inplace_of("_unary", "erfc")
+    erfinv_ = _inplace_of("_unary", "erfinv")
+    floor_ = _inplace_of("_unary", "floor")
+    ceil_ = _inplace_of("_unary", "ceil")
+    trunc_ = fix_ = _inplace_of("_unary", "trunc")
+    round_ = _inplace_of("_unary", "round")
+    frac_ = _inplace_of("_unary", "frac")
+    neg_ = negative_ = _inplace_of("_arith", "neg")
+    pow_ = _inplace_of("_arith", "pow")
+    atan2_ = arctan2_ = _inplace_of("_arith", "atan2")
+    lerp_ = _inplace_of("_arith", "lerp")
+    addcmul_ = _inplace_of("_arith", "addcmul")
+    addcdiv_ = _inplace_of("_arith", "addcdiv")
+    clamp_min_ = _inplace_of("_arith", "clamp_min")
+    clamp_max_ = _inplace_of("_arith", "clamp_max")
+    fmod_ = _inplace_of("_arith", "fmod")
+    remainder_ = _inplace_of("_arith", "remainder")
+    floor_divide_ = _inplace_of("_arith", "floor_divide")
+    true_divide_ = _inplace_of("_arith", "div")
+    float_power_ = _inplace_of("_arith", "float_power")
+    addmm_ = _inplace_of("_linalg", "addmm")
+    baddbmm_ = _inplace_of("_linalg", "baddbmm")
+    absolute_ = _inplace_of("_unary", "abs")
+    sgn_ = _inplace_of("_unary", "sign")
+    subtract_ = _inplace_of("_arith", "sub")
+    multiply_ = _inplace_of("_arith", "mul")
+    divide_ = _inplace_of("_arith", "div")
+    nan_to_num_ = _inplace_of("_arith", "nan_to_num")
+    xlogy_ = _inplace_of("_arith", "xlogy")
+    hypot_ = _inplace_of("_arith", "hypot")
+    copysign_ = _inplace_of("_arith", "copysign")
+    logit_ = _inplace_of("_arith", "logit")
+    deg2rad_ = _inplace_of("_arith", "deg2rad")
+    rad2deg_ = _inplace_of("_arith", "rad2deg")
+    del _inplace_of
 
     # ---- methods: shape, indexing, scatter, sorting ----------------------------------------
     # (PyTorch's names; each delegates to its op in gradflow/ops)
@@ -1053,6 +1440,18 @@ class Tensor:
 
     def dsplit(self, sections: Any) -> tuple:
         return _shape.dsplit(self, sections)
+
+    def select(self, dim: int, index: int) -> Tensor:
+        return _shape.select(self, dim, index)
+
+    def take(self, index: Any) -> Tensor:
+        return _shape.take(self, index)
+
+    def flipud(self) -> Tensor:
+        return _shape.flipud(self)
+
+    def fliplr(self) -> Tensor:
+        return _shape.fliplr(self)
 
     def scatter(self, dim: int, index: Any, src: Any = None, value: Any = None, **kw: Any):
         return _scatter.scatter(self, dim, index, src, value, **kw)
@@ -1301,7 +1700,17 @@ PRINT_OPTIONS = {"precision": 4, "threshold": 1000, "edgeitems": 3, "max_line_wi
 
 def _format(t: Tensor) -> str:
     data = move_array(t.array, Device("cpu"))
-    body = numpy.array2string(data, separator=", ", prefix="tensor(", **PRINT_OPTIONS)
+    # PyTorch's style: integral floats as "1.", any others with all `precision` digits
+    integral = data.dtype.kind != "f" or bool(
+        numpy.all(numpy.mod(data[numpy.isfinite(data)], 1) == 0)
+    )
+    body = numpy.array2string(
+        data,
+        separator=", ",
+        prefix="tensor(",
+        floatmode="maxprec" if integral else "fixed",
+        **PRINT_OPTIONS,
+    )
     extras = []
     if t.device.type != "cpu":
         extras.append(f"device='{t.device}'")
@@ -1319,6 +1728,7 @@ from gradflow.ops import arithmetic as _arith
 from gradflow.ops import conversion as _conversion
 from gradflow.ops import indexing as _indexing
 from gradflow.ops import linalg as _linalg
+from gradflow.ops import random_ops as _random_ops
 from gradflow.ops import reduction as _reduction
 from gradflow.ops import scatter as _scatter
 from gradflow.ops import shape as _shape

@@ -310,7 +310,7 @@ def hardtanh(
 
     >>> import gradflow
     >>> hardtanh(gradflow.tensor([-2.0, 0.5, 3.0]))
-    tensor([-1. ,  0.5,  1. ])
+    tensor([-1.0000,  0.5000,  1.0000])
     """
     if min_val > max_val:
         raise ValueError("hardtanh: min_val cannot be greater than max_val")

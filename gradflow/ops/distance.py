@@ -105,7 +105,7 @@ def normalize(
 
     >>> import gradflow
     >>> normalize(gradflow.tensor([[3.0, 4.0]]))
-    tensor([[0.6, 0.8]])
+    tensor([[0.6000, 0.8000]])
     """
     from gradflow.ops import arithmetic
 

@@ -335,7 +335,7 @@ def nll_loss(
 
     >>> import gradflow
     >>> nll_loss(gradflow.tensor([[-0.1, -2.4]]), gradflow.tensor([1]))
-    tensor(2.4)
+    tensor(2.4000)
     """
     reduction = legacy_reduction(size_average, reduce, reduction, "nll_loss")
     x, target, _, lifted = class_target_args(
@@ -869,7 +869,7 @@ def gaussian_nll_loss(
 
     >>> import gradflow
     >>> gaussian_nll_loss(gradflow.tensor([1.0]), gradflow.tensor([0.0]), gradflow.tensor([1.0]))
-    tensor(0.5)
+    tensor(0.5000)
     """
     from gradflow.autograd import no_grad
     from gradflow.ops import arithmetic, unary
@@ -945,7 +945,7 @@ def hinge_embedding_loss(
 
     >>> import gradflow
     >>> hinge_embedding_loss(gradflow.tensor([0.3, 2.0]), gradflow.tensor([-1.0, 1.0]))
-    tensor(1.35)
+    tensor(1.3500)
     """
     from gradflow.ops import arithmetic
 
@@ -1108,7 +1108,7 @@ def multi_margin_loss(
 
     >>> import gradflow
     >>> multi_margin_loss(gradflow.tensor([[0.1, 0.8]]), gradflow.tensor([1]))
-    tensor(0.15)
+    tensor(0.1500)
     """
     from gradflow.ops import arithmetic
     from gradflow.ops.indexing import gather, one_hot
@@ -1382,7 +1382,7 @@ def triplet_margin_with_distance_loss(
     >>> import gradflow
     >>> a = gradflow.tensor([[0.0, 0.0]])
     >>> triplet_margin_with_distance_loss(a, a, gradflow.tensor([[0.5, 0.0]]))
-    tensor(0.5)
+    tensor(0.5000)
     """
     from gradflow.ops import arithmetic
     from gradflow.ops.distance import pairwise_distance

@@ -100,7 +100,7 @@ def softmax(x: Tensor, dim: int) -> Tensor:
 
     >>> import gradflow
     >>> softmax(gradflow.tensor([0.0, 0.0]), dim=0)
-    tensor([0.5, 0.5])
+    tensor([0.5000, 0.5000])
     """
     x = float_input(x, "softmax")
     dim = normalize_dim(dim, x.ndim, "softmax")
