@@ -135,12 +135,16 @@ def test_activation_module_equals_functional_and_torch(rng, module, functional, 
     numpy.testing.assert_allclose(as_numpy(out), expected.numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_activations_accept_torchs_inplace_flag():
-    x = gf.tensor([-1.0, 2.0])
-    for module in (nn.ReLU(inplace=True), nn.SiLU(inplace=True), nn.ELU(inplace=True)):
+def test_activations_with_inplace_true_write_into_their_input():
+    for module, expected in (
+        (nn.ReLU(inplace=True), [0.0, 2.0]),
+        (nn.SiLU(inplace=True), [-1 / (1 + numpy.e), 2 / (1 + numpy.exp(-2.0))]),
+        (nn.ELU(inplace=True), [numpy.expm1(-1.0), 2.0]),
+    ):
+        x = gf.tensor([-1.0, 2.0])
         out = module(x)
-        assert out is not x
-    numpy.testing.assert_array_equal(as_numpy(x), [-1.0, 2.0])
+        assert out is x
+        numpy.testing.assert_allclose(as_numpy(x), expected, rtol=1e-6)
 
 
 # ---- Dropout ----------------------------------------------------------------------------------
