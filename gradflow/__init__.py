@@ -53,6 +53,19 @@ from gradflow.dtypes import (
     set_default_dtype,
     uint8,
 )
+from gradflow.ops.activations import (
+    celu,
+    celu_,
+    hardshrink,
+    prelu,
+    relu_,
+    rrelu,
+    rrelu_,
+    selu,
+    selu_,
+    threshold,
+    threshold_,
+)
 from gradflow.ops.arithmetic import (
     add,
     clamp,
@@ -78,6 +91,7 @@ from gradflow.ops.arithmetic import (
     where,
 )
 from gradflow.ops.conversion import clone
+from gradflow.ops.distance import cdist, cosine_similarity, pairwise_distance
 from gradflow.ops.indexing import (
     gather,
     index_select,
@@ -135,6 +149,8 @@ from gradflow.ops.shape import (
     expand,
     flatten,
     flip,
+    fliplr,
+    flipud,
     hsplit,
     hstack,
     meshgrid,
@@ -148,11 +164,13 @@ from gradflow.ops.shape import (
     roll,
     rot90,
     row_stack,
+    select,
     split,
     squeeze,
     stack,
     swapaxes,
     swapdims,
+    take,
     tensor_split,
     tile,
     trace,
@@ -209,6 +227,7 @@ from gradflow.tensor import Size, Tensor
 from gradflow.compat import (
     autocast,
     compile,
+    equal,
     is_floating_point,
     is_tensor,
     numel,
@@ -235,9 +254,130 @@ from gradflow.layout import (
     preserve_format,
     strided,
 )
-from gradflow.dtypes import float, int, short
+from gradflow.dtypes import (
+    bfloat16,
+    cdouble,
+    cfloat,
+    complex64,
+    complex128,
+    dtype,
+    finfo,
+    float,
+    iinfo,
+    int,
+    short,
+)
+from gradflow.creation import as_tensor, logspace, normal, randint_like
+from gradflow.random import get_rng_state, initial_seed, seed, set_rng_state
 from gradflow.autograd import inference_mode
-from gradflow import accelerator, amp, backends
+from gradflow import accelerator, amp, backends, distributions, jit, testing
+from gradflow import linalg
+from gradflow.ops.arithmetic import (
+    addcdiv,
+    addcmul,
+    allclose,
+    arctan2,
+    atan2,
+    clamp_max,
+    clamp_min,
+    copysign,
+    deg2rad,
+    divide,
+    float_power,
+    floor_divide,
+    fmod,
+    hypot,
+    isclose,
+    isinf,
+    isneginf,
+    isposinf,
+    lerp,
+    logaddexp,
+    logit,
+    multiply,
+    nan_to_num,
+    rad2deg,
+    remainder,
+    rsub,
+    signbit,
+    subtract,
+    true_divide,
+    xlogy,
+)
+from gradflow.ops.linalg import (
+    addbmm,
+    addmm,
+    addmv,
+    addr,
+    baddbmm,
+    bmm,
+    chain_matmul,
+    cholesky,
+    cross,
+    det,
+    dot,
+    einsum,
+    ger,
+    inner,
+    kron,
+    logdet,
+    mm,
+    mv,
+    norm,
+    outer,
+    slogdet,
+    tensordot,
+    vdot,
+)
+from gradflow.ops.linalg import inv as inverse
+from gradflow.ops.random_ops import bernoulli, multinomial
+from gradflow.ops.reduction import (
+    aminmax,
+    cummax,
+    cummin,
+    cumprod,
+    logcumsumexp,
+    median,
+    nanmean,
+    nansum,
+    quantile,
+    std_mean,
+    var_mean,
+)
+from gradflow.ops.unary import (
+    absolute,
+    acos,
+    acosh,
+    asin,
+    asinh,
+    atan,
+    atanh,
+    ceil,
+    cosh,
+    erf,
+    erfc,
+    erfinv,
+    exp2,
+    fix,
+    floor,
+    frac,
+    log2,
+    log10,
+    positive,
+    reciprocal,
+    round,
+    sgn,
+    sinh,
+    square,
+    tan,
+    trunc,
+)
+from gradflow.ops.unary import acos as arccos
+from gradflow.ops.unary import acosh as arccosh
+from gradflow.ops.unary import asin as arcsin
+from gradflow.ops.unary import asinh as arcsinh
+from gradflow.ops.unary import atan as arctan
+from gradflow.ops.unary import atanh as arctanh
 
 # isort: split
 # data and optim import gradflow.tensor directly, which needs the core above loaded first.

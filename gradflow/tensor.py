@@ -1171,6 +1171,28 @@ class Tensor:
     def logcumsumexp(self, dim: int) -> Tensor:
         return _reduction.logcumsumexp(self, dim)
 
+    def median(self, dim: int | None = None, keepdim: bool = False) -> Any:
+        return _reduction.median(self, dim, keepdim)
+
+    def quantile(
+        self,
+        q: Any,
+        dim: int | None = None,
+        keepdim: bool = False,
+        *,
+        interpolation: str = "linear",
+    ) -> Tensor:
+        return _reduction.quantile(self, q, dim, keepdim, interpolation=interpolation)
+
+    def nansum(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.nansum(self, dim, keepdim, **kw)
+
+    def nanmean(self, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+        return _reduction.nanmean(self, dim, keepdim, **kw)
+
+    def aminmax(self, *, dim: int | None = None, keepdim: bool = False) -> Any:
+        return _reduction.aminmax(self, dim=dim, keepdim=keepdim)
+
     def absolute(self) -> Tensor:
         return _unary.abs(self)
 
@@ -1229,6 +1251,9 @@ class Tensor:
 
     def inverse(self) -> Tensor:
         return _linalg.inv(self)
+
+    def cholesky(self, upper: bool = False) -> Tensor:
+        return _linalg.cholesky(self, upper=upper)
 
     def det(self) -> Tensor:
         return _linalg.det(self)

@@ -1,5 +1,6 @@
-"""Reductions: sum, mean, var, std, max/min (amax/amin), logsumexp, prod, cumsum; argmax,
-argmin, any, all (integer/bool results, no gradient).
+"""Reductions: sum, mean, var, std, max/min (amax/amin), logsumexp, prod; cumulative cumsum,
+cumprod, cummax/cummin, logcumsumexp; argmax, argmin, any, all (integer/bool results, no
+gradient).
 
 `dim` is an int or a tuple of ints (`axis` is an alias; None means every dim) and `keepdim`
 has the alias `keepdims`. On a 0-d tensor dim 0 and -1 are accepted, as in PyTorch.
@@ -11,19 +12,28 @@ gradient (both as PyTorch does on cpu).
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from typing import Any
 
 import numpy
 
+from gradflow import return_types
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops import arithmetic
 from gradflow.ops._util import normalize_dim, normalize_dims
 from gradflow.tensor import Tensor
 
-# What max(x, dim)/min(x, dim) return, like torch.return_types.max: a tuple with names.
-MaxMin = namedtuple("MaxMin", ["values", "indices"])
+# What median(x, dim) and aminmax return, as torch.return_types' named tuples.
+_median = namedtuple("median", ["values", "indices"])
+_aminmax = namedtuple("aminmax", ["min", "max"])
+
+
+def _with_dtype(x: Tensor, kw: dict) -> Tensor:
+    """x cast to PyTorch's ``dtype=`` keyword (popped from kw) before reducing, if given."""
+    dtype = kw.pop("dtype", None)
+    return x if dtype is None else x.to(dtype)
 
 
 def _dim_args(x: Tensor, dim: Any, keepdim: bool, kw: dict, op: str) -> tuple:
@@ -251,6 +261,95 @@ class CumSum(Function):
         return xp.flip(xp.cumsum(xp.flip(g, self.dim), axis=self.dim), self.dim)
 
 
+class CumProd(Function):
+    """Cumulative product along dim. The gradient is exact with zeros in the input: before a
+    slice's first zero it is revcumsum(g * out) / x; at the first zero it is the reversed
+    cumulative sum of g times the products that skip that zero; after it, zero."""
+
+    op_name = "cumprod"
+    dim: int
+
+    def forward(self, x):
+        out = get_array_module(x).cumprod(x, axis=self.dim, dtype=_accumulator(x))
+        self.save_for_backward(x, out)
+        return out
+
+    def backward(self, g):
+        x, out = self.saved_arrays
+        xp = get_array_module(g)
+        d = self.dim
+        n = x.shape[d]
+        shape = [1] * x.ndim
+        shape[d] = n
+        position = xp.arange(n).reshape(shape)
+        zero = x == 0
+        # the first zero's position in each slice (n where there is none)
+        first = xp.where(zero.any(axis=d, keepdims=True), xp.argmax(zero, axis=d, keepdims=True), n)
+        before = position < first
+        with _quiet():
+            grad = xp.where(before, _reverse_cumsum(g * out, d) / xp.where(zero, 1, x), 0)
+        at = position == first
+        if bool(at.any()):  # some slice has a zero (one host sync on cuda)
+            skipping = xp.cumprod(xp.where(at, 1, x), axis=d)  # the products without that zero
+            grad = xp.where(at, _reverse_cumsum(g * skipping, d), grad)
+        return grad.astype(g.dtype, copy=False)
+
+
+def _reverse_cumsum(a: Any, dim: int) -> Any:
+    """out[i] = sum of a[j] for j >= i along dim."""
+    xp = get_array_module(a)
+    return xp.flip(xp.cumsum(xp.flip(a, dim), axis=dim), dim)
+
+
+def _cumulative_extreme(x: Any, dim: int, reduce: str) -> tuple:
+    """(values, int64 indices) of the running max/min along dim: a log2(n)-step scan (the same
+    code on NumPy and CuPy, which has no maximum.accumulate for indices). Ties take the later
+    index and a NaN, once seen, stays (both as PyTorch)."""
+    xp = get_array_module(x)
+    v = xp.moveaxis(x, dim, -1).copy()
+    n = v.shape[-1]
+    idx = xp.broadcast_to(xp.arange(n, dtype="int64"), v.shape).copy()
+    better = xp.greater if reduce == "max" else xp.less
+    step = 1
+    while step < n:
+        prev_v, prev_i = v[..., :-step], idx[..., :-step]
+        cur = v[..., step:]
+        take = better(prev_v, cur)
+        if v.dtype.kind == "f":
+            take |= xp.isnan(prev_v) & ~xp.isnan(cur)
+        # new arrays first: the slices overlap the ones written
+        new_v = xp.where(take, prev_v, cur)
+        new_i = xp.where(take, prev_i, idx[..., step:])
+        v[..., step:] = new_v
+        idx[..., step:] = new_i
+        step *= 2
+    return xp.moveaxis(v, -1, dim), xp.moveaxis(idx, -1, dim)
+
+
+class CumulativeExtreme(Function):
+    """The running max/min values; each gradient goes to the element its index names."""
+
+    dim: int
+
+    def forward(self, x, index):
+        self.shape = x.shape
+        self.save_for_backward(index)  # int64 indices
+        return get_array_module(x).take_along_axis(x, index, axis=self.dim)
+
+    def backward(self, g):
+        (index,) = self.saved_arrays
+        from gradflow.ops.indexing import _scatter_add
+
+        xp = get_array_module(g)
+        gm = xp.ascontiguousarray(xp.moveaxis(g, self.dim, -1))
+        im = xp.moveaxis(index, self.dim, -1)
+        n = gm.shape[-1]
+        rows = xp.arange(gm.size // n if n else 0, dtype="int64").reshape(*gm.shape[:-1], 1)
+        out = xp.zeros(gm.size, dtype=g.dtype)
+        _scatter_add(out, ((rows * n + im).reshape(-1),), gm.reshape(-1))
+        return xp.moveaxis(out.reshape(gm.shape), -1, self.dim), None
+
+
 def _quiet() -> Any:
     """Silence NumPy's warnings where inf/NaN intermediates are expected and then replaced."""
     return numpy.errstate(divide="ignore", invalid="ignore", over="ignore")
@@ -258,7 +357,8 @@ def _quiet() -> Any:
 
 # ---- public functions ------------------------------------------------------------------
 def sum(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
-    """Sum over `dim` (all dims by default)."""
+    """Sum over `dim` (all dims by default); ``dtype=`` casts the input first."""
+    x = _with_dtype(x, kw)
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "sum")
     return Sum.apply(x, dims=dims, keepdim=keepdim)
 
@@ -266,7 +366,8 @@ def sum(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
 def mean(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Mean over `dim` (all dims by default) of a floating-point tensor: an integer or bool
     tensor raises a TypeError, as PyTorch refuses to infer the result's dtype (call .float()
-    or .double() first)."""
+    or .double() first, or pass dtype=)."""
+    x = _with_dtype(x, kw)
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "mean")
     if x.dtype.kind not in "fc":
         raise TypeError(
@@ -321,13 +422,16 @@ def _extreme(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Any:
         if dim is None:
             return values
         # dim=0 on a 0-d tensor: the value itself, at index 0
-        return MaxMin(values, Tensor._wrap(get_array_module(x.array).zeros((), "int64")))
+        zero = Tensor._wrap(get_array_module(x.array).zeros((), "int64"))
+        return getattr(return_types, reduce)(values, zero)
     d = dims[0]
     xp = get_array_module(x.array)
     arg = xp.argmax if reduce == "max" else xp.argmin
     index = arg(x.array, axis=d, keepdims=True).astype("int64", copy=False)
     values = SelectAlongDim.apply(x, index, dim=d, keepdim=keepdim)
-    return MaxMin(values, Tensor._wrap(index if keepdim else index.squeeze(d)))
+    return getattr(return_types, reduce)(
+        values, Tensor._wrap(index if keepdim else index.squeeze(d))
+    )
 
 
 def max(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
@@ -371,17 +475,76 @@ def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> T
 
 def prod(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Product over `dim`; the gradient is exact when the input holds zeros."""
+    x = _with_dtype(x, kw)
     dims, keepdim = _dim_args(x, dim, keepdim, kw, "prod")
     return Prod.apply(x, dims=dims, keepdim=keepdim)
 
 
 def cumsum(x: Tensor, dim: int, **kw: Any) -> Tensor:
     """Cumulative sum along `dim`: out[i] = x[0] + ... + x[i]."""
+    x = _with_dtype(x, kw)
     dim = kw.pop("axis", dim)
     if kw:
         raise TypeError(f"cumsum() got unexpected keyword arguments {sorted(kw)}")
     d = normalize_dim(dim, x.ndim, "cumsum")
     return CumSum.apply(x, dim=d if x.ndim else None)
+
+
+def cumprod(x: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+    """Cumulative product along `dim`: out[i] = x[0] * ... * x[i]; the gradient is exact
+    where the input holds zeros. Integer and bool inputs accumulate in int64."""
+    if dtype is not None:
+        x = x.to(dtype)
+    d = normalize_dim(dim, x.ndim, "cumprod")
+    if x.ndim == 0:
+        return prod(x)
+    return CumProd.apply(x, dim=d)
+
+
+def logcumsumexp(x: Tensor, dim: int) -> Tensor:
+    """log(cumsum(exp(x))) along `dim`, shifted by the slice's max (a constant) so large
+    values do not overflow. Prefixes more than ~700 (float64; ~87 float32) below the slice's
+    max underflow to -inf, where PyTorch's running shift keeps them."""
+    from gradflow.ops.unary import exp, log
+
+    _require_float(x, "logcumsumexp")
+    d = normalize_dim(dim, x.ndim, "logcumsumexp")
+    if x.ndim == 0:
+        return x * 1
+    xp = get_array_module(x.array)
+    with _quiet():
+        shift = (
+            x.array.max(axis=d, keepdims=True)
+            if x.array.size
+            else x.array.sum(axis=d, keepdims=True)
+        )
+        shift = Tensor._wrap(xp.where(xp.isfinite(shift), shift, 0))
+        return arithmetic.add(log(cumsum(exp(arithmetic.sub(x, shift)), d)), shift)
+
+
+def cummax(x: Tensor, dim: int) -> Any:
+    """The running maximum along `dim` and the index where each was found:
+    ``values, indices = cummax(x, 0)`` (ties take the later index; NaN propagates)."""
+    return _cumulative(x, dim, "max")
+
+
+def cummin(x: Tensor, dim: int) -> Any:
+    """The running minimum along `dim` and its indices, as cummax."""
+    return _cumulative(x, dim, "min")
+
+
+def _cumulative(x: Tensor, dim: int, reduce: str) -> Any:
+    from gradflow import return_types
+
+    op = "cum" + reduce
+    d = normalize_dim(dim, x.ndim, op)
+    result = getattr(return_types, op)
+    if x.ndim == 0:
+        zero = Tensor._wrap(get_array_module(x.array).zeros((), "int64"))
+        return result(x.clone() if x.requires_grad else Tensor._wrap(x.array.copy()), zero)
+    _, index = _cumulative_extreme(x.array, d, reduce)
+    values = CumulativeExtreme.apply(x, index, dim=d, op_name=op)
+    return result(values, Tensor._wrap(index))
 
 
 def _arg(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Tensor:
@@ -436,3 +599,131 @@ def _require_nonempty(x: Tensor, dims: tuple | None, op: str) -> None:
 def _require_float(x: Tensor, op: str) -> None:
     if x.dtype.kind not in "fc":
         raise TypeError(f"{op}: expected a floating-point tensor, got {x.dtype}; call .float()")
+
+
+# ---- statistics built on the reductions above ---------------------------------------------
+def var_mean(x: Tensor, dim: Any = None, *args: Any, **kw: Any) -> tuple:
+    """(var(x, dim, ...), mean(x, dim, ...)): var's arguments (unbiased, keepdim, correction)."""
+    keepdim = kw.get("keepdim", args[1] if len(args) > 1 else False)
+    return var(x, dim, *args, **kw), mean(x, dim, keepdim)
+
+
+def std_mean(x: Tensor, dim: Any = None, *args: Any, **kw: Any) -> tuple:
+    """(std(x, dim, ...), mean(x, dim, ...)): std's arguments (unbiased, keepdim, correction)."""
+    keepdim = kw.get("keepdim", args[1] if len(args) > 1 else False)
+    return std(x, dim, *args, **kw), mean(x, dim, keepdim)
+
+
+def aminmax(x: Tensor, *, dim: int | None = None, keepdim: bool = False) -> Any:
+    """(min, max) over dim (every element when None), as a named tuple."""
+    return _aminmax(amin(x, dim, keepdim), amax(x, dim, keepdim))
+
+
+def nansum(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+    """Sum over `dim` treating NaN as zero."""
+    x = _with_dtype(x, kw)
+    if x.dtype.kind == "f":
+        x = arithmetic.where(arithmetic.isnan(x), 0.0, x)
+    return sum(x, dim, keepdim, **kw)
+
+
+def nanmean(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+    """Mean over `dim` of the elements that are not NaN (NaN where a slice has none)."""
+    x = _with_dtype(x, kw)
+    _require_float(x, "nanmean")
+    present = arithmetic.logical_not(arithmetic.isnan(x))
+    count = sum(present, dim, keepdim, **kw).to(x.dtype)
+    return arithmetic.div(nansum(x, dim, keepdim, **kw), count)
+
+
+def median(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
+    """The lower median of every element (a 0-d tensor), or with an int `dim` the named tuple
+    (values, indices); NaN if the slice holds one. The gradient goes to the chosen element."""
+    xp = get_array_module(x.array)
+    if dim is None:
+        flat = x.reshape(-1)
+        if flat.shape[0] == 0:
+            return Tensor._wrap(xp.asarray(numpy.nan, x.dtype))
+        return median(flat, 0).values
+    d = normalize_dim(dim, x.ndim, "median")
+    if x.ndim == 0:
+        return _median(x * 1, Tensor._wrap(xp.zeros((), "int64")))
+    _require_nonempty(x, (d,), "median")
+    a = x.array
+    n = a.shape[d]
+    order = xp.argsort(a, axis=d, kind="stable")  # NaN sorts last
+    index = xp.take(order, [(n - 1) // 2], axis=d)
+    if a.dtype.kind == "f":
+        nan = xp.isnan(a)
+        first_nan = xp.argmax(nan, axis=d, keepdims=True)
+        index = xp.where(nan.any(axis=d, keepdims=True), first_nan, index)
+    index = index.astype("int64", copy=False)
+    values = SelectAlongDim.apply(x, index, dim=d, keepdim=keepdim, op_name="median")
+    return _median(values, Tensor._wrap(index if keepdim else index.squeeze(d)))
+
+
+def quantile(
+    x: Tensor,
+    q: Any,
+    dim: int | None = None,
+    keepdim: bool = False,
+    *,
+    interpolation: str = "linear",
+) -> Tensor:
+    """The q-th quantiles over dim (of every element when None), interpolating between the
+    sorted neighbours (``interpolation``: linear, lower, higher, nearest, midpoint). A 1-D q
+    puts its quantiles first in the result; NaN in a slice gives NaN."""
+    from gradflow.ops.indexing import gather, index_select
+    from gradflow.ops.shape import movedim, squeeze
+
+    if interpolation not in ("linear", "lower", "higher", "nearest", "midpoint"):
+        raise ValueError(
+            "quantile() interpolation must be one of linear, lower, higher, midpoint or "
+            f"nearest, got {interpolation!r}"
+        )
+    _require_float(x, "quantile")
+    qs = numpy.asarray(q.tolist() if isinstance(q, Tensor) else q, dtype=numpy.float64)
+    if qs.ndim > 1:
+        raise RuntimeError(f"quantile() q must be a scalar or 1D tensor, got {qs.ndim}D")
+    if ((qs < 0) | (qs > 1)).any():
+        bad = qs[(qs < 0) | (qs > 1)].reshape(-1)[0]
+        raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {bad}")
+    if dim is None:
+        source, d, shape = x.reshape(-1), 0, (1,) * x.ndim
+    else:
+        d = normalize_dim(dim, x.ndim, "quantile")
+        source, shape = x, None
+    _require_nonempty(source, (d,), "quantile")
+    xp = get_array_module(x.array)
+    n = source.shape[d]
+    order = Tensor._wrap(xp.argsort(source.array, axis=d, kind="stable").astype("int64"))
+    ordered = gather(source, d, order)
+    pos = qs.reshape(-1) * (n - 1)
+    lo, hi = numpy.floor(pos).astype(numpy.int64), numpy.ceil(pos).astype(numpy.int64)
+    weight = pos - lo
+    if interpolation == "lower":
+        hi, weight = lo, weight * 0
+    elif interpolation == "higher":
+        lo, weight = hi, weight * 0
+    elif interpolation == "nearest":
+        lo = hi = numpy.round(pos).astype(numpy.int64)  # halves to even, as PyTorch
+        weight = weight * 0
+    elif interpolation == "midpoint":
+        weight = numpy.where(hi > lo, 0.5, 0.0)
+    low = index_select(ordered, d, Tensor._wrap(xp.asarray(lo)))
+    high = index_select(ordered, d, Tensor._wrap(xp.asarray(hi)))
+    w_shape = [1] * source.ndim
+    w_shape[d] = len(pos)
+    w = Tensor._wrap(xp.asarray(weight.reshape(w_shape), dtype=x.dtype))
+    out = arithmetic.add(low, arithmetic.mul(w, arithmetic.sub(high, low)))
+    nan = xp.isnan(source.array).any(axis=d, keepdims=True)
+    if bool(nan.any()):  # one host sync on cuda
+        out = arithmetic.where(Tensor._wrap(nan), math.nan, out)
+    out = movedim(out, d, 0)  # the quantiles first
+    if shape is not None and keepdim:
+        out = out.reshape(len(pos), *shape)
+    elif keepdim:
+        from gradflow.ops.shape import unsqueeze
+
+        out = unsqueeze(out, d + 1)
+    return squeeze(out, 0) if qs.ndim == 0 else out

@@ -1,0 +1,67 @@
+"""gradflow.linalg: the ``torch.linalg`` names gradflow has: norms, products, inv, det, solve.
+
+Decompositions and solvers (inv, solve, svd, eigh, ...) are not implemented: their names raise
+an AttributeError saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradflow.ops.linalg import (
+    cholesky,
+    det,
+    inv,
+    matmul,
+    matrix_norm,
+    multi_dot,
+    slogdet,
+    solve,
+    vecdot,
+    vector_norm,
+)
+from gradflow.ops.linalg import linalg_cross as cross
+from gradflow.ops.linalg import linalg_norm as norm
+
+__all__ = [
+    "cholesky",
+    "cross",
+    "det",
+    "inv",
+    "matmul",
+    "matrix_norm",
+    "multi_dot",
+    "norm",
+    "slogdet",
+    "solve",
+    "vecdot",
+    "vector_norm",
+]
+
+_NOT_IMPLEMENTED = frozenset(
+    {
+        "cond",
+        "eig",
+        "eigh",
+        "eigvals",
+        "eigvalsh",
+        "lstsq",
+        "lu",
+        "matrix_exp",
+        "matrix_power",
+        "matrix_rank",
+        "pinv",
+        "qr",
+        "svd",
+        "svdvals",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NOT_IMPLEMENTED:
+        raise AttributeError(
+            f"gradflow.linalg.{name} is not implemented: gradflow.linalg has {', '.join(__all__)}; "
+            "compute it with numpy.linalg on tensor.detach().cpu().numpy() outside the graph"
+        )
+    raise AttributeError(f"module 'gradflow.linalg' has no attribute {name!r}")
