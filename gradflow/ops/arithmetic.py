@@ -52,7 +52,9 @@ class Mul(Function):
 
     def forward(self, a, b):
         need_a, need_b = self.needs_input_grad
-        self.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
+        # None for a Python number: its gradient is never asked for, and a 0-d array's () must
+        # not make `x * 3` look like a same-shape pair for the kernel
+        self.shapes = (getattr(a, "shape", None), getattr(b, "shape", None))
         self.save_for_backward(b if need_a else None, a if need_b else None)  # the other operand
         return a * b
 
@@ -79,7 +81,8 @@ class Div(Function):
     def backward(self, g):
         a, b = self.saved_arrays
         need_a, need_b = self.needs_input_grad
-        if shape_of(a) == shape_of(b) == g.shape and uses_kernels(g):
+        both_arrays = hasattr(a, "shape") and hasattr(b, "shape")  # not a Python number
+        if both_arrays and a.shape == b.shape == g.shape and uses_kernels(g):
             return _binary_kernel("div", a, b, g, need_a, need_b)
         ga = unbroadcast(g / b, shape_of(a)) if need_a else None
         gb = unbroadcast(-g * a / (b * b), shape_of(b)) if need_b else None

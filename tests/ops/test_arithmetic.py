@@ -160,3 +160,15 @@ def test_torch_parity_binary():
         (tout**2).sum().backward()
         numpy.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-10)
         numpy.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-10)
+
+
+def test_a_0d_tensor_with_a_python_number_differentiates_on_every_device(device):
+    # On cuda, a 0-d array and a Python number once looked like a same-shape pair and went to
+    # the two-array backward kernel with an int argument.
+    x = gf.tensor(2.0, device=device, requires_grad=True)
+    for y in (x * 3, 3 * x, x / 4, 4 / x):
+        y.backward()
+    assert abs(float(x.grad) - (3 + 3 + 0.25 - 1.0)) < 1e-6
+    v = gf.ones(3, device=device, requires_grad=True)
+    (100 * v[0]).backward()
+    assert v.grad.tolist() == [100.0, 0.0, 0.0]
