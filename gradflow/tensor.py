@@ -566,7 +566,10 @@ class Tensor:
     def mul_(self, other: Any) -> Tensor:
         return self._arith_("mul_", _arith.mul, other, "multiply")
 
-    def div_(self, other: Any) -> Tensor:
+    def div_(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        if rounding_mode is not None:
+            self.copy_(_arith.div(self.detach(), other, rounding_mode=rounding_mode))
+            return self
         return self._arith_("div_", _arith.div, other, "true_divide")
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
@@ -731,17 +734,17 @@ class Tensor:
         return out
 
     # ---- methods delegating to ops (PyTorch's names) ------------------------------------
-    def add(self, other: Any) -> Tensor:
-        return _arith.add(self, other)
+    def add(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        return _arith.add(self, other, alpha=alpha)
 
-    def sub(self, other: Any) -> Tensor:
-        return _arith.sub(self, other)
+    def sub(self, other: Any, *, alpha: Any = 1) -> Tensor:
+        return _arith.sub(self, other, alpha=alpha)
 
     def mul(self, other: Any) -> Tensor:
         return _arith.mul(self, other)
 
-    def div(self, other: Any) -> Tensor:
-        return _arith.div(self, other)
+    def div(self, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+        return _arith.div(self, other, rounding_mode=rounding_mode)
 
     def pow(self, exponent: Any) -> Tensor:
         return _arith.pow(self, exponent)

@@ -401,3 +401,16 @@ def test_testing_assert_close_uses_torchs_tolerances(th):
 def test_jit_script_and_trace_return_their_argument():
     model = gf.nn.Linear(2, 2)
     assert gf.jit.script(model) is model and gf.jit.trace(model, gf.ones(1, 2)) is model
+
+
+def test_arithmetic_methods_take_alpha_and_rounding_mode(th):
+    x, t = gf.tensor([7.0, -7.0]), th.tensor([7.0, -7.0])
+    assert x.add(1, alpha=2).tolist() == t.add(1, alpha=2).tolist()
+    assert x.sub(x, alpha=0.5).tolist() == t.sub(t, alpha=0.5).tolist()
+    assert gf.add(x, 3, alpha=2).tolist() == th.add(t, 3, alpha=2).tolist()
+    for mode in ("floor", "trunc"):
+        assert x.div(2, rounding_mode=mode).tolist() == t.div(2, rounding_mode=mode).tolist()
+        y, u = x.clone(), t.clone()
+        y.div_(2, rounding_mode=mode)
+        u.div_(2, rounding_mode=mode)
+        assert y.tolist() == u.tolist()

@@ -466,14 +466,14 @@ def _raise_named(op: str, exc: Exception, *operands: Any) -> NoReturn:
 def add(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
     """a + alpha * b with broadcasting."""
     if alpha != 1:
-        b = mul(b, alpha)
+        b = mul(b, alpha) if isinstance(b, Tensor) else b * alpha
     return _binary(Add, a, b)
 
 
 def sub(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
     """a - alpha * b with broadcasting."""
     if alpha != 1:
-        b = mul(b, alpha)
+        b = mul(b, alpha) if isinstance(b, Tensor) else b * alpha
     return _binary(Sub, a, b)
 
 
