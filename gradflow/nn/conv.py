@@ -1,4 +1,4 @@
-"""Convolution layers: Conv1d, Conv2d and ConvTranspose2d (PyTorch's arguments and init).
+"""Convolution layers: Conv1d/2d/3d and ConvTranspose1d/2d/3d (PyTorch's arguments and init).
 
 The computation is in gradflow/ops/conv.py (im2col + one GEMM; CUDA kernels on the GPU).
 """
@@ -131,7 +131,7 @@ class _ConvNd(Module):
         n = self._dims
         if not isinstance(x, Tensor) or x.ndim not in (n + 1, n + 2):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            spatial = "L" if n == 1 else "H, W"
+            spatial = {1: "L", 2: "H, W", 3: "D, H, W"}[n]
             raise ValueError(
                 f"{type(self).__name__}: expected a {n + 2}-D input (N, C, {spatial}) or an "
                 f"unbatched {n + 1}-D input (C, {spatial}), got shape {got}"
@@ -210,7 +210,10 @@ class ConvTranspose2d(_ConvNd):
         dtype: Any = None,
     ):
         if isinstance(padding, str):
-            raise ValueError(f"ConvTranspose2d: padding must be an int or a pair, got {padding!r}")
+            what = "a pair" if self._dims == 2 else f"a tuple of {self._dims}"
+            raise ValueError(
+                f"{type(self).__name__}: padding must be an int or {what}, got {padding!r}"
+            )
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, device, dtype,
                          output_padding=output_padding)  # fmt: skip
@@ -218,6 +221,59 @@ class ConvTranspose2d(_ConvNd):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         return conv_ops.conv_transpose2d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution over (N, C_in, D, H, W) or (C_in, D, H, W) inputs; weight
+    (C_out, C_in / groups, kD, kH, kW)."""
+
+    _dims = 3
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        return conv_ops.conv3d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+
+class ConvTranspose1d(ConvTranspose2d):
+    """Transposed 1-D convolution over (N, C_in, L) or (C_in, L) inputs; weight
+    (C_in, C_out / groups, k)."""
+
+    _dims = 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        return conv_ops.conv_transpose1d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
+
+
+class ConvTranspose3d(ConvTranspose2d):
+    """Transposed 3-D convolution over (N, C_in, D, H, W) or (C_in, D, H, W) inputs; weight
+    (C_in, C_out / groups, kD, kH, kW)."""
+
+    _dims = 3
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        return conv_ops.conv_transpose3d(
             x,
             self.weight,
             self.bias,

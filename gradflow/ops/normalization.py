@@ -561,3 +561,123 @@ def _normalized_shape(normalized_shape: object) -> tuple:
         f"layer_norm: normalized_shape must be an int or a sequence of ints, got "
         f"{normalized_shape!r}"
     )
+
+
+# ---- instance_norm, rms_norm, local_response_norm (composites of the ops above) -------------
+
+
+def instance_norm(
+    input: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each (sample, channel) of (N, C, ...) over its spatial dims, then a
+    per-channel weight and bias (C,). use_input_stats=True: the instance's own statistics
+    (group_norm with one group per channel), and running_mean/running_var, when given, move
+    towards their mean over the batch (unbiased variance), as PyTorch's do;
+    use_input_stats=False: the running statistics (batch_norm in eval mode).
+
+    >>> x = gradflow.randn(2, 3, 8)
+    >>> y = instance_norm(x)              # mean 0, variance 1 per (sample, channel)
+    """
+    op = "instance_norm"
+    input = _check_input(input, op, 3, "(N, C, ...) with at least one spatial dim")
+    channels = input.shape[1]
+    per_channel = f"one value per channel, C = {channels}"
+    for param, name in ((running_mean, "running_mean"), (running_var, "running_var"),
+                        (weight, "weight"), (bias, "bias")):  # fmt: skip
+        _check_param(param, name, (channels,), input, op, per_channel)
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError(
+                "instance_norm: Expected running_mean and running_var to be defined when "
+                "use_input_stats is false"
+            )
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    spatial = math.prod(input.shape[2:])
+    if spatial <= 1:
+        raise ValueError(
+            "Expected more than 1 spatial element when training, got input size "
+            f"{tuple(input.shape)}"
+        )
+    out = group_norm(input, channels, weight, bias, eps)
+    if running_mean is not None or running_var is not None:
+        a = input.array.reshape(*input.shape[:2], -1)
+        xp = get_array_module(a)
+        m = float(momentum)
+        if running_mean is not None:
+            mean = a.mean(axis=2).mean(axis=0).astype(a.dtype)
+            running_mean.array *= running_mean.array.dtype.type(1 - m)
+            running_mean.array += mean * a.dtype.type(m)
+            running_mean._version += 1
+        if running_var is not None:
+            var = xp.var(a, axis=2, ddof=1).mean(axis=0).astype(a.dtype)
+            running_var.array *= running_var.array.dtype.type(1 - m)
+            running_var.array += var * a.dtype.type(m)
+            running_var._version += 1
+    return out
+
+
+def rms_norm(
+    input: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    eps: float | None = None,
+) -> Tensor:
+    """Root-mean-square normalization over the trailing normalized_shape dims:
+    ``y = x / sqrt(mean(x^2) + eps) * weight``; eps=None uses the dtype's machine epsilon, as
+    PyTorch does. A composite of differentiable ops.
+
+    >>> x = gradflow.tensor([[3.0, 4.0]])
+    >>> [round(v, 4) for v in rms_norm(x, (2,)).tolist()[0]]
+    [0.8485, 1.1314]
+    """
+    op = "rms_norm"
+    shape = _normalized_shape(normalized_shape)
+    input = _check_input(input, op, len(shape), f"at least {len(shape)} dims")
+    if tuple(input.shape[input.ndim - len(shape) :]) != shape:
+        raise RuntimeError(
+            f"rms_norm: Given normalized_shape={list(shape)}, expected input with shape "
+            f"[*, {', '.join(map(str, shape))}], but got input of size {tuple(input.shape)}"
+        )
+    _check_param(weight, "weight", shape, input, op, "the same as normalized_shape")
+    if eps is None:
+        eps = float(numpy.finfo(input.dtype).eps)
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    out = input * ((input * input).mean(dim=dims, keepdim=True) + eps).rsqrt()
+    return out if weight is None else out * weight
+
+
+def local_response_norm(
+    input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+) -> Tensor:
+    """Local response normalization across channels of (N, C, ...) inputs:
+    ``y = x / (k + alpha * mean of x^2 over `size` neighbouring channels) ** beta`` (zero
+    padded; PyTorch's definition, alpha divided by size). A composite of differentiable ops.
+
+    >>> local_response_norm(gradflow.ones(1, 4, 2, 2), 2).shape
+    gradflow.Size([1, 4, 2, 2])
+    """
+    from gradflow.ops.pooling import avg_pool2d
+    from gradflow.ops.shape import pad
+
+    input = float_input(input, "local_response_norm")
+    if input.ndim < 3:
+        raise ValueError(
+            "local_response_norm: Expected 3D or higher dimensionality input (got "
+            f"{input.ndim} dimensions)"
+        )
+    if isinstance(size, bool) or not isinstance(size, int | numpy.integer) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
+    if input.numel() == 0:
+        return input
+    n, c = input.shape[:2]
+    square = (input * input).reshape(n, 1, c, -1)
+    square = pad(square, (0, 0, size // 2, (size - 1) // 2))
+    div = avg_pool2d(square, (size, 1), stride=1).reshape(input.shape)
+    return input / (div * alpha + k) ** beta
