@@ -14,6 +14,7 @@ from gradflow.nn import init
 from gradflow.nn.module import Module, check_size
 from gradflow.nn.parameter import Parameter
 from gradflow.ops import conv as conv_ops
+from gradflow.ops.shape import pad
 from gradflow.tensor import Tensor
 
 
@@ -83,11 +84,8 @@ class _ConvNd(Module):
             raise ValueError(
                 f"{layer}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}"
             )
-        if padding_mode != "zeros":
-            raise NotImplementedError(
-                f"{layer}: padding_mode={padding_mode!r} is not supported; use 'zeros' (pad "
-                "the input with F.pad first for other modes)"
-            )
+        if padding_mode != "zeros" and self._transposed:
+            raise ValueError(f'Only "zeros" padding mode is supported for {layer}')
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(
@@ -143,6 +141,23 @@ class _ConvNd(Module):
                 f"{x.ndim - n - 1}), got input of shape {tuple(x.shape)} with {channels}"
             )
 
+    def _padded(self, x: Tensor) -> tuple[Tensor, Any]:
+        """(input, padding) for the conv op: with padding_mode 'reflect', 'replicate' or
+        'circular' the input is padded in that mode first and the conv pads nothing, as
+        PyTorch does; with 'zeros' the conv pads."""
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        pads: list[int] = []
+        for i in reversed(range(self._dims)):  # F.pad lists the last dim first
+            if self.padding == "same":
+                total = self.dilation[i] * (self.kernel_size[i] - 1)
+                pads += [total // 2, total - total // 2]
+            elif self.padding == "valid":
+                pads += [0, 0]
+            else:
+                pads += [self.padding[i], self.padding[i]]
+        return pad(x, tuple(pads), mode=self.padding_mode), 0
+
     def extra_repr(self) -> str:
         text = (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -156,6 +171,8 @@ class _ConvNd(Module):
             text += f", output_padding={self.output_padding}"
         if self.groups != 1:
             text += f", groups={self.groups}"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
         if self.bias is None:
             text += ", bias=False"
         return text
@@ -168,8 +185,9 @@ class Conv1d(_ConvNd):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
+        x, padding = self._padded(x)
         return conv_ops.conv1d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
         )
 
 
@@ -183,8 +201,9 @@ class Conv2d(_ConvNd):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
+        x, padding = self._padded(x)
         return conv_ops.conv2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
         )
 
 
@@ -240,8 +259,9 @@ class Conv3d(_ConvNd):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
+        x, padding = self._padded(x)
         return conv_ops.conv3d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
         )
 
 

@@ -207,12 +207,8 @@ def test_conv_invalid_constructor_arguments_raise_clear_errors():
                      "divisible by groups (2)", nn.ConvTranspose2d, (3, 4, 3), {"groups": 2}),
         (ValueError, "Conv2d: groups must be a positive int, got 0", nn.Conv2d, (2, 2, 3),
          {"groups": 0}),
-        (NotImplementedError, "Conv2d: padding_mode='reflect' is not supported; use 'zeros' (pad "
-                              "the input with F.pad first for other modes)", nn.Conv2d, (2, 2, 3),
-         {"padding_mode": "reflect"}),
-        (NotImplementedError, "Conv1d: padding_mode='circular' is not supported; use 'zeros' "
-                              "(pad the input with F.pad first for other modes)", nn.Conv1d,
-         (2, 2, 3), {"padding_mode": "circular"}),
+        (ValueError, 'Only "zeros" padding mode is supported for ConvTranspose2d',
+         nn.ConvTranspose2d, (2, 2, 3), {"padding_mode": "reflect"}),
         (ValueError, "Conv2d: padding='same' needs stride 1 (as in PyTorch), got stride (2, 2); "
                      "pass an explicit padding for a strided convolution", nn.Conv2d, (2, 2, 3),
          {"stride": 2, "padding": "same"}),
@@ -459,3 +455,28 @@ def test_cnn_state_dict_round_trips_through_save_and_load(rng, tmp_path):
     assert fresh[1].num_batches_tracked.dtype == numpy.int64
     for key, value in model.state_dict().items():
         numpy.testing.assert_array_equal(as_numpy(fresh.state_dict()[key]), as_numpy(value))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize(
+    "layer, shape, padding",
+    [("Conv1d", (2, 3, 9), 2), ("Conv2d", (2, 3, 7, 6), (1, 2)), ("Conv2d", (1, 3, 6, 6), "same"),
+     ("Conv3d", (1, 3, 5, 5, 4), 1)],
+)  # fmt: skip
+def test_padding_modes_match_torch(mode, layer, shape, padding, rng):
+    torch = pytest.importorskip("torch")
+    ours = getattr(nn, layer)(3, 4, 3, padding=padding, padding_mode=mode).double()
+    theirs = getattr(torch.nn, layer)(3, 4, 3, padding=padding, padding_mode=mode).double()
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ours.state_dict().items()})
+    x = rng.standard_normal(shape)
+    gx = gf.tensor(x, requires_grad=True)
+    tx = torch.tensor(x, requires_grad=True)
+    out, tout = ours(gx), theirs(tx)
+    numpy.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-10)
+    out.sum().backward()
+    tout.sum().backward()
+    numpy.testing.assert_allclose(gx.grad.numpy(), tx.grad.numpy(), rtol=1e-10)
+    numpy.testing.assert_allclose(
+        ours.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-10, atol=1e-12
+    )
+    assert f"padding_mode={mode}" in repr(ours)
