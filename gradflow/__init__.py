@@ -92,6 +92,14 @@ from gradflow.ops.arithmetic import (
 )
 from gradflow.ops.conversion import clone
 from gradflow.ops.distance import cdist, cosine_similarity, pairwise_distance
+from gradflow.ops.diagonals import (
+    diag,
+    diag_embed,
+    diagonal,
+    trace,
+    tril,
+    triu,
+)
 from gradflow.ops.indexing import (
     gather,
     index_select,
@@ -130,30 +138,18 @@ from gradflow.ops.reduction import (
     var,
 )
 from gradflow.ops.shape import (
-    atleast_1d,
-    atleast_2d,
-    atleast_3d,
     broadcast_shapes,
     broadcast_tensors,
     broadcast_to,
     cat,
     chunk,
-    column_stack,
     concat,
     contiguous,
-    diag,
-    diag_embed,
-    diagonal,
-    dsplit,
-    dstack,
     expand,
     flatten,
     flip,
     fliplr,
     flipud,
-    hsplit,
-    hstack,
-    meshgrid,
     moveaxis,
     movedim,
     narrow,
@@ -163,7 +159,6 @@ from gradflow.ops.shape import (
     reshape,
     roll,
     rot90,
-    row_stack,
     select,
     split,
     squeeze,
@@ -171,16 +166,25 @@ from gradflow.ops.shape import (
     swapaxes,
     swapdims,
     take,
-    tensor_split,
     tile,
-    trace,
     transpose,
-    tril,
-    triu,
     unbind,
     unflatten,
     unsqueeze,
     view,
+)
+from gradflow.ops.stacking import (
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    column_stack,
+    dsplit,
+    dstack,
+    hsplit,
+    hstack,
+    meshgrid,
+    row_stack,
+    tensor_split,
     vsplit,
     vstack,
 )
@@ -201,9 +205,9 @@ from gradflow.ops.sorting import (
     unique,
     unique_consecutive,
 )
+from gradflow.ops.trigonometric import cos, sin
 from gradflow.ops.unary import (
     abs,
-    cos,
     elu,
     exp,
     expm1,
@@ -216,7 +220,6 @@ from gradflow.ops.unary import (
     sigmoid,
     sign,
     silu,
-    sin,
     softplus,
     sqrt,
     tanh,
@@ -273,37 +276,23 @@ from gradflow.autograd import inference_mode
 from gradflow import accelerator, amp, backends, distributions, jit, testing
 from gradflow import linalg
 from gradflow.ops.arithmetic import (
-    addcdiv,
-    addcmul,
-    allclose,
-    arctan2,
-    atan2,
     clamp_max,
     clamp_min,
-    copysign,
-    deg2rad,
     divide,
-    float_power,
     floor_divide,
     fmod,
-    hypot,
-    isclose,
     isinf,
     isneginf,
     isposinf,
-    lerp,
-    logaddexp,
-    logit,
     multiply,
-    nan_to_num,
-    rad2deg,
     remainder,
     rsub,
-    signbit,
     subtract,
     true_divide,
-    xlogy,
 )
+from gradflow.ops.decompositions import cholesky, det, logdet, slogdet
+from gradflow.ops.decompositions import inv as inverse
+from gradflow.ops.einsum import cross, einsum, inner, kron, tensordot
 from gradflow.ops.linalg import (
     addbmm,
     addmm,
@@ -312,24 +301,33 @@ from gradflow.ops.linalg import (
     baddbmm,
     bmm,
     chain_matmul,
-    cholesky,
-    cross,
-    det,
     dot,
-    einsum,
     ger,
-    inner,
-    kron,
-    logdet,
     mm,
     mv,
-    norm,
     outer,
-    slogdet,
-    tensordot,
     vdot,
 )
-from gradflow.ops.linalg import inv as inverse
+from gradflow.ops.norms import norm
+from gradflow.ops.pointwise_math import (
+    addcdiv,
+    addcmul,
+    allclose,
+    arctan2,
+    atan2,
+    copysign,
+    deg2rad,
+    float_power,
+    hypot,
+    isclose,
+    lerp,
+    logaddexp,
+    logit,
+    nan_to_num,
+    rad2deg,
+    signbit,
+    xlogy,
+)
 from gradflow.ops.random_ops import bernoulli, multinomial
 from gradflow.ops.reduction import (
     aminmax,
@@ -344,40 +342,25 @@ from gradflow.ops.reduction import (
     std_mean,
     var_mean,
 )
+from gradflow.ops.rounding import ceil, fix, floor, frac, round, trunc
+from gradflow.ops.special import erf, erfc, erfinv
+from gradflow.ops.trigonometric import acos, acosh, asin, asinh, atan, atanh, cosh, sinh, tan
+from gradflow.ops.trigonometric import acos as arccos
+from gradflow.ops.trigonometric import acosh as arccosh
+from gradflow.ops.trigonometric import asin as arcsin
+from gradflow.ops.trigonometric import asinh as arcsinh
+from gradflow.ops.trigonometric import atan as arctan
+from gradflow.ops.trigonometric import atanh as arctanh
 from gradflow.ops.unary import (
     absolute,
-    acos,
-    acosh,
-    asin,
-    asinh,
-    atan,
-    atanh,
-    ceil,
-    cosh,
-    erf,
-    erfc,
-    erfinv,
     exp2,
-    fix,
-    floor,
-    frac,
     log2,
     log10,
     positive,
     reciprocal,
-    round,
     sgn,
-    sinh,
     square,
-    tan,
-    trunc,
 )
-from gradflow.ops.unary import acos as arccos
-from gradflow.ops.unary import acosh as arccosh
-from gradflow.ops.unary import asin as arcsin
-from gradflow.ops.unary import asinh as arcsinh
-from gradflow.ops.unary import atan as arctan
-from gradflow.ops.unary import atanh as arctanh
 
 # isort: split
 # data and optim import gradflow.tensor directly, which needs the core above loaded first.

@@ -8,20 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.ops.linalg import (
-    cholesky,
-    det,
-    inv,
-    matmul,
-    matrix_norm,
-    multi_dot,
-    slogdet,
-    solve,
-    vecdot,
-    vector_norm,
-)
-from gradflow.ops.linalg import linalg_cross as cross
-from gradflow.ops.linalg import linalg_norm as norm
+from gradflow.ops.decompositions import cholesky, det, inv, slogdet, solve
+from gradflow.ops.einsum import linalg_cross as cross
+from gradflow.ops.linalg import matmul, multi_dot, vecdot
+from gradflow.ops.norms import linalg_norm as norm
+from gradflow.ops.norms import matrix_norm, vector_norm
 
 __all__ = [
     "cholesky",

@@ -794,10 +794,10 @@ class Tensor:
         return _unary.sign(self)
 
     def sin(self) -> Tensor:
-        return _unary.sin(self)
+        return _trigonometric.sin(self)
 
     def cos(self) -> Tensor:
-        return _unary.cos(self)
+        return _trigonometric.cos(self)
 
     def tanh(self) -> Tensor:
         return _unary.tanh(self)
@@ -997,33 +997,33 @@ class Tensor:
         return _unary.reciprocal(self)
 
     def tan(self) -> Tensor:
-        return _unary.tan(self)
+        return _trigonometric.tan(self)
 
     def asin(self) -> Tensor:
-        return _unary.asin(self)
+        return _trigonometric.asin(self)
 
     def acos(self) -> Tensor:
-        return _unary.acos(self)
+        return _trigonometric.acos(self)
 
     def atan(self) -> Tensor:
-        return _unary.atan(self)
+        return _trigonometric.atan(self)
 
     arcsin, arccos, arctan = asin, acos, atan
 
     def sinh(self) -> Tensor:
-        return _unary.sinh(self)
+        return _trigonometric.sinh(self)
 
     def cosh(self) -> Tensor:
-        return _unary.cosh(self)
+        return _trigonometric.cosh(self)
 
     def asinh(self) -> Tensor:
-        return _unary.asinh(self)
+        return _trigonometric.asinh(self)
 
     def acosh(self) -> Tensor:
-        return _unary.acosh(self)
+        return _trigonometric.acosh(self)
 
     def atanh(self) -> Tensor:
-        return _unary.atanh(self)
+        return _trigonometric.atanh(self)
 
     arcsinh, arccosh, arctanh = asinh, acosh, atanh
 
@@ -1037,57 +1037,57 @@ class Tensor:
         return _unary.exp2(self)
 
     def erf(self) -> Tensor:
-        return _unary.erf(self)
+        return _special.erf(self)
 
     def erfc(self) -> Tensor:
-        return _unary.erfc(self)
+        return _special.erfc(self)
 
     def erfinv(self) -> Tensor:
-        return _unary.erfinv(self)
+        return _special.erfinv(self)
 
     def floor(self) -> Tensor:
-        return _unary.floor(self)
+        return _rounding.floor(self)
 
     def ceil(self) -> Tensor:
-        return _unary.ceil(self)
+        return _rounding.ceil(self)
 
     def trunc(self) -> Tensor:
-        return _unary.trunc(self)
+        return _rounding.trunc(self)
 
     fix = trunc
 
     def round(self, decimals: int = 0) -> Tensor:
-        return _unary.round(self, decimals=decimals)
+        return _rounding.round(self, decimals=decimals)
 
     def frac(self) -> Tensor:
-        return _unary.frac(self)
+        return _rounding.frac(self)
 
     def atan2(self, other: Any) -> Tensor:
-        return _arith.atan2(self, other)
+        return _pointwise.atan2(self, other)
 
     arctan2 = atan2
 
     def logaddexp(self, other: Any) -> Tensor:
-        return _arith.logaddexp(self, other)
+        return _pointwise.logaddexp(self, other)
 
     def lerp(self, end: Any, weight: Any) -> Tensor:
-        return _arith.lerp(self, end, weight)
+        return _pointwise.lerp(self, end, weight)
 
     def addcmul(self, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
-        return _arith.addcmul(self, tensor1, tensor2, value=value)
+        return _pointwise.addcmul(self, tensor1, tensor2, value=value)
 
     def addcdiv(self, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
-        return _arith.addcdiv(self, tensor1, tensor2, value=value)
+        return _pointwise.addcdiv(self, tensor1, tensor2, value=value)
 
     def isclose(
         self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
     ) -> Tensor:
-        return _arith.isclose(self, other, rtol, atol, equal_nan)
+        return _pointwise.isclose(self, other, rtol, atol, equal_nan)
 
     def allclose(
         self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
     ) -> bool:
-        return _arith.allclose(self, other, rtol, atol, equal_nan)
+        return _pointwise.allclose(self, other, rtol, atol, equal_nan)
 
     def isinf(self) -> Tensor:
         return _arith.isinf(self)
@@ -1111,7 +1111,7 @@ class Tensor:
         return _arith.clamp_max(self, max)
 
     def float_power(self, exponent: Any) -> Tensor:
-        return _arith.float_power(self, exponent)
+        return _pointwise.float_power(self, exponent)
 
     def true_divide(self, other: Any) -> Tensor:
         return _arith.div(self, other)
@@ -1160,7 +1160,7 @@ class Tensor:
     def norm(
         self, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None
     ) -> Tensor:
-        return _linalg.norm(self, p, dim, keepdim, dtype)
+        return _norms.norm(self, p, dim, keepdim, dtype)
 
     def cumprod(self, dim: int, *, dtype: Any = None) -> Tensor:
         return _reduction.cumprod(self, dim, dtype=dtype)
@@ -1209,7 +1209,7 @@ class Tensor:
         return _unary.sign(self)
 
     def signbit(self) -> Tensor:
-        return _arith.signbit(self)
+        return _pointwise.signbit(self)
 
     def subtract(self, other: Any, *, alpha: Any = 1) -> Tensor:
         return _arith.sub(self, other, alpha=alpha)
@@ -1223,49 +1223,49 @@ class Tensor:
     def nan_to_num(
         self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
     ) -> Tensor:
-        return _arith.nan_to_num(self, nan, posinf, neginf)
+        return _pointwise.nan_to_num(self, nan, posinf, neginf)
 
     def xlogy(self, other: Any) -> Tensor:
-        return _arith.xlogy(self, other)
+        return _pointwise.xlogy(self, other)
 
     def hypot(self, other: Any) -> Tensor:
-        return _arith.hypot(self, other)
+        return _pointwise.hypot(self, other)
 
     def copysign(self, other: Any) -> Tensor:
-        return _arith.copysign(self, other)
+        return _pointwise.copysign(self, other)
 
     def logit(self, eps: float | None = None) -> Tensor:
-        return _arith.logit(self, eps)
+        return _pointwise.logit(self, eps)
 
     def deg2rad(self) -> Tensor:
-        return _arith.deg2rad(self)
+        return _pointwise.deg2rad(self)
 
     def rad2deg(self) -> Tensor:
-        return _arith.rad2deg(self)
+        return _pointwise.rad2deg(self)
 
     def inner(self, other: Any) -> Tensor:
-        return _linalg.inner(self, other)
+        return _einsum.inner(self, other)
 
     def kron(self, other: Any) -> Tensor:
-        return _linalg.kron(self, other)
+        return _einsum.kron(self, other)
 
     def cross(self, other: Any, dim: int | None = None) -> Tensor:
-        return _linalg.cross(self, other, dim)
+        return _einsum.cross(self, other, dim)
 
     def inverse(self) -> Tensor:
-        return _linalg.inv(self)
+        return _decompositions.inv(self)
 
     def cholesky(self, upper: bool = False) -> Tensor:
-        return _linalg.cholesky(self, upper=upper)
+        return _decompositions.cholesky(self, upper=upper)
 
     def det(self) -> Tensor:
-        return _linalg.det(self)
+        return _decompositions.det(self)
 
     def logdet(self) -> Tensor:
-        return _linalg.logdet(self)
+        return _decompositions.logdet(self)
 
     def slogdet(self) -> Any:
-        return _linalg.slogdet(self)
+        return _decompositions.slogdet(self)
 
     # random fills: in place, outside the graph (gradflow/ops/random_ops.py)
     def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Tensor:
@@ -1355,38 +1355,38 @@ class Tensor:
     sigmoid_ = _inplace_of("_unary", "sigmoid")
     tanh_ = _inplace_of("_unary", "tanh")
     relu_ = _inplace_of("_unary", "relu")
-    sin_ = _inplace_of("_unary", "sin")
-    cos_ = _inplace_of("_unary", "cos")
-    tan_ = _inplace_of("_unary", "tan")
-    asin_ = arcsin_ = _inplace_of("_unary", "asin")
-    acos_ = arccos_ = _inplace_of("_unary", "acos")
-    atan_ = arctan_ = _inplace_of("_unary", "atan")
-    sinh_ = _inplace_of("_unary", "sinh")
-    cosh_ = _inplace_of("_unary", "cosh")
-    asinh_ = arcsinh_ = _inplace_of("_unary", "asinh")
-    acosh_ = arccosh_ = _inplace_of("_unary", "acosh")
-    atanh_ = arctanh_ = _inplace_of("_unary", "atanh")
-    erf_ = _inplace_of("_unary", "erf")
-    erfc_ = _inplace_of("_unary", "erfc")
-    erfinv_ = _inplace_of("_unary", "erfinv")
-    floor_ = _inplace_of("_unary", "floor")
-    ceil_ = _inplace_of("_unary", "ceil")
-    trunc_ = fix_ = _inplace_of("_unary", "trunc")
-    round_ = _inplace_of("_unary", "round")
-    frac_ = _inplace_of("_unary", "frac")
+    sin_ = _inplace_of("_trigonometric", "sin")
+    cos_ = _inplace_of("_trigonometric", "cos")
+    tan_ = _inplace_of("_trigonometric", "tan")
+    asin_ = arcsin_ = _inplace_of("_trigonometric", "asin")
+    acos_ = arccos_ = _inplace_of("_trigonometric", "acos")
+    atan_ = arctan_ = _inplace_of("_trigonometric", "atan")
+    sinh_ = _inplace_of("_trigonometric", "sinh")
+    cosh_ = _inplace_of("_trigonometric", "cosh")
+    asinh_ = arcsinh_ = _inplace_of("_trigonometric", "asinh")
+    acosh_ = arccosh_ = _inplace_of("_trigonometric", "acosh")
+    atanh_ = arctanh_ = _inplace_of("_trigonometric", "atanh")
+    erf_ = _inplace_of("_special", "erf")
+    erfc_ = _inplace_of("_special", "erfc")
+    erfinv_ = _inplace_of("_special", "erfinv")
+    floor_ = _inplace_of("_rounding", "floor")
+    ceil_ = _inplace_of("_rounding", "ceil")
+    trunc_ = fix_ = _inplace_of("_rounding", "trunc")
+    round_ = _inplace_of("_rounding", "round")
+    frac_ = _inplace_of("_rounding", "frac")
     neg_ = negative_ = _inplace_of("_arith", "neg")
     pow_ = _inplace_of("_arith", "pow")
-    atan2_ = arctan2_ = _inplace_of("_arith", "atan2")
-    lerp_ = _inplace_of("_arith", "lerp")
-    addcmul_ = _inplace_of("_arith", "addcmul")
-    addcdiv_ = _inplace_of("_arith", "addcdiv")
+    atan2_ = arctan2_ = _inplace_of("_pointwise", "atan2")
+    lerp_ = _inplace_of("_pointwise", "lerp")
+    addcmul_ = _inplace_of("_pointwise", "addcmul")
+    addcdiv_ = _inplace_of("_pointwise", "addcdiv")
     clamp_min_ = _inplace_of("_arith", "clamp_min")
     clamp_max_ = _inplace_of("_arith", "clamp_max")
     fmod_ = _inplace_of("_arith", "fmod")
     remainder_ = _inplace_of("_arith", "remainder")
     floor_divide_ = _inplace_of("_arith", "floor_divide")
     true_divide_ = _inplace_of("_arith", "div")
-    float_power_ = _inplace_of("_arith", "float_power")
+    float_power_ = _inplace_of("_pointwise", "float_power")
     addmm_ = _inplace_of("_linalg", "addmm")
     baddbmm_ = _inplace_of("_linalg", "baddbmm")
     absolute_ = _inplace_of("_unary", "abs")
@@ -1394,13 +1394,13 @@ class Tensor:
     subtract_ = _inplace_of("_arith", "sub")
     multiply_ = _inplace_of("_arith", "mul")
     divide_ = _inplace_of("_arith", "div")
-    nan_to_num_ = _inplace_of("_arith", "nan_to_num")
-    xlogy_ = _inplace_of("_arith", "xlogy")
-    hypot_ = _inplace_of("_arith", "hypot")
-    copysign_ = _inplace_of("_arith", "copysign")
-    logit_ = _inplace_of("_arith", "logit")
-    deg2rad_ = _inplace_of("_arith", "deg2rad")
-    rad2deg_ = _inplace_of("_arith", "rad2deg")
+    nan_to_num_ = _inplace_of("_pointwise", "nan_to_num")
+    xlogy_ = _inplace_of("_pointwise", "xlogy")
+    hypot_ = _inplace_of("_pointwise", "hypot")
+    copysign_ = _inplace_of("_pointwise", "copysign")
+    logit_ = _inplace_of("_pointwise", "logit")
+    deg2rad_ = _inplace_of("_pointwise", "deg2rad")
+    rad2deg_ = _inplace_of("_pointwise", "rad2deg")
     del _inplace_of
 
     # ---- methods: shape, indexing, scatter, sorting ----------------------------------------
@@ -1431,43 +1431,43 @@ class Tensor:
         return _shape.rot90(self, k, dims)
 
     def tril(self, diagonal: int = 0) -> Tensor:
-        return _shape.tril(self, diagonal)
+        return _diagonals.tril(self, diagonal)
 
     def triu(self, diagonal: int = 0) -> Tensor:
-        return _shape.triu(self, diagonal)
+        return _diagonals.triu(self, diagonal)
 
     def tril_(self, diagonal: int = 0) -> Tensor:
-        return _scatter.inplace(self, "tril_", lambda t: _shape.tril(t, diagonal))
+        return _scatter.inplace(self, "tril_", lambda t: _diagonals.tril(t, diagonal))
 
     def triu_(self, diagonal: int = 0) -> Tensor:
-        return _scatter.inplace(self, "triu_", lambda t: _shape.triu(t, diagonal))
+        return _scatter.inplace(self, "triu_", lambda t: _diagonals.triu(t, diagonal))
 
     def diag(self, diagonal: int = 0) -> Tensor:
-        return _shape.diag(self, diagonal)
+        return _diagonals.diag(self, diagonal)
 
     def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
-        return _shape.diagonal(self, offset, dim1, dim2)
+        return _diagonals.diagonal(self, offset, dim1, dim2)
 
     def diag_embed(self, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
-        return _shape.diag_embed(self, offset, dim1, dim2)
+        return _diagonals.diag_embed(self, offset, dim1, dim2)
 
     def trace(self) -> Tensor:
-        return _shape.trace(self)
+        return _diagonals.trace(self)
 
     def repeat_interleave(self, repeats: Any = None, dim: Any = None, **kw: Any) -> Tensor:
         return _shape.repeat_interleave(self, repeats, dim, **kw)
 
     def tensor_split(self, indices_or_sections: Any, dim: int = 0) -> tuple:
-        return _shape.tensor_split(self, indices_or_sections, dim)
+        return _stacking.tensor_split(self, indices_or_sections, dim)
 
     def hsplit(self, sections: Any) -> tuple:
-        return _shape.hsplit(self, sections)
+        return _stacking.hsplit(self, sections)
 
     def vsplit(self, sections: Any) -> tuple:
-        return _shape.vsplit(self, sections)
+        return _stacking.vsplit(self, sections)
 
     def dsplit(self, sections: Any) -> tuple:
-        return _shape.dsplit(self, sections)
+        return _stacking.dsplit(self, sections)
 
     def select(self, dim: int, index: int) -> Tensor:
         return _shape.select(self, dim, index)
@@ -1754,11 +1754,20 @@ def _format(t: Tensor) -> str:
 # The op modules import Tensor from here, so they are imported after the class exists.
 from gradflow.ops import arithmetic as _arith
 from gradflow.ops import conversion as _conversion
+from gradflow.ops import decompositions as _decompositions
+from gradflow.ops import diagonals as _diagonals
+from gradflow.ops import einsum as _einsum
 from gradflow.ops import indexing as _indexing
 from gradflow.ops import linalg as _linalg
+from gradflow.ops import norms as _norms
+from gradflow.ops import pointwise_math as _pointwise
 from gradflow.ops import random_ops as _random_ops
 from gradflow.ops import reduction as _reduction
+from gradflow.ops import rounding as _rounding
 from gradflow.ops import scatter as _scatter
 from gradflow.ops import shape as _shape
 from gradflow.ops import sorting as _sorting
+from gradflow.ops import special as _special
+from gradflow.ops import stacking as _stacking
+from gradflow.ops import trigonometric as _trigonometric
 from gradflow.ops import unary as _unary

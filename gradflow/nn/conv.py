@@ -14,7 +14,8 @@ from gradflow.nn import init
 from gradflow.nn.module import Module, check_size
 from gradflow.nn.parameter import Parameter
 from gradflow.ops import conv as conv_ops
-from gradflow.ops.shape import pad
+from gradflow.ops import conv3d as conv3d_ops
+from gradflow.ops.padding import pad
 from gradflow.tensor import Tensor
 
 
@@ -260,7 +261,7 @@ class Conv3d(_ConvNd):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         x, padding = self._padded(x)
-        return conv_ops.conv3d(
+        return conv3d_ops.conv3d(
             x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
         )
 
@@ -293,7 +294,7 @@ class ConvTranspose3d(ConvTranspose2d):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        return conv_ops.conv_transpose3d(
+        return conv3d_ops.conv_transpose3d(
             x,
             self.weight,
             self.bias,

@@ -32,14 +32,17 @@ from gradflow.ops.activations import (
     threshold,
     threshold_,
 )
-from gradflow.ops.conv import (
-    conv1d,
-    conv2d,
-    conv3d,
-    conv_transpose1d,
-    conv_transpose2d,
-    conv_transpose3d,
+from gradflow.ops.adaptive_pooling import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool3d,
 )
+from gradflow.ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from gradflow.ops.conv3d import conv3d, conv_transpose3d
+from gradflow.ops.ctc_loss import ctc_loss
 from gradflow.ops.distance import cosine_similarity, normalize, pairwise_distance
 from gradflow.ops.dropout import (
     alpha_dropout,
@@ -55,21 +58,18 @@ from gradflow.ops.linalg import linear
 from gradflow.ops.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
-    cosine_embedding_loss,
     cross_entropy,
-    ctc_loss,
-    gaussian_nll_loss,
-    hinge_embedding_loss,
-    huber_loss,
-    kl_div,
     l1_loss,
-    margin_ranking_loss,
     mse_loss,
+    nll_loss,
+)
+from gradflow.ops.lp_pooling import lp_pool1d, lp_pool2d
+from gradflow.ops.margin_losses import (
+    cosine_embedding_loss,
+    hinge_embedding_loss,
+    margin_ranking_loss,
     multi_margin_loss,
     multilabel_soft_margin_loss,
-    nll_loss,
-    poisson_nll_loss,
-    smooth_l1_loss,
     soft_margin_loss,
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
@@ -82,24 +82,15 @@ from gradflow.ops.normalization import (
     local_response_norm,
     rms_norm,
 )
-from gradflow.ops.pooling import (
-    adaptive_avg_pool1d,
-    adaptive_avg_pool2d,
-    adaptive_avg_pool3d,
-    adaptive_max_pool1d,
-    adaptive_max_pool2d,
-    adaptive_max_pool3d,
-    avg_pool1d,
-    avg_pool2d,
-    avg_pool3d,
-    lp_pool1d,
-    lp_pool2d,
-    max_pool1d,
-    max_pool2d,
-    max_pool3d,
-    max_unpool1d,
-    max_unpool2d,
-    max_unpool3d,
+from gradflow.ops.padding import pad
+from gradflow.ops.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
+from gradflow.ops.pooling3d import avg_pool3d, max_pool3d
+from gradflow.ops.regression_losses import (
+    gaussian_nll_loss,
+    huber_loss,
+    kl_div,
+    poisson_nll_loss,
+    smooth_l1_loss,
 )
 from gradflow.ops.resample import (
     affine_grid,
@@ -114,9 +105,9 @@ from gradflow.ops.resample import (
     upsample_bilinear,
     upsample_nearest,
 )
-from gradflow.ops.shape import pad
 from gradflow.ops.softmax import log_softmax, softmax
 from gradflow.ops.unary import gelu, sigmoid, softplus, tanh
+from gradflow.ops.unpooling import max_unpool1d, max_unpool2d, max_unpool3d
 
 __all__ = [
     "adaptive_avg_pool1d",

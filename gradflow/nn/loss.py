@@ -1,13 +1,14 @@
 """Losses as modules (MSELoss, CrossEntropyLoss, HuberLoss, KLDivLoss, CTCLoss, ...), wrapping
-the functional losses in gradflow/ops/losses.py with PyTorch's constructor arguments (the
-deprecated size_average/reduce included: they set the reduction, with PyTorch's warning)."""
+the functional losses in gradflow/ops/ (losses.py, regression_losses.py, margin_losses.py,
+ctc_loss.py) with PyTorch's constructor arguments (the deprecated size_average/reduce included:
+they set the reduction, with PyTorch's warning)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gradflow.nn.module import Module
-from gradflow.ops import losses
+from gradflow.ops import ctc_loss, losses, margin_losses, regression_losses
 from gradflow.ops.loss_arguments import legacy_reduction
 from gradflow.tensor import Tensor
 
@@ -132,7 +133,9 @@ class SmoothL1Loss(_Loss):
         self.beta = beta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return losses.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+        return regression_losses.smooth_l1_loss(
+            input, target, reduction=self.reduction, beta=self.beta
+        )
 
 
 class HuberLoss(_Loss):
@@ -143,7 +146,9 @@ class HuberLoss(_Loss):
         self.delta = delta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return losses.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+        return regression_losses.huber_loss(
+            input, target, reduction=self.reduction, delta=self.delta
+        )
 
 
 class KLDivLoss(_Loss):
@@ -157,7 +162,9 @@ class KLDivLoss(_Loss):
         self.log_target = log_target
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return losses.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+        return regression_losses.kl_div(
+            input, target, reduction=self.reduction, log_target=self.log_target
+        )
 
 
 class PoissonNLLLoss(_Loss):
@@ -171,7 +178,7 @@ class PoissonNLLLoss(_Loss):
         self.log_input, self.full, self.eps = log_input, full, eps
 
     def forward(self, log_input: Tensor, target: Tensor) -> Tensor:
-        return losses.poisson_nll_loss(
+        return regression_losses.poisson_nll_loss(
             log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
             reduction=self.reduction,
         )  # fmt: skip
@@ -185,7 +192,7 @@ class GaussianNLLLoss(_Loss):
         self.full, self.eps = full, eps
 
     def forward(self, input: Tensor, target: Tensor, var: Tensor | float) -> Tensor:
-        return losses.gaussian_nll_loss(
+        return regression_losses.gaussian_nll_loss(
             input, target, var, full=self.full, eps=self.eps, reduction=self.reduction
         )
 
@@ -208,7 +215,7 @@ class MarginRankingLoss(_MarginLoss):
         super().__init__(margin, size_average, reduce, reduction)
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
-        return losses.margin_ranking_loss(
+        return margin_losses.margin_ranking_loss(
             input1, input2, target, self.margin, reduction=self.reduction
         )
 
@@ -223,7 +230,9 @@ class HingeEmbeddingLoss(_MarginLoss):
         super().__init__(margin, size_average, reduce, reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return losses.hinge_embedding_loss(input, target, self.margin, reduction=self.reduction)
+        return margin_losses.hinge_embedding_loss(
+            input, target, self.margin, reduction=self.reduction
+        )
 
 
 class CosineEmbeddingLoss(_MarginLoss):
@@ -236,7 +245,7 @@ class CosineEmbeddingLoss(_MarginLoss):
         super().__init__(margin, size_average, reduce, reduction)
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
-        return losses.cosine_embedding_loss(
+        return margin_losses.cosine_embedding_loss(
             input1, input2, target, self.margin, reduction=self.reduction
         )
 
@@ -256,7 +265,7 @@ class TripletMarginLoss(_Loss):
         self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
-        return losses.triplet_margin_loss(
+        return margin_losses.triplet_margin_loss(
             anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
             swap=self.swap, reduction=self.reduction,
         )  # fmt: skip
@@ -266,14 +275,14 @@ class SoftMarginLoss(_Loss):
     """log(1 + exp(-y x))."""
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return losses.soft_margin_loss(input, target, reduction=self.reduction)
+        return margin_losses.soft_margin_loss(input, target, reduction=self.reduction)
 
 
 class MultiLabelSoftMarginLoss(_WeightedLoss):
     """Per-class logistic loss averaged over the classes."""
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return losses.multilabel_soft_margin_loss(
+        return margin_losses.multilabel_soft_margin_loss(
             input, target, self.weight, reduction=self.reduction
         )
 
@@ -295,7 +304,7 @@ class MultiMarginLoss(_WeightedLoss):
         self.p, self.margin = p, margin
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return losses.multi_margin_loss(
+        return margin_losses.multi_margin_loss(
             input, target, p=self.p, margin=self.margin, weight=self.weight,
             reduction=self.reduction,
         )  # fmt: skip
@@ -311,7 +320,7 @@ class CTCLoss(_Loss):
     def forward(
         self, log_probs: Tensor, targets: Tensor, input_lengths: Any, target_lengths: Any
     ) -> Tensor:
-        return losses.ctc_loss(
+        return ctc_loss.ctc_loss(
             log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
             self.zero_infinity,
         )  # fmt: skip
@@ -343,7 +352,7 @@ class TripletMarginWithDistanceLoss(_Loss):
         self.margin, self.swap = margin, swap
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
-        return losses.triplet_margin_with_distance_loss(
+        return margin_losses.triplet_margin_with_distance_loss(
             anchor,
             positive,
             negative,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy
 
 from gradflow.nn.module import Module
-from gradflow.ops.shape import pad
+from gradflow.ops.padding import pad
 from gradflow.tensor import Tensor
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradflow.nn.module import Module
+from gradflow.ops import adaptive_pooling, lp_pooling, pooling3d, unpooling
 from gradflow.ops import pooling as pool_ops
 from gradflow.tensor import Tensor
 
@@ -100,7 +101,7 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input("AdaptiveAvgPool2d", x)
-        return pool_ops.adaptive_avg_pool2d(x, self.output_size)
+        return adaptive_pooling.adaptive_avg_pool2d(x, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
@@ -139,8 +140,8 @@ class MaxPool3d(MaxPool1d):
     """The maximum over each kernel_size window of (N, C, D, H, W) or (C, D, H, W) inputs."""
 
     def forward(self, x: Tensor) -> Any:
-        return pool_ops.max_pool3d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                                   self.ceil_mode, self.return_indices)  # fmt: skip
+        return pooling3d.max_pool3d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                    self.ceil_mode, self.return_indices)  # fmt: skip
 
 
 def _single(value: Any) -> tuple:
@@ -177,9 +178,9 @@ class AvgPool3d(AvgPool2d):
     """The mean over each kernel_size window of (N, C, D, H, W) or (C, D, H, W) inputs."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return pool_ops.avg_pool3d(x, self.kernel_size, self.stride, self.padding,
-                                   self.ceil_mode, self.count_include_pad,
-                                   self.divisor_override)  # fmt: skip
+        return pooling3d.avg_pool3d(x, self.kernel_size, self.stride, self.padding,
+                                    self.ceil_mode, self.count_include_pad,
+                                    self.divisor_override)  # fmt: skip
 
 
 class _AdaptivePool(Module):
@@ -199,13 +200,13 @@ class _AdaptivePool(Module):
 class AdaptiveAvgPool1d(_AdaptivePool):
     """Average pooling of (N, C, L) or (C, L) inputs to a fixed output length."""
 
-    _function = staticmethod(pool_ops.adaptive_avg_pool1d)
+    _function = staticmethod(adaptive_pooling.adaptive_avg_pool1d)
 
 
 class AdaptiveAvgPool3d(_AdaptivePool):
     """Average pooling of (N, C, D, H, W) or (C, D, H, W) inputs to a fixed output size."""
 
-    _function = staticmethod(pool_ops.adaptive_avg_pool3d)
+    _function = staticmethod(adaptive_pooling.adaptive_avg_pool3d)
 
 
 class _AdaptiveMaxPool(_AdaptivePool):
@@ -220,13 +221,13 @@ class _AdaptiveMaxPool(_AdaptivePool):
 class AdaptiveMaxPool1d(_AdaptiveMaxPool):
     """Max pooling of (N, C, L) or (C, L) inputs to a fixed output length."""
 
-    _function = staticmethod(pool_ops.adaptive_max_pool1d)
+    _function = staticmethod(adaptive_pooling.adaptive_max_pool1d)
 
 
 class AdaptiveMaxPool2d(_AdaptiveMaxPool):
     """Max pooling of (N, C, H, W) or (C, H, W) inputs to a fixed output size."""
 
-    _function = staticmethod(pool_ops.adaptive_max_pool2d)
+    _function = staticmethod(adaptive_pooling.adaptive_max_pool2d)
 
 
 class _MaxUnpool(Module):
@@ -244,7 +245,7 @@ class _MaxUnpool(Module):
         self.padding = tup(padding)
 
     def forward(self, x: Tensor, indices: Tensor, output_size: Any = None) -> Tensor:
-        fn = getattr(pool_ops, f"max_unpool{self._dims}d")
+        fn = getattr(unpooling, f"max_unpool{self._dims}d")
         return fn(x, indices, self.kernel_size, self.stride, self.padding, output_size)
 
     def extra_repr(self) -> str:
@@ -273,7 +274,7 @@ class LPPool1d(Module):
         self.stride, self.ceil_mode = stride, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
-        fn = pool_ops.lp_pool2d if self._dims == 2 else pool_ops.lp_pool1d
+        fn = lp_pooling.lp_pool2d if self._dims == 2 else lp_pooling.lp_pool1d
         return fn(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
 
     def extra_repr(self) -> str:
@@ -292,7 +293,7 @@ class LPPool2d(LPPool1d):
 class AdaptiveMaxPool3d(_AdaptiveMaxPool):
     """Max pooling of (N, C, D, H, W) or (C, D, H, W) inputs to a fixed output size."""
 
-    _function = staticmethod(pool_ops.adaptive_max_pool3d)
+    _function = staticmethod(adaptive_pooling.adaptive_max_pool3d)
 
 
 class MaxUnpool3d(_MaxUnpool):

@@ -663,8 +663,8 @@ def local_response_norm(
     >>> local_response_norm(gradflow.ones(1, 4, 2, 2), 2).shape
     gradflow.Size([1, 4, 2, 2])
     """
+    from gradflow.ops.padding import pad
     from gradflow.ops.pooling import avg_pool2d
-    from gradflow.ops.shape import pad
 
     input = float_input(input, "local_response_norm")
     if input.ndim < 3:

@@ -32,7 +32,7 @@ import numpy
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
-from gradflow.ops.pooling import _bin_matrix
+from gradflow.ops.adaptive_pooling import _bin_matrix
 from gradflow.ops.window import Window, conv_output_size, gradient_frame, int_tuple, padded_frame
 from gradflow.tensor import Tensor
 
@@ -691,7 +691,7 @@ class GridSample(Function):
         corners, dix, diy = self._corners(grid, h, w)
         dx = dgrid = None
         if self.needs_input_grad[0]:
-            from gradflow.ops.pooling import _scatter_flat
+            from gradflow.ops.adaptive_pooling import _scatter_flat
 
             flats = xp.concatenate([flat for flat, *_ in corners], axis=1)  # [N, k*P]
             parts = xp.concatenate([g3 * wt[:, None].astype(g.dtype) for _, wt, *_ in corners],

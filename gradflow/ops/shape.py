@@ -1,5 +1,7 @@
 """Shape ops: reshape/view, squeeze/unsqueeze/flatten, transpose/permute, expand/broadcast_to,
-cat/stack, split/chunk, pad, flip, repeat/tile, contiguous.
+cat/stack, split/chunk, flip, repeat/tile, contiguous, narrow, roll, movedim, select.
+(Padding is ops/padding.py; tril/triu/diagonal/trace ops/diagonals.py; NumPy's stacking and
+splitting helpers, hstack/vsplit/atleast_2d/meshgrid, ops/stacking.py.)
 
 Forward results are NumPy/CuPy views wherever the array module gives one (reshape of a
 contiguous array, transpose, expand, flip, split); none of these ops saves an array for
@@ -97,55 +99,6 @@ class Split(Function):
 
     def backward(self, *grads):
         return get_array_module(grads[0]).concatenate(grads, axis=self.dim)
-
-
-class Pad(Function):
-    """Constant padding (cropping for negative widths), or reflect/replicate/circular."""
-
-    mode: str
-    value: float
-    widths: tuple
-
-    def forward(self, x):
-        xp = get_array_module(x)
-        self.shape = x.shape  # saves the shape (and, for copied modes, small index maps)
-        if self.mode == "constant":
-            grow = [(max(a, 0), max(b, 0)) for a, b in self.widths]
-            out = xp.pad(x, grow, mode="constant", constant_values=self.value)
-            return out[self._crop(out.shape)]
-        # Each padded dim gathers along itself through a 1-D source-index map, so backward
-        # is a scatter-add of 1-D indices per dim, whatever the mode.
-        self.maps = {}
-        out = x
-        numpy_mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[self.mode]
-        for d, (a, b) in enumerate(self.widths):
-            if a or b:
-                source = xp.pad(xp.arange(x.shape[d]), (a, b), mode=numpy_mode)
-                self.maps[d] = source
-                out = xp.take(out, source, axis=d)
-        return out
-
-    def _crop(self, padded: tuple) -> tuple:
-        return tuple(slice(-min(a, 0), n + min(b, 0)) for (a, b), n in zip(self.widths, padded))
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        if self.mode == "constant":
-            grow = [(max(a, 0), max(b, 0)) for a, b in self.widths]
-            inside = tuple(slice(a, a + n) for (a, _), n in zip(grow, self.shape))
-            if all(a >= 0 and b >= 0 for a, b in self.widths):
-                return g[inside]  # no cropping: the input's region of g, a view
-            padded = [n + a + b for n, (a, b) in zip(self.shape, grow)]
-            full = xp.zeros(padded, g.dtype)
-            full[self._crop(padded)] = g
-            return full[inside]
-        for d in sorted(self.maps, reverse=True):
-            source = self.maps[d]
-            moved = xp.moveaxis(g, d, 0)
-            out = xp.zeros((self.shape[d],) + moved.shape[1:], g.dtype)
-            xp.add.at(out, source, moved)
-            g = xp.moveaxis(out, 0, d)
-        return g
 
 
 class Flip(Function):
@@ -386,41 +339,6 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     return split(x, -(-x.shape[d] // chunks), d)
 
 
-_PAD_MODES = ("constant", "reflect", "replicate", "circular")
-
-
-def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0) -> Tensor:
-    """Pad with PyTorch's convention: `pad` lists (before, after) pairs from the LAST dim
-    backwards, e.g. (1, 1, 2, 0) pads the last dim by 1 on both sides and the one before it by
-    2 at the start. Modes: constant (with `value`; negative widths crop), reflect (mirror
-    without the edge), replicate (repeat the edge), circular (wrap around)."""
-    pad = _ints(pad, "pad", "widths")
-    if len(pad) % 2 or len(pad) > 2 * x.ndim:
-        raise ValueError(
-            f"pad: expects an even number of widths, at most 2 per dim ({2 * x.ndim} for shape "
-            f"{tuple(x.shape)}), got {pad}"
-        )
-    if mode not in _PAD_MODES:
-        raise ValueError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
-    if x.ndim == 0:
-        return x  # no widths to apply (checked above), and NumPy can't pad a 0-d array
-    pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)]
-    widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
-    limit = {"reflect": "size - 1", "circular": "size", "replicate": "any size"}.get(mode)
-    for d, (a, b) in enumerate(widths):
-        n = x.shape[d]
-        if limit and (a or b):
-            most = {"reflect": n - 1, "circular": n}.get(mode, max(a, b))
-            if min(a, b) < 0 or max(a, b) > most or n == 0:
-                raise ValueError(
-                    f"pad: {mode} padding ({a}, {b}) doesn't fit dim {d} of size {n}: widths "
-                    f"must be >= 0 and at most {limit}, on a non-empty dim"
-                )
-        if n + a + b < 0:
-            raise ValueError(f"pad: widths ({a}, {b}) crop more than dim {d} of size {n}")
-    return Pad.apply(x, widths=widths, mode=mode, value=value)
-
-
 def flip(x: Tensor, dims: int | Sequence[int]) -> Tensor:
     """Reverse the order of elements along `dims` (a view)."""
     dims = normalize_dims(dims, x.ndim, "flip")
@@ -483,66 +401,6 @@ class Roll(Function):
     def backward(self, g):
         back = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
         return get_array_module(g).roll(g, back, self.dims)
-
-
-class Triangle(Function):
-    """tril (upper=False) or triu of the last two dims; backward masks the gradient alike."""
-
-    upper: bool
-    diagonal: int
-
-    def _mask(self, a):
-        n, m = a.shape[-2:]
-        xp = get_array_module(a)
-        if self.upper:
-            return ~xp.tri(n, m, self.diagonal - 1, dtype=bool)  # saves nothing: rebuilt
-        return xp.tri(n, m, self.diagonal, dtype=bool)
-
-    def forward(self, x):
-        return get_array_module(x).where(self._mask(x), x, x.dtype.type(0))
-
-    def backward(self, g):
-        return get_array_module(g).where(self._mask(g), g, g.dtype.type(0))
-
-
-def _write_diagonal(out, values, offset, dim1, dim2):
-    """out's diagonal (offset, over dim1 and dim2) = values, whose last dim runs along it."""
-    xp = get_array_module(out)
-    view = xp.moveaxis(out, (dim1, dim2), (-2, -1))  # a view: writes reach out
-    n = values.shape[-1]
-    steps = xp.arange(n)
-    view[..., steps + max(-offset, 0), steps + max(offset, 0)] = values
-    return out
-
-
-class Diagonal(Function):
-    """The diagonal over dim1 and dim2 as the last dim (a view); diag_embed is its reverse."""
-
-    offset: int
-    dim1: int
-    dim2: int
-
-    def forward(self, x):
-        self.source = x.shape  # saves the shape only
-        return get_array_module(x).diagonal(x, self.offset, self.dim1, self.dim2)
-
-    def backward(self, g):
-        out = get_array_module(g).zeros(self.source, g.dtype)
-        return _write_diagonal(out, g, self.offset, self.dim1, self.dim2)
-
-
-class DiagEmbed(Function):
-    offset: int
-    dim1: int
-    dim2: int
-    shape: tuple
-
-    def forward(self, x):
-        out = get_array_module(x).zeros(self.shape, x.dtype)
-        return _write_diagonal(out, x, self.offset, self.dim1, self.dim2)
-
-    def backward(self, g):
-        return get_array_module(g).diagonal(g, self.offset, self.dim1, self.dim2)
 
 
 def narrow(x: Tensor, dim: int, start: Any, length: int) -> Tensor:
@@ -638,63 +496,6 @@ def rot90(x: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
     return x
 
 
-def _triangle(x: Tensor, diagonal: int, upper: bool) -> Tensor:
-    op = "triu" if upper else "tril"
-    if x.ndim < 2:
-        raise ValueError(f"{op}: input tensor must have at least 2 dimensions, got {x.ndim}")
-    return Triangle.apply(x, upper=upper, diagonal=operator.index(diagonal), op_name=op)
-
-
-def tril(x: Tensor, diagonal: int = 0) -> Tensor:
-    """The lower triangle of the last two dims (j <= i + diagonal), zeros elsewhere."""
-    return _triangle(x, diagonal, False)
-
-
-def triu(x: Tensor, diagonal: int = 0) -> Tensor:
-    """The upper triangle of the last two dims (j >= i + diagonal), zeros elsewhere."""
-    return _triangle(x, diagonal, True)
-
-
-def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
-    """The diagonal over dim1 and dim2 (offset > 0 above it), appended as the last dim."""
-    d1 = normalize_dim(dim1, x.ndim, "diagonal")
-    d2 = normalize_dim(dim2, x.ndim, "diagonal")
-    if d1 == d2:
-        raise ValueError(f"diagonal: dim1 and dim2 must differ, got {dim1} and {dim2}")
-    return Diagonal.apply(x, offset=operator.index(offset), dim1=d1, dim2=d2)
-
-
-def diag_embed(x: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
-    """Tensors whose diagonals (over dim1, dim2 of the result) hold x's last dim."""
-    d1 = normalize_dim(dim1, x.ndim + 1, "diag_embed")
-    d2 = normalize_dim(dim2, x.ndim + 1, "diag_embed")
-    if d1 == d2:
-        raise ValueError(f"diag_embed: dim1 and dim2 must differ, got {dim1} and {dim2}")
-    n = (x.shape[-1] if x.ndim else 1) + abs(offset)
-    rest = list(x.shape[:-1])
-    shape = []
-    for d in range(x.ndim + 1):
-        shape.append(n if d in (d1, d2) else rest.pop(0))
-    x = x.reshape(1) if x.ndim == 0 else x
-    return DiagEmbed.apply(x, offset=operator.index(offset), dim1=d1, dim2=d2, shape=tuple(shape))
-
-
-def diag(x: Tensor, diagonal: int = 0) -> Tensor:
-    """A 1-D x as the `diagonal`-th diagonal of a square matrix; a 2-D x's diagonal as 1-D."""
-    if x.ndim == 1:
-        return diag_embed(x, diagonal, 0, 1)
-    if x.ndim == 2:
-        return Diagonal.apply(x, offset=operator.index(diagonal), dim1=0, dim2=1)
-    raise ValueError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
-
-
-def trace(x: Tensor) -> Tensor:
-    """The sum of a matrix's main diagonal."""
-    if x.ndim != 2:
-        raise ValueError(f"trace: expected a matrix, got a tensor of shape {tuple(x.shape)}")
-    return diagonal(x).sum()
-
-
 def repeat_interleave(
     x: Tensor, repeats: Any = None, dim: int | None = None, *, output_size: int | None = None
 ) -> Tensor:
@@ -737,143 +538,6 @@ def repeat_interleave(
 
     x = x.reshape(1) if x.ndim == 0 else x
     return GetItem.apply(x, index=(slice(None),) * d + (index,), op_name="repeat_interleave")
-
-
-def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple:
-    """Coordinate grids from 1-D tensors: output i varies along dim i ('ij', the default) or
-    with the first two dims swapped ('xy', NumPy's default)."""
-    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
-        tensors = tuple(tensors[0])
-    tensors = _tensors(tensors, "meshgrid")
-    if indexing not in ("ij", "xy"):
-        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
-    if any(t.ndim > 1 for t in tensors):
-        raise ValueError("meshgrid: expects 0-D or 1-D tensors")
-    sizes = [t.numel() for t in tensors]
-    swap = indexing == "xy" and len(tensors) >= 2
-    if swap:
-        sizes[0], sizes[1] = sizes[1], sizes[0]
-    out = []
-    for i, t in enumerate(tensors):
-        at = (1 - i if i < 2 else i) if swap else i
-        lay = tuple(-1 if k == at else 1 for k in range(len(tensors)))
-        out.append(expand(t.reshape(lay), sizes))
-    return tuple(out)
-
-
-def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple:
-    """Pieces along `dim`: an int n gives n pieces, the first n % size ones one longer; a list
-    of indices gives the pieces between them (views of x)."""
-    d = normalize_dim(dim, x.ndim, "tensor_split")
-    n = x.shape[d]
-    spec = indices_or_sections
-    if isinstance(spec, Tensor):
-        spec = spec.item() if spec.ndim == 0 else spec.tolist()
-    if isinstance(spec, list | tuple):
-        bounds = [0, *_ints(spec, "tensor_split", "indices"), n]
-    else:
-        sections = operator.index(spec)
-        if sections <= 0:
-            raise ValueError(
-                f"tensor_split: number of sections must be larger than 0, got {sections}"
-            )
-        small, extra = divmod(n, sections)
-        bounds = [0]
-        for k in range(sections):
-            bounds.append(bounds[-1] + small + (k < extra))
-    lead = (slice(None),) * d
-    return tuple(x[lead + (slice(a, max(a, b)),)] for a, b in itertools.pairwise(bounds))
-
-
-def _split_dim(x: Tensor, spec: Any, dim: int, op: str) -> tuple:
-    if isinstance(spec, int) and (spec <= 0 or x.shape[dim] % spec):
-        raise ValueError(
-            f"torch.{op} attempted to split along dimension {dim}, but the size of the dimension "
-            f"{x.shape[dim]} is not divisible by the split_size {spec}!"
-        )
-    return tensor_split(x, spec, dim)
-
-
-def hsplit(x: Tensor, indices_or_sections: Any) -> tuple:
-    """tensor_split along dim 1 (dim 0 of a 1-D tensor); an int must divide the size."""
-    if x.ndim == 0:
-        raise ValueError("hsplit: requires a tensor with at least 1 dimension")
-    return _split_dim(x, indices_or_sections, 1 if x.ndim > 1 else 0, "hsplit")
-
-
-def vsplit(x: Tensor, indices_or_sections: Any) -> tuple:
-    """tensor_split along dim 0 of a tensor of at least 2 dims; an int must divide the size."""
-    if x.ndim < 2:
-        raise ValueError(f"vsplit: requires a tensor with at least 2 dimensions, got {x.ndim}")
-    return _split_dim(x, indices_or_sections, 0, "vsplit")
-
-
-def dsplit(x: Tensor, indices_or_sections: Any) -> tuple:
-    """tensor_split along dim 2 of a tensor of at least 3 dims; an int must divide the size."""
-    if x.ndim < 3:
-        raise ValueError(f"dsplit: requires a tensor with at least 3 dimensions, got {x.ndim}")
-    return _split_dim(x, indices_or_sections, 2, "dsplit")
-
-
-_ATLEAST = {  # (ndim wanted, ndim of the tensor) -> its new shape, from its shape
-    (1, 0): lambda s: (1,),
-    (2, 0): lambda s: (1, 1),
-    (2, 1): lambda s: (1, s[0]),
-    (3, 0): lambda s: (1, 1, 1),
-    (3, 1): lambda s: (1, s[0], 1),
-    (3, 2): lambda s: (*s, 1),
-}
-
-
-def _atleast(tensors: tuple, ndim: int) -> Any:
-    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
-        return tuple(_atleast(tuple(tensors[0]), ndim))
-    out = []
-    for t in _tensors(tensors, f"atleast_{ndim}d"):
-        if t.ndim < ndim:
-            t = Reshape.apply(t, shape=_ATLEAST[ndim, t.ndim](t.shape))
-        out.append(t)
-    return out[0] if len(out) == 1 else tuple(out)
-
-
-def atleast_1d(*tensors: Any) -> Any:
-    """Each tensor with at least 1 dim (0-d -> (1,)); one tensor in, one out."""
-    return _atleast(tensors, 1)
-
-
-def atleast_2d(*tensors: Any) -> Any:
-    """Each tensor with at least 2 dims: 0-d -> (1, 1), (n,) -> (1, n)."""
-    return _atleast(tensors, 2)
-
-
-def atleast_3d(*tensors: Any) -> Any:
-    """Each tensor with at least 3 dims: (n,) -> (1, n, 1), (m, n) -> (m, n, 1)."""
-    return _atleast(tensors, 3)
-
-
-def hstack(tensors: Sequence[Tensor]) -> Tensor:
-    """Join along dim 1 (dim 0 for 1-D tensors)."""
-    tensors = [atleast_1d(t) for t in _tensors(tensors, "hstack")]
-    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
-
-
-def vstack(tensors: Sequence[Tensor]) -> Tensor:
-    """Join along dim 0, 1-D tensors as rows."""
-    return cat([atleast_2d(t) for t in _tensors(tensors, "vstack")], 0)
-
-
-row_stack = vstack
-
-
-def dstack(tensors: Sequence[Tensor]) -> Tensor:
-    """Join along dim 2 (depth), after atleast_3d."""
-    return cat([atleast_3d(t) for t in _tensors(tensors, "dstack")], 2)
-
-
-def column_stack(tensors: Sequence[Tensor]) -> Tensor:
-    """Join along dim 1, 0-d and 1-D tensors as columns."""
-    tensors = _tensors(tensors, "column_stack")
-    return cat([t.reshape(t.numel(), 1) if t.ndim <= 1 else t for t in tensors], 1)
 
 
 def broadcast_shapes(*shapes: Any) -> tuple:

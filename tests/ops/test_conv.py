@@ -213,6 +213,7 @@ def test_col2im_by_offset_is_the_adjoint_of_the_forward_conv(x_shape, w_shape, w
     """<conv(x), dY> == <x, dX>: the CPU input gradient (per-offset GEMMs into a channels-last
     frame) is exactly the transpose of the forward im2col GEMM."""
     from gradflow.ops import conv as conv_module
+    from gradflow.ops import im2col
 
     stride, padding, dilation = window_args
     kernel = w_shape[2:]
@@ -225,7 +226,7 @@ def test_col2im_by_offset_is_the_adjoint_of_the_forward_conv(x_shape, w_shape, w
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     g = rng.standard_normal((x_shape[0], w_shape[0], *out))
     y = conv_module._conv_forward(x, w, None, window, groups)
-    dx = conv_module._col2im_by_offset(conv_module._channel_major(g), w, window, groups, x_shape)
+    dx = im2col._col2im_by_offset(im2col._channel_major(g), w, window, groups, x_shape)
     assert dx.shape == x_shape and dx.flags.c_contiguous
     numpy.testing.assert_allclose(numpy.vdot(y, g), numpy.vdot(x, dx), rtol=1e-12)
 
@@ -243,17 +244,17 @@ def test_col2im_by_offset_is_the_adjoint_of_the_forward_conv(x_shape, w_shape, w
 def test_channels_last_columns_match_channel_major(monkeypatch, name, x_shape, w_shape, kwargs):
     """Where the CPU builds cols^T from a channels-last copy of x, the output and every
     gradient equal those from the channel-major cols."""
-    import gradflow.ops.conv as conv_module
+    import gradflow.ops.im2col as im2col_module
 
     arrays = _arrays(name, x_shape, w_shape, kwargs)
-    rule = conv_module._channels_last
+    rule = im2col_module._channels_last
     calls = []
     monkeypatch.setattr(
-        conv_module, "_channels_last", lambda *a: calls.append(rule(*a)) or calls[-1]
+        im2col_module, "_channels_last", lambda *a: calls.append(rule(*a)) or calls[-1]
     )
     last = _forward_backward(name, arrays, kwargs, numpy.float64, routed=False)
     assert any(calls)  # the channels-last route ran
-    monkeypatch.setattr(conv_module, "_channels_last", lambda *a: False)
+    monkeypatch.setattr(im2col_module, "_channels_last", lambda *a: False)
     major = _forward_backward(name, arrays, kwargs, numpy.float64, routed=False)
     for ours, ref in zip(last, major):
         assert ours.shape == ref.shape

@@ -5,7 +5,8 @@ import numpy
 import pytest
 
 import gradflow as gf
-from gradflow.ops.conv import conv3d, conv_transpose1d, conv_transpose3d
+from gradflow.ops.conv import conv_transpose1d
+from gradflow.ops.conv3d import conv3d, conv_transpose3d
 from gradflow.testing import gradcheck
 
 

@@ -1,6 +1,7 @@
-"""Tests for the losses added to gradflow/ops/losses.py (smooth_l1 ... ctc_loss): values and
-gradients against PyTorch for every reduction, float64 gradcheck, the deprecated
-size_average/reduce arguments, and the error messages."""
+"""Tests for the losses beyond the core family (gradflow/ops/regression_losses.py,
+margin_losses.py, ctc_loss.py: smooth_l1 ... ctc_loss): values and gradients against PyTorch
+for every reduction, float64 gradcheck, the deprecated size_average/reduce arguments, and the
+error messages."""
 
 import numpy
 import pytest

@@ -1,5 +1,6 @@
-"""Matrix products, einsum and norms (gradflow/ops/linalg.py, gradflow/linalg.py): torch parity
-for values and gradients, float64 gradcheck, and the errors PyTorch raises."""
+"""Matrix products, einsum and norms (gradflow/ops/linalg.py, einsum.py, norms.py,
+gradflow/linalg.py): torch parity for values and gradients, float64 gradcheck, and the errors
+PyTorch raises."""
 
 import math
 

@@ -1,5 +1,6 @@
 """tensordot, inner, kron, cross, vecdot, multi_dot, and inv/det/slogdet/logdet/solve
-(gradflow/ops/linalg.py, gradflow.linalg): torch parity, float64 gradcheck, errors."""
+(gradflow/ops/einsum.py, linalg.py, decompositions.py, gradflow.linalg): torch parity, float64
+gradcheck, errors."""
 
 import math
 

@@ -1,5 +1,6 @@
-"""Pointwise math (gradflow/ops/unary.py, ops/arithmetic.py): values and gradients against
-torch, float64 gradcheck, erf/erfinv accuracy, rounding, predicates and their errors."""
+"""Pointwise math (gradflow/ops/unary.py, trigonometric.py, special.py, rounding.py,
+arithmetic.py): values and gradients against torch, float64 gradcheck, erf/erfinv accuracy,
+rounding, predicates and their errors."""
 
 import math
 

@@ -7,11 +7,10 @@ import numpy
 import pytest
 
 import gradflow as gf
+from gradflow.ops.adaptive_pooling import AdaptiveAvgPool2dFunction, adaptive_avg_pool2d
 from gradflow.ops.pooling import (
-    AdaptiveAvgPool2dFunction,
     AvgPool2dFunction,
     MaxPool2dFunction,
-    adaptive_avg_pool2d,
     avg_pool1d,
     avg_pool2d,
     max_pool1d,

@@ -5,7 +5,7 @@ import numpy
 import pytest
 
 import gradflow as gf
-from gradflow.ops import pooling
+from gradflow.ops import adaptive_pooling, lp_pooling, pooling, pooling3d, unpooling
 from gradflow.testing import gradcheck
 
 
@@ -16,6 +16,14 @@ def host(t):
 def _distinct(shape, seed=0):
     # Distinct values: finite differences never cross a tie between two maxima.
     return numpy.random.default_rng(seed).permutation(int(numpy.prod(shape))).reshape(shape) * 0.1
+
+
+def _op(name):
+    """The pooling op of that name, from the module of its family."""
+    for module in (pooling, pooling3d, adaptive_pooling, unpooling, lp_pooling):
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(name)
 
 
 CASES = [
@@ -54,7 +62,7 @@ def test_matches_torch(device, name, shape, kwargs):
         x = numpy.abs(x) + 0.1
     ours = gf.tensor(x, device=device, requires_grad=True)
     theirs = torch.tensor(x, requires_grad=True)
-    y = getattr(pooling, name)(ours, **kwargs)
+    y = _op(name)(ours, **kwargs)
     ty = getattr(torch.nn.functional, name)(theirs, **kwargs)
     assert y.shape == tuple(ty.shape)
     numpy.testing.assert_allclose(host(y), ty.detach().numpy(), rtol=1e-12, atol=1e-14)
@@ -67,7 +75,7 @@ def test_matches_torch(device, name, shape, kwargs):
 @pytest.mark.parametrize(("name", "shape", "kwargs"), PARAMS)
 def test_gradcheck(device, name, shape, kwargs):
     x = gf.tensor(_distinct(shape), device=device, requires_grad=True)
-    assert gradcheck(lambda x: getattr(pooling, name)(x, **kwargs), [x], eps=1e-4)
+    assert gradcheck(lambda x: _op(name)(x, **kwargs), [x], eps=1e-4)
 
 
 @pytest.mark.parametrize(("name", "shape", "kwargs"), [p for p in PARAMS if "max_" in p.id])
@@ -75,8 +83,8 @@ def test_return_indices_match_torch(device, name, shape, kwargs):
     torch = pytest.importorskip("torch")
     x = numpy.random.default_rng(3).standard_normal(shape)
     x.reshape(-1)[::3] = 0.0  # ties: the first maximum's index wins, as in PyTorch
-    y, indices = getattr(pooling, name)(gf.tensor(x, device=device), return_indices=True,
-                                        **kwargs)  # fmt: skip
+    y, indices = _op(name)(gf.tensor(x, device=device), return_indices=True,
+                           **kwargs)  # fmt: skip
     ty, tindices = getattr(torch.nn.functional, name)(torch.tensor(x), return_indices=True,
                                                       **kwargs)  # fmt: skip
     numpy.testing.assert_array_equal(host(y), ty.numpy())
@@ -87,7 +95,7 @@ def test_return_indices_match_torch(device, name, shape, kwargs):
 def test_max_pool3d_nan_propagates(device):
     x = numpy.arange(8.0).reshape(1, 1, 2, 2, 2)
     x[0, 0, 1, 0, 1] = numpy.nan
-    y = pooling.max_pool3d(gf.tensor(x, device=device), 2)
+    y = pooling3d.max_pool3d(gf.tensor(x, device=device), 2)
     assert numpy.isnan(host(y)).all()
 
 
@@ -106,12 +114,12 @@ def test_max_unpool_matches_torch(device, dims, shape, kwargs):
     F = torch.nn.functional
     output_size = kwargs.pop("output_size", None)
     x = numpy.random.default_rng(4).standard_normal(shape)
-    pool = getattr(pooling, f"max_pool{dims}d")
+    pool = _op(f"max_pool{dims}d")
     y, i = pool(gf.tensor(x, device=device), return_indices=True, **kwargs)
     ty, ti = getattr(F, f"max_pool{dims}d")(torch.tensor(x), return_indices=True, **kwargs)
     y = y.detach().requires_grad_()
     ty = ty.detach().requires_grad_()
-    unpool = getattr(pooling, f"max_unpool{dims}d")
+    unpool = _op(f"max_unpool{dims}d")
     out = unpool(y, i, output_size=output_size, **kwargs)
     tout = getattr(F, f"max_unpool{dims}d")(ty, ti, output_size=output_size, **kwargs)
     numpy.testing.assert_array_equal(host(out), tout.detach().numpy())
@@ -126,40 +134,40 @@ def test_max_unpool_matches_torch(device, dims, shape, kwargs):
 @pytest.mark.parametrize(
     ("fn", "shape", "error", "message"),
     [
-        (lambda x: pooling.max_pool3d(x, 2), (2, 3, 4), RuntimeError,
+        (lambda x: pooling3d.max_pool3d(x, 2), (2, 3, 4), RuntimeError,
          "max_pool3d: non-empty 4D or 5D (batch mode) tensor expected for input, got shape "
          "(2, 3, 4)"),
-        (lambda x: pooling.avg_pool3d(x, 2, padding=2), (1, 1, 4, 4, 4), ValueError,
+        (lambda x: pooling3d.avg_pool3d(x, 2, padding=2), (1, 1, 4, 4, 4), ValueError,
          "avg_pool3d: padding (2, 2, 2) must be at most half of kernel_size (2, 2, 2) (as in "
          "PyTorch); use a larger kernel or less padding"),
-        (lambda x: pooling.avg_pool3d(x, 2, divisor_override=0), (1, 1, 4, 4, 4), ValueError,
+        (lambda x: pooling3d.avg_pool3d(x, 2, divisor_override=0), (1, 1, 4, 4, 4), ValueError,
          "avg_pool3d: divisor_override must be a nonzero int or None, got 0"),
-        (lambda x: pooling.max_pool3d(x, 3), (1, 1, 2, 4, 4), ValueError,
+        (lambda x: pooling3d.max_pool3d(x, 3), (1, 1, 2, 4, 4), ValueError,
          "max_pool3d: input of shape (1, 1, 2, 4, 4) is too small for kernel_size (3, 3, 3) "
          "(dilation (1, 1, 1), padding (0, 0, 0)): the output would have spatial size (0, 1, "
          "1); use a larger input or more padding"),
-        (lambda x: pooling.adaptive_max_pool2d(x, 2), (2, 3), ValueError,
+        (lambda x: adaptive_pooling.adaptive_max_pool2d(x, 2), (2, 3), ValueError,
          "adaptive_max_pool2d: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
          "(2, 3)"),
-        (lambda x: pooling.adaptive_max_pool1d(x, 2), (2, 3, 4, 5), RuntimeError,
+        (lambda x: adaptive_pooling.adaptive_max_pool1d(x, 2), (2, 3, 4, 5), RuntimeError,
          "adaptive_max_pool1d: Expected 2 to 3 dimensions, but got 4-dimensional tensor for "
          "argument #1 'self'"),
-        (lambda x: pooling.adaptive_avg_pool1d(x, 2), (2, 3, 4, 5), RuntimeError,
+        (lambda x: adaptive_pooling.adaptive_avg_pool1d(x, 2), (2, 3, 4, 5), RuntimeError,
          "adaptive_avg_pool1d: Expected 2 to 3 dimensions, but got 4-dimensional tensor for "
          "argument #1 'self'"),
-        (lambda x: pooling.adaptive_avg_pool3d(x, 2), (2, 3, 4), ValueError,
+        (lambda x: adaptive_pooling.adaptive_avg_pool3d(x, 2), (2, 3, 4), ValueError,
          "adaptive_avg_pool3d: expected a 4-D (C, D, H, W) or 5-D (N, C, D, H, W) input, got "
          "shape (2, 3, 4)"),
-        (lambda x: pooling.adaptive_max_pool2d(x, 2), (1, 2, 0, 3), ValueError,
+        (lambda x: adaptive_pooling.adaptive_max_pool2d(x, 2), (1, 2, 0, 3), ValueError,
          "adaptive_max_pool2d: input of shape (1, 2, 0, 3) has an empty spatial dim"),
-        (lambda x: pooling.max_unpool2d(x, gf.zeros(1, 1, 2, 2, dtype=gf.int64), 2,
+        (lambda x: unpooling.max_unpool2d(x, gf.zeros(1, 1, 2, 2, dtype=gf.int64), 2,
                                         output_size=(7, 7)), (1, 1, 2, 2), ValueError,
          'invalid output_size "(7, 7)" (dim 0 must be between 2 and 6)'),
-        (lambda x: pooling.max_unpool2d(x, gf.zeros(2, 2, dtype=gf.int64), 2), (2, 2),
+        (lambda x: unpooling.max_unpool2d(x, gf.zeros(2, 2, dtype=gf.int64), 2), (2, 2),
          ValueError, "max_unpool2d: expected a 3-D or 4-D input, got shape (2, 2)"),
-        (lambda x: pooling.max_unpool2d(x, gf.zeros(1, 1, 2, 2), 2), (1, 1, 2, 2), TypeError,
+        (lambda x: unpooling.max_unpool2d(x, gf.zeros(1, 1, 2, 2), 2), (1, 1, 2, 2), TypeError,
          "max_unpool2d: indices must be an integer Tensor (max_pool's return_indices)"),
-        (lambda x: pooling.max_unpool2d(x, gf.zeros(1, 1, 2, 3, dtype=gf.int64), 2),
+        (lambda x: unpooling.max_unpool2d(x, gf.zeros(1, 1, 2, 3, dtype=gf.int64), 2),
          (1, 1, 2, 2), ValueError,
          "max_unpool2d: Expected shape of indices to be same as that of the input tensor "
          "((1, 1, 2, 2)) but got indices tensor with shape: (1, 1, 2, 3)"),

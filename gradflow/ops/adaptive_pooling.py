@@ -1,0 +1,286 @@
+"""Adaptive pooling: adaptive_avg_pool1d/2d/3d and adaptive_max_pool1d/2d/3d, pooling to a
+fixed output size whatever the input size (PyTorch's floor/ceil bin bounds).
+
+adaptive_avg_pool2d is one node (a reshaped mean when the bins are of equal size, otherwise
+two small averaging matrices); the 1-D and 3-D averages are built on it. Adaptive max pooling
+gathers each bin's positions (_bins) and is one node for 1, 2 or 3 dims.
+
+Memory: adaptive average pooling keeps nothing but shapes; adaptive max pooling keeps the
+int64 flat positions of the maxima, never the input.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module
+from gradflow.ops._util import float_input
+from gradflow.ops.pooling import _Shapes, _shapes
+from gradflow.ops.window import check_input_rank, int_tuple
+from gradflow.tensor import Tensor
+
+
+def _bin_matrix(size: int, out: int, xp: Any, dtype: Any) -> Any:
+    """[out, size]: row o averages input positions floor(o*size/out) .. ceil((o+1)*size/out)."""
+    o = xp.arange(out)
+    start, end = (o * size) // out, -((-(o + 1) * size) // out)
+    pos = xp.arange(size)
+    inside = (pos >= start[:, None]) & (pos < end[:, None])
+    return inside.astype(dtype) / (end - start)[:, None].astype(dtype)
+
+
+class AdaptiveAvgPool2dFunction(Function):
+    """adaptive_avg_pool2d as one node. Bins of equal size (the output divides the input) are
+    a reshaped mean; otherwise two small averaging matrices, y = A_h x A_w^T."""
+
+    op_name = "adaptive_avg_pool2d"
+
+    shapes: _Shapes
+
+    def _uniform(self) -> bool:
+        (h, w), (oh, ow) = self.shapes.x4[2:], self.shapes.out4[2:]
+        return h % oh == 0 and w % ow == 0
+
+    def forward(self, x):
+        s = self.shapes
+        x4 = x.reshape(s.x4)
+        n, c, h, w = s.x4
+        oh, ow = s.out4[2:]
+        if self._uniform():
+            y = x4.reshape(n, c, oh, h // oh, ow, w // ow).mean(axis=(3, 5))
+        else:
+            xp = get_array_module(x)
+            a_h, a_w = _bin_matrix(h, oh, xp, x.dtype), _bin_matrix(w, ow, xp, x.dtype)
+            y = xp.einsum("nchw,ph,qw->ncpq", x4, a_h, a_w, optimize=True)
+        return y.reshape(s.out)
+
+    def backward(self, g):
+        s = self.shapes
+        g4 = g.reshape(s.out4)
+        n, c, h, w = s.x4
+        oh, ow = s.out4[2:]
+        xp = get_array_module(g)
+        if self._uniform():
+            kh, kw = h // oh, w // ow
+            share = (g4 / (kh * kw))[:, :, :, None, :, None]
+            dx = xp.broadcast_to(share, (n, c, oh, kh, ow, kw)).reshape(s.x4)
+        else:
+            a_h, a_w = _bin_matrix(h, oh, xp, g.dtype), _bin_matrix(w, ow, xp, g.dtype)
+            dx = xp.einsum("ncpq,ph,qw->nchw", g4, a_h, a_w, optimize=True)
+        return dx.reshape(s.x)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
+    """2-D average pooling to a fixed output size, whatever the input size.
+
+    Output pixel (p, q) averages input rows ``floor(p*H/OH)`` to ``ceil((p+1)*H/OH)`` (exclusive)
+    and likewise columns, as PyTorch does. output_size is an int or a pair; None in the pair
+    keeps that input dimension.
+
+    >>> import gradflow
+    >>> adaptive_avg_pool2d(gradflow.ones(2, 3, 7, 5), 1).shape  # a global average
+    gradflow.Size([2, 3, 1, 1])
+    """
+    op = "adaptive_avg_pool2d"
+    x = float_input(input, op)
+    batched = check_input_rank(x, 2, op)
+    if isinstance(output_size, tuple | list) and len(output_size) == 2:
+        output_size = tuple(h if o is None else o for o, h in zip(output_size, x.shape[-2:]))
+    out = int_tuple(output_size, 2, "output_size", op, 1)
+    if min(x.shape[-2:]) <= 0:
+        raise ValueError(f"{op}: input of shape {tuple(x.shape)} has an empty spatial dim")
+    return AdaptiveAvgPool2dFunction.apply(x, shapes=_shapes(x, batched, 2, out))
+
+
+def _bins(size: int, out: int) -> numpy.ndarray:
+    """[out, kmax] input positions of each adaptive bin (PyTorch's floor/ceil bounds); a bin
+    shorter than kmax repeats its last position, which changes no maximum."""
+    o = numpy.arange(out)
+    start, end = (o * size) // out, -((-(o + 1) * size) // out)
+    kmax = int((end - start).max())
+    return numpy.minimum(start[:, None] + numpy.arange(kmax), end[:, None] - 1)
+
+
+def _scatter_flat(g: Any, flat: Any, plane: int) -> Any:
+    """[rows, plane] zeros with each g[r, i] added at column flat[r, i] (g, flat: [rows, M])."""
+    xp = get_array_module(g)
+    rows = g.shape[0]
+    positions = (flat + xp.arange(rows, dtype=flat.dtype)[:, None] * plane).reshape(-1)
+    if xp is numpy:  # bincount sums in float64, rounded once
+        out = numpy.bincount(positions, weights=g.reshape(-1), minlength=rows * plane)
+        return out.astype(g.dtype).reshape(rows, plane)
+    import cupyx
+
+    out = xp.zeros(rows * plane, dtype=g.dtype)
+    cupyx.scatter_add(out, positions, g.reshape(-1))
+    return out.reshape(rows, plane)
+
+
+class AdaptiveMaxPoolFunction(Function):
+    """adaptive_max_pool1d/2d/3d as one node: the bins of the last len(bins) dims gathered as
+    [*, O1, O2, ..., k1*k2*...], the maximum and its flat index in the input's spatial plane
+    (h * W + w in 2-D) kept, not the input."""
+
+    op_name = "adaptive_max_pool2d"
+    bins: tuple  # per spatial axis, [out, k] input positions (_bins)
+    return_indices: bool
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.shape = x.shape
+        dims = len(self.bins)
+        sizes = x.shape[-dims:]
+        lead = x.ndim - dims
+        index, flat = [], 0
+        for axis, bins in enumerate(self.bins):
+            shape = [1] * (2 * dims)
+            shape[2 * axis : 2 * axis + 2] = bins.shape
+            positions = xp.asarray(bins).reshape(shape)
+            index.append(positions)
+            flat = flat * sizes[axis] + positions  # [o1, k1, o2, k2, ...] broadcast
+        windows = x[(..., *index)]  # [*, o1, k1, o2, k2, ...]
+        # outputs first, then the window positions: [*, o1, o2, ..., k1 * k2 * ...]
+        order = [2 * a for a in range(dims)] + [2 * a + 1 for a in range(dims)]
+        outs = tuple(b.shape[0] for b in self.bins)
+        windows = windows.transpose(*range(lead), *(lead + a for a in order))
+        windows = windows.reshape(*x.shape[:lead], *outs, -1)
+        pick = xp.argmax(windows, axis=-1)[..., None]  # NaN counts as the maximum
+        y = xp.take_along_axis(windows, pick, axis=-1)[..., 0]
+        flat = xp.broadcast_to(flat, [n for b in self.bins for n in b.shape])
+        flat = flat.transpose(*order).reshape(*outs, -1)
+        indices = xp.take_along_axis(xp.broadcast_to(flat, windows.shape), pick, axis=-1)[..., 0]
+        self.save_for_backward(indices)  # int64 flat positions of the maxima
+        return (y, indices) if self.return_indices else y
+
+    def backward(self, g, g_indices=None):
+        (indices,) = self.saved_arrays
+        dims = len(self.bins)
+        plane = math.prod(self.shape[-dims:])
+        rows = math.prod(self.shape[:-dims])
+        dx = _scatter_flat(g.reshape(rows, -1), indices.reshape(rows, -1), plane)
+        return dx.reshape(self.shape)
+
+
+def _adaptive_sizes(op: str, x: Tensor, output_size: Any, dims: int) -> tuple:
+    if isinstance(output_size, tuple | list) and len(output_size) == dims:
+        output_size = tuple(n if o is None else o for o, n in zip(output_size, x.shape[-dims:]))
+    out = int_tuple(output_size, dims, "output_size", op, 1)
+    if min(x.shape[-dims:]) <= 0:
+        raise ValueError(f"{op}: input of shape {tuple(x.shape)} has an empty spatial dim")
+    return out
+
+
+def adaptive_max_pool2d(
+    input: Tensor, output_size: int | tuple[int | None, int | None], return_indices: bool = False
+) -> Any:
+    """2-D max pooling to a fixed output size over (N, C, H, W) or (C, H, W) inputs: output
+    (p, q) is the maximum over input rows ``floor(p*H/OH)`` to ``ceil((p+1)*H/OH)`` and likewise
+    columns. return_indices also gives each maximum's flat index ``h * W + w`` (int64).
+
+    >>> import gradflow
+    >>> adaptive_max_pool2d(gradflow.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
+    [[[[5.0, 7.0], [13.0, 15.0]]]]
+    """
+    op = "adaptive_max_pool2d"
+    x = float_input(input, op)
+    if x.ndim not in (3, 4):
+        raise ValueError(
+            f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {tuple(x.shape)}"
+        )
+    oh, ow = _adaptive_sizes(op, x, output_size, 2)
+    return AdaptiveMaxPoolFunction.apply(
+        x, bins=(_bins(x.shape[-2], oh), _bins(x.shape[-1], ow)),
+        return_indices=bool(return_indices),
+    )  # fmt: skip
+
+
+def adaptive_max_pool1d(
+    input: Tensor, output_size: int | tuple[int], return_indices: bool = False
+) -> Any:
+    """1-D max pooling to a fixed output size over (N, C, L) or (C, L) inputs (see
+    :func:`adaptive_max_pool2d`); indices are positions in L.
+
+    >>> import gradflow
+    >>> adaptive_max_pool1d(gradflow.tensor([[1.0, 3.0, 2.0, 0.0]]), 2).tolist()
+    [[3.0, 2.0]]
+    """
+    op = "adaptive_max_pool1d"
+    x = float_input(input, op)
+    if x.ndim not in (2, 3):
+        raise RuntimeError(
+            f"{op}: Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for "
+            "argument #1 'self'"
+        )
+    (out,) = _adaptive_sizes(op, x, output_size, 1)
+    return AdaptiveMaxPoolFunction.apply(
+        x, bins=(_bins(x.shape[-1], out),), return_indices=bool(return_indices), op_name=op
+    )
+
+
+def adaptive_max_pool3d(
+    input: Tensor, output_size: int | tuple[int | None, ...], return_indices: bool = False
+) -> Any:
+    """3-D max pooling to a fixed output size over (N, C, D, H, W) or (C, D, H, W) inputs (see
+    :func:`adaptive_max_pool2d`); indices are ``d * H * W + h * W + w``.
+
+    >>> import gradflow
+    >>> adaptive_max_pool3d(gradflow.arange(8.0).reshape(1, 1, 2, 2, 2), 1).tolist()
+    [[[[[7.0]]]]]
+    """
+    op = "adaptive_max_pool3d"
+    x = float_input(input, op)
+    if x.ndim not in (4, 5):
+        raise ValueError(
+            f"{op}: expected a 4-D (C, D, H, W) or 5-D (N, C, D, H, W) input, got shape "
+            f"{tuple(x.shape)}"
+        )
+    outs = _adaptive_sizes(op, x, output_size, 3)
+    bins = tuple(_bins(n, o) for n, o in zip(x.shape[-3:], outs))
+    return AdaptiveMaxPoolFunction.apply(
+        x, bins=bins, return_indices=bool(return_indices), op_name=op
+    )
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: int | tuple[int]) -> Tensor:
+    """1-D average pooling to a fixed output size over (N, C, L) or (C, L) inputs (see
+    :func:`adaptive_avg_pool2d`).
+
+    >>> import gradflow
+    >>> adaptive_avg_pool1d(gradflow.tensor([[1.0, 3.0, 2.0, 0.0]]), 2).tolist()
+    [[2.0, 1.0]]
+    """
+    op = "adaptive_avg_pool1d"
+    x = float_input(input, op)
+    if x.ndim not in (2, 3):
+        raise RuntimeError(
+            f"{op}: Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for "
+            "argument #1 'self'"
+        )
+    (out,) = _adaptive_sizes(op, x, output_size, 1)
+    return adaptive_avg_pool2d(x.unsqueeze(-2), (1, out)).squeeze(-2)
+
+
+def adaptive_avg_pool3d(input: Tensor, output_size: int | tuple[int | None, ...]) -> Tensor:
+    """3-D average pooling to a fixed output size over (N, C, D, H, W) or (C, D, H, W) inputs:
+    adaptive_avg_pool2d over (H, W), then over D (the bins are separable).
+
+    >>> import gradflow
+    >>> adaptive_avg_pool3d(gradflow.ones(1, 2, 3, 4, 5), 1).shape
+    gradflow.Size([1, 2, 1, 1, 1])
+    """
+    op = "adaptive_avg_pool3d"
+    x = float_input(input, op)
+    if x.ndim not in (4, 5):
+        raise ValueError(
+            f"{op}: expected a 4-D (C, D, H, W) or 5-D (N, C, D, H, W) input, got shape "
+            f"{tuple(x.shape)}"
+        )
+    od, oh, ow = _adaptive_sizes(op, x, output_size, 3)
+    lead, (d, h, w) = tuple(x.shape[:-3]), tuple(x.shape[-3:])
+    y = adaptive_avg_pool2d(x.reshape(-1, d, h, w), (oh, ow))  # [lead*, D, OH, OW]
+    y = adaptive_avg_pool2d(y.reshape(-1, d, oh * ow).transpose(1, 2), (oh * ow, od))
+    return y.transpose(1, 2).reshape(*lead, od, oh, ow)

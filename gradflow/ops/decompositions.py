@@ -1,0 +1,216 @@
+"""Inverse, determinant, solve and Cholesky: inv, det, slogdet, logdet, solve, cholesky, each
+a call into NumPy's or CuPy's LAPACK-backed linalg with its gradient in closed form.
+
+Memory: inv and cholesky keep their output; det its input and the determinant; slogdet its
+input; solve A and, when A needs a gradient, the solution X.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from typing import Any
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module
+from gradflow.ops._util import unbroadcast
+from gradflow.ops.linalg import _tensor_args
+from gradflow.tensor import Tensor
+
+
+def _square(op: str, a: Tensor) -> Tensor:
+    if not isinstance(a, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(a).__name__}")
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise RuntimeError(
+            f"{op}: A must be batches of square matrices, but got shape {tuple(a.shape)}"
+        )
+    if a.dtype.kind != "f":
+        raise RuntimeError(f"{op}: expected a floating-point tensor, got {a.dtype}")
+    return a
+
+
+def _lapack(op: str, fn: Any, *arrays: Any, problem: str = "is singular") -> Any:
+    """NumPy's or CuPy's linalg call, its LinAlgError raised as PyTorch's RuntimeError. (CuPy
+    gives inf/NaN for a singular matrix instead of raising, without a host sync.)"""
+    try:
+        return fn(*arrays)
+    except numpy.linalg.LinAlgError as exc:
+        raise RuntimeError(
+            f"{op}: the input matrix {problem} ({exc}); the operation could not be completed"
+        ) from None
+
+
+def _mT(a: Any) -> Any:
+    return a.swapaxes(-1, -2)
+
+
+class Inv(Function):
+    op_name = "linalg_inv"
+
+    def forward(self, a):
+        y = _lapack("linalg.inv", get_array_module(a).linalg.inv, a)
+        self.save_for_backward(y)  # the output: dA = -Y^T g Y^T
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        yt = _mT(y)
+        return -(yt @ g @ yt)
+
+
+class Det(Function):
+    op_name = "linalg_det"
+
+    def forward(self, a):
+        d = get_array_module(a).linalg.det(a)
+        self.save_for_backward(a, d)
+        return d
+
+    def backward(self, g):
+        a, d = self.saved_arrays
+        inv = _lapack("linalg.det backward", get_array_module(a).linalg.inv, a)
+        return (g * d)[..., None, None] * _mT(inv)
+
+
+class SLogDet(Function):
+    """(sign, log|det|); the gradient reaches A through log|det| only: g A^-T."""
+
+    op_name = "linalg_slogdet"
+
+    def forward(self, a):
+        xp = get_array_module(a)
+        if xp is numpy:
+            sign, logabs = numpy.linalg.slogdet(a)
+        else:
+            sign, logabs = _slogdet_scaled(a)
+        self.save_for_backward(a)
+        return xp.asarray(sign, a.dtype), xp.asarray(logabs, a.dtype)
+
+    def backward(self, g_sign, g_logabs):
+        (a,) = self.saved_arrays
+        inv = _lapack("linalg.slogdet backward", get_array_module(a).linalg.inv, a)
+        return g_logabs[..., None, None] * _mT(inv)
+
+
+def _slogdet_scaled(a: Any) -> tuple:
+    """(sign, log|det|) on CuPy: det of A with each row scaled to unit max-norm, whose |det| is
+    at most n^(n/2) (no overflow), plus the log of the scales. It underflows only for
+    matrices that are singular to working precision. (CuPy's slogdet returns a plain tuple;
+    NumPy's named one does not pass through the CPU stand-in, so one path serves both.)"""
+    xp = get_array_module(a)
+    scale = xp.abs(a).max(axis=-1, keepdims=True)
+    scale = xp.where(scale > 0, scale, 1)
+    d = xp.linalg.det(a / scale)
+    with numpy.errstate(divide="ignore"):
+        logabs = xp.log(xp.abs(d)) + xp.log(scale[..., 0]).sum(axis=-1)
+    return xp.sign(d), logabs
+
+
+class Solve(Function):
+    """X = A^-1 B for (..., n, n) A and (..., n, k) B (batch dims broadcast):
+    dB = A^-T g, dA = -dB X^T."""
+
+    op_name = "linalg_solve"
+
+    def forward(self, a, b):
+        xp = get_array_module(a)
+        batch = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        self.shapes = (a.shape, b.shape)
+        a = xp.broadcast_to(a, batch + a.shape[-2:])
+        b = xp.broadcast_to(b, batch + b.shape[-2:])
+        x = _lapack("linalg.solve", xp.linalg.solve, a, b)
+        self.save_for_backward(a, x if self.needs_input_grad[0] else None)
+        return x
+
+    def backward(self, g):
+        a, x = self.saved_arrays
+        xp = get_array_module(g)
+        need_a, need_b = self.needs_input_grad
+        gb = _lapack("linalg.solve backward", xp.linalg.solve, _mT(a), g)
+        ga = unbroadcast(-(gb @ _mT(x)), self.shapes[0]) if need_a else None
+        return ga, unbroadcast(gb, self.shapes[1]) if need_b else None
+
+
+def inv(A: Tensor) -> Tensor:
+    """The inverse of a square matrix (or a batch). A singular matrix raises a RuntimeError on
+    cpu; on cuda the result holds inf/NaN (no host sync to check)."""
+    return Inv.apply(_square("linalg.inv", A))
+
+
+def det(A: Tensor) -> Tensor:
+    """The determinant of a square matrix (or a batch); the gradient needs A invertible."""
+    return Det.apply(_square("linalg.det", A))
+
+
+_SLogDet = namedtuple("linalg_slogdet", ["sign", "logabsdet"])
+
+
+def slogdet(A: Tensor) -> Any:
+    """(sign, logabsdet) of the determinant, as torch.linalg.slogdet's named tuple."""
+    sign, logabsdet = SLogDet.apply(_square("linalg.slogdet", A))
+    return _SLogDet(sign, logabsdet)
+
+
+def logdet(A: Tensor) -> Tensor:
+    """log(det(A)): NaN where the determinant is negative, -inf where it is 0."""
+    from gradflow.ops.arithmetic import where
+
+    sign, logabsdet = slogdet(A)
+    return where(sign < 0, math.nan, where(sign == 0, -math.inf, logabsdet))
+
+
+def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
+    """X with A @ X = B (A square, batches broadcast). B may be a vector (n,) or a batch of
+    vectors (..., n) matching A's batch, as in PyTorch."""
+    from gradflow.ops.shape import squeeze, unsqueeze
+
+    if not left:
+        raise NotImplementedError(
+            "linalg.solve: left=False is not supported; solve A^T X^T = B^T instead "
+            "(solve(A.mT, B.mT).mT)"
+        )
+    A = _square("linalg.solve", A)
+    (B,) = _tensor_args("linalg.solve", B=B)
+    vector = B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1]))
+    if vector:
+        B = unsqueeze(B, -1)
+    if B.shape[-2] != A.shape[-1]:
+        raise RuntimeError(
+            f"linalg.solve: incompatible shapes of A {tuple(A.shape)} and B {tuple(B.shape)}"
+        )
+    x = Solve.apply(A, B)
+    return squeeze(x, -1) if vector else x
+
+
+class Cholesky(Function):
+    """L with A = L L^T (lower). Backward (PyTorch's): phi = tril(L^T g) with its diagonal
+    halved, dA = L^-T phi L^-1, symmetrized."""
+
+    op_name = "linalg_cholesky"
+
+    def forward(self, a):
+        xp = get_array_module(a)
+        low = _lapack("linalg.cholesky", xp.linalg.cholesky, a, problem="is not positive-definite")
+        self.save_for_backward(low)  # the output
+        return low
+
+    def backward(self, g):
+        (low,) = self.saved_arrays
+        xp = get_array_module(g)
+        phi = xp.tril(_mT(low) @ g)
+        n = phi.shape[-1]
+        phi[..., xp.arange(n), xp.arange(n)] *= 0.5
+        inv_low = xp.linalg.inv(low)
+        grad = _mT(inv_low) @ phi @ inv_low
+        return (grad + _mT(grad)) * 0.5
+
+
+def cholesky(A: Tensor, *, upper: bool = False) -> Tensor:
+    """The Cholesky factor of a symmetric positive-definite matrix (or batch): lower L with
+    A = L L^T, or upper U = L^T with upper=True. Only A's lower triangle is read. A matrix
+    that is not positive-definite raises a RuntimeError on cpu (CuPy gives NaN instead)."""
+    low = Cholesky.apply(_square("linalg.cholesky", A))
+    return low.mT if upper else low

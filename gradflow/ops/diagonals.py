@@ -1,0 +1,131 @@
+"""Triangles and diagonals of matrices: tril, triu, diagonal, diag, diag_embed, trace.
+
+diagonal is a view of its input; none of these ops saves an array for backward, only the
+offset and the dims.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module
+from gradflow.ops._util import normalize_dim
+from gradflow.tensor import Tensor
+
+
+class Triangle(Function):
+    """tril (upper=False) or triu of the last two dims; backward masks the gradient alike."""
+
+    upper: bool
+    diagonal: int
+
+    def _mask(self, a):
+        n, m = a.shape[-2:]
+        xp = get_array_module(a)
+        if self.upper:
+            return ~xp.tri(n, m, self.diagonal - 1, dtype=bool)  # saves nothing: rebuilt
+        return xp.tri(n, m, self.diagonal, dtype=bool)
+
+    def forward(self, x):
+        return get_array_module(x).where(self._mask(x), x, x.dtype.type(0))
+
+    def backward(self, g):
+        return get_array_module(g).where(self._mask(g), g, g.dtype.type(0))
+
+
+def _write_diagonal(out, values, offset, dim1, dim2):
+    """out's diagonal (offset, over dim1 and dim2) = values, whose last dim runs along it."""
+    xp = get_array_module(out)
+    view = xp.moveaxis(out, (dim1, dim2), (-2, -1))  # a view: writes reach out
+    n = values.shape[-1]
+    steps = xp.arange(n)
+    view[..., steps + max(-offset, 0), steps + max(offset, 0)] = values
+    return out
+
+
+class Diagonal(Function):
+    """The diagonal over dim1 and dim2 as the last dim (a view); diag_embed is its reverse."""
+
+    offset: int
+    dim1: int
+    dim2: int
+
+    def forward(self, x):
+        self.source = x.shape  # saves the shape only
+        return get_array_module(x).diagonal(x, self.offset, self.dim1, self.dim2)
+
+    def backward(self, g):
+        out = get_array_module(g).zeros(self.source, g.dtype)
+        return _write_diagonal(out, g, self.offset, self.dim1, self.dim2)
+
+
+class DiagEmbed(Function):
+    offset: int
+    dim1: int
+    dim2: int
+    shape: tuple
+
+    def forward(self, x):
+        out = get_array_module(x).zeros(self.shape, x.dtype)
+        return _write_diagonal(out, x, self.offset, self.dim1, self.dim2)
+
+    def backward(self, g):
+        return get_array_module(g).diagonal(g, self.offset, self.dim1, self.dim2)
+
+
+def _triangle(x: Tensor, diagonal: int, upper: bool) -> Tensor:
+    op = "triu" if upper else "tril"
+    if x.ndim < 2:
+        raise ValueError(f"{op}: input tensor must have at least 2 dimensions, got {x.ndim}")
+    return Triangle.apply(x, upper=upper, diagonal=operator.index(diagonal), op_name=op)
+
+
+def tril(x: Tensor, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two dims (j <= i + diagonal), zeros elsewhere."""
+    return _triangle(x, diagonal, False)
+
+
+def triu(x: Tensor, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two dims (j >= i + diagonal), zeros elsewhere."""
+    return _triangle(x, diagonal, True)
+
+
+def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal over dim1 and dim2 (offset > 0 above it), appended as the last dim."""
+    d1 = normalize_dim(dim1, x.ndim, "diagonal")
+    d2 = normalize_dim(dim2, x.ndim, "diagonal")
+    if d1 == d2:
+        raise ValueError(f"diagonal: dim1 and dim2 must differ, got {dim1} and {dim2}")
+    return Diagonal.apply(x, offset=operator.index(offset), dim1=d1, dim2=d2)
+
+
+def diag_embed(x: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """Tensors whose diagonals (over dim1, dim2 of the result) hold x's last dim."""
+    d1 = normalize_dim(dim1, x.ndim + 1, "diag_embed")
+    d2 = normalize_dim(dim2, x.ndim + 1, "diag_embed")
+    if d1 == d2:
+        raise ValueError(f"diag_embed: dim1 and dim2 must differ, got {dim1} and {dim2}")
+    n = (x.shape[-1] if x.ndim else 1) + abs(offset)
+    rest = list(x.shape[:-1])
+    shape = []
+    for d in range(x.ndim + 1):
+        shape.append(n if d in (d1, d2) else rest.pop(0))
+    x = x.reshape(1) if x.ndim == 0 else x
+    return DiagEmbed.apply(x, offset=operator.index(offset), dim1=d1, dim2=d2, shape=tuple(shape))
+
+
+def diag(x: Tensor, diagonal: int = 0) -> Tensor:
+    """A 1-D x as the `diagonal`-th diagonal of a square matrix; a 2-D x's diagonal as 1-D."""
+    if x.ndim == 1:
+        return diag_embed(x, diagonal, 0, 1)
+    if x.ndim == 2:
+        return Diagonal.apply(x, offset=operator.index(diagonal), dim1=0, dim2=1)
+    raise ValueError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
+
+
+def trace(x: Tensor) -> Tensor:
+    """The sum of a matrix's main diagonal."""
+    if x.ndim != 2:
+        raise ValueError(f"trace: expected a matrix, got a tensor of shape {tuple(x.shape)}")
+    return diagonal(x).sum()

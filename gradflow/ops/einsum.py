@@ -1,0 +1,262 @@
+"""einsum, and the products built on it: tensordot, inner, kron, cross (linalg.cross).
+
+Memory: Einsum keeps its operands broadcast to the equation's sizes (views, no copies), which
+each other's gradients read.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module
+from gradflow.ops._util import unbroadcast
+from gradflow.ops.linalg import _tensor_args
+from gradflow.tensor import Tensor
+
+
+class Einsum(Function):
+    """NumPy's/CuPy's einsum on operands broadcast to the equation's sizes. The gradient of
+    each operand is another einsum: the output gradient with the other operands, onto that
+    operand's subscripts (an identity matrix per repeated subscript, a vector of ones per
+    subscript summed inside that operand only), then summed over its broadcast dims.
+    Saves the operands, which each other's gradients read."""
+
+    op_name = "einsum"
+    terms: tuple
+    output: str
+    sizes: dict
+
+    def forward(self, *arrays):
+        xp = get_array_module(arrays[0])
+        self.shapes = [a.shape for a in arrays]
+        full = [
+            xp.broadcast_to(a, tuple(self.sizes[c] for c in term))
+            for a, term in zip(arrays, self.terms)
+        ]
+        self.save_for_backward(*full)
+        return _einsum(",".join(self.terms) + "->" + self.output, full)
+
+    def backward(self, g):
+        full = self.saved_arrays
+        xp = get_array_module(g)
+        grads = []
+        for i, (term, shape) in enumerate(zip(self.terms, self.shapes)):
+            if not self.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            others = [(t, a) for j, (t, a) in enumerate(zip(self.terms, full)) if j != i]
+            terms = [self.output] + [t for t, _ in others]
+            operands = [g] + [a for _, a in others]
+            seen = set("".join(terms))
+            fresh = iter(c for c in _LETTERS if c not in seen and c not in term)
+            target = ""
+            for c in term:
+                if c in target:  # a repeated subscript (a diagonal): spread by an identity
+                    d = next(fresh)
+                    terms.append(c + d)
+                    operands.append(xp.eye(self.sizes[c], dtype=g.dtype))
+                    target += d
+                else:
+                    if c not in seen:  # summed inside this operand only: broadcast back
+                        terms.append(c)
+                        operands.append(xp.ones(self.sizes[c], dtype=g.dtype))
+                        seen.add(c)
+                    target += c
+            grad = _einsum(",".join(terms) + "->" + target, operands)
+            grads.append(unbroadcast(grad, shape))
+        return tuple(grads)
+
+
+_LETTERS = string.ascii_letters
+
+
+def _einsum(equation: str, arrays: Any) -> Any:
+    """xp.einsum; NumPy with three or more operands is told to pick a contraction order (its
+    default sums over every index at once, O(product of all sizes))."""
+    xp = get_array_module(arrays[0])
+    if xp is numpy and len(arrays) > 2:
+        return numpy.einsum(equation, *arrays, optimize=True)
+    return xp.einsum(equation, *arrays)
+
+
+def einsum(equation: str, *operands: Any) -> Tensor:
+    """Einstein summation: ``einsum("ij,jk->ik", a, b)`` is a @ b. Subscripts are letters,
+    ``...`` stands for broadcast leading dims, and without ``->`` the output is the letters
+    that appear once, in alphabetical order (after the ``...`` dims). The operands may also be
+    passed as one list."""
+    if len(operands) == 1 and isinstance(operands[0], list | tuple):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise TypeError(
+            "einsum: the first argument must be the equation string; the sublist format "
+            "einsum(op1, [0, 1], op2, [1, 2]) is not supported, write the subscripts as letters"
+        )
+    tensors = _tensor_args("einsum", **{f"operand {i}": t for i, t in enumerate(operands)})
+    if not tensors:
+        raise RuntimeError("einsum(): must provide at least one operand")
+    terms, output, sizes = _parse_einsum(equation, [tuple(t.shape) for t in tensors])
+    return Einsum.apply(*tensors, terms=terms, output=output, sizes=sizes)
+
+
+def _parse_einsum(equation: str, shapes: list) -> tuple:
+    """(input terms, output term, size of each letter) with every ``...`` spelled out in
+    letters the equation does not use; RuntimeError for an equation that does not fit."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise RuntimeError(
+            f"einsum(): the equation {equation!r} names {len(terms)} operands but "
+            f"{len(shapes)} were given"
+        )
+    for part in [*terms, out]:
+        bad = set(part.replace("...", "")) - set(_LETTERS)
+        if bad or part.count("...") > 1:
+            raise RuntimeError(
+                f"einsum(): invalid subscripts {part!r} in {equation!r}: use letters a-z, A-Z "
+                "and at most one '...' per operand"
+            )
+    unused = [c for c in _LETTERS if c not in eq]
+    dims = []
+    for term, shape in zip(terms, shapes):
+        named = len(term.replace("...", ""))
+        if len(shape) < named or ("..." not in term and len(shape) != named):
+            raise RuntimeError(
+                f"einsum(): the subscripts {term!r} need {named} dims"
+                f"{' or more' if '...' in term else ''}, but the operand has shape {shape}"
+            )
+        dims.append(len(shape) - named)
+    ellipsis = "".join(unused[: max(dims, default=0)])
+    terms = [t.replace("...", ellipsis[len(ellipsis) - n :]) for t, n in zip(terms, dims)]
+    if arrow:
+        out = out.replace("...", ellipsis)
+    else:
+        letters = "".join(terms)
+        out = ellipsis + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ellipsis)
+        )
+    for c in out:
+        if out.count(c) > 1:
+            raise RuntimeError(f"einsum(): output subscript {c} appears more than once")
+        if not any(c in t for t in terms):
+            raise RuntimeError(
+                f"einsum(): output subscript {c} does not appear in any input operand"
+            )
+    sizes: dict = {}
+    for i, (term, shape) in enumerate(zip(terms, shapes)):
+        for c, n in zip(term, shape):
+            seen = sizes.get(c, 1)
+            if n != seen and n != 1 and seen != 1:
+                raise RuntimeError(
+                    f"einsum(): subscript {c} has size {n} for operand {i} which does not "
+                    f"broadcast with previously seen size {seen}"
+                )
+            sizes[c] = n if seen == 1 else seen
+    return tuple(terms), out, sizes
+
+
+def tensordot(a: Tensor, b: Tensor, dims: Any = 2) -> Tensor:
+    """Contract the last `dims` dims of a with the first `dims` of b, or the dims listed in
+    ``dims=([dims of a], [dims of b])``."""
+    from gradflow.ops._util import normalize_dim
+
+    a, b = _tensor_args("tensordot", a=a, b=b)
+    if isinstance(dims, int):
+        if dims < 0 or dims > min(a.ndim, b.ndim):
+            raise RuntimeError(
+                f"tensordot: dims must be in [0, {min(a.ndim, b.ndim)}] for shapes "
+                f"{tuple(a.shape)} and {tuple(b.shape)}, got {dims}"
+            )
+        da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+        da = [normalize_dim(d, a.ndim, "tensordot") for d in da]
+        db = [normalize_dim(d, b.ndim, "tensordot") for d in db]
+        if len(da) != len(db):
+            raise RuntimeError(
+                f"tensordot: both dims lists must have one length, got {len(da)} and {len(db)}"
+            )
+    for i, j in zip(da, db):
+        if a.shape[i] != b.shape[j]:
+            raise RuntimeError(
+                f"tensordot: contracted dimensions need to match, but first has size "
+                f"{a.shape[i]} in dim {i} and second has size {b.shape[j]} in dim {j}"
+            )
+    sa = _LETTERS[: a.ndim]
+    sb = list(_LETTERS[a.ndim : a.ndim + b.ndim])
+    for i, j in zip(da, db):
+        sb[j] = sa[i]
+    out = "".join(c for i, c in enumerate(sa) if i not in da)
+    out += "".join(c for j, c in enumerate(sb) if j not in db)
+    return einsum(f"{sa},{''.join(sb)}->{out}", a, b)
+
+
+def inner(input: Tensor, other: Tensor) -> Tensor:
+    """The sum over the last dims of input and other (a product with a 0-d side)."""
+    from gradflow.ops.arithmetic import mul
+
+    a, b = _tensor_args("inner", input=input, other=other)
+    if a.ndim == 0 or b.ndim == 0:
+        return mul(a, b)
+    return tensordot(a, b, ([-1], [-1]))
+
+
+def kron(input: Tensor, other: Tensor) -> Tensor:
+    """The Kronecker product: blocks input[i, j] * other, of shape input.shape * other.shape."""
+    from gradflow.ops.shape import reshape
+
+    a, b = _tensor_args("kron", input=input, other=other)
+    n = max(a.ndim, b.ndim)
+    a = reshape(a, (1,) * (n - a.ndim) + tuple(a.shape))
+    b = reshape(b, (1,) * (n - b.ndim) + tuple(b.shape))
+    sa, sb = _LETTERS[:n], _LETTERS[n : 2 * n]
+    pairs = "".join(x + y for x, y in zip(sa, sb))
+    shape = tuple(x * y for x, y in zip(a.shape, b.shape))
+    return reshape(einsum(f"{sa},{sb}->{pairs}", a, b), shape)
+
+
+def _levi_civita(like: Tensor) -> Tensor:
+    from gradflow.creation import zeros
+
+    eps = zeros(3, 3, 3, dtype=like.dtype, device=like.device)
+    for i, j, k, s in ((0, 1, 2, 1), (1, 2, 0, 1), (2, 0, 1, 1), (0, 2, 1, -1), (2, 1, 0, -1)):
+        eps.array[i, j, k] = s
+    eps.array[1, 0, 2] = -1
+    return eps
+
+
+def linalg_cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
+    """The cross product of 3-vectors along dim (input and other broadcast)."""
+    from gradflow.ops._util import normalize_dim
+    from gradflow.ops.shape import reshape
+
+    a, b = _tensor_args("linalg.cross", input=input, other=other)
+    n = max(a.ndim, b.ndim)
+    a = reshape(a, (1,) * (n - a.ndim) + tuple(a.shape))
+    b = reshape(b, (1,) * (n - b.ndim) + tuple(b.shape))
+    d = normalize_dim(dim, n, "linalg.cross")
+    if a.shape[d] != 3 or b.shape[d] != 3:
+        raise RuntimeError(
+            f"linalg.cross: inputs dimension {dim} must have length 3, got {a.shape[d]} and "
+            f"{b.shape[d]}"
+        )
+    letters = _LETTERS[3 : 3 + n]  # a, b, c are the Levi-Civita subscripts
+    sa = letters[:d] + "a" + letters[d + 1 :]
+    sb = letters[:d] + "b" + letters[d + 1 :]
+    out = letters[:d] + "c" + letters[d + 1 :]
+    return einsum(f"{sa},{sb},abc->{out}", a, b, _levi_civita(a))
+
+
+def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:
+    """torch.cross: the cross product along dim (the first dim of size 3 when None)."""
+    if dim is None:
+        shape = numpy.broadcast_shapes(tuple(input.shape), tuple(other.shape))
+        sizes = [i for i, n in enumerate(shape) if n == 3]
+        if not sizes:
+            raise RuntimeError("cross: no dimension of size 3 in input")
+        dim = sizes[0] - len(shape)
+    return linalg_cross(input, other, dim=dim)

@@ -1,0 +1,188 @@
+"""The array pieces of conv1d/conv2d and their transposes: im2col, col2im, and the GEMMs
+around them, on plain NumPy/CuPy arrays (no Tensor, no graph).
+
+im2col turns the input windows into the columns of cols [C*kh*kw, N*OH*OW]: a strided view
+of the zero-padded input copied once on the CPU (channels-last where that pays:
+_channels_last), the im2col_fwd kernel on the GPU (gradflow/kernels/conv.py). The input
+gradient is col2im(W^T @ dY): on the CPU one GEMM per kernel offset added into a
+channels-last frame (_col2im_by_offset), on the GPU the col2im gather kernel; or, for a
+stride-1 conv on the CPU, a conv of dY with the flipped weight (_flipped_conv_window). The
+ops, the workspace tiling and the memory contract are gradflow/ops/conv.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+from numpy.lib.stride_tricks import as_strided
+
+from gradflow.backend import get_array_module
+from gradflow.backend.routing import uses_kernels
+from gradflow.ops.window import Window, gradient_frame, padded_frame
+
+
+def _columns(x: Any, window: Window) -> Any:
+    """cols [C*kh*kw, N*OH*OW] of x [N, C, H, W] (see the module docstring)."""
+    if uses_kernels(x):
+        from gradflow.kernels.conv import im2col_fwd
+
+        return im2col_fwd(
+            x, window.kernel, window.out, stride=window.stride, padding=window.padding,
+            dilation=window.dilation,
+        )  # fmt: skip
+    n, c = x.shape[:2]
+    frame = padded_frame(x, window, 0)
+    s_n, s_c, s_h, s_w = frame.strides
+    (kh, kw), (sh, sw) = window.kernel, window.stride
+    (dh, dw), (oh, ow) = window.dilation, window.out
+    view = as_strided(
+        frame, (c, kh, kw, n, oh, ow), (s_c, s_h * dh, s_w * dw, s_n, s_h * sh, s_w * sw),
+        writeable=False,
+    )  # fmt: skip
+    return view.reshape(c * kh * kw, n * oh * ow)  # the one copy
+
+
+def _channels_last(x: Any, window: Window, groups: int) -> bool:
+    """Whether the CPU builds cols^T [N*OH*OW, kh*kw*C] from a channels-last copy of x
+    (_columns_last) rather than cols: when its contiguous runs, kw*C values per window row,
+    are over twice as long as cols' (OW per kernel offset), the copy's cost being per run; the
+    factor pays for the extra pass that lays x out channels last (runs of 96 against 4 at the
+    cnn's second conv), while inputs with few channels keep cols. Groups keep cols, whose rows
+    split by group. Timings: benchmarks/results/2026-12-07-code-figures.md."""
+    if groups != 1 or uses_kernels(x):
+        return False
+    (_, kw), (_, sw), (_, dw), (_, ow) = window.kernel, window.stride, window.dilation, window.out
+    return x.shape[1] * (kw if dw == 1 else 1) > 2 * (ow if sw == 1 else 1)
+
+
+def _columns_last(x: Any, window: Window) -> Any:
+    """cols^T [N*OH*OW, kh*kw*C] of x [N, C, H, W], columns ordered (i, j, c): a strided view
+    of the zero-padded input laid out channels last [N, rows, columns, C], copied once."""
+    n, c, h, w = x.shape
+    # The zero-padded frame, written channels last in one strided copy: padding first and
+    # transposing after costs a second pass over the frame (timed in the file _channels_last
+    # names).
+    (top, left), height, width = window.padding, window.span(0), window.span(1)
+    rows, cols = min(h, height - top), min(w, width - left)
+    covered = top == 0 and left == 0 and rows == height and cols == width
+    frame = (numpy.empty if covered else numpy.zeros)((n, height, width, c), dtype=x.dtype)
+    if rows > 0 and cols > 0:
+        frame[:, top : top + rows, left : left + cols] = x[..., :rows, :cols].transpose(0, 2, 3, 1)
+    s_n, s_h, s_w, s_c = frame.strides
+    (kh, kw), (sh, sw) = window.kernel, window.stride
+    (dh, dw), (oh, ow) = window.dilation, window.out
+    view = as_strided(
+        frame, (n, oh, ow, kh, kw, c), (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c),
+        writeable=False,
+    )  # fmt: skip
+    return view.reshape(n * oh * ow, kh * kw * c)  # the copy that counts
+
+
+def _col2im(dcols: Any, window: Window, x_shape: tuple) -> Any:
+    """The adjoint of _columns on the GPU: dx [N, C, H, W] from dcols [C*kh*kw, N*OH*OW]."""
+    from gradflow.kernels.conv import col2im
+
+    return col2im(
+        dcols, x_shape, window.kernel, window.out, stride=window.stride, padding=window.padding,
+        dilation=window.dilation,
+    )  # fmt: skip
+
+
+def _col2im_by_offset(g2: Any, weight: Any, window: Window, groups: int, x_shape: tuple) -> Any:
+    """col2im(W^T @ dY) on the CPU, with g2 = dY as [O, N*OH*OW]: per group and kernel offset
+    one GEMM, dY^T [N*OH*OW, O/G] @ W[:, :, i, j] [O/G, C/G], added to its strided window of a
+    channels-last frame [N, rows, columns, C]. Channels last, each add's inner loop runs over
+    OW*C values of a contiguous block instead of OW (4 at the cnn's second conv), so per-run
+    overhead no longer dominates the adds.
+    Timings: benchmarks/results/2026-12-07-code-figures.md."""
+    n, c, h, w = x_shape
+    o, c_per_group, kh, kw = weight.shape
+    oh, ow = window.out
+    w_by_offset = numpy.ascontiguousarray(
+        weight.reshape(groups, o // groups, c_per_group, kh * kw).transpose(0, 3, 1, 2)
+    )  # [G, kh*kw, O/G, C/G]: a copy, so each GEMM reads a BLAS layout
+    dy_t = _by_group(g2, groups).transpose(0, 2, 1)[:, None]  # [G, 1, N*OH*OW, O/G], a view
+    per_offset = dy_t @ w_by_offset  # [G, kh*kw, N*OH*OW, C/G]
+    rows, cols = gradient_frame((), window, (h, w), g2.dtype, numpy).shape
+    frame = numpy.zeros((n, rows, cols, groups, c_per_group), dtype=g2.dtype)
+    for k, (i, j) in enumerate(window.offsets()):
+        rows_k, cols_k = window.offset_slices(i, j)
+        block = per_offset[:, k].reshape(groups, n, oh, ow, c_per_group)
+        frame[:, rows_k, cols_k] += block.transpose(1, 2, 3, 0, 4)
+    top, left = window.padding
+    dx = frame[:, top : top + h, left : left + w].reshape(n, h, w, c)
+    return numpy.ascontiguousarray(dx.transpose(0, 3, 1, 2))
+
+
+def _grouped(a: Any, b: Any) -> Any:
+    """(G, M, K) @ (G, K, L): one GEMM per group (a plain 2-D GEMM when G is 1)."""
+    return (a[0] @ b[0])[None] if a.shape[0] == 1 else a @ b
+
+
+def _channel_major(y: Any) -> Any:
+    """y [N, O, OH, OW] as [O, N*OH*OW] (a copy unless y already has that layout)."""
+    n, o, oh, ow = y.shape
+    return y.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)
+
+
+def _by_group(a: Any, groups: int) -> Any:
+    """A 2-D [G*M, K] array as [G, M, K] (explicit sizes: K may be 0)."""
+    return a.reshape(groups, a.shape[0] // groups, a.shape[1])
+
+
+def _forward_gemm(x: Any, weight: Any, bias: Any, window: Window, groups: int) -> Any:
+    """conv2d of x [N, C, H, W] with weight [O, C/groups, kh, kw]: [N, O, OH, OW], with the
+    columns of the whole of x at once (_conv_forward tiles larger inputs)."""
+    n, o = x.shape[0], weight.shape[0]
+    if _channels_last(x, window, groups):
+        out = _columns_last(x, window) @ weight.transpose(0, 2, 3, 1).reshape(o, -1).T
+        if bias is not None:
+            out += bias
+        return numpy.ascontiguousarray(out.reshape(n, *window.out, o).transpose(0, 3, 1, 2))
+    cols = _columns(x, window)
+    out = _grouped(_by_group(weight.reshape(o, -1), groups), _by_group(cols, groups))
+    out = out.reshape(o, n, *window.out)
+    if bias is not None:
+        out += bias[:, None, None, None]
+    return get_array_module(out).ascontiguousarray(out.transpose(1, 0, 2, 3))
+
+
+def _weight_grad_gemm(g2: Any, x: Any, window: Window, groups: int, w_shape: tuple) -> Any:
+    """dW [O, C/groups, kh, kw] = dY @ cols^T, with g2 = dY as [O, N*OH*OW], the columns of
+    the whole of x at once (_conv_weight_grad tiles larger inputs)."""
+    if _channels_last(x, window, groups):
+        o, c, kh, kw = w_shape
+        dw_t = _columns_last(x, window).T @ g2.T  # [kh*kw*C, O]; both operands are views
+        return numpy.ascontiguousarray(dw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
+    cols = _columns(x, window)
+    # cols @ dY^T, transposed after: OpenBLAS ran this orientation faster than dY @ cols^T
+    # (see benchmarks/results/2026-12-07-code-figures.md).
+    dw_t = _grouped(_by_group(cols, groups), _by_group(g2, groups).transpose(0, 2, 1))
+    return dw_t.transpose(0, 2, 1).reshape(w_shape)
+
+
+def _input_grad_gemm(g2: Any, weight: Any, window: Window, groups: int, x_shape: tuple) -> Any:
+    """dX [N, C, H, W] = col2im(W^T @ dY), g2 = dY as [O, N*OH*OW], for the whole of dY at
+    once (_conv_input_grad tiles larger ones)."""
+    if not uses_kernels(g2):
+        return _col2im_by_offset(g2, weight, window, groups, x_shape)
+    w3 = _by_group(weight.reshape(weight.shape[0], -1), groups)
+    dcols = _grouped(w3.transpose(0, 2, 1), _by_group(g2, groups))
+    groups_, rows, length = dcols.shape
+    return _col2im(dcols.reshape(groups_ * rows, length), window, x_shape)
+
+
+def _flipped_conv_window(window: Window, w_shape: tuple, x_shape: tuple) -> Window | None:
+    """For a stride-1 conv, dX is dY convolved with the weight flipped in space and transposed
+    in channels, padded by dilation*(k-1) - padding: one im2col of dY and one GEMM (both cores)
+    instead of a GEMM writing kh*kw planes per input channel and kh*kw passes adding them
+    (single-threaded, memory-bound). It pays when dY has no more channels than dX, and loses
+    when O is larger, e.g. a 1-channel input. None when the rewrite does not apply or does not
+    pay. Timings: benchmarks/results/2026-12-07-code-figures.md."""
+    if window.stride != (1, 1) or w_shape[0] > x_shape[1]:
+        return None
+    pads = tuple(d * (k - 1) - p for k, d, p in zip(window.kernel, window.dilation, window.padding))
+    if min(pads) < 0:
+        return None
+    return Window(window.kernel, (1, 1), pads, window.dilation, tuple(x_shape[2:]))

@@ -1,0 +1,310 @@
+"""Pointwise math beyond the four operations, in PyTorch's names: binary atan2, logaddexp,
+float_power, xlogy, hypot, copysign; ternary lerp, addcmul, addcdiv; nan_to_num, logit,
+deg2rad, rad2deg; and the predicates isclose, allclose, signbit (no gradient).
+
+Built on gradflow/ops/arithmetic.py's broadcasting and promotion (_binary): the binary ops
+reduce their input gradients to each input's shape, and Python scalars are constants.
+
+Memory: atan2 and xlogy keep both inputs; logaddexp and hypot both inputs and the output;
+copysign only the signs (+-1, 0) its gradient needs; nan_to_num a bool mask of the finite
+inputs. The composites (lerp, addcmul, addcdiv, logit, ...) keep what their parts keep.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy
+
+from gradflow import dtypes
+from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module
+from gradflow.ops._util import operand, shape_of, unbroadcast
+from gradflow.ops.arithmetic import Pow, _binary, _quiet, add, clip, div, mul, neg, sub
+from gradflow.tensor import Tensor
+
+
+class Atan2(Function):
+    """atan2(a, b): the angle of the point (b, a); d/da = b / r^2, d/db = -a / r^2."""
+
+    op_name = "atan2"
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return get_array_module(a if hasattr(a, "dtype") else b).arctan2(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        with _quiet():
+            scale = g / (a * a + b * b)
+        ga = unbroadcast(scale * b, shape_of(a)) if need_a else None
+        gb = unbroadcast(-scale * a, shape_of(b)) if need_b else None
+        return ga, gb
+
+
+class LogAddExp(Function):
+    """log(exp(a) + exp(b)) without overflow; the gradients are softmax weights."""
+
+    op_name = "logaddexp"
+
+    def forward(self, a, b):
+        out = get_array_module(a if hasattr(a, "dtype") else b).logaddexp(a, b)
+        self.save_for_backward(a, b, out)
+        return out
+
+    def backward(self, g):
+        a, b, out = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        xp = get_array_module(g)
+        with _quiet():  # both -inf: out is -inf and exp(nan); PyTorch gives nan there too
+            ga = unbroadcast(g * xp.exp(a - out), shape_of(a)) if need_a else None
+            gb = unbroadcast(g * xp.exp(b - out), shape_of(b)) if need_b else None
+        return ga, gb
+
+
+class NanToNum(Function):
+    """NaN, +inf and -inf replaced by numbers; the gradient passes where x was finite."""
+
+    op_name = "nan_to_num"
+    nan: float
+    posinf: float | None
+    neginf: float | None
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        if self.needs_input_grad[0]:
+            self.save_for_backward(xp.isfinite(x))  # a bool mask
+        return xp.nan_to_num(x, nan=self.nan, posinf=self.posinf, neginf=self.neginf)
+
+    def backward(self, g):
+        (finite,) = self.saved_arrays
+        return g * finite
+
+
+class XLogY(Function):
+    """x * log(y), 0 where x == 0 (unless y is NaN); PyTorch's gradients: xlogy(x != 0, y)
+    for x and x / y for y."""
+
+    op_name = "xlogy"
+
+    def forward(self, x, y):
+        xp = get_array_module(x if hasattr(x, "dtype") else y)
+        self.save_for_backward(x, y)
+        with _quiet():
+            value = xp.asarray(x * _log(xp, y))
+            return xp.where((x == 0) & ~_isnan(xp, y), value.dtype.type(0), value)
+
+    def backward(self, g):
+        x, y = self.saved_arrays
+        need_x, need_y = self.needs_input_grad
+        xp = get_array_module(g)
+        gx = gy = None
+        with _quiet():
+            if need_x:
+                gx = unbroadcast(g * xp.where(x != 0, _log(xp, y), g.dtype.type(0)), shape_of(x))
+            if need_y:
+                gy = unbroadcast(g * x / y, shape_of(y))
+        return gx, gy
+
+
+def _log(xp: Any, y: Any) -> Any:
+    """log of an array, or of a Python number as a Python float (a NumPy float64 scalar would
+    promote a float32 array)."""
+    return xp.log(y) if hasattr(y, "dtype") else float(numpy.log(numpy.float64(y)))
+
+
+def _isnan(xp: Any, y: Any) -> Any:
+    return xp.isnan(y) if hasattr(y, "dtype") else math.isnan(y)
+
+
+class Hypot(Function):
+    """sqrt(a^2 + b^2) without overflow; d/da = a / out, d/db = b / out."""
+
+    op_name = "hypot"
+
+    def forward(self, a, b):
+        out = get_array_module(a if hasattr(a, "dtype") else b).hypot(a, b)
+        self.save_for_backward(a, b, out)
+        return out
+
+    def backward(self, g):
+        a, b, out = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        with _quiet():
+            scale = g / out
+        ga = unbroadcast(scale * a, shape_of(a)) if need_a else None
+        gb = unbroadcast(scale * b, shape_of(b)) if need_b else None
+        return ga, gb
+
+
+class CopySign(Function):
+    """|a| with the sign of b; d/da = sign(a) sign(out) (0 at a == 0), none for b."""
+
+    op_name = "copysign"
+
+    def forward(self, a, b):
+        xp = get_array_module(a if hasattr(a, "dtype") else b)
+        out = xp.copysign(a, b)
+        if self.needs_input_grad[0]:
+            self.save_for_backward(xp.sign(a) * xp.sign(out))  # +-1, 0 where a is 0
+        self.shapes = (shape_of(a), shape_of(b))
+        return out
+
+    def backward(self, g):
+        (factor,) = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        ga = unbroadcast(g * factor, self.shapes[0]) if need_a else None
+        gb = get_array_module(g).zeros(self.shapes[1], g.dtype) if need_b else None
+        return ga, gb
+
+
+def atan2(input: Any, other: Any) -> Tensor:
+    """The angle of the point (other, input) in (-pi, pi]: atan(input / other) in the right
+    quadrant. Integer tensors give the default float dtype."""
+    return _binary(Atan2, *_as_float(input, other))
+
+
+arctan2 = atan2
+
+
+def logaddexp(input: Any, other: Any) -> Tensor:
+    """log(exp(input) + exp(other)), without overflow."""
+    return _binary(LogAddExp, *_as_float(input, other))
+
+
+def _as_float(a: Any, b: Any) -> tuple:
+    """Both operands with a float side: integer tensors take the default float dtype when
+    neither side is a float tensor (PyTorch's rule for ops defined on floats only)."""
+    a, b = operand(a), operand(b)
+    if not any(isinstance(x, Tensor) and x.dtype.kind == "f" for x in (a, b)):
+        default = dtypes.get_default_dtype()
+        a = a.to(default) if isinstance(a, Tensor) else float(a)
+        b = b.to(default) if isinstance(b, Tensor) else float(b)
+    return a, b
+
+
+def float_power(input: Any, exponent: Any) -> Tensor:
+    """input ** exponent computed in float64, whatever the inputs' dtypes (PyTorch's rule)."""
+    a, b = operand(input), operand(exponent)
+    a = a.to(dtypes.float64) if isinstance(a, Tensor) else float(a)
+    b = b.to(dtypes.float64) if isinstance(b, Tensor) else float(b)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError("float_power: at least one of input and exponent must be a Tensor")
+    return _binary(Pow, a, b)
+
+
+def _require_float_tensor(op: str, *tensors: Any) -> None:
+    for t in tensors:
+        if isinstance(t, Tensor) and t.dtype.kind != "f":
+            raise RuntimeError(
+                f"{op}: expected floating-point tensors, got {t.dtype}; convert with .float() "
+                "(PyTorch has no integer kernel for this op either)"
+            )
+
+
+def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
+    """input + weight * (end - input), weight a number or a tensor (broadcast)."""
+    _require_float_tensor("lerp", input, end, weight)
+    return add(input, mul(weight, sub(end, input)))
+
+
+def addcmul(input: Tensor, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+    """input + value * tensor1 * tensor2 (broadcast)."""
+    product = mul(tensor1, tensor2)
+    return add(input, product if value == 1 else mul(product, value))
+
+
+def addcdiv(input: Tensor, tensor1: Any, tensor2: Any, *, value: Any = 1) -> Tensor:
+    """input + value * tensor1 / tensor2 (broadcast). Integer tensor1 and tensor2 raise, as in
+    PyTorch (it once truncated the quotient)."""
+    if all(isinstance(t, Tensor) and t.dtype.kind in "iub" for t in (tensor1, tensor2)):
+        raise RuntimeError(
+            "addcdiv: integer division with addcdiv is not supported; use "
+            "input + value * tensor1 / tensor2 for a true division, or "
+            "(input + value * trunc(tensor1 / tensor2)).to(input.dtype) for the old behaviour"
+        )
+    quotient = div(tensor1, tensor2)
+    return add(input, quotient if value == 1 else mul(quotient, value))
+
+
+def isclose(
+    input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Tensor:
+    """|input - other| <= atol + rtol * |other| elementwise (a bool tensor, no gradient)."""
+    a, b = operand(input), operand(other)
+    xa = a.array if isinstance(a, Tensor) else a
+    xb = b.array if isinstance(b, Tensor) else b
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        if type(xa) is not type(xb):
+            raise RuntimeError(
+                f"isclose: expected both tensors on one device, got {a.device} and {b.device}"
+            )
+        if a.dtype != b.dtype:
+            raise RuntimeError(
+                f"isclose: {a.dtype} did not match {b.dtype}; convert one of them first "
+                "(PyTorch compares tensors of one dtype only)"
+            )
+    xp = get_array_module(xa if isinstance(a, Tensor) else xb)
+    return Tensor._wrap(xp.asarray(xp.isclose(xa, xb, rtol=rtol, atol=atol, equal_nan=equal_nan)))
+
+
+def allclose(
+    input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> bool:
+    """Whether isclose holds everywhere, as a Python bool (one host sync on cuda)."""
+    return bool(isclose(input, other, rtol, atol, equal_nan).array.all())
+
+
+def nan_to_num(
+    input: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
+) -> Tensor:
+    """NaN replaced by `nan`, +inf/-inf by `posinf`/`neginf` (the dtype's largest and lowest
+    values by default); integer tensors are returned as copies. The gradient passes where the
+    input was finite."""
+    if input.dtype.kind != "f":
+        return Tensor._wrap(input.array.copy())
+    return NanToNum.apply(input, nan=float(nan), posinf=posinf, neginf=neginf)
+
+
+def xlogy(input: Any, other: Any) -> Tensor:
+    """input * log(other), 0 where input is 0 (unless other is NaN)."""
+    return _binary(XLogY, *_as_float(input, other))
+
+
+def hypot(input: Any, other: Any) -> Tensor:
+    """sqrt(input^2 + other^2), elementwise, without overflow."""
+    _require_float_tensor("hypot", input, other)
+    return _binary(Hypot, input, other)
+
+
+def copysign(input: Any, other: Any) -> Tensor:
+    """|input| with the sign of other (a float result; no gradient for other, as PyTorch)."""
+    return _binary(CopySign, *_as_float(input, other))
+
+
+def signbit(input: Tensor) -> Tensor:
+    """Whether the sign bit is set (True for -0.0 and negative values; a bool tensor)."""
+    return Tensor._wrap(get_array_module(input.array).signbit(input.array))
+
+
+def logit(input: Tensor, eps: float | None = None) -> Tensor:
+    """log(p / (1 - p)); with eps, p is first clamped to [eps, 1 - eps] (zero gradient
+    outside, as PyTorch)."""
+    from gradflow.ops.unary import log, log1p
+
+    if input.dtype.kind != "f":
+        input = input.to(dtypes.get_default_dtype())
+    p = input if eps is None else clip(input, eps, 1 - eps)
+    return sub(log(p), log1p(neg(p)))
+
+
+def deg2rad(input: Tensor) -> Tensor:
+    """Degrees to radians."""
+    return mul(_as_float(input, 1.0)[0], math.pi / 180)
+
+
+def rad2deg(input: Tensor) -> Tensor:
+    """Radians to degrees."""
+    return mul(_as_float(input, 1.0)[0], 180 / math.pi)

@@ -1,0 +1,268 @@
+"""Robust-regression and likelihood losses: smooth_l1_loss, huber_loss, kl_div,
+poisson_nll_loss, gaussian_nll_loss, with PyTorch's signatures (size_average/reduce included).
+mse_loss and l1_loss, the core pair, are in losses.py.
+
+Each is a per-element Function (smooth_l1/huber keep the difference input - target, kl_div its
+two inputs) or a short composition of differentiable ops, reduced by losses._reduced.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module
+from gradflow.ops._util import unbroadcast
+from gradflow.ops.loss_arguments import (
+    check_reduction,
+    float_pair,
+    legacy_reduction,
+    pair_args,
+    warn_if_shapes_differ,
+)
+from gradflow.ops.losses import _pair_grads, _reduced, _target_like
+from gradflow.tensor import Tensor
+
+
+class SmoothL1Function(Function):
+    """Per element, d = x - y: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta
+    (huber: delta times that, with beta = delta)."""
+
+    op_name = "smooth_l1_loss"
+    beta: float
+    huber: bool = False
+
+    def forward(self, x, y):
+        xp = get_array_module(x)
+        d = xp.asarray(x - y)
+        self.save_for_backward(d)  # the difference: both gradients are +-slope(d)
+        self.shapes = (x.shape, y.shape)
+        beta = d.dtype.type(self.beta)
+        ad = xp.abs(d)
+        if self.huber:
+            return xp.where(ad < beta, d.dtype.type(0.5) * d * d, beta * (ad - beta / 2))
+        if self.beta == 0:
+            return ad
+        return xp.where(ad < beta, d.dtype.type(0.5) * d * d / beta, ad - beta / 2)
+
+    def backward(self, g):
+        (d,) = self.saved_arrays
+        xp = get_array_module(d)
+        beta = d.dtype.type(self.beta)
+        if self.huber:  # PyTorch's: d inside [-delta, delta], delta sign(d) outside
+            slope = xp.clip(d, -beta, beta)
+        elif self.beta == 0:
+            slope = xp.sign(d)
+        else:
+            slope = xp.where(xp.abs(d) < beta, d / beta, xp.sign(d))
+        return _pair_grads(self, slope * g)
+
+
+def smooth_l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Tensor:
+    """Smooth L1: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target).
+
+    >>> import gradflow
+    >>> smooth_l1_loss(gradflow.tensor([0.5, 3.0]), gradflow.tensor([0.0, 0.0]))
+    tensor(1.3125)
+    """
+    op = "smooth_l1_loss"
+    reduction = legacy_reduction(size_average, reduce, reduction, op)
+    if beta < 0:
+        raise RuntimeError(f"{op}: does not support negative values for beta (got {beta})")
+    input, target = pair_args(input, target, reduction, op)
+    warn_if_shapes_differ(input, target, op)
+    return _reduced(SmoothL1Function.apply(input, target, beta=float(beta)), reduction)
+
+
+def huber_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Tensor | None = None,
+) -> Tensor:
+    """Huber: 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta); optional per-element
+    weight.
+
+    >>> import gradflow
+    >>> huber_loss(gradflow.tensor([0.5, 3.0]), gradflow.tensor([0.0, 0.0]), delta=2.0)
+    tensor(2.0625)
+    """
+    op = "huber_loss"
+    if not delta > 0:
+        raise RuntimeError(f"{op}: does not support non-positive values for delta (got {delta})")
+    input, target = pair_args(input, target, reduction, op)
+    warn_if_shapes_differ(input, target, op)
+    loss = SmoothL1Function.apply(input, target, beta=float(delta), huber=True, op_name=op)
+    if weight is not None:
+        loss = loss * _target_like(weight, input, op, "weight")
+    return _reduced(loss, reduction)
+
+
+class KLDivFunction(Function):
+    """Per element: target (log target - input), 0 where target == 0 (log_target=False), or
+    exp(target) (target - input) (log_target=True)."""
+
+    op_name = "kl_div"
+    log_target: bool
+
+    def forward(self, x, t):
+        xp = get_array_module(x)
+        self.save_for_backward(x, t)  # the inputs (references)
+        self.shapes = (x.shape, t.shape)
+        if self.log_target:
+            return xp.exp(t) * (t - x)
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            xlogx = xp.where(t > 0, t * xp.log(xp.where(t > 0, t, 1)), t.dtype.type(0))
+        return xlogx - t * x
+
+    def backward(self, g):
+        x, t = self.saved_arrays
+        xp = get_array_module(x)
+        need_x, need_t = self.needs_input_grad
+        dx = dt = None
+        if self.log_target:
+            et = xp.exp(t)
+            if need_x:
+                dx = unbroadcast(-et * g, x.shape)
+            if need_t:
+                dt = unbroadcast(et * (t - x + 1) * g, t.shape)
+            return dx, dt
+        if need_x:
+            dx = unbroadcast(-t * g, x.shape)
+        if need_t:
+            with numpy.errstate(divide="ignore"):
+                dt = unbroadcast((xp.log(t) + 1 - x) * g, t.shape)
+        return dx, dt
+
+
+def kl_div(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Tensor:
+    """Kullback-Leibler divergence with input as log-probabilities: target (log target -
+    input) per element (target given as log-probabilities when log_target). 'batchmean' divides
+    the sum by the batch size (input.size(0)), which is the KL divergence; 'mean' divides by the
+    number of elements, with PyTorch's warning.
+
+    >>> import gradflow
+    >>> kl_div(gradflow.tensor([[-1.0, -0.5]]), gradflow.tensor([[0.5, 0.5]]), reduction="sum")
+    tensor(0.0569)
+    """
+    op = "kl_div"
+    if reduction == "batchmean":
+        if size_average is not None or reduce is not None:
+            reduction = legacy_reduction(size_average, reduce, "mean", op)
+    else:
+        reduction = legacy_reduction(size_average, reduce, reduction, op)
+    if reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support "
+            "size.'batchmean' divides only by the batch size, and aligns with the KL div math "
+            "definition.'mean' will be changed to behave the same as 'batchmean' in the next "
+            "major release.",
+            UserWarning,
+            stacklevel=2,
+        )
+    input, target = float_pair(input, target, op, ("input", "target"))
+    loss = KLDivFunction.apply(input, target, log_target=bool(log_target))
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduced(loss, reduction)
+
+
+def poisson_nll_loss(
+    input: Tensor,
+    target: Tensor,
+    log_input: bool = True,
+    full: bool = False,
+    size_average: bool | None = None,
+    eps: float = 1e-8,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Poisson negative log-likelihood: exp(input) - target input (log_input), else input -
+    target log(input + eps); full adds Stirling's term target log target - target +
+    0.5 log(2 pi target) where target > 1.
+
+    >>> import gradflow
+    >>> poisson_nll_loss(gradflow.tensor([0.0, 1.0]), gradflow.tensor([1.0, 2.0]))
+    tensor(0.8591)
+    """
+    from gradflow.ops import arithmetic, unary
+
+    op = "poisson_nll_loss"
+    reduction = legacy_reduction(size_average, reduce, reduction, op)
+    input, target = float_pair(input, target, op, ("input", "target"))
+    if log_input:
+        loss = unary.exp(input) - target * input
+    else:
+        loss = input - target * unary.log(input + eps)
+    if full:
+        t1 = arithmetic.clamp(target, min=1.0)  # log of t <= 1 is masked out below; keep it finite
+        stirling = t1 * unary.log(t1) - t1 + 0.5 * unary.log(2 * math.pi * t1)
+        loss = loss + arithmetic.where(target > 1, stirling, 0.0)
+    return _reduced(loss, reduction)
+
+
+def gaussian_nll_loss(
+    input: Tensor,
+    target: Tensor,
+    var: Tensor | float,
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Tensor:
+    """Gaussian negative log-likelihood: 0.5 (log var + (input - target)^2 / var) (+ 0.5
+    log(2 pi) when full), var clamped below at eps for the value only (the gradient passes the
+    clamp, as in PyTorch). var has input's shape, or lacks its last dim, or has 1 there; a
+    float is one variance for all.
+
+    >>> import gradflow
+    >>> gaussian_nll_loss(gradflow.tensor([1.0]), gradflow.tensor([0.0]), gradflow.tensor([1.0]))
+    tensor(0.5000)
+    """
+    from gradflow.autograd import no_grad
+    from gradflow.ops import arithmetic, unary
+
+    op = "gaussian_nll_loss"
+    check_reduction(reduction, op)
+    input, target = float_pair(input, target, op, ("input", "target"))
+    if not isinstance(var, Tensor):
+        var = Tensor._wrap(get_array_module(input.array).full(input.shape, var, input.dtype))
+    var = _target_like(var, input, op, "var")
+    if var.shape != input.shape:
+        if input.shape[:-1] == var.shape:
+            var = var.unsqueeze(-1)
+        elif not (
+            input.shape[:-1] == var.shape[:-1] and var.ndim == input.ndim and var.shape[-1] == 1
+        ):
+            raise ValueError(
+                f"{op}: var is of incorrect size: {tuple(var.shape)} for input of shape "
+                f"{tuple(input.shape)}; expected input's shape, input's shape without its last "
+                "dim, or with 1 there"
+            )
+    with no_grad():
+        if bool((var < 0).any()):
+            raise ValueError(f"{op}: var has negative entry/entries")
+        lift = arithmetic.clamp(var, min=eps) - var  # the clamp as a constant offset
+    var = var + lift
+    diff = input - target
+    loss = 0.5 * (unary.log(var) + diff * diff / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduced(loss, reduction)

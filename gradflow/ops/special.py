@@ -1,0 +1,260 @@
+"""The error function family: erf, erfc, erfinv, and the array functions erf_array,
+erfc_array, erfinv_array that GELU (unary.py) also uses. On cpu they are our own Chebyshev
+series (no SciPy), computed in float64; on cuda erf and erfc are CuPy's.
+
+Memory: erf and erfc save their input, erfinv its output.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module, is_cuda_array
+from gradflow.tensor import Tensor
+
+# ---- the error function without SciPy ---------------------------------------------------
+# Chebyshev series, coefficients computed with mpmath (40 digits) at the Chebyshev nodes:
+# erf(x) / x in u = x^2 on [0, 4] (|x| < 2); erfc(x) exp(x^2) on x in [2, 4]; and
+# x erfc(x) exp(x^2) in w = 1 / x^2 on [0, 1/16] (|x| >= 4). Evaluated in float64 they are
+# within 3e-16 relative of erf (erfc for |x| >= 2) over each range.
+_ERF_SMALL = (
+    0.7415552820424018,
+    -0.30107107338659495,
+    0.06899483068983156,
+    -0.013916271264722188,
+    0.0024207995224334636,
+    -0.0003658639685848086,
+    4.862098443231905e-05,
+    -5.749256558035685e-06,
+    6.113243578434765e-07,
+    -5.8991015312958435e-08,
+    5.2070090920686485e-09,
+    -4.2329758799655433e-10,
+    3.188113506649175e-11,
+    -2.236155018832684e-12,
+    1.4673298479909718e-13,
+    -9.04400198509749e-15,
+    5.254813646827272e-16,
+    -2.8874102278205275e-17,
+    1.5012626237477286e-18,
+)
+_ERFC_MID = (
+    0.1874295690262241,
+    -0.05794652883669097,
+    0.008595247387396534,
+    -0.0012284613640242594,
+    0.00016974366686180488,
+    -2.2738329337044562e-05,
+    2.959844378804878e-06,
+    -3.7513575581379714e-07,
+    4.6372828761738244e-08,
+    -5.599455392564088e-09,
+    6.613160896679916e-10,
+    -7.648271522199816e-11,
+    8.670904325876594e-12,
+    -9.645456274382024e-13,
+    1.0536827959351312e-13,
+    -1.1312630905748733e-14,
+    1.1945180560527113e-15,
+    -1.241309600232272e-16,
+    1.270125629361294e-17,
+    -1.2682476193385773e-18,
+)
+_ERFC_LARGE = (
+    0.555925693425176,
+    -0.008090332092115713,
+    0.00016776836928685166,
+    -5.531041633808364e-06,
+    2.443693640463472e-07,
+    -1.3327004395823597e-08,
+    8.550274891720147e-10,
+    -6.254007601349492e-11,
+    5.1017351668676914e-12,
+    -4.566948477603476e-13,
+    4.431063592613763e-14,
+    -4.614609676143471e-15,
+    5.11800431847921e-16,
+    -6.004637367675962e-17,
+    7.289455338537993e-18,
+)
+
+
+def _chebyshev(coefficients: tuple, s: Any) -> Any:
+    """sum c_j T_j(s) for a 1-D array s in [-1, 1] (Clenshaw's recurrence, in three buffers)."""
+    xp = get_array_module(s)
+    s2 = 2 * s
+    b1 = xp.full_like(s, coefficients[-1])
+    b2 = xp.zeros_like(s)
+    out = xp.empty_like(s)
+    for c in coefficients[-2:0:-1]:
+        xp.multiply(s2, b1, out=out)  # b_k = 2 s b_(k+1) - b_(k+2) + c_k
+        out -= b2
+        out += c
+        b2, b1, out = b1, out, b2
+    xp.multiply(s, b1, out=out)
+    out -= b2
+    out += coefficients[0]
+    return out
+
+
+def _tail(a: Any) -> Any:
+    """erfc(a) for a 1-D float64 array a >= 2 (or NaN): exp(-a^2) times a scaled series."""
+    xp = get_array_module(a)
+    mid = _chebyshev(_ERFC_MID, xp.clip(a, 2.0, 4.0) - 3.0)
+    big = xp.maximum(a, 4.0)
+    large = _chebyshev(_ERFC_LARGE, 32.0 / (big * big) - 1.0) / big
+    return xp.exp(-(a * a)) * xp.where(a < 4.0, mid, large)
+
+
+def _erf_parts(a: Any) -> tuple:
+    """(erf(a), erfc(a)) for float64 a >= 0 (NaN stays NaN, inf gives (1, 0)), each accurate to
+    a few ulp: erf from its series below 2, erfc from its scaled series above. NumPy evaluates
+    each series on the elements that need it only; CuPy evaluates both everywhere and selects
+    (boolean indexing would synchronize with the host)."""
+    xp = get_array_module(a)
+    shape = a.shape
+    a = a.reshape(-1)
+    below = a < 2.0
+    with _quiet():
+        if xp is numpy:
+            value = numpy.empty_like(a)
+            tail = numpy.empty_like(a)
+            inner = a[below]
+            value[below] = inner * _chebyshev(_ERF_SMALL, inner * inner / 2.0 - 1.0)
+            tail[below] = 1.0 - value[below]
+            above = ~below
+            if above.any():
+                tail[above] = _tail(a[above])
+                value[above] = 1.0 - tail[above]
+        else:
+            small = a * _chebyshev(_ERF_SMALL, xp.minimum(a * a, 4.0) / 2.0 - 1.0)
+            big = _tail(a)
+            value = xp.where(below, small, 1.0 - big)
+            tail = xp.where(below, 1.0 - small, big)
+    return value.reshape(shape), tail.reshape(shape)
+
+
+def _wide(x: Any) -> Any:
+    """x as float64 (the series are float64; float32 and float16 results round from it)."""
+    return x.astype(numpy.float64, copy=False)
+
+
+def erf_array(x: Any) -> Any:
+    """The error function on an array: CuPy's on cuda; on cpu gradflow's series (no SciPy),
+    computed in float64 and rounded to x's dtype."""
+    if is_cuda_array(x):
+        from cupyx.scipy.special import erf as cupy_erf
+
+        return cupy_erf(x).astype(x.dtype, copy=False)  # CuPy's erf gives float64 for float16
+    xp = get_array_module(x)
+    w = _wide(x)
+    value, _ = _erf_parts(xp.abs(w))
+    return (xp.sign(w) * value).astype(x.dtype, copy=False)
+
+
+def erfc_array(x: Any) -> Any:
+    """1 - erf(x) on an array, accurate in the right tail (CuPy's on cuda)."""
+    if is_cuda_array(x):
+        from cupyx.scipy.special import erfc as cupy_erfc
+
+        return cupy_erfc(x).astype(x.dtype, copy=False)
+    xp = get_array_module(x)
+    w = _wide(x)
+    _, tail = _erf_parts(xp.abs(w))
+    return xp.where(w < 0, 2.0 - tail, tail).astype(x.dtype, copy=False)
+
+
+def erfinv_array(y: Any) -> Any:
+    """The inverse error function on an array, on both devices: Winitzki's closed form (about
+    2e-3 relative) refined by two Halley steps on erf, whose residual near |y| = 1 is taken
+    as erfc(x) - (1 - |y|) (both exact there), so the tails keep full relative accuracy.
+    erfinv(+-1) = +-inf; NaN outside [-1, 1]."""
+    xp = get_array_module(y)
+    w = _wide(y)
+    a = xp.abs(w)
+    with _quiet():
+        one_minus = 1.0 - a  # exact for a >= 0.5
+        log_term = xp.log(one_minus * (1.0 + a))  # log(1 - a^2)
+        k = 0.147
+        t = 2.0 / (math.pi * k) + 0.5 * log_term
+        x = xp.sqrt(xp.sqrt(t * t - log_term / k) - t)
+        for _ in range(2):  # cubic convergence: 2e-3 -> 1e-8 -> below float64's ulp
+            value, tail = _erf_parts(x)
+            residual = xp.where(a < 0.5, value - a, one_minus - tail)
+            slope = (2.0 / math.sqrt(math.pi)) * xp.exp(-x * x)
+            step = residual / slope
+            x = x - step / (1.0 + x * step)  # Halley: f'' / f' = -2x
+        x = xp.where(a == 1.0, math.inf, xp.where(a > 1.0, math.nan, x))
+    return (xp.sign(w) * x).astype(y.dtype, copy=False)
+
+
+def _quiet() -> Any:
+    """Silence NumPy's warnings where inf/NaN intermediates are expected and then replaced."""
+    return numpy.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
+
+
+class Erf(Function):
+    op_name = "erf"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return erf_array(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g * (x.dtype.type(2 / math.sqrt(math.pi)) * get_array_module(x).exp(-x * x))
+
+
+class Erfc(Function):
+    op_name = "erfc"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return erfc_array(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g * (x.dtype.type(-2 / math.sqrt(math.pi)) * get_array_module(x).exp(-x * x))
+
+
+class Erfinv(Function):
+    op_name = "erfinv"
+
+    def forward(self, x):
+        y = erfinv_array(x)
+        self.save_for_backward(y)  # the output: d erfinv = sqrt(pi) / 2 exp(erfinv^2)
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        return g * (y.dtype.type(math.sqrt(math.pi) / 2) * get_array_module(y).exp(y * y))
+
+
+def erf(x: Tensor) -> Tensor:
+    """The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x.
+
+    >>> import gradflow
+    >>> print(f"{erf(gradflow.tensor(1.0)).item():.4f}")
+    0.8427
+    """
+    from gradflow.ops.unary import _float_input  # unary imports this module (erf_array)
+
+    return Erf.apply(_float_input(x, "erf"))
+
+
+def erfc(x: Tensor) -> Tensor:
+    """1 - erf(x), accurate where erf(x) is close to 1."""
+    from gradflow.ops.unary import _float_input
+
+    return Erfc.apply(_float_input(x, "erfc"))
+
+
+def erfinv(x: Tensor) -> Tensor:
+    """The inverse of erf on [-1, 1] (+-inf at +-1, NaN outside)."""
+    from gradflow.ops.unary import _float_input
+
+    return Erfinv.apply(_float_input(x, "erfinv"))

@@ -1,0 +1,185 @@
+"""Trigonometric and hyperbolic functions: sin, cos, tan, asin, acos, atan, sinh, cosh,
+asinh, acosh, atanh (tanh, an activation, is in unary.py).
+
+Memory: each saves its input or its output, whichever its backward reads.
+"""
+
+from __future__ import annotations
+
+from gradflow.autograd.function import Function
+from gradflow.backend import get_array_module
+from gradflow.ops.unary import _float_input
+from gradflow.tensor import Tensor
+
+
+class Sin(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).sin(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g * get_array_module(x).cos(x)
+
+
+class Cos(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).cos(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return -g * get_array_module(x).sin(x)
+
+
+class Tan(Function):
+    op_name = "tan"
+
+    def forward(self, x):
+        y = get_array_module(x).tan(x)
+        self.save_for_backward(y)  # the output: d tan = 1 + tan^2
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_arrays
+        return g * (1 + y * y)
+
+
+class Asin(Function):
+    op_name = "asin"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).arcsin(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g / get_array_module(x).sqrt(1 - x * x)
+
+
+class Acos(Function):
+    op_name = "acos"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).arccos(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return -g / get_array_module(x).sqrt(1 - x * x)
+
+
+class Atan(Function):
+    op_name = "atan"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).arctan(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g / (1 + x * x)
+
+
+class Sinh(Function):
+    op_name = "sinh"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).sinh(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g * get_array_module(x).cosh(x)
+
+
+class Cosh(Function):
+    op_name = "cosh"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).cosh(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g * get_array_module(x).sinh(x)
+
+
+class Asinh(Function):
+    op_name = "asinh"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).arcsinh(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g / get_array_module(x).sqrt(x * x + 1)
+
+
+class Acosh(Function):
+    op_name = "acosh"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).arccosh(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g / get_array_module(x).sqrt((x - 1) * (x + 1))  # PyTorch's form
+
+
+class Atanh(Function):
+    op_name = "atanh"
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return get_array_module(x).arctanh(x)
+
+    def backward(self, g):
+        (x,) = self.saved_arrays
+        return g / (1 - x * x)
+
+
+def sin(x: Tensor) -> Tensor:
+    return Sin.apply(_float_input(x, "sin"))
+
+
+def cos(x: Tensor) -> Tensor:
+    return Cos.apply(_float_input(x, "cos"))
+
+
+def tan(x: Tensor) -> Tensor:
+    return Tan.apply(_float_input(x, "tan"))
+
+
+def asin(x: Tensor) -> Tensor:
+    return Asin.apply(_float_input(x, "asin"))
+
+
+def acos(x: Tensor) -> Tensor:
+    return Acos.apply(_float_input(x, "acos"))
+
+
+def atan(x: Tensor) -> Tensor:
+    return Atan.apply(_float_input(x, "atan"))
+
+
+def sinh(x: Tensor) -> Tensor:
+    return Sinh.apply(_float_input(x, "sinh"))
+
+
+def cosh(x: Tensor) -> Tensor:
+    return Cosh.apply(_float_input(x, "cosh"))
+
+
+def asinh(x: Tensor) -> Tensor:
+    return Asinh.apply(_float_input(x, "asinh"))
+
+
+def acosh(x: Tensor) -> Tensor:
+    return Acosh.apply(_float_input(x, "acosh"))
+
+
+def atanh(x: Tensor) -> Tensor:
+    return Atanh.apply(_float_input(x, "atanh"))
