@@ -5,18 +5,33 @@ __version__ = "0.1.0"
 # autograd first: it enters the tensor/ops/autograd import circle through autograd/function.py,
 # the one entry that loads it whole (docs/DESIGN.md §10).
 from gradflow import autograd, cuda, nn
+
+# isort: split
+from gradflow import accelerator, amp, backends, distributions, jit, linalg, testing
 from gradflow.autograd import (
     Function,
     enable_grad,
     grad,
+    inference_mode,
     is_grad_enabled,
     no_grad,
     set_grad_enabled,
 )
 from gradflow.backend import CudaUnavailableError, Device, get_array_module
 from gradflow.backend import Device as device
+from gradflow.compat import (
+    autocast,
+    compile,
+    equal,
+    is_floating_point,
+    is_tensor,
+    numel,
+    set_printoptions,
+    use_deterministic_algorithms,
+)
 from gradflow.creation import (
     arange,
+    as_tensor,
     empty,
     empty_like,
     eye,
@@ -25,11 +40,14 @@ from gradflow.creation import (
     full,
     full_like,
     linspace,
+    logspace,
+    normal,
     ones,
     ones_like,
     rand,
     rand_like,
     randint,
+    randint_like,
     randn,
     randn_like,
     randperm,
@@ -38,20 +56,51 @@ from gradflow.creation import (
     zeros_like,
 )
 from gradflow.dtypes import (
+    bfloat16,
     bool,
+    cdouble,
+    cfloat,
+    complex64,
+    complex128,
     double,
+    dtype,
+    finfo,
+    float,
     float16,
     float32,
     float64,
     get_default_dtype,
     half,
+    iinfo,
+    int,
     int8,
     int16,
     int32,
     int64,
     long,
     set_default_dtype,
+    short,
     uint8,
+)
+from gradflow.layout import (
+    channels_last,
+    channels_last_3d,
+    contiguous_format,
+    layout,
+    memory_format,
+    preserve_format,
+    strided,
+)
+from gradflow.legacy_types import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
 )
 from gradflow.ops.activations import (
     celu,
@@ -69,13 +118,21 @@ from gradflow.ops.activations import (
 from gradflow.ops.arithmetic import (
     add,
     clamp,
+    clamp_max,
+    clamp_min,
     clip,
     div,
+    divide,
     eq,
+    floor_divide,
+    fmod,
     ge,
     gt,
     isfinite,
+    isinf,
     isnan,
+    isneginf,
+    isposinf,
     le,
     logical_and,
     logical_not,
@@ -84,14 +141,20 @@ from gradflow.ops.arithmetic import (
     maximum,
     minimum,
     mul,
+    multiply,
     ne,
     neg,
     pow,
+    remainder,
+    rsub,
     sub,
+    subtract,
+    true_divide,
     where,
 )
 from gradflow.ops.conversion import clone
-from gradflow.ops.distance import cdist, cosine_similarity, pairwise_distance
+from gradflow.ops.decompositions import cholesky, det, logdet, slogdet
+from gradflow.ops.decompositions import inv as inverse
 from gradflow.ops.diagonals import (
     diag,
     diag_embed,
@@ -100,6 +163,8 @@ from gradflow.ops.diagonals import (
     tril,
     triu,
 )
+from gradflow.ops.distance import cdist, cosine_similarity, pairwise_distance
+from gradflow.ops.einsum import cross, einsum, inner, kron, tensordot
 from gradflow.ops.indexing import (
     gather,
     index_select,
@@ -107,7 +172,72 @@ from gradflow.ops.indexing import (
     take_along_axis,
     take_along_dim,
 )
-from gradflow.ops.linalg import matmul
+from gradflow.ops.linalg import (
+    addbmm,
+    addmm,
+    addmv,
+    addr,
+    baddbmm,
+    bmm,
+    chain_matmul,
+    dot,
+    ger,
+    matmul,
+    mm,
+    mv,
+    outer,
+    vdot,
+)
+from gradflow.ops.norms import norm
+from gradflow.ops.pointwise_math import (
+    addcdiv,
+    addcmul,
+    allclose,
+    arctan2,
+    atan2,
+    copysign,
+    deg2rad,
+    float_power,
+    hypot,
+    isclose,
+    lerp,
+    logaddexp,
+    logit,
+    nan_to_num,
+    rad2deg,
+    signbit,
+    xlogy,
+)
+from gradflow.ops.random_ops import bernoulli, multinomial
+from gradflow.ops.reduction import (
+    all,
+    amax,
+    amin,
+    aminmax,
+    any,
+    argmax,
+    argmin,
+    cummax,
+    cummin,
+    cumprod,
+    cumsum,
+    logcumsumexp,
+    logsumexp,
+    max,
+    mean,
+    median,
+    min,
+    nanmean,
+    nansum,
+    prod,
+    quantile,
+    std,
+    std_mean,
+    sum,
+    var,
+    var_mean,
+)
+from gradflow.ops.rounding import ceil, fix, floor, frac, round, trunc
 from gradflow.ops.scatter import (
     index_add,
     index_copy,
@@ -119,23 +249,6 @@ from gradflow.ops.scatter import (
     scatter,
     scatter_add,
     scatter_reduce,
-)
-from gradflow.ops.reduction import (
-    all,
-    amax,
-    amin,
-    any,
-    argmax,
-    argmin,
-    cumsum,
-    logsumexp,
-    max,
-    mean,
-    min,
-    prod,
-    std,
-    sum,
-    var,
 )
 from gradflow.ops.shape import (
     broadcast_shapes,
@@ -173,21 +286,6 @@ from gradflow.ops.shape import (
     unsqueeze,
     view,
 )
-from gradflow.ops.stacking import (
-    atleast_1d,
-    atleast_2d,
-    atleast_3d,
-    column_stack,
-    dsplit,
-    dstack,
-    hsplit,
-    hstack,
-    meshgrid,
-    row_stack,
-    tensor_split,
-    vsplit,
-    vstack,
-)
 from gradflow.ops.softmax import log_softmax, softmax
 from gradflow.ops.sorting import (
     argsort,
@@ -205,146 +303,35 @@ from gradflow.ops.sorting import (
     unique,
     unique_consecutive,
 )
-from gradflow.ops.trigonometric import cos, sin
-from gradflow.ops.unary import (
-    abs,
-    elu,
-    exp,
-    expm1,
-    gelu,
-    leaky_relu,
-    log,
-    log1p,
-    relu,
-    rsqrt,
-    sigmoid,
-    sign,
-    silu,
-    softplus,
-    sqrt,
-    tanh,
-)
-from gradflow.random import Generator, manual_seed
-from gradflow.serialization import CheckpointError, load, save
-from gradflow.tensor import Size, Tensor
-from gradflow.compat import (
-    autocast,
-    compile,
-    equal,
-    is_floating_point,
-    is_tensor,
-    numel,
-    set_printoptions,
-    use_deterministic_algorithms,
-)
-from gradflow.legacy_types import (
-    BoolTensor,
-    ByteTensor,
-    CharTensor,
-    DoubleTensor,
-    FloatTensor,
-    HalfTensor,
-    IntTensor,
-    LongTensor,
-    ShortTensor,
-)
-from gradflow.layout import (
-    channels_last,
-    channels_last_3d,
-    contiguous_format,
-    layout,
-    memory_format,
-    preserve_format,
-    strided,
-)
-from gradflow.dtypes import (
-    bfloat16,
-    cdouble,
-    cfloat,
-    complex64,
-    complex128,
-    dtype,
-    finfo,
-    float,
-    iinfo,
-    int,
-    short,
-)
-from gradflow.creation import as_tensor, logspace, normal, randint_like
-from gradflow.random import get_rng_state, initial_seed, seed, set_rng_state
-from gradflow.autograd import inference_mode
-from gradflow import accelerator, amp, backends, distributions, jit, testing
-from gradflow import linalg
-from gradflow.ops.arithmetic import (
-    clamp_max,
-    clamp_min,
-    divide,
-    floor_divide,
-    fmod,
-    isinf,
-    isneginf,
-    isposinf,
-    multiply,
-    remainder,
-    rsub,
-    subtract,
-    true_divide,
-)
-from gradflow.ops.decompositions import cholesky, det, logdet, slogdet
-from gradflow.ops.decompositions import inv as inverse
-from gradflow.ops.einsum import cross, einsum, inner, kron, tensordot
-from gradflow.ops.linalg import (
-    addbmm,
-    addmm,
-    addmv,
-    addr,
-    baddbmm,
-    bmm,
-    chain_matmul,
-    dot,
-    ger,
-    mm,
-    mv,
-    outer,
-    vdot,
-)
-from gradflow.ops.norms import norm
-from gradflow.ops.pointwise_math import (
-    addcdiv,
-    addcmul,
-    allclose,
-    arctan2,
-    atan2,
-    copysign,
-    deg2rad,
-    float_power,
-    hypot,
-    isclose,
-    lerp,
-    logaddexp,
-    logit,
-    nan_to_num,
-    rad2deg,
-    signbit,
-    xlogy,
-)
-from gradflow.ops.random_ops import bernoulli, multinomial
-from gradflow.ops.reduction import (
-    aminmax,
-    cummax,
-    cummin,
-    cumprod,
-    logcumsumexp,
-    median,
-    nanmean,
-    nansum,
-    quantile,
-    std_mean,
-    var_mean,
-)
-from gradflow.ops.rounding import ceil, fix, floor, frac, round, trunc
 from gradflow.ops.special import erf, erfc, erfinv
-from gradflow.ops.trigonometric import acos, acosh, asin, asinh, atan, atanh, cosh, sinh, tan
+from gradflow.ops.stacking import (
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    column_stack,
+    dsplit,
+    dstack,
+    hsplit,
+    hstack,
+    meshgrid,
+    row_stack,
+    tensor_split,
+    vsplit,
+    vstack,
+)
+from gradflow.ops.trigonometric import (
+    acos,
+    acosh,
+    asin,
+    asinh,
+    atan,
+    atanh,
+    cos,
+    cosh,
+    sin,
+    sinh,
+    tan,
+)
 from gradflow.ops.trigonometric import acos as arccos
 from gradflow.ops.trigonometric import acosh as arccosh
 from gradflow.ops.trigonometric import asin as arcsin
@@ -352,17 +339,39 @@ from gradflow.ops.trigonometric import asinh as arcsinh
 from gradflow.ops.trigonometric import atan as arctan
 from gradflow.ops.trigonometric import atanh as arctanh
 from gradflow.ops.unary import (
+    abs,
     absolute,
+    elu,
+    exp,
     exp2,
+    expm1,
+    gelu,
+    leaky_relu,
+    log,
+    log1p,
     log2,
     log10,
     positive,
     reciprocal,
+    relu,
+    rsqrt,
     sgn,
+    sigmoid,
+    sign,
+    silu,
+    softplus,
+    sqrt,
     square,
+    tanh,
 )
+from gradflow.random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from gradflow.serialization import CheckpointError, load, save
+from gradflow.tensor import Size, Tensor
 
 # isort: split
 # data and optim import gradflow.tensor directly, which needs the core above loaded first.
-from gradflow import data, optim
-from gradflow import utils  # torch.utils.data's names: gradflow.utils.data
+from gradflow import (
+    data,
+    optim,
+    utils,  # torch.utils.data's names: gradflow.utils.data
+)
