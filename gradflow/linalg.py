@@ -1,7 +1,8 @@
-"""gradflow.linalg: the ``torch.linalg`` names gradflow has: norms, products, inv, det, solve.
+"""gradflow.linalg: the ``torch.linalg`` names gradflow has: norms, products, inv, det, slogdet,
+solve, cholesky.
 
-Decompositions and solvers (inv, solve, svd, eigh, ...) are not implemented: their names raise
-an AttributeError saying so.
+The other decompositions (svd, eigh, qr, pinv, matrix_exp, ...) are not implemented: their
+names raise an AttributeError saying so.
 """
 
 from __future__ import annotations

@@ -32,11 +32,12 @@ import functools
 import json
 import math
 import os
+import pickle
 import struct
 import sys
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 import numpy
@@ -80,8 +81,21 @@ class CheckpointError(ValueError):
 
 
 # ---- save --------------------------------------------------------------------------------
-def save(obj: Any, path: str | os.PathLike | IO[bytes]) -> None:
-    """Save `obj` (nested dicts, lists, tuples, Tensors, numbers, strings, None) to `path`.
+def save(
+    obj: Any,
+    f: str | os.PathLike | IO[bytes],
+    pickle_module: Any = None,
+    pickle_protocol: int = 2,
+    _use_new_zipfile_serialization: bool = True,
+    _disable_byteorder_record: bool = False,
+) -> None:
+    """Save `obj` (nested dicts, lists, tuples, Tensors, numbers, strings, None) to `f`, a
+    path or a binary file object, as ``torch.save(obj, f)`` is called.
+
+    torch.save pickles; gradflow never does, so a whole Module or Optimizer is refused with
+    the two lines to use instead (save its ``state_dict()``, ``load_state_dict`` it back).
+    `pickle_protocol` and torch's private flags are accepted and ignored (nothing is pickled);
+    a `pickle_module` other than the standard ``pickle`` is refused.
 
     The checkpoint is written to a temporary file in the same directory, flushed to disk and
     renamed over `path`, so a crash mid-write leaves any previous checkpoint at `path` whole.
@@ -104,12 +118,13 @@ def save(obj: Any, path: str | os.PathLike | IO[bytes]) -> None:
     >>> sorted(checkpoint["model"]), checkpoint["epoch"]
     (['bias', 'weight'], 3)
     """
+    _refuse_pickle_module(pickle_module, "save")
     manifest, arrays = _Encoder().encode(obj)
     text = json.dumps(manifest, indent=1)  # before any file is touched
-    if hasattr(path, "write"):
-        _write_zip(path, text, arrays)
+    if hasattr(f, "write"):
+        _write_zip(f, text, arrays)
         return
-    target = os.fspath(path)
+    target = os.fspath(f)
     if isinstance(target, bytes):
         target = os.fsdecode(target)
     with _files.replacing(target, CheckpointError) as file:
@@ -172,6 +187,8 @@ class _Encoder:
             return {"type": "str", "value": str(obj)}
         if isinstance(obj, Mapping | list | tuple):
             return self.container(obj, keys)
+        if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
+            raise CheckpointError(_whole_object_message(obj, keys))
         raise CheckpointError(
             f"can't save an object of type {type(obj).__name__} at {_where(keys)}; supported "
             f"types are {_SUPPORTED}"
@@ -215,6 +232,37 @@ class _Encoder:
             name = self.names[id(array)] = f"arrays/{len(self.arrays)}.npy"
             self.arrays.append((name, move_array(array, CPU)))
         return name
+
+
+def _refuse_pickle_module(pickle_module: Any, what: str) -> None:
+    # None and the standard pickle module are what torch code passes; anything else (dill,
+    # cloudpickle) asks for pickling that gradflow checkpoints can't hold.
+    if pickle_module is None or pickle_module is pickle:
+        return
+    name = getattr(pickle_module, "__name__", type(pickle_module).__name__)
+    raise CheckpointError(
+        f"gradflow.{what} got pickle_module={name}: gradflow checkpoints never contain "
+        "pickles (only tensors, numbers, strings, None and dicts, lists and tuples of them); "
+        "leave pickle_module out"
+    )
+
+
+def _whole_object_message(obj: Any, keys: tuple) -> str:
+    """Why a Module, Optimizer or scheduler can't be saved whole, and the two lines to use."""
+    kinds = [klass.__name__ for klass in type(obj).__mro__]
+    if "Module" in kinds:
+        kind, name = "Module", "model"
+    elif "Optimizer" in kinds:
+        kind, name = "Optimizer", "optimizer"
+    else:
+        kind, name = "object with a state_dict", "scheduler"
+    return (
+        f"can't save a whole {type(obj).__name__} ({kind}) at {_where(keys)}: torch.save "
+        "pickles the object and gradflow never pickles. Save its state dict instead:\n"
+        f"    gradflow.save({name}.state_dict(), path)\n"
+        "and load it into a freshly built one with:\n"
+        f"    {name}.load_state_dict(gradflow.load(path))"
+    )
 
 
 def _checked_int(value: int, keys: tuple, what: str = "the int") -> int:
@@ -264,24 +312,44 @@ def _too_deep() -> str:
 
 # ---- load --------------------------------------------------------------------------------
 def load(
-    path: str | os.PathLike | IO[bytes],
-    map_location: str | Device | Mapping[str, str] | None = None,
+    f: str | os.PathLike | IO[bytes],
+    map_location: str | Device | Mapping[str, str] | Callable[[Tensor, str], Any] | None = None,
+    pickle_module: Any = None,
+    *,
+    weights_only: bool | None = None,
+    mmap: bool | None = None,
+    **pickle_load_args: Any,
 ) -> Any:
-    """Load an object saved by `save`. Never unpickles and never runs code from the file.
+    """Load an object saved by `save` from a path or a binary file object, as ``torch.load``
+    is called. Never unpickles and never runs code from the file.
 
     map_location: None puts each tensor on the device it was saved from (a cuda tensor
     needs a GPU; pass "cpu" otherwise); "cpu", "cuda", "cuda:N" or a Device puts every tensor
-    there; a dict such as ``{"cuda:1": "cuda:0"}`` maps saved devices to new ones. Tensors
-    come back as leaves with their saved requires_grad. A path that is not a regular file
-    (a directory, a FIFO, a device) is refused with CheckpointError without being opened.
+    there; a dict such as ``{"cuda:1": "cuda:0"}`` maps saved devices to new ones; a callable
+    is called as ``map_location(tensor, location)`` with each tensor loaded on the cpu and
+    the device it was saved from (torch passes a storage), and returns the tensor to use
+    (``lambda storage, loc: storage`` keeps it on the cpu) or None for the saved device.
+    Tensors come back as leaves with their saved requires_grad. A path that is not a regular
+    file (a directory, a FIFO, a device) is refused with CheckpointError without being opened.
+
+    weights_only (True, False or None) changes nothing: torch uses it to choose how far to
+    trust the pickle, and a gradflow checkpoint holds no pickle, so both load the same data.
+    mmap=True maps each cpu array from the file copy-on-write, as torch does (changes stay in
+    memory, the file is untouched; `f` must then be a path, else ValueError as in torch);
+    tensors bound for cuda are read and copied as usual. `pickle_load_args` (such as
+    ``encoding``) are accepted and unused. A file torch.save wrote is refused with the way to
+    convert it (gradflow can't read pickles).
     """
-    if hasattr(path, "read"):
-        return _load_from(path, "<file object>", map_location)
-    label = os.fspath(path)
+    _refuse_pickle_module(pickle_module, "load")
+    if hasattr(f, "read"):
+        if mmap:
+            raise ValueError("f must be a file path in order to use the mmap argument")
+        return _load_from(f, "<file object>", map_location)
+    label = os.fspath(f)
     if isinstance(label, bytes):
         label = os.fsdecode(label)
     with _open_checkpoint(label) as file:
-        return _load_from(file, label, map_location)
+        return _load_from(file, label, map_location, label if mmap else None)
 
 
 def _open_checkpoint(label: str) -> IO[bytes]:
@@ -301,20 +369,48 @@ def _open_checkpoint(label: str) -> IO[bytes]:
         raise CheckpointError(f"{label}: not a readable checkpoint ({exc})") from exc
 
 
-def _load_from(file: IO[bytes], label: str, map_location: Any) -> Any:
+def _load_from(file: IO[bytes], label: str, map_location: Any, mmap_path: str | None = None) -> Any:
     try:
         archive = zipfile.ZipFile(file)
     except _ZIP_ERRORS as exc:
+        if _starts_with_pickle(file):
+            raise CheckpointError(_torch_file_message(label, "legacy")) from None
         raise CheckpointError(
             f"{label}: not a readable checkpoint: the zip archive is truncated or corrupt ({exc})"
         ) from exc
     with archive:
         entries = _check_entries(archive, label)
         manifest = _read_manifest(archive, entries[MANIFEST_NAME], label)
-        decoder = _Decoder(archive, entries, label, map_location)
+        decoder = _Decoder(archive, entries, label, map_location, mmap_path)
         obj = decoder.node(manifest["root"], ())
         decoder.check_all_named()
         return obj
+
+
+def _starts_with_pickle(file: IO[bytes]) -> bool:
+    """Whether the file starts as a pickle does (protocol 2 or later: byte 0x80, then the
+    protocol number), as torch.save's legacy format and pickle.dump files do."""
+    try:
+        file.seek(0)
+        head = file.read(2)
+    except (OSError, ValueError):
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _torch_file_message(label: str, kind: str) -> str:
+    what = (
+        "torch.save's zip format" if kind == "zip" else "torch.save's legacy format or pickle.dump"
+    )
+    return (
+        f"{label}: not a readable checkpoint: written by torch.save or pickle ({what}); "
+        "gradflow never unpickles, so it can't read it. Convert it once with PyTorch to "
+        "safetensors:\n"
+        "    from safetensors.torch import save_file\n"
+        "    save_file(torch.load(path), 'model.safetensors')\n"
+        "then load it here with gradflow.safetensors.load_file('model.safetensors') (pip "
+        "install 'gradflow[safetensors]'), or save it with gradflow.save from gradflow"
+    )
 
 
 def _check_entries(archive: zipfile.ZipFile, label: str) -> dict[str, zipfile.ZipInfo]:
@@ -348,6 +444,8 @@ def _check_entries(archive: zipfile.ZipFile, label: str) -> dict[str, zipfile.Zi
             )
         entries[name] = info
     if MANIFEST_NAME not in entries:
+        if any(name == "data.pkl" or name.endswith("/data.pkl") for name in entries):
+            raise CheckpointError(_torch_file_message(label, "zip"))
         raise CheckpointError(
             f"{label}: no {MANIFEST_NAME} in the archive; it is not a checkpoint written by "
             "gradflow.save"
@@ -394,8 +492,10 @@ class _Decoder:
         entries: dict[str, zipfile.ZipInfo],
         label: str,
         map_location: Any,
+        mmap_path: str | None = None,
     ):
         self.archive = archive
+        self.mmap_path = mmap_path  # map arrays bound for the cpu from this file
         self.entries = entries
         self.label = label
         self.map_location = map_location
@@ -476,10 +576,36 @@ class _Decoder:
             if array.dtype.kind != "f":
                 raise self.fail(keys, f"malformed manifest: a {array.dtype} tensor requires grad")
             tensor.requires_grad = True
+        if callable(self.map_location) and not isinstance(self.map_location, Device):
+            return self.mapped(tensor, saved, keys)
         return tensor
+
+    def mapped(self, tensor: Tensor, saved: str, keys: tuple) -> Tensor:
+        """torch's callable map_location: f(storage, location) -> storage, or None for the
+        saved location; gradflow passes the cpu tensor in place of the storage."""
+        result = self.map_location(tensor, saved)
+        if result is None:
+            device = self.target_device_of(saved, keys)
+            return tensor if device == CPU else tensor.to(device)
+        if not isinstance(result, Tensor):
+            raise TypeError(
+                f"map_location returned a {type(result).__name__} for the tensor at "
+                f"{_where(keys)}; it must return the tensor it was given (moved, e.g. with "
+                ".cuda()) or None"
+            )
+        return result
+
+    def target_device_of(self, saved: str, keys: tuple) -> Device:
+        choice, self.map_location = self.map_location, None
+        try:
+            return self.target_device(saved, keys)
+        finally:
+            self.map_location = choice
 
     def target_device(self, saved: str, keys: tuple) -> Device:
         choice = self.map_location
+        if callable(choice) and not isinstance(choice, Device):
+            return CPU  # the callable moves it afterwards (tensor())
         if isinstance(choice, Mapping):
             choice = choice.get(saved, saved)
         try:
@@ -520,26 +646,35 @@ class _Decoder:
             )
         cached = self.arrays.get((name, str(device)))
         if cached is None:
-            array = self.read(name, dtype, shape, keys)
+            array = self.read(name, dtype, shape, keys, mapped=device == CPU)
             cached = self.arrays[(name, str(device))] = move_array(array, device)
         return cached
 
-    def read(self, name: str, dtype: numpy.dtype, shape: list, keys: tuple) -> numpy.ndarray:
-        """The array of entry `name`, checked to have the manifest's dtype and shape."""
+    def read(
+        self, name: str, dtype: numpy.dtype, shape: list, keys: tuple, mapped: bool = False
+    ) -> numpy.ndarray:
+        """The array of entry `name`, checked to have the manifest's dtype and shape (mapped
+        from the file when `mapped` and load(mmap=True))."""
         info = self.entries.get(name)
         if info is None:
             raise self.fail(keys, f"array {name} is missing from the archive")
         self.named.add(name)
         try:
             with self.archive.open(info) as member:
-                return self.read_npy(member, info, dtype, shape, keys)
+                return self.read_npy(member, info, dtype, shape, keys, mapped)
         except CheckpointError:
             raise
         except _ZIP_ERRORS as exc:
             raise self.fail(keys, f"array {name} is truncated or corrupt ({exc})") from exc
 
     def read_npy(
-        self, member: IO[bytes], info: zipfile.ZipInfo, dtype: numpy.dtype, shape: list, keys: tuple
+        self,
+        member: IO[bytes],
+        info: zipfile.ZipInfo,
+        dtype: numpy.dtype,
+        shape: list,
+        keys: tuple,
+        mapped: bool = False,
     ) -> numpy.ndarray:
         """Read a .npy entry, checking its header before allocating: the dtype must be
         numeric (an object array would need unpickling), and dtype, shape and the entry's
@@ -579,6 +714,8 @@ class _Decoder:
                 f"array {name} is corrupt: its header declares {nbytes} bytes of data "
                 f"({saved_dtype}, shape {list(saved_shape)}) but the entry holds {stored}",
             )
+        if mapped and self.mmap_path is not None and nbytes > 0:
+            return self.map_npy(info, member.tell(), saved_dtype, saved_shape, fortran_order)
         raw = numpy.empty(nbytes, numpy.uint8)
         done = 0
         while done < nbytes:
@@ -593,3 +730,31 @@ class _Decoder:
         if fortran_order:
             return array.reshape(saved_shape[::-1]).transpose()
         return array.reshape(saved_shape)
+
+    def map_npy(
+        self,
+        info: zipfile.ZipInfo,
+        header_size: int,
+        dtype: numpy.dtype,
+        shape: tuple,
+        fortran_order: bool,
+    ) -> numpy.ndarray:
+        """The array data of an entry (already checked by read_npy), mapped copy-on-write:
+        the entry is stored uncompressed, so its bytes lie in the file after the zip's local
+        header (30 bytes, the name, the extra field) and the .npy header. No CRC check, as
+        torch's mmap loads don't check one."""
+        with open(self.mmap_path, "rb") as file:
+            file.seek(info.header_offset)
+            local = file.read(30)
+            size = file.seek(0, os.SEEK_END)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"no local header for {info.filename}")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        offset = info.header_offset + 30 + name_length + extra_length + header_size
+        if offset + math.prod(shape) * dtype.itemsize > size:
+            raise zipfile.BadZipFile(f"{info.filename} runs past the end of the file")
+        mapped = numpy.memmap(
+            self.mmap_path, dtype, mode="c", offset=offset, shape=tuple(shape),
+            order="F" if fortran_order else "C",
+        )  # fmt: skip
+        return mapped.view(numpy.ndarray)  # a plain array; its base keeps the map open

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -69,3 +70,25 @@ def test_char_lm_loss_falls_and_prints_samples():
     losses = [float(v) for v in re.findall(r"loss (\d+\.\d+) nats/char", result.stdout)]
     assert len(losses) == 2 and losses[1] < 0.9 * losses[0]
     assert "characters, " in result.stdout and "truncated BPTT every 25" in result.stdout
+
+
+@functools.cache  # each run once per session: both tests compare the gradflow run
+def _pytorch_program_accuracy(name: str, *flags: str) -> float:
+    result = run_example(str(ROOT / "examples" / "pytorch_program.py"), "--epochs", "3", *flags)
+    assert result.returncode == 0, result.stderr
+    found = [float(v) for v in re.findall(r"test accuracy (\d+\.\d)%", result.stdout)]
+    assert len(found) == 4 and found[-1] == found[-2]  # 3 epochs, then the reloaded model
+    assert "loss " in result.stdout and result.stdout.startswith(f"{name} on cpu")
+    return found[-1]
+
+
+def test_pytorch_program_learns_on_gradflow():
+    assert _pytorch_program_accuracy("gradflow") > 90.0
+
+
+def test_pytorch_program_on_torch_reaches_the_same_accuracy(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torch's threads would only contend here
+    theirs = _pytorch_program_accuracy("torch", "--torch")
+    ours = _pytorch_program_accuracy("gradflow")
+    assert theirs > 90.0 and abs(ours - theirs) < 6.0, (ours, theirs)

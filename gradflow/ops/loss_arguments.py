@@ -1,4 +1,5 @@
-"""Argument checks of the loss functions (ops/losses.py): each raises an error that names the
+"""Argument checks of the loss functions (ops/losses.py, regression_losses.py,
+margin_losses.py, ctc_loss.py): each raises an error that names the
 loss, the argument, its shape and dtype, and what was expected (PyTorch's rules)."""
 
 from __future__ import annotations
