@@ -468,16 +468,7 @@ class Tensor:
         """Whether this write must be recorded in the graph (and can be)."""
         if not grad_mode.state.enabled:
             return False
-        if not (self._requires_grad or (isinstance(operand, Tensor) and operand._requires_grad)):
-            return False
-        if self.array.base is not None and hasattr(self.array.base, "shape"):
-            raise RuntimeError(
-                f"{what}: this tensor is a view of another tensor's memory, and the write "
-                "needs a gradient recorded; gradflow records such writes on the tensor that "
-                "owns the memory only: write through it with indexing (base[index] = value) "
-                "or clone() the view first"
-            )
-        return True
+        return self._requires_grad or (isinstance(operand, Tensor) and operand._requires_grad)
 
     def _rebase(self, result: Tensor) -> Tensor:
         """Writes result's values into this tensor's storage and makes it the output of

@@ -242,10 +242,12 @@ def _missing_param(cls: type, name: str) -> TypeError:
 
 def _raise_stale_view(fn: Function, x: Tensor) -> NoReturn:
     raise RuntimeError(
-        f"{fn.name}: an input (shape {tuple(x.shape)}) is a view taken before an in-place write "
-        "to the tensor it views recorded a gradient; the view shows the new values but not "
-        "their history, so gradients through it would be wrong. Take the view again after "
-        "the write (e.g. index the tensor again)."
+        f"{fn.name}: an input (shape {tuple(x.shape)}) shares memory with a tensor that was "
+        "written in place, with a gradient recorded, after this input was made (it is a view "
+        "taken before an in-place write to the tensor it views, or the tensor a view of which "
+        "was written); it shows the new values but not their history, so gradients through it "
+        "would be wrong. Use the tensor that was written, or take the view again after the "
+        "write (e.g. index the tensor again)."
     )
 
 

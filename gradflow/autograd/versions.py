@@ -57,32 +57,37 @@ def bump(array: Any, by: int = 1) -> None:
         entry[1] = _epoch[0]
 
 
-# id(storage root) -> epoch of the last write recorded in the graph (a rebase: the tensor that
-# owns the storage became the output of a new node). _any_rebase[0] is False until the first,
-# so the per-op check below costs one read until a program records an in-place write.
-_rebased: dict[int, int] = {}
+# id(storage root) -> (epoch of the last write recorded in the graph, whether it was written
+# through a view). A rebase makes the written tensor the output of a new node. _any_rebase[0]
+# is False until the first, so the per-op check below costs one read until a program records
+# an in-place write.
+_rebased: dict[int, tuple[int, bool]] = {}
 _any_rebase = [False]
 
 
 def rebased(array: Any) -> None:
-    """Records that the storage owned by ``array`` got a new history (a recorded write)."""
+    """Records that the storage under ``array`` got a new history (a recorded write), written
+    through ``array`` itself: the owner of the memory, or a view of it (``x.view(-1).relu_()``,
+    an op's output that views a buffer)."""
     root = storage_root(array)
     key = id(root)
     if key not in _rebased:
         with contextlib.suppress(TypeError):
             weakref.finalize(root, _rebased.pop, key, None)
-    _rebased[key] = _epoch[0]
+    _rebased[key] = (_epoch[0], root is not array)
     _any_rebase[0] = True
 
 
 def stale_view(array: Any, made_at: int) -> bool:
-    """True when ``array`` is a view of a storage whose owner was given a new history (a
-    recorded in-place write) after the view was made at epoch ``made_at``: the view's own
-    history no longer describes the values it shows."""
+    """True when the tensor over ``array``, made at epoch ``made_at``, shows values that a
+    later recorded write gave a history it does not have: a view of a storage whose owner was
+    written, or, after a write through a view, any other tensor over that storage (the owner
+    included; PyTorch would rebase the owner, gradflow refuses to use it instead)."""
     root = storage_root(array)
-    if root is array:
+    entry = _rebased.get(id(root))
+    if entry is None or (root is array and not entry[1]):
         return False
-    return _rebased.get(id(root), -1) > made_at
+    return entry[0] > made_at
 
 
 def modified_since(array: Any, epoch: int) -> bool:
