@@ -20,12 +20,17 @@ from gradflow.autograd import (
 from gradflow.backend import CudaUnavailableError, Device, get_array_module
 from gradflow.backend import Device as device
 from gradflow.compat import (
+    are_deterministic_algorithms_enabled,
     autocast,
     compile,
     equal,
+    get_float32_matmul_precision,
+    get_num_threads,
     is_floating_point,
     is_tensor,
     numel,
+    set_float32_matmul_precision,
+    set_num_threads,
     set_printoptions,
     use_deterministic_algorithms,
 )
@@ -257,6 +262,7 @@ from gradflow.ops.shape import (
     cat,
     chunk,
     concat,
+    concatenate,
     contiguous,
     expand,
     flatten,

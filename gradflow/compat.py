@@ -12,12 +12,17 @@ from gradflow.amp import autocast
 from gradflow.tensor import Tensor
 
 __all__ = [
+    "are_deterministic_algorithms_enabled",
     "autocast",
     "compile",
     "equal",
+    "get_float32_matmul_precision",
+    "get_num_threads",
     "is_floating_point",
     "is_tensor",
     "numel",
+    "set_float32_matmul_precision",
+    "set_num_threads",
     "set_printoptions",
     "use_deterministic_algorithms",
 ]
@@ -74,10 +79,49 @@ def set_printoptions(
         PRINT_OPTIONS["suppress_small"] = not sci_mode
 
 
+_deterministic = [False]
+_matmul_precision = ["highest"]
+
+
 def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
-    """Accepted: gradflow's cpu ops and cuda kernels are deterministic already (col2im by
-    gather, no atomics)."""
+    """Recorded, and otherwise nothing to do: gradflow's cpu ops and cuda kernels are
+    deterministic already (col2im by gather, no atomics)."""
+    _deterministic[0] = bool(mode)
 
 
 def are_deterministic_algorithms_enabled() -> bool:
-    return True
+    """What use_deterministic_algorithms last set (gradflow is deterministic either way)."""
+    return _deterministic[0]
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """Accepted ('highest', 'high', 'medium'); gradflow's float32 GEMMs always run in float32
+    (no TF32), so every setting computes at 'highest'."""
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"Invalid precision {precision!r}: use 'highest', 'high' or 'medium'")
+    _matmul_precision[0] = precision
+
+
+def get_float32_matmul_precision() -> str:
+    return _matmul_precision[0]
+
+
+_thread_limit: list = [None]
+
+
+def set_num_threads(threads: int) -> None:
+    """The number of threads NumPy's BLAS uses for the cpu's GEMMs and convolutions (the
+    intra-op threads that matter here; NumPy's elementwise math is single-threaded)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise RuntimeError(f"set_num_threads expects a positive integer, got {threads!r}")
+    from threadpoolctl import threadpool_limits
+
+    _thread_limit[0] = threadpool_limits(limits=threads, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The BLAS threads NumPy uses now (1 when no BLAS library reports a count)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts, default=1)

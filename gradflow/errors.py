@@ -70,6 +70,14 @@ AnomalyError (RuntimeError), defined in gradflow.autograd.anomaly
     Example: ``Function 'SqrtBackward' returned inf values in its gradient for input 0
     (shape (1,), dtype float32). Sqrt was created in forward at (most recent call last): ...``
 
+DtypeMismatchError (TypeError), defined in gradflow.autograd.function
+    When: an op other than elementwise arithmetic (matmul, linear, conv, a norm layer, ...)
+    gets float tensors of two dtypes; add, mul and the other elementwise ops promote to the
+    wider dtype instead, as PyTorch does. A TypeError (gradflow's kind for dtypes) and a
+    RuntimeError (PyTorch's), so either ``except`` catches it.
+    Tells you: the op, every operand's shape, dtype and device, and how to convert.
+    Example: see TypeError above.
+
 GradcheckError (AssertionError), defined in gradflow.testing.gradcheck
     When: ``gradflow.testing.gradcheck`` finds autograd's gradient differing from float64
     finite differences (inputs that are not float64 get a TypeError instead).
@@ -110,14 +118,17 @@ ValueError: shapes and values
     ``size mismatch for '5.bias': the checkpoint has shape (3,), the model has (10,)``
 
 TypeError: dtypes and argument types
-    When: an op mixes float32 and float64 tensors (gradflow never promotes floats silently),
+    When: an op other than elementwise arithmetic mixes float32 and float64 tensors (add,
+    mul, ... promote to the wider dtype as PyTorch does; matmul, conv, ... refuse, and that
+    error is also a RuntimeError, PyTorch's type),
     a dtype gradflow doesn't support, an argument of the wrong type (a ``batch_size`` that
     is not an int, a state_dict that is not a dict, or one whose value is not a Tensor),
     gradcheck inputs that are not float64.
     Tells you: the op, every operand's shape, dtype and device, and how to convert.
-    Example: ``add: expected floating tensors of one dtype, got Tensor(shape=(2,),
+    Example: ``matmul: expected floating tensors of one dtype, got Tensor(shape=(2,),
     dtype=float32, device=cpu), Tensor(shape=(2,), dtype=float64, device=cpu); convert one
-    with .float() or .double() (gradflow does not promote float32 and float64 silently)``
+    with .float() or .double() (as in PyTorch, only elementwise arithmetic promotes float32
+    and float64)``
 
 RuntimeError: misuse of the graph, devices
     When: a second backward through a graph whose saved arrays were freed, backward from a
@@ -198,6 +209,7 @@ Command line
 """
 
 from gradflow.autograd.anomaly import AnomalyError
+from gradflow.autograd.function import DtypeMismatchError
 from gradflow.backend import CudaUnavailableError
 from gradflow.data.mnist import DatasetFileError
 from gradflow.nn.module import StateDictError
@@ -211,6 +223,7 @@ __all__ = [
     "CheckpointError",
     "CudaUnavailableError",
     "DatasetFileError",
+    "DtypeMismatchError",
     "GradcheckError",
     "PlotUnavailableError",
     "StateDictError",

@@ -693,10 +693,10 @@ class Tensor:
 
     def __format__(self, spec: str) -> str:
         """``f"{loss:.3f}"`` formats a one-element tensor's value, as PyTorch does."""
+        if self.array.ndim == 0:  # as PyTorch: the value, formatted (f"{count}" is "7")
+            return format(self.array.item(), spec)
         if not spec:
             return repr(self)
-        if self.array.ndim == 0:
-            return format(self.array.item(), spec)
         raise TypeError(
             f"unsupported format string passed to Tensor.__format__: only 0-d tensors take a "
             f"format spec, got shape {tuple(self.shape)}; format tensor.item() or a 0-d element"
@@ -875,6 +875,28 @@ class Tensor:
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return _shape.broadcast_to(self, tuple(shape))
+
+    # In-place shape changes (unsqueeze_, squeeze_, t_, transpose_, resize_as_ is not here):
+    # this tensor takes the out-of-place result's view of its storage and, when it is in a
+    # graph, that result's history. A leaf that requires grad refuses, as PyTorch's does.
+    def _reshape_inplace(self, what: str, result: Tensor) -> Tensor:
+        self._check_inplace(what)
+        self.array = result.array
+        if result.grad_fn is not None:
+            self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
+        return self
+
+    def squeeze_(self, dim: Any = None) -> Tensor:
+        return self._reshape_inplace("squeeze_", _shape.squeeze(self, dim))
+
+    def unsqueeze_(self, dim: int) -> Tensor:
+        return self._reshape_inplace("unsqueeze_", _shape.unsqueeze(self, dim))
+
+    def t_(self) -> Tensor:
+        return self._reshape_inplace("t_", self.t())
+
+    def transpose_(self, dim0: int, dim1: int) -> Tensor:
+        return self._reshape_inplace("transpose_", _shape.transpose(self, dim0, dim1))
 
     def squeeze(self, dim: Any = None) -> Tensor:
         return _shape.squeeze(self, dim)

@@ -159,12 +159,13 @@ EXAMPLES: dict[str, tuple[Callable[[], object], type[BaseException], list[str]]]
         ["size mismatch for '5.bias': the checkpoint has shape (3,), the model has (10,)"],
     ),
     "TypeError": (
-        lambda: gf.ones(2) + gf.ones(2, dtype=gf.float64),
+        lambda: gf.ones(2) @ gf.ones(2, dtype=gf.float64),
         TypeError,
         [
-            "add: expected floating tensors of one dtype, got Tensor(shape=(2,), dtype=float32,"
-            " device=cpu), Tensor(shape=(2,), dtype=float64, device=cpu); convert one with "
-            ".float() or .double() (gradflow does not promote float32 and float64 silently)"
+            "matmul: expected floating tensors of one dtype, got Tensor(shape=(2,), "
+            "dtype=float32, device=cpu), Tensor(shape=(2,), dtype=float64, device=cpu); convert "
+            "one with .float() or .double() (as in PyTorch, only elementwise arithmetic "
+            "promotes float32 and float64)"
         ],
     ),
     "RuntimeError": (

@@ -304,10 +304,16 @@ def _raise_mismatch(op: str, tensors: list, what: str) -> None:
     if what == "device":
         advice = "move them to one device first, e.g. x.to('cuda') or x.cpu()"
         raise RuntimeError(f"{op}: expected all tensors on the same device, got {desc}; {advice}")
-    raise TypeError(
+    raise DtypeMismatchError(
         f"{op}: expected floating tensors of one dtype, got {desc}; convert one "
-        "with .float() or .double() (gradflow does not promote float32 and float64 silently)"
+        "with .float() or .double() (as in PyTorch, only elementwise arithmetic promotes "
+        "float32 and float64)"
     )
+
+
+class DtypeMismatchError(TypeError, RuntimeError):
+    """An op other than elementwise arithmetic given float tensors of two dtypes: a TypeError
+    (gradflow's kind for dtype errors) and a RuntimeError (PyTorch's)."""
 
 
 def _freed_message(fn: Function) -> str:

@@ -279,10 +279,20 @@ def _division_grads(fn: Function, g: Any, a: Any, b: Any, rounding: str) -> tupl
 
 
 def _promote(a: Any, b: Any, true_division: bool = False) -> tuple:
-    """Cast integer/bool tensors to the float dtype of the other side (a float tensor's, or the
-    default float for a Python float), as PyTorch does; float32 and float64 are not mixed."""
+    """PyTorch's type promotion for elementwise arithmetic: integer/bool tensors take the
+    float dtype of the other side (a float tensor's, or the default float for a Python float);
+    two float tensors meet at the wider dtype (float32 + float64 is float64), except that a
+    0-d tensor does not widen a tensor with dimensions (x32 + tensor(1.0, float64) is
+    float32). The cast is differentiable. Ops other than elementwise arithmetic (matmul, conv,
+    ...) refuse mixed float dtypes, as PyTorch's do."""
     a, b = operand(a), operand(b)
     target = None
+    floats = [x for x in (a, b) if isinstance(x, Tensor) and x.dtype.kind == "f"]
+    if len(floats) == 2 and floats[0].dtype != floats[1].dtype:
+        dimensioned = [x for x in floats if x.ndim > 0]
+        pool = dimensioned if len(dimensioned) == 1 else floats
+        target = max((x.dtype for x in pool), key=lambda d: d.itemsize)
+        a, b = (x.to(target) if x.dtype != target else x for x in (a, b))
     for x in (a, b):
         if isinstance(x, Tensor) and x.dtype.kind == "f":
             target = x.dtype
@@ -416,8 +426,15 @@ def minimum(a: Any, b: Any) -> Tensor:
     return _binary(Minimum, a, b)
 
 
-def where(condition: Any, a: Any, b: Any) -> Tensor:
-    """Elements of `a` where `condition` holds, else of `b` (broadcast together)."""
+def where(condition: Any, a: Any = None, b: Any = None) -> Any:
+    """Elements of `a` where `condition` holds, else of `b` (broadcast together).
+    ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``, as in PyTorch."""
+    if a is None and b is None:
+        from gradflow.ops.sorting import nonzero
+
+        return nonzero(condition, as_tuple=True)
+    if a is None or b is None:
+        raise TypeError("where() takes a condition alone, or a condition, input and other")
     condition = operand(condition)
     if not isinstance(condition, Tensor) or condition.dtype.kind != "b":
         raise TypeError(

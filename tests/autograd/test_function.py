@@ -90,10 +90,13 @@ def test_mixed_float_dtypes_error_names_op_shapes_and_dtypes():
     b = gf.ones(3, dtype=gf.float64)
     with pytest.raises(
         TypeError,
-        match=r"^add: expected floating tensors of one dtype.*"
+        match=r"^matmul: expected floating tensors of one dtype.*"
         r"shape=\(2, 3\), dtype=float32.*shape=\(3,\), dtype=float64",
     ):
-        gf.add(a, b)
+        gf.matmul(a, b)
+    with pytest.raises(RuntimeError, match="^matmul: expected floating"):  # PyTorch's type
+        gf.matmul(a, b)
+    assert gf.add(a, b).dtype == gf.float64  # elementwise arithmetic promotes, as PyTorch
 
 
 def test_mixed_devices_error_names_op_and_both_devices(monkeypatch):

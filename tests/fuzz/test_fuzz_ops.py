@@ -91,16 +91,26 @@ def operand(draw, shape, dtypes=ALL_DTYPES, scalars=True):
     return value, (bool(value) if dtype.kind == "b" else type(value)(value))
 
 
-def _promoted(values, true_division=False):
+def _promoted(values, true_division=False, mix_floats=True):
     """NumPy operands under gradflow's rules: an integer/bool tensor takes the float dtype of
     a float tensor on the other side, or the default float for a Python float (or true
-    division); NumPy scalars act as Python scalars; float32 with float64 is refused (None)."""
+    division); NumPy scalars act as Python scalars; two float dtypes meet at the wider one,
+    unless one side is 0-d and the other is not (then the dimensioned side's), as PyTorch;
+    without `mix_floats` (matmul and other non-elementwise ops) two float dtypes are refused
+    (None)."""
     values = [v.item() if isinstance(v, numpy.generic) else v for v in values]
     arrays_ = [v for v in values if isinstance(v, numpy.ndarray)]
-    floats = {a.dtype for a in arrays_ if a.dtype.kind == "f"}
-    if len(floats) > 1:
+    floats = [a for a in arrays_ if a.dtype.kind == "f"]
+    if len({a.dtype for a in floats}) > 1 and not mix_floats:
         return None
-    target = next(iter(floats), None)
+    if len({a.dtype for a in floats}) > 1:
+        dimensioned = [a for a in floats if a.ndim > 0]
+        pool = dimensioned if len(dimensioned) == 1 else floats
+        wide = max((a.dtype for a in pool), key=lambda d: d.itemsize)
+        values = [v.astype(wide) if isinstance(v, numpy.ndarray) else v for v in values]
+        arrays_ = [v for v in values if isinstance(v, numpy.ndarray)]
+        floats = [a for a in arrays_ if a.dtype.kind == "f"]
+    target = floats[0].dtype if floats else None
     if target is None and (true_division or any(type(v) is float for v in values)):
         target = DEFAULT_FLOAT
     if target is not None:
@@ -916,7 +926,7 @@ def _matmul_shapes(draw):
 def test_matmul(pair, data):
     dtypes = (numpy.dtype("float32"), numpy.dtype("float64"), numpy.dtype("int64"))
     (a, a_np), (b, b_np) = (data.draw(tensors(dtypes=dtypes, shape=s)) for s in pair)
-    promoted = _promoted([a_np, b_np])
+    promoted = _promoted([a_np, b_np], mix_floats=False)
     expected = None if promoted is None else reference(lambda: numpy.matmul(*promoted))
     _expect(("matmul",), lambda: gf.matmul(a, b), expected, None, rtol=1e-5, atol=1e-5)
 
