@@ -414,3 +414,65 @@ def test_arithmetic_methods_take_alpha_and_rounding_mode(th):
         y.div_(2, rounding_mode=mode)
         u.div_(2, rounding_mode=mode)
         assert y.tolist() == u.tolist()
+
+
+def test_where_with_one_argument_is_nonzero_as_tuple():
+    x = gf.tensor([[0, 1], [2, 0]])
+    rows, cols = gf.where(x > 0)
+    assert rows.tolist() == [0, 1] and cols.tolist() == [1, 0]
+    with pytest.raises(TypeError, match="condition alone, or a condition, input and other"):
+        gf.where(x > 0, x)
+
+
+def test_in_place_shape_changes_keep_the_graph():
+    x = gf.zeros(3)
+    x.unsqueeze_(0)
+    assert x.shape == (1, 3)
+    x.squeeze_()
+    assert x.shape == (3,)
+    w = gf.ones(2, 3, requires_grad=True)
+    h = w * gf.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    h.t_()
+    assert h.shape == (3, 2)
+    (h * gf.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])).sum().backward()
+    assert w.grad.tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 6.0]]
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        gf.ones(2, requires_grad=True).unsqueeze_(0)
+
+
+def test_elementwise_arithmetic_promotes_floats_as_torch(th):
+    cases = [((2,), "float64", (2,), "float32"), ((2,), "float32", (), "float64"),
+             ((), "float64", (), "float32"), ((2,), "float16", (2,), "float32")]  # fmt: skip
+    for sa, da, sb, db in cases:
+        a = gf.ones(sa, dtype=getattr(gf, da), requires_grad=True)
+        b = gf.ones(sb, dtype=getattr(gf, db), requires_grad=True)
+        ta = th.ones(sa, dtype=getattr(th, da))
+        tb = th.ones(sb, dtype=getattr(th, db))
+        for op in ("add", "mul", "sub", "div"):
+            assert str(getattr(gf, op)(a, b).dtype) == str(getattr(th, op)(ta, tb).dtype)[6:]
+        (a * b).sum().backward()
+        assert a.grad.dtype == a.dtype and b.grad.dtype == b.dtype  # each its own dtype
+    with pytest.raises(RuntimeError, match="matmul: expected floating tensors of one dtype"):
+        gf.ones(2, 2) @ gf.ones(2, 2, dtype=gf.float64)
+
+
+def test_thread_and_precision_switches():
+    before = gf.get_num_threads()
+    try:
+        gf.set_num_threads(1)
+        assert gf.get_num_threads() == 1
+    finally:
+        gf.set_num_threads(max(before, 1))
+    with pytest.raises(RuntimeError, match="positive integer"):
+        gf.set_num_threads(0)
+    gf.set_float32_matmul_precision("high")
+    assert gf.get_float32_matmul_precision() == "high"
+    gf.set_float32_matmul_precision("highest")
+    with pytest.raises(RuntimeError, match="Invalid precision"):
+        gf.set_float32_matmul_precision("low")
+    gf.use_deterministic_algorithms(True)
+    assert gf.are_deterministic_algorithms_enabled()
+    gf.use_deterministic_algorithms(False)
+    assert not gf.are_deterministic_algorithms_enabled()
+    assert gf.concatenate([gf.ones(1), gf.zeros(1)]).tolist() == [1.0, 0.0]
+    assert f"{gf.tensor(7)}" == "7" and f"{gf.tensor(0.5)}" == "0.5"
