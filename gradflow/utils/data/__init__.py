@@ -1,56 +1,23 @@
 """torch.utils.data under gradflow: ``from gradflow.utils.data import DataLoader, Dataset``.
 
-The names live in gradflow.data; this package re-exports them (and has PyTorch's submodules
-``dataloader``, ``dataset``, ``sampler`` and ``distributed``) so PyTorch imports work unchanged.
+The names live in gradflow.data; PyTorch's submodules here (``dataloader``, ``dataset``,
+``sampler``, ``distributed``) each re-export their share, and this package gathers them, so
+PyTorch's imports work unchanged and each name is listed once.
 """
 
-from gradflow.data import (
-    BatchSampler,
-    ChainDataset,
-    ConcatDataset,
-    DataLoader,
-    Dataset,
-    DistributedSampler,
-    IterableDataset,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-    StackDataset,
-    Subset,
-    SubsetRandomSampler,
-    TensorDataset,
-    WeightedRandomSampler,
-    WorkerInfo,
-    default_collate,
-    default_convert,
-    get_worker_info,
-    random_split,
-)
 from gradflow.utils.data import dataloader, dataset, distributed, sampler
+from gradflow.utils.data.dataloader import *  # noqa: F403
+from gradflow.utils.data.dataset import *  # noqa: F403
+from gradflow.utils.data.distributed import *  # noqa: F403
+from gradflow.utils.data.sampler import *  # noqa: F403
 
 __all__ = [
-    "BatchSampler",
-    "ChainDataset",
-    "ConcatDataset",
-    "DataLoader",
-    "Dataset",
-    "DistributedSampler",
-    "IterableDataset",
-    "RandomSampler",
-    "Sampler",
-    "SequentialSampler",
-    "StackDataset",
-    "Subset",
-    "SubsetRandomSampler",
-    "TensorDataset",
-    "WeightedRandomSampler",
-    "WorkerInfo",
+    *dataloader.__all__,
+    *dataset.__all__,
+    *distributed.__all__,
+    *sampler.__all__,
     "dataloader",
     "dataset",
-    "default_collate",
-    "default_convert",
     "distributed",
-    "get_worker_info",
-    "random_split",
     "sampler",
 ]
