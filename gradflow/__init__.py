@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 from gradflow import autograd, cuda, nn
 
 # isort: split
-from gradflow import accelerator, amp, backends, distributions, jit, linalg, testing
+from gradflow import accelerator, amp, backends, distributions, jit, linalg, special, testing
 from gradflow.autograd import (
     Function,
     enable_grad,

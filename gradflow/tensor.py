@@ -1756,7 +1756,7 @@ def _format(t: Tensor) -> str:
     if t.device.type != "cpu":
         extras.append(f"device='{t.device}'")
     if t.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool):
-        extras.append(f"dtype={t.dtype}")
+        extras.append(f"dtype=gradflow.{t.dtype}")  # PyTorch prints dtype=torch.float64
     if t.grad_fn is not None:
         extras.append(f"grad_fn={t.grad_fn!r}")
     elif t._requires_grad:

@@ -50,7 +50,7 @@ def test_repr_is_readable():
     x = gf.tensor([1.0, 2.0], requires_grad=True)
     assert repr(x) == "tensor([1., 2.], requires_grad=True)"
     assert "grad_fn=<MulBackward>" in repr(x * 2)
-    assert "dtype=float64" in repr(gf.zeros(1, dtype=gf.float64))
+    assert "dtype=gradflow.float64" in repr(gf.zeros(1, dtype=gf.float64))
 
 
 def test_to_changes_dtype_differentiably():

@@ -476,3 +476,15 @@ def test_thread_and_precision_switches():
     assert not gf.are_deterministic_algorithms_enabled()
     assert gf.concatenate([gf.ones(1), gf.zeros(1)]).tolist() == [1.0, 0.0]
     assert f"{gf.tensor(7)}" == "7" and f"{gf.tensor(0.5)}" == "0.5"
+
+
+def test_special_functions_match_torch(th):
+    import gradflow.special as special
+
+    p = numpy.array([0.05, 0.5, 0.9])
+    x = gf.tensor(p, dtype=gf.float64)
+    t = th.tensor(p, dtype=th.float64)
+    for name in ("ndtr", "ndtri", "expit", "logit", "erf", "erfinv"):
+        ours, theirs = getattr(special, name)(x), getattr(th.special, name)(t)
+        numpy.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12, err_msg=name)
+    assert repr(x).endswith("dtype=gradflow.float64)")
