@@ -38,7 +38,7 @@ class Scratch:
 
 
 def update_in_chunks(
-    update: Callable[..., None], arrays: tuple, scratch: Scratch, xp: Any, *hyper: Any
+    update: Callable[..., None], arrays: tuple, scratch: Scratch, *hyper: Any
 ) -> None:
     """Runs ``update(*arrays, s, t, xp, *hyper)`` over the arrays, in pieces on the CPU.
 
@@ -47,6 +47,7 @@ def update_in_chunks(
     updated whole.
     """
     p = arrays[0]
+    xp = get_array_module(p)
     if type(p) is not np.ndarray:  # CuPy: whole arrays, one kernel per ufunc
         update(*arrays, xp.empty_like(p), xp.empty_like(p), xp, *hyper)
         return
@@ -104,12 +105,50 @@ class KernelBatches:
         return array.device.id  # a CuPy array
 
 
-def decayed_grad(p: Any, g: Any, t: Any, xp: Any, weight_decay: float, maximize: bool) -> Any:
+def decayed_grad(
+    p: Any,
+    g: Any,
+    t: Any,
+    xp: Any,
+    weight_decay: float,
+    maximize: bool,
+    decoupled: bool = False,
+    lr: float = 0.0,
+) -> Any:
     """PyTorch's ``g = -g if maximize; g = g + weight_decay p`` into the scratch ``t``, or ``g``
-    itself when neither applies (the gradient is never written)."""
+    itself when neither applies (the gradient is never written). ``decoupled`` (AdamW's decay)
+    scales the parameter instead: ``p *= 1 - lr weight_decay``, and the gradient is only negated.
+    """
+    if decoupled:
+        if weight_decay:
+            p *= 1 - lr * weight_decay
+        weight_decay = 0.0
     if weight_decay:
         xp.multiply(p, weight_decay, out=t)
         return xp.subtract(t, g, out=t) if maximize else xp.add(g, t, out=t)
     if maximize:
         return xp.negative(g, out=t)
     return g
+
+
+def lerp_toward(m: Any, g: Any, weight: float, s: Any, xp: Any) -> None:
+    """m = lerp(m, g, weight) in place (s is scratch), as PyTorch's lerp_: m + w (g - m) for
+    w < 0.5, else g - (g - m)(1 - w), so that w = 1 (beta1 = 0) gives exactly g. With
+    m + 1 (g - m) a tiny g after a large m would cancel to 0 (g - m rounds to -m)."""
+    if abs(weight) < 0.5:
+        xp.subtract(g, m, out=s)
+        s *= weight
+        m += s
+    else:
+        xp.subtract(m, g, out=s)  # g - (g - m)(1 - w) = g + (m - g)(1 - w), bit for bit
+        s *= 1 - weight
+        xp.add(g, s, out=m)
+
+
+def average_square(avg: Any, x: Any, decay: float, s: Any, xp: Any) -> None:
+    """avg = decay avg + (1 - decay) x^2 in place (s is scratch): the running average of
+    squares that Adam's second moment, RMSprop and Adadelta keep."""
+    avg *= decay
+    xp.multiply(x, x, out=s)
+    s *= 1 - decay
+    avg += s

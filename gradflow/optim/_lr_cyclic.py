@@ -10,21 +10,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from gradflow.optim.lr_scheduler import LRScheduler, _check_optimizer
+from gradflow.optim.lr_scheduler import LRScheduler, _check_optimizer, _format_param
 from gradflow.optim.optimizer import Optimizer
-
-
-def _format_param(name: str, optimizer: Optimizer, value: Any) -> list[Any]:
-    """One value per parameter group: the one given for all, or a list of them."""
-    groups = len(optimizer.param_groups)
-    if isinstance(value, list | tuple):
-        if len(value) != groups:
-            raise ValueError(
-                f"{name} must have the same length as optimizer.param_groups: {name} has "
-                f"{len(value)} values, param_groups has {groups}"
-            )
-        return list(value)
-    return [value] * groups
 
 
 def _init_momentum(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.backend import get_array_module
-from gradflow.optim._arrays import decayed_grad, update_in_chunks
+from gradflow.optim._arrays import average_square, decayed_grad, update_in_chunks
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
-    check_flags,
-    check_nonnegative,
-    check_number,
+    check_hyperparameters,
+    defaults_from,
+    hyperparameters,
     state_array,
 )
 
@@ -37,20 +36,14 @@ def adadelta_update(
     p -= lr delta.
     """
     g = decayed_grad(p, g, t, xp, weight_decay, maximize)
-    square_avg *= rho
-    xp.multiply(g, g, out=s)
-    s *= 1 - rho
-    square_avg += s
+    average_square(square_avg, g, rho, s, xp)
     xp.add(square_avg, eps, out=s)
     xp.sqrt(s, out=s)
     xp.divide(g, s, out=s)  # g / std; g (possibly in t) is not needed after this
     xp.add(acc_delta, eps, out=t)
     xp.sqrt(t, out=t)
     t *= s  # delta
-    acc_delta *= rho
-    xp.multiply(t, t, out=s)
-    s *= 1 - rho
-    acc_delta += s
+    average_square(acc_delta, t, rho, s, xp)
     t *= lr
     p -= t
 
@@ -79,39 +72,18 @@ class Adadelta(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "rho": rho,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "maximize": maximize,
-            "capturable": capturable,
-            "foreach": foreach,
-            "differentiable": differentiable,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         name = self._name
-        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1.0")
-        rho = group["rho"]
-        check_number(name, "rho", rho, 0, "it must be in [0, 1], e.g. rho=0.9")
-        if rho > 1:
-            raise ValueError(f"{name}: invalid rho={rho!r}; it must be in [0, 1], e.g. rho=0.9")
-        check_nonnegative(name, group, "eps", "weight_decay")
-        check_flags(name, group)
+        check_hyperparameters(name, group, "1.0", "rho", "eps", "weight_decay")
+        if group["rho"] > 1:
+            raise ValueError(
+                f"{name}: invalid rho={group['rho']!r}; it must be in [0, 1], e.g. rho=0.9"
+            )
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        hyper = (
-            float(group["lr"]),
-            float(group["rho"]),
-            float(group["eps"]),
-            float(group["weight_decay"]),
-            bool(group["maximize"]),
-        )
-        for p, a, g in self._params_with_grads(group):
-            state = self.state[p]
-            state["step"] = state.get("step", 0) + 1
+        hyper = hyperparameters(group, "lr", "rho", "eps", "weight_decay", "maximize")
+        for _, a, g, state, _ in self._params_to_step(group):
             arrays = (a, g, state_array(state, "square_avg", a), state_array(state, "acc_delta", a))
-            p._version += 1
-            update_in_chunks(adadelta_update, arrays, self._scratch, get_array_module(a), *hyper)
+            update_in_chunks(adadelta_update, arrays, self._scratch, *hyper)

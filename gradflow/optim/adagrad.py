@@ -9,9 +9,9 @@ from gradflow.optim._arrays import decayed_grad, update_in_chunks
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
-    check_flags,
-    check_nonnegative,
-    check_number,
+    check_hyperparameters,
+    defaults_from,
+    hyperparameters,
 )
 from gradflow.tensor import Tensor
 
@@ -69,55 +69,26 @@ class Adagrad(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "lr_decay": lr_decay,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "initial_accumulator_value": initial_accumulator_value,
-            "foreach": foreach,
-            "maximize": maximize,
-            "differentiable": differentiable,
-            "fused": fused,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
         for group in self.param_groups:
             for p in group["params"]:
-                self._init_state(p, group["initial_accumulator_value"])
-
-    def _init_state(self, p: Tensor, value: float) -> dict[str, Any]:
-        a = p.array
-        state = self.state[p]
-        state["step"] = 0
-        state["sum"] = Tensor._wrap(get_array_module(a).full(a.shape, value, dtype=a.dtype))
-        return state
+                self.state[p].update(step=0, sum=_filled_like(p.array, initial_accumulator_value))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        name = self._name
-        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-2")
-        check_number(name, "lr_decay", group["lr_decay"], 0, "it must be >= 0 (0 turns it off)")
-        check_nonnegative(name, group, "weight_decay", "eps")
-        check_number(
-            name,
-            "initial_accumulator_value",
-            group["initial_accumulator_value"],
-            0,
-            "it must be >= 0 (default 0)",
-        )
-        check_flags(name, group)
+        keys = ("lr_decay", "weight_decay", "eps", "initial_accumulator_value")
+        check_hyperparameters(self._name, group, "1e-2", *keys)
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        lr = float(group["lr"])
-        lr_decay = float(group["lr_decay"])
-        hyper = (float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))
-        for p, a, g in self._params_with_grads(group):
-            state = self.state[p]
-            if not state:  # a group added later: PyTorch fills it from the defaults
-                state = self._init_state(p, self.defaults["initial_accumulator_value"])
-            step = state["step"] = state["step"] + 1
+        lr, lr_decay = hyperparameters(group, "lr", "lr_decay")
+        hyper = hyperparameters(group, "eps", "weight_decay", "maximize")
+        for _, a, g, state, step in self._params_to_step(group):
+            if "sum" not in state:  # a group added later: PyTorch fills it from the defaults
+                state["sum"] = _filled_like(a, self.defaults["initial_accumulator_value"])
             clr = lr / (1 + (step - 1) * lr_decay)
-            p._version += 1
             arrays = (a, g, state["sum"].array)
-            update_in_chunks(
-                adagrad_update, arrays, self._scratch, get_array_module(a), clr, *hyper
-            )
+            update_in_chunks(adagrad_update, arrays, self._scratch, clr, *hyper)
+
+
+def _filled_like(a: Any, value: float) -> Tensor:
+    """A state tensor shaped like ``a``, every element ``value``."""
+    return Tensor._wrap(get_array_module(a).full(a.shape, value, dtype=a.dtype))

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.backend import get_array_module
 from gradflow.kernels.optim import adam_step_multi
-from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
+from gradflow.optim._arrays import (
+    KernelBatches,
+    average_square,
+    decayed_grad,
+    lerp_toward,
+    takes_kernel_route,
+    update_in_chunks,
+)
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
-    check_betas,
-    check_flags,
-    check_nonnegative,
-    check_number,
+    check_hyperparameters,
+    defaults_from,
+    hyperparameters,
     state_array,
 )
 
@@ -44,19 +49,9 @@ def adam_update(
     The last line runs as p -= scaled_step m / (sqrt(v) + scaled_eps), with scaled_step =
     c lr / (1 - beta1^step) and scaled_eps = c eps: the same value in one pass fewer.
     """
-    if maximize:
-        g = xp.negative(g, out=t)
-    if weight_decay:
-        if decoupled:
-            p *= 1 - lr * weight_decay
-        else:
-            xp.multiply(p, weight_decay, out=s)
-            g = xp.add(g, s, out=t)
-    _lerp_toward(m, g, 1 - beta1, s, xp)
-    v *= beta2
-    xp.multiply(g, g, out=s)
-    s *= 1 - beta2
-    v += s
+    g = decayed_grad(p, g, t, xp, weight_decay, maximize, decoupled, lr)
+    lerp_toward(m, g, 1 - beta1, s, xp)
+    average_square(v, g, beta2, s, xp)
     if v_max is not None:
         v = xp.maximum(v_max, v, out=v_max)
     xp.sqrt(v, out=s)
@@ -64,20 +59,6 @@ def adam_update(
     xp.divide(m, s, out=s)
     s *= scaled_step
     p -= s
-
-
-def _lerp_toward(m: Any, g: Any, weight: float, s: Any, xp: Any) -> None:
-    """m = lerp(m, g, weight) in place (s is scratch), as PyTorch's lerp_: m + w (g - m) for
-    w < 0.5, else g - (g - m)(1 - w), so that w = 1 (beta1 = 0) gives exactly g. With
-    m + 1 (g - m) a tiny g after a large m would cancel to 0 (g - m rounds to -m)."""
-    if abs(weight) < 0.5:
-        xp.subtract(g, m, out=s)
-        s *= weight
-        m += s
-    else:
-        xp.subtract(m, g, out=s)  # g - (g - m)(1 - w) = g + (m - g)(1 - w), bit for bit
-        s *= 1 - weight
-        xp.add(g, s, out=m)
 
 
 class Adam(Optimizer):
@@ -110,48 +91,22 @@ class Adam(Optimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "betas": betas,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "amsgrad": amsgrad,
-            "maximize": maximize,
-            "foreach": foreach,
-            "capturable": capturable,
-            "differentiable": differentiable,
-            "fused": fused,
-            "decoupled_weight_decay": decoupled_weight_decay,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        name = self._name
-        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-3")
-        check_nonnegative(name, group, "eps")
-        check_betas(name, group["betas"])
-        check_nonnegative(name, group, "weight_decay")
-        check_flags(name, group)
+        check_hyperparameters(self._name, group, "1e-3", "eps", "betas", "weight_decay")
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        lr = float(group["lr"])
-        beta1, beta2 = (float(b) for b in group["betas"])
-        eps = float(group["eps"])
-        weight_decay = float(group["weight_decay"])
-        amsgrad = bool(group["amsgrad"])
-        maximize = bool(group["maximize"])
-        decoupled = bool(group["decoupled_weight_decay"])
-        hyper = (lr, beta1, beta2, weight_decay, decoupled, maximize)
-        state_of = self.state
+        keys = ("lr", "betas", "weight_decay", "decoupled_weight_decay", "maximize")
+        hyper = hyperparameters(group, *keys)
+        lr, beta1, beta2, weight_decay, decoupled, maximize = hyper
+        eps, amsgrad = hyperparameters(group, "eps", "amsgrad")
         scratch = self._scratch
         batches = None
         corrections: dict[int, tuple[float, float]] = {}
-        for p, a, g in self._params_with_grads(group):
-            state = state_of[p]
-            step = state["step"] = state.get("step", 0) + 1
+        for _, a, g, state, step in self._params_to_step(group):
             m = state_array(state, "exp_avg", a)
             v = state_array(state, "exp_avg_sq", a)
-            p._version += 1
             if not (amsgrad or maximize) and takes_kernel_route(a):
                 if batches is None:
                     batches = KernelBatches()
@@ -162,9 +117,7 @@ class Adam(Optimizer):
                 root = (1 - beta2**step) ** 0.5  # the bias correction of sqrt(v)
                 scaled = corrections[step] = (root * lr / (1 - beta1**step), root * eps)
             v_max = state_array(state, "max_exp_avg_sq", a) if amsgrad else None
-            update_in_chunks(
-                adam_update, (a, g, m, v, v_max), scratch, get_array_module(a), *hyper, *scaled
-            )
+            update_in_chunks(adam_update, (a, g, m, v, v_max), scratch, *hyper, *scaled)
         if batches is not None:
             with self._kernel_launches() as launches:
                 for step, (params, grads, ms, vs) in batches.items():

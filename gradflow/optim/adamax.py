@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.backend import get_array_module
-from gradflow.optim._arrays import decayed_grad, update_in_chunks
-from gradflow.optim.adam import _lerp_toward
+from gradflow.optim._arrays import decayed_grad, lerp_toward, update_in_chunks
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
-    check_betas,
-    check_flags,
-    check_nonnegative,
-    check_number,
+    check_hyperparameters,
+    defaults_from,
+    hyperparameters,
     state_array,
 )
 
@@ -39,7 +36,7 @@ def adamax_update(
     p -= clr m / u, where clr = lr / (1 - beta1^step).
     """
     g = decayed_grad(p, g, t, xp, weight_decay, maximize)
-    _lerp_toward(exp_avg, g, 1 - beta1, s, xp)
+    lerp_toward(exp_avg, g, 1 - beta1, s, xp)
     exp_inf *= beta2
     xp.absolute(g, out=s)
     s += eps
@@ -73,43 +70,17 @@ class Adamax(Optimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "betas": betas,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "foreach": foreach,
-            "maximize": maximize,
-            "differentiable": differentiable,
-            "capturable": capturable,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        name = self._name
-        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=2e-3")
-        check_nonnegative(name, group, "eps")
-        check_betas(name, group["betas"])
-        check_nonnegative(name, group, "weight_decay")
-        check_flags(name, group)
+        check_hyperparameters(self._name, group, "2e-3", "eps", "betas", "weight_decay")
 
     def _step_group(self, group: dict[str, Any]) -> None:
         lr = float(group["lr"])
-        beta1, beta2 = (float(b) for b in group["betas"])
-        hyper = (
-            beta1,
-            beta2,
-            float(group["eps"]),
-            float(group["weight_decay"]),
-            bool(group["maximize"]),
-        )
-        for p, a, g in self._params_with_grads(group):
-            state = self.state[p]
-            step = state["step"] = state.get("step", 0) + 1
+        hyper = hyperparameters(group, "betas", "eps", "weight_decay", "maximize")
+        beta1 = hyper[0]
+        for _, a, g, state, step in self._params_to_step(group):
             m = state_array(state, "exp_avg", a)
             u = state_array(state, "exp_inf", a)
             clr = lr / (1 - beta1**step)
-            p._version += 1
-            update_in_chunks(
-                adamax_update, (a, g, m, u), self._scratch, get_array_module(a), *hyper, clr
-            )
+            update_in_chunks(adamax_update, (a, g, m, u), self._scratch, *hyper, clr)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.backend import get_array_module
 from gradflow.optim._arrays import decayed_grad, update_in_chunks
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
-    check_flags,
-    check_nonnegative,
-    check_number,
+    check_hyperparameters,
+    defaults_from,
+    hyperparameters,
     state_array,
 )
 
@@ -72,47 +71,21 @@ class ASGD(Optimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "lambd": lambd,
-            "alpha": alpha,
-            "t0": t0,
-            "weight_decay": weight_decay,
-            "foreach": foreach,
-            "maximize": maximize,
-            "differentiable": differentiable,
-            "capturable": capturable,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        name = self._name
-        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-2")
-        check_nonnegative(name, group, "weight_decay")
-        check_flags(name, group)
+        check_hyperparameters(self._name, group, "1e-2", "weight_decay")
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        lr = float(group["lr"])
-        lambd = float(group["lambd"])
-        alpha = float(group["alpha"])
-        t0 = float(group["t0"])
-        hyper = (lambd, float(group["weight_decay"]), bool(group["maximize"]))
-        for p, a, g in self._params_with_grads(group):
-            state = self.state[p]
-            if not state:
-                state.update(step=0, eta=lr, mu=1.0)
+        lr, alpha, t0 = hyperparameters(group, "lr", "alpha", "t0")
+        hyper = hyperparameters(group, "lambd", "weight_decay", "maximize")
+        lambd = hyper[0]
+        for _, a, g, state, step in self._params_to_step(group):
+            if "eta" not in state:
+                state.update(eta=lr, mu=1.0)
             ax = state_array(state, "ax", a)
-            step = state["step"] = state["step"] + 1
-            p._version += 1
-            update_in_chunks(
-                asgd_update,
-                (a, g, ax),
-                self._scratch,
-                get_array_module(a),
-                *hyper,
-                float(state["eta"]),
-                float(state["mu"]),
-            )
+            eta, mu = float(state["eta"]), float(state["mu"])
+            update_in_chunks(asgd_update, (a, g, ax), self._scratch, *hyper, eta, mu)
             # The next step's size and averaging weight.
             state["eta"] = lr / (1 + lambd * lr * step) ** alpha
             state["mu"] = 1 / max(1, step - t0)

@@ -122,7 +122,43 @@ class _LRScheduler(LRScheduler):
     """The old name of LRScheduler, kept (as PyTorch keeps it) for custom schedulers."""
 
 
-class LambdaLR(LRScheduler):
+class _LambdaScheduler(LRScheduler):
+    """The base of LambdaLR and MultiplicativeLR: ``lr_lambdas``, one function of the epoch
+    per parameter group, saved in state dicts as PyTorch saves them."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas(self, optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """As PyTorch: functions are not saved; a callable object's attributes are."""
+        state = {
+            k: copy.copy(v)
+            for k, v in self.__dict__.items()
+            if k not in ("optimizer", "lr_lambdas")
+        }
+        state["lr_lambdas"] = [
+            None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+            for fn in self.lr_lambdas
+        ]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas", None)
+        super().load_state_dict({**state, "lr_lambdas": self.lr_lambdas})
+        for fn, attrs in zip(self.lr_lambdas, saved or []):
+            if attrs is not None:
+                fn.__dict__.update(attrs)
+
+
+class LambdaLR(_LambdaScheduler):
     """Set the learning rate to base_lr times ``lr_lambda(epoch)`` (one function, or one per
     parameter group).
 
@@ -130,47 +166,13 @@ class LambdaLR(LRScheduler):
     ``LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))``.
     """
 
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
-        last_epoch: int = -1,
-    ) -> None:
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(self, optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
-    def state_dict(self) -> dict[str, Any]:
-        """As PyTorch: functions are not saved; a callable object's attributes are."""
-        return _state_with_lambdas(self)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _load_with_lambdas(self, state_dict)
-
     def get_lr(self) -> list[float]:
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
 
 
-class MultiplicativeLR(LRScheduler):
+class MultiplicativeLR(_LambdaScheduler):
     """Multiply the learning rate by ``lr_lambda(epoch)`` each epoch (one function, or one per
     parameter group); the first epoch keeps the initial lr."""
-
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
-        last_epoch: int = -1,
-    ) -> None:
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(self, optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
-    def state_dict(self) -> dict[str, Any]:
-        """As PyTorch: functions are not saved; a callable object's attributes are."""
-        return _state_with_lambdas(self)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _load_with_lambdas(self, state_dict)
 
     def get_lr(self) -> list[float]:
         if self._is_initial:
@@ -435,18 +437,11 @@ class ReduceLROnPlateau(LRScheduler):
                 f"ReduceLROnPlateau: threshold_mode {threshold_mode!r} is unknown; use 'rel' or "
                 "'abs'"
             )
-        groups = len(optimizer.param_groups)
-        if isinstance(min_lr, list | tuple):
-            if len(min_lr) != groups:
-                raise ValueError(
-                    f"ReduceLROnPlateau: expected {groups} min_lrs (one per parameter group), "
-                    f"got {len(min_lr)}"
-                )
-            self.default_min_lr = None
-            self.min_lrs = list(min_lr)
-        else:
-            self.default_min_lr = min_lr
-            self.min_lrs = [min_lr] * groups
+        mismatch = (
+            "ReduceLROnPlateau: expected {groups} min_lrs (one per parameter group), got {given}"
+        )
+        self.default_min_lr = None if isinstance(min_lr, list | tuple) else min_lr
+        self.min_lrs = _format_param("min_lr", optimizer, min_lr, mismatch)
         self.optimizer = optimizer
         self.mode = mode
         self.factor = factor
@@ -535,26 +530,22 @@ def _lambdas(scheduler: Any, optimizer: Optimizer, lr_lambda: Any) -> list[Calla
     return lambdas
 
 
-def _state_with_lambdas(scheduler: Any) -> dict[str, Any]:
-    state = {
-        k: copy.copy(v)
-        for k, v in scheduler.__dict__.items()
-        if k not in ("optimizer", "lr_lambdas")
-    }
-    state["lr_lambdas"] = [
-        None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
-        for fn in scheduler.lr_lambdas
-    ]
-    return state
-
-
-def _load_with_lambdas(scheduler: Any, state_dict: dict[str, Any]) -> None:
-    state = dict(state_dict)
-    saved = state.pop("lr_lambdas", None)
-    LRScheduler.load_state_dict(scheduler, {**state, "lr_lambdas": scheduler.lr_lambdas})
-    for fn, attrs in zip(scheduler.lr_lambdas, saved or []):
-        if attrs is not None:
-            fn.__dict__.update(attrs)
+def _format_param(
+    name: str, optimizer: Optimizer, value: Any, mismatch: str | None = None
+) -> list[Any]:
+    """One value per parameter group: the one given for all, or a list of them. A list of
+    another length is a ValueError, in the words of ``mismatch`` when given (a format string
+    with {name}, {given} and {groups})."""
+    groups = len(optimizer.param_groups)
+    if isinstance(value, list | tuple):
+        if len(value) != groups:
+            mismatch = mismatch or (
+                "{name} must have the same length as optimizer.param_groups: {name} has "
+                "{given} values, param_groups has {groups}"
+            )
+            raise ValueError(mismatch.format(name=name, given=len(value), groups=groups))
+        return list(value)
+    return [value] * groups
 
 
 def _check_optimizer(scheduler: Any, optimizer: Any) -> None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.backend import get_array_module
-from gradflow.optim._arrays import decayed_grad, update_in_chunks
-from gradflow.optim.adam import _lerp_toward
+from gradflow.optim._arrays import average_square, decayed_grad, lerp_toward, update_in_chunks
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
-    check_betas,
-    check_flags,
-    check_nonnegative,
-    check_number,
+    check_hyperparameters,
+    defaults_from,
+    hyperparameters,
     state_array,
 )
 
@@ -44,17 +41,9 @@ def nadam_update(
     p += grad_scale g / denom + avg_scale m / denom, with grad_scale = -lr (1 - mu) /
     (1 - mu_product) and avg_scale = -lr mu_next / (1 - mu_product mu_next).
     """
-    if decoupled:
-        g = decayed_grad(p, g, t, xp, 0.0, maximize)
-        if weight_decay:
-            p *= 1 - lr * weight_decay
-    else:
-        g = decayed_grad(p, g, t, xp, weight_decay, maximize)
-    _lerp_toward(exp_avg, g, 1 - beta1, s, xp)
-    exp_avg_sq *= beta2
-    xp.multiply(g, g, out=s)
-    s *= 1 - beta2
-    exp_avg_sq += s
+    g = decayed_grad(p, g, t, xp, weight_decay, maximize, decoupled, lr)
+    lerp_toward(exp_avg, g, 1 - beta1, s, xp)
+    average_square(exp_avg_sq, g, beta2, s, xp)
     xp.divide(exp_avg_sq, bias_correction2, out=s)
     xp.sqrt(s, out=s)
     s += eps
@@ -93,54 +82,19 @@ class NAdam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "betas": betas,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "momentum_decay": momentum_decay,
-            "decoupled_weight_decay": decoupled_weight_decay,
-            "maximize": maximize,
-            "foreach": foreach,
-            "capturable": capturable,
-            "differentiable": differentiable,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        name = self._name
-        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=2e-3")
-        check_nonnegative(name, group, "eps")
-        check_betas(name, group["betas"])
-        check_nonnegative(name, group, "weight_decay")
-        check_number(
-            name,
-            "momentum_decay",
-            group["momentum_decay"],
-            0,
-            "it must be >= 0, e.g. momentum_decay=4e-3",
-        )
-        check_flags(name, group)
+        keys = ("eps", "betas", "weight_decay", "momentum_decay")
+        check_hyperparameters(self._name, group, "2e-3", *keys)
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        lr = float(group["lr"])
-        beta1, beta2 = (float(b) for b in group["betas"])
+        keys = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize")
+        hyper = hyperparameters(group, *keys)
+        lr, beta1, beta2 = hyper[:3]
         momentum_decay = float(group["momentum_decay"])
-        hyper = (
-            lr,
-            beta1,
-            beta2,
-            float(group["eps"]),
-            float(group["weight_decay"]),
-            bool(group["decoupled_weight_decay"]),
-            bool(group["maximize"]),
-        )
-        for p, a, g in self._params_with_grads(group):
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["mu_product"] = 1.0
-            step = state["step"] = state["step"] + 1
+        for _, a, g, state, step in self._params_to_step(group):
+            state.setdefault("mu_product", 1.0)
             m = state_array(state, "exp_avg", a)
             v = state_array(state, "exp_avg_sq", a)
             # The momentum schedule mu_t = beta1 (1 - 0.96^(t psi) / 2), and its running product.
@@ -152,7 +106,4 @@ class NAdam(Optimizer):
                 -lr * (1.0 - mu) / (1.0 - mu_product),
                 -lr * mu_next / (1.0 - mu_product * mu_next),
             )
-            p._version += 1
-            update_in_chunks(
-                nadam_update, (a, g, m, v), self._scratch, get_array_module(a), *hyper, *scales
-            )
+            update_in_chunks(nadam_update, (a, g, m, v), self._scratch, *hyper, *scales)

@@ -34,8 +34,10 @@ ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 class Optimizer:
     """Base class: parameter groups, per-parameter state, zero_grad, step and state dicts.
 
-    Subclasses pass their hyperparameter ``defaults``, check a group in ``_check_group`` and
-    update one group in ``_step_group``.
+    Subclasses pass their hyperparameter ``defaults`` (``defaults_from(locals())``), check a
+    group in ``_check_group`` (``check_hyperparameters``) and update one group in
+    ``_step_group``: ``_params_to_step`` gives each parameter to update with its state, and
+    ``_arrays.update_in_chunks`` runs the algorithm's update function on its arrays.
     """
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
@@ -221,6 +223,20 @@ class Optimizer:
             if g.shape != a.shape:
                 raise grad_shape_error(self, p, g)
             yield p, a, g
+
+    def _params_to_step(
+        self, group: dict[str, Any]
+    ) -> Iterator[tuple[Tensor, Any, Any, dict[str, Any], int]]:
+        """(parameter, its array, its gradient's array, its state, the step count) for each
+        parameter of ``group`` that has a gradient, about to be updated in place: its state's
+        ``step`` is counted up first, and its version bumped so that a graph that saved it
+        refuses a stale backward."""
+        state_of = self.state
+        for p, a, g in self._params_with_grads(group):
+            state = state_of[p]
+            step = state["step"] = state.get("step", 0) + 1
+            p._version += 1
+            yield p, a, g, state, step
 
     # ---- state dicts --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -497,6 +513,28 @@ def grad_shape_error(optimizer: Optimizer, p: Tensor, grad: Any) -> ValueError:
     )
 
 
+def defaults_from(arguments: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's defaults from its constructor's ``locals()`` taken first thing: every
+    argument but ``self`` and ``params`` (``__class__`` is there when the body calls super())."""
+    return {k: v for k, v in arguments.items() if k not in ("self", "params", "__class__")}
+
+
+# The on/off hyperparameters, which update functions take as bools (the rest as floats).
+_FLAGS = frozenset(["maximize", "decoupled_weight_decay", "nesterov", "amsgrad", "centered"])
+
+
+def hyperparameters(group: dict[str, Any], *keys: str) -> tuple[Any, ...]:
+    """The values of ``keys`` in ``group`` as update functions take them: flags as bools,
+    ``betas`` as two floats, the rest as floats."""
+    values: list[Any] = []
+    for key in keys:
+        if key == "betas":
+            values += (float(b) for b in group[key])
+        else:
+            values.append(bool(group[key]) if key in _FLAGS else float(group[key]))
+    return tuple(values)
+
+
 def state_array(state: dict[str, Any], key: str, a: Any) -> Any:
     """The array of state[key], created as zeros shaped like ``a`` on first use."""
     holder = state.get(key)
@@ -511,20 +549,34 @@ def check_number(owner: str, name: str, value: Any, minimum: float, advice: str)
         raise ValueError(f"{owner}: invalid {name}={value!r}; {advice}")
 
 
-# The hyperparameters several optimizers share that must be numbers >= 0: (the name errors
-# give them, advice).
+# The hyperparameters that must be numbers >= 0: (the name errors give them, advice).
 _NONNEGATIVE = {
     "eps": ("epsilon eps", "it must be >= 0, e.g. eps=1e-8"),
     "momentum": ("momentum", "it must be >= 0 (0 turns momentum off)"),
     "weight_decay": ("weight_decay", "it must be >= 0 (0 turns it off)"),
+    "dampening": ("dampening", "it must be >= 0 (default 0)"),
+    "alpha": ("alpha", "it must be >= 0, e.g. alpha=0.99"),
+    "rho": ("rho", "it must be in [0, 1], e.g. rho=0.9"),
+    "lr_decay": ("lr_decay", "it must be >= 0 (0 turns it off)"),
+    "initial_accumulator_value": ("initial_accumulator_value", "it must be >= 0 (default 0)"),
+    "momentum_decay": ("momentum_decay", "it must be >= 0, e.g. momentum_decay=4e-3"),
 }
 
 
-def check_nonnegative(owner: str, group: dict[str, Any], *keys: str) -> None:
-    """check_number(..., minimum 0) on ``group[key]`` for each key of _NONNEGATIVE given."""
+def check_hyperparameters(owner: str, group: dict[str, Any], lr_example: str, *keys: str) -> None:
+    """The checks the optimizers share, in this order: lr >= 0 (the advice shows
+    ``lr=lr_example``), each of ``keys`` (``betas`` by check_betas, the others >= 0 as
+    _NONNEGATIVE says), then check_flags."""
+    check_number(
+        owner, "learning rate lr", group["lr"], 0, f"it must be >= 0, e.g. lr={lr_example}"
+    )
     for key in keys:
-        name, advice = _NONNEGATIVE[key]
-        check_number(owner, name, group[key], 0, advice)
+        if key == "betas":
+            check_betas(owner, group["betas"])
+        else:
+            name, advice = _NONNEGATIVE[key]
+            check_number(owner, name, group[key], 0, advice)
+    check_flags(owner, group)
 
 
 def check_flags(owner: str, group: dict[str, Any]) -> None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.backend import get_array_module
-from gradflow.optim._arrays import decayed_grad, update_in_chunks
-from gradflow.optim.adam import _lerp_toward
+from gradflow.optim._arrays import average_square, decayed_grad, lerp_toward, update_in_chunks
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
-    check_betas,
-    check_flags,
-    check_nonnegative,
-    check_number,
+    check_hyperparameters,
+    defaults_from,
+    hyperparameters,
     state_array,
 )
 
@@ -43,17 +40,9 @@ def radam_update(
     (``adaptive``), p -= scale m / (sqrt(v) + eps) with scale = lr rect sqrt(bc2) / bc1,
     else p -= scale m with scale = lr / bc1.
     """
-    if decoupled:
-        g = decayed_grad(p, g, t, xp, 0.0, maximize)
-        if weight_decay:
-            p *= 1 - lr * weight_decay
-    else:
-        g = decayed_grad(p, g, t, xp, weight_decay, maximize)
-    _lerp_toward(exp_avg, g, 1 - beta1, s, xp)
-    exp_avg_sq *= beta2
-    xp.multiply(g, g, out=s)
-    s *= 1 - beta2
-    exp_avg_sq += s
+    g = decayed_grad(p, g, t, xp, weight_decay, maximize, decoupled, lr)
+    lerp_toward(exp_avg, g, 1 - beta1, s, xp)
+    average_square(exp_avg_sq, g, beta2, s, xp)
     if adaptive:
         xp.sqrt(exp_avg_sq, out=s)
         s += eps
@@ -103,46 +92,17 @@ class RAdam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "betas": betas,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "maximize": maximize,
-            "foreach": foreach,
-            "capturable": capturable,
-            "decoupled_weight_decay": decoupled_weight_decay,
-            "differentiable": differentiable,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        name = self._name
-        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-3")
-        check_nonnegative(name, group, "eps")
-        check_betas(name, group["betas"])
-        check_nonnegative(name, group, "weight_decay")
-        check_flags(name, group)
+        check_hyperparameters(self._name, group, "1e-3", "eps", "betas", "weight_decay")
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        lr = float(group["lr"])
-        beta1, beta2 = (float(b) for b in group["betas"])
-        hyper = (
-            lr,
-            beta1,
-            beta2,
-            float(group["eps"]),
-            float(group["weight_decay"]),
-            bool(group["decoupled_weight_decay"]),
-            bool(group["maximize"]),
-        )
-        for p, a, g in self._params_with_grads(group):
-            state = self.state[p]
-            step = state["step"] = state.get("step", 0) + 1
+        keys = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize")
+        hyper = hyperparameters(group, *keys)
+        lr, beta1, beta2 = hyper[:3]
+        for _, a, g, state, step in self._params_to_step(group):
             m = state_array(state, "exp_avg", a)
             v = state_array(state, "exp_avg_sq", a)
             scale = radam_scale(lr, beta1, beta2, step)
-            p._version += 1
-            update_in_chunks(
-                radam_update, (a, g, m, v), self._scratch, get_array_module(a), *hyper, *scale
-            )
+            update_in_chunks(radam_update, (a, g, m, v), self._scratch, *hyper, *scale)

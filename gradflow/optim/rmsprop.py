@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.backend import get_array_module
 from gradflow.kernels.optim import rmsprop_step_multi
-from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
+from gradflow.optim._arrays import (
+    KernelBatches,
+    average_square,
+    decayed_grad,
+    takes_kernel_route,
+    update_in_chunks,
+)
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
-    check_flags,
-    check_nonnegative,
-    check_number,
+    check_hyperparameters,
+    defaults_from,
+    hyperparameters,
     state_array,
 )
 
@@ -39,15 +44,8 @@ def rmsprop_update(
     ga += (1 - alpha)(g - ga), avg = sqrt(sq - ga^2), else avg = sqrt(sq); avg += eps;
     with momentum (buf given): buf = momentum buf + g / avg, p -= lr buf; else p -= lr g / avg.
     """
-    if weight_decay:
-        xp.multiply(p, weight_decay, out=t)
-        g = xp.subtract(t, g, out=t) if maximize else xp.add(g, t, out=t)
-    elif maximize:
-        g = xp.negative(g, out=t)
-    square_avg *= alpha
-    xp.multiply(g, g, out=s)
-    s *= 1 - alpha
-    square_avg += s
+    g = decayed_grad(p, g, t, xp, weight_decay, maximize)
+    average_square(square_avg, g, alpha, s, xp)
     if grad_avg is not None:
         xp.subtract(g, grad_avg, out=s)
         s *= 1 - alpha
@@ -96,48 +94,23 @@ class RMSprop(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "alpha": alpha,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "momentum": momentum,
-            "centered": centered,
-            "capturable": capturable,
-            "foreach": foreach,
-            "maximize": maximize,
-            "differentiable": differentiable,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        name = self._name
-        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=1e-2")
-        check_nonnegative(name, group, "eps", "momentum", "weight_decay")
-        check_number(name, "alpha", group["alpha"], 0, "it must be >= 0, e.g. alpha=0.99")
-        check_flags(name, group)
+        keys = ("eps", "momentum", "weight_decay", "alpha")
+        check_hyperparameters(self._name, group, "1e-2", *keys)
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        lr = float(group["lr"])
-        alpha = float(group["alpha"])
-        eps = float(group["eps"])
-        weight_decay = float(group["weight_decay"])
-        momentum = float(group["momentum"])
+        keys = ("lr", "alpha", "eps", "weight_decay", "momentum", "maximize")
+        hyper = hyperparameters(group, *keys)
+        lr, alpha, eps, weight_decay, momentum, maximize = hyper
         centered = bool(group["centered"])
-        maximize = bool(group["maximize"])
-        hyper = (lr, alpha, eps, weight_decay, momentum, maximize)
-        state_of = self.state
         scratch = self._scratch
         batches = None
-        for p, a, g in self._params_with_grads(group):
-            state = state_of[p]
-            if not state:
-                state["step"] = 0
-            state["step"] += 1
+        for _, a, g, state, _ in self._params_to_step(group):
             square_avg = state_array(state, "square_avg", a)
             grad_avg = state_array(state, "grad_avg", a) if centered else None
             buf = state_array(state, "momentum_buffer", a) if momentum > 0 else None
-            p._version += 1
             if takes_kernel_route(a):
                 if batches is None:
                     batches = KernelBatches()
@@ -145,7 +118,7 @@ class RMSprop(Optimizer):
                 batches.add(None, a, g, square_avg, *optional)
                 continue
             arrays = (a, g, square_avg, grad_avg, buf)
-            update_in_chunks(rmsprop_update, arrays, scratch, get_array_module(a), *hyper)
+            update_in_chunks(rmsprop_update, arrays, scratch, *hyper)
         if batches is not None:
             with self._kernel_launches() as launches:
                 for _, (params, grads, square_avgs, *optional) in batches.items():

@@ -6,13 +6,18 @@ from typing import Any
 
 from gradflow.backend import get_array_module
 from gradflow.kernels.optim import sgd_step_multi
-from gradflow.optim._arrays import KernelBatches, takes_kernel_route, update_in_chunks
+from gradflow.optim._arrays import (
+    KernelBatches,
+    decayed_grad,
+    takes_kernel_route,
+    update_in_chunks,
+)
 from gradflow.optim.optimizer import (
     Optimizer,
     ParamsT,
-    check_flags,
-    check_nonnegative,
-    check_number,
+    check_hyperparameters,
+    defaults_from,
+    hyperparameters,
 )
 from gradflow.tensor import Tensor
 
@@ -37,16 +42,7 @@ def sgd_update(
     d = ±g + weight_decay p; buf = d on the first step, else momentum buf + (1 - dampening) d;
     d = d + momentum buf (nesterov) or buf; p -= lr d.
     """
-    d = g
-    if weight_decay:
-        xp.multiply(p, weight_decay, out=s)
-        if maximize:
-            xp.subtract(s, g, out=s)
-        else:
-            xp.add(g, s, out=s)
-        d = s
-    elif maximize:
-        d = xp.negative(g, out=s)
+    d = decayed_grad(p, g, s, xp, weight_decay, maximize)
     if momentum:
         if first:
             xp.copyto(buf, d)
@@ -94,26 +90,11 @@ class SGD(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "momentum": momentum,
-            "dampening": dampening,
-            "weight_decay": weight_decay,
-            "nesterov": nesterov,
-            "maximize": maximize,
-            "foreach": foreach,
-            "differentiable": differentiable,
-            "fused": fused,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
         name = self._name
-        check_number(name, "learning rate lr", group["lr"], 0, "it must be >= 0, e.g. lr=0.01")
-        check_nonnegative(name, group, "momentum")
-        check_number(name, "dampening", group["dampening"], 0, "it must be >= 0 (default 0)")
-        check_nonnegative(name, group, "weight_decay")
-        check_flags(name, group)
+        check_hyperparameters(name, group, "0.01", "momentum", "dampening", "weight_decay")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"{name}: Nesterov momentum requires a momentum and zero dampening (got "
@@ -122,13 +103,9 @@ class SGD(Optimizer):
             )
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        lr = float(group["lr"])
-        momentum = float(group["momentum"])
-        dampening = float(group["dampening"])
-        weight_decay = float(group["weight_decay"])
-        nesterov = bool(group["nesterov"])
-        maximize = bool(group["maximize"])
-        hyper = (lr, momentum, dampening, weight_decay, nesterov, maximize)
+        keys = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+        hyper = hyperparameters(group, *keys)
+        lr, momentum, dampening, weight_decay, nesterov, maximize = hyper
         state_of = self.state
         scratch = self._scratch
         batches = None
@@ -148,7 +125,7 @@ class SGD(Optimizer):
                     batches = KernelBatches()
                 batches.add(first, a, g, *((buf,) if momentum else ()))
                 continue
-            update_in_chunks(sgd_update, (a, g, buf), scratch, get_array_module(a), *hyper, first)
+            update_in_chunks(sgd_update, (a, g, buf), scratch, *hyper, first)
         if batches is not None:
             with self._kernel_launches() as launches:
                 for first, (params, grads, *bufs) in batches.items():

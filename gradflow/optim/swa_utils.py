@@ -26,8 +26,7 @@ from gradflow.backend import get_array_module
 from gradflow.creation import tensor as _tensor
 from gradflow.nn.module import Module
 from gradflow.nn.normalization import _BatchNorm, _InstanceNorm
-from gradflow.optim._lr_cyclic import _format_param
-from gradflow.optim.lr_scheduler import LRScheduler
+from gradflow.optim.lr_scheduler import LRScheduler, _format_param
 from gradflow.optim.optimizer import Optimizer
 from gradflow.tensor import Tensor
 
