@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
+import math as _math
+
 # autograd first: it enters the tensor/ops/autograd import circle through autograd/function.py,
 # the one entry that loads it whole (docs/DESIGN.md §10).
 from gradflow import autograd, cuda, nn
@@ -301,6 +303,7 @@ from gradflow.ops.sorting import (
     count_nonzero,
     histc,
     kthvalue,
+    mode,
     msort,
     nonzero,
     searchsorted,
@@ -381,3 +384,7 @@ from gradflow import (
     optim,
     utils,  # torch.utils.data's names: gradflow.utils.data
 )
+
+# PyTorch's module-level constants torch.pi, torch.e, torch.inf and torch.nan, Python floats
+# (`float` in this module is the dtype alias, so they come from math).
+pi, e, inf, nan = _math.pi, _math.e, _math.inf, _math.nan

@@ -132,6 +132,14 @@ def _float_dtype(dtype: Any) -> numpy.dtype:
     return dtypes.as_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
 
 
+def _draw_float(rng: Any, method: str, size: tuple, dtype: Any) -> Any:
+    """rng.<method>(size) in `dtype`: NumPy's and CuPy's generators draw only float32 and
+    float64, so float16 is drawn in float32 and cast, as random_ops does."""
+    d = _float_dtype(dtype)
+    drawn = getattr(rng, method)(size, dtype=d if d in (dtypes.float32, dtypes.float64) else "f4")
+    return drawn.astype(d, copy=False)
+
+
 def zeros(
     *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
 ):
@@ -271,7 +279,7 @@ def rand(
     dev = Device(device)
     rng = seed_for(generator, dev)
     with _on(dev):
-        return _new(rng.random(_size(size), dtype=_float_dtype(dtype)), requires_grad)
+        return _new(_draw_float(rng, "random", _size(size), dtype), requires_grad)
 
 
 def randn(
@@ -287,7 +295,7 @@ def randn(
     dev = Device(device)
     rng = seed_for(generator, dev)
     with _on(dev):
-        return _new(rng.standard_normal(_size(size), dtype=_float_dtype(dtype)), requires_grad)
+        return _new(_draw_float(rng, "standard_normal", _size(size), dtype), requires_grad)
 
 
 def randint(
@@ -324,8 +332,18 @@ def randint(
         return Tensor._wrap(drawn.astype(d, copy=False))  # a float dtype: integral values
 
 
-def randperm(n: int, generator: Generator | None = None, device: Any = None) -> Tensor:
-    """A random permutation of 0 .. n-1 (int64); n must be a non-negative int."""
+def randperm(
+    n: int,
+    generator: Generator | None = None,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+    **options: Any,
+) -> Tensor:
+    """A random permutation of 0 .. n-1 (int64 unless `dtype` says otherwise); n must be a
+    non-negative int."""
+    check_factory_options("randperm", options)
     try:
         if isinstance(n, bool | numpy.bool_):
             raise TypeError
@@ -337,7 +355,8 @@ def randperm(n: int, generator: Generator | None = None, device: Any = None) -> 
     dev = Device(device)
     rng = seed_for(generator, dev)
     with _on(dev):
-        return Tensor._wrap(_permutation(rng, n, get_array_module(dev)).astype(dtypes.int64))
+        d = dtypes.as_dtype(dtype) if dtype is not None else dtypes.int64
+        return _new(_permutation(rng, n, get_array_module(dev)).astype(d), requires_grad)
 
 
 def _permutation(rng: Any, n: int, xp: Any) -> Any:

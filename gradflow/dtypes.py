@@ -21,8 +21,8 @@ bool = numpy.dtype("bool")
 
 _SUPPORTED = {float16, float32, float64, int8, int16, int32, int64, uint8, bool}
 
-# PyTorch's dtype helpers: ``finfo(float32).eps``, ``iinfo(int64).max``, ``isinstance(d, dtype)``.
-finfo = numpy.finfo
+# PyTorch's dtype helpers: ``finfo(float32).eps`` (below), ``iinfo(int64).max``,
+# ``isinstance(d, dtype)``.
 iinfo = numpy.iinfo
 dtype = numpy.dtype
 
@@ -52,6 +52,29 @@ _default_float = float32
 def get_default_dtype() -> numpy.dtype:
     """The floating dtype used for Python floats and random factories (float32 unless set)."""
     return _default_float
+
+
+class finfo:
+    """torch.finfo: a floating dtype's limits as Python floats, as PyTorch gives them
+    (``scores.masked_fill(mask, finfo(dtype).min)``); ``dtype`` is the dtype's name. With no
+    argument, the default dtype's."""
+
+    def __init__(self, type: Any = None) -> None:
+        if isinstance(type, _UnsupportedDtype):
+            raise TypeError(f"finfo: {type.name} is not supported: {type.advice}")
+        info = numpy.finfo(numpy.dtype(_default_float if type is None else type))
+        self.bits = info.bits
+        self.eps, self.max, self.min = _py_float(info.eps), _py_float(info.max), _py_float(info.min)
+        self.tiny = self.smallest_normal = _py_float(info.smallest_normal)
+        self.resolution = 10.0**-info.precision  # PyTorch's 1e-3 for float16, not NumPy's
+        self.dtype = info.dtype.name
+
+    def __repr__(self) -> str:
+        return (
+            f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, "
+            f"eps={self.eps:g}, smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, "
+            f"dtype={self.dtype})"
+        )
 
 
 def set_default_dtype(dtype: Any) -> None:

@@ -544,6 +544,10 @@ class Tensor:
     def fill_(self, value: Any) -> Tensor:
         return self._write("fill_", Ellipsis, value)
 
+    def fill_diagonal_(self, fill_value: Any, wrap: bool = False) -> Tensor:
+        index = _diagonals.diagonal_index(self.shape, wrap, get_array_module(self.array))
+        return self._write("fill_diagonal_", index, fill_value)
+
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
         if alpha != 1:
             other = other * alpha
@@ -978,6 +982,9 @@ class Tensor:
 
     def gather(self, dim: int, index: Any) -> Tensor:
         return _indexing.gather(self, dim, index)
+
+    def unfold(self, dimension: int, size: int, step: int) -> Tensor:
+        return _indexing.unfold(self, dimension, size, step)
 
     def index_select(self, dim: int, index: Any) -> Tensor:
         return _indexing.index_select(self, dim, index)
@@ -1593,6 +1600,9 @@ class Tensor:
 
     def kthvalue(self, k: int, dim: int = -1, keepdim: bool = False) -> Any:
         return _sorting.kthvalue(self, k, dim, keepdim)
+
+    def mode(self, dim: int = -1, keepdim: bool = False) -> Any:
+        return _sorting.mode(self, dim, keepdim)
 
     def nonzero(self, *, as_tuple: bool = False) -> Any:
         return _sorting.nonzero(self, as_tuple=as_tuple)

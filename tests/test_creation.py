@@ -137,3 +137,31 @@ def test_running_out_of_memory_says_how_much_was_asked():
     )
     with pytest.raises(MemoryError, match=message):
         gf.ones(2**20, 2**20, 2**10)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: gf.rand(3, 2, dtype=gf.float16, device=d),
+        lambda d: gf.randn(3, 2, dtype=gf.float16, device=d),
+        lambda d: gf.randn_like(gf.ones(3, 2, dtype=gf.float16, device=d)),
+        lambda d: gf.rand_like(gf.ones(3, 2, dtype=gf.float16, device=d)),
+        lambda d: gf.normal(gf.zeros(3, 2, dtype=gf.float16, device=d), 1.0),
+    ],
+    ids=["rand", "randn", "randn_like", "rand_like", "normal"],
+)
+def test_random_factories_draw_float16_as_torch(make, device):
+    """NumPy's and CuPy's generators draw only float32/float64; torch.randn(..., dtype=
+    torch.float16) works, so gradflow draws in float32 and casts."""
+    t = make(device)
+    assert t.dtype == gf.float16 and t.shape == (3, 2) and t.device.type == device
+    assert numpy.isfinite(numpy.asarray(t.cpu().tolist())).all()
+
+
+def test_randperm_takes_dtype_and_requires_grad(device):
+    t = gf.randperm(5, dtype=gf.float32, device=device, requires_grad=True)
+    assert t.dtype == gf.float32 and t.requires_grad
+    assert sorted(t.tolist()) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert gf.randperm(3, generator=gf.Generator().manual_seed(0)).dtype == gf.int64
+    with pytest.raises(TypeError, match="unexpected keyword argument 'sorted'"):
+        gf.randperm(3, sorted=True)

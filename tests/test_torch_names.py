@@ -378,6 +378,13 @@ def test_rng_state_round_trip_and_seeds():
 
 def test_dtype_info_and_unsupported_dtypes(th):
     assert gf.finfo(gf.float32).eps == th.finfo(th.float32).eps
+    for dtype in ("float16", "float32", "float64"):
+        ours, theirs = gf.finfo(getattr(gf, dtype)), th.finfo(getattr(th, dtype))
+        for name in ("eps", "max", "min", "tiny", "smallest_normal", "resolution", "bits"):
+            assert getattr(ours, name) == getattr(theirs, name), (dtype, name)
+            assert type(getattr(ours, name)) is type(getattr(theirs, name))  # Python numbers
+        assert ours.dtype == theirs.dtype == dtype and repr(ours) == repr(theirs)
+    assert gf.finfo().eps == th.finfo().eps  # the default dtype
     assert gf.iinfo(gf.int64).max == th.iinfo(th.int64).max
     assert isinstance(gf.float32, gf.dtype)
     with pytest.raises(TypeError, match="bfloat16 is not supported: NumPy and CuPy have no"):
@@ -488,3 +495,85 @@ def test_special_functions_match_torch(th):
         ours, theirs = getattr(special, name)(x), getattr(th.special, name)(t)
         numpy.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12, err_msg=name)
     assert repr(x).endswith("dtype=gradflow.float64)")
+
+
+def test_module_constants_are_torchs(th):
+    for name in ("pi", "e", "inf"):
+        assert getattr(gf, name) == getattr(th, name) and type(getattr(gf, name)) is float
+    assert math.isnan(gf.nan)
+
+
+def test_autograd_gradcheck_takes_torchs_call_form(th):
+    class Cube(gf.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, scale):
+            ctx.save_for_backward(x)
+            ctx.scale = scale
+            return x**3 * scale
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x**2 * ctx.scale, None
+
+    x = gf.randn(4, dtype=gf.double, requires_grad=True)
+    assert gf.autograd.gradcheck(lambda t: Cube.apply(t, 2.0), (x,), eps=1e-6, atol=1e-4)
+    assert gf.autograd.gradcheck(gf.sin, x, fast_mode=True)  # one tensor, not a tuple
+
+    class Wrong(Cube):
+        @staticmethod
+        def backward(ctx, g):
+            return g, None
+
+    assert (
+        gf.autograd.gradcheck(lambda t: Wrong.apply(t, 1.0), (x,), raise_exception=False) is False
+    )
+    with pytest.raises(AssertionError):
+        gf.autograd.gradcheck(lambda t: Wrong.apply(t, 1.0), (x,))
+    with pytest.raises(NotImplementedError, match="forward mode"):
+        gf.autograd.gradcheck(gf.sin, (x,), check_forward_ad=True)
+    with pytest.raises(NotImplementedError, match="higher-order"):
+        gf.autograd.gradgradcheck(gf.sin, (x,))
+
+
+def test_grad_fn_name_and_next_functions_walk_the_graph_as_torchs(th):
+    def graph(lib):
+        x = lib.ones(2, requires_grad=True)
+        y = lib.nn.functional.relu(x * 2).sum()
+        return x, y.grad_fn
+
+    def names(node):  # the node names depth first, as a graph-printing program walks them
+        if node is None:
+            return []
+        name = node.name().rstrip("0123456789").replace("torch::autograd::", "")
+        return [name] + [n for child, _ in node.next_functions for n in names(child)]
+
+    (x, node), (_, tnode) = graph(gf), graph(th)
+    assert (
+        names(node)
+        == names(tnode)
+        == ["SumBackward", "ReluBackward", "MulBackward", "AccumulateGrad"]
+    )
+    leaf = node.next_functions[0][0].next_functions[0][0].next_functions[0][0]
+    assert leaf.variable is x and repr(leaf) == "<AccumulateGrad>" and leaf.next_functions == ()
+    relu = node.next_functions[0][0]
+    assert relu.name == "relu" and f"{relu.name}" == "relu"  # the op name messages use, kept
+    const = (gf.ones(2, requires_grad=True) * gf.ones(2)).grad_fn.next_functions
+    assert const[1] == (None, 0)
+
+
+def test_utils_checkpoint_gives_the_plain_forward_and_gradients(th):
+    from gradflow.utils.checkpoint import checkpoint, checkpoint_sequential
+
+    gf.manual_seed(0)
+    block = gf.nn.Sequential(gf.nn.Linear(3, 4), gf.nn.Tanh(), gf.nn.Linear(4, 2))
+    x = gf.randn(5, 3, requires_grad=True)
+    checkpoint(block, x, use_reentrant=False).sum().backward()
+    g1 = x.grad.clone()
+    x.grad = None
+    checkpoint_sequential(block, 2, x, use_reentrant=False).sum().backward()
+    assert gf.equal(x.grad, g1)
+    x.grad = None
+    block(x).sum().backward()
+    assert gf.equal(x.grad, g1)
+    assert checkpoint(lambda a, b=1: a + b, x, b=2).shape == (5, 3)

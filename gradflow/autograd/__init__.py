@@ -1,4 +1,5 @@
-"""Autograd: the Function base class, the backward engine, grad mode, grad(), anomaly mode."""
+"""Autograd: the Function base class, the backward engine, grad mode, grad(), anomaly mode,
+gradcheck."""
 
 from gradflow.autograd.anomaly import (
     AnomalyError,
@@ -16,6 +17,7 @@ from gradflow.autograd.grad_mode import (
     no_grad,
     set_grad_enabled,
 )
+from gradflow.autograd.gradcheck import gradcheck, gradgradcheck
 from gradflow.autograd.variable import Variable
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "detect_anomaly",
     "enable_grad",
     "grad",
+    "gradcheck",
+    "gradgradcheck",
     "inference_mode",
     "is_anomaly_enabled",
     "is_grad_enabled",

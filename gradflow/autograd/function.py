@@ -139,14 +139,24 @@ class Function:
     @property
     def name(self) -> str:
         """The op's name in messages: its op_name (the function the user called), else the
-        class name."""
-        return self.op_name or type(self).__name__
+        class name. Calling it, PyTorch's ``grad_fn.name()``, gives the node's name
+        (``"MaxPool1dBackward"``)."""
+        return _NodeName(self.op_name or type(self).__name__, repr(self)[1:-1])
 
     def __repr__(self) -> str:
         # PyTorch's spelling of a backward node: op_name "max_pool1d" -> MaxPool1dBackward.
         op = self.op_name
-        name = "".join(w[:1].upper() + w[1:] for w in op.split("_")) if op else self.name
+        name = "".join(w[:1].upper() + w[1:] for w in op.split("_")) if op else type(self).__name__
         return f"<{name}Backward>"
+
+    @property
+    def next_functions(self) -> tuple:
+        """PyTorch's graph links, one (node, output index) per input: the producing node, an
+        AccumulateGrad for a leaf that requires grad, (None, 0) for a constant."""
+        return tuple(
+            (None, 0) if e is None else (AccumulateGrad(e[0]), 0) if e[1] == -1 else e
+            for e in self._edges
+        )
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Any:
@@ -328,3 +338,31 @@ from gradflow.autograd import versions as _versions  # noqa: E402
 from gradflow.autograd.versions import _any_rebase  # noqa: E402
 from gradflow.tensor import Tensor  # noqa: E402
 from gradflow.tensor import _make_tensor as _make  # noqa: E402  (tensor.py imports the ops, which import us)
+
+
+class _NodeName(str):
+    """A node's op name (``grad_fn.name == "conv1d"``) that, called as PyTorch's
+    ``grad_fn.name()``, returns the node's name (``"Conv1dBackward"``)."""
+
+    def __new__(cls, op: str, node: str) -> _NodeName:
+        self = super().__new__(cls, op)
+        self.node = node
+        return self
+
+    def __call__(self) -> str:
+        return self.node
+
+
+class AccumulateGrad:
+    """The node ``next_functions`` names for a leaf: ``variable`` is the leaf Tensor."""
+
+    next_functions = ()
+
+    def __init__(self, variable: Any) -> None:
+        self.variable = variable
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"

@@ -59,7 +59,7 @@ from gradflow.nn.dropout import (
 from gradflow.nn.embedding import Embedding, EmbeddingBag
 from gradflow.nn.flatten import Flatten, Unflatten
 from gradflow.nn.fold import Fold, Unfold
-from gradflow.nn.linear import Identity, Linear
+from gradflow.nn.linear import Bilinear, Identity, Linear
 from gradflow.nn.loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -166,6 +166,7 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",
+    "Bilinear",
     "CTCLoss",
     "ChannelShuffle",
     "CircularPad1d",

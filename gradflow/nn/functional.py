@@ -52,6 +52,7 @@ from gradflow.ops.dropout import (
     dropout3d,
     feature_alpha_dropout,
 )
+from gradflow.ops.einsum import bilinear
 from gradflow.ops.embedding import embedding, embedding_bag
 from gradflow.ops.indexing import one_hot
 from gradflow.ops.linalg import linear
@@ -122,6 +123,7 @@ __all__ = [
     "avg_pool2d",
     "avg_pool3d",
     "batch_norm",
+    "bilinear",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "celu",

@@ -1,13 +1,15 @@
-"""Identity and Linear (y = x W^T + b), with PyTorch's default initialization."""
+"""Identity, Linear (y = x W^T + b) and Bilinear, with PyTorch's default initialization."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from gradflow import creation
 from gradflow.nn import init
 from gradflow.nn.module import Module, check_size
 from gradflow.nn.parameter import Parameter
+from gradflow.ops.einsum import bilinear
 from gradflow.ops.linalg import linear
 from gradflow.tensor import Tensor
 
@@ -70,4 +72,47 @@ class Linear(Module):
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
+        )
+
+
+class Bilinear(Module):
+    """y = x1^T A x2 + b for x1 (..., in1_features) and x2 (..., in2_features): weight
+    (out_features, in1_features, in2_features) and bias (out_features,) start from U(-k, k)
+    with k = 1/sqrt(in1_features), as in PyTorch."""
+
+    def __init__(
+        self,
+        in1_features: int,
+        in2_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        self.in1_features = check_size(name, "in1_features", in1_features)
+        self.in2_features = check_size(name, "in2_features", in2_features)
+        self.out_features = check_size(name, "out_features", out_features)
+        shape = (self.out_features, self.in1_features, self.in2_features)
+        self.weight = Parameter(creation.empty(*shape, device=device, dtype=dtype))
+        if bias:
+            self.bias = Parameter(creation.empty(self.out_features, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1: Tensor, input2: Tensor) -> Tensor:
+        return bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+            f"out_features={self.out_features}, bias={self.bias is not None}"
         )

@@ -129,3 +129,19 @@ def trace(x: Tensor) -> Tensor:
     if x.ndim != 2:
         raise ValueError(f"trace: expected a matrix, got a tensor of shape {tuple(x.shape)}")
     return diagonal(x).sum()
+
+
+def diagonal_index(shape: tuple, wrap: bool, xp) -> tuple:
+    """The index of `fill_diagonal_`'s elements: (i, i, ..., i); for a tall matrix with
+    wrap=True the diagonal starts again after every (columns + 1) rows, as NumPy's does."""
+    if len(shape) < 2:
+        raise RuntimeError("fill_diagonal_: dimensions must larger than 1")
+    if len(shape) > 2 and len(set(shape)) != 1:
+        raise RuntimeError("fill_diagonal_: all dimensions of input must be of equal length")
+    rows, cols = shape[0], shape[1]
+    n = min(rows, cols)
+    if len(shape) > 2 or not wrap or rows <= cols + 1:
+        i = xp.arange(n)
+        return (i,) * len(shape)
+    flat = xp.arange(0, rows * cols, cols + 1)  # NumPy's fill_diagonal(wrap=True) positions
+    return flat // cols, flat % cols

@@ -1,4 +1,5 @@
-"""einsum, and the products built on it: tensordot, inner, kron, cross (linalg.cross).
+"""einsum, and the products built on it: tensordot, inner, kron, cross (linalg.cross),
+bilinear (nn.functional.bilinear).
 
 Memory: Einsum keeps its operands broadcast to the equation's sizes (views, no copies), which
 each other's gradients read.
@@ -260,3 +261,20 @@ def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:
             raise RuntimeError("cross: no dimension of size 3 in input")
         dim = sizes[0] - len(shape)
     return linalg_cross(input, other, dim=dim)
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y[..., o] = input1[..., i] weight[o, i, j] input2[..., j] + bias[o], as
+    torch.nn.functional.bilinear (one einsum node)."""
+    if (
+        weight.ndim != 3
+        or input1.shape[-1:] != weight.shape[1:2]
+        or (input2.shape[-1:] != weight.shape[2:3])
+    ):
+        raise RuntimeError(
+            f"bilinear: expected input1 (..., {weight.shape[1] if weight.ndim == 3 else '?'}), "
+            f"input2 (..., {weight.shape[2] if weight.ndim == 3 else '?'}) and a 3-D weight, "
+            f"got {tuple(input1.shape)}, {tuple(input2.shape)} and {tuple(weight.shape)}"
+        )
+    out = einsum("...i,oij,...j->...o", input1, weight, input2)
+    return out if bias is None else out + bias

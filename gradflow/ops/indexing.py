@@ -366,6 +366,27 @@ def index_select(x: Tensor, dim: int, index: Any) -> Tensor:
     return GetItem.apply(x, index=(slice(None),) * d + (rows,))
 
 
+def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """Tensor.unfold: every window of `size` elements along `dimension`, `step` apart; the
+    windows replace that dimension and their elements form a new last one. A copy (PyTorch's
+    is a view), gathered in one GetItem whose backward adds overlapping windows' gradients."""
+    if step <= 0:
+        raise RuntimeError(f"unfold: step is {step} but must be > 0")
+    if x.ndim == 0:  # PyTorch: one window, of `size` (0 or 1) elements
+        return unfold(x.reshape(1), dimension, size, step).reshape(size)
+    d = normalize_dim(dimension, x.ndim, "unfold")
+    length = x.shape[d]
+    if size > length or size < 0:
+        raise RuntimeError(
+            f"unfold: maximum size for tensor at dimension {d} is {length} but size is {size}"
+        )
+    xp = get_array_module(x.array)
+    n = (length - size) // step + 1
+    windows = xp.arange(n)[:, None] * step + xp.arange(size)[None, :]  # (n, size) positions
+    out = GetItem.apply(x, index=(slice(None),) * d + (windows,))  # x.shape with d -> (n, size)
+    return out.movedim(d + 1, -1)
+
+
 def masked_select(x: Tensor, mask: Any) -> Tensor:
     """The elements of x where the bool `mask` (broadcast with x) holds, as a 1-D tensor."""
     array = _convert(mask, get_array_module(x.array), x)

@@ -1,7 +1,7 @@
-"""Sorting and searching: sort, argsort, msort, topk, kthvalue, nonzero, argwhere, unique,
+"""Sorting and searching: sort, argsort, msort, topk, kthvalue, mode, nonzero, argwhere, unique,
 unique_consecutive, searchsorted, bucketize, histc, bincount, count_nonzero.
 
-Only the values of sort, msort, topk and kthvalue are differentiable: they are gathered from
+Only the values of sort, msort, topk, kthvalue and mode are differentiable: they are gathered from
 the input at the computed indices (``indexing.Gather``), so the gradient is scattered back to
 the positions the values came from and the node saves only the integer indices. The rest
 return integer tensors (or counts) and carry no gradient. Ops whose output size depends on
@@ -104,6 +104,45 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ret
     if not keepdim:
         values, indices = values.squeeze(d), indices.squeeze(d)
     return return_types.kthvalue(values, indices)
+
+
+def mode(input: Tensor, dim: int = -1, keepdim: bool = False) -> return_types.mode:
+    """The most frequent value along `dim` (the smallest among equally frequent ones) and the
+    index of its last occurrence, as PyTorch returns them (NaNs count as one value)."""
+    x = _input(input, "mode")
+    if x.ndim == 0:
+        return return_types.mode(
+            x * 1, Tensor._wrap(get_array_module(x.array).zeros((), numpy.int64))
+        )
+    d = normalize_dim(dim, x.ndim, "mode")
+    n = x.shape[d]
+    if n == 0:
+        raise IndexError(f"mode(): expected a non-empty dim {dim}, got size 0")
+    xp = get_array_module(x.array)
+    a = xp.moveaxis(x.array, d, -1)
+    rows = a.reshape(-1, n)
+    s = xp.sort(rows, axis=1)
+    starts = xp.ones(s.shape, dtype=bool)  # a run of equal values starts here
+    starts[:, 1:] = s[:, 1:] != s[:, :-1]
+    if s.dtype.kind == "f":  # NaNs are one value here, as in PyTorch
+        starts[:, 1:] &= ~(xp.isnan(s[:, 1:]) & xp.isnan(s[:, :-1]))
+    flat_starts = xp.flatnonzero(starts)
+    lengths = xp.diff(xp.concatenate([flat_starts, xp.asarray([s.size])]))
+    run_length = xp.zeros(s.size, dtype=numpy.int64)  # each run's length, at its start
+    run_length[flat_starts] = lengths
+    run_length = run_length.reshape(s.shape)
+    first = xp.argmax(run_length, axis=1)  # the first (smallest) of the longest runs
+    value = xp.take_along_axis(s, first[:, None], axis=1)
+    equal = rows == value
+    if rows.dtype.kind == "f":
+        equal |= xp.isnan(rows) & xp.isnan(value)
+    last = (n - 1) - xp.argmax(equal[:, ::-1], axis=1)  # its last occurrence, in any sort order
+    index = xp.moveaxis(last.astype(numpy.int64).reshape(a.shape[:-1] + (1,)), -1, d)
+    values = Gather.apply(x, index, dim=d, op_name="mode")
+    indices = Tensor._wrap(index)
+    if not keepdim:
+        values, indices = values.squeeze(d), indices.squeeze(d)
+    return return_types.mode(values, indices)
 
 
 # ---- searching and counting (no gradient) ---------------------------------------------

@@ -123,3 +123,61 @@ def test_each_family_runs_on_the_device(device):
     assert b.log_prob(b.sample()).device == b.logits.device
     u = Uniform(gf.zeros(2, device=device), gf.ones(2, device=device))
     assert u.log_prob(u.sample()).device == u.low.device
+
+
+KL_PAIRS = {
+    "normal": lambda D, T: (D.Normal(T([0.0, 1.0]), T([1.0, 2.0])), D.Normal(T(0.5), T(1.5))),
+    "categorical": lambda D, T: (
+        D.Categorical(probs=T([[0.2, 0.8, 0.0], [0.3, 0.3, 0.4]])),
+        D.Categorical(logits=T([0.1, 0.2, 0.3])),
+    ),
+    "bernoulli": lambda D, T: (
+        D.Bernoulli(probs=T([0.2, 0.0, 1.0])),
+        D.Bernoulli(logits=T([0.3, -1.0, 2.0])),
+    ),
+    "uniform": lambda D, T: (
+        D.Uniform(T([0.0, 0.0]), T([1.0, 2.0])),
+        D.Uniform(T([-1.0, 0.5]), T([2.0, 3.0])),
+    ),
+}
+
+
+@pytest.mark.parametrize("pair", sorted(KL_PAIRS))
+def test_kl_divergence_matches_torch(pair, device):
+    torch = pytest.importorskip("torch")
+    ours = gf.distributions.kl_divergence(
+        *KL_PAIRS[pair](gf.distributions, lambda v: gf.tensor(v, device=device))
+    )
+    theirs = torch.distributions.kl_divergence(*KL_PAIRS[pair](torch.distributions, torch.tensor))
+    numpy.testing.assert_allclose(ours.cpu().numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_kl_divergence_of_normals_is_differentiable_as_in_a_vae():
+    torch = pytest.importorskip("torch")
+    mu, log_var = [0.3, -1.2], [0.1, 0.5]
+    loc, lv = gf.tensor(mu, requires_grad=True), gf.tensor(log_var, requires_grad=True)
+    tloc, tlv = torch.tensor(mu, requires_grad=True), torch.tensor(log_var, requires_grad=True)
+    D, TD = gf.distributions, torch.distributions
+    D.kl_divergence(D.Normal(loc, (0.5 * lv).exp()), D.Normal(0.0, 1.0)).sum().backward()
+    TD.kl_divergence(TD.Normal(tloc, (0.5 * tlv).exp()), TD.Normal(0.0, 1.0)).sum().backward()
+    numpy.testing.assert_allclose(loc.grad.numpy(), tloc.grad.numpy(), rtol=1e-6)
+    numpy.testing.assert_allclose(lv.grad.numpy(), tlv.grad.numpy(), rtol=1e-6)
+
+
+def test_register_kl_and_the_unregistered_pair():
+    D = gf.distributions
+
+    class MyNormal(D.Normal):
+        pass
+
+    p = MyNormal(gf.tensor(0.0), gf.tensor(1.0))
+    assert D.kl_divergence(p, D.Normal(gf.tensor(0.0), gf.tensor(1.0))).item() == 0.0  # inherited
+    with pytest.raises(NotImplementedError, match="no KL\\(p \\|\\| q\\) is registered"):
+        D.kl_divergence(p, D.Uniform(gf.tensor(0.0), gf.tensor(1.0)))
+
+    @D.register_kl(MyNormal, D.Uniform)
+    def _kl(p, q):
+        return gf.tensor(7.0)
+
+    assert D.kl_divergence(p, D.Uniform(gf.tensor(0.0), gf.tensor(1.0))).item() == 7.0
+    del D.kl._KL_REGISTRY[MyNormal, D.Uniform]

@@ -338,3 +338,35 @@ def test_loss_weights_are_buffers_in_the_state_dict():
     both.double()
     assert both.weight.dtype == numpy.float64 and both.pos_weight.dtype == numpy.float64
     assert repr(nn.MSELoss(reduction="sum")) == "MSELoss(reduction='sum')"
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_bilinear_matches_torch_and_gradchecks(device, rng, bias):
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Bilinear(3, 4, 2, bias=bias).double()
+    ours = nn.Bilinear(3, 4, 2, bias=bias, device=device, dtype=gf.float64)
+    ours.load_state_dict({k: gf.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    a, b = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 5, 4))  # extra batch dims
+    x1, x2 = (gf.tensor(v, device=device, requires_grad=True) for v in (a, b))
+    t1, t2 = (torch.tensor(v, requires_grad=True) for v in (a, b))
+    y, ty = ours(x1, x2), theirs(t1, t2)
+    numpy.testing.assert_allclose(y.detach().cpu().numpy(), ty.detach().numpy(), rtol=1e-10)
+    y.sum().backward()
+    ty.sum().backward()
+    numpy.testing.assert_allclose(x1.grad.cpu().numpy(), t1.grad.numpy(), rtol=1e-10)
+    numpy.testing.assert_allclose(
+        ours.weight.grad.cpu().numpy(), theirs.weight.grad.numpy(), rtol=1e-10
+    )
+    assert repr(ours) == repr(theirs)
+    w = gf.tensor(rng.standard_normal((2, 3, 4)), device=device, requires_grad=True)
+    args = [gf.tensor(v[0], device=device, requires_grad=True) for v in (a, b)]
+    assert gradcheck(lambda p, q, w: F.bilinear(p, q, w), [*args, w])
+    with pytest.raises(RuntimeError, match="bilinear: expected input1"):
+        F.bilinear(args[1], args[0], w)
+
+
+def test_bilinear_default_init_is_torchs():
+    m = nn.Bilinear(16, 3, 4)
+    bound = 1 / math.sqrt(16)
+    assert m.weight.shape == (4, 16, 3) and m.bias.shape == (4,)
+    assert float(m.weight.abs().max()) <= bound and float(m.weight.abs().max()) > bound / 2

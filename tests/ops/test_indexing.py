@@ -297,3 +297,43 @@ def test_getitem_torch_parity(name, rng):
     out.backward(gf.tensor(g))
     tout.backward(torch.tensor(g))
     numpy.testing.assert_allclose(_host(x.grad), tx.grad.numpy(), rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "shape,args",
+    [
+        ((5,), (0, 2, 1)),
+        ((2, 3, 4), (1, 2, 1)),
+        ((2, 3, 4), (-1, 3, 2)),
+        ((7,), (0, 3, 3)),
+        ((5,), (0, 0, 1)),
+        ((), (0, 1, 1)),
+    ],
+)
+def test_tensor_unfold_matches_torch(shape, args, device):
+    """Tensor.unfold (sliding windows, e.g. for time series), values and gradients: the
+    overlapping windows' gradients add up."""
+    torch = pytest.importorskip("torch")
+    data = numpy.random.default_rng(0).random(shape)
+    x = gf.tensor(data, device=device, requires_grad=True)
+    tx = torch.tensor(data, requires_grad=True)
+    y, ty = x.unfold(*args), tx.unfold(*args)
+    assert y.shape == tuple(ty.shape)
+    numpy.testing.assert_allclose(numpy.asarray(y.detach().cpu().tolist()), ty.detach().numpy())
+    weights = numpy.random.default_rng(1).random(tuple(ty.shape))
+    (y * gf.tensor(weights, device=device)).sum().backward()
+    (ty * torch.tensor(weights)).sum().backward()
+    numpy.testing.assert_allclose(numpy.asarray(x.grad.cpu().tolist()), tx.grad.numpy())
+    if data.size:
+        assert gradcheck(
+            lambda t: t.unfold(*args), [gf.tensor(data, device=device, requires_grad=True)]
+        )
+
+
+def test_tensor_unfold_errors():
+    with pytest.raises(
+        RuntimeError, match="maximum size for tensor at dimension 0 is 5 but size is 6"
+    ):
+        gf.arange(5.0).unfold(0, 6, 1)
+    with pytest.raises(RuntimeError, match="step is 0 but must be > 0"):
+        gf.arange(5.0).unfold(0, 2, 0)

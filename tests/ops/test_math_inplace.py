@@ -134,3 +134,27 @@ def test_inplace_method_names_and_docs():
     assert gf.Tensor.exp_.__name__ == "exp_"
     assert "x.exp(...)" in gf.Tensor.exp_.__doc__
     assert gf.Tensor.arcsin_ is gf.Tensor.asin_
+
+
+@pytest.mark.parametrize(
+    "shape,wrap",
+    [((3, 3), False), ((7, 3), True), ((7, 3), False), ((3, 5), True), ((2, 2, 2), False)],
+)
+def test_fill_diagonal_matches_torch(shape, wrap, device):
+    torch = pytest.importorskip("torch")
+    x = gf.zeros(*shape, device=device)
+    assert x.fill_diagonal_(1.5, wrap=wrap) is x
+    expected = torch.zeros(*shape).fill_diagonal_(1.5, wrap=wrap)
+    numpy.testing.assert_array_equal(numpy.asarray(x.cpu().tolist()), expected.numpy())
+
+
+def test_fill_diagonal_records_its_gradient_and_checks_shapes(device):
+    x = gf.ones(3, 3, device=device, requires_grad=True)
+    y = x * 2
+    y.fill_diagonal_(float("-inf"))
+    y.masked_fill(y == float("-inf"), 0.0).sum().backward()
+    assert x.grad.tolist() == [[0.0, 2.0, 2.0], [2.0, 0.0, 2.0], [2.0, 2.0, 0.0]]
+    with pytest.raises(RuntimeError, match="equal length"):
+        gf.zeros(2, 3, 3, device=device).fill_diagonal_(1)
+    with pytest.raises(RuntimeError, match="larger than 1"):
+        gf.zeros(3, device=device).fill_diagonal_(1)

@@ -185,3 +185,29 @@ ERRORS = [
 def test_errors_name_the_problem(fn, error, message):
     with pytest.raises(error, match=message):
         fn()
+
+
+MODES = [
+    numpy.array([[3, 1, 3, 2, 1, 1, 3], [5, 5, 4, 4, 0, 0, 9]]),  # ties: the smallest wins
+    numpy.array([[2.0, 1.0, 1.0, 2.0], [0.5, -1.0, 0.5, 7.0]]),
+]
+
+
+@pytest.mark.parametrize("data", MODES, ids=["int_ties", "float"])
+@pytest.mark.parametrize("dim,keepdim", [(-1, False), (0, False), (1, True)])
+def test_mode_matches_torch(data, dim, keepdim, device):
+    values, indices = gf.tensor(data, device=device).mode(dim, keepdim)
+    tvalues, tindices = torch.tensor(data).mode(dim, keepdim)
+    numpy.testing.assert_array_equal(_host(values), tvalues.numpy())
+    numpy.testing.assert_array_equal(_host(indices), tindices.numpy())  # last occurrence
+    assert indices.dtype == gf.int64 and type(gf.mode(gf.tensor(data))).__name__ == "mode"
+
+
+def test_mode_gradient_goes_to_the_returned_index(device):
+    x = gf.tensor([[1.0, 2.0, 2.0], [3.0, 3.0, 4.0]], device=device, requires_grad=True)
+    tx = torch.tensor([[1.0, 2.0, 2.0], [3.0, 3.0, 4.0]], requires_grad=True)
+    x.mode().values.sum().backward()
+    tx.mode().values.sum().backward()
+    numpy.testing.assert_array_equal(_host(x.grad), tx.grad.numpy())
+    scalar = gf.tensor(3.0, device=device).mode()
+    assert scalar.values.item() == 3.0 and scalar.indices.item() == 0
