@@ -1652,7 +1652,9 @@ def _constructor_array(args: tuple, dtype: Any, device: Any) -> Any:
 
 
 class Size(tuple):
-    """A tensor's shape: a tuple of ints, as ``torch.Size`` (``x.shape``, ``x.size()``)."""
+    """A tensor's shape: a tuple of ints, as ``torch.Size`` (``x.shape``, ``x.size()``).
+    Indexing stays tuple's own (ops read shapes on every call), so a slice is a plain tuple
+    where PyTorch's is a Size; both compare equal to tuples."""
 
     __slots__ = ()
 
@@ -1661,10 +1663,6 @@ class Size(tuple):
 
     def __repr__(self) -> str:
         return f"gradflow.Size({list(self)})"
-
-    def __getitem__(self, index: Any) -> Any:
-        out = tuple.__getitem__(self, index)
-        return Size(out) if isinstance(index, slice) else out
 
     def __add__(self, other: Any) -> Size:
         return Size(tuple.__add__(self, tuple(other)))

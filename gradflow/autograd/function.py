@@ -141,7 +141,7 @@ class Function:
         """The op's name in messages: its op_name (the function the user called), else the
         class name. Calling it, PyTorch's ``grad_fn.name()``, gives the node's name
         (``"MaxPool1dBackward"``)."""
-        return _NodeName(self.op_name or type(self).__name__, repr(self)[1:-1])
+        return _NodeName(self.op_name or type(self).__name__, self)
 
     def __repr__(self) -> str:
         # PyTorch's spelling of a backward node: op_name "max_pool1d" -> MaxPool1dBackward.
@@ -187,7 +187,7 @@ class Function:
                         and (a.dtype.kind == "f" or first.dtype.kind == "f")
                     )
                 ):
-                    _check_compatible(fn.name, [t for t in inputs if isinstance(t, Tensor)])
+                    _check_compatible(fn, [t for t in inputs if isinstance(t, Tensor)])
                 if _any_rebase[0] and enabled and _versions.stale_view(a, x._epoch):
                     _raise_stale_view(fn, x)
                 if x._requires_grad and enabled:
@@ -291,20 +291,21 @@ def _as_array(x: Any) -> Any:
     return x
 
 
-def _check_compatible(op: str, tensors: list) -> None:
-    """One device per op; float dtypes must agree (no silent float32/float64 promotion)."""
+def _check_compatible(fn: Function, tensors: list) -> None:
+    """One device per op; float dtypes must agree (elementwise arithmetic has promoted them
+    before it gets here, as PyTorch does; every other op refuses a mix)."""
     first = tensors[0].array
     kind = type(first)
     fdtype = first.dtype if first.dtype.kind == "f" else None
     for t in tensors[1:]:
         a = t.array
         if type(a) is not kind or (kind is not _ndarray and a.device != first.device):
-            _raise_mismatch(op, tensors, "device")
+            _raise_mismatch(fn.name, tensors, "device")
         if a.dtype.kind == "f":
             if fdtype is None:
                 fdtype = a.dtype
             elif a.dtype != fdtype:
-                _raise_mismatch(op, tensors, "dtype")
+                _raise_mismatch(fn.name, tensors, "dtype")
 
 
 def _raise_mismatch(op: str, tensors: list, what: str) -> None:
@@ -344,13 +345,13 @@ class _NodeName(str):
     """A node's op name (``grad_fn.name == "conv1d"``) that, called as PyTorch's
     ``grad_fn.name()``, returns the node's name (``"Conv1dBackward"``)."""
 
-    def __new__(cls, op: str, node: str) -> _NodeName:
+    def __new__(cls, op: str, node: Function) -> _NodeName:
         self = super().__new__(cls, op)
-        self.node = node
+        self.node = node  # its repr is built only when called: messages use the str alone
         return self
 
     def __call__(self) -> str:
-        return self.node
+        return repr(self.node)[1:-1]
 
 
 class AccumulateGrad:
