@@ -38,6 +38,17 @@ def _renumber(module: Module) -> None:
         module._modules[str(i)] = value
 
 
+def _delete(module: Module, index: int | slice, container: str) -> None:
+    """del module[index] for Sequential and ModuleList: the entries go, the keys renumber."""
+    keys = list(module._modules)
+    if isinstance(index, slice):
+        for key in keys[index]:
+            del module._modules[key]
+    else:
+        del module._modules[keys[_check_index(index, len(keys), container)]]
+    _renumber(module)
+
+
 class Sequential(Module):
     """Modules called in order, each on the previous one's output.
 
@@ -90,13 +101,7 @@ class Sequential(Module):
         setattr(self, keys[_check_index(index, len(keys), "Sequential")], module)
 
     def __delitem__(self, index: int | slice) -> None:
-        keys = list(self._modules)
-        if isinstance(index, slice):
-            for key in keys[index]:
-                del self._modules[key]
-        else:
-            del self._modules[keys[_check_index(index, len(keys), "Sequential")]]
-        _renumber(self)
+        _delete(self, index, "Sequential")
 
     def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self._modules)), module)
@@ -185,13 +190,7 @@ class ModuleList(Module):
         setattr(self, str(index), module)
 
     def __delitem__(self, index: int | slice) -> None:
-        keys = list(self._modules)
-        if isinstance(index, slice):
-            for key in keys[index]:
-                del self._modules[key]
-        else:
-            del self._modules[keys[_check_index(index, len(keys), "ModuleList")]]
-        _renumber(self)
+        _delete(self, index, "ModuleList")
 
     def __add__(self, other: Iterable[Module]) -> ModuleList:
         return ModuleList(chain(self, other))

@@ -51,6 +51,7 @@ class _ConvNd(Module):
 
     _dims = 2
     _transposed = False
+    _function = staticmethod(conv_ops.conv2d)  # each rank's op
 
     def __init__(
         self,
@@ -159,6 +160,13 @@ class _ConvNd(Module):
                 pads += [self.padding[i], self.padding[i]]
         return pad(x, tuple(pads), mode=self.padding_mode), 0
 
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        x, padding = self._padded(x)
+        return self._function(
+            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
+        )
+
     def extra_repr(self) -> str:
         text = (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -183,13 +191,7 @@ class Conv1d(_ConvNd):
     """1-D convolution over (N, C_in, L) or (C_in, L) inputs."""
 
     _dims = 1
-
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        x, padding = self._padded(x)
-        return conv_ops.conv1d(
-            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
-        )
+    _function = staticmethod(conv_ops.conv1d)
 
 
 class Conv2d(_ConvNd):
@@ -200,19 +202,13 @@ class Conv2d(_ConvNd):
     stride 1 only).
     """
 
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        x, padding = self._padded(x)
-        return conv_ops.conv2d(
-            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
-        )
-
 
 class ConvTranspose2d(_ConvNd):
     """Transposed 2-D convolution (the gradient of Conv2d with respect to its input), used to
     upsample. weight (C_in, C_out / groups, kH, kW)."""
 
     _transposed = True
+    _function = staticmethod(conv_ops.conv_transpose2d)  # each rank's op
 
     def __init__(
         self,
@@ -240,7 +236,7 @@ class ConvTranspose2d(_ConvNd):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        return conv_ops.conv_transpose2d(
+        return self._function(
             x,
             self.weight,
             self.bias,
@@ -257,13 +253,7 @@ class Conv3d(_ConvNd):
     (C_out, C_in / groups, kD, kH, kW)."""
 
     _dims = 3
-
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        x, padding = self._padded(x)
-        return conv3d_ops.conv3d(
-            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
-        )
+    _function = staticmethod(conv3d_ops.conv3d)
 
 
 class ConvTranspose1d(ConvTranspose2d):
@@ -271,19 +261,7 @@ class ConvTranspose1d(ConvTranspose2d):
     (C_in, C_out / groups, k)."""
 
     _dims = 1
-
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        return conv_ops.conv_transpose1d(
-            x,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.output_padding,
-            self.groups,
-            self.dilation,
-        )
+    _function = staticmethod(conv_ops.conv_transpose1d)
 
 
 class ConvTranspose3d(ConvTranspose2d):
@@ -291,16 +269,4 @@ class ConvTranspose3d(ConvTranspose2d):
     (C_in, C_out / groups, kD, kH, kW)."""
 
     _dims = 3
-
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        return conv3d_ops.conv_transpose3d(
-            x,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.output_padding,
-            self.groups,
-            self.dilation,
-        )
+    _function = staticmethod(conv3d_ops.conv_transpose3d)

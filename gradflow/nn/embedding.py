@@ -13,6 +13,16 @@ from gradflow.ops import embedding as embedding_ops
 from gradflow.tensor import Tensor
 
 
+def _row_index(layer: str, padding_idx: Any, num_embeddings: int) -> int:
+    """padding_idx checked to lie in [-num_embeddings, num_embeddings), as a row number."""
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(
+            f"{layer}: padding_idx must be within [-{num_embeddings}, {num_embeddings}), got "
+            f"{padding_idx}"
+        )
+    return int(padding_idx) % num_embeddings
+
+
 class Embedding(Module):
     """Rows of ``weight`` (num_embeddings, embedding_dim) picked by integer indices of any shape.
 
@@ -47,12 +57,7 @@ class Embedding(Module):
                     f"Embedding: padding_idx must be an int or None, got "
                     f"{type(padding_idx).__name__} {padding_idx!r}"
                 )
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(
-                    f"Embedding: padding_idx must be within [-{num_embeddings}, "
-                    f"{num_embeddings}), got {padding_idx}"
-                )
-            padding_idx = int(padding_idx) % num_embeddings
+            padding_idx = _row_index("Embedding", padding_idx, num_embeddings)
         if max_norm is not None:
             raise NotImplementedError(
                 f"Embedding: max_norm={max_norm!r} is not supported (it renormalizes weight "
@@ -177,12 +182,7 @@ class EmbeddingBag(Module):
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"EmbeddingBag: mode has to be one of sum, mean or max, got {mode!r}")
         if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(
-                    f"EmbeddingBag: padding_idx must be within [-{num_embeddings}, "
-                    f"{num_embeddings}), got {padding_idx}"
-                )
-            padding_idx = int(padding_idx) % num_embeddings
+            padding_idx = _row_index("EmbeddingBag", padding_idx, num_embeddings)
         if max_norm is not None:
             raise NotImplementedError(
                 f"EmbeddingBag: max_norm={max_norm!r} is not supported (it renormalizes weight "

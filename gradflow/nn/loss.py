@@ -205,8 +205,10 @@ class _MarginLoss(_Loss):
         self.margin = margin
 
 
-class MarginRankingLoss(_MarginLoss):
-    """max(0, -y (x1 - x2) + margin)."""
+class _PairMarginLoss(_MarginLoss):
+    """A margin loss of two inputs and a target of 1 or -1 (margin 0 by default)."""
+
+    _function: Any = None
 
     def __init__(
         self, margin: float = 0.0, size_average: Any = None, reduce: Any = None,
@@ -215,9 +217,13 @@ class MarginRankingLoss(_MarginLoss):
         super().__init__(margin, size_average, reduce, reduction)
 
     def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
-        return margin_losses.margin_ranking_loss(
-            input1, input2, target, self.margin, reduction=self.reduction
-        )
+        return type(self)._function(input1, input2, target, self.margin, reduction=self.reduction)
+
+
+class MarginRankingLoss(_PairMarginLoss):
+    """max(0, -y (x1 - x2) + margin)."""
+
+    _function = staticmethod(margin_losses.margin_ranking_loss)
 
 
 class HingeEmbeddingLoss(_MarginLoss):
@@ -235,19 +241,10 @@ class HingeEmbeddingLoss(_MarginLoss):
         )
 
 
-class CosineEmbeddingLoss(_MarginLoss):
+class CosineEmbeddingLoss(_PairMarginLoss):
     """1 - cos(x1, x2) where y == 1, max(0, cos(x1, x2) - margin) where y == -1."""
 
-    def __init__(
-        self, margin: float = 0.0, size_average: Any = None, reduce: Any = None,
-        reduction: str = "mean",
-    ):  # fmt: skip
-        super().__init__(margin, size_average, reduce, reduction)
-
-    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
-        return margin_losses.cosine_embedding_loss(
-            input1, input2, target, self.margin, reduction=self.reduction
-        )
+    _function = staticmethod(margin_losses.cosine_embedding_loss)
 
 
 class TripletMarginLoss(_Loss):

@@ -335,23 +335,22 @@ class Module:
 
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at a dotted path such as ``"encoder.0.weight"``."""
-        path, _, name = target.rpartition(".")
-        module = self.get_submodule(path)
-        if name not in module._parameters:
-            if hasattr(module, name):
-                raise AttributeError(f"`{name}` is not an nn.Parameter")
-            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
-        return module._parameters[name]
+        return self._registered_at(target, "_parameters", "an nn.Parameter")
 
     def get_buffer(self, target: str) -> Tensor:
         """The buffer at a dotted path such as ``"bn.running_mean"``."""
+        return self._registered_at(target, "_buffers", "a buffer")
+
+    def _registered_at(self, target: str, table: str, kind: str) -> Any:
+        """The entry of the submodule's `table` (_parameters or _buffers) at a dotted path."""
         path, _, name = target.rpartition(".")
         module = self.get_submodule(path)
-        if name not in module._buffers:
+        entries = getattr(module, table)
+        if name not in entries:
             if hasattr(module, name):
-                raise AttributeError(f"`{name}` is not a buffer")
+                raise AttributeError(f"`{name}` is not {kind}")
             raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
-        return module._buffers[name]
+        return entries[name]
 
     # ---- iteration -------------------------------------------------------------------------
     def named_modules(

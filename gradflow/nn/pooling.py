@@ -21,8 +21,8 @@ def _check_input(layer: str, x: Any) -> None:
         )
 
 
-class MaxPool2d(Module):
-    """The maximum over each kernel_size window (stride defaults to kernel_size)."""
+class _MaxPool(Module):
+    """What the max-pooling layers share: PyTorch's arguments, stored as given, and repr."""
 
     def __init__(
         self,
@@ -39,6 +39,16 @@ class MaxPool2d(Module):
         self.padding, self.dilation = padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class MaxPool2d(_MaxPool):
+    """The maximum over each kernel_size window (stride defaults to kernel_size)."""
+
     def forward(self, x: Tensor) -> Any:
         _check_input("MaxPool2d", x)
         return pool_ops.max_pool2d(
@@ -49,12 +59,6 @@ class MaxPool2d(Module):
             self.dilation,
             ceil_mode=self.ceil_mode,
             return_indices=self.return_indices,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
         )
 
 
@@ -92,48 +96,36 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool2d(Module):
-    """Average pooling to a fixed output size, whatever the input's height and width."""
+class _AdaptivePool(Module):
+    _function: Any = None
 
     def __init__(self, output_size: Any):
         super().__init__()
         self.output_size = output_size
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input("AdaptiveAvgPool2d", x)
-        return adaptive_pooling.adaptive_avg_pool2d(x, self.output_size)
+        return type(self)._function(x, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
-class MaxPool1d(Module):
-    """The maximum over each kernel_size window of (N, C, L) or (C, L) inputs."""
+class AdaptiveAvgPool2d(_AdaptivePool):
+    """Average pooling to a fixed output size, whatever the input's height and width."""
 
-    def __init__(
-        self,
-        kernel_size: Any,
-        stride: Any = None,
-        padding: Any = 0,
-        dilation: Any = 1,
-        return_indices: bool = False,
-        ceil_mode: bool = False,
-    ):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding, self.dilation = padding, dilation
-        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+    _function = staticmethod(adaptive_pooling.adaptive_avg_pool2d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_input("AdaptiveAvgPool2d", x)
+        return super().forward(x)
+
+
+class MaxPool1d(_MaxPool):
+    """The maximum over each kernel_size window of (N, C, L) or (C, L) inputs."""
 
     def forward(self, x: Tensor) -> Any:
         return pool_ops.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
                                    self.ceil_mode, self.return_indices)  # fmt: skip
-
-    def extra_repr(self) -> str:
-        return (
-            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
-        )
 
 
 class MaxPool3d(MaxPool1d):
@@ -181,20 +173,6 @@ class AvgPool3d(AvgPool2d):
         return pooling3d.avg_pool3d(x, self.kernel_size, self.stride, self.padding,
                                     self.ceil_mode, self.count_include_pad,
                                     self.divisor_override)  # fmt: skip
-
-
-class _AdaptivePool(Module):
-    _function: Any = None
-
-    def __init__(self, output_size: Any):
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        return type(self)._function(x, self.output_size)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
 
 class AdaptiveAvgPool1d(_AdaptivePool):

@@ -88,11 +88,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int | None, int 
     op = "adaptive_avg_pool2d"
     x = float_input(input, op)
     batched = check_input_rank(x, 2, op)
-    if isinstance(output_size, tuple | list) and len(output_size) == 2:
-        output_size = tuple(h if o is None else o for o, h in zip(output_size, x.shape[-2:]))
-    out = int_tuple(output_size, 2, "output_size", op, 1)
-    if min(x.shape[-2:]) <= 0:
-        raise ValueError(f"{op}: input of shape {tuple(x.shape)} has an empty spatial dim")
+    out = _adaptive_sizes(op, x, output_size, 2)
     return AdaptiveAvgPool2dFunction.apply(x, shapes=_shapes(x, batched, 2, out))
 
 
@@ -174,6 +170,24 @@ def _adaptive_sizes(op: str, x: Tensor, output_size: Any, dims: int) -> tuple:
     return out
 
 
+def _sized_input(op: str, input: Any, output_size: Any, dims: int) -> tuple[Tensor, tuple]:
+    """The input, checked to have dims + 1 or dims + 2 dims (PyTorch's error for each), and
+    the output sizes."""
+    x = float_input(input, op)
+    if x.ndim not in (dims + 1, dims + 2):
+        if dims == 1:
+            raise RuntimeError(
+                f"{op}: Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for "
+                "argument #1 'self'"
+            )
+        spatial = "H, W" if dims == 2 else "D, H, W"
+        raise ValueError(
+            f"{op}: expected a {dims + 1}-D (C, {spatial}) or {dims + 2}-D (N, C, {spatial}) "
+            f"input, got shape {tuple(x.shape)}"
+        )
+    return x, _adaptive_sizes(op, x, output_size, dims)
+
+
 def adaptive_max_pool2d(
     input: Tensor, output_size: int | tuple[int | None, int | None], return_indices: bool = False
 ) -> Any:
@@ -186,12 +200,7 @@ def adaptive_max_pool2d(
     [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
     op = "adaptive_max_pool2d"
-    x = float_input(input, op)
-    if x.ndim not in (3, 4):
-        raise ValueError(
-            f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {tuple(x.shape)}"
-        )
-    oh, ow = _adaptive_sizes(op, x, output_size, 2)
+    x, (oh, ow) = _sized_input(op, input, output_size, 2)
     return AdaptiveMaxPoolFunction.apply(
         x, bins=(_bins(x.shape[-2], oh), _bins(x.shape[-1], ow)),
         return_indices=bool(return_indices),
@@ -209,13 +218,7 @@ def adaptive_max_pool1d(
     [[3.0, 2.0]]
     """
     op = "adaptive_max_pool1d"
-    x = float_input(input, op)
-    if x.ndim not in (2, 3):
-        raise RuntimeError(
-            f"{op}: Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for "
-            "argument #1 'self'"
-        )
-    (out,) = _adaptive_sizes(op, x, output_size, 1)
+    x, (out,) = _sized_input(op, input, output_size, 1)
     return AdaptiveMaxPoolFunction.apply(
         x, bins=(_bins(x.shape[-1], out),), return_indices=bool(return_indices), op_name=op
     )
@@ -232,13 +235,7 @@ def adaptive_max_pool3d(
     [[[[[7.0]]]]]
     """
     op = "adaptive_max_pool3d"
-    x = float_input(input, op)
-    if x.ndim not in (4, 5):
-        raise ValueError(
-            f"{op}: expected a 4-D (C, D, H, W) or 5-D (N, C, D, H, W) input, got shape "
-            f"{tuple(x.shape)}"
-        )
-    outs = _adaptive_sizes(op, x, output_size, 3)
+    x, outs = _sized_input(op, input, output_size, 3)
     bins = tuple(_bins(n, o) for n, o in zip(x.shape[-3:], outs))
     return AdaptiveMaxPoolFunction.apply(
         x, bins=bins, return_indices=bool(return_indices), op_name=op
@@ -254,13 +251,7 @@ def adaptive_avg_pool1d(input: Tensor, output_size: int | tuple[int]) -> Tensor:
     [[2.0, 1.0]]
     """
     op = "adaptive_avg_pool1d"
-    x = float_input(input, op)
-    if x.ndim not in (2, 3):
-        raise RuntimeError(
-            f"{op}: Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for "
-            "argument #1 'self'"
-        )
-    (out,) = _adaptive_sizes(op, x, output_size, 1)
+    x, (out,) = _sized_input(op, input, output_size, 1)
     return adaptive_avg_pool2d(x.unsqueeze(-2), (1, out)).squeeze(-2)
 
 
@@ -273,13 +264,7 @@ def adaptive_avg_pool3d(input: Tensor, output_size: int | tuple[int | None, ...]
     gradflow.Size([1, 2, 1, 1, 1])
     """
     op = "adaptive_avg_pool3d"
-    x = float_input(input, op)
-    if x.ndim not in (4, 5):
-        raise ValueError(
-            f"{op}: expected a 4-D (C, D, H, W) or 5-D (N, C, D, H, W) input, got shape "
-            f"{tuple(x.shape)}"
-        )
-    od, oh, ow = _adaptive_sizes(op, x, output_size, 3)
+    x, (od, oh, ow) = _sized_input(op, input, output_size, 3)
     lead, (d, h, w) = tuple(x.shape[:-3]), tuple(x.shape[-3:])
     y = adaptive_avg_pool2d(x.reshape(-1, d, h, w), (oh, ow))  # [lead*, D, OH, OW]
     y = adaptive_avg_pool2d(y.reshape(-1, d, oh * ow).transpose(1, 2), (oh * ow, od))

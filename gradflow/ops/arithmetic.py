@@ -151,29 +151,34 @@ def _quiet() -> Any:
     return numpy.errstate(divide="ignore", invalid="ignore", over="ignore")
 
 
-class Maximum(Function):
+class BinaryUfunc(Function):
+    """A node computing the array module's binary ufunc `_ufunc` (a or b may be a Python
+    number); it keeps both inputs and its output for the subclass's backward."""
+
+    _ufunc = ""
+
+    def forward(self, a, b):
+        xp = get_array_module(a if hasattr(a, "dtype") else b)
+        out = getattr(xp, self._ufunc)(a, b)
+        self.save_for_backward(a, b, out)
+        return out
+
+
+class Maximum(BinaryUfunc):
     """Elementwise max; on ties the gradient is split evenly (as PyTorch)."""
 
     op_name = "maximum"
-
-    def forward(self, a, b):
-        out = get_array_module(a if hasattr(a, "dtype") else b).maximum(a, b)
-        self.save_for_backward(a, b, out)
-        return out
+    _ufunc = "maximum"
 
     def backward(self, g):
         return _select_backward(self, g)
 
 
-class Minimum(Function):
+class Minimum(BinaryUfunc):
     """Elementwise min; on ties the gradient is split evenly (as PyTorch)."""
 
     op_name = "minimum"
-
-    def forward(self, a, b):
-        out = get_array_module(a if hasattr(a, "dtype") else b).minimum(a, b)
-        self.save_for_backward(a, b, out)
-        return out
+    _ufunc = "minimum"
 
     def backward(self, g):
         return _select_backward(self, g)

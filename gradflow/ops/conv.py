@@ -543,6 +543,29 @@ def conv_transpose2d(
                            output_padding, groups, dilation, dims=2)  # fmt: skip
 
 
+def _check_output_padding(op: str, output_padding: tuple, stride: tuple, dilation: tuple) -> None:
+    for extra, s, d in zip(output_padding, stride, dilation):
+        if extra >= s and extra >= d:
+            raise ValueError(
+                f"{op}: output_padding {output_padding} must be smaller than either stride "
+                f"{stride} or dilation {dilation}"
+            )
+
+
+def _transposed_sizes(op, x, weight, in_sizes, kernel, stride, padding, dilation,
+                      output_padding) -> tuple:  # fmt: skip
+    """A transposed conv's output sizes, checked to be positive."""
+    out = tuple(
+        map(transposed_output_size, in_sizes, kernel, stride, padding, dilation, output_padding)
+    )
+    check_output_size(
+        op, x, out,
+        f"weight of shape {tuple(weight.shape)} with stride {stride}, padding {padding}, "
+        f"dilation {dilation} and output_padding {output_padding}",
+    )  # fmt: skip
+    return out
+
+
 def _conv_transpose(op, input, weight, bias, stride, padding, output_padding, groups, dilation,
                     dims) -> Tensor:  # fmt: skip
     """conv_transpose1d/2d: checks, geometry, and one ConvTranspose2dFunction node (1-D runs
@@ -559,12 +582,7 @@ def _conv_transpose(op, input, weight, bias, stride, padding, output_padding, gr
         )
     padding = int_tuple(padding, dims, "padding", op, 0)
     output_padding = int_tuple(output_padding, dims, "output_padding", op, 0)
-    for op_, s, d in zip(output_padding, stride, dilation):
-        if op_ >= s and op_ >= d:
-            raise ValueError(
-                f"{op}: output_padding {output_padding} must be smaller than either stride "
-                f"{stride} or dilation {dilation}"
-            )
+    _check_output_padding(op, output_padding, stride, dilation)
     in_hw = tuple(x.shape[-dims:])
     if 0 in in_hw:  # the window geometry (one window per input pixel) has no empty case
         raise ValueError(
@@ -572,14 +590,8 @@ def _conv_transpose(op, input, weight, bias, stride, padding, output_padding, gr
             "doesn't support (PyTorch only with an empty batch); give each sample at least one "
             "pixel per spatial dim"
         )
-    out_hw = tuple(
-        map(transposed_output_size, in_hw, kernel, stride, padding, dilation, output_padding)
-    )
-    check_output_size(
-        op, x, out_hw,
-        f"weight of shape {tuple(weight.shape)} with stride {stride}, padding {padding}, "
-        f"dilation {dilation} and output_padding {output_padding}",
-    )  # fmt: skip
+    out_hw = _transposed_sizes(op, x, weight, in_hw, kernel, stride, padding, dilation,
+                               output_padding)  # fmt: skip
     # The conv2d whose input gradient this is maps the output back onto the input's pixels.
     window = Window.lifted(kernel, stride, padding, dilation, in_hw)
     out_c = weight.shape[1] * groups

@@ -18,13 +18,19 @@ from typing import Any, NamedTuple
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
-from gradflow.ops.conv import _apply, _check_conv_weight
+from gradflow.ops.conv import (
+    _apply,
+    _check_conv_weight,
+    _check_output_padding,
+    _transposed_sizes,
+)
 from gradflow.ops.window import (
     check_output_size,
     conv_output_size,
     conv_padding,
     int_tuple,
-    transposed_output_size,
+    offset_slices_3d,
+    offsets_3d,
 )
 from gradflow.tensor import Tensor
 
@@ -40,15 +46,8 @@ class _Window3(NamedTuple):
     dilation: tuple
     out: tuple
 
-    def offsets(self) -> list:
-        kd, kh, kw = self.kernel
-        return [(a, b, c) for a in range(kd) for b in range(kh) for c in range(kw)]
-
-    def offset_slices(self, offset: tuple) -> tuple:
-        return tuple(
-            slice(i * d, i * d + (o - 1) * s + 1, s)
-            for i, d, s, o in zip(offset, self.dilation, self.stride, self.out)
-        )
+    offsets = offsets_3d
+    offset_slices = offset_slices_3d
 
     def frame_shape(self, sizes: tuple) -> tuple:
         return tuple(b + n + a for b, n, a in zip(self.before, sizes, self.after))
@@ -110,10 +109,11 @@ def _conv3d_weight_grad(gy: Any, x: Any, window: _Window3, groups: int, w_shape)
     return (g3 @ cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w_shape)
 
 
-class Conv3dFunction(Function):
-    """conv3d as one node (bias included); unbatched inputs arrive with a unit batch dim."""
+class _Conv3dNode(Function):
+    """What conv3d's and conv_transpose3d's nodes share: the arrays kept (the input only when
+    the weight needs a gradient, the weight only when the input needs one), the bias added in
+    forward and summed in backward. Unbatched inputs arrive with a unit batch dim."""
 
-    op_name = "conv3d"
     groups: int
     w_shape: tuple
     window: _Window3
@@ -121,54 +121,76 @@ class Conv3dFunction(Function):
     def forward(self, x, weight, bias=None):
         need_x, need_w = self.needs_input_grad[:2]
         self.save_for_backward(x if need_w else None, weight if need_x else None)
-        self.x_shape = x.shape
-        out = _conv3d_forward(x, weight, self.window, self.groups)
+        out = self._forward(x, weight)
         if bias is not None:
             out += bias.reshape(-1, 1, 1, 1)
         return out
 
     def backward(self, grad):
         x, weight = self.saved_arrays
-        need, g, window = self.needs_input_grad, self.groups, self.window
-        dx = dw = db = None
-        if need[1]:
-            dw = _conv3d_weight_grad(grad, x, window, g, self.w_shape)
-        if need[0]:
-            dx = _conv3d_input_grad(grad, weight, window, g, self.x_shape)
-        if len(need) == 3 and need[2]:
-            db = grad.sum(axis=(0, 2, 3, 4))
-        return (dx, dw) if len(need) == 2 else (dx, dw, db)
+        need = self.needs_input_grad
+        dx, dw = self._input_and_weight_grads(grad, x, weight, need[0], need[1])
+        if len(need) == 2:
+            return dx, dw
+        return dx, dw, grad.sum(axis=(0, 2, 3, 4)) if need[2] else None
 
 
-class ConvTranspose3dFunction(Function):
+class Conv3dFunction(_Conv3dNode):
+    """conv3d as one node (bias included)."""
+
+    op_name = "conv3d"
+
+    def _forward(self, x, weight):
+        self.x_shape = x.shape
+        return _conv3d_forward(x, weight, self.window, self.groups)
+
+    def _input_and_weight_grads(self, grad, x, weight, need_x, need_w):
+        window, g = self.window, self.groups
+        dw = _conv3d_weight_grad(grad, x, window, g, self.w_shape) if need_w else None
+        dx = _conv3d_input_grad(grad, weight, window, g, self.x_shape) if need_x else None
+        return dx, dw
+
+
+class ConvTranspose3dFunction(_Conv3dNode):
     """conv_transpose3d as one node: conv3d's input gradient run forward (the window is that
     of the conv3d from the output back to the input)."""
 
     op_name = "conv_transpose3d"
-    groups: int
     out_shape: tuple
-    w_shape: tuple
-    window: _Window3
 
-    def forward(self, x, weight, bias=None):
-        need_x, need_w = self.needs_input_grad[:2]
-        self.save_for_backward(x if need_w else None, weight if need_x else None)
-        out = _conv3d_input_grad(x, weight, self.window, self.groups, self.out_shape)
-        if bias is not None:
-            out += bias.reshape(-1, 1, 1, 1)
-        return out
+    def _forward(self, x, weight):
+        return _conv3d_input_grad(x, weight, self.window, self.groups, self.out_shape)
 
-    def backward(self, grad):
-        x, weight = self.saved_arrays
-        need, g, window = self.needs_input_grad, self.groups, self.window
-        dx = dw = db = None
-        if need[0]:
-            dx = _conv3d_forward(grad, weight, window, g)
-        if need[1]:  # conv3d's weight gradient with the roles of input and output swapped
-            dw = _conv3d_weight_grad(x, grad, window, g, self.w_shape)
-        if len(need) == 3 and need[2]:
-            db = grad.sum(axis=(0, 2, 3, 4))
-        return (dx, dw) if len(need) == 2 else (dx, dw, db)
+    def _input_and_weight_grads(self, grad, x, weight, need_x, need_w):
+        window, g = self.window, self.groups
+        dx = _conv3d_forward(grad, weight, window, g) if need_x else None
+        # conv3d's weight gradient with the roles of input and output swapped
+        dw = _conv3d_weight_grad(x, grad, window, g, self.w_shape) if need_w else None
+        return dx, dw
+
+
+def _checked_arguments(op, input, weight, bias, groups, stride, dilation, transposed):
+    """(input, kernel, stride, dilation) of a 3-D conv, checked, as the ops use them."""
+    x = float_input(input, op)
+    if x.ndim not in (4, 5):
+        raise ValueError(
+            f"{op}: expected a 5-D input (N, C, D, H, W) or a 4-D unbatched input (C, D, H, W), "
+            f"got input of shape {tuple(x.shape)}"
+        )
+    _check_conv_weight(op, x, weight, bias, groups, 3, transposed=transposed)
+    kernel = tuple(weight.shape[2:])
+    stride = int_tuple(stride, 3, "stride", op, 1)
+    dilation = int_tuple(dilation, 3, "dilation", op, 1)
+    return x, kernel, stride, dilation
+
+
+def _apply_batched(node: type, x: Tensor, weight: Tensor, bias: Tensor | None, **params) -> Tensor:
+    """node applied to x with a unit batch dim added when x is unbatched (and taken off)."""
+    batched = x.ndim == 5
+    x5 = x if batched else x.unsqueeze(0)
+    inputs = (x5, weight) if bias is None else (x5, weight, bias)
+    y = _apply(node, inputs, w_shape=tuple(weight.shape), **params)
+    return y if batched else y.squeeze(0)
 
 
 def conv3d(
@@ -189,16 +211,9 @@ def conv3d(
     gradflow.Size([1, 2, 2, 2, 2])
     """
     op = "conv3d"
-    x = float_input(input, op)
-    if x.ndim not in (4, 5):
-        raise ValueError(
-            f"{op}: expected a 5-D input (N, C, D, H, W) or a 4-D unbatched input (C, D, H, W), "
-            f"got input of shape {tuple(x.shape)}"
-        )
-    _check_conv_weight(op, x, weight, bias, groups, 3, transposed=False)
-    kernel = tuple(weight.shape[2:])
-    stride = int_tuple(stride, 3, "stride", op, 1)
-    dilation = int_tuple(dilation, 3, "dilation", op, 1)
+    x, kernel, stride, dilation = _checked_arguments(
+        op, input, weight, bias, groups, stride, dilation, transposed=False
+    )
     before, after = conv_padding(padding, kernel, dilation, stride, op)
     out = tuple(map(conv_output_size, x.shape[-3:], before, after, kernel, stride, dilation))
     check_output_size(
@@ -206,12 +221,7 @@ def conv3d(
         f"weight of shape {tuple(weight.shape)} (dilation {dilation}, padding {before}+{after})",
     )  # fmt: skip
     window = _Window3(kernel, stride, before, after, dilation, out)
-    batched = x.ndim == 5
-    x5 = x if batched else x.unsqueeze(0)
-    inputs = (x5, weight) if bias is None else (x5, weight, bias)
-    y = _apply(Conv3dFunction, inputs, window=window, groups=groups,
-               w_shape=tuple(weight.shape))  # fmt: skip
-    return y if batched else y.squeeze(0)
+    return _apply_batched(Conv3dFunction, x, weight, bias, window=window, groups=groups)
 
 
 def conv_transpose3d(
@@ -233,47 +243,25 @@ def conv_transpose3d(
     gradflow.Size([1, 3, 4, 4, 4])
     """
     op = "conv_transpose3d"
-    x = float_input(input, op)
-    if x.ndim not in (4, 5):
-        raise ValueError(
-            f"{op}: expected a 5-D input (N, C, D, H, W) or a 4-D unbatched input (C, D, H, W), "
-            f"got input of shape {tuple(x.shape)}"
-        )
-    _check_conv_weight(op, x, weight, bias, groups, 3, transposed=True)
-    kernel = tuple(weight.shape[2:])
-    stride = int_tuple(stride, 3, "stride", op, 1)
-    dilation = int_tuple(dilation, 3, "dilation", op, 1)
+    x, kernel, stride, dilation = _checked_arguments(
+        op, input, weight, bias, groups, stride, dilation, transposed=True
+    )
     if isinstance(padding, str):
         raise ValueError(f"{op}: padding {padding!r} is not supported; pass an int or a triple")
     padding = int_tuple(padding, 3, "padding", op, 0)
     output_padding = int_tuple(output_padding, 3, "output_padding", op, 0)
-    for extra, s, d in zip(output_padding, stride, dilation):
-        if extra >= s and extra >= d:
-            raise ValueError(
-                f"{op}: output_padding {output_padding} must be smaller than either stride "
-                f"{stride} or dilation {dilation}"
-            )
+    _check_output_padding(op, output_padding, stride, dilation)
     in_sizes = tuple(x.shape[-3:])
     if 0 in in_sizes:
         raise ValueError(
             f"{op}: input of shape {tuple(x.shape)} has an empty spatial dim; give each sample "
             "at least one pixel per spatial dim"
         )
-    out = tuple(
-        map(transposed_output_size, in_sizes, kernel, stride, padding, dilation, output_padding)
-    )
-    check_output_size(
-        op, x, out,
-        f"weight of shape {tuple(weight.shape)} with stride {stride}, padding {padding}, "
-        f"dilation {dilation} and output_padding {output_padding}",
-    )  # fmt: skip
+    out = _transposed_sizes(op, x, weight, in_sizes, kernel, stride, padding, dilation,
+                            output_padding)  # fmt: skip
     # The conv3d from the output back to the input (output_padding's extra rows lie past its
     # last window: they get no value and no gradient, as in PyTorch).
     window = _Window3(kernel, stride, padding, padding, dilation, in_sizes)
-    batched = x.ndim == 5
-    x5 = x if batched else x.unsqueeze(0)
-    out_shape = (x5.shape[0], weight.shape[1] * groups, *out)
-    inputs = (x5, weight) if bias is None else (x5, weight, bias)
-    y = _apply(ConvTranspose3dFunction, inputs, window=window, groups=groups,
-               out_shape=out_shape, w_shape=tuple(weight.shape))  # fmt: skip
-    return y if batched else y.squeeze(0)
+    out_shape = (x.shape[0] if x.ndim == 5 else 1, weight.shape[1] * groups, *out)
+    return _apply_batched(ConvTranspose3dFunction, x, weight, bias, window=window,
+                          groups=groups, out_shape=out_shape)  # fmt: skip

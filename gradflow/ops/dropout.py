@@ -17,19 +17,29 @@ from gradflow.tensor import Tensor
 
 
 class DropoutFunction(Function):
+    """Inverted dropout with one draw per element; MaskedDropout draws one per channel."""
+
     op_name = "dropout"
     generator: Any
     p: float
 
     def forward(self, x):
+        return self._dropout(x, x.shape)
+
+    def _keep_mask(self, x, mask_shape):
+        """A bool mask of mask_shape, True with probability 1 - p, kept for backward."""
         rng = seed_for(self.generator, device_of(x))
         draw = x.dtype if x.dtype in (numpy.float32, numpy.float64) else numpy.float32
         if is_cuda_array(x):
             with x.device:
-                keep = rng.random(x.shape, dtype=draw) >= self.p
+                keep = rng.random(mask_shape, dtype=draw) >= self.p
         else:
-            keep = rng.random(x.shape, dtype=draw) >= self.p  # kept with probability 1 - p
-        self.save_for_backward(keep)  # a bool mask: a quarter of a float32 array
+            keep = rng.random(mask_shape, dtype=draw) >= self.p
+        self.save_for_backward(keep)  # a bool mask: a quarter of a float32 array, or less
+        return keep
+
+    def _dropout(self, x, mask_shape):
+        keep = self._keep_mask(x, mask_shape)
         self.scale = x.dtype.type(0 if self.p == 1 else 1 / (1 - self.p))
         out = x * keep
         out *= self.scale
@@ -75,47 +85,28 @@ def dropout(
 _SELU_SATURATION = 1.7580993408473766
 
 
-class MaskedDropout(Function):
+class MaskedDropout(DropoutFunction):
     """Dropout with a mask of `mask_shape` (broadcast over x: one draw per channel for channel
     dropout) and, with `alpha`, PyTorch's alpha dropout: dropped units take SELU's saturation
     value and an affine map restores the mean and variance. Keeps the bool mask only."""
 
-    op_name = "dropout"
     alpha: bool = False
-    generator: Any
     mask_shape: tuple
-    p: float
 
     def forward(self, x):
-        rng = seed_for(self.generator, device_of(x))
-        draw = x.dtype if x.dtype in (numpy.float32, numpy.float64) else numpy.float32
-        if is_cuda_array(x):
-            with x.device:
-                keep = rng.random(self.mask_shape, dtype=draw) >= self.p
-        else:
-            keep = rng.random(self.mask_shape, dtype=draw) >= self.p
-        self.save_for_backward(keep)  # a bool mask, one value per channel for channel dropout
+        if not self.alpha:
+            return self._dropout(x, self.mask_shape)
+        keep = self._keep_mask(x, self.mask_shape)
         p = self.p
-        if self.alpha:
-            # PyTorch's: out = a * (x * keep) + a * alpha' * (keep - 1) + a * alpha' * p.
-            a = 0.0 if p == 1 else 1 / ((_SELU_SATURATION**2 * p + 1) * (1 - p)) ** 0.5
-            self.scale = x.dtype.type(a)
-            shift = (keep.astype(x.dtype) - 1) * x.dtype.type(_SELU_SATURATION * a)
-            shift += x.dtype.type(_SELU_SATURATION * a * p)
-            out = x * keep
-            out *= self.scale
-            out += shift
-            return out
-        self.scale = x.dtype.type(0 if p == 1 else 1 / (1 - p))
+        # PyTorch's: out = a * (x * keep) + a * alpha' * (keep - 1) + a * alpha' * p.
+        a = 0.0 if p == 1 else 1 / ((_SELU_SATURATION**2 * p + 1) * (1 - p)) ** 0.5
+        self.scale = x.dtype.type(a)
+        shift = (keep.astype(x.dtype) - 1) * x.dtype.type(_SELU_SATURATION * a)
+        shift += x.dtype.type(_SELU_SATURATION * a * p)
         out = x * keep
         out *= self.scale
+        out += shift
         return out
-
-    def backward(self, g):
-        (keep,) = self.saved_arrays
-        dx = g * keep
-        dx *= self.scale
-        return dx
 
 
 def _check_p(p: Any, op: str) -> float:

@@ -103,14 +103,19 @@ def pair_args(input: Any, target: Any, reduction: str, op: str) -> tuple[Tensor,
         raise TypeError(
             f"{op}: argument 'target' has dtype {target.dtype}; expected {input.dtype} like 'input'"
         )
+    _check_broadcast(input, target, op, ("input", "target"))
+    return input, target
+
+
+def _check_broadcast(a: Tensor, b: Tensor, op: str, names: tuple[str, str]) -> None:
+    """A ValueError naming both arguments unless the shapes of a and b broadcast."""
     try:
-        numpy.broadcast_shapes(input.shape, target.shape)
+        numpy.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(
-            f"{op}: argument 'target' has shape {tuple(target.shape)}, which does not broadcast "
-            f"with 'input' of shape {tuple(input.shape)}"
+            f"{op}: argument '{names[1]}' has shape {tuple(b.shape)}, which does not broadcast "
+            f"with '{names[0]}' of shape {tuple(a.shape)}"
         ) from None
-    return input, target
 
 
 def warn_if_shapes_differ(input: Tensor, target: Tensor, op: str) -> None:
@@ -199,11 +204,5 @@ def float_pair(a: Any, b: Any, op: str, names: tuple[str, str]) -> tuple[Tensor,
     """Two floating-point Tensors whose shapes broadcast (b cast to a's dtype)."""
     a = float_input(a, op, names[0])
     b = float_input(b, op, names[1])
-    try:
-        numpy.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(
-            f"{op}: argument '{names[1]}' has shape {tuple(b.shape)}, which does not broadcast "
-            f"with '{names[0]}' of shape {tuple(a.shape)}"
-        ) from None
+    _check_broadcast(a, b, op, names)
     return a, b.to(a.dtype) if b.dtype != a.dtype else b

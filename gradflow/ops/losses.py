@@ -424,6 +424,19 @@ class L1LossFunction(Function):
         return _pair_grads(self, d)
 
 
+def _pointwise_loss(function: type, op: str, input: Any, target: Any, reduction: str,
+                    size_average: Any, reduce: Any, weight: Any) -> Tensor:  # fmt: skip
+    """mse_loss's and l1_loss's arguments checked, then the loss per element (times weight,
+    when given) reduced."""
+    reduction = legacy_reduction(size_average, reduce, reduction, op)
+    input, target = pair_args(input, target, reduction, op)
+    warn_if_shapes_differ(input, target, op)
+    if weight is not None:
+        unreduced = function.apply(input, target, reduction="none")
+        return _weighted(unreduced, weight, input, reduction, op)
+    return function.apply(input, target, reduction=reduction)
+
+
 def mse_loss(
     input: Tensor,
     target: Tensor,
@@ -440,18 +453,9 @@ def mse_loss(
     >>> mse_loss(gradflow.tensor([1.0, 3.0]), gradflow.tensor([0.0, 0.0]))
     tensor(5.)
     """
-    reduction = legacy_reduction(size_average, reduce, reduction, "mse_loss")
-    input, target = pair_args(input, target, reduction, "mse_loss")
-    warn_if_shapes_differ(input, target, "mse_loss")
-    if weight is not None:
-        return _weighted(
-            MSELossFunction.apply(input, target, reduction="none"),
-            weight,
-            input,
-            reduction,
-            "mse_loss",
-        )
-    return MSELossFunction.apply(input, target, reduction=reduction)
+    return _pointwise_loss(
+        MSELossFunction, "mse_loss", input, target, reduction, size_average, reduce, weight
+    )
 
 
 def l1_loss(
@@ -470,18 +474,9 @@ def l1_loss(
     >>> l1_loss(gradflow.tensor([1.0, -3.0]), gradflow.tensor([0.0, 0.0]))
     tensor(2.)
     """
-    reduction = legacy_reduction(size_average, reduce, reduction, "l1_loss")
-    input, target = pair_args(input, target, reduction, "l1_loss")
-    warn_if_shapes_differ(input, target, "l1_loss")
-    if weight is not None:
-        return _weighted(
-            L1LossFunction.apply(input, target, reduction="none"),
-            weight,
-            input,
-            reduction,
-            "l1_loss",
-        )
-    return L1LossFunction.apply(input, target, reduction=reduction)
+    return _pointwise_loss(
+        L1LossFunction, "l1_loss", input, target, reduction, size_average, reduce, weight
+    )
 
 
 # ---- binary cross-entropy ---------------------------------------------------------------------

@@ -21,7 +21,7 @@ from gradflow import dtypes
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import operand, shape_of, unbroadcast
-from gradflow.ops.arithmetic import Pow, _binary, _quiet, add, clip, div, mul, neg, sub
+from gradflow.ops.arithmetic import BinaryUfunc, Pow, _binary, _quiet, add, clip, div, mul, neg, sub
 from gradflow.tensor import Tensor
 
 
@@ -44,15 +44,11 @@ class Atan2(Function):
         return ga, gb
 
 
-class LogAddExp(Function):
+class LogAddExp(BinaryUfunc):
     """log(exp(a) + exp(b)) without overflow; the gradients are softmax weights."""
 
     op_name = "logaddexp"
-
-    def forward(self, a, b):
-        out = get_array_module(a if hasattr(a, "dtype") else b).logaddexp(a, b)
-        self.save_for_backward(a, b, out)
-        return out
+    _ufunc = "logaddexp"
 
     def backward(self, g):
         a, b, out = self.saved_arrays
@@ -119,15 +115,11 @@ def _isnan(xp: Any, y: Any) -> Any:
     return xp.isnan(y) if hasattr(y, "dtype") else math.isnan(y)
 
 
-class Hypot(Function):
+class Hypot(BinaryUfunc):
     """sqrt(a^2 + b^2) without overflow; d/da = a / out, d/db = b / out."""
 
     op_name = "hypot"
-
-    def forward(self, a, b):
-        out = get_array_module(a if hasattr(a, "dtype") else b).hypot(a, b)
-        self.save_for_backward(a, b, out)
-        return out
+    _ufunc = "hypot"
 
     def backward(self, g):
         a, b, out = self.saved_arrays

@@ -18,7 +18,13 @@ from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
 from gradflow.ops.pooling import _first_equal
-from gradflow.ops.window import check_output_size, int_tuple, pool_output_size
+from gradflow.ops.window import (
+    check_output_size,
+    int_tuple,
+    offset_slices_3d,
+    offsets_3d,
+    pool_output_size,
+)
 from gradflow.tensor import Tensor
 
 
@@ -35,15 +41,8 @@ class _Window3(NamedTuple):
         k, s, d = self.kernel[axis], self.stride[axis], self.dilation[axis]
         return (self.out[axis] - 1) * s + (k - 1) * d + 1
 
-    def offsets(self):
-        kd, kh, kw = self.kernel
-        return [(a, b, c) for a in range(kd) for b in range(kh) for c in range(kw)]
-
-    def offset_slices(self, offset: tuple) -> tuple:
-        return tuple(
-            slice(i * d, i * d + (o - 1) * s + 1, s)
-            for i, d, s, o in zip(offset, self.dilation, self.stride, self.out)
-        )
+    offsets = offsets_3d
+    offset_slices = offset_slices_3d
 
     def frame(self, x: Any, fill: float) -> Any:
         """x [..., D, H, W] placed at the padding in a frame holding every window."""

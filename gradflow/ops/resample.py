@@ -302,9 +302,17 @@ def upsample_bilinear(input: Tensor, size: Any = None, scale_factor: Any = None)
 # ---- pixel shuffle ------------------------------------------------------------------------------
 
 
-def _factor(value: Any, op: str, name: str) -> int:
+def _shuffle_factor(input: Any, value: Any, op: str, name: str) -> int:
+    """The shuffle factor `value` as an int, checked, and the input checked to have at least 3
+    dims (the factor first, as PyTorch checks)."""
     if isinstance(value, bool) or not isinstance(value, int | numpy.integer) or value < 1:
         raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+    if not isinstance(input, Tensor) or input.ndim < 3:
+        got = input.ndim if isinstance(input, Tensor) else type(input).__name__
+        raise RuntimeError(
+            f"{op} expects input to have at least 3 dimensions, but got input with {got} "
+            "dimension(s)"
+        )
     return int(value)
 
 
@@ -316,14 +324,7 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
     >>> pixel_shuffle(gradflow.arange(8.0).reshape(1, 8, 1, 1), 2).shape
     gradflow.Size([1, 2, 2, 2])
     """
-    op = "pixel_shuffle"
-    r = _factor(upscale_factor, op, "upscale_factor")
-    if not isinstance(input, Tensor) or input.ndim < 3:
-        got = input.ndim if isinstance(input, Tensor) else type(input).__name__
-        raise RuntimeError(
-            f"pixel_shuffle expects input to have at least 3 dimensions, but got input with {got} "
-            "dimension(s)"
-        )
+    r = _shuffle_factor(input, upscale_factor, "pixel_shuffle", "upscale_factor")
     *lead, c, h, w = input.shape
     if c % (r * r):
         raise RuntimeError(
@@ -343,14 +344,7 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     >>> pixel_unshuffle(gradflow.ones(1, 2, 4, 4), 2).shape
     gradflow.Size([1, 8, 2, 2])
     """
-    op = "pixel_unshuffle"
-    r = _factor(downscale_factor, op, "downscale_factor")
-    if not isinstance(input, Tensor) or input.ndim < 3:
-        got = input.ndim if isinstance(input, Tensor) else type(input).__name__
-        raise RuntimeError(
-            f"pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
-            f"{got} dimension(s)"
-        )
+    r = _shuffle_factor(input, downscale_factor, "pixel_unshuffle", "downscale_factor")
     *lead, c, h, w = input.shape
     for name, n, dim in (("height", h, -2), ("width", w, -1)):
         if n % r:

@@ -63,6 +63,24 @@ class Window(NamedTuple):
         return ((i, j) for i in range(self.kernel[0]) for j in range(self.kernel[1]))
 
 
+# The 3-D windows (conv3d's and pooling3d's) take these as their methods offsets and
+# offset_slices; each has kernel, stride, dilation and out per dim (depth, rows, columns).
+
+
+def offsets_3d(window: Any) -> list:
+    """The kernel offsets (a, b, c) of a 3-D window in row-major order."""
+    kd, kh, kw = window.kernel
+    return [(a, b, c) for a in range(kd) for b in range(kh) for c in range(kw)]
+
+
+def offset_slices_3d(window: Any, offset: tuple) -> tuple:
+    """The (depth, rows, columns) slices of the padded frame that kernel offset reads, strided."""
+    return tuple(
+        slice(i * d, i * d + (o - 1) * s + 1, s)
+        for i, d, s, o in zip(offset, window.dilation, window.stride, window.out)
+    )
+
+
 # ---- padded frames (the CPU route reads every window offset as a strided view of one) -------
 
 

@@ -20,20 +20,25 @@ def _pair(th, a):
     )
 
 
-def test_categorical_log_prob_entropy_and_grads_match_torch(th, rng):
-    logits = rng.standard_normal((4, 5))
-    ours, theirs = _pair(th, logits)
-    value = numpy.array([0, 4, 2, 1])
-    a = Categorical(logits=ours)
-    b = th.distributions.Categorical(logits=theirs)
-    lp = a.log_prob(gf.tensor(value))
-    tl = b.log_prob(th.tensor(value))
+def _check_log_prob_and_entropy(th, a, b, value):
+    """Our distribution a against torch's b: log_prob(value) and entropy, then the gradients
+    of their sum are backpropagated into both (the caller compares them)."""
+    lp, tl = a.log_prob(gf.tensor(value)), b.log_prob(th.tensor(value))
     numpy.testing.assert_allclose(lp.detach().numpy(), tl.detach().numpy(), rtol=1e-12)
     numpy.testing.assert_allclose(
         a.entropy().detach().numpy(), b.entropy().detach().numpy(), rtol=1e-12
     )
     (lp.sum() + a.entropy().sum()).backward()
     (tl.sum() + b.entropy().sum()).backward()
+
+
+def test_categorical_log_prob_entropy_and_grads_match_torch(th, rng):
+    logits = rng.standard_normal((4, 5))
+    ours, theirs = _pair(th, logits)
+    value = numpy.array([0, 4, 2, 1])
+    a = Categorical(logits=ours)
+    b = th.distributions.Categorical(logits=theirs)
+    _check_log_prob_and_entropy(th, a, b, value)
     numpy.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10)
 
 
@@ -62,13 +67,7 @@ def test_bernoulli_matches_torch(th, rng):
     ours, theirs = _pair(th, logits)
     value = numpy.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
     a, b = Bernoulli(logits=ours), th.distributions.Bernoulli(logits=theirs)
-    lp, tl = a.log_prob(gf.tensor(value)), b.log_prob(th.tensor(value))
-    numpy.testing.assert_allclose(lp.detach().numpy(), tl.detach().numpy(), rtol=1e-12)
-    numpy.testing.assert_allclose(
-        a.entropy().detach().numpy(), b.entropy().detach().numpy(), rtol=1e-12
-    )
-    (lp.sum() + a.entropy().sum()).backward()
-    (tl.sum() + b.entropy().sum()).backward()
+    _check_log_prob_and_entropy(th, a, b, value)
     numpy.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10)
     assert Bernoulli(probs=gf.tensor([0.5, 0.5])).sample((3,)).shape == (3, 2)
 
@@ -78,13 +77,7 @@ def test_normal_matches_torch_and_rsample_is_differentiable(th, rng):
     scale, tscale = _pair(th, numpy.abs(rng.standard_normal(3)) + 0.5)
     value = rng.standard_normal(3)
     a, b = Normal(loc, scale), th.distributions.Normal(tloc, tscale)
-    lp, tl = a.log_prob(gf.tensor(value)), b.log_prob(th.tensor(value))
-    numpy.testing.assert_allclose(lp.detach().numpy(), tl.detach().numpy(), rtol=1e-12)
-    numpy.testing.assert_allclose(
-        a.entropy().detach().numpy(), b.entropy().detach().numpy(), rtol=1e-12
-    )
-    (lp.sum() + a.entropy().sum()).backward()
-    (tl.sum() + b.entropy().sum()).backward()
+    _check_log_prob_and_entropy(th, a, b, value)
     numpy.testing.assert_allclose(loc.grad.numpy(), tloc.grad.numpy(), rtol=1e-10)
     numpy.testing.assert_allclose(scale.grad.numpy(), tscale.grad.numpy(), rtol=1e-10)
     loc.grad = None

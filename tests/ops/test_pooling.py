@@ -5,6 +5,7 @@ import re
 
 import numpy
 import pytest
+from torch_comparison import assert_functional_matches_torch
 
 import gradflow as gf
 from gradflow.ops.adaptive_pooling import AdaptiveAvgPool2dFunction, adaptive_avg_pool2d
@@ -92,18 +93,9 @@ def test_full_jacobians(device):
 
 @pytest.mark.parametrize("name,shape,kwargs", PARAMS)
 def test_matches_torch(device, name, shape, kwargs):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     x = numpy.random.default_rng(1).standard_normal(shape)
-    ours = gf.tensor(x, device=device, requires_grad=True)
-    theirs = torch.tensor(x, requires_grad=True)
-    y = OPS[name](ours, **kwargs)
-    ty = getattr(torch.nn.functional, name)(theirs, **kwargs)
-    assert y.shape == tuple(ty.shape)
-    numpy.testing.assert_allclose(host(y), ty.detach().numpy(), rtol=1e-12, atol=1e-14)
-    g = numpy.random.default_rng(2).standard_normal(y.shape)
-    y.backward(gf.tensor(g, device=device))
-    ty.backward(torch.tensor(g))
-    numpy.testing.assert_allclose(host(ours.grad), theirs.grad.numpy(), rtol=1e-12, atol=1e-14)
+    assert_functional_matches_torch(OPS[name], name, x, kwargs, device)
 
 
 @pytest.mark.parametrize("name,shape,kwargs", [p for p in PARAMS if "max" in p.values[0]])

@@ -3,6 +3,7 @@ and max_unpool1d/2d/3d: PyTorch parity (values, indices, gradients), float64 gra
 
 import numpy
 import pytest
+from torch_comparison import assert_functional_matches_torch
 
 import gradflow as gf
 from gradflow.ops import adaptive_pooling, lp_pooling, pooling, pooling3d, unpooling
@@ -56,20 +57,11 @@ PARAMS = [pytest.param(*case, id=f"{case[0]}-{i}") for i, case in enumerate(CASE
 
 @pytest.mark.parametrize(("name", "shape", "kwargs"), PARAMS)
 def test_matches_torch(device, name, shape, kwargs):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     x = numpy.random.default_rng(1).standard_normal(shape)
     if name.startswith("lp_pool"):  # odd powers of negative values: NaN roots, as in PyTorch
         x = numpy.abs(x) + 0.1
-    ours = gf.tensor(x, device=device, requires_grad=True)
-    theirs = torch.tensor(x, requires_grad=True)
-    y = _op(name)(ours, **kwargs)
-    ty = getattr(torch.nn.functional, name)(theirs, **kwargs)
-    assert y.shape == tuple(ty.shape)
-    numpy.testing.assert_allclose(host(y), ty.detach().numpy(), rtol=1e-12, atol=1e-14)
-    g = numpy.random.default_rng(2).standard_normal(y.shape)
-    y.backward(gf.tensor(g, device=device))
-    ty.backward(torch.tensor(g))
-    numpy.testing.assert_allclose(host(ours.grad), theirs.grad.numpy(), rtol=1e-12, atol=1e-14)
+    assert_functional_matches_torch(_op(name), name, x, kwargs, device)
 
 
 @pytest.mark.parametrize(("name", "shape", "kwargs"), PARAMS)
