@@ -998,15 +998,15 @@ class Tensor:
     def masked_fill(self, mask: Any, value: Any) -> Tensor:
         return _scatter.masked_fill(self, mask, value)
 
-    def softmax(self, dim: int) -> Tensor:
+    def softmax(self, dim: int, dtype: Any = None) -> Tensor:
         from gradflow.ops.softmax import softmax
 
-        return softmax(self, dim)
+        return softmax(self, dim, dtype=dtype)
 
-    def log_softmax(self, dim: int) -> Tensor:
+    def log_softmax(self, dim: int, dtype: Any = None) -> Tensor:
         from gradflow.ops.softmax import log_softmax
 
-        return log_softmax(self, dim)
+        return log_softmax(self, dim, dtype=dtype)
 
     # ---- methods: pointwise math, linalg, reductions, random fills ------------------------
     # (PyTorch's names; each delegates to its op in gradflow/ops)

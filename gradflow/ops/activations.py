@@ -15,7 +15,6 @@ x becomes its output; a leaf that requires grad is refused under grad mode.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -441,23 +440,11 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     return PReLUFunction.apply(x, w)
 
 
-def _implicit_softmax_dim(ndim: int) -> int:
-    return 0 if ndim in (0, 1, 3) else 1
-
-
 def softmin(
     input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None
 ) -> Tensor:
     """softmax(-x) along dim (dim=None picks PyTorch's implicit dim, with its warning)."""
-    x = float_input(input, "softmin") if dtype is None else input.to(dtype)
-    if dim is None:
-        warnings.warn(
-            "Implicit dimension choice for softmin has been deprecated. Change the call to "
-            "include dim=X as an argument.",
-            UserWarning,
-            stacklevel=_stacklevel,
-        )
-        dim = _implicit_softmax_dim(x.ndim)
+    x, dim = _softmax.softmax_input(input, dim, dtype, "softmin", _stacklevel)
     return _softmax.softmax(-x, dim)
 
 

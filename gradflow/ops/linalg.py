@@ -186,23 +186,34 @@ def _check_batch_dims(ba: tuple, bb: tuple, sa: tuple, sb: tuple) -> None:
             )
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.T + bias, one graph node (weight: (out_features, in_features))."""
-    check_linear_args(x, weight, bias, "linear")
-    return (
-        LinearFunction.apply(x, weight) if bias is None else LinearFunction.apply(x, weight, bias)
-    )
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """input @ weight.T + bias, one graph node (weight: (out_features, in_features))."""
+    check_linear_args(input, weight, bias, "linear")
+    if bias is None:
+        return LinearFunction.apply(input, weight)
+    return LinearFunction.apply(input, weight, bias)
 
 
 def check_linear_args(x: Tensor, weight: Tensor, bias: Tensor | None, op: str) -> None:
     """A ValueError naming op unless x (..., in), weight (out, in) and bias (out,) fit."""
-    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[-1]:
+    try:  # the arrays' own shape tuples: this runs on every call
+        xs, ws = x.array.shape, weight.array.shape
+        bias_shape = None if bias is None else bias.array.shape
+    except AttributeError:
+        for name, value in (("input", x), ("weight", weight), ("bias", bias)):
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(
+                    f"{op}(): argument '{name}' must be a Tensor, not {type(value).__name__}; "
+                    "wrap it with gradflow.as_tensor(...)"
+                ) from None
+        raise
+    if not xs or len(ws) != 2 or xs[-1] != ws[-1]:
         raise ValueError(
             f"{op}: input of shape {tuple(x.shape)} doesn't fit weight of shape "
             f"{tuple(weight.shape)}: expected input (..., in_features) and weight "
             "(out_features, in_features)"
         )
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+    if bias is not None and bias_shape != (ws[0],):
         raise ValueError(f"{op}: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
 
 

@@ -7,6 +7,7 @@ log_softmax's is g - exp(out) * sum(g)).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy
@@ -94,30 +95,48 @@ class LogSoftmaxFunction(Function):
 # ---- public functions -------------------------------------------------------------------------
 
 
-def softmax(x: Tensor, dim: int) -> Tensor:
+def softmax_input(input: Any, dim: int | None, dtype: Any, op: str, stacklevel: int) -> tuple:
+    """(x, dim) for the softmax family as PyTorch reads its arguments: x cast to `dtype` first
+    when given; dim None picks PyTorch's implicit dim (0 for 0-, 1- and 3-D inputs, else 1)
+    with PyTorch's deprecation warning."""
+    x = float_input(input, op) if dtype is None else input.to(dtype)
+    if dim is None:
+        warnings.warn(
+            f"Implicit dimension choice for {op} has been deprecated. Change the call to "
+            "include dim=X as an argument.",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+    return x, normalize_dim(dim, x.ndim, op)
+
+
+def softmax(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None
+) -> Tensor:
     """Normalized exponentials along `dim`: softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j -
-    max x), so large inputs do not overflow.
+    max x), so large inputs do not overflow. `dtype` casts the input first, as in PyTorch.
 
     >>> import gradflow
     >>> softmax(gradflow.tensor([0.0, 0.0]), dim=0)
     tensor([0.5000, 0.5000])
     """
-    x = float_input(x, "softmax")
-    dim = normalize_dim(dim, x.ndim, "softmax")
+    x, dim = softmax_input(input, dim, dtype, "softmax", _stacklevel)
     if x.ndim == 0:  # one element; NumPy's math on 0-d arrays gives scalars, so lift it
         return SoftmaxFunction.apply(x.reshape(1), dim=0).reshape(())
     return SoftmaxFunction.apply(x, dim=dim)
 
 
-def log_softmax(x: Tensor, dim: int) -> Tensor:
+def log_softmax(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None
+) -> Tensor:
     """Log of softmax along `dim`: x_i - logsumexp(x), computed stably (max subtracted first).
 
     >>> import gradflow
     >>> log_softmax(gradflow.tensor([0.0, 0.0]), dim=0)
     tensor([-0.6931, -0.6931])
     """
-    x = float_input(x, "log_softmax")
-    dim = normalize_dim(dim, x.ndim, "log_softmax")
+    x, dim = softmax_input(input, dim, dtype, "log_softmax", _stacklevel)
     if x.ndim == 0:  # as in softmax
         return LogSoftmaxFunction.apply(x.reshape(1), dim=0).reshape(())
     return LogSoftmaxFunction.apply(x, dim=dim)

@@ -79,6 +79,17 @@ def test_linear_bad_shapes():
         linear(gf.ones(2, 3), gf.ones(5, 4))
     with pytest.raises(ValueError, match=r"bias has shape \(4,\), expected \(5,\)"):
         linear(gf.ones(2, 4), gf.ones(5, 4), gf.ones(4))
+    with pytest.raises(ValueError, match=r"input of shape \(\) doesn't fit"):
+        linear(gf.tensor(1.0), gf.ones(5, 4))
+
+
+@pytest.mark.parametrize("where", ["input", "weight", "bias"])
+@pytest.mark.parametrize("value", [numpy.ones((5, 4), numpy.float32), [[1.0] * 4] * 5])
+def test_linear_refuses_non_tensors_as_torch_does(where, value):
+    args = {"input": gf.ones(5, 4), "weight": gf.ones(5, 4), "bias": gf.ones(5)}
+    args[where] = value if where != "bias" else numpy.ones(5, numpy.float32)
+    with pytest.raises(TypeError, match=f"argument '{where}' must be a Tensor"):
+        gf.nn.functional.linear(**args)
 
 
 def test_torch_parity_matmul():
