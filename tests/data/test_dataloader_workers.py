@@ -313,10 +313,16 @@ def test_keyboard_interrupt_shuts_workers_down(monkeypatch):
     def interrupted():
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(it, "_get", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        next(it)
-    assert it.closed and multiprocessing.active_children() == []
+    # Ctrl-C while the next batch is fetched (patched on _next, not _get: a batch that came
+    # back early is delivered without waiting, so _get may never be called)
+    monkeypatch.setattr(it, "_next", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            next(it)
+        assert it.closed and multiprocessing.active_children() == []
+    finally:
+        it.close()  # workers never outlive the test, whatever failed
+    monkeypatch.undo()  # the iterator's own _next: a closed iterator is exhausted
     with pytest.raises(StopIteration):
         next(it)
 
