@@ -444,8 +444,23 @@ def from_numpy(array: numpy.ndarray) -> Tensor:
     return Tensor._wrap(array)
 
 
-def from_dlpack(obj: Any) -> Tensor:
-    """A tensor sharing memory with any DLPack producer (NumPy, CuPy, PyTorch, ...)."""
+def from_dlpack(ext_tensor: Any, *, device: Any = None, copy: bool | None = None) -> Tensor:
+    """A tensor sharing memory with any DLPack producer (NumPy, CuPy, PyTorch, ...).
+
+    As in PyTorch: ``copy=True`` always copies, ``device`` moves the result there (a copy
+    when it is another device); ``copy=False`` refuses a move that would need a copy."""
+    out = _shared_from_dlpack(ext_tensor)
+    if device is not None and out.device != Device(device):
+        if copy is False:
+            raise ValueError(
+                f"from_dlpack: the tensor lives on {out.device}, and moving it to {device} "
+                "needs a copy, which copy=False forbids"
+            )
+        return out.to(device)
+    return out.clone() if copy else out
+
+
+def _shared_from_dlpack(obj: Any) -> Tensor:
     if isinstance(obj, Tensor):
         return Tensor._wrap(obj.array)
     if not hasattr(obj, "__dlpack_device__"):

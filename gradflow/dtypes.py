@@ -77,10 +77,10 @@ class finfo:
         )
 
 
-def set_default_dtype(dtype: Any) -> None:
+def set_default_dtype(d: Any) -> None:
     """Set the default floating dtype (float32 or float64)."""
     global _default_float
-    d = as_dtype(dtype)
+    d = as_dtype(d)
     if d not in (float32, float64):
         raise TypeError(f"default dtype must be float32 or float64, got {d}")
     _default_float = d

@@ -103,5 +103,6 @@ def get_rng_state() -> dict:
     return default_generator("cpu").get_state()
 
 
-def set_rng_state(state: dict) -> None:
-    default_generator("cpu").set_state(state)
+def set_rng_state(new_state: dict) -> None:
+    """Restore the cpu generator to a state from get_rng_state."""
+    default_generator("cpu").set_state(new_state)

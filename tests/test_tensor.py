@@ -74,6 +74,14 @@ def test_dlpack_roundtrip_with_numpy_is_zero_copy():
     assert t.__dlpack_device__()[0] == 1
 
 
+def test_from_dlpack_copy_and_device_as_torch():
+    a = numpy.zeros(3, dtype=numpy.float32)
+    copied = gf.from_dlpack(a, copy=True)
+    shared = gf.from_dlpack(ext_tensor=a, copy=False, device="cpu")
+    a[0] = 5.0
+    assert copied[0].item() == 0.0 and shared[0].item() == 5.0
+
+
 def test_dlpack_with_torch_is_zero_copy():
     torch = pytest.importorskip("torch")
     tt = torch.arange(4, dtype=torch.float32)

@@ -47,6 +47,7 @@ from gradflow.backend import get_array_module
 F = TypeVar("F", bound=Callable[..., Any])
 
 enabled: bool = False  # read by Function.apply on every op; keep it a plain module attribute
+raise_on_values: bool = True  # False (check_nan=False): record where ops ran, raise on no NaN/Inf
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _TRACE_FRAMES = 8  # user frames kept per op (the innermost ones)
@@ -71,37 +72,42 @@ def is_anomaly_enabled() -> bool:
 
 
 class set_detect_anomaly:
-    """Turn anomaly mode on or off: as a plain call, or as a context manager that restores."""
+    """Turn anomaly mode on or off: as a plain call, or as a context manager that restores.
+    check_nan=False keeps the op-creation traces for errors but raises on no NaN/Inf."""
 
-    def __init__(self, mode: bool):
-        global enabled
-        self._previous = enabled
-        enabled = bool(mode)  # takes effect at once when used as a plain call
+    def __init__(self, mode: bool, check_nan: bool = True):
+        global enabled, raise_on_values
+        self._previous = enabled, raise_on_values
+        enabled, raise_on_values = bool(mode), bool(check_nan)  # at once, as a plain call
 
     def __enter__(self) -> None:
         pass  # already applied in __init__
 
     def __exit__(self, *exc: object) -> None:
-        global enabled
-        enabled = self._previous
+        global enabled, raise_on_values
+        enabled, raise_on_values = self._previous
 
 
 class detect_anomaly:
-    """Anomaly mode for a block (``with detect_anomaly():``) or a call (``@detect_anomaly()``)."""
+    """Anomaly mode for a block (``with detect_anomaly():``) or a call (``@detect_anomaly()``);
+    check_nan=False records where ops ran without raising on NaN or Inf, as in PyTorch."""
+
+    def __init__(self, check_nan: bool = True):
+        self.check_nan = bool(check_nan)
 
     def __enter__(self) -> None:
-        global enabled
-        self._previous = enabled
-        enabled = True
+        global enabled, raise_on_values
+        self._previous = enabled, raise_on_values
+        enabled, raise_on_values = True, self.check_nan
 
     def __exit__(self, *exc: object) -> None:
-        global enabled
-        enabled = self._previous
+        global enabled, raise_on_values
+        enabled, raise_on_values = self._previous
 
     def __call__(self, func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with detect_anomaly():
+            with detect_anomaly(self.check_nan):
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -123,6 +129,8 @@ def check_forward(fn: Any, out: Any) -> None:
     """Record where `fn` ran (when it joins a graph) and raise if an output is not finite."""
     if fn._recording:
         fn._anomaly_trace = user_frames()
+    if not raise_on_values:
+        return
     outs = out if type(out) is tuple else (out,)
     for index, array in enumerate(outs):
         bad = _non_finite(array)
@@ -141,6 +149,8 @@ def check_forward(fn: Any, out: Any) -> None:
 
 def check_backward(fn: Any, grad_in: tuple) -> None:
     """Raise if a gradient returned by `fn.backward` holds NaN or Inf."""
+    if not raise_on_values:
+        return
     for index, array in enumerate(grad_in):
         bad = _non_finite(array)
         if bad is not None:

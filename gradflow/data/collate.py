@@ -12,7 +12,7 @@ from gradflow.backend import device_of, get_array_module
 from gradflow.tensor import Tensor
 
 
-def default_collate(samples: Sequence[Any]) -> Any:
+def default_collate(batch: Sequence[Any]) -> Any:
     """Stack a list of samples into a batch.
 
     Tensors and NumPy arrays are stacked along a new first dimension; they must have one shape
@@ -24,9 +24,9 @@ def default_collate(samples: Sequence[Any]) -> Any:
     NumPy scalars keep their (promoted) dtype. Tuples, lists, named tuples and dicts are
     collated field by field; strings are kept as a list.
     """
-    if not samples:
+    if not batch:
         raise ValueError("default_collate: got an empty list of samples")
-    return _collate(samples, "")
+    return _collate(batch, "")
 
 
 _NUMBER = bool | int | float | numpy.bool_ | numpy.integer | numpy.floating

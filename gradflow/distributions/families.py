@@ -10,6 +10,7 @@ import numpy
 
 from gradflow import creation
 from gradflow.autograd.grad_mode import no_grad
+from gradflow.backend import get_array_module
 from gradflow.distributions.distribution import Distribution
 from gradflow.ops import unary
 from gradflow.ops.softmax import log_softmax, softmax
@@ -22,6 +23,10 @@ def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
     if like is not None:
         return creation.full((), float(value), dtype=like.dtype, device=like.device)
     return creation.tensor(float(value))
+
+
+def _not_nan(t: Tensor) -> Any:
+    return t.array == t.array
 
 
 def _one_of(probs: Any, logits: Any, family: str) -> None:
@@ -49,7 +54,25 @@ class Categorical(Distribution):
             self.logits = log_softmax(logits, -1)
             self.probs = softmax(logits, -1)
         self._num_events = self.probs.shape[-1]
-        super().__init__(tuple(self.probs.shape[:-1]))
+        self._given = "probs" if probs is not None else "logits"
+        super().__init__(tuple(self.probs.shape[:-1]), validate_args=validate_args)
+
+    def _parameter_checks(self) -> list:
+        if self._given == "logits":  # logits: real (no NaN)
+            return [
+                ("logits", self.logits, _not_nan(self.logits), "IndependentConstraint(Real(), 1)")
+            ]
+        p = self.probs.array
+        xp = get_array_module(p)
+        simplex = (p >= 0).all(-1) & (xp.abs(p.sum(-1) - 1) < 1e-6)
+        return [("probs", self.probs, simplex, "Simplex()")]
+
+    def _support_check(self, value: Tensor) -> tuple[Any, str]:
+        v = value.array
+        whole = v == v.astype("int64") if v.dtype.kind == "f" else True
+        return whole & (v >= 0) & (v <= self._num_events - 1), (
+            f"IntegerInterval(lower_bound=0, upper_bound={self._num_events - 1})"
+        )
 
     def sample(self, sample_shape: Any = ()) -> Tensor:
         with no_grad():
@@ -60,6 +83,7 @@ class Categorical(Distribution):
             return Tensor._wrap(index.clip(0, self._num_events - 1).astype("int64"))
 
     def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
         value = value.long() if isinstance(value, Tensor) else creation.tensor(value)
         shape = tuple(numpy.broadcast_shapes(tuple(value.shape), tuple(self.batch_shape)))
         logits = self.logits.expand(*shape, self._num_events)
@@ -91,7 +115,20 @@ class Bernoulli(Distribution):
         else:
             self.logits = _as_tensor(logits)
             self.probs = unary.sigmoid(self.logits)
-        super().__init__(tuple(self.probs.shape))
+        self._given = "probs" if probs is not None else "logits"
+        super().__init__(tuple(self.probs.shape), validate_args=validate_args)
+
+    def _parameter_checks(self) -> list:
+        if self._given == "logits":
+            return [("logits", self.logits, _not_nan(self.logits), "Real()")]
+        p = self.probs.array
+        return [
+            ("probs", self.probs, (p >= 0) & (p <= 1), "Interval(lower_bound=0.0, upper_bound=1.0)")
+        ]
+
+    def _support_check(self, value: Tensor) -> tuple[Any, str]:
+        v = value.array
+        return (v == 0) | (v == 1), "Boolean()"
 
     def sample(self, sample_shape: Any = ()) -> Tensor:
         with no_grad():
@@ -100,6 +137,7 @@ class Bernoulli(Distribution):
             return Tensor._wrap((u.array < self.probs.array).astype(self.probs.dtype))
 
     def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
         value = _as_tensor(value, self.logits)
         # -BCE with logits, in the stable form max(x,0) - x*v + log1p(exp(-|x|))
         x = self.logits
@@ -128,7 +166,13 @@ class Normal(Distribution):
         self.loc = _as_tensor(loc, like)
         self.scale = _as_tensor(scale, like)
         shape = numpy.broadcast_shapes(tuple(self.loc.shape), tuple(self.scale.shape))
-        super().__init__(tuple(shape))
+        super().__init__(tuple(shape), validate_args=validate_args)
+
+    def _parameter_checks(self) -> list:
+        return [
+            ("loc", self.loc, _not_nan(self.loc), "Real()"),
+            ("scale", self.scale, self.scale.array > 0, "GreaterThan(lower_bound=0.0)"),
+        ]
 
     def rsample(self, sample_shape: Any = ()) -> Tensor:
         shape = self._extended_shape(sample_shape)
@@ -136,6 +180,7 @@ class Normal(Distribution):
         return self.loc + eps * self.scale
 
     def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
         value = _as_tensor(value, self.loc)
         var = self.scale * self.scale
         return (
@@ -170,7 +215,18 @@ class Uniform(Distribution):
         self.low = _as_tensor(low, like)
         self.high = _as_tensor(high, like)
         shape = numpy.broadcast_shapes(tuple(self.low.shape), tuple(self.high.shape))
-        super().__init__(tuple(shape))
+        super().__init__(tuple(shape), validate_args=validate_args)
+
+    def _parameter_checks(self) -> list:
+        below = self.low.array < self.high.array
+        return [
+            ("low", self.low, below, "LessThan(upper_bound=high)"),
+            ("high", self.high, below, "GreaterThan(lower_bound=low)"),
+        ]
+
+    def _support_check(self, value: Tensor) -> tuple[Any, str]:
+        v = value.array
+        return (v >= self.low.array) & (v <= self.high.array), "Interval(low, high)"
 
     def rsample(self, sample_shape: Any = ()) -> Tensor:
         shape = self._extended_shape(sample_shape)
@@ -178,6 +234,7 @@ class Uniform(Distribution):
         return self.low + u * (self.high - self.low)
 
     def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
         value = _as_tensor(value, self.low)
         inside = ((value >= self.low) & (value < self.high)).to(self.low.dtype)
         return inside.log() - (self.high - self.low).log()

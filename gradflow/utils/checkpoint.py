@@ -17,9 +17,11 @@ def checkpoint(
     determinism_check: str = "default",
     debug: bool = False,
     preserve_rng_state: bool = True,
+    early_stop: bool = True,
     **kwargs: Any,
 ) -> Any:
-    """``function(*args, **kwargs)``, differentiable as usual (nothing is recomputed)."""
+    """``function(*args, **kwargs)``, differentiable as usual (nothing is recomputed, so
+    PyTorch's recomputation options have nothing to act on)."""
     return function(*args, **kwargs)
 
 

@@ -225,3 +225,17 @@ def test_the_flag_is_global_across_threads():
         thread.start()
         thread.join()
     assert seen["enabled"] is True
+
+
+def test_check_nan_false_records_without_raising():
+    x = gf.tensor([0.0], requires_grad=True)
+    with numpy.errstate(all="ignore"), gf.autograd.detect_anomaly(check_nan=False):
+        (x.log() * 0).sum().backward()  # NaN in forward and backward, as asked: no error
+        assert gf.autograd.is_anomaly_enabled()
+    assert numpy.isnan(x.grad.numpy()).all()
+    with gf.autograd.set_detect_anomaly(True, check_nan=False), numpy.errstate(all="ignore"):
+        x.log()
+    with pytest.raises(AnomalyError), numpy.errstate(all="ignore"):  # the default checks again
+        with gf.autograd.detect_anomaly():
+            x.log()
+    assert not gf.autograd.is_anomaly_enabled()

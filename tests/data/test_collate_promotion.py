@@ -118,3 +118,8 @@ def test_torch_also_refuses_different_shapes():
 
     with pytest.raises(RuntimeError, match=r"\[2\] at entry 0 and \[3\] at entry 1"):
         torch_collate([numpy.zeros(2), numpy.zeros(3)])
+
+
+def test_default_collate_takes_torch_argument_name():
+    out = default_collate(batch=[numpy.zeros(2), numpy.ones(2)])
+    assert out.shape == (2, 2)

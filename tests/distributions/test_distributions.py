@@ -174,3 +174,52 @@ def test_register_kl_and_the_unregistered_pair():
 
     assert D.kl_divergence(p, D.Uniform(gf.tensor(0.0), gf.tensor(1.0))).item() == 7.0
     del D.kl._KL_REGISTRY[MyNormal, D.Uniform]
+
+
+# ---- argument validation (on by default, as in PyTorch) ------------------------------------
+@pytest.mark.parametrize(
+    "make, constraint",
+    [
+        (lambda: Normal(gf.tensor([0.0, 1.0]), gf.tensor([1.0, -1.0])), "GreaterThan"),
+        (lambda: Normal(gf.tensor([float("nan")]), gf.tensor([1.0])), "Real"),
+        (lambda: Categorical(probs=gf.tensor([0.5, -0.1])), "Simplex"),
+        (lambda: Bernoulli(probs=gf.tensor([1.5])), "Interval"),
+        (lambda: Uniform(gf.tensor(1.0), gf.tensor(0.0)), "LessThan"),
+    ],
+)
+def test_invalid_parameters_raise_unless_validation_is_off(make, constraint):
+    with pytest.raises(ValueError, match=f"to satisfy the constraint {constraint}"):
+        make()
+    gf.distributions.Distribution.set_default_validate_args(False)
+    try:
+        make()  # made without a check, as in PyTorch
+    finally:
+        gf.distributions.Distribution.set_default_validate_args(True)
+    with pytest.raises(ValueError, match="expects True or False"):
+        gf.distributions.Distribution.set_default_validate_args(None)
+
+
+@pytest.mark.parametrize(
+    "dist, value",
+    [
+        (Categorical(logits=gf.zeros(3)), gf.tensor(3)),
+        (Categorical(logits=gf.zeros(3)), gf.tensor(1.5)),
+        (Bernoulli(probs=gf.tensor(0.3)), gf.tensor(0.5)),
+        (Uniform(gf.tensor(0.0), gf.tensor(1.0)), gf.tensor(2.0)),
+        (Normal(gf.tensor(0.0), gf.tensor(1.0)), gf.tensor(float("nan"))),
+    ],
+)
+def test_log_prob_checks_the_support(dist, value):
+    with pytest.raises(ValueError, match="to be within the support"):
+        dist.log_prob(value)
+
+
+def test_log_prob_wants_a_tensor_and_validate_args_false_skips_checks():
+    with pytest.raises(ValueError, match="must be a Tensor"):
+        Normal(0.0, 1.0).log_prob(0.5)
+    lenient = Bernoulli(probs=gf.tensor(0.3), validate_args=False)
+    assert numpy.isfinite(lenient.log_prob(gf.tensor(0.5)).item())
+    assert Normal(gf.tensor([0.0]), gf.tensor([-1.0]), validate_args=False).scale.item() == -1.0
+    # values inside the support pass: the ends of Uniform's interval and integer-valued floats
+    assert Uniform(gf.tensor(0.0), gf.tensor(1.0)).log_prob(gf.tensor(0.0)).item() == 0.0
+    assert Categorical(logits=gf.zeros(3)).log_prob(gf.tensor(2.0)).shape == ()

@@ -365,3 +365,12 @@ def test_embedding_errors():
     ]  # fmt: skip
     for error, message, fn, args in cases:
         assert_raises_exactly(error, message, fn, *args)
+
+
+@pytest.mark.parametrize("layer", [nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d])
+def test_instance_norm_bias_false_registers_weight_only(layer):
+    m = layer(3, affine=True, bias=False)
+    assert list(m.state_dict()) == ["weight"] and m.bias is None
+    x = gf.randn(2, 3, *([4] * (int(layer.__name__[-2]))))
+    y = m(x)
+    assert y.shape == x.shape

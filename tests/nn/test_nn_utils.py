@@ -198,3 +198,13 @@ def test_vector_to_parameters_errors():
     assert all(as_numpy(p).min() == 1.0 for p in params)  # nothing written
     with pytest.raises(ValueError, match="parameters_to_vector: got no parameters"):
         parameters_to_vector([])
+
+
+def test_clip_grad_takes_torch_foreach_argument():
+    p = nn.Parameter(gf.ones(4))
+    p.grad = gf.full((4,), 3.0)
+    norm = clip_grad_norm_([p], max_norm=1.0, foreach=True)
+    assert norm.item() == pytest.approx(6.0)
+    numpy.testing.assert_allclose(numpy.linalg.norm(p.grad.numpy()), 1.0, rtol=1e-5)
+    clip_grad_value_([p], 0.1, foreach=False)
+    assert p.grad.abs().max().item() <= 0.1 + 1e-7

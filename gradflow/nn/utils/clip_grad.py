@@ -22,13 +22,15 @@ def clip_grad_norm_(
     max_norm: float,
     norm_type: float = 2.0,
     error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
 ) -> Tensor:
     """Scale all gradients together so that their joint norm is at most `max_norm`.
 
     The norm is taken over every gradient as if concatenated into one vector (`norm_type` 2 by
     default; ``float("inf")`` for the largest magnitude). Returns the norm before clipping.
     Gradients are scaled by max_norm / (norm + 1e-6) when that is below 1, as in PyTorch; on a
-    GPU the scale is applied without a host synchronization.
+    GPU the scale is applied without a host synchronization. `foreach` (PyTorch's choice of
+    its multi-tensor kernels) changes nothing here.
     """
     grads = _grads(parameters)
     norm_type = float(norm_type)
@@ -64,8 +66,11 @@ def _vector_norm(xp, g, p: float):
     return (a**p).sum() ** (1.0 / p)
 
 
-def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
-    """Clamp every gradient element into [-clip_value, clip_value], in place."""
+def clip_grad_value_(
+    parameters: Tensor | Iterable[Tensor], clip_value: float, foreach: bool | None = None
+) -> None:
+    """Clamp every gradient element into [-clip_value, clip_value], in place. `foreach`
+    (PyTorch's choice of its multi-tensor kernels) changes nothing here."""
     clip_value = float(clip_value)
     if clip_value < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
