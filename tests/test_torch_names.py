@@ -577,3 +577,5 @@ def test_utils_checkpoint_gives_the_plain_forward_and_gradients(th):
     block(x).sum().backward()
     assert gf.equal(x.grad, g1)
     assert checkpoint(lambda a, b=1: a + b, x, b=2).shape == (5, 3)
+    # PyTorch's own options never reach the function
+    assert checkpoint(lambda a: a, x, use_reentrant=False, early_stop=False) is x
