@@ -40,6 +40,7 @@ from gradflow.ops.adaptive_pooling import (
     adaptive_max_pool2d,
     adaptive_max_pool3d,
 )
+from gradflow.ops.attention import scaled_dot_product_attention
 from gradflow.ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from gradflow.ops.conv3d import conv3d, conv_transpose3d
 from gradflow.ops.ctc_loss import ctc_loss
@@ -200,6 +201,7 @@ __all__ = [
     "rms_norm",
     "rrelu",
     "rrelu_",
+    "scaled_dot_product_attention",
     "selu",
     "selu_",
     "sigmoid",

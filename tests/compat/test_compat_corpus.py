@@ -33,7 +33,6 @@ for _module in (
 # name -> why it fails under gradflow today (removed as the names land)
 KNOWN_FAILURES: dict[str, str] = {
     "multihead_attention_shapes": "gradflow.nn has no MultiheadAttention (issue 16)",
-    "scaled_dot_product_attention": "nn.functional has no scaled_dot_product_attention (issue 16)",
     "transformer_encoder_shapes": "gradflow.nn has no TransformerEncoderLayer/TransformerEncoder "
     "(issue 16)",
 }

@@ -1,0 +1,257 @@
+"""Scaled dot-product attention as one autograd node: PyTorch's
+``F.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
+enable_gqa)``.
+
+Forward, for query (..., L, E), key (..., S, E), value (..., S, Ev):
+    S = scale * Q K^T + additive mask      (masked-out places: -inf)
+    P = softmax(S) along the keys           (a row with every key masked out: all 0, as torch)
+    O = dropout(P) V
+Backward, from dO:
+    dV = dropout(P)^T dO,   dP = dropout'(dO V^T),   dS = P * (dP - rowsum(dP * P)),
+    dQ = scale * dS K,      dK = scale * dS^T Q,     d(additive mask) = dS.
+
+Memory: the node keeps P, (..., L, S) in the input's dtype (B=8, H=8, T=512 in float32: 64 MiB),
+the dropout mask as bools when dropout is on, and references to Q, K and V (no copies). P is
+kept rather than recomputed because the backward needs it whole and recomputing it costs a
+third GEMM and a second softmax; the route that never builds P (online softmax, recompute in
+backward) is the tiled cuda kernel's, where long sequences make the memory matter.
+
+On cuda with our kernels, the masked, scaled softmax and its backward (the dS line) are
+kernels/attention.cu's; the GEMMs are cuBLAS's either way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy
+
+from gradflow.autograd.function import Function
+from gradflow.backend import device_of, get_array_module, is_cuda_array
+from gradflow.ops._util import float_input, unbroadcast
+from gradflow.random import seed_for
+from gradflow.tensor import Tensor
+
+_OP = "scaled_dot_product_attention"
+
+
+def _keys_last(a: Any) -> Any:
+    """a with its last two dims swapped (a view)."""
+    return a.swapaxes(-1, -2)
+
+
+def masked_softmax(s: Any, keep: Any) -> Any:
+    """softmax of s along the last dim in place, where `keep` (bool, broadcast to s, or None)
+    marks the places that take part; a row with none (or only -inf scores) gives all 0."""
+    xp = get_array_module(s)
+    if keep is not None:
+        xp.copyto(s, s.dtype.type(-numpy.inf), where=~keep)
+    m = s.max(axis=-1, keepdims=True)
+    empty = ~xp.isfinite(m)  # every score -inf (or a NaN)
+    m[empty] = 0
+    s -= m
+    xp.exp(s, out=s)
+    total = s.sum(axis=-1, keepdims=True)
+    total[total == 0] = 1  # an all-masked row: 0 / 1
+    s /= total
+    return s
+
+
+def softmax_backward(p: Any, dp: Any) -> Any:
+    """dS = P * (dP - rowsum(dP * P)) along the last dim, written over dp."""
+    row = (dp * p).sum(axis=-1, keepdims=True)
+    dp -= row
+    dp *= p
+    return dp
+
+
+class ScaledDotProductAttention(Function):
+    """One node for attention; inputs (query, key, value[, additive float mask])."""
+
+    op_name = _OP
+    scale: float
+    keep: Any  # bool mask array (boolean attn_mask and/or causal), or None
+    dropout_p: float
+    generator: Any = None
+    q_shape: tuple
+    k_shape: tuple
+    v_shape: tuple
+    mask_shape: tuple | None
+
+    def forward(self, q, k, v, mask=None):
+        s = q @ _keys_last(k)  # (..., L, S), batch dims broadcast
+        s *= s.dtype.type(self.scale)
+        if mask is not None:
+            s += mask
+        p = masked_softmax(s, self.keep)
+        drop = None
+        if self.dropout_p > 0:
+            drop = self._dropout_mask(p)
+            pd = p * drop
+            pd *= p.dtype.type(0 if self.dropout_p == 1 else 1 / (1 - self.dropout_p))
+        else:
+            pd = p
+        out = pd @ v
+        need = self.needs_input_grad
+        need_scores = need[0] or need[1] or (len(need) == 4 and need[3])
+        self.save_for_backward(
+            p, drop, q if need[1] else None, k if need[0] else None, v if need_scores else None
+        )
+        return out
+
+    def _dropout_mask(self, p):
+        rng = seed_for(self.generator, device_of(p))
+        if is_cuda_array(p):
+            with p.device:
+                return rng.random(p.shape, dtype=p.dtype) >= self.dropout_p
+        return rng.random(p.shape, dtype=p.dtype) >= self.dropout_p
+
+    def backward(self, g):
+        p, drop, q, k, v = self.saved_arrays
+        need = self.needs_input_grad
+        keep_scale = p.dtype.type(
+            1 if drop is None else 0 if self.dropout_p == 1 else 1 / (1 - self.dropout_p)
+        )
+        dq = dk = dv = dmask = None
+        if need[2]:
+            pd = p if drop is None else p * drop * keep_scale
+            dv = unbroadcast(_keys_last(pd) @ g, self.v_shape)
+        if need[0] or need[1] or (len(need) == 4 and need[3]):
+            dp = g @ _keys_last(v)
+            if drop is not None:
+                dp *= drop
+                dp *= keep_scale
+            ds = softmax_backward(p, dp)
+            if len(need) == 4 and need[3]:
+                dmask = unbroadcast(ds.copy() if (need[0] or need[1]) else ds, self.mask_shape)
+            ds *= ds.dtype.type(self.scale)
+            if need[0]:
+                dq = unbroadcast(ds @ k, self.q_shape)
+            if need[1]:
+                dk = unbroadcast(_keys_last(ds) @ q, self.k_shape)
+        grads = (dq, dk, dv)
+        return grads if len(need) == 3 else (*grads, dmask)
+
+
+def _check(query: Any, key: Any, value: Any) -> tuple[Tensor, Tensor, Tensor]:
+    q = float_input(query, _OP, "query")
+    k = float_input(key, _OP, "key")
+    v = float_input(value, _OP, "value")
+    if not q.dtype == k.dtype == v.dtype:
+        from gradflow.autograd.function import DtypeMismatchError
+
+        raise DtypeMismatchError(
+            f"{_OP}: Expected query, key, and value to have the same dtype, but got "
+            f"query.dtype: {q.dtype} key.dtype: {k.dtype} and value.dtype: {v.dtype} instead."
+        )
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        if t.ndim < 2:
+            raise ValueError(
+                f"{_OP}: {name} of shape {tuple(t.shape)} needs at least 2 dims (..., L, E)"
+            )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"{_OP}: query (..., L, E) of shape {tuple(q.shape)} and key (..., S, E) of shape "
+            f"{tuple(k.shape)} differ in E"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"{_OP}: key (..., S, E) of shape {tuple(k.shape)} and value (..., S, Ev) of shape "
+            f"{tuple(v.shape)} differ in S"
+        )
+    return q, k, v
+
+
+def _grouped(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """enable_gqa: key and value heads (dim -3) repeated to the query's head count."""
+    if q.ndim < 3 or k.ndim < 3 or v.ndim < 3:
+        raise ValueError(f"{_OP}: enable_gqa needs (..., H, L, E) inputs with a head dim")
+    hq, hk, hv = q.shape[-3], k.shape[-3], v.shape[-3]
+    if hk != hv or hq % hk:
+        raise ValueError(
+            f"{_OP}: enable_gqa needs the query's heads ({hq}) to be a multiple of the key's "
+            f"({hk}) and value's ({hv}), which must be equal"
+        )
+    if hq == hk:
+        return k, v
+    return k.repeat_interleave(hq // hk, dim=-3), v.repeat_interleave(hq // hk, dim=-3)
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
+    """softmax(Q K^T * scale + mask) V over the last two dims, batch dims broadcast (PyTorch's).
+
+    attn_mask: bool (True takes part) or float (added to the scores), broadcastable to
+    (..., L, S); is_causal masks out the keys after each query (not with attn_mask as well).
+    scale defaults to 1 / sqrt(E). dropout_p > 0 drops attention weights, always: pass
+    ``dropout_p if self.training else 0.0`` as PyTorch's modules do. A query whose keys are all
+    masked out gets a zero output and zero gradients, as in PyTorch.
+
+    >>> import gradflow
+    >>> q = k = v = gradflow.ones(1, 2, 3, 4)
+    >>> scaled_dot_product_attention(q, k, v, is_causal=True).shape
+    gradflow.Size([1, 2, 3, 4])
+    """
+    q, k, v = _check(query, key, value)
+    if enable_gqa:
+        k, v = _grouped(q, k, v)
+    if (
+        isinstance(dropout_p, bool)
+        or not isinstance(dropout_p, int | float)
+        or not (0.0 <= dropout_p <= 1.0)
+    ):
+        raise ValueError(f"{_OP}: dropout_p must be a float in [0, 1], got {dropout_p!r}")
+    L, S = q.shape[-2], k.shape[-2]
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    xp = get_array_module(q.array)
+    keep = None
+    inputs = [q, k, v]
+    mask_shape = None
+    if is_causal and attn_mask is not None:  # PyTorch's reference and math path refuse both
+        raise RuntimeError(
+            f"{_OP}: Explicit attn_mask should not be set when is_causal=True; fold the causal "
+            "mask into attn_mask instead (gradflow.ones(L, S, dtype=gradflow.bool).tril())"
+        )
+    if attn_mask is not None:
+        if not isinstance(attn_mask, Tensor):
+            raise TypeError(f"{_OP}: attn_mask must be a Tensor or None, got "
+                            f"{type(attn_mask).__name__}")  # fmt: skip
+        if attn_mask.dtype != numpy.bool_ and attn_mask.dtype != q.dtype:
+            raise RuntimeError(
+                f"{_OP}: Expected attn_mask dtype to be bool or float or to match query dtype, "
+                f"but got attn_mask.dtype: {attn_mask.dtype} and query.dtype: {q.dtype} instead."
+            )
+        try:
+            numpy.broadcast_shapes(tuple(attn_mask.shape), (*q.shape[:-2], L, S))
+        except ValueError:
+            raise ValueError(
+                f"{_OP}: attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the "
+                f"scores' shape (..., L={L}, S={S}) for query {tuple(q.shape)}"
+            ) from None
+        if attn_mask.dtype == numpy.bool_:
+            keep = attn_mask.array
+        else:
+            inputs.append(attn_mask)
+            mask_shape = tuple(attn_mask.shape)
+    if is_causal:
+        keep = xp.tri(L, S, dtype=bool)
+    node = ScaledDotProductAttention.apply(
+        *inputs,
+        scale=scale,
+        keep=keep,
+        dropout_p=float(dropout_p),
+        q_shape=tuple(q.shape),
+        k_shape=tuple(k.shape),
+        v_shape=tuple(v.shape),
+        mask_shape=mask_shape,
+    )
+    return node

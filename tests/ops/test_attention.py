@@ -1,0 +1,165 @@
+"""Tests for gradflow/ops/attention.py: scaled_dot_product_attention's values and gradients
+against PyTorch (masks bool and additive, causal, broadcasting, grouped heads, scale), float64
+gradchecks (the additive mask and dropout included), fully masked rows, dropout, errors."""
+
+import numpy
+import pytest
+
+import gradflow
+import gradflow.nn.functional as F
+from gradflow.testing.gradcheck import gradcheck
+
+
+def t(array, device, requires_grad=False):
+    return gradflow.tensor(numpy.asarray(array), device=device, requires_grad=requires_grad)
+
+
+def host(x):
+    return x.detach().cpu().numpy()
+
+
+CASES = {  # name: (query, key, value shapes, keyword arguments built from rng)
+    "4d": ((2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 5), lambda rng: {}),
+    "2d": ((4, 8), (6, 8), (6, 5), lambda rng: {}),
+    "broadcast_batch": ((2, 3, 4, 8), (1, 3, 6, 8), (1, 3, 6, 5), lambda rng: {}),
+    "causal": ((2, 2, 5, 4), (2, 2, 5, 4), (2, 2, 5, 4), lambda rng: {"is_causal": True}),
+    "causal_rectangular": ((1, 3, 8), (1, 5, 8), (1, 5, 8), lambda rng: {"is_causal": True}),
+    "bool_mask": (
+        (2, 3, 4, 8),
+        (2, 3, 6, 8),
+        (2, 3, 6, 5),
+        lambda rng: {"attn_mask": rng.random((4, 6)) > 0.3},
+    ),
+    "float_mask": (
+        (2, 3, 4, 8),
+        (2, 3, 6, 8),
+        (2, 3, 6, 5),
+        lambda rng: {"attn_mask": rng.standard_normal((3, 1, 6))},
+    ),
+    "scale_and_gqa": (
+        (2, 4, 3, 8),
+        (2, 2, 6, 8),
+        (2, 2, 6, 8),
+        lambda rng: {"scale": 0.3, "enable_gqa": True},
+    ),
+}
+
+
+def _arguments(case, rng, device):
+    qs, ks, vs, extra = CASES[case]
+    q, k, v = (rng.standard_normal(s) for s in (qs, ks, vs))
+    kwargs = extra(rng)
+    return (q, k, v), kwargs
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matches_torch_values_and_gradients(case, device, rng):
+    torch = pytest.importorskip("torch")
+    (q, k, v), kwargs = _arguments(case, rng, device)
+    mask = kwargs.pop("attn_mask", None)
+    float_mask = mask is not None and mask.dtype != bool
+    ours = [t(a, device, True) for a in (q, k, v)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+    om = None if mask is None else t(mask, device, float_mask)
+    tm = None if mask is None else torch.tensor(mask, requires_grad=float_mask)
+    out = F.scaled_dot_product_attention(*ours, attn_mask=om, **kwargs)
+    ref = torch.nn.functional.scaled_dot_product_attention(*theirs, attn_mask=tm, **kwargs)
+    numpy.testing.assert_allclose(host(out), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    g = rng.standard_normal(tuple(ref.shape))
+    out.backward(t(g, device))
+    ref.backward(torch.tensor(g))
+    pairs = list(zip(ours, theirs)) + ([(om, tm)] if float_mask else [])
+    for a, b in pairs:
+        numpy.testing.assert_allclose(host(a.grad), b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_gradcheck(case, device, rng):
+    (q, k, v), kwargs = _arguments(case, rng, device)
+    mask = kwargs.pop("attn_mask", None)
+    inputs = [t(a, device, True) for a in (q, k, v)]
+    if mask is not None and mask.dtype != bool:
+        inputs.append(t(mask, device, True))  # the additive mask gets a gradient too
+
+        def fn(q, k, v, m):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=m, **kwargs)
+    else:
+        m = None if mask is None else t(mask, device)
+
+        def fn(q, k, v):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=m, **kwargs)
+
+    assert gradcheck(fn, inputs)
+
+
+def test_gradcheck_with_dropout_replays_the_mask(device, rng):
+    """The same generator state gives the same dropout mask, so finite differences see a fixed
+    function of q, k and v."""
+    q, k, v = (t(rng.standard_normal((2, 4, 3)), device, True) for _ in range(3))
+
+    def fn(q, k, v):
+        gradflow.manual_seed(7)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.4)
+
+    assert gradcheck(fn, [q, k, v])
+
+
+def test_dropout_zeroes_weights_and_keeps_the_expectation(device):
+    gradflow.manual_seed(0)
+    q = k = t(numpy.zeros((1, 64, 4)), device)  # uniform weights 1/64 on every key
+    v = t(numpy.ones((1, 64, 1)), device)
+    out = host(F.scaled_dot_product_attention(q, k, v, dropout_p=0.5))
+    assert out.min() >= 0 and out.std() > 0  # the rows differ: weights were dropped
+    assert abs(out.mean() - 1.0) < 0.1  # dropped weights rescaled by 1 / (1 - p)
+    dropped_all = host(F.scaled_dot_product_attention(q, k, v, dropout_p=1.0))
+    assert (dropped_all == 0).all()
+
+
+def test_fully_masked_rows_give_zero_output_and_gradient(device, rng):
+    q, k, v = (t(rng.standard_normal((3, 4)), device, True) for _ in range(3))
+    keep = numpy.ones((3, 3), bool)
+    keep[1] = False
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=t(keep, device))
+    assert numpy.isfinite(host(out)).all() and (host(out)[1] == 0).all()
+    out.sum().backward()
+    assert (host(q.grad)[1] == 0).all() and numpy.isfinite(host(k.grad)).all()
+    additive = numpy.zeros((3, 3))
+    additive[2] = -numpy.inf
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=t(additive, device))
+    assert (host(out)[2] == 0).all() and numpy.isfinite(host(out)).all()
+
+
+def test_float32_stays_float32_and_keeps_no_copies_of_inputs(device, rng):
+    q, k, v = (t(rng.standard_normal((2, 5, 4)).astype(numpy.float32), device, True)
+               for _ in range(3))  # fmt: skip
+    out = F.scaled_dot_product_attention(q, k, v)
+    assert out.dtype == gradflow.float32 and out.shape == (2, 5, 4)
+    node = out.grad_fn
+    p, drop, *kept = node.saved_arrays
+    assert p.shape == (2, 5, 5) and drop is None
+    assert all(a is b.array for a, b in zip(kept, (q, k, v)))  # references, not copies
+
+
+def test_errors_say_what_was_wrong(device):
+    x = t(numpy.zeros((2, 3, 4)), device)
+    with pytest.raises(RuntimeError, match="should not be set when is_causal=True"):
+        F.scaled_dot_product_attention(x, x, x, attn_mask=t(numpy.ones((3, 3), bool), device),
+                                       is_causal=True)  # fmt: skip
+    with pytest.raises(TypeError, match="same dtype"):
+        F.scaled_dot_product_attention(x, x.float(), x)
+    with pytest.raises(RuntimeError, match="attn_mask dtype to be bool or float"):
+        F.scaled_dot_product_attention(x, x, x, attn_mask=t(numpy.ones((3, 3), int), device))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        F.scaled_dot_product_attention(x, x, x, attn_mask=t(numpy.ones((2, 2), bool), device))
+    with pytest.raises(ValueError, match="differ in E"):
+        F.scaled_dot_product_attention(x, t(numpy.zeros((2, 3, 5)), device), x)
+    with pytest.raises(ValueError, match="differ in S"):
+        F.scaled_dot_product_attention(x, x, t(numpy.zeros((2, 4, 4)), device))
+    with pytest.raises(ValueError, match="dropout_p"):
+        F.scaled_dot_product_attention(x, x, x, dropout_p=1.5)
+    with pytest.raises(ValueError, match="multiple of the key's"):
+        y = t(numpy.zeros((1, 3, 2, 4)), device)
+        F.scaled_dot_product_attention(y, t(numpy.zeros((1, 2, 2, 4)), device), y,
+                                       enable_gqa=True)  # fmt: skip
+    with pytest.raises(TypeError, match="argument 'query' must be a Tensor"):
+        F.scaled_dot_product_attention(numpy.zeros((2, 3)), x, x)
