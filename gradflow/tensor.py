@@ -192,9 +192,12 @@ class Tensor:
         return int(self.array.nbytes)
 
     # ---- conversion ---------------------------------------------------------------------
-    def numpy(self) -> numpy.ndarray:
+    def numpy(self, force: bool = False) -> numpy.ndarray:
         """The data as a NumPy array (shares memory on cpu). Fails for tensors that require grad,
-        as in PyTorch: call ``detach().numpy()``; cuda tensors must be moved with ``.cpu()``."""
+        as in PyTorch: call ``detach().numpy()``; cuda tensors must be moved with ``.cpu()``.
+        ``force=True`` does both (a copy from a cuda tensor), as PyTorch's does."""
+        if force:
+            return self.detach().cpu().array
         if self._requires_grad:
             raise RuntimeError(
                 "can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()"
@@ -281,22 +284,22 @@ class Tensor:
         """The cuda device index, -1 on the cpu (PyTorch's convention)."""
         return -1 if self.device.type == "cpu" else (self.device.index or 0)
 
-    def float(self) -> Tensor:
+    def float(self, memory_format: Any = None) -> Tensor:
         return self.to(dtypes.float32)
 
-    def double(self) -> Tensor:
+    def double(self, memory_format: Any = None) -> Tensor:
         return self.to(dtypes.float64)
 
-    def half(self) -> Tensor:
+    def half(self, memory_format: Any = None) -> Tensor:
         return self.to(dtypes.float16)
 
-    def long(self) -> Tensor:
+    def long(self, memory_format: Any = None) -> Tensor:
         return self.to(dtypes.int64)
 
-    def int(self) -> Tensor:
+    def int(self, memory_format: Any = None) -> Tensor:
         return self.to(dtypes.int32)
 
-    def bool(self) -> Tensor:
+    def bool(self, memory_format: Any = None) -> Tensor:
         return self.to(dtypes.bool)
 
     def type(self, dtype: Any = None, non_blocking: bool = False) -> Any:
@@ -529,9 +532,10 @@ class Tensor:
         _versions.bump(self.array)
         return self
 
-    def copy_(self, src: Any) -> Tensor:
+    def copy_(self, src: Any, non_blocking: bool = False) -> Tensor:
         """Copies ``src`` (a Tensor, array or scalar, on any device: PyTorch's copy_ copies
-        across devices) into this tensor, cast to its dtype and broadcast to its shape."""
+        across devices) into this tensor, cast to its dtype and broadcast to its shape.
+        `non_blocking` is accepted; a copy between devices is ordered on the current stream."""
         if isinstance(src, Tensor) and src.device != self.device:
             src = src.to(self.device)
         elif not isinstance(src, Tensor | int | float | bool | numpy.generic):
@@ -1445,7 +1449,8 @@ class Tensor:
     def swapaxes(self, axis0: int, axis1: int) -> Tensor:
         return _shape.transpose(self, axis0, axis1)
 
-    swapdims = swapaxes
+    def swapdims(self, dim0: int, dim1: int) -> Tensor:
+        return _shape.transpose(self, dim0, dim1)
 
     def rot90(self, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
         return _shape.rot90(self, k, dims)

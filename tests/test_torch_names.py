@@ -579,3 +579,17 @@ def test_utils_checkpoint_gives_the_plain_forward_and_gradients(th):
     assert checkpoint(lambda a, b=1: a + b, x, b=2).shape == (5, 3)
     # PyTorch's own options never reach the function
     assert checkpoint(lambda a: a, x, use_reentrant=False, early_stop=False) is x
+
+
+def test_tensor_methods_take_torch_keywords():
+    t = gf.ones(2, 3, requires_grad=True)
+    assert t.float(memory_format=gf.preserve_format).dtype == gf.float32
+    assert t.bool(memory_format=gf.preserve_format).dtype == gf.bool
+    assert t.double(memory_format=gf.contiguous_format).dtype == gf.float64
+    target = gf.zeros(2, 3)
+    target.copy_(t.detach() * 2, non_blocking=True)
+    assert target.sum().item() == 12.0
+    array = t.numpy(force=True)  # detached and on the cpu, as torch's force=True
+    assert array.shape == (2, 3) and array.sum() == 6.0
+    assert t.swapdims(dim0=0, dim1=1).shape == (3, 2)
+    assert t.swapaxes(axis0=0, axis1=1).shape == (3, 2)
