@@ -344,40 +344,40 @@ def _raise_named(op: str, exc: Exception, *operands: Any) -> NoReturn:
     raise kind(f"{op}: {message} (operands: {described})") from exc
 
 
-def add(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
-    """a + alpha * b with broadcasting."""
+def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """input + alpha * other with broadcasting."""
     if alpha != 1:
-        b = mul(b, alpha) if isinstance(b, Tensor) else b * alpha
-    return _binary(Add, a, b)
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    return _binary(Add, input, other)
 
 
-def sub(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
-    """a - alpha * b with broadcasting."""
+def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """input - alpha * other with broadcasting."""
     if alpha != 1:
-        b = mul(b, alpha) if isinstance(b, Tensor) else b * alpha
-    return _binary(Sub, a, b)
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    return _binary(Sub, input, other)
 
 
-def rsub(a: Any, b: Any, *, alpha: Any = 1) -> Tensor:
-    """b - alpha * a (sub with the operands swapped)."""
-    return sub(b, a, alpha=alpha)
+def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """other - alpha * input (sub with the operands swapped)."""
+    return sub(other, input, alpha=alpha)
 
 
-def mul(a: Any, b: Any) -> Tensor:
-    """a * b with broadcasting."""
-    return _binary(Mul, a, b)
+def mul(input: Any, other: Any) -> Tensor:
+    """input * other with broadcasting."""
+    return _binary(Mul, input, other)
 
 
-def div(a: Any, b: Any, *, rounding_mode: str | None = None) -> Tensor:
-    """a / b with broadcasting (true division: integer inputs give the default float).
+def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+    """input / other with broadcasting (true division: integer inputs give the default float).
     rounding_mode "floor" or "trunc" rounds the quotient (integers stay integers; floats get
     a zero gradient, as in PyTorch)."""
     if rounding_mode is not None:
-        return _rounded_div(a, b, rounding_mode)
+        return _rounded_div(input, other, rounding_mode)
     try:
-        return Div.apply(*_promote(a, b, true_division=True))
+        return Div.apply(*_promote(input, other, true_division=True))
     except (ValueError, TypeError, OverflowError) as exc:
-        _raise_named("div", exc, a, b)
+        _raise_named("div", exc, input, other)
 
 
 def _rounded_div(a: Any, b: Any, rounding_mode: str) -> Tensor:
@@ -409,36 +409,36 @@ subtract = sub
 true_divide = div
 
 
-def neg(a: Tensor) -> Tensor:
-    """-a (not defined for bool tensors: use logical_not)."""
-    if a.array.dtype.kind == "b":
+def neg(input: Tensor) -> Tensor:
+    """-input (not defined for bool tensors: use logical_not)."""
+    if input.array.dtype.kind == "b":
         raise TypeError("neg: negating a bool tensor is not supported; use logical_not (~x)")
-    return Neg.apply(a)
+    return Neg.apply(input)
 
 
-def pow(a: Any, b: Any) -> Tensor:
-    """a ** b, for tensor or scalar exponent and base."""
-    return _binary(Pow, a, b)
+def pow(input: Any, exponent: Any) -> Tensor:
+    """input ** exponent, for tensor or scalar exponent and base."""
+    return _binary(Pow, input, exponent)
 
 
-def maximum(a: Any, b: Any) -> Tensor:
+def maximum(input: Any, other: Any) -> Tensor:
     """Elementwise maximum with broadcasting; ties split the gradient evenly."""
-    return _binary(Maximum, a, b)
+    return _binary(Maximum, input, other)
 
 
-def minimum(a: Any, b: Any) -> Tensor:
+def minimum(input: Any, other: Any) -> Tensor:
     """Elementwise minimum with broadcasting; ties split the gradient evenly."""
-    return _binary(Minimum, a, b)
+    return _binary(Minimum, input, other)
 
 
-def where(condition: Any, a: Any = None, b: Any = None) -> Any:
-    """Elements of `a` where `condition` holds, else of `b` (broadcast together).
+def where(condition: Any, input: Any = None, other: Any = None) -> Any:
+    """Elements of `input` where `condition` holds, else of `other` (broadcast together).
     ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``, as in PyTorch."""
-    if a is None and b is None:
+    if input is None and other is None:
         from gradflow.ops.sorting import nonzero
 
         return nonzero(condition, as_tuple=True)
-    if a is None or b is None:
+    if input is None or other is None:
         raise TypeError("where() takes a condition alone, or a condition, input and other")
     condition = operand(condition)
     if not isinstance(condition, Tensor) or condition.dtype.kind != "b":
@@ -446,7 +446,7 @@ def where(condition: Any, a: Any = None, b: Any = None) -> Any:
             "where: condition must be a bool tensor, got "
             f"{getattr(condition, 'dtype', type(condition).__name__)}; compare first (x > 0)"
         )
-    a, b = _promote(a, b)  # integer/bool tensors take the other side's float dtype
+    a, b = _promote(input, other)  # integer/bool tensors take the other side's float dtype
     if not isinstance(a, Tensor) and isinstance(b, Tensor):
         a = _scalar_like(a, b)
     if not isinstance(b, Tensor) and isinstance(a, Tensor):
@@ -464,25 +464,25 @@ def _scalar_like(value: Any, like: Tensor) -> Any:
     return like.dtype.type(value) if like.dtype.kind == "f" else value
 
 
-def clip(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
+def clip(input: Tensor, min: Any = None, max: Any = None) -> Tensor:
     """Clamp to [min, max] (either may be None); the gradient is 0 outside the range."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        # tensor bounds (broadcast): the gradient goes to the bound where it is taken and to x
-        # elsewhere, ties included, as PyTorch
-        out = x
+        # tensor bounds (broadcast): the gradient goes to the bound where it is taken and to
+        # input elsewhere, ties included, as PyTorch
+        out = input
         if min is not None:
             out = where(lt(out, min), min, out)
         if max is not None:
             out = where(gt(out, max), max, out)
         return out
-    if x.dtype.kind in "iub" and (isinstance(min, float) or isinstance(max, float)):
-        x = x.to(dtypes.get_default_dtype())  # as a Python float does in arithmetic
+    if input.dtype.kind in "iub" and (isinstance(min, float) or isinstance(max, float)):
+        input = input.to(dtypes.get_default_dtype())  # as a Python float does in arithmetic
     try:
-        return Clip.apply(x, low=min, high=max)
+        return Clip.apply(input, low=min, high=max)
     except (ValueError, TypeError, OverflowError) as exc:
-        _raise_named("clip", exc, x, min, max)
+        _raise_named("clip", exc, input, min, max)
 
 
 clamp = clip
@@ -558,65 +558,67 @@ def _check_integer_divisor(op: str, xa: Any, xb: Any, xp: Any) -> None:
     )
 
 
-def eq(a: Any, b: Any) -> Tensor:
-    return _ufunc_without_grad("equal", a, b)
+def eq(input: Any, other: Any) -> Tensor:
+    return _ufunc_without_grad("equal", input, other)
 
 
-def ne(a: Any, b: Any) -> Tensor:
-    return _ufunc_without_grad("not_equal", a, b)
+def ne(input: Any, other: Any) -> Tensor:
+    return _ufunc_without_grad("not_equal", input, other)
 
 
-def lt(a: Any, b: Any) -> Tensor:
-    return _ufunc_without_grad("less", a, b)
+def lt(input: Any, other: Any) -> Tensor:
+    return _ufunc_without_grad("less", input, other)
 
 
-def le(a: Any, b: Any) -> Tensor:
-    return _ufunc_without_grad("less_equal", a, b)
+def le(input: Any, other: Any) -> Tensor:
+    return _ufunc_without_grad("less_equal", input, other)
 
 
-def gt(a: Any, b: Any) -> Tensor:
-    return _ufunc_without_grad("greater", a, b)
+def gt(input: Any, other: Any) -> Tensor:
+    return _ufunc_without_grad("greater", input, other)
 
 
-def ge(a: Any, b: Any) -> Tensor:
-    return _ufunc_without_grad("greater_equal", a, b)
+def ge(input: Any, other: Any) -> Tensor:
+    return _ufunc_without_grad("greater_equal", input, other)
 
 
-def logical_and(a: Any, b: Any) -> Tensor:
-    return _ufunc_without_grad("logical_and", a, b)
+def logical_and(input: Any, other: Any) -> Tensor:
+    return _ufunc_without_grad("logical_and", input, other)
 
 
-def logical_or(a: Any, b: Any) -> Tensor:
-    return _ufunc_without_grad("logical_or", a, b)
+def logical_or(input: Any, other: Any) -> Tensor:
+    return _ufunc_without_grad("logical_or", input, other)
 
 
-def logical_xor(a: Any, b: Any) -> Tensor:
-    return _ufunc_without_grad("logical_xor", a, b)
+def logical_xor(input: Any, other: Any) -> Tensor:
+    return _ufunc_without_grad("logical_xor", input, other)
 
 
-def logical_not(a: Tensor) -> Tensor:
-    return Tensor._wrap(get_array_module(a.array).logical_not(a.array))
+def logical_not(input: Tensor) -> Tensor:
+    return Tensor._wrap(get_array_module(input.array).logical_not(input.array))
 
 
-def floor_divide(a: Any, b: Any) -> Tensor:
-    """a // b (no gradient)."""
-    return _ufunc_without_grad("floor_divide", a, b)
+def floor_divide(input: Any, other: Any) -> Tensor:
+    """input // other (no gradient)."""
+    return _ufunc_without_grad("floor_divide", input, other)
 
 
-def remainder(a: Any, b: Any) -> Tensor:
-    """a % b, Python's sign convention (the divisor's sign). Floats are differentiable
-    (d/da = 1, d/db = -floor(a / b)); integer division by zero raises ZeroDivisionError."""
-    if _is_integral(_raw(a)) and _is_integral(_raw(b)):
-        return _ufunc_without_grad("remainder", a, b)
-    return _binary(Remainder, a, b)
+def remainder(input: Any, other: Any) -> Tensor:
+    """input % other, Python's sign convention (the divisor's sign). Floats are
+    differentiable (d/dinput = 1, d/dother = -floor(input / other)); integer division by zero
+    raises ZeroDivisionError."""
+    if _is_integral(_raw(input)) and _is_integral(_raw(other)):
+        return _ufunc_without_grad("remainder", input, other)
+    return _binary(Remainder, input, other)
 
 
-def fmod(a: Any, b: Any) -> Tensor:
-    """C's remainder: a - trunc(a / b) * b, with the dividend's sign. Floats are differentiable
-    (d/da = 1, d/db = -trunc(a / b)); integer division by zero raises ZeroDivisionError."""
-    if _is_integral(_raw(a)) and _is_integral(_raw(b)):
-        return _ufunc_without_grad("fmod", a, b)
-    return _binary(Fmod, a, b)
+def fmod(input: Any, other: Any) -> Tensor:
+    """C's remainder: input - trunc(input / other) * other, with the dividend's sign. Floats
+    are differentiable (d/dinput = 1, d/dother = -trunc(input / other)); integer division by
+    zero raises ZeroDivisionError."""
+    if _is_integral(_raw(input)) and _is_integral(_raw(other)):
+        return _ufunc_without_grad("fmod", input, other)
+    return _binary(Fmod, input, other)
 
 
 def _raw(x: Any) -> Any:
@@ -624,27 +626,27 @@ def _raw(x: Any) -> Any:
     return x.array if isinstance(x, Tensor) else x
 
 
-def isfinite(a: Tensor) -> Tensor:
-    return Tensor._wrap(get_array_module(a.array).isfinite(a.array))
+def isfinite(input: Tensor) -> Tensor:
+    return Tensor._wrap(get_array_module(input.array).isfinite(input.array))
 
 
-def isnan(a: Tensor) -> Tensor:
-    return Tensor._wrap(get_array_module(a.array).isnan(a.array))
+def isnan(input: Tensor) -> Tensor:
+    return Tensor._wrap(get_array_module(input.array).isnan(input.array))
 
 
-def isinf(a: Tensor) -> Tensor:
-    """Where a is +inf or -inf (a bool tensor)."""
-    return Tensor._wrap(get_array_module(a.array).isinf(a.array))
+def isinf(input: Tensor) -> Tensor:
+    """Where input is +inf or -inf (a bool tensor)."""
+    return Tensor._wrap(get_array_module(input.array).isinf(input.array))
 
 
-def isposinf(a: Tensor) -> Tensor:
-    """Where a is +inf."""
-    return Tensor._wrap(a.array == math.inf) if a.dtype.kind == "f" else _all_false(a)
+def isposinf(input: Tensor) -> Tensor:
+    """Where input is +inf."""
+    return Tensor._wrap(input.array == math.inf) if input.dtype.kind == "f" else _all_false(input)
 
 
-def isneginf(a: Tensor) -> Tensor:
-    """Where a is -inf."""
-    return Tensor._wrap(a.array == -math.inf) if a.dtype.kind == "f" else _all_false(a)
+def isneginf(input: Tensor) -> Tensor:
+    """Where input is -inf."""
+    return Tensor._wrap(input.array == -math.inf) if input.dtype.kind == "f" else _all_false(input)
 
 
 def _all_false(a: Tensor) -> Tensor:

@@ -39,10 +39,10 @@ class Clone(Function):
         return g
 
 
-def clone(x: Tensor) -> Tensor:
-    """A copy of x with its own memory, in the graph (the gradient passes through unchanged),
+def clone(input: Tensor) -> Tensor:
+    """A copy of input with its own memory, in the graph (the gradient passes through unchanged),
     as PyTorch's clone."""
-    return Clone.apply(x)
+    return Clone.apply(input)
 
 
 def cast(x: Tensor, dtype: Any) -> Tensor:

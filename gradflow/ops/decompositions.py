@@ -134,31 +134,31 @@ class Solve(Function):
         return ga, unbroadcast(gb, self.shapes[1]) if need_b else None
 
 
-def inv(A: Tensor) -> Tensor:
+def inv(input: Tensor) -> Tensor:
     """The inverse of a square matrix (or a batch). A singular matrix raises a RuntimeError on
     cpu; on cuda the result holds inf/NaN (no host sync to check)."""
-    return Inv.apply(_square("linalg.inv", A))
+    return Inv.apply(_square("linalg.inv", input))
 
 
-def det(A: Tensor) -> Tensor:
+def det(input: Tensor) -> Tensor:
     """The determinant of a square matrix (or a batch); the gradient needs A invertible."""
-    return Det.apply(_square("linalg.det", A))
+    return Det.apply(_square("linalg.det", input))
 
 
 _SLogDet = namedtuple("linalg_slogdet", ["sign", "logabsdet"])
 
 
-def slogdet(A: Tensor) -> Any:
+def slogdet(input: Tensor) -> Any:
     """(sign, logabsdet) of the determinant, as torch.linalg.slogdet's named tuple."""
-    sign, logabsdet = SLogDet.apply(_square("linalg.slogdet", A))
+    sign, logabsdet = SLogDet.apply(_square("linalg.slogdet", input))
     return _SLogDet(sign, logabsdet)
 
 
-def logdet(A: Tensor) -> Tensor:
+def logdet(input: Tensor) -> Tensor:
     """log(det(A)): NaN where the determinant is negative, -inf where it is 0."""
     from gradflow.ops.arithmetic import where
 
-    sign, logabsdet = slogdet(A)
+    sign, logabsdet = slogdet(input)
     return where(sign < 0, math.nan, where(sign == 0, -math.inf, logabsdet))
 
 
@@ -208,9 +208,9 @@ class Cholesky(Function):
         return (grad + _mT(grad)) * 0.5
 
 
-def cholesky(A: Tensor, *, upper: bool = False) -> Tensor:
+def cholesky(input: Tensor, *, upper: bool = False) -> Tensor:
     """The Cholesky factor of a symmetric positive-definite matrix (or batch): lower L with
     A = L L^T, or upper U = L^T with upper=True. Only A's lower triangle is read. A matrix
     that is not positive-definite raises a RuntimeError on cpu (CuPy gives NaN instead)."""
-    low = Cholesky.apply(_square("linalg.cholesky", A))
+    low = Cholesky.apply(_square("linalg.cholesky", input))
     return low.mT if upper else low

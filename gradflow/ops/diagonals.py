@@ -81,54 +81,56 @@ def _triangle(x: Tensor, diagonal: int, upper: bool) -> Tensor:
     return Triangle.apply(x, upper=upper, diagonal=operator.index(diagonal), op_name=op)
 
 
-def tril(x: Tensor, diagonal: int = 0) -> Tensor:
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:
     """The lower triangle of the last two dims (j <= i + diagonal), zeros elsewhere."""
-    return _triangle(x, diagonal, False)
+    return _triangle(input, diagonal, False)
 
 
-def triu(x: Tensor, diagonal: int = 0) -> Tensor:
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:
     """The upper triangle of the last two dims (j >= i + diagonal), zeros elsewhere."""
-    return _triangle(x, diagonal, True)
+    return _triangle(input, diagonal, True)
 
 
-def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """The diagonal over dim1 and dim2 (offset > 0 above it), appended as the last dim."""
-    d1 = normalize_dim(dim1, x.ndim, "diagonal")
-    d2 = normalize_dim(dim2, x.ndim, "diagonal")
+    d1 = normalize_dim(dim1, input.ndim, "diagonal")
+    d2 = normalize_dim(dim2, input.ndim, "diagonal")
     if d1 == d2:
         raise ValueError(f"diagonal: dim1 and dim2 must differ, got {dim1} and {dim2}")
-    return Diagonal.apply(x, offset=operator.index(offset), dim1=d1, dim2=d2)
+    return Diagonal.apply(input, offset=operator.index(offset), dim1=d1, dim2=d2)
 
 
-def diag_embed(x: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
     """Tensors whose diagonals (over dim1, dim2 of the result) hold x's last dim."""
-    d1 = normalize_dim(dim1, x.ndim + 1, "diag_embed")
-    d2 = normalize_dim(dim2, x.ndim + 1, "diag_embed")
+    d1 = normalize_dim(dim1, input.ndim + 1, "diag_embed")
+    d2 = normalize_dim(dim2, input.ndim + 1, "diag_embed")
     if d1 == d2:
         raise ValueError(f"diag_embed: dim1 and dim2 must differ, got {dim1} and {dim2}")
-    n = (x.shape[-1] if x.ndim else 1) + abs(offset)
-    rest = list(x.shape[:-1])
+    n = (input.shape[-1] if input.ndim else 1) + abs(offset)
+    rest = list(input.shape[:-1])
     shape = []
-    for d in range(x.ndim + 1):
+    for d in range(input.ndim + 1):
         shape.append(n if d in (d1, d2) else rest.pop(0))
-    x = x.reshape(1) if x.ndim == 0 else x
-    return DiagEmbed.apply(x, offset=operator.index(offset), dim1=d1, dim2=d2, shape=tuple(shape))
+    input = input.reshape(1) if input.ndim == 0 else input
+    return DiagEmbed.apply(
+        input, offset=operator.index(offset), dim1=d1, dim2=d2, shape=tuple(shape)
+    )
 
 
-def diag(x: Tensor, diagonal: int = 0) -> Tensor:
-    """A 1-D x as the `diagonal`-th diagonal of a square matrix; a 2-D x's diagonal as 1-D."""
-    if x.ndim == 1:
-        return diag_embed(x, diagonal, 0, 1)
-    if x.ndim == 2:
-        return Diagonal.apply(x, offset=operator.index(diagonal), dim1=0, dim2=1)
-    raise ValueError(f"diag(): Supports 1D or 2D tensors. Got {x.ndim}D")
+def diag(input: Tensor, diagonal: int = 0) -> Tensor:
+    """A 1-D input as the `diagonal`-th diagonal of a square matrix; a 2-D input's diagonal."""
+    if input.ndim == 1:
+        return diag_embed(input, diagonal, 0, 1)
+    if input.ndim == 2:
+        return Diagonal.apply(input, offset=operator.index(diagonal), dim1=0, dim2=1)
+    raise ValueError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
 
 
-def trace(x: Tensor) -> Tensor:
+def trace(input: Tensor) -> Tensor:
     """The sum of a matrix's main diagonal."""
-    if x.ndim != 2:
-        raise ValueError(f"trace: expected a matrix, got a tensor of shape {tuple(x.shape)}")
-    return diagonal(x).sum()
+    if input.ndim != 2:
+        raise ValueError(f"trace: expected a matrix, got a tensor of shape {tuple(input.shape)}")
+    return diagonal(input).sum()
 
 
 def diagonal_index(shape: tuple, wrap: bool, xp) -> tuple:

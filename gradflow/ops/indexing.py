@@ -281,21 +281,21 @@ def _index_array(index: Any, x: Tensor, op: str) -> Any:
     return array
 
 
-def gather(x: Tensor, dim: int, index: Any) -> Tensor:
-    """Values along `dim` at `index` (same ndim as x; other dims at most x's): PyTorch's
+def gather(input: Tensor, dim: int, index: Any) -> Tensor:
+    """Values along `dim` at `index` (same ndim as input; other dims at most input's): PyTorch's
     gather, e.g. picking each row's target logit with ``logits.gather(1, target[:, None])``."""
-    d = normalize_dim(dim, x.ndim, "gather")
-    array = _index_array(index, x, "gather")
-    if x.ndim == 0 and array.size == 1:  # a 0-d input: its value, for index 0
-        return _gather(x.reshape(1), 0, array.reshape(1), "gather").reshape(array.shape)
-    if array.ndim != x.ndim or any(
-        n > m for k, (n, m) in enumerate(zip(array.shape, x.shape)) if k != d
+    d = normalize_dim(dim, input.ndim, "gather")
+    array = _index_array(index, input, "gather")
+    if input.ndim == 0 and array.size == 1:  # a 0-d input: its value, for index 0
+        return _gather(input.reshape(1), 0, array.reshape(1), "gather").reshape(array.shape)
+    if array.ndim != input.ndim or any(
+        n > m for k, (n, m) in enumerate(zip(array.shape, input.shape)) if k != d
     ):
         raise ValueError(
-            f"gather: index of shape {tuple(array.shape)} must have the {x.ndim} dims of the "
-            f"input {tuple(x.shape)} and be no larger outside dim {d}"
+            f"gather: index of shape {tuple(array.shape)} must have the {input.ndim} dims of the "
+            f"input {tuple(input.shape)} and be no larger outside dim {d}"
         )
-    return _gather(x, d, array, "gather")
+    return _gather(input, d, array, "gather")
 
 
 def _gather(x: Tensor, d: int, array: Any, op: str) -> Tensor:
@@ -346,24 +346,24 @@ def take_along_dim(input: Tensor, indices: Any, dim: int | None = None) -> Tenso
     return take_along_axis(input, indices, dim)
 
 
-def index_select(x: Tensor, dim: int, index: Any) -> Tensor:
-    """The slices of x along `dim` at the positions in a 1-D integer `index` (a copy)."""
-    d = normalize_dim(dim, x.ndim, "index_select")
-    array = _index_array(index, x, "index_select")
+def index_select(input: Tensor, dim: int, index: Any) -> Tensor:
+    """The slices of input along `dim` at the positions in a 1-D integer `index` (a copy)."""
+    d = normalize_dim(dim, input.ndim, "index_select")
+    array = _index_array(index, input, "index_select")
     if array.ndim > 1:
         raise ValueError(
             f"index_select: index must be 1-D (or 0-d), got shape {tuple(array.shape)}"
         )
     rows = array.reshape(-1)
     if rows.size:  # checked here (once: getitem's check is skipped), the error naming index_select
-        size = x.shape[d] if x.ndim else 1
+        size = input.shape[d] if input.ndim else 1
         ((low, high),) = _min_max([rows], get_array_module(rows))
         _check_bounds(low, high, d, size, "index_select")
         if low < 0:
             rows = get_array_module(rows).where(rows < 0, rows + size, rows)
-    if x.ndim == 0:
-        return GetItem.apply(x.reshape(1), index=(rows,)).reshape(array.shape)
-    return GetItem.apply(x, index=(slice(None),) * d + (rows,))
+    if input.ndim == 0:
+        return GetItem.apply(input.reshape(1), index=(rows,)).reshape(array.shape)
+    return GetItem.apply(input, index=(slice(None),) * d + (rows,))
 
 
 def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
@@ -387,24 +387,24 @@ def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
     return out.movedim(d + 1, -1)
 
 
-def masked_select(x: Tensor, mask: Any) -> Tensor:
-    """The elements of x where the bool `mask` (broadcast with x) holds, as a 1-D tensor."""
-    array = _convert(mask, get_array_module(x.array), x)
+def masked_select(input: Tensor, mask: Any) -> Tensor:
+    """The elements of input where the bool `mask` (broadcast with it) holds, as a 1-D tensor."""
+    array = _convert(mask, get_array_module(input.array), input)
     if not _is_array(array) or array.dtype.kind != "b":
         raise TypeError(f"masked_select: mask must be a bool tensor, got {type(mask).__name__}")
     try:
-        shape = numpy.broadcast_shapes(x.shape, array.shape)
+        shape = numpy.broadcast_shapes(input.shape, array.shape)
     except ValueError:
         raise ValueError(
             f"masked_select: mask of shape {tuple(array.shape)} doesn't broadcast with the "
-            f"input's shape {tuple(x.shape)}"
+            f"input's shape {tuple(input.shape)}"
         ) from None
-    if shape != x.shape:
-        x = x.expand(shape)
-    return getitem(x, get_array_module(array).broadcast_to(array, shape))
+    if shape != input.shape:
+        input = input.expand(shape)
+    return getitem(input, get_array_module(array).broadcast_to(array, shape))
 
 
-def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+def one_hot(input: Tensor, num_classes: int = -1) -> Tensor:
     """Class indices (any shape) as one-hot rows: out[..., k] = 1 where tensor[...] == k, int64
     of shape tensor.shape + (num_classes,); num_classes=-1 uses max + 1. No gradient.
 
@@ -412,10 +412,10 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     >>> one_hot(gradflow.tensor([0, 2]), 3).tolist()
     [[1, 0, 0], [0, 0, 1]]
     """
-    if not isinstance(tensor, Tensor) or tensor.dtype.kind not in "iu":
-        dtype = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
+    if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
+        dtype = input.dtype if isinstance(input, Tensor) else type(input).__name__
         raise TypeError(f"one_hot: argument 'tensor' has dtype {dtype}; expected integer indices")
-    t = tensor.array
+    t = input.array
     xp = get_array_module(t)
     if num_classes == -1 and t.size == 0:
         raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass it")

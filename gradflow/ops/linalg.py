@@ -150,10 +150,10 @@ def _bias_sum_kernel(g2: Any) -> Any | None:
     return sum_to_bias(g2)
 
 
-def matmul(a: Any, b: Any) -> Tensor:
+def matmul(input: Any, other: Any) -> Tensor:
     """Matrix product with NumPy's rules: 1-D vectors, 2-D matrices, batched (...,n,k)@(...,k,m)
     with broadcast batch dimensions."""
-    a, b = operand(a), operand(b)
+    a, b = operand(input), operand(other)
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul: both operands must be tensors (use * for scalars)")
     if (a.dtype.kind == "f") != (b.dtype.kind == "f"):  # an integer side takes the float dtype
@@ -277,9 +277,9 @@ def mv(input: Tensor, vec: Tensor) -> Tensor:
     return MatMul.apply(a, v)
 
 
-def dot(input: Tensor, other: Tensor) -> Tensor:
+def dot(input: Tensor, tensor: Tensor) -> Tensor:
     """The inner product of two 1-D tensors of one length (a 0-d tensor)."""
-    a, b = _tensor_args("dot", input=input, other=other)
+    a, b = _tensor_args("dot", input=input, tensor=tensor)
     if a.ndim != 1 or b.ndim != 1:
         raise RuntimeError(f"dot: 1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
     if a.shape[0] != b.shape[0]:

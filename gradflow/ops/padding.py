@@ -66,26 +66,26 @@ class Pad(Function):
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
-def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0) -> Tensor:
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0) -> Tensor:
     """Pad with PyTorch's convention: `pad` lists (before, after) pairs from the LAST dim
     backwards, e.g. (1, 1, 2, 0) pads the last dim by 1 on both sides and the one before it by
     2 at the start. Modes: constant (with `value`; negative widths crop), reflect (mirror
     without the edge), replicate (repeat the edge), circular (wrap around)."""
     pad = _ints(pad, "pad", "widths")
-    if len(pad) % 2 or len(pad) > 2 * x.ndim:
+    if len(pad) % 2 or len(pad) > 2 * input.ndim:
         raise ValueError(
-            f"pad: expects an even number of widths, at most 2 per dim ({2 * x.ndim} for shape "
-            f"{tuple(x.shape)}), got {pad}"
+            f"pad: expects an even number of widths, at most 2 per dim ({2 * input.ndim} for shape "
+            f"{tuple(input.shape)}), got {pad}"
         )
     if mode not in _PAD_MODES:
         raise ValueError(f"pad: mode must be one of {_PAD_MODES}, got {mode!r}")
-    if x.ndim == 0:
-        return x  # no widths to apply (checked above), and NumPy can't pad a 0-d array
+    if input.ndim == 0:
+        return input  # no widths to apply (checked above), and NumPy can't pad a 0-d array
     pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)]
-    widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
+    widths = [(0, 0)] * (input.ndim - len(pairs)) + pairs[::-1]
     limit = {"reflect": "size - 1", "circular": "size", "replicate": "any size"}.get(mode)
     for d, (a, b) in enumerate(widths):
-        n = x.shape[d]
+        n = input.shape[d]
         if limit and (a or b):
             most = {"reflect": n - 1, "circular": n}.get(mode, max(a, b))
             if min(a, b) < 0 or max(a, b) > most or n == 0:
@@ -95,4 +95,4 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0)
                 )
         if n + a + b < 0:
             raise ValueError(f"pad: widths ({a}, {b}) crop more than dim {d} of size {n}")
-    return Pad.apply(x, widths=widths, mode=mode, value=value)
+    return Pad.apply(input, widths=widths, mode=mode, value=value)

@@ -356,25 +356,25 @@ def _quiet() -> Any:
 
 
 # ---- public functions ------------------------------------------------------------------
-def sum(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def sum(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Sum over `dim` (all dims by default); ``dtype=`` casts the input first."""
-    x = _with_dtype(x, kw)
-    dims, keepdim = _dim_args(x, dim, keepdim, kw, "sum")
-    return Sum.apply(x, dims=dims, keepdim=keepdim)
+    input = _with_dtype(input, kw)
+    dims, keepdim = _dim_args(input, dim, keepdim, kw, "sum")
+    return Sum.apply(input, dims=dims, keepdim=keepdim)
 
 
-def mean(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def mean(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Mean over `dim` (all dims by default) of a floating-point tensor: an integer or bool
     tensor raises a TypeError, as PyTorch refuses to infer the result's dtype (call .float()
     or .double() first, or pass dtype=)."""
-    x = _with_dtype(x, kw)
-    dims, keepdim = _dim_args(x, dim, keepdim, kw, "mean")
-    if x.dtype.kind not in "fc":
+    input = _with_dtype(input, kw)
+    dims, keepdim = _dim_args(input, dim, keepdim, kw, "mean")
+    if input.dtype.kind not in "fc":
         raise TypeError(
             f"mean: could not infer output dtype; the input's dtype must be floating point, got "
-            f"{x.dtype}; call .float() or .double() first"
+            f"{input.dtype}; call .float() or .double() first"
         )
-    return Mean.apply(x, dims=dims, keepdim=keepdim)
+    return Mean.apply(input, dims=dims, keepdim=keepdim)
 
 
 def _variance(
@@ -389,21 +389,21 @@ def _variance(
 
 
 def var(
-    x: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False, **kw: Any
+    input: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False, **kw: Any
 ) -> Tensor:
     """Variance over `dim`: sum((x - mean)^2) / (N - correction).
 
     `unbiased=True` divides by N - 1 (Bessel), False by N; PyTorch's `correction=` keyword
     overrides it. ``var(tensor([1., 2., 3., 4.]))`` is 1.6667.
     """
-    return _variance(x, dim, unbiased, keepdim, kw, "var", root=False)
+    return _variance(input, dim, unbiased, keepdim, kw, "var", root=False)
 
 
 def std(
-    x: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False, **kw: Any
+    input: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False, **kw: Any
 ) -> Tensor:
     """Standard deviation over `dim`: sqrt(var(x, dim, unbiased)); `correction=` as in var."""
-    return _variance(x, dim, unbiased, keepdim, kw, "std", root=True)
+    return _variance(input, dim, unbiased, keepdim, kw, "std", root=True)
 
 
 def _extreme(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Any:
@@ -434,103 +434,103 @@ def _extreme(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Any:
     )
 
 
-def max(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
+def max(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
     """The largest element (a 0-d tensor), or with an int `dim` the tuple (values, indices).
 
     Ties: the full reduction splits the gradient evenly among the tied elements; with a dim
     the first index of the maximum is returned and gets the gradient. ``max(x, other)`` with a
     tensor is the elementwise maximum.
     """
-    return _extreme(x, dim, keepdim, kw, "max")
+    return _extreme(input, dim, keepdim, kw, "max")
 
 
-def min(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
+def min(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
     """The smallest element, or (values, indices) along an int `dim`; ties as in `max`."""
-    return _extreme(x, dim, keepdim, kw, "min")
+    return _extreme(input, dim, keepdim, kw, "min")
 
 
-def amax(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def amax(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """The maximum over `dim` (int or tuple; all by default); ties share the gradient evenly."""
-    dims, keepdim = _dim_args(x, dim, keepdim, kw, "amax")
-    _require_nonempty(x, dims, "amax")
-    return Extreme.apply(x, dims=dims, keepdim=keepdim, reduce="max")
+    dims, keepdim = _dim_args(input, dim, keepdim, kw, "amax")
+    _require_nonempty(input, dims, "amax")
+    return Extreme.apply(input, dims=dims, keepdim=keepdim, reduce="max")
 
 
-def amin(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def amin(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """The minimum over `dim` (int or tuple; all by default); ties share the gradient evenly."""
-    dims, keepdim = _dim_args(x, dim, keepdim, kw, "amin")
-    _require_nonempty(x, dims, "amin")
-    return Extreme.apply(x, dims=dims, keepdim=keepdim, reduce="min")
+    dims, keepdim = _dim_args(input, dim, keepdim, kw, "amin")
+    _require_nonempty(input, dims, "amin")
+    return Extreme.apply(input, dims=dims, keepdim=keepdim, reduce="min")
 
 
-def logsumexp(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def logsumexp(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """log(sum(exp(x))) over `dim`, computed stably (max-shifted); its gradient is softmax.
 
     A slice of all -inf gives -inf and a zero gradient.
     """
-    dims, keepdim = _dim_args(x, dim, keepdim, kw, "logsumexp")
-    _require_float(x, "logsumexp")
-    return LogSumExp.apply(x, dims=dims, keepdim=keepdim)
+    dims, keepdim = _dim_args(input, dim, keepdim, kw, "logsumexp")
+    _require_float(input, "logsumexp")
+    return LogSumExp.apply(input, dims=dims, keepdim=keepdim)
 
 
-def prod(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def prod(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Product over `dim`; the gradient is exact when the input holds zeros."""
-    x = _with_dtype(x, kw)
-    dims, keepdim = _dim_args(x, dim, keepdim, kw, "prod")
-    return Prod.apply(x, dims=dims, keepdim=keepdim)
+    input = _with_dtype(input, kw)
+    dims, keepdim = _dim_args(input, dim, keepdim, kw, "prod")
+    return Prod.apply(input, dims=dims, keepdim=keepdim)
 
 
-def cumsum(x: Tensor, dim: int, **kw: Any) -> Tensor:
+def cumsum(input: Tensor, dim: int, **kw: Any) -> Tensor:
     """Cumulative sum along `dim`: out[i] = x[0] + ... + x[i]."""
-    x = _with_dtype(x, kw)
+    input = _with_dtype(input, kw)
     dim = kw.pop("axis", dim)
     if kw:
         raise TypeError(f"cumsum() got unexpected keyword arguments {sorted(kw)}")
-    d = normalize_dim(dim, x.ndim, "cumsum")
-    return CumSum.apply(x, dim=d if x.ndim else None)
+    d = normalize_dim(dim, input.ndim, "cumsum")
+    return CumSum.apply(input, dim=d if input.ndim else None)
 
 
-def cumprod(x: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     """Cumulative product along `dim`: out[i] = x[0] * ... * x[i]; the gradient is exact
     where the input holds zeros. Integer and bool inputs accumulate in int64."""
     if dtype is not None:
-        x = x.to(dtype)
-    d = normalize_dim(dim, x.ndim, "cumprod")
-    if x.ndim == 0:
-        return prod(x)
-    return CumProd.apply(x, dim=d)
+        input = input.to(dtype)
+    d = normalize_dim(dim, input.ndim, "cumprod")
+    if input.ndim == 0:
+        return prod(input)
+    return CumProd.apply(input, dim=d)
 
 
-def logcumsumexp(x: Tensor, dim: int) -> Tensor:
+def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     """log(cumsum(exp(x))) along `dim`, shifted by the slice's max (a constant) so large
     values do not overflow. Prefixes more than ~700 (float64; ~87 float32) below the slice's
     max underflow to -inf, where PyTorch's running shift keeps them."""
     from gradflow.ops.unary import exp, log
 
-    _require_float(x, "logcumsumexp")
-    d = normalize_dim(dim, x.ndim, "logcumsumexp")
-    if x.ndim == 0:
-        return x * 1
-    xp = get_array_module(x.array)
+    _require_float(input, "logcumsumexp")
+    d = normalize_dim(dim, input.ndim, "logcumsumexp")
+    if input.ndim == 0:
+        return input * 1
+    xp = get_array_module(input.array)
     with _quiet():
         shift = (
-            x.array.max(axis=d, keepdims=True)
-            if x.array.size
-            else x.array.sum(axis=d, keepdims=True)
+            input.array.max(axis=d, keepdims=True)
+            if input.array.size
+            else input.array.sum(axis=d, keepdims=True)
         )
         shift = Tensor._wrap(xp.where(xp.isfinite(shift), shift, 0))
-        return arithmetic.add(log(cumsum(exp(arithmetic.sub(x, shift)), d)), shift)
+        return arithmetic.add(log(cumsum(exp(arithmetic.sub(input, shift)), d)), shift)
 
 
-def cummax(x: Tensor, dim: int) -> Any:
+def cummax(input: Tensor, dim: int) -> Any:
     """The running maximum along `dim` and the index where each was found:
     ``values, indices = cummax(x, 0)`` (ties take the later index; NaN propagates)."""
-    return _cumulative(x, dim, "max")
+    return _cumulative(input, dim, "max")
 
 
-def cummin(x: Tensor, dim: int) -> Any:
+def cummin(input: Tensor, dim: int) -> Any:
     """The running minimum along `dim` and its indices, as cummax."""
-    return _cumulative(x, dim, "min")
+    return _cumulative(input, dim, "min")
 
 
 def _cumulative(x: Tensor, dim: int, reduce: str) -> Any:
@@ -562,28 +562,28 @@ def _arg(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Tensor:
     return Tensor._wrap(xp.asarray(out, dtype="int64"))  # NumPy gives a scalar for axis=None
 
 
-def argmax(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def argmax(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Index of the (first) maximum along an int `dim`; of the flattened tensor for None."""
-    return _arg(x, dim, keepdim, kw, "max")
+    return _arg(input, dim, keepdim, kw, "max")
 
 
-def argmin(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def argmin(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Index of the (first) minimum along an int `dim`; of the flattened tensor for None."""
-    return _arg(x, dim, keepdim, kw, "min")
+    return _arg(input, dim, keepdim, kw, "min")
 
 
-def any(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def any(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Whether any element over `dim` is nonzero (a bool tensor, no gradient)."""
-    dims, keepdim = _dim_args(x, dim, keepdim, kw, "any")
-    xp = get_array_module(x.array)
-    return Tensor._wrap(xp.asarray(xp.any(x.array, axis=dims, keepdims=keepdim)))
+    dims, keepdim = _dim_args(input, dim, keepdim, kw, "any")
+    xp = get_array_module(input.array)
+    return Tensor._wrap(xp.asarray(xp.any(input.array, axis=dims, keepdims=keepdim)))
 
 
-def all(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def all(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Whether every element over `dim` is nonzero (a bool tensor, no gradient)."""
-    dims, keepdim = _dim_args(x, dim, keepdim, kw, "all")
-    xp = get_array_module(x.array)
-    return Tensor._wrap(xp.asarray(xp.all(x.array, axis=dims, keepdims=keepdim)))
+    dims, keepdim = _dim_args(input, dim, keepdim, kw, "all")
+    xp = get_array_module(input.array)
+    return Tensor._wrap(xp.asarray(xp.all(input.array, axis=dims, keepdims=keepdim)))
 
 
 def _require_nonempty(x: Tensor, dims: tuple | None, op: str) -> None:
@@ -602,54 +602,54 @@ def _require_float(x: Tensor, op: str) -> None:
 
 
 # ---- statistics built on the reductions above ---------------------------------------------
-def var_mean(x: Tensor, dim: Any = None, *args: Any, **kw: Any) -> tuple:
+def var_mean(input: Tensor, dim: Any = None, *args: Any, **kw: Any) -> tuple:
     """(var(x, dim, ...), mean(x, dim, ...)): var's arguments (unbiased, keepdim, correction)."""
     keepdim = kw.get("keepdim", args[1] if len(args) > 1 else False)
-    return var(x, dim, *args, **kw), mean(x, dim, keepdim)
+    return var(input, dim, *args, **kw), mean(input, dim, keepdim)
 
 
-def std_mean(x: Tensor, dim: Any = None, *args: Any, **kw: Any) -> tuple:
+def std_mean(input: Tensor, dim: Any = None, *args: Any, **kw: Any) -> tuple:
     """(std(x, dim, ...), mean(x, dim, ...)): std's arguments (unbiased, keepdim, correction)."""
     keepdim = kw.get("keepdim", args[1] if len(args) > 1 else False)
-    return std(x, dim, *args, **kw), mean(x, dim, keepdim)
+    return std(input, dim, *args, **kw), mean(input, dim, keepdim)
 
 
-def aminmax(x: Tensor, *, dim: int | None = None, keepdim: bool = False) -> Any:
+def aminmax(input: Tensor, *, dim: int | None = None, keepdim: bool = False) -> Any:
     """(min, max) over dim (every element when None), as a named tuple."""
-    return _aminmax(amin(x, dim, keepdim), amax(x, dim, keepdim))
+    return _aminmax(amin(input, dim, keepdim), amax(input, dim, keepdim))
 
 
-def nansum(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Sum over `dim` treating NaN as zero."""
-    x = _with_dtype(x, kw)
-    if x.dtype.kind == "f":
-        x = arithmetic.where(arithmetic.isnan(x), 0.0, x)
-    return sum(x, dim, keepdim, **kw)
+    input = _with_dtype(input, kw)
+    if input.dtype.kind == "f":
+        input = arithmetic.where(arithmetic.isnan(input), 0.0, input)
+    return sum(input, dim, keepdim, **kw)
 
 
-def nanmean(x: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def nanmean(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
     """Mean over `dim` of the elements that are not NaN (NaN where a slice has none)."""
-    x = _with_dtype(x, kw)
-    _require_float(x, "nanmean")
-    present = arithmetic.logical_not(arithmetic.isnan(x))
-    count = sum(present, dim, keepdim, **kw).to(x.dtype)
-    return arithmetic.div(nansum(x, dim, keepdim, **kw), count)
+    input = _with_dtype(input, kw)
+    _require_float(input, "nanmean")
+    present = arithmetic.logical_not(arithmetic.isnan(input))
+    count = sum(present, dim, keepdim, **kw).to(input.dtype)
+    return arithmetic.div(nansum(input, dim, keepdim, **kw), count)
 
 
-def median(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
+def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
     """The lower median of every element (a 0-d tensor), or with an int `dim` the named tuple
     (values, indices); NaN if the slice holds one. The gradient goes to the chosen element."""
-    xp = get_array_module(x.array)
+    xp = get_array_module(input.array)
     if dim is None:
-        flat = x.reshape(-1)
+        flat = input.reshape(-1)
         if flat.shape[0] == 0:
-            return Tensor._wrap(xp.asarray(numpy.nan, x.dtype))
+            return Tensor._wrap(xp.asarray(numpy.nan, input.dtype))
         return median(flat, 0).values
-    d = normalize_dim(dim, x.ndim, "median")
-    if x.ndim == 0:
-        return _median(x * 1, Tensor._wrap(xp.zeros((), "int64")))
-    _require_nonempty(x, (d,), "median")
-    a = x.array
+    d = normalize_dim(dim, input.ndim, "median")
+    if input.ndim == 0:
+        return _median(input * 1, Tensor._wrap(xp.zeros((), "int64")))
+    _require_nonempty(input, (d,), "median")
+    a = input.array
     n = a.shape[d]
     order = xp.argsort(a, axis=d, kind="stable")  # NaN sorts last
     index = xp.take(order, [(n - 1) // 2], axis=d)
@@ -658,12 +658,12 @@ def median(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
         first_nan = xp.argmax(nan, axis=d, keepdims=True)
         index = xp.where(nan.any(axis=d, keepdims=True), first_nan, index)
     index = index.astype("int64", copy=False)
-    values = SelectAlongDim.apply(x, index, dim=d, keepdim=keepdim, op_name="median")
+    values = SelectAlongDim.apply(input, index, dim=d, keepdim=keepdim, op_name="median")
     return _median(values, Tensor._wrap(index if keepdim else index.squeeze(d)))
 
 
 def quantile(
-    x: Tensor,
+    input: Tensor,
     q: Any,
     dim: int | None = None,
     keepdim: bool = False,
@@ -681,7 +681,7 @@ def quantile(
             "quantile() interpolation must be one of linear, lower, higher, midpoint or "
             f"nearest, got {interpolation!r}"
         )
-    _require_float(x, "quantile")
+    _require_float(input, "quantile")
     qs = numpy.asarray(q.tolist() if isinstance(q, Tensor) else q, dtype=numpy.float64)
     if qs.ndim > 1:
         raise RuntimeError(f"quantile() q must be a scalar or 1D tensor, got {qs.ndim}D")
@@ -689,12 +689,12 @@ def quantile(
         bad = qs[(qs < 0) | (qs > 1)].reshape(-1)[0]
         raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {bad}")
     if dim is None:
-        source, d, shape = x.reshape(-1), 0, (1,) * x.ndim
+        source, d, shape = input.reshape(-1), 0, (1,) * input.ndim
     else:
-        d = normalize_dim(dim, x.ndim, "quantile")
-        source, shape = x, None
+        d = normalize_dim(dim, input.ndim, "quantile")
+        source, shape = input, None
     _require_nonempty(source, (d,), "quantile")
-    xp = get_array_module(x.array)
+    xp = get_array_module(input.array)
     n = source.shape[d]
     order = Tensor._wrap(xp.argsort(source.array, axis=d, kind="stable").astype("int64"))
     ordered = gather(source, d, order)
@@ -714,7 +714,7 @@ def quantile(
     high = index_select(ordered, d, Tensor._wrap(xp.asarray(hi)))
     w_shape = [1] * source.ndim
     w_shape[d] = len(pos)
-    w = Tensor._wrap(xp.asarray(weight.reshape(w_shape), dtype=x.dtype))
+    w = Tensor._wrap(xp.asarray(weight.reshape(w_shape), dtype=input.dtype))
     out = arithmetic.add(low, arithmetic.mul(w, arithmetic.sub(high, low)))
     nan = xp.isnan(source.array).any(axis=d, keepdims=True)
     if bool(nan.any()):  # one host sync on cuda

@@ -54,34 +54,34 @@ def _rounding(x: Tensor, mode: str, decimals: int = 0) -> Tensor:
     return Rounding.apply(x, mode=mode, decimals=int(decimals), op_name=mode)
 
 
-def floor(x: Tensor) -> Tensor:
+def floor(input: Tensor) -> Tensor:
     """The largest integer <= x (zero gradient)."""
-    return _rounding(x, "floor")
+    return _rounding(input, "floor")
 
 
-def ceil(x: Tensor) -> Tensor:
+def ceil(input: Tensor) -> Tensor:
     """The smallest integer >= x (zero gradient)."""
-    return _rounding(x, "ceil")
+    return _rounding(input, "ceil")
 
 
-def trunc(x: Tensor) -> Tensor:
+def trunc(input: Tensor) -> Tensor:
     """x rounded toward zero (zero gradient)."""
-    return _rounding(x, "trunc")
+    return _rounding(input, "trunc")
 
 
 fix = trunc
 
 
-def round(x: Tensor, *, decimals: int = 0) -> Tensor:
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:
     """x rounded to `decimals` places, halves to even (zero gradient)."""
-    return _rounding(x, "round", decimals)
+    return _rounding(input, "round", decimals)
 
 
-def frac(x: Tensor) -> Tensor:
+def frac(input: Tensor) -> Tensor:
     """The fractional part x - trunc(x), with x's sign; the gradient passes through."""
-    if x.dtype.kind != "f":
+    if input.dtype.kind != "f":
         raise NotImplementedError(
-            f"frac: not implemented for {x.dtype} (an integer has no fractional part); "
+            f"frac: not implemented for {input.dtype} (an integer has no fractional part); "
             "call .float() first"
         )
-    return Frac.apply(x)
+    return Frac.apply(input)

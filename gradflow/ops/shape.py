@@ -163,9 +163,11 @@ def _resolve_shape(shape: Sequence[Any], size: int, source: tuple, op: str) -> t
     return shape
 
 
-def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
+def reshape(input: Tensor, shape: Sequence[int]) -> Tensor:
     """The same elements in a new shape (one dim may be -1); a view when NumPy can give one."""
-    return Reshape.apply(x, shape=_resolve_shape(shape, x.array.size, x.shape, "reshape"))
+    return Reshape.apply(
+        input, shape=_resolve_shape(shape, input.array.size, input.shape, "reshape")
+    )
 
 
 def view(x: Tensor, shape: Sequence[int]) -> Tensor:
@@ -178,56 +180,56 @@ def view(x: Tensor, shape: Sequence[int]) -> Tensor:
     return Reshape.apply(x, shape=_resolve_shape(shape, x.array.size, x.shape, "view"))
 
 
-def squeeze(x: Tensor, dim: Any = None) -> Tensor:
+def squeeze(input: Tensor, dim: Any = None) -> Tensor:
     """Drop dims of size 1: all of them, or those in `dim` (int or tuple; others are kept)."""
-    dims = normalize_dims(dim, x.ndim, "squeeze")
+    dims = normalize_dims(dim, input.ndim, "squeeze")
     shape = tuple(
-        n for d, n in enumerate(x.shape) if n != 1 or (dims is not None and d not in dims)
+        n for d, n in enumerate(input.shape) if n != 1 or (dims is not None and d not in dims)
     )
-    return x if shape == x.shape else Reshape.apply(x, shape=shape)
+    return input if shape == input.shape else Reshape.apply(input, shape=shape)
 
 
-def unsqueeze(x: Tensor, dim: int) -> Tensor:
+def unsqueeze(input: Tensor, dim: int) -> Tensor:
     """Insert a dim of size 1 at `dim` (in [-ndim - 1, ndim])."""
-    d = normalize_dim(dim, x.ndim + 1, "unsqueeze")
-    return Reshape.apply(x, shape=x.shape[:d] + (1,) + x.shape[d:])
+    d = normalize_dim(dim, input.ndim + 1, "unsqueeze")
+    return Reshape.apply(input, shape=input.shape[:d] + (1,) + input.shape[d:])
 
 
-def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims start_dim..end_dim (inclusive) into one; a 0-d tensor becomes shape (1,)."""
-    start = normalize_dim(start_dim, x.ndim, "flatten")
-    end = normalize_dim(end_dim, x.ndim, "flatten")
-    if x.ndim == 0:  # dims 0 and -1 only, as in PyTorch
-        return Reshape.apply(x, shape=(1,))
+    start = normalize_dim(start_dim, input.ndim, "flatten")
+    end = normalize_dim(end_dim, input.ndim, "flatten")
+    if input.ndim == 0:  # dims 0 and -1 only, as in PyTorch
+        return Reshape.apply(input, shape=(1,))
     if start > end:
         raise ValueError(
             f"flatten: start_dim ({start_dim}) must not come after end_dim ({end_dim}) "
-            f"for shape {tuple(x.shape)}"
+            f"for shape {tuple(input.shape)}"
         )
-    merged = math.prod(x.shape[start : end + 1])
-    return Reshape.apply(x, shape=x.shape[:start] + (merged,) + x.shape[end + 1 :])
+    merged = math.prod(input.shape[start : end + 1])
+    return Reshape.apply(input, shape=input.shape[:start] + (merged,) + input.shape[end + 1 :])
 
 
-def permute(x: Tensor, dims: Sequence[int]) -> Tensor:
+def permute(input: Tensor, dims: Sequence[int]) -> Tensor:
     """Reorder dimensions: output dim i is input dim dims[i]."""
-    dims = tuple(normalize_dim(d, x.ndim, "permute") for d in dims)
-    if sorted(dims) != list(range(x.ndim)):
+    dims = tuple(normalize_dim(d, input.ndim, "permute") for d in dims)
+    if sorted(dims) != list(range(input.ndim)):
         raise ValueError(
-            f"permute: dims {dims} must be a permutation of the {x.ndim} dims of a tensor of "
-            f"shape {tuple(x.shape)}"
+            f"permute: dims {dims} must be a permutation of the {input.ndim} dims of a tensor of "
+            f"shape {tuple(input.shape)}"
         )
-    return Permute.apply(x, dims=dims)
+    return Permute.apply(input, dims=dims)
 
 
-def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dimensions (a view)."""
-    dims = list(range(x.ndim))
-    d0 = normalize_dim(dim0, x.ndim, "transpose")
-    d1 = normalize_dim(dim1, x.ndim, "transpose")
-    if x.ndim == 0:
-        return x
+    dims = list(range(input.ndim))
+    d0 = normalize_dim(dim0, input.ndim, "transpose")
+    d1 = normalize_dim(dim1, input.ndim, "transpose")
+    if input.ndim == 0:
+        return input
     dims[d0], dims[d1] = dims[d1], dims[d0]
-    return Permute.apply(x, dims=tuple(dims))
+    return Permute.apply(input, dims=tuple(dims))
 
 
 def expand(x: Tensor, shape: Sequence[int]) -> Tensor:
@@ -237,10 +239,10 @@ def expand(x: Tensor, shape: Sequence[int]) -> Tensor:
     return Expand.apply(x, shape=_expanded_shape(x.shape, shape, "expand"))
 
 
-def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
+def broadcast_to(input: Tensor, size: Sequence[int]) -> Tensor:
     """Broadcast to `shape` (NumPy's broadcast_to, same as expand)."""
-    shape = _ints(shape, "broadcast_to", "shape")
-    return Expand.apply(x, shape=_expanded_shape(x.shape, shape, "broadcast_to"))
+    size = _ints(size, "broadcast_to", "shape")
+    return Expand.apply(input, shape=_expanded_shape(input.shape, size, "broadcast_to"))
 
 
 def _expanded_shape(source: tuple, shape: tuple, op: str) -> tuple:
@@ -305,13 +307,13 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     return Concatenate.apply(*tensors, dim=d, new_dim=True, op_name="stack")
 
 
-def split(x: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple:
+def split(tensor: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple:
     """Pieces along `dim`: of `split_size` each (the last may be smaller), or of the sizes in a
-    list that sums to the dim's size. Returns a tuple of tensors (views of x)."""
-    if x.ndim == 0:
+    list that sums to the dim's size. Returns a tuple of tensors (views of tensor)."""
+    if tensor.ndim == 0:
         raise ValueError("split: a 0-d tensor can't be split; unsqueeze it first")
-    d = normalize_dim(dim, x.ndim, "split")
-    n = x.shape[d]
+    d = normalize_dim(dim, tensor.ndim, "split")
+    n = tensor.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
         if step <= 0 and not (step == 0 and n == 0):
@@ -322,27 +324,27 @@ def split(x: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0) 
         if sum(sizes) != n or any(s < 0 for s in sizes):
             raise ValueError(
                 f"split: sections {sizes} must be non-negative and sum to the size of dim {d} "
-                f"({n}) of a tensor of shape {tuple(x.shape)}"
+                f"({n}) of a tensor of shape {tuple(tensor.shape)}"
             )
-    return Split.apply(x, dim=d, sizes=sizes)
+    return Split.apply(tensor, dim=d, sizes=sizes)
 
 
-def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     """Split into `chunks` pieces of ceil(n / chunks) along `dim` (fewer if n is small)."""
     if not isinstance(chunks, int) or chunks <= 0:
         raise ValueError(f"chunk: chunks must be a positive int, got {chunks}")
-    if x.ndim == 0:
+    if input.ndim == 0:
         raise ValueError("chunk: a 0-d tensor can't be split; unsqueeze it first")
-    d = normalize_dim(dim, x.ndim, "chunk")
-    if x.shape[d] == 0:  # PyTorch gives `chunks` empty pieces
-        return split(x, [0] * chunks, d)
-    return split(x, -(-x.shape[d] // chunks), d)
+    d = normalize_dim(dim, input.ndim, "chunk")
+    if input.shape[d] == 0:  # PyTorch gives `chunks` empty pieces
+        return split(input, [0] * chunks, d)
+    return split(input, -(-input.shape[d] // chunks), d)
 
 
-def flip(x: Tensor, dims: int | Sequence[int]) -> Tensor:
+def flip(input: Tensor, dims: int | Sequence[int]) -> Tensor:
     """Reverse the order of elements along `dims` (a view)."""
-    dims = normalize_dims(dims, x.ndim, "flip")
-    return Flip.apply(x, dims=dims if x.ndim else ())  # a 0-d tensor: dim 0 flips nothing
+    dims = normalize_dims(dims, input.ndim, "flip")
+    return Flip.apply(input, dims=dims if input.ndim else ())  # a 0-d tensor: dim 0 flips nothing
 
 
 def repeat(x: Tensor, sizes: Sequence[int]) -> Tensor:
@@ -364,10 +366,10 @@ def _repeat(x: Tensor, sizes: tuple, op: str) -> Tensor:
     return Tile.apply(x, reps=sizes)
 
 
-def tile(x: Tensor, sizes: Sequence[int]) -> Tensor:
-    """Tile x (PyTorch's tile): like repeat, but fewer sizes than dims are padded with 1s."""
-    sizes = _ints(sizes, "tile", "sizes")
-    return _repeat(x, (1,) * (x.ndim - len(sizes)) + sizes, "tile")
+def tile(input: Tensor, dims: Sequence[int]) -> Tensor:
+    """Tile input (PyTorch's tile): like repeat, but fewer sizes than dims are padded with 1s."""
+    dims = _ints(dims, "tile", "sizes")
+    return _repeat(input, (1,) * (input.ndim - len(dims)) + dims, "tile")
 
 
 def contiguous(x: Tensor) -> Tensor:
@@ -403,11 +405,11 @@ class Roll(Function):
         return get_array_module(g).roll(g, back, self.dims)
 
 
-def narrow(x: Tensor, dim: int, start: Any, length: int) -> Tensor:
-    """The slice [start, start + length) of x along `dim` (a view); start may be negative or a
+def narrow(input: Tensor, dim: int, start: Any, length: int) -> Tensor:
+    """The slice [start, start + length) of input along `dim` (a view); start may be negative or a
     0-d integer tensor."""
-    d = normalize_dim(dim, x.ndim, "narrow")
-    n = x.shape[d] if x.ndim else 1
+    d = normalize_dim(dim, input.ndim, "narrow")
+    n = input.shape[d] if input.ndim else 1
     start, length = operator.index(start), operator.index(length)
     if not -n <= start <= n:
         raise IndexError(f"narrow: start ({start}) is out of range for dim {d} of size {n}")
@@ -417,101 +419,103 @@ def narrow(x: Tensor, dim: int, start: Any, length: int) -> Tensor:
         raise ValueError(
             f"narrow: start ({start}) + length ({length}) exceeds dimension size ({n})."
         )
-    return x[(slice(None),) * d + (slice(start, start + length),)]
+    return input[(slice(None),) * d + (slice(start, start + length),)]
 
 
-def unbind(x: Tensor, dim: int = 0) -> tuple:
+def unbind(input: Tensor, dim: int = 0) -> tuple:
     """The slices along `dim`, as a tuple of tensors without that dim (views)."""
-    if x.ndim == 0:
+    if input.ndim == 0:
         raise ValueError("unbind: a 0-d tensor has no dim to unbind")
-    d = normalize_dim(dim, x.ndim, "unbind")
-    if x.shape[d] == 0:
+    d = normalize_dim(dim, input.ndim, "unbind")
+    if input.shape[d] == 0:
         return ()
-    return Unbind.apply(x, dim=d)
+    return Unbind.apply(input, dim=d)
 
 
-def unflatten(x: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
+def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
     """Split dim `dim` into `sizes` (one may be -1)."""
-    d = normalize_dim(dim, x.ndim, "unflatten")
+    d = normalize_dim(dim, input.ndim, "unflatten")
     sizes = _ints(sizes, "unflatten", "sizes")
     if not sizes:
         raise ValueError("unflatten: sizes must be non-empty")
-    inner = _resolve_shape(sizes, x.shape[d], (x.shape[d],), "unflatten")
-    return Reshape.apply(x, shape=x.shape[:d] + inner + x.shape[d + 1 :])
+    inner = _resolve_shape(sizes, input.shape[d], (input.shape[d],), "unflatten")
+    return Reshape.apply(input, shape=input.shape[:d] + inner + input.shape[d + 1 :])
 
 
-def roll(x: Tensor, shifts: int | Sequence[int], dims: int | Sequence[int] | None = None) -> Tensor:
+def roll(
+    input: Tensor, shifts: int | Sequence[int], dims: int | Sequence[int] | None = None
+) -> Tensor:
     """Shift elements along `dims` by `shifts`, wrapping around; without dims, over the
     flattened tensor (shape kept)."""
     many = isinstance(shifts, list | tuple)
     if dims is None:
         if many and len(shifts) != 1:
             raise ValueError(f"roll: without dims, shifts must be one int, got {shifts}")
-        return Roll.apply(x, shifts=operator.index(shifts[0] if many else shifts), dims=None)
+        return Roll.apply(input, shifts=operator.index(shifts[0] if many else shifts), dims=None)
     dims = tuple(dims) if isinstance(dims, list | tuple) else (dims,)
     shifts = _ints(shifts if many else (shifts,), "roll", "shifts")
     if len(shifts) != len(dims):
         raise ValueError(f"roll: shifts {shifts} and dims {dims} must have the same length")
-    dims = tuple(normalize_dim(d, x.ndim, "roll") for d in dims)
-    if x.ndim == 0:
-        return x
-    return Roll.apply(x, shifts=shifts, dims=dims)
+    dims = tuple(normalize_dim(d, input.ndim, "roll") for d in dims)
+    if input.ndim == 0:
+        return input
+    return Roll.apply(input, shifts=shifts, dims=dims)
 
 
-def movedim(x: Tensor, source: int | Sequence[int], destination: int | Sequence[int]) -> Tensor:
+def movedim(input: Tensor, source: int | Sequence[int], destination: int | Sequence[int]) -> Tensor:
     """Move dims `source` to positions `destination` (the others keep their order)."""
     src = tuple(source) if isinstance(source, list | tuple) else (source,)
     dst = tuple(destination) if isinstance(destination, list | tuple) else (destination,)
     if len(src) != len(dst):
         raise ValueError(f"movedim: source {src} and destination {dst} must have the same length")
-    src = tuple(normalize_dim(d, x.ndim, "movedim") for d in src)
-    dst = tuple(normalize_dim(d, x.ndim, "movedim") for d in dst)
+    src = tuple(normalize_dim(d, input.ndim, "movedim") for d in src)
+    dst = tuple(normalize_dim(d, input.ndim, "movedim") for d in dst)
     if len(set(src)) != len(src) or len(set(dst)) != len(dst):
         raise ValueError(f"movedim: repeated dim in source {src} or destination {dst}")
-    order = [d for d in range(x.ndim) if d not in src]
+    order = [d for d in range(input.ndim) if d not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
-    return Permute.apply(x, dims=tuple(order)) if x.ndim else x
+    return Permute.apply(input, dims=tuple(order)) if input.ndim else input
 
 
 moveaxis = movedim
 swapaxes = swapdims = transpose
 
 
-def rot90(x: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
+def rot90(input: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
     """Rotate by 90 degrees k times in the plane of `dims`, from the first towards the second."""
     dims = tuple(dims)
-    if len(dims) != 2 or x.ndim < 2:
-        raise ValueError(f"rot90: needs 2 dims and a tensor of >= 2 dims, got {dims}, {x.ndim}")
-    d0, d1 = (normalize_dim(d, x.ndim, "rot90") for d in dims)
+    if len(dims) != 2 or input.ndim < 2:
+        raise ValueError(f"rot90: needs 2 dims and a tensor of >= 2 dims, got {dims}, {input.ndim}")
+    d0, d1 = (normalize_dim(d, input.ndim, "rot90") for d in dims)
     if d0 == d1:
         raise ValueError(f"rot90: the two dims must differ, got {dims}")
     k %= 4
     if k == 1:
-        return transpose(flip(x, d1), d0, d1)
+        return transpose(flip(input, d1), d0, d1)
     if k == 2:
-        return flip(x, (d0, d1))
+        return flip(input, (d0, d1))
     if k == 3:
-        return transpose(flip(x, d0), d0, d1)
-    return x
+        return transpose(flip(input, d0), d0, d1)
+    return input
 
 
 def repeat_interleave(
-    x: Tensor, repeats: Any = None, dim: int | None = None, *, output_size: int | None = None
+    input: Tensor, repeats: Any = None, dim: int | None = None, *, output_size: int | None = None
 ) -> Tensor:
     """Each element (slice along `dim`) repeated `repeats` times in place: [1, 2] -> [1, 1,
     2, 2]; repeats is an int or one count per element; dim=None flattens first. With one
-    argument, x holds the counts and the result repeats 0, 1, 2, ..."""
-    xp = get_array_module(x.array)
+    argument, input holds the counts and the result repeats 0, 1, 2, ..."""
+    xp = get_array_module(input.array)
     if repeats is None:  # repeat_interleave(counts)
-        if x.ndim != 1 or x.dtype.kind not in "iu":
+        if input.ndim != 1 or input.dtype.kind not in "iu":
             raise ValueError("repeat_interleave: repeats must be a 1-D integer tensor")
-        return Tensor._wrap(xp.repeat(xp.arange(x.shape[0], dtype=xp.int64), x.array))
+        return Tensor._wrap(xp.repeat(xp.arange(input.shape[0], dtype=xp.int64), input.array))
     if dim is None:
-        x, d = x.reshape(-1), 0
+        input, d = input.reshape(-1), 0
     else:
-        d = normalize_dim(dim, x.ndim, "repeat_interleave")
-    n = x.shape[d] if x.ndim else 1
+        d = normalize_dim(dim, input.ndim, "repeat_interleave")
+    n = input.shape[d] if input.ndim else 1
     counts = repeats.array if isinstance(repeats, Tensor) else operator.index(repeats)
     if isinstance(counts, int):
         counts = xp.full(n, counts, xp.int64)
@@ -522,10 +526,10 @@ def repeat_interleave(
             f"repeat_interleave: repeats must be an int or {n} integer counts (one per element "
             f"along dim {d}), got shape {tuple(counts.shape)}"
         )
-    if type(counts) is not type(x.array):  # counts given on the host for a cuda tensor
+    if type(counts) is not type(input.array):  # counts given on the host for a cuda tensor
         from gradflow.backend import move_array
 
-        counts = move_array(counts, x.device)
+        counts = move_array(counts, input.device)
     if counts.size and int(counts.min()) < 0:
         raise ValueError("repeat_interleave: repeats can not be negative")
     index = xp.repeat(xp.arange(n, dtype=xp.int64), counts)
@@ -536,8 +540,8 @@ def repeat_interleave(
         )
     from gradflow.ops.indexing import GetItem
 
-    x = x.reshape(1) if x.ndim == 0 else x
-    return GetItem.apply(x, index=(slice(None),) * d + (index,), op_name="repeat_interleave")
+    input = input.reshape(1) if input.ndim == 0 else input
+    return GetItem.apply(input, index=(slice(None),) * d + (index,), op_name="repeat_interleave")
 
 
 def broadcast_shapes(*shapes: Any) -> tuple:
@@ -560,34 +564,34 @@ def broadcast_tensors(*tensors: Tensor) -> tuple:
     return tuple(t if t.shape == shape else expand(t, shape) for t in tensors)
 
 
-def select(x: Tensor, dim: int, index: int) -> Tensor:
+def select(input: Tensor, dim: int, index: int) -> Tensor:
     """The slice at `index` along `dim`, that dim removed (a view): x.select(1, 0) is x[:, 0]."""
-    d = normalize_dim(dim, x.ndim, "select")
-    if x.ndim == 0:
+    d = normalize_dim(dim, input.ndim, "select")
+    if input.ndim == 0:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
-    index, n = operator.index(index), x.shape[d]
+    index, n = operator.index(index), input.shape[d]
     if not -n <= index < n:
         raise IndexError(
-            f"select(): index {index} out of range for tensor of size {list(x.shape)} at "
+            f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
             f"dimension {d}"
         )
-    return x[(slice(None),) * d + (index,)]
+    return input[(slice(None),) * d + (index,)]
 
 
-def take(x: Tensor, index: Any) -> Tensor:
-    """The elements of the flattened x at `index` (any shape; negative counts from the end)."""
-    return x.reshape(-1)[index]
+def take(input: Tensor, index: Any) -> Tensor:
+    """The elements of the flattened input at `index` (any shape; negative counts from the end)."""
+    return input.reshape(-1)[index]
 
 
-def flipud(x: Tensor) -> Tensor:
+def flipud(input: Tensor) -> Tensor:
     """Reverse dim 0 (up/down)."""
-    if x.ndim < 1:
+    if input.ndim < 1:
         raise ValueError("flipud: input must be >= 1-d")
-    return flip(x, 0)
+    return flip(input, 0)
 
 
-def fliplr(x: Tensor) -> Tensor:
+def fliplr(input: Tensor) -> Tensor:
     """Reverse dim 1 (left/right)."""
-    if x.ndim < 2:
+    if input.ndim < 2:
         raise ValueError("fliplr: input must be >= 2-d")
-    return flip(x, 1)
+    return flip(input, 1)

@@ -234,7 +234,7 @@ class Erfinv(Function):
         return g * (y.dtype.type(math.sqrt(math.pi) / 2) * get_array_module(y).exp(y * y))
 
 
-def erf(x: Tensor) -> Tensor:
+def erf(input: Tensor) -> Tensor:
     """The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x.
 
     >>> import gradflow
@@ -243,18 +243,18 @@ def erf(x: Tensor) -> Tensor:
     """
     from gradflow.ops.unary import _float_input  # unary imports this module (erf_array)
 
-    return Erf.apply(_float_input(x, "erf"))
+    return Erf.apply(_float_input(input, "erf"))
 
 
-def erfc(x: Tensor) -> Tensor:
+def erfc(input: Tensor) -> Tensor:
     """1 - erf(x), accurate where erf(x) is close to 1."""
     from gradflow.ops.unary import _float_input
 
-    return Erfc.apply(_float_input(x, "erfc"))
+    return Erfc.apply(_float_input(input, "erfc"))
 
 
-def erfinv(x: Tensor) -> Tensor:
+def erfinv(input: Tensor) -> Tensor:
     """The inverse of erf on [-1, 1] (+-inf at +-1, NaN outside)."""
     from gradflow.ops.unary import _float_input
 
-    return Erfinv.apply(_float_input(x, "erfinv"))
+    return Erfinv.apply(_float_input(input, "erfinv"))

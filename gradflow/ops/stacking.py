@@ -39,11 +39,11 @@ def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple:
     return tuple(out)
 
 
-def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple:
+def tensor_split(input: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple:
     """Pieces along `dim`: an int n gives n pieces, the first n % size ones one longer; a list
-    of indices gives the pieces between them (views of x)."""
-    d = normalize_dim(dim, x.ndim, "tensor_split")
-    n = x.shape[d]
+    of indices gives the pieces between them (views of input)."""
+    d = normalize_dim(dim, input.ndim, "tensor_split")
+    n = input.shape[d]
     spec = indices_or_sections
     if isinstance(spec, Tensor):
         spec = spec.item() if spec.ndim == 0 else spec.tolist()
@@ -60,7 +60,7 @@ def tensor_split(x: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple:
         for k in range(sections):
             bounds.append(bounds[-1] + small + (k < extra))
     lead = (slice(None),) * d
-    return tuple(x[lead + (slice(a, max(a, b)),)] for a, b in itertools.pairwise(bounds))
+    return tuple(input[lead + (slice(a, max(a, b)),)] for a, b in itertools.pairwise(bounds))
 
 
 def _split_dim(x: Tensor, spec: Any, dim: int, op: str) -> tuple:
@@ -72,25 +72,25 @@ def _split_dim(x: Tensor, spec: Any, dim: int, op: str) -> tuple:
     return tensor_split(x, spec, dim)
 
 
-def hsplit(x: Tensor, indices_or_sections: Any) -> tuple:
+def hsplit(input: Tensor, indices_or_sections: Any) -> tuple:
     """tensor_split along dim 1 (dim 0 of a 1-D tensor); an int must divide the size."""
-    if x.ndim == 0:
+    if input.ndim == 0:
         raise ValueError("hsplit: requires a tensor with at least 1 dimension")
-    return _split_dim(x, indices_or_sections, 1 if x.ndim > 1 else 0, "hsplit")
+    return _split_dim(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit")
 
 
-def vsplit(x: Tensor, indices_or_sections: Any) -> tuple:
+def vsplit(input: Tensor, indices_or_sections: Any) -> tuple:
     """tensor_split along dim 0 of a tensor of at least 2 dims; an int must divide the size."""
-    if x.ndim < 2:
-        raise ValueError(f"vsplit: requires a tensor with at least 2 dimensions, got {x.ndim}")
-    return _split_dim(x, indices_or_sections, 0, "vsplit")
+    if input.ndim < 2:
+        raise ValueError(f"vsplit: requires a tensor with at least 2 dimensions, got {input.ndim}")
+    return _split_dim(input, indices_or_sections, 0, "vsplit")
 
 
-def dsplit(x: Tensor, indices_or_sections: Any) -> tuple:
+def dsplit(input: Tensor, indices_or_sections: Any) -> tuple:
     """tensor_split along dim 2 of a tensor of at least 3 dims; an int must divide the size."""
-    if x.ndim < 3:
-        raise ValueError(f"dsplit: requires a tensor with at least 3 dimensions, got {x.ndim}")
-    return _split_dim(x, indices_or_sections, 2, "dsplit")
+    if input.ndim < 3:
+        raise ValueError(f"dsplit: requires a tensor with at least 3 dimensions, got {input.ndim}")
+    return _split_dim(input, indices_or_sections, 2, "dsplit")
 
 
 _ATLEAST = {  # (ndim wanted, ndim of the tensor) -> its new shape, from its shape

@@ -141,45 +141,45 @@ class Atanh(Function):
         return g / (1 - x * x)
 
 
-def sin(x: Tensor) -> Tensor:
-    return Sin.apply(_float_input(x, "sin"))
+def sin(input: Tensor) -> Tensor:
+    return Sin.apply(_float_input(input, "sin"))
 
 
-def cos(x: Tensor) -> Tensor:
-    return Cos.apply(_float_input(x, "cos"))
+def cos(input: Tensor) -> Tensor:
+    return Cos.apply(_float_input(input, "cos"))
 
 
-def tan(x: Tensor) -> Tensor:
-    return Tan.apply(_float_input(x, "tan"))
+def tan(input: Tensor) -> Tensor:
+    return Tan.apply(_float_input(input, "tan"))
 
 
-def asin(x: Tensor) -> Tensor:
-    return Asin.apply(_float_input(x, "asin"))
+def asin(input: Tensor) -> Tensor:
+    return Asin.apply(_float_input(input, "asin"))
 
 
-def acos(x: Tensor) -> Tensor:
-    return Acos.apply(_float_input(x, "acos"))
+def acos(input: Tensor) -> Tensor:
+    return Acos.apply(_float_input(input, "acos"))
 
 
-def atan(x: Tensor) -> Tensor:
-    return Atan.apply(_float_input(x, "atan"))
+def atan(input: Tensor) -> Tensor:
+    return Atan.apply(_float_input(input, "atan"))
 
 
-def sinh(x: Tensor) -> Tensor:
-    return Sinh.apply(_float_input(x, "sinh"))
+def sinh(input: Tensor) -> Tensor:
+    return Sinh.apply(_float_input(input, "sinh"))
 
 
-def cosh(x: Tensor) -> Tensor:
-    return Cosh.apply(_float_input(x, "cosh"))
+def cosh(input: Tensor) -> Tensor:
+    return Cosh.apply(_float_input(input, "cosh"))
 
 
-def asinh(x: Tensor) -> Tensor:
-    return Asinh.apply(_float_input(x, "asinh"))
+def asinh(input: Tensor) -> Tensor:
+    return Asinh.apply(_float_input(input, "asinh"))
 
 
-def acosh(x: Tensor) -> Tensor:
-    return Acosh.apply(_float_input(x, "acosh"))
+def acosh(input: Tensor) -> Tensor:
+    return Acosh.apply(_float_input(input, "acosh"))
 
 
-def atanh(x: Tensor) -> Tensor:
-    return Atanh.apply(_float_input(x, "atanh"))
+def atanh(input: Tensor) -> Tensor:
+    return Atanh.apply(_float_input(input, "atanh"))

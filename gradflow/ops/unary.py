@@ -370,135 +370,135 @@ def _float_input(x: Any, op: str) -> Tensor:
     return x
 
 
-def exp(x: Tensor) -> Tensor:
+def exp(input: Tensor) -> Tensor:
     """e ** x."""
-    return Exp.apply(_float_input(x, "exp"))
+    return Exp.apply(_float_input(input, "exp"))
 
 
-def log(x: Tensor) -> Tensor:
+def log(input: Tensor) -> Tensor:
     """Natural logarithm."""
-    return Log.apply(_float_input(x, "log"))
+    return Log.apply(_float_input(input, "log"))
 
 
-def log1p(x: Tensor) -> Tensor:
+def log1p(input: Tensor) -> Tensor:
     """log(1 + x), accurate for small x."""
-    return Log1p.apply(_float_input(x, "log1p"))
+    return Log1p.apply(_float_input(input, "log1p"))
 
 
-def expm1(x: Tensor) -> Tensor:
+def expm1(input: Tensor) -> Tensor:
     """exp(x) - 1, accurate for small x."""
-    return Expm1.apply(_float_input(x, "expm1"))
+    return Expm1.apply(_float_input(input, "expm1"))
 
 
-def sqrt(x: Tensor) -> Tensor:
+def sqrt(input: Tensor) -> Tensor:
     """Square root."""
-    return Sqrt.apply(_float_input(x, "sqrt"))
+    return Sqrt.apply(_float_input(input, "sqrt"))
 
 
-def rsqrt(x: Tensor) -> Tensor:
+def rsqrt(input: Tensor) -> Tensor:
     """1 / sqrt(x)."""
-    return Rsqrt.apply(_float_input(x, "rsqrt"))
+    return Rsqrt.apply(_float_input(input, "rsqrt"))
 
 
-def abs(x: Tensor) -> Tensor:
+def abs(input: Tensor) -> Tensor:
     """|x| (gradient sign(x), 0 at 0)."""
-    if x.dtype.kind != "f":
-        return Tensor._wrap(get_array_module(x.array).abs(x.array))
-    return Abs.apply(x)
+    if input.dtype.kind != "f":
+        return Tensor._wrap(get_array_module(input.array).abs(input.array))
+    return Abs.apply(input)
 
 
-def sign(x: Tensor) -> Tensor:
+def sign(input: Tensor) -> Tensor:
     """-1, 0 or 1 by the sign of x (a bool tensor: itself); no gradient flows."""
-    if x.dtype.kind == "b":
-        return Tensor._wrap(x.array.copy())  # NumPy has no bool sign; PyTorch's is x
-    return Tensor._wrap(get_array_module(x.array).sign(x.array))
+    if input.dtype.kind == "b":
+        return Tensor._wrap(input.array.copy())  # NumPy has no bool sign; PyTorch's is x
+    return Tensor._wrap(get_array_module(input.array).sign(input.array))
 
 
 absolute = abs
 sgn = sign
 
 
-def positive(x: Tensor) -> Tensor:
-    """x itself (PyTorch's unary plus); a bool tensor raises, as in PyTorch."""
-    if x.dtype.kind == "b":
+def positive(input: Tensor) -> Tensor:
+    """input itself (PyTorch's unary plus); a bool tensor raises, as in PyTorch."""
+    if input.dtype.kind == "b":
         raise RuntimeError("positive: a bool tensor has no unary plus; use the tensor itself")
-    return x
+    return input
 
 
-def tanh(x: Tensor) -> Tensor:
+def tanh(input: Tensor) -> Tensor:
     """Hyperbolic tangent."""
-    return TanhFunction.apply(_float_input(x, "tanh"))
+    return TanhFunction.apply(_float_input(input, "tanh"))
 
 
-def sigmoid(x: Tensor) -> Tensor:
+def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), finite and accurate for any input."""
-    return SigmoidFunction.apply(_float_input(x, "sigmoid"))
+    return SigmoidFunction.apply(_float_input(input, "sigmoid"))
 
 
-def relu(x: Tensor) -> Tensor:
+def relu(input: Tensor) -> Tensor:
     """max(x, 0); gradient 0 at 0."""
-    return ReLUFunction.apply(_float_input(x, "relu"))
+    return ReLUFunction.apply(_float_input(input, "relu"))
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else negative_slope * x."""
     return LeakyReLUFunction.apply(
-        _float_input(x, "leaky_relu"), negative_slope=float(negative_slope)
+        _float_input(input, "leaky_relu"), negative_slope=float(negative_slope)
     )
 
 
-def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1)."""
-    return ELUFunction.apply(_float_input(x, "elu"), alpha=float(alpha))
+    return ELUFunction.apply(_float_input(input, "elu"), alpha=float(alpha))
 
 
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """Gaussian error linear unit: x * Phi(x); approximate="tanh" uses the tanh form."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELUFunction.apply(_float_input(x, "gelu"), approximate=approximate)
+    return GELUFunction.apply(_float_input(input, "gelu"), approximate=approximate)
 
 
-def silu(x: Tensor) -> Tensor:
+def silu(input: Tensor) -> Tensor:
     """x * sigmoid(x) (also called swish)."""
-    return SiLUFunction.apply(_float_input(x, "silu"))
+    return SiLUFunction.apply(_float_input(input, "silu"))
 
 
-def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta, stable for large inputs; x itself past the threshold."""
     return SoftplusFunction.apply(
-        _float_input(x, "softplus"), beta=float(beta), threshold=float(threshold)
+        _float_input(input, "softplus"), beta=float(beta), threshold=float(threshold)
     )
 
 
-def square(x: Tensor) -> Tensor:
+def square(input: Tensor) -> Tensor:
     """x * x (an integer tensor stays integer, as in PyTorch)."""
     from gradflow import dtypes
     from gradflow.ops.arithmetic import pow as _pow
 
-    if x.dtype.kind == "b":
-        x = x.to(dtypes.int64)  # PyTorch squares a bool tensor as int64
-    return _pow(x, 2)
+    if input.dtype.kind == "b":
+        input = input.to(dtypes.int64)  # PyTorch squares a bool tensor as int64
+    return _pow(input, 2)
 
 
-def reciprocal(x: Tensor) -> Tensor:
+def reciprocal(input: Tensor) -> Tensor:
     """1 / x (integer tensors give the default float dtype)."""
-    return Reciprocal.apply(_float_input(x, "reciprocal"))
+    return Reciprocal.apply(_float_input(input, "reciprocal"))
 
 
-def log2(x: Tensor) -> Tensor:
+def log2(input: Tensor) -> Tensor:
     """Base-2 logarithm."""
-    return Log2.apply(_float_input(x, "log2"))
+    return Log2.apply(_float_input(input, "log2"))
 
 
-def log10(x: Tensor) -> Tensor:
+def log10(input: Tensor) -> Tensor:
     """Base-10 logarithm."""
-    return Log10.apply(_float_input(x, "log10"))
+    return Log10.apply(_float_input(input, "log10"))
 
 
-def exp2(x: Tensor) -> Tensor:
+def exp2(input: Tensor) -> Tensor:
     """2 ** x."""
-    return Exp2.apply(_float_input(x, "exp2"))
+    return Exp2.apply(_float_input(input, "exp2"))
 
 
 # The activation ops by public name, for ops that reuse their math (ops.fused).
