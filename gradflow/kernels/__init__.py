@@ -9,6 +9,7 @@ the same kernels on the CPU.
 
 from gradflow.kernels._common import KernelBackend
 from gradflow.kernels.activations import ACTIVATIONS, FUSED_ACTIVATIONS, SAVES_OUTPUT
+from gradflow.kernels.attention import attn_softmax_bwd, attn_softmax_fwd
 from gradflow.kernels.conv import col2im, im2col_fwd
 from gradflow.kernels.elementwise import (
     BINARY_OPS,
@@ -51,6 +52,8 @@ __all__ = [
     "activation_bwd",
     "activation_fwd",
     "adam_step_multi",
+    "attn_softmax_bwd",
+    "attn_softmax_fwd",
     "avg_pool2d_bwd",
     "avg_pool2d_fwd",
     "bias_act_bwd",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-FAMILIES = ("elementwise", "fused", "matmul", "optim", "rnn_cells", "conv", "pooling")
+FAMILIES = ("elementwise", "fused", "matmul", "optim", "rnn_cells", "conv", "pooling", "attention")
 SCALAR_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"[ \t]*$', re.MULTILINE)

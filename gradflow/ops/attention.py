@@ -16,8 +16,23 @@ kept rather than recomputed because the backward needs it whole and recomputing 
 third GEMM and a second softmax; the route that never builds P (online softmax, recompute in
 backward) is the tiled cuda kernel's, where long sequences make the memory matter.
 
-On cuda with our kernels, the masked, scaled softmax and its backward (the dS line) are
-kernels/attention.cu's; the GEMMs are cuBLAS's either way.
+Routes. The array path (NumPy, or CuPy's own functions for float16 on cuda) is the code below:
+the mask is applied by writing -inf, the softmax and its backward are a few array passes each.
+The kernel route, taken when ``routing.uses_kernels(query)`` (a float32/float64 cuda array,
+or any such array inside ``kernels_through``, as the tests' CPU emulation routes it), keeps the
+four GEMMs (cuBLAS through ``@``) and replaces everything between them with one kernel each
+way (kernels/attention.cu, launchers in gradflow/kernels/attention.py):
+- forward, ``attn_softmax_fwd`` in place over Q K^T: scale, additive mask, the bool mask read
+  through broadcast strides (never expanded to (..., L, S)), the causal mask from the indices
+  (no tri array), the all-masked-row rule, and dropout: CuPy's generator draws the keep-mask
+  (as on the array path, so a seed gives the same masks) and the kernel writes the dropped,
+  rescaled P beside P;
+- backward, ``attn_softmax_bwd`` in place over dO V^T: dropout applied to dP, dS, and dS
+  scaled by ``scale`` so dQ = dS K and dK = dS^T Q need no extra pass (CuPy's matmul has no
+  alpha); the unscaled dS is written as a second output only when the additive mask needs a
+  gradient beside Q or K, and the dropped P for dV comes out of the same pass.
+Both routes save the same arrays, so a backward may take either route whatever the forward
+took. Values agree to rounding (the kernel sums a row in another order).
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ import numpy
 
 from gradflow.autograd.function import Function
 from gradflow.backend import device_of, get_array_module, is_cuda_array
+from gradflow.backend.routing import uses_kernels
 from gradflow.ops._util import float_input, unbroadcast
 from gradflow.random import seed_for
 from gradflow.tensor import Tensor
@@ -71,7 +87,8 @@ class ScaledDotProductAttention(Function):
 
     op_name = _OP
     scale: float
-    keep: Any  # bool mask array (boolean attn_mask and/or causal), or None
+    keep: Any  # the boolean attn_mask's array (True takes part), or None
+    causal: bool = False  # is_causal: keys after each query masked out
     dropout_p: float
     generator: Any = None
     q_shape: tuple
@@ -81,17 +98,23 @@ class ScaledDotProductAttention(Function):
 
     def forward(self, q, k, v, mask=None):
         s = q @ _keys_last(k)  # (..., L, S), batch dims broadcast
-        s *= s.dtype.type(self.scale)
-        if mask is not None:
-            s += mask
-        p = masked_softmax(s, self.keep)
-        drop = None
-        if self.dropout_p > 0:
-            drop = self._dropout_mask(p)
-            pd = p * drop
-            pd *= p.dtype.type(0 if self.dropout_p == 1 else 1 / (1 - self.dropout_p))
+        if uses_kernels(q):
+            p, drop, pd = self._softmax_kernel(s, mask)
         else:
-            pd = p
+            s *= s.dtype.type(self.scale)
+            if mask is not None:
+                s += mask
+            keep = self.keep
+            if self.causal:
+                keep = get_array_module(s).tri(s.shape[-2], s.shape[-1], dtype=bool)
+            p = masked_softmax(s, keep)
+            drop = None
+            if self.dropout_p > 0:
+                drop = self._dropout_mask(p)
+                pd = p * drop
+                pd *= self._keep_scale(p.dtype)
+            else:
+                pd = p
         out = pd @ v
         need = self.needs_input_grad
         need_scores = need[0] or need[1] or (len(need) == 4 and need[3])
@@ -99,6 +122,22 @@ class ScaledDotProductAttention(Function):
             p, drop, q if need[1] else None, k if need[0] else None, v if need_scores else None
         )
         return out
+
+    def _softmax_kernel(self, s, mask):
+        """(P, dropout mask, dropped P) from the raw scores s, by attn_softmax_fwd in place."""
+        from gradflow.kernels.attention import attn_softmax_fwd
+
+        drop = self._dropout_mask(s) if self.dropout_p > 0 else None
+        p, pd = attn_softmax_fwd(
+            s, self.scale, attn_mask=self.keep if mask is None else mask,
+            is_causal=self.causal, dropout_mask=drop, dropout_scale=self._keep_scale(s.dtype),
+        )  # fmt: skip
+        return p, drop, (p if pd is None else pd)
+
+    def _keep_scale(self, dtype):
+        """Dropout's rescaling of the weights kept: 1 / (1 - p), 0 for p = 1 (1 without)."""
+        p = self.dropout_p
+        return numpy.dtype(dtype).type(1 if p == 0 else 0 if p == 1 else 1 / (1 - p))
 
     def _dropout_mask(self, p):
         rng = seed_for(self.generator, device_of(p))
@@ -109,10 +148,10 @@ class ScaledDotProductAttention(Function):
 
     def backward(self, g):
         p, drop, q, k, v = self.saved_arrays
+        if uses_kernels(p):
+            return self._backward_kernel(g, p, drop, q, k, v)
         need = self.needs_input_grad
-        keep_scale = p.dtype.type(
-            1 if drop is None else 0 if self.dropout_p == 1 else 1 / (1 - self.dropout_p)
-        )
+        keep_scale = self._keep_scale(p.dtype)
         dq = dk = dv = dmask = None
         if need[2]:
             pd = p if drop is None else p * drop * keep_scale
@@ -130,6 +169,33 @@ class ScaledDotProductAttention(Function):
                 dq = unbroadcast(ds @ k, self.q_shape)
             if need[1]:
                 dk = unbroadcast(_keys_last(ds) @ q, self.k_shape)
+        grads = (dq, dk, dv)
+        return grads if len(need) == 3 else (*grads, dmask)
+
+    def _backward_kernel(self, g, p, drop, q, k, v):
+        from gradflow.kernels.attention import attn_softmax_bwd
+
+        need = self.needs_input_grad
+        need_mask = len(need) == 4 and need[3]
+        need_qk = need[0] or need[1]
+        keep_scale = self._keep_scale(p.dtype)
+        dq = dk = dv = dmask = pd = None
+        if need_qk or need_mask:
+            ds, ds_raw, pd = attn_softmax_bwd(
+                p, g @ _keys_last(v), self.scale if need_qk else 1.0, dropout_mask=drop,
+                dropout_scale=keep_scale, write_unscaled=need_mask and need_qk,
+                write_dropped=need[2] and drop is not None,
+            )  # fmt: skip
+            if need_mask:  # dS itself: unscaled when ds is (need_qk false)
+                dmask = unbroadcast(ds if ds_raw is None else ds_raw, self.mask_shape)
+            if need[0]:
+                dq = unbroadcast(ds @ k, self.q_shape)
+            if need[1]:
+                dk = unbroadcast(_keys_last(ds) @ q, self.k_shape)
+        if need[2]:
+            if pd is None:
+                pd = p if drop is None else p * drop * keep_scale
+            dv = unbroadcast(_keys_last(pd) @ g, self.v_shape)
         grads = (dq, dk, dv)
         return grads if len(need) == 3 else (*grads, dmask)
 
@@ -212,7 +278,6 @@ def scaled_dot_product_attention(
         raise ValueError(f"{_OP}: dropout_p must be a float in [0, 1], got {dropout_p!r}")
     L, S = q.shape[-2], k.shape[-2]
     scale = 1 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    xp = get_array_module(q.array)
     keep = None
     inputs = [q, k, v]
     mask_shape = None
@@ -242,12 +307,11 @@ def scaled_dot_product_attention(
         else:
             inputs.append(attn_mask)
             mask_shape = tuple(attn_mask.shape)
-    if is_causal:
-        keep = xp.tri(L, S, dtype=bool)
     node = ScaledDotProductAttention.apply(
         *inputs,
         scale=scale,
         keep=keep,
+        causal=bool(is_causal),
         dropout_p=float(dropout_p),
         q_shape=tuple(q.shape),
         k_shape=tuple(k.shape),
