@@ -267,12 +267,11 @@ def cross_entropy(
     input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
+    size_average: bool | None = None,
     ignore_index: int = -100,
+    reduce: bool | None = None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
-    *,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
 ) -> Tensor:
     """Cross-entropy of logits against class indices or class probabilities (PyTorch's).
 
@@ -335,11 +334,10 @@ def nll_loss(
     input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    *,
     size_average: bool | None = None,
+    ignore_index: int = -100,
     reduce: bool | None = None,
+    reduction: str = "mean",
 ) -> Tensor:
     """Negative log-likelihood of log-probabilities: loss_n = -w[t_n] input_n[t_n] (PyTorch's).
 
@@ -440,10 +438,9 @@ def _pointwise_loss(function: type, op: str, input: Any, target: Any, reduction:
 def mse_loss(
     input: Tensor,
     target: Tensor,
-    reduction: str = "mean",
-    *,
     size_average: bool | None = None,
     reduce: bool | None = None,
+    reduction: str = "mean",
     weight: Tensor | None = None,
 ) -> Tensor:
     """Mean squared error: (input - target)^2 per element, then reduced ('mean', 'sum',
@@ -461,10 +458,9 @@ def mse_loss(
 def l1_loss(
     input: Tensor,
     target: Tensor,
-    reduction: str = "mean",
-    *,
     size_average: bool | None = None,
     reduce: bool | None = None,
+    reduction: str = "mean",
     weight: Tensor | None = None,
 ) -> Tensor:
     """Mean absolute error: |input - target| per element, then reduced; gradient sign(input -
@@ -542,11 +538,10 @@ def binary_cross_entropy_with_logits(
     input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
-    reduction: str = "mean",
-    pos_weight: Tensor | None = None,
-    *,
     size_average: bool | None = None,
     reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
 ) -> Tensor:
     """Binary cross-entropy of logits: -w (pw y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))),
     computed as w ((1 - y) x + (1 + (pw - 1) y) (log1p(exp(-|x|)) + max(-x, 0))): finite for
@@ -620,10 +615,9 @@ def binary_cross_entropy(
     input: Tensor,
     target: Tensor,
     weight: Tensor | None = None,
-    reduction: str = "mean",
-    *,
     size_average: bool | None = None,
     reduce: bool | None = None,
+    reduction: str = "mean",
 ) -> Tensor:
     """Binary cross-entropy of probabilities: -w (y log p + (1 - y) log(1 - p)), the logs
     clamped at -100 as in PyTorch. Prefer binary_cross_entropy_with_logits (stable).
