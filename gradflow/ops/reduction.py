@@ -30,9 +30,8 @@ _median = namedtuple("median", ["values", "indices"])
 _aminmax = namedtuple("aminmax", ["min", "max"])
 
 
-def _with_dtype(x: Tensor, kw: dict) -> Tensor:
-    """x cast to PyTorch's ``dtype=`` keyword (popped from kw) before reducing, if given."""
-    dtype = kw.pop("dtype", None)
+def _with_dtype(x: Tensor, dtype: Any) -> Tensor:
+    """x cast to PyTorch's ``dtype=`` keyword before reducing, if given."""
     return x if dtype is None else x.to(dtype)
 
 
@@ -356,18 +355,22 @@ def _quiet() -> Any:
 
 
 # ---- public functions ------------------------------------------------------------------
-def sum(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def sum(
+    input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, **kw: Any
+) -> Tensor:
     """Sum over `dim` (all dims by default); ``dtype=`` casts the input first."""
-    input = _with_dtype(input, kw)
+    input = _with_dtype(input, dtype)
     dims, keepdim = _dim_args(input, dim, keepdim, kw, "sum")
     return Sum.apply(input, dims=dims, keepdim=keepdim)
 
 
-def mean(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def mean(
+    input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, **kw: Any
+) -> Tensor:
     """Mean over `dim` (all dims by default) of a floating-point tensor: an integer or bool
     tensor raises a TypeError, as PyTorch refuses to infer the result's dtype (call .float()
     or .double() first, or pass dtype=)."""
-    input = _with_dtype(input, kw)
+    input = _with_dtype(input, dtype)
     dims, keepdim = _dim_args(input, dim, keepdim, kw, "mean")
     if input.dtype.kind not in "fc":
         raise TypeError(
@@ -378,9 +381,11 @@ def mean(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Te
 
 
 def _variance(
-    x: Tensor, dim: Any, unbiased: bool, keepdim: bool, kw: dict, op: str, root: bool
-) -> Tensor:
-    correction = kw.pop("correction", None)
+    x: Tensor, dim: Any, unbiased: bool, keepdim: bool, correction: Any, kw: dict, op: str,
+    root: bool,
+) -> Tensor:  # fmt: skip
+    if isinstance(dim, bool):  # var(input, unbiased), PyTorch's other overload
+        dim, unbiased = None, dim
     if correction is None:
         correction = 1 if unbiased else 0
     dims, keepdim = _dim_args(x, dim, keepdim, kw, op)
@@ -389,21 +394,35 @@ def _variance(
 
 
 def var(
-    input: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False, **kw: Any
+    input: Tensor,
+    dim: Any = None,
+    unbiased: bool = True,
+    keepdim: bool = False,
+    *,
+    correction: Any = None,
+    **kw: Any,
 ) -> Tensor:
     """Variance over `dim`: sum((x - mean)^2) / (N - correction).
 
     `unbiased=True` divides by N - 1 (Bessel), False by N; PyTorch's `correction=` keyword
-    overrides it. ``var(tensor([1., 2., 3., 4.]))`` is 1.6667.
+    overrides it. ``var(tensor([1., 2., 3., 4.]))`` is 1.6667. A bool in dim's place is
+    `unbiased` (PyTorch's ``var(input, unbiased)``).
     """
-    return _variance(input, dim, unbiased, keepdim, kw, "var", root=False)
+    return _variance(input, dim, unbiased, keepdim, correction, kw, "var", root=False)
 
 
 def std(
-    input: Tensor, dim: Any = None, unbiased: bool = True, keepdim: bool = False, **kw: Any
+    input: Tensor,
+    dim: Any = None,
+    unbiased: bool = True,
+    keepdim: bool = False,
+    *,
+    correction: Any = None,
+    **kw: Any,
 ) -> Tensor:
-    """Standard deviation over `dim`: sqrt(var(x, dim, unbiased)); `correction=` as in var."""
-    return _variance(input, dim, unbiased, keepdim, kw, "std", root=True)
+    """Standard deviation over `dim`: sqrt(var(input, dim, unbiased)); `correction=` and a
+    bool in dim's place as in var."""
+    return _variance(input, dim, unbiased, keepdim, correction, kw, "std", root=True)
 
 
 def _extreme(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Any:
@@ -434,19 +453,36 @@ def _extreme(x: Tensor, dim: Any, keepdim: bool, kw: dict, reduce: str) -> Any:
     )
 
 
-def max(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
+def max(
+    input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None, **kw: Any
+) -> Any:
     """The largest element (a 0-d tensor), or with an int `dim` the tuple (values, indices).
 
     Ties: the full reduction splits the gradient evenly among the tied elements; with a dim
     the first index of the maximum is returned and gets the gradient. ``max(x, other)`` with a
-    tensor is the elementwise maximum.
+    tensor (in dim's place, or ``other=``) is the elementwise maximum.
     """
-    return _extreme(input, dim, keepdim, kw, "max")
+    return _extreme(input, _other_as_dim(dim, other, "max"), keepdim, kw, "max")
 
 
-def min(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Any:
-    """The smallest element, or (values, indices) along an int `dim`; ties as in `max`."""
-    return _extreme(input, dim, keepdim, kw, "min")
+def min(
+    input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Any = None, **kw: Any
+) -> Any:
+    """The smallest element, or (values, indices) along an int `dim`; ties and ``other`` as in
+    `max`."""
+    return _extreme(input, _other_as_dim(dim, other, "min"), keepdim, kw, "min")
+
+
+def _other_as_dim(dim: Any, other: Any, op: str) -> Any:
+    """max/min's ``other=`` keyword (PyTorch's max(input, other)) as the tensor _extreme takes
+    in dim's place."""
+    if other is None:
+        return dim
+    if dim is not None:
+        raise TypeError(f"{op}() takes a dim or other, not both")
+    if not isinstance(other, Tensor):
+        raise TypeError(f"{op}(): argument 'other' must be a Tensor, got {type(other).__name__}")
+    return other
 
 
 def amax(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
@@ -473,16 +509,18 @@ def logsumexp(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) 
     return LogSumExp.apply(input, dims=dims, keepdim=keepdim)
 
 
-def prod(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def prod(
+    input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, **kw: Any
+) -> Tensor:
     """Product over `dim`; the gradient is exact when the input holds zeros."""
-    input = _with_dtype(input, kw)
+    input = _with_dtype(input, dtype)
     dims, keepdim = _dim_args(input, dim, keepdim, kw, "prod")
     return Prod.apply(input, dims=dims, keepdim=keepdim)
 
 
-def cumsum(input: Tensor, dim: int, **kw: Any) -> Tensor:
+def cumsum(input: Tensor, dim: int, *, dtype: Any = None, **kw: Any) -> Tensor:
     """Cumulative sum along `dim`: out[i] = x[0] + ... + x[i]."""
-    input = _with_dtype(input, kw)
+    input = _with_dtype(input, dtype)
     dim = kw.pop("axis", dim)
     if kw:
         raise TypeError(f"cumsum() got unexpected keyword arguments {sorted(kw)}")
@@ -602,16 +640,42 @@ def _require_float(x: Tensor, op: str) -> None:
 
 
 # ---- statistics built on the reductions above ---------------------------------------------
-def var_mean(input: Tensor, dim: Any = None, *args: Any, **kw: Any) -> tuple:
-    """(var(x, dim, ...), mean(x, dim, ...)): var's arguments (unbiased, keepdim, correction)."""
-    keepdim = kw.get("keepdim", args[1] if len(args) > 1 else False)
-    return var(input, dim, *args, **kw), mean(input, dim, keepdim)
+def var_mean(
+    input: Tensor,
+    dim: Any = None,
+    unbiased: bool = True,
+    keepdim: bool = False,
+    *,
+    correction: Any = None,
+    **kw: Any,
+) -> tuple:
+    """(var(input, dim, ...), mean(input, dim, ...)): var's arguments."""
+    return _statistic_mean(var, input, dim, unbiased, keepdim, correction, kw)
 
 
-def std_mean(input: Tensor, dim: Any = None, *args: Any, **kw: Any) -> tuple:
-    """(std(x, dim, ...), mean(x, dim, ...)): std's arguments (unbiased, keepdim, correction)."""
-    keepdim = kw.get("keepdim", args[1] if len(args) > 1 else False)
-    return std(input, dim, *args, **kw), mean(input, dim, keepdim)
+def std_mean(
+    input: Tensor,
+    dim: Any = None,
+    unbiased: bool = True,
+    keepdim: bool = False,
+    *,
+    correction: Any = None,
+    **kw: Any,
+) -> tuple:
+    """(std(input, dim, ...), mean(input, dim, ...)): std's arguments."""
+    return _statistic_mean(std, input, dim, unbiased, keepdim, correction, kw)
+
+
+def _statistic_mean(
+    statistic: Any, input: Tensor, dim: Any, unbiased: bool, keepdim: bool, correction: Any,
+    kw: dict,
+) -> tuple:  # fmt: skip
+    if isinstance(dim, bool):  # (input, unbiased), as in var
+        dim, unbiased = None, dim
+    dim = kw.pop("axis", dim)
+    keepdim = kw.pop("keepdims", keepdim)
+    out = statistic(input, dim, unbiased, keepdim, correction=correction, **kw)
+    return out, mean(input, dim, keepdim)
 
 
 def aminmax(input: Tensor, *, dim: int | None = None, keepdim: bool = False) -> Any:
@@ -619,17 +683,21 @@ def aminmax(input: Tensor, *, dim: int | None = None, keepdim: bool = False) -> 
     return _aminmax(amin(input, dim, keepdim), amax(input, dim, keepdim))
 
 
-def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def nansum(
+    input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, **kw: Any
+) -> Tensor:
     """Sum over `dim` treating NaN as zero."""
-    input = _with_dtype(input, kw)
+    input = _with_dtype(input, dtype)
     if input.dtype.kind == "f":
         input = arithmetic.where(arithmetic.isnan(input), 0.0, input)
     return sum(input, dim, keepdim, **kw)
 
 
-def nanmean(input: Tensor, dim: Any = None, keepdim: bool = False, **kw: Any) -> Tensor:
+def nanmean(
+    input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None, **kw: Any
+) -> Tensor:
     """Mean over `dim` of the elements that are not NaN (NaN where a slice has none)."""
-    input = _with_dtype(input, kw)
+    input = _with_dtype(input, dtype)
     _require_float(input, "nanmean")
     present = arithmetic.logical_not(arithmetic.isnan(input))
     count = sum(present, dim, keepdim, **kw).to(input.dtype)
