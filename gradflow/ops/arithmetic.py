@@ -344,21 +344,21 @@ def _raise_named(op: str, exc: Exception, *operands: Any) -> NoReturn:
     raise kind(f"{op}: {message} (operands: {described})") from exc
 
 
-def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+def add(input: Any, other: Any, alpha: Any = 1) -> Tensor:
     """input + alpha * other with broadcasting."""
     if alpha != 1:
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     return _binary(Add, input, other)
 
 
-def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+def sub(input: Any, other: Any, alpha: Any = 1) -> Tensor:
     """input - alpha * other with broadcasting."""
     if alpha != 1:
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     return _binary(Sub, input, other)
 
 
-def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+def rsub(input: Any, other: Any, alpha: Any = 1) -> Tensor:
     """other - alpha * input (sub with the operands swapped)."""
     return sub(other, input, alpha=alpha)
 

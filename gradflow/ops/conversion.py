@@ -39,9 +39,13 @@ class Clone(Function):
         return g
 
 
-def clone(input: Tensor) -> Tensor:
+def clone(input: Tensor, *, memory_format: Any = None) -> Tensor:
     """A copy of input with its own memory, in the graph (the gradient passes through unchanged),
-    as PyTorch's clone."""
+    as PyTorch's clone. memory_format= is accepted and changes nothing (see gradflow/layout.py)."""
+    if memory_format is not None:
+        from gradflow.layout import check_factory_options
+
+        check_factory_options("clone", {"memory_format": memory_format})
     return Clone.apply(input)
 
 

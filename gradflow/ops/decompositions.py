@@ -141,7 +141,7 @@ def inv(input: Tensor) -> Tensor:
 
 
 def det(input: Tensor) -> Tensor:
-    """The determinant of a square matrix (or a batch); the gradient needs A invertible."""
+    """The determinant of a square matrix (or a batch); the gradient needs it invertible."""
     return Det.apply(_square("linalg.det", input))
 
 
@@ -154,8 +154,23 @@ def slogdet(input: Tensor) -> Any:
     return _SLogDet(sign, logabsdet)
 
 
+def linalg_inv(A: Tensor) -> Tensor:
+    """torch.linalg.inv(A): inv under torch.linalg's argument name."""
+    return inv(A)
+
+
+def linalg_det(A: Tensor) -> Tensor:
+    """torch.linalg.det(A): det under torch.linalg's argument name."""
+    return det(A)
+
+
+def linalg_slogdet(A: Tensor) -> Any:
+    """torch.linalg.slogdet(A): slogdet under torch.linalg's argument name."""
+    return slogdet(A)
+
+
 def logdet(input: Tensor) -> Tensor:
-    """log(det(A)): NaN where the determinant is negative, -inf where it is 0."""
+    """log(det(input)): NaN where the determinant is negative, -inf where it is 0."""
     from gradflow.ops.arithmetic import where
 
     sign, logabsdet = slogdet(input)
@@ -208,9 +223,10 @@ class Cholesky(Function):
         return (grad + _mT(grad)) * 0.5
 
 
-def cholesky(input: Tensor, *, upper: bool = False) -> Tensor:
+def cholesky(input: Tensor, upper: bool = False) -> Tensor:
     """The Cholesky factor of a symmetric positive-definite matrix (or batch): lower L with
-    A = L L^T, or upper U = L^T with upper=True. Only A's lower triangle is read. A matrix
+    A = L L^T, or upper U = L^T with upper=True (positional in torch.cholesky, keyword-only in
+    torch.linalg.cholesky; this takes both). Only A's lower triangle is read. A matrix
     that is not positive-definite raises a RuntimeError on cpu (CuPy gives NaN instead)."""
     low = Cholesky.apply(_square("linalg.cholesky", input))
     return low.mT if upper else low

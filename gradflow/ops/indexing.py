@@ -281,9 +281,16 @@ def _index_array(index: Any, x: Tensor, op: str) -> Any:
     return array
 
 
-def gather(input: Tensor, dim: int, index: Any) -> Tensor:
+def gather(input: Tensor, dim: int, index: Any, *, sparse_grad: bool = False) -> Tensor:
     """Values along `dim` at `index` (same ndim as input; other dims at most input's): PyTorch's
-    gather, e.g. picking each row's target logit with ``logits.gather(1, target[:, None])``."""
+    gather, e.g. picking each row's target logit with ``logits.gather(1, target[:, None])``.
+    sparse_grad=True (a sparse gradient for input) is not supported: gradflow has no sparse
+    tensors."""
+    if sparse_grad:
+        raise NotImplementedError(
+            "gather: sparse_grad=True is not supported (gradflow has no sparse tensors); leave "
+            "it False for a dense gradient of the same values"
+        )
     d = normalize_dim(dim, input.ndim, "gather")
     array = _index_array(index, input, "gather")
     if input.ndim == 0 and array.size == 1:  # a 0-d input: its value, for index 0

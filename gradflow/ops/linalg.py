@@ -234,9 +234,18 @@ def _tensor_args(op: str, **named: Any) -> list:
     return out
 
 
-def mm(input: Tensor, mat2: Tensor) -> Tensor:
-    """The product of two matrices, (n, k) @ (k, m); no broadcasting (use matmul for that)."""
-    a, b = _tensor_args("mm", input=input, mat2=mat2)
+def _out_dtype(a: Tensor, b: Tensor, out_dtype: Any) -> tuple[Tensor, Tensor]:
+    """mm/bmm's out_dtype: both operands cast to it, so the product accumulates in and returns
+    that dtype (PyTorch's use: float16/bfloat16 matrices, a float32 product)."""
+    if out_dtype is None:
+        return a, b
+    return a.to(out_dtype), b.to(out_dtype)
+
+
+def mm(input: Tensor, mat2: Tensor, out_dtype: Any = None) -> Tensor:
+    """The product of two matrices, (n, k) @ (k, m); no broadcasting (use matmul for that).
+    out_dtype: the product's dtype (both matrices cast to it first)."""
+    a, b = _out_dtype(*_tensor_args("mm", input=input, mat2=mat2), out_dtype)
     if a.ndim != 2 or b.ndim != 2:
         raise RuntimeError(
             f"mm: both arguments must be matrices, got shapes {tuple(a.shape)} and "
@@ -250,9 +259,10 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
     return MatMul.apply(a, b)
 
 
-def bmm(input: Tensor, mat2: Tensor) -> Tensor:
-    """Batched product (b, n, k) @ (b, k, m), the batch sizes equal (no broadcasting)."""
-    a, b = _tensor_args("bmm", input=input, mat2=mat2)
+def bmm(input: Tensor, mat2: Tensor, out_dtype: Any = None) -> Tensor:
+    """Batched product (b, n, k) @ (b, k, m), the batch sizes equal (no broadcasting);
+    out_dtype as in mm."""
+    a, b = _out_dtype(*_tensor_args("bmm", input=input, mat2=mat2), out_dtype)
     if a.ndim != 3 or b.ndim != 3:
         raise RuntimeError(
             f"bmm: both arguments must be 3-D tensors (batch, rows, cols), got shapes "
@@ -323,14 +333,31 @@ def _add_product(op: str, input: Any, product: Tensor, beta: Any, alpha: Any) ->
     return add(input if beta == 1 else mul(input, beta), product)
 
 
-def addmm(input: Any, mat1: Tensor, mat2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
-    """beta * input + alpha * (mat1 @ mat2), input broadcast to the product's shape."""
-    return _add_product("addmm", input, mm(mat1, mat2), beta, alpha)
+def addmm(
+    input: Any,
+    mat1: Tensor,
+    mat2: Tensor,
+    out_dtype: Any = None,
+    *,
+    beta: Any = 1,
+    alpha: Any = 1,
+) -> Tensor:
+    """beta * input + alpha * (mat1 @ mat2), input broadcast to the product's shape;
+    out_dtype as in mm."""
+    return _add_product("addmm", input, mm(mat1, mat2, out_dtype), beta, alpha)
 
 
-def baddbmm(input: Any, batch1: Tensor, batch2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
-    """beta * input + alpha * bmm(batch1, batch2)."""
-    return _add_product("baddbmm", input, bmm(batch1, batch2), beta, alpha)
+def baddbmm(
+    input: Any,
+    batch1: Tensor,
+    batch2: Tensor,
+    out_dtype: Any = None,
+    *,
+    beta: Any = 1,
+    alpha: Any = 1,
+) -> Tensor:
+    """beta * input + alpha * bmm(batch1, batch2); out_dtype as in mm."""
+    return _add_product("baddbmm", input, bmm(batch1, batch2, out_dtype), beta, alpha)
 
 
 def addbmm(input: Any, batch1: Tensor, batch2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:

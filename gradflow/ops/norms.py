@@ -68,62 +68,67 @@ class VectorNorm(Function):
 
 
 def vector_norm(
-    x: Tensor, ord: Any = 2, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
+    input: Tensor, ord: Any = 2, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
 ) -> Tensor:
-    """The vector p-norm of x over dim (every element when None): ord 2 (default), 1, inf,
+    """The vector p-norm of input over dim (every element when None): ord 2 (default), 1, inf,
     -inf, 0 (the count of nonzeros, no gradient) or any other float."""
     from gradflow.ops._util import normalize_dims
 
-    if not isinstance(x, Tensor):
-        raise TypeError(f"linalg.vector_norm: expected a Tensor, got {type(x).__name__}")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"linalg.vector_norm: expected a Tensor, got {type(input).__name__}")
     if dtype is not None:
-        x = x.to(dtype)
-    if x.dtype.kind != "f":
+        input = input.to(dtype)
+    if input.dtype.kind != "f":
         raise RuntimeError(
-            f"linalg.vector_norm: expected a floating-point tensor as input, got {x.dtype}; "
+            f"linalg.vector_norm: expected a floating-point tensor as input, got {input.dtype}; "
             "call .float() or pass dtype="
         )
     if isinstance(ord, str | bool) or not isinstance(ord, int | float):
         raise RuntimeError(f"linalg.vector_norm: ord must be a number, got {ord!r}")
-    dims = normalize_dims(dim, x.ndim, "linalg.vector_norm") if x.ndim else None
+    dims = normalize_dims(dim, input.ndim, "linalg.vector_norm") if input.ndim else None
     if dims is not None and len(dims) == 0:
         dims = None  # dim=() reduces over every dim, as PyTorch
     if ord == 0:
-        xp = get_array_module(x.array)
-        count = (x.array != 0).sum(axis=dims, keepdims=bool(keepdim)).astype(x.dtype)
+        xp = get_array_module(input.array)
+        count = (input.array != 0).sum(axis=dims, keepdims=bool(keepdim)).astype(input.dtype)
         return Tensor._wrap(xp.asarray(count))
-    if x.array.size == 0 and ord < 0:
+    if input.array.size == 0 and ord < 0:
         raise RuntimeError(
             f"linalg.vector_norm: cannot compute the {ord} norm of an empty tensor because "
             "the operation does not have an identity"
         )
-    return VectorNorm.apply(x, dims=dims, keepdim=bool(keepdim), ord=float(ord))
+    return VectorNorm.apply(input, dims=dims, keepdim=bool(keepdim), ord=float(ord))
 
 
 def matrix_norm(
-    A: Tensor, ord: Any = "fro", dim: Any = (-2, -1), keepdim: bool = False, *, dtype: Any = None
+    input: Tensor,
+    ord: Any = "fro",
+    dim: Any = (-2, -1),
+    keepdim: bool = False,
+    *,
+    dtype: Any = None,
 ) -> Tensor:
     """The matrix norm over the two dims `dim`: 'fro' (default), 1, -1, inf, -inf. The
     spectral and nuclear norms (2, -2, 'nuc') need an SVD, which gradflow has not: they raise."""
     from gradflow.ops import reduction
     from gradflow.ops._util import normalize_dim
 
-    if not isinstance(A, Tensor):
-        raise TypeError(f"linalg.matrix_norm: expected a Tensor, got {type(A).__name__}")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"linalg.matrix_norm: expected a Tensor, got {type(input).__name__}")
     if dtype is not None:
-        A = A.to(dtype)
+        input = input.to(dtype)
     if not isinstance(dim, list | tuple) or len(dim) != 2:
         raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple, got {dim!r}")
-    if A.ndim < 2:
+    if input.ndim < 2:
         raise RuntimeError(
             f"linalg.matrix_norm: the input tensor must be a matrix or a batch of matrices, "
-            f"got shape {tuple(A.shape)}"
+            f"got shape {tuple(input.shape)}"
         )
-    d0, d1 = (normalize_dim(d, A.ndim, "linalg.matrix_norm") for d in dim)
+    d0, d1 = (normalize_dim(d, input.ndim, "linalg.matrix_norm") for d in dim)
     if d0 == d1:
         raise RuntimeError(f"linalg.matrix_norm: dims must be different, got {tuple(dim)}")
     if ord == "fro":
-        return vector_norm(A, 2, (d0, d1), keepdim)
+        return vector_norm(input, 2, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):
         raise NotImplementedError(
             f"linalg.matrix_norm: ord={ord!r} needs singular values, which gradflow does not "
@@ -137,7 +142,7 @@ def matrix_norm(
 
     # 1/-1: the largest/smallest column sum of |A| (sum over rows d0); inf/-inf: row sums
     summed, other = (d0, d1) if abs(ord) == 1 else (d1, d0)
-    sums = reduction.sum(_abs(A), summed, keepdim=True)
+    sums = reduction.sum(_abs(input), summed, keepdim=True)
     pick = reduction.amax if ord > 0 else reduction.amin
     out = pick(sums, other, keepdim=True)
     return out if keepdim else _squeeze2(out, d0, d1)
@@ -172,7 +177,7 @@ def norm(
 
 
 def linalg_norm(
-    A: Tensor, ord: Any = None, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
+    input: Tensor, ord: Any = None, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
 ) -> Tensor:
     """torch.linalg.norm: ord None is the 2-norm of the flattened input (or over dim); with an
     ord, a 1-D input (or an int dim) gets a vector norm and a 2-D input (or a 2-tuple dim) a
@@ -180,18 +185,18 @@ def linalg_norm(
     if isinstance(dim, int):
         dim = (dim,)
     if ord is None:
-        return vector_norm(A, 2, dim, keepdim, dtype=dtype)
+        return vector_norm(input, 2, dim, keepdim, dtype=dtype)
     if dim is None:
-        if A.ndim == 1:
-            return vector_norm(A, ord, None, keepdim, dtype=dtype)
-        if A.ndim == 2:
-            return matrix_norm(A, ord, (-2, -1), keepdim, dtype=dtype)
+        if input.ndim == 1:
+            return vector_norm(input, ord, None, keepdim, dtype=dtype)
+        if input.ndim == 2:
+            return matrix_norm(input, ord, (-2, -1), keepdim, dtype=dtype)
         raise RuntimeError(
             f"linalg.norm: with ord={ord!r} the input must be 1-D or 2-D unless dim is given, "
-            f"got shape {tuple(A.shape)}"
+            f"got shape {tuple(input.shape)}"
         )
     if len(dim) == 1:
-        return vector_norm(A, ord, dim, keepdim, dtype=dtype)
+        return vector_norm(input, ord, dim, keepdim, dtype=dtype)
     if len(dim) == 2:
-        return matrix_norm(A, ord, dim, keepdim, dtype=dtype)
+        return matrix_norm(input, ord, dim, keepdim, dtype=dtype)
     raise RuntimeError(f"linalg.norm: dim must be an int or a 2-tuple, got {tuple(dim)}")

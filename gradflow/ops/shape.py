@@ -240,8 +240,8 @@ def expand(x: Tensor, shape: Sequence[int]) -> Tensor:
 
 
 def broadcast_to(input: Tensor, size: Sequence[int]) -> Tensor:
-    """Broadcast to `shape` (NumPy's broadcast_to, same as expand)."""
-    size = _ints(size, "broadcast_to", "shape")
+    """Broadcast to `size` (NumPy's broadcast_to, same as expand)."""
+    size = _ints(size, "broadcast_to", "size")
     return Expand.apply(input, shape=_expanded_shape(input.shape, size, "broadcast_to"))
 
 
@@ -293,7 +293,12 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     return Concatenate.apply(*tensors, dim=d, new_dim=False, op_name="cat")
 
 
-concat = concatenate = cat
+concat = cat
+
+
+def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """cat under NumPy's name, with PyTorch's argument name for it: `axis` is cat's dim."""
+    return cat(tensors, axis)
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
@@ -479,7 +484,12 @@ def movedim(input: Tensor, source: int | Sequence[int], destination: int | Seque
 
 
 moveaxis = movedim
-swapaxes = swapdims = transpose
+swapdims = transpose
+
+
+def swapaxes(input: Tensor, axis0: int, axis1: int) -> Tensor:
+    """transpose under NumPy's name, with PyTorch's argument names for it (axis0, axis1)."""
+    return transpose(input, axis0, axis1)
 
 
 def rot90(input: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
@@ -501,11 +511,20 @@ def rot90(input: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
 
 
 def repeat_interleave(
-    input: Tensor, repeats: Any = None, dim: int | None = None, *, output_size: int | None = None
+    input: Tensor | None = None,
+    repeats: Any = None,
+    dim: int | None = None,
+    *,
+    output_size: int | None = None,
 ) -> Tensor:
     """Each element (slice along `dim`) repeated `repeats` times in place: [1, 2] -> [1, 1,
     2, 2]; repeats is an int or one count per element; dim=None flattens first. With one
-    argument, input holds the counts and the result repeats 0, 1, 2, ..."""
+    argument (``repeat_interleave(counts)`` or ``repeat_interleave(repeats=counts)``, PyTorch's
+    other overload), the counts give the result 0, 1, 2, ... repeated."""
+    if input is None:  # repeat_interleave(repeats=counts)
+        if not isinstance(repeats, Tensor):
+            raise TypeError("repeat_interleave() missing its input (or a repeats tensor alone)")
+        input, repeats = repeats, None
     xp = get_array_module(input.array)
     if repeats is None:  # repeat_interleave(counts)
         if input.ndim != 1 or input.dtype.kind not in "iu":

@@ -39,12 +39,36 @@ def meshgrid(*tensors: Any, indexing: str = "ij") -> tuple:
     return tuple(out)
 
 
-def tensor_split(input: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple:
+def _one_spec(op: str, positional: Any, **named: Any) -> Any:
+    """The split's one spec: positional (the documented indices_or_sections) or one of PyTorch's
+    keyword names for it (sections=, indices=, tensor_indices_or_sections=)."""
+    given = {k: v for k, v in named.items() if v is not None}
+    if positional is not None:
+        given = {"indices_or_sections": positional, **given}
+    if len(given) != 1:
+        names = ", ".join(["indices_or_sections", *named])
+        raise TypeError(f"{op}() takes one of {names}; got {sorted(given) or 'none'}")
+    return next(iter(given.values()))
+
+
+def tensor_split(
+    input: Tensor,
+    indices_or_sections: Any = None,
+    dim: int = 0,
+    *,
+    sections: int | None = None,
+    indices: Sequence[int] | None = None,
+    tensor_indices_or_sections: Tensor | None = None,
+) -> tuple:
     """Pieces along `dim`: an int n gives n pieces, the first n % size ones one longer; a list
-    of indices gives the pieces between them (views of input)."""
+    of indices gives the pieces between them (views of input). PyTorch's keyword names for the
+    second argument (sections=, indices=, tensor_indices_or_sections=) work too."""
+    spec = _one_spec(
+        "tensor_split", indices_or_sections, sections=sections, indices=indices,
+        tensor_indices_or_sections=tensor_indices_or_sections,
+    )  # fmt: skip
     d = normalize_dim(dim, input.ndim, "tensor_split")
     n = input.shape[d]
-    spec = indices_or_sections
     if isinstance(spec, Tensor):
         spec = spec.item() if spec.ndim == 0 else spec.tolist()
     if isinstance(spec, list | tuple):
@@ -72,25 +96,49 @@ def _split_dim(x: Tensor, spec: Any, dim: int, op: str) -> tuple:
     return tensor_split(x, spec, dim)
 
 
-def hsplit(input: Tensor, indices_or_sections: Any) -> tuple:
-    """tensor_split along dim 1 (dim 0 of a 1-D tensor); an int must divide the size."""
+def hsplit(
+    input: Tensor,
+    indices_or_sections: Any = None,
+    *,
+    sections: int | None = None,
+    indices: Sequence[int] | None = None,
+) -> tuple:
+    """tensor_split along dim 1 (dim 0 of a 1-D tensor); an int must divide the size.
+    PyTorch's keyword names sections= and indices= work too."""
+    spec = _one_spec("hsplit", indices_or_sections, sections=sections, indices=indices)
     if input.ndim == 0:
         raise ValueError("hsplit: requires a tensor with at least 1 dimension")
-    return _split_dim(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit")
+    return _split_dim(input, spec, 1 if input.ndim > 1 else 0, "hsplit")
 
 
-def vsplit(input: Tensor, indices_or_sections: Any) -> tuple:
-    """tensor_split along dim 0 of a tensor of at least 2 dims; an int must divide the size."""
+def vsplit(
+    input: Tensor,
+    indices_or_sections: Any = None,
+    *,
+    sections: int | None = None,
+    indices: Sequence[int] | None = None,
+) -> tuple:
+    """tensor_split along dim 0 of a tensor of at least 2 dims; an int must divide the size.
+    PyTorch's keyword names sections= and indices= work too."""
+    spec = _one_spec("vsplit", indices_or_sections, sections=sections, indices=indices)
     if input.ndim < 2:
         raise ValueError(f"vsplit: requires a tensor with at least 2 dimensions, got {input.ndim}")
-    return _split_dim(input, indices_or_sections, 0, "vsplit")
+    return _split_dim(input, spec, 0, "vsplit")
 
 
-def dsplit(input: Tensor, indices_or_sections: Any) -> tuple:
-    """tensor_split along dim 2 of a tensor of at least 3 dims; an int must divide the size."""
+def dsplit(
+    input: Tensor,
+    indices_or_sections: Any = None,
+    *,
+    sections: int | None = None,
+    indices: Sequence[int] | None = None,
+) -> tuple:
+    """tensor_split along dim 2 of a tensor of at least 3 dims; an int must divide the size.
+    PyTorch's keyword names sections= and indices= work too."""
+    spec = _one_spec("dsplit", indices_or_sections, sections=sections, indices=indices)
     if input.ndim < 3:
         raise ValueError(f"dsplit: requires a tensor with at least 3 dimensions, got {input.ndim}")
-    return _split_dim(input, indices_or_sections, 2, "dsplit")
+    return _split_dim(input, spec, 2, "dsplit")
 
 
 _ATLEAST = {  # (ndim wanted, ndim of the tensor) -> its new shape, from its shape
