@@ -32,6 +32,7 @@ from gradflow.nn.activation import (
     Tanhshrink,
     Threshold,
 )
+from gradflow.nn.attention import MultiheadAttention
 from gradflow.nn.container import (
     ModuleDict,
     ModuleList,
@@ -133,6 +134,13 @@ from gradflow.nn.pooling import (
     MaxUnpool3d,
 )
 from gradflow.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from gradflow.nn.transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from gradflow.nn.upsampling import (
     ChannelShuffle,
     PixelShuffle,
@@ -232,6 +240,7 @@ __all__ = [
     "ModuleList",
     "MultiLabelSoftMarginLoss",
     "MultiMarginLoss",
+    "MultiheadAttention",
     "NLLLoss",
     "PReLU",
     "PairwiseDistance",
@@ -266,6 +275,11 @@ __all__ = [
     "Tanh",
     "Tanhshrink",
     "Threshold",
+    "Transformer",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
     "Unflatten",

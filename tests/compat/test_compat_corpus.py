@@ -31,11 +31,7 @@ for _module in (
     importlib.import_module(_module)
 
 # name -> why it fails under gradflow today (removed as the names land)
-KNOWN_FAILURES: dict[str, str] = {
-    "multihead_attention_shapes": "gradflow.nn has no MultiheadAttention (issue 16)",
-    "transformer_encoder_shapes": "gradflow.nn has no TransformerEncoderLayer/TransformerEncoder "
-    "(issue 16)",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 # name -> a deliberate difference: the snippet runs under gradflow, but its result differs
 # from torch's, so it fails only where torch is there to compare against
