@@ -25,10 +25,17 @@
 #                      only, no full Jacobians, once gradcheck honours it). Fails unless pytest
 #                      exits 0 AND at least one test passed: "no tests ran", everything skipped,
 #                      or any "no CUDA GPU visible" skip counts as a failure, not as green.
+#                      tests/ops/test_attention.py's cuda variants run the attention row
+#                      kernels (kernels/attention.cu) against torch.
 #   determinism  (30)  determinism.md (+ determinism.txt): benchmarks/determinism_check.py,
 #                      kernels/README.md's determinism table checked bit for bit
 #   tune         (30)  tune.txt, dispatch_table.json, <date>-dispatch-<arch>.md:
-#                      gradflow.bench.tune --write on a copy of the dispatch table
+#                      gradflow.bench.tune --write on a copy of the dispatch table. Last it
+#                      times attention (sdpa forward + backward, float32) on the tiled kernels
+#                      against the row kernels + cuBLAS, at most 10 calls a side, after checking
+#                      that their gradients agree (the only GPU check of the tiled kernels
+#                      here); a few seconds expected. Interrupted, it still writes the choices
+#                      of the ops it finished (exit 130).
 #   bench        (60)  bench.json + bench.txt: gradflow bench --device cuda --compare torch,
 #                      suites elementwise, fused, matmul, conv, rnn and train (the GPU targets
 #                      of docs/DESIGN.md §7) at the size "large" (2^24-element activations, LSTM

@@ -94,19 +94,25 @@ def mask_layout(mask_shape: tuple, mask_strides: tuple, itemsize: int, shape: tu
 
 
 def _mask_args(
-    launcher: str, backend: KernelBackend, attn_mask: Any, scores: Any, dtype: Any, device: Any
+    launcher: str,
+    backend: KernelBackend,
+    attn_mask: Any,
+    shape: tuple,
+    dtype: Any,
+    device: Any,
+    first: str,
 ) -> tuple[Any, Any, tuple]:
-    """(add, keep, layout) for the kernel: one of add/keep is the mask, or both are None."""
+    """(add, keep, layout) for the kernel: one of add/keep is the mask, or both are None.
+    ``shape`` is the scores' (..., L, S); ``first`` names the argument giving dtype and device."""
     if attn_mask is None:
         return None, None, (1, 1, 1, 0, 0, 0, 0, 0, 0)
     check_array_type(launcher, backend, "attn_mask", attn_mask)
-    check_device(launcher, backend, "attn_mask", attn_mask, device, "scores")
+    check_device(launcher, backend, "attn_mask", attn_mask, device, first)
     if attn_mask.dtype != np.bool_ and attn_mask.dtype != dtype:
         raise TypeError(
             f"{launcher}: argument 'attn_mask' has {describe(attn_mask)}; expected bool or the "
             f"scores' dtype {dtype}"
         )
-    shape = tuple(scores.shape)
     try:
         layout = mask_layout(
             tuple(attn_mask.shape), tuple(attn_mask.strides), attn_mask.itemsize, shape
@@ -156,7 +162,9 @@ def attn_softmax_fwd(
     launcher = "attn_softmax_fwd"
     backend = resolve_backend(backend)
     dtype, device = _check_scores(launcher, backend, "scores", scores)
-    add, keep, layout = _mask_args(launcher, backend, attn_mask, scores, dtype, device)
+    add, keep, layout = _mask_args(
+        launcher, backend, attn_mask, tuple(scores.shape), dtype, device, "scores"
+    )
     pd = None
     if dropout_mask is not None:
         _check_bool(launcher, backend, "dropout_mask", dropout_mask, device, "scores")
@@ -215,3 +223,132 @@ def attn_softmax_bwd(
                 pd, np.int64(n_rows), np.int64(n_cols))  # fmt: skip
         _launch(backend, device, dtype, "attn_softmax_bwd", n_rows, n_cols, args)
     return dp, ds_raw, pd
+
+
+# ---- the tiled (FlashAttention-style) route ---------------------------------------------------
+
+FLASH_LANES = 8  # threads per tile row (attention.cu)
+FLASH_MAX_DIM = 128  # the largest head dim E or Ev the tiled kernels take
+
+
+def flash_tile(dtype: Any) -> int:
+    """Rows per tile of the tiled kernels: 16 in float32, 8 in float64 (shared memory)."""
+    return 16 if np.dtype(dtype) == np.float32 else 8
+
+
+def flash_supports(q_shape: tuple, k_shape: tuple, v_shape: tuple) -> bool:
+    """Whether the tiled kernels take these shapes: one batch shape (no broadcasting), at least
+    one key, head dims 1 to FLASH_MAX_DIM."""
+    return (
+        len(q_shape) >= 2
+        and q_shape[:-2] == k_shape[:-2] == v_shape[:-2]
+        and q_shape[-1] == k_shape[-1]
+        and k_shape[-2] == v_shape[-2] >= 1
+        and 1 <= q_shape[-1] <= FLASH_MAX_DIM
+        and 1 <= v_shape[-1] <= FLASH_MAX_DIM
+    )
+
+
+def _check_flash(launcher: str, backend: KernelBackend, q: Any, k: Any, v: Any, **more: Any):
+    """(dtype, device, (BH, L, S, E, Ev)) of a tiled launch, checked; q, k, v contiguous."""
+    dtype, device = check_float_arrays(launcher, backend, q=q, k=k, v=v, **more)
+    if not flash_supports(tuple(q.shape), tuple(k.shape), tuple(v.shape)):
+        raise ValueError(
+            f"{launcher}: q {describe(q)}, k {describe(k)} and v {describe(v)}; expected "
+            f"(..., L, E), (..., S, E) and (..., S, Ev) with one batch shape, S >= 1 and "
+            f"1 <= E, Ev <= {FLASH_MAX_DIM}"
+        )
+    *batch, n_query, dim = q.shape
+    n_keys, dim_v = v.shape[-2:]
+    bh = int(np.prod(batch, dtype=np.int64)) if batch else 1
+    return dtype, device, (bh, n_query, n_keys, dim, dim_v)
+
+
+def _flash_grid(backend, device, dtype, n_tiles: int) -> tuple:
+    return (max(1, min(n_tiles, backend.max_grid_blocks(device))), 1, 1)
+
+
+def attn_flash_fwd(
+    q: Any,
+    k: Any,
+    v: Any,
+    scale: float,
+    *,
+    attn_mask: Any = None,
+    is_causal: bool = False,
+    backend: KernelBackend | None = None,
+) -> tuple[Any, Any]:
+    """softmax(scale * q k^T + mask) v without writing the (..., L, S) scores: (o, stats).
+
+    q (..., L, E), k (..., S, E), v (..., S, Ev), one batch shape, E and Ev at most
+    FLASH_MAX_DIM; attn_mask and is_causal as for :func:`attn_softmax_fwd` (no dropout).
+    o is (..., L, Ev); stats is [2, R] (R = the rows of o): each row's score max and its sum of
+    exp(score - max), which :func:`attn_flash_bwd` needs to recompute P.
+    """
+    launcher = "attn_flash_fwd"
+    backend = resolve_backend(backend)
+    dtype, device, (bh, n_query, n_keys, dim, dim_v) = _check_flash(launcher, backend, q, k, v)
+    shape = (*q.shape[:-1], n_keys)
+    add, keep, layout = _mask_args(launcher, backend, attn_mask, shape, dtype, device, "q")
+    q, k, v = contiguous(backend, q, k, v)
+    o = backend.empty((*q.shape[:-1], dim_v), dtype, device)
+    stats = backend.empty((2, bh * n_query), dtype, device)
+    tile = flash_tile(dtype)
+    n_tiles = bh * -(-n_query // tile)
+    if n_tiles:
+        args = (q, k, v, add, keep, *(np.int64(x) for x in layout), np.int32(bool(is_causal)),
+                scalar(dtype, scale), o, stats,
+                *(np.int64(x) for x in (bh, n_query, n_keys, dim, dim_v)))  # fmt: skip
+        grid = _flash_grid(backend, device, dtype, n_tiles)
+        backend.launch("attention", dtype, "attn_flash_fwd", grid, (FLASH_LANES, tile, 1), args,
+                       device)  # fmt: skip
+    return o, stats
+
+
+def attn_flash_bwd(
+    q: Any,
+    k: Any,
+    v: Any,
+    o: Any,
+    dout: Any,
+    stats: Any,
+    scale: float,
+    *,
+    attn_mask: Any = None,
+    is_causal: bool = False,
+    backend: KernelBackend | None = None,
+) -> tuple[Any, Any, Any]:
+    """(dq, dk, dv) of :func:`attn_flash_fwd`'s o for the gradient ``dout`` of o, recomputing P
+    tile by tile from q, k and ``stats`` (two kernels: dq, then dk and dv; no atomics)."""
+    launcher = "attn_flash_bwd"
+    backend = resolve_backend(backend)
+    dtype, device, (bh, n_query, n_keys, dim, dim_v) = _check_flash(
+        launcher, backend, q, k, v, o=o, dout=dout, stats=stats
+    )
+    for name, x in (("o", o), ("dout", dout)):
+        check_shape(launcher, name, x, (*q.shape[:-1], dim_v), "q's rows by v's head dim")
+    check_shape(launcher, "stats", stats, (2, bh * n_query), "attn_flash_fwd's row stats")
+    shape = (*q.shape[:-1], n_keys)
+    add, keep, layout = _mask_args(launcher, backend, attn_mask, shape, dtype, device, "q")
+    q, k, v, o, dout, stats = contiguous(backend, q, k, v, o, dout, stats)
+    dq = backend.empty(tuple(q.shape), dtype, device)
+    dk = backend.empty(tuple(k.shape), dtype, device)
+    dv = backend.empty(tuple(v.shape), dtype, device)
+    delta = backend.empty((bh * n_query,), dtype, device)
+    tile = flash_tile(dtype)
+    mask = (add, keep, *(np.int64(x) for x in layout), np.int32(bool(is_causal)),
+            scalar(dtype, scale))  # fmt: skip
+    dims = tuple(np.int64(x) for x in (bh, n_query, n_keys, dim, dim_v))
+    block = (FLASH_LANES, tile, 1)
+    q_tiles = bh * -(-n_query // tile)
+    if q_tiles:
+        args = (q, k, v, o, dout, *mask, stats, dq, delta, *dims)
+        grid = _flash_grid(backend, device, dtype, q_tiles)
+        backend.launch("attention", dtype, "attn_flash_bwd_dq", grid, block, args, device)
+        args = (q, k, v, dout, *mask, stats, delta, dk, dv, *dims)
+        grid = _flash_grid(backend, device, dtype, bh * -(-n_keys // tile))
+        backend.launch("attention", dtype, "attn_flash_bwd_dkv", grid, block, args, device)
+    else:  # no queries: nothing flows back to the keys and values
+        dk[...] = 0
+        dv[...] = 0
+    return dq, dk, dv

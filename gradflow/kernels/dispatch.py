@@ -1,6 +1,6 @@
 """Which of two GPU implementations runs, where gradflow has both: ours or the library's.
 
-The choices, each between one of our kernels and cuBLAS or CuPy:
+The choices, each between one of our kernels and a default that leans on cuBLAS or CuPy:
 
 - ``"act_matmul_bwd"``: dX = (dY * f'(Z)) @ W^T when W needs no gradient (the backward of
   ops.fused.LinearActivation with a frozen weight). ``"fused"``: our tiled kernel
@@ -9,13 +9,21 @@ The choices, each between one of our kernels and cuBLAS or CuPy:
 - ``"bias_sum"``: a bias gradient, the sum over the rows of an [R, C] gradient.
   ``"kernel"``: sum_to_bias (kernels/fused.cu, fixed order); ``"cupy"``: CuPy's reduction.
   Work: R C.
+- ``"attention"``: scaled_dot_product_attention on the kernel route (float32/float64 cuda).
+  ``"flash"``: the tiled kernels (attn_flash_fwd/bwd in kernels/attention.cu), which never
+  write the (..., L, S) scores and recompute P in the backward; ``"rows"``: cuBLAS GEMMs with
+  attn_softmax_fwd/bwd between them, P kept. Only where the tiled kernels apply: no dropout,
+  no gradient for an additive mask, one batch shape, head dims <= 128; elsewhere "rows"
+  whatever the table says. Work: B H L S E (the batch and heads, query and key lengths, head
+  dim: the GEMMs' multiply-adds).
 
 A choice depends on the shape class (the size of the work: small, medium or large; see
 ``BOUNDS``) and on the GPU architecture ("sm_90" covers H100 and H200). It is read from
 ``dispatch_table.json`` next to this file, which ``python -m gradflow.bench.tune --write``
 writes from measurements on a GPU, with a record of the numbers under ``benchmarks/results/``.
 An architecture or class the table does not hold gets ``DEFAULTS``: the library's side, which
-needs no measurement to be trusted. The CPU emulation (gradflow.testing.emulation) has no
+needs no measurement to be trusted (for "attention", "rows": the tiled kernels are off until a
+GPU has measured them). The CPU emulation (gradflow.testing.emulation) has no
 architecture, so it gets the defaults too; tests drive the other side with ``forced``.
 """
 
@@ -29,11 +37,19 @@ from typing import Any
 
 TABLE_PATH = Path(__file__).with_name("dispatch_table.json")
 
-CHOICES = {"act_matmul_bwd": ("fused", "cublas"), "bias_sum": ("kernel", "cupy")}
-DEFAULTS = {"act_matmul_bwd": "cublas", "bias_sum": "cupy"}
+CHOICES = {
+    "act_matmul_bwd": ("fused", "cublas"),
+    "bias_sum": ("kernel", "cupy"),
+    "attention": ("flash", "rows"),
+}
+DEFAULTS = {"act_matmul_bwd": "cublas", "bias_sum": "cupy", "attention": "rows"}
 CLASSES = ("small", "medium", "large")
 # Upper bounds of the small and medium classes, in units of each op's work.
-BOUNDS = {"act_matmul_bwd": (1 << 21, 1 << 27), "bias_sum": (1 << 16, 1 << 22)}
+BOUNDS = {
+    "act_matmul_bwd": (1 << 21, 1 << 27),
+    "bias_sum": (1 << 16, 1 << 22),
+    "attention": (1 << 26, 1 << 32),
+}
 
 _table: dict | None = None
 _forced: dict[str, str] = {}

@@ -14,7 +14,8 @@ Memory: the node keeps P, (..., L, S) in the input's dtype (B=8, H=8, T=512 in f
 the dropout mask as bools when dropout is on, and references to Q, K and V (no copies). P is
 kept rather than recomputed because the backward needs it whole and recomputing it costs a
 third GEMM and a second softmax; the route that never builds P (online softmax, recompute in
-backward) is the tiled cuda kernel's, where long sequences make the memory matter.
+backward) is the tiled cuda kernels', where long sequences make the memory matter: it keeps
+two values per query row besides references to Q, K, V, the output and an additive mask.
 
 Routes. The array path (NumPy, or CuPy's own functions for float16 on cuda) is the code below:
 the mask is applied by writing -inf, the softmax and its backward are a few array passes each.
@@ -31,8 +32,17 @@ way (kernels/attention.cu, launchers in gradflow/kernels/attention.py):
   scaled by ``scale`` so dQ = dS K and dK = dS^T Q need no extra pass (CuPy's matmul has no
   alpha); the unscaled dS is written as a second output only when the additive mask needs a
   gradient beside Q or K, and the dropped P for dV comes out of the same pass.
-Both routes save the same arrays, so a backward may take either route whatever the forward
-took. Values agree to rounding (the kernel sums a row in another order).
+Both take the same arrays and save the same arrays, so a backward may take either route
+whatever the forward took. Values agree to rounding (the kernel sums a row in another order).
+On cuda the array path waits for the device twice per forward (its boolean-mask writes); the
+kernel route never does.
+The tiled route (``attn_flash_fwd``, ``attn_flash_bwd_dq``, ``attn_flash_bwd_dkv``; no GEMM
+call, no (..., L, S) array: P is recomputed tile by tile in the backward) runs on the kernel
+route only where gradflow.kernels.dispatch picks "attention": "flash" for the GPU and the work
+B H L S E, which no architecture does until ``python -m gradflow.bench.tune --write`` has
+measured it, and only where it applies: no dropout, no gradient for an additive mask, query,
+key and value of one batch shape (enable_gqa's repeat gives that), head dims up to 128.
+Elsewhere the row kernels run. Its backward runs on the backend its forward ran on.
 """
 
 from __future__ import annotations
@@ -95,8 +105,12 @@ class ScaledDotProductAttention(Function):
     k_shape: tuple
     v_shape: tuple
     mask_shape: tuple | None
+    _flash = False  # the tiled kernels ran forward (saved: output, row stats, q, k, v, mask)
+    _route = None  # the kernel backend they ran on (None: CuPy), for the backward
 
     def forward(self, q, k, v, mask=None):
+        if uses_kernels(q) and self._flash_applies(q, k, v):
+            return self._forward_flash(q, k, v, mask)
         s = q @ _keys_last(k)  # (..., L, S), batch dims broadcast
         if uses_kernels(q):
             p, drop, pd = self._softmax_kernel(s, mask)
@@ -134,6 +148,45 @@ class ScaledDotProductAttention(Function):
         )  # fmt: skip
         return p, drop, (p if pd is None else pd)
 
+    def _flash_applies(self, q, k, v):
+        """Whether the tiled kernels run: where they apply (no dropout, no gradient for an
+        additive mask, shapes they take) and the dispatch table picks them for this work."""
+        from gradflow.kernels import dispatch
+        from gradflow.kernels.attention import flash_supports
+
+        need = self.needs_input_grad
+        if self.dropout_p > 0 or (len(need) == 4 and need[3]):
+            return False
+        if not flash_supports(tuple(q.shape), tuple(k.shape), tuple(v.shape)):
+            return False
+        work = math.prod(q.shape[:-1]) * k.shape[-2] * q.shape[-1]
+        return dispatch.choose("attention", work, q) == "flash"
+
+    def _forward_flash(self, q, k, v, mask):
+        from gradflow.backend import routing
+        from gradflow.kernels.attention import attn_flash_fwd
+
+        self._flash, self._route = True, routing.kernel_backend()
+        out, stats = attn_flash_fwd(
+            q, k, v, self.scale, attn_mask=self.keep if mask is None else mask,
+            is_causal=self.causal, backend=self._route,
+        )  # fmt: skip
+        # Memory: two values per query row beside the inputs and the output (references)
+        self.save_for_backward(out, stats, q, k, v, mask)
+        return out
+
+    def _backward_flash(self, g):
+        from gradflow.kernels.attention import attn_flash_bwd
+
+        out, stats, q, k, v, mask = self.saved_arrays
+        grads = attn_flash_bwd(
+            q, k, v, out, g, stats, self.scale, attn_mask=self.keep if mask is None else mask,
+            is_causal=self.causal, backend=self._route,
+        )  # fmt: skip
+        need = self.needs_input_grad
+        grads = tuple(x if n else None for x, n in zip(grads, need))
+        return grads if len(need) == 3 else (*grads, None)
+
     def _keep_scale(self, dtype):
         """Dropout's rescaling of the weights kept: 1 / (1 - p), 0 for p = 1 (1 without)."""
         p = self.dropout_p
@@ -147,6 +200,8 @@ class ScaledDotProductAttention(Function):
         return rng.random(p.shape, dtype=p.dtype) >= self.dropout_p
 
     def backward(self, g):
+        if self._flash:
+            return self._backward_flash(g)
         p, drop, q, k, v = self.saved_arrays
         if uses_kernels(p):
             return self._backward_kernel(g, p, drop, q, k, v)

@@ -8,8 +8,14 @@ from kernel_reference import TOLERANCES
 
 import gradflow
 import gradflow.nn.functional as F
-from gradflow.kernels import attn_softmax_bwd, attn_softmax_fwd
-from gradflow.kernels.attention import mask_layout, row_threads
+from gradflow.kernels import attn_softmax_bwd, attn_softmax_fwd, dispatch
+from gradflow.kernels.attention import (
+    attn_flash_bwd,
+    attn_flash_fwd,
+    flash_supports,
+    mask_layout,
+    row_threads,
+)
 from gradflow.testing import standin
 from gradflow.testing.emulation import EmulationBackend, route_kernels, unavailable_reason
 
@@ -254,6 +260,15 @@ OP_CASES = {  # name: (query, key, value shapes, keyword arguments from rng and 
         lambda rng, dt: {"scale": 0.3, "enable_gqa": True},
     ),
     "dropout": ((2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 4), lambda rng, dt: {"dropout_p": 0.3}),
+    # masks with q, k and v of one batch shape, as the tiled kernels need
+    "flash_bool": (
+        (2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 4),
+        lambda rng, dt: {"attn_mask": rng.random((5, 7)) > 0.3},
+    ),
+    "flash_additive": (
+        (2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 4),
+        lambda rng, dt: {"attn_mask": rng.standard_normal((3, 1, 7)).astype(dt)},
+    ),
 }  # fmt: skip
 
 
@@ -431,3 +446,185 @@ def test_cuda_route_launches_one_kernel_each_way_and_never_syncs(case, monkeypat
     assert array_forward.raw_launches == array_backward.raw_launches == 0
     assert array_forward.syncs == 2  # what the kernel route saves, beside the passes
     assert forward.kernels < array_forward.kernels and backward.kernels < array_backward.kernels
+
+
+# ---- the tiled (FlashAttention-style) kernels ------------------------------------------------
+
+FLASH_SHAPES = [  # (L, S, E, Ev): single rows and keys, odd sizes across tile edges, max dims
+    (1, 1, 3, 2),
+    (5, 7, 8, 4),
+    (17, 33, 16, 24),
+    (40, 20, 128, 128),
+]
+
+
+def _flash_case(dtype, shape, kind, seed):
+    n_query, n_keys, dim, dim_v = shape
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((*BATCH, n_query, dim)).astype(dtype)
+    k = rng.standard_normal((*BATCH, n_keys, dim)).astype(dtype)
+    v = rng.standard_normal((*BATCH, n_keys, dim_v)).astype(dtype)
+    mask, causal = None, kind == "causal"
+    if kind == "bool_rows":
+        mask = rng.random((n_query, n_keys)) > 0.3
+        mask[0] = False  # a query that sees no key
+    elif kind == "additive":
+        mask = rng.standard_normal((BATCH[1], 1, n_keys)).astype(dtype)
+        mask[1, 0, ::2] = -np.inf
+    return q, k, v, mask, causal, rng
+
+
+def attention_reference(q, k, v, g, scale, mask, causal):
+    """(out, dq, dk, dv) in float64 from the softmax reference."""
+    q, k, v, g = (a.astype(np.float64) for a in (q, k, v, g))
+    p = softmax_reference(q @ k.swapaxes(-1, -2), scale, mask, causal)
+    ds = softmax_grad_reference(p, g @ v.swapaxes(-1, -2))
+    return p @ v, scale * ds @ k, scale * ds.swapaxes(-1, -2) @ q, p.swapaxes(-1, -2) @ g
+
+
+@pytest.mark.parametrize("kind", ["none", "causal", "bool_rows", "additive"])
+@pytest.mark.parametrize("shape", FLASH_SHAPES)
+def test_flash_kernels_match_reference(emu, dtype, shape, kind):
+    q, k, v, mask, causal, rng = _flash_case(dtype, shape, kind, seed=sum(shape))
+    g = rng.standard_normal((*BATCH, shape[0], shape[3])).astype(dtype)
+    o, stats = attn_flash_fwd(q, k, v, 0.4, attn_mask=mask, is_causal=causal, backend=emu)
+    grads = attn_flash_bwd(q, k, v, o, g, stats, 0.4, attn_mask=mask, is_causal=causal,
+                           backend=emu)  # fmt: skip
+    expected = attention_reference(q, k, v, g, 0.4, mask, causal)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-11, "atol": 1e-12}
+    assert stats.shape == (2, np.prod(BATCH) * shape[0])
+    for ours, ref in zip((o, *grads), expected):
+        assert ours.dtype == dtype and ours.shape == ref.shape
+        np.testing.assert_allclose(ours, ref, **tol)
+    if kind == "bool_rows":  # the query with no key: zero output and no gradient
+        assert not o[..., 0, :].any() and not grads[0][..., 0, :].any()
+
+
+def test_flash_results_do_not_depend_on_the_grid(emu):
+    q, k, v, mask, causal, rng = _flash_case(np.float32, (17, 33, 16, 24), "additive", seed=9)
+    g = rng.standard_normal((*BATCH, 17, 24)).astype(np.float32)
+    runs = []
+    for backend in (EmulationBackend(max_grid_blocks=1), EmulationBackend(max_grid_blocks=64)):
+        o, stats = attn_flash_fwd(q, k, v, 0.4, attn_mask=mask, backend=backend)
+        runs.append((o, stats, *attn_flash_bwd(q, k, v, o, g, stats, 0.4, attn_mask=mask,
+                                               backend=backend)))  # fmt: skip
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_flash_supports_and_errors(emu):
+    assert flash_supports((2, 5, 8), (2, 7, 8), (2, 7, 4))
+    assert flash_supports((5, 128), (7, 128), (7, 128))
+    assert not flash_supports((2, 5, 8), (1, 7, 8), (1, 7, 4))  # broadcast batch dims
+    assert not flash_supports((5, 129), (7, 129), (7, 4))  # head dim past FLASH_MAX_DIM
+    assert not flash_supports((5, 8), (0, 8), (0, 4))  # no keys
+    q = np.zeros((2, 5, 8))
+    with pytest.raises(ValueError, match="one batch shape"):
+        attn_flash_fwd(q, np.zeros((1, 7, 8)), np.zeros((1, 7, 4)), 1.0, backend=emu)
+    k, v = np.zeros((2, 7, 8)), np.zeros((2, 7, 4))
+    o, stats = attn_flash_fwd(q, k, v, 1.0, backend=emu)
+    np.testing.assert_allclose(o, 0)  # zero values: any weights give 0
+    with pytest.raises(ValueError, match="argument 'dout'"):
+        attn_flash_bwd(q, k, v, o, np.zeros((2, 5, 3)), stats, 1.0, backend=emu)
+    with pytest.raises(ValueError, match="argument 'stats'"):
+        attn_flash_bwd(q, k, v, o, o, stats[:, :3], 1.0, backend=emu)
+
+
+FLASH_OP_CASES = ["plain", "causal", "gqa_scale", "flash_bool", "flash_additive"]
+NO_MASK_GRAD = (True, True, True, False)
+FLASH_KERNELS = ["attn_flash_fwd", "attn_flash_bwd_dq", "attn_flash_bwd_dkv"]
+
+
+@needs_emulation
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", FLASH_OP_CASES)
+def test_op_flash_route_matches_the_array_path(case, dtype):
+    arrays, kwargs, g, _ = _op_inputs(case, dtype)
+    ref = _run_op(arrays, kwargs, g, NO_MASK_GRAD)
+    with route_kernels() as backend, dispatch.forced("attention", "flash"):
+        recorder = _Recorder(backend)
+        ours = _run_op(arrays, kwargs, g, NO_MASK_GRAD)
+    assert recorder.names == FLASH_KERNELS
+    _assert_same(ours, ref, dtype)
+
+
+@needs_emulation
+@pytest.mark.parametrize(
+    "case, requires",
+    [
+        ("dropout", (True, True, True, False)),  # dropout's mask would be an L x S array
+        ("flash_additive", (True, True, True, True)),  # so would the mask's gradient
+        ("bool_broadcast", (True, True, True, False)),  # k, v broadcast over the batch
+    ],
+)
+def test_op_flash_route_falls_back_to_the_row_kernels(case, requires):
+    arrays, kwargs, g, _ = _op_inputs(case, np.float64)
+    ref = _run_op(arrays, kwargs, g, requires)
+    with route_kernels() as backend, dispatch.forced("attention", "flash"):
+        recorder = _Recorder(backend)
+        ours = _run_op(arrays, kwargs, g, requires)
+    assert recorder.names == ["attn_softmax_fwd", "attn_softmax_bwd"]
+    _assert_same(ours, ref, np.float64)
+
+
+def test_the_dispatch_default_is_the_row_kernels():
+    assert dispatch.DEFAULTS["attention"] == "rows"
+    assert dispatch.choose("attention", 1 << 40, np.zeros(1)) == "rows"
+
+
+@_cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", FLASH_OP_CASES)
+def test_cuda_flash_route_matches_the_cpu_op(case, dtype):
+    arrays, kwargs, g, _ = _op_inputs(case, dtype)
+    ref = _run_op(arrays, kwargs, g, NO_MASK_GRAD)
+    with dispatch.forced("attention", "flash"):
+        ours = _run_op(arrays, kwargs, g, NO_MASK_GRAD, device="cuda")
+    _assert_same(ours, ref, dtype)
+
+
+@_cuda
+@pytest.mark.skipif(not standin.enabled(), reason="counts need the CuPy stand-in")
+def test_cuda_flash_route_launches_no_gemm():
+    arrays, kwargs, g, _ = _op_inputs("causal", np.float32)
+    q, k, v = (gradflow.tensor(a, device="cuda", requires_grad=True) for a in arrays)
+    grad = gradflow.tensor(g, device="cuda")
+    with dispatch.forced("attention", "flash"):
+        F.scaled_dot_product_attention(q, k, v, **kwargs).backward(grad)  # warm-up
+        with standin.counting() as forward:
+            out = F.scaled_dot_product_attention(q, k, v, **kwargs)
+        with standin.counting() as backward:
+            out.backward(grad)
+    assert (forward.counts.raw_launches, forward.counts.cublas) == (1, 0)
+    assert (backward.counts.raw_launches, backward.counts.cublas) == (2, 0)
+    assert forward.counts.syncs == backward.counts.syncs == 0
+
+
+# ---- gradflow.bench.tune's attention choice ---------------------------------------------------
+
+
+@_cuda
+def test_tune_times_both_attention_sides_after_checking_they_agree():
+    from gradflow.bench import tune
+
+    flash, rows = tune._attention_sides((2, 5, 7, 8))
+    assert flash is not tune._never  # they agreed
+    for a, b in zip(flash(), rows()):
+        np.testing.assert_allclose(a.cpu().numpy(), b.cpu().numpy(), rtol=1e-4, atol=1e-5)
+    assert tune._median_time(tune._never, 5, None) == float("inf")
+    assert tune.decide({"small": [(float("inf"), 1.0)]}, "attention") == {"small": "rows"}
+    assert tune.decide({"large": [(0.5, 1.0)]}, "attention") == {"large": "flash"}
+
+
+@_cuda
+def test_tune_keeps_the_ops_measured_before_an_interruption(monkeypatch):
+    from gradflow.bench import tune
+
+    def measure_op(op, *rest):
+        if op == "attention":
+            raise KeyboardInterrupt
+        return {"small": [((1,), (1.0, 2.0))]}
+
+    monkeypatch.setattr(tune, "_measure_op", measure_op)
+    results, complete = tune.measure(1)
+    assert not complete and set(results) == set(tune.CASES) - {"attention"}
