@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gradflow import nn
+from gradflow import creation, nn
 from gradflow.tensor import Tensor
 
 
@@ -70,4 +70,44 @@ def gru(image_size: int = 8, num_classes: int = 10, hidden_size: int = 128) -> n
     return RowReader(nn.GRU(image_size, hidden_size, batch_first=True), hidden_size, num_classes)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn, "lstm": lstm, "gru": gru}
+class RowTransformer(nn.Module):
+    """A Transformer encoder that reads an image's rows as tokens (8 tokens of 8 pixels on
+    digits): each row projected to d_model, a learned position embedding added, pre-norm
+    encoder layers, then the tokens' mean classified."""
+
+    def __init__(self, image_size: int, num_classes: int, d_model: int, heads: int, layers: int):
+        super().__init__()
+        self.embed = nn.Linear(image_size, d_model)
+        self.position = nn.Parameter(creation.zeros(1, image_size, d_model))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            d_model,
+            heads,
+            dim_feedforward=2 * d_model,
+            dropout=0.1,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, num_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        rows = images.reshape(images.shape[0], images.shape[-2], images.shape[-1])
+        tokens = self.encoder(self.embed(rows) + self.position)
+        return self.head(self.norm(tokens).mean(dim=1))
+
+
+def transformer(image_size: int = 8, num_classes: int = 10, d_model: int = 64, heads: int = 4,
+                layers: int = 2) -> nn.Module:  # fmt: skip
+    """A 2-layer Transformer encoder over the image's rows as tokens, with learned positions."""
+    return RowTransformer(image_size, num_classes, d_model, heads, layers)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "mlp": mlp,
+    "cnn": cnn,
+    "lstm": lstm,
+    "gru": gru,
+    "transformer": transformer,
+}

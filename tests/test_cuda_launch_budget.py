@@ -56,7 +56,7 @@ def _step_counts(model_name: str, optimizer: str):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-@pytest.mark.parametrize("model_name", ["mlp", "cnn", "lstm", "gru"])
+@pytest.mark.parametrize("model_name", ["mlp", "cnn", "lstm", "gru", "transformer"])
 def test_a_training_step_never_waits_for_the_device(model_name, optimizer):
     counts, loss = _step_counts(model_name, optimizer)
     assert counts.syncs == 0, f"{model_name}: {counts}"

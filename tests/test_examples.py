@@ -72,6 +72,17 @@ def test_char_lm_loss_falls_and_prints_samples():
     assert "characters, " in result.stdout and "truncated BPTT every 25" in result.stdout
 
 
+def test_char_transformer_loss_falls_and_prints_samples():
+    result = run_example(str(ROOT / "examples" / "char_transformer.py"), "--device", "cpu",
+                         "--steps", "60", "--report-every", "30", "--d-model", "32")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    losses = [float(v) for v in re.findall(r"loss (\d+\.\d+) nats/char", result.stdout)]
+    assert len(losses) == 2 and losses[1] < 0.85 * losses[0], result.stdout
+    assert "causal windows of 64" in result.stdout
+    samples = [line for line in result.stdout.splitlines() if line.startswith("   ")]
+    assert samples and all(line.strip() for line in samples[:2])  # sampled text was printed
+
+
 @functools.cache  # each run once per session: both tests compare the gradflow run
 def _pytorch_program_accuracy(name: str, *flags: str) -> float:
     result = run_example(str(ROOT / "examples" / "pytorch_program.py"), "--epochs", "3", *flags)

@@ -129,7 +129,7 @@ def test_bad_options_give_a_clear_error_and_exit_status_2(tmp_path, capsys, args
 
 @pytest.mark.parametrize(
     ("option", "message"),
-    [({"model": "vgg"}, "unknown model 'vgg'; choose one of mlp, cnn, lstm, gru"),
+    [({"model": "vgg"}, "unknown model 'vgg'; choose one of mlp, cnn, lstm, gru, transformer"),
      ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'; choose one of")],
 )  # fmt: skip
 def test_the_python_api_names_a_bad_model_or_optimizer(tmp_path, option, message):
