@@ -9,6 +9,11 @@ never expanded to (B, H, L, S). ``is_causal`` masks key c > query l from the ind
 Dropout's bool keep-mask is drawn by the caller (CuPy's generator, so a seed gives the same
 masks as the array path) and applied inside the kernels: the forward writes the dropped,
 rescaled P beside P, the backward multiplies dP by it and can rebuild the dropped P for dV.
+
+The tiled launchers (``attn_flash_fwd``, ``attn_flash_bwd``) take q, k and v themselves and
+never write the scores: the forward keeps two values per query row (the score max and the sum
+of exp), the backward recomputes P from them tile by tile. gradflow.kernels.dispatch decides
+whether the op uses them ("attention": "flash"; not by default).
 """
 
 from __future__ import annotations
@@ -250,7 +255,7 @@ def flash_supports(q_shape: tuple, k_shape: tuple, v_shape: tuple) -> bool:
 
 
 def _check_flash(launcher: str, backend: KernelBackend, q: Any, k: Any, v: Any, **more: Any):
-    """(dtype, device, (BH, L, S, E, Ev)) of a tiled launch, checked; q, k, v contiguous."""
+    """(dtype, device, (BH, L, S, E, Ev)) of a tiled launch, its arguments checked."""
     dtype, device = check_float_arrays(launcher, backend, q=q, k=k, v=v, **more)
     if not flash_supports(tuple(q.shape), tuple(k.shape), tuple(v.shape)):
         raise ValueError(
@@ -264,7 +269,8 @@ def _check_flash(launcher: str, backend: KernelBackend, q: Any, k: Any, v: Any, 
     return dtype, device, (bh, n_query, n_keys, dim, dim_v)
 
 
-def _flash_grid(backend, device, dtype, n_tiles: int) -> tuple:
+def _flash_grid(backend: KernelBackend, device: Any, n_tiles: int) -> tuple:
+    """One block per tile, capped (the kernels walk the tiles grid-stride)."""
     return (max(1, min(n_tiles, backend.max_grid_blocks(device))), 1, 1)
 
 
@@ -299,7 +305,7 @@ def attn_flash_fwd(
         args = (q, k, v, add, keep, *(np.int64(x) for x in layout), np.int32(bool(is_causal)),
                 scalar(dtype, scale), o, stats,
                 *(np.int64(x) for x in (bh, n_query, n_keys, dim, dim_v)))  # fmt: skip
-        grid = _flash_grid(backend, device, dtype, n_tiles)
+        grid = _flash_grid(backend, device, n_tiles)
         backend.launch("attention", dtype, "attn_flash_fwd", grid, (FLASH_LANES, tile, 1), args,
                        device)  # fmt: skip
     return o, stats
@@ -343,10 +349,10 @@ def attn_flash_bwd(
     q_tiles = bh * -(-n_query // tile)
     if q_tiles:
         args = (q, k, v, o, dout, *mask, stats, dq, delta, *dims)
-        grid = _flash_grid(backend, device, dtype, q_tiles)
+        grid = _flash_grid(backend, device, q_tiles)
         backend.launch("attention", dtype, "attn_flash_bwd_dq", grid, block, args, device)
         args = (q, k, v, dout, *mask, stats, delta, dk, dv, *dims)
-        grid = _flash_grid(backend, device, dtype, bh * -(-n_keys // tile))
+        grid = _flash_grid(backend, device, bh * -(-n_keys // tile))
         backend.launch("attention", dtype, "attn_flash_bwd_dkv", grid, block, args, device)
     else:  # no queries: nothing flows back to the keys and values
         dk[...] = 0
