@@ -128,6 +128,16 @@ def _allocate(op: str, shape: tuple, dtype: Any, make: Any) -> Any:
         ) from exc
 
 
+def _keyword_size(size: tuple, options: dict, op: str) -> tuple:
+    """The sizes of ``zeros(2, 3)``, ``zeros((2, 3))`` or PyTorch's keyword form
+    ``zeros(size=(2, 3))`` (taken out of `options`)."""
+    if "size" not in options:
+        return size
+    if size:
+        raise TypeError(f"{op}() got its size both positionally and as size=")
+    return (options.pop("size"),)
+
+
 def _float_dtype(dtype: Any) -> numpy.dtype:
     return dtypes.as_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
 
@@ -144,6 +154,7 @@ def zeros(
     *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
 ):
     """A tensor of zeros (default float dtype)."""
+    size = _keyword_size(size, options, "zeros")
     check_factory_options("zeros", options)
     dev = Device(device)
     xp = get_array_module(dev)
@@ -156,6 +167,7 @@ def ones(
     *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
 ):
     """A tensor of ones (default float dtype)."""
+    size = _keyword_size(size, options, "ones")
     check_factory_options("ones", options)
     dev = Device(device)
     xp = get_array_module(dev)
@@ -168,6 +180,7 @@ def empty(
     *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
 ):
     """An uninitialized tensor (its contents are arbitrary)."""
+    size = _keyword_size(size, options, "empty")
     check_factory_options("empty", options)
     dev = Device(device)
     xp = get_array_module(dev)
@@ -205,7 +218,7 @@ def _scalar_dtype(value: Any) -> numpy.dtype:
 
 
 def arange(
-    start: Any,
+    start: Any = None,
     end: Any = None,
     step: Any = 1,
     dtype: Any = None,
@@ -215,8 +228,12 @@ def arange(
 ) -> Tensor:
     """Values from `start` to `end` (exclusive) by `step`; int64 when all are integers."""
     check_factory_options("arange", options)
+    if start is None and end is None:
+        raise TypeError("arange() missing its end: arange(end), arange(start, end[, step])")
     if end is None:
         start, end = 0, start
+    elif start is None:  # arange(end=5)
+        start = 0
     if step == 0:
         raise ValueError("arange: step must be nonzero")
     if dtype is None:
@@ -275,6 +292,7 @@ def rand(
     **options: Any,
 ) -> Tensor:
     """Uniform samples from [0, 1)."""
+    size = _keyword_size(size, options, "rand")
     check_factory_options("rand", options)
     dev = Device(device)
     rng = seed_for(generator, dev)
@@ -291,6 +309,7 @@ def randn(
     **options: Any,
 ) -> Tensor:
     """Standard normal samples."""
+    size = _keyword_size(size, options, "randn")
     check_factory_options("randn", options)
     dev = Device(device)
     rng = seed_for(generator, dev)
@@ -299,7 +318,7 @@ def randn(
 
 
 def randint(
-    low: int,
+    low: int | None = None,
     high: Any = None,
     size: Any = None,
     generator: Generator | None = None,
@@ -311,6 +330,11 @@ def randint(
     """Random integers in [low, high) (int64 by default). PyTorch's call forms:
     ``randint(high, size)`` and ``randint(low, high, size)``, size a tuple."""
     check_factory_options("randint", options)
+    if low is None:  # randint(high=10, size=(3,))
+        if high is None:
+            raise TypeError("randint() missing its high: randint(high, size) or "
+                            "randint(low, high, size)")  # fmt: skip
+        low = 0
     if size is None and isinstance(high, list | tuple):
         low, high, size = 0, low, high  # randint(high, size)
     if high is None:
@@ -368,36 +392,39 @@ def _permutation(rng: Any, n: int, xp: Any) -> Any:
     return xp.argsort(rng.random(n))
 
 
-def _like(t: Tensor, dtype: Any, device: Any) -> dict:
+def _like(input: Tensor, dtype: Any, device: Any) -> dict:
     return {
-        "dtype": dtype if dtype is not None else t.dtype,
-        "device": device if device is not None else t.device,
+        "dtype": dtype if dtype is not None else input.dtype,
+        "device": device if device is not None else input.device,
     }
 
 
 def zeros_like(
-    t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
-) -> Tensor:
+    input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+    **options: Any,
+) -> Tensor:  # fmt: skip
     check_factory_options("zeros_like", options)
-    return zeros(t.shape, **_like(t, dtype, device), requires_grad=requires_grad)
+    return zeros(input.shape, **_like(input, dtype, device), requires_grad=requires_grad)
 
 
 def ones_like(
-    t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
-) -> Tensor:
+    input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+    **options: Any,
+) -> Tensor:  # fmt: skip
     check_factory_options("ones_like", options)
-    return ones(t.shape, **_like(t, dtype, device), requires_grad=requires_grad)
+    return ones(input.shape, **_like(input, dtype, device), requires_grad=requires_grad)
 
 
 def empty_like(
-    t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False, **options: Any
-) -> Tensor:
+    input: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+    **options: Any,
+) -> Tensor:  # fmt: skip
     check_factory_options("empty_like", options)
-    return empty(t.shape, **_like(t, dtype, device), requires_grad=requires_grad)
+    return empty(input.shape, **_like(input, dtype, device), requires_grad=requires_grad)
 
 
 def full_like(
-    t: Tensor,
+    input: Tensor,
     fill_value: Any,
     dtype: Any = None,
     device: Any = None,
@@ -405,11 +432,12 @@ def full_like(
     **options: Any,
 ) -> Tensor:
     check_factory_options("full_like", options)
-    return full(t.shape, fill_value, **_like(t, dtype, device), requires_grad=requires_grad)
+    return full(input.shape, fill_value, **_like(input, dtype, device),
+                requires_grad=requires_grad)  # fmt: skip
 
 
 def rand_like(
-    t: Tensor,
+    input: Tensor,
     generator: Generator | None = None,
     dtype: Any = None,
     device: Any = None,
@@ -418,12 +446,13 @@ def rand_like(
 ) -> Tensor:
     check_factory_options("rand_like", options)
     return rand(
-        t.shape, generator=generator, **_like(t, dtype, device), requires_grad=requires_grad
-    )
+        input.shape, generator=generator, **_like(input, dtype, device),
+        requires_grad=requires_grad,
+    )  # fmt: skip
 
 
 def randn_like(
-    t: Tensor,
+    input: Tensor,
     generator: Generator | None = None,
     dtype: Any = None,
     device: Any = None,
@@ -432,8 +461,9 @@ def randn_like(
 ) -> Tensor:
     check_factory_options("randn_like", options)
     return randn(
-        t.shape, generator=generator, **_like(t, dtype, device), requires_grad=requires_grad
-    )
+        input.shape, generator=generator, **_like(input, dtype, device),
+        requires_grad=requires_grad,
+    )  # fmt: skip
 
 
 def from_numpy(array: numpy.ndarray) -> Tensor:
@@ -553,9 +583,21 @@ def normal(
 
 
 def randint_like(
-    t: Tensor, low: int = 0, high: int | None = None, *, dtype: Any = None, device: Any = None
+    input: Tensor,
+    low: int = 0,
+    high: int | None = None,
+    *,
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+    **options: Any,
 ) -> Tensor:
-    """Random integers shaped like `t`: ``randint_like(t, high)`` or ``(t, low, high)``."""
+    """Random integers shaped like `input`: ``randint_like(input, high)`` or
+    ``(input, low, high)``, in input's dtype and device unless given."""
+    check_factory_options("randint_like", options)
     if high is None:
         low, high = 0, low
-    return randint(low, high, tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device)
+    out = randint(low, high, tuple(input.shape), generator=generator,
+                  **_like(input, dtype, device))  # fmt: skip
+    return out.requires_grad_() if requires_grad else out

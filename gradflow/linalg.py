@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradflow.ops.decompositions import cholesky, det, inv, slogdet, solve
+from gradflow.ops.decompositions import cholesky, solve
+from gradflow.ops.decompositions import linalg_det as det
+from gradflow.ops.decompositions import linalg_inv as inv
+from gradflow.ops.decompositions import linalg_slogdet as slogdet
 from gradflow.ops.einsum import linalg_cross as cross
 from gradflow.ops.linalg import matmul, multi_dot, vecdot
 from gradflow.ops.norms import linalg_norm as norm

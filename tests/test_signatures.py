@@ -70,6 +70,8 @@ DISPATCHED = {
     # forms are gradflow/creation.py's to take (test_creation_keyword_forms)
     ("torch", "arange"): ("end",),
     ("torch", "randint"): ("high", "size"),
+    # randint_like(input, high) and (input, low, high): one number is the high bound
+    ("torch", "randint_like"): ("high",),
 }
 
 # gradflow.compile(model, **options) takes every keyword (it returns the model unchanged):
@@ -84,26 +86,9 @@ DOCUMENTED = {
     ],
 }
 
-# Functions outside gradflow/ops and gradflow/nn/functional.py whose signatures don't match
-# yet (strict xfails: each fails now, and says so once it is fixed).
-_CREATION = "gradflow/creation.py: the first parameter is t where torch's is input"
-OUTSIDE_OPS = {
-    # gradflow/linalg.py imports decompositions' det/inv/slogdet (torch.det's `input`), where
-    # torch.linalg's take `A`: it should import linalg_det, linalg_inv and linalg_slogdet
-    ("torch.linalg", "det"): "gradflow/linalg.py: import decompositions.linalg_det as det",
-    ("torch.linalg", "inv"): "gradflow/linalg.py: import decompositions.linalg_inv as inv",
-    ("torch.linalg", "slogdet"): "gradflow/linalg.py: import linalg_slogdet as slogdet",
-    ("torch", "empty_like"): _CREATION,
-    ("torch", "full_like"): _CREATION,
-    ("torch", "ones_like"): _CREATION,
-    ("torch", "zeros_like"): _CREATION,
-    ("torch", "rand_like"): _CREATION,
-    ("torch", "randn_like"): _CREATION,
-    ("torch", "randint_like"): _CREATION + "; randint_like(input, high) and generator=, "
-    "requires_grad= are missing",
-    ("torch", "rand"): "gradflow/creation.py: rand(size=(2, 3)) fails (torch's size is a keyword)",
-    ("torch", "randn"): "gradflow/creation.py: randn(size=(2, 3)) fails (as rand)",
-}
+# Functions whose signatures don't match torch's yet (strict xfails: each fails now, and says
+# so once it is fixed). None today.
+OUTSIDE_OPS: dict = {}
 
 
 # ---- torch's signatures ----------------------------------------------------------------------
@@ -306,6 +291,8 @@ def mismatches(label, name):
     assert overloads, f"{label}.{name}: no signature found for torch's function"
     params = inspect.signature(g).parameters.values()
     g_positional = [p.name for p in params if p.kind in _POSITIONAL and _public(p.name)]
+    # zeros(*size) and rand(*size) also take torch's size= (checked by test_creation_keyword_forms)
+    g_positional += [p.name for p in params if p.kind == p.VAR_POSITIONAL and p.name == "size"]
     g_names = {p.name for p in params}
     g_varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
     by_keyword = _takes_keywords(t)
@@ -460,13 +447,27 @@ def test_compile_takes_torchs_keywords():
     assert gradflow.compile(**options)(model) is model
 
 
-@pytest.mark.xfail(strict=True, reason="gradflow/creation.py (outside gradflow/ops)")
 @pytest.mark.parametrize(
     "call",
-    ["arange(end=3)", "randint(high=5, size=(2,))", "zeros(size=(2, 3))", "ones(size=(2, 3))"],
-)
+    ["arange(end=3)", "arange(start=1, end=3)", "randint(high=5, size=(2,))",
+     "zeros(size=(2, 3))", "ones(size=(2, 3))", "empty(size=(2, 3))", "rand(size=(2, 3))",
+     "randn(size=[2, 3])", "randint_like(gradflow.ones(2, 3), 4)",
+     "randint_like(input=gradflow.ones(2, 3), low=1, high=4)", "zeros_like(input=gradflow.ones(2))",
+     "rand_like(input=gradflow.ones(2), dtype=gradflow.float64)"],
+)  # fmt: skip
 def test_creation_keyword_forms(call):
     assert eval(f"gradflow.{call}").ndim >= 1  # torch accepts each
+
+
+def test_creation_keyword_forms_refuse_ambiguity():
+    with pytest.raises(TypeError, match="both positionally and as size="):
+        gradflow.zeros(2, size=(2, 3))
+    with pytest.raises(TypeError, match="missing its end"):
+        gradflow.arange()
+    with pytest.raises(TypeError, match="missing its high"):
+        gradflow.randint(size=(2,))
+    drawn = gradflow.randint_like(gradflow.zeros(100), 1, 3)
+    assert drawn.dtype == gradflow.float32 and set(drawn.tolist()) <= {1.0, 2.0}
 
 
 def test_tensor_methods_still_call_positionally():

@@ -45,7 +45,7 @@ def test_cross_entropy_gradcheck(device, rng, reduction, weighted, label_smoothi
     target = t(class_targets(rng, (5,), 4, ignore_index), device)
     weight = t(rng.random(4) + 0.5, device) if weighted else None
     fn = lambda x: losses.cross_entropy(  # noqa: E731
-        x, target, weight, ignore_index, reduction, label_smoothing
+        x, target, weight, None, ignore_index, None, reduction, label_smoothing
     )
     assert gradcheck(fn, [x], full_jacobian=True)
 
@@ -105,7 +105,7 @@ def test_nll_loss_gradcheck(device, rng, reduction, weighted, shape):
 def test_regression_losses_gradcheck(device, rng, op, reduction, target_shape):
     x = t(rng.standard_normal((3, 4)), device, requires_grad=True)
     y = t(rng.standard_normal(target_shape), device, requires_grad=True)
-    assert gradcheck(lambda x, y: op(x, y, reduction), [x, y], full_jacobian=True)
+    assert gradcheck(lambda x, y: op(x, y, reduction=reduction), [x, y], full_jacobian=True)
 
 
 def test_l1_loss_gradient_is_zero_where_input_equals_target(device):
@@ -143,7 +143,7 @@ def test_bce_gradcheck(device, rng, reduction, weighted):
     p = t(rng.uniform(0.1, 0.9, (3, 4)), device, requires_grad=True)
     y = t(rng.random((3, 4)), device, requires_grad=True)
     weight = t(rng.random(4) + 0.5, device) if weighted else None
-    fn = lambda p, y: losses.binary_cross_entropy(p, y, weight, reduction)  # noqa: E731
+    fn = lambda p, y: losses.binary_cross_entropy(p, y, weight, reduction=reduction)  # noqa: E731
     assert gradcheck(fn, [p, y], full_jacobian=True)
 
 
@@ -278,7 +278,7 @@ def test_nll_loss_matches_torch(device, rng, reduction, weighted):
     w = rng.random(4) + 0.5 if weighted else None
     ours_x, theirs_x = t(x, device, True), torch_pair(x, True)
     ours = losses.nll_loss(
-        ours_x, t(target, device), None if w is None else t(w, device), 1, reduction
+        ours_x, t(target, device), None if w is None else t(w, device), None, 1, None, reduction
     )
     theirs = torch.nn.functional.nll_loss(
         theirs_x, torch.tensor(target), None if w is None else torch.tensor(w), None, 1, None,
@@ -296,8 +296,9 @@ def test_bce_with_logits_matches_torch(device, rng, reduction, weighted):
     ours_x, ours_y = t(x, device, True), t(y, device, True)
     theirs_x, theirs_y = torch_pair(x, True), torch_pair(y, True)
     ours = losses.binary_cross_entropy_with_logits(
-        ours_x, ours_y, None if w is None else t(w, device), reduction, pos_weight=t(pw, device)
-    )
+        ours_x, ours_y, None if w is None else t(w, device), reduction=reduction,
+        pos_weight=t(pw, device),
+    )  # fmt: skip
     theirs = torch.nn.functional.binary_cross_entropy_with_logits(
         theirs_x, theirs_y, None if w is None else torch.tensor(w), reduction=reduction,
         pos_weight=torch.tensor(pw),
@@ -333,7 +334,7 @@ def test_regression_losses_match_torch(device, rng, name, reduction):
     x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
     ours_x, ours_y = t(x, device, True), t(y, device, True)
     theirs_x, theirs_y = torch_pair(x, True), torch_pair(y, True)
-    ours = getattr(losses, name)(ours_x, ours_y, reduction)
+    ours = getattr(losses, name)(ours_x, ours_y, reduction=reduction)
     theirs = getattr(torch.nn.functional, name)(theirs_x, theirs_y, reduction=reduction)
     assert_parity(ours, theirs, [ours_x, ours_y], [theirs_x, theirs_y])
 
@@ -623,6 +624,6 @@ def test_regression_losses_broadcast_shapes_gradcheck(shapes, op, reduction):
     x_shape, y_shape = shapes.input_shapes
     x = t(rng.standard_normal(x_shape), "cpu", True)
     y = t(rng.standard_normal(y_shape), "cpu", True)
-    out = op(x, y, reduction)
+    out = op(x, y, reduction=reduction)
     assert out.shape == (shapes.result_shape if reduction == "none" else ())
-    assert gradcheck(lambda x, y: op(x, y, reduction), [x, y])
+    assert gradcheck(lambda x, y: op(x, y, reduction=reduction), [x, y])

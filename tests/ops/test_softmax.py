@@ -99,12 +99,12 @@ def test_softmax_rejects_integer_inputs_and_bad_dims():
 def test_softmax_family_reads_torch_arguments():
     x = gradflow.tensor([[1.0, 2.0], [3.0, 5.0]])
     # dtype casts the input first; dim=None picks PyTorch's implicit dim with its warning
-    assert gradflow.nn.functional.softmax(x, dim=1, dtype=gradflow.float64).dtype == gradflow.float64
+    assert F.softmax(x, dim=1, dtype=gradflow.float64).dtype == gradflow.float64
     assert x.log_softmax(0, dtype=gradflow.float64).dtype == gradflow.float64
     with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
-        implicit = gradflow.nn.functional.softmax(x)
+        implicit = F.softmax(x)
     numpy.testing.assert_allclose(implicit.numpy(), gradflow.softmax(x, 1).numpy())
     with pytest.warns(UserWarning, match="Implicit dimension choice for log_softmax"):
-        assert gradflow.nn.functional.log_softmax(gradflow.ones(3)).shape == (3,)
-    out = gradflow.nn.functional.softmax(input=x, dim=-1)
+        assert F.log_softmax(gradflow.ones(3)).shape == (3,)
+    out = F.softmax(input=x, dim=-1)
     numpy.testing.assert_allclose(out.sum(-1).numpy(), [1.0, 1.0], rtol=1e-6)
