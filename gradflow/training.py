@@ -40,7 +40,7 @@ DEFAULT_LR = {"adam": 2e-3, "adamw": 2e-3, "sgd": 0.05, "rmsprop": 1e-3}
 # The recurrent models train best with a larger step (measured on digits: lstm with adam at
 # 2e-3 reached 92% test accuracy in 20 epochs, at 1e-2 98%).
 LR_SCALE = {"lstm": 5.0, "gru": 5.0}
-DEFAULT_EPOCHS = {"mlp": 30, "cnn": 15, "lstm": 20, "gru": 20, "transformer": 30}
+DEFAULT_EPOCHS = {"mlp": 30, "cnn": 15, "lstm": 20, "gru": 20, "transformer": 15}
 CHECKPOINT_FORMAT = 1
 
 
