@@ -80,6 +80,8 @@ def _torch_layer(torch: Any, m: Any) -> Any:
         return nn.Sequential(*(_torch_layer(torch, child) for child in m.children()))
     if kind == "RowReader":
         return _torch_row_reader(torch, _torch_layer(torch, m.rnn), _torch_layer(torch, m.head))
+    if kind == "RowTransformer":
+        return _torch_row_transformer(torch, m)
     makers = {
         "Flatten": lambda: nn.Flatten(m.start_dim, m.end_dim),
         "ReLU": nn.ReLU,
@@ -116,3 +118,48 @@ def _torch_row_reader(torch: Any, recurrent: Any, head: Any) -> Any:
             return self.head(h_n[-1])
 
     return RowReader()
+
+
+def _torch_row_transformer(torch: Any, m: Any) -> Any:
+    """gradflow.models.RowTransformer in torch: rows embedded, positions added, the encoder
+    stack (torch.nn.TransformerEncoder with the gradflow layers' settings), the tokens' mean
+    through the norm and the head; parameter names as gradflow's."""
+    nn = torch.nn
+    first = m.encoder.layers[0]
+    activation = {1: "relu", 2: "gelu"}.get(first.activation_relu_or_gelu)
+    if activation is None:
+        raise NotImplementedError("no torch twin for a TransformerEncoderLayer activation "
+                                  f"{first.activation!r}")  # fmt: skip
+    layer = nn.TransformerEncoderLayer(
+        first.self_attn.embed_dim,
+        first.self_attn.num_heads,
+        first.linear1.out_features,
+        first.dropout.p,
+        activation,
+        first.norm1.eps,
+        batch_first=first.self_attn.batch_first,
+        norm_first=first.norm_first,
+    )
+    norm = m.encoder.norm
+    encoder = nn.TransformerEncoder(
+        layer,
+        m.encoder.num_layers,
+        None if norm is None else nn.LayerNorm(norm.normalized_shape, norm.eps),
+        enable_nested_tensor=False,
+    )
+
+    class RowTransformer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = _torch_layer(torch, m.embed)
+            self.position = nn.Parameter(torch.zeros(tuple(m.position.shape)))
+            self.encoder = encoder
+            self.norm = nn.LayerNorm(m.norm.normalized_shape, m.norm.eps)
+            self.head = _torch_layer(torch, m.head)
+
+        def forward(self, images: Any) -> Any:
+            rows = images.reshape(images.shape[0], images.shape[-2], images.shape[-1])
+            tokens = self.encoder(self.embed(rows) + self.position)
+            return self.head(self.norm(tokens).mean(dim=1))
+
+    return RowTransformer()
