@@ -38,8 +38,9 @@
 #                      of the ops it finished (exit 130).
 #   bench        (60)  bench.json + bench.txt: gradflow bench --device cuda --compare torch,
 #                      suites elementwise, fused, matmul, conv, rnn and train (the GPU targets
-#                      of docs/DESIGN.md §7) at the size "large" (2^24-element activations, LSTM
-#                      at T=100), one `gradflow bench` run per suite in one Python process (the
+#                      of docs/DESIGN.md §7) and attention (sdpa forward + backward, T=128 to
+#                      1024) at the size "large" (2^24-element activations, LSTM at T=100),
+#                      one `gradflow bench` run per suite in one Python process (the
 #                      CLI's --suite takes one name; the ceilings are measured once); a suite
 #                      finished before a timeout keeps its figures. Fails when torch cannot use
 #                      the GPU (no torch column). bench.json merges the runs' records.
@@ -55,8 +56,8 @@
 # that runs out of time gets SIGINT (pytest then still prints its summary), SIGKILL 10 s later.
 # Knobs (environment): OUT; ONLY (step names; preflight always runs); PYTHON (default python);
 # CAP_PREFLIGHT, CAP_CUDA_TESTS, CAP_DETERMINISM, CAP_TUNE, CAP_BENCH (the caps above; keep
-# their sum at or under 290); BENCH_SUITES (default "elementwise fused matmul conv rnn train");
-# BENCH_SIZES (default large; a comma-separated list for several).
+# their sum at or under 290); BENCH_SUITES (default "elementwise fused matmul conv rnn train
+# attention"); BENCH_SIZES (default large; a comma-separated list for several).
 #
 # Turning the outputs into committed files (GPU = a short name from machine.txt's nvidia-smi,
 # e.g. h100; DATE = its `date -u` day; cite the GPU name, driver, CUDA runtime and CuPy
@@ -82,7 +83,7 @@ export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 PY="${PYTHON:-python}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 ONLY="${ONLY:-}"
-BENCH_SUITES="${BENCH_SUITES:-elementwise fused matmul conv rnn train}"
+BENCH_SUITES="${BENCH_SUITES:-elementwise fused matmul conv rnn train attention}"
 BENCH_SIZES="${BENCH_SIZES:-large}"
 STEPS="preflight cuda-tests determinism tune bench"
 

@@ -64,6 +64,40 @@ def torch_ready(device: str) -> bool:
     return torch is not None and (not device.startswith("cuda") or torch.cuda.is_available())
 
 
+def torch_peak_memory(fn: Callable[[], Any], device: str = "cpu") -> int:
+    """Bytes torch allocated at the peak of one ``fn()`` call above what was live before it:
+    torch's side of gradflow.bench.timing.peak_memory, which cannot see torch's allocator.
+
+    CPU: the allocation and free events of torch's profiler (profile_memory=True), summed in
+    time order; a block allocated before the call and freed in it is not seen (the profiler
+    does not know its size), so compare steps that free nothing older than themselves. CUDA:
+    torch.cuda.max_memory_allocated after reset_peak_memory_stats. Slow: never a timed call.
+    """
+    torch = torch_or_none()
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return max(0, torch.cuda.max_memory_allocated(device) - base)
+    import warnings
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with warnings.catch_warnings():  # "profiler results will not include the deallocation..."
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        if event.device_type() == torch.autograd.DeviceType.CPU:
+            live += event.nbytes()
+            peak = max(peak, live)
+    return peak
+
+
 def torch_twin(module: Any) -> Any:
     """The same network in torch, built from a gradflow module (gradflow.models' layers) and
     loaded with its weights (parameter and buffer names match)."""

@@ -13,7 +13,8 @@ from gradflow.bench.machine import machine_description
 from gradflow.bench.suites import Case
 from gradflow.bench.timing import BenchResult, format_seconds
 
-COLUMNS = ("suite", "op", "shape", "median", "throughput", "% of ceiling", "vs torch")
+COLUMNS = ("suite", "op", "shape", "median", "throughput", "% of ceiling", "peak memory",
+           "vs torch")  # fmt: skip
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Row:
             format_seconds(self.ours.median),
             throughput,
             "-" if fraction is None else f"{100 * fraction:.1f}%",
+            format_bytes(self.ours.peak_memory_bytes),
             "-" if ratio is None else f"{ratio:.2f}x",
         )
 
@@ -69,11 +71,20 @@ class Row:
         }
 
 
+def format_bytes(n: float) -> str:
+    """A byte count in B, KiB, MiB or GiB, two decimals (gradflow's peak memory
+    of one call: NumPy's buffers under tracemalloc, or CuPy's pool on a GPU)."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
 def table(rows: list[Row]) -> str:
     """The rows as an aligned plain-text table with a header."""
     lines = [COLUMNS, *(row.cells() for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    right = {3, 4, 5, 6}  # numbers align right
+    right = {3, 4, 5, 6, 7}  # numbers align right
 
     def fmt(line: tuple[str, ...]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w)

@@ -5,7 +5,8 @@ counts and torch twins are defined) with a name.
 What a step covers (see workloads.py):
 - suites about a backward kernel (elementwise, fused, matmul) time the backward alone: the
   graph is built once and ``backward(grad, retain_graph=True)`` runs on every call;
-- engine, conv and rnn time forward + backward, as the pytest suites in benchmarks/ do;
+- engine, conv, rnn and attention time forward + backward, as the pytest suites in
+  benchmarks/ do;
 - optim times one optimizer step on fixed grads; train one full step of a gradflow.models
   model (forward, cross-entropy, backward, Adam).
 """
@@ -112,6 +113,20 @@ def train(size: str) -> list[Case]:
             for name in sorted(models.MODELS)]  # fmt: skip
 
 
+ATTENTION_LENGTHS = {"small": (16,), "medium": (128, 512), "large": (128, 512, 1024)}
+
+
+def attention(size: str) -> list[Case]:
+    """F.scaled_dot_product_attention forward + backward (dQ, dK, dV), float32, without and
+    with is_causal, at issue 16's B=8, H=8, D=64 and T = 128, 512 (medium; 1024 added in
+    large); small is a smoke shape. FLOPs: the six GEMMs, 12*B*H*T*T*D, the causal mask
+    counted in full (workloads.attention_flops)."""
+    batch, heads, dim = (2, 2, 8) if size == "small" else workloads.ATTENTION_SHAPE
+    return [_case("attention", f"sdpa{' causal' if causal else ''} fwd+bwd",
+                  workloads.attention(batch, heads, seq, dim, causal))
+            for seq in ATTENTION_LENGTHS[size] for causal in (False, True)]  # fmt: skip
+
+
 SUITES: dict[str, Callable[[str], list[Case]]] = {
     "engine": engine,
     "elementwise": elementwise,
@@ -121,6 +136,7 @@ SUITES: dict[str, Callable[[str], list[Case]]] = {
     "rnn": rnn,
     "optim": optim,
     "train": train,
+    "attention": attention,
 }
 
 

@@ -5,7 +5,7 @@ data, and the least bytes or FLOPs it needs (for GB/s, FLOP/s and the fraction o
 What a step covers:
 - the backward of one op (``*_backward``) re-runs the backward of a graph built once, with
   ``retain_graph=True`` and the input grads cleared first, so no forward is timed;
-- chain, mlp, conv, rnn and linear_relu run forward + backward;
+- chain, mlp, conv, rnn, linear_relu and attention run forward + backward;
 - optimizer runs one optimizer step on fixed grads; train one full training step of a
   gradflow.models model (forward, cross-entropy, backward, Adam).
 
@@ -264,6 +264,51 @@ def linear_relu(rows: int, n_in: int, n_out: int, fused: bool = True) -> Workloa
 
     flops = 6 * rows * n_in * n_out  # the forward GEMM and the two backward GEMMs
     return Workload(setup, f"{rows}x{n_in}x{n_out}", flops, flops=flops)
+
+
+# ---- attention -------------------------------------------------------------------------------
+ATTENTION_SHAPE = (8, 8, 64)  # batch, heads, head dim: issue 16's shape (T = 128 and 512)
+
+
+def attention_flops(batch: int, heads: int, seq: int, dim: int, keys: int | None = None) -> int:
+    """The GEMM FLOPs of attention forward + backward for q (B, H, T, D), k and v (B, H, S, D):
+    forward 4*B*H*T*S*D (S = Q K^T and O = P V, 2*B*H*T*S*D each), backward twice that,
+    8*B*H*T*S*D (dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q): 12*B*H*T*S*D in all. The
+    softmax and its backward (a few passes over B*H*T*S) are left out. A causal mask does not
+    change the count: the full T x S matrix is counted, as gradflow computes all of it and
+    masks (a kernel that skips the masked blocks does about half the work at the same count)."""
+    keys = seq if keys is None else keys
+    return 12 * batch * heads * seq * keys * dim
+
+
+def attention(batch: int, heads: int, seq: int, dim: int, causal: bool = False) -> Workload:
+    """F.scaled_dot_product_attention forward + backward, self-attention on float32 q, k, v of
+    shape (B, H, T, D), with or without is_causal: out.backward(g) for a fixed g (the grad of
+    loss = (out * g).sum()), dQ, dK and dV computed. The step returns (out, dQ, dK, dV) and
+    leaves the leaves' grads cleared, so each call starts with no grad alive (and peak memory
+    is measured from the same point on every call and either side). FLOPs: attention_flops."""
+    shape = (batch, heads, seq, dim)
+    q, k, v, g = rng().standard_normal((4, *shape), dtype=np.float32)
+
+    def setup(fw: str, device: str) -> Step:
+        f = Framework(fw, device)
+        leaves = [f.tensor(a, True) for a in (q, k, v)]
+        grad = f.tensor(g)
+        sdpa = f.F.scaled_dot_product_attention
+
+        def step() -> Any:
+            out = sdpa(*leaves, is_causal=causal)
+            out.backward(grad)
+            grads = tuple(t.grad for t in leaves)
+            for t in leaves:
+                t.grad = None
+            return (out, *grads)
+
+        return step
+
+    flops = attention_flops(batch, heads, seq, dim)
+    label = f"B={batch} H={heads} T={seq} D={dim}"
+    return Workload(setup, label, flops, flops=flops, gemm=(seq, dim, seq))
 
 
 # ---- optimizers and training -----------------------------------------------------------------
