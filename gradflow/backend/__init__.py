@@ -9,6 +9,9 @@ from gradflow.backend.device import (
     is_cuda_array,
     move_array,
 )
+from gradflow.backend.heap import pad_heap
+
+pad_heap()  # once per process: freed arrays stay for the next step (backend/heap.py)
 
 __all__ = [
     "CPU",

@@ -1,0 +1,33 @@
+"""Tests for gradflow/backend/heap.py: glibc's top pad set from the environment, or left."""
+
+import ctypes.util
+import sys
+
+import pytest
+
+from gradflow.backend.heap import pad_heap
+
+glibc = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or ctypes.util.find_library("c") is None,
+    reason="glibc's mallopt is Linux's",
+)
+
+
+@glibc
+def test_default_and_chosen_sizes():
+    assert pad_heap({}) == 64 << 20
+    assert pad_heap({"GRADFLOW_HEAP_PAD_MIB": "8"}) == 8 << 20
+    assert pad_heap({"GRADFLOW_HEAP_PAD_MIB": "4096"}) == 1 << 30  # capped at 1 GiB
+    pad_heap({})  # back to what gradflow's import set
+
+
+def test_turned_off_or_left_to_glibc_changes_nothing():
+    assert pad_heap({"GRADFLOW_HEAP_PAD_MIB": "0"}) == 0
+    assert pad_heap({"MALLOC_TOP_PAD_": "1048576", "GRADFLOW_HEAP_PAD_MIB": "8"}) == 0
+
+
+def test_a_bad_size_says_what_it_expects():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("read on Linux only")
+    with pytest.raises(ValueError, match="whole number of MiB"):
+        pad_heap({"GRADFLOW_HEAP_PAD_MIB": "lots"})
