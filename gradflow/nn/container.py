@@ -179,6 +179,24 @@ class ModuleList(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
+    def __repr__(self) -> str:
+        """PyTorch's: runs of equal entries in one line, ``(0-5): 6 x TransformerEncoderLayer(``."""
+        runs: list[list] = []  # [first index, last index, repr]
+        for i, module in enumerate(self):
+            text = repr(module)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        if not runs:
+            return type(self).__name__ + "()"
+        lines = []
+        for first, last, text in runs:
+            text = text.replace("\n", "\n  ")
+            label = f"({first})" if first == last else f"({first}-{last}): {last - first + 1} x"
+            lines.append(f"{label}: {text}" if first == last else f"{label} {text}")
+        return type(self).__name__ + "(\n  " + "\n  ".join(lines) + "\n)"
+
     def __getitem__(self, index: int | slice) -> Any:
         values = list(self._modules.values())
         if isinstance(index, slice):

@@ -572,3 +572,22 @@ def test_backward_hook_on_a_module_returning_a_packed_sequence():
     assert isinstance(out, PackedSequence) and out.batch_sizes.tolist() == [2, 2, 1]
     out.data.sum().backward()
     assert seen == [(5, 3)] and a.grad.tolist() == [[1.0] * 3] * 2
+
+
+def test_module_list_repr_groups_runs_of_equal_layers_as_torch():
+    layers = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)])
+    assert repr(layers) == (
+        "ModuleList(\n"
+        "  (0-1): 2 x Linear(in_features=2, out_features=2, bias=True)\n"
+        "  (2): ReLU()\n"
+        "  (3): Linear(in_features=2, out_features=2, bias=True)\n"
+        ")"
+    )
+    assert repr(nn.ModuleList()) == "ModuleList()"
+    torch = pytest.importorskip("torch")
+    layer = nn.TransformerEncoderLayer(8, 2, 16)
+    ours = nn.TransformerEncoder(layer, 3, enable_nested_tensor=False)
+    theirs = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(8, 2, 16), 3, enable_nested_tensor=False
+    )
+    assert repr(ours) == repr(theirs)
