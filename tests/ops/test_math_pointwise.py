@@ -270,3 +270,25 @@ def test_methods_match_functions():
     assert x.atan2(x).tolist() == gf.atan2(x, x).tolist()
     assert x.fmod(0.25).tolist() == gf.fmod(x, 0.25).tolist()
     assert x.lerp(gf.ones(2), 0.5).tolist() == gf.lerp(x, gf.ones(2), 0.5).tolist()
+
+
+def test_nan_and_inf_answers_are_silent_as_in_torch():
+    """log(0), 0/0 and softmax over -inf are answers (PyTorch never warns); the user's own
+    NumPy code still warns. Run as a user runs it: a fresh interpreter, warnings shown."""
+    import subprocess
+    import sys
+
+    program = (
+        "import math, numpy, gradflow as gf\n"
+        "assert gf.tril(gf.ones(3, 3)).log()[0, 1].item() == -math.inf\n"
+        "assert math.isnan((gf.zeros(1) / gf.zeros(1)).item())\n"
+        "assert math.isnan(gf.softmax(gf.full((2,), -math.inf), 0)[0].item())\n"
+        "print('gradflow done', flush=True)\n"
+        "numpy.log(numpy.zeros(1))\n"
+    )
+    result = subprocess.run([sys.executable, "-W", "default", "-c", program],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "gradflow done" in result.stdout
+    warned = [line for line in result.stderr.splitlines() if "RuntimeWarning" in line]
+    assert len(warned) == 1 and warned[0].startswith("<string>:6")  # the user's numpy.log
