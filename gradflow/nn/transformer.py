@@ -85,7 +85,45 @@ def _first_self_attn_batch_first(layers: ModuleList) -> bool:
     return bool(getattr(attn, "batch_first", False))
 
 
-class TransformerEncoderLayer(Module):
+class _TransformerLayer(Module):
+    """What the encoder and decoder layers share: the feed-forward block's modules (registered
+    after the attention modules, in torch's order, so state-dict keys match), the self-attention
+    block and the feed-forward block. `blocks` is the number of residual blocks (2 or 3)."""
+
+    blocks = 2
+
+    def _add_feed_forward(
+        self, d_model: int, dim_feedforward: int, dropout: float, activation: Any,
+        layer_norm_eps: float, norm_first: bool, bias: bool, factory: dict,
+    ) -> None:  # fmt: skip
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **factory)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **factory)
+        self.norm_first = norm_first
+        for i in range(1, self.blocks + 1):
+            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory))
+        for i in range(1, self.blocks + 1):
+            setattr(self, f"dropout{i}", Dropout(dropout))
+        self.activation = (
+            _get_activation_fn(activation) if isinstance(activation, str) else activation
+        )
+
+    def _sa_block(
+        self, x: Tensor, attn_mask: Tensor | None, key_padding_mask: Tensor | None,
+        is_causal: bool = False,
+    ) -> Tensor:  # fmt: skip
+        x = self.self_attn(
+            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
+            is_causal=is_causal,
+        )[0]  # fmt: skip
+        return self.dropout1(x)
+
+    def _ff_block(self, x: Tensor) -> Tensor:
+        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        return getattr(self, f"dropout{self.blocks}")(x)
+
+
+class TransformerEncoderLayer(_TransformerLayer):
     """Self-attention then a feed-forward block (linear1, activation, dropout, linear2), each
     with a residual connection and LayerNorm: after (default) or before (``norm_first``).
 
@@ -113,16 +151,9 @@ class TransformerEncoderLayer(Module):
         self.self_attn = MultiheadAttention(
             d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **factory
         )
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **factory)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **factory)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        if isinstance(activation, str):
-            activation = _get_activation_fn(activation)
+        self._add_feed_forward(d_model, dim_feedforward, dropout, activation, layer_norm_eps,
+                               norm_first, bias, factory)  # fmt: skip
+        activation = self.activation
         # torch's flag for its fused path (1 relu, 2 gelu, 0 other), kept for code that reads it
         if activation is F.relu or isinstance(activation, ReLU):
             self.activation_relu_or_gelu = 1
@@ -130,7 +161,6 @@ class TransformerEncoderLayer(Module):
             self.activation_relu_or_gelu = 2
         else:
             self.activation_relu_or_gelu = 0
-        self.activation = activation
 
     def forward(
         self,
@@ -153,22 +183,8 @@ class TransformerEncoderLayer(Module):
             x = self.norm2(x + self._ff_block(x))
         return x
 
-    def _sa_block(
-        self, x: Tensor, attn_mask: Tensor | None, key_padding_mask: Tensor | None,
-        is_causal: bool = False,
-    ) -> Tensor:  # fmt: skip
-        x = self.self_attn(
-            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
-            is_causal=is_causal,
-        )[0]  # fmt: skip
-        return self.dropout1(x)
 
-    def _ff_block(self, x: Tensor) -> Tensor:
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return self.dropout2(x)
-
-
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """Self-attention over the target, attention over the encoder's output (memory), then a
     feed-forward block; each with a residual connection and LayerNorm (after, or before with
     ``norm_first``).
@@ -176,6 +192,8 @@ class TransformerDecoderLayer(Module):
     forward(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
     memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False).
     """
+
+    blocks = 3
 
     def __init__(
         self,
@@ -199,19 +217,8 @@ class TransformerDecoderLayer(Module):
         self.multihead_attn = MultiheadAttention(
             d_model, nhead, dropout=dropout, batch_first=batch_first, bias=bias, **factory
         )
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **factory)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **factory)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        if isinstance(activation, str):
-            activation = _get_activation_fn(activation)
-        self.activation = activation
+        self._add_feed_forward(d_model, dim_feedforward, dropout, activation, layer_norm_eps,
+                               norm_first, bias, factory)  # fmt: skip
 
     def forward(
         self,
@@ -241,16 +248,6 @@ class TransformerDecoderLayer(Module):
             x = self.norm3(x + self._ff_block(x))
         return x
 
-    def _sa_block(
-        self, x: Tensor, attn_mask: Tensor | None, key_padding_mask: Tensor | None,
-        is_causal: bool = False,
-    ) -> Tensor:  # fmt: skip
-        x = self.self_attn(
-            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, is_causal=is_causal,
-            need_weights=False,
-        )[0]  # fmt: skip
-        return self.dropout1(x)
-
     def _mha_block(
         self, x: Tensor, mem: Tensor, attn_mask: Tensor | None,
         key_padding_mask: Tensor | None, is_causal: bool = False,
@@ -260,10 +257,6 @@ class TransformerDecoderLayer(Module):
             is_causal=is_causal, need_weights=False,
         )[0]  # fmt: skip
         return self.dropout2(x)
-
-    def _ff_block(self, x: Tensor) -> Tensor:
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return self.dropout3(x)
 
 
 class TransformerEncoder(Module):
