@@ -13,11 +13,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy
+
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
 from gradflow.kernels.activations import kernel_activation
-from gradflow.ops.special import _quiet, erf_array
+from gradflow.ops.special import _quiet, erf_array, erf_float32
 from gradflow.tensor import Tensor
 
 
@@ -218,27 +220,77 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 class GELUFunction(Function):
-    """x * Phi(x) ("none") or its tanh approximation ("tanh"), as PyTorch."""
+    """x * Phi(x) ("none") or its tanh approximation ("tanh"), as PyTorch.
+
+    On cpu (NumPy) forward saves what backward reads besides x: Phi(x) for "none" (float32:
+    erf_float32's rational form in float32 arithmetic; other dtypes: erf_array), tanh of the
+    inner term for "tanh"; every step runs in place on a few new arrays."""
 
     op_name = "gelu"
 
     approximate: str
 
     def forward(self, x):
-        self.save_for_backward(x)
         xp = get_array_module(x)
-        half = x.dtype.type(0.5)
+        t = x.dtype.type
+        if xp is numpy:
+            if self.approximate == "tanh":
+                th = xp.asarray(x * x)  # 0-d x: keep arrays, which in-place ops need
+                th *= t(_SQRT_2_OVER_PI * 0.044715)
+                th += t(_SQRT_2_OVER_PI)
+                th *= x
+                xp.tanh(th, out=th)  # tanh(sqrt(2/pi) (x + 0.044715 x^3))
+            elif x.dtype == numpy.float32:
+                th = erf_float32(x, _INV_SQRT_2, 0.5, 0.5)  # Phi(x)
+            else:
+                th = xp.asarray(erf_array(x * t(_INV_SQRT_2)))
+                th += 1
+                th *= t(0.5)
+            self.save_for_backward(x, th)
+            if self.approximate == "tanh":
+                y = xp.asarray(th + 1)
+                y *= x
+                y *= t(0.5)
+                return y
+            return xp.asarray(x * th)
+        self.save_for_backward(x)
+        half = t(0.5)
         if self.approximate == "tanh":
-            inner = x.dtype.type(_SQRT_2_OVER_PI) * (x + x.dtype.type(0.044715) * x * x * x)
+            inner = t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x * x * x)
             return half * x * (1 + xp.tanh(inner))
-        return half * x * (1 + erf_array(x * x.dtype.type(_INV_SQRT_2)))
+        return half * x * (1 + erf_array(x * t(_INV_SQRT_2)))
 
     def backward(self, g):
-        (x,) = self.saved_arrays
+        x = self.saved_arrays[0]
         if uses_kernels(g):
             return _activation_bwd(kernel_activation("gelu", approximate=self.approximate), x, g)
         xp = get_array_module(x)
         t = x.dtype.type
+        if len(self.saved_arrays) == 2:  # cpu: Phi(x) or tanh(inner) saved
+            th = self.saved_arrays[1]
+            if self.approximate == "tanh":
+                # g (0.5 (1 + th) + 0.5 x (1 - th^2) d_inner), d_inner = c (1 + 3 k x^2)
+                d = xp.asarray(x * x)
+                d *= t(-1.5 * _SQRT_2_OVER_PI * 0.044715)
+                d += t(-0.5 * _SQRT_2_OVER_PI)  # -d_inner / 2
+                d *= x
+                u = xp.asarray(th * th)
+                u -= 1
+                d *= u  # 0.5 x (1 - th^2) d_inner
+                xp.multiply(th, t(0.5), out=u)
+                u += t(0.5)
+                d += u
+                d *= g
+                return d
+            # g (Phi + x phi), phi = exp(-x^2 / 2) / sqrt(2 pi)
+            d = xp.asarray(x * t(-0.5))
+            d *= x
+            xp.exp(d, out=d)
+            d *= x
+            d *= t(_INV_SQRT_2PI)
+            d += th
+            d *= g
+            return d
         if self.approximate == "tanh":
             # g (0.5 (1 + th) + 0.5 x (1 - th^2) d_inner), th = tanh(inner), in place on
             # two new arrays (the expression written out made seven)

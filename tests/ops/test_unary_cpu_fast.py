@@ -1,0 +1,106 @@
+"""The cpu (NumPy) fast paths of the activations (issue 17): erf_float32's accuracy over the
+whole range, and each activation's float32 values and gradients against float64 references,
+edge values (0, -0, +-inf, NaN, the tails) included."""
+
+import math
+
+import numpy
+import pytest
+
+import gradflow as gf
+from gradflow.ops import unary
+from gradflow.ops.special import erf_float32
+
+EDGES = [0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 20.0, -20.0, 88.0, -88.0, 100.0, -100.0]
+EDGES += [1e4, -1e4, math.inf, -math.inf, math.nan]
+
+
+def _grid():
+    x = numpy.linspace(-12.0, 12.0, 200_001)
+    return numpy.concatenate([x, EDGES]).astype(numpy.float32)
+
+
+def test_erf_float32_matches_math_erf_over_the_whole_range():
+    x = _grid()
+    got = erf_float32(x)
+    assert got.dtype == numpy.float32 and got.shape == x.shape
+    ref = numpy.array([math.erf(v) for v in x.astype(numpy.float64)])
+    finite = ~numpy.isnan(ref)
+    assert numpy.isnan(got[~finite]).all()
+    err = numpy.abs(got[finite].astype(numpy.float64) - ref[finite])
+    assert err.max() < 5e-7  # 8 float32 ulp of 1
+    small = finite & (numpy.abs(x) < 0.5) & (x != 0)
+    rel = numpy.abs(got[small] - ref[small]) / numpy.abs(ref[small])
+    assert rel.max() < 4e-7  # full relative accuracy near 0
+    assert (got[x == 0] == 0).all()
+
+
+def test_erf_float32_folded_normal_cdf():
+    x = _grid()
+    got = erf_float32(x, 1 / math.sqrt(2), 0.5, 0.5)
+    ref = numpy.array([0.5 + 0.5 * math.erf(v / math.sqrt(2)) for v in x.astype(numpy.float64)])
+    finite = ~numpy.isnan(ref)
+    assert numpy.abs(got[finite].astype(numpy.float64) - ref[finite]).max() < 3e-7
+    assert numpy.isnan(got[~finite]).all()
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (3, 5), (70_000,), (2, 40_000)])
+def test_erf_float32_shapes_and_blocks(shape):
+    x = numpy.random.default_rng(0).standard_normal(shape).astype(numpy.float32)
+    got = erf_float32(x)
+    assert got.shape == x.shape
+    ref = numpy.vectorize(math.erf, otypes=[float])(x.astype(numpy.float64))
+    assert numpy.allclose(got, ref, atol=5e-7, rtol=0)
+    strided = numpy.random.default_rng(1).standard_normal((50, 8)).astype(numpy.float32)[:, ::2]
+    want = numpy.vectorize(math.erf, otypes=[float])(strided)
+    assert numpy.allclose(erf_float32(strided), want, atol=5e-7)
+
+
+def _check(fn, ref_fwd, ref_grad, x, rtol=2e-6, atol=1e-6, grad_tol=None):
+    """fn on float32 x against float64 references: values, and the gradient of sum()."""
+    xt = gf.tensor(x, requires_grad=True)
+    y = fn(xt)
+    assert y.dtype == gf.float32
+    y.sum().backward()
+    x64 = x.astype(numpy.float64)
+    with numpy.errstate(all="ignore"):
+        want = ref_fwd(x64)
+        dwant = ref_grad(x64)
+    numpy.testing.assert_allclose(y.detach().numpy(), want, rtol=rtol, atol=atol, equal_nan=True)
+    gt = grad_tol or (rtol, atol)
+    numpy.testing.assert_allclose(xt.grad.numpy(), dwant, rtol=gt[0], atol=gt[1], equal_nan=True)
+
+
+def _phi(a):
+    return 0.5 * (1 + numpy.vectorize(math.erf, otypes=[float])(a / math.sqrt(2)))
+
+
+def _pdf(a):
+    return numpy.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+
+
+def test_gelu_float32_values_and_gradient():
+    x = numpy.concatenate([numpy.linspace(-12, 12, 20_001), [0.0, -0.0, 1e-30, math.nan]])
+    x = x.astype(numpy.float32)
+    _check(
+        unary.gelu,
+        lambda a: a * _phi(a),
+        lambda a: _phi(a) + a * _pdf(a),
+        x,
+        atol=2e-6,
+    )
+
+
+def test_gelu_tanh_float32_values_and_gradient():
+    x = numpy.concatenate([numpy.linspace(-12, 12, 20_001), [0.0, -0.0, math.nan]])
+    x = x.astype(numpy.float32)
+    c, k = math.sqrt(2 / math.pi), 0.044715
+
+    def fwd(a):
+        return 0.5 * a * (1 + numpy.tanh(c * (a + k * a**3)))
+
+    def grad(a):
+        th = numpy.tanh(c * (a + k * a**3))
+        return 0.5 * (1 + th) + 0.5 * a * (1 - th * th) * c * (1 + 3 * k * a * a)
+
+    _check(lambda t: unary.gelu(t, approximate="tanh"), fwd, grad, x, atol=2e-6)
