@@ -288,9 +288,10 @@ class GetItem(Function):
                 rows = rows.reshape(1, -1).astype(numpy.intp, copy=False)
                 rows = numpy.arange(lead)[:, None] * self.shape[d] + rows
             rows = rows.reshape(-1)
-            out = numpy.zeros((math.prod(self.shape[: d + k]), width), g.dtype)
-            _add_rows(out, rows, g.reshape(rows.shape[0], width))
-            return out.reshape(self.shape)
+            out = numpy.zeros(self.shape, g.dtype)  # not a view: the leaf keeps it, no copy
+            rows_of_out = out.reshape(math.prod(self.shape[: d + k]), width)
+            _add_rows(rows_of_out, rows, g.reshape(rows.shape[0], width))
+            return out
         out = get_array_module(g).zeros(self.shape, g.dtype)
         if any(_is_array(i) and i.dtype.kind != "b" for i in self.index):
             _scatter_add(out, self.index, g)
@@ -348,9 +349,9 @@ class Gather(Function):
         (index,) = self.saved_arrays
         xp = get_array_module(g)
         if xp is numpy:  # index holds the flat positions (forward)
-            out = numpy.zeros(math.prod(self.shape), g.dtype)
-            _add_at(out, index.reshape(-1), g.reshape(-1))
-            return out.reshape(self.shape), None
+            out = numpy.zeros(self.shape, g.dtype)  # not a view: the leaf keeps it, no copy
+            _add_at(out.reshape(-1), index.reshape(-1), g.reshape(-1))
+            return out, None
         out = xp.zeros(self.shape, g.dtype)
         # Open grids for the other dims, broadcast against the index: out[i, index[i, j], j]
         grid = tuple(
