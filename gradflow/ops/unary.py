@@ -124,11 +124,32 @@ def stable_sigmoid(x: Any) -> Any:
     return out
 
 
+def _sigmoid_cpu(x: Any) -> Any:
+    """sigmoid of a NumPy array in four passes: 1 / (1 + exp(-x)) in place, within an ulp of
+    stable_sigmoid; where exp(-x) overflows (x below -log(dtype max), rare) the elements are
+    recomputed as stable_sigmoid does, so the far left tail keeps its tiny values."""
+    t = x.dtype.type
+    y = numpy.asarray(numpy.negative(x))  # 0-d x: keep an array, which out= needs
+    with _quiet():
+        numpy.exp(y, out=y)
+        y += 1
+        numpy.divide(t(1), y, out=y)
+    far = x < t(1.0 - math.log(numpy.finfo(x.dtype).max))
+    if far.any():
+        y[far] = stable_sigmoid(x[far])
+    return y
+
+
+def _sigmoid(x: Any) -> Any:
+    """stable_sigmoid, by _sigmoid_cpu's fewer passes on NumPy."""
+    return _sigmoid_cpu(x) if get_array_module(x) is numpy else stable_sigmoid(x)
+
+
 class SigmoidFunction(Function):
     op_name = "sigmoid"
 
     def forward(self, x):
-        y = stable_sigmoid(x)
+        y = _sigmoid(x)
         self.save_for_backward(y)  # the output
         return y
 
@@ -164,7 +185,11 @@ class ReLUFunction(Function):
     op_name = "relu"
 
     def forward(self, x):
-        y = get_array_module(x).maximum(x, 0)
+        xp = get_array_module(x)
+        if xp is numpy:  # clip is a faster pass than maximum(x, 0); -0.0 stays -0.0, as torch
+            y = numpy.clip(x, x.dtype.type(0), x.dtype.type(math.inf))
+        else:
+            y = xp.maximum(x, 0)
         if uses_kernels(x):
             self.save_for_backward(y)  # the kernel's mask y > 0 equals x > 0
         else:
@@ -184,14 +209,28 @@ class LeakyReLUFunction(Function):
     def forward(self, x):
         mask = x > 0
         self.save_for_backward(x if uses_kernels(x) else mask)  # kernel: input; cpu: a bool mask
-        return get_array_module(x).where(mask, x, x * x.dtype.type(self.negative_slope))
+        xp = get_array_module(x)
+        slope = x.dtype.type(self.negative_slope)
+        if xp is numpy and 0 < self.negative_slope <= 1:  # (slope 0: max(inf, inf 0) is NaN)
+            # max(x, slope x): the same values as the select, without np.where's slow pass
+            y = numpy.asarray(x * slope)
+            numpy.maximum(x, y, out=y)
+            return y
+        return xp.where(mask, x, x * slope)
 
     def backward(self, g):
         (saved,) = self.saved_arrays
         out = _activation_bwd("leaky_relu", saved, g, negative_slope=self.negative_slope)
         if out is not None:
             return out
-        return get_array_module(g).where(saved, g, g * g.dtype.type(self.negative_slope))
+        t = g.dtype.type
+        if get_array_module(g) is numpy and 0 <= self.negative_slope <= 1:
+            # g * (1 where x > 0, else slope): the factor as clip(mask, slope, inf), exact
+            d = numpy.asarray(saved.astype(g.dtype))
+            numpy.clip(d, t(self.negative_slope), t(math.inf), out=d)
+            d *= g
+            return d
+        return get_array_module(g).where(saved, g, g * t(self.negative_slope))
 
 
 class ELUFunction(Function):
@@ -200,8 +239,18 @@ class ELUFunction(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        alpha = x.dtype.type(self.alpha)
-        y = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
+        t = x.dtype.type
+        alpha = t(self.alpha)
+        if xp is numpy and math.isfinite(self.alpha):
+            # max(x, 0) + alpha expm1(min(x, 0)): one of the two terms is 0, so the sum is
+            # exactly the select's value, without np.where's slow pass
+            e = numpy.asarray(numpy.clip(x, t(-math.inf), t(0)))
+            numpy.expm1(e, out=e)
+            e *= alpha
+            y = numpy.asarray(numpy.clip(x, t(0), t(math.inf)))
+            y += e
+        else:
+            y = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
         self.save_for_backward(x if uses_kernels(x) else y)  # cpu: the output (y > 0 iff x > 0)
         return y
 
@@ -211,7 +260,18 @@ class ELUFunction(Function):
         if out is not None:
             return out
         y = saved
-        return get_array_module(g).where(y > 0, g, g * (y + y.dtype.type(self.alpha)))
+        t = y.dtype.type
+        if get_array_module(g) is numpy and math.isfinite(self.alpha):
+            # g * (1 where y > 0, else y + alpha) as (min(y, 0) + alpha) (1 - m) + m, m the
+            # mask as 0/1: exact, each term 0 where the other is kept
+            m = numpy.asarray((y > 0).astype(y.dtype))
+            d = numpy.asarray(numpy.clip(y, t(-math.inf), t(0)))
+            d += t(self.alpha)
+            d *= numpy.subtract(t(1), m)
+            d += m
+            d *= g
+            return d
+        return get_array_module(g).where(y > 0, g, g * (y + t(self.alpha)))
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -319,15 +379,19 @@ class SiLUFunction(Function):
     op_name = "silu"
 
     def forward(self, x):
+        if get_array_module(x) is numpy:  # cpu: sigmoid(x) saved too, for backward
+            s = _sigmoid_cpu(x)
+            self.save_for_backward(x, s)
+            return numpy.asarray(x * s)
         self.save_for_backward(x)
         return x * stable_sigmoid(x)
 
     def backward(self, g):
-        (x,) = self.saved_arrays
+        x = self.saved_arrays[0]
         out = _activation_bwd("silu", x, g)
         if out is not None:
             return out
-        s = stable_sigmoid(x)
+        s = self.saved_arrays[1] if len(self.saved_arrays) == 2 else stable_sigmoid(x)
         out = get_array_module(s).asarray(1 - s)  # g s (1 + x (1 - s)), in one more new array
         out *= x
         out += 1
@@ -345,17 +409,48 @@ class SoftplusFunction(Function):
     threshold: float
 
     def forward(self, x):
-        self.save_for_backward(x)
         xp = get_array_module(x)
-        bx = x * x.dtype.type(self.beta)
-        soft = xp.logaddexp(x.dtype.type(0), bx) / x.dtype.type(self.beta)
+        t = x.dtype.type
+        if xp is numpy:
+            # max(bx, 0) + log1p(exp(-|bx|)) (logaddexp(0, bx)'s own formula, same bits), in
+            # place; exp(-|bx|) saved, backward's sigmoid is made from it
+            bx = x * t(self.beta) if self.beta != 1 else x
+            e = numpy.asarray(numpy.abs(bx))
+            numpy.negative(e, out=e)
+            numpy.exp(e, out=e)
+            y = numpy.asarray(numpy.log1p(e))
+            y += numpy.clip(bx, t(0), t(math.inf))
+            if self.beta != 1:
+                y /= t(self.beta)
+            over = numpy.asarray(bx > self.threshold)
+            if over.any():  # past the threshold: x itself (rare; no np.where pass)
+                y[over] = numpy.asarray(x)[over]
+            self.save_for_backward(x, e)
+            return y
+        self.save_for_backward(x)
+        bx = x * t(self.beta)
+        soft = xp.logaddexp(t(0), bx) / t(self.beta)
         return xp.where(bx > self.threshold, x, soft)
 
     def backward(self, g):
-        (x,) = self.saved_arrays
+        x = self.saved_arrays[0]
         out = _activation_bwd("softplus", x, g, beta=self.beta, threshold=self.threshold)
         if out is not None:
             return out
+        if len(self.saved_arrays) == 2:  # cpu: e = exp(-|bx|) saved
+            e = self.saved_arrays[1]
+            t = x.dtype.type
+            bx = x * t(self.beta) if self.beta != 1 else x
+            # sigmoid(bx) = exp(min(bx, 0)) / (1 + e), its numerator max(e, bx >= 0): the
+            # same bits as stable_sigmoid
+            d = numpy.asarray((bx >= 0).astype(x.dtype))
+            numpy.maximum(d, e, out=d)
+            d /= e + t(1)
+            d *= g
+            over = numpy.asarray(bx > self.threshold)
+            if over.any():
+                d[over] = numpy.broadcast_to(g, d.shape)[over]
+            return d
         bx = x * x.dtype.type(self.beta)
         return get_array_module(x).where(bx > self.threshold, g, g * stable_sigmoid(bx))
 

@@ -104,3 +104,127 @@ def test_gelu_tanh_float32_values_and_gradient():
         return 0.5 * (1 + th) + 0.5 * a * (1 - th * th) * c * (1 + 3 * k * a * a)
 
     _check(lambda t: unary.gelu(t, approximate="tanh"), fwd, grad, x, atol=2e-6)
+
+
+def _wide_grid():
+    x = numpy.concatenate([numpy.linspace(-120, 120, 40_001), numpy.linspace(-3, 3, 6001), EDGES])
+    return x.astype(numpy.float32)
+
+
+def _sig64(a):
+    return numpy.where(
+        a >= 0, 1 / (1 + numpy.exp(-numpy.abs(a))), numpy.exp(a) / (1 + numpy.exp(a))
+    )
+
+
+def test_sigmoid_float32_values_and_gradient():
+    x = _wide_grid()
+    _check(
+        unary.sigmoid,
+        _sig64,
+        lambda a: _sig64(a) * (1 - _sig64(a)),
+        x,
+        rtol=1e-6,
+        atol=3e-45,
+        grad_tol=(2e-6, 1e-7),
+    )
+
+
+@pytest.mark.parametrize("dtype", [numpy.float16, numpy.float32, numpy.float64])
+def test_sigmoid_keeps_the_far_left_tail(dtype):
+    x = numpy.array([-11.0, -12.0, -17.0, -80.0, -88.0, -90.0, -100.0, -700.0, -745.0, -math.inf])
+    x = x.astype(dtype)
+    got = unary._sigmoid_cpu(x)
+    assert got.dtype == dtype
+    want = unary.stable_sigmoid(x)
+    numpy.testing.assert_allclose(got, want, rtol=2 * numpy.finfo(dtype).eps, atol=0)
+    assert unary._sigmoid_cpu(numpy.array(-100.0, dtype)).shape == ()
+
+
+def test_silu_float32_values_and_gradient():
+    x = _wide_grid()
+    _check(
+        unary.silu,
+        lambda a: a * _sig64(a),
+        lambda a: _sig64(a) * (1 + a * (1 - _sig64(a))),
+        x,
+        rtol=2e-6,
+        atol=1e-43,
+        grad_tol=(2e-6, 1e-7),  # 1 + x (1 - s) cancels near x = -1.28
+    )
+
+
+def test_relu_float32_keeps_negative_zero_as_torch():
+    y = unary.relu(gf.tensor(numpy.array([-0.0, 0.0, -1.0, 2.0, math.nan], numpy.float32)))
+    a = y.numpy()
+    assert numpy.signbit(a[0]) and not numpy.signbit(a[1]) and a[2] == 0 and a[3] == 2
+    assert numpy.isnan(a[4])
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.1, 0.5, 1.0, -0.2, 1.5])
+def test_leaky_relu_float32_same_bits_as_the_select(slope):
+    x = _wide_grid()
+    s32 = numpy.float32(slope)
+    xt = gf.tensor(x, requires_grad=True)
+    y = unary.leaky_relu(xt, slope)
+    g = numpy.linspace(-2, 2, x.size).astype(numpy.float32)
+    y.backward(gf.tensor(g))
+    with numpy.errstate(all="ignore"):
+        want = numpy.where(x > 0, x, x * s32)
+        dwant = numpy.where(x > 0, g, g * s32)
+    assert numpy.array_equal(y.detach().numpy(), want, equal_nan=True)
+    assert numpy.array_equal(xt.grad.numpy(), dwant, equal_nan=True)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.3, 2.5, 0.0])
+def test_elu_float32_values_and_gradient(alpha):
+    x = _wide_grid()
+    a32 = float(numpy.float32(alpha))
+    _check(
+        lambda t: unary.elu(t, alpha),
+        lambda a: numpy.where(a > 0, a, a32 * numpy.expm1(a)),
+        lambda a: numpy.where(a > 0, 1.0, a32 * numpy.exp(a)),
+        x,
+        rtol=2e-6,
+        atol=1e-7,
+        grad_tol=(2e-6, 3e-7 * max(1.0, abs(alpha))),  # y + alpha, from the saved y, cancels
+    )
+
+
+@pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 20.0), (0.5, 3.0), (-1.0, 20.0)])
+def test_softplus_float32_values_and_gradient(beta, threshold):
+    x = _wide_grid()
+    b = float(numpy.float32(beta))
+
+    def fwd(a):
+        ba = a * b
+        soft = (numpy.maximum(ba, 0) + numpy.log1p(numpy.exp(-numpy.abs(ba)))) / b
+        return numpy.where(ba > threshold, a, soft)
+
+    def grad(a):
+        ba = a * b
+        return numpy.where(ba > threshold, 1.0, _sig64(ba))
+
+    _check(lambda t: unary.softplus(t, beta, threshold), fwd, grad, x, rtol=2e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        unary.sigmoid,
+        unary.silu,
+        unary.relu,
+        lambda t: unary.leaky_relu(t, 0.1),
+        unary.elu,
+        unary.softplus,
+        unary.gelu,
+        lambda t: unary.gelu(t, approximate="tanh"),
+    ],
+)
+def test_activations_on_0d_and_strided_float32(fn):
+    for a in (numpy.float32(-0.7), numpy.arange(-12, 12, dtype=numpy.float32).reshape(4, 6).T):
+        x = gf.tensor(numpy.array(a), requires_grad=True)
+        y = fn(x)
+        assert y.shape == x.shape and y.dtype == gf.float32
+        (y * 1.5).sum().backward()
+        assert x.grad.shape == x.shape
