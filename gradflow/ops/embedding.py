@@ -11,22 +11,9 @@ import numpy
 
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module, is_cuda_array
+from gradflow.ops.indexing import _add_at
+from gradflow.ops.indexing import _add_rows as _scatter_add_rows  # shared with x[idx], gather
 from gradflow.tensor import Tensor
-
-
-def _scatter_add_rows(out, rows, values):
-    """out[rows[i]] += values[i] for every i, repeated rows adding up (out: (V, D), C order)."""
-    if is_cuda_array(out):
-        import cupyx
-
-        cupyx.scatter_add(out, rows, values)
-        return
-    # NumPy's add.at has a fast path for 1-D operands only: flat element positions beat rows of
-    # the 2-D array, sort + reduceat and bincount (benchmarks/results/2026-12-07-code-figures.md).
-    width = out.shape[1]
-    positions = rows.astype(numpy.intp, copy=False)[:, None] * width  # int32 * V * D overflows
-    positions = (positions + numpy.arange(width)).reshape(-1)
-    numpy.add.at(out.reshape(-1), positions, values.reshape(-1))
 
 
 def _row_counts(rows, num_rows, dtype):
@@ -157,13 +144,7 @@ def _check_range(input: Tensor, num_rows: int) -> None:
 
 def _scatter_add_flat(out, positions, values):
     """out.reshape(-1)[positions[i]] += values[i] for every i (repeats add up)."""
-    flat = out.reshape(-1)
-    if is_cuda_array(out):
-        import cupyx
-
-        cupyx.scatter_add(flat, positions, values)
-    else:
-        numpy.add.at(flat, positions, values)
+    _add_at(out.reshape(-1), positions, values)
 
 
 class EmbeddingBagFunction(Function):

@@ -154,3 +154,21 @@ def test_embedding_gradient_is_add_at_bits(rng):
     numpy.testing.assert_array_equal(
         weight.grad.numpy(), _add_at_reference((50, 40), rows.reshape(-1), g.reshape(-1, 40))
     )
+
+
+@pytest.mark.parametrize("width", [5, 48])
+def test_embedding_bag_sums_are_add_at_bits(width, rng):
+    table = rng.standard_normal((30, width)).astype(numpy.float32)
+    weight = gf.tensor(table, requires_grad=True)
+    rows = rng.integers(0, 30, 200)
+    offsets = numpy.array([0, 3, 3, 90, 150])
+    out = gf.nn.functional.embedding_bag(gf.tensor(rows), weight, gf.tensor(offsets), mode="sum")
+    bags = numpy.searchsorted(offsets, numpy.arange(200), side="right") - 1
+    numpy.testing.assert_array_equal(
+        out.detach().numpy(), _add_at_reference((5, width), bags, table[rows])
+    )
+    g = rng.standard_normal((5, width)).astype(numpy.float32)
+    out.backward(gf.tensor(g))
+    numpy.testing.assert_array_equal(
+        weight.grad.numpy(), _add_at_reference((30, width), rows, g[bags])
+    )
