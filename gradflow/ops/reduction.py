@@ -19,6 +19,7 @@ from typing import Any
 import numpy
 
 from gradflow import return_types
+from gradflow.autograd import versions as _versions
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops import arithmetic
@@ -227,12 +228,29 @@ class Prod(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
-        return x.prod(axis=self.dims, keepdims=self.keepdim, dtype=_accumulator(x))
+        out = x.prod(axis=self.dims, keepdims=self.keepdim, dtype=_accumulator(x))
+        # the output too, outside the saved arrays (an in-place write to it is no error, as
+        # before): backward uses it only while its storage is unwritten
+        self.out = out
+        self.out_version = _versions.version(out)
+        return out
 
     def backward(self, g):
         (x,) = self.saved_arrays
         xp = get_array_module(g)
         g = _expand_grad(g, x.shape, self.dims, self.keepdim)
+        out = self.out  # the output's own array, alive with it anyway
+        if (
+            xp is numpy
+            and x.ndim
+            and _versions.version(out) == self.out_version
+            and not (x == 0).any()
+        ):
+            # no input is zero: PyTorch's g * (out / x), in one temporary (the same bits as
+            # the general path's, whose non-zero product is this one)
+            kept = numpy.reshape(out, _kept_shape(x.shape, self.dims))
+            others = numpy.divide(kept, x)
+            return numpy.multiply(others, g, out=others)
         zero = x == 0
         zeros = zero.sum(axis=self.dims, keepdims=True)
         # The product of the other elements: the non-zero product divided by x where the

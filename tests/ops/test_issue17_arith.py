@@ -82,3 +82,52 @@ def test_pow_scalar_float64_gradcheck():
     x = gf.tensor(numpy.random.default_rng(2).standard_normal((3, 4)), requires_grad=True)
     for b in (2, 3, -2, 4, 5):
         assert gf.autograd.gradcheck(lambda t, b=b: t**b, (x,))
+
+
+@pytest.mark.parametrize("dim", [None, 0, 1, (0, 2)])
+@pytest.mark.parametrize("zeros", [0, 1, 2])
+def test_prod_gradient_matches_torch(dim, zeros):
+    rng = numpy.random.default_rng(3)
+    a = (rng.random((4, 5, 6)) + 0.5).astype(numpy.float32)
+    a.flat[7 : 7 + zeros] = 0.0  # zeros in one slice (none, one, two)
+    x = gf.tensor(a, requires_grad=True)
+    t = torch.tensor(a, requires_grad=True)
+    out = x.prod() if dim is None else x.prod(dim)
+    if dim is None:
+        ref = t.prod()
+    elif isinstance(dim, int):
+        ref = t.prod(dim)
+    else:  # torch's prod takes one dim: reduce one after the other
+        ref = t.prod(dim[1]).prod(dim[0])
+    g = rng.standard_normal(tuple(ref.shape)).astype(numpy.float32)
+    out.backward(gf.tensor(g))
+    ref.backward(torch.tensor(g))
+    numpy.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-5)
+    numpy.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_prod_gradient_after_in_place_write_to_output():
+    # the output is modified in place after prod: no error (as before), and the gradient still
+    # uses the product that prod computed
+    a = numpy.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], numpy.float32)
+    x = gf.tensor(a, requires_grad=True)
+    y = x.prod(1)
+    y.mul_(2)
+    y.sum().backward()
+    expected = 2 * numpy.array([[6.0, 3.0, 2.0], [30.0, 24.0, 20.0]], numpy.float32)
+    numpy.testing.assert_allclose(x.grad.numpy(), expected)
+    x.grad = None
+    y = x.prod(1)
+    with gf.no_grad():
+        y.add_(100)
+    y.sum().backward()
+    numpy.testing.assert_allclose(x.grad.numpy(), expected / 2)
+
+
+def test_prod_float64_gradcheck():
+    a = numpy.random.default_rng(4).standard_normal((3, 4))
+    a[1, 2] = 0.0
+    x = gf.tensor(a, requires_grad=True)
+    for dim in (0, 1):
+        assert gf.autograd.gradcheck(lambda t, d=dim: t.prod(d), (x,))
+    assert gf.autograd.gradcheck(lambda t: t.prod(), (x,))
