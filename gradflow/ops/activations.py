@@ -15,8 +15,11 @@ x becomes its output; a leaf that requires grad is refused under grad mode.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
+
+import numpy
 
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
@@ -105,19 +108,48 @@ class SELUFunction(Function):
     scale: float = _SELU_SCALE
     input_scale: float = 1.0
 
+    def _blend(self, xp: Any) -> bool:
+        """On NumPy, with finite constants, the selects below are sums of two terms one of
+        which is 0 (exact, and without np.where's slow pass on a random mask)."""
+        consts = (self.scale, self.alpha, self.input_scale, self.scale * self.alpha)
+        return xp is numpy and all(math.isfinite(c) for c in consts)
+
     def forward(self, x):
         xp = get_array_module(x)
         t = x.dtype.type
-        neg = t(self.scale * self.alpha) * xp.expm1(xp.minimum(x, t(0)) * t(self.input_scale))
-        y = xp.where(x > 0, x * t(self.scale), neg)
+        if self._blend(xp):
+            # scale max(x, 0) + scale alpha expm1(min(x, 0) in_scale)
+            neg = numpy.asarray(numpy.clip(x, t(-math.inf), t(0)))
+            neg *= t(self.input_scale)
+            numpy.expm1(neg, out=neg)
+            neg *= t(self.scale * self.alpha)
+            y = numpy.asarray(numpy.clip(x, t(0), t(math.inf)))
+            y *= t(self.scale)
+            y += neg
+        else:
+            neg = t(self.scale * self.alpha) * xp.expm1(xp.minimum(x, t(0)) * t(self.input_scale))
+            y = xp.where(x > 0, x * t(self.scale), neg)
         self.save_for_backward(y)  # the output: below 0 the slope is (y + scale alpha) in_scale
         return y
 
     def backward(self, g):
         (y,) = self.saved_arrays
+        xp = get_array_module(y)
         t = y.dtype.type
+        if self._blend(xp):
+            # g (scale m + (min(y, 0) + scale alpha) in_scale (1 - m)), m = (y > 0) as 0/1
+            m = numpy.asarray((y > 0).astype(y.dtype))
+            d = numpy.asarray(numpy.clip(y, t(-math.inf), t(0)))
+            d += t(self.scale * self.alpha)
+            d *= t(self.input_scale)
+            d *= numpy.subtract(t(1), m)
+            if self.scale != 1:
+                m *= t(self.scale)
+            d += m
+            d *= g
+            return d
         slope_neg = (y + t(self.scale * self.alpha)) * t(self.input_scale)
-        return g * get_array_module(y).where(y > 0, t(self.scale), slope_neg)
+        return g * xp.where(y > 0, t(self.scale), slope_neg)
 
 
 class ThresholdFunction(Function):

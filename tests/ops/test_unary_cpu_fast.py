@@ -228,3 +228,33 @@ def test_activations_on_0d_and_strided_float32(fn):
         assert y.shape == x.shape and y.dtype == gf.float32
         (y * 1.5).sum().backward()
         assert x.grad.shape == x.shape
+
+
+def _selu_reference(x, scale, alpha, input_scale, g):
+    """The select form (the cuda path's) in x's dtype: forward and the gradient for g."""
+    t = x.dtype.type
+    with numpy.errstate(all="ignore"):
+        neg = t(scale * alpha) * numpy.expm1(numpy.minimum(x, t(0)) * t(input_scale))
+        y = numpy.where(x > 0, x * t(scale), neg)
+        slope = numpy.where(y > 0, t(scale), (y + t(scale * alpha)) * t(input_scale))
+    return y, g * slope
+
+
+@pytest.mark.parametrize("which", ["selu", "celu1", "celu0.7", "celu3", "celu-0.5"])
+def test_selu_celu_float32_same_values_as_the_select(which):
+    from gradflow.ops import activations
+
+    x = _wide_grid()
+    g = numpy.linspace(-2, 2, x.size).astype(numpy.float32)
+    xt = gf.tensor(x, requires_grad=True)
+    if which == "selu":
+        y = activations.selu(xt)
+        consts = (activations._SELU_SCALE, activations._SELU_ALPHA, 1.0)
+    else:
+        a = float(which[4:])
+        y = activations.celu(xt, a)
+        consts = (1.0, a, 1.0 / a)
+    y.backward(gf.tensor(g))
+    want, dwant = _selu_reference(x, *consts, g)
+    numpy.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-7, atol=0, equal_nan=True)
+    numpy.testing.assert_allclose(xt.grad.numpy(), dwant, rtol=1e-7, atol=0, equal_nan=True)
