@@ -9,6 +9,11 @@ of every integer array of an index are reduced on the device and read back toget
 
 Backward scatters the gradient into zeros of the input's shape; integer arrays can pick an
 element more than once, so their gradients are added (``_scatter_add``), never assigned.
+
+On cpu, integer arrays that pick whole rows (x[idx], x[i, j], index_select; ``_take_plan``) are
+read with one numpy.take and gather takes from flat positions computed once in forward; their
+gradients, and embedding's, go through one scatter-add, ``_add_rows``/``_add_at`` (numpy.add.at
+on 1-D operands: exact in the gradient's dtype, repeats summed in index order).
 """
 
 from __future__ import annotations
