@@ -267,15 +267,57 @@ class CumSum(Function):
     dim: int
 
     def forward(self, x):
+        if self.dim is not None and (out := _blocked_cumsum(x, self.dim)) is not None:
+            return out
         out = get_array_module(x).cumsum(x, axis=self.dim, dtype=_accumulator(x))
         return out.reshape(x.shape)  # dim None: a 0-d input
 
     def backward(self, g):
         if self.dim is None:
             return g
+        if (grad := _blocked_cumsum(g, self.dim, reverse=True)) is not None:
+            return grad
         xp = get_array_module(g)
         # d(sum_j out_j g_j)/dx_i = sum of g_j for j >= i: a reversed cumulative sum.
         return xp.flip(xp.cumsum(xp.flip(g, self.dim), axis=self.dim), self.dim)
+
+
+_SCAN_BLOCK = 64
+
+
+def _blocked_cumsum(x: Any, dim: int, reverse: bool = False) -> Any:
+    """cumsum of a float32 NumPy array along dim (reverse: from the end, out[i] = sum
+    of x[j] for j >= i), a new contiguous array; None for other arrays and for small ones.
+    NumPy's scan is one dependent add per element (~3.5x PyTorch's); here dim is cut into
+    blocks of _SCAN_BLOCK, scanned all at once by one vector add per position in the block,
+    then each block gets the running sum of the blocks before it. Sums in another order than
+    NumPy's sequential one, and more accurately (PyTorch accumulates float32 in float64);
+    float64 keeps NumPy's scan, the same sequential sums as PyTorch's."""
+    if type(x) is not numpy.ndarray or x.dtype != numpy.float32:
+        return None
+    shape = x.shape
+    n = shape[dim]
+    b = _SCAN_BLOCK
+    if n < 2 * b or x.size < 1 << 15:
+        return None
+    outer = math.prod(shape[:dim])
+    inner = math.prod(shape[dim + 1 :])
+    src = x.reshape(outer, n, inner)
+    out = src.copy()  # scanned in place (faster than adding from src into it)
+    dst = out
+    if reverse:
+        src, dst = src[:, ::-1], out[:, ::-1]
+    blocks = n // b
+    whole = blocks * b
+    dst_b = dst[:, :whole].reshape(outer, blocks, b, inner)  # a view: one axis split
+    for j in range(1, b):
+        numpy.add(dst_b[:, :, j], dst_b[:, :, j - 1], out=dst_b[:, :, j])
+    before = numpy.cumsum(dst_b[:, :-1, b - 1], axis=1)  # the sums of the blocks before
+    dst_b[:, 1:] += before[:, :, None]
+    if whole < n:  # the last, partial block goes on from the last whole one
+        numpy.cumsum(src[:, whole:], axis=1, out=dst[:, whole:])
+        dst[:, whole:] += dst[:, whole - 1 : whole]
+    return out.reshape(shape)
 
 
 class CumProd(Function):

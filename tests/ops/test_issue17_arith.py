@@ -131,3 +131,68 @@ def test_prod_float64_gradcheck():
     for dim in (0, 1):
         assert gf.autograd.gradcheck(lambda t, d=dim: t.prod(d), (x,))
     assert gf.autograd.gradcheck(lambda t: t.prod(), (x,))
+
+
+@pytest.mark.parametrize(
+    "shape, dim",
+    [((1024, 1024), 1), ((1024, 1024), 0), ((3, 200, 50, 7), 1), ((5, 70, 300), 2)]
+    + [((70000,), 0), ((1000, 130), 1), ((33, 128, 40), 1), ((12, 3000), -1)],
+)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_blocked_cumsum_accuracy(shape, dim, reverse):
+    from gradflow.ops.reduction import _blocked_cumsum
+
+    rng = numpy.random.default_rng(5)
+    a = (rng.standard_normal(shape) * numpy.exp(rng.uniform(-3, 3, shape))).astype(numpy.float32)
+    dim = dim % len(shape)
+    out = _blocked_cumsum(a, dim, reverse)
+    assert out is not None and out.dtype == numpy.float32 and out.shape == shape
+    assert out.flags.c_contiguous and not numpy.shares_memory(out, a)
+    src = numpy.flip(a, dim) if reverse else a
+    exact = numpy.cumsum(src.astype(numpy.float64), axis=dim)  # PyTorch's float64 sums
+    seq = numpy.cumsum(src, axis=dim)  # NumPy's float32 sequential sums
+    if reverse:
+        exact, seq = numpy.flip(exact, dim), numpy.flip(seq, dim)
+    scale = numpy.cumsum(numpy.abs(src).astype(numpy.float64), axis=dim)
+    if reverse:
+        scale = numpy.flip(scale, dim)
+    err = numpy.abs(out - exact) / scale
+    assert err.max() <= max(2 * (numpy.abs(seq - exact) / scale).max(), 1e-6)
+    # a slice long enough for the fast path keeps NaN and inf where NumPy's scan has them
+    b = a.copy()
+    index = [0] * len(shape)
+    index[dim] = shape[dim] // 2
+    b[tuple(index)] = numpy.inf
+    index[dim] = shape[dim] // 3
+    b[tuple(index)] = numpy.nan
+    src = numpy.flip(b, dim) if reverse else b
+    ref = numpy.cumsum(src, axis=dim)
+    if reverse:
+        ref = numpy.flip(ref, dim)
+    got = _blocked_cumsum(b, dim, reverse)
+    numpy.testing.assert_array_equal(numpy.isnan(got), numpy.isnan(ref))
+    numpy.testing.assert_array_equal(numpy.isinf(got), numpy.isinf(ref))
+
+
+def test_blocked_cumsum_leaves_small_and_float64_to_numpy():
+    from gradflow.ops.reduction import _blocked_cumsum
+
+    assert _blocked_cumsum(numpy.ones((4, 100), numpy.float32), 1) is None
+    assert _blocked_cumsum(numpy.ones((1000, 1000), numpy.float64), 1) is None
+    assert _blocked_cumsum(numpy.ones((1000, 1000), numpy.int64), 1) is None
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumsum_float32_matches_torch(dim):
+    rng = numpy.random.default_rng(6)
+    a = rng.standard_normal((300, 400)).astype(numpy.float32)
+    g = rng.standard_normal((300, 400)).astype(numpy.float32)
+    x = gf.tensor(a, requires_grad=True)
+    t = torch.tensor(a, requires_grad=True)
+    out = x.cumsum(dim)
+    ref = t.cumsum(dim)
+    out.backward(gf.tensor(g))
+    ref.backward(torch.tensor(g))
+    assert out.dtype == gf.float32 and x.grad.dtype == gf.float32
+    numpy.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), atol=2e-5)
+    numpy.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), atol=2e-5)
