@@ -26,7 +26,7 @@ from gradflow.backend import get_array_module
 from gradflow.ops import softmax as _softmax
 from gradflow.ops import unary
 from gradflow.ops._util import float_input, normalize_dim
-from gradflow.ops.unary import stable_sigmoid
+from gradflow.ops.unary import mask_times, stable_sigmoid
 from gradflow.tensor import Tensor
 
 # SELU's constants (Klambauer et al. 2017), as PyTorch spells them.
@@ -54,7 +54,7 @@ class HardtanhFunction(Function):
 
     def backward(self, g):
         (mask,) = self.saved_arrays
-        return g * mask
+        return mask_times(g, mask)
 
 
 class HardswishFunction(Function):

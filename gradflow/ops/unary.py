@@ -134,8 +134,9 @@ def _sigmoid_cpu(x: Any) -> Any:
         numpy.exp(y, out=y)
         y += 1
         numpy.divide(t(1), y, out=y)
-    far = x < t(1.0 - math.log(numpy.finfo(x.dtype).max))
-    if far.any():
+    cutoff = t(1.0 - math.log(numpy.finfo(x.dtype).max))
+    if x.size and numpy.fmin.reduce(x, axis=None) < cutoff:  # a reduction: no mask pass
+        far = x < cutoff
         y[far] = stable_sigmoid(x[far])
     return y
 
@@ -181,6 +182,16 @@ class TanhFunction(Function):
         return out
 
 
+def mask_times(g: Any, mask: Any) -> Any:
+    """g * mask for a bool mask: on NumPy the mask cast once then multiplied in place (the
+    same bits, a quarter faster than the mixed-type multiply)."""
+    if get_array_module(g) is not numpy:
+        return g * mask
+    out = numpy.asarray(mask.astype(numpy.result_type(g.dtype, mask.dtype)))
+    out *= g
+    return out
+
+
 class ReLUFunction(Function):
     op_name = "relu"
 
@@ -199,7 +210,7 @@ class ReLUFunction(Function):
     def backward(self, g):
         (saved,) = self.saved_arrays
         out = _activation_bwd("relu", saved, g)
-        return g * saved if out is None else out
+        return mask_times(g, saved) if out is None else out
 
 
 class LeakyReLUFunction(Function):
@@ -381,8 +392,9 @@ class SiLUFunction(Function):
     def forward(self, x):
         if get_array_module(x) is numpy:  # cpu: sigmoid(x) saved too, for backward
             s = _sigmoid_cpu(x)
-            self.save_for_backward(x, s)
-            return numpy.asarray(x * s)
+            y = numpy.asarray(x * s)
+            self.save_for_backward(x, s, y)
+            return y
         self.save_for_backward(x)
         return x * stable_sigmoid(x)
 
@@ -391,7 +403,14 @@ class SiLUFunction(Function):
         out = _activation_bwd("silu", x, g)
         if out is not None:
             return out
-        s = self.saved_arrays[1] if len(self.saved_arrays) == 2 else stable_sigmoid(x)
+        if len(self.saved_arrays) == 3:  # cpu: g (s + y (1 - s)), y = x s, in four passes
+            _, s, y = self.saved_arrays
+            out = numpy.asarray(numpy.subtract(s.dtype.type(1), s))
+            out *= y
+            out += s
+            out *= g
+            return out
+        s = stable_sigmoid(x)
         out = get_array_module(s).asarray(1 - s)  # g s (1 + x (1 - s)), in one more new array
         out *= x
         out += 1
@@ -422,8 +441,8 @@ class SoftplusFunction(Function):
             y += numpy.clip(bx, t(0), t(math.inf))
             if self.beta != 1:
                 y /= t(self.beta)
-            over = numpy.asarray(bx > self.threshold)
-            if over.any():  # past the threshold: x itself (rare; no np.where pass)
+            if bx.size and numpy.fmax.reduce(bx, axis=None) > self.threshold:
+                over = numpy.asarray(bx > self.threshold)  # past it: x itself (rare)
                 y[over] = numpy.asarray(x)[over]
             self.save_for_backward(x, e)
             return y
@@ -447,8 +466,8 @@ class SoftplusFunction(Function):
             numpy.maximum(d, e, out=d)
             d /= e + t(1)
             d *= g
-            over = numpy.asarray(bx > self.threshold)
-            if over.any():
+            if bx.size and numpy.fmax.reduce(bx, axis=None) > self.threshold:
+                over = numpy.asarray(bx > self.threshold)
                 d[over] = numpy.broadcast_to(g, d.shape)[over]
             return d
         bx = x * x.dtype.type(self.beta)

@@ -258,3 +258,18 @@ def test_selu_celu_float32_same_values_as_the_select(which):
     want, dwant = _selu_reference(x, *consts, g)
     numpy.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-7, atol=0, equal_nan=True)
     numpy.testing.assert_allclose(xt.grad.numpy(), dwant, rtol=1e-7, atol=0, equal_nan=True)
+
+
+def test_mask_times_same_bits_as_the_mixed_multiply():
+    g = numpy.array([1.5, -2.0, math.inf, -math.inf, math.nan, 0.0, -0.0], numpy.float32)
+    for mask in (numpy.ones(7, bool), numpy.zeros(7, bool), numpy.arange(7) % 2 == 0):
+        with numpy.errstate(all="ignore"):
+            want = g * mask
+        got = unary.mask_times(g, mask)
+        assert got.dtype == want.dtype
+        assert numpy.array_equal(got, want, equal_nan=True)
+        assert numpy.array_equal(numpy.signbit(got), numpy.signbit(want))
+    g0 = numpy.broadcast_to(numpy.float32(2), (3, 4))
+    m0 = numpy.arange(12).reshape(3, 4) > 5
+    assert numpy.array_equal(unary.mask_times(g0, m0), g0 * m0)
+    assert unary.mask_times(numpy.float64(3.0), numpy.bool_(True)) == 3.0
