@@ -196,3 +196,75 @@ def test_cumsum_float32_matches_torch(dim):
     assert out.dtype == gf.float32 and x.grad.dtype == gf.float32
     numpy.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), atol=2e-5)
     numpy.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_bitwise_select_is_numpy_where_bit_for_bit(dtype):
+    from gradflow.ops.arithmetic import _bitwise_select
+
+    rng = numpy.random.default_rng(7)
+    n = 10000
+    special = numpy.array([0.0, -0.0, math.inf, -math.inf, math.nan, 1e-45, -3.0], dtype)
+    a = numpy.concatenate([rng.standard_normal(n), special]).astype(dtype)
+    b = numpy.concatenate([rng.standard_normal(n), special[::-1]]).astype(dtype)
+    c = rng.random(a.shape) > 0.5
+    bits = {numpy.float32: numpy.int32, numpy.float64: numpy.int64}[dtype]
+    for cond in (c, ~c, numpy.zeros_like(c), numpy.ones_like(c)):
+        out = _bitwise_select(cond, a, b)
+        assert out.dtype == a.dtype and out.shape == a.shape
+        numpy.testing.assert_array_equal(out.view(bits), numpy.where(cond, a, b).view(bits))
+        zero = _bitwise_select(cond, dtype(0), b)
+        numpy.testing.assert_array_equal(zero.view(bits), numpy.where(cond, dtype(0), b).view(bits))
+    # a strided condition and operands
+    out = _bitwise_select(c[::2], a[::2], b[::2])
+    numpy.testing.assert_array_equal(out.view(bits), numpy.where(c[::2], a[::2], b[::2]).view(bits))
+    # operands it leaves to numpy.where
+    assert _bitwise_select(c, a, b[:1]) is None
+    assert _bitwise_select(c, dtype(1), b) is None
+    assert _bitwise_select(c, a.astype(numpy.float16), b) is None
+    assert _bitwise_select(c[:10], a[:10], b[:10]) is None
+
+
+def test_where_matches_torch_values_and_gradients():
+    rng = numpy.random.default_rng(8)
+    a = rng.standard_normal((64, 128)).astype(numpy.float32)
+    b = rng.standard_normal((64, 128)).astype(numpy.float32)
+    g = rng.standard_normal((64, 128)).astype(numpy.float32)
+    xa, xb = gf.tensor(a, requires_grad=True), gf.tensor(b, requires_grad=True)
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    out = gf.where(xa > xb, xa, xb * 2)
+    ref = torch.where(ta > tb, ta, tb * 2)
+    out.backward(gf.tensor(g))
+    ref.backward(torch.tensor(g))
+    numpy.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
+    numpy.testing.assert_array_equal(xa.grad.numpy(), ta.grad.numpy())
+    numpy.testing.assert_array_equal(xb.grad.numpy(), tb.grad.numpy())
+
+
+@pytest.mark.parametrize(
+    "shapes", [((4096,), (4096,)), ((64, 64), (64, 1)), ((64, 1), (1, 64)), ((5,), ())]
+)
+def test_div_gradients_match_torch(shapes):
+    rng = numpy.random.default_rng(9)
+    a = rng.standard_normal(shapes[0]).astype(numpy.float32)
+    b = (rng.standard_normal(shapes[1]) + 3).astype(numpy.float32)
+    if b.ndim:
+        b.flat[0] = 3e19  # b * b overflows float32; (a / b) / b does not
+    xa, xb = gf.tensor(a, requires_grad=True), gf.tensor(b, requires_grad=True)
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    out = xa / xb
+    ref = ta / tb
+    g = rng.standard_normal(tuple(ref.shape)).astype(numpy.float32)
+    out.backward(gf.tensor(g))
+    ref.backward(torch.tensor(g))
+    numpy.testing.assert_allclose(xa.grad.numpy(), ta.grad.numpy(), rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(xb.grad.numpy(), tb.grad.numpy(), rtol=1e-5, atol=1e-6)
+    if shapes[0] == shapes[1]:  # no sum: the tiny gradient at b = 3e19 is PyTorch's, not 0
+        assert xb.grad.numpy()[0] != 0
+        numpy.testing.assert_allclose(xb.grad.numpy()[0], tb.grad.numpy()[0], rtol=1e-6)
+    # a Python number over a tensor
+    xb.grad = None
+    tb.grad = None
+    (2.5 / xb).sum().backward()
+    (2.5 / tb).sum().backward()
+    numpy.testing.assert_allclose(xb.grad.numpy(), tb.grad.numpy(), rtol=1e-6, atol=1e-30)
