@@ -442,8 +442,8 @@ class SoftplusFunction(Function):
             if self.beta != 1:
                 y /= t(self.beta)
             if bx.size and numpy.fmax.reduce(bx, axis=None) > self.threshold:
-                over = numpy.asarray(bx > self.threshold)  # past it: x itself (rare)
-                y[over] = numpy.asarray(x)[over]
+                # past it: x itself (rare; copyto with a sparse mask is a fast pass)
+                numpy.copyto(y, x, where=bx > self.threshold)
             self.save_for_backward(x, e)
             return y
         self.save_for_backward(x)
@@ -459,16 +459,21 @@ class SoftplusFunction(Function):
         if len(self.saved_arrays) == 2:  # cpu: e = exp(-|bx|) saved
             e = self.saved_arrays[1]
             t = x.dtype.type
-            bx = x * t(self.beta) if self.beta != 1 else x
+            # beta > 0: bx's sign and its largest value are x's times beta (rounding is
+            # monotone; where x * beta underflows to -0, e = 1 and either sign gives 1)
+            bx = x if self.beta > 0 else x * t(self.beta)
             # sigmoid(bx) = exp(min(bx, 0)) / (1 + e), its numerator max(e, bx >= 0): the
             # same bits as stable_sigmoid
             d = numpy.asarray((bx >= 0).astype(x.dtype))
             numpy.maximum(d, e, out=d)
             d /= e + t(1)
             d *= g
-            if bx.size and numpy.fmax.reduce(bx, axis=None) > self.threshold:
-                over = numpy.asarray(bx > self.threshold)
-                d[over] = numpy.broadcast_to(g, d.shape)[over]
+            if x.size:
+                top = numpy.fmax.reduce(bx, axis=None)
+                if self.beta > 0:
+                    top = t(top) * t(self.beta)
+                if top > self.threshold:
+                    numpy.copyto(d, g, where=x * t(self.beta) > self.threshold)
             return d
         bx = x * x.dtype.type(self.beta)
         return get_array_module(x).where(bx > self.threshold, g, g * stable_sigmoid(bx))

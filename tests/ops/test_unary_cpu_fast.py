@@ -273,3 +273,15 @@ def test_mask_times_same_bits_as_the_mixed_multiply():
     m0 = numpy.arange(12).reshape(3, 4) > 5
     assert numpy.array_equal(unary.mask_times(g0, m0), g0 * m0)
     assert unary.mask_times(numpy.float64(3.0), numpy.bool_(True)) == 3.0
+
+
+def test_softplus_threshold_on_0d_and_broadcast_gradient():
+    for beta in (1.0, 2.0, -1.0):
+        x = gf.tensor(numpy.float32(30.0 if beta > 0 else -30.0), requires_grad=True)
+        y = unary.softplus(x, beta, 20.0)
+        assert y.item() == x.item()
+        y.backward()
+        assert x.grad.item() == 1.0
+    x = gf.tensor(numpy.array([[1.0, 25.0], [-3.0, 40.0]], numpy.float32), requires_grad=True)
+    unary.softplus(x).sum().backward()
+    assert x.grad.numpy()[0, 1] == 1.0 and x.grad.numpy()[1, 1] == 1.0
