@@ -6,6 +6,12 @@ special.py, floor/ceil/round/trunc/frac in rounding.py.
 Memory: each op saves the cheapest thing its backward needs (the output for exp/sigmoid/tanh/
 sqrt, a bool mask for relu/leaky_relu). Activation backward on cuda runs our kernels in
 kernels/elementwise.cu (see ``_activation_bwd``).
+
+On cpu (NumPy) the activations avoid np.where (a slow pass on a random mask): selects become
+sums of terms one of which is 0, max/clip, or a factor made by clip; each runs in place on few
+new arrays, and forward saves one array more where backward would otherwise recompute an exp
+or an erf: silu its sigmoid (and output), softplus exp(-|beta x|), gelu Phi(x) (float32: the
+float32 rational erf_float32) or the tanh of its inner term.
 """
 
 from __future__ import annotations
