@@ -437,7 +437,7 @@ class SoftplusFunction(Function):
         xp = get_array_module(x)
         t = x.dtype.type
         if xp is numpy:
-            # max(bx, 0) + log1p(exp(-|bx|)) (logaddexp(0, bx)'s own formula, same bits), in
+            # max(bx, 0) + log1p(exp(-|bx|)) (logaddexp(0, bx)'s formula; within 3 ulp of it), in
             # place; exp(-|bx|) saved, backward's sigmoid is made from it
             bx = x * t(self.beta) if self.beta != 1 else x
             e = numpy.asarray(numpy.abs(bx))
