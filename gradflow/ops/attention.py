@@ -90,18 +90,26 @@ def _keys_last(a: Any) -> Any:
 def masked_softmax(s: Any, keep: Any) -> Any:
     """softmax of s along the last dim in place, where `keep` (bool, broadcast to s, or None)
     marks the places that take part; a row with none (or only -inf scores) gives all 0."""
-    xp = get_array_module(s)
     if keep is not None:
-        xp.copyto(s, s.dtype.type(-numpy.inf), where=~keep)
+        get_array_module(s).copyto(s, s.dtype.type(-numpy.inf), where=~keep)
+    softmax_rows(s)
+    return s
+
+
+def softmax_rows(s: Any) -> tuple[Any, Any, Any]:
+    """softmax of s along the last dim in place (masked places already -inf); returns each
+    row's (max, sum of exp(s - max), empty): an empty row (every score -inf, or a NaN max)
+    gives all 0, its max read as 0 and its sum as 1."""
+    xp = get_array_module(s)
     m = s.max(axis=-1, keepdims=True)
-    empty = ~xp.isfinite(m)  # every score -inf (or a NaN)
-    m[empty] = 0
+    m[~xp.isfinite(m)] = 0
     s -= m
     xp.exp(s, out=s)
     total = s.sum(axis=-1, keepdims=True)
-    total[total == 0] = 1  # an all-masked row: 0 / 1
+    empty = total == 0
+    total[empty] = 1  # an all-masked row: 0 / 1
     s /= total
-    return s
+    return m, total, empty
 
 
 def softmax_backward(p: Any, dp: Any) -> Any:
@@ -257,14 +265,7 @@ class ScaledDotProductAttention(Function):
         lse = numpy.empty(q.shape[:-1] + (1,), q.dtype)  # log-sum-exp of each row's scores
         for index in self._blocks(q, k):
             s = self._block_scores(q[index] * scale, k[index], mask, index)
-            m = s.max(axis=-1, keepdims=True)
-            m[~numpy.isfinite(m)] = 0  # an all-masked row
-            s -= m
-            numpy.exp(s, out=s)
-            total = s.sum(axis=-1, keepdims=True)
-            empty = total == 0
-            total[empty] = 1
-            s /= total
+            m, total, empty = softmax_rows(s)
             numpy.matmul(s, v[index], out=out[index])
             numpy.log(total, out=total)
             total += m
