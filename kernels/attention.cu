@@ -48,22 +48,9 @@
 //   the unscaled copy is written only when the mask needs a gradient and so does Q or K.
 #include "common.cuh"
 
-#define ATTN_ROW_THREADS 256  // largest blockDim.x of the row kernels
+#include "block_reduce.cuh"
 
-// Sum of v over the block (blockDim.x a power of two <= ATTN_ROW_THREADS), returned to every
-// thread. Fixed tree order.
-__device__ __forceinline__ scalar_t attn_block_sum(scalar_t v, scalar_t* buf) {
-  const unsigned t = threadIdx.x;
-  buf[t] = v;
-  __syncthreads();
-  for (unsigned half = blockDim.x / 2; half > 0; half >>= 1) {
-    if (t < half) buf[t] += buf[t + half];
-    __syncthreads();
-  }
-  const scalar_t total = buf[0];
-  __syncthreads();  // everyone has read buf[0] before buf is reused
-  return total;
-}
+#define ATTN_ROW_THREADS 256  // largest blockDim.x of the row kernels
 
 // (m, d) <- the pair for the union of the two sets, where d is the sum of exp(x - m) over a
 // set of scores and m their max. d == 0 marks an empty set (m is then meaningless), so no
@@ -173,7 +160,7 @@ extern "C" __global__ void attn_softmax_bwd(const scalar_t* __restrict__ p,
       if (drop) g = drop[i] ? g * drop_scale : scalar_t(0);
       acc += g * p[i];
     }
-    const scalar_t total = attn_block_sum(acc, buf);
+    const scalar_t total = block_reduce(acc, buf, false);
     for (long long c = threadIdx.x; c < S; c += blockDim.x) {
       const long long i = base + c;
       scalar_t g = dp[i];

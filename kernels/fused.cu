@@ -36,6 +36,7 @@
 #include "common.cuh"
 
 #include "activation.cuh"
+#include "block_reduce.cuh"
 
 #define STRIP_COLS 32    // blockDim.x of bias_act_bwd
 #define STRIP_LANES 8    // blockDim.y of bias_act_bwd
@@ -80,22 +81,6 @@ extern "C" __global__ void column_sum(const scalar_t* __restrict__ x, scalar_t* 
     for (long long r = 0; r < R; ++r) s += x[r * C + c];
     out[c] = s;
   }
-}
-
-// Sum (or max) of v over the block (blockDim.x a power of two <= ROW_THREADS), returned to
-// every thread. Fixed tree order.
-__device__ __forceinline__ scalar_t block_reduce(scalar_t v, scalar_t* buf, bool take_max) {
-  const unsigned t = threadIdx.x;
-  buf[t] = v;
-  __syncthreads();
-  for (unsigned half = blockDim.x / 2; half > 0; half >>= 1) {
-    if (t < half) buf[t] = take_max ? (buf[t + half] > buf[t] ? buf[t + half] : buf[t])
-                                    : buf[t] + buf[t + half];
-    __syncthreads();
-  }
-  const scalar_t total = buf[0];
-  __syncthreads();  // everyone has read buf[0] before buf is reused
-  return total;
 }
 
 extern "C" __global__ void softmax_xent_fwd(const scalar_t* __restrict__ logits,

@@ -133,6 +133,16 @@ def contiguous(backend: KernelBackend, *arrays: Any) -> list[Any]:
     return [x if x is None or x.flags.c_contiguous else backend.ascontiguous(x) for x in arrays]
 
 
+ROW_THREADS = 256  # the one-block-per-row kernels' largest block: fused.cu's ROW_THREADS and
+# attention.cu's ATTN_ROW_THREADS, the size of their shared buffers for block_reduce.cuh
+
+
+def row_threads(n_cols: int) -> int:
+    """Threads for one block per row: the row length rounded up to a power of two (as
+    block_reduce.cuh needs), 32 to ROW_THREADS, so short rows waste no threads."""
+    return min(ROW_THREADS, max(32, 1 << (max(n_cols, 1) - 1).bit_length()))
+
+
 def grid_1d(backend: KernelBackend, device: Any, work_items: int, block: int = BLOCK) -> int:
     """Blocks for a grid-stride loop over ``work_items``: enough to cover them, capped."""
     return max(1, min(-(-work_items // block), backend.max_grid_blocks(device)))

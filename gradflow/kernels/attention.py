@@ -32,16 +32,11 @@ from gradflow.kernels._common import (
     contiguous,
     describe,
     resolve_backend,
+    row_threads,
     scalar,
 )
 
-ROW_THREADS = 256  # the row kernels' largest block size (attention.cu's ATTN_ROW_THREADS)
 MASK_BATCH_DIMS = 4  # batch dims a broadcast mask's layout can describe (after merging)
-
-
-def row_threads(n_cols: int) -> int:
-    """Threads per row: the row length rounded up to a power of two, 32 to ROW_THREADS."""
-    return min(ROW_THREADS, max(32, 1 << (max(n_cols, 1) - 1).bit_length()))
 
 
 def _check_scores(launcher: str, backend: KernelBackend, name: str, x: Any) -> tuple[Any, Any]:

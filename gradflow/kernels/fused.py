@@ -20,19 +20,12 @@ from gradflow.kernels._common import (
     describe,
     grid_1d,
     resolve_backend,
+    row_threads,
     scalar,
 )
 from gradflow.kernels.activations import ACT_CODES
 
 STRIP_COLS, STRIP_LANES = 32, 8  # bias_act_bwd's block shape (fused.cu)
-ROW_THREADS = 256  # the softmax_xent kernels' largest block size (fused.cu)
-
-
-def _row_threads(n_cols: int) -> int:
-    """Threads per row for the softmax_xent kernels: C rounded up to a power of two, 32-256."""
-    return min(ROW_THREADS, max(32, 1 << (n_cols - 1).bit_length()))
-
-
 MIN_ROWS_PER_SLICE = 64  # below this, splitting rows across blocks costs more than it gives
 
 
@@ -154,7 +147,7 @@ def softmax_xent_fwd(
                 np.int64(n_cols), np.int64(ignore_index),
                 scalar(dtype, label_smoothing))  # fmt: skip
         backend.launch(
-            "fused", dtype, "softmax_xent_fwd", grid, (_row_threads(n_cols), 1, 1), args, device
+            "fused", dtype, "softmax_xent_fwd", grid, (row_threads(n_cols), 1, 1), args, device
         )
     return loss, row_stats
 
@@ -215,6 +208,6 @@ def softmax_xent_bwd(
                 np.int64(n_cols), np.int64(ignore_index),
                 scalar(dtype, label_smoothing))  # fmt: skip
         backend.launch(
-            "fused", dtype, "softmax_xent_bwd", grid, (_row_threads(n_cols), 1, 1), args, device
+            "fused", dtype, "softmax_xent_bwd", grid, (row_threads(n_cols), 1, 1), args, device
         )
     return dlogits
