@@ -15,7 +15,6 @@ the size (0 leaves glibc's default); glibc's own MALLOC_TOP_PAD_ in the environm
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -39,11 +38,9 @@ def pad_heap(environ: dict | None = None) -> int:
         ) from None
     if mib <= 0:
         return 0
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+    try:  # the process's own symbols, libc's among them (find_library would run ldconfig)
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # a C library without mallopt
         return 0
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     size = min(mib, 1024) << 20
