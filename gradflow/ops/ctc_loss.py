@@ -13,21 +13,11 @@ from typing import Any
 import numpy
 
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module, is_cuda_array
+from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
+from gradflow.ops.indexing import _add_at
 from gradflow.ops.loss_arguments import check_reduction
 from gradflow.tensor import Tensor
-
-
-def _scatter_add_flat(out: Any, positions: Any, values: Any) -> None:
-    """out.reshape(-1)[positions[i]] += values[i] for every i (repeats add up)."""
-    flat = out.reshape(-1)
-    if is_cuda_array(out):
-        import cupyx
-
-        cupyx.scatter_add(flat, positions, values)
-    else:
-        numpy.add.at(flat, positions, values)
 
 
 def _logsumexp3(a: Any, b: Any, c: Any) -> Any:
@@ -129,7 +119,7 @@ class CTCLossFunction(Function):
         rows_tn = xp.arange(T * N, dtype=numpy.intp).reshape(T, N, 1) * C
         positions = (rows_tn + ext.astype(numpy.intp)[None]).reshape(-1)
         grouped = xp.zeros((T, N, C), dtype=lp.dtype)
-        _scatter_add_flat(grouped, positions, xp.exp(ab - m).reshape(-1))
+        _add_at(grouped.reshape(-1), positions, xp.exp(ab - m).reshape(-1))
         with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lcab = xp.log(grouped) + m  # (T, N, C)
             grad = xp.exp(lp) - xp.exp(lcab + nll[None, :, None] - lp)
