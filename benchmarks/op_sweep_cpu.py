@@ -1,133 +1,155 @@
-"""Op-by-op CPU sweep against torch (issue 17): forward + ``.sum().backward()`` of each case,
-float32, one thread on each side, gradflow and torch interleaved call by call, CPU-time
-medians (``time.process_time``, which other jobs on a shared machine distort less than wall
-time). Prints a ratio per case (gradflow time / torch time) and their geometric mean.
+"""Op-by-op CPU sweep against torch (issue 17): forward + ``.sum().backward()`` of every case in
+``gradflow/bench/op_cases.py``, float32, one thread on each side, gradflow and torch interleaved
+call by call, CPU-time medians (``time.process_time``, which other jobs on a shared machine
+distort less than wall time). Prints each case's family, times and ratio (gradflow time / torch
+time) and the geometric mean of the ratios.
 
-    python benchmarks/op_sweep_cpu.py                 # every case, about a minute
-    python benchmarks/op_sweep_cpu.py gelu gather     # the named cases
-    python benchmarks/op_sweep_cpu.py --repeat 41     # more calls per case (steadier medians)
+    python benchmarks/op_sweep_cpu.py                  # every case, about a minute
+    python benchmarks/op_sweep_cpu.py gelu conv        # the named cases and families
+    python benchmarks/op_sweep_cpu.py --repeat 41      # more calls per case (steadier medians)
+    python benchmarks/op_sweep_cpu.py --check          # forward and gradients against torch
+    python benchmarks/op_sweep_cpu.py --markdown benchmarks/results/DATE-cpu-op-sweep-all.md
 
-Needs torch (the yardstick); without it the script says so and exits. The smoke test in
-tests/bench/test_op_sweep_cpu.py runs it at a tiny size; the figures go to benchmarks/results.
+``--markdown`` writes a dated table with the command, the machine and the commit. Without
+torch the sweep times gradflow's side only (no ratios; ``--check`` needs torch). The smoke test
+in tests/bench/test_op_sweep_cpu.py runs it at ``--scale`` 1/32.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import math
-import statistics
+import shlex
+import subprocess
 import sys
-import time
-from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numpy
+from gradflow.bench.machine import describe_machine_line
+from gradflow.bench.op_cases import CASES, OpCase, check_case, time_case
 
-import gradflow as gf
-
-MILLION = 1 << 20
-
-
-def cases(n: int, rng: numpy.random.Generator) -> dict[str, tuple[Callable, Callable]]:
-    """name -> (make the input arrays, the step written once as PyTorch code: fn(lib, *inputs)
-    with lib gradflow or torch); n elements for the pointwise cases."""
-    side = max(2, math.isqrt(n))
-    f32 = numpy.float32
-
-    def normal(*shape):
-        return rng.standard_normal(shape).astype(f32)
-
-    def x1():
-        return [normal(n)]
-
-    def square():
-        return [normal(side, side)]
-
-    rows, vocab = max(2, n // 16), max(2, n // 20)
-    return {
-        "gelu": (x1, lambda lib, x: lib.nn.functional.gelu(x)),
-        "leaky_relu": (x1, lambda lib, x: lib.nn.functional.leaky_relu(x, 0.1)),
-        "elu": (x1, lambda lib, x: lib.nn.functional.elu(x)),
-        "softplus": (x1, lambda lib, x: lib.nn.functional.softplus(x)),
-        "silu": (x1, lambda lib, x: lib.nn.functional.silu(x)),
-        "sigmoid": (x1, lambda lib, x: lib.sigmoid(x)),
-        "relu": (x1, lambda lib, x: lib.relu(x)),
-        "abs": (x1, lambda lib, x: lib.abs(x)),
-        "pow_scalar": (x1, lambda lib, x: x**3),
-        "where": (x1, lambda lib, x: lib.where(x > 0, x, x * 2)),
-        "prod": (lambda: [rng.random(n).astype(f32) + 0.1],
-                 lambda lib, x: x.reshape(side, -1).prod(1)),
-        "cumsum": (x1, lambda lib, x: x.reshape(side, -1).cumsum(1)),
-        "layer_norm": (square, lambda lib, x: lib.nn.functional.layer_norm(x, (side,))),
-        "softmax": (square, lambda lib, x: lib.softmax(x, 1) * x),
-        "log_softmax": (square, lambda lib, x: lib.log_softmax(x, 1) * x),
-        "gather": (lambda: [normal(side, side), rng.integers(0, side, (side, side // 4 or 1))],
-                   lambda lib, x, i: x.gather(1, i)),
-        "index_select": (lambda: [normal(rows, 16), rng.integers(0, rows, rows)],
-                         lambda lib, x, i: x.index_select(0, i)),
-        "getitem_int": (lambda: [normal(rows, 16), rng.integers(0, rows, rows)],
-                        lambda lib, x, i: x[i]),
-        "getitem_two": (lambda: [normal(side, side), rng.integers(0, side, n // 4),
-                                 rng.integers(0, side, n // 4)],
-                        lambda lib, x, i, j: x[i, j]),
-        "embedding": (lambda: [rng.integers(0, vocab, (32, 128)), normal(vocab, 64)],
-                      lambda lib, i, w: lib.nn.functional.embedding(i, w)),
-    }  # fmt: skip
+CHECK_TOLERANCE = 1e-4  # relative to the largest value of each tensor torch computes
 
 
-def time_case(make: Callable, step_fn: Callable, torch: object,
-              repeat: int) -> tuple[float, float]:  # fmt: skip
-    """CPU-time medians (seconds) of forward + sum().backward(), gradflow's then torch's."""
-    arrays = make()
-    sides = [
-        (lib, [lib.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays])
-        for lib in (gf, torch)
-    ]
-
-    def step(lib: object, inputs: list) -> None:
-        for t in inputs:
-            t.grad = None
-        step_fn(lib, *inputs).sum().backward()
-
-    for lib, inputs in sides:  # warm both
-        step(lib, inputs)
-    times: tuple[list, list] = ([], [])
-    for _ in range(repeat):
-        for side, (lib, inputs) in enumerate(sides):
-            start = time.process_time()
-            step(lib, inputs)
-            times[side].append(time.process_time() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
-
-
-def main(argv: list[str] | None = None) -> float:
-    """Run the sweep; returns the geometric mean of the ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="cases to run (default: all)")
-    parser.add_argument("--elements", type=int, default=MILLION, help="pointwise size")
-    parser.add_argument("--repeat", type=int, default=15, help="calls per case and side")
-    args = parser.parse_args(argv)
+def _torch_or_none() -> Any:
     try:
         import torch
     except ImportError:
-        sys.exit("op_sweep_cpu needs torch, the yardstick: pip install torch")
+        return None
+    torch.set_num_threads(1)
+    return torch
+
+
+def _selected(names: list[str]) -> list[OpCase]:
+    """The cases named, or of the families named (all without names)."""
+    known = {case.name for case in CASES} | {case.family for case in CASES}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        sys.exit(f"unknown case(s) {unknown}; choose from {', '.join(sorted(known))}")
+    return [case for case in CASES if not names or {case.name, case.family} & set(names)]
+
+
+def geometric_mean(values: list[float]) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def _check(cases: list[OpCase], torch: Any, scale: float) -> float:
+    """Prints each case's worst relative error; exits non-zero when one is above tolerance."""
+    if torch is None:
+        sys.exit("--check compares against torch: pip install torch")
+    worst_overall, failed = 0.0, []
+    for case in cases:
+        errors = check_case(case, torch, scale)
+        name, worst = max(errors.items(), key=lambda item: item[1])
+        worst_overall = max(worst_overall, worst)
+        verdict = "ok" if worst <= CHECK_TOLERANCE else "DIFFERS"
+        print(f"{case.family:13s} {case.name:18s} worst {worst:.1e} ({name})  {verdict}",
+              flush=True)  # fmt: skip
+        if worst > CHECK_TOLERANCE:
+            failed.append(case.name)
+    if failed:
+        sys.exit(f"gradflow and torch differ (relative error above {CHECK_TOLERANCE}): {failed}")
+    print(f"all {len(cases)} cases agree within {CHECK_TOLERANCE} (worst {worst_overall:.1e})")
+    return worst_overall
+
+
+def _commit() -> str:
+    """HEAD's short hash, marked when the working tree has changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True)  # noqa: E731
+        head = run("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head} (with uncommitted changes)" if dirty else head
+
+
+def write_markdown(path: str, rows: list[tuple], mean: float | None, argv: list[str]) -> None:
+    """The dated table: case, family, shape, both medians, the ratio; then the geometric mean."""
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    command = shlex.join(["python", "benchmarks/op_sweep_cpu.py", *argv])
+    lines = [
+        f"# CPU op sweep against torch, {today} (issue 17)",
+        "",
+        "Forward + `.sum().backward()` of each case, float32, one thread on each side "
+        "(`torch.set_num_threads(1)`, threadpoolctl for NumPy's BLAS), gradflow and torch "
+        "interleaved call by call, CPU-time medians (`time.process_time`). Ratio: gradflow / "
+        "torch, below 1 is faster.",
+        "",
+        f"- command: `{command}`",
+        f"- commit: {_commit()}",
+        f"- machine: {describe_machine_line()}",
+        "",
+        "| case | family | shape | gradflow ms | torch ms | ratio |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for case, ours, theirs in rows:
+        torch_ms = f"{theirs * 1e3:.3f}" if theirs is not None else "-"
+        ratio = f"{ours / theirs:.2f}x" if theirs else "-"
+        lines.append(f"| {case.name} | {case.family} | {case.shape} | {ours * 1e3:.3f} | "
+                     f"{torch_ms} | {ratio} |")  # fmt: skip
+    if mean is not None:
+        above = [case.name for case, ours, theirs in rows if ours / theirs > 1.5]
+        lines += ["", f"Geometric mean of the ratios: **{mean:.2f}x** over {len(rows)} cases; "
+                  f"above 1.5x: {', '.join(above) or 'none'}."]  # fmt: skip
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> float | None:
+    """Run the sweep; returns the geometric mean of the ratios (None without torch), or with
+    ``--check`` the worst relative error."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="cases or families to run (default: all)")
+    parser.add_argument("--repeat", type=int, default=21, help="calls per case and side")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink every dimension")
+    parser.add_argument("--check", action="store_true", help="compare with torch, no timing")
+    parser.add_argument("--markdown", metavar="PATH", help="write a dated table to PATH")
+    args = parser.parse_args(argv)
+    cases = _selected(args.names)
+    torch = _torch_or_none()
+    if args.check:
+        return _check(cases, torch, args.scale)
+    if torch is None:
+        print("torch is not installed: timing gradflow's side only (pip install torch)")
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)
-    table = cases(args.elements, numpy.random.default_rng(0))
-    unknown = set(args.names) - set(table)
-    if unknown:
-        sys.exit(f"unknown case(s) {sorted(unknown)}; choose from {', '.join(table)}")
-    ratios = []
+    rows = []
     with threadpool_limits(1):
-        for name, (make, step_fn) in table.items():
-            if args.names and name not in args.names:
-                continue
-            g, t = time_case(make, step_fn, torch, args.repeat)
-            ratios.append(g / t)
-            print(f"{name:14s} gradflow {g * 1e3:8.3f} ms  torch {t * 1e3:8.3f} ms  "
-                  f"ratio {g / t:5.2f}", flush=True)  # fmt: skip
-    mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
-    print(f"geometric mean {mean:.2f} over {len(ratios)} cases")
+        for case in cases:
+            ours, theirs = time_case(case, torch, args.repeat, args.scale)
+            rows.append((case, ours, theirs))
+            ratio = f"ratio {ours / theirs:5.2f}" if theirs is not None else ""
+            torch_ms = f"torch {theirs * 1e3:8.3f} ms  " if theirs is not None else ""
+            print(f"{case.family:13s} {case.name:18s} gradflow {ours * 1e3:8.3f} ms  "
+                  f"{torch_ms}{ratio}", flush=True)  # fmt: skip
+    mean = geometric_mean([ours / theirs for _, ours, theirs in rows]) if torch else None
+    if mean is not None:
+        print(f"geometric mean {mean:.2f} over {len(rows)} cases")
+    if args.markdown:
+        write_markdown(args.markdown, rows, mean, argv)
     return mean
 
 

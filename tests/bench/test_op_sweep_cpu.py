@@ -1,13 +1,18 @@
-"""Smoke test of benchmarks/op_sweep_cpu.py: every case runs under gradflow and torch at a tiny
-size (no timings asserted)."""
+"""Smoke test of benchmarks/op_sweep_cpu.py at a tiny scale (no timings asserted): with torch
+every case runs on both frameworks, agrees with torch and lands in the markdown table; without
+torch the sweep times gradflow's side alone."""
 
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import pytest
 
+from gradflow.bench.op_cases import CASES, SMOKE_SCALE
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "op_sweep_cpu.py"
+SMOKE = ["--scale", str(SMOKE_SCALE), "--repeat", "1"]
 
 
 def _sweep():
@@ -17,15 +22,52 @@ def _sweep():
     return module
 
 
-def test_every_case_runs_on_both_frameworks(capsys):
+def test_every_case_runs_on_both_frameworks_into_the_table(capsys, tmp_path):
     pytest.importorskip("torch")
-    mean = _sweep().main(["--elements", "4096", "--repeat", "1"])
+    table = tmp_path / "sweep.md"
+    mean = _sweep().main([*SMOKE, "--markdown", str(table)])
     printed = capsys.readouterr().out
     assert math.isfinite(mean) and mean > 0
-    assert printed.count("ratio") == 20 and "geometric mean" in printed
+    assert printed.count("ratio") == len(CASES) and "geometric mean" in printed
+    text = table.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split(" | ")[0][2:] for row in rows[1:]] == [case.name for case in CASES]
+    assert all(row.endswith("x |") for row in rows[1:])
+    for field in ("command: `python benchmarks/op_sweep_cpu.py --scale", "commit: ", "machine: "):
+        assert field in text
+    assert "Geometric mean of the ratios" in text
+
+
+def test_check_mode_finds_every_case_equal_to_torch(capsys):
+    pytest.importorskip("torch")
+    worst = _sweep().main(["--scale", str(SMOKE_SCALE), "--check"])
+    assert worst < 1e-4
+    assert capsys.readouterr().out.count(" ok") == len(CASES)
+
+
+def test_names_select_cases_and_families(capsys):
+    pytest.importorskip("torch")
+    _sweep().main([*SMOKE, "relu", "rnn"])
+    printed = capsys.readouterr().out
+    expected = {"relu"} | {case.name for case in CASES if case.family == "rnn"}
+    assert {line.split()[1] for line in printed.splitlines() if "ratio" in line} == expected
 
 
 def test_unknown_cases_are_named():
-    pytest.importorskip("torch")
     with pytest.raises(SystemExit, match="unknown case"):
         _sweep().main(["no_such_op"])
+
+
+def test_without_torch_gradflow_side_alone(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    table = tmp_path / "sweep.md"
+    assert _sweep().main([*SMOKE, "relu", "lstm", "--markdown", str(table)]) is None
+    printed = capsys.readouterr().out
+    assert "torch is not installed" in printed and "ratio" not in printed
+    assert [line.split()[:3] for line in printed.splitlines()[1:]] == [
+        ["pointwise", "relu", "gradflow"],
+        ["rnn", "lstm", "gradflow"],
+    ]
+    assert "| relu | pointwise | 2^20 |" in table.read_text()
+    with pytest.raises(SystemExit, match="needs torch|compares against torch"):
+        _sweep().main([*SMOKE, "--check", "relu"])

@@ -1,0 +1,129 @@
+"""gradflow/bench/op_cases.py: the cases are well formed, scale down, run without torch, and a
+layer case's torch module starts from gradflow's weights (checked where torch is installed)."""
+
+import sys
+
+import numpy
+import pytest
+
+import gradflow
+from gradflow.bench.op_cases import (
+    CASES,
+    CASES_BY_NAME,
+    SMOKE_SCALE,
+    check_case,
+    prepare,
+    size,
+    time_case,
+)
+
+ISSUE_CASES = [
+    "gelu",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "silu",
+    "sigmoid",
+    "relu",
+    "abs",
+    "pow_scalar",
+    "where",
+    "prod",
+    "cumsum",
+    "sum",
+    "mean",
+    "max",
+    "amax",
+    "var",
+    "layer_norm",
+    "softmax",
+    "log_softmax",
+    "group_norm",
+    "batch_norm",
+    "cross_entropy",
+    "mse_loss",
+    "gather",
+    "index_select",
+    "getitem_int",
+    "getitem_two",
+    "embedding",
+    "matmul",
+    "bmm",
+    "linear",
+    "max_pool2d",
+    "avg_pool2d",
+    "conv2d",
+    "conv2d_depthwise",
+    "conv2d_groups4",
+    "conv1d",
+    "conv_transpose2d",
+    "cnn_block",
+    "mlp_block",
+    "transformer_layer",
+    "lstm",
+    "lstm_cell_loop",
+    "gru",
+    "rnn",
+]
+
+
+def test_every_case_the_issue_names_is_there_once():
+    assert sorted(case.name for case in CASES) == sorted(ISSUE_CASES)
+    assert len(CASES_BY_NAME) == len(CASES)
+
+
+def test_importing_the_cases_does_not_import_torch():
+    code = "import sys, gradflow.bench.op_cases; assert 'torch' not in sys.modules"
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_size_keeps_multiples():
+    assert size(1024, 1.0) == 1024
+    assert size(64, SMOKE_SCALE, 8) == 8
+    assert size(256, 0.1, 128) == 128 and size(256, 0.9, 128) == 256
+    assert size(16, SMOKE_SCALE) == 1
+
+
+def test_pointwise_cases_have_a_million_elements_at_full_size():
+    for case in CASES:
+        if case.family == "pointwise":
+            (x,) = case.make(numpy.random.default_rng(0), 1.0)
+            assert x.shape == (1 << 20,) and x.dtype == numpy.float32, case.name
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_each_case_steps_on_gradflow_alone(case, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    (side,) = prepare(case, None, SMOKE_SCALE)
+    side.step(case.fn)
+    grads = [t.grad for t in side.inputs if t.requires_grad]
+    if side.module is not None:
+        grads += [p.grad for p in side.module.parameters()]
+    assert grads and all(g is not None for g in grads)
+    seconds, torch_seconds = time_case(case, None, repeat=2, scale=SMOKE_SCALE)
+    assert seconds >= 0 and torch_seconds is None
+
+
+def test_torch_module_starts_from_gradflow_weights():
+    torch = pytest.importorskip("torch")
+    ours, theirs = prepare(CASES_BY_NAME["lstm"], torch, SMOKE_SCALE)
+    for name, value in ours.module.state_dict().items():
+        numpy.testing.assert_array_equal(value.numpy(), theirs.module.state_dict()[name].numpy())
+    gradflow.manual_seed(0)
+    expected = gradflow.nn.LSTM(128, 256, batch_first=True).weight_ih_l0.detach().numpy()
+    numpy.testing.assert_array_equal(ours.module.weight_ih_l0.detach().numpy(), expected)
+
+
+def test_check_finds_a_wrong_side():
+    torch = pytest.importorskip("torch")
+    case = CASES_BY_NAME["relu"]
+    assert max(check_case(case, torch, SMOKE_SCALE).values()) == 0.0
+
+    def wrong(lib, x):
+        return lib.relu(x) * (1.5 if lib is gradflow else 1.0)
+
+    bad = type(case)(case.name, case.family, case.shape, case.make, wrong)
+    errors = check_case(bad, torch, SMOKE_SCALE)
+    assert errors["output"] == pytest.approx(0.5) and errors["input0"] == pytest.approx(0.5)
