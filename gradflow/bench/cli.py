@@ -10,8 +10,8 @@ from gradflow.backend import Device, get_array_module
 from gradflow.backend.threads import blas_threads
 from gradflow.bench import ceilings as ceilings_module
 from gradflow.bench import suites
-from gradflow.bench.report import Row, record, table, write_json
-from gradflow.bench.timing import BenchResult, measure, time_calls
+from gradflow.bench.report import Row, geometric_mean_ratio, record, table, write_json
+from gradflow.bench.timing import BenchResult, Side, peak_memory, time_calls, time_rounds
 
 TARGET_SECONDS = 0.2  # time spent on each side of a case when --repeat is not given
 MIN_REPEAT, MAX_REPEAT = 5, 50
@@ -68,7 +68,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", type=_device,
                    help="auto (cuda if usable, else cpu), cpu, cuda, cuda:N")  # fmt: skip
-    p.add_argument("--suite", default="all", choices=[*suites.SUITES, "all"])
+    p.add_argument("--suite", default="all", choices=[*suites.SUITES, "all"],
+                   help="all: every suite but ops (issue 17's op cases at full size, CPU only: "
+                   "--suite ops)")  # fmt: skip
     p.add_argument(
         "--sizes",
         default=["small"],
@@ -99,14 +101,22 @@ def _repeat_for(step: Any, device: str, fixed: int | None) -> int:
 
 
 def _run_case(case: suites.Case, device: str, compare: bool, fixed: int | None) -> tuple:
+    """gradflow's result and torch's (None without --compare or a twin), the two sides timed
+    in alternating rounds (timing.time_rounds) with the same number of calls; then one untimed
+    call of gradflow's step for its peak memory."""
     step = case.setup("gradflow", device)
     repeat = _repeat_for(step, device, fixed)
     warmup = 1 if fixed is not None else 2
-    ours = measure(case.name, step, device, warmup, repeat, case.bytes_moved, case.flops)
-    theirs = None
+    sides = [Side(step, device, "gradflow")]
     if compare and case.torch:
-        theirs = measure(f"torch {case.name}", case.setup("torch", device), device, warmup, repeat,
-                         case.bytes_moved, case.flops, memory=False, framework="torch")  # fmt: skip
+        sides.append(Side(case.setup("torch", device), device, "torch"))
+    records = time_rounds(sides, repeat, warmup)
+    ours = BenchResult(case.name, device, records[0][0], case.bytes_moved, case.flops,
+                       peak_memory(step, device), cpu_times=records[0][1])  # fmt: skip
+    theirs = None
+    if len(records) > 1:
+        theirs = BenchResult(f"torch {case.name}", device, records[1][0], case.bytes_moved,
+                             case.flops, cpu_times=records[1][1])  # fmt: skip
     return ours, theirs
 
 
@@ -158,18 +168,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"gradflow bench: torch is not importable for {device_name}; no comparison",
               file=sys.stderr)  # fmt: skip
         compare = False
-    names = list(suites.SUITES) if args.suite == "all" else [args.suite]
+    names = list(suites.ALL) if args.suite == "all" else [args.suite]
+    if "ops" in names and device.type not in suites.OPS_DEVICES:
+        print(f"gradflow bench: the ops suite runs on the CPU only, not {device_name}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     cases = suites.cases(names, args.sizes)
     with blas_threads(args.threads if device.type == "cpu" else 0):
         ceilings = ceilings_module.ceilings(device_name)
         rows = []
         for case in _progress(cases, not args.no_progress):
             ours, theirs = _run_case(case, device_name, compare, args.repeat)
-            rows.append(Row(case, ours, theirs, ceilings))
-    print(f"gradflow bench on {device_name}: copy {ceilings['copy_GBps']:.1f} GB/s, "
-          f"GEMM {ceilings['gemm_TFLOPs']:.3g} TFLOP/s (the ceilings); "
-          "vs torch = gradflow time / torch time")  # fmt: skip
+            case_ceilings = ceilings_module.case_ceilings(device_name, case.bytes_moved)
+            rows.append(Row(case, ours, theirs, case_ceilings))
+    clock = "CPU" if device.type == "cpu" else "device"
+    print(f"gradflow bench on {device_name}: copy {ceilings['copy_GBps']:.1f} GB/s at "
+          f"{ceilings_module.COPY_BYTES[device.type] >> 20} MiB, GEMM "
+          f"{ceilings['gemm_TFLOPs']:.3g} TFLOP/s (the ceilings; a memory-bound case's copy "
+          f"ceiling is measured at its working set); vs torch = gradflow {clock} time / "
+          f"torch {clock} time, timed in alternating rounds")  # fmt: skip
     print(table(rows))
+    if (mean := geometric_mean_ratio(rows)) is not None:
+        print(f"geometric mean of vs torch over {mean[1]} cases: {mean[0]:.2f}x")
     if args.json:
         write_json(args.json, record(rows, device_name, ceilings, sys.argv))
         print(f"wrote {args.json}")

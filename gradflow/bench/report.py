@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +14,15 @@ from gradflow.bench.machine import machine_description
 from gradflow.bench.suites import Case
 from gradflow.bench.timing import BenchResult, format_seconds
 
-COLUMNS = ("suite", "op", "shape", "median", "throughput", "% of ceiling", "peak memory",
-           "vs torch")  # fmt: skip
+COLUMNS = ("suite", "op", "shape", "median", "CPU time", "throughput", "% of ceiling",
+           "peak memory", "vs torch")  # fmt: skip
+CACHE_MARK = "*"  # after the % of a case whose working set fits in the last-level cache
 
 
 @dataclass
 class Row:
-    """A case's figures: gradflow's result, torch's when it ran, and the ceilings of the run."""
+    """A case's figures: gradflow's result, torch's when it ran, and the case's ceilings
+    (ceilings.case_ceilings: the copy ceiling at its working set, or the run's ceilings)."""
 
     case: Case
     ours: BenchResult
@@ -34,8 +37,23 @@ class Row:
 
     @property
     def ratio_to_torch(self) -> float | None:
-        """gradflow's median over torch's (below 1: gradflow is faster)."""
+        """gradflow's median over torch's (below 1: gradflow is faster): CPU time on the CPU
+        (which other jobs on a shared machine distort less than wall time), else device time."""
+        if self.torch is None:
+            return None
+        ours, theirs = self.ours.cpu_median, self.torch.cpu_median
+        if ours is None or theirs is None or theirs <= 0:
+            return self.ratio_to_torch_wall
+        return ours / theirs
+
+    @property
+    def ratio_to_torch_wall(self) -> float | None:
+        """gradflow's wall (or device) time median over torch's."""
         return self.ours.median / self.torch.median if self.torch is not None else None
+
+    @property
+    def cache_resident(self) -> bool:
+        return bool(self.ceilings.get("cache_resident"))
 
     def cells(self) -> tuple[str, ...]:
         """The row as the table prints it ("-" where a figure does not apply)."""
@@ -51,11 +69,15 @@ class Row:
             self.case.name,
             self.case.shape,
             format_seconds(self.ours.median),
+            "-" if self.ours.cpu_median is None else format_seconds(self.ours.cpu_median),
             throughput,
-            "-" if fraction is None else f"{100 * fraction:.1f}%",
+            "-" if fraction is None else f"{100 * fraction:.1f}%" + self._cache_mark(),
             format_bytes(self.ours.peak_memory_bytes),
             "-" if ratio is None else f"{ratio:.2f}x",
         )
+
+    def _cache_mark(self) -> str:
+        return CACHE_MARK if self.cache_resident and self.case.bytes_moved else ""
 
     def to_dict(self) -> dict:
         """Every figure of the row, JSON-ready."""
@@ -66,8 +88,10 @@ class Row:
             "size": self.case.size,
             "gradflow": self.ours.to_dict(),
             "torch": None if self.torch is None else self.torch.to_dict(),
+            "ceilings": self.ceilings,
             "fraction_of_ceiling": self.fraction_of_ceiling,
             "ratio_to_torch": self.ratio_to_torch,
+            "ratio_to_torch_wall": self.ratio_to_torch_wall,
         }
 
 
@@ -84,14 +108,27 @@ def table(rows: list[Row]) -> str:
     """The rows as an aligned plain-text table with a header."""
     lines = [COLUMNS, *(row.cells() for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    right = {3, 4, 5, 6, 7}  # numbers align right
+    right = {3, 4, 5, 6, 7, 8}  # numbers align right
 
     def fmt(line: tuple[str, ...]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w)
                          for i, (c, w) in enumerate(zip(line, widths))).rstrip()  # fmt: skip
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt(lines[0]), rule, *(fmt(line) for line in lines[1:])])
+    text = [fmt(lines[0]), rule, *(fmt(line) for line in lines[1:])]
+    if any(row._cache_mark() for row in rows):
+        text.append(f"{CACHE_MARK} working set in the last-level cache: % of a copy of the same "
+                    "size, from the cache")  # fmt: skip
+    return "\n".join(text)
+
+
+def geometric_mean_ratio(rows: list[Row]) -> tuple[float, int] | None:
+    """The geometric mean of the rows' ratios to torch and how many rows have one (issue 17's
+    yardstick), or None when no row was compared."""
+    ratios = [r for row in rows if (r := row.ratio_to_torch) is not None and r > 0]
+    if not ratios:
+        return None
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios)), len(ratios)
 
 
 def record(rows: list[Row], device: str, ceilings: dict, command: list[str]) -> dict[str, Any]:

@@ -8,18 +8,27 @@ What a step covers (see workloads.py):
 - engine, conv, rnn and attention time forward + backward, as the pytest suites in
   benchmarks/ do;
 - optim times one optimizer step on fixed grads; train one full step of a gradflow.models
-  model (forward, cross-entropy, backward, Adam).
+  model (forward, cross-entropy, backward, Adam);
+- ops times forward + ``.sum().backward()`` of each of issue 17's op cases
+  (gradflow/bench/op_cases.py: every op family, pointwise ops at 2^20 elements) at the
+  issue's sizes, on the CPU. It is not part of "all" (a minute or more at one size).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy
 
 from gradflow.bench import workloads
 from gradflow.bench.frameworks import torch_ready
 from gradflow.bench.machine import torch_or_none
 from gradflow.bench.workloads import Setup, Workload
+
+if TYPE_CHECKING:
+    from gradflow.bench import op_cases
 
 SIZES = ("small", "medium", "large")
 
@@ -127,6 +136,36 @@ def attention(size: str) -> list[Case]:
             for seq in ATTENTION_LENGTHS[size] for causal in (False, True)]  # fmt: skip
 
 
+OPS_SCALE = {"small": 1.0}  # op_cases' scale per size: the issue's sizes; one size only
+OPS_DEVICES = ("cpu",)  # op_cases builds its tensors on the CPU
+
+
+def ops(size: str) -> list[Case]:
+    """Issue 17's op cases (op_cases.CASES), forward + ``.sum().backward()``, at the issue's
+    sizes ("small"; the suite has no other size); on the CPU only. A case's `size` is the
+    element count of its inputs."""
+    from gradflow.bench import op_cases
+
+    if size not in OPS_SCALE:
+        return []
+    scale = OPS_SCALE[size]
+    return [_op_case(case, scale) for case in op_cases.CASES]
+
+
+def _op_case(case: op_cases.OpCase, scale: float) -> Case:
+    from gradflow.bench import op_cases
+
+    def setup(fw: str, device: str) -> workloads.Step:
+        if device != "cpu":
+            raise ValueError(f"the ops suite runs on the CPU only, not {device}")
+        torch = torch_or_none() if fw == "torch" else None
+        side = op_cases.prepare(case, torch, scale)[-1]  # torch's takes gradflow's weights
+        return lambda: side.step(case.fn)
+
+    arrays = case.make(numpy.random.default_rng(0), scale)
+    return Case("ops", case.name, case.shape, setup, float(sum(a.size for a in arrays)))
+
+
 SUITES: dict[str, Callable[[str], list[Case]]] = {
     "engine": engine,
     "elementwise": elementwise,
@@ -137,7 +176,9 @@ SUITES: dict[str, Callable[[str], list[Case]]] = {
     "optim": optim,
     "train": train,
     "attention": attention,
+    "ops": ops,
 }
+ALL = tuple(name for name in SUITES if name != "ops")  # what --suite all runs
 
 
 def cases(suites: list[str], sizes: list[str]) -> list[Case]:
@@ -145,4 +186,4 @@ def cases(suites: list[str], sizes: list[str]) -> list[Case]:
     return [case for suite in suites for size in sizes for case in SUITES[suite](size)]
 
 
-__all__ = ["SIZES", "SUITES", "Case", "cases", "torch_or_none", "torch_ready"]
+__all__ = ["ALL", "SIZES", "SUITES", "Case", "cases", "torch_or_none", "torch_ready"]

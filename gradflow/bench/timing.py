@@ -1,6 +1,7 @@
 """The one timer of gradflow's benchmarks (`gradflow bench` and benchmarks/), on either device:
-calls timed with device sync (CUDA events for gradflow/CuPy or torch code), sides of a
-comparison timed in alternating blocks, median and spread, and peak memory.
+calls timed with device sync (CUDA events for gradflow/CuPy or torch code) and, on the CPU,
+the process's CPU time beside the wall clock; sides of a comparison timed in alternating
+rounds; median and spread, and peak memory.
 
     result = measure("relu", lambda: x.relu(), "cuda", bytes_moved=2 * x.nbytes)
     print(result.median, result.iqr, result.gbps, result.peak_memory_bytes)
@@ -35,6 +36,7 @@ class BenchResult:
     flops: float = 0.0
     peak_memory_bytes: int = 0
     extra: dict = field(default_factory=dict)
+    cpu_times: list[float] = field(default_factory=list)  # process_time per call (the CPU)
 
     @property
     def repeat(self) -> int:
@@ -45,6 +47,12 @@ class BenchResult:
     def median(self) -> float:
         """Median seconds per call."""
         return statistics.median(self.times)
+
+    @property
+    def cpu_median(self) -> float | None:
+        """Median CPU seconds (time.process_time: every thread of the process) per call, on
+        the CPU; None on a GPU, where the host's CPU time says nothing about the device's."""
+        return statistics.median(self.cpu_times) if self.cpu_times else None
 
     @property
     def min(self) -> float:
@@ -76,12 +84,15 @@ class BenchResult:
         """Every figure as plain JSON-ready values (the raw times included)."""
         d = asdict(self)
         d.update(repeat=self.repeat, median_s=self.median, iqr_s=self.iqr, min_s=self.min,
-                 max_s=self.max, GBps=self.gbps, TFLOPs=self.tflops)  # fmt: skip
+                 max_s=self.max, GBps=self.gbps, TFLOPs=self.tflops,
+                 cpu_median_s=self.cpu_median)  # fmt: skip
         return d
 
     def __str__(self) -> str:
         text = f"{self.name}: median {format_seconds(self.median)} (IQR {format_seconds(self.iqr)}"
         text += f", n={self.repeat}, {self.device})"
+        if self.cpu_median is not None:
+            text += f", CPU {format_seconds(self.cpu_median)}"
         if self.gbps is not None:
             text += f", {self.gbps:.2f} GB/s"
         if self.tflops is not None:
@@ -103,7 +114,7 @@ def _cupy_for(device: Device) -> Any:
 
 
 class _WallClock:
-    """The CPU: perf_counter around each call."""
+    """The CPU: perf_counter and process_time around each call (wall and CPU seconds)."""
 
     def __enter__(self) -> _WallClock:
         return self
@@ -111,10 +122,10 @@ class _WallClock:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def time(self, fn: Callable[[], Any]) -> float:
-        start = time.perf_counter()
+    def time(self, fn: Callable[[], Any]) -> tuple[float, float | None]:
+        cpu, start = time.process_time(), time.perf_counter()
         fn()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
 class _EventClock:
@@ -144,13 +155,13 @@ class _EventClock:
     def __exit__(self, *exc: object) -> None:
         self.place.__exit__(*exc)
 
-    def time(self, fn: Callable[[], Any]) -> float:
+    def time(self, fn: Callable[[], Any]) -> tuple[float, float | None]:
         start, stop = self.event(), self.event()
         start.record()
         fn()
         stop.record()
         stop.synchronize()
-        return self.seconds(start, stop)
+        return self.seconds(start, stop), None
 
 
 def time_calls(
@@ -168,6 +179,19 @@ def time_calls(
     the figure is device time and kernel compilation stays in the warm-up; `framework` says
     whose stream and events: "gradflow" (CuPy's, also for raw CuPy code) or "torch".
     """
+    return time_calls_cpu(fn, device, warmup, repeat, before, framework)[0]
+
+
+def time_calls_cpu(
+    fn: Callable[[], Any],
+    device: str | Device = "cpu",
+    warmup: int = DEFAULT_WARMUP,
+    repeat: int = DEFAULT_REPEAT,
+    before: Callable[[], Any] | None = None,
+    framework: str = "gradflow",
+) -> tuple[list[float], list[float]]:
+    """time_calls' seconds and, on the CPU, the CPU seconds (time.process_time) of the same
+    calls; the second list is empty on a GPU."""
     check_counts(warmup, repeat)
     dev = Device(device)
     clock = _EventClock(dev, framework) if dev.type == "cuda" else _WallClock()
@@ -175,13 +199,17 @@ def time_calls(
         if before is not None:
             before()
         fn()
-    times = []
+    times: list[float] = []
+    cpu_times: list[float] = []
     with clock:
         for _ in range(repeat):
             if before is not None:
                 before()
-            times.append(clock.time(fn))
-    return times
+            wall, cpu = clock.time(fn)
+            times.append(wall)
+            if cpu is not None:
+                cpu_times.append(cpu)
+    return times, cpu_times
 
 
 @dataclass(frozen=True)
@@ -194,25 +222,45 @@ class Side:
     framework: str = "gradflow"
 
 
-def time_alternating(
-    sides: Sequence[Side], repeat: int, warmup: int = 2, block: int = 5
-) -> list[float]:
-    """The median seconds of one call of each side, timed (time_calls) in alternating blocks
-    of `block` calls after `warmup` rounds, so every side sees the same machine load (a shared
-    box drifts) while its caches stay warm within a block (call-by-call alternation made a
-    0.3 ms MLP step 40% slower)."""
+def round_size(repeat: int, rounds: int = 5, most: int = 5) -> int:
+    """Calls per side in one round, so that `repeat` calls make at least `rounds` rounds
+    (where repeat allows) and a round holds at most `most` calls: 1 for repeat 2-9, 2 for
+    10-14, ..., 5 from 25 on."""
+    return max(1, min(most, repeat // rounds))
+
+
+def time_rounds(
+    sides: Sequence[Side], repeat: int, warmup: int = 2, block: int | None = None
+) -> list[tuple[list[float], list[float]]]:
+    """Each side's per-call (wall or device seconds, CPU seconds) lists (time_calls_cpu),
+    `repeat` calls each, timed in rounds: every side runs `block` calls (default round_size),
+    then the next side, and round after round until each has `repeat` calls, after `warmup`
+    untimed rounds of one call each. A shared box drifts; rounds make every side see the same
+    load, while calls within a block keep their caches warm (call-by-call alternation made a
+    0.3 ms MLP step 40% slower; one block per side moved a ratio up to 3x between runs)."""
     check_counts(warmup, repeat)
+    block = round_size(repeat) if block is None else block
     for _ in range(warmup):
         for side in sides:
             side.fn()
-    times: list[list[float]] = [[] for _ in sides]
+    records: list[tuple[list[float], list[float]]] = [([], []) for _ in sides]
     done = 0
     while done < repeat:
         n = min(block, repeat - done)
-        for side, record in zip(sides, times):
-            record += time_calls(side.fn, side.device, 0, n, framework=side.framework)
+        for side, (walls, cpus) in zip(sides, records):
+            wall, cpu = time_calls_cpu(side.fn, side.device, 0, n, framework=side.framework)
+            walls += wall
+            cpus += cpu
         done += n
-    return [statistics.median(t) for t in times]
+    return records
+
+
+def time_alternating(
+    sides: Sequence[Side], repeat: int, warmup: int = 2, block: int = 5
+) -> list[float]:
+    """The median seconds of one call of each side, timed in alternating blocks of `block`
+    calls after `warmup` rounds (time_rounds)."""
+    return [statistics.median(walls) for walls, _ in time_rounds(sides, repeat, warmup, block)]
 
 
 def synced(fn: Callable[[], Any], device: str, framework: str = "gradflow") -> Callable[[], Any]:
@@ -309,10 +357,11 @@ def measure(
     """Time ``fn()`` (see time_calls) and, when `memory`, record one call's peak memory."""
     if not callable(fn):
         raise TypeError(f"expected a callable to time, got {type(fn).__name__}")
-    times = time_calls(fn, device, warmup, repeat, before, framework)
+    times, cpu_times = time_calls_cpu(fn, device, warmup, repeat, before, framework)
     peak = 0
     if memory:
         if before is not None:
             before()
         peak = peak_memory(fn, device)
-    return BenchResult(name, str(Device(device)), times, bytes_moved, flops, peak)
+    return BenchResult(name, str(Device(device)), times, bytes_moved, flops, peak,
+                       cpu_times=cpu_times)  # fmt: skip

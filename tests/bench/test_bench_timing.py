@@ -61,3 +61,91 @@ def test_bad_input_is_refused_clearly(call, error, message):
     x, _ = _leaves()
     with pytest.raises(error, match=message):
         call(x)
+
+
+def _recording_sides(calls):
+    from gradflow.bench.timing import Side
+
+    return [Side(lambda: calls.append("gradflow")), Side(lambda: calls.append("torch"))]
+
+
+@pytest.mark.parametrize(("repeat", "block"), [(6, None), (7, 2), (25, None)])
+def test_sides_are_timed_in_alternating_rounds(repeat, block):
+    from gradflow.bench.timing import round_size, time_rounds
+
+    calls = []
+    records = time_rounds(_recording_sides(calls), repeat, warmup=1, block=block)
+    assert calls[:2] == ["gradflow", "torch"]  # the warm-up round
+    timed = calls[2:]
+    assert timed.count("gradflow") == timed.count("torch") == repeat
+    size = block or round_size(repeat)
+    runs = [timed[0]]  # the lengths of the runs of one side: a block each, the last shorter
+    lengths = [1]
+    for name in timed[1:]:
+        if name == runs[-1]:
+            lengths[-1] += 1
+        else:
+            runs.append(name)
+            lengths.append(1)
+    assert runs == ["gradflow", "torch"] * (len(runs) // 2)
+    if block is None:
+        assert len(runs) >= 2 * min(5, repeat)  # never one block per side
+    assert all(n == size for n in lengths[:-2]) and all(n <= size for n in lengths[-2:])
+    for walls, cpus in records:  # wall and CPU seconds of every call on the CPU
+        assert len(walls) == len(cpus) == repeat and min(walls) >= 0 and min(cpus) >= 0
+
+
+def test_round_size_makes_at_least_five_rounds():
+    from gradflow.bench.timing import round_size
+
+    assert [round_size(n) for n in (1, 2, 9, 10, 24, 25, 50)] == [1, 1, 1, 2, 4, 5, 5]
+
+
+def test_measure_records_cpu_time_beside_wall_time():
+    x, w = _leaves()
+    result = bench.measure("matmul", lambda: x @ w, repeat=3, warmup=0)
+    assert len(result.cpu_times) == 3 and result.cpu_median >= 0
+    d = result.to_dict()
+    assert d["cpu_median_s"] == result.cpu_median and d["cpu_times"] == result.cpu_times
+    assert "CPU" in str(result)
+    gpu_like = bench.BenchResult("x", "cuda:0", [1.0, 2.0])  # no CPU time on a GPU
+    assert gpu_like.cpu_median is None and "CPU" not in str(gpu_like)
+
+
+def test_copy_ceiling_is_measured_at_the_working_set(monkeypatch):
+    from gradflow.bench import ceilings
+
+    sizes = []
+
+    def fake_copy_rate(nbytes, device="cpu", repeat=7):
+        sizes.append(nbytes)
+        return 1e9 * (100 if nbytes < 2**20 else 10)  # a cache is faster than DRAM
+
+    monkeypatch.setattr(ceilings, "copy_rate", fake_copy_rate)
+    monkeypatch.setattr(ceilings, "ceilings", lambda device: {"copy_GBps": 5, "gemm_TFLOPs": 1})
+    monkeypatch.setattr(ceilings, "copy_bandwidth", lambda device: 5e9)
+    monkeypatch.setattr(ceilings, "last_level_cache_bytes", lambda: 2**20)
+    ceilings._copy_rate_cached.cache_clear()
+    try:
+        small = ceilings.case_ceilings("cpu", 3 * 16384 * 4)  # relu backward, n=16K
+        big = ceilings.case_ceilings("cpu", 3 * 2**24 * 4)
+    finally:
+        ceilings._copy_rate_cached.cache_clear()
+    assert small["copy_bytes"] == 65536 and sizes == [65536]  # half the working set, 2^k
+    assert small["copy_GBps"] == 100 and small["cache_resident"]
+    assert big["copy_bytes"] == ceilings.COPY_BYTES["cpu"] and not big["cache_resident"]
+    assert big["copy_GBps"] == 5  # the run's large copy
+    # a case moving its bytes at 80 GB/s from cache: 80% of its own ceiling, not 8x a DRAM copy
+    assert ceilings.fraction_of_ceiling(3 * 16384 * 4 / 80e9, small, 3 * 16384 * 4) == (
+        pytest.approx(0.8)
+    )
+    assert ceilings.case_ceilings("cpu", 0)["copy_bytes"] == 0  # no bytes counted: run's
+
+
+def test_working_set_copy_size_is_a_power_of_two_no_larger_than_half():
+    from gradflow.bench.ceilings import COPY_BYTES, SMALLEST_COPY, working_set_copy_bytes
+
+    assert working_set_copy_bytes(100) == SMALLEST_COPY
+    assert working_set_copy_bytes(3 * 2**20) == 2**20
+    assert working_set_copy_bytes(2**40) == COPY_BYTES["cpu"]
+    assert working_set_copy_bytes(2**40, "cuda") == COPY_BYTES["cuda"]
