@@ -40,6 +40,7 @@ from gradflow import dtypes
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
+from gradflow.ops import depthwise
 from gradflow.ops._util import float_input
 from gradflow.ops.im2col import (
     _channel_major,
@@ -168,7 +169,10 @@ def _conv_forward(
     x: Any, weight: Any, bias: Any, window: Window, groups: int, op: str = "conv2d"
 ) -> Any:
     """conv2d of x [N, C, H, W] with weight [O, C/groups, kh, kw]: [N, O, OH, OW], tiled
-    when its columns exceed the workspace budget."""
+    when its columns exceed the workspace budget (a depthwise conv on the CPU has no columns:
+    gradflow/ops/depthwise.py)."""
+    if depthwise.applies(x, weight.shape, groups):
+        return depthwise.forward(x, weight, bias, window)
     tiles = _tiles(op, x.shape, window, x.dtype)
     if tiles is None:
         return _forward_gemm(x, weight, bias, window, groups)
@@ -186,6 +190,8 @@ def _conv_weight_grad(
     """dW [O, C/groups, kh, kw] of a conv of x [N, C, H, W] with output gradient g
     [N, O, OH, OW] (g2: g as [O, N*OH*OW] where the caller has it), tiled when the columns
     exceed the workspace budget: the tiles' products summed in tile order."""
+    if depthwise.applies(x, w_shape, groups):
+        return depthwise.weight_grad(g, x, window, w_shape)
     tiles = _tiles(op, x.shape, window, x.dtype)
     if tiles is None:
         g2 = _channel_major(g) if g2 is None else g2
@@ -215,6 +221,8 @@ def _conv_input_grad(
         w5 = weight.reshape(groups, o // groups, c_per_group, kh, kw)[..., ::-1, ::-1]
         w_flipped = w5.transpose(0, 2, 1, 3, 4).reshape(groups * c_per_group, o // groups, kh, kw)
         return _conv_forward(g, w_flipped, None, flipped, groups, op)
+    if depthwise.applies(g, weight.shape, groups):
+        return depthwise.input_grad(g, weight, window, x_shape)
     tiles = _tiles(op, x_shape, window, g.dtype)
     if tiles is None:
         g2 = _channel_major(g) if g2 is None else g2
@@ -295,7 +303,9 @@ class Conv2dFunction(Function):
         with _memory_errors_named(self, "backward", s.x4, window, g.dtype):
             if need[1]:
                 x4 = x.reshape(s.x4)
-                if _tiles(op, s.x4, window, x.dtype) is None:  # dY channel-major, shared
+                if _tiles(op, s.x4, window, x.dtype) is None and not depthwise.applies(
+                    x, s.w4, self.groups
+                ):  # dY channel-major, shared with the input gradient's GEMMs
                     g2 = _channel_major(g4)
                 dw = _conv_weight_grad(g4, x4, window, self.groups, s.w4, op, g2).reshape(s.w)
             if need[0]:

@@ -1,0 +1,132 @@
+"""The CPU's direct depthwise route (gradflow/ops/depthwise.py) against the im2col route it
+replaces: the same values and gradients for conv2d, conv1d and conv_transpose2d over
+strides, dilations, paddings, both of the forward's layouts and both dtypes."""
+
+import itertools
+
+import numpy
+import pytest
+
+import gradflow as gf
+from gradflow.ops import conv as conv_module
+from gradflow.ops import depthwise
+from gradflow.ops.window import Window
+
+
+def _run(fn, arrays, grad_seed=1):
+    """Output and the gradient of every input of fn under a fixed random output gradient."""
+    tensors = [gf.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    g = numpy.random.default_rng(grad_seed).standard_normal(tuple(out.shape))
+    out.backward(gf.tensor(g.astype(arrays[0].dtype)))
+    return [out.detach().numpy()] + [t.grad.numpy() for t in tensors]
+
+
+def _both_routes(monkeypatch, fn, arrays):
+    direct = _run(fn, arrays)
+    with monkeypatch.context() as m:
+        m.setattr(depthwise, "applies", lambda *args: False)
+        im2col = _run(fn, arrays)
+    return direct, im2col
+
+
+def _close(direct, im2col, dtype):
+    tol = 2e-5 if dtype == numpy.float32 else 1e-12
+    for a, b in zip(direct, im2col, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+GEOMETRIES = [
+    dict(padding=1),
+    dict(padding=0),
+    dict(stride=2, padding=1),
+    dict(stride=(2, 1), padding=(2, 0), dilation=(1, 2)),
+    dict(dilation=2, padding=2),
+]
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("channels,size", [(3, (9, 7)), (40, (3, 4))])  # planes; channels last
+def test_conv2d_depthwise_matches_im2col(monkeypatch, dtype, geometry, channels, size):
+    rng = numpy.random.default_rng(0)
+    x = rng.standard_normal((2, channels, *size)).astype(dtype)
+    w = rng.standard_normal((channels, 1, 3, 2)).astype(dtype)
+    b = rng.standard_normal(channels).astype(dtype)
+
+    def fn(x, w, b):
+        return gf.nn.functional.conv2d(x, w, b, groups=channels, **geometry)
+
+    _close(*_both_routes(monkeypatch, fn, [x, w, b]), dtype)
+
+
+def test_the_forward_takes_both_layouts():
+    """The geometries above reach both forward layouts (the test would not cover the
+    channels-last route otherwise)."""
+    planes = Window((3, 2), (1, 1), (1, 1), (1, 1), (9, 8))
+    small = Window((3, 2), (1, 1), (1, 1), (1, 1), (3, 5))
+    assert not depthwise._channels_last(3, planes)
+    assert depthwise._channels_last(40, small)
+    assert not depthwise._channels_last(40, small._replace(stride=(2, 2)))
+
+
+@pytest.mark.parametrize("stride,padding,output_padding", [(1, 0, 0), (2, 1, 1), (3, 1, 2)])
+def test_conv_transpose2d_depthwise_matches_im2col(monkeypatch, stride, padding, output_padding):
+    rng = numpy.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 5, 6))
+    w = rng.standard_normal((4, 1, 3, 3))
+
+    def fn(x, w):
+        return gf.nn.functional.conv_transpose2d(
+            x, w, stride=stride, padding=padding, output_padding=output_padding, groups=4
+        )
+
+    _close(*_both_routes(monkeypatch, fn, [x, w]), numpy.float64)
+
+
+def test_conv1d_and_unbatched_depthwise_match_im2col(monkeypatch):
+    rng = numpy.random.default_rng(2)
+    x = rng.standard_normal((2, 6, 11)).astype(numpy.float32)
+    w = rng.standard_normal((6, 1, 5)).astype(numpy.float32)
+    fn = lambda x, w: gf.nn.functional.conv1d(x, w, padding=2, groups=6)  # noqa: E731
+    _close(*_both_routes(monkeypatch, fn, [x, w]), numpy.float32)
+    fn2 = lambda x, w: gf.nn.functional.conv2d(x, w, padding=1, groups=6)  # noqa: E731
+    x3 = rng.standard_normal((6, 5, 5)).astype(numpy.float32)
+    w3 = rng.standard_normal((6, 1, 3, 3)).astype(numpy.float32)
+    _close(*_both_routes(monkeypatch, fn2, [x3, w3]), numpy.float32)
+
+
+def test_only_one_channel_in_and_out_per_group_on_numpy_floats_takes_the_route():
+    x = numpy.zeros((1, 4, 5, 5), numpy.float32)
+    assert depthwise.applies(x, (4, 1, 3, 3), 4)
+    assert depthwise.applies(x.astype(numpy.float64), (4, 1, 3, 3), 4)
+    assert not depthwise.applies(x, (8, 1, 3, 3), 4)  # a channel multiplier: im2col
+    assert not depthwise.applies(x, (4, 2, 3, 3), 2)  # two channels per group
+    assert not depthwise.applies(x, (4, 4, 3, 3), 1)  # an ordinary conv
+    assert not depthwise.applies(x.astype(numpy.float16), (4, 1, 3, 3), 4)
+
+
+def test_blocks_of_planes_give_the_same_result(monkeypatch):
+    """A block size of a few planes (many blocks, partial last block) changes nothing."""
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((3, 5, 6, 7))
+    w = rng.standard_normal((5, 1, 3, 3))
+    fn = lambda x, w: gf.nn.functional.conv2d(x, w, stride=(1, 2), padding=1, groups=5)  # noqa: E731
+    whole = _run(fn, [x, w])
+    monkeypatch.setattr(depthwise, "BLOCK_ELEMENTS", 50)
+    for a, b in zip(whole, _run(fn, [x, w]), strict=True):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,padding", list(itertools.product([(1, 1), (3, 3)], [1, 2], [0, 1]))
+)
+def test_the_route_writes_no_columns(monkeypatch, kernel, stride, padding):
+    """The direct route never builds im2col columns (the workspace the budget bounds)."""
+    called = []
+    monkeypatch.setattr(conv_module, "_forward_gemm", lambda *a: called.append(a))
+    x = gf.randn(2, 3, 6, 6, requires_grad=True)
+    w = gf.randn(3, 1, *kernel, requires_grad=True)
+    gf.nn.functional.conv2d(x, w, stride=stride, padding=padding, groups=3).sum().backward()
+    assert not called and x.grad is not None and w.grad is not None
