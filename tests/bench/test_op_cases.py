@@ -64,6 +64,11 @@ ISSUE_CASES = [
     "lstm_cell_loop",
     "gru",
     "rnn",
+    "train_mlp",
+    "train_cnn",
+    "train_lstm",
+    "train_gru",
+    "train_transformer",
 ]
 
 
@@ -114,6 +119,22 @@ def test_torch_module_starts_from_gradflow_weights():
     gradflow.manual_seed(0)
     expected = gradflow.nn.LSTM(128, 256, batch_first=True).weight_ih_l0.detach().numpy()
     numpy.testing.assert_array_equal(ours.module.weight_ih_l0.detach().numpy(), expected)
+
+
+def test_train_cases_step_the_optimizer_on_data_inputs():
+    case = CASES_BY_NAME["train_mlp"]
+    (side,) = prepare(case, None, SMOKE_SCALE)
+    before = [p.detach().numpy().copy() for p in side.module.parameters()]
+    side.step(case.fn)
+    assert not any(t.requires_grad for t in side.inputs)
+    after = [p.detach().numpy() for p in side.module.parameters()]
+    assert all(not numpy.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_check_floors_a_gradient_that_is_zero_up_to_rounding():
+    torch = pytest.importorskip("torch")
+    errors = check_case(CASES_BY_NAME["train_cnn"], torch, SMOKE_SCALE)
+    assert "0.bias" in errors and max(errors.values()) < 1e-4
 
 
 def test_check_finds_a_wrong_side():
