@@ -4,15 +4,18 @@ A case is forward + ``.sum().backward()`` of one op or one layer, float32, at th
 names (pointwise ops at 2^20 elements). ``CASES`` lists them; ``time_case`` times one on both
 sides, interleaved call by call, in CPU time (``time.process_time``: other jobs on a shared
 machine distort it less than wall time), and returns the medians; ``check_case`` compares the
-two sides' outputs and gradients. ``benchmarks/op_sweep_cpu.py`` prints and records them, and
-`gradflow bench` builds its "ops" suite from them.
+two sides' outputs and gradients; ``prepare`` builds a case's sides (gradflow's, then torch's)
+for a timer of its own, each with ``step()``. ``benchmarks/op_sweep_cpu.py`` prints and records
+the cases, and `gradflow bench` builds its "ops" suite from them.
 
 Each case has a name, a family, the shape as text, ``make(rng, scale)`` (the NumPy inputs:
 floats become tensors that require grad, integers index tensors) and ``fn(lib, *args)`` with
 ``lib`` gradflow or torch. A layer case also has ``build(lib)``, the module factory: gradflow's
 module is built after ``gradflow.manual_seed(0)``, torch's is given the same weights, and the
-module comes first in ``args``. ``scale`` shrinks every dimension (1.0: the issue's sizes;
-``SMOKE_SCALE``: tiny shapes for tests) keeping the multiples a case needs (groups, heads).
+module comes first in ``args``; a training-step case also has ``optimizer(lib, parameters)``,
+stepped after each backward, and data inputs (``input_grads`` False). ``scale`` shrinks every
+dimension (1.0: the issue's sizes; ``SMOKE_SCALE``: tiny shapes for tests) keeping the
+multiples a case needs (groups, heads).
 
 The caller limits threads (``torch.set_num_threads(1)`` and threadpoolctl's
 ``threadpool_limits(1)`` for NumPy's BLAS, as the script does); torch is never imported here.
@@ -370,7 +373,7 @@ CASES_BY_NAME: dict[str, OpCase] = {case.name: case for case in CASES}
 
 
 @dataclass
-class _Side:
+class Side:
     """One framework's prepared case: the arguments of ``fn`` and what holds gradients."""
 
     lib: Any
@@ -394,7 +397,7 @@ class _Side:
             self.optimizer.step()
 
 
-def prepare(case: OpCase, torch: Any, scale: float = 1.0) -> list[_Side]:
+def prepare(case: OpCase, torch: Any, scale: float = 1.0) -> list[Side]:
     """gradflow's side, then torch's when torch is given: the same inputs, the same weights."""
     arrays = case.make(numpy.random.default_rng(0), scale)
     sides = []
@@ -410,7 +413,7 @@ def prepare(case: OpCase, torch: Any, scale: float = 1.0) -> list[_Side]:
             if case.optimizer is not None:
                 optimizer = case.optimizer(lib, module.parameters())
         args = [module, *inputs] if module is not None else inputs
-        sides.append(_Side(lib, args, inputs, module, optimizer))
+        sides.append(Side(lib, args, inputs, module, optimizer))
     return sides
 
 
