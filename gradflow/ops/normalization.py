@@ -4,8 +4,11 @@ backward. PyTorch semantics and defaults (torch.nn.functional).
 All three compute xhat = (x - mean) / sqrt(var + eps) over some axes, then y = xhat * w + b with
 a per-channel (batch_norm, group_norm) or per-element (layer_norm) affine. The variance is
 two-pass (the mean first, then the mean square of x - mean), never E[x^2] - E[x]^2. Reductions
-run through einsum: one pass, no temporary for a product, and faster than ndarray.sum over the
-(N, L) axes of an (N, C, L) view (benchmarks/results/2026-12-07-code-figures.md).
+run through einsum or numpy.vecdot (ops/_rows.py picks per layout; a broadcast gradient, as
+sum().backward() gives, is summed as value times count): one pass, no temporary for a product,
+and faster than ndarray.sum over the (N, L) axes of an (N, C, L) view
+(benchmarks/results/2026-12-07-code-figures.md). Per-channel weights on the CPU are (C, L)
+blocks, never (C, 1) broadcasts, which cost NumPy up to twice a pass.
 
 Backward, with M elements per statistic and gh = g * w:
     dx = invstd * (gh - mean(gh) - xhat * mean(gh * xhat)),  dw = sum(g * xhat),  db = sum(g).
@@ -33,6 +36,7 @@ import numpy
 
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
+from gradflow.ops._rows import channel_sums, column_sums, row_dots, row_sums
 from gradflow.ops._util import float_input
 from gradflow.tensor import Tensor
 
@@ -41,7 +45,6 @@ from gradflow.tensor import Tensor
 # arrays have shape (C,); _per_channel lays one out as a (C, L) block, since a broadcast whose
 # inner loop runs over only L elements costs NumPy up to 1.5x a full pass.
 
-_CHANNEL_SUM = "ncl->c"
 _CHANNEL_DOT = "ncl,ncl->c"
 
 
@@ -172,7 +175,7 @@ class BatchNorm(Function):
         scale = invstd if weight is None else weight * invstd
         gx = gw = gb = None
         if need_b or (need_x and self.training):
-            gb = xp.einsum(_CHANNEL_SUM, g3)
+            gb = channel_sums(g3)
         if need_x:
             gx, gx3 = _owned(xp, g.shape, g.dtype, g3.shape)
         if need_w or (need_x and self.training):
@@ -231,10 +234,10 @@ def _normalize_rows(v, eps, out):
     xp = get_array_module(v)
     if xp is numpy:
         k = max(v.shape[1], 1)  # empty rows (K = 0): mean and variance 0, not a ZeroDivisionError
-        mean = xp.einsum("rk->r", v)
+        mean = row_sums(v)
         mean *= 1 / k
         xp.subtract(v, mean[:, None], out=out)
-        invstd = (xp.einsum("rk,rk->r", out, out) * (1 / k) + eps) ** -0.5
+        invstd = (row_dots(out, out) * (1 / k) + eps) ** -0.5
     else:  # CuPy: ndarray.mean divides in the reduction's own launch; no einsum
         mean = _row_mean(v)
         xp.subtract(v, mean[:, None], out=out)
@@ -254,9 +257,9 @@ def _rows_backward(gh, xhat, invstd, out):
     xp = get_array_module(gh)
     if xp is numpy:
         k = max(gh.shape[1], 1)
-        dot = xp.einsum("rk,rk->r", gh, xhat)
+        dot = row_dots(gh, xhat)
         dot *= 1 / k
-        mean = xp.einsum("rk->r", gh)
+        mean = row_sums(gh)
         mean *= 1 / k
     else:
         dot = _row_mean(xp.multiply(gh, xhat))
@@ -298,7 +301,7 @@ class LayerNormFunction(Function):
             gw = xp.einsum("rk,rk->k", g2, xhat) if cpu else xp.multiply(g2, xhat).sum(axis=0)
             gw = _as_shape(gw, self.shape)
         if need_b:
-            gb = _as_shape(xp.einsum("rk->k", g2) if cpu else g2.sum(axis=0), self.shape)
+            gb = _as_shape(column_sums(g2) if cpu else g2.sum(axis=0), self.shape)
         if need_x:
             gx, gx2 = _owned(xp, g.shape, g.dtype, g2.shape)
             gh = g2 if weight is None else xp.multiply(g2, weight.reshape(-1), out=gx2)
@@ -329,6 +332,9 @@ class GroupNormFunction(Function):
         self.save_for_backward(xhat if need_x or need_w else None, invstd, weight)
         if weight is None and bias is None:
             return xhat
+        if xp is numpy:  # (C, L) blocks: a (C, 1) broadcast costs NumPy up to twice a pass
+            weight, bias = (None if a is None else _per_channel(a, length) for a in (weight, bias))
+            return _affine(xhat.reshape(n, c, length), weight, bias, (c, length), x.shape)
         return _affine(xhat.reshape(n, c, length), weight, bias, (-1, 1), x.shape)
 
     def backward(self, g):
@@ -346,10 +352,13 @@ class GroupNormFunction(Function):
                 else xp.multiply(g3, xhat3).sum(axis=(0, 2))
             )
         if need_b:
-            gb = xp.einsum(_CHANNEL_SUM, g3) if cpu else g3.sum(axis=(0, 2))
+            gb = channel_sums(g3) if cpu else g3.sum(axis=(0, 2))
         if need_x:
             gx, gx3 = _owned(xp, g.shape, g.dtype, g3.shape)
-            gh = g3 if weight is None else xp.multiply(g3, weight[:, None], out=gx3)
+            gh = g3
+            if weight is not None:
+                w = _per_channel(weight, g3.shape[2]) if cpu else weight[:, None]
+                gh = xp.multiply(g3, w, out=gx3)
             rows = self._rows(g.shape)
             _rows_backward(gh.reshape(rows), xhat.reshape(rows), invstd, gx.reshape(rows))
         return gx, gw, gb
