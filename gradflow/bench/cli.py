@@ -9,7 +9,7 @@ from typing import Any
 from gradflow.backend import Device, get_array_module
 from gradflow.backend.threads import blas_threads
 from gradflow.bench import ceilings as ceilings_module
-from gradflow.bench import suites
+from gradflow.bench import suites, user_model
 from gradflow.bench.report import Row, geometric_mean_ratio, record, table, write_json
 from gradflow.bench.timing import BenchResult, Side, peak_memory, time_calls, time_rounds
 
@@ -88,6 +88,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="NumPy BLAS threads on the CPU (default 1, as torch gets; 0: the BLAS default)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    model = p.add_argument_group(
+        "your own model",
+        "--model times forward and backward of your model, whole and per layer, instead of the "
+        "suites (gradflow.bench.model from Python)",
+    )
+    model.add_argument("--model", metavar="MODULE:CALLABLE",
+                       help="the callable building your gradflow model: a dotted module path "
+                       "(from the current directory) or a .py file, then its name")  # fmt: skip
+    model.add_argument("--input-shape", metavar="N,C,H,W",
+                       help="the input's shape, e.g. 64,3,32,32")  # fmt: skip
+    model.add_argument("--loss", choices=user_model.LOSSES,
+                       help="sum (the default: out.sum()) or cross_entropy (random targets "
+                       "over the output's last dimension)")  # fmt: skip
+    model.add_argument("--torch-model", metavar="MODULE:CALLABLE",
+                       help="the same model built with torch: times it too and gives ratios "
+                       "(gradflow's weights copied in when state_dict names match)")  # fmt: skip
+    model.add_argument("--dtype", choices=user_model.DTYPES, help="float32 (default) or float64")
     p.add_argument("--repeat", type=_positive, help=argparse.SUPPRESS)  # fixed count (tests)
     return p  # fmt: skip
 
@@ -146,11 +163,52 @@ def _output_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _model_problem(args: argparse.Namespace) -> str | None:
+    """Why the --model options don't go together, or None."""
+    if args.model is None:
+        names = ("input_shape", "loss", "torch_model", "dtype")
+        given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
+        return f"{', '.join(given)} only go with --model" if given else None
+    if args.input_shape is None:
+        return "--model needs --input-shape, e.g. --input-shape 64,3,32,32"
+    if args.plot:
+        return "--plot does not go with --model (its table and --json hold every figure)"
+    if args.compare == "torch" and args.torch_model is None:
+        return "--compare torch with --model needs --torch-model MODULE:CALLABLE (the torch model)"
+    return None
+
+
+def run_model(args: argparse.Namespace, device: str) -> int:
+    """`gradflow bench --model`: time the user's model (user_model.model), print its table."""
+    try:
+        report = user_model.model(
+            args.model,
+            args.input_shape,
+            loss=args.loss or "sum",
+            torch_factory=args.torch_model,
+            dtype=args.dtype or "float32",
+            device=device,
+            repeat=args.repeat,
+            threads=args.threads,
+        )
+    except (user_model.ModelSpecError, TypeError, ModuleNotFoundError) as exc:
+        print(f"gradflow bench: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.table())
+    if args.json:
+        from gradflow.bench.machine import machine_description
+
+        write_json(args.json, {**report.to_dict(), "command": sys.argv,
+                               "machine": machine_description()})  # fmt: skip
+        print(f"wrote {args.json}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `gradflow bench` with parsed arguments; prints the table, returns the exit status."""
     from gradflow.bench.plot import save_plot
 
-    problem = _output_problem(args)
+    problem = _output_problem(args) or _model_problem(args)
     if problem:
         print(f"gradflow bench: error: {problem}", file=sys.stderr)
         return 2
@@ -163,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
             "the timings below measure the CPU emulation, not a GPU",
             file=sys.stderr,
         )
+    if args.model is not None:
+        return run_model(args, device_name)
     compare = args.compare == "torch"
     if compare and not suites.torch_ready(device_name):
         print(f"gradflow bench: torch is not importable for {device_name}; no comparison",

@@ -215,11 +215,13 @@ def time_calls_cpu(
 @dataclass(frozen=True)
 class Side:
     """One function of a comparison and how to time it: on `device`, with the clock of
-    `framework` ("gradflow" for gradflow and raw NumPy/CuPy code, or "torch")."""
+    `framework` ("gradflow" for gradflow and raw NumPy/CuPy code, or "torch"); ``before()``,
+    when given, runs before every call outside the timed region (see time_calls)."""
 
     fn: Callable[[], Any]
     device: str = "cpu"
     framework: str = "gradflow"
+    before: Callable[[], Any] | None = None
 
 
 def round_size(repeat: int, rounds: int = 5, most: int = 5) -> int:
@@ -242,13 +244,15 @@ def time_rounds(
     block = round_size(repeat) if block is None else block
     for _ in range(warmup):
         for side in sides:
+            if side.before is not None:
+                side.before()
             side.fn()
     records: list[tuple[list[float], list[float]]] = [([], []) for _ in sides]
     done = 0
     while done < repeat:
         n = min(block, repeat - done)
         for side, (walls, cpus) in zip(sides, records):
-            wall, cpu = time_calls_cpu(side.fn, side.device, 0, n, framework=side.framework)
+            wall, cpu = time_calls_cpu(side.fn, side.device, 0, n, side.before, side.framework)
             walls += wall
             cpus += cpu
         done += n
