@@ -14,6 +14,7 @@ import numpy
 
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
+from gradflow.ops._rows import row_dots, row_sums
 from gradflow.ops._util import float_input, normalize_dim
 from gradflow.tensor import Tensor
 
@@ -30,9 +31,17 @@ def max_and_log_sum(x: Any, axis: int) -> tuple[Any, Any]:
     m = xp.where(xp.isfinite(m), m, 0)  # an all -inf row gives -inf, not nan
     e = x - m
     xp.exp(e, out=e)
-    log_sum = e.sum(axis=axis, keepdims=True)
+    log_sum = sum_keepdims(e, axis)
     xp.log(log_sum, out=log_sum)
     return m, log_sum
+
+
+def sum_keepdims(a: Any, axis: int) -> Any:
+    """a.sum(axis, keepdims=True); along the last axis of a NumPy array by ops/_rows.py's
+    row_sums (a third of ndarray.sum's time on contiguous rows, and fast on a broadcast)."""
+    if get_array_module(a) is numpy and axis == a.ndim - 1 and a.size:
+        return row_sums(a.reshape(-1, a.shape[-1])).reshape(a.shape[:-1] + (1,))
+    return a.sum(axis=axis, keepdims=True)
 
 
 def log_probs(x: Any, m: Any, log_sum: Any) -> Any:
@@ -64,12 +73,19 @@ class SoftmaxFunction(Function):
         # finite value (its finite elements then get 0 rather than an overflow's NaN).
         y = x - xp.nan_to_num(_max_keepdims(x, self.dim), nan=0.0, neginf=0.0)
         xp.exp(y, out=y)
-        y /= y.sum(axis=self.dim, keepdims=True)
+        y /= sum_keepdims(y, self.dim)
         self.save_for_backward(y)  # the output: dx = y * (g - sum(g * y))
         return y
 
     def backward(self, g):
         (y,) = self.saved_arrays
+        if get_array_module(y) is numpy and self.dim == y.ndim - 1 and y.size:
+            # (g - sum(g y)) y: the row dots in one pass without a g * y array, then two passes
+            k = y.shape[-1]
+            dot = row_dots(g.reshape(-1, k), y.reshape(-1, k))
+            out = numpy.subtract(g, dot.reshape(y.shape[:-1] + (1,)), dtype=y.dtype)
+            out *= y
+            return out
         gy = g * y
         gy -= y * gy.sum(axis=self.dim, keepdims=True)
         return gy
@@ -80,14 +96,19 @@ class LogSoftmaxFunction(Function):
     dim: int
 
     def forward(self, x):
-        out = log_probs(x, *max_and_log_sum(x, self.dim))
+        xp = get_array_module(x)
+        m = _max_keepdims(x, self.dim)
+        out = x - xp.where(xp.isfinite(m), m, 0)  # max_and_log_sum's shift, then its parts
+        log_sum = sum_keepdims(xp.exp(out), self.dim)  # exp of x - m from out: no second x - m
+        xp.log(log_sum, out=log_sum)
+        out -= log_sum  # (x - m) - log_sum, as log_probs
         self.save_for_backward(out)  # the output: dx = g - exp(out) * sum(g)
         return out
 
     def backward(self, g):
         (out,) = self.saved_arrays
         dx = get_array_module(out).exp(out)
-        dx *= -g.sum(axis=self.dim, keepdims=True)
+        dx *= -sum_keepdims(g, self.dim)
         dx += g
         return dx
 
