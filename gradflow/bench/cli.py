@@ -63,8 +63,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "bench",
         help="time gradflow's backward passes (and torch's, with --compare torch)",
-        description="Run benchmark suites and print a table: median time, GB/s or TFLOP/s, "
-        "% of the measured ceiling (copy bandwidth or GEMM rate), ratio to torch.",
+        description="Run benchmark suites and print a table: median time (and CPU time on the "
+        "CPU), GB/s or TFLOP/s, % of the measured ceiling (copy bandwidth at the case's working "
+        "set, or GEMM rate), ratio to torch (the two timed in alternating rounds). With --model: "
+        "your model, whole and per layer.",
     )
     p.add_argument("--device", default="auto", type=_device,
                    help="auto (cuda if usable, else cpu), cpu, cuda, cuda:N")  # fmt: skip
