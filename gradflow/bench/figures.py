@@ -1,17 +1,18 @@
 """The figures of a comparison, under the same keys in every pytest suite's extra_info
-(benchmarks/): the sides timed alternately (gradflow.bench.timing), each side's time, GB/s
-and GFLOP/s, the ratio of ours to each other side (ratio_to_torch), the run's ceilings and the
-fraction of them reached, and the peak memory of one call.
+(benchmarks/): the sides timed alternately (gradflow.bench.timing), each side's time (and CPU
+time on the CPU), GB/s and GFLOP/s, the ratio of ours to each other side (ratio_to_torch), the
+run's ceilings and the fraction of them reached, and the peak memory of one call.
 
     figures = compare(workload.sides("cpu"), repeat=50, unit="ms", flops=workload.flops)
 """
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from gradflow.bench.ceilings import ceilings, copy_rate, fraction_of_ceiling, gemm_rate_of
-from gradflow.bench.timing import Side, peak_memory, time_alternating
+from gradflow.bench.timing import Side, peak_memory, time_rounds
 
 UNITS = {"us": 1e6, "ms": 1e3}
 
@@ -34,8 +35,10 @@ def compare(
 
     - ``device``; ``bytes_moved`` and ``flops`` when the workload counts them;
     - per side: ``<side>_<unit>`` (median seconds per call, in "us" or "ms", divided by `per`,
-      e.g. the ops of a chain), ``<side>_GBps`` / ``<side>_GFLOPs`` (per call);
-    - ``ratio_to_<side>``: our median over each other side's (below 1: ours is faster);
+      e.g. the ops of a chain), ``<side>_GBps`` / ``<side>_GFLOPs`` (per call); on the CPU also
+      ``<side>_cpu_<unit>``, the median CPU time (time.process_time) of the same calls;
+    - ``ratio_to_<side>``: our median over each other side's (below 1: ours is faster); on the
+      CPU also ``ratio_to_<side>_cpu``, the same of CPU times (less distorted by other jobs);
     - unless ceiling=False: the run's ceilings (gradflow.bench.ceilings, measured once per run
       and device) ``ceiling_copy_GBps`` and ``ceiling_gemm_GFLOPs``, ``fraction_of_ceiling``
       (FLOP/s over the GEMM rate when FLOPs are counted, else GB/s over the copy bandwidth, as
@@ -45,7 +48,9 @@ def compare(
     - with `copy_bytes`: ``copy_GBps`` (a device copy of that size) and ``fraction_of_copy_bw``.
     """
     timed = {name: side for name, side in sides.items() if side is not None}
-    seconds = dict(zip(timed, time_alternating(list(timed.values()), repeat)))
+    records = time_rounds(list(timed.values()), repeat, block=5)
+    seconds = {name: statistics.median(walls) for name, (walls, _) in zip(timed, records)}
+    cpu = {name: statistics.median(cpus) for name, (_, cpus) in zip(timed, records) if cpus}
     ours_name, ours = next(iter(timed.items()))
     mine = seconds[ours_name]
     info: dict[str, Any] = {"device": ours.device}
@@ -58,12 +63,16 @@ def compare(
             info[name] = "not installed"
             continue
         info[f"{name}_{unit}"] = round(seconds[name] * UNITS[unit] / per, 3)
+        if name in cpu:
+            info[f"{name}_cpu_{unit}"] = round(cpu[name] * UNITS[unit] / per, 3)
         if bytes_moved:
             info[f"{name}_GBps"] = round(bytes_moved / seconds[name] / 1e9, 2)
         if flops:
             info[f"{name}_GFLOPs"] = round(flops / seconds[name] / 1e9, 2)
     for name in list(seconds)[1:]:
         info[f"ratio_to_{name}"] = round(mine / seconds[name], 3)
+        if ours_name in cpu and cpu.get(name):
+            info[f"ratio_to_{name}_cpu"] = round(cpu[ours_name] / cpu[name], 3)
     if ceiling:
         run = ceilings(ours.device)
         info["ceiling_copy_GBps"] = round(run["copy_GBps"], 2)

@@ -70,8 +70,9 @@ def test_compare_records_times_rates_ratios_and_ceilings():
         assert info[key] > 0, key
     assert info["peak_memory_bytes"] >= 4000  # one x * 2
     assert "ratio_to_ours" not in info
+    assert info["ours_cpu_ms"] >= 0 and info["other_cpu_ms"] >= 0 and "ratio_to_other_cpu" in info
     lean = compare({"ours": Side(lambda: x * 2)}, repeat=1, per=10, ceiling=False)
-    assert set(lean) == {"device", "ours_us"}
+    assert set(lean) == {"device", "ours_us", "ours_cpu_us"}
 
 
 def test_time_alternating_times_each_side_in_blocks():
