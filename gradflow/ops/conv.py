@@ -40,7 +40,7 @@ from gradflow import dtypes
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
-from gradflow.ops import depthwise
+from gradflow.ops import conv_offsets, depthwise
 from gradflow.ops._util import float_input
 from gradflow.ops.im2col import (
     _channel_major,
@@ -173,6 +173,8 @@ def _conv_forward(
     gradflow/ops/depthwise.py)."""
     if depthwise.applies(x, weight.shape, groups):
         return depthwise.forward(x, weight, bias, window)
+    if conv_offsets.applies(x, weight.shape, window, groups):
+        return conv_offsets.forward(x, weight, bias, window)
     tiles = _tiles(op, x.shape, window, x.dtype)
     if tiles is None:
         return _forward_gemm(x, weight, bias, window, groups)
@@ -192,6 +194,8 @@ def _conv_weight_grad(
     exceed the workspace budget: the tiles' products summed in tile order."""
     if depthwise.applies(x, w_shape, groups):
         return depthwise.weight_grad(g, x, window, w_shape)
+    if conv_offsets.applies(x, w_shape, window, groups):
+        return conv_offsets.weight_grad(g, x, window, w_shape)
     tiles = _tiles(op, x.shape, window, x.dtype)
     if tiles is None:
         g2 = _channel_major(g) if g2 is None else g2
@@ -239,6 +243,12 @@ def _conv_input_grad(
         else:  # bands of one sample overlap where their windows do
             dx[t.batch, :, t.band] += part
     return dx
+
+
+def _without_columns(x: Any, w_shape: tuple, window: Window, groups: int) -> bool:
+    """Whether the CPU computes this conv without im2col columns (depthwise.py,
+    conv_offsets.py), so without dY laid out channel-major either."""
+    return depthwise.applies(x, w_shape, groups) or conv_offsets.applies(x, w_shape, window, groups)
 
 
 @contextlib.contextmanager
@@ -303,8 +313,8 @@ class Conv2dFunction(Function):
         with _memory_errors_named(self, "backward", s.x4, window, g.dtype):
             if need[1]:
                 x4 = x.reshape(s.x4)
-                if _tiles(op, s.x4, window, x.dtype) is None and not depthwise.applies(
-                    x, s.w4, self.groups
+                if _tiles(op, s.x4, window, x.dtype) is None and not _without_columns(
+                    x, s.w4, window, self.groups
                 ):  # dY channel-major, shared with the input gradient's GEMMs
                     g2 = _channel_major(g4)
                 dw = _conv_weight_grad(g4, x4, window, self.groups, s.w4, op, g2).reshape(s.w)

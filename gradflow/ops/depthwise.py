@@ -32,7 +32,7 @@ from typing import Any
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
-from gradflow.ops.window import Window
+from gradflow.ops.window import Window, copy_channels_last
 
 BLOCK_ELEMENTS = 1 << 16  # values of the output (or dY) per block of planes: 256 KiB float32
 
@@ -226,7 +226,7 @@ def _frame_last(x: Any, window: Window, height: int, width: int) -> Any:
     (top, left) = window.padding
     frame = numpy.zeros((n, height, width, c), dtype=x.dtype)
     rows, cols = max(0, min(h, height - top)), max(0, min(w, width - left))
-    frame[:, top : top + rows, left : left + cols] = x[..., :rows, :cols].transpose(0, 2, 3, 1)
+    copy_channels_last(frame[:, top : top + rows, left : left + cols], x[..., :rows, :cols])
     return frame
 
 

@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
-from gradflow.ops.window import Window, gradient_frame, padded_frame
+from gradflow.ops.window import Window, copy_channels_last, gradient_frame, padded_frame
 
 
 def _columns(x: Any, window: Window) -> Any:
@@ -68,7 +68,7 @@ def _columns_last(x: Any, window: Window) -> Any:
     covered = top == 0 and left == 0 and rows == height and cols == width
     frame = (numpy.empty if covered else numpy.zeros)((n, height, width, c), dtype=x.dtype)
     if rows > 0 and cols > 0:
-        frame[:, top : top + rows, left : left + cols] = x[..., :rows, :cols].transpose(0, 2, 3, 1)
+        copy_channels_last(frame[:, top : top + rows, left : left + cols], x[..., :rows, :cols])
     s_n, s_h, s_w, s_c = frame.strides
     (kh, kw), (sh, sw) = window.kernel, window.stride
     (dh, dw), (oh, ow) = window.dilation, window.out

@@ -99,6 +99,20 @@ def padded_frame(x: Any, window: Window, fill: float) -> Any:
     return frame
 
 
+def copy_channels_last(dst: Any, x: Any) -> None:
+    """dst[..., c] = x[:, c] for each channel c: x [N, C, ...] written into the channels-last
+    dst [N, ..., C]. One copy per channel reads x's planes contiguously; NumPy's own copy of
+    ``x.transpose(0, 2, 3, 1)`` reads across the planes for every output value and took 2.5x
+    as long at (16, 64, 32, 32) float32 (3.0 against 1.2 ms, one thread). Small planes (under
+    4096 values over the batch) take NumPy's one copy, where a copy per channel is mostly
+    call overhead."""
+    if x[:, 0].size < 4096:
+        dst[...] = numpy.moveaxis(x, 1, -1)
+        return
+    for c in range(x.shape[1]):
+        dst[..., c] = x[:, c]
+
+
 def gradient_frame(shape: tuple, window: Window, input_hw: tuple, dtype: Any, xp: Any) -> Any:
     """Zeros of shape (*shape, rows, columns) that hold every window and the padded input."""
     (top, left), (h, w) = window.padding, input_hw

@@ -1,0 +1,109 @@
+"""The CPU's stride-1 conv route without columns (gradflow/ops/conv_offsets.py) against the
+im2col route: the same values and gradients for conv2d, conv1d and conv_transpose2d, over
+paddings, dilations, kernels and dtypes; and the channels-last copy both routes share."""
+
+import numpy
+import pytest
+
+import gradflow as gf
+from gradflow.ops import conv_offsets
+from gradflow.ops.window import Window, copy_channels_last
+
+
+def _run(fn, arrays):
+    tensors = [gf.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    g = numpy.random.default_rng(1).standard_normal(tuple(out.shape)).astype(arrays[0].dtype)
+    out.backward(gf.tensor(g))
+    return [out.detach().numpy()] + [t.grad.numpy() for t in tensors]
+
+
+def _both_routes(monkeypatch, fn, arrays):
+    """(offsets route, im2col route); fails unless the offsets route really ran."""
+    calls = []
+    forward = conv_offsets.forward
+    with monkeypatch.context() as m:
+        m.setattr(conv_offsets, "MAX_EXTRA_WORK", 100.0)  # small test images pad a lot
+        m.setattr(conv_offsets, "forward", lambda *a: calls.append(1) or forward(*a))
+        direct = _run(fn, arrays)
+    assert calls, "the conv did not take the offsets route"
+    with monkeypatch.context() as m:
+        m.setattr(conv_offsets, "applies", lambda *args: False)
+        im2col = _run(fn, arrays)
+    return direct, im2col
+
+
+def _close(direct, im2col, dtype):
+    tol = 3e-5 if dtype == numpy.float32 else 1e-12
+    for a, b in zip(direct, im2col, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize(
+    "kernel,geometry",
+    [
+        ((3, 3), dict(padding=1)),
+        ((3, 3), dict(padding=0)),
+        ((2, 3), dict(padding=(2, 0), dilation=(1, 2))),
+        ((3, 2), dict(padding="same", dilation=2)),
+        ((1, 1), dict()),
+    ],
+)
+def test_conv2d_matches_im2col(monkeypatch, dtype, kernel, geometry):
+    rng = numpy.random.default_rng(0)
+    x = rng.standard_normal((3, 16, 7, 9)).astype(dtype)
+    w = rng.standard_normal((5, 16, *kernel)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    fn = lambda x, w, b: gf.nn.functional.conv2d(x, w, b, **geometry)  # noqa: E731
+    _close(*_both_routes(monkeypatch, fn, [x, w, b]), dtype)
+
+
+def test_conv1d_unbatched_and_transposed_match_im2col(monkeypatch):
+    rng = numpy.random.default_rng(1)
+    x = rng.standard_normal((2, 16, 20)).astype(numpy.float32)
+    w = rng.standard_normal((24, 16, 5)).astype(numpy.float32)
+    conv1d = lambda x, w: gf.nn.functional.conv1d(x, w, padding=2)  # noqa: E731
+    _close(*_both_routes(monkeypatch, conv1d, [x, w]), numpy.float32)
+    x3 = rng.standard_normal((16, 6, 6))
+    w3 = rng.standard_normal((20, 16, 3, 3))
+    conv2d = lambda x, w: gf.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
+    _close(*_both_routes(monkeypatch, conv2d, [x3, w3]), numpy.float64)
+    # a stride-1 conv_transpose2d: its forward and input gradient are stride-1 convs
+    xt = rng.standard_normal((2, 16, 5, 5))
+    wt = rng.standard_normal((16, 18, 3, 3))
+    transposed = lambda x, w: gf.nn.functional.conv_transpose2d(x, w, padding=1)  # noqa: E731
+    _close(*_both_routes(monkeypatch, transposed, [xt, wt]), numpy.float64)
+
+
+def test_blocks_of_samples_give_the_same_result(monkeypatch):
+    rng = numpy.random.default_rng(2)
+    x, w = rng.standard_normal((5, 16, 6, 5)), rng.standard_normal((4, 16, 3, 3))
+    monkeypatch.setattr(conv_offsets, "MAX_EXTRA_WORK", 100.0)
+    fn = lambda x, w: gf.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
+    whole = _run(fn, [x, w])
+    monkeypatch.setattr(conv_offsets, "BLOCK_ROWS", 1)  # one sample per block
+    for a, b in zip(whole, _run(fn, [x, w]), strict=True):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_which_convs_take_the_route():
+    x = numpy.zeros((2, 32, 32, 32), numpy.float32)
+    window = Window((3, 3), (1, 1), (1, 1), (1, 1), (32, 32))
+    assert conv_offsets.applies(x, (64, 32, 3, 3), window, 1)
+    assert conv_offsets.applies(x.astype(numpy.float64), (64, 32, 3, 3), window, 1)
+    assert not conv_offsets.applies(x, (64, 16, 3, 3), window, 2)  # groups: im2col
+    assert not conv_offsets.applies(x, (64, 32, 3, 3), window._replace(stride=(2, 2)), 1)
+    assert not conv_offsets.applies(x[:, :8], (64, 8, 3, 3), window, 1)  # too few channels
+    assert not conv_offsets.applies(x.astype(numpy.float16), (64, 32, 3, 3), window, 1)
+    tiny = Window((3, 3), (1, 1), (1, 1), (1, 1), (4, 4))  # 6x6 frame for 4x4 outputs: 2.25x
+    assert not conv_offsets.applies(x[..., :4, :4], (64, 32, 3, 3), tiny, 1)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (4, 8, 32, 40)])  # one copy; a copy per channel
+def test_copy_channels_last(shape):
+    x = numpy.random.default_rng(3).standard_normal(shape)
+    dst = numpy.zeros((shape[0], *shape[2:], shape[1]))
+    copy_channels_last(dst, x)
+    numpy.testing.assert_array_equal(dst, x.transpose(0, 2, 3, 1))
