@@ -174,7 +174,7 @@ def _conv_forward(
     if depthwise.applies(x, weight.shape, groups):
         return depthwise.forward(x, weight, bias, window)
     if conv_offsets.applies(x, weight.shape, window, groups):
-        return conv_offsets.forward(x, weight, bias, window)
+        return conv_offsets.forward(x, weight, bias, window, groups)
     tiles = _tiles(op, x.shape, window, x.dtype)
     if tiles is None:
         return _forward_gemm(x, weight, bias, window, groups)
@@ -195,7 +195,7 @@ def _conv_weight_grad(
     if depthwise.applies(x, w_shape, groups):
         return depthwise.weight_grad(g, x, window, w_shape)
     if conv_offsets.applies(x, w_shape, window, groups):
-        return conv_offsets.weight_grad(g, x, window, w_shape)
+        return conv_offsets.weight_grad(g, x, window, w_shape, groups)
     tiles = _tiles(op, x.shape, window, x.dtype)
     if tiles is None:
         g2 = _channel_major(g) if g2 is None else g2

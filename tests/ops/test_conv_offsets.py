@@ -60,6 +60,16 @@ def test_conv2d_matches_im2col(monkeypatch, dtype, kernel, geometry):
     _close(*_both_routes(monkeypatch, fn, [x, w, b]), dtype)
 
 
+@pytest.mark.parametrize("groups", [2, 3])
+def test_grouped_conv2d_matches_im2col(monkeypatch, groups):
+    rng = numpy.random.default_rng(4)
+    x = rng.standard_normal((2, 32 * groups, 6, 7)).astype(numpy.float32)
+    w = rng.standard_normal((6 * groups, 32, 3, 3)).astype(numpy.float32)
+    b = rng.standard_normal(6 * groups).astype(numpy.float32)
+    fn = lambda x, w, b: gf.nn.functional.conv2d(x, w, b, padding=1, groups=groups)  # noqa: E731
+    _close(*_both_routes(monkeypatch, fn, [x, w, b]), numpy.float32)
+
+
 def test_conv1d_unbatched_and_transposed_match_im2col(monkeypatch):
     rng = numpy.random.default_rng(1)
     x = rng.standard_normal((2, 16, 20)).astype(numpy.float32)
@@ -93,7 +103,9 @@ def test_which_convs_take_the_route():
     window = Window((3, 3), (1, 1), (1, 1), (1, 1), (32, 32))
     assert conv_offsets.applies(x, (64, 32, 3, 3), window, 1)
     assert conv_offsets.applies(x.astype(numpy.float64), (64, 32, 3, 3), window, 1)
-    assert not conv_offsets.applies(x, (64, 16, 3, 3), window, 2)  # groups: im2col
+    assert conv_offsets.applies(x, (64, 16, 3, 3), window, 1)
+    assert conv_offsets.applies(x, (64, 32, 3, 3), window, 2)  # 32 channels per group
+    assert not conv_offsets.applies(x, (64, 16, 3, 3), window, 4)  # 16 per group: im2col
     assert not conv_offsets.applies(x, (64, 32, 3, 3), window._replace(stride=(2, 2)), 1)
     assert not conv_offsets.applies(x[:, :8], (64, 8, 3, 3), window, 1)  # too few channels
     assert not conv_offsets.applies(x.astype(numpy.float16), (64, 32, 3, 3), window, 1)
