@@ -192,6 +192,7 @@ def run_model(args: argparse.Namespace, device: str) -> int:
             device=device,
             repeat=args.repeat,
             threads=args.threads,
+            progress=not args.no_progress,
         )
     except (user_model.ModelSpecError, TypeError, ModuleNotFoundError) as exc:
         print(f"gradflow bench: error: {exc}", file=sys.stderr)

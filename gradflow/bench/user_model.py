@@ -310,18 +310,25 @@ class ModelReport:
         step = next(r for r in self.whole if r.phase == "step")
         forward = next(r for r in self.whole if r.phase == "forward")
         backward = next(r for r in self.whole if r.phase == "backward")
-        lines.append(self._line(f"whole model ({self.loss} loss)", forward, backward))
+        lines.append(self._line(f"whole model ({self.loss} loss)", "", "", forward, backward))
         by_name: dict[str, dict[str, Region]] = {}
         for region in self.layers:
             by_name.setdefault(region.name, {})[region.phase] = region
         for phases in by_name.values():
-            lines.append(self._line(None, phases["forward"], phases.get("backward")))
+            first = phases["forward"]
+            name = first.name + (f" (x{first.calls})" if first.calls > 1 else "")
+            lines.append(self._line(name, first.kind, first.shape, first, phases.get("backward")))
+        if self.layers:
+            sums = (self.layer_sum("forward"), self.layer_sum("backward"))
+            lines.append(self._line("sum of layers (x calls)", "", "", *sums))
         widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
         text = ["  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
                           for i, (c, w) in enumerate(zip(line, widths))).rstrip()
                 for line in lines]  # fmt: skip
         text.insert(1, "  ".join("-" * w for w in widths))
         text.insert(3, "  ".join("-" * w for w in widths))
+        if self.layers:
+            text.insert(len(text) - 1, "  ".join("-" * w for w in widths))
         title = (f"gradflow bench --model {self.model}: input {self.input_shape} {self.dtype} "
                  f"on {self.device}, medians of {clock}; forward + backward step "
                  f"{_fmt(Region.seconds(step.gradflow))}")  # fmt: skip
@@ -331,16 +338,27 @@ class ModelReport:
                   "(backward: its first output's, for a gradient of ones)"]  # fmt: skip
         return "\n".join([title, *text, *footer, *self.notes])
 
-    def _line(self, label: str | None, forward: Region, backward: Region | None) -> tuple:
-        name = label or (forward.name + (f" (x{forward.calls})" if forward.calls > 1 else ""))
-        kind = "" if label else forward.kind
-        shape = "" if label else forward.shape
+    def layer_sum(self, phase: str) -> tuple[float | None, float | None]:
+        """The layers' `phase` times summed, each times its calls in one forward: gradflow's,
+        and torch's where every such layer has one (None where none was timed)."""
+        regions = [r for r in self.layers if r.phase == phase]
+        if not regions:
+            return None, None
+        ours = sum(Region.seconds(r.gradflow) * r.calls for r in regions)
+        if any(r.torch is None for r in regions):
+            return ours, None
+        return ours, sum(Region.seconds(r.torch) * r.calls for r in regions)
+
+    def _line(self, name: str, kind: str, shape: str, *phases: Any) -> tuple:
+        """A table line; each phase a Region, a (gradflow, torch) pair of seconds, or None."""
         cells = [name, kind, shape]
-        for region in (forward, backward):
-            cells.append(_fmt(Region.seconds(region.gradflow) if region else None))
+        for phase in phases:
+            if isinstance(phase, Region):
+                phase = Region.seconds(phase.gradflow), Region.seconds(phase.torch)
+            ours, theirs = phase or (None, None)
+            cells.append(_fmt(ours))
             if self.compared:
-                theirs = Region.seconds(region.torch) if region else None
-                ratio = region.ratio_to_torch if region else None
+                ratio = ours / theirs if ours is not None and theirs else None
                 cells += [_fmt(theirs), "-" if ratio is None else f"{ratio:.2f}x"]
         return tuple(cells)
 
@@ -377,6 +395,7 @@ def model(
     repeat: int | None = None,
     layers: bool = True,
     threads: int = 1,
+    progress: bool = False,
 ) -> ModelReport:
     """Time forward and backward of a gradflow model, whole and per leaf layer (see the module
     docstring for what each figure measures), and of the same model in torch when
@@ -389,7 +408,8 @@ def model(
     "cross_entropy" (random class indices over the output's last dimension). `repeat`: calls
     per region (default: as many as fit 0.2 s per side for the model, 0.05 s for a layer,
     5-50). `threads`: NumPy's BLAS threads on the CPU (torch runs with one, see
-    gradflow.bench.machine; 0: the BLAS default).
+    gradflow.bench.machine; 0: the BLAS default). `progress`: a progress bar over the layers
+    on stderr.
     """
     from gradflow.backend import Device
     from gradflow.backend.threads import blas_threads
@@ -406,7 +426,7 @@ def model(
     with blas_threads(threads if dev.type == "cpu" else 0):
         sides, notes = _sides(given, torch_factory, shape, loss, dtype, device)
         whole = _time_whole(sides, shape, repeat)
-        regions = _time_layers(sides, repeat, notes) if layers else []
+        regions = _time_layers(sides, repeat, notes, progress) if layers else []
     return ModelReport(label, shape, loss, device, dtype, whole, regions, notes)
 
 
@@ -506,7 +526,8 @@ def _time_whole(sides: list[_Side], shape: tuple, fixed: int | None) -> list[Reg
     return regions
 
 
-def _time_layers(sides: list[_Side], fixed: int | None, notes: list[str]) -> list[Region]:
+def _time_layers(sides: list[_Side], fixed: int | None, notes: list[str],
+                 progress: bool = False) -> list[Region]:  # fmt: skip
     """Each leaf layer of gradflow's model, forward and backward, with torch's layer of the
     same name when there is one."""
     for side in sides:
@@ -518,8 +539,12 @@ def _time_layers(sides: list[_Side], fixed: int | None, notes: list[str]) -> lis
         more = ", ..." if len(missing) > 4 else ""
         notes.append(f"note: no torch layer named {', '.join(missing[:4])}{more}: "
                      "gradflow's alone in its rows")  # fmt: skip
+    from tqdm.auto import tqdm
+
     regions = []
-    for name, (module, args, _, calls) in ours.layers.items():
+    bar = tqdm(list(ours.layers.items()), desc="gradflow bench --model", unit="layer",
+               leave=False, file=sys.stderr, disable=not progress)  # fmt: skip
+    for name, (module, args, _, calls) in bar:
         both = [ours] + ([theirs] if theirs is not None and name in theirs.layers else [])
         steps = [_layer_steps(side, name) for side in both]
         shape = _shape_of(ours.lib, args)

@@ -37,7 +37,10 @@ def test_a_layer_is_timed_on_its_recorded_input_and_counted_per_call():
     report = bench.model(user_model.load_callable(f"{NETS}:Shared"), "2,8", repeat=1)
     act = [r for r in report.layers if r.name == "act"]
     assert act and all(r.calls == 2 for r in act) and act[0].shape == "2x8"  # its first call
-    assert "act (x2)" in report.table()
+    assert "act (x2)" in report.table() and "sum of layers" in report.table()
+    fc = next(r for r in report.layers if r.name == "fc" and r.phase == "forward")
+    expected = 2 * act[0].gradflow.cpu_median + fc.gradflow.cpu_median
+    assert report.layer_sum("forward") == (pytest.approx(expected), None)
 
 
 def test_layers_backward_compute_parameter_grads_and_leave_none_behind():
