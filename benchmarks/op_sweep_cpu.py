@@ -26,9 +26,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gradflow.bench import op_cases
 from gradflow.bench.machine import describe_machine_line
-from gradflow.bench.op_cases import CASES, OpCase, check_case, time_case
+from gradflow.bench.op_cases import CASES, CaseTiming, OpCase, check_case, measure_case
 
+STEADY_HEAP_TEXT = (
+    "steady (op_cases.steady_heap: mmap threshold 32 MiB, trim 256 MiB, top pad 64 MiB)"
+)
 CHECK_TOLERANCE = 1e-4  # relative to the largest value of each tensor torch computes
 
 
@@ -86,8 +90,10 @@ def _commit() -> str:
     return f"{head} (with uncommitted changes)" if dirty else head
 
 
-def write_markdown(path: str, rows: list[tuple], mean: float | None, argv: list[str]) -> None:
-    """The dated table: case, family, shape, both medians, the ratio; then the geometric mean."""
+def write_markdown(path: str, rows: list[tuple[OpCase, CaseTiming]], mean: float | None,
+                   argv: list[str], heap: str) -> None:  # fmt: skip
+    """The dated table: case, family, shape, both medians, the ratio, page faults per step;
+    then the geometric mean."""
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     command = shlex.join(["python", "benchmarks/op_sweep_cpu.py", *argv])
     lines = [
@@ -96,22 +102,26 @@ def write_markdown(path: str, rows: list[tuple], mean: float | None, argv: list[
         "Forward + `.sum().backward()` of each case, float32, one thread on each side "
         "(`torch.set_num_threads(1)`, threadpoolctl for NumPy's BLAS), gradflow and torch "
         "interleaved call by call, CPU-time medians (`time.process_time`). Ratio: gradflow / "
-        "torch, below 1 is faster.",
+        "torch, below 1 is faster. Faults: minor page faults per step (medians), gradflow / "
+        "torch; they are CPU time too.",
         "",
         f"- command: `{command}`",
         f"- commit: {_commit()}",
         f"- machine: {describe_machine_line()}",
+        f"- heap: {heap}",
         "",
-        "| case | family | shape | gradflow ms | torch ms | ratio |",
-        "|---|---|---|---:|---:|---:|",
+        "| case | family | shape | gradflow ms | torch ms | ratio | faults |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
-    for case, ours, theirs in rows:
-        torch_ms = f"{theirs * 1e3:.3f}" if theirs is not None else "-"
-        ratio = f"{ours / theirs:.2f}x" if theirs else "-"
-        lines.append(f"| {case.name} | {case.family} | {case.shape} | {ours * 1e3:.3f} | "
-                     f"{torch_ms} | {ratio} |")  # fmt: skip
+    for case, t in rows:
+        torch_ms = f"{t.torch_seconds * 1e3:.3f}" if t.torch_seconds is not None else "-"
+        ratio = f"{t.seconds / t.torch_seconds:.2f}x" if t.torch_seconds else "-"
+        faults = f"{t.faults:.0f}" + (f" / {t.torch_faults:.0f}" if t.torch_faults is not None
+                                      else "")  # fmt: skip
+        lines.append(f"| {case.name} | {case.family} | {case.shape} | {t.seconds * 1e3:.3f} | "
+                     f"{torch_ms} | {ratio} | {faults} |")  # fmt: skip
     if mean is not None:
-        above = [case.name for case, ours, theirs in rows if ours / theirs > 1.5]
+        above = [case.name for case, t in rows if t.seconds / t.torch_seconds > 1.5]
         lines += ["", f"Geometric mean of the ratios: **{mean:.2f}x** over {len(rows)} cases; "
                   f"above 1.5x: {', '.join(above) or 'none'}."]  # fmt: skip
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -127,6 +137,11 @@ def main(argv: list[str] | None = None) -> float | None:
     parser.add_argument("--scale", type=float, default=1.0, help="shrink every dimension")
     parser.add_argument("--check", action="store_true", help="compare with torch, no timing")
     parser.add_argument("--markdown", metavar="PATH", help="write a dated table to PATH")
+    parser.add_argument(
+        "--default-heap",
+        action="store_true",
+        help="leave glibc's adaptive heap (torch's steps may fault pages in)",
+    )
     args = parser.parse_args(argv)
     cases = _selected(args.names)
     torch = _torch_or_none()
@@ -136,20 +151,28 @@ def main(argv: list[str] | None = None) -> float | None:
         print("torch is not installed: timing gradflow's side only (pip install torch)")
     from threadpoolctl import threadpool_limits
 
+    heap = "glibc's default (adaptive)"
+    if not args.default_heap:
+        heap = STEADY_HEAP_TEXT if op_cases.steady_heap() else "default (no glibc mallopt)"
     rows = []
     with threadpool_limits(1):
         for case in cases:
-            ours, theirs = time_case(case, torch, args.repeat, args.scale)
-            rows.append((case, ours, theirs))
-            ratio = f"ratio {ours / theirs:5.2f}" if theirs is not None else ""
-            torch_ms = f"torch {theirs * 1e3:8.3f} ms  " if theirs is not None else ""
-            print(f"{case.family:13s} {case.name:18s} gradflow {ours * 1e3:8.3f} ms  "
-                  f"{torch_ms}{ratio}", flush=True)  # fmt: skip
-    mean = geometric_mean([ours / theirs for _, ours, theirs in rows]) if torch else None
-    if mean is not None:
+            t = measure_case(case, torch, args.repeat, args.scale)
+            rows.append((case, t))
+            line = f"{case.family:13s} {case.name:18s} gradflow {t.seconds * 1e3:8.3f} ms  "
+            if t.torch_seconds is not None:
+                line += f"torch {t.torch_seconds * 1e3:8.3f} ms  "
+                line += f"ratio {t.seconds / t.torch_seconds:5.2f}"
+            faults = [f for f in (t.faults, t.torch_faults) if f is not None]
+            if any(faults):
+                line += "  faults " + " / ".join(f"{f:.0f}" for f in faults)
+            print(line, flush=True)
+    mean = None
+    if torch is not None:
+        mean = geometric_mean([t.seconds / t.torch_seconds for _, t in rows])
         print(f"geometric mean {mean:.2f} over {len(rows)} cases")
     if args.markdown:
-        write_markdown(args.markdown, rows, mean, argv)
+        write_markdown(args.markdown, rows, mean, argv, heap)
     return mean
 
 

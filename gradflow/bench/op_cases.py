@@ -3,10 +3,11 @@
 A case is forward + ``.sum().backward()`` of one op or one layer, float32, at the size the issue
 names (pointwise ops at 2^20 elements). ``CASES`` lists them; ``time_case`` times one on both
 sides, interleaved call by call, in CPU time (``time.process_time``: other jobs on a shared
-machine distort it less than wall time), and returns the medians; ``check_case`` compares the
-two sides' outputs and gradients; ``prepare`` builds a case's sides (gradflow's, then torch's)
-for a timer of its own, each with ``step()``. ``benchmarks/op_sweep_cpu.py`` prints and records
-the cases, and `gradflow bench` builds its "ops" suite from them.
+machine distort it less than wall time), and returns the medians (``measure_case`` adds the
+page faults per step); ``check_case`` compares the two sides' outputs and gradients;
+``prepare`` builds a case's sides (gradflow's, then torch's) for a timer of its own, each with
+``step()``. ``benchmarks/op_sweep_cpu.py`` prints and records the cases, and `gradflow bench`
+builds its "ops" suite from them.
 
 Each case has a name, a family, the shape as text, ``make(rng, scale)`` (the NumPy inputs:
 floats become tensors that require grad, integers index tensors) and ``fn(lib, *args)`` with
@@ -30,7 +31,9 @@ True
 
 from __future__ import annotations
 
+import ctypes
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -428,20 +431,75 @@ def _copy_weights(source: Any, target: Any, torch: Any) -> None:
             theirs[name].copy_(torch.from_numpy(numpy.array(value.numpy())))
 
 
-def time_case(case: OpCase, torch: Any, repeat: int, scale: float = 1.0) -> tuple[float, Any]:
-    """CPU-time medians (seconds) of ``repeat`` steps, gradflow's and torch's (None without
-    torch), after one warm-up step each; the two sides alternate call by call."""
+@dataclass(frozen=True)
+class CaseTiming:
+    """A case's CPU-time medians (seconds) and page faults per step (medians), gradflow's and
+    torch's (None without torch). Faults are CPU time too: a side whose heap hands freshly
+    mapped pages to every step pays for them in ``seconds``."""
+
+    seconds: float
+    torch_seconds: float | None
+    faults: float
+    torch_faults: float | None
+
+
+# glibc's mallopt parameters (malloc.h) and the values steady_heap sets
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+STEADY_HEAP = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 256 << 20, M_TOP_PAD: 64 << 20}
+
+
+def steady_heap() -> bool:
+    """Keep freed memory in this process's heap (glibc only): arrays up to 32 MiB come from the
+    heap, not from mmap, and up to 256 MiB of free heap stays mapped. Then after the warm-up
+    step neither side's steps fault pages in, and the CPU times compare computation. Without
+    it, glibc's adaptive thresholds give torch (whose CPU allocator is malloc) 0 to 4,000
+    faults a step at 2^20 elements depending on what ran before in the process, which moved
+    its times 2-4x between runs. Returns whether glibc took all three settings."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # a C library without mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return all(mallopt(parameter, value) == 1 for parameter, value in STEADY_HEAP.items())
+
+
+def _minor_faults() -> int:
+    try:
+        import resource
+    except ImportError:  # not Unix: no fault count
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def measure_case(case: OpCase, torch: Any, repeat: int, scale: float = 1.0) -> CaseTiming:
+    """``repeat`` steps of each side after one warm-up step each, the two sides alternating
+    call by call: CPU time (``time.process_time``) and minor page faults of each step."""
     sides = prepare(case, torch, scale)
     for side in sides:
         side.step(case.fn)
     times: list[list[float]] = [[] for _ in sides]
+    faults: list[list[int]] = [[] for _ in sides]
     for _ in range(repeat):
-        for side, record in zip(sides, times, strict=True):
+        for side, record, faulted in zip(sides, times, faults, strict=True):
+            before = _minor_faults()
             start = time.process_time()
             side.step(case.fn)
             record.append(time.process_time() - start)
-    medians = [statistics.median(record) for record in times]
-    return medians[0], (medians[1] if torch is not None else None)
+            faulted.append(_minor_faults() - before)
+    seconds = [statistics.median(record) for record in times]
+    per_step = [statistics.median(faulted) for faulted in faults]
+    if torch is None:
+        return CaseTiming(seconds[0], None, per_step[0], None)
+    return CaseTiming(seconds[0], seconds[1], per_step[0], per_step[1])
+
+
+def time_case(case: OpCase, torch: Any, repeat: int, scale: float = 1.0) -> tuple[float, Any]:
+    """CPU-time medians (seconds) of ``repeat`` steps, gradflow's and torch's (None without
+    torch), after one warm-up step each; the two sides alternate call by call."""
+    timing = measure_case(case, torch, repeat, scale)
+    return timing.seconds, timing.torch_seconds
 
 
 def _relative_error(ours: Any, theirs: Any, floor: float = 1e-12) -> float:

@@ -4,6 +4,7 @@ torch the sweep times gradflow's side alone."""
 
 import importlib.util
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 from gradflow.bench.op_cases import CASES, SMOKE_SCALE
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "op_sweep_cpu.py"
-SMOKE = ["--scale", str(SMOKE_SCALE), "--repeat", "1"]
+# the pytest process keeps glibc's default heap: steady_heap is tested in a child process
+SMOKE = ["--scale", str(SMOKE_SCALE), "--repeat", "1", "--default-heap"]
 
 
 def _sweep():
@@ -32,8 +34,11 @@ def test_every_case_runs_on_both_frameworks_into_the_table(capsys, tmp_path):
     text = table.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row.split(" | ")[0][2:] for row in rows[1:]] == [case.name for case in CASES]
-    assert all(row.endswith("x |") for row in rows[1:])
-    for field in ("command: `python benchmarks/op_sweep_cpu.py --scale", "commit: ", "machine: "):
+    assert all(row.split(" | ")[5].endswith("x") for row in rows[1:])
+    assert all(" / " in row.split(" | ")[6] for row in rows[1:])  # faults, both sides
+    fields = ("command: `python benchmarks/op_sweep_cpu.py --scale", "commit: ", "machine: ",
+              "heap: glibc's default")  # fmt: skip
+    for field in fields:
         assert field in text
     assert "Geometric mean of the ratios" in text
 
@@ -69,5 +74,12 @@ def test_without_torch_gradflow_side_alone(capsys, monkeypatch, tmp_path):
         ["rnn", "lstm", "gradflow"],
     ]
     assert "| relu | pointwise | 2^20 |" in table.read_text()
+    assert "| - | - | 0 |" in table.read_text()  # no torch time, ratio; gradflow's faults
     with pytest.raises(SystemExit, match="needs torch|compares against torch"):
         _sweep().main([*SMOKE, "--check", "relu"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_steady_heap_takes_in_a_glibc_process():
+    code = "from gradflow.bench.op_cases import steady_heap; assert steady_heap()"
+    subprocess.run([sys.executable, "-c", code], check=True)
