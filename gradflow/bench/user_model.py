@@ -180,8 +180,9 @@ class _Side:
         def hook(module: Any, args: tuple, kwargs: dict, output: Any) -> None:
             if name in self.layers:
                 self.layers[name][3] += 1
-            else:
-                self.layers[name] = [module, args, kwargs, 1]
+            else:  # detached now: the recorded forward's graph is not kept alive
+                kwargs = {k: _detached(self.lib, v) for k, v in kwargs.items()}
+                self.layers[name] = [module, _detached(self.lib, args), kwargs, 1]
 
         return hook
 
@@ -218,8 +219,6 @@ def _leaves(lib: Any, value: Any) -> list:
 def _layer_steps(side: _Side, name: str) -> tuple[Callable, Callable | None, Callable | None]:
     """(forward, backward or None, the backward's `before`) of one recorded leaf module."""
     module, args, kwargs, _ = side.layers[name]
-    args = _detached(side.lib, args)
-    kwargs = {k: _detached(side.lib, v) for k, v in kwargs.items()}
     leaves = _leaves(side.lib, (args, list(kwargs.values())))
 
     def forward() -> Any:
@@ -546,7 +545,16 @@ def _time_layers(sides: list[_Side], fixed: int | None, notes: list[str],
                leave=False, file=sys.stderr, disable=not progress)  # fmt: skip
     for name, (module, args, _, calls) in bar:
         both = [ours] + ([theirs] if theirs is not None and name in theirs.layers else [])
-        steps = [_layer_steps(side, name) for side in both]
+        steps = []
+        for side in both:
+            try:
+                steps.append(_layer_steps(side, name))
+            except RuntimeError as exc:  # e.g. torch's in-place ReLU on a leaf that needs grad
+                notes.append(f"note: {side.name}'s layer {name} cannot run alone: {exc}")
+                break
+        both = both[: len(steps)]
+        if not steps:
+            continue
         shape = _shape_of(ours.lib, args)
         kind = type(module).__name__
         results = _timed(f"{name} forward", [(s[0], None) for s in steps], both, "layer", fixed)

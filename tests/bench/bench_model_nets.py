@@ -16,6 +16,14 @@ def torch_mlp():
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
 
 
+def torch_inplace():
+    """mlp() in torch with an in-place ReLU (which cannot run alone on a leaf needing grad)."""
+    import torch
+
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(inplace=True), nn.Linear(16, 4))
+
+
 def torch_renamed():
     """mlp() in torch under other names (no weights can be copied)."""
     import torch

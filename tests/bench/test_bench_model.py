@@ -78,6 +78,16 @@ def test_torch_model_with_other_names_is_timed_without_weights():
     assert [r.torch is None for r in report.layers if r.name == "2"] == [True, True]
 
 
+def test_a_torch_layer_that_cannot_run_alone_leaves_gradflow_alone_in_its_rows():
+    pytest.importorskip("torch")
+    report = bench.model(f"{NETS}:mlp", (4, 8), torch_factory=f"{NETS}:torch_inplace", repeat=1)
+    relu = [r for r in report.layers if r.name == "1"]
+    assert relu and all(r.torch is None for r in relu)
+    assert all(r.torch is not None for r in report.layers if r.name != "1")
+    assert any("layer 1 cannot run alone" in n for n in report.notes)
+    assert report.layer_sum("forward")[1] is None  # no torch sum over a partial set
+
+
 @pytest.mark.parametrize(
     ("spec", "shape", "kwargs", "error", "message"),
     [
