@@ -13,9 +13,10 @@ unfold/fold loop over the kh*kw kernel offsets, each a strided slice of the zero
 frame (ops/window.py, shared with conv and pooling): unfold copies the slices into the
 columns, fold adds them back; each is the other's backward.
 
-grid_sample gathers each output's four (bilinear) or one (nearest) input pixels with
-take_along_axis and scatters the gradient back with one scatter-add (bincount on the CPU,
-cupyx.scatter_add on CuPy); the grid's gradient differentiates the bilinear weights.
+grid_sample gathers each output's four (bilinear) or one (nearest) input pixels (one take
+per sample on the CPU, take_along_axis on CuPy) and scatters the gradient back with one
+scatter-add (numpy.add.at on the CPU, cupyx.scatter_add on CuPy); the grid's gradient
+differentiates the bilinear weights.
 
 Memory: interpolate keeps its small per-axis index and weight tables, unfold and fold keep
 nothing but shapes, grid_sample keeps the grid (and the input only when the grid needs a
@@ -622,6 +623,19 @@ def _source_index(coord: Any, size: int, padding_mode: str, align_corners: bool)
     return xp.clip(pos, 0, size - 1), grad * inside
 
 
+def _gather_columns(planes: Any, flat: Any) -> Any:
+    """planes[n, :, flat[n, p]] as [N, C, P] (planes [N, C, HW], flat [N, P] in range): on
+    NumPy one take per sample, 5x faster than take_along_axis with flat broadcast over C."""
+    xp = get_array_module(planes)
+    if xp is not numpy:
+        index = xp.broadcast_to(flat[:, None], planes.shape[:2] + flat.shape[1:])
+        return xp.take_along_axis(planes, index, axis=2)
+    out = numpy.empty(planes.shape[:2] + flat.shape[1:], planes.dtype)
+    for i in range(planes.shape[0]):  # "clip": the positions are in range; "raise" copies out
+        numpy.take(planes[i], flat[i], axis=1, out=out[i], mode="clip")
+    return out
+
+
 class GridSample(Function):
     """grid_sample (2-D) as one node: each output gathers up to four input pixels (bilinear)
     or one (nearest); backward scatters to them and, for bilinear, differentiates the
@@ -663,7 +677,6 @@ class GridSample(Function):
         return out, dix, diy
 
     def forward(self, x, grid):
-        xp = get_array_module(x)
         n, c, h, w = x.shape
         need_grid = self.needs_input_grad[1] and self.mode != "nearest"
         self.save_for_backward(x if need_grid else None, grid)
@@ -671,9 +684,8 @@ class GridSample(Function):
         planes = x.reshape(n, c, h * w)
         out = None
         for flat, weight, *_ in self._corners(grid, h, w)[0]:
-            vals = xp.take_along_axis(planes, xp.broadcast_to(flat[:, None], (n, c, flat.shape[1])),
-                                      axis=2)  # fmt: skip
-            part = vals * weight[:, None].astype(x.dtype)
+            part = _gather_columns(planes, flat)
+            part *= weight[:, None].astype(x.dtype)
             out = part if out is None else out + part
         return out.reshape(n, c, *grid.shape[1:3])
 
@@ -698,8 +710,7 @@ class GridSample(Function):
                 planes = x.reshape(n, c, h * w)
                 gix = giy = 0
                 for flat, _, valid, dwx, dwy in corners:
-                    index = xp.broadcast_to(flat[:, None], (n, c, flat.shape[1]))
-                    vals = xp.take_along_axis(planes, index, axis=2)
+                    vals = _gather_columns(planes, flat)
                     gv = (g3 * vals).sum(axis=1) * valid  # [N, P]
                     gix = gix + gv * dwx
                     giy = giy + gv * dwy
