@@ -194,7 +194,7 @@ def run_model(args: argparse.Namespace, device: str) -> int:
             threads=args.threads,
             progress=not args.no_progress,
         )
-    except (user_model.ModelSpecError, TypeError, ModuleNotFoundError) as exc:
+    except (ValueError, TypeError, ModuleNotFoundError) as exc:  # spec, shape, loss, dtype
         print(f"gradflow bench: error: {exc}", file=sys.stderr)
         return 2
     print(report.table())

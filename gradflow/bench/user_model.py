@@ -45,10 +45,6 @@ TARGET_SECONDS = {"model": 0.2, "layer": 0.05}  # time per side of a region with
 MIN_REPEAT, MAX_REPEAT = 5, 50
 
 
-class ModelSpecError(ValueError):
-    """A model spec, input shape or loss that cannot be used (the message says why)."""
-
-
 # ---- building the models ---------------------------------------------------------------------
 def load_callable(spec: str) -> Callable[[], Any]:
     """The callable named by ``"module:callable"``: `module` a dotted module path (searched
@@ -56,7 +52,7 @@ def load_callable(spec: str) -> Callable[[], Any]:
     `callable` a name in it (dotted for an attribute of an attribute)."""
     module_name, colon, attribute = spec.rpartition(":")
     if not colon or not module_name.strip() or not attribute.strip():
-        raise ModelSpecError(f"model spec {spec!r}: expected module:callable, e.g. "
+        raise ValueError(f"model spec {spec!r}: expected module:callable, e.g. "
                              "mynets:build or path/to/nets.py:Net")  # fmt: skip
     if module_name.endswith(".py") or os.sep in module_name:
         module = _import_file(module_name, spec)
@@ -66,22 +62,22 @@ def load_callable(spec: str) -> Callable[[], Any]:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            raise ModelSpecError(f"model spec {spec!r}: no module named {exc.name!r}") from None
+            raise ValueError(f"model spec {spec!r}: no module named {exc.name!r}") from None
     target: Any = module
     for name in attribute.split("."):
         if not hasattr(target, name):
-            raise ModelSpecError(f"model spec {spec!r}: {module_name} has no attribute "
+            raise ValueError(f"model spec {spec!r}: {module_name} has no attribute "
                                  f"{attribute!r}")  # fmt: skip
         target = getattr(target, name)
     if not callable(target):
-        raise ModelSpecError(f"model spec {spec!r}: {attribute} is a {type(target).__name__}, "
+        raise ValueError(f"model spec {spec!r}: {attribute} is a {type(target).__name__}, "
                              "not a callable that builds a model")  # fmt: skip
     return target
 
 
 def _import_file(path: str, spec: str) -> Any:
     if not os.path.isfile(path):
-        raise ModelSpecError(f"model spec {spec!r}: no file {path!r}")
+        raise ValueError(f"model spec {spec!r}: no file {path!r}")
     name = "gradflow_bench_user_" + os.path.splitext(os.path.basename(path))[0]
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
@@ -98,7 +94,7 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if not shape or any(d < 1 for d in shape) or (isinstance(text, str) and not text.strip()):
-        raise ModelSpecError(f"input shape {text!r}: expected positive integers separated by "
+        raise ValueError(f"input shape {text!r}: expected positive integers separated by "
                              "commas, e.g. 64,3,32,32")  # fmt: skip
     return shape
 
@@ -415,9 +411,9 @@ def model(
 
     shape = parse_shape(input_shape)
     if loss not in LOSSES:
-        raise ModelSpecError(f"loss {loss!r}: expected one of {', '.join(LOSSES)}")
+        raise ValueError(f"loss {loss!r}: expected one of {', '.join(LOSSES)}")
     if dtype not in DTYPES:
-        raise ModelSpecError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+        raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     dev = Device(device)
     device = str(dev)
     given = model_or_factory
@@ -456,7 +452,7 @@ def _sides(model: Any, torch_factory: Any, shape: tuple, loss: str, dtype: str,
     out = _first_tensor(gradflow, ours(sides[0].x))
     if loss == "cross_entropy":
         if len(out.shape) < 2:
-            raise ModelSpecError(f"cross_entropy needs an output of shape (..., classes), the "
+            raise ValueError(f"cross_entropy needs an output of shape (..., classes), the "
                                  f"model returned {tuple(out.shape)}")  # fmt: skip
         count = int(np.prod(out.shape[:-1]))
         targets = np.random.default_rng(1).integers(0, out.shape[-1], count)
@@ -577,5 +573,4 @@ def _shape_of(lib: Any, args: tuple) -> str:
     return "x".join(str(d) for d in tensors[0].shape) if tensors else "-"
 
 
-__all__ = ["LOSSES", "ModelReport", "ModelSpecError", "Region", "load_callable", "model",
-           "parse_shape"]  # fmt: skip
+__all__ = ["LOSSES", "ModelReport", "Region", "load_callable", "model", "parse_shape"]
