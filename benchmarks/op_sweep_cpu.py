@@ -28,7 +28,7 @@ from typing import Any
 
 from gradflow.bench import op_cases
 from gradflow.bench.machine import describe_machine_line
-from gradflow.bench.op_cases import CASES, CaseTiming, OpCase, check_case, measure_case
+from gradflow.bench.op_cases import CASES, OpCase, check_case, measure_case
 
 STEADY_HEAP_TEXT = (
     "steady (op_cases.steady_heap: mmap threshold 32 MiB, trim 256 MiB, top pad 64 MiB)"
@@ -90,12 +90,18 @@ def _commit() -> str:
     return f"{head} (with uncommitted changes)" if dirty else head
 
 
-def write_markdown(path: str, rows: list[tuple[OpCase, CaseTiming]], mean: float | None,
-                   argv: list[str], heap: str) -> None:  # fmt: skip
-    """The dated table: case, family, shape, both medians, the ratio, page faults per step;
-    then the geometric mean."""
+def _mib(size: int | None) -> str:
+    return "-" if size is None else f"{size / 2**20:.1f}"
+
+
+def write_markdown(path: str, rows: list[tuple], mean: float | None, argv: list[str],
+                   heap: str) -> None:  # fmt: skip
+    """The dated table: case, family, shape, both medians, the ratio, page faults per step
+    (and peak memory when measured); then the geometric mean. ``rows``: (case, CaseTiming,
+    (gradflow's, torch's peak bytes) or None)."""
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     command = shlex.join(["python", "benchmarks/op_sweep_cpu.py", *argv])
+    memory = any(peaks is not None for _, _, peaks in rows)
     lines = [
         f"# CPU op sweep against torch, {today} (issue 17)",
         "",
@@ -103,25 +109,34 @@ def write_markdown(path: str, rows: list[tuple[OpCase, CaseTiming]], mean: float
         "(`torch.set_num_threads(1)`, threadpoolctl for NumPy's BLAS), gradflow and torch "
         "interleaved call by call, CPU-time medians (`time.process_time`). Ratio: gradflow / "
         "torch, below 1 is faster. Faults: minor page faults per step (medians), gradflow / "
-        "torch; they are CPU time too.",
+        "torch; they are CPU time too."
+        + (" Peak MiB: allocated at the peak of one fresh step above what was live before it, "
+           "gradflow (tracemalloc) / torch (its profiler)." if memory else ""),
         "",
         f"- command: `{command}`",
         f"- commit: {_commit()}",
         f"- machine: {describe_machine_line()}",
         f"- heap: {heap}",
         "",
-        "| case | family | shape | gradflow ms | torch ms | ratio | faults |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    for case, t in rows:
+        "| case | family | shape | gradflow ms | torch ms | ratio | faults |"
+        + (" peak MiB | memory ratio |" if memory else ""),
+        "|---|---|---|---:|---:|---:|---:|" + ("---:|---:|" if memory else ""),
+    ]  # fmt: skip
+    for case, t, peaks in rows:
         torch_ms = f"{t.torch_seconds * 1e3:.3f}" if t.torch_seconds is not None else "-"
         ratio = f"{t.seconds / t.torch_seconds:.2f}x" if t.torch_seconds else "-"
-        faults = f"{t.faults:.0f}" + (f" / {t.torch_faults:.0f}" if t.torch_faults is not None
-                                      else "")  # fmt: skip
-        lines.append(f"| {case.name} | {case.family} | {case.shape} | {t.seconds * 1e3:.3f} | "
-                     f"{torch_ms} | {ratio} | {faults} |")  # fmt: skip
+        faults = f"{t.faults:.0f}"
+        if t.torch_faults is not None:
+            faults += f" / {t.torch_faults:.0f}"
+        row = (f"| {case.name} | {case.family} | {case.shape} | {t.seconds * 1e3:.3f} | "
+               f"{torch_ms} | {ratio} | {faults} |")  # fmt: skip
+        if memory:
+            ours, theirs = peaks
+            share = f"{ours / theirs:.2f}x" if theirs else "-"
+            row += f" {_mib(ours)} / {_mib(theirs)} | {share} |"
+        lines.append(row)
     if mean is not None:
-        above = [case.name for case, t in rows if t.seconds / t.torch_seconds > 1.5]
+        above = [case.name for case, t, _ in rows if t.seconds / t.torch_seconds > 1.5]
         lines += ["", f"Geometric mean of the ratios: **{mean:.2f}x** over {len(rows)} cases; "
                   f"above 1.5x: {', '.join(above) or 'none'}."]  # fmt: skip
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -138,11 +153,16 @@ def main(argv: list[str] | None = None) -> float | None:
     parser.add_argument("--check", action="store_true", help="compare with torch, no timing")
     parser.add_argument("--markdown", metavar="PATH", help="write a dated table to PATH")
     parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="also each side's peak memory of one step (slow, untimed)",
+    )
+    parser.add_argument(
         "--default-heap",
         action="store_true",
         help="leave glibc's adaptive heap (torch's steps may fault pages in)",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # fmt: skip
     cases = _selected(args.names)
     torch = _torch_or_none()
     if args.check:
@@ -158,7 +178,8 @@ def main(argv: list[str] | None = None) -> float | None:
     with threadpool_limits(1):
         for case in cases:
             t = measure_case(case, torch, args.repeat, args.scale)
-            rows.append((case, t))
+            peaks = op_cases.peak_memory_case(case, torch, args.scale) if args.memory else None
+            rows.append((case, t, peaks))
             line = f"{case.family:13s} {case.name:18s} gradflow {t.seconds * 1e3:8.3f} ms  "
             if t.torch_seconds is not None:
                 line += f"torch {t.torch_seconds * 1e3:8.3f} ms  "
@@ -166,10 +187,12 @@ def main(argv: list[str] | None = None) -> float | None:
             faults = [f for f in (t.faults, t.torch_faults) if f is not None]
             if any(faults):
                 line += "  faults " + " / ".join(f"{f:.0f}" for f in faults)
+            if peaks is not None:
+                line += f"  peak MiB {_mib(peaks[0])} / {_mib(peaks[1])}"
             print(line, flush=True)
     mean = None
     if torch is not None:
-        mean = geometric_mean([t.seconds / t.torch_seconds for _, t in rows])
+        mean = geometric_mean([t.seconds / t.torch_seconds for _, t, _ in rows])
         print(f"geometric mean {mean:.2f} over {len(rows)} cases")
     if args.markdown:
         write_markdown(args.markdown, rows, mean, argv, heap)

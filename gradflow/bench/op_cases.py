@@ -502,6 +502,22 @@ def time_case(case: OpCase, torch: Any, repeat: int, scale: float = 1.0) -> tupl
     return timing.seconds, timing.torch_seconds
 
 
+def peak_memory_case(case: OpCase, torch: Any, scale: float = 1.0) -> tuple[int, int | None]:
+    """Bytes allocated at the peak of one step above what was live before it, gradflow's
+    (tracemalloc, ``gradflow.bench.timing.peak_memory``) and torch's (its profiler,
+    ``gradflow.bench.frameworks.torch_peak_memory``; None without torch). Each side is fresh:
+    its first step, holding no gradients yet, so no block from before is freed inside it (the
+    profiler could not size it). Slow; never a timed step."""
+    from gradflow.bench.frameworks import torch_peak_memory
+    from gradflow.bench.timing import peak_memory
+
+    sides = prepare(case, torch, scale)
+    ours = peak_memory(lambda: sides[0].step(case.fn))
+    if torch is None:
+        return ours, None
+    return ours, torch_peak_memory(lambda: sides[1].step(case.fn))
+
+
 def _relative_error(ours: Any, theirs: Any, floor: float = 1e-12) -> float:
     """max |ours - theirs| over max |theirs| or ``floor``, whichever is larger (1 when the
     shapes differ)."""

@@ -12,6 +12,7 @@ from gradflow.bench.op_cases import (
     CASES_BY_NAME,
     SMOKE_SCALE,
     check_case,
+    peak_memory_case,
     prepare,
     size,
     time_case,
@@ -148,3 +149,9 @@ def test_check_finds_a_wrong_side():
     bad = type(case)(case.name, case.family, case.shape, case.make, wrong)
     errors = check_case(bad, torch, SMOKE_SCALE)
     assert errors["output"] == pytest.approx(0.5) and errors["input0"] == pytest.approx(0.5)
+
+
+def test_peak_memory_of_a_fresh_step_without_torch():
+    ours, theirs = peak_memory_case(CASES_BY_NAME["relu"], None, 1.0)
+    assert theirs is None
+    assert ours >= 4 << 20  # at least the output, 2^20 float32 values

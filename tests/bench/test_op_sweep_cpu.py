@@ -83,3 +83,13 @@ def test_without_torch_gradflow_side_alone(capsys, monkeypatch, tmp_path):
 def test_steady_heap_takes_in_a_glibc_process():
     code = "from gradflow.bench.op_cases import steady_heap; assert steady_heap()"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_memory_columns(tmp_path, capsys):
+    pytest.importorskip("torch")
+    table = tmp_path / "sweep.md"
+    _sweep().main([*SMOKE, "relu", "lstm", "--memory", "--markdown", str(table)])
+    assert capsys.readouterr().out.count("peak MiB") == 2
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| ")]
+    assert rows[0].endswith("| peak MiB | memory ratio |")
+    assert all(row.split(" | ")[7].count(" / ") == 1 for row in rows[2:])
