@@ -59,10 +59,13 @@ def _sigmoid_columns(xp: Any, mode: str, hidden: int, dtype: Any) -> Any:
     return scale
 
 
-def _lstm_step_numpy(xw_t, w_hh_t, scale, shift, h_prev, c_prev, h_next, c_next, acts, tmp):
+def _lstm_step_numpy(xw_t, w_hh_t, scale, shift, h_prev, c_prev, h_next, c_next, acts, tmp,
+                     folded=True):  # fmt: skip
     xp, hidden = get_array_module(acts), h_next.shape[1]
     xp.matmul(h_prev, w_hh_t, out=acts)
     acts += xw_t
+    if not folded:  # the 1/2 of the sigmoid gates, not in the weights (exact either way)
+        acts *= scale
     xp.tanh(acts, out=acts)
     acts *= scale  # sigmoid gates: 0.5 tanh(x / 2) + 0.5; g stays tanh(x)
     acts += shift
@@ -74,11 +77,13 @@ def _lstm_step_numpy(xw_t, w_hh_t, scale, shift, h_prev, c_prev, h_next, c_next,
     h_next *= o
 
 
-def _gru_step_numpy(xw_t, w_hh_t, b_hn, h_prev, h_next, acts, hw) -> None:
+def _gru_step_numpy(xw_t, w_hh_t, b_hn, h_prev, h_next, acts, hw, folded=True) -> None:
     xp, hidden = get_array_module(acts), h_next.shape[1]
     xp.matmul(h_prev, w_hh_t, out=hw)
     rz = acts[:, : 2 * hidden]
     xp.add(xw_t[:, : 2 * hidden], hw[:, : 2 * hidden], out=rz)
+    if not folded:  # the 1/2 of the sigmoid gates, not in the weights (exact either way)
+        rz *= 0.5
     xp.tanh(rz, out=rz)
     rz *= 0.5
     rz += 0.5
@@ -195,11 +200,14 @@ class RecurrentLayer(Function):
         lstm = self.mode == "lstm"
         self.kernel = uses_kernels(x)
         need_x, _, _, need_w_ih = self.needs_input_grad[:4]
-        # NumPy route: 1/2 folded into the sigmoid gates' columns (see "NumPy route" above).
+        # NumPy route: 1/2 folded into the sigmoid gates' columns (see "NumPy route" above);
+        # a single step (a cell) scales its gates instead: folding copies both weights, more
+        # than one step's gates (W_hh^T alone is 2x the gates of LSTMCell(128, 256) at B=32).
         scale = None
         if not self.kernel and self.mode in ("lstm", "gru"):
             scale = _sigmoid_columns(xp, self.mode, hidden, x.dtype)
-        xw = _input_projection(x, w_ih, b_ih, b_hh, self.mode, scale)
+        folded = steps > 1
+        xw = _input_projection(x, w_ih, b_ih, b_hh, self.mode, scale if folded else None)
         states = _state_buffer(xp, x, steps, batch, hidden, h0, self.reverse)
         cells = _state_buffer(xp, x, steps, batch, hidden, c0, self.reverse) if lstm else None
         saved_width = _SAVED_GATES.get(self.mode, 0) * hidden
@@ -209,7 +217,8 @@ class RecurrentLayer(Function):
         if self.kernel:
             out = self._forward_kernels(xw, states, cells, acts, w_hh, b_hh)
         else:
-            out = self._forward_numpy(xw, states, cells, acts, w_hh, b_hh, saved_width, scale)
+            out = self._forward_numpy(xw, states, cells, acts, w_hh, b_hh, saved_width, scale,
+                                      folded)  # fmt: skip
         # Memory: the input only for dW_ih, W_ih only for dX (references); W_hh; the states
         # (their slices are the outputs), the cells (LSTM) and the gate activations.
         self.save_for_backward(
@@ -245,15 +254,18 @@ class RecurrentLayer(Function):
 
     # ---- forward ----
 
-    def _forward_numpy(self, xw, states, cells, acts, w_hh, b_hh, saved_width, scale):
+    def _forward_numpy(self, xw, states, cells, acts, w_hh, b_hh, saved_width, scale, folded):
         xp = get_array_module(xw)
         steps, batch, width = xw.shape
         hidden, mode = w_hh.shape[1], self.mode
-        w_hh_t = xp.empty((hidden, width), xw.dtype)  # contiguous: the fastest GEMM operand
-        if scale is not None:  # xw has it already
-            xp.multiply(w_hh.T, scale, out=w_hh_t)
+        if not folded:  # one step: the transposed view, no copy
+            w_hh_t = w_hh.T
         else:
-            w_hh_t[...] = w_hh.T
+            w_hh_t = xp.empty((hidden, width), xw.dtype)  # contiguous: the fastest GEMM operand
+            if scale is not None:  # xw has it already
+                xp.multiply(w_hh.T, scale, out=w_hh_t)
+            else:
+                w_hh_t[...] = w_hh.T
         scratch = xp.empty((batch, max(saved_width, width)), xw.dtype)
         if mode == "lstm":
             shift = (1 - scale) * (scale != 1)  # 0.5 on the sigmoid gates, 0 on g
@@ -265,9 +277,9 @@ class RecurrentLayer(Function):
             a = scratch if acts is None else acts[t]
             if mode == "lstm":
                 _lstm_step_numpy(xw[t], w_hh_t, scale, shift, states[prev], cells[prev],
-                                 states[nxt], cells[nxt], a, tmp)  # fmt: skip
+                                 states[nxt], cells[nxt], a, tmp, folded)  # fmt: skip
             elif mode == "gru":
-                _gru_step_numpy(xw[t], w_hh_t, b_hn, states[prev], states[nxt], a, hw)
+                _gru_step_numpy(xw[t], w_hh_t, b_hn, states[prev], states[nxt], a, hw, folded)
             else:
                 _rnn_step_numpy(xw[t], w_hh_t, mode == "rnn_relu", states[prev], states[nxt])
             if self.lengths is not None and t >= self.min_length:
