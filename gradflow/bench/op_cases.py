@@ -88,12 +88,12 @@ def _pointwise(name: str, fn: Callable[..., Any]) -> OpCase:
     return OpCase(name, "pointwise", "2^20", make, fn)
 
 
-def _conv(name: str, in_shape: tuple, weight_shape: tuple, fn: Callable[..., Any],
+def _conv(name: str, in_shape: tuple, weight_shape: tuple, detail: str, fn: Callable[..., Any],
           groups: int = 1, transposed: bool = False) -> OpCase:  # fmt: skip
     """A convolution case: input, weight (times 0.05) and bias as tensors that require grad.
     ``groups`` 0 means depthwise (as many groups as input channels, which ``fn`` reads from
     the input); channel counts stay multiples of 4 at small scales."""
-    shape = f"{tuple(in_shape)} w{tuple(weight_shape)}"
+    shape = f"{tuple(in_shape)} w{tuple(weight_shape)} {detail}"
 
     def make(rng: numpy.random.Generator, scale: float) -> list[numpy.ndarray]:
         x_shape = [size(in_shape[0], scale), size(in_shape[1], scale, 4)]
@@ -257,13 +257,15 @@ def _conv_and_pool_cases() -> list[OpCase]:
                lambda lib, x: lib.nn.functional.max_pool2d(x, 2)),
         OpCase("avg_pool2d", "pooling", "(32, 64, 32, 16) 2x2", _images,
                lambda lib, x: lib.nn.functional.avg_pool2d(x, 2)),
-        _conv("conv2d", images, (64, 64, 3, 3), conv()),
-        _conv("conv2d_depthwise", images, (64, 1, 3, 3), depthwise, groups=0),
-        _conv("conv2d_groups4", images, (64, 16, 3, 3), conv(groups=4), groups=4),
-        _conv("conv1d", (16, 64, 1024), (64, 64, 5),
+        _conv("conv2d", images, (64, 64, 3, 3), "pad 1", conv()),
+        _conv("conv2d_depthwise", images, (64, 1, 3, 3), "groups 64, pad 1", depthwise,
+              groups=0),
+        _conv("conv2d_groups4", images, (64, 16, 3, 3), "groups 4, pad 1", conv(groups=4),
+              groups=4),
+        _conv("conv1d", (16, 64, 1024), (64, 64, 5), "pad 2",
               lambda lib, x, w, b: lib.nn.functional.conv1d(x, w, b, padding=2)),
-        _conv("conv_transpose2d", (16, 64, 16, 16), (64, 32, 4, 4), transposed,
-              transposed=True),
+        _conv("conv_transpose2d", (16, 64, 16, 16), (64, 32, 4, 4), "stride 2, pad 1",
+              transposed, transposed=True),
     ]  # fmt: skip
 
 
