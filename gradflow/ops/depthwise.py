@@ -35,6 +35,7 @@ from numpy.lib.stride_tricks import as_strided
 from gradflow.ops.window import Window, copy_channels_last
 
 BLOCK_ELEMENTS = 1 << 16  # values of the output (or dY) per block of planes: 256 KiB float32
+CHANNEL_RUN = 1 << 12  # the fewest frame values per channel for the by-channel forward
 
 
 def applies(x: Any, w_shape: tuple, groups: int) -> bool:
@@ -116,6 +117,8 @@ def forward(x: Any, weight: Any, bias: Any, window: Window) -> Any:
     [N, C, OH, OW]."""
     if _channels_last(x.shape[1], window):
         return _forward_last(x, weight, bias, window)
+    if window.stride == (1, 1) and x.shape[0] * window.span(0) * window.span(1) >= CHANNEL_RUN:
+        return _forward_by_channel(x, weight, bias, window)
     n, c = x.shape[:2]
     oh, ow = window.out
     frame = _Frame.padded(x, window)
@@ -259,6 +262,46 @@ def _forward_last(x: Any, weight: Any, bias: Any, window: Window) -> Any:
                 numpy.multiply(_offset_last(block, window, i, j), w_last[k], out=t)
                 a += t
         out[first : first + len(block)] = a.transpose(0, 3, 1, 2)
+    if bias is not None:
+        out += bias[:, None, None]
+    return out
+
+
+# ---- by channel: a stride-1 forward over large planes ----------------------------------------
+#
+# The planes' route multiplies each block of planes by a column of per-plane weights, which
+# NumPy runs at about half the speed of an array times a scalar. Laid out channel-major, [C,
+# N*rows*columns] (one sample's frame after another's), a stride-1 offset of one channel is a
+# contiguous slice of its row, and each multiply-add is a slice times a Python float: (16, 64,
+# 32, 32) 6.2 -> 3.7 ms, (8, 32, 112, 112) 12.2 -> 9.4 ms; (32, 512, 7, 7) 5.3 -> 10.6 ms (two
+# calls per channel and offset), which the channels-last route takes. The weight gradient's
+# stacked dot products stayed faster than per-channel dots (1.9 against 2.3 ms at (16, 64, 32,
+# 32)).
+
+
+def _forward_by_channel(x: Any, weight: Any, bias: Any, window: Window) -> Any:
+    n, c, h, w = x.shape
+    (top, left), rows, columns = window.padding, window.span(0), window.span(1)
+    oh, ow = window.out
+    (dh, dw) = window.dilation
+    shifts = [i * dh * columns + j * dw for i, j in window.offsets()]
+    frame = numpy.zeros((c, n * rows * columns + shifts[-1]), dtype=x.dtype)
+    grid = frame[:, : n * rows * columns].reshape(c, n, rows, columns)
+    kept_rows, kept_cols = max(0, min(h, rows - top)), max(0, min(w, columns - left))
+    grid[:, :, top : top + kept_rows, left : left + kept_cols] = x[
+        ..., :kept_rows, :kept_cols
+    ].transpose(1, 0, 2, 3)
+    length = (n - 1) * rows * columns + oh * columns  # the last sample's extra rows left out
+    acc = numpy.empty(n * rows * columns, dtype=x.dtype)
+    a, tmp = acc[:length], numpy.empty(length, dtype=x.dtype)
+    out = numpy.empty((n, c, oh, ow), dtype=x.dtype)
+    for channel, taps in enumerate(weight.reshape(c, -1).tolist()):
+        row = frame[channel]
+        numpy.multiply(row[shifts[0] : shifts[0] + length], taps[0], out=a)
+        for shift, tap in zip(shifts[1:], taps[1:]):
+            numpy.multiply(row[shift : shift + length], tap, out=tmp)
+            a += tmp
+        out[:, channel] = acc.reshape(n, rows, columns)[:, :oh, :ow]
     if bias is not None:
         out += bias[:, None, None]
     return out

@@ -48,8 +48,13 @@ GEOMETRIES = [
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-@pytest.mark.parametrize("channels,size", [(3, (9, 7)), (40, (3, 4))])  # planes; channels last
-def test_conv2d_depthwise_matches_im2col(monkeypatch, dtype, geometry, channels, size):
+@pytest.mark.parametrize(
+    "channels,size,channel_run",
+    [(3, (9, 7), 1 << 30), (3, (9, 7), 1), (40, (3, 4), 1 << 30)],  # planes, by channel, last
+)
+def test_conv2d_depthwise_matches_im2col(monkeypatch, dtype, geometry, channels, size,
+                                         channel_run):  # fmt: skip
+    monkeypatch.setattr(depthwise, "CHANNEL_RUN", channel_run)
     rng = numpy.random.default_rng(0)
     x = rng.standard_normal((2, channels, *size)).astype(dtype)
     w = rng.standard_normal((channels, 1, 3, 2)).astype(dtype)
@@ -61,9 +66,24 @@ def test_conv2d_depthwise_matches_im2col(monkeypatch, dtype, geometry, channels,
     _close(*_both_routes(monkeypatch, fn, [x, w, b]), dtype)
 
 
-def test_the_forward_takes_both_layouts():
-    """The geometries above reach both forward layouts (the test would not cover the
-    channels-last route otherwise)."""
+def test_the_forward_takes_each_route(monkeypatch):
+    """The cases above reach the three forward routes: planes, by channel, channels last."""
+    calls = []
+    for name in ("_forward_by_channel", "_forward_last"):
+        original = getattr(depthwise, name)
+        monkeypatch.setattr(depthwise, name,
+                            lambda *a, f=original, n=name: calls.append(n) or f(*a))  # fmt: skip
+    x = numpy.ones((2, 3, 9, 7))
+    w = numpy.ones((3, 1, 3, 2))
+    window = Window((3, 2), (1, 1), (1, 1), (1, 1), (9, 8))
+    depthwise.forward(x, w, None, window)
+    assert calls == []  # 2 * 11 * 9 frame values per channel: the planes' route
+    monkeypatch.setattr(depthwise, "CHANNEL_RUN", 1)
+    depthwise.forward(x, w, None, window)
+    assert calls == ["_forward_by_channel"]
+    depthwise.forward(numpy.ones((2, 40, 3, 4)), numpy.ones((40, 1, 3, 2)), None,
+                      window._replace(out=(3, 5)))  # fmt: skip
+    assert calls == ["_forward_by_channel", "_forward_last"]
     planes = Window((3, 2), (1, 1), (1, 1), (1, 1), (9, 8))
     small = Window((3, 2), (1, 1), (1, 1), (1, 1), (3, 5))
     assert not depthwise._channels_last(3, planes)
