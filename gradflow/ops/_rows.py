@@ -17,6 +17,7 @@ from typing import Any
 import numpy
 
 _vecdot = getattr(numpy, "vecdot", None)  # NumPy >= 2.0
+_BLAS_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))  # float16: einsum
 
 
 def row_sums(a: Any) -> Any:
@@ -29,7 +30,7 @@ def row_sums(a: Any) -> Any:
 def row_dots(a: Any, b: Any) -> Any:
     """sum(a * b) per row of two 2-D NumPy arrays of one shape and float dtype, shape (R,)."""
     contiguous = a.strides[1] == a.itemsize and b.strides[1] == b.itemsize
-    if _vecdot is not None and contiguous and a.dtype == b.dtype:
+    if _vecdot is not None and contiguous and a.dtype == b.dtype and a.dtype in _BLAS_FLOATS:
         return _vecdot(a, b)
     return numpy.einsum("rk,rk->r", a, b)
 
