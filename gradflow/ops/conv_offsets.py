@@ -16,11 +16,15 @@ frame), and for a stride-1 conv kernel offset (i, j) reads it as the same matrix
 - input gradient: conv.py runs it as the forward of dY with the flipped kernel (its
   _flipped_conv_window), which lands here again.
 
-Strided convs keep im2col: a stride-2 conv by phases (the input's s*s phases side by side in
-the frame's channels, one GEMM per tap at a stride-1 shift) was built and measured slower,
-42 against 33 ms forward + backward for a 3x3 stride-2 conv 64->128 over (16, 64, 32, 32):
-the accumulation passes over the output and the phases' strided copies outweigh im2col's
-columns, which a stride shrinks s*s times.
+Strided convs keep im2col. By phases (the taps ``s*i' + r`` of phase r read the input rows
+``x[start::s]`` at offset i', so a strided conv is a sum of stride-1 convs over the input's
+phases) both were built and measured: the forward and weight gradient, the phases side by
+side in a frame's channels, ran 42 against 33 ms forward + backward for a 3x3 stride-2 conv
+64->128 over (16, 64, 32, 32), the accumulation passes over the output and the phases'
+strided copies outweighing im2col's columns, which a stride shrinks s*s times; the input
+gradient (one frame of dY, an accumulator per phase) tied with col2im, timed alternately
+(5.3 against 5.8 ms for conv_transpose2d 64->32 4x4 stride 2 over (16, 64, 16, 16), 10.6
+against 10.3 for a 3x3 stride-2 128->64's at (16, 128, 16, 16)).
 
 Samples are taken in blocks of about BLOCK_ROWS frame positions, so the per-offset products
 stay in cache and no array is larger than a few blocks. Sums run in the input's dtype offset
