@@ -18,8 +18,10 @@ import ctypes
 import os
 import sys
 
-M_TOP_PAD = -2  # glibc's mallopt parameter number (malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc's mallopt parameters
 DEFAULT_MIB = 64
+# what steady_heap sets (benchmarks only)
+STEADY_HEAP = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 256 << 20, M_TOP_PAD: 64 << 20}
 
 
 def pad_heap(environ: dict | None = None) -> int:
@@ -38,10 +40,35 @@ def pad_heap(environ: dict | None = None) -> int:
         ) from None
     if mib <= 0:
         return 0
+    mallopt = _mallopt()
+    if mallopt is None:
+        return 0
+    size = min(mib, 1024) << 20
+    return size if mallopt(M_TOP_PAD, size) == 1 else 0
+
+
+def _mallopt():
+    """glibc's mallopt from the process's own symbols, or None (not Linux, no mallopt)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:  # the process's own symbols, libc's among them (find_library would run ldconfig)
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # a C library without mallopt
-        return 0
+        return None
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    size = min(mib, 1024) << 20
-    return size if mallopt(M_TOP_PAD, size) == 1 else 0
+    return mallopt
+
+
+def steady_heap() -> bool:
+    """For a benchmark process: keep freed memory in the heap (glibc only): arrays up to 32
+    MiB come from the heap, not from mmap, and up to 256 MiB of free heap stays mapped. Then
+    after a warm-up step neither gradflow's nor torch's steps fault pages in, and CPU times
+    compare computation. Without it, glibc's adaptive thresholds gave torch (whose CPU
+    allocator is malloc) 0 to 4,000 faults a step at 2^20 elements depending on what ran
+    before in the process, which moved its times 2-4x between runs. Returns whether glibc
+    took all three settings. `gradflow bench` on the CPU and benchmarks/op_sweep_cpu.py call
+    it; gradflow itself only pads the heap's top (pad_heap)."""
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    return all(mallopt(parameter, value) == 1 for parameter, value in STEADY_HEAP.items())

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from gradflow.backend import Device, get_array_module
+from gradflow.backend.heap import steady_heap
 from gradflow.backend.threads import blas_threads
 from gradflow.bench import ceilings as ceilings_module
 from gradflow.bench import suites, user_model
@@ -237,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     cases = suites.cases(names, args.sizes)
+    # glibc keeps freed arrays mapped, so neither side's steps fault pages in (backend/heap.py)
+    steady = device.type == "cpu" and steady_heap()
     with blas_threads(args.threads if device.type == "cpu" else 0):
         ceilings = ceilings_module.ceilings(device_name)
         rows = []
@@ -249,7 +252,8 @@ def run(args: argparse.Namespace) -> int:
           f"{ceilings_module.COPY_BYTES[device.type] >> 20} MiB, GEMM "
           f"{ceilings['gemm_TFLOPs']:.3g} TFLOP/s (the ceilings; a memory-bound case's copy "
           f"ceiling is measured at its working set); vs torch = gradflow {clock} time / "
-          f"torch {clock} time, timed in alternating rounds")  # fmt: skip
+          f"torch {clock} time, timed in alternating rounds"
+          f"{'; heap held steady (no page faults after warm-up)' if steady else ''}")  # fmt: skip
     print(table(rows))
     if (mean := geometric_mean_ratio(rows)) is not None:
         print(f"geometric mean of vs torch over {mean[1]} cases: {mean[0]:.2f}x")

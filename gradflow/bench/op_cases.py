@@ -31,9 +31,7 @@ True
 
 from __future__ import annotations
 
-import ctypes
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from typing import Any
 import numpy
 
 import gradflow
+from gradflow.backend.heap import STEADY_HEAP, steady_heap  # noqa: F401 (re-exported)
 
 SMOKE_SCALE = 1 / 32
 
@@ -443,28 +442,6 @@ class CaseTiming:
     torch_seconds: float | None
     faults: float
     torch_faults: float | None
-
-
-# glibc's mallopt parameters (malloc.h) and the values steady_heap sets
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-STEADY_HEAP = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 256 << 20, M_TOP_PAD: 64 << 20}
-
-
-def steady_heap() -> bool:
-    """Keep freed memory in this process's heap (glibc only): arrays up to 32 MiB come from the
-    heap, not from mmap, and up to 256 MiB of free heap stays mapped. Then after the warm-up
-    step neither side's steps fault pages in, and the CPU times compare computation. Without
-    it, glibc's adaptive thresholds give torch (whose CPU allocator is malloc) 0 to 4,000
-    faults a step at 2^20 elements depending on what ran before in the process, which moved
-    its times 2-4x between runs. Returns whether glibc took all three settings."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # a C library without mallopt
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return all(mallopt(parameter, value) == 1 for parameter, value in STEADY_HEAP.items())
 
 
 def _minor_faults() -> int:
