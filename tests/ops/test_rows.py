@@ -79,3 +79,23 @@ def test_norm_gradients_same_for_a_broadcast_upstream_gradient(fn, shape, nparam
     got = _grads(lambda *t: fn(*t).sum() * value, x, params, None)
     for a, b in zip(got, want, strict=True):
         numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_group_norm_gradients_for_a_gradient_constant_along_space(affine):
+    """sum over the spatial dim, then weights per (sample, channel): the op sees a gradient
+    that is one value per (sample, channel), broadcast along L (stride 0 there only)."""
+    shape = (3, 4, 5)
+    x = rng.standard_normal(shape).astype(numpy.float32)
+    params = [rng.standard_normal(4).astype(numpy.float32) for _ in range(2 if affine else 0)]
+    coeffs = rng.standard_normal(shape[:2] + (1,)).astype(numpy.float32)
+
+    def fn(x, *p):
+        return gf.nn.functional.group_norm(x, 2, *p)
+
+    dense = gf.tensor(numpy.broadcast_to(coeffs, shape).copy())
+    want = _grads(fn, x, params, dense)
+    got = _grads(lambda *t: (fn(*t).sum(-1, keepdim=True) * gf.tensor(coeffs)).sum(), x, params,
+                 None)  # fmt: skip
+    for a, b in zip(got, want, strict=True):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
