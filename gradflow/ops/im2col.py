@@ -94,21 +94,24 @@ def _col2im_by_offset(g2: Any, weight: Any, window: Window, groups: int, x_shape
     one GEMM, dY^T [N*OH*OW, O/G] @ W[:, :, i, j] [O/G, C/G], added to its strided window of a
     channels-last frame [N, rows, columns, C]. Channels last, each add's inner loop runs over
     OW*C values of a contiguous block instead of OW (4 at the cnn's second conv), so per-run
-    overhead no longer dominates the adds.
+    overhead no longer dominates the adds. One offset's product at a time, in one buffer: all
+    kh*kw at once held kh*kw times the input (19 MiB of a 31 MiB peak in a conv+BN+ReLU+pool
+    block's backward at (16, 32, 32, 32)).
     Timings: benchmarks/results/2026-12-07-code-figures.md."""
     n, c, h, w = x_shape
     o, c_per_group, kh, kw = weight.shape
     oh, ow = window.out
     w_by_offset = numpy.ascontiguousarray(
-        weight.reshape(groups, o // groups, c_per_group, kh * kw).transpose(0, 3, 1, 2)
-    )  # [G, kh*kw, O/G, C/G]: a copy, so each GEMM reads a BLAS layout
-    dy_t = _by_group(g2, groups).transpose(0, 2, 1)[:, None]  # [G, 1, N*OH*OW, O/G], a view
-    per_offset = dy_t @ w_by_offset  # [G, kh*kw, N*OH*OW, C/G]
+        weight.reshape(groups, o // groups, c_per_group, kh * kw).transpose(3, 0, 1, 2)
+    )  # [kh*kw, G, O/G, C/G]: a copy, so each GEMM reads a BLAS layout
+    dy_t = _by_group(g2, groups).transpose(0, 2, 1)  # [G, N*OH*OW, O/G], a view
+    product = numpy.empty((groups, n * oh * ow, c_per_group), dtype=g2.dtype)
     rows, cols = gradient_frame((), window, (h, w), g2.dtype, numpy).shape
     frame = numpy.zeros((n, rows, cols, groups, c_per_group), dtype=g2.dtype)
     for k, (i, j) in enumerate(window.offsets()):
+        numpy.matmul(dy_t, w_by_offset[k], out=product)
         rows_k, cols_k = window.offset_slices(i, j)
-        block = per_offset[:, k].reshape(groups, n, oh, ow, c_per_group)
+        block = product.reshape(groups, n, oh, ow, c_per_group)
         frame[:, rows_k, cols_k] += block.transpose(1, 2, 3, 0, 4)
     top, left = window.padding
     dx = frame[:, top : top + h, left : left + w].reshape(n, h, w, c)
@@ -173,14 +176,18 @@ def _input_grad_gemm(g2: Any, weight: Any, window: Window, groups: int, x_shape:
     return _col2im(dcols.reshape(groups_ * rows, length), window, x_shape)
 
 
-def _flipped_conv_window(window: Window, w_shape: tuple, x_shape: tuple) -> Window | None:
+def _flipped_conv_window(
+    window: Window, w_shape: tuple, x_shape: tuple, more_outputs: bool = False
+) -> Window | None:
     """For a stride-1 conv, dX is dY convolved with the weight flipped in space and transposed
     in channels, padded by dilation*(k-1) - padding: one im2col of dY and one GEMM (both cores)
     instead of a GEMM writing kh*kw planes per input channel and kh*kw passes adding them
-    (single-threaded, memory-bound). It pays when dY has no more channels than dX, and loses
-    when O is larger, e.g. a 1-channel input. None when the rewrite does not apply or does not
+    (single-threaded, memory-bound). Through im2col it pays when dY has no more channels than
+    dX, and loses when O is larger, e.g. a 1-channel input (dY's columns are then the larger);
+    more_outputs=True gives the window for any O (conv.py's caller takes it where the conv of
+    dY runs without columns, conv_offsets.py). None when the rewrite does not apply or does not
     pay. Timings: benchmarks/results/2026-12-07-code-figures.md."""
-    if window.stride != (1, 1) or w_shape[0] > x_shape[1]:
+    if window.stride != (1, 1) or (w_shape[0] > x_shape[1] and not more_outputs):
         return None
     pads = tuple(d * (k - 1) - p for k, d, p in zip(window.kernel, window.dilation, window.padding))
     if min(pads) < 0:

@@ -87,6 +87,22 @@ def test_conv1d_unbatched_and_transposed_match_im2col(monkeypatch):
     _close(*_both_routes(monkeypatch, transposed, [xt, wt]), numpy.float64)
 
 
+def test_more_outputs_than_inputs_take_the_flipped_conv_without_columns(monkeypatch):
+    """With O > C a stride-1 conv's dX is still the conv of dY with the flipped kernel when
+    that conv takes this route (no dY columns): two calls of forward, the same gradients."""
+    rng = numpy.random.default_rng(7)
+    x, w = rng.standard_normal((2, 16, 6, 7)), rng.standard_normal((40, 16, 3, 3))
+    calls = []
+    forward = conv_offsets.forward
+    monkeypatch.setattr(conv_offsets, "MAX_EXTRA_WORK", 100.0)
+    monkeypatch.setattr(conv_offsets, "forward", lambda *a: calls.append(a[0].shape) or forward(*a))
+    fn = lambda x, w: gf.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
+    direct = _run(fn, [x, w])
+    assert calls == [(2, 16, 6, 7), (2, 40, 6, 7)]  # the forward, then dY's conv
+    monkeypatch.setattr(conv_offsets, "applies", lambda *args: False)
+    _close(direct, _run(fn, [x, w]), numpy.float64)
+
+
 def test_blocks_of_samples_give_the_same_result(monkeypatch):
     rng = numpy.random.default_rng(2)
     x, w = rng.standard_normal((5, 16, 6, 5)), rng.standard_normal((4, 16, 3, 3))
