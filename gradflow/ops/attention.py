@@ -232,17 +232,27 @@ class ScaledDotProductAttention(Function):
         )
 
     def _blocks(self, q, k):
-        """Index tuples into the batch dims, each a block of heads (the last batch dim) whose
-        scores fill about BLOCK_BYTES, so the softmax passes run in cache."""
+        """Index tuples into the batch dims, each a block whose scores fill about BLOCK_BYTES,
+        so the softmax passes run in cache: heads (the last batch dim) in steps, or, where all
+        of a sample's heads fit, whole trailing batch dims with the one before stepped (at
+        T=8, one block for all 64 x 4 heads instead of 64 blocks of 4)."""
         batch = q.shape[:-2]
         if not batch:
             return [()]
-        row = q.shape[-2] * k.shape[-2] * q.itemsize
-        step = max(1, min(batch[-1], BLOCK_BYTES // max(row, 1)))
+        size = max(q.shape[-2] * k.shape[-2] * q.itemsize, 1)  # one head's scores
+        whole = len(batch)  # batch[whole:] fit one block whole
+        while whole > 0 and size * batch[whole - 1] <= BLOCK_BYTES:
+            size *= batch[whole - 1]
+            whole -= 1
+        rest = (slice(None),) * (len(batch) - whole)
+        if whole == 0:
+            return [rest]
+        dim = whole - 1
+        step = max(1, BLOCK_BYTES // size)
         return [
-            (*outer, slice(h, h + step))
-            for outer in numpy.ndindex(*batch[:-1])
-            for h in range(0, batch[-1], step)
+            (*outer, slice(h, h + step), *rest)
+            for outer in numpy.ndindex(*batch[:dim])
+            for h in range(0, batch[dim], step)
         ]
 
     def _block_scores(self, qs, k, mask, index):

@@ -148,7 +148,8 @@ def test_float32_stays_float32_and_keeps_no_score_matrix(device, rng):
      ((1, 1, 4, 6), float), ("causal", None)],
 )  # fmt: skip
 def test_cpu_blocks_of_heads_agree_with_the_whole_matrix(monkeypatch, rng, mask_shape, dtype):
-    """The NumPy route in blocks (one head per block here) against the route that keeps P."""
+    """The NumPy route in blocks against the route that keeps P: one head per block, two
+    heads, all of a sample's heads, all heads of the batch (head scores: 4*6*8 = 192 bytes)."""
     from gradflow.ops import attention
 
     q, k, v = (rng.standard_normal(s) for s in ((2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 5)))
@@ -160,7 +161,9 @@ def test_cpu_blocks_of_heads_agree_with_the_whole_matrix(monkeypatch, rng, mask_
         kwargs["attn_mask"] = gradflow.tensor(m)
     g = rng.standard_normal((2, 3, 4, 5))
     results = []
-    for block_bytes, chunked in ((1, True), (attention.BLOCK_BYTES, False)):
+    configs = [(1, True), (400, True), (600, True), (attention.BLOCK_BYTES, True),
+               (attention.BLOCK_BYTES, False)]  # fmt: skip
+    for block_bytes, chunked in configs:
         monkeypatch.setattr(attention, "BLOCK_BYTES", block_bytes)
         monkeypatch.setattr(
             attention.ScaledDotProductAttention, "_chunks_apply", lambda *a, c=chunked: c
@@ -170,8 +173,26 @@ def test_cpu_blocks_of_heads_agree_with_the_whole_matrix(monkeypatch, rng, mask_
         assert out.grad_fn._chunked is chunked
         out.backward(gradflow.tensor(g))
         results.append([out.detach().numpy()] + [x.grad.numpy() for x in xs])
-    for ours, whole in zip(*results):
-        numpy.testing.assert_allclose(ours, whole, rtol=1e-12, atol=1e-13)
+    for blocked in results[:-1]:
+        for ours, whole in zip(blocked, results[-1]):
+            numpy.testing.assert_allclose(ours, whole, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "block_bytes, blocks",
+    [(1, 6), (400, 4), (600, 2), (1200, 1), (1 << 20, 1)],  # 192 bytes a head, (2, 3) heads
+)
+def test_cpu_blocks_cover_every_head_once(block_bytes, blocks, monkeypatch):
+    from gradflow.ops import attention
+
+    monkeypatch.setattr(attention, "BLOCK_BYTES", block_bytes)
+    q, k = numpy.zeros((2, 3, 4, 8)), numpy.zeros((2, 3, 6, 8))
+    index = attention.ScaledDotProductAttention._blocks(None, q, k)
+    assert len(index) == blocks
+    seen = numpy.zeros((2, 3), int)
+    for i in index:
+        seen[i] += 1
+    assert (seen == 1).all()
 
 
 def test_errors_say_what_was_wrong(device):
