@@ -111,7 +111,15 @@ _thread_limit: list = [None]
 
 def set_num_threads(threads: int) -> None:
     """The number of threads NumPy's BLAS uses for the cpu's GEMMs and convolutions (the
-    intra-op threads that matter here; NumPy's elementwise math is single-threaded)."""
+    intra-op threads that matter here; NumPy's elementwise math is single-threaded), for the
+    whole process, as torch.set_num_threads.
+
+    When to use it: with small models and many small steps (an LSTMCell loop, the digits
+    models of `gradflow train`) or on a machine other jobs share, set 1. A multi-threaded
+    OpenBLAS that waits for a descheduled thread made an LSTMCell loop 15x slower on a loaded
+    2-core machine, and small GEMMs gain little from a second thread. Keep the default (all
+    cores) for large GEMMs and convolutions on an idle machine. `gradflow train --threads`
+    sets it for a training run (default 1)."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise RuntimeError(f"set_num_threads expects a positive integer, got {threads!r}")
     from threadpoolctl import threadpool_limits
