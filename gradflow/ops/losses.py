@@ -207,9 +207,13 @@ class CrossEntropy(Function):
         safe, keep, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
         s = _mark_bad(s * keep, bad)  # (N, d1, ...): ignored rows get no gradient
         total_w = n_classes if weight is None else weight.sum()
-        dx = log_probs(x, m, log_sum)
-        xp.exp(dx, out=dx)  # softmax
-        dx *= (s * ((1 - eps) * w_t + (eps / n_classes) * total_w))[:, None]
+        # softmax times the row's scale as exp(x - m) * (scale / sum): three passes over the
+        # logits, where (x - m) - log_sum then exp made four
+        dx = x - m
+        xp.exp(dx, out=dx)
+        row = xp.exp(-log_sum)  # 1 / sum exp(x - m), keepdims
+        row *= (s * ((1 - eps) * w_t + (eps / n_classes) * total_w))[:, None]
+        dx *= row
         dx[_class_index(safe)] -= s * ((1 - eps) * w_t)
         if eps:
             w = 1 if weight is None else _class_broadcast(weight, x.ndim)
