@@ -19,30 +19,46 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from gradflow.bench import op_cases
-from gradflow.bench.machine import describe_machine_line
-from gradflow.bench.op_cases import CASES, OpCase, check_case, measure_case
-
-STEADY_HEAP_TEXT = (
-    "steady (op_cases.steady_heap: mmap threshold 32 MiB, trim 256 MiB, top pad 64 MiB)"
+from gradflow.backend.heap import (
+    M_MMAP_THRESHOLD,
+    M_TOP_PAD,
+    M_TRIM_THRESHOLD,
+    STEADY_HEAP,
+    steady_heap,
 )
+from gradflow.bench import op_cases
+from gradflow.bench.machine import describe_machine_line, torch_or_none
+from gradflow.bench.op_cases import CASES, OpCase, check_case, measure_case
+from gradflow.bench.report import geometric_mean
+
 CHECK_TOLERANCE = 1e-4  # relative to the largest value of each tensor torch computes
+_MALLOPT_NAMES = {M_MMAP_THRESHOLD: "mmap threshold", M_TRIM_THRESHOLD: "trim",
+                  M_TOP_PAD: "top pad"}  # fmt: skip
+STEADY_HEAP_TEXT = (
+    "steady (backend.heap.steady_heap: "
+    + ", ".join(f"{_MALLOPT_NAMES[k]} {v >> 20} MiB" for k, v in STEADY_HEAP.items())
+    + ")"
+)
 
 
-def _torch_or_none() -> Any:
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
-    return torch
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _scale(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {value}")
+    return value
 
 
 def _selected(names: list[str]) -> list[OpCase]:
@@ -52,10 +68,6 @@ def _selected(names: list[str]) -> list[OpCase]:
     if unknown:
         sys.exit(f"unknown case(s) {unknown}; choose from {', '.join(sorted(known))}")
     return [case for case in CASES if not names or {case.name, case.family} & set(names)]
-
-
-def geometric_mean(values: list[float]) -> float:
-    return math.exp(sum(map(math.log, values)) / len(values))
 
 
 def _check(cases: list[OpCase], torch: Any, scale: float) -> float:
@@ -148,8 +160,10 @@ def main(argv: list[str] | None = None) -> float | None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="cases or families to run (default: all)")
-    parser.add_argument("--repeat", type=int, default=21, help="calls per case and side")
-    parser.add_argument("--scale", type=float, default=1.0, help="shrink every dimension")
+    parser.add_argument("--repeat", type=_positive_int, default=21,
+                        help="calls per case and side (at least 1)")  # fmt: skip
+    parser.add_argument("--scale", type=_scale, default=1.0,
+                        help="shrink every dimension (above 0, at most 1)")  # fmt: skip
     parser.add_argument("--check", action="store_true", help="compare with torch, no timing")
     parser.add_argument("--markdown", metavar="PATH", help="write a dated table to PATH")
     parser.add_argument(
@@ -164,7 +178,7 @@ def main(argv: list[str] | None = None) -> float | None:
     )
     args = parser.parse_args(argv)  # fmt: skip
     cases = _selected(args.names)
-    torch = _torch_or_none()
+    torch = torch_or_none()
     if args.check:
         return _check(cases, torch, args.scale)
     if torch is None:
@@ -173,7 +187,7 @@ def main(argv: list[str] | None = None) -> float | None:
 
     heap = "glibc's default (adaptive)"
     if not args.default_heap:
-        heap = STEADY_HEAP_TEXT if op_cases.steady_heap() else "default (no glibc mallopt)"
+        heap = STEADY_HEAP_TEXT if steady_heap() else "default (no glibc mallopt)"
     rows = []
     with threadpool_limits(1):
         for case in cases:

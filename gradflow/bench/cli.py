@@ -11,11 +11,19 @@ from gradflow.backend.heap import steady_heap
 from gradflow.backend.threads import blas_threads
 from gradflow.bench import ceilings as ceilings_module
 from gradflow.bench import suites, user_model
+from gradflow.bench import timing as timing_module
 from gradflow.bench.report import Row, geometric_mean_ratio, record, table, write_json
-from gradflow.bench.timing import BenchResult, Side, peak_memory, time_calls, time_rounds
+from gradflow.bench.timing import (
+    BenchResult,
+    Side,
+    peak_memory,
+    repeat_for,
+    time_interleaved,
+    time_rounds,
+)
 
 TARGET_SECONDS = 0.2  # time spent on each side of a case when --repeat is not given
-MIN_REPEAT, MAX_REPEAT = 5, 50
+OPS_MIN_REPEAT = 11  # calls per side at least for an ops case (a median of 11 calls or more)
 
 
 def _sizes(text: str) -> list[str]:
@@ -71,15 +79,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", type=_device,
                    help="auto (cuda if usable, else cpu), cpu, cuda, cuda:N")  # fmt: skip
-    p.add_argument("--suite", default="all", choices=[*suites.SUITES, "all"],
-                   help="all: every suite but ops (issue 17's op cases at full size, CPU only: "
-                   "--suite ops)")  # fmt: skip
+    p.add_argument("--suite", choices=[*suites.SUITES, "all"],
+                   help="all (the default): every suite but ops (issue 17's op cases at full "
+                   "size, CPU only, one size: --suite ops)")  # fmt: skip
     p.add_argument(
         "--sizes",
-        default=["small"],
         type=_sizes,
         metavar="{small,medium,large}",
-        help="problem sizes (default small; a comma-separated list for several)",
+        help="problem sizes (default small; a comma-separated list for several; ops: small only)",
     )
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch (when importable)")
     p.add_argument("--json", metavar="PATH", help="write every figure and the machine here")
@@ -112,25 +119,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
-def _repeat_for(step: Any, device: str, fixed: int | None) -> int:
-    """`fixed`, or as many calls as fit TARGET_SECONDS (after one untimed warm-up call)."""
-    if fixed is not None:
-        return fixed
-    (seconds,) = time_calls(step, device, warmup=1, repeat=1)
-    return max(MIN_REPEAT, min(MAX_REPEAT, int(TARGET_SECONDS / max(seconds, 1e-9))))
-
-
 def _run_case(case: suites.Case, device: str, compare: bool, fixed: int | None) -> tuple:
     """gradflow's result and torch's (None without --compare or a twin), the two sides timed
-    in alternating rounds (timing.time_rounds) with the same number of calls; then one untimed
-    call of gradflow's step for its peak memory."""
+    with the same number of calls: an ops case call by call (timing.time_interleaved, the
+    method of benchmarks/op_sweep_cpu.py, at least OPS_MIN_REPEAT calls), any other in
+    alternating rounds (timing.time_rounds); then one untimed call of gradflow's step for its
+    peak memory."""
     step = case.setup("gradflow", device)
-    repeat = _repeat_for(step, device, fixed)
-    warmup = 1 if fixed is not None else 2
+    ops = case.suite == "ops"
+    least = OPS_MIN_REPEAT if ops else timing_module.MIN_REPEAT
+    repeat = repeat_for(step, TARGET_SECONDS, fixed, device, least=least)
     sides = [Side(step, device, "gradflow")]
     if compare and case.torch:
         sides.append(Side(case.setup("torch", device), device, "torch"))
-    records = time_rounds(sides, repeat, warmup)
+    if ops:
+        records = [(walls, cpus) for walls, cpus, _ in time_interleaved(sides, repeat)]
+    else:
+        records = time_rounds(sides, repeat, 1 if fixed is not None else 2)
     ours = BenchResult(case.name, device, records[0][0], case.bytes_moved, case.flops,
                        peak_memory(step, device), cpu_times=records[0][1])  # fmt: skip
     theirs = None
@@ -171,7 +176,15 @@ def _model_problem(args: argparse.Namespace) -> str | None:
     if args.model is None:
         names = ("input_shape", "loss", "torch_model", "dtype")
         given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
-        return f"{', '.join(given)} only go with --model" if given else None
+        if given:
+            return f"{', '.join(given)} only go with --model"
+        if args.suite == "ops" and args.sizes not in (None, ["small"]):
+            return ("--suite ops has one size, small (issue 17's sizes); "
+                    f"--sizes {','.join(args.sizes)} does not apply")  # fmt: skip
+        return None
+    given = [f"--{n}" for n in ("suite", "sizes") if getattr(args, n) is not None]
+    if given:
+        return f"{' and '.join(given)} do not go with --model (it times your model, not a suite)"
     if args.input_shape is None:
         return "--model needs --input-shape, e.g. --input-shape 64,3,32,32"
     if args.plot:
@@ -232,28 +245,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"gradflow bench: torch is not importable for {device_name}; no comparison",
               file=sys.stderr)  # fmt: skip
         compare = False
-    names = list(suites.ALL) if args.suite == "all" else [args.suite]
+    names = list(suites.ALL) if args.suite in (None, "all") else [args.suite]
     if "ops" in names and device.type not in suites.OPS_DEVICES:
         print(f"gradflow bench: the ops suite runs on the CPU only, not {device_name}",
               file=sys.stderr)  # fmt: skip
         return 2
-    cases = suites.cases(names, args.sizes)
+    cases = suites.cases(names, args.sizes or ["small"])
+    ops_only = names == ["ops"]
     # glibc keeps freed arrays mapped, so neither side's steps fault pages in (backend/heap.py)
     steady = device.type == "cpu" and steady_heap()
     with blas_threads(args.threads if device.type == "cpu" else 0):
-        ceilings = ceilings_module.ceilings(device_name)
+        # the ops cases have no byte or FLOP counts: no ceiling applies to them
+        ceilings = {} if ops_only else ceilings_module.ceilings(device_name)
         rows = []
         for case in _progress(cases, not args.no_progress):
             ours, theirs = _run_case(case, device_name, compare, args.repeat)
-            case_ceilings = ceilings_module.case_ceilings(device_name, case.bytes_moved)
+            case_ceilings = (ceilings_module.case_ceilings(device_name, case.bytes_moved)
+                             if case.suite != "ops" else {})  # fmt: skip
             rows.append(Row(case, ours, theirs, case_ceilings))
     clock = "CPU" if device.type == "cpu" else "device"
-    print(f"gradflow bench on {device_name}: copy {ceilings['copy_GBps']:.1f} GB/s at "
-          f"{ceilings_module.COPY_BYTES[device.type] >> 20} MiB, GEMM "
-          f"{ceilings['gemm_TFLOPs']:.3g} TFLOP/s (the ceilings; a memory-bound case's copy "
-          f"ceiling is measured at its working set); vs torch = gradflow {clock} time / "
-          f"torch {clock} time, timed in alternating rounds"
-          f"{'; heap held steady (no page faults after warm-up)' if steady else ''}")  # fmt: skip
+    head = f"gradflow bench on {device_name}: "
+    if not ops_only:
+        head += (f"copy {ceilings['copy_GBps']:.1f} GB/s at "
+                 f"{ceilings_module.COPY_BYTES[device.type] >> 20} MiB, GEMM "
+                 f"{ceilings['gemm_TFLOPs']:.3g} TFLOP/s (the ceilings; a memory-bound case's "
+                 "copy ceiling is measured at its working set); ")  # fmt: skip
+    head += f"vs torch = gradflow {clock} time / torch {clock} time, "
+    head += ("the two alternating call by call (each side's data evicted by the other's), one "
+             "warm-up call each" if ops_only else "timed in alternating rounds")  # fmt: skip
+    print(head + f"{'; heap held steady (no page faults after warm-up)' if steady else ''}")
     print(table(rows))
     if (mean := geometric_mean_ratio(rows)) is not None:
         print(f"geometric mean of vs torch over {mean[1]} cases: {mean[0]:.2f}x")

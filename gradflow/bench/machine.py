@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-from functools import cache
 from typing import Any
 
 import numpy
@@ -13,11 +12,12 @@ import numpy
 TORCH_THREADS_VARIABLE = "GRADFLOW_BENCH_TORCH_THREADS"
 
 
-@cache
 def torch_or_none() -> Any:
-    """The torch module when it is importable, else None (torch is never a dependency).
+    """The torch module when it is importable, else None (torch is never a dependency); looked
+    up on every call (Python caches the import), so a test that hides torch sees None.
 
-    torch runs with one intra-op thread unless GRADFLOW_BENCH_TORCH_THREADS says otherwise:
+    It sets torch's intra-op threads for the process: one unless GRADFLOW_BENCH_TORCH_THREADS
+    says otherwise (gradflow.bench.model restores the caller's count when it returns):
     in one process beside NumPy's OpenBLAS pool, torch's OpenMP pool oversubscribes a 2-core
     machine (both spin-wait), and a 0.3 ms MLP step took 75 ms, for gradflow and torch alike.
     One torch thread was also torch's faster setting for the engine suite's sizes.

@@ -122,13 +122,18 @@ def table(rows: list[Row]) -> str:
     return "\n".join(text)
 
 
+def geometric_mean(values: list[float]) -> float:
+    """The geometric mean of positive values (issue 17's yardstick over ratios to torch)."""
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 def geometric_mean_ratio(rows: list[Row]) -> tuple[float, int] | None:
-    """The geometric mean of the rows' ratios to torch and how many rows have one (issue 17's
-    yardstick), or None when no row was compared."""
+    """The geometric mean of the rows' ratios to torch and how many rows have one, or None
+    when no row was compared."""
     ratios = [r for row in rows if (r := row.ratio_to_torch) is not None and r > 0]
     if not ratios:
         return None
-    return math.exp(sum(math.log(r) for r in ratios) / len(ratios)), len(ratios)
+    return geometric_mean(ratios), len(ratios)
 
 
 def record(rows: list[Row], device: str, ceilings: dict, command: list[str]) -> dict[str, Any]:

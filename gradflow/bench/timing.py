@@ -1,7 +1,9 @@
 """The one timer of gradflow's benchmarks (`gradflow bench` and benchmarks/), on either device:
 calls timed with device sync (CUDA events for gradflow/CuPy or torch code) and, on the CPU,
 the process's CPU time beside the wall clock; sides of a comparison timed in alternating
-rounds; median and spread, and peak memory.
+rounds (time_rounds: blocks of a few calls per side, each side's caches warm within a block)
+or call by call (time_interleaved: each side's data evicted by the other's; issue 17's op
+cases); median and spread, and peak memory.
 
     result = measure("relu", lambda: x.relu(), "cuda", bytes_moved=2 * x.nbytes)
     print(result.median, result.iqr, result.gbps, result.peak_memory_bytes)
@@ -224,6 +226,26 @@ class Side:
     before: Callable[[], Any] | None = None
 
 
+MIN_REPEAT, MAX_REPEAT = 5, 50  # calls per side of a region sized by repeat_for
+
+
+def repeat_for(
+    fn: Callable[[], Any],
+    target_seconds: float,
+    fixed: int | None = None,
+    device: str | Device = "cpu",
+    before: Callable[[], Any] | None = None,
+    framework: str = "gradflow",
+    least: int = MIN_REPEAT,
+) -> int:
+    """`fixed` when given, or as many calls as fit `target_seconds` (one untimed call, then one
+    timed), between `least` and MAX_REPEAT (at least `least`)."""
+    if fixed is not None:
+        return fixed
+    (seconds,) = time_calls(fn, device, 1, 1, before, framework)
+    return max(least, min(max(least, MAX_REPEAT), int(target_seconds / max(seconds, 1e-9))))
+
+
 def round_size(repeat: int, rounds: int = 5, most: int = 5) -> int:
     """Calls per side in one round, so that `repeat` calls make at least `rounds` rounds
     (where repeat allows) and a round holds at most `most` calls: 1 for repeat 2-9, 2 for
@@ -259,12 +281,54 @@ def time_rounds(
     return records
 
 
-def time_alternating(
-    sides: Sequence[Side], repeat: int, warmup: int = 2, block: int = 5
-) -> list[float]:
-    """The median seconds of one call of each side, timed in alternating blocks of `block`
-    calls after `warmup` rounds (time_rounds)."""
-    return [statistics.median(walls) for walls, _ in time_rounds(sides, repeat, warmup, block)]
+INTERLEAVED_WARMUP = 1  # untimed calls of each side before time_interleaved's timed ones
+
+
+def minor_faults() -> int:
+    """The process's minor page faults so far (0 where getrusage is missing: not Unix)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def time_interleaved(
+    sides: Sequence[Side], repeat: int, warmup: int = INTERLEAVED_WARMUP
+) -> list[tuple[list[float], list[float], list[int]]]:
+    """Each side's per-call (wall or device seconds, CPU seconds, minor page faults), `repeat`
+    calls each, the sides alternating call by call (a, b, a, b, ...) after `warmup` untimed
+    calls of each, alternating too. The method of issue 17's op cases (`gradflow bench --suite
+    ops` and benchmarks/op_sweep_cpu.py both time them here).
+
+    The cache state it measures: every call finds the caches holding the other side's data,
+    not its own (each side's working set evicted by the other's, as in a training step where
+    each op runs once on data the step before it just wrote); the heap is warm (one warm-up
+    call; with backend.heap.steady_heap neither side faults pages in after it). Faults are
+    counted on the CPU only (0 on a GPU: the device's memory is not the process's pages);
+    CPU seconds are empty on a GPU, as in time_calls_cpu."""
+    check_counts(warmup, repeat)
+    clocks = [_EventClock(Device(s.device), s.framework) if Device(s.device).type == "cuda"
+              else _WallClock() for s in sides]  # fmt: skip
+    for _ in range(warmup):
+        for side in sides:
+            if side.before is not None:
+                side.before()
+            side.fn()
+    records: list[tuple[list[float], list[float], list[int]]] = [([], [], []) for _ in sides]
+    for _ in range(repeat):
+        for side, clock, (walls, cpus, faults) in zip(sides, clocks, records):
+            if side.before is not None:
+                side.before()
+            with clock:
+                before = minor_faults()
+                wall, cpu = clock.time(side.fn)
+                faulted = minor_faults() - before
+            walls.append(wall)
+            if cpu is not None:
+                cpus.append(cpu)
+            faults.append(faulted if cpu is not None else 0)
+    return records
 
 
 def synced(fn: Callable[[], Any], device: str, framework: str = "gradflow") -> Callable[[], Any]:

@@ -133,5 +133,34 @@ def test_ops_suite_runs_every_op_case(monkeypatch, capsys, compare):
     assert all(r[-1].endswith("x") == compare for r in rows)
     assert ("geometric mean of vs torch over" in out) == compare
     assert suites.ops("medium") == [] and "ops" not in suites.ALL
+    assert "GEMM" not in out and "copy" not in out.splitlines()[0]  # no ceilings measured
+    assert "call by call" in out.splitlines()[0]
     with pytest.raises(ValueError, match="CPU only"):
         suites.ops("small")[0].setup("gradflow", "cuda")
+
+
+def test_an_ops_case_is_timed_call_by_call_as_the_op_sweep_does(monkeypatch):
+    calls = []
+
+    def setup(fw, device):
+        return lambda: calls.append(fw)
+
+    case = suites.Case("ops", "recorder", "-", setup, 1.0)
+    ours, theirs = cli_bench._run_case(case, "cpu", compare=True, fixed=4)
+    assert calls[:-1] == ["gradflow", "torch"] * 5  # one warm-up each, then alternating
+    assert ours.repeat == theirs.repeat == 4
+    monkeypatch.setattr(cli_bench, "TARGET_SECONDS", 0.0)  # sized: at least OPS_MIN_REPEAT
+    ours, _ = cli_bench._run_case(case, "cpu", compare=False, fixed=None)
+    assert ours.repeat == cli_bench.OPS_MIN_REPEAT >= 11
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--suite", "ops", "--sizes", "medium"], "--suite ops has one size, small"),
+        (["--suite", "ops", "--sizes", "small,large"], "does not apply"),
+    ],
+)
+def test_options_that_do_not_apply_are_refused(extra, message, capsys):
+    assert cli.main(["bench", "--device", "cpu", "--no-progress", *extra]) == 2
+    assert message in capsys.readouterr().err

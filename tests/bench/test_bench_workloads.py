@@ -75,12 +75,16 @@ def test_compare_records_times_rates_ratios_and_ceilings():
     assert set(lean) == {"device", "ours_us", "ours_cpu_us"}
 
 
-def test_time_alternating_times_each_side_in_blocks():
+def test_time_interleaved_alternates_call_by_call_after_one_warm_up():
     calls = []
-    sides = [Side(lambda: calls.append("a")), Side(lambda: calls.append("b"))]
-    medians = timing.time_alternating(sides, repeat=7, warmup=1, block=5)
-    assert len(medians) == 2 and all(m >= 0 for m in medians)
-    assert "".join(calls) == "ab" + "a" * 5 + "b" * 5 + "aabb"
+    sides = [
+        Side(lambda: calls.append("a")),
+        Side(lambda: calls.append("b"), before=lambda: calls.append("-")),
+    ]
+    records = timing.time_interleaved(sides, repeat=3)
+    assert "".join(calls) == "a-b" * 4  # one warm-up call each, then a, b, a, b, ...
+    for walls, cpus, faults in records:
+        assert len(walls) == len(cpus) == len(faults) == 3 and min(faults) >= 0
 
 
 def test_event_clock_brackets_each_call_on_a_gpu(monkeypatch):

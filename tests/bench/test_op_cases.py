@@ -1,6 +1,7 @@
 """gradflow/bench/op_cases.py: the cases are well formed, scale down, run without torch, and a
 layer case's torch module starts from gradflow's weights (checked where torch is installed)."""
 
+import dataclasses
 import sys
 
 import numpy
@@ -155,3 +156,26 @@ def test_peak_memory_of_a_fresh_step_without_torch():
     ours, theirs = peak_memory_case(CASES_BY_NAME["relu"], None, 1.0)
     assert theirs is None
     assert ours >= 4 << 20  # at least the output, 2^20 float32 values
+
+
+def test_a_max_routed_case_compares_gradients_in_float64(monkeypatch):
+    """A near-tie in a max window routes float32 gradients to different elements on the two
+    sides (cnn_block at full scale); check_case compares such a case's gradients in a float64
+    run, and still finds a wrong one."""
+    torch = pytest.importorskip("torch")
+    from gradflow.bench import op_cases
+
+    case = CASES_BY_NAME["cnn_block"]
+    assert case.argmax and CASES_BY_NAME["max_pool2d"].argmax and not CASES_BY_NAME["relu"].argmax
+    dtypes = []
+    real = op_cases.prepare
+
+    def spy(case, torch, scale=1.0, dtype="float32"):
+        dtypes.append(dtype)
+        return real(case, torch, scale, dtype)
+
+    monkeypatch.setattr(op_cases, "prepare", spy)
+    errors = check_case(case, torch, SMOKE_SCALE)
+    assert dtypes == ["float32", "float64"] and max(errors.values()) < 1e-4
+    wrong = dataclasses.replace(case, fn=lambda lib, m, x: m(x) * (1 + (lib is gradflow)))
+    assert check_case(wrong, torch, SMOKE_SCALE)["0.weight"] > 0.1

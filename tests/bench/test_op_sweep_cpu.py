@@ -81,7 +81,7 @@ def test_without_torch_gradflow_side_alone(capsys, monkeypatch, tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_steady_heap_takes_in_a_glibc_process():
-    code = "from gradflow.bench.op_cases import steady_heap; assert steady_heap()"
+    code = "from gradflow.backend.heap import steady_heap; assert steady_heap()"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -93,3 +93,17 @@ def test_memory_columns(tmp_path, capsys):
     rows = [line for line in table.read_text().splitlines() if line.startswith("| ")]
     assert rows[0].endswith("| peak MiB | memory ratio |")
     assert all(row.split(" | ")[7].count(" / ") == 1 for row in rows[2:])
+
+
+@pytest.mark.parametrize("args", [["--repeat", "0"], ["--scale", "0"], ["--scale", "-1"]])
+def test_a_count_or_scale_below_one_is_refused(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _sweep().main(args)
+    assert exit_info.value.code == 2 and "must be" in capsys.readouterr().err
+
+
+def test_heap_text_follows_the_settings():
+    from gradflow.backend.heap import STEADY_HEAP
+
+    text = _sweep().STEADY_HEAP_TEXT
+    assert all(f"{v >> 20} MiB" in text for v in STEADY_HEAP.values())
