@@ -100,14 +100,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     model = p.add_argument_group(
         "your own model",
-        "--model times forward and backward of your model, whole and per layer, instead of the "
-        "suites (gradflow.bench.model from Python)",
+        "--model times forward and backward of your model, whole and per layer (each distinct "
+        "call of a layer; a row for the work outside any layer; the fixed cost of one "
+        "backward() call), instead of the suites, on a steady heap as the suites are "
+        "(gradflow.bench.model from Python)",
     )
     model.add_argument("--model", metavar="MODULE:CALLABLE",
                        help="the callable building your gradflow model: a dotted module path "
                        "(from the current directory) or a .py file, then its name")  # fmt: skip
     model.add_argument("--input-shape", metavar="N,C,H,W",
-                       help="the input's shape, e.g. 64,3,32,32")  # fmt: skip
+                       help="the input's shape, e.g. 64,3,32,32 (a value starting with '-' "
+                       "needs the = form: --input-shape=-1,2)")  # fmt: skip
     model.add_argument("--loss", choices=user_model.LOSSES,
                        help="sum (the default: out.sum()) or cross_entropy (random targets "
                        "over the output's last dimension)")  # fmt: skip
@@ -208,7 +211,7 @@ def run_model(args: argparse.Namespace, device: str) -> int:
             threads=args.threads,
             progress=not args.no_progress,
         )
-    except (ValueError, TypeError, ModuleNotFoundError) as exc:  # spec, shape, loss, dtype
+    except user_model.ModelError as exc:  # what was given; gradflow's own errors: a traceback
         print(f"gradflow bench: error: {exc}", file=sys.stderr)
         return 2
     print(report.table())

@@ -52,6 +52,27 @@ class Shared(nn.Module):
         return self.act(self.fc(self.act(x)) + x)
 
 
+class Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Linear(4, 4)
+        self.scale = nn.Parameter(gradflow.ones(4))
+
+    def forward(self, x):
+        return self.inner(x) * self.scale
+
+
+class OwnWeight(nn.Module):
+    """A layer with a parameter of its own and a child: both timed, the child not summed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = Inner()
+
+    def forward(self, x):
+        return self.block(x)
+
+
 def not_a_model():
     return gradflow.tensor([1.0])
 
