@@ -435,6 +435,13 @@ class Tensor:
         hooks[handle.id] = hook
         return handle
 
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> RemovableHandle:
+        """Call ``hook(self)`` after a backward has accumulated this leaf's gradient into
+        ``.grad`` (PyTorch 2's hook; see gradflow.autograd.engine)."""
+        from gradflow.autograd.engine import register_post_accumulate_grad_hook
+
+        return register_post_accumulate_grad_hook(self, hook)
+
     # ---- in place ------------------------------------------------------------------------
     # PyTorch's semantics: a write bumps the storage's version (autograd/versions.py), so a
     # node that saved this storage, through any view or detach(), refuses to backward; a

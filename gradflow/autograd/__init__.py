@@ -1,5 +1,5 @@
-"""Autograd: the Function base class, the backward engine, grad mode, grad(), anomaly mode,
-gradcheck."""
+"""Autograd: the Function base class, the backward engine (with ``queue_callback``: run a
+function when the current backward finishes), grad mode, grad(), anomaly mode, gradcheck."""
 
 from gradflow.autograd.anomaly import (
     AnomalyError,
@@ -8,6 +8,7 @@ from gradflow.autograd.anomaly import (
     set_detect_anomaly,
 )
 from gradflow.autograd.ctx_function import FunctionCtx
+from gradflow.autograd.engine import queue_callback
 from gradflow.autograd.function import Function
 from gradflow.autograd.functional import backward, grad
 from gradflow.autograd.grad_mode import (
@@ -35,6 +36,7 @@ __all__ = [
     "is_anomaly_enabled",
     "is_grad_enabled",
     "no_grad",
+    "queue_callback",
     "set_detect_anomaly",
     "set_grad_enabled",
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy
@@ -13,6 +14,69 @@ from gradflow.autograd import versions as _versions
 from gradflow.autograd.function import Function, _freed_message
 from gradflow.autograd.grad_mode import no_grad
 from gradflow.backend import get_array_module
+
+# End-of-backward callbacks: one list per running backward (a backward started inside a hook or
+# a callback gets its own). queue_callback appends to the innermost one.
+_callback_stack: list[list[Callable[[], Any]]] = []
+
+# Post-accumulate-grad hooks: id(leaf) -> (weakref to the leaf, {handle id: hook(leaf)}),
+# dropped when the leaf dies (keyed by id: Tensor's == is elementwise). Empty in most programs,
+# so a backward checks it once and pays nothing more.
+_post_accumulate_hooks: dict[int, tuple[Any, dict]] = {}
+
+
+def queue_callback(callback: Callable[[], Any]) -> None:
+    """Run ``callback()`` once the backward now running has finished, before its ``backward()``
+    (or ``gradflow.autograd.grad``) returns: PyTorch's
+    ``Variable._execution_engine.queue_callback``. Call it from a hook during a backward;
+    callbacks run in the order queued, and one may queue another. DistributedDataParallel uses
+    it to wait for its last gradient buckets. Outside a backward it is a RuntimeError."""
+    if not _callback_stack:
+        raise RuntimeError(
+            "queue_callback: no backward is running; call it from a hook during backward() "
+            "(a tensor hook or a post-accumulate-grad hook)"
+        )
+    if not callable(callback):
+        raise TypeError(f"queue_callback expects a callable, got {type(callback).__name__}")
+    _callback_stack[-1].append(callback)
+
+
+def register_post_accumulate_grad_hook(tensor: Any, hook: Callable[[Any], None]) -> Any:
+    """Call ``hook(tensor)`` after a backward has accumulated all of its gradient into the leaf
+    ``tensor.grad`` (once per backward, after the last contribution): PyTorch's
+    ``Tensor.register_post_accumulate_grad_hook``. The hook returns None. Returns a handle whose
+    ``remove()`` unregisters it. Not called by ``gradflow.autograd.grad`` (no .grad is written)."""
+    from gradflow.tensor import RemovableHandle
+
+    if tensor.grad_fn is not None:
+        raise RuntimeError(
+            "post accumulate grad hooks cannot be registered on non-leaf tensors; register "
+            "them on the leaf (a Parameter, or a tensor made with requires_grad=True)"
+        )
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "cannot register a post accumulate grad hook on a tensor that does not require grad"
+        )
+    key = id(tensor)
+    entry = _post_accumulate_hooks.get(key)
+    if entry is None or entry[0]() is not tensor:
+        ref = weakref.ref(tensor, lambda _ref, key=key: _forget_hooks(key, _ref))
+        entry = _post_accumulate_hooks[key] = (ref, {})
+    hooks = entry[1]
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
+
+
+def _forget_hooks(key: int, ref: Any) -> None:
+    entry = _post_accumulate_hooks.get(key)
+    if entry is not None and entry[0] is ref:
+        del _post_accumulate_hooks[key]
+
+
+def _hooks_of(leaf: Any) -> dict | None:
+    entry = _post_accumulate_hooks.get(id(leaf))
+    return entry[1] if entry is not None and entry[0]() is leaf and entry[1] else None
 
 
 def run_backward(
@@ -25,8 +89,26 @@ def run_backward(
 
     Without `inputs`, leaf gradients accumulate into ``leaf.grad``. With `inputs` (the
     ``gradflow.grad`` form) no ``.grad`` is touched and the gradients of `inputs` are returned,
-    None for an input the roots do not depend on.
+    None for an input the roots do not depend on. Callbacks queued during it
+    (``queue_callback``) run before it returns.
     """
+    callbacks: list = []
+    _callback_stack.append(callbacks)
+    try:
+        result = _run_backward(roots, root_grads, retain_graph, inputs)
+        while callbacks:  # a callback may queue another: run until none is left
+            callbacks.pop(0)()
+    finally:
+        _callback_stack.pop()
+    return result
+
+
+def _run_backward(
+    roots: Sequence[Any],
+    root_grads: Sequence[Any],
+    retain_graph: bool,
+    inputs: Sequence[Any] | None,
+) -> list | None:
     capture: dict | None = None
     results: list = []
     if inputs is not None:
@@ -41,13 +123,22 @@ def run_backward(
     start = []
     for t, g in zip(roots, root_grads):
         if t.grad_fn is None:
-            _deliver_leaf(t, g, owned, capture, results)
             continue
         fn = t.grad_fn
         _add_grad(grads, fn, t._output_nr, g)
         start.append(fn)
 
     dependencies = _count_dependencies(start)
+    # Leaves with post-accumulate hooks: how many deliveries each awaits (its hook fires after
+    # the last), and whether any gradient arrived.
+    post: dict | None = None
+    if _post_accumulate_hooks and capture is None:
+        post = _count_hooked_leaves(start, roots)
+    for t, g in zip(roots, root_grads):
+        if t.grad_fn is None:
+            _deliver_leaf(t, g, owned, capture, results)
+            if post is not None:
+                _leaf_done(post, t, True)
     ready = [fn for fn in dict.fromkeys(start) if dependencies.get(fn, 0) == 0]
     check_anomaly = anomaly.enabled  # read once per backward, not per node
     with no_grad():
@@ -70,6 +161,8 @@ def run_backward(
                 if index < 0:
                     if g is not None:
                         _deliver_leaf(node, g, owned, capture, results)
+                    if post is not None:
+                        _leaf_done(post, node, g is not None)
                     continue
                 if g is not None:
                     _add_grad(grads, node, index, g)
@@ -99,6 +192,51 @@ def _count_dependencies(start: list) -> dict:
                 seen.add(node)
                 stack.append(node)
     return counts
+
+
+def _count_hooked_leaves(start: list, roots: Sequence[Any]) -> dict:
+    """id(leaf) -> [leaf, deliveries left, got a gradient] for the leaves with post-accumulate
+    hooks that this backward reaches (through graph edges or as a root)."""
+    counts: dict = {}
+
+    def add(leaf: Any) -> None:
+        if _hooks_of(leaf) is not None:
+            entry = counts.get(id(leaf))
+            if entry is None:
+                counts[id(leaf)] = [leaf, 1, False]
+            else:
+                entry[1] += 1
+
+    for t in roots:
+        if t.grad_fn is None:
+            add(t)
+    seen = set(start)
+    stack = list(seen)
+    while stack:
+        fn = stack.pop()
+        for edge in fn._edges:
+            if edge is None:
+                continue
+            node = edge[0]
+            if edge[1] < 0:
+                add(node)
+            elif node not in seen:
+                seen.add(node)
+                stack.append(node)
+    return counts
+
+
+def _leaf_done(post: dict, leaf: Any, got: bool) -> None:
+    """One delivery to a hooked leaf is over: after its last, run its post-accumulate hooks
+    (when a gradient arrived)."""
+    entry = post.get(id(leaf))
+    if entry is None:
+        return
+    entry[1] -= 1
+    entry[2] = entry[2] or got
+    if entry[1] == 0 and entry[2]:
+        for hook in list((_hooks_of(leaf) or {}).values()):
+            hook(leaf)
 
 
 def _add_grad(grads: dict, fn: Function, index: int, g: Any) -> None:
