@@ -464,7 +464,8 @@ class ModelReport:
             theirs = self._seconds(self.empty_backward.torch)
             cost = ours + ("" if theirs is None else f", torch {_fmt(theirs)}")
             footer.append(f"fixed cost of one backward() call (a one-op graph): gradflow "
-                          f"{cost}; every layer's backward row includes it once")  # fmt: skip
+                          f"{cost}; every layer's backward row includes it once (so the "
+                          "outside row's backward may be below 0)")  # fmt: skip
         if self.wall:
             footer.append("wall time: NumPy's BLAS ran more than one thread (CPU time would "
                           "add up every thread's); torch runs one")  # fmt: skip
