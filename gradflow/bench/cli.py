@@ -118,6 +118,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="the same model built with torch: times it too and gives ratios "
                        "(gradflow's weights copied in when state_dict names match)")  # fmt: skip
     model.add_argument("--dtype", choices=user_model.DTYPES, help="float32 (default) or float64")
+    model.add_argument("--input-dtype", choices=["int64"],
+                       help="int64: integer input (token ids) drawn from [0, --input-high); "
+                       "default: a float input of --dtype")  # fmt: skip
+    model.add_argument("--input-high", type=_positive, metavar="N",
+                       help="with --input-dtype int64: the input's integers are below N (e.g. "
+                       "an Embedding's row count)")  # fmt: skip
     p.add_argument("--repeat", type=_positive, help=argparse.SUPPRESS)  # fixed count (tests)
     return p  # fmt: skip
 
@@ -177,7 +183,7 @@ def _output_problem(args: argparse.Namespace) -> str | None:
 def _model_problem(args: argparse.Namespace) -> str | None:
     """Why the --model options don't go together, or None."""
     if args.model is None:
-        names = ("input_shape", "loss", "torch_model", "dtype")
+        names = ("input_shape", "loss", "torch_model", "dtype", "input_dtype", "input_high")
         given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
         if given:
             return f"{', '.join(given)} only go with --model"
@@ -210,6 +216,8 @@ def run_model(args: argparse.Namespace, device: str) -> int:
             repeat=args.repeat,
             threads=args.threads,
             progress=not args.no_progress,
+            input_dtype=args.input_dtype,
+            input_high=args.input_high,
         )
     except user_model.ModelError as exc:  # what was given; gradflow's own errors: a traceback
         print(f"gradflow bench: error: {exc}", file=sys.stderr)

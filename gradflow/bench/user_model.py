@@ -56,6 +56,7 @@ from gradflow.bench.timing import BenchResult, Side, format_seconds, repeat_for,
 
 LOSSES = ("sum", "cross_entropy")
 DTYPES = ("float32", "float64")
+INPUT_DTYPES = ("float32", "float64", "int64")  # float: the model's dtype; int64: indices
 TARGET_SECONDS = {"model": 0.2, "layer": 0.05}  # time per side of a region without `repeat`
 NO_ARGUMENTS = ("the factory is called with no arguments; wrap it in functools.partial or a "
                 "def")  # fmt: skip
@@ -554,6 +555,8 @@ def model(
     layers: bool = True,
     threads: int = 1,
     progress: bool = False,
+    input_dtype: str | None = None,
+    input_high: int | None = None,
 ) -> ModelReport:
     """Time forward and backward of a gradflow model, whole and per layer (see the module
     docstring for what each figure measures), and of the same model in torch when
@@ -562,8 +565,11 @@ def model(
     `model_or_factory` and `torch_factory`: an nn.Module, a callable returning one (called with no
     arguments, after ``gradflow.manual_seed(0)`` / ``torch.manual_seed(0)``) or a
     ``"module:callable"`` spec. `input_shape`: the input's shape (a float input drawn from a
-    seeded normal distribution, the same on both sides). `loss`: "sum" (``out.sum()``) or
-    "cross_entropy" (random class indices over the output's last dimension). `repeat`: calls
+    seeded normal distribution, the same on both sides). `input_dtype`: None (the model's
+    `dtype`) or "int64", with `input_high`: integers drawn uniformly from [0, input_high), e.g.
+    the token ids of a model starting with an Embedding of input_high rows. `loss`: "sum"
+    (``out.sum()``) or "cross_entropy" (random class indices over the output's last
+    dimension). `repeat`: calls
     per region (default: as many as fit 0.2 s per side for the model, 0.05 s for a layer,
     5-50). `threads`: NumPy's BLAS threads on the CPU (torch runs with one, see
     gradflow.bench.machine; 0: the BLAS default; other than 1, wall time is compared).
@@ -580,7 +586,7 @@ def model(
         raise ModelError(f"loss {loss!r}: expected one of {', '.join(LOSSES)}")
     if dtype not in DTYPES:
         raise ModelError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    _check_size(shape, dtype)
+    x = _input(shape, dtype, input_dtype, input_high)
     dev = Device(device)
     device = str(dev)
     given = model_or_factory
@@ -591,7 +597,7 @@ def model(
     torch_threads = _torch_threads() if torch_factory is not None else None
     try:
         with blas_threads(threads if dev.type == "cpu" else 0):
-            sides, notes = _sides(given, torch_factory, shape, loss, dtype, device)
+            sides, notes = _sides(given, torch_factory, x, loss, dtype, device)
             whole = _time_whole(sides, shape, repeat)
             regions, empty = [], None
             if layers:
@@ -615,6 +621,25 @@ def _torch_threads() -> int | None:
     return torch.get_num_threads()
 
 
+def _input(shape: tuple, dtype: str, input_dtype: str | None, high: int | None) -> np.ndarray:
+    """The seeded input: normal floats of `dtype`, or int64 in [0, high) (see model)."""
+    if input_dtype not in (None, dtype, *INPUT_DTYPES):
+        raise ModelError(f"input dtype {input_dtype!r}: expected one of "
+                         f"{', '.join(INPUT_DTYPES)} (default: the model's dtype)")  # fmt: skip
+    integer = input_dtype == "int64"
+    if integer != (high is not None):
+        raise ModelError("an int64 input needs input_high (--input-high N: integers in [0, N))"
+                         if integer else "input_high goes with an int64 input "
+                         "(--input-dtype int64)")  # fmt: skip
+    if integer and (not isinstance(high, int) or high < 1):
+        raise ModelError(f"input_high must be an int of at least 1, got {high!r}")
+    _check_size(shape, "int64" if integer else dtype)
+    rng = np.random.default_rng(0)
+    if integer:
+        return rng.integers(0, high, shape, dtype=np.int64)
+    return rng.standard_normal(shape, dtype=np.dtype(dtype).type)
+
+
 def _check_size(shape: tuple, dtype: str) -> None:
     """Refuse an input larger than a quarter of the machine's memory before drawing it."""
     size = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
@@ -631,13 +656,13 @@ def _label(model: Any) -> str:
     return getattr(model, "__name__", None) or type(model).__name__
 
 
-def _sides(model: Any, torch_factory: Any, shape: tuple, loss: str, dtype: str,
+def _sides(model: Any, torch_factory: Any, x: np.ndarray, loss: str, dtype: str,
            device: str) -> tuple[list[_Side], list[str]]:  # fmt: skip
     import gradflow
 
+    shape = tuple(x.shape)
     gradflow.manual_seed(0)
     ours = _build(model, "gradflow", "model").to(device).to(getattr(gradflow, dtype))
-    x = np.random.default_rng(0).standard_normal(shape, dtype=np.dtype(dtype).type)
     sides = [_Side(gradflow, "gradflow", device, ours, gradflow.tensor(x, device=device), loss)]
     notes: list[str] = []
     if torch_factory is not None:

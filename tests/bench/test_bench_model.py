@@ -283,3 +283,26 @@ def test_options_that_do_not_apply_to_a_model_are_refused(extra, message, capsys
     args = ["bench", "--device", "cpu", "--repeat", "1", "--model", f"{NETS}:mlp", *shape, *extra]
     assert cli.main(args) == 2
     assert message in capsys.readouterr().err
+
+
+class _Embed(gradflow.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = gradflow.nn.Embedding(10, 4)
+        self.fc = gradflow.nn.Linear(4, 3)
+
+    def forward(self, ids):
+        return self.fc(self.embed(ids))
+
+
+def test_an_integer_input_below_input_high_feeds_an_embedding(capsys):
+    report = bench.model(_Embed, (4, 5), input_dtype="int64", input_high=10, repeat=1)
+    embed = [r for r in report.layers if r.name == "embed"]
+    assert [r.phase for r in embed] == ["forward", "backward"] and embed[0].shape == "4x5"
+    with pytest.raises(user_model.ModelError, match="needs input_high"):
+        bench.model(_Embed, (4, 5), input_dtype="int64", repeat=1)
+    with pytest.raises(user_model.ModelError, match="goes with an int64 input"):
+        bench.model(_Embed, (4, 5), input_high=10, repeat=1)
+    args = ["bench", "--device", "cpu", "--repeat", "1", "--model", f"{NETS}:mlp",
+            "--input-shape", "4,8", "--input-high", "3"]  # fmt: skip
+    assert cli.main(args) == 2 and "goes with an int64 input" in capsys.readouterr().err
