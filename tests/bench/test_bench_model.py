@@ -306,3 +306,12 @@ def test_an_integer_input_below_input_high_feeds_an_embedding(capsys):
     args = ["bench", "--device", "cpu", "--repeat", "1", "--model", f"{NETS}:mlp",
             "--input-shape", "4,8", "--input-high", "3"]  # fmt: skip
     assert cli.main(args) == 2 and "goes with an int64 input" in capsys.readouterr().err
+
+
+def test_a_dotted_module_raising_at_import_is_a_one_line_error(tmp_path, monkeypatch):
+    (tmp_path / "raises_dotted_xyz.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.chdir(tmp_path)
+    before = list(sys.path)
+    with pytest.raises(user_model.ModelError, match="importing raises_dotted_xyz: RuntimeError"):
+        bench.model("raises_dotted_xyz:build", (2, 2), repeat=1)
+    assert sys.path == before and "raises_dotted_xyz" not in sys.modules
