@@ -1,0 +1,88 @@
+"""Work: the handle of a collective started with ``async_op=True`` (PyTorch's ``Work``).
+
+An operation is a generator that yields lists of MPI requests (or objects with ``Test()``)
+and, once they complete, does the rest (writes results into the tensors, posts the next
+step). ``wait`` polls with a deadline instead of blocking in MPI, so a rank that never comes
+raises naming the operation rather than hanging the job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+_SPINS_BEFORE_SLEEP = 2000
+_SLEEP_S = 5e-5
+
+
+class Work:
+    """A started operation: ``wait()`` until it is done, ``is_completed()`` to ask."""
+
+    def __init__(
+        self,
+        op: str,
+        steps: Generator[list[Any], None, None],
+        timeout_s: float,
+        result: list[Any] | None = None,
+    ) -> None:
+        self.op = op
+        self._steps = steps
+        self._requests: list[Any] | None = []
+        self._timeout_s = timeout_s
+        self._result = result if result is not None else []
+        self._advance()
+
+    def _advance(self) -> bool:
+        """Moves past every finished step; True when the whole operation is done."""
+        while self._requests is not None:
+            if self._requests and not all(request.Test() for request in self._requests):
+                return False
+            try:
+                self._requests = list(next(self._steps))
+            except StopIteration:
+                self._requests = None
+        return True
+
+    def is_completed(self) -> bool:
+        return self._advance()
+
+    def wait(self, timeout: timedelta | float | None = None) -> bool:
+        """Blocks until the operation is done (results are in the tensors when it returns).
+
+        Raises RuntimeError naming the operation when `timeout` (default: the group's, from
+        ``init_process_group(timeout=...)``) passes first."""
+        limit = self._timeout_s if timeout is None else _seconds(timeout)
+        deadline = time.monotonic() + limit
+        spins = 0
+        while not self._advance():
+            spins += 1
+            if spins > _SPINS_BEFORE_SLEEP:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{self.op} timed out after {limit:g} s waiting for the other ranks "
+                        "(one may have failed, or is calling a different operation); raise "
+                        "init_process_group(timeout=...) if it only needs longer"
+                    )
+                time.sleep(_SLEEP_S)
+        return True
+
+    def result(self) -> list[Any]:
+        """The operation's output tensors (after ``wait``)."""
+        return self._result
+
+    def get_future(self) -> Any:
+        raise NotImplementedError("gradflow's Work has no futures: call wait()")
+
+
+def _seconds(timeout: timedelta | float) -> float:
+    return timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+
+
+def run(work: Work, async_op: bool) -> Work | None:
+    """What a collective returns: the handle, or None after waiting for it."""
+    if async_op:
+        return work
+    work.wait()
+    return None

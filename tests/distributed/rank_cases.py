@@ -1,0 +1,129 @@
+"""Rank script for tests/distributed: ``mpiexec -n 2 python -m mpi4py rank_cases.py CASE``.
+
+Each case asserts on its rank and prints "ok <rank>" when it passes; an assertion that fails
+raises, and mpi4py's runner then ends the whole job with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy
+
+import gradflow as gf
+import gradflow.distributed as dist
+
+CASES = {}
+
+
+def case(function):
+    CASES[function.__name__] = function
+    return function
+
+
+def close(tensor, expected) -> None:
+    numpy.testing.assert_allclose(tensor.numpy(), numpy.asarray(expected), rtol=1e-6)
+
+
+@case
+def all_reduce_ops(rank: int, size: int) -> None:
+    values = [float(r + 1) for r in range(size)]
+    expected = {
+        dist.ReduceOp.SUM: sum(values),
+        dist.ReduceOp.AVG: sum(values) / size,
+        dist.ReduceOp.MAX: max(values),
+        dist.ReduceOp.MIN: min(values),
+        dist.ReduceOp.PRODUCT: numpy.prod(values),
+    }
+    for dtype in (gf.float16, gf.float32, gf.float64):
+        for op, want in expected.items():
+            t = gf.full((2, 3), values[rank], dtype=dtype)
+            assert dist.all_reduce(t, op=op) is None
+            assert t.dtype == dtype
+            close(t, numpy.full((2, 3), want))
+    rows = numpy.array([[r + 1, -10 * (r + 1)] for r in range(size)])
+    integer = {
+        dist.ReduceOp.SUM: rows.sum(0),
+        dist.ReduceOp.MAX: rows.max(0),
+        dist.ReduceOp.MIN: rows.min(0),
+        dist.ReduceOp.PRODUCT: rows.prod(0),
+        dist.ReduceOp.BOR: numpy.bitwise_or.reduce(rows, 0),
+        dist.ReduceOp.BAND: numpy.bitwise_and.reduce(rows, 0),
+        dist.ReduceOp.BXOR: numpy.bitwise_xor.reduce(rows, 0),
+    }
+    for dtype in (gf.int32, gf.int64):
+        for op, want in integer.items():
+            t = gf.tensor(rows[rank], dtype=dtype)
+            dist.all_reduce(t, op=op)
+            assert t.dtype == dtype
+            assert t.tolist() == want.tolist(), (op, t.tolist(), want)
+    flags = gf.tensor([rank == 0, True, False])
+    dist.all_reduce(flags)  # SUM on bool is a logical or, as in PyTorch
+    assert flags.tolist() == [True, True, False]
+    flags = gf.tensor([rank == 0, True])
+    dist.all_reduce(flags, op=dist.ReduceOp.MIN)  # a logical and
+    assert flags.tolist() == [size == 1, True]
+    strided = gf.arange(12, dtype=gf.float32).reshape(3, 4)[:, 1]  # a view, not contiguous
+    base = strided
+    dist.all_reduce(strided)
+    close(base, numpy.array([1.0, 5.0, 9.0]) * size)
+
+
+@case
+def data_movers(rank: int, size: int) -> None:
+    t = gf.full((3,), float(rank))
+    dist.broadcast(t, src=size - 1)
+    close(t, [size - 1.0] * 3)
+    half = gf.full((2,), float(rank), dtype=gf.float16)
+    dist.broadcast(half, src=0)
+    close(half, [0.0, 0.0])
+    gathered = [gf.zeros(2, dtype=gf.int32) for _ in range(size)]
+    dist.all_gather(gathered, gf.full((2,), rank, dtype=gf.int32))
+    assert [g.tolist() for g in gathered] == [[r, r] for r in range(size)]
+    flat = gf.zeros(2 * size)
+    dist.all_gather_into_tensor(flat, gf.full((2,), float(rank)))
+    close(flat, numpy.repeat(numpy.arange(size, dtype=numpy.float32), 2))
+    stacked = gf.zeros(size, 2)
+    dist.all_gather_into_tensor(stacked, gf.full((2,), float(rank)))
+    close(stacked, numpy.repeat(numpy.arange(size, dtype=numpy.float32), 2).reshape(size, 2))
+    chunk = gf.zeros(2)
+    dist.reduce_scatter_tensor(chunk, gf.arange(2 * size, dtype=gf.float32) * (rank + 1))
+    total = sum(r + 1 for r in range(size))
+    close(chunk, numpy.arange(2 * rank, 2 * rank + 2) * total)
+    dist.reduce_scatter_tensor(chunk, gf.ones(2 * size), op=dist.ReduceOp.AVG)
+    close(chunk, [1.0, 1.0])
+    mine = gf.full((2,), float(rank + 1))
+    dist.reduce(mine, dst=0)
+    close(mine, [float(total)] * 2 if rank == 0 else [float(rank + 1)] * 2)
+    dist.barrier()
+
+
+@case
+def async_handles(rank: int, size: int) -> None:
+    t = gf.full((1000,), float(rank + 1))
+    work = dist.all_reduce(t, async_op=True)
+    assert isinstance(work, dist.Work)
+    assert work.wait() is True
+    assert work.is_completed()
+    close(t, numpy.full(1000, sum(range(1, size + 1)), dtype=numpy.float32))
+    works = [dist.all_reduce(gf.ones(10) * i, async_op=True) for i in range(5)]
+    works.append(dist.broadcast(gf.zeros(3), src=0, async_op=True))
+    works.append(dist.barrier(async_op=True))
+    for handle in works:
+        handle.wait()
+        assert handle.is_completed()
+    assert works[2].result()[0].tolist() == [2.0 * size] * 10
+
+
+def main() -> None:
+    name = sys.argv[1]
+    dist.init_process_group(backend="mpi")
+    rank, size = dist.get_rank(), dist.get_world_size()
+    CASES[name](rank, size)
+    dist.destroy_process_group()
+    sys.stdout.write(f"ok {rank}\n")  # one write: the ranks' lines may interleave
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

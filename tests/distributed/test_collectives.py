@@ -1,0 +1,38 @@
+"""gradflow.distributed's collectives: in one process (world size 1) and under mpiexec -n 2."""
+
+import pytest
+from distributed_launch import passed, run_ranks
+
+import gradflow as gf
+import gradflow.distributed as dist
+
+pytest.importorskip("mpi4py", reason="needs mpi4py: pip install -e '.[mpi]'")
+
+
+@pytest.fixture
+def world():
+    dist.init_process_group(backend="mpi")
+    yield
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("case", ["all_reduce_ops", "data_movers", "async_handles"])
+def test_cases_on_one_rank(world, case):
+    import rank_cases
+
+    rank_cases.CASES[case](dist.get_rank(), dist.get_world_size())
+
+
+@pytest.mark.parametrize("case", ["all_reduce_ops", "data_movers", "async_handles"])
+def test_cases_on_two_ranks(case):
+    result = run_ranks("rank_cases.py", case)
+    assert passed(result), result.stdout
+
+
+def test_world_of_one(world):
+    assert dist.is_initialized()
+    assert (dist.get_rank(), dist.get_world_size(), dist.get_local_rank()) == (0, 1, 0)
+    assert dist.get_backend() == "mpi"
+    t = gf.tensor([1.0, 2.0])
+    dist.all_reduce(t, op=dist.ReduceOp.AVG)
+    assert t.tolist() == [1.0, 2.0]
