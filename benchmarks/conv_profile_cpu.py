@@ -1,5 +1,6 @@
 """Where a CPU convolution's time goes, against torch (issue 17's profile of the conv cases):
-forward and backward timed apart, gradflow and torch alternating call by call, one thread
+forward and backward (from the op sweep's dense output gradient) timed apart, gradflow and
+torch alternating call by call, one thread
 each, CPU-time medians; beside them the FLOPs of the conv's three GEMM-shaped passes
 (forward, input gradient, weight gradient) and the time they take at the rate OpenBLAS
 reaches on one GEMM of the case's own shape (the floor for any route that hands the
@@ -85,11 +86,11 @@ def profile(name: str, torch: Any, repeat: int, scale: float = 1.0) -> dict:
     held: dict = {}
 
     def forward(side: op_cases.Side) -> Any:
-        return lambda: held.__setitem__(side.lib, side.fn_output(case.fn).sum())
+        return lambda: held.__setitem__(side.lib, side.fn_output(case.fn))
 
     def backward(side: op_cases.Side) -> Any:
         def step() -> None:
-            held.pop(side.lib).backward()
+            held.pop(side.lib).backward(side.grad)  # the sweep's dense output gradient
 
         return step
 

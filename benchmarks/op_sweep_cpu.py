@@ -1,4 +1,5 @@
-"""Op-by-op CPU sweep against torch (issue 17): forward + ``.sum().backward()`` of every case in
+"""Op-by-op CPU sweep against torch (issue 17): forward + backward (from a dense gradient, as in
+training; ``--backward sum`` for the issue's ``.sum().backward()``) of every case in
 ``gradflow/bench/op_cases.py``, float32, one thread on each side, gradflow and torch interleaved
 call by call, CPU-time medians (``time.process_time``, which other jobs on a shared machine
 distort less than wall time). Prints each case's family, times and ratio (gradflow time / torch
@@ -106,8 +107,16 @@ def _mib(size: int | None) -> str:
     return "-" if size is None else f"{size / 2**20:.1f}"
 
 
+BACKWARD_TEXT = {
+    "dense": "backward from a fixed dense random gradient of the output's shape (the same on "
+    "both sides; a loss from 1), as a training step hands each op",
+    "sum": "`.sum().backward()` (the issue's method: a broadcast gradient, which both "
+    "frameworks can take shortcuts on)",
+}
+
+
 def write_markdown(path: str, rows: list[tuple], mean: float | None, argv: list[str],
-                   heap: str) -> None:  # fmt: skip
+                   heap: str, backward: str = "dense") -> None:  # fmt: skip
     """The dated table: case, family, shape, both medians, the ratio, page faults per step
     (and peak memory when measured); then the geometric mean. ``rows``: (case, CaseTiming,
     (gradflow's, torch's peak bytes) or None)."""
@@ -117,7 +126,7 @@ def write_markdown(path: str, rows: list[tuple], mean: float | None, argv: list[
     lines = [
         f"# CPU op sweep against torch, {today} (issue 17)",
         "",
-        "Forward + `.sum().backward()` of each case, float32, one thread on each side "
+        f"Forward + {BACKWARD_TEXT[backward]} of each case, float32, one thread on each side "
         "(`torch.set_num_threads(1)`, threadpoolctl for NumPy's BLAS), gradflow and torch "
         "interleaved call by call, CPU-time medians (`time.process_time`). Ratio: gradflow / "
         "torch, below 1 is faster. Faults: minor page faults per step (medians), gradflow / "
@@ -172,6 +181,13 @@ def main(argv: list[str] | None = None) -> float | None:
         help="also each side's peak memory of one step (slow, untimed)",
     )
     parser.add_argument(
+        "--backward",
+        choices=op_cases.BACKWARDS,
+        default="dense",
+        help="where each step's backward starts: a dense random gradient (default, as in "
+        "training) or .sum() (the issue's original method)",
+    )
+    parser.add_argument(
         "--default-heap",
         action="store_true",
         help="leave glibc's adaptive heap (torch's steps may fault pages in)",
@@ -191,8 +207,9 @@ def main(argv: list[str] | None = None) -> float | None:
     rows = []
     with threadpool_limits(1):
         for case in cases:
-            t = measure_case(case, torch, args.repeat, args.scale)
-            peaks = op_cases.peak_memory_case(case, torch, args.scale) if args.memory else None
+            t = measure_case(case, torch, args.repeat, args.scale, args.backward)
+            peaks = (op_cases.peak_memory_case(case, torch, args.scale, args.backward)
+                     if args.memory else None)  # fmt: skip
             rows.append((case, t, peaks))
             line = f"{case.family:13s} {case.name:18s} gradflow {t.seconds * 1e3:8.3f} ms  "
             if t.torch_seconds is not None:
@@ -209,7 +226,7 @@ def main(argv: list[str] | None = None) -> float | None:
         mean = geometric_mean([t.seconds / t.torch_seconds for _, t, _ in rows])
         print(f"geometric mean {mean:.2f} over {len(rows)} cases")
     if args.markdown:
-        write_markdown(args.markdown, rows, mean, argv, heap)
+        write_markdown(args.markdown, rows, mean, argv, heap, args.backward)
     return mean
 
 

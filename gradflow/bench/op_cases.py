@@ -1,13 +1,18 @@
 """The op cases of issue 17, each written once as PyTorch code and run on gradflow and torch.
 
-A case is forward + ``.sum().backward()`` of one op or one layer, float32, at the size the issue
-names (pointwise ops at 2^20 elements). ``CASES`` lists them; ``time_case`` times one on both
-sides, interleaved call by call, in CPU time (``time.process_time``: other jobs on a shared
-machine distort it less than wall time), and returns the medians (``measure_case`` adds the
-page faults per step); ``check_case`` compares the two sides' outputs and gradients;
-``prepare`` builds a case's sides (gradflow's, then torch's) for a timer of its own, each with
-``step()``. ``benchmarks/op_sweep_cpu.py`` prints and records the cases, and `gradflow bench`
-builds its "ops" suite from them.
+A case is forward + backward of one op or one layer, float32, at the size the issue names
+(pointwise ops at 2^20 elements). The backward starts from a fixed dense random gradient of the
+output's shape, the same on both sides (a loss's scalar output from 1), as a training step
+hands each op a dense gradient: the issue's ``.sum().backward()`` (``backward="sum"``) hands a
+broadcast of ones instead, which both frameworks can take shortcuts on that training never
+sees (a normalization's gradient of a sum is 0).
+
+``CASES`` lists them; ``time_case`` times one on both sides, interleaved call by call, in CPU
+time (``time.process_time``: other jobs on a shared machine distort it less than wall time),
+and returns the medians (``measure_case`` adds the page faults per step); ``check_case``
+compares the two sides' outputs and gradients; ``prepare`` builds a case's sides (gradflow's,
+then torch's) for a timer of its own, each with ``step()``. ``benchmarks/op_sweep_cpu.py``
+prints and records the cases, and `gradflow bench` builds its "ops" suite from them.
 
 Each case has a name, a family, the shape as text, ``make(rng, scale)`` (the NumPy inputs:
 floats become tensors that require grad, integers index tensors) and ``fn(lib, *args)`` with
@@ -46,7 +51,8 @@ SMOKE_SCALE = 1 / 32
 @dataclass(frozen=True)
 class OpCase:
     """One case: ``fn(lib, *args)`` on ``make(rng, scale)``'s inputs (after ``build(lib)``'s
-    module when there is one); its output's ``.sum().backward()`` is part of the step."""
+    module when there is one); its output's backward (from a dense gradient, see the module
+    docstring) is part of the step."""
 
     name: str
     family: str
@@ -384,6 +390,7 @@ class Side:
     inputs: list
     module: Any = None
     optimizer: Any = None
+    grad: Any = None  # the output gradient backward starts from; None: .sum().backward()
 
     def fn_output(self, fn: Callable[..., Any]) -> Any:
         """``fn``'s output, the gradients of the last step cleared."""
@@ -394,15 +401,30 @@ class Side:
         return fn(self.lib, *self.args)
 
     def step(self, fn: Callable[..., Any]) -> None:
-        """One timed step: forward, ``.sum().backward()``, the optimizer's step if any."""
-        self.fn_output(fn).sum().backward()
+        """One timed step: forward, backward (from ``grad``; a scalar output from 1, and
+        ``.sum()`` when ``grad`` is None), the optimizer's step if any."""
+        out = self.fn_output(fn)
+        if self.grad is not None:
+            out.backward(self.grad)
+        elif out.ndim == 0:
+            out.backward()
+        else:
+            out.sum().backward()
         if self.optimizer is not None:
             self.optimizer.step()
 
 
-def prepare(case: OpCase, torch: Any, scale: float = 1.0, dtype: str = "float32") -> list[Side]:
-    """gradflow's side, then torch's when torch is given: the same inputs, the same weights;
-    `dtype` "float64" casts the float inputs and the module (check_case's argmax cases)."""
+BACKWARDS = ("dense", "sum")  # where a step's backward starts: see the module docstring
+
+
+def prepare(case: OpCase, torch: Any, scale: float = 1.0, dtype: str = "float32",
+            backward: str = "dense") -> list[Side]:  # fmt: skip
+    """gradflow's side, then torch's when torch is given: the same inputs, the same weights,
+    the same output gradient (``backward`` "dense", made here from one untimed forward; "sum":
+    none, the step sums); `dtype` "float64" casts the float inputs and the module
+    (check_case's argmax cases)."""
+    if backward not in BACKWARDS:
+        raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
     arrays = case.make(numpy.random.default_rng(0), scale)
     arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
     sides = []
@@ -420,6 +442,14 @@ def prepare(case: OpCase, torch: Any, scale: float = 1.0, dtype: str = "float32"
                 optimizer = case.optimizer(lib, module.parameters())
         args = [module, *inputs] if module is not None else inputs
         sides.append(Side(lib, args, inputs, module, optimizer))
+    if backward == "dense":
+        with gradflow.no_grad():
+            out = case.fn(gradflow, *sides[0].args)
+        if out.ndim:
+            values = numpy.random.default_rng(1).standard_normal(tuple(out.shape))
+            values = values.astype(out.numpy().dtype)
+            for side in sides:
+                side.grad = side.lib.tensor(values)
     return sides
 
 
@@ -454,14 +484,15 @@ class CaseTiming:
     torch_faults: float | None
 
 
-def measure_case(case: OpCase, torch: Any, repeat: int, scale: float = 1.0) -> CaseTiming:
+def measure_case(case: OpCase, torch: Any, repeat: int, scale: float = 1.0,
+                 backward: str = "dense") -> CaseTiming:  # fmt: skip
     """``repeat`` steps of each side after one warm-up step each, the two sides alternating
     call by call (timing.time_interleaved, the method `gradflow bench --suite ops` uses too):
     CPU time (``time.process_time``) and minor page faults of each step, medians."""
     from gradflow.bench.timing import Side as Timed
     from gradflow.bench.timing import time_interleaved
 
-    sides = prepare(case, torch, scale)
+    sides = prepare(case, torch, scale, backward=backward)
     timed = [Timed(lambda side=side: side.step(case.fn)) for side in sides]
     records = time_interleaved(timed, repeat)
     seconds = [statistics.median(cpus) for _, cpus, _ in records]
@@ -471,14 +502,16 @@ def measure_case(case: OpCase, torch: Any, repeat: int, scale: float = 1.0) -> C
     return CaseTiming(seconds[0], seconds[1], per_step[0], per_step[1])
 
 
-def time_case(case: OpCase, torch: Any, repeat: int, scale: float = 1.0) -> tuple[float, Any]:
+def time_case(case: OpCase, torch: Any, repeat: int, scale: float = 1.0,
+              backward: str = "dense") -> tuple[float, Any]:  # fmt: skip
     """CPU-time medians (seconds) of ``repeat`` steps, gradflow's and torch's (None without
     torch), after one warm-up step each; the two sides alternate call by call."""
-    timing = measure_case(case, torch, repeat, scale)
+    timing = measure_case(case, torch, repeat, scale, backward)
     return timing.seconds, timing.torch_seconds
 
 
-def peak_memory_case(case: OpCase, torch: Any, scale: float = 1.0) -> tuple[int, int | None]:
+def peak_memory_case(case: OpCase, torch: Any, scale: float = 1.0,
+                     backward: str = "dense") -> tuple[int, int | None]:  # fmt: skip
     """Bytes allocated at the peak of one step above what was live before it, gradflow's
     (tracemalloc, ``gradflow.bench.timing.peak_memory``) and torch's (its profiler,
     ``gradflow.bench.frameworks.torch_peak_memory``; None without torch). Each side is fresh:
@@ -487,7 +520,7 @@ def peak_memory_case(case: OpCase, torch: Any, scale: float = 1.0) -> tuple[int,
     from gradflow.bench.frameworks import torch_peak_memory
     from gradflow.bench.timing import peak_memory
 
-    sides = prepare(case, torch, scale)
+    sides = prepare(case, torch, scale, backward=backward)
     ours = peak_memory(lambda: sides[0].step(case.fn))
     if torch is None:
         return ours, None
@@ -525,13 +558,13 @@ def check_case(case: OpCase, torch: Any, scale: float = 1.0) -> dict[str, float]
     inputs and weights on both sides, where values a float32 rounding apart stay apart; the
     tolerance stays the same, and every other case is compared in float32 alone.
     """
-    ours, theirs = prepare(case, torch, scale)
+    ours, theirs = prepare(case, torch, scale, backward="sum")  # its own gradient, below
     outputs = [side.fn_output(case.fn) for side in (ours, theirs)]
     output_error = _relative_error(*(out.detach().numpy() for out in outputs))
     dtype = numpy.float32
     if case.argmax:  # the gradients of a float64 run: no near-tie at float32's rounding
         dtype = numpy.float64
-        ours, theirs = prepare(case, torch, scale, "float64")
+        ours, theirs = prepare(case, torch, scale, "float64", backward="sum")
         outputs = [side.fn_output(case.fn) for side in (ours, theirs)]
     gradient = numpy.random.default_rng(1).standard_normal(tuple(outputs[1].shape))
     for side, out in zip((ours, theirs), outputs, strict=True):

@@ -9,7 +9,7 @@ What a step covers (see workloads.py):
   benchmarks/ do;
 - optim times one optimizer step on fixed grads; train one full step of a gradflow.models
   model (forward, cross-entropy, backward, Adam);
-- ops times forward + ``.sum().backward()`` of each of issue 17's op cases
+- ops times forward + backward (from a dense output gradient) of each of issue 17's op cases
   (gradflow/bench/op_cases.py: every op family, pointwise ops at 2^20 elements) at the
   issue's sizes, on the CPU. It is not part of "all" (a minute or more at one size).
 """
@@ -141,8 +141,8 @@ OPS_DEVICES = ("cpu",)  # op_cases builds its tensors on the CPU
 
 
 def ops(size: str) -> list[Case]:
-    """Issue 17's op cases (op_cases.CASES), forward + ``.sum().backward()``, at the issue's
-    sizes ("small"; the suite has no other size); on the CPU only. A case's `size` is the
+    """Issue 17's op cases (op_cases.CASES), forward + backward from a dense gradient, at the
+    issue's sizes ("small"; the suite has no other size); on the CPU only. A case's `size` is the
     element count of its inputs."""
     from gradflow.bench import op_cases
 

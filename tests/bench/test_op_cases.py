@@ -170,12 +170,37 @@ def test_a_max_routed_case_compares_gradients_in_float64(monkeypatch):
     dtypes = []
     real = op_cases.prepare
 
-    def spy(case, torch, scale=1.0, dtype="float32"):
+    def spy(case, torch, scale=1.0, dtype="float32", backward="dense"):
         dtypes.append(dtype)
-        return real(case, torch, scale, dtype)
+        return real(case, torch, scale, dtype, backward)
 
     monkeypatch.setattr(op_cases, "prepare", spy)
     errors = check_case(case, torch, SMOKE_SCALE)
     assert dtypes == ["float32", "float64"] and max(errors.values()) < 1e-4
     wrong = dataclasses.replace(case, fn=lambda lib, m, x: m(x) * (1 + (lib is gradflow)))
     assert check_case(wrong, torch, SMOKE_SCALE)["0.weight"] > 0.1
+
+
+def test_a_step_backs_off_a_fixed_dense_gradient_the_same_on_both_sides():
+    """The timed step's backward starts from one random gradient of the output's shape (not a
+    sum's broadcast of ones), the same array on both sides; a loss from 1; backward="sum"
+    keeps the issue's .sum().backward()."""
+    from gradflow.bench import op_cases
+
+    torch = pytest.importorskip("torch")
+    case = op_cases.CASES_BY_NAME["layer_norm"]
+    ours, theirs = op_cases.prepare(case, torch, SMOKE_SCALE)
+    assert ours.grad.shape == ours.fn_output(case.fn).shape
+    numpy.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    assert float(ours.grad.std()) > 0.5  # random, not ones
+    ours.step(case.fn)
+    dense = ours.inputs[0].grad.numpy().copy()
+    assert numpy.abs(dense).max() > 1e-3  # a layer_norm's gradient of a sum is ~0
+    summed = op_cases.prepare(case, None, SMOKE_SCALE, backward="sum")[0]
+    assert summed.grad is None
+    summed.step(case.fn)
+    assert numpy.abs(summed.inputs[0].grad.numpy()).max() < 1e-3
+    loss = op_cases.prepare(op_cases.CASES_BY_NAME["cross_entropy"], None, SMOKE_SCALE)[0]
+    assert loss.grad is None  # a scalar output backs off 1
+    with pytest.raises(ValueError, match="backward must be one of"):
+        op_cases.prepare(case, None, SMOKE_SCALE, backward="ones")
