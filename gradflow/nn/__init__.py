@@ -1,7 +1,7 @@
 """Neural-network building blocks shaped like torch.nn: Module, Parameter, layers, losses,
-containers, ``init``, ``utils`` and ``functional``."""
+containers, ``init``, ``utils``, ``functional`` and ``parallel`` (DistributedDataParallel)."""
 
-from gradflow.nn import functional, fusion, init, modules, utils
+from gradflow.nn import functional, fusion, init, modules, parallel, utils
 from gradflow.nn.activation import (
     CELU,
     ELU,
@@ -134,6 +134,7 @@ from gradflow.nn.pooling import (
     MaxUnpool3d,
 )
 from gradflow.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from gradflow.nn.sync_batchnorm import SyncBatchNorm
 from gradflow.nn.transformer import (
     Transformer,
     TransformerDecoder,
@@ -272,6 +273,7 @@ __all__ = [
     "Softplus",
     "Softshrink",
     "Softsign",
+    "SyncBatchNorm",
     "Tanh",
     "Tanhshrink",
     "Threshold",
@@ -294,5 +296,6 @@ __all__ = [
     "fusion",
     "init",
     "modules",
+    "parallel",
     "utils",
 ]
