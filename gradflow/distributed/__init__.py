@@ -13,8 +13,12 @@ from gradflow.distributed.collectives import (
     all_reduce,
     barrier,
     broadcast,
+    irecv,
+    isend,
+    recv,
     reduce,
     reduce_scatter_tensor,
+    send,
 )
 from gradflow.distributed.process_group import (
     GroupMember,
@@ -49,10 +53,14 @@ __all__ = [
     "get_world_size",
     "group",
     "init_process_group",
+    "irecv",
     "is_available",
     "is_initialized",
     "is_mpi_available",
     "is_nccl_available",
+    "isend",
+    "recv",
     "reduce",
     "reduce_scatter_tensor",
+    "send",
 ]

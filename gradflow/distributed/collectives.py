@@ -147,13 +147,17 @@ def _describe(op: str, argument: int, tensor: Tensor) -> numpy.ndarray:
     return numpy.array(row, dtype=numpy.int64)
 
 
-def _explain(row: numpy.ndarray) -> str:
+def _shape_text(row: numpy.ndarray) -> str:
     ndim = int(row[3])
-    shape = tuple(int(d) for d in row[4 : 4 + min(ndim, _DIMS)])
+    shape: tuple = tuple(int(d) for d in row[4 : 4 + min(ndim, _DIMS)])
     if ndim > _DIMS:
         shape = (*shape, "...")
     dtype = _DTYPES[row[2]] if 0 <= row[2] < len(_DTYPES) else "another dtype"
-    return f"called {_OPS[row[0]]} on shape {shape} and dtype {dtype}"
+    return f"shape {shape} and dtype {dtype}"
+
+
+def _explain(row: numpy.ndarray) -> str:
+    return f"called {_OPS[row[0]]} on {_shape_text(row)}"
 
 
 def _agree(world: _World, op: str, tensor: Tensor, argument: int = 0) -> None:
@@ -170,10 +174,8 @@ def _agree(world: _World, op: str, tensor: Tensor, argument: int = 0) -> None:
     for rank, row in enumerate(everyone):
         if not numpy.array_equal(row, mine):
             detail = ""
-            if row[0] == mine[0] and row[1:3].tolist() == mine[1:3].tolist():
-                detail = ""
-            elif row[0] == mine[0] and row[1] != mine[1]:
-                detail = f" (rank {world.rank} passed {int(mine[1])}, rank {rank} {int(row[1])})"
+            if row[0] == mine[0] and row[1] != mine[1]:
+                detail = f" (but a different src/dst/op: {int(mine[1])} and {int(row[1])})"
             raise RuntimeError(
                 f"{op}: the ranks' calls do not match: rank {world.rank} {_explain(mine)}, "
                 f"rank {rank} {_explain(row)}{detail}; every rank must make the same call "
@@ -385,3 +387,63 @@ def barrier(group: Any = None, async_op: bool = False, device_ids: Any = None) -
             yield [world.comm.Ibarrier()]
 
     return run(Work("barrier", steps(), world.timeout_s), async_op)
+
+
+# ---- point to point -------------------------------------------------------------------------
+# Each message is two: a description of the tensor (tag 2 * tag + 1), which the receiver
+# checks against its own tensor, then the data (tag 2 * tag).
+def isend(tensor: Tensor, dst: int, group: Any = None, tag: int = 0) -> Work:
+    """Starts sending `tensor` to rank `dst` (matched by a ``recv`` with the same `tag`)."""
+    world = _current(group)
+    _tensor("isend", "tensor", tensor)
+    dst = _root(world, "isend", "dst", dst)
+    description = _describe("send", world.rank, tensor)
+    buffer = _host(tensor)
+
+    def steps() -> Any:
+        yield [
+            world.comm.Isend(description, dst, tag=2 * tag + 1),
+            world.comm.Isend(_bytes(buffer), dst, tag=2 * tag),
+        ]
+
+    return Work("send", steps(), world.timeout_s, [tensor])
+
+
+def irecv(tensor: Tensor, src: int | None = None, group: Any = None, tag: int = 0) -> Work:
+    """Starts receiving into `tensor` from rank `src` (any rank when None); the Work's
+    ``source_rank`` is the sender once it completes."""
+    world = _current(group)
+    _tensor("irecv", "tensor", tensor)
+    source = world.mpi.ANY_SOURCE if src is None else _root(world, "irecv", "src", src)
+    description = numpy.empty(4 + _DIMS, dtype=numpy.int64)
+    buffer = _output_buffer(tensor)
+    info: dict[str, Any] = {"source_rank": None}
+
+    def steps() -> Any:
+        yield [world.comm.Irecv(description, source, tag=2 * tag + 1)]
+        sender = int(description[1])
+        info["source_rank"] = sender
+        mine = _describe("send", sender, tensor)
+        if not numpy.array_equal(mine, description):
+            raise RuntimeError(
+                f"recv: rank {sender} sent a tensor of {_shape_text(description)} but rank "
+                f"{world.rank} receives into one of {_shape_text(mine)}; the tensors of send "
+                "and recv must have the same shape and dtype"
+            )
+        yield [world.comm.Irecv(_bytes(buffer), sender, tag=2 * tag)]
+        _store(tensor, buffer)
+
+    return Work("recv", steps(), world.timeout_s, [tensor], info)
+
+
+def send(tensor: Tensor, dst: int, group: Any = None, tag: int = 0) -> None:
+    """Sends `tensor` to rank `dst`; returns when the data has left (a ``recv`` matched it,
+    or MPI buffered it)."""
+    isend(tensor, dst, group, tag).wait()
+
+
+def recv(tensor: Tensor, src: int | None = None, group: Any = None, tag: int = 0) -> int:
+    """Receives into `tensor` from rank `src` (any rank when None); returns the sender."""
+    work = irecv(tensor, src, group, tag)
+    work.wait()
+    return work._source_rank()

@@ -26,8 +26,10 @@ class Work:
         steps: Generator[list[Any], None, None],
         timeout_s: float,
         result: list[Any] | None = None,
+        info: dict[str, Any] | None = None,
     ) -> None:
         self.op = op
+        self._info = info if info is not None else {}
         self._steps = steps
         self._requests: list[Any] | None = []
         self._timeout_s = timeout_s
@@ -71,6 +73,10 @@ class Work:
     def result(self) -> list[Any]:
         """The operation's output tensors (after ``wait``)."""
         return self._result
+
+    def _source_rank(self) -> int | None:
+        """The rank a completed ``irecv`` received from (PyTorch's ``Work._source_rank``)."""
+        return self._info.get("source_rank")
 
     def get_future(self) -> Any:
         raise NotImplementedError("gradflow's Work has no futures: call wait()")

@@ -6,7 +6,9 @@ raises, and mpi4py's runner then ends the whole job with a non-zero exit.
 
 from __future__ import annotations
 
+import datetime
 import sys
+import time
 
 import numpy
 
@@ -113,6 +115,82 @@ def async_handles(rank: int, size: int) -> None:
         handle.wait()
         assert handle.is_completed()
     assert works[2].result()[0].tolist() == [2.0 * size] * 10
+
+
+@case
+def point_to_point(rank: int, size: int) -> None:
+    if rank == 0:
+        dist.send(gf.tensor([1.0, 2.0, 3.0]), dst=1)
+        dist.send(gf.tensor([7, 8], dtype=gf.int16), dst=1, tag=5)
+        grid = gf.zeros(3, 4, dtype=gf.float16)
+        column = grid[:, 2]  # received into a strided view
+        work = dist.irecv(column, src=1, tag=3)
+        assert work.wait() and work._source_rank() == 1
+        assert grid.tolist() == [[0, 0, r, 0] for r in (4.0, 5.0, 6.0)]
+    elif rank == 1:
+        first = gf.zeros(3)
+        assert dist.recv(first) == 0  # from any rank
+        assert first.tolist() == [1.0, 2.0, 3.0]
+        second = gf.zeros(2, dtype=gf.int16)
+        assert dist.recv(second, src=0, tag=5) == 0
+        assert second.tolist() == [7, 8]
+        dist.isend(gf.tensor([4.0, 5.0, 6.0], dtype=gf.float16), dst=0, tag=3).wait()
+
+
+def expect_error(what: str, call, *phrases: str) -> None:
+    try:
+        call()
+    except RuntimeError as error:
+        for phrase in phrases:
+            assert phrase in str(error), (phrase, str(error))
+        return
+    raise AssertionError(f"{what} did not raise")
+
+
+@case
+def mismatched_calls(rank: int, size: int) -> None:
+    expect_error(
+        "shapes",
+        lambda: dist.all_reduce(gf.zeros(2 + rank, 3)),
+        "all_reduce",
+        "shape (2, 3)",
+        "shape (3, 3)",
+    )
+    expect_error(
+        "dtypes",
+        lambda: dist.all_reduce(gf.zeros(2, dtype=gf.float32 if rank else gf.float64)),
+        "dtype float32",
+        "dtype float64",
+    )
+    if rank == 0:
+        expect_error("ops", lambda: dist.all_reduce(gf.zeros(4)), "called all_reduce")
+    else:
+        expect_error("ops", lambda: dist.broadcast(gf.zeros(4), src=0), "called broadcast")
+    expect_error("roots", lambda: dist.broadcast(gf.zeros(4), src=rank), "different src/dst/op")
+    t = gf.ones(4)
+    dist.all_reduce(t)  # the group still works after a refused call
+    assert t.tolist() == [float(size)] * 4
+    if rank == 0:
+        dist.send(gf.zeros(3), dst=1)
+    elif rank == 1:
+        expect_error("recv", lambda: dist.recv(gf.zeros(4), src=0), "shape (3,)", "shape (4,)")
+
+
+@case
+def one_rank_fails(rank: int, size: int) -> None:
+    if rank == 1:
+        raise ValueError("rank 1 fails on purpose")
+    dist.all_reduce(gf.ones(3))  # rank 0 waits for rank 1, which never comes
+
+
+@case
+def one_rank_is_late(rank: int, size: int) -> None:
+    dist.destroy_process_group()
+    dist.init_process_group(backend="mpi", timeout=datetime.timedelta(seconds=1))
+    if rank == 0:
+        dist.all_reduce(gf.ones(3))
+    else:
+        time.sleep(20)
 
 
 def main() -> None:

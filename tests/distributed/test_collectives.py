@@ -8,6 +8,8 @@ import gradflow.distributed as dist
 
 pytest.importorskip("mpi4py", reason="needs mpi4py: pip install -e '.[mpi]'")
 
+CASES = ["all_reduce_ops", "data_movers", "async_handles"]
+
 
 @pytest.fixture
 def world():
@@ -16,14 +18,14 @@ def world():
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("case", ["all_reduce_ops", "data_movers", "async_handles"])
+@pytest.mark.parametrize("case", CASES)
 def test_cases_on_one_rank(world, case):
     import rank_cases
 
     rank_cases.CASES[case](dist.get_rank(), dist.get_world_size())
 
 
-@pytest.mark.parametrize("case", ["all_reduce_ops", "data_movers", "async_handles"])
+@pytest.mark.parametrize("case", [*CASES, "point_to_point"])
 def test_cases_on_two_ranks(case):
     result = run_ranks("rank_cases.py", case)
     assert passed(result), result.stdout

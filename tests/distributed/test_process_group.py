@@ -1,0 +1,107 @@
+"""init_process_group and the rank queries in one process (world size 1, no mpiexec)."""
+
+import datetime
+import os
+import subprocess
+import sys
+
+import pytest
+
+import gradflow as gf
+import gradflow.distributed as dist
+
+
+def test_importing_gradflow_does_not_import_mpi4py():
+    code = "import sys, gradflow, gradflow.distributed; print('mpi4py' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_queries_before_init_raise_as_torch_does():
+    assert not dist.is_initialized()
+    for query in (dist.get_rank, dist.get_world_size, dist.get_local_rank, dist.barrier):
+        with pytest.raises(ValueError, match="has not been initialized"):
+            query()
+    with pytest.raises(ValueError, match="has not been initialized"):
+        dist.all_reduce(gf.ones(2))
+
+
+def test_without_mpi4py_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    with pytest.raises(RuntimeError, match=r"needs mpi4py: pip install -e '.\[mpi\]'"):
+        dist.init_process_group(backend="mpi")
+    assert not dist.is_initialized()
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="backend 'gloo' is not supported"):
+        dist.init_process_group(backend="gloo")
+    with pytest.raises(TypeError, match="timedelta"):
+        dist.init_process_group(backend="mpi", timeout=5)
+
+
+def needs_mpi4py() -> None:
+    pytest.importorskip("mpi4py", reason="needs mpi4py: pip install -e '.[mpi]'")
+
+
+@pytest.fixture
+def world():
+    needs_mpi4py()
+    dist.init_process_group(
+        backend="mpi", init_method="env://", timeout=datetime.timedelta(seconds=30)
+    )
+    yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def test_init_sets_torch_environment_variables(world):
+    assert dist.is_initialized() and dist.get_backend() == "mpi"
+    assert (dist.get_rank(), dist.get_world_size(), dist.get_local_rank()) == (0, 1, 0)
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
+        assert os.environ[name] == value
+
+
+def test_a_second_init_raises(world):
+    with pytest.raises(ValueError, match="twice"):
+        dist.init_process_group(backend="mpi")
+
+
+def test_destroy_then_init_again(world):
+    dist.destroy_process_group()
+    assert not dist.is_initialized()
+    dist.init_process_group()  # the default backend is "mpi"
+    assert dist.get_backend() == "mpi"
+
+
+def test_world_size_and_rank_must_agree_with_mpi():
+    needs_mpi4py()
+    with pytest.raises(ValueError, match="world_size=2 but MPI started this process"):
+        dist.init_process_group(backend="mpi", world_size=2, rank=0)
+    assert not dist.is_initialized()
+    dist.init_process_group(backend="mpi", world_size=1, rank=0)
+    dist.destroy_process_group()
+
+
+def test_argument_errors(world):
+    with pytest.raises(ValueError, match="src=3 is not a rank of a world of 1"):
+        dist.broadcast(gf.ones(2), src=3)
+    with pytest.raises(TypeError, match="AVG needs a floating point tensor"):
+        dist.all_reduce(gf.ones(2, dtype=gf.int64), op=dist.ReduceOp.AVG)
+    with pytest.raises(TypeError, match="op must be a gradflow.distributed.ReduceOp"):
+        dist.all_reduce(gf.ones(2), op="sum")
+    with pytest.raises(ValueError, match="needs one per rank"):
+        dist.all_gather([gf.ones(2), gf.ones(2)], gf.ones(2))
+    with pytest.raises(ValueError, match="cannot hold 1 ranks' tensors"):
+        dist.all_gather_into_tensor(gf.zeros(3), gf.ones(2))
+    with pytest.raises(TypeError, match="tensor must be a Tensor"):
+        dist.all_reduce([1.0, 2.0])
+    with pytest.raises(NotImplementedError, match="default group only"):
+        dist.all_reduce(gf.ones(2), group=object())
+
+
+def test_work_wait_and_result(world):
+    t = gf.ones(3)
+    work = dist.all_reduce(t, op=dist.ReduceOp.PRODUCT, async_op=True)
+    assert work.wait(timeout=datetime.timedelta(seconds=5))
+    assert work.is_completed() and work.result() == [t]
