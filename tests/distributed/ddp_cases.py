@@ -264,6 +264,27 @@ def unused_parameters(rank, size):
         numpy.testing.assert_allclose(model.get_parameter(name).grad.numpy(),
                                       reference.get_parameter(name).grad.numpy(), rtol=1e-5,
                                       atol=1e-6, err_msg=name)  # fmt: skip
+    # the graph traversal after forward marks `never` (the first bucket: reverse order) ready
+    # at once, so buckets start while backward runs, before the first layer's gradient is in
+    gf.manual_seed(2)
+    model = Branches()
+    ddp = DDP(model, find_unused_parameters=True, bucket_cap_mb=80 / 2**20)
+    assert ddp._buckets[0].params == [model.never.bias, model.never.weight]
+    events = []
+    original = dist.all_reduce
+
+    def recording(*args, **kwargs):
+        events.append("all_reduce")
+        return original(*args, **kwargs)
+
+    model.shared.weight.register_post_accumulate_grad_hook(lambda p: events.append("shared"))
+    dist.all_reduce = recording
+    try:
+        ddp(gf.tensor(xs[rank]), True).sum().backward()
+    finally:
+        dist.all_reduce = original
+    assert events.index("all_reduce") < events.index("shared"), events
+    assert model.never.weight.grad is None
     # without find_unused_parameters: an error naming the parameters, on every rank
     strict = DDP(Branches())
     try:

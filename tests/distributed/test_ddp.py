@@ -130,3 +130,27 @@ def test_second_backward_accumulates_like_plain_training(world):
         plain(x).pow(2).sum().backward()
     assert gf.allclose(model.weight.grad, plain.weight.grad)
     assert gf.allclose(model.bias.grad, plain.bias.grad)
+
+
+def test_a_backward_that_raised_leaves_no_state_behind(world):
+    gf.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    plain = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    plain.load_state_dict(model.state_dict())
+    ddp = DistributedDataParallel(model)
+    failing = [True]
+
+    def fail_once(p):
+        if failing[0]:
+            failing[0] = False
+            raise ValueError("hook failed")
+
+    model[1].weight.register_post_accumulate_grad_hook(fail_once)
+    x = gf.randn(2, 3)
+    with pytest.raises(ValueError, match="hook failed"):
+        ddp(x).sum().backward()
+    ddp.zero_grad()
+    ddp(x).sum().backward()
+    plain(x).sum().backward()
+    for p, q in zip(model.parameters(), plain.parameters()):
+        assert gf.allclose(p.grad, q.grad)

@@ -13,6 +13,11 @@ the engine (``gradflow.autograd.queue_callback``) runs when backward finishes: i
 buckets still waiting (with ``find_unused_parameters``, those holding parameters that got no
 gradient, counted as zeros), waits for all of them and writes the averaged gradients back into
 ``param.grad`` before ``backward()`` returns.
+
+With ``find_unused_parameters=True`` the forward's output graph is walked (as PyTorch does) and
+the parameters it does not reach are marked ready when backward starts, so their buckets need
+not wait for the end; each bucket also carries one flag per parameter saying whether a rank
+produced its gradient, and a parameter no rank used keeps its ``.grad``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,17 @@ def _dist() -> Any:
     from gradflow import distributed
 
     return distributed
+
+
+def _tensors_in(value: Any) -> list:
+    """The Tensors in a forward's output (nested tuples, lists and dicts)."""
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [t for v in value for t in _tensors_in(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors_in(v)]
+    return []
 
 
 class _Bucket:
@@ -174,6 +190,7 @@ class DistributedDataParallel(Module):
         self._buckets = self._make_buckets(params)
         self._next_bucket = 0
         self._in_backward = False
+        self._unused: list | None = None
         self._handles = []
         for bucket in self._buckets:
             for slot, p in enumerate(bucket.params):
@@ -250,6 +267,11 @@ class DistributedDataParallel(Module):
         for bucket in self._buckets:
             bucket.reset()
         queue_callback(self._finish_backward)
+        # parameters the forward's graph does not reach are ready now (zeros, or the gradient
+        # they hold from steps under no_sync), so their buckets can start during backward
+        for bucket, slot in self._unused or ():
+            bucket.put(slot, bucket.params[slot])
+        self._unused = None
 
     def _launch(self, bucket: _Bucket) -> None:
         dist = _dist()
@@ -313,18 +335,47 @@ class DistributedDataParallel(Module):
 
     # ---- forward and the rest -------------------------------------------------------------
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
-        if self._in_backward:
-            raise RuntimeError(
-                "DistributedDataParallel: forward called while a backward of this module is "
-                "still running"
-            )
+        # A new iteration: a backward that raised before its end left its state behind.
+        self._in_backward = False
+        self._unused = None
         sync = is_grad_enabled() and self.require_backward_grad_sync
         self.require_forward_param_sync = sync
         if sync and self.broadcast_buffers:
             buffers = self._buffers_to_sync()
             if buffers:
                 self._broadcast_coalesced(buffers, "buffers")
-        return self.module(*inputs, **kwargs)
+        out = self.module(*inputs, **kwargs)
+        if sync and self.find_unused_parameters:
+            self._unused = self._find_unused(out)
+        return out
+
+    def _find_unused(self, out: Any) -> list:
+        """(bucket, slot) of each parameter the graph of `out` does not reach (PyTorch's
+        traversal from the outputs): their buckets need not wait for them in backward."""
+        reached: set[int] = set()
+        seen: set[int] = set()
+        stack = [t.grad_fn for t in _tensors_in(out) if t.grad_fn is not None]
+        for t in _tensors_in(out):
+            if t.grad_fn is None:
+                reached.add(id(t))
+        while stack:
+            fn = stack.pop()
+            if id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            for edge in fn._edges:
+                if edge is None:
+                    continue
+                if edge[1] < 0:
+                    reached.add(id(edge[0]))
+                else:
+                    stack.append(edge[0])
+        return [
+            (bucket, slot)
+            for bucket in self._buckets
+            for slot, p in enumerate(bucket.params)
+            if id(p) not in reached
+        ]
 
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:
