@@ -137,6 +137,25 @@ def point_to_point(rank: int, size: int) -> None:
         dist.isend(gf.tensor([4.0, 5.0, 6.0], dtype=gf.float16), dst=0, tag=3).wait()
 
 
+@case
+def cuda_staged(rank: int, size: int) -> None:
+    """cuda tensors with backend "mpi" (run with the CuPy stand-in): staged through host."""
+    t = gf.full((2, 3), float(rank + 1), device="cuda")
+    dist.all_reduce(t, op=dist.ReduceOp.AVG)
+    assert t.device.type == "cuda"
+    close(t.cpu(), numpy.full((2, 3), (size + 1) / 2))
+    half = gf.full((4,), float(rank), dtype=gf.float16, device="cuda")
+    view = half[::2]
+    dist.broadcast(view, src=size - 1)
+    assert half.tolist() == [size - 1.0, rank, size - 1.0, rank]
+    out = gf.zeros(2 * size, device="cuda")
+    dist.all_gather_into_tensor(out, gf.full((2,), float(rank), device="cuda"))
+    close(out.cpu(), numpy.repeat(numpy.arange(size, dtype=numpy.float32), 2))
+    chunk = gf.zeros(2, device="cuda")
+    dist.reduce_scatter_tensor(chunk, gf.ones(2 * size, device="cuda"))
+    close(chunk.cpu(), [float(size)] * 2)
+
+
 def expect_error(what: str, call, *phrases: str) -> None:
     try:
         call()

@@ -38,3 +38,8 @@ def test_world_of_one(world):
     t = gf.tensor([1.0, 2.0])
     dist.all_reduce(t, op=dist.ReduceOp.AVG)
     assert t.tolist() == [1.0, 2.0]
+
+
+def test_cuda_tensors_are_staged_through_host_memory_with_backend_mpi():
+    result = run_ranks("rank_cases.py", "cuda_staged", env={"GRADFLOW_CUDA_STANDIN": "1"})
+    assert passed(result), result.stdout

@@ -105,3 +105,12 @@ def test_work_wait_and_result(world):
     work = dist.all_reduce(t, op=dist.ReduceOp.PRODUCT, async_op=True)
     assert work.wait(timeout=datetime.timedelta(seconds=5))
     assert work.is_completed() and work.result() == [t]
+
+
+def test_nccl_without_cupy_says_what_to_install():
+    needs_mpi4py()
+    if dist.is_nccl_available():
+        pytest.skip("CuPy's NCCL is installed: the GPU script runs backend 'nccl'")
+    with pytest.raises(RuntimeError, match="backend='nccl'\\) needs CuPy with NCCL"):
+        dist.init_process_group(backend="nccl")
+    assert not dist.is_initialized()
