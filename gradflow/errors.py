@@ -86,6 +86,24 @@ GradcheckError (AssertionError), defined in gradflow.testing.gradcheck
     Example: ``gradcheck: directional derivative mismatch: analytic 0.9465819231 vs numeric
     0.6310546153 (difference 0.316, atol=1e-05, rtol=0.001)``
 
+ModelError (ValueError), defined in gradflow.bench.user_model
+    When: ``gradflow bench --model`` or ``gradflow.bench.model`` gets a spec that is not
+    ``module:callable``, a module or file that can't be imported (any error while importing
+    it), a factory that needs arguments or raises, a bad ``--input-shape``, loss or dtype, a
+    model or torch twin whose first forward raises, a model with no parameter that requires
+    grad, or an input too large for memory (checked before it is drawn).
+    Tells you: the phase (importing, calling the factory, the first forward), the user code's
+    own error, and what to give instead.
+    Example: ``model spec 'foo': expected module:callable, e.g. mynets:build or
+    path/to/nets.py:Net``
+
+ModelTypeError (ModelError), defined in gradflow.bench.user_model
+    When: the same commands get an object of the wrong type: a factory that does not return
+    a Module, a model whose output is not a tensor (or a tuple starting with one). Also a
+    TypeError.
+    Tells you: what was returned and what was expected.
+    Example: ``model: '<lambda>' returned an object of type int, not a gradflow.nn.Module``
+
 PlotUnavailableError (RuntimeError), defined in gradflow.plotting
     When: ``gradflow bench --plot`` runs without matplotlib (checked before the run).
     Tells you: the package to install.
@@ -203,14 +221,15 @@ FileNotFoundError, IsADirectoryError, PermissionError and other OSErrors: files
 
 Command line
     ``gradflow train`` and ``gradflow bench`` print ``gradflow <command>: error: <message>``
-    for CheckpointError, CudaUnavailableError, DatasetFileError, TrainingError and
-    PlotUnavailableError, and exit with status 2, as argparse does for a bad option (with its
-    usage message).
+    for CheckpointError, CudaUnavailableError, DatasetFileError, TrainingError,
+    PlotUnavailableError and ModelError, and exit with status 2, as argparse does for a bad
+    option (with its usage message).
 """
 
 from gradflow.autograd.anomaly import AnomalyError
 from gradflow.autograd.function import DtypeMismatchError
 from gradflow.backend import CudaUnavailableError
+from gradflow.bench.user_model import ModelError, ModelTypeError
 from gradflow.data.mnist import DatasetFileError
 from gradflow.nn.module import StateDictError
 from gradflow.plotting import PlotUnavailableError
@@ -225,6 +244,8 @@ __all__ = [
     "DatasetFileError",
     "DtypeMismatchError",
     "GradcheckError",
+    "ModelError",
+    "ModelTypeError",
     "PlotUnavailableError",
     "StateDictError",
     "TrainingError",

@@ -163,8 +163,8 @@ def _build(model: Any, lib_name: str, what: str) -> Any:
         except Exception as exc:  # the user's factory
             raise _user_code(f"{what}: calling {name}()", exc) from exc
         if not isinstance(built, module_class):
-            raise ModelTypeError(f"{what}: {name!r} returned a {type(built).__name__}, not a "
-                                 f"{lib_name}.nn.Module")  # fmt: skip
+            raise ModelTypeError(f"{what}: {name!r} returned an object of type "
+                                 f"{type(built).__name__}, not a {lib_name}.nn.Module")  # fmt: skip
         model = built
     return model
 
@@ -259,7 +259,9 @@ def _first_tensor(lib: Any, out: Any) -> Any:
     while isinstance(out, (tuple, list)) and out:
         out = out[0]
     if not isinstance(out, lib.Tensor):
-        raise ModelTypeError(f"the model returned a {type(out).__name__}, not a tensor")
+        raise ModelTypeError(
+            f"the model returned an object of type {type(out).__name__}, not a tensor"
+        )
     return out
 
 
