@@ -128,12 +128,15 @@ def _run_backward(
         _add_grad(grads, fn, t._output_nr, g)
         start.append(fn)
 
-    dependencies = _count_dependencies(start)
     # Leaves with post-accumulate hooks: how many deliveries each awaits (its hook fires after
-    # the last), and whether any gradient arrived.
+    # the last), and whether any gradient arrived; counted in the same walk as dependencies.
     post: dict | None = None
     if _post_accumulate_hooks and capture is None:
-        post = _count_hooked_leaves(start, roots)
+        post = {}
+        for t in roots:
+            if t.grad_fn is None:
+                _count_hooked_leaf(post, t)
+    dependencies = _count_dependencies(start, post)
     for t, g in zip(roots, root_grads):
         if t.grad_fn is None:
             _deliver_leaf(t, g, owned, capture, results)
@@ -176,15 +179,20 @@ def _run_backward(
     return results if capture is not None else None
 
 
-def _count_dependencies(start: list) -> dict:
-    """For every Function reachable from `start`, how many edges lead into it."""
+def _count_dependencies(start: list, post: dict | None = None) -> dict:
+    """For every Function reachable from `start`, how many edges lead into it; with `post`,
+    also the edges into each leaf that has post-accumulate hooks (_count_hooked_leaf)."""
     counts: dict = {}
     seen = set(start)
     stack = list(seen)
     while stack:
         fn = stack.pop()
         for edge in fn._edges:
-            if edge is None or edge[1] < 0:
+            if edge is None:
+                continue
+            if edge[1] < 0:
+                if post is not None:
+                    _count_hooked_leaf(post, edge[0])
                 continue
             node = edge[0]
             counts[node] = counts.get(node, 0) + 1
@@ -194,36 +202,16 @@ def _count_dependencies(start: list) -> dict:
     return counts
 
 
-def _count_hooked_leaves(start: list, roots: Sequence[Any]) -> dict:
-    """id(leaf) -> [leaf, deliveries left, got a gradient] for the leaves with post-accumulate
-    hooks that this backward reaches (through graph edges or as a root)."""
-    counts: dict = {}
-
-    def add(leaf: Any) -> None:
-        if _hooks_of(leaf) is not None:
-            entry = counts.get(id(leaf))
-            if entry is None:
-                counts[id(leaf)] = [leaf, 1, False]
-            else:
-                entry[1] += 1
-
-    for t in roots:
-        if t.grad_fn is None:
-            add(t)
-    seen = set(start)
-    stack = list(seen)
-    while stack:
-        fn = stack.pop()
-        for edge in fn._edges:
-            if edge is None:
-                continue
-            node = edge[0]
-            if edge[1] < 0:
-                add(node)
-            elif node not in seen:
-                seen.add(node)
-                stack.append(node)
-    return counts
+def _count_hooked_leaf(post: dict, leaf: Any) -> None:
+    """One more delivery awaited by `leaf` when it has post-accumulate hooks: post maps
+    id(leaf) -> [leaf, deliveries left, got a gradient]."""
+    if _hooks_of(leaf) is None:
+        return
+    entry = post.get(id(leaf))
+    if entry is None:
+        post[id(leaf)] = [leaf, 1, False]
+    else:
+        entry[1] += 1
 
 
 def _leaf_done(post: dict, leaf: Any, got: bool) -> None:

@@ -137,6 +137,35 @@ def cnn_sync_batchnorm(rank, size):
         numpy.testing.assert_allclose(ddp(x).numpy(), reference(x).numpy(), rtol=1e-4, atol=1e-5)
 
 
+@case
+def sync_batchnorm_uneven_batches(rank, size):
+    """Ranks with different batch sizes (rank r has r + 2 samples): outputs, input gradients
+    and running statistics equal BatchNorm's on the concatenated batch; the weight gradients
+    summed over the ranks equal BatchNorm's."""
+    rng = numpy.random.default_rng(11)
+    counts = [r + 2 for r in range(size)]
+    whole = rng.standard_normal((sum(counts), 3, 4)).astype(numpy.float64)
+    up = rng.standard_normal(whole.shape)
+    start = sum(counts[:rank])
+    mine = slice(start, start + counts[rank])
+    bn = nn.BatchNorm1d(3, dtype=gf.float64)
+    sbn = nn.SyncBatchNorm(3, dtype=gf.float64)
+    x_all = gf.tensor(whole, requires_grad=True)
+    out_all = bn(x_all)
+    (out_all * gf.tensor(up)).sum().backward()
+    x = gf.tensor(whole[mine], requires_grad=True)
+    out = sbn(x)
+    (out * gf.tensor(up[mine])).sum().backward()
+    numpy.testing.assert_allclose(out.detach().numpy(), out_all.detach().numpy()[mine], rtol=1e-10)
+    numpy.testing.assert_allclose(x.grad.numpy(), x_all.grad.numpy()[mine], rtol=1e-8, atol=1e-12)
+    for name in ("running_mean", "running_var"):
+        numpy.testing.assert_allclose(getattr(sbn, name).numpy(), getattr(bn, name).numpy())
+    for p, q in ((sbn.weight, bn.weight), (sbn.bias, bn.bias)):
+        total = gf.tensor(p.grad.numpy())
+        dist.all_reduce(total)
+        numpy.testing.assert_allclose(total.numpy(), q.grad.numpy(), rtol=1e-10)
+
+
 class LSTMModel(nn.Module):
     def __init__(self):
         super().__init__()

@@ -14,6 +14,7 @@ from gradflow.nn.parallel import DistributedDataParallel
 CASES = [
     "mlp",
     "cnn_sync_batchnorm",
+    "sync_batchnorm_uneven_batches",
     "lstm",
     "no_sync_accumulation",
     "overlap",

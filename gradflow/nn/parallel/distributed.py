@@ -280,13 +280,16 @@ class DistributedDataParallel(Module):
                                                 **self._group_kwargs()))  # fmt: skip
 
     def _launch_ready(self) -> None:
-        """Start, in index order, every bucket whose gradients are all in."""
+        """Start, in index order, every bucket whose gradients are all in; then let the ones in
+        flight progress (MPI moves a non-blocking collective along when it is tested)."""
         while self._next_bucket < len(self._buckets):
             bucket = self._buckets[self._next_bucket]
             if not bucket.complete:
-                return
+                break
             self._launch(bucket)
             self._next_bucket += 1
+        for bucket in self._buckets[: self._next_bucket]:
+            bucket.work[1].is_completed()
 
     def _finish_backward(self) -> None:
         """Runs when backward ends: the waiting buckets start, all are waited for, and the
