@@ -236,8 +236,9 @@ class DistributedSampler(Sampler):
     at the start of each epoch for a new order) and takes every num_replicas-th index from
     position `rank`. Without `drop_last` the order is padded with its own first indices so
     that each replica gets ``ceil(len / num_replicas)`` samples; with it, the tail is cut.
-    gradflow has no process group (``torch.distributed``), so `num_replicas` and `rank` must
-    be given.
+    `num_replicas` and `rank` default to the world size and rank of the process group
+    (``gradflow.distributed.init_process_group``). The order comes from gradflow's generator,
+    so a shuffled order differs from PyTorch's; the padding and the split are PyTorch's.
     """
 
     def __init__(
@@ -250,10 +251,16 @@ class DistributedSampler(Sampler):
         drop_last: bool = False,
     ) -> None:
         if num_replicas is None or rank is None:
-            raise RuntimeError(
-                "DistributedSampler: pass num_replicas and rank; gradflow has no distributed "
-                "process group (torch.distributed) to read them from"
-            )
+            from gradflow import distributed
+
+            if not distributed.is_initialized():
+                raise RuntimeError(
+                    "DistributedSampler: pass num_replicas and rank; gradflow has no process "
+                    "group to read them from (call gradflow.distributed.init_process_group() "
+                    "first, under mpiexec)"
+                )
+            num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
+            rank = distributed.get_rank() if rank is None else rank
         if not _positive_int(num_replicas):
             raise ValueError(f"num_replicas should be a positive integer, got {num_replicas}")
         if rank >= num_replicas or rank < 0:

@@ -156,6 +156,29 @@ def cuda_staged(rank: int, size: int) -> None:
     close(chunk.cpu(), [float(size)] * 2)
 
 
+@case
+def sampler_shards(rank: int, size: int) -> None:
+    from gradflow.utils.data import DataLoader, DistributedSampler
+
+    for n, drop_last in ((12, False), (11, False), (11, True)):
+        sampler = DistributedSampler(range(n), seed=3, drop_last=drop_last)
+        assert (sampler.num_replicas, sampler.rank) == (size, rank)
+        for epoch in range(3):
+            sampler.set_epoch(epoch)
+            mine = gf.tensor(list(sampler), dtype=gf.int64)
+            shards = [gf.zeros(len(sampler), dtype=gf.int64) for _ in range(size)]
+            dist.all_gather(shards, mine)
+            everyone = [i for shard in shards for i in shard.tolist()]
+            if n % size == 0:  # disjoint shards covering the dataset
+                assert sorted(everyone) == list(range(n))
+            elif drop_last:  # the tail cut: disjoint, n - n % size of them
+                assert len(set(everyone)) == len(everyone) == n - n % size
+            else:  # padded with repeats: every index, each rank the same count
+                assert set(everyone) == set(range(n)) and len(everyone) == size * len(sampler)
+    loader = DataLoader(range(12), batch_size=2, sampler=DistributedSampler(range(12), seed=1))
+    assert len(loader) == 12 // size // 2 + (12 // size) % 2
+
+
 def expect_error(what: str, call, *phrases: str) -> None:
     try:
         call()
