@@ -27,6 +27,9 @@ CASES = [
 def test_nn_exposes_parallel_and_sync_batchnorm():
     assert nn.parallel.DistributedDataParallel is DistributedDataParallel
     assert nn.SyncBatchNorm.__name__ == "SyncBatchNorm"
+    # PyTorch's module paths
+    assert nn.modules.batchnorm.SyncBatchNorm is nn.SyncBatchNorm
+    assert nn.parallel.distributed.DistributedDataParallel is DistributedDataParallel
 
 
 def test_wrapping_before_init_process_group_is_an_error():
