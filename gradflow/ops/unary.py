@@ -297,11 +297,15 @@ class ELUFunction(Function):
         t = y.dtype.type
         if get_array_module(g) is numpy and math.isfinite(self.alpha):
             # g * (1 where y > 0, else y + alpha) as (min(y, 0) + alpha) (1 - m) + m, m the
-            # mask as 0/1: exact, each term 0 where the other is kept
+            # mask as 0/1: exact, each term 0 where the other is kept. In two new arrays
+            # (1 - m as a third made the step's peak twice torch's): min(y, 0) + alpha, less
+            # alpha where the mask is 1 (exactly 0 there), plus the mask.
             m = numpy.asarray((y > 0).astype(y.dtype))
             d = numpy.asarray(numpy.clip(y, t(-math.inf), t(0)))
             d += t(self.alpha)
-            d *= numpy.subtract(t(1), m)
+            m *= t(self.alpha)
+            d -= m
+            numpy.greater(y, t(0), out=m)  # the mask again, as 0/1
             d += m
             d *= g
             return d
