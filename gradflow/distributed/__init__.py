@@ -13,13 +13,12 @@ from gradflow.distributed.collectives import (
     all_reduce,
     barrier,
     broadcast,
-    irecv,
-    isend,
-    recv,
+    gather,
     reduce,
     reduce_scatter_tensor,
-    send,
+    scatter,
 )
+from gradflow.distributed.point_to_point import irecv, isend, recv, send
 from gradflow.distributed.process_group import (
     GroupMember,
     ReduceOp,
@@ -47,6 +46,7 @@ __all__ = [
     "barrier",
     "broadcast",
     "destroy_process_group",
+    "gather",
     "get_backend",
     "get_local_rank",
     "get_rank",
@@ -62,5 +62,6 @@ __all__ = [
     "recv",
     "reduce",
     "reduce_scatter_tensor",
+    "scatter",
     "send",
 ]

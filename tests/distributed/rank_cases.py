@@ -97,7 +97,15 @@ def data_movers(rank: int, size: int) -> None:
     mine = gf.full((2,), float(rank + 1))
     dist.reduce(mine, dst=0)
     close(mine, [float(total)] * 2 if rank == 0 else [float(rank + 1)] * 2)
-    dist.barrier()
+    into = [gf.zeros(2, 2, dtype=gf.float64) for _ in range(size)] if rank == size - 1 else None
+    dist.gather(gf.full((2, 2), rank, dtype=gf.float64), into, dst=size - 1)
+    if rank == size - 1:
+        assert [t[0, 0].item() for t in into] == list(range(size))
+    parts = [gf.full((3,), 10 * r, dtype=gf.int64) for r in range(size)] if rank == 0 else None
+    part = gf.zeros(3, dtype=gf.int64)
+    dist.scatter(part, parts, group_src=0)
+    assert part.tolist() == [10 * rank] * 3
+    dist.barrier(timeout=datetime.timedelta(seconds=30))
 
 
 @case

@@ -90,12 +90,18 @@ def test_argument_errors(world):
         dist.all_reduce(gf.ones(2, dtype=gf.int64), op=dist.ReduceOp.AVG)
     with pytest.raises(TypeError, match="op must be a gradflow.distributed.ReduceOp"):
         dist.all_reduce(gf.ones(2), op="sum")
-    with pytest.raises(ValueError, match="needs one per rank"):
+    with pytest.raises(ValueError, match="needs one tensor per rank"):
         dist.all_gather([gf.ones(2), gf.ones(2)], gf.ones(2))
     with pytest.raises(ValueError, match="cannot hold 1 ranks' tensors"):
         dist.all_gather_into_tensor(gf.zeros(3), gf.ones(2))
     with pytest.raises(TypeError, match="tensor must be a Tensor"):
         dist.all_reduce([1.0, 2.0])
+    with pytest.raises(ValueError, match="src=0 and group_src=1 differ"):
+        dist.broadcast(gf.ones(2), src=0, group_src=1)
+    with pytest.raises(ValueError, match="broadcast: pass src"):
+        dist.broadcast(gf.ones(2))
+    with pytest.raises(ValueError, match="scatter_list is None; it needs one tensor per rank"):
+        dist.scatter(gf.ones(2), None, src=0)
     with pytest.raises(NotImplementedError, match="default group only"):
         dist.all_reduce(gf.ones(2), group=object())
 
@@ -114,3 +120,19 @@ def test_nccl_without_cupy_says_what_to_install():
     with pytest.raises(RuntimeError, match="backend='nccl'\\) needs CuPy with NCCL"):
         dist.init_process_group(backend="nccl")
     assert not dist.is_initialized()
+
+
+def test_signatures_are_torchs():
+    """Every function torch.distributed also has takes torch's parameters, in its order."""
+    torch_distributed = pytest.importorskip("torch.distributed")
+    import inspect
+
+    compared = 0
+    for name in dist.__all__:
+        ours, theirs = getattr(dist, name), getattr(torch_distributed, name, None)
+        if theirs is None or inspect.isclass(ours) or not callable(ours):
+            continue
+        torch_names = [p for p in inspect.signature(theirs).parameters if not p.startswith("_")]
+        assert list(inspect.signature(ours).parameters) == torch_names, name
+        compared += 1
+    assert compared >= 20
