@@ -4,18 +4,11 @@ paddings, dilations, kernels and dtypes; and the channels-last copy both routes 
 
 import numpy
 import pytest
+from conv_routes import assert_routes_agree, forward_backward
 
 import gradflow as gf
 from gradflow.ops import conv_offsets
 from gradflow.ops.window import Window, copy_channels_last
-
-
-def _run(fn, arrays):
-    tensors = [gf.tensor(a, requires_grad=True) for a in arrays]
-    out = fn(*tensors)
-    g = numpy.random.default_rng(1).standard_normal(tuple(out.shape)).astype(arrays[0].dtype)
-    out.backward(gf.tensor(g))
-    return [out.detach().numpy()] + [t.grad.numpy() for t in tensors]
 
 
 def _both_routes(monkeypatch, fn, arrays):
@@ -25,19 +18,12 @@ def _both_routes(monkeypatch, fn, arrays):
     with monkeypatch.context() as m:
         m.setattr(conv_offsets, "MAX_EXTRA_WORK", 100.0)  # small test images pad a lot
         m.setattr(conv_offsets, "forward", lambda *a: calls.append(1) or forward(*a))
-        direct = _run(fn, arrays)
+        direct = forward_backward(fn, arrays)
     assert calls, "the conv did not take the offsets route"
     with monkeypatch.context() as m:
         m.setattr(conv_offsets, "applies", lambda *args: False)
-        im2col = _run(fn, arrays)
+        im2col = forward_backward(fn, arrays)
     return direct, im2col
-
-
-def _close(direct, im2col, dtype):
-    tol = 3e-5 if dtype == numpy.float32 else 1e-12
-    for a, b in zip(direct, im2col, strict=True):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
@@ -57,7 +43,7 @@ def test_conv2d_matches_im2col(monkeypatch, dtype, kernel, geometry):
     w = rng.standard_normal((5, 16, *kernel)).astype(dtype)
     b = rng.standard_normal(5).astype(dtype)
     fn = lambda x, w, b: gf.nn.functional.conv2d(x, w, b, **geometry)  # noqa: E731
-    _close(*_both_routes(monkeypatch, fn, [x, w, b]), dtype)
+    assert_routes_agree(*_both_routes(monkeypatch, fn, [x, w, b]), dtype)
 
 
 @pytest.mark.parametrize("groups", [2, 3])
@@ -67,7 +53,7 @@ def test_grouped_conv2d_matches_im2col(monkeypatch, groups):
     w = rng.standard_normal((6 * groups, 32, 3, 3)).astype(numpy.float32)
     b = rng.standard_normal(6 * groups).astype(numpy.float32)
     fn = lambda x, w, b: gf.nn.functional.conv2d(x, w, b, padding=1, groups=groups)  # noqa: E731
-    _close(*_both_routes(monkeypatch, fn, [x, w, b]), numpy.float32)
+    assert_routes_agree(*_both_routes(monkeypatch, fn, [x, w, b]), numpy.float32)
 
 
 def test_conv1d_unbatched_and_transposed_match_im2col(monkeypatch):
@@ -75,16 +61,16 @@ def test_conv1d_unbatched_and_transposed_match_im2col(monkeypatch):
     x = rng.standard_normal((2, 16, 20)).astype(numpy.float32)
     w = rng.standard_normal((24, 16, 5)).astype(numpy.float32)
     conv1d = lambda x, w: gf.nn.functional.conv1d(x, w, padding=2)  # noqa: E731
-    _close(*_both_routes(monkeypatch, conv1d, [x, w]), numpy.float32)
+    assert_routes_agree(*_both_routes(monkeypatch, conv1d, [x, w]), numpy.float32)
     x3 = rng.standard_normal((16, 6, 6))
     w3 = rng.standard_normal((20, 16, 3, 3))
     conv2d = lambda x, w: gf.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
-    _close(*_both_routes(monkeypatch, conv2d, [x3, w3]), numpy.float64)
+    assert_routes_agree(*_both_routes(monkeypatch, conv2d, [x3, w3]), numpy.float64)
     # a stride-1 conv_transpose2d: its forward and input gradient are stride-1 convs
     xt = rng.standard_normal((2, 16, 5, 5))
     wt = rng.standard_normal((16, 18, 3, 3))
     transposed = lambda x, w: gf.nn.functional.conv_transpose2d(x, w, padding=1)  # noqa: E731
-    _close(*_both_routes(monkeypatch, transposed, [xt, wt]), numpy.float64)
+    assert_routes_agree(*_both_routes(monkeypatch, transposed, [xt, wt]), numpy.float64)
 
 
 def test_more_outputs_than_inputs_take_the_flipped_conv_without_columns(monkeypatch):
@@ -97,10 +83,10 @@ def test_more_outputs_than_inputs_take_the_flipped_conv_without_columns(monkeypa
     monkeypatch.setattr(conv_offsets, "MAX_EXTRA_WORK", 100.0)
     monkeypatch.setattr(conv_offsets, "forward", lambda *a: calls.append(a[0].shape) or forward(*a))
     fn = lambda x, w: gf.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
-    direct = _run(fn, [x, w])
+    direct = forward_backward(fn, [x, w])
     assert calls == [(2, 16, 6, 7), (2, 40, 6, 7)]  # the forward, then dY's conv
     monkeypatch.setattr(conv_offsets, "applies", lambda *args: False)
-    _close(direct, _run(fn, [x, w]), numpy.float64)
+    assert_routes_agree(direct, forward_backward(fn, [x, w]), numpy.float64)
 
 
 def test_blocks_of_samples_give_the_same_result(monkeypatch):
@@ -108,9 +94,9 @@ def test_blocks_of_samples_give_the_same_result(monkeypatch):
     x, w = rng.standard_normal((5, 16, 6, 5)), rng.standard_normal((4, 16, 3, 3))
     monkeypatch.setattr(conv_offsets, "MAX_EXTRA_WORK", 100.0)
     fn = lambda x, w: gf.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
-    whole = _run(fn, [x, w])
+    whole = forward_backward(fn, [x, w])
     monkeypatch.setattr(conv_offsets, "BLOCK_ROWS", 1)  # one sample per block
-    for a, b in zip(whole, _run(fn, [x, w]), strict=True):
+    for a, b in zip(whole, forward_backward(fn, [x, w]), strict=True):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 

@@ -6,6 +6,7 @@ import itertools
 
 import numpy
 import pytest
+from conv_routes import assert_routes_agree, forward_backward
 
 import gradflow as gf
 from gradflow.ops import conv as conv_module
@@ -13,28 +14,12 @@ from gradflow.ops import depthwise
 from gradflow.ops.window import Window
 
 
-def _run(fn, arrays, grad_seed=1):
-    """Output and the gradient of every input of fn under a fixed random output gradient."""
-    tensors = [gf.tensor(a, requires_grad=True) for a in arrays]
-    out = fn(*tensors)
-    g = numpy.random.default_rng(grad_seed).standard_normal(tuple(out.shape))
-    out.backward(gf.tensor(g.astype(arrays[0].dtype)))
-    return [out.detach().numpy()] + [t.grad.numpy() for t in tensors]
-
-
 def _both_routes(monkeypatch, fn, arrays):
-    direct = _run(fn, arrays)
+    direct = forward_backward(fn, arrays)
     with monkeypatch.context() as m:
         m.setattr(depthwise, "applies", lambda *args: False)
-        im2col = _run(fn, arrays)
+        im2col = forward_backward(fn, arrays)
     return direct, im2col
-
-
-def _close(direct, im2col, dtype):
-    tol = 2e-5 if dtype == numpy.float32 else 1e-12
-    for a, b in zip(direct, im2col, strict=True):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
 GEOMETRIES = [
@@ -63,7 +48,7 @@ def test_conv2d_depthwise_matches_im2col(monkeypatch, dtype, geometry, channels,
     def fn(x, w, b):
         return gf.nn.functional.conv2d(x, w, b, groups=channels, **geometry)
 
-    _close(*_both_routes(monkeypatch, fn, [x, w, b]), dtype)
+    assert_routes_agree(*_both_routes(monkeypatch, fn, [x, w, b]), dtype)
 
 
 def test_the_forward_takes_each_route(monkeypatch):
@@ -102,7 +87,7 @@ def test_conv_transpose2d_depthwise_matches_im2col(monkeypatch, stride, padding,
             x, w, stride=stride, padding=padding, output_padding=output_padding, groups=4
         )
 
-    _close(*_both_routes(monkeypatch, fn, [x, w]), numpy.float64)
+    assert_routes_agree(*_both_routes(monkeypatch, fn, [x, w]), numpy.float64)
 
 
 def test_conv1d_and_unbatched_depthwise_match_im2col(monkeypatch):
@@ -110,11 +95,11 @@ def test_conv1d_and_unbatched_depthwise_match_im2col(monkeypatch):
     x = rng.standard_normal((2, 6, 11)).astype(numpy.float32)
     w = rng.standard_normal((6, 1, 5)).astype(numpy.float32)
     fn = lambda x, w: gf.nn.functional.conv1d(x, w, padding=2, groups=6)  # noqa: E731
-    _close(*_both_routes(monkeypatch, fn, [x, w]), numpy.float32)
+    assert_routes_agree(*_both_routes(monkeypatch, fn, [x, w]), numpy.float32)
     fn2 = lambda x, w: gf.nn.functional.conv2d(x, w, padding=1, groups=6)  # noqa: E731
     x3 = rng.standard_normal((6, 5, 5)).astype(numpy.float32)
     w3 = rng.standard_normal((6, 1, 3, 3)).astype(numpy.float32)
-    _close(*_both_routes(monkeypatch, fn2, [x3, w3]), numpy.float32)
+    assert_routes_agree(*_both_routes(monkeypatch, fn2, [x3, w3]), numpy.float32)
 
 
 def test_only_one_channel_in_and_out_per_group_on_numpy_floats_takes_the_route():
@@ -133,9 +118,9 @@ def test_blocks_of_planes_give_the_same_result(monkeypatch):
     x = rng.standard_normal((3, 5, 6, 7))
     w = rng.standard_normal((5, 1, 3, 3))
     fn = lambda x, w: gf.nn.functional.conv2d(x, w, stride=(1, 2), padding=1, groups=5)  # noqa: E731
-    whole = _run(fn, [x, w])
+    whole = forward_backward(fn, [x, w])
     monkeypatch.setattr(depthwise, "BLOCK_ELEMENTS", 50)
-    for a, b in zip(whole, _run(fn, [x, w]), strict=True):
+    for a, b in zip(whole, forward_backward(fn, [x, w]), strict=True):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
