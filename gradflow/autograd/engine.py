@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import weakref
 from collections.abc import Callable, Sequence
@@ -60,7 +61,7 @@ def register_post_accumulate_grad_hook(tensor: Any, hook: Callable[[Any], None])
     key = id(tensor)
     entry = _post_accumulate_hooks.get(key)
     if entry is None or entry[0]() is not tensor:
-        ref = weakref.ref(tensor, lambda _ref, key=key: _forget_hooks(key, _ref))
+        ref = weakref.ref(tensor, functools.partial(_forget_hooks, key, _post_accumulate_hooks))
         entry = _post_accumulate_hooks[key] = (ref, {})
     hooks = entry[1]
     handle = RemovableHandle(hooks)
@@ -68,10 +69,12 @@ def register_post_accumulate_grad_hook(tensor: Any, hook: Callable[[Any], None])
     return handle
 
 
-def _forget_hooks(key: int, ref: Any) -> None:
-    entry = _post_accumulate_hooks.get(key)
+def _forget_hooks(key: int, table: dict, ref: Any) -> None:
+    """A hooked leaf died: drop its entry (the table is bound at registration, so this works
+    while the interpreter shuts down and module globals are gone)."""
+    entry = table.get(key)
     if entry is not None and entry[0] is ref:
-        del _post_accumulate_hooks[key]
+        del table[key]
 
 
 def _hooks_of(leaf: Any) -> dict | None:
