@@ -86,16 +86,19 @@ def agree(world: _World, op: str, tensor: Tensor, argument: int = 0) -> None:
         yield [world.comm.Iallgather(mine, everyone)]
 
     Work(op, steps(), world.timeout_s).wait()
-    for rank, row in enumerate(everyone):
-        if not numpy.array_equal(row, mine):
-            detail = ""
-            if row[0] == mine[0] and row[1] != mine[1]:
-                detail = f" (but a different src/dst/op: {int(mine[1])} and {int(row[1])})"
-            raise RuntimeError(
-                f"{op}: the ranks' calls do not match: rank {world.rank} {explain(mine)}, "
-                f"rank {rank} {explain(row)}{detail}; every rank must make the same call "
-                "with tensors of the same shape and dtype (and the same src/dst/op)"
-            )
+    differ = (everyone != mine).any(axis=1)
+    if not differ.any():
+        return
+    rank = int(differ.argmax())
+    row = everyone[rank]
+    detail = ""
+    if row[0] == mine[0] and row[1] != mine[1]:
+        detail = f" (but a different src/dst/op: {int(mine[1])} and {int(row[1])})"
+    raise RuntimeError(
+        f"{op}: the ranks' calls do not match: rank {world.rank} {explain(mine)}, "
+        f"rank {rank} {explain(row)}{detail}; every rank must make the same call "
+        "with tensors of the same shape and dtype (and the same src/dst/op)"
+    )
 
 
 def rank_argument(
