@@ -199,5 +199,18 @@ def get_local_rank() -> int:
     return _current().local_rank
 
 
+def get_node_local_rank(fallback_rank: int | None = None) -> int:
+    """PyTorch's: LOCAL_RANK from the environment (``init_process_group`` sets it from MPI's
+    view), else `fallback_rank`, else a RuntimeError."""
+    if "LOCAL_RANK" in os.environ:
+        return int(os.environ["LOCAL_RANK"])
+    if fallback_rank is not None:
+        return int(fallback_rank)
+    raise RuntimeError(
+        "LOCAL_RANK is not in the environment: call init_process_group() first (it sets it "
+        "from MPI), or pass fallback_rank"
+    )
+
+
 def get_backend(group: Any = None) -> str:
     return _current(group).backend

@@ -126,6 +126,22 @@ def async_handles(rank: int, size: int) -> None:
 
 
 @case
+def process_group_view(rank: int, size: int) -> None:
+    import os
+
+    assert dist.get_local_rank() == rank  # every rank on this machine
+    assert dist.get_node_local_rank() == rank
+    assert (os.environ["RANK"], os.environ["WORLD_SIZE"]) == (str(rank), str(size))
+    assert os.environ["LOCAL_RANK"] == str(rank)
+    try:
+        dist.init_process_group(backend="mpi")
+    except ValueError as error:
+        assert "twice" in str(error)
+    else:
+        raise AssertionError("a second init_process_group did not raise")
+
+
+@case
 def point_to_point(rank: int, size: int) -> None:
     if rank == 0:
         dist.send(gf.tensor([1.0, 2.0, 3.0]), dst=1)

@@ -25,7 +25,7 @@ def test_cases_on_one_rank(world, case):
     rank_cases.CASES[case](dist.get_rank(), dist.get_world_size())
 
 
-@pytest.mark.parametrize("case", [*CASES, "point_to_point"])
+@pytest.mark.parametrize("case", [*CASES, "point_to_point", "process_group_view"])
 def test_cases_on_two_ranks(case):
     result = run_ranks("rank_cases.py", case)
     assert passed(result), result.stdout

@@ -60,6 +60,16 @@ def test_init_sets_torch_environment_variables(world):
     assert (dist.get_rank(), dist.get_world_size(), dist.get_local_rank()) == (0, 1, 0)
     for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
         assert os.environ[name] == value
+    assert dist.get_node_local_rank() == 0
+
+
+def test_get_node_local_rank_reads_the_environment(monkeypatch):
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert dist.get_node_local_rank(fallback_rank=3) == 3
+    with pytest.raises(RuntimeError, match="LOCAL_RANK is not in the environment"):
+        dist.get_node_local_rank()
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert dist.get_node_local_rank() == 1
 
 
 def test_a_second_init_raises(world):
