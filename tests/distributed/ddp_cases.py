@@ -166,6 +166,41 @@ def sync_batchnorm_uneven_batches(rank, size):
         numpy.testing.assert_allclose(total.numpy(), q.grad.numpy(), rtol=1e-10)
 
 
+@case
+def cuda_staged(rank, size):
+    """A cuda model (run with the CuPy stand-in; backend "mpi" stages through host memory):
+    buckets live on the device, SyncBatchNorm's sums too; equal to one model on batch 2B."""
+    inputs, targets = data((5,), size)
+
+    def make():
+        layers = [nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 1)]
+        return nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(*layers)).to("cuda")
+
+    gf.manual_seed(100 + rank)
+    model = make()
+    reference = copy.deepcopy(model)
+    ddp = DDP(model, bucket_cap_mb=100 / 2**20)
+    reference.load_state_dict(model.state_dict())
+    assert all(b.buffer is not None and type(b.buffer).__module__ != "numpy" for b in ddp._buckets)
+    opt = gf.optim.SGD(ddp.parameters(), lr=0.1)
+    ref_opt = gf.optim.SGD(reference.parameters(), lr=0.1)
+    for step in range(3):
+        x = gf.tensor(inputs[step], device="cuda")
+        y = gf.tensor(targets[step], device="cuda")
+        opt.zero_grad()
+        mine = slice(rank * BATCH, (rank + 1) * BATCH)
+        nn.functional.mse_loss(ddp(x[mine]), y[mine]).backward()
+        opt.step()
+        ref_opt.zero_grad()
+        nn.functional.mse_loss(reference(x), y).backward()
+        ref_opt.step()
+    ours = dict(model.named_parameters())
+    for name, p in reference.named_parameters():
+        assert ours[name].device.type == "cuda"
+        numpy.testing.assert_allclose(ours[name].detach().cpu().numpy(),
+                                      p.detach().cpu().numpy(), rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
 class LSTMModel(nn.Module):
     def __init__(self):
         super().__init__()

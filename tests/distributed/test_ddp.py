@@ -158,3 +158,10 @@ def test_a_backward_that_raised_leaves_no_state_behind(world):
     plain(x).sum().backward()
     for p, q in zip(model.parameters(), plain.parameters()):
         assert gf.allclose(p.grad, q.grad)
+
+
+def test_cuda_model_staged_through_host_on_two_ranks():
+    """A cuda model on the CuPy stand-in, backend "mpi": buckets and SyncBatchNorm's sums on
+    the device, staged through host memory by the collectives."""
+    result = run_ranks("ddp_cases.py", "cuda_staged", env={"GRADFLOW_CUDA_STANDIN": "1"})
+    assert passed(result), result.stdout
