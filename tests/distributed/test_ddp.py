@@ -94,6 +94,17 @@ def test_buckets_follow_reverse_parameter_order_and_cap(world):
     assert len(one._buckets) == 1
 
 
+def test_first_bucket_is_capped_at_one_mebibyte_and_dtypes_split(world):
+    # 4 layers of 512x512 float32 (1 MiB each): the first bucket (the last layer) holds one
+    # weight, the next ones up to 25 MB
+    model = nn.Sequential(*[nn.Linear(512, 512, bias=False) for _ in range(4)])
+    ddp = DistributedDataParallel(model)
+    assert [len(b.params) for b in ddp._buckets] == [1, 3]
+    mixed = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2).double(), nn.Linear(2, 2))
+    ddp = DistributedDataParallel(mixed)
+    assert [str(b.buffer.dtype) for b in ddp._buckets] == ["float32", "float64", "float32"]
+
+
 def test_state_dict_and_module(world):
     inner = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     ddp = DistributedDataParallel(inner)

@@ -33,6 +33,7 @@ from gradflow.nn.module import Module
 from gradflow.tensor import Tensor
 
 _MB = 1024 * 1024
+_FIRST_BUCKET_BYTES = _MB  # PyTorch's dist._DEFAULT_FIRST_BUCKET_BYTES
 
 
 def _dist() -> Any:
@@ -223,13 +224,17 @@ class DistributedDataParallel(Module):
                 start += n
 
     def _make_buckets(self, params: list) -> list:
+        """Reverse order, a new bucket at each change of dtype or device or past the cap; the
+        first bucket is capped at 1 MiB (PyTorch's first-bucket cap) so that communication
+        starts early in backward."""
         buckets: list = []
         current: list = []
         size = 0
         for p in reversed(params):
             nbytes = p.array.size * p.array.dtype.itemsize
+            cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap) if not buckets else None
             if current and (
-                size + nbytes > self.bucket_bytes_cap
+                size + nbytes > (cap or self.bucket_bytes_cap)
                 or p.array.dtype != current[0].array.dtype
                 or str(p.device) != str(current[0].device)
             ):
