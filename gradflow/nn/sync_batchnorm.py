@@ -131,7 +131,8 @@ class SyncBatchNorm(_BatchNorm):
     """Batch normalization over (N, C, ...) whose training statistics are those of the batch on
     every rank of `process_group` (the default group when None); see the module docstring.
     In eval mode, or when no process group is initialized (or it has one rank), it computes
-    exactly what BatchNorm1d/2d/3d do."""
+    exactly what BatchNorm1d/2d/3d do (eval without running statistics normalizes with the
+    local batch's, as PyTorch's does)."""
 
     _ranks = (2, 3, 4, 5)
     _layout = "(N, C, ...)"
@@ -179,11 +180,11 @@ class SyncBatchNorm(_BatchNorm):
                 f"SyncBatchNorm({self.num_features}): expected {self.num_features} channels in "
                 f"dim 1, got input of shape {tuple(x.shape)}"
             )
-        use_batch_stats = self.training or not self.track_running_stats
-        if not (use_batch_stats and self._world_size() > 1):
+        # as PyTorch: only training synchronizes (eval without running stats uses the local batch)
+        if not (self.training and self._world_size() > 1):
             return self._batch_norm(x)
         momentum = 0.0 if self.momentum is None else self.momentum
-        counting = self.training and self.track_running_stats
+        counting = self.track_running_stats
         if counting and self.momentum is None:
             momentum = 1.0 / (float(self.num_batches_tracked.array) + 1)
         out = sync_batch_norm(

@@ -164,6 +164,11 @@ def sync_batchnorm_uneven_batches(rank, size):
         total = gf.tensor(p.grad.numpy())
         dist.all_reduce(total)
         numpy.testing.assert_allclose(total.numpy(), q.grad.numpy(), rtol=1e-10)
+    # eval without running statistics: the local batch's, as PyTorch (no communication)
+    local = nn.SyncBatchNorm(3, track_running_stats=False, dtype=gf.float64).eval()
+    plain = nn.BatchNorm1d(3, track_running_stats=False, dtype=gf.float64).eval()
+    with gf.no_grad():
+        numpy.testing.assert_allclose(local(x).numpy(), plain(x).numpy(), rtol=1e-12)
 
 
 @case
