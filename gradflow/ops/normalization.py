@@ -331,6 +331,9 @@ class GroupNormFunction(Function):
 
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
+        self.from_x = xp is numpy and x.size > 0
+        if self.from_x:
+            return self._forward_from_x(x, weight, bias)
         n, c, length = _ncl(x.shape)
         v = x.reshape(self._rows(x.shape))
         xhat, xhat2 = _owned(xp, x.shape, x.dtype, v.shape)
@@ -340,24 +343,42 @@ class GroupNormFunction(Function):
         self.save_for_backward(xhat if need_x or need_w else None, invstd, weight)
         if weight is None and bias is None:
             return xhat
-        if xp is numpy:  # (C, L) blocks: a (C, 1) broadcast costs NumPy up to twice a pass
-            weight, bias = (None if a is None else _per_channel(a, length) for a in (weight, bias))
-            return _affine(xhat.reshape(n, c, length), weight, bias, (c, length), x.shape)
         return _affine(xhat.reshape(n, c, length), weight, bias, (-1, 1), x.shape)
+
+    def _forward_from_x(self, x, weight, bias):
+        """NumPy: the output written once, y = (x - mean) (invstd w) + b, in the array that held
+        x - mean for the variance; x itself, the mean and invstd kept for backward (a reference
+        to the input, no array of its size), as torch keeps them."""
+        n, c, length = _ncl(x.shape)
+        rows = self._rows(x.shape)
+        v = x.reshape(rows)
+        k = max(rows[1], 1)
+        mean = row_sums(v)
+        mean *= 1 / k
+        out, out2 = _owned(numpy, x.shape, x.dtype, rows)
+        numpy.subtract(v, mean[:, None], out=out2)
+        invstd = (row_dots(out2, out2) * (1 / k) + self.eps) ** -0.5
+        need_x, need_w = self.needs_input_grad[:2]
+        self.save_for_backward(x if need_x or need_w else None, mean, invstd, weight)
+        if weight is None:
+            out2 *= invstd[:, None]
+        else:
+            scale = numpy.repeat(invstd.reshape(n, self.groups), c // self.groups, axis=1)
+            scale *= weight
+            out.reshape(n * c, length)[...] *= scale.reshape(-1, 1)
+        if bias is not None:  # (C, L) blocks: a (C, 1) broadcast costs NumPy up to twice a pass
+            out.reshape(n, c, length)[...] += _per_channel(bias, length)
+        return out
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
+        if self.from_x:
+            return self._backward_from_x(g, need_x, need_w, need_b)
         xhat, invstd, weight = self.saved_arrays
         xp = get_array_module(g)
         g3 = g.reshape(_ncl(g.shape))
         gw = gb = gx = None
         cpu = xp is numpy
-        if cpu and need_x and weight is not None and g3.size and g3.strides[2] == 0:
-            gx, gw = self._backward_per_channel_gradient(g3, xhat, invstd, weight)
-            gb = channel_sums(g3) if need_b else None
-            return gx, gw if need_w else None, gb
-        if cpu and need_x and g3.size:
-            return self._backward_by_channel_sums(g3, xhat, invstd, weight, need_w, need_b)
         if need_w:
             xhat3 = xhat.reshape(g3.shape)
             gw = (
@@ -377,62 +398,50 @@ class GroupNormFunction(Function):
             _rows_backward(gh.reshape(rows), xhat.reshape(rows), invstd, gx.reshape(rows))
         return gx, gw, gb
 
-    def _backward_by_channel_sums(self, g3, xhat, invstd, weight, need_w, need_b):
-        """(dx, dw, db) on NumPy from two per-(sample, channel) sums, P = sum_L g xhat and
-        S = sum_L g: dw and db are their sums over the batch, and each (sample, group)'s
-        sum(g w xhat) and sum(g w) their sums over the group's channels weighted by w, so the
-        arrays are read three times for the statistics instead of five. Then dx = invstd
-        (g w - mean(g w) - xhat mean(g w xhat)) as g (w invstd) + xhat a + b, a and b per
-        (sample, group): four passes. Sums run in float32 in another order than the row
-        route's (bits differ in the last place)."""
-        n, c, length = g3.shape
-        groups = self.groups
-        xhat3 = xhat.reshape(g3.shape)
-        p = numpy.einsum("ncl,ncl->nc", g3, xhat3)
-        s = row_sums(g3.reshape(n * c, length)).reshape(n, c)
-        gw = p.sum(axis=0) if need_w else None
-        gb = s.sum(axis=0) if need_b else None
-        if weight is not None:
-            p *= weight
-            s *= weight
-        count = (c // groups) * length
+    def _backward_from_x(self, g, need_x, need_w, need_b):
+        """NumPy: (dx, dw, db) from two per-(sample, channel) sums, P = sum_L g x and
+        S = sum_L g (torch's ds and db): sum_L g xhat = invstd (P - mean S) gives dw and each
+        group's mean(g w xhat), S gives db and mean(g w); then dx = invstd (g w - mean(g w) -
+        xhat mean(g w xhat)) as g (w invstd) + x a + b, with a and b per (sample, group): the
+        arrays read three times for the statistics and four passes for dx. A gradient that is
+        one value per (sample, channel) (a broadcast, as sum().backward() gives) is summed as
+        the value times the sum of x."""
+        x, mean, invstd, weight = self.saved_arrays
+        n, c, length = _ncl(g.shape)
+        groups, per_group = self.groups, c // self.groups
+        g3, x3 = g.reshape(n, c, length), x.reshape(n, c, length)
+        if length and g3.strides[2] == 0:
+            s = g3[:, :, 0] * g.dtype.type(length)
+            p = g3[:, :, 0] * numpy.einsum("ncl->nc", x3)
+        else:
+            p = numpy.einsum("ncl,ncl->nc", g3, x3)
+            s = row_sums(g3.reshape(n * c, length)).reshape(n, c)
+        by_group = (n, groups, per_group)
         inv = invstd.reshape(n, groups)
-        dot = p.reshape(n, groups, -1).sum(axis=2)
-        dot *= -inv / count  # a: -invstd mean(g w xhat)
-        mean = s.reshape(n, groups, -1).sum(axis=2)
-        mean *= -inv / count  # b: -invstd mean(g w)
-        scale = numpy.repeat(inv, c // groups, axis=1)  # invstd per (sample, channel)
+        m = mean.reshape(n, groups)
+        p_hat = p.reshape(by_group) - m[:, :, None] * s.reshape(by_group)
+        p_hat *= inv[:, :, None]  # sum_L g xhat per (sample, channel)
+        gw = p_hat.reshape(n, c).sum(axis=0) if need_w else None
+        gb = s.sum(axis=0) if need_b else None
+        if not need_x:
+            return None, gw, gb
+        if weight is not None:
+            p_hat *= weight.reshape(groups, per_group)
+            s = s * weight
+        count = per_group * length
+        dot = p_hat.sum(axis=2) * (1 / count)  # mean(g w xhat) per (sample, group)
+        mean_g = s.reshape(by_group).sum(axis=2) * (1 / count)  # mean(g w)
+        a = -dot * inv * inv  # dx's coefficient of x, per (sample, group)
+        b = (dot * inv * m - mean_g) * inv
+        scale = numpy.repeat(inv, per_group, axis=1)  # invstd per (sample, channel)
         if weight is not None:
             scale *= weight
-        gx, gx3 = _owned(numpy, xhat.shape, g3.dtype, g3.shape)
-        numpy.multiply(g3, scale.astype(g3.dtype, copy=False)[:, :, None], out=gx3)
+        gx, gx3 = _owned(numpy, g.shape, g.dtype, (n, c, length))
+        numpy.multiply(g3, scale.astype(g.dtype, copy=False)[:, :, None], out=gx3)
         gx2 = gx.reshape(n * groups, count)
-        gx2 += xhat.reshape(n * groups, count) * dot.reshape(-1, 1).astype(g3.dtype, copy=False)
-        gx2 += mean.reshape(-1, 1).astype(g3.dtype, copy=False)
+        gx2 += x.reshape(n * groups, count) * a.reshape(-1, 1).astype(g.dtype, copy=False)
+        gx2 += b.reshape(-1, 1).astype(g.dtype, copy=False)
         return gx, gw, gb
-
-    def _backward_per_channel_gradient(self, g3, xhat, invstd, weight):
-        """(dx, dw) on NumPy for a gradient that is one value v per (sample, channel), as
-        sum().backward() gives: gh = v w is then constant along L, so the row statistics come
-        from the per-(sample, channel) sums of xhat (one pass) and dx = xhat a + b with a per
-        (sample, group) and b per (sample, channel): two passes instead of about seven."""
-        n, c, length = g3.shape
-        groups = self.groups
-        xhat3 = xhat.reshape(g3.shape)
-        sums = numpy.einsum("ncl->nc", xhat3)  # sum of xhat over L per (sample, channel)
-        value = g3[:, :, 0]
-        dw = numpy.einsum("nc,nc->c", value, sums)  # sum of g xhat
-        gh = (value * weight).reshape(n, groups, -1)  # (N, G, C/G)
-        count = gh.shape[2] * length
-        mean = gh.sum(axis=2) * (1 / gh.shape[2])  # (N, G): each channel's value L times
-        dot = numpy.einsum("ngc,ngc->ng", gh, sums.reshape(gh.shape)) * (1 / count)
-        inv = invstd.reshape(n, groups)
-        scale = numpy.repeat(-inv * dot, gh.shape[2], axis=1)  # a, (N, C)
-        shift = (gh - mean[:, :, None]) * inv[:, :, None]  # b, (N, G, C/G)
-        gx, gx2 = _owned(numpy, xhat.shape, g3.dtype, (n * c, length))
-        numpy.einsum("rl,r->rl", xhat.reshape(n * c, length), scale.reshape(-1), out=gx2)
-        gx2 += shift.reshape(-1, 1)
-        return gx, dw.astype(g3.dtype, copy=False)
 
     def _rows(self, shape):
         """(N * G, K): one row per (sample, group)."""

@@ -129,3 +129,33 @@ def test_errors(fn, error, message):
     with pytest.raises(error) as info:
         fn()
     assert str(info.value) == message
+
+
+def test_group_norm_on_numpy_keeps_the_input_by_reference_not_a_normalized_copy():
+    """The NumPy route keeps x itself (the caller's array), the means and the inverse
+    deviations, as torch does; nothing of x's size is allocated to be kept."""
+    x = gf.randn(4, 6, 5, requires_grad=True)
+    w, b = gf.randn(6, requires_grad=True), gf.randn(6, requires_grad=True)
+    saved = gf.nn.functional.group_norm(x, 3, w, b).grad_fn.saved_arrays
+    assert saved[0] is x.array
+    assert all(a is x.array or a.size <= 12 for a in saved if a is not None)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_group_norm_gradient_of_a_sum_equals_the_dense_ones_gradient(affine):
+    """sum().backward() hands a broadcast of ones (the route sums it as value times sum of x);
+    the same gradient given as a dense array of ones takes the general route."""
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((3, 8, 4, 5))
+    w, b = rng.standard_normal(8), rng.standard_normal(8)
+    grads = []
+    for dense in (False, True):
+        tensors = [gf.tensor(a, requires_grad=True) for a in (x, w, b)]
+        y = gf.nn.functional.group_norm(tensors[0], 4, *(tensors[1:] if affine else (None, None)))
+        if dense:
+            y.backward(gf.ones(*y.shape, dtype=y.dtype))
+        else:
+            y.sum().backward()  # a broadcast of ones
+        grads.append([t.grad.numpy() for t in tensors if t.grad is not None])
+    for a, c in zip(*grads, strict=True):
+        numpy.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-10)
