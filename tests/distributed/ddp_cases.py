@@ -399,6 +399,27 @@ def bucket_view(rank, size):
 
 
 @case
+def different_models(rank, size):
+    """Ranks wrapping different models: an error on every rank, before any gradient moves."""
+    for model in (nn.Linear(3, 2 + rank), nn.Linear(3 + rank, 2) if size > 1 else None):
+        if model is None:
+            continue
+        try:
+            DDP(model)
+        except RuntimeError as error:
+            assert "DDP expects same model across all ranks" in str(error), error
+        else:
+            assert size == 1, "different models across ranks did not raise"
+    # same sizes, other shapes: (2, 3) against (3, 2)
+    try:
+        DDP(nn.Linear(3, 2, bias=False) if rank == 0 else nn.Linear(2, 3, bias=False))
+    except RuntimeError as error:
+        assert "other shapes" in str(error)
+    else:
+        assert size == 1
+
+
+@case
 def raises_on_rank_1(rank, size):
     gf.manual_seed(0)
     ddp = DDP(nn.Linear(3, 1))

@@ -21,6 +21,7 @@ CASES = [
     "unused_parameters",
     "buffers",
     "bucket_view",
+    "different_models",
 ]
 
 

@@ -185,6 +185,7 @@ class DistributedDataParallel(Module):
         self.static_graph = static_graph
         self.require_backward_grad_sync = True
         self.require_forward_param_sync = True
+        self._verify_same_parameters(module)
         if init_sync:
             self._broadcast_coalesced([p for p in module.parameters()], "parameters")
             self._broadcast_coalesced(self._buffers_to_sync(), "buffers")
@@ -201,6 +202,29 @@ class DistributedDataParallel(Module):
     # ---- collectives --------------------------------------------------------------------
     def _group_kwargs(self) -> dict:
         return {} if self.process_group is None else {"group": self.process_group}
+
+    def _verify_same_parameters(self, module: Module) -> None:
+        """Every rank must wrap the same model: the count of parameters, their total size and
+        a checksum of their shapes and dtypes are compared (PyTorch checks the shapes too)."""
+        import zlib
+
+        import numpy
+
+        dist = _dist()
+        params = list(module.parameters())
+        shapes = repr([(tuple(p.shape), str(p.array.dtype)) for p in params]).encode()
+        mine = numpy.array([len(params), sum(p.array.size for p in params), zlib.crc32(shapes)])
+        low, high = Tensor._wrap(mine.copy()), Tensor._wrap(mine.copy())
+        dist.all_reduce(low, op=dist.ReduceOp.MIN, **self._group_kwargs())
+        dist.all_reduce(high, op=dist.ReduceOp.MAX, **self._group_kwargs())
+        if not (numpy.array_equal(low.array, mine) and numpy.array_equal(high.array, mine)):
+            raise RuntimeError(
+                "DDP expects same model across all ranks, but the ranks' modules differ: rank "
+                f"{dist.get_rank()} has {len(params)} parameters of {int(mine[1])} elements in "
+                f"all, while the ranks range from {int(low.array[0])} to {int(high.array[0])} "
+                f"parameters and {int(low.array[1])} to {int(high.array[1])} elements (or the "
+                "same counts in other shapes or dtypes); build the same model on every rank"
+            )
 
     def _buffers_to_sync(self) -> list:
         return [b for b in self.module.buffers() if b is not None]
