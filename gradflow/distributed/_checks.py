@@ -91,9 +91,9 @@ def agree(world: _World, op: str, tensor: Tensor, argument: int = 0) -> None:
         return
     rank = int(differ.argmax())
     row = everyone[rank]
-    detail = ""
-    if row[0] == mine[0] and row[1] != mine[1]:
-        detail = f" (but a different src/dst/op: {int(mine[1])} and {int(row[1])})"
+    detail = (
+        " but with a different src/dst or op" if row[0] == mine[0] and row[1] != mine[1] else ""
+    )
     raise RuntimeError(
         f"{op}: the ranks' calls do not match: rank {world.rank} {explain(mine)}, "
         f"rank {rank} {explain(row)}{detail}; every rank must make the same call "

@@ -43,3 +43,8 @@ def test_world_of_one(world):
 def test_cuda_tensors_are_staged_through_host_memory_with_backend_mpi():
     result = run_ranks("rank_cases.py", "cuda_staged", env={"GRADFLOW_CUDA_STANDIN": "1"})
     assert passed(result), result.stdout
+
+
+def test_cases_without_the_agreement_check():
+    result = run_ranks("rank_cases.py", "data_movers", env={"GRADFLOW_DISTRIBUTED_CHECKS": "0"})
+    assert passed(result), result.stdout
