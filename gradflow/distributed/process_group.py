@@ -172,6 +172,8 @@ def destroy_process_group(group: Any = None) -> None:
     global _world
     world = _current(group)
     _world = None
+    if world.nccl is not None:
+        world.nccl.comm.destroy()
     world.comm.Free()
 
 
