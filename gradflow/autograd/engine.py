@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,9 +17,16 @@ from gradflow.autograd.function import Function, _freed_message
 from gradflow.autograd.grad_mode import no_grad
 from gradflow.backend import get_array_module
 
+
 # End-of-backward callbacks: one list per running backward (a backward started inside a hook or
-# a callback gets its own). queue_callback appends to the innermost one.
-_callback_stack: list[list[Callable[[], Any]]] = []
+# a callback gets its own), per thread (backwards on two threads keep theirs apart).
+# queue_callback appends to the innermost one.
+class _Callbacks(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[list[Callable[[], Any]]] = []
+
+
+_callbacks = _Callbacks()
 
 # Post-accumulate-grad hooks: id(leaf) -> (weakref to the leaf, {handle id: hook(leaf)}),
 # dropped when the leaf dies (keyed by id: Tensor's == is elementwise). Empty in most programs,
@@ -32,14 +40,15 @@ def queue_callback(callback: Callable[[], Any]) -> None:
     ``Variable._execution_engine.queue_callback``. Call it from a hook during a backward;
     callbacks run in the order queued, and one may queue another. DistributedDataParallel uses
     it to wait for its last gradient buckets. Outside a backward it is a RuntimeError."""
-    if not _callback_stack:
+    stack = _callbacks.stack
+    if not stack:
         raise RuntimeError(
             "queue_callback: no backward is running; call it from a hook during backward() "
             "(a tensor hook or a post-accumulate-grad hook)"
         )
     if not callable(callback):
         raise TypeError(f"queue_callback expects a callable, got {type(callback).__name__}")
-    _callback_stack[-1].append(callback)
+    stack[-1].append(callback)
 
 
 def register_post_accumulate_grad_hook(tensor: Any, hook: Callable[[Any], None]) -> Any:
@@ -96,13 +105,14 @@ def run_backward(
     (``queue_callback``) run before it returns.
     """
     callbacks: list = []
-    _callback_stack.append(callbacks)
+    stack = _callbacks.stack
+    stack.append(callbacks)
     try:
         result = _run_backward(roots, root_grads, retain_graph, inputs)
         while callbacks:  # a callback may queue another: run until none is left
             callbacks.pop(0)()
     finally:
-        _callback_stack.pop()
+        stack.pop()
     return result
 
 

@@ -165,3 +165,34 @@ def test_post_accumulate_hooks_are_dropped_with_their_leaf():
     del a
     gc.collect()
     assert len(engine._post_accumulate_hooks) == before
+
+
+def test_callback_queues_are_per_thread():
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    events = []
+
+    def slow_hook(g):
+        queue_callback(lambda: events.append("thread's callback"))
+        started.set()
+        release.wait(10)
+
+    def other_thread():
+        a = gradflow.tensor([1.0], requires_grad=True)
+        a.register_hook(slow_hook)
+        (a * 2).sum().backward()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    assert started.wait(10)
+    # the other thread's backward is running, this thread's is not
+    with pytest.raises(RuntimeError, match="no backward is running"):
+        queue_callback(lambda: None)
+    b = gradflow.tensor([1.0], requires_grad=True)
+    b.register_hook(lambda g: queue_callback(lambda: events.append("main's callback")))
+    (b * 2).sum().backward()
+    assert events == ["main's callback"]
+    release.set()
+    worker.join(10)
+    assert events == ["main's callback", "thread's callback"]
