@@ -36,6 +36,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
                    "0: the BLAS library's default)")  # fmt: skip
     p.add_argument("--limit-batches", type=int, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--distributed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="data-parallel over the processes mpiexec started (default: on when "
+        "started by mpiexec -n N with N > 1): mpiexec -n 2 gradflow train cnn",
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -56,6 +63,7 @@ def _run_train(args: argparse.Namespace) -> int:
         limit_batches=args.limit_batches,
         progress=not args.no_progress,
         threads=args.threads,
+        distributed=args.distributed,
     )
     training.train(config, log=lambda line: print(line, flush=True))
     return 0

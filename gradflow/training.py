@@ -6,6 +6,13 @@ epoch, saves a checkpoint after every epoch and can resume from it. On the CPU a
 gives the same numbers as an uninterrupted one: the checkpoint carries the model, the
 optimizer, the epoch count and the state of both random streams (shuffling and
 dropout).
+
+Under ``mpiexec -n N`` (or with ``distributed=True``) it trains data-parallel: each process
+takes every N-th sample of each epoch's order (DistributedSampler, batch_size per process) and
+the model is wrapped in DistributedDataParallel, whose gradients are averaged over the
+processes; rank 0 alone prints, shows the progress bar, evaluates and writes the checkpoint,
+whose weights are the plain module's, so a run resumes at any number of processes. A process
+that raises ends the whole job (MPI Abort) with its traceback and a non-zero status.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+import numpy
 
 from gradflow import _files, data, models, nn, optim
 from gradflow.autograd.grad_mode import no_grad
@@ -62,6 +71,7 @@ class TrainConfig:
     limit_batches: int | None = None  # stop each epoch after this many batches (smoke runs)
     progress: bool = True
     threads: int = 1  # BLAS threads on the CPU; 0 leaves the BLAS library's default
+    distributed: bool | None = None  # None: when mpiexec started more than one process
 
 
 @dataclasses.dataclass
@@ -248,8 +258,51 @@ def plot_format_problem(path: str) -> str | None:
     return None
 
 
+def mpi_world_size(environ: dict | None = None) -> int:
+    """How many processes mpiexec started, from its environment (MPICH's PMI_SIZE, Open
+    MPI's OMPI_COMM_WORLD_SIZE); 1 when not under mpiexec."""
+    environ = os.environ if environ is None else environ
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS"):
+        if environ.get(name, "").isdigit():
+            return int(environ[name])
+    return 1
+
+
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     """Train ``config.model`` and return it with its history and checkpoint path."""
+    distributed = config.distributed
+    if distributed is None:
+        distributed = mpi_world_size() > 1
+    if not distributed:
+        return _train(config, log, None)
+    from gradflow import distributed as dist
+
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group("mpi")
+    try:
+        return _train(config, log, (dist.get_rank(), dist.get_world_size()))
+    except BaseException:
+        if dist.get_world_size() > 1:  # the other ranks wait in a collective: end them all
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.flush()
+            from mpi4py import MPI
+
+            MPI.COMM_WORLD.Abort(1)
+        raise
+    finally:
+        if started and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, log: Callable[[str], None], world: tuple | None) -> TrainResult:
+    """train() in one process (world None) or as rank `world[0]` of `world[1]`."""
+    rank, size = world if world is not None else (0, 1)
+    if rank != 0:
+        log = _silent
+        config = dataclasses.replace(config, progress=False)
     device, epochs, checkpoint = _check_config(config)
     manual_seed(config.seed)
     train_set, test_set = load_datasets(config.data, device)
@@ -261,33 +314,50 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     history: list[EpochRecord] = []
     if config.resume:
         history = _resume(checkpoint, config, model, optimizer, shuffle)
-    loader = data.DataLoader(train_set, config.batch_size, shuffle=True, generator=shuffle)
+    sampler = None
+    runs = model  # what the steps call: the model, or its DistributedDataParallel wrapper
+    if world is not None:
+        sampler = data.DistributedSampler(train_set, size, rank, shuffle=True, seed=config.seed)
+        loader = data.DataLoader(train_set, config.batch_size, sampler=sampler)
+        runs = nn.parallel.DistributedDataParallel(model)
+    else:
+        loader = data.DataLoader(train_set, config.batch_size, shuffle=True, generator=shuffle)
     log(
         f"training {config.model} on {config.data} ({len(train_set)} train / {len(test_set)} "
         f"test images) on {device}, {epochs} epochs, {config.optimizer} lr "
         f"{base_lr:.3g} (cosine decay)"
         + (f", resumed after epoch {len(history)}" if history else "")
-    )
+        + (f"; data-parallel over {size} processes (MPI), batch {config.batch_size} each"
+           if world is not None else "")
+    )  # fmt: skip
     if len(history) >= epochs:
         log(f"the checkpoint already holds {len(history)} epochs; pass a larger --epochs to go on")
     for epoch in range(len(history) + 1, epochs + 1):
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(base_lr, epoch, epochs)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         with blas_threads(config.threads if device.type == "cpu" else 0):
-            record = _train_epoch(model, optimizer, loader, epoch, epochs, config)
-            record.test_accuracy = evaluate(model, test_set)
+            record = _train_epoch(runs, optimizer, loader, epoch, epochs, config, world)
+            if rank == 0:  # the processes hold the same weights: one evaluates
+                record.test_accuracy = evaluate(model, test_set)
         history.append(record)
         log(
             f"epoch {epoch:>{len(str(epochs))}}/{epochs}  train loss {record.train_loss:.4f}  "
             f"test acc {record.test_accuracy:.2%}  {record.samples_per_second:,.0f} samples/s  "
             f"{record.seconds:.1f} s"
         )
-        _save(checkpoint, config, model, optimizer, shuffle, history)
+        if rank == 0:
+            _save(checkpoint, config, model, optimizer, shuffle, history)
     log(f"final test accuracy {history[-1].test_accuracy:.2%}; checkpoint: {checkpoint}")
-    if config.plot:
+    if config.plot and rank == 0:
         plot_history(history, config.plot)
         log(f"plot: {config.plot}")
     return TrainResult(model, history, checkpoint, device)
+
+
+def _silent(line: str) -> None:
+    """The log of a rank other than 0."""
 
 
 def _train_epoch(
@@ -297,6 +367,7 @@ def _train_epoch(
     epoch: int,
     epochs: int,
     config: TrainConfig,
+    world: tuple | None = None,
 ) -> EpochRecord:
     model.train()
     lr = optimizer.param_groups[0]["lr"]
@@ -320,7 +391,14 @@ def _train_epoch(
     if hasattr(bar, "close"):
         bar.close()
     seconds = time.perf_counter() - start
-    return EpochRecord(epoch, float(loss_sum) / max(steps, 1), math.nan, samples / seconds,
+    loss_total = float(loss_sum)
+    if world is not None:  # the epoch's loss and throughput over every process
+        from gradflow import distributed as dist
+
+        totals = Tensor._wrap(numpy.array([loss_total, steps, samples], dtype=numpy.float64))
+        dist.all_reduce(totals)
+        loss_total, steps, samples = (float(v) for v in totals.array)
+    return EpochRecord(epoch, loss_total / max(steps, 1), math.nan, samples / seconds,
                        seconds, lr)  # fmt: skip
 
 
