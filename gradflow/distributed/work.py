@@ -18,7 +18,10 @@ _SLEEP_S = 5e-5
 
 
 class Work:
-    """A started operation: ``wait()`` until it is done, ``is_completed()`` to ask."""
+    """A started operation: ``wait()`` until it is done, ``is_completed()`` to ask.
+
+    Keep it until then: it holds the buffers MPI reads and writes (and, for a staged tensor,
+    the copy whose values reach the tensor only when the operation completes)."""
 
     def __init__(
         self,
