@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from gradflow.backend import Device, get_array_module
@@ -23,6 +29,8 @@ from gradflow.bench.timing import (
 )
 
 TARGET_SECONDS = 0.2  # time spent on each side of a case when --repeat is not given
+MPI_INSTALL = "pip install -e '.[mpi]'"
+LAUNCH_TIMEOUT_S: float | None = None  # --suite distributed's limit on mpiexec (tests set one)
 OPS_MIN_REPEAT = 11  # calls per side at least for an ops case (a median of 11 calls or more)
 
 
@@ -79,9 +87,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", type=_device,
                    help="auto (cuda if usable, else cpu), cpu, cuda, cuda:N")  # fmt: skip
-    p.add_argument("--suite", choices=[*suites.SUITES, "all"],
+    p.add_argument("--suite", choices=[*suites.SUITES, "distributed", "all"],
                    help="all (the default): every suite but ops (issue 17's op cases at full "
-                   "size, CPU only, one size: --suite ops)")  # fmt: skip
+                   "size, CPU only, one size: --suite ops) and distributed (all_reduce "
+                   "bandwidth and DDP training throughput under mpiexec: --suite "
+                   "distributed)")  # fmt: skip
     p.add_argument(
         "--sizes",
         type=_sizes,
@@ -98,6 +108,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="NumPy BLAS threads on the CPU (default 1, as torch gets; 0: the BLAS default)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--processes", type=_positive, metavar="P",
+                   help="--suite distributed: how many processes mpiexec starts "
+                   "(default 2)")  # fmt: skip
     model = p.add_argument_group(
         "your own model",
         "--model times forward and backward of your model, whole and per layer (each distinct "
@@ -232,10 +245,75 @@ def run_model(args: argparse.Namespace, device: str) -> int:
     return 0
 
 
+def _has_mpi4py() -> bool:
+    return importlib.util.find_spec("mpi4py") is not None
+
+
+def _mpiexec() -> str | None:
+    """The mpiexec beside this Python (the mpich wheel's), or on PATH."""
+    return shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+
+
+def _distributed_problem(args: argparse.Namespace) -> str | None:
+    """Why the options don't go with --suite distributed (or --processes without it), or None."""
+    if args.suite != "distributed":
+        return "--processes only goes with --suite distributed" if args.processes else None
+    given = [f"--{n.replace('_', '-')}" for n in ("compare", "plot", "model") if getattr(args, n)]
+    if args.device.strip().lower() not in ("auto", "cpu"):
+        given.append(f"--device {args.device}")
+    if given:
+        verb = "does" if len(given) == 1 else "do"
+        return (f"{', '.join(given)} {verb} not go with --suite distributed (it times MPI on the "
+                "CPU: all_reduce and DDP training)")  # fmt: skip
+    if not _has_mpi4py():
+        return f"--suite distributed needs mpi4py: {MPI_INSTALL}"
+    if _mpiexec() is None:
+        return f"--suite distributed needs mpiexec (the mpich wheel brings it): {MPI_INSTALL}"
+    return None
+
+
+def run_distributed(args: argparse.Namespace) -> int:
+    """`gradflow bench --suite distributed`: gradflow.bench.distributed in each of --processes
+    ranks under mpiexec (small message sizes by default, to 64 MiB with --sizes medium or
+    large); its table on stdout, its exit status returned."""
+    sizes = "tiny" if args.repeat else "full" if set(args.sizes or []) - {"small"} else "small"
+    command = [_mpiexec(), "-n", str(args.processes or 2), sys.executable, "-m", "mpi4py", "-m",
+               "gradflow.bench.distributed", "--sizes", sizes]  # fmt: skip
+    if args.json:
+        command += ["--json", str(Path(args.json).resolve())]
+    environment = {**os.environ, "HYDRA_LAUNCHER": os.environ.get("HYDRA_LAUNCHER", "fork")}
+    source = str(Path(__file__).resolve().parents[2])  # this gradflow, installed or not
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in (source, environment.get("PYTHONPATH")) if p
+    )
+    sys.stdout.flush()
+    # a session of its own, so that a timeout ends mpiexec and every rank together
+    process = subprocess.Popen(command, env=environment, start_new_session=True)
+    try:
+        return process.wait(timeout=LAUNCH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        print(f"gradflow bench: error: mpiexec ran past {LAUNCH_TIMEOUT_S} s; ended it",
+              file=sys.stderr)  # fmt: skip
+        return 124
+    except KeyboardInterrupt:
+        os.killpg(process.pid, signal.SIGTERM)
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `gradflow bench` with parsed arguments; prints the table, returns the exit status."""
     from gradflow.bench.plot import save_plot
 
+    if problem := _distributed_problem(args):
+        print(f"gradflow bench: error: {problem}", file=sys.stderr)
+        return 2
+    if args.suite == "distributed":
+        if problem := _output_problem(args):
+            print(f"gradflow bench: error: {problem}", file=sys.stderr)
+            return 2
+        return run_distributed(args)
     problem = _output_problem(args) or _model_problem(args)
     if problem:
         print(f"gradflow bench: error: {problem}", file=sys.stderr)
