@@ -172,7 +172,8 @@ def allreduce_sweep(dist: Any, sizes: str) -> list[dict]:
                 "repeat": len(walls),
                 "median_s": wall,
                 "cpu_median_s": cpu,
-                "algbw_Bps": nbytes / wall,
+                # one rank moves nothing: no bandwidth
+                "algbw_Bps": nbytes / wall if n > 1 else None,
                 "busbw_Bps": 2 * (n - 1) / n * nbytes / wall if n > 1 else None,
             }
         )
@@ -300,18 +301,21 @@ def report(record: dict) -> str:
     n = record["processes"]
     out = [
         f"gradflow distributed benchmark: {n} process{'es' if n > 1 else ''} (mpiexec), "
-        f"{record['cores']} cores, "
-        "one BLAS thread each",
+        f"{record['cores']} cores, one BLAS thread each; load average "
+        f"{record['load_before'][0]:.2f} before, {record['load_after'][0]:.2f} after (1 min)",
         "all_reduce SUM float32, in place, agreement check on; median of the slowest rank; "
         "busbw = algbw * 2(N-1)/N",
         f"{'bytes':>10}  {'repeat':>6}  {'median ms':>10}  {'CPU ms':>8}  {'algbw GB/s':>10}  "
         f"{'busbw GB/s':>10}",
     ]
     for r in record["allreduce"]:
-        bus = f"{r['busbw_Bps'] / 1e9:>10.3f}" if r["busbw_Bps"] is not None else f"{'-':>10}"
+        alg, bus = (
+            f"{r[k] / 1e9:>10.3f}" if r[k] is not None else f"{'-':>10}"
+            for k in ("algbw_Bps", "busbw_Bps")
+        )
         out.append(
             f"{_human(r['bytes']):>10}  {r['repeat']:>6}  {r['median_s'] * 1e3:>10.3f}  "
-            f"{r['cpu_median_s'] * 1e3:>8.3f}  {r['algbw_Bps'] / 1e9:>10.3f}  {bus}"
+            f"{r['cpu_median_s'] * 1e3:>8.3f}  {alg}  {bus}"
         )
     t = record["training"]
     one, ddp = t["one_process"], t["ddp"]
@@ -335,8 +339,9 @@ def report(record: dict) -> str:
     if record["cores"] is not None and n >= record["cores"]:
         out.append(
             f"ceiling: {record['cores']} cores, so {record['cores']} processes are the most "
-            "that run at once; they share the memory bandwidth and caches, and MPI's "
-            "progress polling takes CPU time too, so 100% is out of reach here"
+            f"that run at once ({record['cores']}x one process at best); they share the "
+            "memory bandwidth and caches ('apart' measures that), and a rank waiting for "
+            "the allreduce polls MPI on its core"
         )
     if n > 1:
         inputs = model_inputs(record)
@@ -383,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     from gradflow.backend.threads import blas_threads
 
     dist.init_process_group("mpi")
+    load_before = os.getloadavg()
     try:
         with blas_threads(1):
             rows = allreduce_sweep(dist, args.sizes)
@@ -395,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
                 "command": sys.argv,
                 "processes": dist.get_world_size(),
                 "cores": os.cpu_count(),
+                "load_before": load_before,
+                "load_after": os.getloadavg(),
                 "sizes": args.sizes,
                 "allreduce": rows,
                 "training": train,

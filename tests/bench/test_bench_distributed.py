@@ -165,6 +165,8 @@ def test_model_inputs_and_table_from_a_record():
     record = {
         "processes": 2,
         "cores": 2,
+        "load_before": (0.5, 0.5, 0.5),
+        "load_after": (1.0, 1.0, 1.0),
         "allreduce": [
             {
                 "bytes": 4096,
@@ -213,5 +215,5 @@ def test_model_inputs_and_table_from_a_record():
     assert inputs["bandwidth_at_bytes"] == 262144 and inputs["bus_bandwidth"] == 1e9
     assert inputs["latency_s"] == pytest.approx(2e-5) and inputs["compute_s"] == 5e-3
     text = bench_distributed.report(record)
-    assert "ceiling: 2 cores" in text and "83.3%" in text
+    assert "ceiling: 2 cores" in text and "83.3%" in text and "load average 0.50 before" in text
     assert re.search(r"^\s*16\s+\d", text, re.M)  # the model's row for 16 processes
