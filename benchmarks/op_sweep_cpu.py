@@ -109,7 +109,7 @@ def _mib(size: int | None) -> str:
 
 BACKWARD_TEXT = {
     "dense": "backward from a fixed dense random gradient of the output's shape (the same on "
-    "both sides; a loss from 1), as a training step hands each op",
+    "both sides, as a training step hands each op; a loss from 1)",
     "sum": "`.sum().backward()` (the issue's method: a broadcast gradient, which both "
     "frameworks can take shortcuts on)",
 }
