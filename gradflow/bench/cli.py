@@ -110,7 +110,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--processes", type=_positive, metavar="P",
                    help="--suite distributed: how many processes mpiexec starts "
-                   "(default 2)")  # fmt: skip
+                   "(default 2); its messages go to 1 MiB (--sizes small, the default) or "
+                   "to 64 MiB (--sizes medium or large)")  # fmt: skip
     model = p.add_argument_group(
         "your own model",
         "--model times forward and backward of your model, whole and per layer (each distinct "
