@@ -19,7 +19,7 @@
 #                      of clocks, power, ECC), nvcc, CuPy/CUDA versions and cupy.show_config(),
 #                      the gradflow machine description, torch and its CUDA, CPU. Always runs,
 #                      whatever ONLY says.
-#   cuda-tests  (140)  cuda-tests.txt + cuda-tests.xml (JUnit): only the cuda variants (-m gpu)
+#   cuda-tests  (125)  cuda-tests.txt + cuda-tests.xml (JUnit): only the cuda variants (-m gpu)
 #                      of tests/ops, tests/nn, tests/optim, tests/autograd and tests/data, with
 #                      GRADFLOW_GRADCHECK=directional (gradcheck checks directional derivatives
 #                      only, no full Jacobians, once gradcheck honours it). Fails unless pytest
@@ -27,6 +27,9 @@
 #                      or any "no CUDA GPU visible" skip counts as a failure, not as green.
 #                      tests/ops/test_attention.py's cuda variants run the attention row
 #                      kernels (kernels/attention.cu) against torch.
+#   nccl         (15)  nccl.txt: benchmarks/nccl_check.py, gradflow.distributed's NCCL backend in a
+#                      world of one process: each collective on cuda tensors and an async
+#                      handle (exit 5, "SKIPPED", without mpi4py or CuPy's NCCL).
 #   determinism  (30)  determinism.md (+ determinism.txt): benchmarks/determinism_check.py,
 #                      kernels/README.md's determinism table checked bit for bit
 #   tune         (30)  tune.txt, dispatch_table.json, <date>-dispatch-<arch>.md:
@@ -55,8 +58,8 @@
 # others (preflight excepted); the exit status is 0 only when every step run exited 0. A step
 # that runs out of time gets SIGINT (pytest then still prints its summary), SIGKILL 10 s later.
 # Knobs (environment): OUT; ONLY (step names; preflight always runs); PYTHON (default python);
-# CAP_PREFLIGHT, CAP_CUDA_TESTS, CAP_DETERMINISM, CAP_TUNE, CAP_BENCH (the caps above; keep
-# their sum at or under 290); BENCH_SUITES (default "elementwise fused matmul conv rnn train
+# CAP_PREFLIGHT, CAP_CUDA_TESTS, CAP_NCCL, CAP_DETERMINISM, CAP_TUNE, CAP_BENCH (the caps
+# above; keep their sum at or under 290); BENCH_SUITES (default "elementwise fused matmul conv rnn train
 # attention"); BENCH_SIZES (default large; a comma-separated list for several).
 #
 # Turning the outputs into committed files (GPU = a short name from machine.txt's nvidia-smi,
@@ -85,7 +88,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 ONLY="${ONLY:-}"
 BENCH_SUITES="${BENCH_SUITES:-elementwise fused matmul conv rnn train attention}"
 BENCH_SIZES="${BENCH_SIZES:-large}"
-STEPS="preflight cuda-tests determinism tune bench"
+STEPS="preflight cuda-tests nccl determinism tune bench"
 
 for name in $ONLY; do
     if [[ " $STEPS " != *" $name "* ]]; then
@@ -384,7 +387,8 @@ if ((LAST_RC != 0)); then
     cat "$STEPS_FILE"
     exit 3
 fi
-run_step cuda-tests "${CAP_CUDA_TESTS:-140}" cuda-tests.txt bash -c cuda_tests
+run_step cuda-tests "${CAP_CUDA_TESTS:-125}" cuda-tests.txt bash -c cuda_tests
+run_step nccl "${CAP_NCCL:-15}" nccl.txt "$PY" benchmarks/nccl_check.py
 run_step determinism "${CAP_DETERMINISM:-30}" determinism.txt \
     "$PY" benchmarks/determinism_check.py --device cuda --out "$OUT/determinism.md"
 run_step tune "${CAP_TUNE:-30}" tune.txt bash -c tune
@@ -397,7 +401,7 @@ if [[ -f "$OUT/determinism.md" ]]; then
     echo
     grep -E '^\| |cases in' "$OUT/determinism.md"
 fi
-for log in cuda-tests.txt bench.txt; do
+for log in cuda-tests.txt nccl.txt bench.txt; do
     [[ -f "$OUT/$log" ]] && echo "$log: $(tail -n 1 "$OUT/$log")"
 done
 ls -l "$OUT"

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_session.sh"
-LATER_STEPS = ("cuda-tests", "determinism", "tune", "bench")
+LATER_STEPS = ("cuda-tests", "nccl", "determinism", "tune", "bench")
 MAX_CAPS_S = 290  # one device call runs at most ~300 s; the last step gets 10 s to die
 
 needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
@@ -86,8 +86,8 @@ def test_script_parses():
 
 def test_caps_fit_one_device_call():
     caps = _caps()
-    assert set(caps) == {"CAP_PREFLIGHT", "CAP_CUDA_TESTS", "CAP_DETERMINISM", "CAP_TUNE",
-                         "CAP_BENCH"}, caps  # fmt: skip
+    assert set(caps) == {"CAP_PREFLIGHT", "CAP_CUDA_TESTS", "CAP_NCCL", "CAP_DETERMINISM",
+                         "CAP_TUNE", "CAP_BENCH"}, caps  # fmt: skip
     assert sum(caps.values()) <= MAX_CAPS_S, caps
     # The header's "name (cap)" lines say the same as the defaults.
     header = dict(re.findall(r"^#   ([a-z-]+) +\((\d+)\)", SCRIPT.read_text(), re.M))
