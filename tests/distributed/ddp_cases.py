@@ -10,6 +10,7 @@ it passes; a failed assertion raises and mpi4py's runner ends the job with a non
 from __future__ import annotations
 
 import copy
+import gc
 import sys
 
 import numpy
@@ -417,6 +418,72 @@ def different_models(rank, size):
         assert "other shapes" in str(error)
     else:
         assert size == 1
+
+
+@case
+def hooks_only_after_ddp_forward(rank, size):
+    """As PyTorch's reducer: a backward through ``.module`` alone, a retained graph's second
+    backward and a forward under no_sync stay local; a forward outside no_sync syncs even when
+    its backward runs inside it. (Each rank's gradient is 2 (rank + 1); their mean size + 1.)"""
+    gf.manual_seed(0)
+    model = nn.Linear(3, 1, bias=False)
+    ddp = DDP(model)
+    x = gf.full((2, 3), float(rank + 1))
+    local, mean = 2.0 * (rank + 1), float(size + 1)
+
+    def grad():
+        value = model.weight.grad.numpy()
+        model.weight.grad = None
+        return value
+
+    if rank == 0:  # on one rank only: a collective here would wait for ever
+        model(x).sum().backward()
+        assert numpy.allclose(grad(), local)
+    y = ddp(x).sum()
+    y.backward(retain_graph=True)
+    assert numpy.allclose(model.weight.grad.numpy(), mean)
+    y.backward()  # the second backward of the graph: local, accumulated
+    assert numpy.allclose(grad(), mean + local)
+    y = ddp(x).sum()
+    with ddp.no_sync():
+        y.backward()
+    assert numpy.allclose(grad(), mean)
+    with ddp.no_sync():
+        y = ddp(x).sum()
+    y.backward()
+    assert numpy.allclose(grad(), local)
+
+
+@case
+def rewrap_drops_the_old_hooks(rank, size):
+    """A dropped wrapper's hooks go with it: wrapping the model again (here with its first
+    layer frozen) communicates once per bucket of the new wrapper, and raises nothing."""
+    gf.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    x = gf.full((2, 3), float(rank + 1))
+    ddp = DDP(model)
+    ddp(x).sum().backward()
+    del ddp
+    gc.collect()
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    model.zero_grad(set_to_none=True)
+    calls = []
+    original = dist.all_reduce
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    dist.all_reduce = counting
+    try:
+        again = DDP(model)
+        calls.clear()
+        again(x).sum().backward()
+        assert len(calls) == len(again._buckets)
+        assert model[0].weight.grad is None and model[1].weight.grad is not None
+    finally:
+        dist.all_reduce = original
 
 
 @case

@@ -22,6 +22,8 @@ CASES = [
     "buffers",
     "bucket_view",
     "different_models",
+    "hooks_only_after_ddp_forward",
+    "rewrap_drops_the_old_hooks",
 ]
 
 

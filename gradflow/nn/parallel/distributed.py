@@ -23,6 +23,7 @@ produced its gradient, and a parameter no rank used keeps its ``.grad``.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,6 +52,23 @@ def _tensors_in(value: Any) -> list:
     if isinstance(value, dict):
         return [t for v in value.values() for t in _tensors_in(v)]
     return []
+
+
+def _make_hook(this: Any, bucket: _Bucket, slot: int) -> Any:
+    """A post-accumulate-grad hook that hands the gradient to the wrapper `this` refers to
+    (weakly), and does nothing once that wrapper is gone."""
+
+    def hook(param: Tensor) -> None:
+        ddp = this()
+        if ddp is not None:
+            ddp._on_gradient(bucket, slot, param)
+
+    return hook
+
+
+def _remove_all(handles: list) -> None:
+    for handle in handles:
+        handle.remove()
 
 
 class _Bucket:
@@ -192,12 +210,16 @@ class DistributedDataParallel(Module):
         self._buckets = self._make_buckets(params)
         self._next_bucket = 0
         self._in_backward = False
+        self._expect_hooks = False  # set by a forward that syncs, cleared when backward ends
         self._unused: list | None = None
         self._handles = []
+        this = weakref.ref(self)  # the hooks must not keep a dropped wrapper alive
         for bucket in self._buckets:
             for slot, p in enumerate(bucket.params):
-                hook = self._make_hook(bucket, slot)
+                hook = _make_hook(this, bucket, slot)
                 self._handles.append(p.register_post_accumulate_grad_hook(hook))
+        # A wrapper that is dropped takes its hooks with it (re-wrapping a model is common).
+        weakref.finalize(self, _remove_all, list(self._handles))
 
     # ---- collectives --------------------------------------------------------------------
     def _group_kwargs(self) -> dict:
@@ -271,24 +293,25 @@ class DistributedDataParallel(Module):
         return [_Bucket(i, b, self.find_unused_parameters) for i, b in enumerate(buckets)]
 
     # ---- backward -----------------------------------------------------------------------
-    def _make_hook(self, bucket: _Bucket, slot: int) -> Any:
-        def hook(param: Tensor) -> None:
-            if not self.require_backward_grad_sync:
-                return
-            if not self._in_backward:
-                self._start_backward()
-            if slot in bucket.ready:
-                raise RuntimeError(
-                    "Expected to mark a variable ready only once. This error is caused by one "
-                    "of the following reasons: 1) Use of a module parameter outside the "
-                    "`forward` function (a second backward over the same parameters before the "
-                    "first finished)..."
-                )
-            bucket.put(slot, param)
-            if bucket.complete:
-                self._launch_ready()
-
-        return hook
+    def _on_gradient(self, bucket: _Bucket, slot: int, param: Tensor) -> None:
+        """A parameter's gradient has been accumulated: into its bucket, and the bucket starts
+        when full. Only for a backward through this wrapper's forward that syncs (as PyTorch's
+        reducer: a backward through ``.module`` alone, a second backward of a retained graph,
+        or one whose forward ran under ``no_sync()`` stays local)."""
+        if not self._expect_hooks:
+            return
+        if not self._in_backward:
+            self._start_backward()
+        if slot in bucket.ready:
+            raise RuntimeError(
+                "Expected to mark a variable ready only once. This error is caused by one "
+                "of the following reasons: 1) Use of a module parameter outside the "
+                "`forward` function (a second backward over the same parameters before the "
+                "first finished)..."
+            )
+        bucket.put(slot, param)
+        if bucket.complete:
+            self._launch_ready()
 
     def _start_backward(self) -> None:
         self._in_backward = True
@@ -324,6 +347,7 @@ class DistributedDataParallel(Module):
         """Runs when backward ends: the waiting buckets start, all are waited for, and the
         averaged gradients are written back."""
         self._in_backward = False
+        self._expect_hooks = False  # the next backward syncs only after another forward
         missing = [
             (b, slot) for b in self._buckets for slot in range(len(b.params)) if slot not in b.ready
         ]
@@ -372,6 +396,7 @@ class DistributedDataParallel(Module):
         self._unused = None
         sync = is_grad_enabled() and self.require_backward_grad_sync
         self.require_forward_param_sync = sync
+        self._expect_hooks = sync  # decided here, at forward, as PyTorch's no_sync documents
         if sync and self.broadcast_buffers:
             buffers = self._buffers_to_sync()
             if buffers:
