@@ -116,6 +116,27 @@ def run_backward(
     return result
 
 
+def accumulated_outside(leaves: Sequence[Any]) -> None:
+    """Run the post-accumulate-grad hooks of `leaves`, whose ``.grad`` was just written outside
+    the engine's own delivery (``backward(inputs=...)`` accumulates after the engine returns),
+    and the callbacks they queue, as the end of a backward runs them: so that, for one,
+    DistributedDataParallel averages the gradients of that form too."""
+    hooked = [leaf for leaf in leaves if leaf.grad_fn is None and _hooks_of(leaf) is not None]
+    if not hooked:
+        return
+    callbacks: list = []
+    stack = _callbacks.stack
+    stack.append(callbacks)
+    try:
+        for leaf in hooked:
+            for hook in list((_hooks_of(leaf) or {}).values()):
+                hook(leaf)
+        while callbacks:
+            callbacks.pop(0)()
+    finally:
+        stack.pop()
+
+
 def _run_backward(
     roots: Sequence[Any],
     root_grads: Sequence[Any],

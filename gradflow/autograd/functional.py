@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gradflow.autograd.engine import run_backward
+from gradflow.autograd.engine import accumulated_outside, run_backward
 from gradflow.backend import get_array_module
 
 
@@ -97,6 +97,7 @@ def backward(
         return
     inputs = _as_list(inputs, "inputs")
     results = run_backward(tensors, roots, retain_graph=bool(retain_graph), inputs=inputs)
+    written = []
     for t, g in zip(inputs, results):
         if g is None:
             continue
@@ -104,6 +105,8 @@ def backward(
             t.grad = Tensor._wrap(g.copy())
         else:
             t.grad.array += g
+        written.append(t)
+    accumulated_outside(written)  # their post-accumulate-grad hooks, as a plain backward runs
 
 
 def _refuse_create_graph(create_graph: bool) -> None:

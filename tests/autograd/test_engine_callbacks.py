@@ -196,3 +196,21 @@ def test_callback_queues_are_per_thread():
     release.set()
     worker.join(10)
     assert events == ["main's callback", "thread's callback"]
+
+
+def test_backward_with_inputs_fires_the_post_accumulate_hooks_and_their_callbacks():
+    """backward(inputs=[...]) writes .grad after the engine returns; the hooks of those leaves
+    still fire, once, after the write, and a callback they queue runs before it returns."""
+    w = gradflow.ones(3, requires_grad=True)
+    other = gradflow.ones(3, requires_grad=True)
+    events = []
+
+    def hook(param):
+        events.append(("hook", param.grad.tolist()))
+        gradflow.autograd.queue_callback(lambda: events.append(("callback",)))
+
+    w.register_post_accumulate_grad_hook(hook)
+    other.register_post_accumulate_grad_hook(lambda p: events.append(("other",)))
+    (w * 2 + other).sum().backward(inputs=[w])
+    assert events == [("hook", [2.0, 2.0, 2.0]), ("callback",)]
+    assert other.grad is None
