@@ -27,6 +27,7 @@ OPS = (
     "send",
     "gather",
     "scatter",
+    "barrier",
 )
 DTYPES = (
     "bool",
@@ -54,9 +55,11 @@ def tensor_argument(what: str, name: str, value: Any) -> Tensor:
     return value
 
 
-def describe(op: str, argument: int, tensor: Tensor) -> numpy.ndarray:
-    shape = tuple(tensor.shape)
-    name = str(tensor.array.dtype)
+def describe(op: str, argument: int, tensor: Tensor | None) -> numpy.ndarray:
+    """The call as integers: op, root or reduction, dtype, ndim and shape (no tensor: a
+    barrier, shape () and no dtype)."""
+    shape = () if tensor is None else tuple(tensor.shape)
+    name = "" if tensor is None else str(tensor.array.dtype)
     row = [OPS.index(op), argument, DTYPES.index(name) if name in DTYPES else -1, len(shape)]
     row += list(shape[:DIMS]) + [-1] * (DIMS - min(len(shape), DIMS))
     return numpy.array(row, dtype=numpy.int64)
@@ -64,6 +67,8 @@ def describe(op: str, argument: int, tensor: Tensor) -> numpy.ndarray:
 
 def shape_text(row: numpy.ndarray) -> str:
     ndim = int(row[3])
+    if not 0 <= ndim <= 64:  # not a description: the rank's allgather met another call
+        return "something else"
     shape: tuple = tuple(int(d) for d in row[4 : 4 + min(ndim, DIMS)])
     if ndim > DIMS:
         shape = (*shape, "...")
@@ -72,10 +77,14 @@ def shape_text(row: numpy.ndarray) -> str:
 
 
 def explain(row: numpy.ndarray) -> str:
+    if not 0 <= row[0] < len(OPS):
+        return "called another operation"
+    if OPS[row[0]] == "barrier":
+        return "called barrier"
     return f"called {OPS[row[0]]} on {shape_text(row)}"
 
 
-def agree(world: _World, op: str, tensor: Tensor, argument: int = 0) -> None:
+def agree(world: _World, op: str, tensor: Tensor | None, argument: int = 0) -> None:
     """Raises on every rank when the ranks' calls differ in op, root/reduction, dtype or shape."""
     if world.size == 1 or not world.checks:
         return

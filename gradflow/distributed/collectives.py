@@ -152,6 +152,8 @@ def all_gather_into_tensor(
         return run(world.nccl.all_gather_into_tensor(output_tensor, input_tensor), async_op)
     send = host(input_tensor)
     gathered = output_buffer(output_tensor)
+    if numpy.shares_memory(send, gathered):  # the input is a slot of the output (in place)
+        send = send.copy()
 
     def steps() -> Any:
         if world.size > 1:
@@ -263,8 +265,10 @@ def barrier(
     device_ids: Any = None,
     timeout: datetime.timedelta | None = None,
 ) -> Work | None:
-    """Returns when every rank has called it (raising after `timeout`, default the group's)."""
+    """Returns when every rank has called it (raising after `timeout`, default the group's).
+    With the agreement check on, a rank that meets another rank's different call raises."""
     world = _current(group)
+    agree(world, "barrier", None)
 
     def steps() -> Any:
         if world.size > 1:

@@ -88,6 +88,10 @@ def data_movers(rank: int, size: int) -> None:
     stacked = gf.zeros(size, 2)
     dist.all_gather_into_tensor(stacked, gf.full((2,), float(rank)))
     close(stacked, numpy.repeat(numpy.arange(size, dtype=numpy.float32), 2).reshape(size, 2))
+    in_place = gf.zeros(2 * size)  # the input is this rank's slot of the output
+    in_place[2 * rank : 2 * rank + 2] = float(rank)
+    dist.all_gather_into_tensor(in_place, in_place[2 * rank : 2 * rank + 2])
+    close(in_place, numpy.repeat(numpy.arange(size, dtype=numpy.float32), 2))
     chunk = gf.zeros(2)
     dist.reduce_scatter_tensor(chunk, gf.arange(2 * size, dtype=gf.float32) * (rank + 1))
     total = sum(r + 1 for r in range(size))
@@ -235,6 +239,10 @@ def mismatched_calls(rank: int, size: int) -> None:
     expect_error(
         "roots", lambda: dist.broadcast(gf.zeros(4), src=rank), "but with a different src/dst or op"
     )
+    if rank == 0:  # a barrier meeting another rank's collective is refused on both
+        expect_error("barrier", lambda: dist.all_reduce(gf.zeros(2)), "rank 1 called barrier")
+    elif rank == 1:
+        expect_error("barrier", dist.barrier, "called barrier", "rank 0 called all_reduce")
     t = gf.ones(4)
     dist.all_reduce(t)  # the group still works after a refused call
     assert t.tolist() == [float(size)] * 4
