@@ -57,6 +57,7 @@ class _World:
                 self.local_rank = int(os.environ[name])
                 break
         self.nccl: Any = None  # a gradflow.distributed.nccl.NcclGroup for backend "nccl"
+        self.broken: str | None = None  # why the group can't be used any more (a timeout)
         self.checks = os.environ.get("GRADFLOW_DISTRIBUTED_CHECKS", "1").strip() != "0"
 
 
@@ -185,6 +186,11 @@ def _current(group: Any = None) -> _World:
         )
     if _world is None:
         raise ValueError(_NOT_INITIALIZED)
+    if _world.broken is not None:
+        raise RuntimeError(
+            f"the process group can't be used after an earlier failure ({_world.broken}); "
+            "end the job, or destroy_process_group() and init_process_group() again"
+        )
     return _world
 
 

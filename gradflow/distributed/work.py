@@ -65,11 +65,13 @@ class Work:
             spins += 1
             if spins > _SPINS_BEFORE_SLEEP:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(
+                    message = (
                         f"{self.op} timed out after {limit:g} s waiting for the other ranks "
                         "(one may have failed, or is calling a different operation); raise "
                         "init_process_group(timeout=...) if it only needs longer"
                     )
+                    _break_the_group(message)
+                    raise RuntimeError(message)
                 time.sleep(_SLEEP_S)
         return True
 
@@ -83,6 +85,16 @@ class Work:
 
     def get_future(self) -> Any:
         raise NotImplementedError("gradflow's Work has no futures: call wait()")
+
+
+def _break_the_group(reason: str) -> None:
+    """After a timeout the operation's MPI requests stay posted and the ranks no longer agree
+    on what comes next: later calls on the group raise (as PyTorch's NCCL aborts its
+    communicator) instead of pairing with the abandoned one."""
+    from gradflow.distributed import process_group
+
+    if process_group._world is not None:
+        process_group._world.broken = reason
 
 
 def _seconds(timeout: timedelta | float) -> float:

@@ -264,7 +264,12 @@ def one_rank_is_late(rank: int, size: int) -> None:
     dist.destroy_process_group()
     dist.init_process_group(backend="mpi", timeout=datetime.timedelta(seconds=1))
     if rank == 0:
-        dist.all_reduce(gf.ones(3))
+        try:
+            dist.all_reduce(gf.ones(3))
+        except RuntimeError as error:
+            assert "timed out after 1 s" in str(error)
+            expect_error("after a timeout", dist.barrier, "can't be used after an earlier")
+            raise
     else:
         time.sleep(20)
 
