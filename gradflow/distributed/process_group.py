@@ -111,7 +111,8 @@ def init_process_group(
 ) -> None:
     """Joins the world ``mpiexec`` started: ``mpiexec -n 2 python -m mpi4py train.py``.
 
-    `backend` is "mpi" (the default: every tensor travels over MPI; cuda tensors are staged
+    `backend` is "mpi" (the default, also taken for PyTorch's CPU backend "gloo": every
+    tensor travels over MPI; cuda tensors are staged
     through host memory, correct but slower, as the PyPI MPI wheels are not CUDA-aware) or
     "nccl" (cuda tensors over NCCL through CuPy, one GPU per process picked by the local rank;
     cpu tensors still over MPI). MPI decides the ranks: `world_size` and `rank`, when given,
@@ -125,6 +126,8 @@ def init_process_group(
     if _world is not None:
         raise ValueError("trying to initialize the default process group twice!")
     backend = "mpi" if backend is None else str(backend).lower()
+    if backend == "gloo":  # PyTorch's CPU backend, named by its CPU scripts: MPI carries it here
+        backend = "mpi"
     if backend not in ("mpi", "nccl"):
         raise ValueError(
             f"init_process_group: backend {backend!r} is not supported; gradflow has 'mpi' "
