@@ -15,16 +15,12 @@ otherwise. Skipped without mpi4py or mpiexec (pip install -e '.[mpi]').
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gradflow.bench import cli as cli_bench
 from gradflow.bench import distributed as bench_distributed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,41 +30,17 @@ PROCESSES = 2
 
 def _launch(sizes: str, path: Path, timeout: float) -> subprocess.CompletedProcess:
     """mpiexec -n PROCESSES python -m mpi4py -m gradflow.bench.distributed, ended on timeout."""
+    from gradflow.distributed import launch
+
     pytest.importorskip("mpi4py", reason=f"needs mpi4py: {INSTALL}")
-    mpiexec = cli_bench._mpiexec()
-    if mpiexec is None:
+    if launch.find_mpiexec() is None:
         pytest.skip(f"needs mpiexec: {INSTALL}")
-    command = [
-        mpiexec,
-        "-n",
-        str(PROCESSES),
-        sys.executable,
-        "-m",
-        "mpi4py",
-        "-m",
-        "gradflow.bench.distributed",
-        "--sizes",
-        sizes,
-        "--json",
-        str(path),
-    ]
-    environment = {**os.environ, "HYDRA_LAUNCHER": "fork"}
-    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), environment.get("PYTHONPATH", "")])
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=environment,
-        start_new_session=True,
-    )
+    arguments = ["-m", "mpi4py", "-m", "gradflow.bench.distributed", "--sizes", sizes, "--json",
+                 str(path)]  # fmt: skip
     try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"the distributed benchmark ran past {timeout} s:\n{output}")
-    return subprocess.CompletedProcess(command, process.returncode, output, None)
+        return launch.run(arguments, PROCESSES, timeout)
+    except launch.LaunchTimeout as exc:
+        pytest.fail(f"the distributed benchmark ran past {timeout} s:\n{exc.output}")
 
 
 def test_distributed(benchmark: Any, bench: Any, tmp_path: Path) -> None:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
-import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -252,7 +248,9 @@ def _has_mpi4py() -> bool:
 
 def _mpiexec() -> str | None:
     """The mpiexec beside this Python (the mpich wheel's), or on PATH."""
-    return shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    from gradflow.distributed.launch import find_mpiexec
+
+    return find_mpiexec()
 
 
 def _distributed_problem(args: argparse.Namespace) -> str | None:
@@ -277,30 +275,19 @@ def run_distributed(args: argparse.Namespace) -> int:
     """`gradflow bench --suite distributed`: gradflow.bench.distributed in each of --processes
     ranks under mpiexec (small message sizes by default, to 64 MiB with --sizes medium or
     large); its table on stdout, its exit status returned."""
+    from gradflow.distributed import launch
+
     sizes = "tiny" if args.repeat else "full" if set(args.sizes or []) - {"small"} else "small"
-    command = [_mpiexec(), "-n", str(args.processes or 2), sys.executable, "-m", "mpi4py", "-m",
-               "gradflow.bench.distributed", "--sizes", sizes]  # fmt: skip
+    arguments = ["-m", "mpi4py", "-m", "gradflow.bench.distributed", "--sizes", sizes]
     if args.json:
-        command += ["--json", str(Path(args.json).resolve())]
-    environment = {**os.environ, "HYDRA_LAUNCHER": os.environ.get("HYDRA_LAUNCHER", "fork")}
-    source = str(Path(__file__).resolve().parents[2])  # this gradflow, installed or not
-    environment["PYTHONPATH"] = os.pathsep.join(
-        p for p in (source, environment.get("PYTHONPATH")) if p
-    )
+        arguments += ["--json", str(Path(args.json).resolve())]
     sys.stdout.flush()
-    # a session of its own, so that a timeout ends mpiexec and every rank together
-    process = subprocess.Popen(command, env=environment, start_new_session=True)
     try:
-        return process.wait(timeout=LAUNCH_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        print(f"gradflow bench: error: mpiexec ran past {LAUNCH_TIMEOUT_S} s; ended it",
-              file=sys.stderr)  # fmt: skip
+        done = launch.run(arguments, args.processes or 2, LAUNCH_TIMEOUT_S, capture=False)
+    except launch.LaunchTimeout as exc:
+        print(f"gradflow bench: error: {exc}", file=sys.stderr)
         return 124
-    except KeyboardInterrupt:
-        os.killpg(process.pid, signal.SIGTERM)
-        raise
+    return done.returncode
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,11 +3,8 @@ distributed`): a tiny run under ``mpiexec -n 2`` (skipped without mpi4py or mpie
 errors without them, and the paper model of scaling. No timing is asserted."""
 
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,34 +28,13 @@ def _mpiexec() -> str:
 
 def _run_module(*args: str, n: int = 2) -> subprocess.CompletedProcess:
     """`mpiexec -n n python -m mpi4py -m gradflow.bench.distributed args`, ended after 60 s."""
-    command = [
-        _mpiexec(),
-        "-n",
-        str(n),
-        sys.executable,
-        "-m",
-        "mpi4py",
-        "-m",
-        "gradflow.bench.distributed",
-        *args,
-    ]
-    environment = {**os.environ, "HYDRA_LAUNCHER": "fork"}
-    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), environment.get("PYTHONPATH", "")])
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=environment,
-        start_new_session=True,
-    )
+    from gradflow.distributed import launch
+
+    _mpiexec()  # skips without mpi4py or mpiexec
     try:
-        output, _ = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"mpiexec -n {n} gradflow.bench.distributed ran past 60 s:\n{output}")
-    return subprocess.CompletedProcess(command, process.returncode, output, None)
+        return launch.run(["-m", "mpi4py", "-m", "gradflow.bench.distributed", *args], n, 60)
+    except launch.LaunchTimeout as exc:
+        pytest.fail(f"mpiexec -n {n} gradflow.bench.distributed ran past 60 s:\n{exc.output}")
 
 
 def test_two_processes_print_the_table_and_write_json(tmp_path):

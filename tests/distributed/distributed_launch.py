@@ -6,10 +6,8 @@ Skips (naming what to install) when mpi4py or mpiexec is missing; kills the whol
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,26 +35,14 @@ def run_ranks(
 ) -> subprocess.CompletedProcess:
     """``mpiexec -n n python -m mpi4py tests/distributed/<script> args...``: its exit status
     and output (stdout and stderr together)."""
-    command = [mpiexec(), "-n", str(n), sys.executable, "-m", "mpi4py", str(HERE / script)]
-    environment = {**os.environ, "HYDRA_LAUNCHER": "fork", **(env or {})}
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO), str(HERE), environment.get("PYTHONPATH", "")]
-    )
-    process = subprocess.Popen(
-        [*command, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=environment,
-        start_new_session=True,  # so a timeout can end mpiexec and every rank together
-    )
+    from gradflow.distributed import launch
+
+    mpiexec()  # skips without mpi4py or mpiexec
+    arguments = ["-m", "mpi4py", str(HERE / script), *args]
     try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"mpiexec -n {n} {script} {' '.join(args)} ran past {timeout} s:\n{output}")
-    return subprocess.CompletedProcess(command, process.returncode, output, None)
+        return launch.run(arguments, n, timeout, env=env, extra_path=(str(HERE),))
+    except launch.LaunchTimeout as exc:
+        pytest.fail(f"mpiexec -n {n} {script} {' '.join(args)} ran past {timeout} s:\n{exc.output}")
 
 
 def passed(result: subprocess.CompletedProcess, n: int = 2) -> bool:

@@ -1,31 +1,29 @@
 """`gradflow train` data-parallel under ``mpiexec -n 2``: one log and one checkpoint (rank 0's),
 a run that resumes at another number of processes, and a rank that raises ending the job."""
 
-import os
 import subprocess
-import sys
 
 import pytest
-from distributed_launch import HERE, REPO, mpiexec
+from distributed_launch import HERE, mpiexec
 
 from gradflow import load, training
 
 
 def _launch(case: str, folder, n: int = 2, timeout: float = 120) -> subprocess.CompletedProcess:
-    """mpiexec -n n python train_cases.py case folder, without mpi4py's runner."""
-    env = {**os.environ, "HYDRA_LAUNCHER": "fork"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    command = [mpiexec(), "-n", str(n), sys.executable, str(HERE / "train_cases.py"), case,
-               str(folder)]  # fmt: skip
+    """mpiexec -n n python train_cases.py case folder, without mpi4py's runner (stdout and
+    stderr together)."""
+    from gradflow.distributed import launch
+
+    mpiexec()  # skips without mpi4py or mpiexec
     try:
-        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{case}: the job ran past {timeout} s (a rank left hanging?): {exc}")
+        return launch.run([str(HERE / "train_cases.py"), case, str(folder)], n, timeout)
+    except launch.LaunchTimeout as exc:
+        pytest.fail(f"{case}: the job ran past {timeout} s (a rank left hanging?): {exc.output}")
 
 
 def test_two_processes_train_with_one_log_and_one_checkpoint(tmp_path):
     done = _launch("cli", tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout
     out = done.stdout
     assert out.count("final test accuracy") == 1  # rank 0 alone prints
     assert "data-parallel over 2 processes" in out
@@ -46,7 +44,7 @@ def test_a_two_process_run_resumes_in_one_process(tmp_path):
 def test_a_rank_that_raises_ends_the_job_with_its_traceback(tmp_path):
     done = _launch("raise", tmp_path, timeout=60)
     assert done.returncode != 0
-    assert "rank 1 fails on purpose" in done.stderr
+    assert "rank 1 fails on purpose" in done.stdout
 
 
 def test_one_process_is_not_distributed_unless_asked():
