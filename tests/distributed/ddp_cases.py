@@ -29,6 +29,20 @@ def case(function):
     return function
 
 
+def counting_all_reduce():
+    """Replaces dist.all_reduce by a wrapper that records each call: (the record, the original,
+    to put back in a finally)."""
+    calls = []
+    original = dist.all_reduce
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    dist.all_reduce = counting
+    return calls, original
+
+
 def shard(array, rank, size):
     return array[rank * BATCH : (rank + 1) * BATCH]
 
@@ -233,14 +247,7 @@ def no_sync_accumulation(rank, size):
     model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 1))
     ddp = DDP(model)
     reference = copy.deepcopy(model)
-    calls = []
-    original = dist.all_reduce
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    dist.all_reduce = counting
+    calls, original = counting_all_reduce()
     try:
         loss = nn.functional.mse_loss
         with ddp.no_sync():
@@ -468,14 +475,7 @@ def rewrap_drops_the_old_hooks(rank, size):
     for p in model[0].parameters():
         p.requires_grad_(False)
     model.zero_grad(set_to_none=True)
-    calls = []
-    original = dist.all_reduce
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    dist.all_reduce = counting
+    calls, original = counting_all_reduce()
     try:
         again = DDP(model)
         calls.clear()
