@@ -39,7 +39,7 @@ def _launch(sizes: str, path: Path, timeout: float) -> subprocess.CompletedProce
                  str(path)]  # fmt: skip
     try:
         return launch.run(arguments, PROCESSES, timeout)
-    except launch.LaunchTimeout as exc:
+    except TimeoutError as exc:
         pytest.fail(f"the distributed benchmark ran past {timeout} s:\n{exc.output}")
 
 

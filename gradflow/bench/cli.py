@@ -284,7 +284,7 @@ def run_distributed(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     try:
         done = launch.run(arguments, args.processes or 2, LAUNCH_TIMEOUT_S, capture=False)
-    except launch.LaunchTimeout as exc:
+    except TimeoutError as exc:
         print(f"gradflow bench: error: {exc}", file=sys.stderr)
         return 124
     return done.returncode

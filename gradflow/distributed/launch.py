@@ -24,21 +24,13 @@ def find_mpiexec() -> str | None:
     return shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
 
 
-class LaunchTimeout(RuntimeError):
-    """mpiexec ran past its limit (it and every rank were killed); ``output`` has what they
-    printed."""
-
-    def __init__(self, seconds: float, output: str | None):
-        super().__init__(f"mpiexec ran past {seconds:g} s; it and every rank were ended")
-        self.output = output
-
-
 def run(arguments: list[str], processes: int = 2, timeout: float | None = None,
         capture: bool = True, env: dict | None = None,
         extra_path: tuple[str, ...] = ()) -> subprocess.CompletedProcess:  # fmt: skip
     """``mpiexec -n processes python *arguments``: its exit status and (with `capture`)
-    stdout and stderr together. Raises LaunchTimeout past `timeout` seconds, FileNotFoundError
-    without an mpiexec."""
+    stdout and stderr together. Past `timeout` seconds mpiexec and every rank are ended and a
+    TimeoutError is raised, its ``output`` what they printed; FileNotFoundError without an
+    mpiexec."""
     mpiexec = find_mpiexec()
     if mpiexec is None:
         raise FileNotFoundError("no mpiexec: pip install -e '.[mpi]' (the mpich wheel brings it)")
@@ -56,7 +48,9 @@ def run(arguments: list[str], processes: int = 2, timeout: float | None = None,
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         output, _ = process.communicate()
-        raise LaunchTimeout(timeout, output) from None
+        error = TimeoutError(f"mpiexec ran past {timeout:g} s; it and every rank were ended")
+        error.output = output
+        raise error from None
     except KeyboardInterrupt:
         os.killpg(process.pid, signal.SIGTERM)
         raise

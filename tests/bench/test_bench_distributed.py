@@ -33,7 +33,7 @@ def _run_module(*args: str, n: int = 2) -> subprocess.CompletedProcess:
     _mpiexec()  # skips without mpi4py or mpiexec
     try:
         return launch.run(["-m", "mpi4py", "-m", "gradflow.bench.distributed", *args], n, 60)
-    except launch.LaunchTimeout as exc:
+    except TimeoutError as exc:
         pytest.fail(f"mpiexec -n {n} gradflow.bench.distributed ran past 60 s:\n{exc.output}")
 
 

@@ -41,7 +41,7 @@ def run_ranks(
     arguments = ["-m", "mpi4py", str(HERE / script), *args]
     try:
         return launch.run(arguments, n, timeout, env=env, extra_path=(str(HERE),))
-    except launch.LaunchTimeout as exc:
+    except TimeoutError as exc:
         pytest.fail(f"mpiexec -n {n} {script} {' '.join(args)} ran past {timeout} s:\n{exc.output}")
 
 

@@ -17,7 +17,7 @@ def _launch(case: str, folder, n: int = 2, timeout: float = 120) -> subprocess.C
     mpiexec()  # skips without mpi4py or mpiexec
     try:
         return launch.run([str(HERE / "train_cases.py"), case, str(folder)], n, timeout)
-    except launch.LaunchTimeout as exc:
+    except TimeoutError as exc:
         pytest.fail(f"{case}: the job ran past {timeout} s (a rank left hanging?): {exc.output}")
 
 
