@@ -28,7 +28,11 @@ def row_sums(a: Any) -> Any:
 
 
 def row_dots(a: Any, b: Any) -> Any:
-    """sum(a * b) per row of two 2-D NumPy arrays of one shape and float dtype, shape (R,)."""
+    """sum(a * b) per row of two 2-D NumPy arrays of one shape and float dtype, shape (R,).
+    A row of `a` that is one value (a broadcast, as sum().backward() gives) is that value
+    times the row's sum of `b`."""
+    if a.shape[1] and a.strides[1] == 0:
+        return a[:, 0] * row_sums(b)
     contiguous = a.strides[1] == a.itemsize and b.strides[1] == b.itemsize
     if _vecdot is not None and contiguous and a.dtype == b.dtype and a.dtype in _BLAS_FLOATS:
         return _vecdot(a, b)

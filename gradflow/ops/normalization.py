@@ -255,14 +255,6 @@ def _rows_backward(gh, xhat, invstd, out):
     """Write dx for the rows into out: invstd (gh - mean(gh) - xhat mean(gh xhat)), where gh is
     g * w on the (R, K) view; out may be gh itself."""
     xp = get_array_module(gh)
-    if xp is numpy and gh.shape[1] and gh.strides[1] == 0 and gh is not out:
-        # each row one value v (a broadcast, as sum().backward() gives): gh - mean(gh) is 0,
-        # mean(gh xhat) is v mean(xhat), so dx = -xhat invstd v mean(xhat): one pass
-        scale = row_sums(xhat)
-        scale *= gh[:, 0] * (-1 / gh.shape[1])
-        scale *= invstd
-        numpy.einsum("rk,r->rk", xhat, scale, out=out)
-        return
     if xp is numpy:
         k = max(gh.shape[1], 1)
         dot = row_dots(gh, xhat)

@@ -99,3 +99,13 @@ def test_group_norm_gradients_for_a_gradient_constant_along_space(affine):
                  None)  # fmt: skip
     for a, b in zip(got, want, strict=True):
         numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_row_dots_of_a_broadcast_row_is_the_value_times_the_sum():
+    """A row of one value (sum().backward()'s gradient) dotted with b: that value times b's
+    row sum, as the dense product gives."""
+    b = numpy.random.default_rng(5).standard_normal((4, 7))
+    a = numpy.broadcast_to(numpy.array([[1.5], [-2.0], [0.0], [3.0]]), b.shape)
+    assert a.strides[1] == 0
+    numpy.testing.assert_allclose(row_dots(a, b), (numpy.ascontiguousarray(a) * b).sum(1),
+                                  rtol=1e-12, atol=1e-12)  # fmt: skip
