@@ -219,13 +219,17 @@ def _conv_input_grad(
     on the CPU, where it is cheaper, a conv of dY (see _flipped_conv_window); tiled when the
     workspace (C*kh*kw values per output pixel) exceeds the budget. g2 is dY as
     [O, N*OH*OW] when the caller already has it."""
-    flipped = None if uses_kernels(g) else _flipped_conv_window(window, weight.shape, x_shape)
     o, c_per_group, kh, kw = weight.shape
-    if flipped is None and not uses_kernels(g):  # more output than input channels
-        wider = _flipped_conv_window(window, weight.shape, x_shape, True)
+    flipped = None
+    if not uses_kernels(g):
+        flipped = _flipped_conv_window(window, weight.shape, x_shape, True)
         flipped_shape = (groups * c_per_group, o // groups, kh, kw)
-        if wider is not None and conv_offsets.applies(g, flipped_shape, wider, groups):
-            flipped = wider  # no columns of dY: the rewrite pays for any O
+        if (
+            flipped is not None
+            and o > x_shape[1]
+            and not conv_offsets.applies(g, flipped_shape, flipped, groups)
+        ):  # more output than input channels: the rewrite pays only without dY's columns
+            flipped = None
     if flipped is not None:
         w5 = weight.reshape(groups, o // groups, c_per_group, kh, kw)[..., ::-1, ::-1]
         w_flipped = w5.transpose(0, 2, 1, 3, 4).reshape(groups * c_per_group, o // groups, kh, kw)
