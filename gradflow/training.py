@@ -37,6 +37,7 @@ from gradflow.backend.threads import blas_threads
 from gradflow.ops.losses import cross_entropy
 from gradflow.random import Generator, default_generator, manual_seed
 from gradflow.serialization import CheckpointError, load, save
+from gradflow.stopping import EarlyStopping as EarlyStopping  # gradflow.training.EarlyStopping
 from gradflow.tensor import Tensor
 
 OPTIMIZERS: dict[str, Callable[..., optim.Optimizer]] = {
