@@ -34,6 +34,45 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS threads on the CPU (default 1: fastest for these small models; "
                    "0: the BLAS library's default)")  # fmt: skip
+    stop = p.add_argument_group(
+        "stopping criteria",
+        "they watch a seeded validation split of the training set (never the test set); the "
+        "best epoch's checkpoint is kept beside --checkpoint as NAME.best.SUFFIX",
+    )
+    stop.add_argument(
+        "--patience", type=int, help="stop after N epochs in a row without improvement of --monitor"
+    )
+    stop.add_argument(
+        "--min-delta",
+        type=float,
+        default=0.0,
+        help="an improvement is a change of more than this (default 0)",
+    )
+    stop.add_argument(
+        "--monitor",
+        default="val_loss",
+        choices=["val_loss", "val_accuracy"],
+        help="what --patience and the best checkpoint watch (default val_loss)",
+    )
+    stop.add_argument(
+        "--target-accuracy",
+        type=float,
+        metavar="A",
+        help="stop once the validation accuracy reaches A (0.95 for 95%%)",
+    )
+    stop.add_argument(
+        "--max-time",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this much training time (the epoch ends early and is evaluated)",
+    )
+    stop.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="hold out this fraction of the training set for validation (default "
+        "0.1 with --patience or --target-accuracy, else 0)",
+    )
     p.add_argument("--limit-batches", type=int, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -64,8 +103,26 @@ def _run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         threads=args.threads,
         distributed=args.distributed,
+        patience=args.patience,
+        min_delta=args.min_delta,
+        monitor=args.monitor,
+        target_accuracy=args.target_accuracy,
+        max_time=args.max_time,
+        val_fraction=args.val_fraction,
     )
-    training.train(config, log=lambda line: print(line, flush=True))
+    result = training.train(config, log=lambda line: print(line, flush=True))
+    if result.diverged:  # the run failed; its checkpoints are those of the last good epoch
+        if result.rank == 0:
+            kept = (
+                f"{result.checkpoint} holds epoch {len(result.history)}, the last good one"
+                if result.history
+                else "no epoch finished, so no checkpoint was written"
+            )
+            print(
+                f"gradflow train: error: {result.stop_reason}; {kept} (a smaller --lr may help)",
+                file=sys.stderr,
+            )
+        return 1
     return 0
 
 

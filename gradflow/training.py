@@ -37,7 +37,7 @@ from gradflow.backend.threads import blas_threads
 from gradflow.ops.losses import cross_entropy
 from gradflow.random import Generator, default_generator, manual_seed
 from gradflow.serialization import CheckpointError, load, save
-from gradflow.stopping import EarlyStopping as EarlyStopping  # gradflow.training.EarlyStopping
+from gradflow.stopping import EarlyStopping, check_loss, time_limit_reason
 from gradflow.tensor import Tensor
 
 OPTIMIZERS: dict[str, Callable[..., optim.Optimizer]] = {
@@ -73,6 +73,14 @@ class TrainConfig:
     progress: bool = True
     threads: int = 1  # BLAS threads on the CPU; 0 leaves the BLAS library's default
     distributed: bool | None = None  # None: when mpiexec started more than one process
+    # Stopping criteria (gradflow.stopping); they watch a validation split of the training set
+    patience: int | None = None  # stop after this many epochs without improvement of monitor
+    min_delta: float = 0.0  # an improvement is a change of more than this
+    monitor: str = "val_loss"  # or "val_accuracy"
+    target_accuracy: float | None = None  # stop once the validation accuracy reaches this
+    max_time: float | None = None  # seconds of training, checked after every batch
+    val_fraction: float | None = None  # None: 0.1 with patience or target_accuracy, else 0
+    restore_best: bool = True  # a run stopped on a criterion returns the best epoch's weights
 
 
 @dataclasses.dataclass
@@ -85,18 +93,35 @@ class EpochRecord:
     samples_per_second: float
     seconds: float
     lr: float
+    val_loss: float = math.nan  # nan without a validation split
+    val_accuracy: float = math.nan
 
 
 @dataclasses.dataclass
 class TrainResult:
+    """What train() returns. `stop_reason` says why the run ended early (None: it ran every
+    epoch); `diverged` is True when that was a non-finite training loss; `best_epoch` is the
+    epoch whose weights `model` holds when a stop restored the best ones."""
+
     model: nn.Module
     history: list[EpochRecord]
     checkpoint: Path
     device: Device
+    stop_reason: str | None = None
+    diverged: bool = False
+    best_epoch: int | None = None
+    rank: int = 0
 
     @property
     def test_accuracy(self) -> float:
-        return self.history[-1].test_accuracy if self.history else math.nan
+        """The test accuracy of the returned weights (the best epoch's when restored)."""
+        if not self.history:
+            return math.nan
+        return self.history[(self.best_epoch or len(self.history)) - 1].test_accuracy
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return best_checkpoint_path(self.checkpoint)
 
 
 class TrainingError(ValueError):
@@ -155,17 +180,70 @@ def _epochs(config: TrainConfig) -> int:
     return epochs
 
 
-def evaluate(model: nn.Module, dataset: data.TensorDataset, batch_size: int = 512) -> float:
+def evaluate(model: nn.Module, dataset: data.Dataset, batch_size: int = 512) -> float:
     """The fraction of `dataset` that `model` classifies correctly (in eval mode)."""
+    return _evaluate(model, dataset, batch_size, with_loss=False)[1]
+
+
+def validate(model: nn.Module, dataset: data.Dataset, batch_size: int = 512) -> tuple[float, float]:
+    """(mean cross-entropy loss, accuracy) of `model` on `dataset`, in eval mode."""
+    return _evaluate(model, dataset, batch_size, with_loss=True)
+
+
+def _evaluate(
+    model: nn.Module, dataset: data.Dataset, batch_size: int, with_loss: bool
+) -> tuple[float, float]:
     was_training = model.training
     model.eval()
     correct = 0
+    loss_sum = 0.0
     with no_grad():
         for images, labels in data.DataLoader(dataset, batch_size=batch_size):
-            predicted = model(images).array.argmax(axis=1)
-            correct += int((predicted == labels.array).sum())
+            output = model(images)
+            if with_loss:
+                loss_sum += float(cross_entropy(output, labels, reduction="sum").array)
+            correct += int((output.array.argmax(axis=1) == labels.array).sum())
     model.train(was_training)
-    return correct / len(dataset)
+    return loss_sum / len(dataset), correct / len(dataset)
+
+
+def validation_split(
+    dataset: data.Dataset, fraction: float, seed: int
+) -> tuple[data.Dataset, data.Dataset | None]:
+    """(train, validation) Subsets of the training set `dataset`: a seeded random `fraction`
+    of it (at least one sample) held out for the stopping criteria; (dataset, None) for 0."""
+    if not fraction:
+        return dataset, None
+    count = len(dataset)
+    held = min(max(1, round(count * fraction)), count - 1)
+    order = numpy.random.default_rng(seed).permutation(count)
+    return data.Subset(dataset, numpy.sort(order[held:])), data.Subset(
+        dataset, numpy.sort(order[:held])
+    )
+
+
+def best_checkpoint_path(checkpoint: Path) -> Path:
+    """Where the best epoch's checkpoint goes: run.gfckpt -> run.best.gfckpt."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.best{checkpoint.suffix or '.gfckpt'}")
+
+
+def _val_fraction(config: TrainConfig) -> float:
+    """The validation fraction config asks for, checked (its default depends on the criteria)."""
+    fraction = config.val_fraction
+    wanted = config.patience is not None or config.target_accuracy is not None
+    if fraction is None:
+        return 0.1 if wanted else 0.0
+    if not (_is_number(fraction) and 0 <= fraction < 1):
+        raise TrainingError(
+            f"--val-fraction must be a number from 0 up to (not including) 1, got {fraction!r}"
+        )
+    if wanted and fraction == 0:
+        raise TrainingError(
+            "--patience and --target-accuracy watch a validation split: --val-fraction must be "
+            "above 0 (leave it out for 0.1)"
+        )
+    return float(fraction)
 
 
 def _check_config(config: TrainConfig) -> tuple[Device, int, Path]:
@@ -191,6 +269,7 @@ def _check_config(config: TrainConfig) -> tuple[Device, int, Path]:
         raise TrainingError(f"--threads must be 0 (the BLAS default) or more, got {config.threads}")
     if config.limit_batches is not None and config.limit_batches < 1:
         raise TrainingError(f"--limit-batches must be at least 1, got {config.limit_batches}")
+    _check_stopping(config)
     default = config.checkpoint is None
     checkpoint = Path(config.checkpoint or f"gradflow_runs/{config.model}/checkpoint.gfckpt")
     problem = output_path_problem(checkpoint, make_parents=True)
@@ -211,6 +290,34 @@ def _check_config(config: TrainConfig) -> tuple[Device, int, Path]:
     if device.type == "cuda":
         get_array_module(device)  # CudaUnavailableError now, not after loading the data
     return device, epochs, checkpoint
+
+
+def _check_stopping(config: TrainConfig) -> None:
+    """TrainingError naming the option when a stopping criterion is out of range."""
+    patience = config.patience
+    if patience is not None and not (
+        isinstance(patience, numbers.Integral) and not isinstance(patience, bool) and patience >= 1
+    ):
+        raise TrainingError(f"--patience must be an integer, 1 or more, got {patience!r}")
+    if not (_is_number(config.min_delta) and 0 <= config.min_delta < math.inf):
+        raise TrainingError(
+            f"--min-delta must be a finite number, 0 or more, got {config.min_delta!r}"
+        )
+    if config.monitor not in ("val_loss", "val_accuracy"):
+        raise TrainingError(f"--monitor must be val_loss or val_accuracy, got {config.monitor!r}")
+    target = config.target_accuracy
+    if target is not None and not (_is_number(target) and 0 < target <= 1):
+        raise TrainingError(
+            f"--target-accuracy must be a fraction above 0 and at most 1 (0.95 for 95%), got "
+            f"{target!r}"
+        )
+    if config.max_time is not None and not (
+        _is_number(config.max_time) and 0 < config.max_time < math.inf
+    ):
+        raise TrainingError(
+            f"--max-time must be a positive number of seconds, got {config.max_time!r}"
+        )
+    _val_fraction(config)
 
 
 def _is_number(value: Any) -> bool:
@@ -308,16 +415,24 @@ def _train(config: TrainConfig, log: Callable[[str], None], world: tuple | None)
         log = _silent
         config = dataclasses.replace(config, progress=False)
     device, epochs, checkpoint = _check_config(config)
+    config = dataclasses.replace(config, val_fraction=_val_fraction(config))
     manual_seed(config.seed)
     train_set, test_set = load_datasets(config.data, device)
     image_size = train_set[0][0].shape[-1]
+    train_set, val_set = validation_split(train_set, config.val_fraction, config.seed)
     model, optimizer = build(config, image_size)
     base_lr = optimizer.param_groups[0]["lr"]
     model.to(device)
     shuffle = Generator("cpu", config.seed)
+    stopper = None  # tracks the best epoch (and the patience) when there is a validation split
+    if val_set is not None:
+        stopper = EarlyStopping(
+            config.monitor, patience=config.patience, min_delta=config.min_delta,
+            restore_best=config.restore_best,
+        )  # fmt: skip
     history: list[EpochRecord] = []
     if config.resume:
-        history = _resume(checkpoint, config, model, optimizer, shuffle)
+        history = _resume(checkpoint, config, model, optimizer, shuffle, stopper)
     sampler = None
     runs = model  # what the steps call: the model, or its DistributedDataParallel wrapper
     if world is not None:
@@ -326,38 +441,108 @@ def _train(config: TrainConfig, log: Callable[[str], None], world: tuple | None)
         runs = nn.parallel.DistributedDataParallel(model)
     else:
         loader = data.DataLoader(train_set, config.batch_size, shuffle=True, generator=shuffle)
+    held_out = f"{len(val_set)} validation / " if val_set is not None else ""
     log(
-        f"training {config.model} on {config.data} ({len(train_set)} train / {len(test_set)} "
-        f"test images) on {device}, {epochs} epochs, {config.optimizer} lr "
+        f"training {config.model} on {config.data} ({len(train_set)} train / {held_out}"
+        f"{len(test_set)} test images) on {device}, {epochs} epochs, {config.optimizer} lr "
         f"{base_lr:.3g} (cosine decay)"
         + (f", resumed after epoch {len(history)}" if history else "")
         + (f"; data-parallel over {size} processes (MPI), batch {config.batch_size} each"
            if world is not None else "")
     )  # fmt: skip
+    if criteria := _criteria(config):
+        log(f"stopping {criteria}")
     if len(history) >= epochs:
         log(f"the checkpoint already holds {len(history)} epochs; pass a larger --epochs to go on")
+    deadline = None if config.max_time is None else time.perf_counter() + config.max_time
+    reason, diverged = None, False
     for epoch in range(len(history) + 1, epochs + 1):
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(base_lr, epoch, epochs)
         if sampler is not None:
             sampler.set_epoch(epoch)
         with blas_threads(config.threads if device.type == "cpu" else 0):
-            record = _train_epoch(runs, optimizer, loader, epoch, epochs, config, world)
+            record, reason, diverged = _train_epoch(
+                runs, optimizer, loader, epoch, epochs, config, world, deadline=deadline
+            )
+            if diverged:  # no record, no checkpoint: the last ones are those of good weights
+                break
             if rank == 0:  # the processes hold the same weights: one evaluates
                 record.test_accuracy = evaluate(model, test_set)
+                if val_set is not None:
+                    record.val_loss, record.val_accuracy = validate(model, val_set)
+        if world is not None:
+            _share_evaluation(record)
         history.append(record)
-        log(
-            f"epoch {epoch:>{len(str(epochs))}}/{epochs}  train loss {record.train_loss:.4f}  "
-            f"test acc {record.test_accuracy:.2%}  {record.samples_per_second:,.0f} samples/s  "
-            f"{record.seconds:.1f} s"
-        )
+        log(_epoch_line(record, epochs, val_set is not None))
+        if stopper is not None:  # on every rank: the same numbers give the same decision
+            metrics = {"val_loss": record.val_loss, "val_accuracy": record.val_accuracy}
+            if stopper.step(metrics, model, epoch) and reason is None:
+                reason = stopper.stop_reason
+            target = config.target_accuracy
+            if reason is None and target is not None and record.val_accuracy >= target:
+                reason = f"val_accuracy reached the target {target:g} at epoch {epoch}"
         if rank == 0:
-            _save(checkpoint, config, model, optimizer, shuffle, history)
-    log(f"final test accuracy {history[-1].test_accuracy:.2%}; checkpoint: {checkpoint}")
-    if config.plot and rank == 0:
+            if stopper is not None and stopper.improved(epoch):
+                _save(best_checkpoint_path(checkpoint), config, model, optimizer, shuffle, history,
+                      stopper)  # fmt: skip
+            _save(checkpoint, config, model, optimizer, shuffle, history, stopper)
+        if reason is not None:
+            break
+    best_epoch = None
+    if reason is not None and config.restore_best and stopper and stopper.best_state is not None:
+        stopper.restore(model)
+        best_epoch = stopper.best_epoch
+    result = TrainResult(model, history, checkpoint, device, reason, diverged, best_epoch, rank)
+    if history:
+        weights = (
+            f" (epoch {best_epoch}'s weights, the best {config.monitor})" if best_epoch else ""
+        )
+        log(f"final test accuracy {result.test_accuracy:.2%}{weights}; checkpoint: {checkpoint}"
+            + (f", best epoch: {result.best_checkpoint}" if stopper else ""))  # fmt: skip
+    if config.plot and rank == 0 and history:
         plot_history(history, config.plot)
         log(f"plot: {config.plot}")
-    return TrainResult(model, history, checkpoint, device)
+    if reason is None:
+        log(f"ran all {epochs} epochs")
+    elif diverged:
+        log(f"stopped in epoch {len(history) + 1}/{epochs}: {reason}")
+    else:
+        log(f"stopped after epoch {len(history)}/{epochs}: {reason}")
+    return result
+
+
+def _criteria(config: TrainConfig) -> str:
+    """The stopping criteria of `config` in words, for the run's first lines ("" for none)."""
+    parts = []
+    if config.patience is not None:
+        by = f" by more than {config.min_delta:g}" if config.min_delta else ""
+        parts.append(f"when {config.monitor} has not improved{by} for {config.patience} epochs")
+    if config.target_accuracy is not None:
+        parts.append(f"at {config.target_accuracy:.2%} validation accuracy")
+    if config.max_time is not None:
+        parts.append(f"after {config.max_time:g} s")
+    return " or ".join(parts)
+
+
+def _epoch_line(record: EpochRecord, epochs: int, validation: bool) -> str:
+    val = (f"val loss {record.val_loss:.4f}  val acc {record.val_accuracy:.2%}  "
+           if validation else "")  # fmt: skip
+    return (
+        f"epoch {record.epoch:>{len(str(epochs))}}/{epochs}  train loss {record.train_loss:.4f}  "
+        f"{val}test acc {record.test_accuracy:.2%}  {record.samples_per_second:,.0f} samples/s  "
+        f"{record.seconds:.1f} s"
+    )
+
+
+def _share_evaluation(record: EpochRecord) -> None:
+    """Rank 0's test and validation numbers into `record` on every rank (data-parallel)."""
+    from gradflow import distributed as dist
+
+    values = [record.test_accuracy, record.val_loss, record.val_accuracy]
+    shared = Tensor._wrap(numpy.array(values, dtype=numpy.float64))
+    dist.broadcast(shared, src=0)
+    record.test_accuracy, record.val_loss, record.val_accuracy = (float(v) for v in shared.array)
 
 
 def _silent(line: str) -> None:
@@ -372,25 +557,38 @@ def _train_epoch(
     epochs: int,
     config: TrainConfig,
     world: tuple | None = None,
-) -> EpochRecord:
+    deadline: float | None = None,
+) -> tuple[EpochRecord, str | None, bool]:
+    """One epoch: (its record, why the run must stop now or None, whether that is a
+    non-finite training loss). The loss and the time limit are checked after every batch
+    on the CPU, every 10th on a GPU (a host read waits for the device)."""
     model.train()
     lr = optimizer.param_groups[0]["lr"]
     total = len(loader) if config.limit_batches is None else min(len(loader), config.limit_batches)
     bar = _progress(loader, total, f"epoch {epoch}/{epochs}", config.progress)
     loss_sum: Any = 0.0  # summed on the device: one host read per progress update
     samples = steps = 0
+    check_every = 1 if next(iter(model.parameters())).device.type == "cpu" else 10
+    unchecked: list = []  # the losses since the last check
+    reason, diverged = None, False
     start = time.perf_counter()
     for images, labels in bar:
         loss = cross_entropy(model(images), labels)
         optimizer.zero_grad()
         loss.backward()
+        steps += 1
+        unchecked.append(loss.array)
+        if steps % check_every == 0 or steps == total:
+            reason, diverged = _check_steps(unchecked, epoch, steps, deadline, config, world)
+            unchecked = []
+        if diverged:  # checked before the step: the weights stay those of the last good one
+            break
         optimizer.step()
         loss_sum = loss_sum + loss.array
-        steps += 1
         samples += len(labels)
         if steps % 10 == 0 and hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{float(loss_sum) / steps:.4f}", refresh=False)
-        if steps == total:
+        if steps == total or reason is not None:
             break
     if hasattr(bar, "close"):
         bar.close()
@@ -402,8 +600,46 @@ def _train_epoch(
         totals = Tensor._wrap(numpy.array([loss_total, steps, samples], dtype=numpy.float64))
         dist.all_reduce(totals)
         loss_total, steps, samples = (float(v) for v in totals.array)
-    return EpochRecord(epoch, loss_total / max(steps, 1), math.nan, samples / seconds,
-                       seconds, lr)  # fmt: skip
+    record = EpochRecord(epoch, loss_total / max(steps, 1), math.nan, samples / seconds,
+                         seconds, lr)  # fmt: skip
+    return record, reason, diverged
+
+
+def _check_steps(
+    losses: list,
+    epoch: int,
+    steps: int,
+    deadline: float | None,
+    config: TrainConfig,
+    world: tuple | None,
+) -> tuple[str | None, bool]:
+    """(why to stop, diverged) after the steps whose `losses` are given (the last is step
+    `steps`): a non-finite loss (naming the first such step) or the time limit. Data-parallel,
+    every rank gets the same answer: the first bad step over all ranks, rank 0's clock."""
+    first_bad, reason = math.inf, None
+    if not math.isfinite(float(sum(losses))):
+        for number, value in enumerate(losses, steps - len(losses) + 1):
+            if reason := check_loss(value, epoch, number):
+                first_bad = number
+                break
+        else:  # finite losses whose sum overflowed
+            first_bad, reason = steps, check_loss(math.inf, epoch, steps)
+    time_up = deadline is not None and time.perf_counter() >= deadline
+    if world is not None:
+        from gradflow import distributed as dist
+
+        flags = numpy.array([first_bad, 0.0 if time_up and world[0] == 0 else 1.0])
+        shared = Tensor._wrap(flags)
+        dist.all_reduce(shared, op=dist.ReduceOp.MIN)
+        bad_step, time_up = float(shared.array[0]), float(shared.array[1]) == 0.0
+        if bad_step < first_bad:
+            first_bad = bad_step
+            reason = f"the training loss is not finite at epoch {epoch}, step {int(bad_step)}"
+    if first_bad < math.inf:
+        return reason, True
+    if time_up:
+        return time_limit_reason(config.max_time), False
+    return None, False
 
 
 def _progress(loader: Iterable, total: int, desc: str, enabled: bool) -> Iterable:
@@ -428,6 +664,7 @@ def _save(
     optimizer: optim.Optimizer,
     shuffle: Generator,
     history: list[EpochRecord],
+    stopper: EarlyStopping | None = None,
 ) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -437,6 +674,8 @@ def _save(
         "history": [dataclasses.asdict(r) for r in history],
         "rng": {"shuffle": _rng_state(shuffle)},
     }
+    if stopper is not None:  # its best weights are in the best checkpoint, not here again
+        state["stopping"] = {k: v for k, v in stopper.state_dict().items() if k != "best_state"}
     dropout_rng = default_generator(Device("cpu"))
     if next(iter(model.parameters())).device.type == "cpu":
         state["rng"]["dropout"] = _rng_state(dropout_rng)
@@ -453,6 +692,7 @@ def _resume(
     model: nn.Module,
     optimizer: optim.Optimizer,
     shuffle: Generator,
+    stopper: EarlyStopping | None = None,
 ) -> list[EpochRecord]:
     try:  # _check_config has checked that it exists
         state = load(path, map_location="cpu")
@@ -466,6 +706,18 @@ def _resume(
                 f"--resume: the checkpoint at {path} was trained with {key}="
                 f"{saved.get(key)!r}, this run asks for {getattr(config, key)!r}"
             )
+    saved_fraction = saved.get("val_fraction", 0.0)
+    if saved_fraction != config.val_fraction:
+        raise TrainingError(
+            f"--resume: the checkpoint at {path} held out a validation fraction of "
+            f"{saved_fraction:g}, this run asks for {config.val_fraction:g} (pass --val-fraction "
+            f"{saved_fraction:g}, or leave out --resume to start afresh)"
+        )
+    if config.val_fraction and saved.get("seed") != config.seed:
+        raise TrainingError(
+            f"--resume: the checkpoint at {path} split its validation set with seed "
+            f"{saved.get('seed')!r}, this run asks for {config.seed!r}"
+        )
     _check_weights(path, state["model"], model)
     _check_history(path, state["history"])
     _check_rng(path, state["rng"])
@@ -488,7 +740,28 @@ def _resume(
     shuffle.set_state(json.loads(state["rng"]["shuffle"]))
     if "dropout" in state["rng"]:
         default_generator(Device("cpu")).set_state(json.loads(state["rng"]["dropout"]))
+    if stopper is not None and isinstance(state.get("stopping"), dict):  # older runs have none
+        _resume_stopper(path, state["stopping"], stopper)
     return [EpochRecord(**record) for record in state["history"]]
+
+
+def _resume_stopper(path: Path, state: dict, stopper: EarlyStopping) -> None:
+    """The stopper's progress from the checkpoint, and the best weights from the best one."""
+    try:
+        stopper.load_state_dict(state)
+    except (ValueError, TypeError) as exc:
+        raise TrainingError(
+            f"--resume: {exc} (checkpoint {path}); pass the same --monitor, or leave out "
+            "--resume to start afresh"
+        ) from None
+    best = best_checkpoint_path(path)
+    if stopper.best_epoch is not None and best.is_file():
+        try:
+            saved = load(best, map_location="cpu")
+            if len(saved["history"]) == stopper.best_epoch:  # not one of another run
+                stopper.best_state = saved["model"]
+        except (CheckpointError, KeyError, TypeError):
+            pass  # unreadable: the run goes on without the restore
 
 
 def _bad_checkpoint(path: Path, problem: str) -> TrainingError:
@@ -566,7 +839,10 @@ def _names(keys: list[str]) -> str:
 
 def _check_history(path: Path, history: list) -> None:
     fields = [f.name for f in dataclasses.fields(EpochRecord)]
+    optional = {"val_loss", "val_accuracy"}  # checkpoints from before the validation split
     for number, record in enumerate(history, 1):
+        if isinstance(record, dict) and not optional & set(record):
+            record.update(dict.fromkeys(optional, math.nan))
         problem = None
         if not isinstance(record, dict):
             problem = f"is not a dict (it is a {type(record).__name__})"
@@ -592,14 +868,22 @@ def _pyplot() -> Any:
 
 
 def plot_history(history: list[EpochRecord], path: str) -> None:
-    """Train loss and test accuracy per epoch, side by side, saved as an image at `path`."""
+    """Loss and accuracy per epoch, side by side (train loss and test accuracy, with the
+    validation ones when there is a split), saved as an image at `path`."""
     plt = _pyplot()
     epochs = [r.epoch for r in history]
+    validation = any(math.isfinite(r.val_loss) for r in history)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot(epochs, [r.train_loss for r in history], marker="o")
-    left.set(xlabel="epoch", ylabel="train loss", yscale="log", title="training loss")
-    right.plot(epochs, [100 * r.test_accuracy for r in history], marker="o", color="tab:green")
-    right.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    left.plot(epochs, [r.train_loss for r in history], marker="o", label="train")
+    left.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+    right.plot(epochs, [100 * r.test_accuracy for r in history], marker="o", color="tab:green",
+               label="test")  # fmt: skip
+    right.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    if validation:
+        left.plot(epochs, [r.val_loss for r in history], marker="s", label="validation")
+        right.plot(epochs, [100 * r.val_accuracy for r in history], marker="s",
+                   color="tab:orange", label="validation")  # fmt: skip
+        left.legend(), right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -187,3 +187,192 @@ def test_the_python_api_checks_options_before_loading_data(tmp_path, option, mes
     with pytest.raises(training.TrainingError, match=message):
         training.train(_config(tmp_path, **option), log=lambda s: None)
     assert not (tmp_path / "run.gfckpt").exists()
+
+
+# Stopping criteria (issue 19): the validation split, EarlyStopping in the loop, the best
+# checkpoint, a non-finite loss, the time limit.
+
+
+def _scripted_validation(monkeypatch, losses):
+    """training.validate returns (losses[i], 1 - losses[i]) on its i-th call."""
+    calls = iter(losses)
+
+    def validate(model, dataset, batch_size=512):
+        loss = next(calls)
+        return loss, 1 - loss
+
+    monkeypatch.setattr(training, "validate", validate)
+
+
+def test_patience_stops_at_the_right_epoch_and_returns_the_best_weights(tmp_path, monkeypatch):
+    _scripted_validation(monkeypatch, [1.0, 0.5, 0.7, 0.8, 0.1])
+    lines = []
+    config = _config(tmp_path, epochs=10, patience=2, limit_batches=2)
+    result = training.train(config, log=lines.append)
+    assert [r.epoch for r in result.history] == [1, 2, 3, 4]
+    assert [r.val_loss for r in result.history] == [1.0, 0.5, 0.7, 0.8]
+    assert result.stop_reason == "val_loss did not improve for 2 epochs (best 0.5 at epoch 2)"
+    assert lines[-1] == f"stopped after epoch 4/10: {result.stop_reason}"
+    assert not result.diverged and result.best_epoch == 2
+    best = gradflow.load(result.best_checkpoint)
+    assert result.best_checkpoint == tmp_path / "run.best.gfckpt"
+    assert len(best["history"]) == 2 and best["stopping"]["best_epoch"] == 2
+    last = gradflow.load(result.checkpoint)
+    assert len(last["history"]) == 4 and last["stopping"]["wait"] == 2
+    for name, value in result.model.state_dict().items():
+        numpy.testing.assert_array_equal(value.array, best["model"][name].array)
+    assert any(
+        not numpy.array_equal(value.array, last["model"][name].array)
+        for name, value in result.model.state_dict().items()
+    )
+
+
+def test_the_best_checkpoint_passes_the_resume_checks(tmp_path, monkeypatch):
+    _scripted_validation(monkeypatch, [1.0, 0.5, 0.7, 0.8])
+    result = training.train(_config(tmp_path, epochs=10, patience=2), log=lambda s: None)
+    monkeypatch.undo()
+    config = _config(tmp_path, epochs=3, patience=2, checkpoint=str(result.best_checkpoint))
+    config.resume = True
+    resumed = training.train(config, log=lambda s: None)
+    assert [r.epoch for r in resumed.history] == [1, 2, 3]
+
+
+def test_a_run_without_criteria_runs_all_epochs_and_has_no_validation(tmp_path):
+    lines = []
+    result = training.train(_config(tmp_path, epochs=2), log=lines.append)
+    assert lines[-1] == "ran all 2 epochs" and result.stop_reason is None
+    assert all(numpy.isnan(r.val_loss) and numpy.isnan(r.val_accuracy) for r in result.history)
+    assert not result.best_checkpoint.exists()
+
+
+def test_the_validation_split_is_seeded_disjoint_and_from_the_training_set():
+    train_set = gradflow.data.Digits(train=True)
+    rest, held = training.validation_split(train_set, 0.1, seed=0)
+    assert (len(rest), len(held)) == (1293, 144)
+    assert rest.dataset is train_set and held.dataset is train_set  # never the test set
+    assert not set(rest.indices) & set(held.indices)
+    assert set(rest.indices) | set(held.indices) == set(range(len(train_set)))
+    again = training.validation_split(train_set, 0.1, seed=0)[1]
+    numpy.testing.assert_array_equal(again.indices, held.indices)
+    other = training.validation_split(train_set, 0.1, seed=1)[1]
+    assert set(other.indices) != set(held.indices)
+    assert training.validation_split(train_set, 0, seed=0) == (train_set, None)
+
+
+def test_the_cli_holds_out_a_validation_split_and_reports_the_target(tmp_path, capsys):
+    args = ["train", "mlp", "--device", "cpu", "--no-progress", "--epochs", "20",
+            "--target-accuracy", "0.8", "--checkpoint", str(tmp_path / "t.gfckpt")]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "(1293 train / 144 validation / 360 test images)" in out[0]
+    assert out[1] == "stopping at 80.00% validation accuracy"
+    assert "val loss" in out[2] and "val acc" in out[2]
+    assert out[-1].startswith("stopped after epoch ")
+    assert out[-1].endswith(
+        ": val_accuracy reached the target 0.8 at epoch " + out[-1].split("/")[0].split()[-1]
+    )
+    assert (tmp_path / "t.best.gfckpt").exists()
+
+
+def test_an_interrupted_run_resumes_with_its_stopper_state(tmp_path):
+    whole = training.train(_config(tmp_path / "whole", epochs=30, patience=2), log=lambda s: None)
+    assert whole.stop_reason is not None and len(whole.history) < 30
+
+    def interrupt_after_epoch_three(line):
+        if line.startswith("epoch  4/30"):
+            raise KeyboardInterrupt
+
+    parted = _config(tmp_path / "parted", epochs=30, patience=2)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(parted, log=interrupt_after_epoch_three)
+    state = gradflow.load(parted.checkpoint)
+    assert len(state["history"]) == 3 and state["stopping"]["epochs"] == 3
+    parted.resume = True
+    resumed = training.train(parted, log=lambda s: None)
+    assert resumed.stop_reason == whole.stop_reason
+    assert [r.val_loss for r in resumed.history] == [r.val_loss for r in whole.history]
+    assert resumed.best_epoch == whole.best_epoch  # the best weights came from the best file
+    for a, b in zip(_parameters(resumed.model), _parameters(whole.model)):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_from_before_the_stopping_criteria_still_resumes(tmp_path):
+    config = _config(tmp_path)
+    training.train(config, log=lambda s: None)
+    state = gradflow.load(config.checkpoint)
+    for record in state["history"]:
+        del record["val_loss"], record["val_accuracy"]
+    del state["config"]["val_fraction"]
+    gradflow.save(state, config.checkpoint)
+    config.resume, config.epochs = True, 2
+    result = training.train(config, log=lambda s: None)
+    assert [r.epoch for r in result.history] == [1, 2]
+    assert numpy.isnan(result.history[0].val_loss)
+
+
+def test_resume_refuses_another_validation_split(tmp_path):
+    config = _config(tmp_path, patience=2)
+    training.train(config, log=lambda s: None)
+    config.resume, config.epochs, config.val_fraction = True, 2, 0.2
+    with pytest.raises(training.TrainingError, match="held out a validation fraction of 0.1"):
+        training.train(config, log=lambda s: None)
+
+
+def test_a_non_finite_loss_stops_at_once_and_the_cli_exits_1(tmp_path, monkeypatch, capsys):
+    steps = []
+
+    def cross_entropy(output, labels, **kwargs):
+        loss = losses.cross_entropy(output, labels, **kwargs)
+        if kwargs:  # validate's summed loss
+            return loss
+        steps.append(1)
+        return loss * float("nan") if len(steps) == 5 else loss  # epoch 2, step 2
+
+    from gradflow.ops import losses
+
+    monkeypatch.setattr(training, "cross_entropy", cross_entropy)
+    path = tmp_path / "n.gfckpt"
+    args = ["train", "mlp", "--device", "cpu", "--no-progress", "--epochs", "5", "--patience",
+            "3", "--limit-batches", "3", "--checkpoint", str(path)]  # fmt: skip
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == (
+        "stopped in epoch 2/5: the training loss is nan at epoch 2, step 2"
+    )
+    assert captured.err == (
+        "gradflow train: error: the training loss is nan at epoch 2, step 2; "
+        f"{path} holds epoch 1, the last good one (a smaller --lr may help)\n"
+    )
+    assert len(gradflow.load(path)["history"]) == 1
+    best = gradflow.load(tmp_path / "n.best.gfckpt")
+    assert all(numpy.isfinite(v.array).all() for v in best["model"].values())
+
+
+def test_max_time_ends_the_epoch_after_a_batch_and_evaluates_it(tmp_path):
+    lines = []
+    config = _config(tmp_path, epochs=5, limit_batches=None, max_time=1e-9)
+    result = training.train(config, log=lines.append)
+    assert len(result.history) == 1
+    record = result.history[0]
+    assert round(record.samples_per_second * record.seconds) == 64  # one batch of 64
+    assert 0 <= record.test_accuracy <= 1
+    assert result.stop_reason == "the time limit of 1e-09 s was reached"
+    assert lines[-1] == "stopped after epoch 1/5: the time limit of 1e-09 s was reached"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--patience", "0"], "--patience must be an integer, 1 or more, got 0"),
+     (["--min-delta", "-1"], "--min-delta must be a finite number, 0 or more"),
+     (["--target-accuracy", "95"], "--target-accuracy must be a fraction above 0 and at most 1"),
+     (["--max-time", "0"], "--max-time must be a positive number of seconds, got 0.0"),
+     (["--val-fraction", "1"], "--val-fraction must be a number from 0 up to (not including) 1"),
+     (["--patience", "3", "--val-fraction", "0"], "--val-fraction must be above 0")],
+)  # fmt: skip
+def test_bad_stopping_options_exit_2_before_training(tmp_path, capsys, args, message):
+    path = tmp_path / "x.gfckpt"
+    base = ["train", "mlp", "--device", "cpu", "--no-progress", "--checkpoint", str(path)]
+    assert main(base + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gradflow train: error: ") and message in err
+    assert not path.exists()
