@@ -381,6 +381,7 @@ from gradflow.tensor import Size, Tensor
 # data and optim import gradflow.tensor directly, which needs the core above loaded first.
 from gradflow import (
     data,
+    evolution,
     optim,
     utils,  # torch.utils.data's names: gradflow.utils.data
 )
