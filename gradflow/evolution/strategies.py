@@ -218,6 +218,7 @@ class OpenAIES:
         float64 = any(p.dtype.itemsize == 8 for p in self.params)
         self._dtype = numpy.float64 if float64 else numpy.float32
         self._xp = get_array_module(self.params[0].array)
+        self._kept: tuple | None = None  # (seeds, their noise) of a one-chunk population
         self.population_evaluations = 0  # members evaluated so far (by this process)
         self.generation = 0  # estimate() calls so far
 
@@ -364,17 +365,22 @@ class OpenAIES:
         forward = BatchedForward(model, self._offsets)
         base = self._xp.concatenate([p.array.reshape(-1).astype(self._dtype, copy=False)
                                      for p in self.params])  # fmt: skip
-        mine = self._mine(self._members(seeds))
+        members = self._members(seeds)
+        mine = self._mine(members)
         chunk = self._chunk(model, inputs)
+        # the whole population in one chunk: its noise is kept for the gradient (a GEMV
+        # instead of drawing every vector again, which costs as much as the forwards)
+        keep = len(mine) == len(members) <= chunk
         for first in range(0, len(mine), chunk):
             part = mine[first : first + chunk]
-            perturbed = self._xp.empty((len(part), self.num_parameters), dtype=self._dtype)
-            direction, draw = None, -1
-            for row, (_, d, sign) in enumerate(part):
-                if d != draw:
-                    direction, draw = self._direction(int(seeds[d])), d
-                self._xp.multiply(direction, sign * self.sigma, out=perturbed[row])
-                perturbed[row] += base
+            draws = sorted({d for _, d, _ in part})
+            directions = self._xp.stack([self._direction(int(seeds[d])) for d in draws])
+            row_of = {d: i for i, d in enumerate(draws)}
+            signs = self._xp.asarray([sign * self.sigma for _, _, sign in part], self._dtype)
+            rows = [row_of[d] for _, d, _ in part]
+            perturbed = directions[rows] * signs[:, None] + base
+            if keep:
+                self._kept = (seeds, directions)
             dtype = self.params[0].array.dtype
             outputs = forward(inputs, perturbed.astype(dtype, copy=False))
             if vectorized:
@@ -426,11 +432,15 @@ class OpenAIES:
             coefficients = weights[0::2] - weights[1::2]
         else:
             coefficients = weights - weights.mean()  # a baseline: lower variance, same mean
+        scale = 1.0 / (self.population_size * self.sigma)
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0] is seeds:  # this estimate's noise, in draw order
+            return self._xp.asarray(coefficients * scale, dtype=self._dtype) @ kept[1]
         g = self._xp.zeros(self.num_parameters, dtype=self._dtype)
         for d, c in enumerate(coefficients):
             if c != 0.0:
                 g += float(c) * self._direction(int(seeds[d]))
-        g *= 1.0 / (self.population_size * self.sigma)
+        g *= scale
         return g
 
     def _write_grad(self, g: Any, mix: float | None) -> None:
