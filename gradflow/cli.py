@@ -73,6 +73,18 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         help="hold out this fraction of the training set for validation (default "
         "0.1 with --patience or --target-accuracy, else 0)",
     )
+    es = p.add_argument_group(
+        "evolution strategies",
+        "--trainer es takes each step's gradient from OpenAI-ES (population forwards of "
+        "perturbed weights, no backward); hybrid mixes it with backprop's",
+    )
+    es.add_argument("--trainer", default="backprop", choices=training.TRAINERS)
+    es.add_argument("--population", type=int, default=50,
+                    help="ES: perturbed networks per step, even (default 50)")  # fmt: skip
+    es.add_argument("--sigma", type=float, default=0.05,
+                    help="ES: the perturbations' standard deviation (default 0.05)")  # fmt: skip
+    es.add_argument("--es-weight", type=float, default=0.5, metavar="W",
+                    help="hybrid: gradient = (1 - W) backprop + W ES (default 0.5)")  # fmt: skip
     p.add_argument("--limit-batches", type=int, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -109,6 +121,10 @@ def _run_train(args: argparse.Namespace) -> int:
         target_accuracy=args.target_accuracy,
         max_time=args.max_time,
         val_fraction=args.val_fraction,
+        trainer=args.trainer,
+        population=args.population,
+        sigma=args.sigma,
+        es_weight=args.es_weight,
     )
     result = training.train(config, log=lambda line: print(line, flush=True))
     if result.diverged:  # the run failed; its checkpoints are those of the last good epoch

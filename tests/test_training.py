@@ -376,3 +376,73 @@ def test_bad_stopping_options_exit_2_before_training(tmp_path, capsys, args, mes
     err = capsys.readouterr().err
     assert err.startswith("gradflow train: error: ") and message in err
     assert not path.exists()
+
+
+# --trainer es|hybrid (issue 19): the gradient from gradflow.evolution, alone or mixed.
+
+
+@pytest.mark.parametrize("trainer", ["es", "hybrid"])
+def test_es_and_hybrid_trainers_lower_the_loss_in_a_few_short_epochs(tmp_path, trainer):
+    lines = []
+    config = _config(tmp_path, epochs=3, limit_batches=6, trainer=trainer, population=20)
+    result = training.train(config, log=lines.append)
+    assert "OpenAI-ES, population 20, sigma 0.05" in lines[0]
+    losses = [r.train_loss for r in result.history]
+    assert losses[2] < losses[0], losses
+    assert gradflow.load(result.checkpoint)["config"]["trainer"] == trainer
+
+
+def test_es_without_backward_leaves_no_graph_and_resumes_to_the_same_weights(tmp_path):
+    whole = training.train(
+        _config(tmp_path / "whole", epochs=2, limit_batches=2, trainer="es", population=10),
+        log=lambda s: None,
+    )
+
+    def interrupt_in_epoch_two(line):
+        if line.startswith("epoch 2/2"):
+            raise KeyboardInterrupt
+
+    parted = _config(tmp_path / "parted", epochs=2, limit_batches=2, trainer="es", population=10)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(parted, log=interrupt_in_epoch_two)
+    parted.resume = True
+    resumed = training.train(parted, log=lambda s: None)
+    for a, b in zip(_parameters(resumed.model), _parameters(whole.model)):
+        numpy.testing.assert_array_equal(a, b)  # the ES stream resumed where it was
+    parted.trainer = "backprop"
+    with pytest.raises(training.TrainingError, match="trained with trainer='es', this run asks"):
+        training.train(parted, log=lambda s: None)
+
+
+def test_population_loss_is_each_members_cross_entropy():
+    outputs = gradflow.randn(3, 5, 10)
+    labels = gradflow.tensor([1, 2, 3, 4, 0])
+    want = [float(gradflow.nn.functional.cross_entropy(outputs[i], labels)) for i in range(3)]
+    numpy.testing.assert_allclose(training.population_loss(outputs, labels).array, want, rtol=1e-6)
+
+
+def test_es_trainers_refuse_to_run_data_parallel(tmp_path):
+    config = _config(tmp_path, trainer="es")
+    with pytest.raises(training.TrainingError, match=r"distributed=True"):
+        training._train(config, lambda s: None, (0, 2))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--trainer", "es", "--population", "3"], "--population must be an even integer, 2 or"),
+     (["--trainer", "es", "--sigma", "0"], "--sigma must be a positive finite number, got 0.0"),
+     (["--trainer", "hybrid", "--es-weight", "2"], "--es-weight must be from 0 to 1, got 2.0")],
+)  # fmt: skip
+def test_bad_es_options_exit_2_before_training(tmp_path, capsys, args, message):
+    path = tmp_path / "x.gfckpt"
+    base = ["train", "mlp", "--device", "cpu", "--no-progress", "--checkpoint", str(path)]
+    assert main(base + args) == 2
+    assert message in capsys.readouterr().err and not path.exists()
+
+
+def test_es_runs_a_model_the_population_forward_cannot_batch(tmp_path):
+    # cnn: convolutions, batch norm and dropout, so ES evaluates the members one by one
+    config = _config(tmp_path, model="cnn", limit_batches=1, trainer="es", population=4)
+    result = training.train(config, log=lambda s: None)
+    assert numpy.isfinite(result.history[0].train_loss)
+    assert all(numpy.isfinite(p).all() for p in _parameters(result.model))
