@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import shlex
 import statistics
 import subprocess
@@ -199,7 +200,7 @@ def _commit() -> str:
 
 
 def write_markdown(path: str, rows: list[dict], found: dict, argv: list[str], budget: float,
-                   plot: str | None) -> None:  # fmt: skip
+                   plot: str | None, load: str) -> None:  # fmt: skip
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     command = shlex.join(["python", "benchmarks/bench_evolution.py", *argv])
     lines = [
@@ -208,6 +209,7 @@ def write_markdown(path: str, rows: list[dict], found: dict, argv: list[str], bu
         f"- command: `{command}` (one BLAS thread, set through threadpoolctl)",
         f"- commit: {_commit()}",
         f"- machine: {describe_machine_line()}",
+        f"- load average (1 min) before, after the run: {load}",
         "",
         "## Population evaluations per second, batched against the loop form",
         "",
@@ -271,6 +273,8 @@ def write_plot(path: str, rows: list[dict], found: dict) -> bool:
     left.set_xticks(populations, [str(p) for p in populations])
     left.minorticks_off()
     left.grid(alpha=0.3)
+    bottom, top = left.get_ylim()
+    left.set_ylim(bottom / 5, top)  # room for the legend below the lines
     left.legend(fontsize=7, ncol=3, loc="lower center")
     for name, curve in found.items():
         right.plot([s for s, _, _ in curve], [100 * a for _, _, a in curve], label=name)
@@ -295,6 +299,7 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], dict]:
     parser.add_argument("--plot", metavar="PATH", help="write the figure (PNG) to PATH")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     budget = args.budget or (SMOKE_BUDGET_S if args.smoke else BUDGET_S)
+    load_before = os.getloadavg()[0]
     with blas_threads(1):
         rows = throughput(SMOKE_SIZES if args.smoke else SIZES,
                           SMOKE_POPULATIONS if args.smoke else POPULATIONS,
@@ -303,8 +308,9 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], dict]:
     plotted = bool(args.plot) and write_plot(args.plot, rows, found)
     if args.markdown:
         argv_text = sys.argv[1:] if argv is None else argv
+        load = f"{load_before:.2f}, {os.getloadavg()[0]:.2f}"
         write_markdown(args.markdown, rows, found, argv_text, budget,
-                       args.plot if plotted else None)  # fmt: skip
+                       args.plot if plotted else None, load)  # fmt: skip
     return rows, found
 
 
