@@ -24,6 +24,7 @@ from gradflow.backend import get_array_module
 class _Callbacks(threading.local):
     def __init__(self) -> None:
         self.stack: list[list[Callable[[], Any]]] = []
+        self.capturing: list[bool] = []  # per running backward: the gradflow.grad form?
 
 
 _callbacks = _Callbacks()
@@ -107,13 +108,21 @@ def run_backward(
     callbacks: list = []
     stack = _callbacks.stack
     stack.append(callbacks)
+    _callbacks.capturing.append(inputs is not None)
     try:
         result = _run_backward(roots, root_grads, retain_graph, inputs)
         while callbacks:  # a callback may queue another: run until none is left
             callbacks.pop(0)()
     finally:
         stack.pop()
+        _callbacks.capturing.pop()
     return result
+
+
+def capturing() -> bool:
+    """Whether the backward running now returns its gradients (``gradflow.grad``, or
+    ``backward(inputs=...)``) instead of accumulating them into every leaf's ``.grad``."""
+    return bool(_callbacks.capturing) and _callbacks.capturing[-1]
 
 
 def accumulated_outside(leaves: Sequence[Any]) -> None:
