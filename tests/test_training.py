@@ -446,3 +446,26 @@ def test_es_runs_a_model_the_population_forward_cannot_batch(tmp_path):
     result = training.train(config, log=lambda s: None)
     assert numpy.isfinite(result.history[0].train_loss)
     assert all(numpy.isfinite(p).all() for p in _parameters(result.model))
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_loss_is_read_every_tenth_step_and_the_first_bad_one_named(
+    tmp_path, monkeypatch
+):
+    if not gradflow.cuda.is_available():
+        pytest.skip("needs CUDA (GRADFLOW_CUDA_STANDIN=1 runs it on the CuPy stand-in)")
+    from gradflow.ops import losses
+
+    steps = []
+
+    def cross_entropy(output, labels, **kwargs):
+        steps.append(1)
+        loss = losses.cross_entropy(output, labels, **kwargs)
+        return loss * float("inf") if len(steps) == 4 else loss
+
+    monkeypatch.setattr(training, "cross_entropy", cross_entropy)
+    config = _config(tmp_path, device="cuda", limit_batches=15)
+    result = training.train(config, log=lambda s: None)
+    assert result.diverged and result.history == []
+    assert result.stop_reason == "the training loss is inf at epoch 1, step 4"
+    assert len(steps) == 10  # found at the tenth step's read, without a read per step
