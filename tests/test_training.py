@@ -469,3 +469,29 @@ def test_on_a_gpu_the_loss_is_read_every_tenth_step_and_the_first_bad_one_named(
     assert result.diverged and result.history == []
     assert result.stop_reason == "the training loss is inf at epoch 1, step 4"
     assert len(steps) == 10  # found at the tenth step's read, without a read per step
+
+
+def _mpiexec_train(tmp_path, *args):
+    """``mpiexec -n 2 python -m gradflow.cli train mlp ...``, skipped without MPI."""
+    pytest.importorskip("mpi4py")
+    from gradflow.distributed import launch
+
+    if launch.find_mpiexec() is None:
+        pytest.skip("needs mpiexec: pip install -e '.[mpi]'")
+    command = ["-m", "gradflow.cli", "train", "mlp", "--no-progress", "--checkpoint",
+               str(tmp_path / "run.gfckpt"), *args]  # fmt: skip
+    try:
+        return launch.run(command, 2, timeout=120)
+    except TimeoutError as exc:  # a rank that took another decision waits forever
+        pytest.fail(f"the ranks disagreed and hung: {exc.output}")
+
+
+def test_data_parallel_ranks_stop_together_on_a_criterion_and_on_a_nan(tmp_path):
+    done = _mpiexec_train(tmp_path, "--patience", "2", "--epochs", "30")
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count("stopped after epoch") == 1  # rank 0 alone prints
+    assert "val_loss did not improve for 2 epochs" in done.stdout
+    assert gradflow.load(tmp_path / "run.best.gfckpt")["stopping"]["best_epoch"] >= 1
+    done = _mpiexec_train(tmp_path, "--optimizer", "sgd", "--lr", "1e200")
+    assert done.returncode != 0
+    assert done.stdout.count("gradflow train: error: the training loss is nan at epoch 1") == 1
