@@ -7,6 +7,12 @@ gives the same numbers as an uninterrupted one: the checkpoint carries the model
 optimizer, the epoch count and the state of both random streams (shuffling and
 dropout).
 
+Stopping criteria (gradflow.stopping.EarlyStopping: patience, a target validation accuracy, a
+time limit, a non-finite loss) watch a seeded validation split of the training set; the best
+epoch's checkpoint is kept as NAME.best.gfckpt and the last log line says why the run ended.
+``trainer="es"`` takes each step's gradient from evolution strategies (gradflow.evolution)
+instead of backprop, ``"hybrid"`` mixes the two.
+
 Under ``mpiexec -n N`` (or with ``distributed=True``) it trains data-parallel: each process
 takes every N-th sample of each epoch's order (DistributedSampler, batch_size per process) and
 the model is wrapped in DistributedDataParallel, whose gradients are averaged over the
@@ -117,7 +123,8 @@ class EpochRecord:
 class TrainResult:
     """What train() returns. `stop_reason` says why the run ended early (None: it ran every
     epoch); `diverged` is True when that was a non-finite training loss; `best_epoch` is the
-    epoch whose weights `model` holds when a stop restored the best ones."""
+    epoch whose weights `model` holds when a stop restored the best ones; `rank` is the
+    process's rank under mpiexec (0 otherwise: the one that reports)."""
 
     model: nn.Module
     history: list[EpochRecord]
@@ -582,7 +589,8 @@ def _criteria(config: TrainConfig) -> str:
     parts = []
     if config.patience is not None:
         by = f" by more than {config.min_delta:g}" if config.min_delta else ""
-        parts.append(f"when {config.monitor} has not improved{by} for {config.patience} epochs")
+        epochs = "epoch" if config.patience == 1 else "epochs"
+        parts.append(f"when {config.monitor} has not improved{by} for {config.patience} {epochs}")
     if config.target_accuracy is not None:
         parts.append(f"at {config.target_accuracy:.2%} validation accuracy")
     if config.max_time is not None:
