@@ -132,3 +132,45 @@ def test_starting_state_is_used_and_errors():
         truncated_bptt(model, inputs, targets[:5], mse_loss, RecordingSGD([]), k=2)
     with pytest.raises(TypeError, match=r"detach_state: expected a Tensor"):
         detach_state(3)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+@pytest.mark.parametrize(("k", "every"), [(24, 5), (24, 24), (10, 3), (10, 1)])
+def test_checkpointed_segments_give_the_same_gradients(cls, k, every):
+    ours, plain = _pair(cls, num_layers=2)
+    inputs, targets = _data(24, seed=3)
+    opt_a, opt_b = RecordingSGD(ours.parameters()), RecordingSGD(plain.parameters())
+    mean_a, final_a = truncated_bptt(ours, inputs, targets, mse_loss, opt_a, k=k,
+                                     checkpoint_every=every)  # fmt: skip
+    mean_b, final_b = truncated_bptt(plain, inputs, targets, mse_loss, opt_b, k=k)
+    assert mean_a == pytest.approx(mean_b, rel=1e-12)
+    assert len(opt_a.grads) == len(opt_b.grads)
+    for grads_a, grads_b in zip(opt_a.grads, opt_b.grads, strict=True):
+        for ga, gb in zip(grads_a, grads_b, strict=True):
+            np.testing.assert_allclose(ga, gb, rtol=1e-10, atol=1e-12)
+    finals_a = final_a if cls is LSTM else (final_a,)
+    finals_b = final_b if cls is LSTM else (final_b,)
+    for fa, fb in zip(finals_a, finals_b, strict=True):
+        np.testing.assert_allclose(fa.numpy(), fb.numpy(), rtol=1e-12)
+
+
+def test_checkpointed_full_bptt_keeps_memory_of_about_sqrt_t_steps():
+    import tracemalloc
+
+    def peak(steps, every):
+        model = LSTM(3, 32).double()
+        inputs, targets = _data(steps, batch=4)
+        targets = targets[..., :1].expand(steps, 4, 32).contiguous()
+        tracemalloc.start()
+        truncated_bptt(model, inputs, targets, mse_loss, RecordingSGD(model.parameters()),
+                       k=steps, checkpoint_every=every)  # fmt: skip
+        used = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return used
+
+    full = {t: peak(t, None) for t in (100, 400)}
+    bounded = {t: peak(t, int(t**0.5)) for t in (100, 400)}
+    assert full[400] > 3 * full[100]  # linear in T
+    assert bounded[400] < full[400] / 4
+    with pytest.raises(ValueError, match="checkpoint_every must be a positive int"):
+        truncated_bptt(LSTM(3, 4), *_data(4), mse_loss, RecordingSGD([]), k=2, checkpoint_every=0)
