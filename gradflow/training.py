@@ -429,6 +429,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         distributed = mpi_world_size() > 1
     if not distributed:
         return _train(config, log, None)
+    if config.trainer != "backprop":  # before MPI starts: a plain error, not an MPI abort
+        raise _es_not_data_parallel(config)
     from gradflow import distributed as dist
 
     started = not dist.is_initialized()
@@ -452,6 +454,14 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     finally:
         if started and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _es_not_data_parallel(config: TrainConfig) -> TrainingError:
+    return TrainingError(
+        f"--trainer {config.trainer} does not run data-parallel under mpiexec; run it in one "
+        "process, or split the ES population over the ranks in your own script with "
+        "gradflow.evolution.OpenAIES(..., distributed=True)"
+    )
 
 
 def _train(config: TrainConfig, log: Callable[[str], None], world: tuple | None) -> TrainResult:
@@ -479,11 +489,7 @@ def _train(config: TrainConfig, log: Callable[[str], None], world: tuple | None)
     es = None  # the evolution-strategies estimator of --trainer es|hybrid
     if config.trainer != "backprop":
         if world is not None:
-            raise TrainingError(
-                f"--trainer {config.trainer} does not run data-parallel under mpiexec; run it "
-                "in one process, or split the ES population over the ranks in your own script "
-                "with gradflow.evolution.OpenAIES(..., distributed=True)"
-            )
+            raise _es_not_data_parallel(config)
         from gradflow.evolution import OpenAIES
 
         # hybrid mixes two estimates of the same gradient: the raw losses keep ES's in the

@@ -422,8 +422,10 @@ def test_population_loss_is_each_members_cross_entropy():
 
 
 def test_es_trainers_refuse_to_run_data_parallel(tmp_path):
-    config = _config(tmp_path, trainer="es")
-    with pytest.raises(training.TrainingError, match=r"distributed=True"):
+    config = _config(tmp_path, trainer="es", distributed=True)
+    with pytest.raises(training.TrainingError, match=r"OpenAIES\(\.\.\., distributed=True\)"):
+        training.train(config, log=lambda s: None)  # before MPI is started
+    with pytest.raises(training.TrainingError, match=r"does not run data-parallel under mpiexec"):
         training._train(config, lambda s: None, (0, 2))
 
 
