@@ -197,13 +197,13 @@ KeyError: names
     strict=False to load the keys that match``
 
 NotImplementedError: what gradflow doesn't do (yet)
-    When: ``create_graph=True`` (higher-order gradients), embedding ``max_norm`` or
+    When: ``gradflow.grad(is_grads_batched=True)``, embedding ``max_norm`` or
     ``sparse=True``, conv ``padding_mode`` other than 'zeros', a Module or Function subclass
     without ``forward``/``backward``, random-state access on cuda generators, an optimizer
     built with ``differentiable=True``.
     Tells you: what is not supported and what to do instead.
-    Example: ``create_graph=True (higher-order gradients) is not supported yet: backward runs
-    on arrays and records no graph``
+    Example: ``grad: is_grads_batched=True is not supported; loop over the batch of
+    grad_outputs instead``
 
 AttributeError: modules
     When: a module attribute that doesn't exist, or a parameter or submodule assigned before

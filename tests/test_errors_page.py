@@ -191,11 +191,11 @@ EXAMPLES: dict[str, tuple[Callable[[], object], type[BaseException], list[str]]]
         ],
     ),
     "NotImplementedError": (
-        lambda: gf.grad(gf.ones(1, requires_grad=True).sum(), [], create_graph=True),
+        lambda: gf.grad(gf.ones(1, requires_grad=True).sum(), [], is_grads_batched=True),
         NotImplementedError,
         [
-            "create_graph=True (higher-order gradients) is not supported yet: backward runs on "
-            "arrays and records no graph"
+            "grad: is_grads_batched=True is not supported; loop over the batch of "
+            "grad_outputs instead"
         ],
     ),
     "AttributeError": (

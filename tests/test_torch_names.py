@@ -204,13 +204,13 @@ def test_autograd_backward_with_inputs_accumulates_only_there():
     assert b.grad.tolist() == [1.0, 1.0]
 
 
-def test_grad_materialize_and_create_graph_refusal():
+def test_grad_materialize_and_create_graph():
     a = gf.ones(2, requires_grad=True)
     b = gf.ones(2, requires_grad=True)
     ga, gb = gf.autograd.grad((a * 2).sum(), [a, b], materialize_grads=True)
     assert ga.tolist() == [2.0, 2.0] and gb.tolist() == [0.0, 0.0]
-    with pytest.raises(NotImplementedError, match="create_graph=True"):
-        (a * 2).sum().backward(create_graph=True)
+    (a * a).sum().backward(create_graph=True)
+    assert a.grad.grad_fn is not None and a.grad.tolist() == [2.0, 2.0]
 
 
 class _Scale(gf.autograd.Function):
@@ -532,8 +532,7 @@ def test_autograd_gradcheck_takes_torchs_call_form(th):
         gf.autograd.gradcheck(lambda t: Wrong.apply(t, 1.0), (x,))
     with pytest.raises(NotImplementedError, match="forward mode"):
         gf.autograd.gradcheck(gf.sin, (x,), check_forward_ad=True)
-    with pytest.raises(NotImplementedError, match="higher-order"):
-        gf.autograd.gradgradcheck(gf.sin, (x,))
+    assert gf.autograd.gradgradcheck(gf.sin, (x,))
 
 
 def test_grad_fn_name_and_next_functions_walk_the_graph_as_torchs(th):

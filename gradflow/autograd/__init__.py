@@ -1,6 +1,7 @@
 """Autograd: the Function base class, the backward engine (with ``queue_callback``: run a
 function when the current backward finishes), grad mode, grad(), anomaly mode, gradcheck."""
 
+from gradflow.autograd import functional
 from gradflow.autograd.anomaly import (
     AnomalyError,
     detect_anomaly,
@@ -10,7 +11,6 @@ from gradflow.autograd.anomaly import (
 from gradflow.autograd.ctx_function import FunctionCtx
 from gradflow.autograd.engine import queue_callback
 from gradflow.autograd.function import Function
-from gradflow.autograd.functional import backward, grad
 from gradflow.autograd.grad_mode import (
     enable_grad,
     inference_mode,
@@ -19,6 +19,7 @@ from gradflow.autograd.grad_mode import (
     set_grad_enabled,
 )
 from gradflow.autograd.gradcheck import gradcheck, gradgradcheck
+from gradflow.autograd.gradients import backward, grad
 from gradflow.autograd.variable import Variable
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "backward",
     "detect_anomaly",
     "enable_grad",
+    "functional",
     "grad",
     "gradcheck",
     "gradgradcheck",

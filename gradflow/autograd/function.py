@@ -100,6 +100,17 @@ class Function:
             f"{type(self).__name__} must implement backward(*grad_outputs) to be differentiated"
         )
 
+    def backward_graph(self, *grad_outputs: Any) -> Any:
+        """The differentiable form of backward, used only under ``create_graph=True``: the same
+        formula on Tensors (the incoming gradients; the forward's inputs and outputs rebuilt with
+        ``gradflow.autograd.differentiable.graph_input`` / ``graph_output``), written with
+        gradflow ops, so the gradients it returns carry a graph. One per input, None where
+        ``needs_input_grad`` is False. An op without one: its gradients raise, naming it, when
+        differentiated again (differentiable.py)."""
+        from gradflow.autograd.differentiable import missing_message
+
+        raise RuntimeError(missing_message(self))
+
     def save_for_backward(self, *arrays: Any) -> None:
         """Keep arrays for backward; a no-op when nothing is being recorded (no_grad)."""
         if self._recording:

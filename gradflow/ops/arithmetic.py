@@ -15,6 +15,8 @@ from typing import Any, NoReturn
 import numpy
 
 from gradflow import dtypes
+from gradflow.autograd.differentiable import const, graph_input, graph_output
+from gradflow.autograd.differentiable import unbroadcast as _unb
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
@@ -34,6 +36,11 @@ class Add(Function):
         need_a, need_b = self.needs_input_grad
         return (unbroadcast(g, sa) if need_a else None, unbroadcast(g, sb) if need_b else None)
 
+    def backward_graph(self, g):
+        sa, sb = self.shapes
+        need_a, need_b = self.needs_input_grad
+        return (_unb(g, sa) if need_a else None, _unb(g, sb) if need_b else None)
+
 
 class Sub(Function):
     op_name = "sub"
@@ -46,6 +53,11 @@ class Sub(Function):
         sa, sb = self.shapes
         need_a, need_b = self.needs_input_grad
         return (unbroadcast(g, sa) if need_a else None, unbroadcast(-g, sb) if need_b else None)
+
+    def backward_graph(self, g):
+        sa, sb = self.shapes
+        need_a, need_b = self.needs_input_grad
+        return (_unb(g, sa) if need_a else None, _unb(-g, sb) if need_b else None)
 
 
 class Mul(Function):
@@ -68,6 +80,15 @@ class Mul(Function):
         return (
             unbroadcast(g * b, sa) if need_a else None,
             unbroadcast(g * a, sb) if need_b else None,
+        )
+
+    def backward_graph(self, g):
+        b, a = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        sa, sb = self.shapes
+        return (
+            _unb(g * graph_input(self, 1, b), sa) if need_a else None,
+            _unb(g * graph_input(self, 0, a), sb) if need_b else None,
         )
 
 
@@ -98,6 +119,14 @@ class Div(Function):
             gb = unbroadcast(gb, shape_of(b))
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        ta, tb = graph_input(self, 0, a), graph_input(self, 1, b)
+        ga = _unb(g / tb, shape_of(a)) if need_a else None
+        gb = _unb(-g * ((ta / tb) / tb), shape_of(b)) if need_b else None
+        return ga, gb
+
 
 def _binary_kernel(op: str, a: Any, b: Any, g: Any, need_a: bool, need_b: bool) -> tuple:
     """Both input gradients of a same-shape mul/div in one pass (kernels/elementwise.cu)."""
@@ -116,6 +145,9 @@ class Neg(Function):
         return -a
 
     def backward(self, g):
+        return -g
+
+    def backward_graph(self, g):
         return -g
 
 
@@ -165,6 +197,30 @@ class Pow(Function):
                 else:
                     factor = out * (math.log(a) if a > 0 else math.nan)
                 gb = unbroadcast(g * factor, shape_of(b))
+        return ga, gb
+
+    def backward_graph(self, g):
+        a, b, out = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        ta, tb = graph_input(self, 0, a), graph_input(self, 1, b)
+        xp = get_array_module(g.array)
+        ga = gb = None
+        with _quiet():
+            if need_a:
+                if not hasattr(b, "shape"):  # a Python number
+                    ga = g * 0.0 if b == 0 else g * (b * ta ** (b - 1))
+                else:
+                    ga = where(const(b == 0), 0.0, g * (tb * ta ** (tb - 1)))
+                ga = _unb(ga, shape_of(a))
+            if need_b:
+                y = graph_output(self, out)
+                if hasattr(a, "shape"):
+                    factor = where(const((a == 0) & (b >= 0)), 0.0, y * ta.log())
+                elif a == 0:
+                    factor = where(const(xp.asarray(b >= 0)), 0.0, y * -math.inf)
+                else:
+                    factor = y * (math.log(a) if a > 0 else math.nan)
+                gb = _unb(g * factor, shape_of(b))
         return ga, gb
 
 

@@ -19,6 +19,9 @@ class Cast(Function):
     def backward(self, g):
         return g.astype(self.source)
 
+    def backward_graph(self, g):
+        return Cast.apply(g, dtype=self.source)
+
 
 class ToDevice(Function):
     device: Device
@@ -30,12 +33,18 @@ class ToDevice(Function):
     def backward(self, g):
         return move_array(g, self.source)
 
+    def backward_graph(self, g):
+        return ToDevice.apply(g, device=self.source)
+
 
 class Clone(Function):
     def forward(self, x):
         return x.copy()
 
     def backward(self, g):
+        return g
+
+    def backward_graph(self, g):
         return g
 
 

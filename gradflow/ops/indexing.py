@@ -304,6 +304,26 @@ class GetItem(Function):
             out[self.index] = g  # basic indexing and masks never pick an element twice
         return out
 
+    def backward_graph(self, g):
+        return GetItemBackward.apply(g, item=self)
+
+
+class GetItemBackward(Function):
+    """GetItem's backward (the gradient scattered into zeros of the input's shape) as an op,
+    for double backward: its own gradient is the same indexing again."""
+
+    op_name = "getitem_backward"
+    item: Any  # the GetItem node
+
+    def forward(self, g):
+        return self.item.backward(g)
+
+    def backward(self, gg):
+        return GetItem.inner(False, index=self.item.index).forward(gg)
+
+    def backward_graph(self, gg):
+        return GetItem.apply(gg, index=self.item.index)
+
 
 class SetItem(Function):
     """x[index] = value, written into x's own storage and recorded (PyTorch's CopySlices):

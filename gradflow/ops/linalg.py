@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import graph_input
+from gradflow.autograd.differentiable import unbroadcast as _unb
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
@@ -70,6 +72,32 @@ class MatMul(Function):
             gb = gb[:, 0] if self.b_vector else gb
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        if self.b_vector:
+            g = g.unsqueeze(-1)
+        if self.a_vector:
+            g = g.unsqueeze(-2)
+        ga = gb = None
+        if need_a:  # the saved 2-D views of 1-D inputs: the graph input is the 1-D array
+            tb = (
+                graph_input(self, 1, b[:, 0]).unsqueeze(-1)
+                if self.b_vector
+                else (graph_input(self, 1, b))
+            )
+            ga = _unb(MatMul.apply(g, tb.transpose(-1, -2)), self.shapes[0])
+            ga = ga[0] if self.a_vector else ga
+        if need_b:
+            ta = (
+                graph_input(self, 0, a[0]).unsqueeze(0)
+                if self.a_vector
+                else (graph_input(self, 0, a))
+            )
+            gb = _unb(MatMul.apply(ta.transpose(-1, -2), g), self.shapes[1])
+            gb = gb[:, 0] if self.b_vector else gb
+        return ga, gb
+
 
 class LinearFunction(Function):
     """y = x @ W^T + b in one node (x: (..., in), W: (out, in), b: (out,))."""
@@ -87,6 +115,19 @@ class LinearFunction(Function):
     def backward(self, g):
         x, weight = self.saved_arrays
         return linear_grads(g, x, weight, self.needs_input_grad)
+
+    def backward_graph(self, g):
+        x, weight = self.saved_arrays
+        need_x, need_w = self.needs_input_grad[:2]
+        gx = MatMul.apply(g, graph_input(self, 1, weight)) if need_x else None
+        g2 = g.reshape(-1, g.shape[-1])
+        gw = None
+        if need_w:
+            tx = graph_input(self, 0, x)
+            gw = MatMul.apply(g2.transpose(0, 1), tx.reshape(-1, tx.shape[-1]))
+        if len(self.needs_input_grad) == 2:
+            return gx, gw
+        return gx, gw, g2.sum(dim=0) if self.needs_input_grad[2] else None
 
 
 def linear_grads(g: Any, x: Any, weight: Any, needs_input_grad: tuple) -> tuple:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import const, graph_input, graph_node
+from gradflow.autograd.differentiable import unbroadcast as _unb
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module, is_cuda_array
 from gradflow.backend.routing import uses_kernels
@@ -266,6 +268,41 @@ class CrossEntropy(Function):
         )  # fmt: skip
         return dx, None, None
 
+    def backward_graph(self, g):
+        from gradflow.ops.softmax import log_softmax, softmax
+
+        saved = self.saved_arrays
+        x, target, weight = saved[0], saved[-2], saved[-1]
+        xp = get_array_module(x)
+        tx = graph_input(self, 0, x)
+        s = g / float(self.denom) if self.reduction == "mean" else g
+        if self.reduction == "none":
+            s = s.unsqueeze(1)
+        n_classes = x.shape[1]
+        eps = self.label_smoothing
+        if self.probs:
+            need_x, need_target = self.needs_input_grad[:2]
+            w_const = None if weight is None else const(weight)
+            wq = self._weighted_probs(graph_input(self, 1, target), w_const, n_classes)
+            dx = dtarget = None
+            if need_x:
+                dx = (softmax(tx, 1) * wq.sum(dim=1, keepdim=True) - wq) * s
+            if need_target:
+                dtarget = -log_softmax(tx, 1) * s * (1 - eps)
+                if weight is not None:
+                    dtarget = dtarget * const(_class_broadcast(weight, x.ndim))
+            return dx, dtarget, None
+        safe, keep, w_t, _ = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
+        total_w = n_classes if weight is None else weight.sum()
+        row = keep * ((1 - eps) * w_t + (eps / n_classes) * total_w)  # softmax's factor per row
+        picks = xp.zeros(x.shape, x.dtype)
+        picks[_class_index(safe)] = (1 - eps) * w_t * keep
+        if eps:
+            w = 1 if weight is None else _class_broadcast(weight, x.ndim)
+            picks += xp.expand_dims(keep * (eps / n_classes), 1) * w
+        dx = softmax(tx, 1) * const(xp.expand_dims(row, 1).astype(x.dtype)) - const(picks)
+        return dx * s, None, None
+
 
 def cross_entropy(
     input: Tensor,
@@ -332,6 +369,16 @@ class NLLLossFunction(Function):
         dx = xp.zeros(shape, dtype)
         dx[_class_index(safe)] = -s
         return dx, None, None
+
+    def backward_graph(self, g):
+        target, weight = self.saved_arrays
+        shape, dtype = self.input_meta
+        xp = get_array_module(target)
+        safe, _, w_t, _ = _kept_targets(target, weight, self.ignore_index, shape[1], dtype)
+        picks = xp.zeros(shape, dtype)
+        picks[_class_index(safe)] = -w_t
+        s = g / float(self.denom) if self.reduction == "mean" else g
+        return const(picks) * (s.unsqueeze(1) if self.reduction == "none" else s), None, None
 
 
 def nll_loss(
@@ -405,6 +452,18 @@ class MSELossFunction(Function):
         s = _grad_scale(g, self.reduction, diff.dtype.type(diff.size))
         d = diff * (2 * s)
         return _pair_grads(self, d)
+
+    def backward_graph(self, g):
+        from gradflow.ops.arithmetic import Sub
+
+        (diff,) = self.saved_arrays
+        d = graph_node(Sub, self, diff, shapes=self.shapes)  # x - y, in the graph
+        d = d * (2 * _grad_scale(g, self.reduction, diff.size))
+        need_x, need_y = self.needs_input_grad
+        return (
+            _unb(d, self.shapes[0]) if need_x else None,
+            _unb(-d, self.shapes[1]) if need_y else None,
+        )
 
 
 class L1LossFunction(Function):

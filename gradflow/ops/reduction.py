@@ -20,6 +20,7 @@ import numpy
 
 from gradflow import return_types
 from gradflow.autograd import versions as _versions
+from gradflow.autograd.differentiable import const, graph_input, graph_output
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops import arithmetic
@@ -98,6 +99,10 @@ class Sum(Function):
         g = _expand_grad(g, self.shape, self.dims, self.keepdim)
         return get_array_module(g).broadcast_to(g, self.shape)
 
+    def backward_graph(self, g):
+        g = g.reshape(_kept_shape(self.shape, self.dims)) if not self.keepdim else g
+        return g.expand(self.shape)
+
 
 class Mean(Function):
     dims: tuple | None
@@ -111,6 +116,11 @@ class Mean(Function):
         count = _count(self.shape, self.dims)
         g = _expand_grad(g, self.shape, self.dims, self.keepdim) / g.dtype.type(count)
         return get_array_module(g).broadcast_to(g, self.shape)
+
+    def backward_graph(self, g):
+        count = _count(self.shape, self.dims)
+        g = g.reshape(_kept_shape(self.shape, self.dims)) if not self.keepdim else g
+        return (g / count).expand(self.shape)
 
 
 class Var(Function):
@@ -144,6 +154,21 @@ class Var(Function):
                 # as in PyTorch, not 0 * inf = NaN.
                 g = get_array_module(g).where(out == 0, g.dtype.type(0), g / (2 * out))
             return diff * (g * (2 / g.dtype.type(self.divisor)))
+
+    def backward_graph(self, g):
+        x_array, out = self.saved_arrays
+        x = graph_input(self, 0, x_array)
+        diff = x - x.mean(dim=self.dims, keepdim=True)
+        if not self.keepdim:
+            g = g.reshape(_kept_shape(x_array.shape, self.dims))
+        if self.root:
+            # d std = d var / (2 std), 0 where std is 0 (as backward); std as this node's output
+            std = graph_output(self, _keep(out, self.dims, self.keepdim))
+            if not self.keepdim:
+                std = std.reshape(_kept_shape(x_array.shape, self.dims))
+            zero = const(out == 0)
+            g = arithmetic.where(zero, 0.0, g / (2 * arithmetic.where(zero, 1.0, std)))
+        return diff * (g * (2 / self.divisor))
 
 
 class Extreme(Function):
@@ -218,6 +243,15 @@ class LogSumExp(Function):
         out = xp.where(out == -xp.inf, 0, out)
         g = _expand_grad(g, x.shape, self.dims, self.keepdim)
         return xp.exp(x - out) * g
+
+    def backward_graph(self, g):
+        x_array, out = self.saved_arrays
+        kept = _kept_shape(x_array.shape, self.dims)
+        y = graph_output(self, _keep(out, self.dims, self.keepdim)).reshape(kept)
+        if not self.keepdim:
+            g = g.reshape(kept)
+        y = arithmetic.where(const(out == -math.inf), 0.0, y)  # all -inf slices: 0, as backward
+        return (graph_input(self, 0, x_array) - y).exp() * g
 
 
 class Prod(Function):

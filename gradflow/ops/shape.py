@@ -16,6 +16,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+from gradflow.autograd.differentiable import unbroadcast as _unb
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import normalize_dim, normalize_dims, unbroadcast
@@ -32,6 +33,9 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.source)
 
+    def backward_graph(self, g):
+        return g.reshape(self.source)
+
 
 class Permute(Function):
     dims: tuple | None
@@ -45,6 +49,12 @@ class Permute(Function):
             inverse[d] = i
         return g.transpose(inverse)
 
+    def backward_graph(self, g):
+        inverse = [0] * len(self.dims)
+        for i, d in enumerate(self.dims):
+            inverse[d] = i
+        return Permute.apply(g, dims=tuple(inverse))
+
 
 class Expand(Function):
     shape: tuple
@@ -57,6 +67,9 @@ class Expand(Function):
 
     def backward(self, g):
         return unbroadcast(g, self.source)
+
+    def backward_graph(self, g):
+        return _unb(g, self.source)
 
 
 class Concatenate(Function):
@@ -85,6 +98,19 @@ class Concatenate(Function):
             grads.append(g[piece] if need else None)
         return tuple(grads)
 
+    def backward_graph(self, g):
+        lead = (slice(None),) * self.dim
+        grads = []
+        start = 0
+        for k, need in enumerate(self.needs_input_grad):
+            if self.new_dim:
+                piece = lead + (k,)
+            else:
+                piece = lead + (slice(start, start + self.sizes[k]),)
+                start += self.sizes[k]
+            grads.append(g[piece] if need else None)
+        return tuple(grads)
+
 
 class Split(Function):
     """Pieces of `sizes` along `dim` (views); the engine passes zeros for unused pieces."""
@@ -100,6 +126,9 @@ class Split(Function):
     def backward(self, *grads):
         return get_array_module(grads[0]).concatenate(grads, axis=self.dim)
 
+    def backward_graph(self, *grads):
+        return Concatenate.apply(*grads, dim=self.dim, new_dim=False)
+
 
 class Flip(Function):
     dims: tuple | None
@@ -109,6 +138,9 @@ class Flip(Function):
 
     def backward(self, g):
         return get_array_module(g).flip(g, self.dims)
+
+    def backward_graph(self, g):
+        return Flip.apply(g, dims=self.dims)
 
 
 class Tile(Function):
@@ -125,12 +157,19 @@ class Tile(Function):
         split = [s for pair in zip(self.reps, self.source) for s in pair]
         return g.reshape(split).sum(axis=tuple(range(0, len(split), 2)))
 
+    def backward_graph(self, g):
+        split = [s for pair in zip(self.reps, self.source) for s in pair]
+        return g.reshape(split).sum(dim=tuple(range(0, len(split), 2)))
+
 
 class Contiguous(Function):
     def forward(self, x):
         return get_array_module(x).ascontiguousarray(x)
 
     def backward(self, g):
+        return g
+
+    def backward_graph(self, g):
         return g
 
 
@@ -397,6 +436,9 @@ class Unbind(Function):
     def backward(self, *grads):
         return get_array_module(grads[0]).stack(grads, axis=self.dim)
 
+    def backward_graph(self, *grads):
+        return Concatenate.apply(*grads, dim=self.dim, new_dim=True)
+
 
 class Roll(Function):
     shifts: Any
@@ -408,6 +450,10 @@ class Roll(Function):
     def backward(self, g):
         back = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
         return get_array_module(g).roll(g, back, self.dims)
+
+    def backward_graph(self, g):
+        back = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
+        return Roll.apply(g, shifts=back, dims=self.dims)
 
 
 def narrow(input: Tensor, dim: int, start: Any, length: int) -> Tensor:

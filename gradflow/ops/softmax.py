@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import graph_output
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._rows import row_dots, row_sums
@@ -90,6 +91,11 @@ class SoftmaxFunction(Function):
         gy -= y * gy.sum(axis=self.dim, keepdims=True)
         return gy
 
+    def backward_graph(self, g):
+        y = graph_output(self, self.saved_arrays[0])
+        gy = g * y
+        return gy - y * gy.sum(dim=self.dim, keepdim=True)
+
 
 class LogSoftmaxFunction(Function):
     op_name = "log_softmax"
@@ -111,6 +117,10 @@ class LogSoftmaxFunction(Function):
         dx *= -sum_keepdims(g, self.dim)
         dx += g
         return dx
+
+    def backward_graph(self, g):
+        y = graph_output(self, self.saved_arrays[0])
+        return g - y.exp() * g.sum(dim=self.dim, keepdim=True)
 
 
 # ---- public functions -------------------------------------------------------------------------

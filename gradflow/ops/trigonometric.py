@@ -6,9 +6,10 @@ Memory: each saves its input or its output, whichever its backward reads.
 
 from __future__ import annotations
 
+from gradflow.autograd.differentiable import graph_input, graph_output
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
-from gradflow.ops.unary import _float_input
+from gradflow.ops.unary import _float_input, sqrt
 from gradflow.tensor import Tensor
 
 
@@ -21,6 +22,9 @@ class Sin(Function):
         (x,) = self.saved_arrays
         return g * get_array_module(x).cos(x)
 
+    def backward_graph(self, g):
+        return g * cos(graph_input(self, 0, self.saved_arrays[0]))
+
 
 class Cos(Function):
     def forward(self, x):
@@ -30,6 +34,9 @@ class Cos(Function):
     def backward(self, g):
         (x,) = self.saved_arrays
         return -g * get_array_module(x).sin(x)
+
+    def backward_graph(self, g):
+        return -g * sin(graph_input(self, 0, self.saved_arrays[0]))
 
 
 class Tan(Function):
@@ -44,6 +51,10 @@ class Tan(Function):
         (y,) = self.saved_arrays
         return g * (1 + y * y)
 
+    def backward_graph(self, g):
+        y = graph_output(self, self.saved_arrays[0])
+        return g * (1 + y * y)
+
 
 class Asin(Function):
     op_name = "asin"
@@ -55,6 +66,10 @@ class Asin(Function):
     def backward(self, g):
         (x,) = self.saved_arrays
         return g / get_array_module(x).sqrt(1 - x * x)
+
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        return g / sqrt(1 - x * x)
 
 
 class Acos(Function):
@@ -68,6 +83,10 @@ class Acos(Function):
         (x,) = self.saved_arrays
         return -g / get_array_module(x).sqrt(1 - x * x)
 
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        return -g / sqrt(1 - x * x)
+
 
 class Atan(Function):
     op_name = "atan"
@@ -78,6 +97,10 @@ class Atan(Function):
 
     def backward(self, g):
         (x,) = self.saved_arrays
+        return g / (1 + x * x)
+
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
         return g / (1 + x * x)
 
 
@@ -92,6 +115,9 @@ class Sinh(Function):
         (x,) = self.saved_arrays
         return g * get_array_module(x).cosh(x)
 
+    def backward_graph(self, g):
+        return g * cosh(graph_input(self, 0, self.saved_arrays[0]))
+
 
 class Cosh(Function):
     op_name = "cosh"
@@ -103,6 +129,9 @@ class Cosh(Function):
     def backward(self, g):
         (x,) = self.saved_arrays
         return g * get_array_module(x).sinh(x)
+
+    def backward_graph(self, g):
+        return g * sinh(graph_input(self, 0, self.saved_arrays[0]))
 
 
 class Asinh(Function):
@@ -116,6 +145,10 @@ class Asinh(Function):
         (x,) = self.saved_arrays
         return g / get_array_module(x).sqrt(x * x + 1)
 
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        return g / sqrt(x * x + 1)
+
 
 class Acosh(Function):
     op_name = "acosh"
@@ -128,6 +161,10 @@ class Acosh(Function):
         (x,) = self.saved_arrays
         return g / get_array_module(x).sqrt((x - 1) * (x + 1))  # PyTorch's form
 
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        return g / sqrt((x - 1) * (x + 1))
+
 
 class Atanh(Function):
     op_name = "atanh"
@@ -138,6 +175,10 @@ class Atanh(Function):
 
     def backward(self, g):
         (x,) = self.saved_arrays
+        return g / (1 - x * x)
+
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
         return g / (1 - x * x)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import const, graph_input, graph_output
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
@@ -49,6 +50,9 @@ class Exp(Function):
         (y,) = self.saved_arrays
         return g * y
 
+    def backward_graph(self, g):
+        return g * graph_output(self, self.saved_arrays[0])
+
 
 class Log(Function):
     def forward(self, x):
@@ -59,6 +63,9 @@ class Log(Function):
         (x,) = self.saved_arrays
         return g / x
 
+    def backward_graph(self, g):
+        return g / graph_input(self, 0, self.saved_arrays[0])
+
 
 class Log1p(Function):
     def forward(self, x):
@@ -68,6 +75,9 @@ class Log1p(Function):
     def backward(self, g):
         (x,) = self.saved_arrays
         return g / (1 + x)
+
+    def backward_graph(self, g):
+        return g / (1 + graph_input(self, 0, self.saved_arrays[0]))
 
 
 class Expm1(Function):
@@ -80,6 +90,9 @@ class Expm1(Function):
         (y,) = self.saved_arrays
         return g * (y + 1)
 
+    def backward_graph(self, g):
+        return g * (graph_output(self, self.saved_arrays[0]) + 1)
+
 
 class Sqrt(Function):
     def forward(self, x):
@@ -91,6 +104,9 @@ class Sqrt(Function):
         (y,) = self.saved_arrays
         return g / (2 * y)
 
+    def backward_graph(self, g):
+        return g / (2 * graph_output(self, self.saved_arrays[0]))
+
 
 class Rsqrt(Function):
     def forward(self, x):
@@ -100,6 +116,10 @@ class Rsqrt(Function):
 
     def backward(self, g):
         (y,) = self.saved_arrays
+        return -0.5 * g * y * y * y
+
+    def backward_graph(self, g):
+        y = graph_output(self, self.saved_arrays[0])
         return -0.5 * g * y * y * y
 
 
@@ -129,6 +149,9 @@ class Abs(Function):
     def backward(self, g):
         (sign,) = self.saved_arrays
         return g * sign
+
+    def backward_graph(self, g):
+        return g * const(self.saved_arrays[0])
 
 
 def stable_sigmoid(x: Any) -> Any:
@@ -186,6 +209,10 @@ class SigmoidFunction(Function):
             out *= g
         return out
 
+    def backward_graph(self, g):
+        y = graph_output(self, self.saved_arrays[0])
+        return g * (y * (1 - y))
+
 
 class TanhFunction(Function):
     op_name = "tanh"
@@ -203,6 +230,10 @@ class TanhFunction(Function):
             get_array_module(y).subtract(1, out, out=out)
             out *= g
         return out
+
+    def backward_graph(self, g):
+        y = graph_output(self, self.saved_arrays[0])
+        return g * (1 - y * y)
 
 
 def mask_times(g: Any, mask: Any) -> Any:
@@ -235,6 +266,11 @@ class ReLUFunction(Function):
         out = _activation_bwd("relu", saved, g)
         return mask_times(g, saved) if out is None else out
 
+    def backward_graph(self, g):
+        (saved,) = self.saved_arrays  # the bool mask, or (kernel route) the output
+        mask = saved if saved.dtype.kind == "b" else saved > 0
+        return g * const(mask.astype(g.dtype))
+
 
 class LeakyReLUFunction(Function):
     op_name = "leaky_relu"
@@ -265,6 +301,13 @@ class LeakyReLUFunction(Function):
             d *= g
             return d
         return get_array_module(g).where(saved, g, g * t(self.negative_slope))
+
+    def backward_graph(self, g):
+        (saved,) = self.saved_arrays  # the bool mask, or (kernel route) the input
+        mask = saved if saved.dtype.kind == "b" else saved > 0
+        xp = get_array_module(mask)
+        factor = xp.where(mask, g.dtype.type(1), g.dtype.type(self.negative_slope))
+        return g * const(factor)
 
 
 class ELUFunction(Function):
@@ -310,6 +353,15 @@ class ELUFunction(Function):
             d *= g
             return d
         return get_array_module(g).where(y > 0, g, g * (y + t(self.alpha)))
+
+    def backward_graph(self, g):
+        (saved,) = self.saved_arrays  # the output, or (kernel route) the input
+        mask = const((saved > 0).astype(g.dtype))
+        if uses_kernels(saved):
+            below = self.alpha * exp(graph_input(self, 0, saved))
+        else:
+            below = graph_output(self, saved) + self.alpha  # alpha e^x = y + alpha where x <= 0
+        return g * (mask + (1 - mask) * below)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -412,6 +464,18 @@ class GELUFunction(Function):
         pdf = t(_INV_SQRT_2PI) * xp.exp(t(-0.5) * x * x)
         return g * (cdf + x * pdf)
 
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        if self.approximate == "tanh":
+            th = tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+            d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return g * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * d_inner)
+        from gradflow.ops.special import erf
+
+        cdf = 0.5 * (1 + erf(x * _INV_SQRT_2))
+        pdf = _INV_SQRT_2PI * exp(-0.5 * x * x)
+        return g * (cdf + x * pdf)
+
 
 class SiLUFunction(Function):
     op_name = "silu"
@@ -444,6 +508,11 @@ class SiLUFunction(Function):
         out *= s
         out *= g
         return out
+
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        s = sigmoid(x)
+        return g * (s * (1 + x * (1 - s)))
 
 
 class SoftplusFunction(Function):
@@ -505,6 +574,11 @@ class SoftplusFunction(Function):
         bx = x * x.dtype.type(self.beta)
         return get_array_module(x).where(bx > self.threshold, g, g * stable_sigmoid(bx))
 
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        above = const((self.saved_arrays[0] * self.beta > self.threshold).astype(g.dtype))
+        return g * (above + (1 - above) * sigmoid(x * self.beta))
+
 
 # ---- more pointwise math: each saves its input or its output, whichever backward reads ----
 class Log2(Function):
@@ -518,6 +592,9 @@ class Log2(Function):
         (x,) = self.saved_arrays
         return g / (x * x.dtype.type(math.log(2.0)))
 
+    def backward_graph(self, g):
+        return g / (graph_input(self, 0, self.saved_arrays[0]) * math.log(2.0))
+
 
 class Log10(Function):
     op_name = "log10"
@@ -529,6 +606,9 @@ class Log10(Function):
     def backward(self, g):
         (x,) = self.saved_arrays
         return g / (x * x.dtype.type(math.log(10.0)))
+
+    def backward_graph(self, g):
+        return g / (graph_input(self, 0, self.saved_arrays[0]) * math.log(10.0))
 
 
 class Exp2(Function):
@@ -543,6 +623,9 @@ class Exp2(Function):
         (y,) = self.saved_arrays
         return g * y * y.dtype.type(math.log(2.0))
 
+    def backward_graph(self, g):
+        return g * graph_output(self, self.saved_arrays[0]) * math.log(2.0)
+
 
 class Reciprocal(Function):
     op_name = "reciprocal"
@@ -555,6 +638,10 @@ class Reciprocal(Function):
 
     def backward(self, g):
         (y,) = self.saved_arrays
+        return -g * y * y
+
+    def backward_graph(self, g):
+        y = graph_output(self, self.saved_arrays[0])
         return -g * y * y
 
 

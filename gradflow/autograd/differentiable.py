@@ -1,0 +1,327 @@
+"""Double backward: the engine's ``create_graph=True`` mode, and the helpers an op's
+differentiable backward (``Function.backward_graph``) is written with.
+
+The first-order backward (engine.py) runs every node's ``backward`` on raw arrays and records
+nothing: it is the fast path and this module leaves it alone. Under ``create_graph=True``
+(``Tensor.backward``, ``gradflow.grad``, ``gradflow.autograd.backward``) the walk here runs
+instead: gradients are Tensors, summed with Tensor ops, and each node runs its
+``backward_graph(*grad_outputs)``, its backward formula written with gradflow Tensor ops under
+enable_grad, so the gradients it returns carry a graph and can be differentiated again (to any
+order: the ops it uses have their own ``backward_graph``).
+
+Inside ``backward_graph`` an op reaches its forward's inputs and outputs as Tensors of the
+graph (not copies, not constants):
+- ``graph_input(fn, i, array)``: input ``i`` around ``array`` (the array forward saw, which the
+  op saved): the leaf Tensor itself for a leaf edge, a Tensor with ``grad_fn`` the producing
+  node for an inner edge, a constant for an input that needs no gradient;
+- ``graph_output(fn, array, k)``: the op's own output ``k`` as a Tensor whose ``grad_fn`` is
+  ``fn`` (so ``tanh``'s ``g * (1 - y * y)`` differentiates through ``y = tanh(x)``).
+The graph of the backward therefore reuses the forward's nodes, which is why create_graph keeps
+the forward graph (its saved arrays are not freed; ``retain_graph`` is implied).
+
+An op with no ``backward_graph`` does not fail the create_graph backward: its array backward
+runs and its gradients come out of a node (``DoubleBackwardMissing``) that raises, naming the
+op, when a gradient reaches it in a later backward: an error where the missing derivative is
+needed, never a silent zero, and no error where it is not (PyTorch's ``once_differentiable``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gradflow.autograd import anomaly
+from gradflow.autograd import versions as _versions
+from gradflow.autograd.function import Function, _freed_message
+from gradflow.autograd.grad_mode import enable_grad
+
+
+def graph_input(fn: Function, i: int, array: Any) -> Any:
+    """Forward input ``i`` of ``fn`` as a Tensor of the graph around ``array`` (see the module
+    docstring); a Python number stays a number."""
+    if not hasattr(array, "shape"):
+        return array
+    edges = fn._edges
+    edge = edges[i] if i < len(edges) else None
+    if edge is None:
+        return _make(array, None, False, 0)
+    node, k = edge
+    if k < 0:
+        return node  # the leaf Tensor itself
+    return _make(array, node, True, k)
+
+
+def graph_output(fn: Function, array: Any, k: int = 0) -> Any:
+    """Output ``k`` of ``fn`` (``array``, as forward returned it) as a Tensor whose grad_fn is
+    ``fn``."""
+    return _make(array, fn, True, k)
+
+
+def graph_node(cls: type, fn: Function, array: Any, **attrs: Any) -> Any:
+    """An intermediate of fn's forward (``array``, e.g. mse_loss's x - y) as a Tensor of the
+    graph: the output of a new ``cls`` node on fn's own edges (``cls``'s backward reads only
+    ``attrs`` and needs_input_grad, not saved arrays: Sub with its shapes)."""
+    node = cls.__new__(cls)
+    node.__dict__.update(attrs)
+    node._edges = fn._edges
+    node.needs_input_grad = fn.needs_input_grad
+    return _make(array, node, True, 0)
+
+
+def const(array: Any) -> Any:
+    """An array (a mask, a saved index) as a constant Tensor on its own device."""
+    return _make(array, None, False, 0)
+
+
+def unbroadcast(g: Any, shape: tuple) -> Any:
+    """ops/_util.unbroadcast on a Tensor: sum a broadcast gradient down to ``shape``, as Tensor
+    ops (so the sum is itself differentiated)."""
+    shape = tuple(shape)
+    if tuple(g.shape) == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    if axes:
+        g = g.sum(dim=axes, keepdim=True)
+    return g.reshape(shape)
+
+
+def missing_message(fn: Function) -> str:
+    return (
+        f"{fn.name}: double backward (create_graph=True) is not implemented for this op yet, "
+        f"so the gradient it produced cannot be differentiated again. Compute this part without "
+        f"create_graph, or express {fn.name} with ops that support it (see docs/DESIGN.md §3, "
+        "'Double backward')."
+    )
+
+
+class DoubleBackwardMissing(Function):
+    """The node the gradients of an op without ``backward_graph`` come out of under
+    create_graph: its backward raises naming the op (``op_name`` is that op's)."""
+
+    def backward(self, *grads: Any) -> Any:
+        raise RuntimeError(missing_message(self))
+
+
+def _missing_node(fn: Function, grad_outs: list, grad_in: tuple) -> tuple:
+    """The array gradients ``grad_in`` of ``fn`` (no backward_graph) as Tensors; when anything
+    they depend on requires grad (fn's inputs, the incoming gradients), their grad_fn is a
+    DoubleBackwardMissing node that raises if differentiated."""
+    edges = [e for e in fn._edges if e is not None]
+    for g in grad_outs:
+        if g is not None and g._requires_grad:
+            edges.append((g, -1) if g.grad_fn is None else (g.grad_fn, g._output_nr))
+    if not edges:
+        return tuple(None if g is None else const(g) for g in grad_in)
+    node = DoubleBackwardMissing.__new__(DoubleBackwardMissing)
+    node.op_name = fn.name
+    node._edges = tuple(edges)
+    node._num_outputs = len(grad_in)
+    node._output_meta = tuple(((), None) if g is None else (g.shape, g.dtype) for g in grad_in)
+    node.needs_input_grad = (True,) * len(edges)
+    return tuple(None if g is None else _make(g, node, True, k) for k, g in enumerate(grad_in))
+
+
+def run_backward_graph(
+    roots: Sequence[Any],
+    root_grads: Sequence[Any],
+    inputs: Sequence[Any] | None = None,
+) -> list | None:
+    """engine.run_backward's walk with Tensor gradients that record a graph (create_graph).
+    `root_grads` are Tensors. Without `inputs`, leaf ``.grad`` accumulate (Tensors with a
+    grad_fn where the gradient depends on something that requires grad); with `inputs`, their
+    gradients are returned. The graph is kept (retain_graph)."""
+    from gradflow.autograd.engine import (
+        _callbacks,
+        _count_dependencies,
+        _hooks_of,
+        _post_accumulate_hooks,
+    )
+
+    callbacks: list = []
+    _callbacks.stack.append(callbacks)
+    _callbacks.capturing.append(inputs is not None)
+    try:
+        with enable_grad():
+            result = _walk(roots, root_grads, inputs, _count_dependencies)
+            if inputs is None and _post_accumulate_hooks:
+                done = {id(t): t for t in result}
+                for leaf in done.values():
+                    for hook in list((_hooks_of(leaf) or {}).values()):
+                        hook(leaf)
+        while callbacks:
+            callbacks.pop(0)()
+    finally:
+        _callbacks.stack.pop()
+        _callbacks.capturing.pop()
+    return result if inputs is not None else None
+
+
+def _walk(roots, root_grads, inputs, count_dependencies) -> list:
+    capture: dict | None = None
+    results: list = []
+    if inputs is not None:
+        capture = {}
+        for k, t in enumerate(inputs):
+            key = (t, -1) if t.grad_fn is None else (t.grad_fn, t._output_nr)
+            capture.setdefault(key, []).append(k)
+        results = [None] * len(inputs)
+    delivered: list = []  # the leaves given a .grad (for their post-accumulate hooks)
+
+    grads: dict = {}
+    start = []
+    for t, g in zip(roots, root_grads):
+        if t.grad_fn is None:
+            continue
+        _add(grads, t.grad_fn, t._output_nr, g)
+        start.append(t.grad_fn)
+    dependencies = count_dependencies(start)
+    for t, g in zip(roots, root_grads):
+        if t.grad_fn is None:
+            _deliver(t, g, capture, results, delivered)
+    ready = [fn for fn in dict.fromkeys(start) if dependencies.get(fn, 0) == 0]
+    while ready:
+        fn = ready.pop()
+        grad_out = grads.pop(fn, None)
+        grad_in = None
+        if grad_out is not None:
+            if anomaly.enabled:
+                grad_in = anomaly.run_checked(_run_node, fn, grad_out, capture, results)
+            else:
+                grad_in = _run_node(fn, grad_out, capture, results)
+        for k, edge in enumerate(fn._edges):
+            if edge is None:
+                continue
+            node, index = edge
+            g = grad_in[k] if grad_in is not None else None
+            if index < 0:
+                if g is not None:
+                    _deliver(node, g, capture, results, delivered)
+                continue
+            if g is not None:
+                _add(grads, node, index, g)
+            left = dependencies[node] - 1
+            dependencies[node] = left
+            if left == 0:
+                ready.append(node)
+    return results if capture is not None else delivered
+
+
+def _add(grads: dict, fn: Function, index: int, g: Any) -> None:
+    if fn._num_outputs == 1:
+        prev = grads.get(fn)
+        grads[fn] = g if prev is None else prev + g
+        return
+    slots = grads.get(fn)
+    if slots is None:
+        slots = grads[fn] = [None] * fn._num_outputs
+    slots[index] = g if slots[index] is None else slots[index] + g
+
+
+def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
+    from gradflow.autograd.engine import _check_saved
+
+    if fn._freed:
+        raise RuntimeError(_freed_message(fn))
+    grad_outs = [grad_out] if fn._num_outputs == 1 else list(grad_out)
+    if fn._pre_hooks or fn._retained or capture:
+        _tensor_hooks(fn, grad_outs, capture, results)
+    if fn._num_outputs > 1:
+        for k, (shape, dtype) in enumerate(fn._output_meta):
+            if grad_outs[k] is None:
+                like = next(g for g in grad_outs if g is not None)
+                xp = _xp(like.array)
+                grad_outs[k] = const(xp.zeros(shape, dtype))
+    if fn._saved_epoch != _versions._epoch[0] and fn._saved:
+        _check_saved(fn)
+    method = getattr(type(fn), "backward_graph", None)
+    if method is None or method is Function.backward_graph:
+        grad_in = _missing_node(fn, grad_outs, _array_backward(fn, grad_outs))
+    else:
+        grad_in = fn.backward_graph(*grad_outs)
+        if type(grad_in) is not tuple:
+            grad_in = (grad_in,)
+    if len(grad_in) != len(fn._edges):
+        raise RuntimeError(
+            f"{fn.name}.backward_graph returned {len(grad_in)} gradient(s) but forward had "
+            f"{len(fn._edges)} input(s); return one per input (None for those needing none)"
+        )
+    return grad_in
+
+
+def _array_backward(fn: Function, grad_outs: list) -> tuple:
+    """fn's first-order backward on the gradients' arrays (for an op without backward_graph)."""
+    from gradflow.autograd.engine import _checked_grads
+    from gradflow.autograd.grad_mode import no_grad
+
+    with no_grad():
+        grad_in = fn.backward(*[g.array for g in grad_outs])
+    if type(grad_in) is not tuple:
+        grad_in = (grad_in,)
+    if fn._checked and len(grad_in) == len(fn._edges):
+        grad_in = _checked_grads(fn, grad_in)
+    return grad_in
+
+
+def _tensor_hooks(fn: Function, grad_outs: list, capture, results) -> None:
+    """Tensor hooks of non-leaf outputs (they get and may return the graph-carrying
+    gradient), retained grads, captured grad() inputs."""
+    for index in range(len(grad_outs)):
+        g = grad_outs[index]
+        if g is None:
+            continue
+        for hook in list((fn._pre_hooks or {}).get(index, {}).values()):
+            replaced = hook(g)
+            if replaced is not None:
+                g = grad_outs[index] = _checked_hook(hook, replaced, g)
+        ref = (fn._retained or {}).get(index)
+        tensor = ref() if ref is not None else None
+        if tensor is not None and capture is None:
+            tensor.grad = g if tensor.grad is None else tensor.grad + g
+        if capture is not None:
+            for k in capture.get((fn, index), ()):
+                results[k] = g
+
+
+def _checked_hook(hook: Any, replaced: Any, g: Any) -> Any:
+    from gradflow.autograd.engine import _hook_result
+
+    _hook_result(hook, replaced, g.array)  # the same checks and messages as first order
+    return replaced
+
+
+def _deliver(leaf: Any, g: Any, capture, results, delivered: list) -> None:
+    if leaf._hooks:
+        for hook in list(leaf._hooks.values()):
+            replaced = hook(g)
+            if replaced is not None:
+                g = _checked_hook(hook, replaced, g)
+    if tuple(g.shape) != tuple(leaf.shape) or g.dtype != leaf.dtype:
+        raise RuntimeError(
+            f"a backward produced a gradient of shape {tuple(g.shape)} and dtype {g.dtype} for "
+            f"a tensor of shape {tuple(leaf.shape)} and dtype {leaf.dtype}"
+        )
+    if capture is not None:
+        for k in capture.get((leaf, -1), ()):
+            results[k] = g if results[k] is None else results[k] + g
+        return
+    # The leaf's .grad is a Tensor of its own (PyTorch: with a grad_fn when it depends on
+    # something that requires grad); an existing .grad is added to out of place, in the graph.
+    if leaf.grad is None:
+        leaf.grad = g if g._requires_grad else const(g.array.copy())
+        if leaf.grad is g and g.grad_fn is None:  # a leaf gradient: keep it apart from g
+            leaf.grad = g.clone()
+    else:
+        leaf.grad = leaf.grad + g
+    delivered.append(leaf)
+
+
+def _xp(array: Any) -> Any:
+    from gradflow.backend import get_array_module
+
+    return get_array_module(array)
+
+
+from gradflow.tensor import _make_tensor as _make  # noqa: E402

@@ -1,0 +1,256 @@
+"""Double backward (create_graph=True): gradgradcheck per op in float64, higher derivatives
+against closed forms, the graph-carrying .grad, and the error for an op without it."""
+
+import math
+
+import numpy
+import pytest
+
+import gradflow as gf
+import gradflow.nn.functional as F
+from gradflow.autograd import gradgradcheck
+
+
+def _t(rng, shape, device, low=None, high=None):
+    a = rng.standard_normal(shape) if low is None else rng.uniform(low, high, shape)
+    return gf.tensor(a, dtype=gf.float64, device=device, requires_grad=True)
+
+
+BINARY = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "neg": lambda a, b: -a * b,
+    "pow": lambda a, b: a**b,
+    "pow_scalar": lambda a, b: a**3 * b + a**-1.5,
+    "rpow_scalar": lambda a, b: 2.0**a * b,
+    "scalars": lambda a, b: (a * 2 + 3 - b / 2) / 1.5,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_gradgradcheck_arithmetic_with_broadcasting(name, device, rng):
+    a = _t(rng, (3, 4), device, 0.5, 1.5)
+    b = _t(rng, (4,), device, 0.5, 1.5)
+    assert gradgradcheck(BINARY[name], (a, b))
+
+
+POSITIVE = {
+    "exp": gf.exp,
+    "log": gf.log,
+    "log1p": gf.log1p,
+    "expm1": gf.expm1,
+    "sqrt": gf.sqrt,
+    "rsqrt": gf.rsqrt,
+    "log2": gf.log2,
+    "log10": gf.log10,
+    "exp2": gf.exp2,
+    "reciprocal": gf.reciprocal,
+    "asin": gf.asin,
+    "acos": gf.acos,
+    "atanh": gf.atanh,
+    "acosh": lambda t: gf.acosh(t + 1.5),
+}
+REAL = {
+    "sigmoid": gf.sigmoid,
+    "tanh": gf.tanh,
+    "sin": gf.sin,
+    "cos": gf.cos,
+    "tan": lambda t: gf.tan(t * 0.5),
+    "atan": gf.atan,
+    "sinh": gf.sinh,
+    "cosh": gf.cosh,
+    "asinh": gf.asinh,
+    "abs": gf.abs,
+    "relu": gf.relu,
+    "leaky_relu": lambda t: F.leaky_relu(t, 0.1),
+    "elu": F.elu,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
+    "silu": F.silu,
+    "softplus": lambda t: F.softplus(t, 2.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POSITIVE))
+def test_gradgradcheck_unary_on_0_1(name, device, rng):
+    assert gradgradcheck(POSITIVE[name], (_t(rng, (3, 4), device, 0.1, 0.9),))
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_gradgradcheck_unary(name, device, rng):
+    x = _t(rng, (3, 4), device)
+    x.array[abs(x.array) < 0.05] = 0.3  # away from the kinks of abs/relu
+    assert gradgradcheck(REAL[name], (x,))
+
+
+def _derivatives(f, x, n):
+    """f(x) and its first n derivatives (elementwise), each by grad(create_graph=True)."""
+    out = [f(x)]
+    for _ in range(n):
+        (g,) = gf.grad(out[-1].sum(), x, create_graph=True)
+        out.append(g)
+    return [o.detach().numpy() for o in out]
+
+
+def test_third_derivative_of_tanh_and_sin_match_closed_forms():
+    a = numpy.linspace(-2, 2, 9)
+    x = gf.tensor(a, dtype=gf.float64, requires_grad=True)
+    _, d1, d2, d3 = _derivatives(gf.tanh, x, 3)
+    t = numpy.tanh(a)
+    numpy.testing.assert_allclose(d1, 1 - t**2, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(d2, -2 * t * (1 - t**2), rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(d3, -2 * (1 - t**2) * (1 - 3 * t**2), rtol=1e-12, atol=1e-12)
+    _, d1, d2, d3, d4 = _derivatives(gf.sin, x, 4)
+    numpy.testing.assert_allclose(d1, numpy.cos(a), atol=1e-12)
+    numpy.testing.assert_allclose(d2, -numpy.sin(a), atol=1e-12)
+    numpy.testing.assert_allclose(d3, -numpy.cos(a), atol=1e-12)
+    numpy.testing.assert_allclose(d4, numpy.sin(a), atol=1e-12)
+
+
+def test_backward_create_graph_leaves_a_grad_with_a_graph():
+    x = gf.tensor([1.0, 2.0, 3.0], dtype=gf.float64, requires_grad=True)
+    (x**3).sum().backward(create_graph=True)
+    assert x.grad.grad_fn is not None  # as PyTorch: x.grad is in the graph
+    numpy.testing.assert_allclose(x.grad.detach().numpy(), 3 * x.detach().numpy() ** 2)
+    grad = x.grad
+    x.grad = None
+    grad.sum().backward()
+    numpy.testing.assert_allclose(x.grad.detach().numpy(), 6 * x.detach().numpy())
+
+
+def test_create_graph_keeps_the_forward_graph_and_accumulates():
+    x = gf.tensor([0.5, -1.0], dtype=gf.float64, requires_grad=True)
+    y = gf.sin(x).sum()
+    y.backward(create_graph=True)  # retain_graph defaults to create_graph
+    y.backward(create_graph=True)
+    numpy.testing.assert_allclose(x.grad.detach().numpy(), 2 * numpy.cos(x.detach().numpy()))
+    assert x.grad.grad_fn is not None
+
+
+def test_first_order_grad_is_unchanged_and_has_no_graph():
+    x = gf.tensor([0.5, -1.0], requires_grad=True)
+    (gx,) = gf.grad((x * x).sum(), x)
+    assert gx.grad_fn is None and not gx.requires_grad
+    (x * x).sum().backward()
+    assert x.grad.grad_fn is None
+
+
+def test_grad_create_graph_through_a_gradient_that_needs_no_graph():
+    # d(2x)/dx is a constant: with create_graph the result is a constant Tensor, not an error
+    x = gf.tensor([1.0, 2.0], requires_grad=True)
+    (gx,) = gf.grad((2 * x).sum(), x, create_graph=True)
+    numpy.testing.assert_allclose(gx.detach().numpy(), [2.0, 2.0])
+    assert not gx.requires_grad
+
+
+def test_gradient_penalty_mixed_partials():
+    # d/dw of |d(w x^2)/dx|^2 = d/dw (2 w x)^2 = 8 w x^2
+    x = gf.tensor([1.0, 2.0], dtype=gf.float64, requires_grad=True)
+    w = gf.tensor(0.7, dtype=gf.float64, requires_grad=True)
+    (gx,) = gf.grad((w * x * x).sum(), x, create_graph=True)
+    (gx * gx).sum().backward()
+    numpy.testing.assert_allclose(w.grad.detach().numpy(), 8 * 0.7 * (1 + 4))
+
+
+def test_an_op_without_double_backward_raises_naming_it():
+    from gradflow.autograd.function import Function
+
+    class Cube(Function):  # an array-level op with no backward_graph
+        def forward(self, x):
+            self.save_for_backward(x)
+            return x**3
+
+        def backward(self, g):
+            (x,) = self.saved_arrays
+            return 3 * x * x * g
+
+    x = gf.tensor([1.0, 2.0], dtype=gf.float64, requires_grad=True)
+    (gx,) = gf.grad(Cube.apply(x).sum(), x, create_graph=True)
+    numpy.testing.assert_allclose(gx.detach().numpy(), [3.0, 12.0])  # first order still right
+    with pytest.raises(RuntimeError, match=r"Cube: double backward \(create_graph=True\)"):
+        gx.sum().backward()
+
+
+def test_hooks_see_graph_gradients_under_create_graph():
+    x = gf.tensor([1.0, 2.0], dtype=gf.float64, requires_grad=True)
+    y = x * x
+    seen = []
+    y.register_hook(lambda g: seen.append(g.grad_fn))
+    (gx,) = gf.grad(y.sum() * x.sum(), x, create_graph=True)
+    assert len(seen) == 1
+    numpy.testing.assert_allclose(gx.detach().numpy(), 2 * x.detach().numpy() * 3 + 5)
+
+
+def test_closed_form_sanity_of_pow_second_derivative():
+    x = gf.tensor([2.0], dtype=gf.float64, requires_grad=True)
+    _, d1, d2 = _derivatives(lambda t: t**2.5, x, 2)
+    assert d2[0] == pytest.approx(2.5 * 1.5 * math.sqrt(2.0))
+
+
+def _structural(dev):
+    def idx(values):
+        return gf.tensor(numpy.array(values), device=dev)
+
+    return {
+        "sum": (lambda a: (a * a).sum(), 1),
+        "sum_dim": (lambda a: (a * a).sum(dim=1), 1),
+        "sum_keepdim": (lambda a: (a * a).sum(dim=0, keepdim=True), 1),
+        "mean": (lambda a: (a * a).mean(dim=1), 1),
+        "var": (lambda a: a.var(dim=1), 1),
+        "std": (lambda a: a.std(dim=0, keepdim=True), 1),
+        "logsumexp": (lambda a: gf.logsumexp(a * a, dim=1), 1),
+        "reshape": (lambda a: (a * a).reshape(4, 3), 1),
+        "view": (lambda a: (a * a).view(12), 1),
+        "transpose": (lambda a: (a * a).transpose(0, 1) * a.T, 1),
+        "permute": (lambda a: (a.reshape(3, 2, 2) ** 2).permute(2, 0, 1), 1),
+        "expand": (lambda a: (a[:1] * a[:1]).expand(3, 4) * a, 1),
+        "getitem": (lambda a: (a * a)[1:, ::2], 1),
+        "getitem_advanced": (lambda a: (a * a)[[0, 0, 2]], 1),
+        "cat": (lambda a, c: gf.cat([a * a, c * a], 1), 2),
+        "stack": (lambda a, c: gf.stack([a * a, c * a], 0), 2),
+        "split": (lambda a: gf.split(a * a, [1, 3], 1)[1], 1),
+        "unbind": (lambda a: (a * a).unbind(0)[2], 1),
+        "flip": (lambda a: gf.flip(a * a, [0]), 1),
+        "roll": (lambda a: gf.roll(a * a, 1, 0), 1),
+        "repeat": (lambda a: (a * a).repeat(2, 1), 1),
+        "clone": (lambda a: a.clone() * a, 1),
+        "matmul": (lambda a, c: (a @ c.T) * (a @ c.T), 2),
+        "matmul_batched": (lambda a, c: (a.reshape(3, 2, 2) @ c.reshape(3, 2, 2)) ** 2, 2),
+        "matmul_vector": (lambda a, c: (a @ c[0]) ** 2 + (c[1] @ a.T) ** 2, 2),
+        "linear": (lambda a, c: F.linear(a, c, c[0, :3]) ** 2, 2),
+        "linear_no_bias": (lambda a, c: F.linear(a, c) ** 2, 2),
+        "softmax": (lambda a: F.softmax(a * a, dim=1), 1),
+        "log_softmax": (lambda a: F.log_softmax(a * a, dim=0), 1),
+        "mse_loss": (lambda a, c: F.mse_loss(a * a, c), 2),
+        "mse_loss_none": (lambda a, c: F.mse_loss(a * a, c, reduction="none"), 2),
+        "cross_entropy": (lambda a, c: F.cross_entropy(a @ c.T, idx([0, 2, 1])), 2),
+        "cross_entropy_smoothing": (
+            lambda a: F.cross_entropy(
+                a * a, idx([0, 2, -100]), reduction="sum", label_smoothing=0.1
+            ),
+            1,
+        ),
+        "cross_entropy_weight_none": (
+            lambda a: F.cross_entropy(
+                a * a,
+                idx([0, 2, 3]),
+                weight=gf.tensor([0.5, 1.0, 2.0, 0.3], dtype=gf.float64, device=dev),
+                reduction="none",
+            ),
+            1,
+        ),
+        "cross_entropy_probs": (lambda a, c: F.cross_entropy(a * a, F.softmax(c, 1)), 2),
+        "nll_loss": (lambda a: F.nll_loss(F.log_softmax(a, 1), idx([0, 2, 3])), 1),
+    }
+
+
+STRUCTURAL = sorted(_structural("cpu"))
+
+
+@pytest.mark.parametrize("name", STRUCTURAL)
+def test_gradgradcheck_reductions_shapes_matmul_softmax_losses(name, device, rng):
+    fn, n = _structural(device)[name]
+    inputs = tuple(_t(rng, (3, 4), device) for _ in range(n))
+    assert gradgradcheck(fn, inputs)
