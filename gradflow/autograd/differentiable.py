@@ -88,6 +88,40 @@ def unbroadcast(g: Any, shape: tuple) -> Any:
     return g.reshape(shape)
 
 
+def linear_backward_graph(fn: Function, g: Any, **overrides: Any) -> Any:
+    """backward_graph of a one-input op that is linear in its input (padding, pooling by
+    averages, im2col): its backward is the adjoint map, applied to ``g`` as a node
+    (``LinearAdjoint``) whose own gradient is the op's forward again, with fn's parameters
+    (and ``overrides``, e.g. a zero padding value)."""
+    return LinearAdjoint.apply(g, op=fn, overrides=overrides, op_name=f"{fn.name}_backward")
+
+
+class LinearAdjoint(Function):
+    """The backward of a linear one-input op ``op`` as a node: forward is op.backward, its
+    backward (and backward_graph) a fresh op of the same kind and parameters."""
+
+    op: Any
+    overrides: dict
+
+    def forward(self, g):
+        return self.op.backward(g)
+
+    def _again(self, gg: Any) -> Any:
+        op = self.op
+        params = {k: op.__dict__[k] for k in type(op)._params if k in op.__dict__}
+        params.update(self.overrides)
+        return type(op).apply(gg, **params)
+
+    def backward(self, gg):
+        from gradflow.autograd.grad_mode import no_grad
+
+        with no_grad():
+            return self._again(const(gg)).array
+
+    def backward_graph(self, gg):
+        return self._again(gg)
+
+
 def missing_message(fn: Function) -> str:
     return (
         f"{fn.name}: double backward (create_graph=True) is not implemented for this op yet, "

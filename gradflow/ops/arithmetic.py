@@ -298,6 +298,9 @@ class Maximum(BinaryUfunc):
     def backward(self, g):
         return _select_backward(self, g)
 
+    def backward_graph(self, g):
+        return _select_backward_graph(self, g)
+
 
 class Minimum(BinaryUfunc):
     """Elementwise min; on ties the gradient is split evenly (as PyTorch)."""
@@ -308,6 +311,9 @@ class Minimum(BinaryUfunc):
     def backward(self, g):
         return _select_backward(self, g)
 
+    def backward_graph(self, g):
+        return _select_backward_graph(self, g)
+
 
 def _select_backward(fn: Function, g):
     a, b, out = fn.saved_arrays
@@ -317,6 +323,17 @@ def _select_backward(fn: Function, g):
     share = g / (a_hit.astype(g.dtype) + b_hit.astype(g.dtype))
     ga = unbroadcast(share * a_hit, shape_of(a)) if need_a else None
     gb = unbroadcast(share * b_hit, shape_of(b)) if need_b else None
+    return ga, gb
+
+
+def _select_backward_graph(fn: Function, g):
+    a, b, out = fn.saved_arrays
+    need_a, need_b = fn.needs_input_grad
+    a_hit = (a == out).astype(g.dtype)
+    b_hit = (b == out).astype(g.dtype)
+    share = g / const(a_hit + b_hit)
+    ga = _unb(share * const(a_hit), shape_of(a)) if need_a else None
+    gb = _unb(share * const(b_hit), shape_of(b)) if need_b else None
     return ga, gb
 
 
@@ -342,6 +359,14 @@ class Where(Function):
             if gb is None:
                 gb = get_array_module(g).where(condition, zero, g)
             gb = unbroadcast(gb, self.shapes[1])
+        return None, ga, gb
+
+    def backward_graph(self, g):
+        (condition,) = self.saved_arrays
+        _, need_a, need_b = self.needs_input_grad
+        mask = condition.astype(g.dtype)
+        ga = _unb(g * const(mask), self.shapes[0]) if need_a else None
+        gb = _unb(g * const(1 - mask), self.shapes[1]) if need_b else None
         return None, ga, gb
 
 
@@ -395,6 +420,9 @@ class Clip(Function):
     def backward(self, g):
         (mask,) = self.saved_arrays
         return g * mask
+
+    def backward_graph(self, g):
+        return g * const(self.saved_arrays[0].astype(g.dtype))
 
 
 class Remainder(Function):

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import numpy
 
 from gradflow import dtypes
+from gradflow.autograd.differentiable import graph_input
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
@@ -334,6 +335,44 @@ class Conv2dFunction(Function):
         if len(need) == 2:
             return dx, dw
         return dx, dw, g4.sum(axis=(0, 2, 3)) if need[2] else None
+
+    def backward_graph(self, g):
+        # conv2d in its im2col form, as Tensor ops: dx = fold(W^T g), dW = g unfold(x)^T, per
+        # group.
+        from gradflow.ops.linalg import MatMul
+        from gradflow.ops.resample import FoldFunction, UnfoldFunction
+        from gradflow.ops.shape import cat
+
+        x, weight = self.saved_arrays
+        s, need = self.shapes, self.needs_input_grad
+        n, o, oh, ow = s.out4
+        c = s.x4[1]
+        groups = self.groups
+        cg, og = c // groups, o // groups
+        g4 = g.reshape(s.out4)
+        g3 = g4.reshape(n, o, oh * ow)
+        tx = graph_input(self, 0, x).reshape(s.x4) if need[1] else None
+        tw = graph_input(self, 1, weight).reshape(s.w4) if need[0] else None
+        dxs, dws = [], []
+        for k in range(groups):
+            gk = g3[:, k * og : (k + 1) * og] if groups > 1 else g3
+            if need[0]:
+                wk = tw[k * og : (k + 1) * og] if groups > 1 else tw
+                cols = MatMul.apply(wk.reshape(og, -1).transpose(0, 1), gk)
+                dxs.append(
+                    FoldFunction.apply(
+                        cols, window=self.window, batched=True, output_size=tuple(s.x4[2:])
+                    )
+                )
+            if need[1]:
+                xk = tx[:, k * cg : (k + 1) * cg] if groups > 1 else tx
+                cols = UnfoldFunction.apply(xk, window=self.window, batched=True)
+                dws.append(MatMul.apply(gk, cols.transpose(1, 2)).sum(dim=0))
+        dx = (dxs[0] if groups == 1 else cat(dxs, 1)).reshape(s.x) if need[0] else None
+        dw = (dws[0] if groups == 1 else cat(dws, 0)).reshape(s.w) if need[1] else None
+        if len(need) == 2:
+            return dx, dw
+        return dx, dw, g4.sum(dim=(0, 2, 3)) if need[2] else None
 
 
 class ConvTranspose2dFunction(Function):

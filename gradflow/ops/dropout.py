@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import const
 from gradflow.autograd.function import Function
 from gradflow.backend import device_of, is_cuda_array
 from gradflow.ops._util import float_input
@@ -50,6 +51,10 @@ class DropoutFunction(Function):
         dx = g * keep
         dx *= self.scale
         return dx
+
+    def backward_graph(self, g):
+        (keep,) = self.saved_arrays
+        return g * const(keep.astype(g.dtype) * self.scale)
 
 
 def dropout(

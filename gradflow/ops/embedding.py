@@ -7,6 +7,8 @@ output gradient's rows, so repeated indices add up; the row at padding_idx gets 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy
 
 from gradflow.autograd.function import Function
@@ -52,6 +54,50 @@ class EmbeddingFunction(Function):
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0
         return None, gw
+
+    def backward_graph(self, g):
+        return None, EmbeddingBackward.apply(g, item=self)
+
+
+class EmbeddingBackward(Function):
+    """embedding's weight gradient (rows of g added into zeros of the weight's shape) as an op,
+    for double backward: its own gradient picks the rows again (embedding forward), zero at
+    padding_idx and divided by the row counts as backward divides."""
+
+    op_name = "embedding_backward"
+    item: Any  # the EmbeddingFunction node
+
+    def forward(self, g):
+        return self.item.backward(g)[1]
+
+    def _scale(self, xp: Any, dtype: Any) -> Any:
+        """The factor per looked-up position (None: all ones)."""
+        item = self.item
+        (indices,) = item.saved_arrays
+        rows = indices.reshape(-1)
+        scale = None
+        if item.scale_grad_by_freq:
+            scale = 1 / _row_counts(rows, item.weight_shape[0], dtype)[rows]
+        if item.padding_idx is not None:
+            keep = (rows != item.padding_idx % item.weight_shape[0]).astype(dtype)
+            scale = keep if scale is None else scale * keep
+        return None if scale is None else scale.reshape(indices.shape + (1,))
+
+    def backward(self, gg):
+        (indices,) = self.item.saved_arrays
+        xp = get_array_module(gg)
+        out = xp.take(gg, indices, axis=0)
+        scale = self._scale(xp, gg.dtype)
+        return out if scale is None else out * scale
+
+    def backward_graph(self, gg):
+        from gradflow.autograd.differentiable import const
+
+        (indices,) = self.item.saved_arrays
+        out = EmbeddingFunction.apply(const(indices), gg, padding_idx=None,
+                                      scale_grad_by_freq=False)  # fmt: skip
+        scale = self._scale(get_array_module(indices), gg.dtype)
+        return out if scale is None else out * const(scale)
 
 
 def embedding(

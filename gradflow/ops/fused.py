@@ -95,6 +95,27 @@ class LinearActivation(Function):
             return gx, gw
         return gx, gw, db if need_b else None
 
+    def backward_graph(self, g):
+        # The unfused pair rebuilt around this node's saved arrays: a linear node on this node's
+        # edges, and the activation node on it (its saved arrays those the fused forward kept,
+        # or, on the kernel route, made again from z); each differentiates in its own
+        # backward_graph.
+        from gradflow.ops.linalg import LinearFunction
+
+        x, weight, *act_saved = self.saved_arrays
+        linear = LinearFunction.__new__(LinearFunction)
+        linear._saved, linear._saved_epoch = (x, weight), self._saved_epoch
+        linear._edges, linear.needs_input_grad = self._edges, self.needs_input_grad
+        op, params = FUSED_ACTIVATIONS[self.activation]
+        act = op.inner(True, **params)
+        if self.kernel:
+            act.forward(act_saved[0])  # z: the activation saves what its backward reads
+        else:
+            act.restore_saved(tuple(act_saved))
+        act._saved_epoch = self._saved_epoch
+        act._edges = ((linear, 0),)
+        return linear.backward_graph(act.backward_graph(g))
+
 
 def linear_activation(x: Any, weight: Any, bias: Any, activation: str) -> Any:
     """f(x @ weight.T + bias) as one graph node; activation is a key of FUSED_ACTIVATIONS.

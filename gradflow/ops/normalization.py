@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import graph_input
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._rows import channel_sums, column_sums, row_dots, row_sums
@@ -311,6 +312,32 @@ class LayerNormFunction(Function):
     def _rows(self, shape):
         """(R, K): one row per index of the leading dims (explicit: K may be 0)."""
         return math.prod(shape[: len(shape) - len(self.shape)]), self.size
+
+    def backward_graph(self, g):
+        # The closed-form gradient as Tensor ops. x itself is not saved, but every term is
+        # invariant to shifting a row, so the graph input is rebuilt around x - mean = xhat / invstd
+        # (its graph is x's: the gradient flows to x's producer).
+        need_x, need_w, need_b = self.needs_input_grad
+        xhat_a, invstd, weight = self.saved_arrays
+        rows = self._rows(g.shape)
+        g2 = g.reshape(rows)
+        gx = gw = gb = None
+        if need_x or need_w:
+            centered = xhat_a.reshape(rows) / invstd.reshape(-1, 1)
+            x = graph_input(self, 0, centered.reshape(g.shape)).reshape(rows)
+            xc = x - x.mean(dim=1, keepdim=True)
+            inv = ((xc * xc).mean(dim=1, keepdim=True) + self.eps) ** -0.5
+            xhat = xc * inv
+        if need_w:
+            gw = (g2 * xhat).sum(dim=0).reshape(self.shape)
+        if need_b:
+            gb = g2.sum(dim=0).reshape(self.shape)
+        if need_x:
+            gh = g2 if weight is None else g2 * graph_input(self, 1, weight).reshape(1, -1)
+            mean_gh = gh.mean(dim=1, keepdim=True)
+            mean_ghx = (gh * xhat).mean(dim=1, keepdim=True)
+            gx = (inv * (gh - mean_gh - xhat * mean_ghx)).reshape(g.shape)
+        return gx, gw, gb
 
 
 class GroupNormFunction(Function):

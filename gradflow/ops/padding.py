@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gradflow.autograd.differentiable import linear_backward_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops.shape import _ints
@@ -61,6 +62,9 @@ class Pad(Function):
             xp.add.at(out, source, moved)
             g = xp.moveaxis(out, 0, d)
         return g
+
+    def backward_graph(self, g):
+        return linear_backward_graph(self, g, value=0.0)
 
 
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")

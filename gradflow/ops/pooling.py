@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
+from gradflow.autograd.differentiable import linear_backward_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
@@ -268,6 +269,9 @@ class AvgPool2dFunction(Function):
             frame[(..., *window.offset_slices(i, j))] += share
         top, left = window.padding
         return frame[..., top : top + s.x4[2], left : left + s.x4[3]].reshape(s.x)
+
+    def backward_graph(self, g):
+        return linear_backward_graph(self, g)
 
 
 # ---- arguments and the public functions -----------------------------------------------------

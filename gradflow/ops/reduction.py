@@ -193,6 +193,13 @@ class Extreme(Function):
         g = _expand_grad(g, hit.shape, self.dims, self.keepdim)
         return hit * (g / count)
 
+    def backward_graph(self, g):
+        (hit,) = self.saved_arrays
+        share = hit / hit.sum(axis=self.dims, keepdims=True).astype(g.dtype)
+        if not self.keepdim:
+            g = g.reshape(_kept_shape(hit.shape, self.dims))
+        return g * const(share.astype(g.dtype))
+
 
 class SelectAlongDim(Function):
     """The values at given indices (one per slice along `dim`): max/min with a dim."""

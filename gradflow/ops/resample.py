@@ -432,6 +432,11 @@ class UnfoldFunction(Function):
         dx = _col2im(g3, self.window, x4_shape[2:])
         return dx if self.batched else dx[0]
 
+    def backward_graph(self, g):
+        return FoldFunction.apply(
+            g, window=self.window, batched=self.batched, output_size=tuple(self.shape[-2:])
+        )
+
 
 class FoldFunction(Function):
     """fold (col2im) as one node; its backward is unfold."""
@@ -450,6 +455,9 @@ class FoldFunction(Function):
         g4 = g if self.batched else g[None]
         dcols = _im2col(g4, self.window)
         return dcols if self.batched else dcols[0]
+
+    def backward_graph(self, g):
+        return UnfoldFunction.apply(g, window=self.window, batched=self.batched)
 
 
 def _fold_window(op: str, kernel_size, dilation, padding, stride, hw: tuple) -> Window:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import graph_input
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module, is_cuda_array
 from gradflow.tensor import Tensor
@@ -276,6 +277,10 @@ class Erf(Function):
         (x,) = self.saved_arrays
         return g * (x.dtype.type(2 / math.sqrt(math.pi)) * get_array_module(x).exp(-x * x))
 
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        return g * ((2 / math.sqrt(math.pi)) * (-x * x).exp())
+
 
 class Erfc(Function):
     op_name = "erfc"
@@ -287,6 +292,10 @@ class Erfc(Function):
     def backward(self, g):
         (x,) = self.saved_arrays
         return g * (x.dtype.type(-2 / math.sqrt(math.pi)) * get_array_module(x).exp(-x * x))
+
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        return g * ((-2 / math.sqrt(math.pi)) * (-x * x).exp())
 
 
 class Erfinv(Function):

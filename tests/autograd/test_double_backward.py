@@ -254,3 +254,117 @@ def test_gradgradcheck_reductions_shapes_matmul_softmax_losses(name, device, rng
     fn, n = _structural(device)[name]
     inputs = tuple(_t(rng, (3, 4), device) for _ in range(n))
     assert gradgradcheck(fn, inputs)
+
+
+def _more(dev):
+    def f64(*shape):
+        rng = numpy.random.default_rng(1)
+        return gf.tensor(rng.standard_normal(shape), dtype=gf.float64, device=dev)
+
+    idx = gf.tensor(numpy.array([[0, 2, 2], [5, 1, 0]]), device=dev)
+    weights = {"w": f64(4, 3, 3, 3), "wg": f64(4, 1, 3, 3), "w1": f64(4, 3, 3)}
+    return {
+        "maximum": (lambda a, c: gf.maximum(a * a, c), [(3, 4), (3, 4)]),
+        "minimum": (lambda a, c: gf.minimum(a, c * c), [(3, 4), (4,)]),
+        "where": (lambda a, c: gf.where(a > 0, a * a, c * a), [(3, 4), (3, 4)]),
+        "clamp": (lambda a: gf.clamp(a * a, 0.1, 1.0), [(3, 4)]),
+        "amax": (lambda a: gf.amax(a * a, dim=1), [(3, 4)]),
+        "max": (lambda a: (a * a).max(), [(3, 4)]),
+        "dropout": (
+            lambda a: F.dropout(a * a, 0.5, generator=gf.Generator(dev).manual_seed(1)),
+            [(3, 4)],
+        ),
+        "pad": (lambda a: F.pad(a * a, (1, 2), value=3.0), [(3, 4)]),
+        "pad_reflect": (lambda a: F.pad((a * a)[None], (1, 2), mode="reflect"), [(3, 4)]),
+        "avg_pool2d": (lambda a: F.avg_pool2d(a * a, 2, padding=1), [(2, 3, 5, 5)]),
+        "unfold": (lambda a: F.unfold(a * a, 2, padding=1), [(2, 3, 5, 5)]),
+        "fold": (lambda a: F.fold(a * a, (3, 3), 2), [(2, 12, 4)]),
+        "erf": (gf.erf, [(3, 4)]),
+        "erfc": (gf.erfc, [(3, 4)]),
+        "layer_norm": (lambda a, w, b: F.layer_norm(a * a, (4,), w, b), [(3, 4), (4,), (4,)]),
+        "layer_norm_no_affine": (lambda a: F.layer_norm(a * a, (3, 4)), [(3, 4)]),
+        "conv2d": (
+            lambda a, w, b: F.conv2d(a, w, b, padding=1, stride=2) ** 2,
+            [(2, 3, 5, 5), (4, 3, 3, 3), (4,)],
+        ),
+        "conv2d_groups_dilation": (
+            lambda a, w: F.conv2d(a.repeat(1, 2, 1, 1), w, groups=4, dilation=2) ** 2,
+            [(1, 2, 5, 5), (4, 1, 3, 3)],
+        ),
+        "conv2d_constant_weight": (
+            lambda a: F.conv2d(a, weights["w"], padding=1) ** 2,
+            [(1, 3, 4, 4)],
+        ),
+        "conv1d": (lambda a, w: F.conv1d(a, w, padding=1) ** 2, [(2, 3, 5), (4, 3, 3)]),
+        "embedding": (lambda e: F.embedding(idx, e) ** 2, [(6, 3)]),
+        "embedding_padding_idx": (lambda e: F.embedding(idx, e, padding_idx=2) ** 2, [(6, 3)]),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_more("cpu")))
+def test_gradgradcheck_more_ops(name, device, rng):
+    fn, shapes = _more(device)[name]
+    assert gradgradcheck(fn, tuple(_t(rng, s, device) for s in shapes))
+
+
+def test_hvp_of_a_small_cnn_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    shapes = [(4, 1, 3, 3), (4,), (3, 16), (3,)]
+    arrays = [rng.standard_normal(s) * 0.4 for s in shapes]
+    vecs = [rng.standard_normal(s) for s in shapes]
+    data = rng.standard_normal((2, 1, 6, 6))
+    labels = numpy.array([0, 2])
+
+    def loss(lib, F):
+        xb = lib.tensor(data, dtype=lib.float64)
+        yb = lib.tensor(labels)
+
+        def f(w1, b1, w2, b2):
+            h = lib.tanh(F.conv2d(xb, w1, b1, stride=2))
+            h = F.avg_pool2d(h, 1).reshape(2, -1)
+            return F.cross_entropy(F.linear(h, w2, b2), yb)
+
+        return f
+
+    params = tuple(gf.tensor(a, dtype=gf.float64) for a in arrays)
+    tparams = tuple(torch.tensor(a, dtype=torch.float64) for a in arrays)
+    v = tuple(gf.tensor(a, dtype=gf.float64) for a in vecs)
+    tv = tuple(torch.tensor(a, dtype=torch.float64) for a in vecs)
+    out, p = gf.autograd.functional.hvp(loss(gf, F), params, v)
+    tout, tp = torch.autograd.functional.hvp(loss(torch, torch.nn.functional), tparams, tv)
+    numpy.testing.assert_allclose(out.detach().numpy(), tout.numpy(), rtol=1e-10)
+    for a, b in zip(p, tp):
+        numpy.testing.assert_allclose(a.detach().numpy(), b.numpy(), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "gelu_erf", "gelu_tanh", "silu"])
+def test_gradgradcheck_fused_linear_activation(act, device, rng):
+    from gradflow.ops.fused import linear_activation
+
+    x, w, b = _t(rng, (3, 4), device), _t(rng, (5, 4), device), _t(rng, (5,), device)
+    assert gradgradcheck(lambda a, ww, bb: linear_activation(a * a, ww, bb, act) ** 2, (x, w, b))
+    frozen = w.detach()  # a frozen layer: its weight saved only for the input's gradient
+    assert gradgradcheck(lambda a: linear_activation(a, frozen, None, act), (x,))
+
+
+def test_sequential_mlp_gradient_penalty_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    model = gf.nn.Sequential(gf.nn.Linear(3, 8), gf.nn.Tanh(), gf.nn.Linear(8, 1)).double()
+    tmodel = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    tmodel = tmodel.double()
+    for p, tp in zip(model.parameters(), tmodel.parameters()):
+        tp.data = torch.tensor(p.detach().numpy())
+    data = rng.standard_normal((4, 3))
+
+    def penalty(lib, net):
+        x = lib.tensor(data, dtype=lib.float64, requires_grad=True)
+        (gx,) = lib.autograd.grad(net(x).sum(), x, create_graph=True)
+        return ((gx.norm(dim=1) - 1) ** 2).mean()
+
+    penalty(gf, model).backward()
+    penalty(torch, tmodel).backward()
+    for p, tp in zip(model.parameters(), tmodel.parameters()):
+        if tp.grad is None:  # the last bias: the penalty does not depend on it
+            assert p.grad is None
+            continue
+        numpy.testing.assert_allclose(p.grad.detach().numpy(), tp.grad.numpy(), rtol=1e-10)
