@@ -122,6 +122,54 @@ class LinearAdjoint(Function):
         return self._again(gg)
 
 
+def decomposed_backward_graph(fn: Function, grads: Any, forward: Any, arrays: Sequence) -> tuple:
+    """backward_graph from a decomposition: ``forward(*inputs)`` recomputes fn's output(s)
+    with gradflow Tensor ops from its forward's input ``arrays`` (None where not saved: such
+    an input must need no gradient). It runs on fresh leaves, its gradients are taken there
+    with create_graph (a walk over that small graph only), and then every node made for them
+    is re-linked from those leaves to fn's own input edges, so the gradients hang on the
+    real graph. ``grads`` is the incoming gradient (a tuple for several outputs)."""
+    from gradflow.autograd.function import _recorders
+
+    leaves = []
+    wanted = []
+    edges = fn._edges
+    for i, a in enumerate(arrays):
+        if not hasattr(a, "shape"):
+            leaves.append(a)  # None or a Python number
+            continue
+        if i < len(edges) and edges[i] is not None and a.dtype.kind in "fc":
+            leaf = _make(a, None, True, 0)
+            wanted.append((i, leaf))
+        else:
+            leaf = const(a)
+        leaves.append(leaf)
+    recorded: list = []
+    _recorders.append(recorded)
+    try:
+        with enable_grad():
+            out = forward(*leaves)
+            outs = list(out) if type(out) is tuple else [out]
+            gs = list(grads) if type(grads) is tuple else [grads]
+            pairs = [(o, g) for o, g in zip(outs, gs) if o.requires_grad and g is not None]
+            got = run_backward_graph(
+                [o for o, _ in pairs], [g for _, g in pairs], inputs=[t for _, t in wanted]
+            )
+    finally:
+        _recorders.pop()
+    swap = {id(t): edges[i] for i, t in wanted}
+    for node in recorded:
+        if any(e is not None and e[1] < 0 and id(e[0]) in swap for e in node._edges):
+            node._edges = tuple(
+                swap[id(e[0])] if e is not None and e[1] < 0 and id(e[0]) in swap else e
+                for e in node._edges
+            )
+    result: list = [None] * len(edges)
+    for (i, _), g in zip(wanted, got):
+        result[i] = g
+    return tuple(result)
+
+
 def missing_message(fn: Function) -> str:
     return (
         f"{fn.name}: double backward (create_graph=True) is not implemented for this op yet, "

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import const, graph_input, graph_node, graph_output
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops import softmax as _softmax
@@ -56,6 +57,9 @@ class HardtanhFunction(Function):
         (mask,) = self.saved_arrays
         return mask_times(g, mask)
 
+    def backward_graph(self, g):
+        return g * const(self.saved_arrays[0].astype(g.dtype))
+
 
 class HardswishFunction(Function):
     op_name = "hardswish"
@@ -73,6 +77,13 @@ class HardswishFunction(Function):
         slope = xp.where(x < t(-3), t(0), xp.where(x <= t(3), x / t(3) + t(0.5), t(1)))
         return g * slope
 
+    def backward_graph(self, g):
+        (x_a,) = self.saved_arrays
+        x = graph_input(self, 0, x_a)
+        inside = const(((x_a >= -3) & (x_a <= 3)).astype(g.dtype))
+        above = const((x_a > 3).astype(g.dtype))
+        return g * (inside * (x / 3 + 0.5) + above)
+
 
 class HardsigmoidFunction(Function):
     op_name = "hardsigmoid"
@@ -86,6 +97,9 @@ class HardsigmoidFunction(Function):
         (mask,) = self.saved_arrays
         return g * mask / g.dtype.type(6)
 
+    def backward_graph(self, g):
+        return g * const(self.saved_arrays[0].astype(g.dtype) / 6)
+
 
 class MishFunction(Function):
     op_name = "mish"
@@ -98,6 +112,11 @@ class MishFunction(Function):
         (x,) = self.saved_arrays
         th = get_array_module(x).tanh(_softplus(x))
         return g * (th + x * stable_sigmoid(x) * (1 - th * th))
+
+    def backward_graph(self, g):
+        x = graph_input(self, 0, self.saved_arrays[0])
+        th = unary.tanh(unary.softplus(x, 1.0, math.inf))
+        return g * (th + x * unary.sigmoid(x) * (1 - th * th))
 
 
 class SELUFunction(Function):
@@ -151,6 +170,13 @@ class SELUFunction(Function):
         slope_neg = (y + t(self.scale * self.alpha)) * t(self.input_scale)
         return g * xp.where(y > 0, t(self.scale), slope_neg)
 
+    def backward_graph(self, g):
+        (y_a,) = self.saved_arrays
+        m = const((y_a > 0).astype(g.dtype))
+        y = graph_output(self, y_a)
+        below = (y + self.scale * self.alpha) * self.input_scale  # the slope where x <= 0
+        return g * (m * self.scale + (1 - m) * below)
+
 
 class ThresholdFunction(Function):
     op_name = "threshold"
@@ -166,6 +192,9 @@ class ThresholdFunction(Function):
         (mask,) = self.saved_arrays
         return g * mask
 
+    def backward_graph(self, g):
+        return g * const(self.saved_arrays[0].astype(g.dtype))
+
 
 class SoftsignFunction(Function):
     op_name = "softsign"
@@ -179,6 +208,10 @@ class SoftsignFunction(Function):
         d = 1 + get_array_module(x).abs(x)
         return g / (d * d)
 
+    def backward_graph(self, g):
+        d = 1 + unary.abs(graph_input(self, 0, self.saved_arrays[0]))
+        return g / (d * d)
+
 
 class TanhshrinkFunction(Function):
     op_name = "tanhshrink"
@@ -190,6 +223,12 @@ class TanhshrinkFunction(Function):
 
     def backward(self, g):
         (th,) = self.saved_arrays
+        return g * th * th
+
+    def backward_graph(self, g):
+        (th_a,) = self.saved_arrays  # tanh(x), as the output of a tanh node on this node's input
+        th = graph_node(unary.TanhFunction, self, th_a, _saved=(th_a,),
+                        _saved_epoch=self._saved_epoch)  # fmt: skip
         return g * th * th
 
 
@@ -213,6 +252,9 @@ class ShrinkFunction(Function):
         (mask,) = self.saved_arrays
         return g * mask
 
+    def backward_graph(self, g):
+        return g * const(self.saved_arrays[0].astype(g.dtype))
+
 
 class LogSigmoidFunction(Function):
     op_name = "logsigmoid"
@@ -224,6 +266,9 @@ class LogSigmoidFunction(Function):
     def backward(self, g):
         (x,) = self.saved_arrays
         return g * stable_sigmoid(-x)
+
+    def backward_graph(self, g):
+        return g * unary.sigmoid(-graph_input(self, 0, self.saved_arrays[0]))
 
 
 class GLUFunction(Function):
@@ -245,6 +290,17 @@ class GLUFunction(Function):
         da = g * s
         db = da * a * (1 - s)
         return xp.concatenate([da, db], axis=self.dim)
+
+    def backward_graph(self, g):
+        from gradflow.ops.shape import cat
+
+        x = graph_input(self, 0, self.saved_arrays[0])
+        half = x.shape[self.dim] // 2
+        lead = (slice(None),) * self.dim
+        a, b = x[lead + (slice(0, half),)], x[lead + (slice(half, None),)]
+        s = unary.sigmoid(b)
+        da = g * s
+        return cat([da, da * a * (1 - s)], self.dim)
 
 
 class PReLUFunction(Function):
@@ -277,6 +333,23 @@ class PReLUFunction(Function):
             else:
                 axes = tuple(i for i in range(x.ndim) if i != 1)
                 dw = gx.sum(axis=axes).reshape(w.shape)
+        return dx, dw
+
+    def backward_graph(self, g):
+        from gradflow.ops.arithmetic import where
+
+        x_a, w_a = self.saved_arrays
+        pos = const(x_a > 0)
+        dx = dw = None
+        if self.needs_input_grad[0]:
+            wb = graph_input(self, 1, w_a).reshape(self._broadcast(w_a, x_a.ndim).shape)
+            dx = where(pos, g, g * wb)
+        if self.needs_input_grad[1]:
+            gx = where(pos, 0.0, g * graph_input(self, 0, x_a))
+            if w_a.size == 1:
+                dw = gx.sum().reshape(w_a.shape)
+            else:
+                dw = gx.sum(dim=tuple(i for i in range(x_a.ndim) if i != 1)).reshape(w_a.shape)
         return dx, dw
 
 

@@ -17,6 +17,7 @@ axis at 1 (the public functions lift (C,) to (1, C)).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy
@@ -484,6 +485,16 @@ class L1LossFunction(Function):
         d = sign * s
         return _pair_grads(self, d)
 
+    def backward_graph(self, g):
+        (sign,) = self.saved_arrays
+        d = g * const(sign.astype(g.dtype))
+        d = d / sign.size if self.reduction == "mean" else d
+        need_x, need_y = self.needs_input_grad
+        return (
+            _unb(d, self.shapes[0]) if need_x else None,
+            _unb(-d, self.shapes[1]) if need_y else None,
+        )
+
 
 def _pointwise_loss(function: type, op: str, input: Any, target: Any, reduction: str,
                     size_average: Any, reduce: Any, weight: Any) -> Tensor:  # fmt: skip
@@ -596,6 +607,31 @@ class BCEWithLogits(Function):
             dpw = unbroadcast(y * _softplus_neg(x) * sw, pos_weight.shape)
         return dx, dy, dw, dpw
 
+    def backward_graph(self, g):
+        from gradflow.ops.unary import sigmoid, softplus
+
+        arrays = self.saved_arrays
+        x, y, w, pw = (graph_input(self, i, a) if a is not None else None
+                       for i, a in enumerate(arrays))  # fmt: skip
+        need_x, need_y, need_w, need_pw = self.needs_input_grad
+        size = numpy.broadcast_shapes(*(a.shape for a in arrays if a is not None))
+        s = g / int(numpy.prod(size)) if self.reduction == "mean" else g
+        sw = s if w is None else s * w
+        sp = softplus(-x, 1.0, math.inf)  # log(1 + exp(-x))
+        dx = dy = dw = dpw = None
+        if need_x:
+            dx = sigmoid(x) - y if pw is None else (1 - y) - (1 + (pw - 1) * y) * sigmoid(-x)
+            dx = _unb(dx * sw, arrays[0].shape)
+        if need_y:
+            dy = -x if pw is None else (pw - 1) * sp - x
+            dy = _unb(dy * sw, arrays[1].shape)
+        if need_w:
+            loss = (1 - y) * x + (sp if pw is None else sp * (1 + (pw - 1) * y))
+            dw = _unb(loss * s, arrays[2].shape)
+        if need_pw:
+            dpw = _unb(y * sp * sw, arrays[3].shape)
+        return dx, dy, dw, dpw
+
 
 def binary_cross_entropy_with_logits(
     input: Tensor,
@@ -663,6 +699,25 @@ class BCE(Function):
         if need_y:
             log_p, log_q = _clamped_logs(p, xp)
             dy = _mark_bad((log_q - log_p) * sw, bad)
+        return dp, dy, None
+
+    def backward_graph(self, g):
+        from gradflow.ops.arithmetic import clip
+
+        arrays = self.saved_arrays
+        p, y, w = (graph_input(self, i, a) if a is not None else None
+                   for i, a in enumerate(arrays))  # fmt: skip
+        need_p, need_y, _ = self.needs_input_grad
+        size = numpy.broadcast_shapes(*(a.shape for a in arrays if a is not None))
+        s = g / int(numpy.prod(size)) if self.reduction == "mean" else g
+        sw = s if w is None else s * w
+        dp = dy = None
+        if need_p:
+            dp = _unb((p - y) / clip(p * (1 - p), _BCE_EPS) * sw, arrays[0].shape)
+        if need_y:
+            log_p = clip(p.log(), _LOG_FLOOR)
+            log_q = clip((-p).log1p(), _LOG_FLOOR)
+            dy = _unb((log_q - log_p) * sw, arrays[1].shape)
         return dp, dy, None
 
 

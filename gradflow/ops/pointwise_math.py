@@ -18,6 +18,8 @@ from typing import Any
 import numpy
 
 from gradflow import dtypes
+from gradflow.autograd.differentiable import const, graph_input, graph_output
+from gradflow.autograd.differentiable import unbroadcast as unbroadcast_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import operand, shape_of, unbroadcast
@@ -43,6 +45,15 @@ class Atan2(Function):
         gb = unbroadcast(-scale * a, shape_of(b)) if need_b else None
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        ta, tb = graph_input(self, 0, a), graph_input(self, 1, b)
+        scale = g / (ta * ta + tb * tb)
+        ga = unbroadcast_graph(scale * tb, shape_of(a)) if need_a else None
+        gb = unbroadcast_graph(-scale * ta, shape_of(b)) if need_b else None
+        return ga, gb
+
 
 class LogAddExp(BinaryUfunc):
     """log(exp(a) + exp(b)) without overflow; the gradients are softmax weights."""
@@ -58,6 +69,14 @@ class LogAddExp(BinaryUfunc):
             ga = unbroadcast(g * xp.exp(a - out), shape_of(a)) if need_a else None
             gb = unbroadcast(g * xp.exp(b - out), shape_of(b)) if need_b else None
         return ga, gb
+
+    def backward_graph(self, g):
+        a, b, out = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        y = graph_output(self, out)
+        ga = unbroadcast_graph(g * (graph_input(self, 0, a) - y).exp(), shape_of(a))
+        gb = unbroadcast_graph(g * (graph_input(self, 1, b) - y).exp(), shape_of(b))
+        return ga if need_a else None, gb if need_b else None
 
 
 class NanToNum(Function):
@@ -77,6 +96,9 @@ class NanToNum(Function):
     def backward(self, g):
         (finite,) = self.saved_arrays
         return g * finite
+
+    def backward_graph(self, g):
+        return g * const(self.saved_arrays[0].astype(g.dtype))
 
 
 class XLogY(Function):
@@ -102,6 +124,20 @@ class XLogY(Function):
                 gx = unbroadcast(g * xp.where(x != 0, _log(xp, y), g.dtype.type(0)), shape_of(x))
             if need_y:
                 gy = unbroadcast(g * x / y, shape_of(y))
+        return gx, gy
+
+    def backward_graph(self, g):
+        x, y = self.saved_arrays
+        need_x, need_y = self.needs_input_grad
+        tx, ty = graph_input(self, 0, x), graph_input(self, 1, y)
+        gx = gy = None
+        with _quiet():
+            if need_x:
+                xp = get_array_module(g.array)
+                nonzero = const(xp.asarray(x != 0).astype(g.dtype))
+                gx = unbroadcast_graph(g * nonzero * ty.log(), shape_of(x))
+            if need_y:
+                gy = unbroadcast_graph(g * tx / ty, shape_of(y))
         return gx, gy
 
 
@@ -130,6 +166,14 @@ class Hypot(BinaryUfunc):
         gb = unbroadcast(scale * b, shape_of(b)) if need_b else None
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b, out = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        scale = g / graph_output(self, out)
+        ga = unbroadcast_graph(scale * graph_input(self, 0, a), shape_of(a)) if need_a else None
+        gb = unbroadcast_graph(scale * graph_input(self, 1, b), shape_of(b)) if need_b else None
+        return ga, gb
+
 
 class CopySign(Function):
     """|a| with the sign of b; d/da = sign(a) sign(out) (0 at a == 0), none for b."""
@@ -149,6 +193,13 @@ class CopySign(Function):
         need_a, need_b = self.needs_input_grad
         ga = unbroadcast(g * factor, self.shapes[0]) if need_a else None
         gb = get_array_module(g).zeros(self.shapes[1], g.dtype) if need_b else None
+        return ga, gb
+
+    def backward_graph(self, g):
+        (factor,) = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        ga = unbroadcast_graph(g * const(factor), self.shapes[0]) if need_a else None
+        gb = const(get_array_module(g.array).zeros(self.shapes[1], g.dtype)) if need_b else None
         return ga, gb
 
 

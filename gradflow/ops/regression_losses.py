@@ -13,6 +13,8 @@ import warnings
 
 import numpy
 
+from gradflow.autograd.differentiable import const, graph_input, graph_node
+from gradflow.autograd.differentiable import unbroadcast as _unb
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import unbroadcast
@@ -59,6 +61,26 @@ class SmoothL1Function(Function):
         else:
             slope = xp.where(xp.abs(d) < beta, d / beta, xp.sign(d))
         return _pair_grads(self, slope * g)
+
+    def backward_graph(self, g):
+        from gradflow.ops.arithmetic import Sub, clip, where
+
+        (d,) = self.saved_arrays
+        xp = get_array_module(d)
+        sign = const(xp.sign(d))
+        if self.huber:
+            slope = clip(graph_node(Sub, self, d, shapes=self.shapes), -self.beta, self.beta)
+        elif self.beta == 0:
+            slope = sign
+        else:
+            inside = const(xp.abs(d) < self.beta)
+            slope = where(inside, graph_node(Sub, self, d, shapes=self.shapes) / self.beta, sign)
+        d = slope * g
+        need_x, need_y = self.needs_input_grad
+        return (
+            _unb(d, self.shapes[0]) if need_x else None,
+            _unb(-d, self.shapes[1]) if need_y else None,
+        )
 
 
 def smooth_l1_loss(
@@ -143,6 +165,25 @@ class KLDivFunction(Function):
         if need_t:
             with numpy.errstate(divide="ignore"):
                 dt = unbroadcast((xp.log(t) + 1 - x) * g, t.shape)
+        return dx, dt
+
+    def backward_graph(self, g):
+        x_a, t_a = self.saved_arrays
+        x, t = graph_input(self, 0, x_a), graph_input(self, 1, t_a)
+        need_x, need_t = self.needs_input_grad
+        dx = dt = None
+        if self.log_target:
+            et = t.exp()
+            if need_x:
+                dx = _unb(-et * g, x_a.shape)
+            if need_t:
+                dt = _unb(et * (t - x + 1) * g, t_a.shape)
+            return dx, dt
+        if need_x:
+            dx = _unb(-t * g, x_a.shape)
+        if need_t:
+            with numpy.errstate(divide="ignore"):
+                dt = _unb((t.log() + 1 - x) * g, t_a.shape)
         return dx, dt
 
 

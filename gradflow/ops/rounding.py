@@ -28,6 +28,9 @@ class Rounding(Function):
     def backward(self, g):
         return get_array_module(g).zeros_like(g)
 
+    def backward_graph(self, g):
+        return g * 0.0
+
 
 class Frac(Function):
     """x - trunc(x); the gradient passes unchanged (as PyTorch). Saves nothing."""
@@ -38,6 +41,9 @@ class Frac(Function):
         return x - get_array_module(x).trunc(x)
 
     def backward(self, g):
+        return g
+
+    def backward_graph(self, g):
         return g
 
 

@@ -387,3 +387,54 @@ def test_pinn_poisson_example_solves_the_problem():
     assert result.returncode == 0, result.stderr
     error = float(re.search(r"max \|u - sin\(pi x\)\| on 201 points: (\S+)", result.stdout)[1])
     assert error < 5e-3  # 300 steps: about 6e-4 (2,000 steps: 4e-5)
+
+
+def _pointwise_losses_activations(dev):
+    def unit(*shape):  # values in (0.1, 0.9), as probabilities and targets
+        rng = numpy.random.default_rng(2)
+        return gf.tensor(rng.uniform(0.1, 0.9, shape), dtype=gf.float64, device=dev)
+
+    t, w, pw = unit(3, 4), unit(3, 4), unit(4)
+    return {
+        "atan2": (gf.atan2, 2),
+        "logaddexp": (gf.logaddexp, 2),
+        "hypot": (gf.hypot, 2),
+        "xlogy": (lambda a, b: gf.xlogy(a, b * b + 0.5), 2),
+        "copysign": (lambda a, b: gf.copysign(a * a, b), 2),
+        "nan_to_num": (lambda a, b: gf.nan_to_num(a * b), 2),
+        "floor_frac": (lambda a, b: gf.floor(a) * b + gf.frac(a * b), 2),
+        "l1_loss": (lambda a, b: F.l1_loss(a * a, b), 2),
+        "smooth_l1_loss": (lambda a, b: F.smooth_l1_loss(a * a, b, beta=0.7), 2),
+        "huber_loss": (lambda a, b: F.huber_loss(a * a, b, delta=0.7), 2),
+        "kl_div": (lambda a: F.kl_div(a, t, reduction="batchmean"), 1),
+        "kl_div_log_target": (lambda a, b: F.kl_div(a, b, reduction="sum", log_target=True), 2),
+        "binary_cross_entropy": (lambda a: F.binary_cross_entropy(gf.sigmoid(a), t, w), 1),
+        "bce_with_logits": (
+            lambda a: F.binary_cross_entropy_with_logits(a, t, weight=w, pos_weight=pw),
+            1,
+        ),
+        "hardtanh": (lambda a: F.hardtanh(a * a), 1),
+        "hardswish": (lambda a: F.hardswish(a * 2), 1),
+        "hardsigmoid": (lambda a: F.hardsigmoid(a) * a, 1),
+        "mish": (F.mish, 1),
+        "selu": (F.selu, 1),
+        "celu": (lambda a: F.celu(a, 0.7), 1),
+        "threshold": (lambda a: F.threshold(a * a, 0.5, -1.0), 1),
+        "softsign": (F.softsign, 1),
+        "tanhshrink": (F.tanhshrink, 1),
+        "softshrink": (lambda a: F.softshrink(a * a, 0.5), 1),
+        "logsigmoid": (F.logsigmoid, 1),
+        "glu": (lambda a: F.glu(a, 1), 1),
+        "prelu": (lambda a, b: F.prelu(a * a, b[0, :1]) * a, 2),
+        "softmin": (lambda a: F.softmin(a, 1), 1),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_pointwise_losses_activations("cpu")))
+def test_gradgradcheck_pointwise_losses_activations(name, device, rng):
+    fn, n = _pointwise_losses_activations(device)[name]
+    x = _t(rng, (3, 4), device)
+    x.array[abs(abs(x.array) - 3) < 0.1] += 0.3  # off the kinks of hardswish
+    x.array[abs(x.array) < 0.05] = 0.3
+    rest = tuple(_t(rng, (3, 4), device) for _ in range(n - 1))
+    assert gradgradcheck(fn, (x, *rest))
