@@ -138,3 +138,24 @@ def test_hybrid_threshold_beats_backprop_alone():
     for mode in ("hybrid (a) ES + backprop", "hybrid (b) Guided ES", "hybrid (c) mix"):
         assert float(rows[mode]) < float(rows["backprop alone"]), result.stdout
         assert float(accuracy[mode]) > float(accuracy["backprop alone"]) + 10.0, result.stdout
+
+
+def test_gradient_penalty_drives_the_critics_gradient_norm_to_one():
+    result = run_example(str(ROOT / "examples" / "gradient_penalty.py"), "--steps", "500",
+                         "--log-every", "100")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    norms = [float(v) for v in re.findall(r"gradient norm at interpolates (\d+\.\d+)",
+                                          result.stdout)]  # fmt: skip
+    modes = [int(v) for v in re.findall(r"modes covered (\d)/8", result.stdout)]
+    assert norms[0] < 0.5  # an untrained critic is far from 1-Lipschitz
+    assert all(abs(n - 1) < 0.15 for n in norms[2:]), result.stdout  # the penalty holds it at 1
+    assert max(modes) >= 4, result.stdout  # the generator learns (GAN dynamics oscillate)
+
+
+def test_maml_beats_fitting_all_tasks_after_one_adaptation_step():
+    result = run_example(str(ROOT / "examples" / "maml_sine.py"), "--meta-steps", "500")
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"MAML (\d+\.\d+), baseline \(fit all tasks, same steps\) (\d+\.\d+), "
+                      r"untrained (\d+\.\d+)", result.stdout)  # fmt: skip
+    maml, baseline, untrained = (float(v) for v in found.groups())
+    assert maml < 0.9 * baseline < 0.9 * untrained, result.stdout
