@@ -323,7 +323,9 @@ def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
         grad_in = _missing_node(fn, grad_outs, _array_backward(fn, grad_outs))
     else:
         grad_in = fn.backward_graph(*grad_outs)
-        if type(grad_in) is not tuple:
+        if grad_in is NotImplemented:  # not for these arguments: as if it had none
+            grad_in = _missing_node(fn, grad_outs, _array_backward(fn, grad_outs))
+        elif type(grad_in) is not tuple:
             grad_in = (grad_in,)
     if len(grad_in) != len(fn._edges):
         raise RuntimeError(

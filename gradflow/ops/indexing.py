@@ -325,6 +325,42 @@ class GetItemBackward(Function):
         return GetItem.apply(gg, index=self.item.index)
 
 
+class GatherBackward(Function):
+    """gather's backward (g added at the gathered positions) as an op, for double backward:
+    its own gradient gathers again."""
+
+    op_name = "gather_backward"
+    item: Any  # the Gather node
+
+    def forward(self, g):
+        return self.item.backward(g)[0]
+
+    def _gather(self, gg: Any) -> Any:
+        item = self.item
+        (index,) = item.saved_arrays
+        if type(gg) is numpy.ndarray:  # index holds flat positions (Gather.forward)
+            return numpy.take(gg.reshape(-1), index)
+        corner = tuple(
+            slice(None) if d == item.dim else slice(0, n) for d, n in enumerate(index.shape)
+        )
+        return get_array_module(gg).take_along_axis(gg[corner], index, axis=item.dim)
+
+    def backward(self, gg):
+        return self._gather(gg)
+
+    def backward_graph(self, gg):
+        from gradflow.autograd.differentiable import const
+
+        item = self.item
+        (index,) = item.saved_arrays
+        if type(gg.array) is numpy.ndarray:  # flat positions: a gather from the flat array
+            return gg.reshape(-1)[index]
+        corner = tuple(
+            slice(None) if d == item.dim else slice(0, n) for d, n in enumerate(index.shape)
+        )
+        return Gather.apply(gg[corner], const(index), dim=item.dim)
+
+
 class SetItem(Function):
     """x[index] = value, written into x's own storage and recorded (PyTorch's CopySlices):
     the gradient of the written region goes to value (summed over broadcast dims), the rest
@@ -385,6 +421,9 @@ class Gather(Function):
         )
         _scatter_add(out, grid, g)
         return out, None
+
+    def backward_graph(self, g):
+        return GatherBackward.apply(g, item=self), None
 
 
 def _flat_positions(shape: tuple, dim: int, index: Any) -> Any:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy
 
-from gradflow.autograd.differentiable import graph_input
+from gradflow.autograd.differentiable import const, graph_input
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._rows import channel_sums, column_sums, row_dots, row_sums
@@ -224,6 +224,38 @@ class BatchNorm(Function):
                 gx3 -= (gb * (1 / count))[:, None]
                 gx3 *= scale[:, None]
         return gx, gw if need_w else None, gb if need_b else None
+
+    def backward_graph(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        x_a, mean_a, invstd_a, weight = self.saved_arrays
+        shape = _ncl(g.shape)
+        per = (1, shape[1], 1)  # a per-channel array, broadcast over (N, C, L)
+        g3 = g.reshape(shape)
+        w = None if weight is None else graph_input(self, 1, weight).reshape(per)
+        gx = gw = gb = None
+        if need_b:
+            gb = g3.sum(dim=(0, 2))
+        if x_a is not None and (need_w or (need_x and self.training)):
+            x = graph_input(self, 0, x_a).reshape(shape)
+            if self.training:  # the statistics depend on x
+                xc = x - x.mean(dim=(0, 2), keepdim=True)
+                inv = ((xc * xc).mean(dim=(0, 2), keepdim=True) + self.eps) ** -0.5
+            else:
+                xc = x - const(mean_a.reshape(per))
+                inv = const(invstd_a.reshape(per))
+            xhat = xc * inv
+            if need_w:
+                gw = (g3 * xhat).sum(dim=(0, 2))
+        if need_x:
+            gh = g3 if w is None else g3 * w
+            if self.training:
+                mean_gh = gh.mean(dim=(0, 2), keepdim=True)
+                mean_ghx = (gh * xhat).mean(dim=(0, 2), keepdim=True)
+                gx = inv * (gh - mean_gh - xhat * mean_ghx)
+            else:
+                gx = gh * const(invstd_a.reshape(per))
+            gx = gx.reshape(g.shape)
+        return gx, gw, gb
 
 
 # ---- layer_norm, group_norm -----------------------------------------------------------------
@@ -466,6 +498,38 @@ class GroupNormFunction(Function):
         """(N * G, K): one row per (sample, group)."""
         n, c, length = _ncl(shape)
         return n * self.groups, c // self.groups * length
+
+    def backward_graph(self, g):
+        # As layer_norm's: statistics per (sample, group) row, recomputed from x (or, when only
+        # xhat was kept, from x - mean = xhat / invstd: every term is invariant to a row's shift).
+        need_x, need_w, need_b = self.needs_input_grad
+        saved = self.saved_arrays
+        weight = saved[-1]
+        ncl = _ncl(g.shape)
+        rows = self._rows(g.shape)
+        per = (1, ncl[1], 1)
+        g3 = g.reshape(ncl)
+        gx = gw = gb = None
+        if need_b:
+            gb = g3.sum(dim=(0, 2))
+        if need_x or need_w:
+            if self.from_x:
+                x_a = saved[0]
+            else:
+                x_a = (saved[0].reshape(rows) / saved[1].reshape(-1, 1)).reshape(g.shape)
+            x = graph_input(self, 0, x_a).reshape(rows)
+            xc = x - x.mean(dim=1, keepdim=True)
+            inv = ((xc * xc).mean(dim=1, keepdim=True) + self.eps) ** -0.5
+            xhat = xc * inv
+            if need_w:
+                gw = (g3 * xhat.reshape(ncl)).sum(dim=(0, 2))
+            if need_x:
+                gh = g3 if weight is None else g3 * graph_input(self, 1, weight).reshape(per)
+                gh = gh.reshape(rows)
+                mean_gh = gh.mean(dim=1, keepdim=True)
+                mean_ghx = (gh * xhat).mean(dim=1, keepdim=True)
+                gx = (inv * (gh - mean_gh - xhat * mean_ghx)).reshape(g.shape)
+        return gx, gw, gb
 
 
 def _affine(xhat, weight, bias, param_shape, out_shape):

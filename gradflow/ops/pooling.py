@@ -197,6 +197,43 @@ class MaxPool2dFunction(Function):
             dx = _max_pool_grad(g4, offsets, window, s.x4)
         return dx.reshape(s.x)
 
+    def backward_graph(self, g, g_indices=None):
+        return MaxPoolBackward.apply(g, item=self)
+
+
+class MaxPoolBackward(Function):
+    """max_pool2d's backward (g added at each window's maximum) as an op, for double backward:
+    its own gradient picks the gradient at those maxima again (an indexing op)."""
+
+    op_name = "max_pool2d_backward"
+    item: Any  # the MaxPool2dFunction node
+
+    def forward(self, g):
+        return self.item.backward(g)
+
+    def _where(self) -> tuple:
+        """(rows, flat positions): each output's maximum in the (N * C, H * W) input."""
+        item = self.item
+        (offsets,) = item.saved_arrays
+        s = item.shapes
+        flat = _flat_indices(offsets, item.window, s.x4[3]).reshape(s.x4[0] * s.x4[1], -1)
+        rows = get_array_module(flat).arange(flat.shape[0])[:, None]
+        return rows, flat
+
+    def _out_shape(self, gg) -> tuple:
+        s = self.item.shapes
+        return (s.x4[0] * s.x4[1], s.x4[2] * s.x4[3]), s.out
+
+    def backward(self, gg):
+        rows, flat = self._where()
+        planes, out = self._out_shape(gg)
+        return gg.reshape(planes)[rows, flat].reshape(out)
+
+    def backward_graph(self, gg):
+        rows, flat = self._where()
+        planes, out = self._out_shape(gg)
+        return gg.reshape(planes)[rows, flat].reshape(out)
+
 
 # ---- average pooling ----------------------------------------------------------------------
 

@@ -224,6 +224,16 @@ class SelectAlongDim(Function):
         )
         return xp.where(positions == index, g, g.dtype.type(0)), None
 
+    def backward_graph(self, g):
+        (index,) = self.saved_arrays
+        xp = get_array_module(index)
+        positions = xp.arange(self.shape[self.dim]).reshape(
+            [-1 if d == self.dim else 1 for d in range(len(self.shape))]
+        )
+        if not self.keepdim:
+            g = g.unsqueeze(self.dim)
+        return arithmetic.where(const(positions == index), g, 0.0), None
+
 
 class LogSumExp(Function):
     """log(sum(exp(x))), shifted by the max so |x| ~ 1e4 neither overflows nor underflows."""
@@ -303,6 +313,16 @@ class Prod(Function):
         keep = xp.where(zero, zeros == 1, zeros == 0)
         return xp.where(keep, others, 0) * g
 
+    def backward_graph(self, g):
+        (x_a,) = self.saved_arrays
+        if (x_a == 0).any():  # the zero-exact form is not written with Tensor ops yet
+            return NotImplemented
+        kept = _kept_shape(x_a.shape, self.dims)
+        out = graph_output(self, self.out).reshape(kept)
+        if not self.keepdim:
+            g = g.reshape(kept)
+        return g * out / graph_input(self, 0, x_a)
+
 
 class CumSum(Function):
     dim: int
@@ -321,6 +341,11 @@ class CumSum(Function):
         xp = get_array_module(g)
         # d(sum_j out_j g_j)/dx_i = sum of g_j for j >= i: a reversed cumulative sum.
         return xp.flip(xp.cumsum(xp.flip(g, self.dim), axis=self.dim), self.dim)
+
+    def backward_graph(self, g):
+        if self.dim is None:
+            return g
+        return CumSum.apply(g.flip([self.dim]), dim=self.dim).flip([self.dim])
 
 
 _SCAN_BLOCK = 64

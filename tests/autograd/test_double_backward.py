@@ -438,3 +438,56 @@ def test_gradgradcheck_pointwise_losses_activations(name, device, rng):
     x.array[abs(x.array) < 0.05] = 0.3
     rest = tuple(_t(rng, (3, 4), device) for _ in range(n - 1))
     assert gradgradcheck(fn, (x, *rest))
+
+
+def _norms_pooling_indexing(dev):
+    def f64(*shape, low=0.5, high=1.5):
+        rng = numpy.random.default_rng(3)
+        return gf.tensor(rng.uniform(low, high, shape), dtype=gf.float64, device=dev)
+
+    mean, var = f64(3, low=-0.5, high=0.5), f64(3)
+    idx = gf.tensor(numpy.array([[0, 1, 1], [2, 2, 0]]), device=dev)
+    return {
+        "batch_norm_training": (
+            lambda a, w, b: F.batch_norm(a * a, None, None, w, b, training=True),
+            [(4, 3, 5), (3,), (3,)],
+        ),
+        "batch_norm_no_affine": (
+            lambda a: F.batch_norm(a, None, None, training=True) ** 2,
+            [(4, 3)],
+        ),
+        "batch_norm_eval": (
+            lambda a, w, b: F.batch_norm(a * a, mean, var, w, b, training=False),
+            [(4, 3, 5), (3,), (3,)],
+        ),
+        "group_norm": (lambda a, w, b: F.group_norm(a * a, 3, w, b), [(4, 3, 5), (3,), (3,)]),
+        "group_norm_one_group": (lambda a: F.group_norm(a * a, 1) ** 2, [(2, 3, 4)]),
+        "max_pool2d": (
+            lambda a: F.max_pool2d(a * a, 2, stride=2, padding=1) ** 2,
+            [(2, 3, 5, 5)],
+        ),
+        "max_pool2d_dilation": (
+            lambda a: F.max_pool2d(a, 3, stride=1, dilation=2) * a[:, :, :1, :1],
+            [(1, 2, 5, 5)],
+        ),
+        "max_pool1d": (lambda a: F.max_pool1d(a * a, 2), [(2, 3, 6)]),
+        "max_dim": (lambda a: (a * a).max(dim=1).values, [(3, 4)]),
+        "min_dim_keepdim": (lambda a: (a * a).min(dim=0, keepdim=True)[0], [(3, 4)]),
+        "cumsum": (lambda a: gf.cumsum(a * a, 1), [(3, 4)]),
+        "prod": (lambda a: gf.prod(a, 1), [(3, 4)]),
+        "gather": (lambda a: gf.gather(a * a, 0, idx), [(3, 4)]),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_norms_pooling_indexing("cpu")))
+def test_gradgradcheck_norms_pooling_indexing(name, device, rng):
+    fn, shapes = _norms_pooling_indexing(device)[name]
+    assert gradgradcheck(fn, tuple(_t(rng, s, device) for s in shapes))
+
+
+def test_prod_with_a_zero_raises_when_differentiated_twice():
+    z = gf.tensor([[0.0, 2.0], [1.0, 3.0]], dtype=gf.float64, requires_grad=True)
+    (gz,) = gf.grad(gf.prod(z, 1).sum(), z, create_graph=True)
+    assert gz.detach().numpy().tolist() == [[2.0, 0.0], [3.0, 1.0]]
+    with pytest.raises(RuntimeError, match="Prod: double backward"):
+        gz.sum().backward()
