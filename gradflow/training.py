@@ -574,7 +574,7 @@ def _train(config: TrainConfig, log: Callable[[str], None], world: tuple | None)
         plot_history(history, config.plot)
         log(f"plot: {config.plot}")
     if reason is None:
-        log(f"ran all {epochs} epochs")
+        log("ran the one epoch" if epochs == 1 else f"ran all {epochs} epochs")
     elif diverged:
         log(f"stopped in epoch {len(history) + 1}/{epochs}: {reason}")
     else:
