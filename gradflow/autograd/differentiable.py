@@ -122,6 +122,18 @@ class LinearAdjoint(Function):
         return self._again(gg)
 
 
+def input_array(fn: Function, i: int, saved: Any) -> Any:
+    """The array of fn's input ``i``: ``saved`` (what the op kept) when there, else the leaf's
+    own array when that input is a leaf; None when neither (its value is gone)."""
+    if saved is not None:
+        return saved
+    edges = fn._edges
+    edge = edges[i] if i < len(edges) else None
+    if edge is not None and edge[1] < 0:
+        return edge[0].array
+    return None
+
+
 def decomposed_backward_graph(fn: Function, grads: Any, forward: Any, arrays: Sequence) -> tuple:
     """backward_graph from a decomposition: ``forward(*inputs)`` recomputes fn's output(s)
     with gradflow Tensor ops from its forward's input ``arrays`` (None where not saved: such

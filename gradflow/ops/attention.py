@@ -383,6 +383,44 @@ class ScaledDotProductAttention(Function):
         grads = (dq, dk, dv)
         return grads if len(need) == 3 else (*grads, dmask)
 
+    def backward_graph(self, g):
+        # Attention written with Tensor ops (matmul, where, softmax) and differentiated there
+        # (differentiable.decomposed_backward_graph); its dropout mask, saved, is a constant.
+        from gradflow.autograd.differentiable import const, decomposed_backward_graph, input_array
+        from gradflow.ops.arithmetic import where
+        from gradflow.ops.softmax import softmax
+
+        saved = self.saved_arrays
+        if self._flash or self._chunked:
+            q, k, v, mask = saved[2:6]
+            drop = None
+        else:
+            drop, q, k, v = saved[1:5]
+            mask = None
+        arrays = [input_array(self, i, a) for i, a in enumerate((q, k, v))]
+        if len(self._edges) == 4:
+            arrays.append(input_array(self, 3, mask))
+        if any(a is None for a in arrays):
+            return NotImplemented  # an input neither saved nor a leaf: its value is gone
+        keep = self.keep
+        if self.causal:
+            keep = get_array_module(q).tri(q.shape[-2], k.shape[-2], dtype=bool)
+        scale = self.scale
+        dropped = None if drop is None else drop * self._keep_scale(q.dtype)
+
+        def attention(q, k, v, mask=None):
+            s = (q @ k.transpose(-1, -2)) * scale
+            if mask is not None:
+                s = s + mask
+            if keep is not None:
+                s = where(const(keep), s, -math.inf)
+            p = softmax(s, -1)
+            if dropped is not None:
+                p = p * const(dropped)
+            return p @ v
+
+        return decomposed_backward_graph(self, g, attention, arrays)
+
 
 def _check(query: Any, key: Any, value: Any) -> tuple[Tensor, Tensor, Tensor]:
     q = float_input(query, _OP, "query")

@@ -491,3 +491,33 @@ def test_prod_with_a_zero_raises_when_differentiated_twice():
     assert gz.detach().numpy().tolist() == [[2.0, 0.0], [3.0, 1.0]]
     with pytest.raises(RuntimeError, match="Prod: double backward"):
         gz.sum().backward()
+
+
+def _attention(dev):
+    rng = numpy.random.default_rng(4)
+    keep = gf.tensor(rng.random((3, 5)) > 0.3, device=dev)
+    keep.array[:, 0] = True  # every query sees a key
+
+    def sdpa(**kw):
+        def f(q, k, v, *mask):
+            gf.manual_seed(0)  # the dropout mask: the same draw at every call
+            if mask:
+                kw["attn_mask"] = mask[0]
+            return F.scaled_dot_product_attention(q, k, v, **kw)
+
+        return f
+
+    qkv = [(2, 3, 4), (2, 5, 4), (2, 5, 3)]
+    return {
+        "sdpa": (sdpa(), qkv),
+        "sdpa_causal": (sdpa(is_causal=True), [(2, 3, 4), (2, 3, 4), (2, 3, 3)]),
+        "sdpa_bool_mask": (sdpa(attn_mask=keep), qkv),
+        "sdpa_additive_mask": (sdpa(), [*qkv, (3, 5)]),
+        "sdpa_dropout": (sdpa(dropout_p=0.3), qkv),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_attention("cpu")))
+def test_gradgradcheck_attention(name, device, rng):
+    fn, shapes = _attention(device)[name]
+    assert gradgradcheck(fn, tuple(_t(rng, s, device) for s in shapes))
