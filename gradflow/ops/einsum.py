@@ -71,6 +71,49 @@ class Einsum(Function):
             grads.append(unbroadcast(grad, shape))
         return tuple(grads)
 
+    def backward_graph(self, g):
+        # backward's einsums on Tensors: each operand's gradient is an einsum of g with the
+        # other operands (graph inputs, broadcast as forward broadcast them), so it is itself
+        # differentiated by this op.
+        from gradflow.autograd.differentiable import const, graph_input
+        from gradflow.autograd.differentiable import unbroadcast as unbroadcast_graph
+
+        full = self.saved_arrays
+        xp = get_array_module(g.array)
+        tensors = []
+        for j, (a, shape) in enumerate(zip(full, self.shapes)):
+            lead = a.ndim - len(shape)  # forward's broadcast_to, undone: the input's own values
+            index = (0,) * lead + tuple(slice(0, 1) if n == 1 else slice(None) for n in shape)
+            tensors.append(graph_input(self, j, a[index]).expand(a.shape))
+        grads = []
+        for i, (term, shape) in enumerate(zip(self.terms, self.shapes)):
+            if not self.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            others = [(t, a) for j, (t, a) in enumerate(zip(self.terms, tensors)) if j != i]
+            terms = [self.output] + [t for t, _ in others]
+            operands = [g] + [a for _, a in others]
+            sizes = dict(self.sizes)
+            seen = set("".join(terms))
+            fresh = iter(c for c in _LETTERS if c not in seen and c not in term)
+            target = ""
+            for c in term:
+                if c in target:
+                    d = next(fresh)
+                    sizes[d] = self.sizes[c]
+                    terms.append(c + d)
+                    operands.append(const(xp.eye(self.sizes[c], dtype=g.dtype)))
+                    target += d
+                else:
+                    if c not in seen:
+                        terms.append(c)
+                        operands.append(const(xp.ones(self.sizes[c], dtype=g.dtype)))
+                        seen.add(c)
+                    target += c
+            grad = Einsum.apply(*operands, terms=tuple(terms), output=target, sizes=sizes)
+            grads.append(unbroadcast_graph(grad, shape))
+        return tuple(grads)
+
 
 _LETTERS = string.ascii_letters
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import const, graph_input, graph_output
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.tensor import Tensor
@@ -65,6 +66,36 @@ class VectorNorm(Function):
             a = xp.abs(x)
             grad = sign * a ** (p - 1) * (g / out ** (p - 1))
             return xp.where((out == 0) | (a == 0), zero, grad)
+
+    def backward_graph(self, g):
+        from gradflow.ops.arithmetic import where
+
+        x_a, out_a = self.saved_arrays
+        xp = get_array_module(x_a)
+        if self.keepdim:
+            returned = out_a
+        else:
+            returned = out_a.reshape(()) if self.dims is None else out_a.squeeze(self.dims)
+        out = graph_output(self, returned).reshape(out_a.shape)
+        if not self.keepdim:
+            g = g.reshape(out_a.shape)
+        p = self.ord
+        sign = xp.sign(x_a)
+        if abs(p) == math.inf:
+            hit = xp.abs(x_a) == out_a
+            share = sign * hit / hit.sum(axis=self.dims, keepdims=True).astype(g.dtype)
+            return g * const(share)
+        if p == 1:
+            return g * const(sign)
+        x = graph_input(self, 0, x_a)
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                zero = const(out_a == 0)
+                return where(zero, 0.0, x * (g / where(zero, 1.0, out)))
+            zero = const((out_a == 0) | (x_a == 0))
+            a = x * const(sign)  # |x|
+            safe_a, safe_out = where(zero, 1.0, a), where(zero, 1.0, out)
+            return where(zero, 0.0, const(sign) * safe_a ** (p - 1) * (g / safe_out ** (p - 1)))
 
 
 def vector_norm(

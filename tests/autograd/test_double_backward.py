@@ -521,3 +521,23 @@ def _attention(dev):
 def test_gradgradcheck_attention(name, device, rng):
     fn, shapes = _attention(device)[name]
     assert gradgradcheck(fn, tuple(_t(rng, s, device) for s in shapes))
+
+
+NORMS_EINSUM = {
+    "norm_2_dim": (lambda a, b: a.norm(dim=1) * b.sum(), 2),
+    "norm_2_all": (lambda a, b: gf.linalg.vector_norm(a * b), 2),
+    "norm_1": (lambda a, b: gf.linalg.vector_norm(a, 1, dim=0) * b.sum(), 2),
+    "norm_inf": (lambda a, b: gf.linalg.vector_norm(a, float("inf"), dim=1, keepdim=True) * b, 2),
+    "norm_3": (lambda a, b: gf.linalg.vector_norm(a * b, 3, dim=1), 2),
+    "einsum_matmul": (lambda a, b: gf.einsum("ij,kj->ik", a, b) ** 2, 2),
+    "einsum_diagonal": (lambda a, b: gf.einsum("ii->i", (a @ b.T)[:3, :3] ** 2), 2),
+    "einsum_broadcast": (lambda a, b: gf.einsum("...j,j->...", a, b[0]) ** 2, 2),
+    "einsum_outer": (lambda a, b: gf.einsum("i,j->ij", a[0], b[1]) ** 2, 2),
+    "einsum_total": (lambda a, b: gf.einsum("ij,ij->", a * a, b), 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NORMS_EINSUM))
+def test_gradgradcheck_norms_einsum(name, device, rng):
+    fn, n = NORMS_EINSUM[name]
+    assert gradgradcheck(fn, tuple(_t(rng, (3, 4), device) for _ in range(n)))
