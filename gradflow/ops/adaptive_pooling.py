@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import linear_backward_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
@@ -75,6 +76,9 @@ class AdaptiveAvgPool2dFunction(Function):
             a_h, a_w = _bin_matrix(h, oh, xp, g.dtype), _bin_matrix(w, ow, xp, g.dtype)
             dx = xp.einsum("ncpq,ph,qw->nchw", g4, a_h, a_w, optimize=True)
         return dx.reshape(s.x)
+
+    def backward_graph(self, g):
+        return linear_backward_graph(self, g)
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:

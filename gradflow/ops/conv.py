@@ -412,6 +412,38 @@ class ConvTranspose2dFunction(Function):
             return dx, dw
         return dx, dw, g4.sum(axis=(0, 2, 3)) if need[2] else None
 
+    def backward_graph(self, g):
+        # The conv2d whose input gradient this op is, in its im2col form on Tensors: g is that
+        # conv's input, x its output: dx = W unfold(g), dW = x unfold(g)^T, per group.
+        from gradflow.ops.linalg import MatMul
+        from gradflow.ops.resample import UnfoldFunction
+        from gradflow.ops.shape import cat
+
+        x, weight = self.saved_arrays
+        s, need = self.shapes, self.needs_input_grad
+        n, o, h, w = s.x4
+        c = s.out4[1]
+        groups = self.groups
+        cg, og = c // groups, o // groups
+        g4 = g.reshape(s.out4)
+        tx = graph_input(self, 0, x).reshape(n, o, h * w) if need[1] else None
+        tw = graph_input(self, 1, weight).reshape(s.w4) if need[0] else None
+        dxs, dws = [], []
+        for k in range(groups):
+            gk = g4[:, k * cg : (k + 1) * cg] if groups > 1 else g4
+            cols = UnfoldFunction.apply(gk, window=self.window, batched=True)  # (n, cg*kh*kw, L)
+            if need[0]:
+                wk = tw[k * og : (k + 1) * og] if groups > 1 else tw
+                dxs.append(MatMul.apply(wk.reshape(og, -1), cols))
+            if need[1]:
+                xk = tx[:, k * og : (k + 1) * og] if groups > 1 else tx
+                dws.append(MatMul.apply(xk, cols.transpose(1, 2)).sum(dim=0))
+        dx = (dxs[0] if groups == 1 else cat(dxs, 1)).reshape(s.x) if need[0] else None
+        dw = (dws[0] if groups == 1 else cat(dws, 0)).reshape(s.w) if need[1] else None
+        if len(need) == 2:
+            return dx, dw
+        return dx, dw, g4.sum(dim=(0, 2, 3)) if need[2] else None
+
 
 # ---- arguments -----------------------------------------------------------------------------
 

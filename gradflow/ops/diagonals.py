@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import operator
 
+from gradflow.autograd.differentiable import linear_backward_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import normalize_dim
@@ -32,6 +33,9 @@ class Triangle(Function):
 
     def backward(self, g):
         return get_array_module(g).where(self._mask(g), g, g.dtype.type(0))
+
+    def backward_graph(self, g):
+        return linear_backward_graph(self, g)
 
 
 def _write_diagonal(out, values, offset, dim1, dim2):
@@ -59,6 +63,9 @@ class Diagonal(Function):
         out = get_array_module(g).zeros(self.source, g.dtype)
         return _write_diagonal(out, g, self.offset, self.dim1, self.dim2)
 
+    def backward_graph(self, g):
+        return linear_backward_graph(self, g)
+
 
 class DiagEmbed(Function):
     offset: int
@@ -72,6 +79,9 @@ class DiagEmbed(Function):
 
     def backward(self, g):
         return get_array_module(g).diagonal(g, self.offset, self.dim1, self.dim2)
+
+    def backward_graph(self, g):
+        return linear_backward_graph(self, g)
 
 
 def _triangle(x: Tensor, diagonal: int, upper: bool) -> Tensor:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
+from gradflow.autograd.differentiable import linear_backward_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
@@ -149,6 +150,9 @@ class AvgPool3dFunction(Function):
         for offset in window.offsets():
             frame[(..., *window.offset_slices(offset))] += share
         return xp.ascontiguousarray(window.crop(frame, self.shape[-3:]))
+
+    def backward_graph(self, g):
+        return linear_backward_graph(self, g)
 
 
 def _pool3d_args(op, x, kernel_size, stride, padding, dilation, ceil_mode) -> tuple:

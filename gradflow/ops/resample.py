@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import linear_backward_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
@@ -177,6 +178,9 @@ class Interpolate(Function):
             else:
                 g = _scatter_taps(g, index, weight, 2 + d, self.shape[2 + d])
         return xp.ascontiguousarray(g)
+
+    def backward_graph(self, g):
+        return linear_backward_graph(self, g)
 
 
 def _spatial_tuple(value: Any, dims: int, what: str, x: Tensor) -> tuple:

@@ -541,3 +541,39 @@ NORMS_EINSUM = {
 def test_gradgradcheck_norms_einsum(name, device, rng):
     fn, n = NORMS_EINSUM[name]
     assert gradgradcheck(fn, tuple(_t(rng, (3, 4), device) for _ in range(n)))
+
+
+LINEAR_AND_TRANSPOSED = {
+    "conv_transpose2d": (
+        lambda a, w, b: F.conv_transpose2d(a, w, b, stride=2, padding=1, output_padding=1) ** 2,
+        [(2, 4, 3, 3), (4, 2, 3, 3), (2,)],
+    ),
+    "conv_transpose2d_groups_dilation": (
+        lambda a, w: F.conv_transpose2d(a, w, groups=2, dilation=2) ** 2,
+        [(1, 4, 3, 3), (4, 1, 2, 2)],
+    ),
+    "conv_transpose1d": (
+        lambda a, w: F.conv_transpose1d(a, w, stride=2) ** 2,
+        [(2, 4, 5), (4, 3, 3)],
+    ),
+    "adaptive_avg_pool2d": (lambda a: F.adaptive_avg_pool2d(a * a, (2, 3)), [(2, 3, 5, 5)]),
+    "interpolate_nearest": (lambda a: F.interpolate(a * a, scale_factor=2), [(1, 2, 3, 3)]),
+    "interpolate_bilinear": (
+        lambda a: F.interpolate(a * a, size=(5, 4), mode="bilinear", align_corners=False),
+        [(1, 2, 3, 3)],
+    ),
+    "interpolate_bicubic": (
+        lambda a: F.interpolate(a, size=(3, 5), mode="bicubic") ** 2,
+        [(1, 2, 4, 4)],
+    ),
+    "tril_triu": (lambda a: gf.tril(a * a, -1) + (a * a).triu(1), [(3, 4)]),
+    "diagonal_trace": (lambda a: gf.diagonal(a * a, 1) * gf.trace(a * a), [(3, 4)]),
+    "diag_embed": (lambda a: gf.diag_embed(a * a, 1) * 2, [(2, 3)]),
+    "avg_pool3d": (lambda a: F.avg_pool3d(a * a, 2), [(1, 2, 4, 4, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINEAR_AND_TRANSPOSED))
+def test_gradgradcheck_conv_transpose_and_linear_ops(name, device, rng):
+    fn, shapes = LINEAR_AND_TRANSPOSED[name]
+    assert gradgradcheck(fn, tuple(_t(rng, s, device) for s in shapes))
