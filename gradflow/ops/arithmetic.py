@@ -441,6 +441,9 @@ class Remainder(Function):
         a, b = self.saved_arrays
         return _division_grads(self, g, a, b, "floor")
 
+    def backward_graph(self, g):
+        return _division_grads_graph(self, g, "floor")
+
 
 class Fmod(Function):
     """a - trunc(a / b) * b (C's sign convention); d/da = 1, d/db = -trunc(a / b)."""
@@ -458,6 +461,9 @@ class Fmod(Function):
         a, b = self.saved_arrays
         return _division_grads(self, g, a, b, "trunc")
 
+    def backward_graph(self, g):
+        return _division_grads_graph(self, g, "trunc")
+
 
 def _division_grads(fn: Function, g: Any, a: Any, b: Any, rounding: str) -> tuple:
     need_a, need_b = fn.needs_input_grad
@@ -468,6 +474,20 @@ def _division_grads(fn: Function, g: Any, a: Any, b: Any, rounding: str) -> tupl
     if need_b:
         with _quiet():
             gb = unbroadcast(-g * getattr(xp, rounding)(a / b), sb)
+    return ga, gb
+
+
+def _division_grads_graph(fn: Function, g: Any, rounding: str) -> tuple:
+    """_division_grads on Tensors: the rounded quotient is a constant (its derivative is 0)."""
+    a, b = fn.saved_arrays
+    need_a, need_b = fn.needs_input_grad
+    sa, sb = fn.shapes
+    ga = _unb(g, sa) if need_a else None
+    gb = None
+    if need_b:
+        with _quiet():
+            quotient = getattr(get_array_module(g.array), rounding)(a / b)
+        gb = _unb(-g * const(quotient), sb)
     return ga, gb
 
 

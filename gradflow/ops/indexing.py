@@ -383,6 +383,21 @@ class SetItem(Function):
             gx[self.index] = 0
         return gx, gv
 
+    def backward_graph(self, g):
+        need_x, need_value = self.needs_input_grad
+        gx = gv = None
+        if need_value:
+            from gradflow.autograd.differentiable import unbroadcast as unbroadcast_graph
+
+            gv = unbroadcast_graph(g[self.index], self.value_shape)
+        if need_x:
+            from gradflow.autograd.differentiable import const
+
+            kept = get_array_module(g.array).ones(g.shape, g.dtype)
+            kept[self.index] = 0  # the written region's gradient goes to value
+            gx = g * const(kept)
+        return gx, gv
+
 
 class Gather(Function):
     """out[i][j][k] = x[i][index[i][j][k]][k] for dim 1 (PyTorch's gather)."""

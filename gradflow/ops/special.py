@@ -310,6 +310,12 @@ class Erfinv(Function):
         (y,) = self.saved_arrays
         return g * (y.dtype.type(math.sqrt(math.pi) / 2) * get_array_module(y).exp(y * y))
 
+    def backward_graph(self, g):
+        from gradflow.autograd.differentiable import graph_output
+
+        y = graph_output(self, self.saved_arrays[0])
+        return g * ((math.sqrt(math.pi) / 2) * (y * y).exp())
+
 
 def erf(input: Tensor) -> Tensor:
     """The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x.

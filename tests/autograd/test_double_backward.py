@@ -577,3 +577,25 @@ LINEAR_AND_TRANSPOSED = {
 def test_gradgradcheck_conv_transpose_and_linear_ops(name, device, rng):
     fn, shapes = LINEAR_AND_TRANSPOSED[name]
     assert gradgradcheck(fn, tuple(_t(rng, s, device) for s in shapes))
+
+
+def _setitem(a, b):
+    z = a * 1.0
+    z[1, :] = b[0] * b[0]
+    z[0, [0, 2]] = 3.0
+    return z * a
+
+
+MISC = {
+    "setitem": (_setitem, 2),
+    "erfinv": (lambda a, b: gf.erfinv(gf.tanh(a) * 0.8), 1),
+    "remainder": (lambda a, b: gf.remainder(a * a, b + 3), 2),
+    "fmod": (lambda a, b: gf.fmod(a * a, b + 3) * a, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISC))
+def test_gradgradcheck_setitem_erfinv_remainder(name, device, rng):
+    fn, n = MISC[name]
+    inputs = tuple(_t(rng, (3, 4), device) for _ in range(n))
+    assert gradgradcheck(fn if n == 2 else (lambda a: fn(a, None)), inputs)
