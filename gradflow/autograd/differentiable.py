@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy
+
 from gradflow.autograd import anomaly
 from gradflow.autograd import versions as _versions
 from gradflow.autograd.function import Function, _freed_message
@@ -48,13 +50,13 @@ def graph_input(fn: Function, i: int, array: Any) -> Any:
     node, k = edge
     if k < 0:
         return node  # the leaf Tensor itself
-    return _make(array, node, True, k)
+    return _make(_as_array(array), node, True, k)
 
 
 def graph_output(fn: Function, array: Any, k: int = 0) -> Any:
     """Output ``k`` of ``fn`` (``array``, as forward returned it) as a Tensor whose grad_fn is
     ``fn``."""
-    return _make(array, fn, True, k)
+    return _make(_as_array(array), fn, True, k)
 
 
 def graph_node(cls: type, fn: Function, array: Any, **attrs: Any) -> Any:
@@ -70,7 +72,13 @@ def graph_node(cls: type, fn: Function, array: Any, **attrs: Any) -> Any:
 
 def const(array: Any) -> Any:
     """An array (a mask, a saved index) as a constant Tensor on its own device."""
-    return _make(array, None, False, 0)
+    return _make(_as_array(array), None, False, 0)
+
+
+def _as_array(array: Any) -> Any:
+    """A NumPy scalar (what some forwards return and save, e.g. det of one matrix) as the 0-d
+    array apply made the output from."""
+    return numpy.asarray(array) if isinstance(array, numpy.generic) else array
 
 
 def unbroadcast(g: Any, shape: tuple) -> Any:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import graph_input, graph_output
+from gradflow.autograd.differentiable import unbroadcast as unbroadcast_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import unbroadcast
@@ -60,6 +62,10 @@ class Inv(Function):
         yt = _mT(y)
         return -(yt @ g @ yt)
 
+    def backward_graph(self, g):
+        yt = graph_output(self, self.saved_arrays[0]).transpose(-1, -2)
+        return -(yt @ g @ yt)
+
 
 class Det(Function):
     op_name = "linalg_det"
@@ -73,6 +79,11 @@ class Det(Function):
         a, d = self.saved_arrays
         inv = _lapack("linalg.det backward", get_array_module(a).linalg.inv, a)
         return (g * d)[..., None, None] * _mT(inv)
+
+    def backward_graph(self, g):
+        a, d = self.saved_arrays
+        inv_t = Inv.apply(graph_input(self, 0, a)).transpose(-1, -2)
+        return (g * graph_output(self, d)).unsqueeze(-1).unsqueeze(-1) * inv_t
 
 
 class SLogDet(Function):
@@ -93,6 +104,11 @@ class SLogDet(Function):
         (a,) = self.saved_arrays
         inv = _lapack("linalg.slogdet backward", get_array_module(a).linalg.inv, a)
         return g_logabs[..., None, None] * _mT(inv)
+
+    def backward_graph(self, g_sign, g_logabs):
+        (a,) = self.saved_arrays
+        inv_t = Inv.apply(graph_input(self, 0, a)).transpose(-1, -2)
+        return g_logabs.unsqueeze(-1).unsqueeze(-1) * inv_t
 
 
 def _slogdet_scaled(a: Any) -> tuple:
@@ -132,6 +148,18 @@ class Solve(Function):
         gb = _lapack("linalg.solve backward", xp.linalg.solve, _mT(a), g)
         ga = unbroadcast(-(gb @ _mT(x)), self.shapes[0]) if need_a else None
         return ga, unbroadcast(gb, self.shapes[1]) if need_b else None
+
+    def backward_graph(self, g):
+        a, x = self.saved_arrays
+        need_a, need_b = self.needs_input_grad
+        shape = self.shapes[0]
+        lead = a.ndim - len(shape)  # forward's broadcast_to, undone: A's own values
+        a_own = a[(0,) * lead + tuple(slice(0, 1) if n == 1 else slice(None) for n in shape)]
+        gb = Solve.apply(graph_input(self, 0, a_own).transpose(-1, -2), g)
+        ga = None
+        if need_a:
+            ga = unbroadcast_graph(-(gb @ graph_output(self, x).transpose(-1, -2)), shape)
+        return ga, unbroadcast_graph(gb, self.shapes[1]) if need_b else None
 
 
 def inv(input: Tensor) -> Tensor:

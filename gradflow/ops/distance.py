@@ -84,6 +84,36 @@ class VectorNorm(Function):
             return xp.moveaxis(moved, -1, self.dim)
         return _p_norm_grad(x, y, g, self.p)
 
+    def backward_graph(self, g):
+        from gradflow.autograd.differentiable import const, graph_input, graph_output
+        from gradflow.ops.arithmetic import where
+
+        x_a, y_a = self.saved_arrays
+        xp = get_array_module(x_a)
+        y = graph_output(self, y_a)
+        if not self.keepdim:
+            g, y, y_a = g.unsqueeze(self.dim), y.unsqueeze(self.dim), xp.expand_dims(y_a, self.dim)
+        p = self.p
+        sign = xp.sign(x_a)
+        if p == 0:
+            return g * 0.0
+        if p == 1:
+            return g * const(sign)
+        zero = const(y_a == 0)
+        if p == math.inf:
+            at_max = (xp.abs(x_a) == y_a).astype(x_a.dtype)
+            share = sign * at_max / xp.maximum(at_max.sum(axis=self.dim, keepdims=True), 1)
+            return where(zero, 0.0, g * const(share))
+        x = graph_input(self, 0, x_a)
+        safe = where(zero, 1.0, y)
+        if p == 2:
+            return where(zero, 0.0, x * (g / safe))
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            nonzero = const(x_a != 0)
+            a = where(nonzero, x * const(sign), 1.0)  # |x|, 1 where x is 0 (its term is 0 there)
+            scale = where(nonzero, a ** (p - 2) * x, 0.0)
+        return where(zero, 0.0, scale * (g / safe ** (p - 1)))
+
 
 def _norm(x: Tensor, p: float, dim: int, keepdim: bool = False) -> Tensor:
     return VectorNorm.apply(x, p=float(p), dim=dim, keepdim=keepdim)

@@ -599,3 +599,32 @@ def test_gradgradcheck_setitem_erfinv_remainder(name, device, rng):
     fn, n = MISC[name]
     inputs = tuple(_t(rng, (3, 4), device) for _ in range(n))
     assert gradgradcheck(fn if n == 2 else (lambda a: fn(a, None)), inputs)
+
+
+def _square(rng, device, *batch):
+    a = rng.standard_normal((*batch, 3, 3)) + 3 * numpy.eye(3)
+    return gf.tensor(a, dtype=gf.float64, device=device, requires_grad=True)
+
+
+LINALG_DISTANCE = {
+    "inv": (lambda a, b: gf.linalg.inv(a), False),
+    "det": (lambda a, b: gf.linalg.det(a * a), False),
+    "det_batched": (lambda a, b: gf.linalg.det(a), True),
+    "slogdet_logdet": (lambda a, b: gf.linalg.slogdet(a)[1] + gf.logdet(a @ a.T), False),
+    "solve": (lambda a, b: gf.linalg.solve(a, b), False),
+    "solve_batched": (lambda a, b: gf.linalg.solve(a, b), True),
+    "solve_vector": (lambda a, b: gf.linalg.solve(a, b[:, 0]), False),
+    "normalize": (lambda a, b: F.normalize(b * b + 0.1, dim=1), False),
+    "normalize_p1": (lambda a, b: F.normalize(b, p=1, dim=0) * b, False),
+    "normalize_p3": (lambda a, b: F.normalize(b, p=3, dim=1), False),
+    "normalize_inf": (lambda a, b: F.normalize(b, p=float("inf"), dim=1) * b, False),
+    "pairwise_distance": (lambda a, b: F.pairwise_distance(a, b @ b.T), False),
+    "cosine_similarity": (lambda a, b: F.cosine_similarity(a, b @ b.T), False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINALG_DISTANCE))
+def test_gradgradcheck_linalg_and_distances(name, device, rng):
+    fn, batched = LINALG_DISTANCE[name]
+    a = _square(rng, device, 2) if batched else _square(rng, device)
+    assert gradgradcheck(fn, (a, _t(rng, (3, 2), device)))
