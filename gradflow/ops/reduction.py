@@ -419,6 +419,14 @@ class CumProd(Function):
             grad = xp.where(at, _reverse_cumsum(g * skipping, d), grad)
         return grad.astype(g.dtype, copy=False)
 
+    def backward_graph(self, g):
+        x_a, out_a = self.saved_arrays
+        if (x_a == 0).any():  # the zero-exact form is not written with Tensor ops yet
+            return NotImplemented
+        d = self.dim
+        weighted = (g * graph_output(self, out_a)).flip([d])
+        return CumSum.apply(weighted, dim=d).flip([d]) / graph_input(self, 0, x_a)
+
 
 def _reverse_cumsum(a: Any, dim: int) -> Any:
     """out[i] = sum of a[j] for j >= i along dim."""

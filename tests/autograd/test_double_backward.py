@@ -475,6 +475,7 @@ def _norms_pooling_indexing(dev):
         "min_dim_keepdim": (lambda a: (a * a).min(dim=0, keepdim=True)[0], [(3, 4)]),
         "cumsum": (lambda a: gf.cumsum(a * a, 1), [(3, 4)]),
         "prod": (lambda a: gf.prod(a, 1), [(3, 4)]),
+        "cumprod": (lambda a: gf.cumprod(a, 1) + gf.cumprod(a * a, 0), [(3, 4)]),
         "gather": (lambda a: gf.gather(a * a, 0, idx), [(3, 4)]),
     }
 
