@@ -162,11 +162,9 @@ class ScaledDotProductAttention(Function):
             else:
                 pd = p
         out = pd @ v
-        need = self.needs_input_grad
-        need_scores = need[0] or need[1] or (len(need) == 4 and need[3])
-        self.save_for_backward(
-            p, drop, q if need[1] else None, k if need[0] else None, v if need_scores else None
-        )
+        # Memory: P, the dropout mask, and references to the inputs (q for dK, k for dQ, v for
+        # dS; all of them, and the additive mask, for the double backward's recomputation)
+        self.save_for_backward(p, drop, q, k, v, mask)
         return out
 
     def _softmax_kernel(self, s, mask):
@@ -331,7 +329,7 @@ class ScaledDotProductAttention(Function):
             return self._backward_flash(g)
         if self._chunked:
             return self._backward_chunked(g)
-        p, drop, q, k, v = self.saved_arrays
+        p, drop, q, k, v, _ = self.saved_arrays
         if uses_kernels(p):
             return self._backward_kernel(g, p, drop, q, k, v)
         need = self.needs_input_grad
@@ -355,6 +353,23 @@ class ScaledDotProductAttention(Function):
                 dk = unbroadcast(_keys_last(ds) @ q, self.k_shape)
         grads = (dq, dk, dv)
         return grads if len(need) == 3 else (*grads, dmask)
+
+    def backward_graph(self, g):
+        """Under create_graph: softmax(scale Q K^T + mask) V recomputed with differentiable ops
+        (autograd/composite.py; dropout replayed from the saved keep-mask), and its gradients
+        taken with a graph."""
+        from gradflow.autograd.composite import attention_reference, backward_graph_by_recompute
+
+        dropped = None
+        if self._flash or self._chunked:  # no dropout on these routes
+            *_, q, k, v, mask = self.saved_arrays
+        else:
+            p, drop, q, k, v, mask = self.saved_arrays
+            if drop is not None:
+                dropped = drop * self._keep_scale(p.dtype)
+        arrays = (q, k, v) if len(self.needs_input_grad) == 3 else (q, k, v, mask)
+        reference = attention_reference(self.scale, self.keep, self.causal, dropped)
+        return backward_graph_by_recompute(self, g, reference, arrays)
 
     def _backward_kernel(self, g, p, drop, q, k, v):
         from gradflow.kernels.attention import attn_softmax_bwd
@@ -382,44 +397,6 @@ class ScaledDotProductAttention(Function):
             dv = unbroadcast(_keys_last(pd) @ g, self.v_shape)
         grads = (dq, dk, dv)
         return grads if len(need) == 3 else (*grads, dmask)
-
-    def backward_graph(self, g):
-        # Attention written with Tensor ops (matmul, where, softmax) and differentiated there
-        # (differentiable.decomposed_backward_graph); its dropout mask, saved, is a constant.
-        from gradflow.autograd.differentiable import const, decomposed_backward_graph, input_array
-        from gradflow.ops.arithmetic import where
-        from gradflow.ops.softmax import softmax
-
-        saved = self.saved_arrays
-        if self._flash or self._chunked:
-            q, k, v, mask = saved[2:6]
-            drop = None
-        else:
-            drop, q, k, v = saved[1:5]
-            mask = None
-        arrays = [input_array(self, i, a) for i, a in enumerate((q, k, v))]
-        if len(self._edges) == 4:
-            arrays.append(input_array(self, 3, mask))
-        if any(a is None for a in arrays):
-            return NotImplemented  # an input neither saved nor a leaf: its value is gone
-        keep = self.keep
-        if self.causal:
-            keep = get_array_module(q).tri(q.shape[-2], k.shape[-2], dtype=bool)
-        scale = self.scale
-        dropped = None if drop is None else drop * self._keep_scale(q.dtype)
-
-        def attention(q, k, v, mask=None):
-            s = (q @ k.transpose(-1, -2)) * scale
-            if mask is not None:
-                s = s + mask
-            if keep is not None:
-                s = where(const(keep), s, -math.inf)
-            p = softmax(s, -1)
-            if dropped is not None:
-                p = p * const(dropped)
-            return p @ v
-
-        return decomposed_backward_graph(self, g, attention, arrays)
 
 
 def _check(query: Any, key: Any, value: Any) -> tuple[Tensor, Tensor, Tensor]:

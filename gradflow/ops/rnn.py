@@ -15,7 +15,8 @@ Memory (saved for backward, all linear in T): the states h_0..h_T in one (T+1, B
 whose slices are also the outputs (no copy; with lengths the output is a masked copy), the
 cells c_0..c_T for LSTM, the gate activations (LSTM i, f, g, o; GRU r, z, n and W_hn h + b_hn:
 4H per step; none for the Elman RNN, whose backward needs only h), the input (for dW_ih) and
-the weights (references).
+the weights and biases (references; W_ih for dX, and all of them for the double backward,
+which recomputes the layer with differentiable ops: autograd/composite.py).
 
 Variable lengths: ``lengths[b]`` is sequence b's length. Step t is active for b when
 t < lengths[b]: past its end a sequence keeps its state and outputs 0, so h_n is its state at
@@ -199,7 +200,6 @@ class RecurrentLayer(Function):
         hidden = w_hh.shape[1]
         lstm = self.mode == "lstm"
         self.kernel = uses_kernels(x)
-        need_x, _, _, need_w_ih = self.needs_input_grad[:4]
         # NumPy route: 1/2 folded into the sigmoid gates' columns (see "NumPy route" above);
         # a single step (a cell) scales its gates instead: folding copies both weights, more
         # than one step's gates (W_hh^T alone is 2x the gates of LSTMCell(128, 256) at B=32).
@@ -219,11 +219,14 @@ class RecurrentLayer(Function):
         else:
             out = self._forward_numpy(xw, states, cells, acts, w_hh, b_hh, saved_width, scale,
                                       folded)  # fmt: skip
-        # Memory: the input only for dW_ih, W_ih only for dX (references); W_hh; the states
+        # Memory: the input only for dW_ih (a reference); the weights (references: W_ih for
+        # dX, and for the double backward's recomputation, with the biases); the states
         # (their slices are the outputs), the cells (LSTM) and the gate activations.
         self.save_for_backward(
-            x if need_w_ih else None, w_ih if need_x else None, w_hh, states, cells, acts
+            x if self.needs_input_grad[3] else None, w_ih, w_hh, states, cells, acts
         )
+        if self._recording:
+            self.biases = (b_ih, b_hh)
         h_n = states[0] if self.reverse else states[steps]
         if lstm:
             return out, h_n, cells[0] if self.reverse else cells[steps]
@@ -343,6 +346,24 @@ class RecurrentLayer(Function):
         if need_b_hh:
             db_hh = db_ih if db_ih is not None and dgh is dgx else dgh.sum(axis=0)
         return dx, dh0 if need_h0 else None, dc0 if need_c0 else None, dw_ih, dw_hh, db_ih, db_hh
+
+    def backward_graph(self, *grads):
+        """Under create_graph: the layer recomputed step by step with differentiable ops
+        (autograd/composite.py), and its gradients taken with a graph."""
+        from gradflow.autograd.composite import backward_graph_by_recompute, recurrent_reference
+        from gradflow.autograd.differentiable import input_array
+
+        x, w_ih, w_hh, states, cells, _ = self.saved_arrays
+        x = input_array(self, 0, x)  # kept for dW_ih; else a leaf's own array
+        if x is None:  # neither: its value is gone, so a second derivative through it raises
+            return NotImplemented
+        b_ih, b_hh = self.biases
+        first = states.shape[0] - 1 if self.reverse else 0  # the initial state's slot
+        arrays = (x, states[first], None if cells is None else cells[first], w_ih, w_hh, b_ih,
+                  b_hh)  # fmt: skip
+        lengths = None if self.lengths is None else self.lengths_device
+        reference = recurrent_reference(self.mode, self.reverse, lengths)
+        return backward_graph_by_recompute(self, grads, reference, arrays)
 
     def _backward_numpy(self, g_out, g_hn, g_cn, w_hh, states, cells, acts, dgx, dgh, need_h0):
         """The sweep through time; returns (dh0, dc0). dgx/dgh first receive each step's local
