@@ -290,7 +290,7 @@ def _walk(roots, root_grads, inputs, count_dependencies) -> list:
         grad_in = None
         if grad_out is not None:
             if anomaly.enabled:
-                grad_in = anomaly.run_checked(_run_node, fn, grad_out, capture, results)
+                grad_in = _run_node_checked(fn, grad_out, capture, results)
             else:
                 grad_in = _run_node(fn, grad_out, capture, results)
         for k, edge in enumerate(fn._edges):
@@ -309,6 +309,19 @@ def _walk(roots, root_grads, inputs, count_dependencies) -> list:
             if left == 0:
                 ready.append(node)
     return results if capture is not None else delivered
+
+
+def _run_node_checked(fn: Function, grad_out: Any, capture, results) -> tuple:
+    """_run_node in anomaly mode: the gradients' arrays checked for NaN and Inf, and the op's
+    forward frames added to an error, as the first-order engine does."""
+    got: list = []
+
+    def run(node: Function, *args: Any) -> tuple:
+        got.append(_run_node(node, *args))
+        return tuple(None if t is None else t.array for t in got[0])
+
+    anomaly.run_checked(run, fn, grad_out, capture, results)
+    return got[0]
 
 
 def _add(grads: dict, fn: Function, index: int, g: Any) -> None:

@@ -629,3 +629,27 @@ def test_gradgradcheck_linalg_and_distances(name, device, rng):
     fn, batched = LINALG_DISTANCE[name]
     a = _square(rng, device, 2) if batched else _square(rng, device)
     assert gradgradcheck(fn, (a, _t(rng, (3, 2), device)))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # sqrt's 1 / (2 sqrt(0)), on purpose
+def test_create_graph_under_anomaly_mode():
+    x = gf.tensor([1.0, 2.0], dtype=gf.float64, requires_grad=True)
+    with gf.autograd.detect_anomaly():
+        (gx,) = gf.grad((x**3).sum(), x, create_graph=True)
+        gx.sum().backward()
+    numpy.testing.assert_allclose(x.grad.detach().numpy(), [6.0, 12.0])
+    y = gf.tensor([0.0, 2.0], dtype=gf.float64, requires_grad=True)
+    with pytest.raises(gf.autograd.AnomalyError, match="inf"), gf.autograd.detect_anomaly():
+        (gy,) = gf.grad(gf.sqrt(y).sum(), y, create_graph=True)
+        gy.sum().backward()
+
+
+def test_backward_inputs_and_a_graph_carrying_gradient_argument():
+    x = gf.tensor([1.0, 2.0], dtype=gf.float64, requires_grad=True)
+    w = gf.tensor([0.5, -1.0], dtype=gf.float64, requires_grad=True)
+    y = x * x
+    y.backward(w * 2, inputs=[x], create_graph=True)  # the gradient argument has a graph
+    assert w.grad is None and x.grad.grad_fn is not None
+    numpy.testing.assert_allclose(x.grad.detach().numpy(), 4 * w.detach().numpy() * [1, 2])
+    x.grad.sum().backward(inputs=[w])  # d/dw sum(4 w x) = 4 x
+    numpy.testing.assert_allclose(w.grad.detach().numpy(), [4.0, 8.0])
