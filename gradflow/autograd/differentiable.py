@@ -27,6 +27,7 @@ needed, never a silent zero, and no error where it is not (PyTorch's ``once_diff
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -188,6 +189,45 @@ def decomposed_backward_graph(fn: Function, grads: Any, forward: Any, arrays: Se
     for (i, _), g in zip(wanted, got):
         result[i] = g
     return tuple(result)
+
+
+def pick_backward_graph(fn: Function, g: Any, flat: Any, dims: int) -> Any:
+    """backward_graph of an op whose backward adds each output's gradient at one position of
+    its input (max pooling: the maxima): ``flat`` holds, per output element, that position in
+    the flattened last ``dims`` dims of the input (shape: the output's). The backward becomes a
+    ``PickBackward`` node whose gradient picks at those positions again."""
+    return PickBackward.apply(g, item=fn, flat=flat, dims=dims)
+
+
+class PickBackward(Function):
+    """The backward of ``item`` (gradients added at the positions ``flat``) as a node; its
+    gradient gathers the gradient at those positions (an indexing op, itself differentiable)."""
+
+    op_name = "pick_backward"
+    item: Any
+    flat: Any
+    dims: int
+
+    def forward(self, g):
+        out = self.item.backward(g)
+        return out[0] if type(out) is tuple else out
+
+    def _index(self) -> tuple:
+        flat = self.flat
+        lead = flat.ndim - self.dims  # the input's leading (batch, channel) dims
+        rows = math.prod(flat.shape[:lead])
+        xp = _xp(flat)
+        return xp.arange(rows)[:, None], flat.reshape(rows, -1), rows
+
+    def _pick(self, gg: Any) -> Any:
+        rows_index, cols, rows = self._index()
+        return gg.reshape(rows, -1)[rows_index, cols].reshape(self.flat.shape)
+
+    def backward(self, gg):
+        return self._pick(gg)
+
+    def backward_graph(self, gg):
+        return self._pick(gg)
 
 
 def missing_message(fn: Function) -> str:

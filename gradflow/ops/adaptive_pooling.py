@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy
 
-from gradflow.autograd.differentiable import linear_backward_graph
+from gradflow.autograd.differentiable import linear_backward_graph, pick_backward_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
@@ -241,6 +241,10 @@ class AdaptiveMaxPoolFunction(Function):
         rows = math.prod(self.shape[:-dims])
         dx = _scatter_flat(g.reshape(rows, -1), indices.reshape(rows, -1), plane)
         return dx.reshape(self.shape)
+
+    def backward_graph(self, g, g_indices=None):
+        (indices,) = self.saved_arrays  # flat positions of the maxima in each plane
+        return pick_backward_graph(self, g, indices, len(self.bins))
 
 
 def _adaptive_sizes(op: str, x: Tensor, output_size: Any, dims: int) -> tuple:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy
 
-from gradflow.autograd.differentiable import linear_backward_graph
+from gradflow.autograd.differentiable import linear_backward_graph, pick_backward_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
@@ -106,6 +106,10 @@ class MaxPool3dFunction(Function):
         for k, offset in enumerate(window.offsets()):
             frame[(..., *window.offset_slices(offset))] += g * (offsets == k)
         return xp.ascontiguousarray(window.crop(frame, self.shape[-3:]))
+
+    def backward_graph(self, g, g_indices=None):
+        (offsets,) = self.saved_arrays
+        return pick_backward_graph(self, g, self._flat_indices(offsets), 3)
 
 
 class AvgPool3dFunction(Function):

@@ -471,6 +471,12 @@ def _norms_pooling_indexing(dev):
             [(1, 2, 5, 5)],
         ),
         "max_pool1d": (lambda a: F.max_pool1d(a * a, 2), [(2, 3, 6)]),
+        "max_pool3d": (lambda a: F.max_pool3d(a * a, 2, padding=1) ** 2, [(1, 2, 4, 5, 4)]),
+        "adaptive_max_pool2d": (
+            lambda a: F.adaptive_max_pool2d(a * a, (2, 3), return_indices=True)[0] ** 2,
+            [(2, 3, 5, 5)],
+        ),
+        "adaptive_max_pool1d": (lambda a: F.adaptive_max_pool1d(a, 3) ** 2, [(2, 3, 7)]),
         "max_dim": (lambda a: (a * a).max(dim=1).values, [(3, 4)]),
         "min_dim_keepdim": (lambda a: (a * a).min(dim=0, keepdim=True)[0], [(3, 4)]),
         "cumsum": (lambda a: gf.cumsum(a * a, 1), [(3, 4)]),
