@@ -135,3 +135,38 @@ def attention_reference(scale: float, keep: Any, causal: bool, dropped: Any = No
         return p @ v
 
     return forward
+
+
+# ---- embedding_bag -----------------------------------------------------------------------------
+
+
+def embedding_bag_reference(fn: Any) -> Callable:
+    """The function of ops/embedding.py's EmbeddingBagFunction ``fn`` for (weight[,
+    per_sample_weights]) with gradflow ops: the kept rows picked by indexing, scaled by their
+    per-sample weights (sum) or 1 / count (mean), summed per bag as differences of a
+    cumulative sum at the bags' ends (the bags are runs of consecutive rows); max: each output
+    element is the weight element forward chose."""
+    from gradflow.ops.shape import cat
+
+    def forward(weight, per_sample_weights=None):
+        xp = get_array_module(weight.array)
+        width = weight.shape[1]
+        if fn.mode == "max":
+            if fn.chosen is None:  # every bag empty: zeros whatever the weight
+                return weight[:0].sum() * 0 + const(xp.zeros((fn.num_bags, width), weight.dtype))
+            columns = xp.arange(width)
+            positions = xp.maximum(fn.chosen, 0) * width + columns
+            picked = weight.reshape(-1)[positions]
+            return picked * const(fn.nonempty[:, None].astype(weight.dtype))
+        values = weight[fn.rows]
+        if per_sample_weights is not None:
+            values = values * per_sample_weights[fn.keep][:, None]
+        counts = fn.counts.astype(xp.int64)
+        if fn.mode == "mean":
+            share = (1 / xp.maximum(fn.counts, 1)).astype(weight.dtype)
+            values = values * const(share[fn.bags][:, None])
+        ends = xp.cumsum(counts)
+        running = cat([const(xp.zeros((1, width), weight.dtype)), values.cumsum(0)], 0)
+        return running[ends] - running[ends - counts]
+
+    return forward

@@ -281,6 +281,29 @@ class EmbeddingBagFunction(Function):
             return (gw,)
         return gw, gpsw
 
+    def backward_graph(self, g):
+        """Under create_graph: the bags recomputed with differentiable ops (autograd/
+        composite.py), their gradients taken with a graph. The weight's values matter only
+        for per_sample_weights' gradient (then kept); otherwise the op is linear in it and
+        zeros stand in for a table not kept."""
+        from gradflow.autograd.composite import backward_graph_by_recompute, embedding_bag_reference
+        from gradflow.autograd.differentiable import input_array
+
+        if self.scale_grad_by_freq:  # its gradient is not the forward's derivative
+            return NotImplemented
+        xp = get_array_module(g.array)
+        psw, weight = self.saved_arrays if len(self.needs_input_grad) == 2 else (None, None)
+        weight = input_array(self, 0, weight)
+        if weight is None:
+            weight = xp.broadcast_to(xp.zeros((), g.dtype), self.weight_shape)
+        arrays = [weight]
+        if len(self.needs_input_grad) == 2:
+            full = xp.zeros(self.size, g.dtype)  # positions not kept count for nothing
+            if psw is not None:
+                full[self.keep] = psw
+            arrays.append(full)
+        return backward_graph_by_recompute(self, g, embedding_bag_reference(self), arrays)
+
 
 _BAG_MODES = ("sum", "mean", "max")
 

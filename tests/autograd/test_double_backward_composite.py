@@ -288,3 +288,73 @@ def test_gradgradcheck_multihead_attention(rng):
     pad = gf.tensor(numpy.array([[False, False, True], [False, False, False]]))
     assert gradgradcheck(lambda a: mha(a, a, a, need_weights=False)[0], (x,))
     assert gradgradcheck(lambda a: mha(a, a, a, key_padding_mask=pad, need_weights=False)[0], (x,))
+
+
+# ---- embedding_bag -----------------------------------------------------------------------------
+
+_IDX, _OFFSETS = [1, 2, 4, 5, 4, 3, 2, 0], [0, 2, 2, 5]  # bag 1 is empty
+EMBEDDING_BAG = {
+    "sum": {"mode": "sum"},
+    "mean": {"mode": "mean"},
+    "max": {"mode": "max"},
+    "sum_include_last_offset": {"mode": "sum", "include_last_offset": True},
+    "mean_padding_idx": {"mode": "mean", "padding_idx": 2},
+}
+
+
+def _bag(w, psw=None, **kw):
+    idx, offsets = gf.tensor(_IDX, device=w.device), gf.tensor(_OFFSETS, device=w.device)
+    if kw.get("include_last_offset"):
+        offsets = gf.tensor([0, 2, 5], device=w.device)
+    return F.embedding_bag(idx, w, offsets, per_sample_weights=psw, **kw)
+
+
+@pytest.mark.parametrize("name", sorted(EMBEDDING_BAG))
+def test_gradgradcheck_embedding_bag(name, rng):
+    w = _t(rng, (6, 3), scale=1)
+    assert gradgradcheck(lambda a: _bag(a, **EMBEDDING_BAG[name]) ** 2, (w,))
+    assert gradgradcheck(lambda a: _bag(a * 1.5, **EMBEDDING_BAG[name]) ** 2, (w,))  # non-leaf
+
+
+def test_gradgradcheck_embedding_bag_per_sample_weights(device, rng):
+    """Bilinear in (weight, per_sample_weights): torch has no double backward for this one."""
+    w, psw = _t(rng, (6, 3), device, scale=1), _t(rng, (8,), device, scale=1)
+    assert gradgradcheck(lambda a, p: _bag(a, p, mode="sum"), (w, psw))
+    assert gradgradcheck(lambda p: _bag(w.detach(), p, mode="sum") ** 2, (psw,))
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_hvp_of_embedding_bag_matches_torch(mode, rng):
+    """Against torch on embedding plus per-bag reductions (torch's embedding_bag itself has
+    no double backward)."""
+    torch = pytest.importorskip("torch")
+    w, v = rng.standard_normal((6, 3)), rng.standard_normal((6, 3))
+    bags = [[1, 2], [], [4, 5, 4], [3, 2, 0]]
+
+    def torch_loss(a):
+        rows = []
+        for bag in bags:
+            e = torch.nn.functional.embedding(torch.tensor(bag, dtype=torch.int64), a)
+            reduce = {"sum": e.sum(0), "mean": e.mean(0), "max": e.max(0).values if bag else 0}
+            rows.append(reduce[mode] if bag else torch.zeros(3, dtype=a.dtype))
+        return (torch.stack(rows).tanh() ** 2).sum()
+
+    def gf_loss(a):
+        return (_bag(a, mode=mode).tanh() ** 2).sum()
+
+    _, got = gf.autograd.functional.hvp(gf_loss, gf.tensor(w), gf.tensor(v))
+    _, want = torch.autograd.functional.hvp(torch_loss, torch.tensor(w), torch.tensor(v))
+    numpy.testing.assert_allclose(got.detach().numpy(), want.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_embedding_bag_edge_cases_under_create_graph(rng):
+    w = _t(rng, (6, 3), scale=1)
+    empty = F.embedding_bag(gf.tensor([1, 2]), w, gf.tensor([0, 2, 2]), mode="max")
+    (g,) = gf.grad(empty[1:].sum() + empty[:1].pow(2).sum(), w, create_graph=True)
+    g.pow(2).sum().backward()
+    assert numpy.isfinite(w.grad.detach().numpy()).all()
+    # scale_grad_by_freq's gradient is not the forward's derivative: differentiating it raises
+    out = F.embedding_bag(gf.tensor(_IDX), w, gf.tensor(_OFFSETS), scale_grad_by_freq=True)
+    (g,) = gf.grad(out.pow(2).sum(), w, create_graph=True)
+    with pytest.raises(RuntimeError, match="embedding_bag: double backward"):
+        g.sum().backward()
