@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from gradflow.autograd.differentiable import graph_input
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import float_input
@@ -150,6 +151,22 @@ class Conv3dFunction(_Conv3dNode):
         dx = _conv3d_input_grad(grad, weight, window, g, self.x_shape) if need_x else None
         return dx, dw
 
+    def backward_graph(self, grad):
+        # dx is conv_transpose3d(g, W), dW a Conv3dWeightGrad node: ops with their own
+        # backward_graph, so the gradients differentiate again.
+        x, weight = self.saved_arrays
+        need = self.needs_input_grad
+        p = {"window": self.window, "groups": self.groups, "w_shape": self.w_shape}
+        dx = dw = None
+        if need[0]:
+            dx = ConvTranspose3dFunction.apply(grad, graph_input(self, 1, weight),
+                                               out_shape=self.x_shape, **p)  # fmt: skip
+        if need[1]:
+            dw = Conv3dWeightGrad.apply(grad, graph_input(self, 0, x), x_shape=self.x_shape, **p)
+        if len(need) == 2:
+            return dx, dw
+        return dx, dw, grad.sum(dim=(0, 2, 3, 4)) if need[2] else None
+
 
 class ConvTranspose3dFunction(_Conv3dNode):
     """conv_transpose3d as one node: conv3d's input gradient run forward (the window is that
@@ -167,6 +184,55 @@ class ConvTranspose3dFunction(_Conv3dNode):
         # conv3d's weight gradient with the roles of input and output swapped
         dw = _conv3d_weight_grad(x, grad, window, g, self.w_shape) if need_w else None
         return dx, dw
+
+    def backward_graph(self, grad):
+        # The conv3d it is the input gradient of: dx = conv3d(g, W); dW is that conv3d's weight
+        # gradient with x as its output gradient and g as its input.
+        x, weight = self.saved_arrays
+        need = self.needs_input_grad
+        p = {"window": self.window, "groups": self.groups, "w_shape": self.w_shape}
+        dx = dw = None
+        if need[0]:
+            dx = Conv3dFunction.apply(grad, graph_input(self, 1, weight), **p)
+        if need[1]:
+            dw = Conv3dWeightGrad.apply(graph_input(self, 0, x), grad, x_shape=self.out_shape, **p)
+        if len(need) == 2:
+            return dx, dw
+        return dx, dw, grad.sum(dim=(0, 2, 3, 4)) if need[2] else None
+
+
+class Conv3dWeightGrad(Function):
+    """conv3d's weight gradient dW(gy, x) as an op (for double backward); bilinear: its
+    gradients are conv3d(x, gw) for gy and conv3d's input gradient with weight gw for x."""
+
+    op_name = "conv3d_weight_grad"
+    groups: int
+    w_shape: tuple
+    window: _Window3
+    x_shape: tuple
+
+    def forward(self, gy, x):
+        self.save_for_backward(gy, x)
+        return _conv3d_weight_grad(gy, x, self.window, self.groups, self.w_shape)
+
+    def backward(self, gw):
+        gy, x = self.saved_arrays
+        need_gy, need_x = self.needs_input_grad
+        window, g = self.window, self.groups
+        d_gy = _conv3d_forward(x, gw, window, g) if need_gy else None
+        d_x = _conv3d_input_grad(gy, gw, window, g, self.x_shape) if need_x else None
+        return d_gy, d_x
+
+    def backward_graph(self, gw):
+        gy, x = self.saved_arrays
+        need_gy, need_x = self.needs_input_grad
+        p = {"window": self.window, "groups": self.groups, "w_shape": self.w_shape}
+        d_gy = Conv3dFunction.apply(graph_input(self, 1, x), gw, **p) if need_gy else None
+        d_x = None
+        if need_x:
+            d_x = ConvTranspose3dFunction.apply(graph_input(self, 0, gy), gw,
+                                                out_shape=self.x_shape, **p)  # fmt: skip
+        return d_gy, d_x
 
 
 def _checked_arguments(op, input, weight, bias, groups, stride, dilation, transposed):

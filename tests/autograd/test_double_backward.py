@@ -577,6 +577,18 @@ LINEAR_AND_TRANSPOSED = {
     "diagonal_trace": (lambda a: gf.diagonal(a * a, 1) * gf.trace(a * a), [(3, 4)]),
     "diag_embed": (lambda a: gf.diag_embed(a * a, 1) * 2, [(2, 3)]),
     "avg_pool3d": (lambda a: F.avg_pool3d(a * a, 2), [(1, 2, 4, 4, 4)]),
+    "conv3d": (
+        lambda a, w, b: F.conv3d(a, w, b, padding=1, stride=(1, 2, 1)) ** 2,
+        [(1, 2, 4, 4, 3), (3, 2, 2, 2, 2), (3,)],
+    ),
+    "conv3d_groups_dilation": (
+        lambda a, w: F.conv3d(a, w, groups=2, dilation=(1, 2, 1)) ** 2,
+        [(1, 2, 4, 4, 3), (4, 1, 2, 2, 2)],
+    ),
+    "conv_transpose3d": (
+        lambda a, w, b: F.conv_transpose3d(a, w, b, stride=2, padding=1) ** 2,
+        [(1, 2, 3, 3, 2), (2, 3, 2, 2, 2), (3,)],
+    ),
 }
 
 
