@@ -482,6 +482,18 @@ class CumulativeExtreme(Function):
         _scatter_add(out, ((rows * n + im).reshape(-1),), gm.reshape(-1))
         return xp.moveaxis(out.reshape(gm.shape), -1, self.dim), None
 
+    def backward_graph(self, g):
+        from gradflow.autograd.differentiable import pick_backward_graph
+
+        (index,) = self.saved_arrays
+        xp = get_array_module(index)
+        d = self.dim % len(self.shape)
+        inner = self.shape[d + 1 :]
+        # each element's source: its index along dim, in the block of the dims from dim on
+        rest = xp.arange(math.prod(inner), dtype=index.dtype).reshape(inner)
+        flat = index * math.prod(inner) + rest
+        return pick_backward_graph(self, g, flat, len(self.shape) - d), None
+
 
 def _quiet() -> Any:
     """Silence NumPy's warnings where inf/NaN intermediates are expected and then replaced."""

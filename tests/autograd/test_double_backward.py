@@ -482,6 +482,10 @@ def _norms_pooling_indexing(dev):
         "cumsum": (lambda a: gf.cumsum(a * a, 1), [(3, 4)]),
         "prod": (lambda a: gf.prod(a, 1), [(3, 4)]),
         "cumprod": (lambda a: gf.cumprod(a, 1) + gf.cumprod(a * a, 0), [(3, 4)]),
+        "cummax_cummin": (
+            lambda a: gf.cummax(a * a, 1).values ** 2 + gf.cummin(a, 0)[0] * a,
+            [(3, 4)],
+        ),
         "gather": (lambda a: gf.gather(a * a, 0, idx), [(3, 4)]),
     }
 
