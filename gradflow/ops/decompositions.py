@@ -250,6 +250,20 @@ class Cholesky(Function):
         grad = _mT(inv_low) @ phi @ inv_low
         return (grad + _mT(grad)) * 0.5
 
+    def backward_graph(self, g):
+        from gradflow.autograd.differentiable import const
+        from gradflow.ops.diagonals import tril
+
+        (low_a,) = self.saved_arrays
+        xp = get_array_module(low_a)
+        low = graph_output(self, low_a)
+        n = low_a.shape[-1]
+        half_diagonal = xp.ones((n, n), low_a.dtype) - 0.5 * xp.eye(n, dtype=low_a.dtype)
+        phi = tril(low.transpose(-1, -2) @ g) * const(half_diagonal)
+        inv_low = Inv.apply(low)
+        grad = inv_low.transpose(-1, -2) @ phi @ inv_low
+        return (grad + grad.transpose(-1, -2)) * 0.5
+
 
 def cholesky(input: Tensor, upper: bool = False) -> Tensor:
     """The Cholesky factor of a symmetric positive-definite matrix (or batch): lower L with

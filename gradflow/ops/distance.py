@@ -249,6 +249,34 @@ class Cdist(Function):
             unbroadcast(d2, x2.shape) if need2 else None,
         )
 
+    def backward_graph(self, g):
+        from gradflow.autograd.differentiable import (
+            const,
+            decomposed_backward_graph,
+            graph_input,
+            graph_output,
+        )
+        from gradflow.ops.arithmetic import where
+
+        x1_a, x2_a, y_a = self.saved_arrays
+        need1, need2 = self.needs_input_grad
+        if self.p != 2:  # the p-norm of the differences, differentiated as Tensor ops
+
+            def distances(x1, x2):
+                return _norm(x1.unsqueeze(-2) - x2.unsqueeze(-3), self.p, -1)
+
+            return decomposed_backward_graph(self, g, distances, (x1_a, x2_a))
+        zero_a = y_a == 0
+        if self.use_mm:
+            zero_a = zero_a | self.clamped
+        zero = const(zero_a)
+        G = where(zero, 0.0, g / where(zero, 1.0, graph_output(self, y_a)))
+        x1, x2 = graph_input(self, 0, x1_a), graph_input(self, 1, x2_a)
+        d1 = x1 * G.sum(-1).unsqueeze(-1) - G @ x2 if need1 else None
+        Gt = G.transpose(-1, -2)
+        d2 = x2 * Gt.sum(-1).unsqueeze(-1) - Gt @ x1 if need2 else None
+        return d1, d2
+
 
 _COMPUTE_MODES = (
     "use_mm_for_euclid_dist_if_necessary",

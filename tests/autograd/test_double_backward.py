@@ -643,6 +643,13 @@ LINALG_DISTANCE = {
     "normalize_inf": (lambda a, b: F.normalize(b, p=float("inf"), dim=1) * b, False),
     "pairwise_distance": (lambda a, b: F.pairwise_distance(a, b @ b.T), False),
     "cosine_similarity": (lambda a, b: F.cosine_similarity(a, b @ b.T), False),
+    "cholesky": (lambda a, b: gf.linalg.cholesky(a @ a.T), False),
+    "cdist": (lambda a, b: gf.cdist(a, b @ b.T), False),
+    "cdist_mm": (
+        lambda a, b: gf.cdist(a, b @ b.T, compute_mode="use_mm_for_euclid_dist"),
+        False,
+    ),
+    "cdist_p3": (lambda a, b: gf.cdist(a, b @ b.T, p=3), False),
 }
 
 
