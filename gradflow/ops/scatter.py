@@ -169,6 +169,33 @@ class ScatterFlat(Function):
             gsrc = unbroadcast(gsrc.reshape(self.positions.shape), self.src_shape)
         return gx, gsrc
 
+    def backward_graph(self, g):
+        # 'none', 'sum' and 'mean' are linear in input and src: backward's picks and masks on
+        # Tensors. prod, amax and amin are not written with Tensor ops yet.
+        from gradflow.autograd.differentiable import const
+        from gradflow.autograd.differentiable import unbroadcast as unbroadcast_graph
+
+        kind = self.reduce
+        if kind not in ("none", "sum", "mean"):
+            return NotImplemented
+        need_x, need_src = self.needs_input_grad
+        xp = get_array_module(g.array)
+        pos = self.positions.reshape(-1)
+        if kind == "mean":
+            g = g / const(self.saved_arrays[0])
+        gx = gsrc = None
+        if need_x:
+            if kind != "none" and self.include_self:
+                gx = g
+            else:  # the written positions get nothing
+                kept = xp.ones(g.shape, g.dtype)
+                kept.reshape(-1)[pos] = 0
+                gx = g * const(kept)
+        if need_src:
+            gsrc = g.reshape(-1)[pos].reshape(self.positions.shape)
+            gsrc = unbroadcast_graph(gsrc, self.src_shape)
+        return gx, gsrc
+
 
 # ---- turning indices into flat positions ----------------------------------------------
 def _int_index(index: Any, x: Tensor, op: str) -> Any:

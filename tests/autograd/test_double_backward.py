@@ -487,6 +487,12 @@ def _norms_pooling_indexing(dev):
             [(3, 4)],
         ),
         "gather": (lambda a: gf.gather(a * a, 0, idx), [(3, 4)]),
+        "scatter": (lambda a, b: gf.scatter(a * a, 0, idx[:1], b * b), [(3, 4), (2, 3)]),
+        "scatter_add": (lambda a, b: gf.scatter_add(a * a, 0, idx, b * b), [(3, 4), (2, 3)]),
+        "scatter_reduce_mean": (
+            lambda a, b: gf.scatter_reduce(a * a, 0, idx, b * b, "mean", include_self=False),
+            [(3, 4), (2, 3)],
+        ),
     }
 
 
