@@ -1,5 +1,5 @@
 """Double backward by recomputation, for the fused ops whose array backward is long and
-hand-written (the recurrent layers and cells, scaled dot-product attention).
+hand-written (the recurrent layers and cells, scaled dot-product attention, embedding_bag).
 
 Under ``create_graph=True`` such an op's ``backward_graph`` does not transcribe its backward
 sweep: it calls ``backward_graph_by_recompute``, which reruns the op's function as a
@@ -17,7 +17,9 @@ The references here compute exactly the fused forward (the tests compare them):
   (a finished sequence keeps its state and outputs 0, as ops/rnn.py);
 - ``attention_reference``: softmax(scale Q K^T + additive mask) V with a bool or causal mask
   (masked places -inf, a row with no key left gives 0), batch dims broadcast, and dropout
-  replayed from the keep-mask the forward drew and saved.
+  replayed from the keep-mask the forward drew and saved;
+- ``embedding_bag_reference``: the bags' sums, means (empty bags 0, padding left out) and
+  maxima (the elements forward chose), with per_sample_weights.
 """
 
 from __future__ import annotations
@@ -50,16 +52,19 @@ def recurrent_reference(mode: str, reverse: bool, lengths: Any) -> Callable:
     ``lengths``: None, or the (B,) int array on x's device."""
     from gradflow.ops import unary
     from gradflow.ops.arithmetic import where
-    from gradflow.ops.shape import stack
+    from gradflow.ops.shape import chunk, stack, unbind
 
     def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         steps = x.shape[0]
-        hidden = w_hh.shape[1]
         xw = x @ w_ih.transpose(0, 1)  # (T, B, G*H)
         if b_ih is not None:
             xw = xw + b_ih
         if b_hh is not None and mode != "gru":  # GRU: b_hn sits inside r * (...)
             xw = xw + b_hh
+        # One node splits the steps apart and one the gates (unbind, chunk): their gradients
+        # are one stack or concatenation, where indexing would scatter each piece into zeros
+        # of the whole (quadratic in T).
+        xw = unbind(xw, 0)
         w_hh_t = w_hh.transpose(0, 1)
         h, c = h0, c0
         outputs: list = [None] * steps
@@ -67,19 +72,18 @@ def recurrent_reference(mode: str, reverse: bool, lengths: Any) -> Callable:
         for t in order:
             hw = h @ w_hh_t
             if mode == "lstm":
-                gates = xw[t] + hw
-                i = unary.sigmoid(gates[:, :hidden])
-                f = unary.sigmoid(gates[:, hidden : 2 * hidden])
-                g = unary.tanh(gates[:, 2 * hidden : 3 * hidden])
-                o = unary.sigmoid(gates[:, 3 * hidden :])
+                i, f, g, o = chunk(xw[t] + hw, 4, 1)
+                i, f, g, o = unary.sigmoid(i), unary.sigmoid(f), unary.tanh(g), unary.sigmoid(o)
                 c_new = f * c + i * g
                 h_new = o * unary.tanh(c_new)
             elif mode == "gru":
                 if b_hh is not None:
                     hw = hw + b_hh
-                r = unary.sigmoid(xw[t][:, :hidden] + hw[:, :hidden])
-                z = unary.sigmoid(xw[t][:, hidden : 2 * hidden] + hw[:, hidden : 2 * hidden])
-                n = unary.tanh(xw[t][:, 2 * hidden :] + r * hw[:, 2 * hidden :])
+                x_r, x_z, x_n = chunk(xw[t], 3, 1)
+                h_r, h_z, h_n = chunk(hw, 3, 1)
+                r = unary.sigmoid(x_r + h_r)
+                z = unary.sigmoid(x_z + h_z)
+                n = unary.tanh(x_n + r * h_n)
                 h_new = n + z * (h - n)
             else:
                 pre = xw[t] + hw
