@@ -38,6 +38,10 @@ class MaxUnpoolFunction(Function):
         (positions,) = self.saved_arrays
         return g.reshape(-1)[positions.reshape(-1)].reshape(self.in_shape), None
 
+    def backward_graph(self, g, *_):
+        (positions,) = self.saved_arrays  # the gradient is picked there: an indexing op
+        return g.reshape(-1)[positions.reshape(-1)].reshape(self.in_shape), None
+
 
 def _max_unpool(op, x, indices, kernel_size, stride, padding, output_size, dims) -> Tensor:
     x = float_input(x, op)

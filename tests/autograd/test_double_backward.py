@@ -688,3 +688,12 @@ def test_backward_inputs_and_a_graph_carrying_gradient_argument():
     numpy.testing.assert_allclose(x.grad.detach().numpy(), 4 * w.detach().numpy() * [1, 2])
     x.grad.sum().backward(inputs=[w])  # d/dw sum(4 w x) = 4 x
     numpy.testing.assert_allclose(w.grad.detach().numpy(), [4.0, 8.0])
+
+
+def test_gradgradcheck_max_unpool(device, rng):
+    frame = gf.tensor(rng.standard_normal((1, 2, 4, 4)), dtype=gf.float64, device=device)
+    _, idx = F.max_pool2d(frame, 2, return_indices=True)
+    x = _t(rng, (1, 2, 2, 2), device)
+    assert gradgradcheck(
+        lambda a: F.max_unpool2d(a * a, idx, 2) + F.max_unpool2d(a, idx, 2) ** 2, (x,)
+    )
