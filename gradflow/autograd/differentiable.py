@@ -392,7 +392,9 @@ def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
     if fn._saved_epoch != _versions._epoch[0] and fn._saved:
         _check_saved(fn)
     method = getattr(type(fn), "backward_graph", None)
-    if method is None or method is Function.backward_graph:
+    if type(fn) is _CtxNode:
+        grad_in = _ctx_backward_graph(fn, grad_outs)
+    elif method is None or method is Function.backward_graph:
         grad_in = _missing_node(fn, grad_outs, _array_backward(fn, grad_outs))
     else:
         grad_in = fn.backward_graph(*grad_outs)
@@ -406,6 +408,39 @@ def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
             f"{len(fn._edges)} input(s); return one per input (None for those needing none)"
         )
     return grad_in
+
+
+def _ctx_backward_graph(fn: Any, grad_outs: list) -> tuple:
+    """A PyTorch-style custom Function (ctx_function._CtxNode) under create_graph: the user's
+    backward, written on Tensors, runs with grad mode on, as PyTorch runs it, so its result
+    carries a graph when it is written with gradflow ops. ctx.saved_tensors gives the inputs
+    themselves (with their graph) and, for a saved output, that output in the graph; other
+    tensors saved in forward (made under no_grad) are constants, as in PyTorch."""
+    ctx = fn.ctx
+    outputs = {id(a): k for k, a in enumerate(fn.outputs)}
+    saved = ctx._saved
+    ctx._saved = tuple(
+        graph_output(fn, t.array, outputs[id(t.array)])
+        if isinstance(t, Tensor) and t.grad_fn is None and id(t.array) in outputs
+        else t
+        for t in saved
+    )
+    try:
+        result = fn.user.backward(ctx, *grad_outs)
+    finally:
+        ctx._saved = saved
+    if not isinstance(result, tuple):
+        result = (result,)
+    n = len(fn.needs_input_grad)
+    if len(result) < n or any(r is not None for r in result[n:]):
+        raise RuntimeError(
+            f"function {fn.user.__name__}.backward returned {len(result)} gradients, but "
+            f"forward took {n} arguments: return one per argument (None for non-tensors)"
+        )
+    return tuple(
+        (r if isinstance(r, Tensor) else None) if needed else None
+        for needed, r in zip(fn.needs_input_grad, result)
+    )
 
 
 def _array_backward(fn: Function, grad_outs: list) -> tuple:
@@ -481,4 +516,6 @@ def _xp(array: Any) -> Any:
     return get_array_module(array)
 
 
+from gradflow.autograd.ctx_function import _CtxNode  # noqa: E402
+from gradflow.tensor import Tensor  # noqa: E402
 from gradflow.tensor import _make_tensor as _make  # noqa: E402

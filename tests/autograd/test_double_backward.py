@@ -697,3 +697,38 @@ def test_gradgradcheck_max_unpool(device, rng):
     assert gradgradcheck(
         lambda a: F.max_unpool2d(a * a, idx, 2) + F.max_unpool2d(a, idx, 2) ** 2, (x,)
     )
+
+
+class _CubeFn(gf.autograd.Function):  # PyTorch's kind: forward/backward on Tensors
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)  # an input: in the graph under create_graph
+        return x**3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * g
+
+
+class _ExpFn(gf.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = x.exp()
+        ctx.save_for_backward(y)  # the output: in the graph as the node's output
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+def test_pytorch_style_custom_functions_differentiate_twice():
+    x = gf.tensor([1.0, 2.0], dtype=gf.float64, requires_grad=True)
+    (g1,) = gf.grad(_CubeFn.apply(x).sum(), x, create_graph=True)
+    (g2,) = gf.grad(g1.sum(), x, create_graph=True)
+    (g3,) = gf.grad(g2.sum(), x)
+    assert g2.detach().tolist() == [6.0, 12.0] and g3.tolist() == [6.0, 6.0]
+    assert gradgradcheck(lambda a: _CubeFn.apply(a * a), (x,))
+    assert gradgradcheck(_ExpFn.apply, (x,))
