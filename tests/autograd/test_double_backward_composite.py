@@ -358,3 +358,42 @@ def test_embedding_bag_edge_cases_under_create_graph(rng):
     (g,) = gf.grad(out.pow(2).sum(), w, create_graph=True)
     with pytest.raises(RuntimeError, match="embedding_bag: double backward"):
         g.sum().backward()
+
+
+@pytest.mark.parametrize("route", ["row_kernels", "flash"])
+def test_gradgradcheck_attention_on_the_kernel_routes(route, rng):
+    """The kernel routes (on the CPU emulation) save other arrays than the NumPy route: the
+    recomputation reads the inputs from each."""
+    import contextlib
+
+    from gradflow.kernels import dispatch
+    from gradflow.testing.emulation import route_kernels, unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    q, k, v = _t(rng, (2, 3, 4), scale=1), _t(rng, (2, 3, 4), scale=1), _t(rng, (2, 3, 3))
+    flash = dispatch.forced("attention", "flash") if route == "flash" else contextlib.nullcontext()
+
+    def f(a, b, c):
+        return F.scaled_dot_product_attention(a, b, c, is_causal=True)
+
+    with route_kernels(), flash:
+        assert f(q, k, v).grad_fn._flash == (route == "flash")
+        assert gradgradcheck(f, (q, k, v))
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_gradgradcheck_rnn_layer_on_the_kernel_route(mode, rng):
+    """The fused step kernels (on the CPU emulation) ran forward: the recomputation needs
+    only the inputs, the states' first slot and the weights."""
+    from gradflow.testing.emulation import route_kernels, unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    inputs = _layer_inputs(rng, mode)
+    f = _layer(mode, True, [3, 2], True)
+    if mode != "lstm":
+        inputs, f = inputs[:2] + inputs[3:], _without_c0(f)
+    with route_kernels():
+        assert f(*inputs)[0].grad_fn.kernel
+        assert gradgradcheck(f, inputs)
