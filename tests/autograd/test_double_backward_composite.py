@@ -136,6 +136,19 @@ def test_gradgradcheck_nn_recurrent_layers(kind, rng):
     assert gradgradcheck(f, (x, h0))
 
 
+def test_gradgradcheck_lstm_on_a_packed_sequence(rng):
+    from gradflow.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    lstm = gf.nn.LSTM(2, 2, batch_first=True, bidirectional=True).double()
+    x = _t(rng, (3, 4, 2), scale=1)
+
+    def f(a):
+        out, (h, _) = lstm(pack_padded_sequence(a, [4, 2, 1], batch_first=True))
+        return pad_packed_sequence(out, batch_first=True)[0], h
+
+    assert gradgradcheck(f, (x,))
+
+
 @pytest.mark.parametrize("kind", ["LSTMCell", "GRUCell", "RNNCell_tanh", "RNNCell_relu"])
 def test_gradgradcheck_nn_cells(kind, rng):
     name, _, act = kind.partition("_")
