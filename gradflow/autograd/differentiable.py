@@ -394,6 +394,8 @@ def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
     method = getattr(type(fn), "backward_graph", None)
     if type(fn) is _CtxNode:
         grad_in = _ctx_backward_graph(fn, grad_outs)
+    elif type(fn).__name__ == "_HookIdentity" and type(fn).__module__ == "gradflow.nn.module":
+        grad_in = _hooks_backward_graph(fn, grad_outs)
     elif method is None or method is Function.backward_graph:
         grad_in = _missing_node(fn, grad_outs, _array_backward(fn, grad_outs))
     else:
@@ -408,6 +410,18 @@ def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
             f"{len(fn._edges)} input(s); return one per input (None for those needing none)"
         )
     return grad_in
+
+
+def _hooks_backward_graph(fn: Any, grad_outs: list) -> tuple:
+    """A module's backward hooks (nn/module.py's identity node) under create_graph: the hooks
+    see the gradients' values; when none returns a replacement, the node is the identity on
+    the graph-carrying gradients; a replaced gradient (an array) raises, naming the node, if
+    differentiated again."""
+    arrays = tuple(g.array for g in grad_outs)
+    returned = tuple(fn.on_grads(arrays))
+    if all(r is a for r, a in zip(returned, arrays)):
+        return tuple(grad_outs)
+    return _missing_node(fn, grad_outs, returned)
 
 
 def _ctx_backward_graph(fn: Any, grad_outs: list) -> tuple:

@@ -732,3 +732,17 @@ def test_pytorch_style_custom_functions_differentiate_twice():
     assert g2.detach().tolist() == [6.0, 12.0] and g3.tolist() == [6.0, 6.0]
     assert gradgradcheck(lambda a: _CubeFn.apply(a * a), (x,))
     assert gradgradcheck(_ExpFn.apply, (x,))
+
+
+def test_module_backward_hooks_under_create_graph(rng):
+    net = gf.nn.Sequential(gf.nn.Linear(3, 4), gf.nn.Tanh(), gf.nn.Linear(4, 1)).double()
+    seen = []
+    net[2].register_full_backward_hook(lambda m, gi, go: seen.append(len(go)))
+    x = gf.tensor(rng.standard_normal((5, 3)), dtype=gf.float64, requires_grad=True)
+    (gx,) = gf.grad(net(x).sum(), x, create_graph=True)  # the hook observes: identity
+    (gx * gx).sum().backward()
+    assert seen == [1] and net[0].weight.grad is not None
+    net[2].register_full_backward_hook(lambda m, gi, go: tuple(g * 2 for g in gi))
+    (gx,) = gf.grad(net(x).sum(), x, create_graph=True)  # a replaced gradient is an array
+    with pytest.raises(RuntimeError, match="backward_hook_function: double backward"):
+        (gx * gx).sum().backward()
