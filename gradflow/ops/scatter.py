@@ -170,17 +170,31 @@ class ScatterFlat(Function):
         return gx, gsrc
 
     def backward_graph(self, g):
-        # 'none', 'sum' and 'mean' are linear in input and src: backward's picks and masks on
-        # Tensors. prod, amax and amin are not written with Tensor ops yet.
+        # 'none', 'sum' and 'mean' are linear in input and src, amax/amin too with their tie
+        # masks fixed: backward's picks and masks on Tensors. prod is not written yet.
         from gradflow.autograd.differentiable import const
         from gradflow.autograd.differentiable import unbroadcast as unbroadcast_graph
 
         kind = self.reduce
-        if kind not in ("none", "sum", "mean"):
+        if kind == "prod":
             return NotImplemented
         need_x, need_src = self.needs_input_grad
         xp = get_array_module(g.array)
         pos = self.positions.reshape(-1)
+        if kind in ("amax", "amin"):  # ties share the gradient: constant masks
+            x, values, out, ties = self.saved_arrays
+            share = (g / const(xp.maximum(ties, 1))).reshape(-1)
+            gx = gsrc = None
+            if need_x and self.include_self:
+                gx = (share * const(x.reshape(-1) == out.reshape(-1))).reshape(g.shape)
+            if need_src:
+                gsrc = share[pos] * const(values == out.reshape(-1)[pos])
+                gsrc = unbroadcast_graph(gsrc.reshape(self.positions.shape), self.src_shape)
+            if need_x and gx is None:
+                kept = xp.ones(g.shape, g.dtype)
+                kept.reshape(-1)[pos] = 0
+                gx = g * const(kept)
+            return gx, gsrc
         if kind == "mean":
             g = g / const(self.saved_arrays[0])
         gx = gsrc = None

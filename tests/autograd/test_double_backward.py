@@ -493,6 +493,14 @@ def _norms_pooling_indexing(dev):
             lambda a, b: gf.scatter_reduce(a * a, 0, idx, b * b, "mean", include_self=False),
             [(3, 4), (2, 3)],
         ),
+        "scatter_reduce_amax": (
+            lambda a, b: gf.scatter_reduce(a * a, 0, idx, b * b, "amax") ** 2,
+            [(3, 4), (2, 3)],
+        ),
+        "scatter_reduce_amin_no_self": (
+            lambda a, b: gf.scatter_reduce(a, 0, idx, b, "amin", include_self=False) ** 2,
+            [(3, 4), (2, 3)],
+        ),
     }
 
 
