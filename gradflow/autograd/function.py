@@ -286,7 +286,9 @@ def _check_forward_output(fn: Function, out: Any) -> None:
 
 
 # Lists collecting every node recorded while one is pushed: utils/checkpoint.py learns which
-# nodes its segment made (the graph's edges point only backwards, into older nodes too).
+# nodes its segment made (the graph's edges point only backwards, into older nodes too). A node
+# goes into every list pushed, not only the innermost: a recomputation nested in another
+# (differentiable.py re-links what it records) must show its nodes to the outer one too.
 _recorders: list[list] = []
 
 
@@ -294,7 +296,8 @@ def _link(fn: Function, edges: list, inputs: tuple) -> None:
     """Record the edges, and the write epoch the saved arrays are valid at (versions.py)."""
     fn._edges = tuple(edges)
     if _recorders:
-        _recorders[-1].append(fn)
+        for recorded in _recorders:
+            recorded.append(fn)
     if fn._checked:
         fn._input_meta = tuple(
             (x.shape, x.dtype) if isinstance(x, Tensor) else None for x in inputs

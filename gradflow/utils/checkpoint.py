@@ -147,10 +147,7 @@ class _CheckpointNode(Function):
         for slot, g in zip(segment.output_slots, grads, strict=True):
             out = outputs[slot] if slot < len(outputs) else None
             if not isinstance(out, Tensor):
-                raise RuntimeError(
-                    "checkpoint: the recomputed forward returned a different structure than the "
-                    "first (the function must compute the same outputs each time it is run)"
-                )
+                raise RuntimeError(_CHANGED)
             if g is not None and out.requires_grad:
                 roots.append(out)
                 root_grads.append(g)
@@ -167,6 +164,68 @@ class _CheckpointNode(Function):
         by_input = iter(found)
         grads_in = [next(by_input) if t.requires_grad else None for t in inputs]
         return (*grads_in, *by_input)
+
+    def backward_graph(self, *grads: Any) -> tuple:
+        """Under create_graph: the segment recomputed on fresh leaves for its Tensor arguments,
+        its gradients taken with a graph (the parameters are the real leaves), and the nodes
+        made for them re-linked from those fresh leaves to this node's own input edges, so
+        the gradients hang on the real graph and differentiate again through the recomputed
+        segment (differentiable.decomposed_backward_graph's method)."""
+        from gradflow.autograd.differentiable import run_backward_graph
+
+        segment = self.segment
+        segment.check_inputs_unchanged()
+        if self.reentrant:
+            raise RuntimeError(
+                "checkpoint(use_reentrant=True) does not support create_graph=True (its inner "
+                "backward accumulates into .grad); use use_reentrant=False"
+            )
+        args, kwargs, inputs = segment.detached()
+        with grad_mode.enable_grad():
+            outputs = _flatten(segment.run(args, kwargs))
+            roots, root_grads = [], []
+            for slot, g in zip(segment.output_slots, grads, strict=True):
+                out = outputs[slot] if slot < len(outputs) else None
+                if not isinstance(out, Tensor):
+                    raise RuntimeError(_CHANGED)
+                if g is not None and out.requires_grad:
+                    roots.append(out)
+                    root_grads.append(g)
+            wanted = [t for t in inputs if t.requires_grad] + segment.leaves
+            found = run_backward_graph(roots, root_grads, inputs=wanted) if roots else None
+        found = found or [None] * len(wanted)
+        # The gradients' graph starts at the fresh leaves (and the parameters, real leaves): it
+        # is closed, so a walk from them finds every edge to re-link.
+        swap = {id(t): edge for t, edge in zip(inputs, self._edges) if edge is not None}
+        _relink([g for g in found if g is not None], swap)
+        by_input = iter(found)
+        grads_in = [next(by_input) if t.requires_grad else None for t in inputs]
+        return (*grads_in, *by_input)
+
+
+def _relink(tensors: list[Tensor], swap: dict[int, tuple]) -> None:
+    """Point every edge to a leaf in ``swap`` (by id) at its replacement edge, in the graph
+    behind ``tensors``."""
+    seen: set[int] = set()
+    stack = [t.grad_fn for t in tensors if t.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        edges = node._edges
+        if any(e is not None and e[1] < 0 and id(e[0]) in swap for e in edges):
+            node._edges = tuple(
+                swap[id(e[0])] if e is not None and e[1] < 0 and id(e[0]) in swap else e
+                for e in edges
+            )
+        stack.extend(e[0] for e in edges if e is not None and e[1] >= 0)
+
+
+_CHANGED = (
+    "checkpoint: the recomputed forward returned a different structure than the first (the "
+    "function must compute the same outputs each time it is run)"
+)
 
 
 def _flatten(out: Any) -> list:

@@ -246,3 +246,27 @@ def test_torch_parity_of_checkpointed_gradients():
     torch_checkpoint(theirs, torch.tensor(x), use_reentrant=False).pow(2).sum().backward()
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         numpy.testing.assert_allclose(host(a.grad), b.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_double_backward_through_a_checkpoint():
+    from gradflow.autograd import gradgradcheck
+
+    gradflow.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    x0 = gradflow.randn(5, 3, dtype=gradflow.float64)
+    assert gradgradcheck(lambda t: checkpoint(model, t), (x0.clone().requires_grad_(),))
+
+    def penalty(checkpointed):  # a gradient penalty: the input gradient differentiated again
+        model.zero_grad()
+        x = x0.clone().requires_grad_()
+        h = x * 2  # the checkpoint's input has a graph of its own
+        out = checkpoint(model, h) if checkpointed else model(h)
+        (g,) = gradflow.grad(out.sum(), x, create_graph=True)
+        (g.square().sum() + out.sum()).backward()
+        return [host(p.grad).copy() for p in model.parameters()]
+
+    for got, want in zip(penalty(True), penalty(False), strict=True):
+        numpy.testing.assert_allclose(got, want, rtol=1e-10)
+    out = checkpoint(model, x0.clone().requires_grad_(), use_reentrant=True)
+    with pytest.raises(RuntimeError, match="create_graph"):
+        gradflow.grad(out.sum(), list(model.parameters()), create_graph=True)
