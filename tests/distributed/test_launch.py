@@ -19,8 +19,12 @@ def test_a_run_past_its_timeout_is_ended_with_every_rank():
 
 def test_output_and_status_come_back():
     mpiexec()
-    done = launch.run(["-c", "import os; print('rank', os.environ.get('PMI_RANK'), flush=True)"],
-                      2, 60)  # fmt: skip
+    # one write per rank (print writes its pieces apart, and two ranks' pieces interleaved)
+    program = (
+        "import os, sys; sys.stdout.write('rank ' + os.environ.get('PMI_RANK', '?') + '\\n'); "
+        "sys.stdout.flush()"
+    )
+    done = launch.run(["-c", program], 2, 60)
     assert done.returncode == 0
     assert sorted(line for line in done.stdout.splitlines() if line.startswith("rank")) == [
         "rank 0",
