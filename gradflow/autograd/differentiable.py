@@ -35,7 +35,7 @@ import numpy
 
 from gradflow.autograd import anomaly
 from gradflow.autograd import versions as _versions
-from gradflow.autograd.function import Function, _freed_message
+from gradflow.autograd.function import Function, _freed_message, _recorders, record
 from gradflow.autograd.grad_mode import enable_grad
 
 
@@ -68,6 +68,8 @@ def graph_node(cls: type, fn: Function, array: Any, **attrs: Any) -> Any:
     node.__dict__.update(attrs)
     node._edges = fn._edges
     node.needs_input_grad = fn.needs_input_grad
+    if _recorders:
+        record(node)
     return _make(array, node, True, 0)
 
 
@@ -263,6 +265,8 @@ def _missing_node(fn: Function, grad_outs: list, grad_in: tuple) -> tuple:
     node._num_outputs = len(grad_in)
     node._output_meta = tuple(((), None) if g is None else (g.shape, g.dtype) for g in grad_in)
     node.needs_input_grad = (True,) * len(edges)
+    if _recorders:
+        record(node)
     return tuple(None if g is None else _make(g, node, True, k) for k, g in enumerate(grad_in))
 
 

@@ -292,6 +292,14 @@ def _check_forward_output(fn: Function, out: Any) -> None:
 _recorders: list[list] = []
 
 
+def record(node: Function) -> None:
+    """Show a node made by hand (its ``_edges`` set directly, not through ``apply``) to the
+    recorders, as ``_link`` shows the others: a recomputation that re-links its fresh leaves
+    (differentiable.decomposed_backward_graph) must find it too."""
+    for recorded in _recorders:
+        recorded.append(node)
+
+
 def _link(fn: Function, edges: list, inputs: tuple) -> None:
     """Record the edges, and the write epoch the saved arrays are valid at (versions.py)."""
     fn._edges = tuple(edges)

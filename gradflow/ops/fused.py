@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradflow.autograd import function
 from gradflow.autograd.function import Function
 from gradflow.backend.routing import uses_kernels
 from gradflow.kernels import activations
@@ -114,6 +115,9 @@ class LinearActivation(Function):
             act.restore_saved(tuple(act_saved))
         act._saved_epoch = self._saved_epoch
         act._edges = ((linear, 0),)
+        if function._recorders:  # nodes made by hand: a re-linking recomputation must see them
+            function.record(linear)
+            function.record(act)
         return linear.backward_graph(act.backward_graph(g))
 
 
