@@ -132,14 +132,53 @@ class _CheckpointNode(Function):
         return self.values if len(self.values) > 1 else self.values[0]
 
     def backward(self, *grads: Any) -> tuple:
-        segment = self.segment
-        segment.check_inputs_unchanged()
         if self.reentrant and engine.capturing():
             raise RuntimeError(
                 "checkpoint(use_reentrant=True) is not compatible with gradflow.grad() or "
                 "backward(inputs=...): use .backward() without inputs, or "
                 "use_reentrant=False"
             )
+        inputs, roots, root_grads = self._recompute(grads)
+        wanted = [t for t in inputs if t.requires_grad]
+        if self.reentrant:  # the parameters' gradients accumulate into their .grad here
+            if roots:
+                engine.run_backward(roots, root_grads)
+            found = [None if t.grad is None else t.grad.array for t in wanted]
+        else:
+            wanted += self.segment.leaves
+            found = engine.run_backward(roots, root_grads, inputs=wanted) if roots else None
+            found = found or [None] * len(wanted)
+        return _per_input(found, inputs)
+
+    def backward_graph(self, *grads: Any) -> tuple:
+        """Under create_graph: the segment recomputed on fresh leaves for its Tensor arguments,
+        its gradients taken with a graph (the parameters are the real leaves), and the edges
+        to those fresh leaves re-linked to this node's own input edges, so the gradients hang
+        on the real graph and differentiate again through the recomputed segment."""
+        from gradflow.autograd.differentiable import run_backward_graph
+
+        if self.reentrant:
+            raise RuntimeError(
+                "checkpoint(use_reentrant=True) does not support create_graph=True (its inner "
+                "backward accumulates into .grad); use use_reentrant=False"
+            )
+        inputs, roots, root_grads = self._recompute(grads)
+        wanted = [t for t in inputs if t.requires_grad] + self.segment.leaves
+        with grad_mode.enable_grad():
+            found = run_backward_graph(roots, root_grads, inputs=wanted) if roots else None
+        found = found or [None] * len(wanted)
+        # the gradients' graph starts at the fresh leaves (and the parameters, real leaves): a
+        # walk from the gradients finds every edge to re-link
+        swap = {id(t): edge for t, edge in zip(inputs, self._edges) if edge is not None}
+        _relink([g for g in found if g is not None], swap)
+        return _per_input(found, inputs)
+
+    def _recompute(self, grads: tuple) -> tuple[list[Tensor], list[Tensor], list[Any]]:
+        """The segment run again (random state replayed) with grad enabled on fresh leaves for
+        its Tensor arguments: (those leaves, the outputs to backpropagate from, their
+        gradients)."""
+        segment = self.segment
+        segment.check_inputs_unchanged()
         args, kwargs, inputs = segment.detached()
         with grad_mode.enable_grad():
             outputs = _flatten(segment.run(args, kwargs))
@@ -147,60 +186,22 @@ class _CheckpointNode(Function):
         for slot, g in zip(segment.output_slots, grads, strict=True):
             out = outputs[slot] if slot < len(outputs) else None
             if not isinstance(out, Tensor):
-                raise RuntimeError(_CHANGED)
+                raise RuntimeError(
+                    "checkpoint: the recomputed forward returned a different structure than "
+                    "the first (the function must compute the same outputs each time it is run)"
+                )
             if g is not None and out.requires_grad:
                 roots.append(out)
                 root_grads.append(g)
-        wanted = [t for t in inputs if t.requires_grad]
-        if self.reentrant:  # the parameters' gradients accumulate into their .grad here
-            if roots:
-                engine.run_backward(roots, root_grads)
-            found = [None if t.grad is None else t.grad.array for t in wanted]
-        else:
-            wanted += segment.leaves
-            found = engine.run_backward(roots, root_grads, inputs=wanted) if roots else None
-            found = found or [None] * len(wanted)
-        # one gradient per input of this node: the Tensor arguments, then the parameters
-        by_input = iter(found)
-        grads_in = [next(by_input) if t.requires_grad else None for t in inputs]
-        return (*grads_in, *by_input)
+        return inputs, roots, root_grads
 
-    def backward_graph(self, *grads: Any) -> tuple:
-        """Under create_graph: the segment recomputed on fresh leaves for its Tensor arguments,
-        its gradients taken with a graph (the parameters are the real leaves), and the nodes
-        made for them re-linked from those fresh leaves to this node's own input edges, so
-        the gradients hang on the real graph and differentiate again through the recomputed
-        segment (differentiable.decomposed_backward_graph's method)."""
-        from gradflow.autograd.differentiable import run_backward_graph
 
-        segment = self.segment
-        segment.check_inputs_unchanged()
-        if self.reentrant:
-            raise RuntimeError(
-                "checkpoint(use_reentrant=True) does not support create_graph=True (its inner "
-                "backward accumulates into .grad); use use_reentrant=False"
-            )
-        args, kwargs, inputs = segment.detached()
-        with grad_mode.enable_grad():
-            outputs = _flatten(segment.run(args, kwargs))
-            roots, root_grads = [], []
-            for slot, g in zip(segment.output_slots, grads, strict=True):
-                out = outputs[slot] if slot < len(outputs) else None
-                if not isinstance(out, Tensor):
-                    raise RuntimeError(_CHANGED)
-                if g is not None and out.requires_grad:
-                    roots.append(out)
-                    root_grads.append(g)
-            wanted = [t for t in inputs if t.requires_grad] + segment.leaves
-            found = run_backward_graph(roots, root_grads, inputs=wanted) if roots else None
-        found = found or [None] * len(wanted)
-        # The gradients' graph starts at the fresh leaves (and the parameters, real leaves): it
-        # is closed, so a walk from them finds every edge to re-link.
-        swap = {id(t): edge for t, edge in zip(inputs, self._edges) if edge is not None}
-        _relink([g for g in found if g is not None], swap)
-        by_input = iter(found)
-        grads_in = [next(by_input) if t.requires_grad else None for t in inputs]
-        return (*grads_in, *by_input)
+def _per_input(found: list, inputs: list[Tensor]) -> tuple:
+    """One gradient per input of the segment's node: its Tensor arguments (None for those that
+    need none), then the parameters; ``found`` holds the computed ones in that order."""
+    by_input = iter(found)
+    grads_in = [next(by_input) if t.requires_grad else None for t in inputs]
+    return (*grads_in, *by_input)
 
 
 def _relink(tensors: list[Tensor], swap: dict[int, tuple]) -> None:
@@ -220,12 +221,6 @@ def _relink(tensors: list[Tensor], swap: dict[int, tuple]) -> None:
                 for e in edges
             )
         stack.extend(e[0] for e in edges if e is not None and e[1] >= 0)
-
-
-_CHANGED = (
-    "checkpoint: the recomputed forward returned a different structure than the first (the "
-    "function must compute the same outputs each time it is run)"
-)
 
 
 def _flatten(out: Any) -> list:
