@@ -159,3 +159,10 @@ def test_maml_beats_fitting_all_tasks_after_one_adaptation_step():
                       r"untrained (\d+\.\d+)", result.stdout)  # fmt: skip
     maml, baseline, untrained = (float(v) for v in found.groups())
     assert maml < 0.9 * baseline < 0.9 * untrained, result.stdout
+
+
+def test_pinn_poisson_solves_the_problem():
+    result = run_example(str(ROOT / "examples" / "pinn_poisson.py"), "--steps", "300")
+    assert result.returncode == 0, result.stderr
+    error = float(re.search(r"max \|u - sin\(pi x\)\| on 201 points: (\S+)", result.stdout)[1])
+    assert error < 5e-3  # 300 steps: about 6e-4 (2,000 steps: 4e-5)
