@@ -44,7 +44,6 @@ import os
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,7 +54,7 @@ import numpy
 import gradflow
 from gradflow import nn
 from gradflow.backend.threads import blas_threads
-from gradflow.bench.machine import describe_machine_line
+from gradflow.bench.machine import describe_machine_line, source_commit
 from gradflow.bench.timing import peak_memory
 from gradflow.nn.functional import mse_loss
 from gradflow.nn.tbptt import truncated_bptt
@@ -239,18 +238,6 @@ def gradient_check(steps: int, device: str) -> float:
 # -- the record ----------------------------------------------------------------------------
 
 
-def _commit() -> str:
-    """HEAD's short hash, marked when the working tree has changes."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True)  # noqa: E731
-        head = run("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
-        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{head} (with uncommitted changes)" if dirty else head
-
-
 def _mib(value: float) -> str:
     return f"{value / MiB:.2f}"
 
@@ -272,7 +259,7 @@ def write_markdown(path: str, rows: list[dict], check: tuple[int, float], argv: 
         f"# Memory-bounded BPTT: LSTM peak memory and time against T, {device}, {today} (issue 20)",
         "",
         f"- command: `{command}` (one BLAS thread, set through threadpoolctl)",
-        f"- commit: {_commit()}",
+        f"- commit: {source_commit()}",
         f"- machine: {describe_machine_line()}",
         f"- date: {today}; load average (1 min) before, after the run: {load}",
         "",

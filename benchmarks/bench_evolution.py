@@ -27,7 +27,6 @@ import datetime
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from typing import Any
 import gradflow
 from gradflow import evolution, nn, optim
 from gradflow.backend.threads import blas_threads
-from gradflow.bench.machine import describe_machine_line
+from gradflow.bench.machine import describe_machine_line, source_commit
 from gradflow.data import load_digits
 from gradflow.nn.functional import cross_entropy, log_softmax
 from gradflow.plotting import PlotUnavailableError, pyplot
@@ -187,18 +186,6 @@ def time_to(curve: list[tuple[float, int, float]], target: float) -> str:
 # -- the record ----------------------------------------------------------------------------
 
 
-def _commit() -> str:
-    """HEAD's short hash, marked when the working tree has changes."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True)  # noqa: E731
-        head = run("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
-        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{head} (with uncommitted changes)" if dirty else head
-
-
 def write_markdown(path: str, rows: list[dict], found: dict, argv: list[str], budget: float,
                    plot: str | None, load: str) -> None:  # fmt: skip
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
@@ -207,7 +194,7 @@ def write_markdown(path: str, rows: list[dict], found: dict, argv: list[str], bu
         f"# Evolution strategies on the CPU, {today} (issue 19)",
         "",
         f"- command: `{command}` (one BLAS thread, set through threadpoolctl)",
-        f"- commit: {_commit()}",
+        f"- commit: {source_commit()}",
         f"- machine: {describe_machine_line()}",
         f"- load average (1 min) before, after the run: {load}",
         "",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from gradflow.backend.heap import (
     steady_heap,
 )
 from gradflow.bench import op_cases
-from gradflow.bench.machine import describe_machine_line, torch_or_none
+from gradflow.bench.machine import describe_machine_line, source_commit, torch_or_none
 from gradflow.bench.op_cases import CASES, OpCase, check_case, measure_case
 from gradflow.bench.report import geometric_mean
 
@@ -91,18 +90,6 @@ def _check(cases: list[OpCase], torch: Any, scale: float) -> float:
     return worst_overall
 
 
-def _commit() -> str:
-    """HEAD's short hash, marked when the working tree has changes."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True)  # noqa: E731
-        head = run("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
-        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{head} (with uncommitted changes)" if dirty else head
-
-
 def _mib(size: int | None) -> str:
     return "-" if size is None else f"{size / 2**20:.1f}"
 
@@ -135,7 +122,7 @@ def write_markdown(path: str, rows: list[tuple], mean: float | None, argv: list[
            "gradflow (tracemalloc) / torch (its profiler)." if memory else ""),
         "",
         f"- command: `{command}`",
-        f"- commit: {_commit()}",
+        f"- commit: {source_commit()}",
         f"- machine: {describe_machine_line()}",
         f"- heap: {heap}",
         "",

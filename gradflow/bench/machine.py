@@ -1,10 +1,13 @@
 """What a benchmark figure depends on: CPU model, cores, Python, NumPy and its BLAS, torch,
-CuPy and the GPU. Shared by `gradflow bench` and benchmarks/_util.py."""
+CuPy and the GPU, and the source commit. Shared by `gradflow bench`, benchmarks/_util.py and
+the record-writing scripts in benchmarks/."""
 
 from __future__ import annotations
 
 import os
 import platform
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy
@@ -99,3 +102,20 @@ def machine_description() -> dict:
 def describe_machine_line() -> str:
     """The machine description as one line, for result files and the README table."""
     return ", ".join(f"{k}={v}" for k, v in machine_description().items())
+
+
+def source_commit() -> str:
+    """The short hash of the git checkout gradflow runs from, marked when its working tree has
+    changes; "unknown" outside a checkout (an installed package) or without git."""
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD") or "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except OSError:
+        return "unknown"
+    return f"{head} (with uncommitted changes)" if dirty else head
