@@ -306,14 +306,9 @@ def run_backward_graph(
 
 
 def _walk(roots, root_grads, inputs, count_dependencies) -> list:
-    capture: dict | None = None
-    results: list = []
-    if inputs is not None:
-        capture = {}
-        for k, t in enumerate(inputs):
-            key = (t, -1) if t.grad_fn is None else (t.grad_fn, t._output_nr)
-            capture.setdefault(key, []).append(k)
-        results = [None] * len(inputs)
+    from gradflow.autograd.engine import _add_grad, capture_slots
+
+    capture, results = capture_slots(inputs)
     delivered: list = []  # the leaves given a .grad (for their post-accumulate hooks)
 
     grads: dict = {}
@@ -321,7 +316,7 @@ def _walk(roots, root_grads, inputs, count_dependencies) -> list:
     for t, g in zip(roots, root_grads):
         if t.grad_fn is None:
             continue
-        _add(grads, t.grad_fn, t._output_nr, g)
+        _add_grad(grads, t.grad_fn, t._output_nr, g)
         start.append(t.grad_fn)
     dependencies = count_dependencies(start)
     for t, g in zip(roots, root_grads):
@@ -347,7 +342,7 @@ def _walk(roots, root_grads, inputs, count_dependencies) -> list:
                     _deliver(node, g, capture, results, delivered)
                 continue
             if g is not None:
-                _add(grads, node, index, g)
+                _add_grad(grads, node, index, g)
             left = dependencies[node] - 1
             dependencies[node] = left
             if left == 0:
@@ -366,17 +361,6 @@ def _run_node_checked(fn: Function, grad_out: Any, capture, results) -> tuple:
 
     anomaly.run_checked(run, fn, grad_out, capture, results)
     return got[0]
-
-
-def _add(grads: dict, fn: Function, index: int, g: Any) -> None:
-    if fn._num_outputs == 1:
-        prev = grads.get(fn)
-        grads[fn] = g if prev is None else prev + g
-        return
-    slots = grads.get(fn)
-    if slots is None:
-        slots = grads[fn] = [None] * fn._num_outputs
-    slots[index] = g if slots[index] is None else slots[index] + g
 
 
 def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
@@ -509,10 +493,9 @@ def _deliver(leaf: Any, g: Any, capture, results, delivered: list) -> None:
             if replaced is not None:
                 g = _checked_hook(hook, replaced, g)
     if tuple(g.shape) != tuple(leaf.shape) or g.dtype != leaf.dtype:
-        raise RuntimeError(
-            f"a backward produced a gradient of shape {tuple(g.shape)} and dtype {g.dtype} for "
-            f"a tensor of shape {tuple(leaf.shape)} and dtype {leaf.dtype}"
-        )
+        from gradflow.autograd.engine import leaf_gradient_mismatch
+
+        raise leaf_gradient_mismatch(leaf, g)
     if capture is not None:
         for k in capture.get((leaf, -1), ()):
             results[k] = g if results[k] is None else results[k] + g

@@ -152,15 +152,7 @@ def _run_backward(
     retain_graph: bool,
     inputs: Sequence[Any] | None,
 ) -> list | None:
-    capture: dict | None = None
-    results: list = []
-    if inputs is not None:
-        capture = {}
-        for k, t in enumerate(inputs):
-            key = (t, -1) if t.grad_fn is None else (t.grad_fn, t._output_nr)
-            capture.setdefault(key, []).append(k)
-        results = [None] * len(inputs)
-
+    capture, results = capture_slots(inputs)
     grads: dict[Function, Any] = {}
     owned: set[int] = {id(g) for g in root_grads}  # arrays a leaf may not keep without a copy
     start = []
@@ -268,6 +260,27 @@ def _leaf_done(post: dict, leaf: Any, got: bool) -> None:
     if entry[1] == 0 and entry[2]:
         for hook in list((_hooks_of(leaf) or {}).values()):
             hook(leaf)
+
+
+def capture_slots(inputs: Sequence[Any] | None) -> tuple[dict | None, list]:
+    """For the gradflow.grad form (`inputs` given): where each input's gradient is found, a
+    (node, output) or (leaf, -1) key -> its positions in `inputs`, and the result list; else
+    (None, [])."""
+    if inputs is None:
+        return None, []
+    capture: dict = {}
+    for k, t in enumerate(inputs):
+        key = (t, -1) if t.grad_fn is None else (t.grad_fn, t._output_nr)
+        capture.setdefault(key, []).append(k)
+    return capture, [None] * len(inputs)
+
+
+def leaf_gradient_mismatch(leaf: Any, g: Any) -> RuntimeError:
+    """The error for a gradient whose shape or dtype is not its leaf's."""
+    return RuntimeError(
+        f"a backward produced a gradient of shape {tuple(g.shape)} and dtype {g.dtype} for "
+        f"a tensor of shape {tuple(leaf.shape)} and dtype {leaf.dtype}"
+    )
 
 
 def _add_grad(grads: dict, fn: Function, index: int, g: Any) -> None:
@@ -412,10 +425,7 @@ def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
             if replaced is not None:
                 g = _hook_result(hook, replaced, g)
     if g.shape != leaf.array.shape or g.dtype != leaf.array.dtype:
-        raise RuntimeError(
-            f"a backward produced a gradient of shape {tuple(g.shape)} and dtype {g.dtype} for "
-            f"a tensor of shape {tuple(leaf.shape)} and dtype {leaf.dtype}"
-        )
+        raise leaf_gradient_mismatch(leaf, g)
     if capture is not None:
         for k in capture.get((leaf, -1), ()):
             results[k] = g if results[k] is None else results[k] + g
