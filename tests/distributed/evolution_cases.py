@@ -3,12 +3,10 @@ evolution_cases.py CASE``; each case asserts on its rank and prints "ok <rank>".
 
 from __future__ import annotations
 
-import sys
-
 import numpy
+import rank_cases
 
 import gradflow as gf
-import gradflow.distributed as dist
 from gradflow import nn
 from gradflow.evolution import OpenAIES
 
@@ -56,16 +54,5 @@ def split_population(rank: int, size: int) -> None:
 
 CASES = {"split_population": split_population}
 
-
-def main() -> None:
-    name = sys.argv[1]
-    dist.init_process_group(backend="mpi")
-    rank, size = dist.get_rank(), dist.get_world_size()
-    CASES[name](rank, size)
-    dist.destroy_process_group()
-    sys.stdout.write(f"ok {rank}\n")
-    sys.stdout.flush()
-
-
 if __name__ == "__main__":
-    main()
+    rank_cases.main(CASES)  # its runner: init, the case, "ok <rank>"
