@@ -79,13 +79,15 @@ class BatchedForward:
     """Runs ``model`` for a chunk of members at once. ``offsets`` maps id(param) to its
     (start, stop) in the flat vector of evolved parameters."""
 
-    def __init__(self, model: nn.Sequential, offsets: dict[int, tuple[int, int]]):
-        first, reason = _plan(model, set(offsets))
-        if first < 0:
-            raise ValueError(f"the model can't run a population batched: {reason}")
-        self.layers = list(model)
-        self.first = first
-        self.offsets = offsets
+    def __init__(self, layers: list, first: int, offsets: dict[int, tuple[int, int]]):
+        self.layers, self.first, self.offsets = layers, first, offsets
+
+    @classmethod
+    def for_model(cls, model: Any, offsets: dict[int, tuple[int, int]]) -> BatchedForward | None:
+        """The batched forward of ``model``, or None when it is not `batchable` (the planning
+        done once, for both the question and the run)."""
+        first, _ = _plan(model, set(offsets))
+        return None if first < 0 else cls(list(model), first, offsets)
 
     def __call__(self, inputs: Any, perturbed: Any) -> Tensor:
         """The outputs (members, *output_shape) for the members whose evolved parameters, flat,

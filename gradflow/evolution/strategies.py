@@ -36,7 +36,7 @@ import numpy
 from gradflow import nn
 from gradflow.autograd.grad_mode import no_grad
 from gradflow.backend import get_array_module
-from gradflow.evolution.population import BatchedForward, _plan
+from gradflow.evolution.population import BatchedForward
 from gradflow.evolution.shaping import centered_rank
 from gradflow.tensor import Tensor
 
@@ -304,9 +304,11 @@ class OpenAIES:
                 )
         seeds = self._rng.integers(0, 2**63 - 1, size=self._draws(), dtype=numpy.int64)
         values = numpy.zeros(self.population_size)
+        forward = None if model is None else BatchedForward.for_model(model, self._offsets)
         with no_grad():
-            if model is not None and _plan(model, set(self._offsets))[0] >= 0:
-                self._evaluate_batched(objective, model, inputs, vectorized, seeds, values)
+            if forward is not None:
+                self._evaluate_batched(objective, forward, model, inputs, vectorized, seeds,
+                                       values)  # fmt: skip
             else:
                 self._evaluate_loop(objective, model, inputs, vectorized, seeds, values)
         if self.distributed and self._world > 1:
@@ -361,8 +363,9 @@ class OpenAIES:
             size = max(2, size - size % 2)  # whole pairs
         return size
 
-    def _evaluate_batched(self, objective, model, inputs, vectorized, seeds, values) -> None:
-        forward = BatchedForward(model, self._offsets)
+    def _evaluate_batched(
+        self, objective, forward, model, inputs, vectorized, seeds, values
+    ) -> None:
         base = self._xp.concatenate([p.array.reshape(-1).astype(self._dtype, copy=False)
                                      for p in self.params])  # fmt: skip
         members = self._members(seeds)

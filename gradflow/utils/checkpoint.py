@@ -321,9 +321,10 @@ def checkpoint(
     if not reentrant:
         segment.leaves = _segment_leaves(flat, made, inputs)
         made.clear()
+    passed_through = {id(a) for a in originals.values()}
     carried = [
         i for i, o in enumerate(flat)
-        if isinstance(o, Tensor) and id(o) not in {id(a) for a in originals.values()}
+        if isinstance(o, Tensor) and id(o) not in passed_through
         and (o.requires_grad or reentrant) and o.is_floating_point()
     ]  # fmt: skip
     node_inputs = [*_tensor_args(args, kwargs), *segment.leaves]
