@@ -222,7 +222,8 @@ _ERF32_BLOCK = 1 << 17  # elements per block on cpu: the block's buffers stay in
 def erf_float32(x: Any, inner: float = 1.0, outer: float = 1.0, offset: float = 0.0) -> Any:
     """offset + outer * erf(inner * x) for a float32 NumPy or CuPy array x (inner > 0), in
     float32 arithmetic: the rational form above with inner and outer folded into its
-    coefficients and its denominator made monic (about 25 in-place passes). On NumPy the
+    coefficients and its denominator made monic (about 25 in-place passes), the result
+    bounded by |outer| (|erf| <= 1 holds exactly). On NumPy the
     passes run block by block (_ERF32_BLOCK elements) on three block-sized buffers, so they
     read and write cache rather than memory (same bits). NaN stays NaN; +-inf give
     offset +- outer."""
@@ -256,6 +257,9 @@ def erf_float32(x: Any, inner: float = 1.0, outer: float = 1.0, offset: float = 
             q *= s
             q += c
         p /= q
+        # at the clamp the rational form is 1 + 6e-8: bound it, or Phi(x) = 0.5 + 0.5 erf
+        # goes below 0 and gelu(-1e30) = -1e30 Phi(-1e30) comes out large and positive
+        xp.clip(p, -abs(t(outer)), abs(t(outer)), out=p)
         if offset:
             p += t(offset)
     return out
