@@ -23,6 +23,11 @@ run in the core's cache. Sums run in the input's dtype, offset by offset: float3
 differ from im2col's GEMM route in the last bits. Used by gradflow/ops/conv.py for NumPy
 arrays of float32/float64 (conv2d, conv1d and their transposes); CuPy arrays keep the
 im2col kernels.
+
+With numba installed (gradflow.backend.compiled), a stride-1 forward and weight gradient run as
+compiled loops instead, the same offsets over a frame per plane held in cache (2.1x -> 1.1x
+torch's time on the case above); the input gradient of a stride-1 conv is a forward, so it
+takes them too. Strided convs keep the NumPy passes.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
+from gradflow.backend import compiled
 from gradflow.ops.window import Window, copy_channels_last
 
 BLOCK_ELEMENTS = 1 << 16  # values of the output (or dY) per block of planes: 256 KiB float32
@@ -112,9 +118,31 @@ def _per_plane(weight: Any, samples: int) -> Any:
     return numpy.tile(weight.reshape(c, -1), (samples, 1))
 
 
+def _fused(window: Window, *arrays: Any) -> Any:
+    """The compiled loops (gradflow.backend.compiled) for a stride-1 window over these arrays, else
+    None; with (ph, pw, dh, dw), the window as they take it."""
+    if window.stride != (1, 1) or not arrays[0].size:
+        return None, ()
+    return compiled.loops(*arrays), (*window.padding, *window.dilation)
+
+
+def _plane_weights(weight: Any, dtype: Any) -> Any:
+    """weight [C, 1, kh, kw] as a contiguous [C, kh, kw] of dtype."""
+    c, _, kh, kw = weight.shape
+    return numpy.ascontiguousarray(weight, dtype=dtype).reshape(c, kh, kw)
+
+
 def forward(x: Any, weight: Any, bias: Any, window: Window) -> Any:
     """Depthwise conv of x [N, C, H, W] with weight [C, 1, kh, kw] (+ bias [C]):
     [N, C, OH, OW]."""
+    loops, args = _fused(window, x, weight)
+    if loops is not None:  # one compiled pass, plane by plane
+        n, c = x.shape[:2]
+        out = numpy.empty((n, c, *window.out), dtype=x.dtype)
+        b = numpy.zeros(c, x.dtype) if bias is None else numpy.ascontiguousarray(bias, x.dtype)
+        loops.depthwise_forward(numpy.ascontiguousarray(x), _plane_weights(weight, x.dtype), b,
+                                out, *args)  # fmt: skip
+        return out
     if _channels_last(x.shape[1], window):
         return _forward_last(x, weight, bias, window)
     if window.stride == (1, 1) and x.shape[0] * window.span(0) * window.span(1) >= CHANNEL_RUN:
@@ -152,6 +180,13 @@ def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple) -> Any:
     [N, C, OH, OW]: per kernel offset, one dot product per plane of dY with the shifted frame
     (a stacked matmul, [1, L] @ [L, 1] per plane, which NumPy hands to BLAS), summed over the
     samples."""
+    loops, args = _fused(window, x, g)
+    if loops is not None:  # one compiled pass, plane by plane
+        c, _, kh, kw = w_shape
+        dw = numpy.zeros((c, kh, kw), numpy.float64)
+        loops.depthwise_weight_grad(numpy.ascontiguousarray(g), numpy.ascontiguousarray(x), dw,
+                                    *args)  # fmt: skip
+        return dw.astype(x.dtype).reshape(w_shape)
     n, c = x.shape[:2]
     oh, ow = window.out
     frame = _Frame.padded(x, window)

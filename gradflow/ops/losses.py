@@ -9,6 +9,10 @@ l1_loss keeps an int8 sign. On cuda, cross_entropy with (N, C) logits and class-
 runs our fused kernels (kernels/fused.cu, softmax_xent_*). On cuda no loss here synchronizes
 with the host: class targets are not read back to be checked (out-of-range ones give NaN rows,
 as the kernels do), and no boolean-mask indexing is used (CuPy counts a mask on the host).
+With numba (gradflow.backend.compiled), cross_entropy on (N, C) float32 NumPy logits with
+class targets, no weight and no label smoothing runs the compiled rows
+(compiled_loops.cross_entropy_rows): one row in cache for its max, log-sum-exp and target pick
+forward, one writing pass backward.
 
 Class dimension: inputs are (N, C) or (N, C, d1, ...) with targets (N,) or (N, d1, ...), or (C,)
 with a 0-d target, as in PyTorch. The array code below works on any of these with the class
@@ -25,7 +29,7 @@ import numpy
 from gradflow.autograd.differentiable import const, graph_input, graph_node
 from gradflow.autograd.differentiable import unbroadcast as _unb
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module, is_cuda_array
+from gradflow.backend import compiled, get_array_module, is_cuda_array
 from gradflow.backend.routing import uses_kernels
 from gradflow.ops._util import unbroadcast
 from gradflow.ops.loss_arguments import (
@@ -164,6 +168,9 @@ class CrossEntropy(Function):
         self.kernel = self._use_kernel(x, target)
         if self.kernel:
             return self._forward_kernel(x, target, weight)
+        self.fused = self._use_loops(x, target, weight)
+        if self.fused:
+            return self._forward_fused(x, target, weight)
         m, log_sum = max_and_log_sum(x, 1)
         # Memory: the logits (the input itself, no copy), two values per row (max, log-sum),
         # the target and weight (inputs). Backward rebuilds softmax = exp(x - m - log_sum).
@@ -200,6 +207,8 @@ class CrossEntropy(Function):
     def backward(self, g):
         if self.kernel:
             return self._backward_kernel(g)
+        if self.fused and (dx := self._backward_fused(g)) is not None:
+            return dx, None, None
         x, m, log_sum, target, weight = self.saved_arrays
         s = _grad_scale(g, self.reduction, self.denom)
         xp = get_array_module(x)
@@ -241,6 +250,43 @@ class CrossEntropy(Function):
                 dtarget *= _class_broadcast(weight, x.ndim)
             dtarget *= s * (1 - self.label_smoothing)
         return dx, dtarget, None
+
+    # CPU with numba: (N, C) float32 logits, class indices, no weight, no label smoothing run
+    # the compiled rows (gradflow.backend.compiled); the rest keeps the array path above.
+    def _use_loops(self, x, target, weight) -> bool:
+        return (
+            not self.probs and weight is None and not self.label_smoothing and x.ndim == 2
+            and type(target) is numpy.ndarray and target.dtype.kind in "iu"
+            and compiled.loops(x, float32_only=True) is not None
+        )  # fmt: skip
+
+    def _forward_fused(self, x, target, weight):
+        x = numpy.ascontiguousarray(x)  # (a copy only for a non-contiguous x)
+        target = numpy.ascontiguousarray(target)
+        rows = x.shape[0]
+        loss = numpy.empty(rows, x.dtype)
+        m = numpy.empty((rows, 1), x.dtype)  # keepdims, as the array path's: its backward
+        log_sum = numpy.empty((rows, 1), x.dtype)  # runs on them when the loops are off
+        kept = compiled.loops(x).cross_entropy_rows(
+            x, target, self.ignore_index, loss, m.reshape(-1), log_sum.reshape(-1)
+        )
+        self.save_for_backward(x, m, log_sum, target, weight)
+        self.denom = x.dtype.type(kept) if self.reduction == "mean" else None
+        return _reduce(loss, self.reduction, self.denom)
+
+    def _backward_fused(self, g):
+        x, m, log_sum, target, _ = self.saved_arrays
+        if (loops := compiled.loops(x)) is None:
+            return None
+        with numpy.errstate(divide="ignore", invalid="ignore"):  # every target ignored: 1 / 0
+            s = _grad_scale(g, self.reduction, self.denom)  # (ignored rows get scale 0)
+        scale = numpy.empty(x.shape[0], x.dtype)
+        scale[...] = s
+        dx = numpy.empty(x.shape, x.dtype)
+        loops.cross_entropy_rows_backward(
+            x, target, self.ignore_index, m.reshape(-1), log_sum.reshape(-1), scale, dx
+        )
+        return dx
 
     # GPU: (N, C) class-index cross-entropy runs the fused softmax_xent kernels: one pass over
     # the logits forward (loss and lse per row), one backward. Spatial and probability targets

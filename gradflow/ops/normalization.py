@@ -16,6 +16,11 @@ Backward, with M elements per statistic and gh = g * w:
 Memory: batch_norm keeps the input itself (a reference) when backward needs x - mean, plus two
 per-channel arrays (mean, invstd); layer_norm and group_norm keep xhat and one invstd per row.
 
+With numba installed (gradflow.backend.compiled), layer_norm and group_norm on float NumPy
+arrays run compiled loops instead: forward reads x twice per row (in cache) and writes the
+output once, backward reads g and x once for the sums and once for dx; both keep x itself (a
+reference) with one mean and one invstd per row, as PyTorch does.
+
 On CuPy every array call is a kernel launch, so the NumPy tricks above cost launches there: an
 einsum contracting over (N, L) transposes both operands into copies before its batched GEMM, and
 each repeat is a kernel writing a (C, L) block. The cuda routes use what costs one launch each:
@@ -36,7 +41,7 @@ import numpy
 
 from gradflow.autograd.differentiable import const, graph_input
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module
+from gradflow.backend import compiled, get_array_module
 from gradflow.ops._rows import channel_sums, column_sums, row_dots, row_sums
 from gradflow.ops._util import float_input
 from gradflow.tensor import Tensor
@@ -313,6 +318,10 @@ class LayerNormFunction(Function):
 
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
+        params = [p for p in (weight, bias) if p is not None]
+        self.fused = x.size > 0 and compiled.loops(x, *params) is not None
+        if self.fused:
+            return self._forward_fused(x, weight, bias)
         v = x.reshape(self._rows(x.shape))
         xhat, xhat2 = _owned(xp, x.shape, x.dtype, v.shape)
         invstd = _normalize_rows(v, self.eps, xhat2)
@@ -323,8 +332,44 @@ class LayerNormFunction(Function):
             return xhat
         return _affine(xhat2, weight, bias, (-1,), x.shape)
 
+    def _forward_fused(self, x, weight, bias):
+        """The compiled loop (gradflow.backend.compiled): x, mean and invstd (float64) kept."""
+        rows = self._rows(x.shape)
+        out, out2 = _owned(numpy, x.shape, x.dtype, rows)
+        mean = numpy.empty(rows[0], numpy.float64)
+        invstd = numpy.empty(rows[0], numpy.float64)
+        w, b = _row_params(weight, rows[1], x.dtype, 1), _row_params(bias, rows[1], x.dtype, 0)
+        v = numpy.ascontiguousarray(x).reshape(rows)
+        compiled.loops(x).layer_norm(v, w, b, self.eps, out2, mean, invstd)
+        need_x, need_w = self.needs_input_grad[:2]
+        self.save_for_backward(x if need_x or need_w else None, mean, invstd, weight)
+        return out
+
+    def _backward_fused(self, g, need_x, need_w, need_b):
+        x, mean, invstd, weight = self.saved_arrays
+        rows = self._rows(g.shape)
+        k = rows[1]
+        g2 = numpy.ascontiguousarray(g).reshape(rows)
+        if x is None:  # only the bias needs a gradient
+            return None, None, _as_shape(column_sums(g2), self.shape)
+        gw = numpy.zeros(k, g.dtype)
+        gb = numpy.zeros(k, g.dtype)
+        gx, gx2 = _owned(numpy, g.shape, g.dtype, rows)
+        w = _row_params(weight, k, g.dtype, 1)
+        v = numpy.ascontiguousarray(x).reshape(rows)
+        compiled.loops(g).layer_norm_backward(g2, v, mean, invstd, w, gx2, gw, gb, need_x)
+        return (
+            gx if need_x else None,
+            _as_shape(gw, self.shape) if need_w else None,
+            _as_shape(gb, self.shape) if need_b else None,
+        )
+
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
+        if self.fused:
+            if compiled.loops(g, *[a for a in self.saved_arrays[:1] if a is not None]) is not None:
+                return self._backward_fused(g, need_x, need_w, need_b)
+            self._unfuse()
         xhat, invstd, weight = self.saved_arrays
         xp = get_array_module(g)
         g2 = g.reshape(self._rows(g.shape))  # xhat is None when only the bias needs a gradient
@@ -341,21 +386,41 @@ class LayerNormFunction(Function):
             _rows_backward(gh, xhat, invstd, gx2)
         return gx, gw, gb
 
+    def _unfuse(self):
+        """Turn the fused forward's saved (x, mean, invstd, weight) into the NumPy route's
+        (xhat, invstd, weight), for a backward the loops can't run (GRADFLOW_NUMBA turned off
+        in between, or a gradient of another dtype)."""
+        x, mean, invstd, weight = self.saved_arrays
+        xhat = None
+        if x is not None:
+            rows = self._rows(x.shape)
+            xhat = (x.reshape(rows) - mean[:, None]) * invstd[:, None]
+            xhat = xhat.astype(x.dtype, copy=False)
+        invstd = invstd.astype(x.dtype if x is not None else invstd.dtype, copy=False)
+        self.fused = False
+        self._saved = (xhat, invstd, weight)
+
     def _rows(self, shape):
         """(R, K): one row per index of the leading dims (explicit: K may be 0)."""
         return math.prod(shape[: len(shape) - len(self.shape)]), self.size
 
     def backward_graph(self, g):
-        # The closed-form gradient as Tensor ops. x itself is not saved, but every term is
-        # invariant to shifting a row, so the graph input is rebuilt around x - mean = xhat / invstd
-        # (its graph is x's: the gradient flows to x's producer).
+        # The closed-form gradient as Tensor ops. x itself is not saved by the NumPy route, but
+        # every term is invariant to shifting a row, so the graph input is rebuilt around
+        # x - mean = xhat / invstd (its graph is x's: the gradient flows to x's producer).
         need_x, need_w, need_b = self.needs_input_grad
-        xhat_a, invstd, weight = self.saved_arrays
+        if self.fused:
+            x_a, _, _, weight = self.saved_arrays
+        else:
+            xhat_a, invstd, weight = self.saved_arrays
         rows = self._rows(g.shape)
         g2 = g.reshape(rows)
         gx = gw = gb = None
         if need_x or need_w:
-            centered = xhat_a.reshape(rows) / invstd.reshape(-1, 1)
+            if self.fused:
+                centered = x_a.reshape(rows)
+            else:
+                centered = xhat_a.reshape(rows) / invstd.reshape(-1, 1)
             x = graph_input(self, 0, centered.reshape(g.shape)).reshape(rows)
             xc = x - x.mean(dim=1, keepdim=True)
             inv = ((xc * xc).mean(dim=1, keepdim=True) + self.eps) ** -0.5
@@ -402,14 +467,31 @@ class GroupNormFunction(Function):
         to the input, no array of its size), as torch keeps them."""
         n, c, length = _ncl(x.shape)
         rows = self._rows(x.shape)
+        out, out2 = _owned(numpy, x.shape, x.dtype, rows)
+        need_x, need_w = self.needs_input_grad[:2]
+        params = [p for p in (weight, bias) if p is not None]
+        if (loops := compiled.loops(x, *params)) is not None:  # compiled: one write of the output
+            v = numpy.ascontiguousarray(x).reshape(rows)
+            mean = numpy.empty(rows[0], numpy.float64)
+            invstd = numpy.empty(rows[0], numpy.float64)
+            loops.row_moments(v, self.eps, mean, invstd)
+            self.save_for_backward(x if need_x or need_w else None, mean, invstd, weight)
+            per_group = c // self.groups
+            center = numpy.repeat(mean.reshape(n, self.groups), per_group, axis=1)
+            scale = numpy.repeat(invstd.reshape(n, self.groups), per_group, axis=1)
+            if weight is not None:
+                scale *= weight
+            shift = numpy.zeros((n, c)) if bias is None else numpy.broadcast_to(bias, (n, c))
+            shift = numpy.ascontiguousarray(shift)
+            ncl = (n, c, length)
+            loops.channel_normalize(v.reshape(ncl), center, scale, shift, out.reshape(ncl))
+            return out
         v = x.reshape(rows)
         k = max(rows[1], 1)
         mean = row_sums(v)
         mean *= 1 / k
-        out, out2 = _owned(numpy, x.shape, x.dtype, rows)
         numpy.subtract(v, mean[:, None], out=out2)
         invstd = (row_dots(out2, out2) * (1 / k) + self.eps) ** -0.5
-        need_x, need_w = self.needs_input_grad[:2]
         self.save_for_backward(x if need_x or need_w else None, mean, invstd, weight)
         if weight is None:
             out2 *= invstd[:, None]
@@ -461,7 +543,13 @@ class GroupNormFunction(Function):
         n, c, length = _ncl(g.shape)
         groups, per_group = self.groups, c // self.groups
         g3, x3 = g.reshape(n, c, length), x.reshape(n, c, length)
-        if length and g3.strides[2] == 0:
+        loops = compiled.loops(g, x)
+        if loops is not None:  # compiled: one pass for both sums
+            g3, x3 = numpy.ascontiguousarray(g3), numpy.ascontiguousarray(x3)
+            p = numpy.empty((n, c), numpy.float64)
+            s = numpy.empty((n, c), numpy.float64)
+            loops.channel_dots(g3, x3, p, s)
+        elif length and g3.strides[2] == 0:
             s = g3[:, :, 0] * g.dtype.type(length)
             p = g3[:, :, 0] * numpy.einsum("ncl->nc", x3)
         else:
@@ -472,8 +560,8 @@ class GroupNormFunction(Function):
         m = mean.reshape(n, groups)
         p_hat = p.reshape(by_group) - m[:, :, None] * s.reshape(by_group)
         p_hat *= inv[:, :, None]  # sum_L g xhat per (sample, channel)
-        gw = p_hat.reshape(n, c).sum(axis=0) if need_w else None
-        gb = s.sum(axis=0) if need_b else None
+        gw = p_hat.reshape(n, c).sum(axis=0).astype(g.dtype, copy=False) if need_w else None
+        gb = s.sum(axis=0).astype(g.dtype, copy=False) if need_b else None
         if not need_x:
             return None, gw, gb
         if weight is not None:
@@ -482,12 +570,18 @@ class GroupNormFunction(Function):
         count = per_group * length
         dot = p_hat.sum(axis=2) * (1 / count)  # mean(g w xhat) per (sample, group)
         mean_g = s.reshape(by_group).sum(axis=2) * (1 / count)  # mean(g w)
+        gx, gx3 = _owned(numpy, g.shape, g.dtype, (n, c, length))
+        if loops is not None:  # dx in one compiled pass
+            w = numpy.ones(c, g.dtype) if weight is None else weight.astype(g.dtype, copy=False)
+            per = lambda v: numpy.repeat(v, per_group, axis=1)  # noqa: E731 (per channel)
+            loops.channel_normalize_backward(g3, x3, w, per(m), per(inv), per(mean_g),
+                                             per(dot * inv), gx3)  # fmt: skip
+            return gx, gw, gb
         a = -dot * inv * inv  # dx's coefficient of x, per (sample, group)
         b = (dot * inv * m - mean_g) * inv
         scale = numpy.repeat(inv, per_group, axis=1)  # invstd per (sample, channel)
         if weight is not None:
             scale *= weight
-        gx, gx3 = _owned(numpy, g.shape, g.dtype, (n, c, length))
         numpy.multiply(g3, scale.astype(g.dtype, copy=False)[:, :, None], out=gx3)
         gx2 = gx.reshape(n * groups, count)
         gx2 += x.reshape(n * groups, count) * a.reshape(-1, 1).astype(g.dtype, copy=False)
@@ -548,6 +642,14 @@ def _affine(xhat, weight, bias, param_shape, out_shape):
 
 def _as_shape(a, shape):
     return a if a.shape == shape else a.reshape(shape)
+
+
+def _row_params(p, k, dtype, fill):
+    """A per-column parameter as the compiled loops take it: (K,) contiguous of dtype; `fill`
+    (1 for a weight, 0 for a bias) where the op has none."""
+    if p is None:
+        return numpy.full(k, fill, dtype)
+    return numpy.ascontiguousarray(p, dtype=dtype).reshape(-1)
 
 
 # ---- argument checks ------------------------------------------------------------------------

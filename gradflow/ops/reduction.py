@@ -22,7 +22,7 @@ from gradflow import return_types
 from gradflow.autograd import versions as _versions
 from gradflow.autograd.differentiable import const, graph_input, graph_output
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module
+from gradflow.backend import compiled, get_array_module
 from gradflow.ops import arithmetic
 from gradflow.ops._util import normalize_dim, normalize_dims
 from gradflow.tensor import Tensor
@@ -358,16 +358,23 @@ def _blocked_cumsum(x: Any, dim: int, reverse: bool = False) -> Any:
     blocks of _SCAN_BLOCK, scanned all at once by one vector add per position in the block,
     then each block gets the running sum of the blocks before it. Sums in another order than
     NumPy's sequential one, and more accurately (PyTorch accumulates float32 in float64);
-    float64 keeps NumPy's scan, the same sequential sums as PyTorch's."""
-    if type(x) is not numpy.ndarray or x.dtype != numpy.float32:
+    float64 keeps NumPy's scan, the same sequential sums as PyTorch's. With numba installed
+    (gradflow.backend.compiled) float32 and float64 take the compiled scan instead: PyTorch's sums,
+    float64 running totals in order, in one pass."""
+    if type(x) is not numpy.ndarray:
         return None
     shape = x.shape
     n = shape[dim]
-    b = _SCAN_BLOCK
-    if n < 2 * b or x.size < 1 << 15:
-        return None
     outer = math.prod(shape[:dim])
     inner = math.prod(shape[dim + 1 :])
+    if x.size and (loops := compiled.loops(x)) is not None:  # compiled: float64 sums, in order
+        out = numpy.empty(shape, x.dtype)
+        src = numpy.ascontiguousarray(x).reshape(outer, n, inner)
+        loops.scan(src, out.reshape(outer, n, inner), reverse)
+        return out
+    b = _SCAN_BLOCK
+    if x.dtype != numpy.float32 or n < 2 * b or x.size < 1 << 15:
+        return None
     src = x.reshape(outer, n, inner)
     out = src.copy()  # scanned in place (faster than adding from src into it)
     dst = out

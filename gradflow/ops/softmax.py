@@ -3,10 +3,17 @@ array helpers for a stable log-sum-exp that cross_entropy (ops/losses.py) shares
 
 Memory: both ops keep their output only (softmax's backward is y * (g - sum(g * y)),
 log_softmax's is g - exp(out) * sum(g)).
+
+With numba (gradflow.backend.compiled), both ops along the last dim of a float32 NumPy array run
+the compiled row loops (compiled_loops.softmax_rows): per row a max pass, an exp-and-sum pass and
+a writing pass, the row in cache; backward two passes per row. A row holding +inf or NaN, or
+all -inf, is NaN throughout there, as in PyTorch (the NumPy form gives 0 to the finite
+elements of a row holding +inf).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -14,7 +21,7 @@ import numpy
 
 from gradflow.autograd.differentiable import graph_output
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module
+from gradflow.backend import compiled, get_array_module
 from gradflow.ops._rows import row_dots, row_sums
 from gradflow.ops._util import float_input, normalize_dim
 from gradflow.tensor import Tensor
@@ -61,6 +68,36 @@ def _max_keepdims(x: Any, axis: int) -> Any:
     return x.max(axis=axis, keepdims=True)
 
 
+# ---- compiled rows (gradflow.backend.compiled) ---------------------------------------------
+
+
+def _rows(a: Any) -> Any:
+    """a as C-contiguous (rows, last dim) (a copy only when a is not contiguous)."""
+    return numpy.ascontiguousarray(a).reshape(math.prod(a.shape[:-1]), a.shape[-1])
+
+
+def _fused_forward(fn: Function, x: Any, log: bool) -> Any:
+    """softmax (log: log_softmax) by compiled_loops.softmax_rows when the loops apply (float32
+    NumPy x, last dim); sets fn.fused. None otherwise."""
+    loops = compiled.loops(x, float32_only=True) if fn.dim == x.ndim - 1 else None
+    fn.fused = loops is not None
+    if loops is None:
+        return None
+    out = numpy.empty(x.shape, x.dtype)
+    loops.softmax_rows(_rows(x), _rows(out), log)  # _rows(out): a view of out
+    return out
+
+
+def _fused_backward(fn: Function, y: Any, g: Any, log: bool) -> Any:
+    """softmax's (log: log_softmax's) input gradient by the compiled rows from the output y,
+    when forward took them and the loops apply to (y, g); None otherwise."""
+    if not getattr(fn, "fused", False) or (loops := compiled.loops(y, g)) is None:
+        return None
+    out = numpy.empty(y.shape, y.dtype)
+    loops.softmax_rows_backward(_rows(y), _rows(g), _rows(out), log)
+    return out
+
+
 # ---- ops --------------------------------------------------------------------------------------
 
 
@@ -69,6 +106,9 @@ class SoftmaxFunction(Function):
     dim: int
 
     def forward(self, x):
+        if (y := _fused_forward(self, x, log=False)) is not None:
+            self.save_for_backward(y)
+            return y
         xp = get_array_module(x)
         # Shift by the max; an all -inf (or NaN) slice by 0, a slice holding +inf by the largest
         # finite value (its finite elements then get 0 rather than an overflow's NaN).
@@ -80,6 +120,8 @@ class SoftmaxFunction(Function):
 
     def backward(self, g):
         (y,) = self.saved_arrays
+        if (out := _fused_backward(self, y, g, log=False)) is not None:
+            return out
         if get_array_module(y) is numpy and self.dim == y.ndim - 1 and y.size:
             # (g - sum(g y)) y: the row dots in one pass without a g * y array, then two passes
             k = y.shape[-1]
@@ -102,6 +144,9 @@ class LogSoftmaxFunction(Function):
     dim: int
 
     def forward(self, x):
+        if (out := _fused_forward(self, x, log=True)) is not None:
+            self.save_for_backward(out)
+            return out
         xp = get_array_module(x)
         m = _max_keepdims(x, self.dim)
         out = x - xp.where(xp.isfinite(m), m, 0)  # max_and_log_sum's shift, then its parts
@@ -113,6 +158,8 @@ class LogSoftmaxFunction(Function):
 
     def backward(self, g):
         (out,) = self.saved_arrays
+        if (dx := _fused_backward(self, out, g, log=True)) is not None:
+            return dx
         dx = get_array_module(out).exp(out)
         dx *= -sum_keepdims(g, self.dim)
         dx += g

@@ -23,7 +23,7 @@ import numpy
 
 from gradflow.autograd.differentiable import const, graph_input, graph_output
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module
+from gradflow.backend import compiled, get_array_module
 from gradflow.backend.routing import uses_kernels
 from gradflow.kernels.activations import kernel_activation
 from gradflow.ops.special import _quiet, erf_array, erf_float32
@@ -188,8 +188,26 @@ def _sigmoid_cpu(x: Any) -> Any:
 
 
 def _sigmoid(x: Any) -> Any:
-    """stable_sigmoid, by _sigmoid_cpu's fewer passes on NumPy."""
+    """stable_sigmoid, by the compiled loop or _sigmoid_cpu's fewer passes on NumPy."""
+    if (y := _fused_sigmoid(x, times_x=False)) is not None:
+        return y
     return _sigmoid_cpu(x) if get_array_module(x) is numpy else stable_sigmoid(x)
+
+
+def _fused_sigmoid(x: Any, times_x: bool) -> Any:
+    """sigmoid(x) (times_x: x sigmoid(x)) of a float32 NumPy array in one compiled pass
+    (gradflow.backend.compiled); elements whose exp(-x) would overflow (below -87, rare) are
+    recomputed by stable_sigmoid. None where the loops don't apply."""
+    loops = compiled.loops(x, float32_only=True)
+    if loops is None or not x.size:
+        return None
+    y = numpy.empty(x.shape, x.dtype)
+    if loops.sigmoid(compiled.flat(x), y.reshape(-1), times_x):
+        far = x < loops.SIGMOID_CUTOFF
+        s = stable_sigmoid(x[far])
+        with _quiet():  # silu(-inf) = -inf * 0: NaN, as PyTorch
+            y[far] = x[far] * s if times_x else s
+    return y
 
 
 class SigmoidFunction(Function):
@@ -203,6 +221,9 @@ class SigmoidFunction(Function):
     def backward(self, g):
         (y,) = self.saved_arrays
         out = _activation_bwd("sigmoid", y, g)
+        if out is None and (loops := compiled.loops(y, g)) is not None and y.size:
+            out = numpy.empty(y.shape, y.dtype)  # g y (1 - y) in one compiled pass
+            loops.sigmoid_backward(compiled.flat(y), compiled.flat(g), out.reshape(-1))
         if out is None:
             out = get_array_module(y).asarray(1 - y)  # g y (1 - y), in one new array (0-d too)
             out *= y
@@ -277,6 +298,12 @@ class LeakyReLUFunction(Function):
     negative_slope: float
 
     def forward(self, x):
+        if not uses_kernels(x) and (loops := compiled.loops(x)) is not None:  # one compiled pass
+            y = numpy.empty(x.shape, x.dtype)
+            loops.leaky_relu(compiled.flat(x), x.dtype.type(self.negative_slope), y.reshape(-1))
+            self.save_for_backward(x)  # x itself, as PyTorch (no mask pass)
+            self.fused = True
+            return y
         mask = x > 0
         self.save_for_backward(x if uses_kernels(x) else mask)  # kernel: input; cpu: a bool mask
         xp = get_array_module(x)
@@ -294,6 +321,14 @@ class LeakyReLUFunction(Function):
         if out is not None:
             return out
         t = g.dtype.type
+        if getattr(self, "fused", False):  # x saved
+            if (loops := compiled.loops(saved, g)) is not None:
+                out = numpy.empty(saved.shape, saved.dtype)
+                loops.leaky_relu_backward(
+                    compiled.flat(saved), compiled.flat(g), t(self.negative_slope), out.reshape(-1)
+                )
+                return out
+            saved = saved > 0  # the loops are off now: the mask the NumPy form saves
         if get_array_module(g) is numpy and 0 <= self.negative_slope <= 1:
             # g * (1 where x > 0, else slope): the factor as clip(mask, slope, inf), exact
             d = numpy.asarray(saved.astype(g.dtype))
@@ -318,6 +353,12 @@ class ELUFunction(Function):
         xp = get_array_module(x)
         t = x.dtype.type
         alpha = t(self.alpha)
+        if (loops := self._loops(x, float32_only=True)) is not None:  # one compiled pass
+            y = numpy.empty(x.shape, x.dtype)
+            loops.elu(compiled.flat(x), alpha, y.reshape(-1))
+            self.save_for_backward(y)  # the output, as below
+            self.fused = True
+            return y
         if xp is numpy and math.isfinite(self.alpha):
             # max(x, 0) + alpha expm1(min(x, 0)): one of the two terms is 0, so the sum is
             # exactly the select's value, without np.where's slow pass
@@ -338,6 +379,10 @@ class ELUFunction(Function):
             return out
         y = saved
         t = y.dtype.type
+        if (loops := self._loops(y, g)) is not None:  # one compiled pass (float64 too)
+            out = numpy.empty(y.shape, y.dtype)
+            loops.elu_backward(compiled.flat(y), compiled.flat(g), t(self.alpha), out.reshape(-1))
+            return out
         if get_array_module(g) is numpy and math.isfinite(self.alpha):
             # g * (1 where y > 0, else y + alpha) as (min(y, 0) + alpha) (1 - m) + m, m the
             # mask as 0/1: exact, each term 0 where the other is kept. In two new arrays
@@ -353,6 +398,14 @@ class ELUFunction(Function):
             d *= g
             return d
         return get_array_module(g).where(y > 0, g, g * (y + t(self.alpha)))
+
+    def _loops(self, *arrays, float32_only=False):
+        """compiled_loops when the compiled elu applies: not the kernel route (which saves x), the
+        loops take these arrays, alpha is finite and >= 0 (so that y > 0 iff x > 0, which
+        backward reads from the output)."""
+        if not (math.isfinite(self.alpha) and self.alpha >= 0) or uses_kernels(arrays[0]):
+            return None
+        return compiled.loops(*arrays, float32_only=float32_only)
 
     def backward_graph(self, g):
         (saved,) = self.saved_arrays  # the output, or (kernel route) the input
@@ -383,6 +436,13 @@ class GELUFunction(Function):
     def forward(self, x):
         xp = get_array_module(x)
         t = x.dtype.type
+        loops = compiled.loops(x, float32_only=True) if self.approximate == "none" else None
+        if loops is not None and x.size:  # one compiled pass; backward recomputes from x
+            y = numpy.empty(x.shape, x.dtype)
+            loops.gelu(compiled.flat(x), y.reshape(-1))
+            self.save_for_backward(x)
+            self.fused = True
+            return y
         if xp is numpy:
             if self.approximate == "tanh":
                 th = xp.asarray(x * x)  # 0-d x: keep arrays, which in-place ops need
@@ -414,6 +474,10 @@ class GELUFunction(Function):
         x = self.saved_arrays[0]
         if uses_kernels(g):
             return _activation_bwd(kernel_activation("gelu", approximate=self.approximate), x, g)
+        if getattr(self, "fused", False) and (loops := compiled.loops(x, g)) is not None:
+            out = numpy.empty(x.shape, x.dtype)
+            loops.gelu_backward(compiled.flat(x), compiled.flat(g), out.reshape(-1))
+            return out
         xp = get_array_module(x)
         t = x.dtype.type
         if len(self.saved_arrays) == 2:  # cpu: Phi(x) or tanh(inner) saved
@@ -481,6 +545,10 @@ class SiLUFunction(Function):
     op_name = "silu"
 
     def forward(self, x):
+        if (y := _fused_sigmoid(x, times_x=True)) is not None:  # backward recomputes from x
+            self.save_for_backward(x)
+            self.fused = True
+            return y
         if get_array_module(x) is numpy:  # cpu: sigmoid(x) saved too, for backward
             s = _sigmoid_cpu(x)
             y = numpy.asarray(x * s)
@@ -493,6 +561,14 @@ class SiLUFunction(Function):
         x = self.saved_arrays[0]
         out = _activation_bwd("silu", x, g)
         if out is not None:
+            return out
+        if getattr(self, "fused", False) and (loops := compiled.loops(x, g)) is not None:
+            out = numpy.empty(x.shape, x.dtype)  # in one compiled pass, s recomputed
+            if loops.silu_backward(compiled.flat(x), compiled.flat(g), out.reshape(-1)):
+                far = x < loops.SIGMOID_CUTOFF
+                s = stable_sigmoid(x[far])
+                with _quiet():
+                    out[far] = g[far] * (s * (1 + x[far] * (1 - s)))
             return out
         if len(self.saved_arrays) == 3:  # cpu: g (s + y (1 - s)), y = x s, in four passes
             _, s, y = self.saved_arrays
@@ -526,6 +602,13 @@ class SoftplusFunction(Function):
     def forward(self, x):
         xp = get_array_module(x)
         t = x.dtype.type
+        loops = None if uses_kernels(x) else compiled.loops(x, float32_only=True)
+        if loops is not None:  # one compiled pass
+            y = numpy.empty(x.shape, x.dtype)
+            loops.softplus(compiled.flat(x), t(self.beta), t(self.threshold), y.reshape(-1))
+            self.save_for_backward(x)  # x only: backward recomputes exp(-|bx|)
+            self.fused = True
+            return y
         if xp is numpy:
             # max(bx, 0) + log1p(exp(-|bx|)) (logaddexp(0, bx)'s formula; within 3 ulp of it), in
             # place; exp(-|bx|) saved, backward's sigmoid is made from it
@@ -551,6 +634,13 @@ class SoftplusFunction(Function):
         x = self.saved_arrays[0]
         out = _activation_bwd("softplus", x, g, beta=self.beta, threshold=self.threshold)
         if out is not None:
+            return out
+        if getattr(self, "fused", False) and (loops := compiled.loops(x, g)) is not None:
+            t = x.dtype.type
+            out = numpy.empty(x.shape, x.dtype)
+            loops.softplus_backward(
+                compiled.flat(x), compiled.flat(g), t(self.beta), t(self.threshold), out.reshape(-1)
+            )
             return out
         if len(self.saved_arrays) == 2:  # cpu: e = exp(-|bx|) saved
             e = self.saved_arrays[1]

@@ -13,6 +13,7 @@ except ImportError:
     torch = None
 
 import gradflow as gf
+from gradflow.backend import compiled
 from gradflow.ops.arithmetic import _scalar_power
 
 EXPONENTS = [2, 3, -1, -2, 1, 0, 4, 5, -3, -4, 7.0, 10, 2.5, -2.5, 0.5, -0.5, 1.5, 0.3, 1e10 + 1]
@@ -182,6 +183,7 @@ def test_blocked_cumsum_accuracy(shape, dim, reverse):
     numpy.testing.assert_array_equal(numpy.isinf(got), numpy.isinf(ref))
 
 
+@compiled.disabled()
 def test_blocked_cumsum_leaves_small_and_float64_to_numpy():
     from gradflow.ops.reduction import _blocked_cumsum
 

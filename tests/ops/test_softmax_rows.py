@@ -5,6 +5,7 @@ import numpy
 import pytest
 
 import gradflow as gf
+from gradflow.backend import compiled
 
 rng = numpy.random.default_rng(1)
 
@@ -52,6 +53,7 @@ def test_float64_last_dim_is_accurate(log):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@compiled.disabled()  # the NumPy route's +inf rows; the compiled rows give NaN there, as PyTorch
 def test_rows_of_minus_inf_and_plus_inf():
     x = numpy.array([[-numpy.inf, -numpy.inf], [0.0, numpy.inf], [1.0, 2.0]], numpy.float32)
     y = gf.softmax(gf.tensor(x), 1).numpy()

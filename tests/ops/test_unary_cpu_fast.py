@@ -8,6 +8,7 @@ import numpy
 import pytest
 
 import gradflow as gf
+from gradflow.backend import compiled
 from gradflow.ops import unary
 from gradflow.ops.special import erf_float32
 
@@ -177,7 +178,8 @@ def test_leaky_relu_float32_same_bits_as_the_select(slope):
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.3, 2.5, 0.0])
-def test_elu_float32_values_and_gradient(alpha):
+@compiled.disabled()  # the NumPy route: its gradient at NaN is NaN; the compiled elu gives g there,
+def test_elu_float32_values_and_gradient(alpha):  # as PyTorch (tests/backend/test_compiled_rows.py)
     x = _wide_grid()
     a32 = float(numpy.float32(alpha))
     _check(

@@ -1,0 +1,764 @@
+"""The numba-compiled CPU loops behind gradflow.backend.compiled: one pass over memory where NumPy
+takes one pass per operation. Imported only by compiled.py, and only when numba is installed; every
+function here takes C-contiguous NumPy arrays and writes into the output arrays it is given.
+
+Compiled on first call for each dtype and cached on disk (numba's cache=True, beside this
+file or in the user's cache folder). Flags: error_model="numpy" (a division is a plain
+vector division, not a checked one that raises ZeroDivisionError: the checked one keeps LLVM
+from vectorizing any loop that divides); fastmath limited to contraction into FMAs and
+ignoring the sign of zero, plus reassociation for the loops that sum, so NaN and inf keep
+their IEEE meaning.
+
+exp in float32 is written out here (Cody-Waite reduction to [-ln2/2, ln2/2], a degree-6
+polynomial, the power of two built from its exponent bits): numba calls libm's scalar expf,
+5x NumPy's vector exp, while these loops vectorize. It is within 1 ulp of exp over
+[-87.3, 88]; below -87.3 it gives 0 (exp is under 1.2e-38 there); callers keep arguments
+below 88 (sigmoid and silu recompute the rare elements below SIGMOID_CUTOFF through NumPy).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy
+
+_ELEMENTWISE = {"contract", "nsz"}
+_SUMS = {"contract", "nsz", "reassoc"}
+_BLOCK = 2048  # elements per block of the exp loops: three float32 buffers stay in L1/L2
+
+f32 = numpy.float32
+
+
+def _compile(fastmath):
+    return numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=fastmath)
+
+
+elementwise = _compile(_ELEMENTWISE)
+sums = _compile(_SUMS)
+# Without contraction into FMAs either: where a product is subtracted from its own mean (a
+# row's g w - mean(g w)), an FMA keeps the product's rounding error, which invstd (up to
+# 1/sqrt(eps) on a constant row) then magnifies; separate roundings cancel exactly.
+exact = _compile({"nsz"})
+# Reassociation (sums) only ever in loops that reduce and write nothing: under it LLVM
+# rewrote (x - m) - log_sum as x - (m + log_sum), which is 0 for a row of -1e30. Loops that
+# write compile as elementwise or exact and call @sums helpers for their reductions.
+
+
+# ---- float32 exp ---------------------------------------------------------------------------
+_LOG2E = f32(1.4426950408889634)
+_LN2_HI = f32(0.693359375)  # ln 2 split in two: hi has few bits, so k * hi is exact
+_LN2_LO = f32(-2.12194440e-4)
+_EXP_LO = f32(-87.3)  # exp below is 0 (2^-126 is the smallest normal float32)
+_EXP_HI = f32(88.0)  # k <= 127 up to here
+_P = tuple(
+    f32(c)
+    for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1)
+)
+_P5 = f32(5.0000001201e-1)
+
+
+@elementwise
+def exp_parts(x, c, square, poly, bits):
+    """exp(v) = poly[i] * bits.view(float32)[i] for v = c x[i] (square: c x[i]^2) over a
+    block of float32 values: the polynomial of the reduced argument and the power of two as
+    exponent bits. Two arrays (not their product) so that this loop vectorizes; the caller's
+    next loop multiplies. This loop reads the block from memory: its arithmetic overlaps the
+    loads (a block read by a loop with no arithmetic, then computed on, ran 2x slower)."""
+    for i in range(x.size):
+        v = c * x[i] * x[i] if square else c * x[i]
+        a = min(max(v, _EXP_LO), _EXP_HI)
+        k = numpy.floor(a * _LOG2E + f32(0.5))
+        r = a - k * _LN2_HI - k * _LN2_LO
+        p = _P[0] * r + _P[1]
+        p = p * r + _P[2]
+        p = p * r + _P[3]
+        p = p * r + _P[4]
+        p = p * r + _P5
+        p = p * r * r + r + f32(1)
+        poly[i] = f32(0) if v < _EXP_LO else p
+        bits[i] = (numpy.int32(k) + numpy.int32(127)) << numpy.int32(23)
+
+
+# ---- sigmoid, silu --------------------------------------------------------------------------
+SIGMOID_CUTOFF = f32(-87.0)  # below, exp(-x) leaves _EXP_HI: callers recompute these
+
+
+@elementwise
+def _sigmoid_finish(x, poly, scale, out, times_x):
+    """Writes out; returns the count of x below SIGMOID_CUTOFF (counted here, where x is in
+    cache, rather than in a pass of its own)."""
+    below = 0
+    for i in range(x.size):
+        s = f32(1) / (f32(1) + poly[i] * scale[i])
+        s = s * x[i] if times_x else s
+        out[i] = s if x[i] == x[i] else x[i]  # NaN stays NaN
+        below += x[i] < SIGMOID_CUTOFF
+    return below
+
+
+@numba.njit(cache=True, nogil=True)
+def sigmoid(x, out, times_x):
+    """out = sigmoid(x) (times_x: x * sigmoid(x), silu) for flat float32 arrays; returns how
+    many elements lie below SIGMOID_CUTOFF, whose values the caller recomputes."""
+    n = x.size
+    poly = numpy.empty(_BLOCK, f32)
+    bits = numpy.empty(_BLOCK, numpy.int32)
+    scale = bits.view(f32)
+    below = 0
+    for start in range(0, n, _BLOCK):
+        stop = min(n, start + _BLOCK)
+        m = stop - start
+        exp_parts(x[start:stop], f32(-1), False, poly[:m], bits[:m])
+        below += _sigmoid_finish(x[start:stop], poly[:m], scale[:m], out[start:stop], times_x)
+    return below
+
+
+@elementwise
+def sigmoid_backward(y, g, out):
+    """out = g y (1 - y), from sigmoid's output y."""
+    for i in range(y.size):
+        out[i] = g[i] * (y[i] * (f32(1) - y[i]))
+
+
+@elementwise
+def _silu_backward_finish(x, g, poly, scale, out):
+    below = 0
+    for i in range(x.size):
+        s = f32(1) / (f32(1) + poly[i] * scale[i])
+        out[i] = g[i] * (s * (f32(1) + x[i] * (f32(1) - s)))
+        below += x[i] < SIGMOID_CUTOFF
+    return below
+
+
+@numba.njit(cache=True, nogil=True)
+def silu_backward(x, g, out):
+    """out = g s (1 + x (1 - s)), s = sigmoid(x) recomputed from x; returns the count of
+    elements below SIGMOID_CUTOFF (there the caller recomputes out)."""
+    n = x.size
+    poly = numpy.empty(_BLOCK, f32)
+    bits = numpy.empty(_BLOCK, numpy.int32)
+    scale = bits.view(f32)
+    below = 0
+    for start in range(0, n, _BLOCK):
+        stop = min(n, start + _BLOCK)
+        m = stop - start
+        exp_parts(x[start:stop], f32(-1), False, poly[:m], bits[:m])
+        below += _silu_backward_finish(
+            x[start:stop], g[start:stop], poly[:m], scale[:m], out[start:stop]
+        )
+    return below
+
+
+# ---- gelu (erf form) -----------------------------------------------------------------------
+# erf(v) = v P(v^2) / Q(v^2) on v clamped to [-4, 4]: the float32 rational form of
+# gradflow.ops.special (Eigen's and XLA's), within 4.5e-7 of erf.
+_ERF_P = tuple(
+    f32(c)
+    for c in (
+        -2.72614225801306e-10,
+        2.77068142495902e-08,
+        -2.10102402082508e-06,
+        -5.69250639462346e-05,
+        -7.34990630326855e-04,
+        -2.95459980854025e-03,
+        -1.60960333262415e-02,
+    )
+)
+_ERF_Q = tuple(
+    f32(c)
+    for c in (
+        -1.45660718464996e-05,
+        -2.13374055278905e-04,
+        -1.68282697438203e-03,
+        -7.37332916720468e-03,
+        -1.42647390514189e-02,
+    )
+)
+_INV_SQRT_2 = f32(1 / math.sqrt(2))
+_INV_SQRT_2PI = f32(1 / math.sqrt(2 * math.pi))
+
+
+@elementwise
+def _phi(x):
+    """Phi(x) = (1 + erf(x / sqrt 2)) / 2 (a scalar helper, inlined into the loops)."""
+    v = min(max(x * _INV_SQRT_2, f32(-4)), f32(4))
+    s = v * v
+    p = _ERF_P[0] * s + _ERF_P[1]
+    p = p * s + _ERF_P[2]
+    p = p * s + _ERF_P[3]
+    p = p * s + _ERF_P[4]
+    p = p * s + _ERF_P[5]
+    p = p * s + _ERF_P[6]
+    q = _ERF_Q[0] * s + _ERF_Q[1]
+    q = q * s + _ERF_Q[2]
+    q = q * s + _ERF_Q[3]
+    q = q * s + _ERF_Q[4]
+    e = min(max(v * p / q, f32(-1)), f32(1))  # the form is 1 + 6e-8 at the clamp
+    return f32(0.5) + f32(0.5) * e
+
+
+@elementwise
+def gelu(x, out):
+    """out = x Phi(x) for flat float32 arrays; NaN stays NaN."""
+    for i in range(x.size):
+        y = x[i] * _phi(x[i])
+        out[i] = y if x[i] == x[i] else x[i]
+
+
+@elementwise
+def _gelu_backward_finish(x, g, poly, scale, out):
+    for i in range(x.size):
+        pdf = _INV_SQRT_2PI * (poly[i] * scale[i])
+        out[i] = g[i] * (_phi(x[i]) + x[i] * pdf)
+
+
+@numba.njit(cache=True, nogil=True)
+def gelu_backward(x, g, out):
+    """out = g (Phi(x) + x phi(x)), both recomputed from x (nothing saved but x)."""
+    n = x.size
+    poly = numpy.empty(_BLOCK, f32)
+    bits = numpy.empty(_BLOCK, numpy.int32)
+    scale = bits.view(f32)
+    for start in range(0, n, _BLOCK):
+        stop = min(n, start + _BLOCK)
+        m = stop - start
+        exp_parts(x[start:stop], f32(-0.5), True, poly[:m], bits[:m])
+        _gelu_backward_finish(x[start:stop], g[start:stop], poly[:m], scale[:m], out[start:stop])
+
+
+# ---- cumulative sum ------------------------------------------------------------------------
+@elementwise
+def _scan_rows(x, out, reverse):
+    """scan for B = 1: one running total in a register per row (a dependent add each)."""
+    outer, n, _ = x.shape
+    for a in range(outer):
+        acc = 0.0
+        for j in range(n):
+            k = n - 1 - j if reverse else j
+            acc += x[a, k, 0]
+            out[a, k, 0] = acc
+
+
+@elementwise
+def scan(x, out, reverse):
+    """out[a, k, b] = sum of x[a, j, b] over j <= k (reverse: j >= k) for (A, K, B) arrays,
+    accumulated in float64 in order (PyTorch's cpu cumsum, the same bits); for B > 1 the B
+    columns advance together, so that loop vectorizes."""
+    outer, n, inner = x.shape
+    if inner == 1:
+        _scan_rows(x, out, reverse)
+        return
+    acc = numpy.empty(inner, numpy.float64)
+    for a in range(outer):
+        acc[:] = 0.0
+        for j in range(n):
+            k = n - 1 - j if reverse else j
+            for b in range(inner):
+                acc[b] += x[a, k, b]
+                out[a, k, b] = acc[b]
+
+
+# ---- row normalizations (layer_norm; group_norm's statistics) ------------------------------
+@sums
+def _row_sum64(row):
+    s = 0.0
+    for j in range(row.size):
+        s += row[j]
+    return s
+
+
+@sums
+def _row_square_sum64(row, mean):
+    q = 0.0
+    for j in range(row.size):
+        d = row[j] - mean
+        q += d * d
+    return q
+
+
+@elementwise
+def _row_moments(row, eps):
+    """(mean, 1 / sqrt(var + eps)) of one row (biased variance), in float64, by two passes
+    over the row (in cache): the mean, then the squares of the deviations from it."""
+    k = max(row.size, 1)
+    mean = _row_sum64(row) / k
+    return mean, 1.0 / math.sqrt(_row_square_sum64(row, mean) / k + eps)
+
+
+@elementwise
+def row_moments(x, eps, mean, rstd):
+    """mean[r] and rstd[r] = 1 / sqrt(var[r] + eps) of each row of (R, K)."""
+    for r in range(x.shape[0]):
+        mean[r], rstd[r] = _row_moments(x[r], eps)
+
+
+@elementwise
+def layer_norm(x, weight, bias, eps, out, mean, rstd):
+    """out = (x - mean) rstd weight + bias per row of (R, K); mean and rstd kept."""
+    rows, k = x.shape
+    t = x.dtype.type
+    for r in range(rows):
+        m, inv = _row_moments(x[r], eps)
+        mean[r] = m
+        rstd[r] = inv
+        mr = t(m)
+        ir = t(inv)
+        src = x[r]
+        dst = out[r]
+        for j in range(k):
+            dst[j] = (src[j] - mr) * ir * weight[j] + bias[j]
+
+
+@sums
+def _layer_norm_row_sums(g, x, mr, ir, weight, gw, gb):
+    """(sum gh, sum gh xhat) of one row, gh = g weight, xhat = (x - mr) ir; gw += g xhat and
+    gb += g (each column once per row)."""
+    t = x.dtype.type
+    s1 = t(0)
+    s2 = t(0)
+    for j in range(x.size):
+        xh = (x[j] - mr) * ir
+        gh = g[j] * weight[j]
+        s1 += gh
+        s2 += gh * xh
+        gw[j] += g[j] * xh
+        gb[j] += g[j]
+    return s1, s2
+
+
+@exact
+def _layer_norm_row_grad(g, x, mr, ir, weight, a, b, out):
+    for j in range(x.size):
+        xh = (x[j] - mr) * ir
+        out[j] = ir * ((g[j] * weight[j] - a) - xh * b)
+
+
+@elementwise
+def layer_norm_backward(g, x, mean, rstd, weight, gx, gw, gb, need_x):
+    """For each row of (R, K): gx = rstd (gh - mean(gh) - xhat mean(gh xhat)), gh = g weight,
+    xhat = (x - mean) rstd (recomputed); gw += g xhat and gb += g summed over rows. Sums in
+    x's dtype (as PyTorch's cpu kernel), by vector lanes."""
+    rows, k = x.shape
+    t = x.dtype.type
+    for r in range(rows):
+        mr = t(mean[r])
+        ir = t(rstd[r])
+        s1, s2 = _layer_norm_row_sums(g[r], x[r], mr, ir, weight, gw, gb)
+        if need_x:
+            a = s1 / t(max(k, 1))
+            b = s2 / t(max(k, 1))
+            _layer_norm_row_grad(g[r], x[r], mr, ir, weight, a, b, gx[r])
+
+
+# ---- per-(sample, channel) maps and sums (group_norm) --------------------------------------
+@elementwise
+def channel_normalize(x, center, scale, shift, out):
+    """out[n, c, l] = (x[n, c, l] - center[n, c]) scale[n, c] + shift[n, c]: x - mean first,
+    exact where x is its group's mean (x scale + (shift - mean scale), PyTorch's form, leaves
+    the rounding of mean scale, up to 1/sqrt(eps) times x's)."""
+    n, c, length = x.shape
+    t = x.dtype.type
+    for i in range(n):
+        for j in range(c):
+            m = t(center[i, j])
+            a = t(scale[i, j])
+            b = t(shift[i, j])
+            for p in range(length):
+                out[i, j, p] = (x[i, j, p] - m) * a + b
+
+
+@exact
+def channel_normalize_backward(g, x, weight, center, scale, gh_mean, slope, out):
+    """group_norm's dx = invstd (g w - mean(g w) - (x - mean) invstd mean(g w xhat)), per
+    (n, c): out = scale ((g weight - gh_mean) - (x - center) slope), with scale = invstd and
+    slope = invstd mean(g w xhat). The products are not fused into FMAs (exact), so a
+    group of one value gets 0, not its rounding error times 1/sqrt(eps)."""
+    n, c, length = x.shape
+    t = x.dtype.type
+    for i in range(n):
+        for j in range(c):
+            w = t(weight[j])
+            mg = t(gh_mean[i, j])
+            m = t(center[i, j])
+            s = t(scale[i, j])
+            k = t(slope[i, j])
+            for p in range(length):
+                out[i, j, p] = s * ((g[i, j, p] * w - mg) - (x[i, j, p] - m) * k)
+
+
+@sums
+def channel_dots(g, x, dots, sums_out):
+    """dots[n, c] = sum_l g x and sums_out[n, c] = sum_l g, in float64 (the products too:
+    the caller subtracts mean * sums_out, exactly the dot where x is constant)."""
+    n, c, length = x.shape
+    f64 = numpy.float64
+    for i in range(n):
+        for j in range(c):
+            d = 0.0
+            s = 0.0
+            for p in range(length):
+                d += f64(g[i, j, p]) * f64(x[i, j, p])
+                s += g[i, j, p]
+            dots[i, j] = d
+            sums_out[i, j] = s
+
+
+# ---- depthwise convolution, stride 1 (one input and one output channel per group) -------------
+# x [N, C, H, W], weight [C, KH, KW], out/dY [N, C, OH, OW]. Each plane (one sample's channel)
+# is copied into a zero-padded frame of (OH + (KH-1) dh) rows of Wf = OW + (KW-1) dw values, in
+# cache; kernel offset (a, b) then reads the frame at a*dh*Wf + b*dw, so every offset is one
+# loop over OH*Wf values (the last Wf - OW of each row are computed and dropped), long enough
+# to vectorize, where a loop per output row of 32 values was slower than NumPy.
+@elementwise
+def _fill_frame(x, i, ch, frame, fh, fw, ph, pw):
+    """frame[:fh*fw] = plane (i, ch) of x placed at (ph, pw), zeros around it."""
+    h, width = x.shape[2], x.shape[3]
+    frame[:] = 0
+    first, stop = max(0, pw), min(fw, pw + width)
+    for fr in range(fh):
+        ih = fr - ph
+        if 0 <= ih < h and first < stop:
+            frame[fr * fw + first : fr * fw + stop] = x[i, ch, ih, first - pw : stop - pw]
+
+
+@elementwise
+def _frame_shape(out_h, out_w, kh, kw, dh, dw):
+    return out_h + (kh - 1) * dh, out_w + (kw - 1) * dw
+
+
+@elementwise
+def depthwise_forward(x, weight, bias, out, ph, pw, dh, dw):
+    n, c = x.shape[0], x.shape[1]
+    oh, ow = out.shape[2], out.shape[3]
+    kh, kw = weight.shape[1], weight.shape[2]
+    fh, fw = _frame_shape(oh, ow, kh, kw, dh, dw)
+    frame = numpy.empty(fh * fw + fw, x.dtype)  # slack: the last row's offsets read past it
+    acc = numpy.empty(oh * fw, x.dtype)
+    span = oh * fw
+    for i in range(n):
+        for ch in range(c):
+            _fill_frame(x, i, ch, frame, fh, fw, ph, pw)
+            for q in range(span):
+                acc[q] = bias[ch]
+            for a in range(kh):
+                for b in range(kw):
+                    wv = weight[ch, a, b]
+                    shift = a * dh * fw + b * dw
+                    src = frame[shift : shift + span]  # a view: indices from 0, which numba
+                    for q in range(span):  # can tell are not negative, so the loop vectorizes
+                        acc[q] += wv * src[q]
+            for r in range(oh):
+                out[i, ch, r, :] = acc[r * fw : r * fw + ow]
+
+
+@sums
+def depthwise_weight_grad(g, x, dweight, ph, pw, dh, dw):
+    """dweight[C, KH, KW] (float64, zeroed by the caller) += per plane, the dot product of dY
+    (laid on the frame's width, zeros in the dropped columns) with the frame at each offset;
+    each dot in x's dtype (vector lanes), added into float64."""
+    n, c = x.shape[0], x.shape[1]
+    oh, ow = g.shape[2], g.shape[3]
+    kh, kw = dweight.shape[1], dweight.shape[2]
+    fh, fw = _frame_shape(oh, ow, kh, kw, dh, dw)
+    frame = numpy.empty(fh * fw + fw, x.dtype)
+    gbuf = numpy.zeros(oh * fw, x.dtype)
+    span = oh * fw
+    t = x.dtype.type
+    for i in range(n):
+        for ch in range(c):
+            _fill_frame(x, i, ch, frame, fh, fw, ph, pw)
+            for r in range(oh):
+                gbuf[r * fw : r * fw + ow] = g[i, ch, r, :]
+            for a in range(kh):
+                for b in range(kw):
+                    shift = a * dh * fw + b * dw
+                    src = frame[shift : shift + span]
+                    s = t(0)
+                    for q in range(span):
+                        s += gbuf[q] * src[q]
+                    dweight[ch, a, b] += s
+
+
+# ---- float32 scalars for one-loop exp: bitcast, maxnum, exp, expm1, log1p ------------------
+# exp_parts needs a second loop to multiply its two arrays (numba has no scalar bitcast). An
+# LLVM bitcast written as an intrinsic makes 2^k inside the loop, so exp, expm1 and log1p
+# become scalar helpers that inline into a single loop reading, computing and writing (one
+# loop vectorizes as exp_parts does). llvm.maxnum gives a row max that vectorizes (a max by
+# compare and select is a reduction LLVM only vectorizes with the nnan flag, which we leave
+# off); maxnum ignores NaN, so the loops below let NaN reach the result through exp.
+@numba.extending.intrinsic
+def _bits_f32(typingctx, i):
+    """The float32 whose bits are the int32 i."""
+
+    def codegen(context, builder, signature, args):
+        import llvmlite.ir
+
+        return builder.bitcast(args[0], llvmlite.ir.FloatType())
+
+    return numba.float32(numba.int32), codegen
+
+
+@numba.extending.intrinsic
+def _maxnum(typingctx, a, b):
+    """max of two float32, the other operand where one is NaN (llvm.maxnum)."""
+
+    def codegen(context, builder, signature, args):
+        import llvmlite.ir
+
+        f = llvmlite.ir.FloatType()
+        fnty = llvmlite.ir.FunctionType(f, [f, f])
+        fn = numba.core.cgutils.get_or_insert_function(builder.module, fnty, "llvm.maxnum.f32")
+        return builder.call(fn, args)
+
+    return numba.float32(numba.float32, numba.float32), codegen
+
+
+@elementwise
+def _exp_split(v):
+    """(2^k, exp(r) - 1) with exp(v) = 2^k exp(r), v clamped to [_EXP_LO, _EXP_HI]: exp_parts'
+    reduction and polynomial, the power of two made by _bits_f32."""
+    a = min(max(v, _EXP_LO), _EXP_HI)
+    k = numpy.floor(a * _LOG2E + f32(0.5))
+    r = a - k * _LN2_HI - k * _LN2_LO
+    p = _P[0] * r + _P[1]
+    p = p * r + _P[2]
+    p = p * r + _P[3]
+    p = p * r + _P[4]
+    p = p * r + _P5
+    return _bits_f32((numpy.int32(k) + numpy.int32(127)) << numpy.int32(23)), p * r * r + r
+
+
+@elementwise
+def expf(v):
+    """exp(v) of a float32 v <= 88 (callers pass v <= 0): 0 below _EXP_LO, NaN stays NaN."""
+    scale, pm1 = _exp_split(v)
+    e = f32(0) if v < _EXP_LO else scale * (pm1 + f32(1))
+    return e if v == v else v
+
+
+@elementwise
+def expm1f(v):
+    """exp(v) - 1 of a float32 v <= 88 without cancellation near 0 (2^k (p - 1) + (2^k - 1),
+    both terms exact or small): -1 below _EXP_LO, NaN stays NaN."""
+    scale, pm1 = _exp_split(v)
+    e = f32(-1) if v < _EXP_LO else scale * pm1 + (scale - f32(1))
+    return e if v == v else v
+
+
+_SQRT2 = f32(math.sqrt(2.0))
+_LOG_P = tuple(
+    f32(c)
+    for c in (
+        7.0376836292e-2,
+        -1.1514610310e-1,
+        1.1676998740e-1,
+        -1.2420140846e-1,
+        1.4249322787e-1,
+        -1.6668057665e-1,
+        2.0000714765e-1,
+        -2.4999993993e-1,
+        3.3333331174e-1,
+    )
+)
+
+
+@elementwise
+def log1p_unit(u):
+    """log(1 + u) of a float32 u in [0, 1] (softplus's log1p(exp(-|x|))): w = 1 + u reduced
+    to [sqrt(1/2), sqrt(2)] by one halving, Cephes logf's polynomial, plus the rounding of
+    1 + u as (u - (w - 1)) / w. NaN stays NaN. (Its division is not what costs: 1 / w by a
+    polynomial instead ran as fast.)"""
+    w = f32(1) + u
+    c = (u - (w - f32(1))) / w
+    big = w > _SQRT2
+    e = f32(1) if big else f32(0)
+    x = (w * f32(0.5) if big else w) - f32(1)
+    z = x * x
+    p = _LOG_P[0] * x + _LOG_P[1]
+    p = p * x + _LOG_P[2]
+    p = p * x + _LOG_P[3]
+    p = p * x + _LOG_P[4]
+    p = p * x + _LOG_P[5]
+    p = p * x + _LOG_P[6]
+    p = p * x + _LOG_P[7]
+    p = p * x + _LOG_P[8]
+    y = p * x * z + e * _LN2_LO - f32(0.5) * z
+    return (x + y) + e * _LN2_HI + c
+
+
+# ---- softmax rows: softmax, log_softmax and cross_entropy along the last dim (float32) -------
+# Each row (in cache after its first pass) takes a max pass, an exp-and-sum pass and a pass
+# that writes; PyTorch's semantics: a row holding +inf or NaN, or all -inf, is NaN throughout.
+# Only the sums are compiled with reassociation (the @sums helpers): under it LLVM rewrote
+# (x - m) - log_sum as x - (m + log_sum), which is 0 for a row of -1e30.
+@sums
+def _row_max(row):
+    m = f32(-numpy.inf)
+    for j in range(row.size):
+        m = _maxnum(m, row[j])
+    return m
+
+
+@sums
+def _row_exp_sum(row, m):
+    """sum of exp(row - m)."""
+    s = f32(0)
+    for j in range(row.size):
+        s += expf(row[j] - m)
+    return s
+
+
+@sums
+def _row_exp_store_sum(row, m, out):
+    """out = exp(row - m); returns its sum."""
+    s = f32(0)
+    for j in range(row.size):
+        e = expf(row[j] - m)
+        out[j] = e
+        s += e
+    return s
+
+
+@sums
+def _row_sum(a):
+    s = f32(0)
+    for j in range(a.size):
+        s += a[j]
+    return s
+
+
+@sums
+def _row_dot(a, b):
+    s = f32(0)
+    for j in range(a.size):
+        s += a[j] * b[j]
+    return s
+
+
+@elementwise
+def softmax_rows(x, out, log):
+    """out = softmax (log: log_softmax) of each row of (R, K) float32 x: exp(x - m) / sum,
+    (log: (x - m) - log sum), m the row's max."""
+    rows, k = x.shape
+    for r in range(rows):
+        row = x[r]
+        o = out[r]
+        m = _row_max(row)
+        if log:
+            ls = f32(math.log(_row_exp_sum(row, m)))
+            for j in range(k):
+                o[j] = (row[j] - m) - ls
+        else:
+            inv = f32(1) / _row_exp_store_sum(row, m, o)
+            for j in range(k):
+                o[j] = o[j] * inv
+
+
+@elementwise
+def softmax_rows_backward(y, g, out, log):
+    """From the output y of (R, K) rows: out = y (g - sum(g y)) (log: g - exp(y) sum(g))."""
+    rows, k = y.shape
+    for r in range(rows):
+        yr = y[r]
+        gr = g[r]
+        o = out[r]
+        if log:
+            s = _row_sum(gr)
+            for j in range(k):
+                o[j] = gr[j] - expf(yr[j]) * s
+        else:
+            s = _row_dot(gr, yr)
+            for j in range(k):
+                o[j] = yr[j] * (gr[j] - s)
+
+
+@elementwise
+def cross_entropy_rows(x, target, ignore_index, loss, m_out, ls_out):
+    """loss[n] = -log_softmax(x[n])[t] = log sum exp(x[n] - m) - (x[n, t] - m) of (N, C)
+    float32 logits, t = target[n]; 0 where t == ignore_index, NaN where t is out of range
+    (callers check). Keeps each row's max m and log-sum for backward; returns the number of
+    targets not ignored ('mean''s denominator)."""
+    rows, k = x.shape
+    kept = 0
+    for r in range(rows):
+        row = x[r]
+        m = _row_max(row)
+        ls = f32(math.log(_row_exp_sum(row, m)))
+        m_out[r] = m
+        ls_out[r] = ls
+        t = target[r]
+        if t == ignore_index:
+            loss[r] = f32(0)
+            continue
+        kept += 1
+        loss[r] = ls - (row[t] - m) if 0 <= t < k else f32(numpy.nan)
+    return kept
+
+
+@elementwise
+def cross_entropy_rows_backward(x, target, ignore_index, m, ls, scale, out):
+    """out[n] = scale[n] (softmax(x[n]) - onehot(t)), softmax = exp((x - m) - log-sum) as
+    log_softmax's backward computes it; scale 0 where t == ignore_index."""
+    rows, k = x.shape
+    for r in range(rows):
+        t = target[r]
+        s = f32(0) if t == ignore_index else scale[r]
+        row = x[r]
+        o = out[r]
+        mr = m[r]
+        lr = ls[r]
+        for j in range(k):
+            o[j] = expf((row[j] - mr) - lr) * s
+        if t != ignore_index and 0 <= t < k:
+            o[t] -= s
+
+
+# ---- leaky_relu (float32, float64), elu, softplus (float32): one pass each way -------------
+@elementwise
+def leaky_relu(x, slope, out):
+    """out = x where x > 0, else slope x (NaN stays NaN)."""
+    for i in range(x.size):
+        out[i] = x[i] if x[i] > 0 else x[i] * slope
+
+
+@elementwise
+def leaky_relu_backward(x, g, slope, out):
+    """out = g where x > 0, else slope g (as PyTorch: at NaN, slope g)."""
+    for i in range(x.size):
+        out[i] = g[i] if x[i] > 0 else g[i] * slope
+
+
+@elementwise
+def elu(x, alpha, out):
+    """out = x where x > 0, else alpha expm1(x), float32."""
+    for i in range(x.size):
+        out[i] = x[i] if x[i] > 0 else alpha * expm1f(x[i])
+
+
+@elementwise
+def elu_backward(y, g, alpha, out):
+    """From the output y (alpha >= 0: y > 0 iff x > 0): out = g (y + alpha) where y <= 0,
+    else g (at NaN g, as PyTorch's backward from the input)."""
+    for i in range(y.size):
+        out[i] = g[i] * (y[i] + alpha) if y[i] <= 0 else g[i]
+
+
+@elementwise
+def softplus(x, beta, threshold, out):
+    """out = (max(bx, 0) + log1p(exp(-|bx|))) / beta, bx = beta x; x where bx > threshold."""
+    for i in range(x.size):
+        bx = x[i] * beta
+        sp = max(bx, f32(0)) + log1p_unit(expf(-abs(bx)))
+        out[i] = x[i] if bx > threshold else sp / beta
+
+
+@elementwise
+def softplus_backward(x, g, beta, threshold, out):
+    """out = g sigmoid(bx) (as exp(min(bx, 0)) / (1 + exp(-|bx|))); g where bx > threshold."""
+    for i in range(x.size):
+        bx = x[i] * beta
+        e = expf(-abs(bx))
+        num = f32(1) if bx >= 0 else e
+        d = g[i] * (num / (f32(1) + e))
+        out[i] = g[i] if bx > threshold else d
