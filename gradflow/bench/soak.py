@@ -200,6 +200,12 @@ def soak(
     source = rss_bytes()[1]
     not_freed = garbage = 0
     loss_value = float("nan")
+    # One step before anything is counted: what a process sets up once on its first step
+    # (numba compiling or loading the compiled CPU loops leaves a few reference cycles of its
+    # own, once) is not the per-step garbage or growth this run looks for.
+    warm_images, warm_labels = next(batches(loader))
+    train_step(network, optimizer, warm_images, warm_labels)
+    del warm_images, warm_labels
     started_tracing = trace and not tracemalloc.is_tracing()
     if started_tracing:
         tracemalloc.start()
