@@ -90,8 +90,10 @@ def machine_description() -> dict:
         desc["torch_threads"] = torch.get_num_threads()
     try:
         import gradflow
+        from gradflow.backend import compiled
 
         desc["gradflow"] = gradflow.__version__
+        desc["compiled_loops"] = compiled.status()  # "numba X.Y", or why they are off
         desc["gpu"] = gradflow.cuda.is_available()
     except Exception as exc:  # the description must never break a run
         desc["gradflow"] = f"unavailable ({exc})"
