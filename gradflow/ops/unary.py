@@ -369,8 +369,14 @@ class ELUFunction(Function):
             y += e
         else:
             y = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
-        self.save_for_backward(x if uses_kernels(x) else y)  # cpu: the output (y > 0 iff x > 0)
+        # cpu: the output, when y > 0 iff x > 0 (alpha >= 0); else, as the kernel route, x
+        self.save_for_backward(x if self._from_input(x) else y)
         return y
+
+    def _from_input(self, x):
+        """Whether backward reads x (the kernel route; an alpha below 0, or NaN, where y > 0
+        no longer says x > 0) rather than the output."""
+        return uses_kernels(x) or not self.alpha >= 0
 
     def backward(self, g):
         (saved,) = self.saved_arrays
@@ -379,6 +385,9 @@ class ELUFunction(Function):
             return out
         y = saved
         t = y.dtype.type
+        if self._from_input(saved):  # x saved: g where x > 0, else g alpha e^x (g at NaN)
+            xp = get_array_module(g)
+            return xp.where(saved <= 0, g * (t(self.alpha) * xp.exp(saved)), g)
         if (loops := self._loops(y, g)) is not None:  # one compiled pass (float64 too)
             out = numpy.empty(y.shape, y.dtype)
             loops.elu_backward(compiled.flat(y), compiled.flat(g), t(self.alpha), out.reshape(-1))
@@ -408,9 +417,9 @@ class ELUFunction(Function):
         return compiled.loops(*arrays, float32_only=float32_only)
 
     def backward_graph(self, g):
-        (saved,) = self.saved_arrays  # the output, or (kernel route) the input
+        (saved,) = self.saved_arrays  # the output, or (see _from_input) the input
         mask = const((saved > 0).astype(g.dtype))
-        if uses_kernels(saved):
+        if self._from_input(saved):
             below = self.alpha * exp(graph_input(self, 0, saved))
         else:
             below = graph_output(self, saved) + self.alpha  # alpha e^x = y + alpha where x <= 0

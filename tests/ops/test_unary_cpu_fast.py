@@ -2,6 +2,7 @@
 whole range, and each activation's float32 values and gradients against float64 references,
 edge values (0, -0, +-inf, NaN, the tails) included."""
 
+import contextlib
 import math
 
 import numpy
@@ -191,6 +192,22 @@ def test_elu_float32_values_and_gradient(alpha):  # as PyTorch (tests/backend/te
         atol=1e-7,
         grad_tol=(2e-6, 3e-7 * max(1.0, abs(alpha))),  # y + alpha, from the saved y, cancels
     )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("alpha", [-0.5, -2.0])
+def test_elu_with_a_negative_alpha_takes_its_gradient_from_the_input(alpha, dtype):
+    """alpha < 0: y = alpha expm1(x) > 0 for x < 0, so y > 0 no longer says x > 0; backward
+    reads x (the gradient there is alpha e^x, as PyTorch's), on both routes."""
+    x = numpy.array([-3.0, -2.0, -0.5, -1e-3, 0.5, 2.0], dtype)
+    want = numpy.where(x > 0, 1.0, alpha * numpy.exp(x.astype(numpy.float64)))
+    for ctx in (compiled.disabled(), contextlib.nullcontext()):
+        with ctx:
+            t = gf.tensor(x, requires_grad=True)
+            unary.elu(t, alpha).sum().backward()
+        numpy.testing.assert_allclose(t.grad.numpy(), want, rtol=1e-6)
+    wide = gf.tensor(numpy.linspace(-2, 2, 8), requires_grad=True)  # 0 left out: a kink
+    assert gf.autograd.gradgradcheck(lambda v: unary.elu(v, alpha), (wide,))
 
 
 @pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 20.0), (0.5, 3.0), (-1.0, 20.0)])
