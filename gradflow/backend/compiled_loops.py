@@ -9,11 +9,12 @@ from vectorizing any loop that divides); fastmath limited to contraction into FM
 ignoring the sign of zero, plus reassociation for the loops that sum, so NaN and inf keep
 their IEEE meaning.
 
-exp in float32 is written out here (Cody-Waite reduction to [-ln2/2, ln2/2], a degree-6
-polynomial, the power of two built from its exponent bits): numba calls libm's scalar expf,
-5x NumPy's vector exp, while these loops vectorize. It is within 1 ulp of exp over
-[-87.3, 88]; below -87.3 it gives 0 (exp is under 1.2e-38 there); callers keep arguments
-below 88 (sigmoid and silu recompute the rare elements below SIGMOID_CUTOFF through NumPy).
+exp, expm1 and log1p in float32 are written out here (expf: Cody-Waite reduction to
+[-ln2/2, ln2/2], a degree-6 polynomial, the power of two built from its exponent bits by an
+LLVM bitcast): numba's own exp calls libm's scalar expf, 5x NumPy's vector exp, while these
+inline into one loop that vectorizes. expf is within 3 ulp of exp over [-87.3, 88]; below
+-87.3 it gives 0 (exp is under 1.2e-38 there); callers keep arguments below 88 (sigmoid and
+silu recompute the rare elements below SIGMOID_CUTOFF through NumPy).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import numpy
 
 _ELEMENTWISE = {"contract", "nsz"}
 _SUMS = {"contract", "nsz", "reassoc"}
-_BLOCK = 2048  # elements per block of the exp loops: three float32 buffers stay in L1/L2
 
 f32 = numpy.float32
 
@@ -58,26 +58,112 @@ _P = tuple(
 _P5 = f32(5.0000001201e-1)
 
 
+# numba has no scalar bitcast: an LLVM bitcast written as an intrinsic makes 2^k inside the
+# loop, so exp, expm1 and log1p are scalar helpers that inline into one loop reading, computing
+# and writing, which vectorizes. (Two loops per block, the polynomial and the exponent bits
+# into arrays and then their product, ran 1.5x slower; a copy loop followed by arithmetic on
+# the cached block, 2x: nothing overlapped the loads.) llvm.maxnum gives a row max that
+# vectorizes (a max by compare and select is a reduction LLVM only vectorizes with the nnan
+# flag, which we leave off); maxnum ignores NaN, so the loops below let NaN reach the result
+# through exp.
+@numba.extending.intrinsic
+def _bits_f32(typingctx, i):
+    """The float32 whose bits are the int32 i."""
+
+    def codegen(context, builder, signature, args):
+        import llvmlite.ir
+
+        return builder.bitcast(args[0], llvmlite.ir.FloatType())
+
+    return numba.float32(numba.int32), codegen
+
+
+@numba.extending.intrinsic
+def _maxnum(typingctx, a, b):
+    """max of two float32, the other operand where one is NaN (llvm.maxnum)."""
+
+    def codegen(context, builder, signature, args):
+        import llvmlite.ir
+
+        f = llvmlite.ir.FloatType()
+        fnty = llvmlite.ir.FunctionType(f, [f, f])
+        fn = numba.core.cgutils.get_or_insert_function(builder.module, fnty, "llvm.maxnum.f32")
+        return builder.call(fn, args)
+
+    return numba.float32(numba.float32, numba.float32), codegen
+
+
 @elementwise
-def exp_parts(x, c, square, poly, bits):
-    """exp(v) = poly[i] * bits.view(float32)[i] for v = c x[i] (square: c x[i]^2) over a
-    block of float32 values: the polynomial of the reduced argument and the power of two as
-    exponent bits. Two arrays (not their product) so that this loop vectorizes; the caller's
-    next loop multiplies. This loop reads the block from memory: its arithmetic overlaps the
-    loads (a block read by a loop with no arithmetic, then computed on, ran 2x slower)."""
-    for i in range(x.size):
-        v = c * x[i] * x[i] if square else c * x[i]
-        a = min(max(v, _EXP_LO), _EXP_HI)
-        k = numpy.floor(a * _LOG2E + f32(0.5))
-        r = a - k * _LN2_HI - k * _LN2_LO
-        p = _P[0] * r + _P[1]
-        p = p * r + _P[2]
-        p = p * r + _P[3]
-        p = p * r + _P[4]
-        p = p * r + _P5
-        p = p * r * r + r + f32(1)
-        poly[i] = f32(0) if v < _EXP_LO else p
-        bits[i] = (numpy.int32(k) + numpy.int32(127)) << numpy.int32(23)
+def _exp_split(v):
+    """(2^k, exp(r) - 1) with exp(v) = 2^k exp(r), v clamped to [_EXP_LO, _EXP_HI]: the
+    Cody-Waite reduction and polynomial above, the power of two made by _bits_f32."""
+    a = min(max(v, _EXP_LO), _EXP_HI)
+    k = numpy.floor(a * _LOG2E + f32(0.5))
+    r = a - k * _LN2_HI - k * _LN2_LO
+    p = _P[0] * r + _P[1]
+    p = p * r + _P[2]
+    p = p * r + _P[3]
+    p = p * r + _P[4]
+    p = p * r + _P5
+    return _bits_f32((numpy.int32(k) + numpy.int32(127)) << numpy.int32(23)), p * r * r + r
+
+
+@elementwise
+def expf(v):
+    """exp(v) of a float32 v <= 88 (callers pass v <= 0): 0 below _EXP_LO, NaN stays NaN."""
+    scale, pm1 = _exp_split(v)
+    e = f32(0) if v < _EXP_LO else scale * (pm1 + f32(1))
+    return e if v == v else v
+
+
+@elementwise
+def expm1f(v):
+    """exp(v) - 1 of a float32 v <= 88 without cancellation near 0 (2^k (p - 1) + (2^k - 1),
+    both terms exact or small): -1 below _EXP_LO, NaN stays NaN."""
+    scale, pm1 = _exp_split(v)
+    e = f32(-1) if v < _EXP_LO else scale * pm1 + (scale - f32(1))
+    return e if v == v else v
+
+
+_SQRT2 = f32(math.sqrt(2.0))
+_LOG_P = tuple(
+    f32(c)
+    for c in (
+        7.0376836292e-2,
+        -1.1514610310e-1,
+        1.1676998740e-1,
+        -1.2420140846e-1,
+        1.4249322787e-1,
+        -1.6668057665e-1,
+        2.0000714765e-1,
+        -2.4999993993e-1,
+        3.3333331174e-1,
+    )
+)
+
+
+@elementwise
+def log1p_unit(u):
+    """log(1 + u) of a float32 u in [0, 1] (softplus's log1p(exp(-|x|))): w = 1 + u reduced
+    to [sqrt(1/2), sqrt(2)] by one halving, Cephes logf's polynomial, plus the rounding of
+    1 + u as (u - (w - 1)) / w. NaN stays NaN. (Its division is not what costs: 1 / w by a
+    polynomial instead ran as fast.)"""
+    w = f32(1) + u
+    c = (u - (w - f32(1))) / w
+    big = w > _SQRT2
+    e = f32(1) if big else f32(0)
+    x = (w * f32(0.5) if big else w) - f32(1)
+    z = x * x
+    p = _LOG_P[0] * x + _LOG_P[1]
+    p = p * x + _LOG_P[2]
+    p = p * x + _LOG_P[3]
+    p = p * x + _LOG_P[4]
+    p = p * x + _LOG_P[5]
+    p = p * x + _LOG_P[6]
+    p = p * x + _LOG_P[7]
+    p = p * x + _LOG_P[8]
+    y = p * x * z + e * _LN2_LO - f32(0.5) * z
+    return (x + y) + e * _LN2_HI + c
 
 
 # ---- sigmoid, silu --------------------------------------------------------------------------
@@ -85,32 +171,17 @@ SIGMOID_CUTOFF = f32(-87.0)  # below, exp(-x) leaves _EXP_HI: callers recompute 
 
 
 @elementwise
-def _sigmoid_finish(x, poly, scale, out, times_x):
-    """Writes out; returns the count of x below SIGMOID_CUTOFF (counted here, where x is in
-    cache, rather than in a pass of its own)."""
+def sigmoid(x, out, times_x):
+    """out = sigmoid(x) (times_x: x * sigmoid(x), silu) for flat float32 arrays, one loop
+    (expf below); returns how many elements lie below SIGMOID_CUTOFF, whose values the caller
+    recomputes (counted here, where x is in a register, not in a pass of its own)."""
     below = 0
     for i in range(x.size):
-        s = f32(1) / (f32(1) + poly[i] * scale[i])
-        s = s * x[i] if times_x else s
-        out[i] = s if x[i] == x[i] else x[i]  # NaN stays NaN
-        below += x[i] < SIGMOID_CUTOFF
-    return below
-
-
-@numba.njit(cache=True, nogil=True)
-def sigmoid(x, out, times_x):
-    """out = sigmoid(x) (times_x: x * sigmoid(x), silu) for flat float32 arrays; returns how
-    many elements lie below SIGMOID_CUTOFF, whose values the caller recomputes."""
-    n = x.size
-    poly = numpy.empty(_BLOCK, f32)
-    bits = numpy.empty(_BLOCK, numpy.int32)
-    scale = bits.view(f32)
-    below = 0
-    for start in range(0, n, _BLOCK):
-        stop = min(n, start + _BLOCK)
-        m = stop - start
-        exp_parts(x[start:stop], f32(-1), False, poly[:m], bits[:m])
-        below += _sigmoid_finish(x[start:stop], poly[:m], scale[:m], out[start:stop], times_x)
+        v = x[i]
+        s = f32(1) / (f32(1) + expf(-v))
+        s = s * v if times_x else s
+        out[i] = s if v == v else v  # NaN stays NaN
+        below += v < SIGMOID_CUTOFF
     return below
 
 
@@ -122,31 +193,15 @@ def sigmoid_backward(y, g, out):
 
 
 @elementwise
-def _silu_backward_finish(x, g, poly, scale, out):
-    below = 0
-    for i in range(x.size):
-        s = f32(1) / (f32(1) + poly[i] * scale[i])
-        out[i] = g[i] * (s * (f32(1) + x[i] * (f32(1) - s)))
-        below += x[i] < SIGMOID_CUTOFF
-    return below
-
-
-@numba.njit(cache=True, nogil=True)
 def silu_backward(x, g, out):
     """out = g s (1 + x (1 - s)), s = sigmoid(x) recomputed from x; returns the count of
     elements below SIGMOID_CUTOFF (there the caller recomputes out)."""
-    n = x.size
-    poly = numpy.empty(_BLOCK, f32)
-    bits = numpy.empty(_BLOCK, numpy.int32)
-    scale = bits.view(f32)
     below = 0
-    for start in range(0, n, _BLOCK):
-        stop = min(n, start + _BLOCK)
-        m = stop - start
-        exp_parts(x[start:stop], f32(-1), False, poly[:m], bits[:m])
-        below += _silu_backward_finish(
-            x[start:stop], g[start:stop], poly[:m], scale[:m], out[start:stop]
-        )
+    for i in range(x.size):
+        v = x[i]
+        s = f32(1) / (f32(1) + expf(-v))
+        out[i] = g[i] * (s * (f32(1) + v * (f32(1) - s)))
+        below += v < SIGMOID_CUTOFF
     return below
 
 
@@ -207,24 +262,13 @@ def gelu(x, out):
 
 
 @elementwise
-def _gelu_backward_finish(x, g, poly, scale, out):
-    for i in range(x.size):
-        pdf = _INV_SQRT_2PI * (poly[i] * scale[i])
-        out[i] = g[i] * (_phi(x[i]) + x[i] * pdf)
-
-
-@numba.njit(cache=True, nogil=True)
 def gelu_backward(x, g, out):
-    """out = g (Phi(x) + x phi(x)), both recomputed from x (nothing saved but x)."""
-    n = x.size
-    poly = numpy.empty(_BLOCK, f32)
-    bits = numpy.empty(_BLOCK, numpy.int32)
-    scale = bits.view(f32)
-    for start in range(0, n, _BLOCK):
-        stop = min(n, start + _BLOCK)
-        m = stop - start
-        exp_parts(x[start:stop], f32(-0.5), True, poly[:m], bits[:m])
-        _gelu_backward_finish(x[start:stop], g[start:stop], poly[:m], scale[:m], out[start:stop])
+    """out = g (Phi(x) + x phi(x)), both recomputed from x (nothing saved but x); phi's exp
+    is 0 where -x^2/2 < -87.3."""
+    for i in range(x.size):
+        v = x[i]
+        pdf = _INV_SQRT_2PI * expf(f32(-0.5) * v * v)
+        out[i] = g[i] * (_phi(v) + v * pdf)
 
 
 # ---- cumulative sum ------------------------------------------------------------------------
@@ -478,113 +522,6 @@ def depthwise_weight_grad(g, x, dweight, ph, pw, dh, dw):
                     for q in range(span):
                         s += gbuf[q] * src[q]
                     dweight[ch, a, b] += s
-
-
-# ---- float32 scalars for one-loop exp: bitcast, maxnum, exp, expm1, log1p ------------------
-# exp_parts needs a second loop to multiply its two arrays (numba has no scalar bitcast). An
-# LLVM bitcast written as an intrinsic makes 2^k inside the loop, so exp, expm1 and log1p
-# become scalar helpers that inline into a single loop reading, computing and writing (one
-# loop vectorizes as exp_parts does). llvm.maxnum gives a row max that vectorizes (a max by
-# compare and select is a reduction LLVM only vectorizes with the nnan flag, which we leave
-# off); maxnum ignores NaN, so the loops below let NaN reach the result through exp.
-@numba.extending.intrinsic
-def _bits_f32(typingctx, i):
-    """The float32 whose bits are the int32 i."""
-
-    def codegen(context, builder, signature, args):
-        import llvmlite.ir
-
-        return builder.bitcast(args[0], llvmlite.ir.FloatType())
-
-    return numba.float32(numba.int32), codegen
-
-
-@numba.extending.intrinsic
-def _maxnum(typingctx, a, b):
-    """max of two float32, the other operand where one is NaN (llvm.maxnum)."""
-
-    def codegen(context, builder, signature, args):
-        import llvmlite.ir
-
-        f = llvmlite.ir.FloatType()
-        fnty = llvmlite.ir.FunctionType(f, [f, f])
-        fn = numba.core.cgutils.get_or_insert_function(builder.module, fnty, "llvm.maxnum.f32")
-        return builder.call(fn, args)
-
-    return numba.float32(numba.float32, numba.float32), codegen
-
-
-@elementwise
-def _exp_split(v):
-    """(2^k, exp(r) - 1) with exp(v) = 2^k exp(r), v clamped to [_EXP_LO, _EXP_HI]: exp_parts'
-    reduction and polynomial, the power of two made by _bits_f32."""
-    a = min(max(v, _EXP_LO), _EXP_HI)
-    k = numpy.floor(a * _LOG2E + f32(0.5))
-    r = a - k * _LN2_HI - k * _LN2_LO
-    p = _P[0] * r + _P[1]
-    p = p * r + _P[2]
-    p = p * r + _P[3]
-    p = p * r + _P[4]
-    p = p * r + _P5
-    return _bits_f32((numpy.int32(k) + numpy.int32(127)) << numpy.int32(23)), p * r * r + r
-
-
-@elementwise
-def expf(v):
-    """exp(v) of a float32 v <= 88 (callers pass v <= 0): 0 below _EXP_LO, NaN stays NaN."""
-    scale, pm1 = _exp_split(v)
-    e = f32(0) if v < _EXP_LO else scale * (pm1 + f32(1))
-    return e if v == v else v
-
-
-@elementwise
-def expm1f(v):
-    """exp(v) - 1 of a float32 v <= 88 without cancellation near 0 (2^k (p - 1) + (2^k - 1),
-    both terms exact or small): -1 below _EXP_LO, NaN stays NaN."""
-    scale, pm1 = _exp_split(v)
-    e = f32(-1) if v < _EXP_LO else scale * pm1 + (scale - f32(1))
-    return e if v == v else v
-
-
-_SQRT2 = f32(math.sqrt(2.0))
-_LOG_P = tuple(
-    f32(c)
-    for c in (
-        7.0376836292e-2,
-        -1.1514610310e-1,
-        1.1676998740e-1,
-        -1.2420140846e-1,
-        1.4249322787e-1,
-        -1.6668057665e-1,
-        2.0000714765e-1,
-        -2.4999993993e-1,
-        3.3333331174e-1,
-    )
-)
-
-
-@elementwise
-def log1p_unit(u):
-    """log(1 + u) of a float32 u in [0, 1] (softplus's log1p(exp(-|x|))): w = 1 + u reduced
-    to [sqrt(1/2), sqrt(2)] by one halving, Cephes logf's polynomial, plus the rounding of
-    1 + u as (u - (w - 1)) / w. NaN stays NaN. (Its division is not what costs: 1 / w by a
-    polynomial instead ran as fast.)"""
-    w = f32(1) + u
-    c = (u - (w - f32(1))) / w
-    big = w > _SQRT2
-    e = f32(1) if big else f32(0)
-    x = (w * f32(0.5) if big else w) - f32(1)
-    z = x * x
-    p = _LOG_P[0] * x + _LOG_P[1]
-    p = p * x + _LOG_P[2]
-    p = p * x + _LOG_P[3]
-    p = p * x + _LOG_P[4]
-    p = p * x + _LOG_P[5]
-    p = p * x + _LOG_P[6]
-    p = p * x + _LOG_P[7]
-    p = p * x + _LOG_P[8]
-    y = p * x * z + e * _LN2_LO - f32(0.5) * z
-    return (x + y) + e * _LN2_HI + c
 
 
 # ---- softmax rows: softmax, log_softmax and cross_entropy along the last dim (float32) -------

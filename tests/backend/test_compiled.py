@@ -138,20 +138,6 @@ def test_pointwise_routes_are_taken(monkeypatch, rng):
     assert calls == ["sigmoid_backward"]
 
 
-def test_exp_parts_within_an_ulp_of_exp():
-    x = numpy.linspace(-87.3, 88.0, 1_000_003, dtype=numpy.float32)
-    poly = numpy.empty_like(x)
-    bits = numpy.empty(x.size, numpy.int32)
-    loops.exp_parts(x, numpy.float32(1), False, poly, bits)
-    got = poly * bits.view(numpy.float32)
-    want = numpy.exp(x.astype(numpy.float64))
-    ulp = numpy.spacing(want.astype(numpy.float32)).astype(numpy.float64)
-    assert numpy.max(numpy.abs(got - want) / ulp) <= 1.0
-    below = numpy.array([-87.31, -100.0, -numpy.inf], numpy.float32)
-    loops.exp_parts(below, numpy.float32(1), False, poly[:3], bits[:3])
-    assert numpy.all(poly[:3] == 0)
-
-
 def test_gelu_backward_after_the_loops_are_switched_off(rng):
     """Forward on the loop keeps only x; a backward the loop can't run recomputes in NumPy."""
     x = rng.standard_normal(300).astype(numpy.float32)
