@@ -210,14 +210,17 @@ class CrossEntropy(Function):
         if self.fused and (dx := self._backward_fused(g)) is not None:
             return dx, None, None
         x, m, log_sum, target, weight = self.saved_arrays
-        s = _grad_scale(g, self.reduction, self.denom)
+        with numpy.errstate(divide="ignore", invalid="ignore"):  # every target ignored: 1 / 0
+            s = _grad_scale(g, self.reduction, self.denom)
         xp = get_array_module(x)
         if self.probs:
             return self._backward_probs(x, m, log_sum, target, weight, s, xp)
         n_classes = x.shape[1]
         eps = self.label_smoothing
         safe, keep, w_t, bad = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
-        s = _mark_bad(s * keep, bad)  # (N, d1, ...): ignored rows get no gradient
+        # (N, d1, ...): ignored rows get no gradient, a 0 (not s * 0, NaN when every target is
+        # ignored and 'mean' divided by 0), as PyTorch and the compiled rows
+        s = _mark_bad(xp.where(keep, s, x.dtype.type(0)), bad)
         total_w = n_classes if weight is None else weight.sum()
         # softmax times the row's scale as exp(x - m) * (scale / sum): three passes over the
         # logits, where (x - m) - log_sum then exp made four
@@ -322,7 +325,7 @@ class CrossEntropy(Function):
         x, target, weight = saved[0], saved[-2], saved[-1]
         xp = get_array_module(x)
         tx = graph_input(self, 0, x)
-        s = g / float(self.denom) if self.reduction == "mean" else g
+        s = g / float(self.denom) if self.reduction == "mean" and self.probs else g
         if self.reduction == "none":
             s = s.unsqueeze(1)
         n_classes = x.shape[1]
@@ -340,6 +343,10 @@ class CrossEntropy(Function):
                     dtarget = dtarget * const(_class_broadcast(weight, x.ndim))
             return dx, dtarget, None
         safe, keep, w_t, _ = _kept_targets(target, weight, self.ignore_index, n_classes, x.dtype)
+        if self.reduction == "mean":  # 1 / denom on kept rows, 0 on ignored ones (as backward)
+            with numpy.errstate(divide="ignore"):
+                inv = xp.where(keep, 1 / xp.asarray(self.denom, x.dtype), x.dtype.type(0))
+            s = g * const(xp.expand_dims(inv.astype(x.dtype), 1))
         total_w = n_classes if weight is None else weight.sum()
         row = keep * ((1 - eps) * w_t + (eps / n_classes) * total_w)  # softmax's factor per row
         picks = xp.zeros(x.shape, x.dtype)
@@ -411,8 +418,10 @@ class NLLLossFunction(Function):
         target, weight = self.saved_arrays
         shape, dtype = self.input_meta
         xp = get_array_module(target)
-        safe, _, w_t, bad = _kept_targets(target, weight, self.ignore_index, shape[1], dtype)
-        s = _mark_bad(_grad_scale(g, self.reduction, self.denom) * w_t, bad)
+        safe, keep, w_t, bad = _kept_targets(target, weight, self.ignore_index, shape[1], dtype)
+        with numpy.errstate(divide="ignore", invalid="ignore"):  # every target ignored: 1 / 0
+            s = _grad_scale(g, self.reduction, self.denom) * w_t
+        s = _mark_bad(xp.where(keep, s, dtype.type(0)), bad)  # ignored rows: 0, as PyTorch
         dx = xp.zeros(shape, dtype)
         dx[_class_index(safe)] = -s
         return dx, None, None
@@ -424,7 +433,9 @@ class NLLLossFunction(Function):
         safe, _, w_t, _ = _kept_targets(target, weight, self.ignore_index, shape[1], dtype)
         picks = xp.zeros(shape, dtype)
         picks[_class_index(safe)] = -w_t
-        s = g / float(self.denom) if self.reduction == "mean" else g
+        s = g
+        if self.reduction == "mean":  # every target ignored (denominator 0): a 0 gradient
+            s = g / float(self.denom) if float(self.denom) else g * 0.0
         return const(picks) * (s.unsqueeze(1) if self.reduction == "none" else s), None, None
 
 

@@ -7,8 +7,8 @@ log_softmax's is g - exp(out) * sum(g)).
 With numba (gradflow.backend.compiled), both ops along the last dim of a float32 NumPy array run
 the compiled row loops (compiled_loops.softmax_rows): per row a max pass, an exp-and-sum pass and
 a writing pass, the row in cache; backward two passes per row. A row holding +inf or NaN, or
-all -inf, is NaN throughout there, as in PyTorch (the NumPy form gives 0 to the finite
-elements of a row holding +inf).
+all -inf, is NaN throughout on both routes, as in PyTorch (the NumPy form shifts by the max
+itself, so inf - inf makes the row NaN), and so are its gradients.
 """
 
 from __future__ import annotations
@@ -109,11 +109,11 @@ class SoftmaxFunction(Function):
         if (y := _fused_forward(self, x, log=False)) is not None:
             self.save_for_backward(y)
             return y
-        xp = get_array_module(x)
-        # Shift by the max; an all -inf (or NaN) slice by 0, a slice holding +inf by the largest
-        # finite value (its finite elements then get 0 rather than an overflow's NaN).
-        y = x - xp.nan_to_num(_max_keepdims(x, self.dim), nan=0.0, neginf=0.0)
-        xp.exp(y, out=y)
+        # Shift by the max itself, as PyTorch: a slice holding +inf or NaN, or all -inf, then
+        # holds NaN (inf - inf, or NaN) and is NaN throughout, as the compiled rows give.
+        with numpy.errstate(invalid="ignore"):
+            y = x - _max_keepdims(x, self.dim)
+        get_array_module(x).exp(y, out=y)
         y /= sum_keepdims(y, self.dim)
         self.save_for_backward(y)  # the output: dx = y * (g - sum(g * y))
         return y
@@ -148,8 +148,10 @@ class LogSoftmaxFunction(Function):
             self.save_for_backward(out)
             return out
         xp = get_array_module(x)
-        m = _max_keepdims(x, self.dim)
-        out = x - xp.where(xp.isfinite(m), m, 0)  # max_and_log_sum's shift, then its parts
+        # Shift by the max itself (not max_and_log_sum's finite shift), as PyTorch: a slice
+        # holding +inf or NaN, or all -inf, is NaN throughout, as the compiled rows give.
+        with numpy.errstate(invalid="ignore"):
+            out = x - _max_keepdims(x, self.dim)
         log_sum = sum_keepdims(xp.exp(out), self.dim)  # exp of x - m from out: no second x - m
         xp.log(log_sum, out=log_sum)
         out -= log_sum  # (x - m) - log_sum, as log_probs

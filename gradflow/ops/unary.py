@@ -4,14 +4,19 @@ softplus. Trigonometric and hyperbolic functions are in trigonometric.py, erf/er
 special.py, floor/ceil/round/trunc/frac in rounding.py.
 
 Memory: each op saves the cheapest thing its backward needs (the output for exp/sigmoid/tanh/
-sqrt, a bool mask for relu/leaky_relu). Activation backward on cuda runs our kernels in
-kernels/elementwise.cu (see ``_activation_bwd``).
+sqrt, a bool mask for relu and for leaky_relu's NumPy route). Activation backward on cuda runs
+our kernels in kernels/elementwise.cu (see ``_activation_bwd``).
 
-On cpu (NumPy) the activations avoid np.where (a slow pass on a random mask): selects become
-sums of terms one of which is 0, max/clip, or a factor made by clip; each runs in place on few
-new arrays, and forward saves one array more where backward would otherwise recompute an exp
-or an erf: silu its sigmoid (and output), softplus exp(-|beta x|), gelu Phi(x) (float32: the
-float32 rational erf_float32) or the tanh of its inner term.
+With numba installed, sigmoid, silu, gelu ("none"), elu and softplus on float32 NumPy arrays,
+and leaky_relu on float32 and float64 ones, run one compiled loop each way
+(gradflow.backend.compiled, docs/DESIGN.md §14) and keep what PyTorch keeps: x (silu, gelu,
+softplus, leaky_relu) or the output (sigmoid, elu). Their backward recomputes the exp or erf.
+
+Otherwise (NumPy routes) the activations avoid np.where (a slow pass on a random mask): selects
+become sums of terms one of which is 0, max/clip, or a factor made by clip; each runs in place
+on few new arrays, and forward saves one array more where backward would otherwise recompute an
+exp or an erf: silu its sigmoid (and output), softplus exp(-|beta x|), gelu Phi(x) (float32:
+the float32 rational erf_float32) or the tanh of its inner term.
 """
 
 from __future__ import annotations
@@ -387,22 +392,29 @@ class ELUFunction(Function):
         t = y.dtype.type
         if self._from_input(saved):  # x saved: g where x > 0, else g alpha e^x (g at NaN)
             xp = get_array_module(g)
-            return xp.where(saved <= 0, g * (t(self.alpha) * xp.exp(saved)), g)
+            with _quiet():  # e^x overflows where x > 88, whose value the select drops
+                return xp.where(saved <= 0, g * (t(self.alpha) * xp.exp(saved)), g)
         if (loops := self._loops(y, g)) is not None:  # one compiled pass (float64 too)
             out = numpy.empty(y.shape, y.dtype)
             loops.elu_backward(compiled.flat(y), compiled.flat(g), t(self.alpha), out.reshape(-1))
             return out
         if get_array_module(g) is numpy and math.isfinite(self.alpha):
-            # g * (1 where y > 0, else y + alpha) as (min(y, 0) + alpha) (1 - m) + m, m the
-            # mask as 0/1: exact, each term 0 where the other is kept. In two new arrays
-            # (1 - m as a third made the step's peak twice torch's): min(y, 0) + alpha, less
-            # alpha where the mask is 1 (exactly 0 there), plus the mask.
-            m = numpy.asarray((y > 0).astype(y.dtype))
-            d = numpy.asarray(numpy.clip(y, t(-math.inf), t(0)))
-            d += t(self.alpha)
-            m *= t(self.alpha)
-            d -= m
-            numpy.greater(y, t(0), out=m)  # the mask again, as 0/1
+            # g * (1 where not y <= 0, else y + alpha) as (fmin(y, 0) + alpha) (1 - m) + m, m
+            # the mask (not y <= 0: 1 at NaN too, where PyTorch's x <= 0 ? ... : g gives g) as
+            # 0/1: exact, each term 0 where the other is kept (fmin: 0, not NaN, at NaN). In two
+            # new arrays (1 - m as a third made the step's peak twice torch's): fmin(y, 0) +
+            # alpha, less alpha where the mask is 1 (exactly 0 there), plus the mask.
+            a = t(self.alpha)
+            n = numpy.asarray(y <= 0)
+            numpy.logical_not(n, out=n)
+            m = n.astype(y.dtype)
+            del n
+            d = numpy.asarray(numpy.fmin(y, t(0)))
+            d += a
+            if a:  # (alpha 0: d is already 0 where the mask is 1)
+                m *= a
+                d -= m
+                numpy.not_equal(m, t(0), out=m)  # the mask again, as 0/1 (m is alpha or 0)
             d += m
             d *= g
             return d

@@ -320,9 +320,8 @@ def test_activation_hostile_values(name, kw, kernel, calls):
     assert (len(fwd), len(bwd)) == (1, 1)
     _close(fused, _torch(name, x, g, **kw))
     plain = _gf(_act(name, kw), x, g, fused=False)
-    if name == "elu":  # at NaN the NumPy route's gradient is NaN, torch's (and ours) is g
-        assert numpy.isnan(plain[1][-1]) and fused[1][-1] == g[-1]
-        plain[1][-1] = g[-1]
+    if name == "elu":  # at NaN both routes give g, as torch (x <= 0 ? ... : g)
+        assert fused[1][-1] == g[-1] and plain[1][-1] == g[-1]
     _close(fused, plain)
 
 

@@ -53,16 +53,16 @@ def test_float64_last_dim_is_accurate(log):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@compiled.disabled()  # the NumPy route's +inf rows; the compiled rows give NaN there, as PyTorch
+@compiled.disabled()  # the NumPy route's +inf rows: NaN throughout, as compiled rows and PyTorch
 def test_rows_of_minus_inf_and_plus_inf():
     x = numpy.array([[-numpy.inf, -numpy.inf], [0.0, numpy.inf], [1.0, 2.0]], numpy.float32)
     y = gf.softmax(gf.tensor(x), 1).numpy()
     assert numpy.isnan(y[0]).all()  # 0 / 0, as PyTorch
-    numpy.testing.assert_array_equal(y[1], [0.0, numpy.nan])  # as before this route
+    assert numpy.isnan(y[1]).all()  # inf - inf, as PyTorch
     numpy.testing.assert_allclose(y[2], [0.26894142, 0.73105858], rtol=1e-6)
     logp = gf.log_softmax(gf.tensor(x), 1).numpy()
     assert numpy.isnan(logp[0]).all()
-    numpy.testing.assert_array_equal(logp[1], [-numpy.inf, numpy.nan])
+    assert numpy.isnan(logp[1]).all()
     numpy.testing.assert_allclose(logp[2], numpy.log([0.26894142, 0.73105858]), rtol=1e-6)
 
 

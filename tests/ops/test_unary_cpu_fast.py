@@ -179,14 +179,14 @@ def test_leaky_relu_float32_same_bits_as_the_select(slope):
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.3, 2.5, 0.0])
-@compiled.disabled()  # the NumPy route: its gradient at NaN is NaN; the compiled elu gives g there,
-def test_elu_float32_values_and_gradient(alpha):  # as PyTorch (tests/backend/test_compiled_rows.py)
+@compiled.disabled()  # the NumPy route: its gradient at NaN is g, as the compiled elu's and
+def test_elu_float32_values_and_gradient(alpha):  # PyTorch's (x <= 0 ? ... : g)
     x = _wide_grid()
     a32 = float(numpy.float32(alpha))
     _check(
         lambda t: unary.elu(t, alpha),
         lambda a: numpy.where(a > 0, a, a32 * numpy.expm1(a)),
-        lambda a: numpy.where(a > 0, 1.0, a32 * numpy.exp(a)),
+        lambda a: numpy.where(a <= 0, a32 * numpy.exp(a), 1.0),
         x,
         rtol=2e-6,
         atol=1e-7,
