@@ -24,6 +24,8 @@ import math
 import numba
 import numpy
 
+from gradflow.ops.special import ERF32_P, ERF32_Q  # (loaded by then: ops import this module)
+
 _ELEMENTWISE = {"contract", "nsz"}
 _SUMS = {"contract", "nsz", "reassoc"}
 
@@ -208,28 +210,8 @@ def silu_backward(x, g, out):
 # ---- gelu (erf form) -----------------------------------------------------------------------
 # erf(v) = v P(v^2) / Q(v^2) on v clamped to [-4, 4]: the float32 rational form of
 # gradflow.ops.special (Eigen's and XLA's), within 4.5e-7 of erf.
-_ERF_P = tuple(
-    f32(c)
-    for c in (
-        -2.72614225801306e-10,
-        2.77068142495902e-08,
-        -2.10102402082508e-06,
-        -5.69250639462346e-05,
-        -7.34990630326855e-04,
-        -2.95459980854025e-03,
-        -1.60960333262415e-02,
-    )
-)
-_ERF_Q = tuple(
-    f32(c)
-    for c in (
-        -1.45660718464996e-05,
-        -2.13374055278905e-04,
-        -1.68282697438203e-03,
-        -7.37332916720468e-03,
-        -1.42647390514189e-02,
-    )
-)
+_ERF_P = tuple(f32(c) for c in ERF32_P)
+_ERF_Q = tuple(f32(c) for c in ERF32_Q)
 _INV_SQRT_2 = f32(1 / math.sqrt(2))
 _INV_SQRT_2PI = f32(1 / math.sqrt(2 * math.pi))
 

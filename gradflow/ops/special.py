@@ -198,7 +198,7 @@ def erfinv_array(y: Any) -> Any:
 # erf(x) = x P(x^2) / Q(x^2) on x clamped to [-4, 4] (erf(4) rounds to 1 in float32): the
 # rational approximation Eigen and XLA use for float32, within 4.5e-7 absolute (8 ulp) of
 # math.erf over the whole range. Odd numerator, even denominator, highest power first.
-_ERF32_P = (
+ERF32_P = (
     -2.72614225801306e-10,
     2.77068142495902e-08,
     -2.10102402082508e-06,
@@ -207,7 +207,7 @@ _ERF32_P = (
     -2.95459980854025e-03,
     -1.60960333262415e-02,
 )
-_ERF32_Q = (
+ERF32_Q = (
     -1.45660718464996e-05,
     -2.13374055278905e-04,
     -1.68282697438203e-03,
@@ -229,9 +229,9 @@ def erf_float32(x: Any, inner: float = 1.0, outer: float = 1.0, offset: float = 
     offset +- outer."""
     xp = get_array_module(x)
     t = numpy.float32
-    lead = _ERF32_Q[0] * inner**8  # Q's leading coefficient, divided out of both polynomials
-    p_coef = [t(c * inner ** (2 * (6 - k) + 1) * outer / lead) for k, c in enumerate(_ERF32_P)]
-    q_coef = [t(c * inner ** (2 * (4 - k)) / lead) for k, c in enumerate(_ERF32_Q)]
+    lead = ERF32_Q[0] * inner**8  # Q's leading coefficient, divided out of both polynomials
+    p_coef = [t(c * inner ** (2 * (6 - k) + 1) * outer / lead) for k, c in enumerate(ERF32_P)]
+    q_coef = [t(c * inner ** (2 * (4 - k)) / lead) for k, c in enumerate(ERF32_Q)]
     bound = t(4.0 / inner)
     out = xp.empty(x.shape, numpy.float32)
     flat_x = xp.ascontiguousarray(x).reshape(-1)
