@@ -9,6 +9,7 @@ time) and the geometric mean of the ratios.
     python benchmarks/op_sweep_cpu.py gelu conv        # the named cases and families
     python benchmarks/op_sweep_cpu.py --repeat 41      # more calls per case (steadier medians)
     python benchmarks/op_sweep_cpu.py --check          # forward and gradients against torch
+    python benchmarks/op_sweep_cpu.py --extra          # the cases beyond issue 17's list
     python benchmarks/op_sweep_cpu.py --markdown benchmarks/results/DATE-cpu-op-sweep-all.md
 
 ``--markdown`` writes a dated table with the command, the machine and the commit. Without
@@ -61,13 +62,13 @@ def _scale(text: str) -> float:
     return value
 
 
-def _selected(names: list[str]) -> list[OpCase]:
-    """The cases named, or of the families named (all without names)."""
-    known = {case.name for case in CASES} | {case.family for case in CASES}
+def _selected(names: list[str], pool: tuple[OpCase, ...] = CASES) -> list[OpCase]:
+    """The cases of ``pool`` named, or of the families named (all without names)."""
+    known = {case.name for case in pool} | {case.family for case in pool}
     unknown = sorted(set(names) - known)
     if unknown:
         sys.exit(f"unknown case(s) {unknown}; choose from {', '.join(sorted(known))}")
-    return [case for case in CASES if not names or {case.name, case.family} & set(names)]
+    return [case for case in pool if not names or {case.name, case.family} & set(names)]
 
 
 def _check(cases: list[OpCase], torch: Any, scale: float) -> float:
@@ -161,6 +162,12 @@ def main(argv: list[str] | None = None) -> float | None:
     parser.add_argument("--scale", type=_scale, default=1.0,
                         help="shrink every dimension (above 0, at most 1)")  # fmt: skip
     parser.add_argument("--check", action="store_true", help="compare with torch, no timing")
+    parser.add_argument(
+        "--extra",
+        action="store_true",
+        help="run gradflow/bench/op_cases_extra.py's cases beyond issue 17's list instead "
+        "(names then select among them; --check skips its time-only cases)",
+    )
     parser.add_argument("--markdown", metavar="PATH", help="write a dated table to PATH")
     parser.add_argument(
         "--memory",
@@ -180,10 +187,19 @@ def main(argv: list[str] | None = None) -> float | None:
         help="leave glibc's adaptive heap (torch's steps may fault pages in)",
     )
     args = parser.parse_args(argv)  # fmt: skip
-    cases = _selected(args.names)
+    time_only: frozenset[str] = frozenset()
+    if args.extra:
+        from gradflow.bench.op_cases_extra import EXTRA_CASES, TIME_ONLY
+
+        cases, time_only = _selected(args.names, EXTRA_CASES), TIME_ONLY
+    else:
+        cases = _selected(args.names)
     torch = torch_or_none()
     if args.check:
-        return _check(cases, torch, args.scale)
+        for case in cases:
+            if case.name in time_only:
+                print(f"{case.family:13s} {case.name:18s} skipped (random output, time only)")
+        return _check([case for case in cases if case.name not in time_only], torch, args.scale)
     if torch is None:
         print("torch is not installed: timing gradflow's side only (pip install torch)")
     from threadpoolctl import threadpool_limits
