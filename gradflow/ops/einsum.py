@@ -122,9 +122,58 @@ def _einsum(equation: str, arrays: Any) -> Any:
     """xp.einsum; NumPy with three or more operands is told to pick a contraction order (its
     default sums over every index at once, O(product of all sizes))."""
     xp = get_array_module(arrays[0])
+    if xp is numpy and len(arrays) == 2:
+        out = _matmul_einsum(equation, *arrays)
+        if out is not None:
+            return out
     if xp is numpy and len(arrays) > 2:
         return numpy.einsum(equation, *arrays, optimize=True)
     return xp.einsum(equation, *arrays)
+
+
+def _matmul_einsum(equation: str, a: Any, b: Any) -> Any:
+    """A two-operand NumPy einsum as one batched matmul (BLAS; numpy.einsum without optimize
+    never calls it, and with it still loops for subscripts kept from both operands): the
+    subscripts in both operands and the output are the batch, those in both but not the output
+    are contracted, those of one operand kept in the output are its rows (a) or columns (b);
+    a subscript of one operand only and not kept is summed first. None (numpy.einsum) for a
+    repeated subscript in one term and for anything but two floating arrays of one dtype."""
+    if a.dtype != b.dtype or a.dtype.kind not in "fc":
+        return None
+    lhs, out = equation.split("->")
+    ta, tb = lhs.split(",")
+    if len(set(ta)) != len(ta) or len(set(tb)) != len(tb):
+        return None
+    # summed inside one operand only
+    only_a = [c for c in ta if c not in tb and c not in out]
+    if only_a:
+        a = a.sum(axis=tuple(ta.index(c) for c in only_a))
+        ta = "".join(c for c in ta if c not in only_a)
+    only_b = [c for c in tb if c not in ta and c not in out]
+    if only_b:
+        b = b.sum(axis=tuple(tb.index(c) for c in only_b))
+        tb = "".join(c for c in tb if c not in only_b)
+    batch = [c for c in out if c in ta and c in tb]
+    rows = [c for c in out if c in ta and c not in tb]
+    cols = [c for c in out if c in tb and c not in ta]
+    inner = [c for c in ta if c in tb and c not in out]
+    size = dict(zip(ta, a.shape)) | dict(zip(tb, b.shape))
+
+    def prod(letters: list) -> int:
+        n = 1
+        for c in letters:
+            n *= size[c]
+        return n
+
+    nb, nr, nc, nk = prod(batch), prod(rows), prod(cols), prod(inner)
+    a2 = a.transpose([ta.index(c) for c in batch + rows + inner]).reshape(nb, nr, nk)
+    b2 = b.transpose([tb.index(c) for c in batch + inner + cols]).reshape(nb, nk, nc)
+    result = numpy.matmul(a2, b2).reshape([size[c] for c in batch + rows + cols])
+    order = batch + rows + cols
+    if order == list(out):
+        return result
+    # C order, as numpy.einsum's own output
+    return numpy.ascontiguousarray(result.transpose([order.index(c) for c in out]))
 
 
 def einsum(equation: str, *operands: Any) -> Tensor:

@@ -411,6 +411,21 @@ class CumProd(Function):
         xp = get_array_module(g)
         d = self.dim
         n = x.shape[d]
+        if xp is numpy and n and x.size:
+            last = out[(slice(None),) * d + (slice(n - 1, n),)]
+            # A zero in a slice leaves its last product 0 (or NaN): without either, no slice
+            # has a zero and the gradient is revcumsum(g * out) / x, in three passes (the
+            # reversed cumsum is CumSum's backward: blocked, or compiled with numba).
+            if not bool(((last == 0) | (last != last)).any()):
+                with _quiet():
+                    weighted = numpy.multiply(g, out)
+                    grad = _blocked_cumsum(weighted, d, reverse=True)
+                    if grad is None:
+                        grad = weighted
+                        rev = numpy.flip(grad, d)
+                        numpy.cumsum(rev, axis=d, out=rev)
+                    numpy.divide(grad, x, out=grad)
+                return grad.astype(g.dtype, copy=False)
         shape = [1] * x.ndim
         shape[d] = n
         position = xp.arange(n).reshape(shape)
@@ -442,10 +457,14 @@ def _reverse_cumsum(a: Any, dim: int) -> Any:
 
 
 def _cumulative_extreme(x: Any, dim: int, reduce: str) -> tuple:
-    """(values, int64 indices) of the running max/min along dim: a log2(n)-step scan (the same
-    code on NumPy and CuPy, which has no maximum.accumulate for indices). Ties take the later
-    index and a NaN, once seen, stays (both as PyTorch)."""
+    """(values, int64 indices) of the running max/min along dim. Ties take the later index and
+    a NaN, once seen, stays (both as PyTorch; each later NaN takes the index on).
+    NumPy: maximum/minimum.accumulate gives the values (NaN propagates); an element starts a new
+    run where it equals the running value (or is NaN), and each run's index is its start, filled
+    in by numpy.repeat. CuPy (no accumulate with indices): a log2(n)-step scan."""
     xp = get_array_module(x)
+    if xp is numpy:
+        return _cumulative_extreme_numpy(x, dim, reduce)
     v = xp.moveaxis(x, dim, -1).copy()
     n = v.shape[-1]
     idx = xp.broadcast_to(xp.arange(n, dtype="int64"), v.shape).copy()
@@ -466,14 +485,41 @@ def _cumulative_extreme(x: Any, dim: int, reduce: str) -> tuple:
     return xp.moveaxis(v, -1, dim), xp.moveaxis(idx, -1, dim)
 
 
+def _cumulative_extreme_numpy(x: Any, dim: int, reduce: str) -> tuple:
+    """_cumulative_extreme on NumPy, on rows made contiguous along dim (the accumulate along
+    the last, contiguous axis is about 3x faster than along a strided one)."""
+    v = numpy.ascontiguousarray(numpy.moveaxis(x, dim, -1))
+    n = v.shape[-1]
+    if v.size == 0:
+        return numpy.moveaxis(v.copy(), -1, dim), numpy.moveaxis(
+            numpy.zeros(v.shape, numpy.int64), -1, dim
+        )
+    ufunc = numpy.maximum if reduce == "max" else numpy.minimum
+    running = ufunc.accumulate(v, axis=-1)  # NaN, once seen, stays
+    new = v == running  # ties (x equal to the running value) start a run: the later index
+    if v.dtype.kind in "fc" and bool(numpy.isnan(running[..., -1]).any()):
+        new |= numpy.isnan(v)  # every NaN starts a run (the running value is NaN from there)
+    new = new.reshape(-1)
+    new[::n] = True  # each row's first element (a NaN-free row has it already)
+    starts = numpy.flatnonzero(new)
+    lengths = numpy.diff(starts, append=v.size)
+    index = numpy.repeat(starts % n, lengths).reshape(v.shape)
+    return numpy.moveaxis(running, -1, dim), numpy.moveaxis(index, -1, dim)
+
+
 class CumulativeExtreme(Function):
-    """The running max/min values; each gradient goes to the element its index names."""
+    """The running max/min values; each gradient goes to the element its index names.
+    `values`, when given, are the gathered values already (forward returns them)."""
 
     dim: int
+    values: Any = None
 
     def forward(self, x, index):
         self.shape = x.shape
         self.save_for_backward(index)  # int64 indices
+        values, self.values = self.values, None
+        if values is not None:
+            return values
         return get_array_module(x).take_along_axis(x, index, axis=self.dim)
 
     def backward(self, g):
@@ -484,6 +530,14 @@ class CumulativeExtreme(Function):
         gm = xp.ascontiguousarray(xp.moveaxis(g, self.dim, -1))
         im = xp.moveaxis(index, self.dim, -1)
         n = gm.shape[-1]
+        if xp is numpy and gm.size:
+            # The indices along a row are runs of one value each, starting where the index is
+            # its own position: each run's gradients sum (add.reduceat) onto that start.
+            start = (im == numpy.arange(n, dtype=numpy.int64)).reshape(-1)
+            starts = numpy.flatnonzero(start)
+            out = numpy.zeros(gm.size, dtype=g.dtype)
+            out[starts] = numpy.add.reduceat(gm.reshape(-1), starts)
+            return numpy.moveaxis(out.reshape(gm.shape), -1, self.dim), None
         rows = xp.arange(gm.size // n if n else 0, dtype="int64").reshape(*gm.shape[:-1], 1)
         out = xp.zeros(gm.size, dtype=g.dtype)
         _scatter_add(out, ((rows * n + im).reshape(-1),), gm.reshape(-1))
@@ -733,8 +787,8 @@ def _cumulative(x: Tensor, dim: int, reduce: str) -> Any:
     if x.ndim == 0:
         zero = Tensor._wrap(get_array_module(x.array).zeros((), "int64"))
         return result(x.clone() if x.requires_grad else Tensor._wrap(x.array.copy()), zero)
-    _, index = _cumulative_extreme(x.array, d, reduce)
-    values = CumulativeExtreme.apply(x, index, dim=d, op_name=op)
+    running, index = _cumulative_extreme(x.array, d, reduce)
+    values = CumulativeExtreme.apply(x, index, dim=d, op_name=op, values=running)
     return result(values, Tensor._wrap(index))
 
 

@@ -83,9 +83,38 @@ def topk(
     if x.ndim == 0:
         return return_types.topk(*_sorted(x, 0, largest, True, "topk"))
     d = normalize_dim(dim, x.ndim, "topk")
-    order = _argsort(x.array, d, largest, True)
-    order = order[(slice(None),) * d + (slice(0, k),)].astype(numpy.int64, copy=False)
+    order = _topk_partitioned(x.array, k, d, largest)
+    if order is None:
+        order = _argsort(x.array, d, largest, True)
+        order = order[(slice(None),) * d + (slice(0, k),)]
+    order = order.astype(numpy.int64, copy=False)
     return return_types.topk(Gather.apply(x, order, dim=d, op_name="topk"), Tensor._wrap(order))
+
+
+def _topk_partitioned(a: Any, k: int, d: int, largest: bool) -> Any:
+    """topk's indices on NumPy without sorting whole rows: argpartition picks k per row, only
+    those are sorted (stable: equal values in index order, NaN largest). Exactly the first k of
+    the stable full sort; None (sort whole rows) on CuPy, for other dtypes, for k of 0 or the
+    whole dim, and where the k-th value has an equal outside the chosen k (or is NaN), where the
+    partition may have chosen a later index than the stable order."""
+    n = a.shape[d]
+    if get_array_module(a) is not numpy or a.dtype.kind not in "fiu" or not 0 < k < n:
+        return None
+    if k * 4 > n:  # little left to skip: the full sort is as fast
+        return None
+    kth = n - k if largest else k - 1
+    part = numpy.argpartition(a, kth, axis=d)
+    pick = part[(slice(None),) * d + ((slice(n - k, n) if largest else slice(0, k)),)]
+    pick.sort(axis=d)  # index order, so that the stable sort below keeps ties in it
+    values = numpy.take_along_axis(a, pick, axis=d)
+    bound = values.min(axis=d, keepdims=True) if largest else values.max(axis=d, keepdims=True)
+    if a.dtype.kind == "f" and bool(numpy.isnan(bound).any()):
+        return None
+    # the k-th value's equals: all of them among the chosen k, or the choice may differ
+    if not numpy.array_equal((a == bound).sum(axis=d), (values == bound).sum(axis=d)):
+        return None
+    inner = _argsort(values, d, largest, True)
+    return numpy.take_along_axis(pick, inner, axis=d)
 
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> return_types.kthvalue:
