@@ -193,6 +193,57 @@ def _scatter_add_flat(out, positions, values):
     _add_at(out.reshape(-1), positions, values)
 
 
+def _bag_sums(values, bags, counts, keep, size, num_bags):
+    """NumPy: the (num_bags, D) sums of values' rows by bag, added in index order from zero as
+    the scatter-add (numpy.add.at) does, to the bit. Bags of one length L over the flat input
+    (a 2-D input, or evenly spaced offsets; position p in bag p // L): a sum over the middle
+    axis of (bags, L, D), which numpy adds row after row (add.reduceat does not); counts are
+    the bags' sizes, keep the kept positions in the flat input of that size; with zero
+    rows standing in for dropped positions (padding_idx): from zero, adding 0.0 changes no
+    bits. Otherwise None (the caller scatter-adds)."""
+    length = size // num_bags if num_bags else 0
+    if not length or size != num_bags * length or bags.shape[0] == 0 or values.shape[1] < 2:
+        return None  # (width 1: the middle axis is the inner one, which numpy adds pairwise)
+    if bags.shape[0] == size:  # nothing dropped: the runs (sorted bags) all of length L?
+        if not bool((counts == length).all()):
+            return None
+    else:
+        if not numpy.array_equal(bags, keep // length):
+            return None
+        full = numpy.zeros((size, values.shape[1]), values.dtype)
+        full[keep] = values
+        values = full
+    out = values.reshape(num_bags, length, values.shape[1]).sum(axis=1)
+    out += 0  # -0.0 to 0.0, as zeros plus the terms gives
+    return out
+
+
+_MAX_ROUNDS = 16  # more repeats of one weight row than this: numpy.add.at instead
+
+
+def _occurrence_ranks(rows, num_rows):
+    """(positions, ranks): the positions 0..n-1 stably sorted by rows[position], and each
+    one's rank among the positions of its row (0 for a row's first position, 1 for its
+    second, ...). Sorting the keys row * n + position (unique, so any sort is stable) is much
+    faster than a stable argsort."""
+    n = rows.shape[0]
+    if num_rows * n < 1 << 62:
+        keys = rows.astype(numpy.int64) * n + numpy.arange(n, dtype=numpy.int64)
+        keys.sort()
+        positions = keys % n
+        keys //= n
+        sorted_rows = keys
+    else:
+        positions = numpy.argsort(rows, kind="stable")
+        sorted_rows = rows[positions]
+    first = numpy.empty(n, bool)
+    first[0] = True
+    numpy.not_equal(sorted_rows[1:], sorted_rows[:-1], out=first[1:])
+    index = numpy.arange(n)
+    starts = numpy.maximum.accumulate(numpy.where(first, index, 0))
+    return positions, index - starts
+
+
 class EmbeddingBagFunction(Function):
     """Sums, means or maxima of bags of weight rows. The caller resolves the bags: `rows`
     are the weight rows that count (padding and positions after the last offset dropped),
@@ -221,8 +272,12 @@ class EmbeddingBagFunction(Function):
             # only for per_sample_weights' gradient.
             self.save_for_backward(psw, weight if self.needs_input_grad[1] else None)
             values = values * psw[:, None]
-        out = xp.zeros((self.num_bags, width), weight.dtype)
-        _scatter_add_rows(out, self.bags, values)
+        out = None
+        if xp is numpy:
+            out = _bag_sums(values, self.bags, self.counts, self.keep, self.size, self.num_bags)
+        if out is None:
+            out = xp.zeros((self.num_bags, width), weight.dtype)
+            _scatter_add_rows(out, self.bags, values)
         if self.mode == "mean":
             out /= xp.maximum(self.counts, 1)[:, None]
         return out
@@ -262,10 +317,14 @@ class EmbeddingBagFunction(Function):
                     positions = (self.chosen * width + columns)[self.nonempty]
                     _scatter_add_flat(gw, positions.reshape(-1), g[self.nonempty].reshape(-1))
             return (gw,) if len(self.needs_input_grad) == 1 else (gw, None)
+        psw, weight = self.saved_arrays if len(self.needs_input_grad) == 2 else (None, None)
+        if xp is numpy and weight is None:
+            if self.needs_input_grad[0]:
+                gw = self._weight_grad_rounds(g, psw)
+            return (gw,) if len(self.needs_input_grad) == 1 else (gw, gpsw)
         per_row = xp.take(g, self.bags, axis=0)
         if self.mode == "mean":
             per_row = per_row / xp.maximum(self.counts, 1)[self.bags][:, None]
-        psw, weight = self.saved_arrays if len(self.needs_input_grad) == 2 else (None, None)
         if weight is not None:
             gathered = (per_row * xp.take(weight, self.rows, axis=0)).sum(axis=1)
             gpsw = xp.zeros(self.size, g.dtype)
@@ -280,6 +339,59 @@ class EmbeddingBagFunction(Function):
         if len(self.needs_input_grad) == 1:
             return (gw,)
         return gw, gpsw
+
+    def _weight_grad_rounds(self, g, psw):
+        """NumPy, sum/mean: weight's gradient without numpy.add.at on 2-D. Rows that occur once
+        are assigned their term (as 0.0 + term: -0.0 comes out 0.0). The terms of a repeated row
+        are ranked by position (stably); round k adds every repeated row's k-th term with one
+        fancy-indexed assignment (k = 0) or +=, no row twice in a round, so each row adds up in
+        index order from zero: the bits of the scatter-add. A row repeated more than
+        _MAX_ROUNDS times: the scatter-add itself for the repeated rows. The mean's 1 / count
+        scales g's (bags, D) rows before the gather (the same products as scaling the gathered
+        ones)."""
+        num_rows, _ = self.weight_shape
+        if self.mode == "mean":
+            g = g / numpy.maximum(self.counts, 1)[:, None]
+        g = g + 0  # (bags, D), small: -0.0 to 0.0, as zeros plus a term gives
+        gw = numpy.zeros(self.weight_shape, g.dtype)
+        all_rows = self.rows
+        if all_rows.shape[0] == 0:
+            return gw
+        occurrences = numpy.bincount(all_rows, minlength=num_rows)
+        freq = occurrences.astype(g.dtype) if self.scale_grad_by_freq else None
+
+        def terms(chosen):  # the gradient terms of the kept positions chosen
+            out = numpy.take(g, self.bags[chosen], axis=0)
+            if psw is not None:
+                out *= psw[chosen][:, None]
+            if freq is not None:
+                out /= freq[all_rows[chosen]][:, None]
+            return out
+
+        def assign(chosen):
+            first = terms(chosen)
+            if psw is not None or freq is not None:  # products and quotients can be -0.0
+                first += 0
+            gw[all_rows[chosen]] = first
+
+        once = occurrences[all_rows] == 1
+        assign(numpy.flatnonzero(once))
+        repeated = numpy.flatnonzero(~once)
+        if repeated.shape[0] == 0:
+            return gw
+        positions, ranks = _occurrence_ranks(all_rows[repeated], num_rows)
+        rounds = int(ranks.max()) + 1
+        if rounds > _MAX_ROUNDS:  # many repeats of a row: the scatter-add itself
+            _scatter_add_rows(gw, all_rows[repeated], terms(repeated))
+            return gw
+        positions = repeated[positions]
+        for k in range(rounds):
+            chosen = positions[ranks == k]
+            if k == 0:
+                assign(chosen)
+            else:
+                gw[all_rows[chosen]] += terms(chosen)
+        return gw
 
     def backward_graph(self, g):
         """Under create_graph: the bags recomputed with differentiable ops (autograd/

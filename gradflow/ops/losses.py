@@ -620,6 +620,34 @@ def _softplus_neg(x: Any) -> Any:
     return out
 
 
+def _bce_logits_and_sigmoid(x: Any, y: Any, want_sigmoid: bool) -> tuple[Any, Any]:
+    """NumPy, no pos_weight, x and y of one shape: the unweighted loss (1 - y) x + log(1 +
+    exp(-x)) and, when asked, sigmoid(x) (else None), from one e = exp(-|x|).
+
+    With h = (x >= 0) as 1 or 0 (numpy.heaviside is far slower): (1 - y) x + max(-x, 0) =
+    (h - y) x, so the loss is (h - y) x + log1p(e), and sigmoid(x) = max(e, h) / (1 + e)
+    (1 / (1 + e) for x >= 0, e / (1 + e) below: full relative accuracy in both tails, as
+    stable_sigmoid). NaN in x stays NaN in both; x = -inf gives a NaN loss, as PyTorch's."""
+    t = x.dtype.type
+    e = numpy.asarray(numpy.abs(x))  # 0-d x: keep an array, which out= needs
+    numpy.negative(e, out=e)
+    numpy.exp(e, out=e)
+    h = numpy.empty(x.shape, x.dtype)
+    numpy.greater_equal(x, t(0), out=h)  # 0 for NaN: the other factors carry it on
+    loss = numpy.asarray(numpy.subtract(h, y))
+    with numpy.errstate(invalid="ignore"):  # 0 * inf is NaN, as PyTorch's loss has it
+        loss *= x
+        loss += numpy.log1p(e)
+    if x.size and numpy.fmin.reduce(x, axis=None) == -numpy.inf:  # a reduction, no mask pass
+        loss[numpy.isneginf(x)] = numpy.nan  # PyTorch's -inf - (-inf), whatever y
+    if not want_sigmoid:
+        return loss, None
+    numpy.maximum(h, e, out=h)
+    e += 1
+    h /= e
+    return loss, h
+
+
 class BCEWithLogits(Function):
     """w ((1 - y) x + (1 + (pw - 1) y) log(1 + exp(-x))): PyTorch's formula, stable for any x."""
 
@@ -627,9 +655,15 @@ class BCEWithLogits(Function):
     reduction: str
 
     def forward(self, x, y, weight, pos_weight):
-        # Memory: the four inputs (references, no new arrays); backward recomputes the rest.
-        self.save_for_backward(x, y, weight, pos_weight)
-        loss = self._unweighted(x, y, pos_weight)
+        # Memory: the four inputs (references), and on NumPy without pos_weight the sigmoid of
+        # x when x needs a gradient (computed with the loss from one exp); backward recomputes
+        # the rest.
+        sigmoid = None
+        if pos_weight is None and get_array_module(x) is numpy and x.shape == y.shape:
+            loss, sigmoid = _bce_logits_and_sigmoid(x, y, self.needs_input_grad[0])
+        else:
+            loss = self._unweighted(x, y, pos_weight)
+        self.save_for_backward(x, y, weight, pos_weight, sigmoid)
         if weight is not None:
             loss = loss * weight
         return _reduce(loss, self.reduction, loss.dtype.type(loss.size))
@@ -642,7 +676,7 @@ class BCEWithLogits(Function):
         return (1 - y) * x + sp
 
     def backward(self, g):
-        x, y, weight, pos_weight = self.saved_arrays
+        x, y, weight, pos_weight, sigmoid = self.saved_arrays
         need_x, need_y, need_w, need_pw = self.needs_input_grad
         size = numpy.broadcast_shapes(*(a.shape for a in (x, y, weight, pos_weight) if a is not
                                         None))  # fmt: skip
@@ -650,11 +684,19 @@ class BCEWithLogits(Function):
         sw = s if weight is None else s * weight
         dx = dy = dw = dpw = None
         if need_x:
-            if pos_weight is None:
-                dx = stable_sigmoid(x) - y
-            else:  # (1 - y) - (1 + (pw - 1) y) sigmoid(-x)
-                dx = (1 - y) - (1 + (pos_weight - 1) * y) * stable_sigmoid(-x)
-            dx = unbroadcast(dx * sw, x.shape)
+            if sigmoid is not None:  # saved by forward (kept as it is: retain_graph)
+                dx = numpy.asarray(sigmoid - y)
+                if numpy.broadcast_shapes(dx.shape, numpy.shape(sw)) == dx.shape:
+                    dx *= sw
+                else:
+                    dx = dx * sw
+                dx = unbroadcast(dx, x.shape)
+            else:
+                if pos_weight is None:
+                    dx = stable_sigmoid(x) - y
+                else:  # (1 - y) - (1 + (pw - 1) y) sigmoid(-x)
+                    dx = (1 - y) - (1 + (pos_weight - 1) * y) * stable_sigmoid(-x)
+                dx = unbroadcast(dx * sw, x.shape)
         if need_y:
             dy = -x if pos_weight is None else (pos_weight - 1) * _softplus_neg(x) - x
             dy = unbroadcast(dy * sw, y.shape)
@@ -667,7 +709,7 @@ class BCEWithLogits(Function):
     def backward_graph(self, g):
         from gradflow.ops.unary import sigmoid, softplus
 
-        arrays = self.saved_arrays
+        arrays = self.saved_arrays[:4]  # the inputs (the saved sigmoid after them)
         x, y, w, pw = (graph_input(self, i, a) if a is not None else None
                        for i, a in enumerate(arrays))  # fmt: skip
         need_x, need_y, need_w, need_pw = self.needs_input_grad

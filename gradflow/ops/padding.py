@@ -7,6 +7,7 @@ The forward result is a new array; the op saves no array for backward, only the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from gradflow.autograd.differentiable import linear_backward_graph
 from gradflow.autograd.function import Function
@@ -24,21 +25,26 @@ class Pad(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        self.shape = x.shape  # saves the shape (and, for copied modes, small index maps)
+        self.shape = x.shape  # saves the shape only
         if self.mode == "constant":
             grow = [(max(a, 0), max(b, 0)) for a, b in self.widths]
             out = xp.pad(x, grow, mode="constant", constant_values=self.value)
             return out[self._crop(out.shape)]
-        # Each padded dim gathers along itself through a 1-D source-index map, so backward
-        # is a scatter-add of 1-D indices per dim, whatever the mode.
-        self.maps = {}
-        out = x
-        numpy_mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[self.mode]
+        # The input goes into the middle of the result, then each padded dim's borders are
+        # copied by slices from the result itself (dims before it at full extent, so corners
+        # come out as sequential per-dim padding gives them); backward folds them back.
+        out = xp.empty(tuple(n + a + b for n, (a, b) in zip(x.shape, self.widths)), x.dtype)
+        out[_interior(self.widths, out.shape)] = x
         for d, (a, b) in enumerate(self.widths):
-            if a or b:
-                source = xp.pad(xp.arange(x.shape[d]), (a, b), mode=numpy_mode)
-                self.maps[d] = source
-                out = xp.take(out, source, axis=d)
+            if not (a or b):
+                continue
+            n = x.shape[d]
+            region = [slice(None)] * d + [None] + list(_interior(self.widths, out.shape))[d + 1 :]
+            for target, source in _border_copies(self.mode, a, b, n):
+                region[d] = target
+                into = tuple(region)
+                region[d] = source
+                out[into] = out[tuple(region)]
         return out
 
     def _crop(self, padded: tuple) -> tuple:
@@ -55,13 +61,7 @@ class Pad(Function):
             full = xp.zeros(padded, g.dtype)
             full[self._crop(padded)] = g
             return full[inside]
-        for d in sorted(self.maps, reverse=True):
-            source = self.maps[d]
-            moved = xp.moveaxis(g, d, 0)
-            out = xp.zeros((self.shape[d],) + moved.shape[1:], g.dtype)
-            xp.add.at(out, source, moved)
-            g = xp.moveaxis(out, 0, d)
-        return g
+        return _fold(g, self.widths, self.mode)
 
     def backward_graph(self, g):
         return linear_backward_graph(self, g, value=0.0)
@@ -100,3 +100,70 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
         if n + a + b < 0:
             raise ValueError(f"pad: widths ({a}, {b}) crop more than dim {d} of size {n}")
     return Pad.apply(input, widths=widths, mode=mode, value=value)
+
+
+def _interior(widths: Sequence[tuple[int, int]], shape: tuple) -> tuple:
+    """The input's region of a padded array (widths all >= 0)."""
+    return tuple(slice(a, n - b) for (a, b), n in zip(widths, shape))
+
+
+def _border_copies(mode: str, a: int, b: int, n: int) -> list[tuple[slice, slice]]:
+    """(border, source) slice pairs along one padded dim of size a + n + b whose input sits
+    at [a, a + n): out[border] = out[source] pads it in ``mode``."""
+    copies = []
+    if mode == "reflect":  # position i < a mirrors input a - i; a + n + j mirrors n - 2 - j
+        if a:
+            copies.append((slice(0, a), slice(2 * a, a, -1)))
+        if b:
+            stop = a + n - 2 - b
+            copies.append(
+                (slice(a + n, a + n + b), slice(a + n - 2, stop if stop >= 0 else None, -1))
+            )
+    elif mode == "replicate":  # the edges, broadcast
+        if a:
+            copies.append((slice(0, a), slice(a, a + 1)))
+        if b:
+            copies.append((slice(a + n, a + n + b), slice(a + n - 1, a + n)))
+    else:  # circular: i < a wraps to input n - a + i, a + n + j to input j
+        if a:
+            copies.append((slice(0, a), slice(n, n + a)))
+        if b:
+            copies.append((slice(a + n, a + n + b), slice(a, a + b)))
+    return copies
+
+
+def _fold(g: Any, widths: Sequence[tuple[int, int]], mode: str) -> Any:
+    """Backward of a reflect/replicate/circular pad: g's middle (a copy) plus each border
+    added back onto the input positions it copied. An element of g belongs to the first dim
+    along which it lies in a border: the slab of g along dim d takes the middle of the dims
+    before d and the full extent of those after, which are folded first (recursively; the
+    slabs are border-thin, so this costs little next to the one copy of the middle)."""
+    out = g[_interior(widths, g.shape)].copy()
+    for d, (a, b) in enumerate(widths):
+        if not (a or b):
+            continue
+        n = out.shape[d]
+        after = [(0, 0)] * (d + 1) + list(widths[d + 1 :])
+        select = list(_interior(widths, g.shape))
+        select[d + 1 :] = [slice(None)] * (len(widths) - d - 1)
+        for side, width in ((0, a), (1, b)):
+            if not width:
+                continue
+            select[d] = slice(0, a) if side == 0 else slice(a + n, a + n + b)
+            slab = g[tuple(select)]
+            if any(w != (0, 0) for w in after):
+                slab = _fold(slab, after, mode)
+            target = [slice(None)] * len(widths)
+            if mode == "reflect":
+                if side == 0:  # slab position i goes to input a - i
+                    target[d] = slice(a, 0, -1)
+                else:  # position j goes to input n - 2 - j
+                    stop = n - 2 - b
+                    target[d] = slice(n - 2, stop if stop >= 0 else None, -1)
+            elif mode == "replicate":
+                slab = slab.sum(axis=d, keepdims=True)
+                target[d] = slice(0, 1) if side == 0 else slice(n - 1, n)
+            else:  # circular
+                target[d] = slice(n - a, n) if side == 0 else slice(0, b)
+            out[tuple(target)] += slab
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy
 
@@ -25,49 +26,71 @@ from gradflow.ops.loss_arguments import (
     pair_args,
     warn_if_shapes_differ,
 )
-from gradflow.ops.losses import _pair_grads, _reduced, _target_like
+from gradflow.ops.losses import _grad_scale, _pair_grads, _reduce, _reduced, _target_like
 from gradflow.tensor import Tensor
 
 
 class SmoothL1Function(Function):
     """Per element, d = x - y: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta
-    (huber: delta times that, with beta = delta)."""
+    (huber: delta times that, with beta = delta), then reduced ('none', 'sum' or 'mean').
+
+    With a = |d| and c = min(a, beta), both branches are one arithmetic expression, no select:
+    c (a - c / 2) is 0.5 a a inside (a - a / 2 = a / 2 exactly) and beta (a - beta / 2)
+    outside, which is huber's value exactly as PyTorch rounds it; smooth L1 divides by beta
+    (exact for a power-of-two beta, the default 1; within an ulp of PyTorch's otherwise)."""
 
     op_name = "smooth_l1_loss"
     beta: float
     huber: bool = False
+    reduction: str = "none"
 
     def forward(self, x, y):
         xp = get_array_module(x)
-        d = xp.asarray(x - y)
+        d = xp.asarray(x - y)  # 0-d operands give a NumPy scalar; out= needs an array
         self.save_for_backward(d)  # the difference: both gradients are +-slope(d)
         self.shapes = (x.shape, y.shape)
+        dtype = d.dtype.type
+        a = xp.abs(d)
+        if self.beta != 0:
+            half_c = xp.minimum(a, dtype(self.beta))
+            half_c *= dtype(0.5)  # c / 2, exact
+            a -= half_c  # a - c / 2
+            a *= half_c  # (a - c / 2) c / 2: half the loss, exactly (a scaling by 2)
+            scale = 2.0 if self.huber else 2.0 / self.beta
+            if _power_of_two(self.beta) or self.huber:
+                if self.reduction == "none":
+                    a *= dtype(scale)
+                else:
+                    return _reduce_scaled(a, self.reduction, dtype(scale))
+            else:
+                a *= dtype(2)
+                a /= dtype(self.beta)
+        return _reduce(a, self.reduction, dtype(a.size))
+
+    def _slope(self, d, xp):
+        """d loss / d d per element, a new array: clip(d / beta, -1, 1) (huber: clip(d, -delta,
+        delta); beta 0: sign(d), 0 at NaN), NaN where d is (beta > 0)."""
         beta = d.dtype.type(self.beta)
-        ad = xp.abs(d)
         if self.huber:
-            return xp.where(ad < beta, d.dtype.type(0.5) * d * d, beta * (ad - beta / 2))
-        if self.beta == 0:
-            return ad
-        return xp.where(ad < beta, d.dtype.type(0.5) * d * d / beta, ad - beta / 2)
+            return xp.clip(d, -beta, beta)
+        if self.beta == 0:  # L1's: 0 at NaN, as PyTorch's
+            return xp.nan_to_num(xp.asarray(xp.sign(d)), nan=0.0, copy=False)
+        slope = xp.asarray(d / beta) if self.beta != 1 else d.copy()  # 0-d: an array
+        return xp.clip(slope, -1, 1, out=slope)
 
     def backward(self, g):
         (d,) = self.saved_arrays
         xp = get_array_module(d)
-        beta = d.dtype.type(self.beta)
-        if self.huber:  # PyTorch's: d inside [-delta, delta], delta sign(d) outside
-            slope = xp.clip(d, -beta, beta)
-        elif self.beta == 0:
-            slope = xp.sign(d)
-        else:
-            slope = xp.where(xp.abs(d) < beta, d / beta, xp.sign(d))
-        return _pair_grads(self, slope * g)
+        slope = xp.asarray(self._slope(d, xp))
+        slope *= _grad_scale(g, self.reduction, d.dtype.type(d.size))
+        return _pair_grads(self, slope)
 
     def backward_graph(self, g):
         from gradflow.ops.arithmetic import Sub, clip, where
 
         (d,) = self.saved_arrays
         xp = get_array_module(d)
-        sign = const(xp.sign(d))
+        sign = const(xp.nan_to_num(xp.asarray(xp.sign(d)), nan=0.0, copy=False))
         if self.huber:
             slope = clip(graph_node(Sub, self, d, shapes=self.shapes), -self.beta, self.beta)
         elif self.beta == 0:
@@ -75,12 +98,25 @@ class SmoothL1Function(Function):
         else:
             inside = const(xp.abs(d) < self.beta)
             slope = where(inside, graph_node(Sub, self, d, shapes=self.shapes) / self.beta, sign)
-        d = slope * g
+        d = slope * (g / d.size if self.reduction == "mean" else g)
         need_x, need_y = self.needs_input_grad
         return (
             _unb(d, self.shapes[0]) if need_x else None,
             _unb(-d, self.shapes[1]) if need_y else None,
         )
+
+
+def _power_of_two(value: float) -> bool:
+    """Whether multiplying by 2 / value is exact (value a positive power of two)."""
+    return value > 0 and math.frexp(value)[0] == 0.5
+
+
+def _reduce_scaled(half: Any, reduction: str, scale: Any) -> Any:
+    """_reduce(half * scale) for a power-of-two scale, the scaling done on the total (exact)."""
+    total = half.sum() * scale
+    if reduction == "sum":
+        return total
+    return total / total.dtype.type(half.size)
 
 
 def smooth_l1_loss(
@@ -103,7 +139,7 @@ def smooth_l1_loss(
         raise RuntimeError(f"{op}: does not support negative values for beta (got {beta})")
     input, target = pair_args(input, target, reduction, op)
     warn_if_shapes_differ(input, target, op)
-    return _reduced(SmoothL1Function.apply(input, target, beta=float(beta)), reduction)
+    return SmoothL1Function.apply(input, target, beta=float(beta), reduction=reduction)
 
 
 def huber_loss(
@@ -125,10 +161,12 @@ def huber_loss(
         raise RuntimeError(f"{op}: does not support non-positive values for delta (got {delta})")
     input, target = pair_args(input, target, reduction, op)
     warn_if_shapes_differ(input, target, op)
+    if weight is None:
+        return SmoothL1Function.apply(
+            input, target, beta=float(delta), huber=True, op_name=op, reduction=reduction
+        )
     loss = SmoothL1Function.apply(input, target, beta=float(delta), huber=True, op_name=op)
-    if weight is not None:
-        loss = loss * _target_like(weight, input, op, "weight")
-    return _reduced(loss, reduction)
+    return _reduced(loss * _target_like(weight, input, op, "weight"), reduction)
 
 
 class KLDivFunction(Function):

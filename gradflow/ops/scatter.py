@@ -5,11 +5,12 @@ Every one of them is one op, ``ScatterFlat``: a copy of the input whose elements
 flat positions are set to, or reduced with, source values. The public functions turn their
 index (a dim and an index tensor, a tuple of indices, a mask) into those flat positions and
 shape the source to match them with differentiable ops (a corner slice, an expand), so one
-backward serves all of them. Repeated positions add up through ``numpy.ufunc.at`` on cpu and
-``cupyx.scatter_add/max/min`` on cuda (CuPy has no atomic multiply, nor int64 max/min: those
-reduce on the host). Memory: the positions (int64, the index's size) always; ``mean`` keeps
-the counts; ``prod`` the input, source values and two input-sized arrays; ``amax``/``amin``
-the input, source values, output and tie counts.
+backward serves all of them (index_add on NumPy floats has its own op, ``IndexAdd``: slices
+added by fancy indexing, no flat positions). Repeated positions add up through
+``numpy.ufunc.at`` on cpu and ``cupyx.scatter_add/max/min`` on cuda (CuPy has no atomic
+multiply, nor int64 max/min: those reduce on the host). Memory: the positions (int64, the
+index's size) always; ``mean`` keeps the counts; ``prod`` the input, source values and two
+input-sized arrays; ``amax``/``amin`` the input, source values, output and tie counts.
 """
 
 from __future__ import annotations
@@ -409,8 +410,49 @@ def _index_scatter(x: Tensor, dim: int, index: Any, source: Any, op: str, reduce
             f"{tuple(x.shape)} with {array.size} (the number of indices) in dim {d}"
         )
     xp = get_array_module(array)
+    if reduce == "sum" and xp is numpy and x.dtype.kind == "f":
+        return IndexAdd.apply(x, source, dim=d, index=array)
     full = xp.broadcast_to(array.reshape([-1 if k == d else 1 for k in range(x.ndim)]), expected)
     return _apply(x, _positions(x.shape, d, full), source, op, reduce)
+
+
+class IndexAdd(Function):
+    """NumPy, floating point: index_add without ScatterFlat's flat positions. The copy of x
+    gets source's slices added along dim by one fancy-indexed += when the index has no
+    repeats (each slice added once, as numpy.add.at would); with repeats, numpy.add.at on
+    (rows, width) (indexing._add_rows) for dim 0, on dim moved first otherwise (repeats add
+    in index order either way). Backward: g itself for x, its slices at index for source.
+    Memory: the index only (a reference)."""
+
+    op_name = "index_add"
+    dim: int
+    index: Any  # 1-D integer array, in range
+
+    def forward(self, x, src):
+        from gradflow.ops.indexing import _add_rows
+
+        out = numpy.array(x, copy=True, order="C")
+        index, d = self.index, self.dim
+        if index.size == 0:
+            return out
+        if int(numpy.bincount(index.astype(numpy.intp, copy=False)).max()) == 1:  # no repeats
+            moved = numpy.moveaxis(out, d, 0)
+            moved[index] += numpy.moveaxis(src, d, 0)
+        elif d == 0:
+            _add_rows(out.reshape(out.shape[0], -1), index, src.reshape(index.size, -1))
+        else:
+            numpy.add.at(numpy.moveaxis(out, d, 0), index, numpy.moveaxis(src, d, 0))
+        return out
+
+    def backward(self, g):
+        need_x, need_src = self.needs_input_grad
+        gsrc = numpy.take(g, self.index, axis=self.dim) if need_src else None
+        return (g if need_x else None), gsrc
+
+    def backward_graph(self, g):
+        need_x, need_src = self.needs_input_grad
+        gsrc = g.index_select(self.dim, self.index) if need_src else None
+        return (g if need_x else None), gsrc
 
 
 def index_add(input: Tensor, dim: int, index: Any, source: Tensor, *, alpha: Any = 1) -> Tensor:
