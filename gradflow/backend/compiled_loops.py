@@ -681,3 +681,197 @@ def softplus_backward(x, g, beta, threshold, out):
         num = f32(1) if bx >= 0 else e
         d = g[i] * (num / (f32(1) + e))
         out[i] = g[i] if bx > threshold else d
+
+
+# ---- activations: logsigmoid, mish, hardswish, hardsigmoid, hardtanh, glu, prelu ----------
+# One pass each way, on flat C-contiguous arrays (glu and prelu: 3-D views, see each). float32
+# only (expf, or float32 constants), but hardtanh and prelu, which take float64 too. Where a
+# comparison decides, each follows PyTorch's vectorized CPU loop (its scalar tail loop differs
+# at NaN for hardtanh and hardswish). selu/celu keep NumPy's expm1: expf's 3 ulp broke their
+# same-values-as-the-select test (tests/ops/test_unary_cpu_fast.py).
+_MISH_CLAMP = f32(20.0)  # exp(x) (exp(x) + 2) past 2^25 from here: tanh(softplus(x)) is 1
+_SIXTH = f32(1 / 6)
+
+
+@elementwise
+def logsigmoid(x, out):
+    """out = min(x, 0) - log1p(exp(-|x|)), float32 (-inf at -inf, 0 at +inf, NaN stays NaN)."""
+    for i in range(x.size):
+        v = x[i]
+        out[i] = min(v, f32(0)) - log1p_unit(expf(-abs(v)))
+
+
+@elementwise
+def logsigmoid_backward(x, g, out):
+    """out = g sigmoid(-x), as exp(min(-x, 0)) / (1 + exp(-|x|)) (PyTorch's: g / (1 + z) for
+    x < 0, g z / (1 + z) else, z = exp(-|x|))."""
+    for i in range(x.size):
+        v = x[i]
+        e = expf(-abs(v))
+        num = f32(1) if v < 0 else e
+        out[i] = g[i] * (num / (f32(1) + e))
+
+
+@elementwise
+def _tanh_softplus(v):
+    """(tanh(softplus(v)), sigmoid(v)) of a float32 v: with e = exp(v) and n = e (e + 2),
+    tanh(log(1 + e)) = n / (n + 2) and sigmoid(v) = e / (1 + e) (v clamped to 20 for exp)."""
+    e = expf(v if v < _MISH_CLAMP else _MISH_CLAMP)
+    n = e * (e + f32(2))
+    return n / (n + f32(2)), e / (f32(1) + e)
+
+
+@elementwise
+def mish(x, out):
+    """out = x tanh(softplus(x)), float32 (NaN at -inf, as PyTorch's -inf * 0)."""
+    for i in range(x.size):
+        v = x[i]
+        th, _ = _tanh_softplus(v)
+        out[i] = v * th
+
+
+@elementwise
+def mish_backward(x, g, out):
+    """out = g (th + x sigmoid(x) (1 - th th)), th = tanh(softplus(x)), PyTorch's formula."""
+    for i in range(x.size):
+        v = x[i]
+        th, s = _tanh_softplus(v)
+        out[i] = g[i] * (th + v * s * (f32(1) - th * th))
+
+
+@elementwise
+def hardswish(x, out):
+    """out = x min(max(x + 3, 0), 6) / 6, float32 (NaN stays NaN: x times it)."""
+    for i in range(x.size):
+        v = x[i]
+        c = v + f32(3)
+        c = c if c > f32(0) else f32(0)
+        c = c if c < f32(6) else f32(6)
+        out[i] = v * c / f32(6)
+
+
+@elementwise
+def hardswish_backward(x, g, out):
+    """out = g where x >= 3, 0 where x <= -3, else g (x / 3 + 1/2) (NaN at NaN), float32, as
+    PyTorch's vectorized loop."""
+    for i in range(x.size):
+        v = x[i]
+        inner = f32(0) if v <= f32(-3) else g[i] * (v / f32(3) + f32(0.5))
+        out[i] = g[i] if v >= f32(3) else inner
+
+
+@elementwise
+def hardsigmoid(x, out):
+    """out = min(max(x + 3, 0), 6) / 6, float32 (NaN stays NaN)."""
+    for i in range(x.size):
+        c = x[i] + f32(3)
+        c = f32(0) if c < f32(0) else c
+        c = f32(6) if c > f32(6) else c
+        out[i] = c / f32(6)
+
+
+@elementwise
+def hardsigmoid_backward(x, g, out):
+    """out = g / 6 (as g times float32 1/6, PyTorch's) strictly inside (-3, 3), else 0 (0 at
+    NaN), float32."""
+    for i in range(x.size):
+        v = x[i]
+        out[i] = g[i] * _SIXTH if (v > f32(-3) and v < f32(3)) else f32(0)
+
+
+@elementwise
+def hardtanh(x, lo, hi, out):
+    """out = x clamped to [lo, hi] (NaN stays NaN)."""
+    for i in range(x.size):
+        v = x[i]
+        v = lo if v < lo else v
+        out[i] = hi if v > hi else v
+
+
+@elementwise
+def hardtanh_backward(x, g, lo, hi, zero, out):
+    """out = g strictly inside (lo, hi), else zero (zero at NaN, as PyTorch's vectorized
+    loop)."""
+    for i in range(x.size):
+        v = x[i]
+        out[i] = g[i] if (v > lo and v < hi) else zero
+
+
+@elementwise
+def glu(x, out):
+    """x of shape (outer, 2, inner): out[o, j] = x[o, 0, j] sigmoid(x[o, 1, j]), float32,
+    sigmoid as exp(min(b, 0)) / (1 + exp(-|b|))."""
+    outer, _, inner = x.shape
+    for o in range(outer):
+        a = x[o, 0]
+        b = x[o, 1]
+        r = out[o]
+        for j in range(inner):
+            v = b[j]
+            e = expf(-abs(v))
+            num = f32(1) if v >= 0 else e
+            r[j] = a[j] * (num / (f32(1) + e))
+
+
+@elementwise
+def _glu_backward_row(a, b, g, da, db):
+    """One row of glu_backward on 1-D views (the loop over a row of the 3-D arrays indexed
+    in place ran scalar, 10x slower)."""
+    for j in range(a.size):
+        v = b[j]
+        e = expf(-abs(v))
+        num = f32(1) if v >= 0 else e
+        s = num / (f32(1) + e)
+        d = g[j] * s
+        da[j] = d
+        db[j] = d * a[j] * (f32(1) - s)
+
+
+@elementwise
+def glu_backward(x, g, out):
+    """x and out of shape (outer, 2, inner), g (outer, inner): out[:, 0] = g s, out[:, 1] =
+    g s a (1 - s), s = sigmoid(b) recomputed."""
+    for o in range(x.shape[0]):
+        _glu_backward_row(x[o, 0], x[o, 1], g[o], out[o, 0], out[o, 1])
+
+
+@elementwise
+def prelu(x, w, out):
+    """x and out of shape (outer, channels, inner), w (channels,): x where x > 0, else w x."""
+    outer, channels, inner = x.shape
+    for o in range(outer):
+        for c in range(channels):
+            wc = w[c]
+            row = x[o, c]
+            r = out[o, c]
+            for j in range(inner):
+                v = row[j]
+                r[j] = v if v > 0 else wc * v
+
+
+@sums
+def _prelu_plane_sum(row, grow):
+    """sum of x g over the elements x <= 0 (not x > 0: NaN counted, as PyTorch), float64."""
+    acc = 0.0
+    for j in range(row.size):
+        v = row[j]
+        acc += numpy.float64(grow[j] * v) if not v > 0 else 0.0
+    return acc
+
+
+@elementwise
+def prelu_backward(x, g, w, dx, dw, need_x, need_w):
+    """x, g, dx of shape (outer, channels, inner): dx = g where x > 0, else w g; dw (float64,
+    channels) += the sum of x g where not x > 0."""
+    outer, channels, inner = x.shape
+    for o in range(outer):
+        for c in range(channels):
+            row = x[o, c]
+            grow = g[o, c]
+            if need_x:
+                wc = w[c]
+                r = dx[o, c]
+                for j in range(inner):
+                    r[j] = grow[j] if row[j] > 0 else wc * grow[j]
+            if need_w:
+                dw[c] += _prelu_plane_sum(row, grow)
