@@ -56,13 +56,11 @@ class _CtxNode(Function):
     def forward(self, *arrays: Any) -> Any:
         return self.outputs[0] if self.single else self.outputs
 
-    def backward(self, *grads: Any) -> tuple:
-        ctx = self.ctx
-        wrapped = tuple(
-            None if g is None and not ctx.materialize_grads else Tensor._wrap(g) for g in grads
-        )
-        with grad_mode.no_grad():
-            result = self.user.backward(ctx, *wrapped)
+    def checked(self, result: Any) -> tuple:
+        """The user's backward's result as a tuple of one gradient per forward argument (a
+        lone gradient wrapped; trailing Nones past the arguments allowed); RuntimeError naming
+        the Function when it returned fewer, or more that are not None. Shared by backward and,
+        under create_graph, autograd/differentiable.py."""
         if not isinstance(result, tuple):
             result = (result,)
         n = len(self.needs_input_grad)
@@ -71,6 +69,15 @@ class _CtxNode(Function):
                 f"function {self.user.__name__}.backward returned {len(result)} gradients, but "
                 f"forward took {n} arguments: return one per argument (None for non-tensors)"
             )
+        return result
+
+    def backward(self, *grads: Any) -> tuple:
+        ctx = self.ctx
+        wrapped = tuple(
+            None if g is None and not ctx.materialize_grads else Tensor._wrap(g) for g in grads
+        )
+        with grad_mode.no_grad():
+            result = self.checked(self.user.backward(ctx, *wrapped))
         out = []
         for needed, r in zip(self.needs_input_grad, result):
             out.append(r.array if needed and isinstance(r, Tensor) else r if needed else None)

@@ -428,17 +428,9 @@ def _ctx_backward_graph(fn: Any, grad_outs: list) -> tuple:
         for t in saved
     )
     try:
-        result = fn.user.backward(ctx, *grad_outs)
+        result = fn.checked(fn.user.backward(ctx, *grad_outs))
     finally:
         ctx._saved = saved
-    if not isinstance(result, tuple):
-        result = (result,)
-    n = len(fn.needs_input_grad)
-    if len(result) < n or any(r is not None for r in result[n:]):
-        raise RuntimeError(
-            f"function {fn.user.__name__}.backward returned {len(result)} gradients, but "
-            f"forward took {n} arguments: return one per argument (None for non-tensors)"
-        )
     return tuple(
         (r if isinstance(r, Tensor) else None) if needed else None
         for needed, r in zip(fn.needs_input_grad, result)
