@@ -135,6 +135,17 @@ class _Conv3dNode(Function):
             return dx, dw
         return dx, dw, grad.sum(axis=(0, 2, 3, 4)) if need[2] else None
 
+    def backward_graph(self, grad):
+        # backward's form on Tensors: _graph_grads builds dx and dW from ops that have their
+        # own backward_graph, so the gradients differentiate again.
+        x, weight = self.saved_arrays
+        need = self.needs_input_grad
+        p = {"window": self.window, "groups": self.groups, "w_shape": self.w_shape}
+        dx, dw = self._graph_grads(grad, x, weight, need[0], need[1], p)
+        if len(need) == 2:
+            return dx, dw
+        return dx, dw, grad.sum(dim=(0, 2, 3, 4)) if need[2] else None
+
 
 class Conv3dFunction(_Conv3dNode):
     """conv3d as one node (bias included)."""
@@ -151,21 +162,15 @@ class Conv3dFunction(_Conv3dNode):
         dx = _conv3d_input_grad(grad, weight, window, g, self.x_shape) if need_x else None
         return dx, dw
 
-    def backward_graph(self, grad):
-        # dx is conv_transpose3d(g, W), dW a Conv3dWeightGrad node: ops with their own
-        # backward_graph, so the gradients differentiate again.
-        x, weight = self.saved_arrays
-        need = self.needs_input_grad
-        p = {"window": self.window, "groups": self.groups, "w_shape": self.w_shape}
+    def _graph_grads(self, grad, x, weight, need_x, need_w, p):
+        # dx is conv_transpose3d(g, W), dW a Conv3dWeightGrad node
         dx = dw = None
-        if need[0]:
+        if need_x:
             dx = ConvTranspose3dFunction.apply(grad, graph_input(self, 1, weight),
                                                out_shape=self.x_shape, **p)  # fmt: skip
-        if need[1]:
+        if need_w:
             dw = Conv3dWeightGrad.apply(grad, graph_input(self, 0, x), x_shape=self.x_shape, **p)
-        if len(need) == 2:
-            return dx, dw
-        return dx, dw, grad.sum(dim=(0, 2, 3, 4)) if need[2] else None
+        return dx, dw
 
 
 class ConvTranspose3dFunction(_Conv3dNode):
@@ -185,20 +190,15 @@ class ConvTranspose3dFunction(_Conv3dNode):
         dw = _conv3d_weight_grad(x, grad, window, g, self.w_shape) if need_w else None
         return dx, dw
 
-    def backward_graph(self, grad):
+    def _graph_grads(self, grad, x, weight, need_x, need_w, p):
         # The conv3d it is the input gradient of: dx = conv3d(g, W); dW is that conv3d's weight
         # gradient with x as its output gradient and g as its input.
-        x, weight = self.saved_arrays
-        need = self.needs_input_grad
-        p = {"window": self.window, "groups": self.groups, "w_shape": self.w_shape}
         dx = dw = None
-        if need[0]:
+        if need_x:
             dx = Conv3dFunction.apply(grad, graph_input(self, 1, weight), **p)
-        if need[1]:
+        if need_w:
             dw = Conv3dWeightGrad.apply(graph_input(self, 0, x), grad, x_shape=self.out_shape, **p)
-        if len(need) == 2:
-            return dx, dw
-        return dx, dw, grad.sum(dim=(0, 2, 3, 4)) if need[2] else None
+        return dx, dw
 
 
 class Conv3dWeightGrad(Function):
