@@ -80,3 +80,19 @@ def disabled() -> Iterator[None]:
 def flat(a: Any) -> Any:
     """a as a 1-D C-contiguous array (a view when it already is one)."""
     return numpy.ascontiguousarray(a).reshape(-1)
+
+
+def map_forward(loop: Any, x: Any, *args: Any) -> Any:
+    """A new array of x's shape and dtype written by an elementwise loop:
+    loop(flat x, *args, flat out)."""
+    out = numpy.empty(x.shape, x.dtype)
+    loop(flat(x), *args, out.reshape(-1))
+    return out
+
+
+def map_backward(loop: Any, saved: Any, g: Any, *args: Any) -> Any:
+    """A new array of saved's shape and dtype written by an elementwise backward loop:
+    loop(flat saved, flat g, *args, flat out) (saved: the op's input or output)."""
+    out = numpy.empty(saved.shape, saved.dtype)
+    loop(flat(saved), flat(g), *args, out.reshape(-1))
+    return out

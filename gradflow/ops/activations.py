@@ -47,26 +47,6 @@ def _softplus(x: Any) -> Any:
     return e
 
 
-def _loops(*arrays: Any, float32_only: bool = False) -> Any:
-    """compiled_loops when its activation loops may run on these arrays (NumPy arrays of one
-    float dtype; float32 for the loops built on its float32 exp), else None."""
-    return compiled.loops(*arrays, float32_only=float32_only)
-
-
-def _run(loop: Any, x: Any, *args: Any) -> Any:
-    """A new array of x's shape written by loop(flat x, *args, flat out)."""
-    out = numpy.empty(x.shape, x.dtype)
-    loop(compiled.flat(x), *args, out.reshape(-1))
-    return out
-
-
-def _run_backward(loop: Any, x: Any, g: Any, *args: Any) -> Any:
-    """A new array of x's shape written by loop(flat x, flat g, *args, flat out)."""
-    out = numpy.empty(x.shape, x.dtype)
-    loop(compiled.flat(x), compiled.flat(g), *args, out.reshape(-1))
-    return out
-
-
 # ---- ops --------------------------------------------------------------------------------------
 
 
@@ -78,10 +58,10 @@ class HardtanhFunction(Function):
     def forward(self, x):
         t = x.dtype.type
         lo, hi = t(self.min_val), t(self.max_val)
-        if (loops := _loops(x)) is not None:  # one compiled pass; x kept (a reference)
+        if (loops := compiled.loops(x)) is not None:  # one compiled pass; x kept (a reference)
             self.save_for_backward(x)
             self.fused = True
-            return _run(loops.hardtanh, x, lo, hi)
+            return compiled.map_forward(loops.hardtanh, x, lo, hi)
         self.save_for_backward(self._mask(x))  # a bool mask
         return get_array_module(x).clip(x, lo, hi)
 
@@ -97,9 +77,9 @@ class HardtanhFunction(Function):
 
     def backward(self, g):
         (saved,) = self.saved_arrays
-        if getattr(self, "fused", False) and (loops := _loops(saved, g)) is not None:
+        if getattr(self, "fused", False) and (loops := compiled.loops(saved, g)) is not None:
             t = saved.dtype.type
-            return _run_backward(
+            return compiled.map_backward(
                 loops.hardtanh_backward, saved, g, t(self.min_val), t(self.max_val), t(0)
             )
         return mask_times(g, self._saved_mask())
@@ -114,8 +94,8 @@ class HardswishFunction(Function):
     def forward(self, x):
         self.save_for_backward(x)
         t = x.dtype.type
-        if (loops := _loops(x, float32_only=True)) is not None:  # one compiled pass
-            return _run(loops.hardswish, x)
+        if (loops := compiled.loops(x, float32_only=True)) is not None:  # one compiled pass
+            return compiled.map_forward(loops.hardswish, x)
         xp = get_array_module(x)
         y = xp.asarray(xp.add(x, t(3)))  # x min(max(x + 3, 0), 6) / 6 in place
         xp.clip(y, t(0), t(6), out=y)
@@ -128,8 +108,8 @@ class HardswishFunction(Function):
         (x,) = self.saved_arrays
         xp = get_array_module(x)
         t = x.dtype.type
-        if (loops := _loops(x, g, float32_only=True)) is not None:
-            return _run_backward(loops.hardswish_backward, x, g)
+        if (loops := compiled.loops(x, g, float32_only=True)) is not None:
+            return compiled.map_backward(loops.hardswish_backward, x, g)
         # PyTorch's: 1 where x >= 3, 0 where x <= -3, else x / 3 + 1/2 (NaN at NaN, as its
         # vectorized loop): the middle piece everywhere, then the rare outer elements (|x| >=
         # 3, found by flatnonzero; put and take index in C order, whatever the layout) set to
@@ -155,10 +135,10 @@ class HardsigmoidFunction(Function):
 
     def forward(self, x):
         t = x.dtype.type
-        if (loops := _loops(x, float32_only=True)) is not None:  # one compiled pass
+        if (loops := compiled.loops(x, float32_only=True)) is not None:  # one compiled pass
             self.save_for_backward(x)  # (a reference)
             self.fused = True
-            return _run(loops.hardsigmoid, x)
+            return compiled.map_forward(loops.hardsigmoid, x)
         xp = get_array_module(x)
         self.save_for_backward(self._mask(x))  # a bool mask
         y = xp.asarray(xp.add(x, t(3)))  # min(max(x + 3, 0), 6) / 6 in place
@@ -177,8 +157,8 @@ class HardsigmoidFunction(Function):
 
     def backward(self, g):
         (saved,) = self.saved_arrays
-        if getattr(self, "fused", False) and (loops := _loops(saved, g)) is not None:
-            return _run_backward(loops.hardsigmoid_backward, saved, g)
+        if getattr(self, "fused", False) and (loops := compiled.loops(saved, g)) is not None:
+            return compiled.map_backward(loops.hardsigmoid_backward, saved, g)
         # PyTorch's g * (1/6) inside, 0 elsewhere: the mask as 0/1 times g, then 1/6
         d = mask_times(g, self._saved_mask())
         d *= g.dtype.type(1 / 6)
@@ -193,8 +173,8 @@ class MishFunction(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
-        if (loops := _loops(x, float32_only=True)) is not None:  # one compiled pass
-            return _run(loops.mish, x)
+        if (loops := compiled.loops(x, float32_only=True)) is not None:  # one compiled pass
+            return compiled.map_forward(loops.mish, x)
         if get_array_module(x) is numpy:
             th, _ = self._tanh_softplus(x, False)
             with _quiet():  # -inf * 0: NaN, as PyTorch's
@@ -224,8 +204,8 @@ class MishFunction(Function):
 
     def backward(self, g):
         (x,) = self.saved_arrays
-        if (loops := _loops(x, g, float32_only=True)) is not None:
-            return _run_backward(loops.mish_backward, x, g)
+        if (loops := compiled.loops(x, g, float32_only=True)) is not None:
+            return compiled.map_backward(loops.mish_backward, x, g)
         if get_array_module(x) is numpy:
             # PyTorch's g (th + x sigmoid(x) (1 - th th)), in place
             th, sig = self._tanh_softplus(x, True)
@@ -387,9 +367,9 @@ class LogSigmoidFunction(Function):
     op_name = "logsigmoid"
 
     def forward(self, x):
-        if (loops := _loops(x, float32_only=True)) is not None:  # one compiled pass
+        if (loops := compiled.loops(x, float32_only=True)) is not None:  # one compiled pass
             self.save_for_backward(x)
-            return _run(loops.logsigmoid, x)
+            return compiled.map_forward(loops.logsigmoid, x)
         xp = get_array_module(x)
         if xp is not numpy:
             self.save_for_backward(x)
@@ -415,8 +395,8 @@ class LogSigmoidFunction(Function):
             d /= e + x.dtype.type(1)
             d *= g
             return d
-        if (loops := _loops(x, g, float32_only=True)) is not None:
-            return _run_backward(loops.logsigmoid_backward, x, g)
+        if (loops := compiled.loops(x, g, float32_only=True)) is not None:
+            return compiled.map_backward(loops.logsigmoid_backward, x, g)
         return g * stable_sigmoid(-x)
 
     def backward_graph(self, g):
@@ -436,7 +416,7 @@ class GLUFunction(Function):
         return outer, inner
 
     def forward(self, x):
-        if (loops := _loops(x, float32_only=True)) is not None and x.size:  # one pass
+        if (loops := compiled.loops(x, float32_only=True)) is not None and x.size:  # one pass
             self.save_for_backward(x)  # x only: backward recomputes sigmoid(b)
             outer, inner = self._split3(x)
             shape = list(x.shape)
@@ -456,7 +436,8 @@ class GLUFunction(Function):
     def backward(self, g):
         x = self.saved_arrays[0]
         xp = get_array_module(x)
-        if len(self.saved_arrays) == 1 and (loops := _loops(x, g, float32_only=True)) is not None:
+        loops = compiled.loops(x, g, float32_only=True) if len(self.saved_arrays) == 1 else None
+        if loops is not None:
             outer, inner = self._split3(x)
             out = numpy.empty(x.shape, x.dtype)
             loops.glu_backward(compiled.flat(x).reshape(outer, 2, inner),
@@ -498,7 +479,7 @@ class PReLUFunction(Function):
     def forward(self, x, w):
         wb = self._broadcast(w, x.ndim)
         self.save_for_backward(x, w)  # the inputs (references)
-        if (loops := _loops(x, w)) is not None:  # one compiled pass
+        if (loops := compiled.loops(x, w)) is not None:  # one compiled pass
             y = numpy.empty(x.shape, x.dtype)
             shape = self._shape3(x, w)
             loops.prelu(compiled.flat(x).reshape(shape), compiled.flat(w), y.reshape(shape))
@@ -530,7 +511,7 @@ class PReLUFunction(Function):
     def backward(self, g):
         x, w = self.saved_arrays
         xp = get_array_module(x)
-        if (loops := _loops(x, w, g)) is not None:  # one compiled pass (and plane sums)
+        if (loops := compiled.loops(x, w, g)) is not None:  # one compiled pass (and plane sums)
             need_x, need_w = bool(self.needs_input_grad[0]), bool(self.needs_input_grad[1])
             dx = numpy.empty(x.shape, x.dtype) if need_x else numpy.empty((1, 1, 1), x.dtype)
             dw64 = numpy.zeros(w.size if w.size else 1, numpy.float64)

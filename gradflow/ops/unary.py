@@ -227,8 +227,7 @@ class SigmoidFunction(Function):
         (y,) = self.saved_arrays
         out = _activation_bwd("sigmoid", y, g)
         if out is None and (loops := compiled.loops(y, g)) is not None and y.size:
-            out = numpy.empty(y.shape, y.dtype)  # g y (1 - y) in one compiled pass
-            loops.sigmoid_backward(compiled.flat(y), compiled.flat(g), out.reshape(-1))
+            out = compiled.map_backward(loops.sigmoid_backward, y, g)  # g y (1 - y), one pass
         if out is None:
             out = get_array_module(y).asarray(1 - y)  # g y (1 - y), in one new array (0-d too)
             out *= y
@@ -304,8 +303,7 @@ class LeakyReLUFunction(Function):
 
     def forward(self, x):
         if not uses_kernels(x) and (loops := compiled.loops(x)) is not None:  # one compiled pass
-            y = numpy.empty(x.shape, x.dtype)
-            loops.leaky_relu(compiled.flat(x), x.dtype.type(self.negative_slope), y.reshape(-1))
+            y = compiled.map_forward(loops.leaky_relu, x, x.dtype.type(self.negative_slope))
             self.save_for_backward(x)  # x itself, as PyTorch (no mask pass)
             self.fused = True
             return y
@@ -328,11 +326,8 @@ class LeakyReLUFunction(Function):
         t = g.dtype.type
         if getattr(self, "fused", False):  # x saved
             if (loops := compiled.loops(saved, g)) is not None:
-                out = numpy.empty(saved.shape, saved.dtype)
-                loops.leaky_relu_backward(
-                    compiled.flat(saved), compiled.flat(g), t(self.negative_slope), out.reshape(-1)
-                )
-                return out
+                slope = t(self.negative_slope)
+                return compiled.map_backward(loops.leaky_relu_backward, saved, g, slope)
             saved = saved > 0  # the loops are off now: the mask the NumPy form saves
         if get_array_module(g) is numpy and 0 <= self.negative_slope <= 1:
             # g * (1 where x > 0, else slope): the factor as clip(mask, slope, inf), exact
@@ -359,8 +354,7 @@ class ELUFunction(Function):
         t = x.dtype.type
         alpha = t(self.alpha)
         if (loops := self._loops(x, float32_only=True)) is not None:  # one compiled pass
-            y = numpy.empty(x.shape, x.dtype)
-            loops.elu(compiled.flat(x), alpha, y.reshape(-1))
+            y = compiled.map_forward(loops.elu, x, alpha)
             self.save_for_backward(y)  # the output, as below
             self.fused = True
             return y
@@ -395,9 +389,7 @@ class ELUFunction(Function):
             with _quiet():  # e^x overflows where x > 88, whose value the select drops
                 return xp.where(saved <= 0, g * (t(self.alpha) * xp.exp(saved)), g)
         if (loops := self._loops(y, g)) is not None:  # one compiled pass (float64 too)
-            out = numpy.empty(y.shape, y.dtype)
-            loops.elu_backward(compiled.flat(y), compiled.flat(g), t(self.alpha), out.reshape(-1))
-            return out
+            return compiled.map_backward(loops.elu_backward, y, g, t(self.alpha))
         if get_array_module(g) is numpy and math.isfinite(self.alpha):
             # g * (1 where not y <= 0, else y + alpha) as (fmin(y, 0) + alpha) (1 - m) + m, m
             # the mask (not y <= 0: 1 at NaN too, where PyTorch's x <= 0 ? ... : g gives g) as
@@ -459,8 +451,7 @@ class GELUFunction(Function):
         t = x.dtype.type
         loops = compiled.loops(x, float32_only=True) if self.approximate == "none" else None
         if loops is not None and x.size:  # one compiled pass; backward recomputes from x
-            y = numpy.empty(x.shape, x.dtype)
-            loops.gelu(compiled.flat(x), y.reshape(-1))
+            y = compiled.map_forward(loops.gelu, x)
             self.save_for_backward(x)
             self.fused = True
             return y
@@ -496,9 +487,7 @@ class GELUFunction(Function):
         if uses_kernels(g):
             return _activation_bwd(kernel_activation("gelu", approximate=self.approximate), x, g)
         if getattr(self, "fused", False) and (loops := compiled.loops(x, g)) is not None:
-            out = numpy.empty(x.shape, x.dtype)
-            loops.gelu_backward(compiled.flat(x), compiled.flat(g), out.reshape(-1))
-            return out
+            return compiled.map_backward(loops.gelu_backward, x, g)
         xp = get_array_module(x)
         t = x.dtype.type
         if len(self.saved_arrays) == 2:  # cpu: Phi(x) or tanh(inner) saved
@@ -625,8 +614,7 @@ class SoftplusFunction(Function):
         t = x.dtype.type
         loops = None if uses_kernels(x) else compiled.loops(x, float32_only=True)
         if loops is not None:  # one compiled pass
-            y = numpy.empty(x.shape, x.dtype)
-            loops.softplus(compiled.flat(x), t(self.beta), t(self.threshold), y.reshape(-1))
+            y = compiled.map_forward(loops.softplus, x, t(self.beta), t(self.threshold))
             self.save_for_backward(x)  # x only: backward recomputes exp(-|bx|)
             self.fused = True
             return y
@@ -658,11 +646,8 @@ class SoftplusFunction(Function):
             return out
         if getattr(self, "fused", False) and (loops := compiled.loops(x, g)) is not None:
             t = x.dtype.type
-            out = numpy.empty(x.shape, x.dtype)
-            loops.softplus_backward(
-                compiled.flat(x), compiled.flat(g), t(self.beta), t(self.threshold), out.reshape(-1)
-            )
-            return out
+            beta, threshold = t(self.beta), t(self.threshold)
+            return compiled.map_backward(loops.softplus_backward, x, g, beta, threshold)
         if len(self.saved_arrays) == 2:  # cpu: e = exp(-|bx|) saved
             e = self.saved_arrays[1]
             t = x.dtype.type
