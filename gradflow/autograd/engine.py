@@ -15,7 +15,7 @@ from gradflow.autograd import anomaly
 from gradflow.autograd import versions as _versions
 from gradflow.autograd.function import Function, _freed_message
 from gradflow.autograd.grad_mode import no_grad
-from gradflow.backend import get_array_module
+from gradflow.backend import blas, get_array_module
 
 
 # End-of-backward callbacks: one list per running backward (a backward started inside a hook or
@@ -436,7 +436,7 @@ def _deliver_leaf(leaf: Any, g: Any, owned: set, capture, results) -> None:
         # caller) already holds.
         shared = g.base is not None and not _sole_view(g)
         if shared or id(g) in owned or not getattr(g.flags, "writeable", True):
-            g = g.copy()
+            g = blas.copy(g)  # a transposed float32 view through omatcopy
         owned.add(id(g))
         leaf.grad = Tensor._wrap(g)
     else:

@@ -49,6 +49,7 @@ from gradflow.ops.im2col import (
     _forward_gemm,
     _input_grad_gemm,
     _weight_grad_gemm,
+    shared_columns,
 )
 from gradflow.ops.window import (
     Window,
@@ -399,7 +400,12 @@ class ConvTranspose2dFunction(Function):
         s, need, op = self.shapes, self.needs_input_grad, self.op_name
         g4 = g.reshape(s.out4)
         dx = dw = None
-        with _memory_errors_named(self, "backward", s.out4, self.window, g.dtype):
+        # both gradients read dY's columns: built once when they fit the workspace in one piece
+        shared = all(need[:2]) and _tiles(op, s.out4, self.window, g.dtype) is None
+        with (
+            _memory_errors_named(self, "backward", s.out4, self.window, g.dtype),
+            shared_columns() if shared else contextlib.nullcontext(),
+        ):
             if need[0]:
                 dx = _conv_forward(g4, weight.reshape(s.w4), None, self.window, self.groups, op)
                 dx = dx.reshape(s.x)

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy
 
+from gradflow.backend import blas
 from gradflow.ops.im2col import _group_slices
 from gradflow.ops.window import Window, copy_channels_last
 
@@ -118,17 +119,16 @@ def forward(x: Any, weight: Any, bias: Any, window: Window, groups: int = 1) -> 
     blocks = _blocks(n, frame.per_sample)
     rows = blocks[0][1] * frame.per_sample
     acc = numpy.empty((rows, o), dtype=x.dtype)
-    tmp = numpy.empty((rows, o // groups), dtype=x.dtype)
     for first, count in blocks:
         length = _valid_length(count, frame, window)
-        t = tmp[:length]
         for gi, (cs, os) in enumerate(slices):
             a = acc[:length, os]
             for k, shift in enumerate(frame.shifts):
                 block = frame.block(first, count, shift, length)[:, cs]
-                numpy.matmul(block, w_offsets[gi, k], out=t if k else a)
                 if k:
-                    a += t
+                    blas.addmm_(a, block, w_offsets[gi, k])
+                else:
+                    numpy.matmul(block, w_offsets[gi, k], out=a)
         grid = acc[: count * frame.per_sample].reshape(count, frame.rows, frame.columns, o)
         out[first : first + count] = grid[:, :oh, :ow].transpose(0, 3, 1, 2)
     if bias is not None:
@@ -144,7 +144,6 @@ def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple, groups: int = 1)
     frame = _Frame(x, window)
     slices = _group_slices(groups, x.shape[1], o)
     dw = numpy.zeros((len(frame.shifts), groups, o // groups, w_shape[1]), dtype=x.dtype)
-    part = numpy.empty(dw.shape[2:], dtype=x.dtype)
     for first, count in _blocks(n, frame.per_sample):
         g_grid = numpy.zeros((count, frame.rows, frame.columns, o), dtype=g.dtype)
         copy_channels_last(g_grid[:, :oh, :ow], g[first : first + count])
@@ -154,6 +153,5 @@ def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple, groups: int = 1)
             block = frame.block(first, count, shift, length)
             for gi, (cs, os) in enumerate(slices):
                 # dY^T @ frame: BLAS ran this orientation ~15% faster than frame^T @ dY here
-                numpy.matmul(g_rows[:, os].T, block[:, cs], out=part)
-                dw[k, gi] += part
+                blas.addmm_(dw[k, gi], g_rows[:, os].T, block[:, cs])
     return numpy.ascontiguousarray(dw.transpose(1, 2, 3, 0)).reshape(w_shape)

@@ -12,12 +12,15 @@ ops, the workspace tiling and the memory contract are gradflow/ops/conv.py.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
-from gradflow.backend import get_array_module
+from gradflow.backend import blas, get_array_module
 from gradflow.backend.routing import uses_kernels
 from gradflow.ops.window import Window, copy_channels_last, gradient_frame, padded_frame
 
@@ -79,6 +82,38 @@ def _columns_last(x: Any, window: Window) -> Any:
     return view.reshape(n * oh * ow, kh * kw * c)  # the copy that counts
 
 
+# The columns last built inside shared_columns(): [array, (kind, window), columns], or None
+# outside such a block. Per thread and asyncio task.
+_shared: contextvars.ContextVar[list | None] = contextvars.ContextVar("columns", default=None)
+
+
+@contextlib.contextmanager
+def shared_columns() -> Iterator[None]:
+    """Inside the block, asking again for the columns of the same array and window returns
+    the ones last built instead of copying them again: conv_transpose2d's backward builds dY's
+    once for its input and weight gradients (kh*kw times dY, 8 MiB at (16, 32, 32, 32) with a
+    4x4 kernel). One entry, so a conv holds at most one set; callers use it only for untiled
+    convs, whose columns fit the workspace budget."""
+    token = _shared.set([])
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def _built(kind: str, x: Any, window: Window, build: Callable[[Any, Window], Any]) -> Any:
+    """build(x, window), or the columns kept by shared_columns() for this array and window
+    (kept with the array, so its id is not reused while they are)."""
+    slot = _shared.get()
+    if slot is None:
+        return build(x, window)
+    if slot and slot[0] is x and slot[1] == (kind, window):
+        return slot[2]
+    cols = build(x, window)
+    slot[:] = [x, (kind, window), cols]
+    return cols
+
+
 def _col2im(dcols: Any, window: Window, x_shape: tuple) -> Any:
     """The adjoint of _columns on the GPU: dx [N, C, H, W] from dcols [C*kh*kw, N*OH*OW]."""
     from gradflow.kernels.conv import col2im
@@ -115,7 +150,7 @@ def _col2im_by_offset(g2: Any, weight: Any, window: Window, groups: int, x_shape
         frame[:, rows_k, cols_k] += block.transpose(1, 2, 3, 0, 4)
     top, left = window.padding
     dx = frame[:, top : top + h, left : left + w].reshape(n, h, w, c)
-    return numpy.ascontiguousarray(dx.transpose(0, 3, 1, 2))
+    return blas.ascontiguous(dx.transpose(0, 3, 1, 2))
 
 
 def _group_slices(groups: int, channels: int, outputs: int) -> list[tuple[slice, slice]]:
@@ -155,11 +190,12 @@ def _forward_gemm(x: Any, weight: Any, bias: Any, window: Window, groups: int) -
             out[:, os] = _forward_gemm(x[:, cs], weight[os], part_bias, window, 1)
         return out
     if _channels_last(x, window, groups):
-        out = _columns_last(x, window) @ weight.transpose(0, 2, 3, 1).reshape(o, -1).T
+        cols_t = _built("last", x, window, _columns_last)
+        out = cols_t @ weight.transpose(0, 2, 3, 1).reshape(o, -1).T
         if bias is not None:
             out += bias
-        return numpy.ascontiguousarray(out.reshape(n, *window.out, o).transpose(0, 3, 1, 2))
-    cols = _columns(x, window)
+        return blas.ascontiguous(out.reshape(n, *window.out, o).transpose(0, 3, 1, 2))
+    cols = _built("cols", x, window, _columns)
     out = _grouped(_by_group(weight.reshape(o, -1), groups), _by_group(cols, groups))
     out = out.reshape(o, n, *window.out)
     if bias is not None:
@@ -178,9 +214,9 @@ def _weight_grad_gemm(g2: Any, x: Any, window: Window, groups: int, w_shape: tup
         return dw
     if _channels_last(x, window, groups):
         o, c, kh, kw = w_shape
-        dw_t = _columns_last(x, window).T @ g2.T  # [kh*kw*C, O]; both operands are views
+        dw_t = _built("last", x, window, _columns_last).T @ g2.T  # [kh*kw*C, O]; both views
         return numpy.ascontiguousarray(dw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
-    cols = _columns(x, window)
+    cols = _built("cols", x, window, _columns)
     # cols @ dY^T, transposed after: OpenBLAS ran this orientation faster than dY @ cols^T
     # (see benchmarks/results/2026-12-07-code-figures.md).
     dw_t = _grouped(_by_group(cols, groups), _by_group(g2, groups).transpose(0, 2, 1))

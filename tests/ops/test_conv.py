@@ -419,3 +419,37 @@ def test_the_node_and_its_messages_name_the_function_called(
     assert repr(y.grad_fn) == node
     with pytest.raises(TypeError, match=rf"^{name}: expected floating tensors of one dtype"):
         op(x, w.double(), **kwargs)
+
+
+def test_conv_transpose2d_backward_builds_dys_columns_once(monkeypatch):
+    # Its input and weight gradients both read dY's columns (a strided conv of dY): the
+    # backward builds them once, and the gradients equal those of a backward that builds
+    # them twice.
+    from gradflow.ops import im2col
+
+    calls = []
+    real = im2col._columns_last
+    monkeypatch.setattr(im2col, "_columns_last", lambda x, w: calls.append(x.shape) or real(x, w))
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((2, 16, 6, 6)).astype(numpy.float32)
+    w = rng.standard_normal((16, 8, 4, 4)).astype(numpy.float32)
+    g = rng.standard_normal((2, 8, 12, 12)).astype(numpy.float32)
+
+    def grads(shared):
+        tx, tw = gf.tensor(x, requires_grad=True), gf.tensor(w, requires_grad=True)
+        y = conv_transpose2d(tx, tw, stride=2, padding=1)
+        calls.clear()
+        if shared:
+            y.backward(gf.tensor(g))
+        else:  # the gradients one at a time: nothing to share
+            (dx,) = gf.autograd.grad(y, tx, gf.tensor(g), retain_graph=True)
+            (dw,) = gf.autograd.grad(y, tw, gf.tensor(g))
+            tx.grad, tw.grad = dx, dw
+        return len(calls), tx.grad.numpy(), tw.grad.numpy()
+
+    builds, dx, dw = grads(True)
+    assert builds == 1
+    builds_apart, dx_apart, dw_apart = grads(False)
+    assert builds_apart == 2
+    numpy.testing.assert_allclose(dx, dx_apart, rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(dw, dw_apart, rtol=1e-5, atol=1e-5)

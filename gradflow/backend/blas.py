@@ -1,0 +1,284 @@
+"""Two BLAS routines NumPy does not expose, on the CPU: a GEMM that adds into its output
+(``out += a @ b``, cblas_?gemm with beta = 1) and a transposing copy (cblas_?omatcopy), from the
+BLAS NumPy itself loaded, called through ctypes.
+
+- NumPy's matmul always overwrites its output, so a sum of products (a conv's kernel offsets,
+  gradflow/ops/conv_offsets.py) costs a product into a scratch buffer and one more pass adding
+  it: at (16, 64, 32, 32) with a 3x3 kernel those adds were 17% of the forward. With beta = 1
+  BLAS adds each product where it writes it, while the block is in cache.
+- NumPy copies a transposed array element by element across its strides: 3.7 ms for a
+  (1024, 1024) float32 ``a.T.copy()``, against 0.57 ms for OpenBLAS's omatcopy (SIMD blocks),
+  and 1.1 against 0.42 ms to lay a (16, 64, 32, 32) input out channels last. ``copy_into`` and
+  ``ascontiguous`` take that route for float32 layouts that are a batch of transposed matrices
+  (a ``.t()``, ``transpose(-1, -2)``, NCHW <-> NHWC) of large enough matrices.
+
+The BLAS is the one NumPy loaded (threadpoolctl names its file, so its thread limits apply), and
+only OpenBLAS, whose ``openblas_get_config`` says the width of its integers: the wheels' ILP64
+``scipy_cblas_sgemm64_`` / ``cblas_sgemm64_`` and plain ``cblas_sgemm`` in either width. Any
+other BLAS (MKL, Accelerate), a failed self-test at loading, GRADFLOW_CBLAS=0 in the environment,
+or operands BLAS cannot read in place take NumPy's matmul and an add (the same values up to
+the rounding of the last add) and NumPy's copy (the same bits); tests compare the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ctypes
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+# (routine, BLAS type letter, dtype) looked up; float64 keeps NumPy's copy (see MIN_VALUES)
+_ROUTINES = (("gemm", "s", numpy.float32), ("gemm", "d", numpy.float64),
+             ("omatcopy", "s", numpy.float32))  # fmt: skip
+_loaded: dict = {"gemm": None, "why": None}
+# Per thread and asyncio task, as compiled.disabled: turning the route off in one thread never
+# changes what another runs.
+_disabled: contextvars.ContextVar[bool] = contextvars.ContextVar("cblas_off", default=False)
+
+
+def _openblas_file() -> tuple[str | None, str]:
+    """The file of the OpenBLAS NumPy loaded, or None and why not."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None, "off (threadpoolctl is absent)"
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            if pool.get("internal_api") != "openblas":
+                return None, f"off (NumPy's BLAS is {pool.get('internal_api')}, not OpenBLAS)"
+            return pool.get("filepath"), ""
+    return None, "off (no BLAS loaded by NumPy)"
+
+
+def _symbols(lib: Any) -> dict | None:
+    """{(routine, dtype): function} with ctypes signatures, routine "gemm" or "omatcopy", for
+    the names this OpenBLAS exports; None when it exports none of them."""
+    for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("", "")):
+        try:
+            functions = {
+                (routine, numpy.dtype(dtype)): getattr(lib, f"{prefix}cblas_{t}{routine}{suffix}")
+                for routine, t, dtype in _ROUTINES
+            }
+            config = getattr(lib, f"{prefix}openblas_get_config{suffix}")
+        except AttributeError:
+            continue
+        config.restype = ctypes.c_char_p
+        wide = suffix == "64_" or b"USE64BITINT" in (config() or b"")
+        i, p, e = ctypes.c_int64 if wide else ctypes.c_int32, ctypes.c_void_p, ctypes.c_int
+        for (routine, dtype), fn in functions.items():
+            r = ctypes.c_float if dtype == numpy.float32 else ctypes.c_double
+            fn.restype = None
+            fn.argtypes = (
+                [e, e, e, i, i, i, r, p, i, p, i, r, p, i]  # order, transa, transb, m, n, k, ...
+                if routine == "gemm"
+                else [e, e, i, i, r, p, i, p, i]  # order, trans, rows, cols, alpha, a, lda, b, ldb
+            )
+        return functions
+    return None
+
+
+def _self_test() -> bool:
+    """Whether the loaded functions add a small product of each dtype and copy a transposed
+    float32 matrix correctly, with strided operands."""
+    rng = numpy.random.default_rng(0)
+    for dtype in _FLOATS:
+        a = rng.standard_normal((5, 3)).astype(dtype)
+        b = rng.standard_normal((4, 3)).astype(dtype).T
+        out = rng.standard_normal((6, 7)).astype(dtype)[1:, 2:6]
+        expected = out + a @ b
+        if not _gemm(out, a, b) or not numpy.allclose(out, expected, rtol=1e-5, atol=1e-5):
+            return False
+    src = rng.standard_normal((9, 7)).astype(numpy.float32)[1:, 2:].T
+    dst = numpy.zeros((5, 10), dtype=numpy.float32)
+    if not _transpose(dst[:, 1:9], src) or not numpy.array_equal(dst[:, 1:9], src):
+        return False
+    return not (dst[:, 0].any() or dst[:, 9].any())
+
+
+def _load() -> dict | None:
+    """{dtype: cblas gemm}, looked up once; None (with the reason kept) when unavailable."""
+    if _loaded["gemm"] is None and _loaded["why"] is None:
+        if os.environ.get("GRADFLOW_CBLAS", "1") == "0":
+            _loaded["why"] = "off (GRADFLOW_CBLAS=0)"
+            return None
+        path, why = _openblas_file()
+        functions = None
+        if path is not None:
+            try:
+                functions = _symbols(ctypes.CDLL(path))
+            except OSError as exc:
+                why = f"off ({exc})"
+            else:
+                why = "" if functions else f"off (no cblas gemm exported by {path})"
+        if functions is not None:
+            _loaded["gemm"] = functions
+            if not _self_test():
+                _loaded["gemm"], why = None, "off (the cblas gemm failed its self-test)"
+        _loaded["why"] = why or None
+    return _loaded["gemm"]
+
+
+def _operand(m: Any) -> tuple[int, int] | None:
+    """(transpose flag, leading dimension) of a 2-D operand BLAS reads in place: rows or
+    columns contiguous; None when neither."""
+    rows, cols = m.shape
+    s0, s1 = (s // m.itemsize for s in m.strides)
+    if (s1 == 1 or cols == 1) and s0 >= max(cols, 1) and m.strides[0] % m.itemsize == 0:
+        return _NO_TRANS, s0
+    if (s0 == 1 or rows == 1) and s1 >= max(rows, 1) and m.strides[1] % m.itemsize == 0:
+        return _TRANS, s1
+    return None
+
+
+def _gemm(out: Any, a: Any, b: Any) -> bool:
+    """out += a @ b through cblas when the operands allow it in place; False when they don't."""
+    fn = (_loaded["gemm"] or {}).get(("gemm", out.dtype))
+    if fn is None or not (a.dtype == b.dtype == out.dtype) or not out.flags.writeable:
+        return False
+    if not all(x.dtype.isnative and x.flags.aligned for x in (a, b, out)):
+        return False
+    pa, pb = _operand(a), _operand(b)
+    m, n = out.shape
+    ldc = out.strides[0] // out.itemsize
+    if pa is None or pb is None or (out.strides[1] != out.itemsize and n > 1) or ldc < max(n, 1):
+        return False
+    if out.strides[0] % out.itemsize or numpy.may_share_memory(out, a):
+        return False
+    if numpy.may_share_memory(out, b):
+        return False
+    k = a.shape[1]
+    fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 1.0,
+       out.ctypes.data, ldc)  # fmt: skip
+    return True
+
+
+def addmm_(out: Any, a: Any, b: Any) -> Any:
+    """out += a @ b for 2-D NumPy arrays a [M, K], b [K, N], out [M, N] of one float dtype;
+    returns out. One cblas call where it can (see the module docstring), else matmul and an
+    add."""
+    if a.shape[1] != b.shape[0] or out.shape != (a.shape[0], b.shape[1]):
+        raise ValueError(
+            f"addmm_: shapes {a.shape} @ {b.shape} do not give the output's {out.shape}"
+        )
+    if 0 in out.shape or a.shape[1] == 0:
+        return out
+    if not _disabled.get() and _load() is not None and _gemm(out, a, b):
+        return out
+    out += a @ b
+    return out
+
+
+def _transpose(dst: Any, src: Any) -> bool:
+    """dst[...] = src for 2-D arrays, src column-major (a transposed row-major matrix), dst
+    row-major, through omatcopy; False (nothing written) when the layouts are not those."""
+    fn = (_loaded["gemm"] or {}).get(("omatcopy", dst.dtype))
+    if fn is None or src.dtype != dst.dtype or src.shape != dst.shape or not dst.flags.writeable:
+        return False
+    rows, cols = dst.shape
+    sa, sb = _operand(src), _operand(dst)
+    if sa is None or sb is None or sa[0] != _TRANS or sb[0] != _NO_TRANS:
+        return False
+    if not (src.dtype.isnative and src.flags.aligned and dst.flags.aligned):
+        return False
+    if numpy.may_share_memory(dst, src):
+        return False
+    # src is the row-major matrix src.T [cols, rows] with leading dimension sa[1]
+    fn(_ROW_MAJOR, _TRANS, cols, rows, 1.0, src.ctypes.data, sa[1], dst.ctypes.data, sb[1])
+    return True
+
+
+# The smallest matrix (rows and columns) and the fewest values per omatcopy call: below them
+# NumPy's copy wins over a ctypes call per matrix (float32, one thread: even at 128x128, 5x
+# faster at 512x512). float64 keeps NumPy's copy: OpenBLAS's domatcopy lost at (2048, 64) and
+# (4096, 16), 0.26 against 0.14 ms.
+MIN_SIDE, MIN_VALUES = 8, 16384
+
+
+def _coalesced(shape: tuple, strides: tuple) -> tuple[list, list]:
+    """shape and strides (in elements) with unit axes dropped and neighbours that step as one
+    axis merged."""
+    dims: list = []
+    for n, s in zip(shape, strides):
+        if n == 1:
+            continue
+        if dims and dims[-1][1] == s * n:
+            dims[-1] = (dims[-1][0] * n, s)
+        else:
+            dims.append((n, s))
+    return [n for n, _ in dims], [s for _, s in dims]
+
+
+def copy_into(dst: Any, src: Any) -> bool:
+    """dst[...] = src for float32 NumPy arrays of one shape, dst C-contiguous, when src
+    is a batch of transposed matrices large enough for omatcopy (see the module docstring);
+    False otherwise, and the caller copies with NumPy."""
+    if (
+        _disabled.get() or type(src) is not numpy.ndarray or type(dst) is not numpy.ndarray
+        or src.dtype != numpy.float32 or src.shape != dst.shape or not dst.flags.c_contiguous
+        or src.size < MIN_VALUES or _load() is None
+    ):  # fmt: skip
+        return False
+    if any(s % src.itemsize for s in src.strides):
+        return False
+    shape, strides = _coalesced(src.shape, tuple(s // src.itemsize for s in src.strides))
+    if len(shape) < 2 or strides[-2] != 1 or min(shape[-2:]) < MIN_SIDE:
+        return False
+    if shape[-2] * shape[-1] < MIN_VALUES:
+        return False
+    lead, itemsize = shape[:-2], src.itemsize
+    # each matrix [A, B] of src steps 1 along A: a transposed row-major [B, A]
+    src_m = numpy.lib.stride_tricks.as_strided(
+        src, tuple(shape), tuple(s * itemsize for s in strides), writeable=False
+    )
+    dst_m = dst.reshape(shape)
+    return all(_transpose(dst_m[index], src_m[index]) for index in numpy.ndindex(*lead))
+
+
+def ascontiguous(a: Any) -> Any:
+    """a C-contiguous array equal to the NumPy array a: a itself when it already is, a copy
+    through omatcopy when its layout allows (copy_into), else numpy.ascontiguousarray. Other
+    arrays (CuPy's) take their module's ascontiguousarray."""
+    if type(a) is not numpy.ndarray:
+        from gradflow.backend import get_array_module
+
+        return get_array_module(a).ascontiguousarray(a)
+    if a.flags.c_contiguous:
+        return a
+    out = numpy.empty(a.shape, dtype=a.dtype)
+    if copy_into(out, a):
+        return out
+    return numpy.ascontiguousarray(a)
+
+
+def copy(a: Any) -> Any:
+    """A C-contiguous copy of the array a (always a new array), through omatcopy when its
+    layout allows (copy_into)."""
+    if type(a) is numpy.ndarray and not a.flags.c_contiguous:
+        out = numpy.empty(a.shape, dtype=a.dtype)
+        if copy_into(out, a):
+            return out
+    return a.copy()
+
+
+def status() -> str:
+    """One line for benchmark records: 'cblas <file>' or why the route is off."""
+    if _load() is None:
+        return _loaded["why"]
+    return "cblas gemm (beta = 1) and omatcopy (OpenBLAS)"
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Inside the block addmm_ takes matmul and an add and copy_into NumPy's copy, in this
+    thread or task (tests compare the two; benchmarks time them)."""
+    token = _disabled.set(True)
+    try:
+        yield
+    finally:
+        _disabled.reset(token)
