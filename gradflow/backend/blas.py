@@ -270,7 +270,7 @@ def status() -> str:
     """One line for benchmark records: 'cblas <file>' or why the route is off."""
     if _load() is None:
         return _loaded["why"]
-    return "cblas gemm (beta = 1) and omatcopy (OpenBLAS)"
+    return "OpenBLAS gemm (beta = 1), omatcopy"
 
 
 @contextlib.contextmanager

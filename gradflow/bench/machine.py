@@ -90,10 +90,11 @@ def machine_description() -> dict:
         desc["torch_threads"] = torch.get_num_threads()
     try:
         import gradflow
-        from gradflow.backend import compiled
+        from gradflow.backend import blas, compiled
 
         desc["gradflow"] = gradflow.__version__
         desc["compiled_loops"] = compiled.status()  # "numba X.Y", or why they are off
+        desc["cblas"] = blas.status()  # gemm with beta = 1 and omatcopy, or why they are off
         desc["gpu"] = gradflow.cuda.is_available()
     except Exception as exc:  # the description must never break a run
         desc["gradflow"] = f"unavailable ({exc})"

@@ -357,7 +357,10 @@ def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y[..., o] = input1[..., i] weight[o, i, j] input2[..., j] + bias[o], as
-    torch.nn.functional.bilinear (one einsum node)."""
+    torch.nn.functional.bilinear: input1 and input2 share their leading dims (no broadcasting,
+    as torch). Computed as one GEMM, input1 [B, I] @ weight laid out [I, O*J], then per row and
+    output the dot with input2 (a multiply and a sum over J): NumPy's three-operand einsum took
+    1.5 s forward and backward at B = 4096, I = J = 64, O = 32, against 0.43 s for torch."""
     if (
         weight.ndim != 3
         or input1.shape[-1:] != weight.shape[1:2]
@@ -368,5 +371,15 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
             f"input2 (..., {weight.shape[2] if weight.ndim == 3 else '?'}) and a 3-D weight, "
             f"got {tuple(input1.shape)}, {tuple(input2.shape)} and {tuple(weight.shape)}"
         )
-    out = einsum("...i,oij,...j->...o", input1, weight, input2)
+    lead = tuple(input1.shape[:-1])
+    if lead != tuple(input2.shape[:-1]):
+        raise RuntimeError(
+            f"bilinear(): input batch dimensions do not match: input1 of shape "
+            f"{tuple(input1.shape)} and input2 of shape {tuple(input2.shape)} must agree in all "
+            "but their last dim"
+        )
+    o, i, j = weight.shape
+    x1, x2 = input1.reshape(-1, i), input2.reshape(-1, j)
+    t = x1.matmul(weight.permute(1, 0, 2).reshape(i, o * j)).reshape(-1, o, j)
+    out = (t * x2.unsqueeze(1)).sum(-1).reshape(*lead, o)
     return out if bias is None else out + bias

@@ -31,7 +31,7 @@ def _layout(a, transposed):
 
 def test_status_names_the_route_or_why_not():
     line = blas.status()
-    assert line.startswith("cblas ") or line.startswith("off (")
+    assert line.startswith("OpenBLAS ") or line.startswith("off (")
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])

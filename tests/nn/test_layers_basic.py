@@ -365,6 +365,16 @@ def test_bilinear_matches_torch_and_gradchecks(device, rng, bias):
         F.bilinear(args[1], args[0], w)
 
 
+def test_bilinear_batch_dims_must_agree_and_unbatched_inputs_work(rng):
+    w = gf.tensor(rng.standard_normal((2, 4, 5)))
+    with pytest.raises(RuntimeError, match="batch dimensions do not match"):
+        F.bilinear(gf.randn(3, 4, dtype=gf.float64), gf.randn(1, 5, dtype=gf.float64), w)
+    a, b = rng.standard_normal(4), rng.standard_normal(5)
+    y = F.bilinear(gf.tensor(a), gf.tensor(b), w)
+    assert y.shape == (2,)
+    numpy.testing.assert_allclose(y.numpy(), numpy.einsum("i,oij,j->o", a, w.numpy(), b))
+
+
 def test_bilinear_default_init_is_torchs():
     m = nn.Bilinear(16, 3, 4)
     bound = 1 / math.sqrt(16)
