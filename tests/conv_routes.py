@@ -1,6 +1,6 @@
 """Shared by the tests of the CPU's conv routes (tests/ops/test_depthwise.py,
-test_conv_offsets.py): one forward and backward under a fixed random output gradient, and
-the comparison of two routes' results."""
+test_conv_offsets.py, test_conv_pointwise.py): one forward and backward under a fixed random
+output gradient, and the comparison of two routes' results."""
 
 import numpy
 

@@ -41,7 +41,7 @@ from gradflow.autograd.differentiable import graph_input
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
-from gradflow.ops import conv_offsets, depthwise
+from gradflow.ops import conv_offsets, conv_pointwise, depthwise
 from gradflow.ops._util import float_input
 from gradflow.ops.im2col import (
     _channel_major,
@@ -173,6 +173,8 @@ def _conv_forward(
     """conv2d of x [N, C, H, W] with weight [O, C/groups, kh, kw]: [N, O, OH, OW], tiled
     when its columns exceed the workspace budget (a depthwise conv on the CPU has no columns:
     gradflow/ops/depthwise.py)."""
+    if conv_pointwise.applies(x, weight.shape, window, groups, x.shape):
+        return conv_pointwise.forward(x, weight, bias, window)
     if depthwise.applies(x, weight.shape, groups):
         return depthwise.forward(x, weight, bias, window)
     if conv_offsets.applies(x, weight.shape, window, groups):
@@ -194,6 +196,8 @@ def _conv_weight_grad(
     """dW [O, C/groups, kh, kw] of a conv of x [N, C, H, W] with output gradient g
     [N, O, OH, OW] (g2: g as [O, N*OH*OW] where the caller has it), tiled when the columns
     exceed the workspace budget: the tiles' products summed in tile order."""
+    if conv_pointwise.applies(x, w_shape, window, groups, x.shape):
+        return conv_pointwise.weight_grad(g, x, window, w_shape)
     if depthwise.applies(x, w_shape, groups):
         return depthwise.weight_grad(g, x, window, w_shape)
     if conv_offsets.applies(x, w_shape, window, groups):
@@ -222,6 +226,8 @@ def _conv_input_grad(
     workspace (C*kh*kw values per output pixel) exceeds the budget. g2 is dY as
     [O, N*OH*OW] when the caller already has it."""
     o, c_per_group, kh, kw = weight.shape
+    if conv_pointwise.applies(g, weight.shape, window, groups, x_shape):
+        return conv_pointwise.input_grad(g, weight, window, x_shape)
     flipped = None
     if not uses_kernels(g):
         flipped = _flipped_conv_window(window, weight.shape, x_shape, True)
@@ -257,9 +263,13 @@ def _conv_input_grad(
 
 
 def _without_columns(x: Any, w_shape: tuple, window: Window, groups: int) -> bool:
-    """Whether the CPU computes this conv without im2col columns (depthwise.py,
-    conv_offsets.py), so without dY laid out channel-major either."""
-    return depthwise.applies(x, w_shape, groups) or conv_offsets.applies(x, w_shape, window, groups)
+    """Whether the CPU computes this conv without im2col columns (conv_pointwise.py,
+    depthwise.py, conv_offsets.py), so without dY laid out channel-major either."""
+    return (
+        conv_pointwise.applies(x, w_shape, window, groups, x.shape)
+        or depthwise.applies(x, w_shape, groups)
+        or conv_offsets.applies(x, w_shape, window, groups)
+    )
 
 
 @contextlib.contextmanager
@@ -325,7 +335,7 @@ class Conv2dFunction(Function):
             if need[1]:
                 x4 = x.reshape(s.x4)
                 if _tiles(op, s.x4, window, x.dtype) is None and not _without_columns(
-                    x, s.w4, window, self.groups
+                    x4, s.w4, window, self.groups
                 ):  # dY channel-major, shared with the input gradient's GEMMs
                     g2 = _channel_major(g4)
                 dw = _conv_weight_grad(g4, x4, window, self.groups, s.w4, op, g2).reshape(s.w)

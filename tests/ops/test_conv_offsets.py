@@ -7,7 +7,7 @@ import pytest
 from conv_routes import assert_routes_agree, forward_backward
 
 import gradflow as gf
-from gradflow.ops import conv_offsets
+from gradflow.ops import conv_offsets, conv_pointwise
 from gradflow.ops.window import Window, copy_channels_last
 
 
@@ -17,6 +17,7 @@ def _both_routes(monkeypatch, fn, arrays):
     forward = conv_offsets.forward
     with monkeypatch.context() as m:
         m.setattr(conv_offsets, "MAX_EXTRA_WORK", 100.0)  # small test images pad a lot
+        m.setattr(conv_pointwise, "applies", lambda *args: False)  # 1x1 convs come here too
         m.setattr(conv_offsets, "forward", lambda *a: calls.append(1) or forward(*a))
         direct = forward_backward(fn, arrays)
     assert calls, "the conv did not take the offsets route"
