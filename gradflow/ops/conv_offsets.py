@@ -49,6 +49,11 @@ MAX_EXTRA_WORK = 0.2  # the most extra positions (dropped columns and rows) a co
 # (timed alternately against im2col: 13% extra at 32x32 won, 1.59x against 1.89x torch
 # forward + backward for 3x3 64->64 over (16, 64, 32, 32); 27% at 16x16 lost, 1.99x against
 # 1.84x for 3x3 32->64 over (32, 32, 16, 16))
+# With at least WIDE_CHANNELS input channels per group each offset's GEMM runs near BLAS's peak
+# and the products add inside BLAS (blas.addmm_), so more extra positions pay: a 3x3 conv of
+# dilation 2, 64->64 over (16, 64, 32, 32), 27% extra, took 62 against 69-80 ms by im2col
+# (torch 35); with 32 channels 27% extra still lost (3x3 32->64 at 16x16: 17-20 against 16-18).
+WIDE_CHANNELS, MAX_EXTRA_WORK_WIDE = 64, 0.3
 MIN_CHANNELS = 16  # fewer input channels make each offset's GEMM too thin: im2col wins
 # With groups each GEMM is thinner still: at 16 channels per group the route was 10% faster
 # at 4 groups of (16, 64, 32, 32) and 12% slower at 8 groups of (16, 128, 32, 32); from 32
@@ -60,14 +65,15 @@ def applies(x: Any, w_shape: tuple, window: Window, groups: int) -> bool:
     """Whether a conv of x [N, C, H, W] with a weight of w_shape [O, C, kh, kw] takes this
     route: a NumPy float32/float64 input, stride 1, at least MIN_CHANNELS input channels
     (MIN_GROUP_CHANNELS per group with groups), and at most MAX_EXTRA_WORK extra positions on
-    the frame."""
+    the frame (MAX_EXTRA_WORK_WIDE from WIDE_CHANNELS input channels per group)."""
     if type(x) is not numpy.ndarray or x.dtype not in (numpy.float32, numpy.float64):
         return False
     least = MIN_CHANNELS if groups == 1 else MIN_GROUP_CHANNELS
     if window.stride != (1, 1) or w_shape[1] < least:
         return False
     oh, ow = window.out
-    return window.span(0) * window.span(1) <= (1 + MAX_EXTRA_WORK) * oh * ow
+    extra = MAX_EXTRA_WORK_WIDE if w_shape[1] >= WIDE_CHANNELS else MAX_EXTRA_WORK
+    return window.span(0) * window.span(1) <= (1 + extra) * oh * ow
 
 
 class _Frame:
