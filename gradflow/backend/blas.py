@@ -43,17 +43,21 @@ _disabled: contextvars.ContextVar[bool] = contextvars.ContextVar("cblas_off", de
 
 
 def _openblas_file() -> tuple[str | None, str]:
-    """The file of the OpenBLAS NumPy loaded, or None and why not."""
+    """The file of a loaded OpenBLAS, NumPy's own when several are loaded (torch or SciPy may
+    bring theirs), or None and why not."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return None, "off (threadpoolctl is absent)"
-    for pool in threadpool_info():
-        if pool.get("user_api") == "blas":
-            if pool.get("internal_api") != "openblas":
-                return None, f"off (NumPy's BLAS is {pool.get('internal_api')}, not OpenBLAS)"
-            return pool.get("filepath"), ""
-    return None, "off (no BLAS loaded by NumPy)"
+    pools = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    openblas = [pool for pool in pools if pool.get("internal_api") == "openblas"]
+    if not openblas:
+        names = ", ".join(sorted({str(pool.get("internal_api")) for pool in pools})) or "none"
+        return None, f"off (no OpenBLAS loaded; BLAS: {names})"
+    numpy_dir = os.path.dirname(os.path.dirname(numpy.__file__))
+    own = [pool for pool in openblas if str(pool.get("filepath", "")).startswith(numpy_dir)
+           and "numpy" in str(pool.get("filepath", ""))]  # fmt: skip
+    return (own or openblas)[0].get("filepath"), ""
 
 
 def _symbols(lib: Any) -> dict | None:

@@ -217,3 +217,22 @@ def test_environment_switch_turns_the_route_off():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()  # fmt: skip
     assert out[0] == "off" and "GRADFLOW_CBLAS=0" in " ".join(out) and out[-1] == "3.0"
+
+
+def test_the_openblas_found_is_numpys_among_several(monkeypatch):
+    import threadpoolctl
+
+    numpy_lib = os.path.join(os.path.dirname(numpy.__file__) + ".libs", "libscipy_openblas.so")
+    pools = [
+        {"user_api": "openmp", "internal_api": "openmp", "filepath": "/x/libgomp.so"},
+        {"user_api": "blas", "internal_api": "mkl", "filepath": "/x/torch/lib/libmkl.so"},
+        {"user_api": "blas", "internal_api": "openblas", "filepath": "/x/scipy/libopenblas.so"},
+        {"user_api": "blas", "internal_api": "openblas", "filepath": numpy_lib},
+    ]
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: pools)
+    assert blas._openblas_file() == (numpy_lib, "")
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: pools[:3])
+    assert blas._openblas_file() == ("/x/scipy/libopenblas.so", "")
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: pools[:2])
+    path, why = blas._openblas_file()
+    assert path is None and "no OpenBLAS" in why and "mkl" in why
