@@ -36,7 +36,9 @@ _FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 # (routine, BLAS type letter, dtype) looked up; float64 keeps NumPy's copy (see MIN_VALUES)
 _ROUTINES = (("gemm", "s", numpy.float32), ("gemm", "d", numpy.float64),
              ("omatcopy", "s", numpy.float32))  # fmt: skip
-_loaded: dict = {"gemm": None, "why": None}
+# functions: {(routine, dtype): ctypes function}; int_max: the largest size or stride its
+# integers hold; why: the reason the route is off
+_loaded: dict = {"functions": None, "int_max": 0, "why": None}
 # Per thread and asyncio task, as compiled.disabled: turning the route off in one thread never
 # changes what another runs.
 _disabled: contextvars.ContextVar[bool] = contextvars.ContextVar("cblas_off", default=False)
@@ -60,9 +62,10 @@ def _openblas_file() -> tuple[str | None, str]:
     return (own or openblas)[0].get("filepath"), ""
 
 
-def _symbols(lib: Any) -> dict | None:
-    """{(routine, dtype): function} with ctypes signatures, routine "gemm" or "omatcopy", for
-    the names this OpenBLAS exports; None when it exports none of them."""
+def _symbols(lib: Any) -> tuple[dict, int] | None:
+    """({(routine, dtype): function} with ctypes signatures, routine "gemm" or "omatcopy", and
+    the largest value its integers hold) for the names this OpenBLAS exports; None when it
+    exports none of them."""
     for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("", "")):
         try:
             functions = {
@@ -83,7 +86,7 @@ def _symbols(lib: Any) -> dict | None:
                 if routine == "gemm"
                 else [e, e, i, i, r, p, i, p, i]  # order, trans, rows, cols, alpha, a, lda, b, ldb
             )
-        return functions
+        return functions, 2**63 - 1 if wide else 2**31 - 1
     return None
 
 
@@ -106,26 +109,27 @@ def _self_test() -> bool:
 
 
 def _load() -> dict | None:
-    """{dtype: cblas gemm}, looked up once; None (with the reason kept) when unavailable."""
-    if _loaded["gemm"] is None and _loaded["why"] is None:
+    """{(routine, dtype): function}, looked up once; None (with the reason kept) when the
+    route is off."""
+    if _loaded["functions"] is None and _loaded["why"] is None:
         if os.environ.get("GRADFLOW_CBLAS", "1") == "0":
             _loaded["why"] = "off (GRADFLOW_CBLAS=0)"
             return None
         path, why = _openblas_file()
-        functions = None
+        found = None
         if path is not None:
             try:
-                functions = _symbols(ctypes.CDLL(path))
+                found = _symbols(ctypes.CDLL(path))
             except OSError as exc:
                 why = f"off ({exc})"
             else:
-                why = "" if functions else f"off (no cblas gemm exported by {path})"
-        if functions is not None:
-            _loaded["gemm"] = functions
+                why = "" if found else f"off (no cblas gemm exported by {path})"
+        if found is not None:
+            _loaded["functions"], _loaded["int_max"] = found
             if not _self_test():
-                _loaded["gemm"], why = None, "off (the cblas gemm failed its self-test)"
+                _loaded["functions"], why = None, "off (the cblas routines failed their self-test)"
         _loaded["why"] = why or None
-    return _loaded["gemm"]
+    return _loaded["functions"]
 
 
 def _operand(m: Any) -> tuple[int, int] | None:
@@ -142,7 +146,7 @@ def _operand(m: Any) -> tuple[int, int] | None:
 
 def _gemm(out: Any, a: Any, b: Any) -> bool:
     """out += a @ b through cblas when the operands allow it in place; False when they don't."""
-    fn = (_loaded["gemm"] or {}).get(("gemm", out.dtype))
+    fn = (_loaded["functions"] or {}).get(("gemm", out.dtype))
     if fn is None or not (a.dtype == b.dtype == out.dtype) or not out.flags.writeable:
         return False
     if not all(x.dtype.isnative and x.flags.aligned for x in (a, b, out)):
@@ -154,9 +158,9 @@ def _gemm(out: Any, a: Any, b: Any) -> bool:
         return False
     if out.strides[0] % out.itemsize or numpy.may_share_memory(out, a):
         return False
-    if numpy.may_share_memory(out, b):
-        return False
     k = a.shape[1]
+    if numpy.may_share_memory(out, b) or max(m, n, k, pa[1], pb[1], ldc) > _loaded["int_max"]:
+        return False
     fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 1.0,
        out.ctypes.data, ldc)  # fmt: skip
     return True
@@ -181,7 +185,7 @@ def addmm_(out: Any, a: Any, b: Any) -> Any:
 def _transpose(dst: Any, src: Any) -> bool:
     """dst[...] = src for 2-D arrays, src column-major (a transposed row-major matrix), dst
     row-major, through omatcopy; False (nothing written) when the layouts are not those."""
-    fn = (_loaded["gemm"] or {}).get(("omatcopy", dst.dtype))
+    fn = (_loaded["functions"] or {}).get(("omatcopy", dst.dtype))
     if fn is None or src.dtype != dst.dtype or src.shape != dst.shape or not dst.flags.writeable:
         return False
     rows, cols = dst.shape
@@ -190,7 +194,7 @@ def _transpose(dst: Any, src: Any) -> bool:
         return False
     if not (src.dtype.isnative and src.flags.aligned and dst.flags.aligned):
         return False
-    if numpy.may_share_memory(dst, src):
+    if numpy.may_share_memory(dst, src) or max(rows, cols, sa[1], sb[1]) > _loaded["int_max"]:
         return False
     # src is the row-major matrix src.T [cols, rows] with leading dimension sa[1]
     fn(_ROW_MAJOR, _TRANS, cols, rows, 1.0, src.ctypes.data, sa[1], dst.ctypes.data, sb[1])
@@ -254,24 +258,30 @@ def ascontiguous(a: Any) -> Any:
         return get_array_module(a).ascontiguousarray(a)
     if a.flags.c_contiguous:
         return a
-    out = numpy.empty(a.shape, dtype=a.dtype)
-    if copy_into(out, a):
-        return out
+    if _worth_trying(a):
+        out = numpy.empty(a.shape, dtype=a.dtype)
+        if copy_into(out, a):
+            return out
     return numpy.ascontiguousarray(a)
 
 
 def copy(a: Any) -> Any:
     """A C-contiguous copy of the array a (always a new array), through omatcopy when its
     layout allows (copy_into)."""
-    if type(a) is numpy.ndarray and not a.flags.c_contiguous:
+    if type(a) is numpy.ndarray and not a.flags.c_contiguous and _worth_trying(a):
         out = numpy.empty(a.shape, dtype=a.dtype)
         if copy_into(out, a):
             return out
     return a.copy()
 
 
+def _worth_trying(a: Any) -> bool:
+    """copy_into's cheap conditions, checked before allocating its destination."""
+    return a.dtype == numpy.float32 and a.size >= MIN_VALUES and not _disabled.get()
+
+
 def status() -> str:
-    """One line for benchmark records: 'cblas <file>' or why the route is off."""
+    """One line for benchmark records: the routines taken, or why the route is off."""
     if _load() is None:
         return _loaded["why"]
     return "OpenBLAS gemm (beta = 1), omatcopy"
