@@ -40,7 +40,17 @@ class Pad(Function):
                 continue
             n = x.shape[d]
             region = [slice(None)] * d + [None] + list(_interior(self.widths, out.shape))[d + 1 :]
+            last = d == x.ndim - 1
             for target, source in _border_copies(self.mode, a, b, n):
+                if self.mode == "replicate" and last and target.stop - target.start <= _NARROW:
+                    # the last dim: a copy per border column (a strided 1-D copy each); a
+                    # broadcast copy runs NumPy's inner loop once per row, 2-3x slower
+                    region[d] = source
+                    edge = out[tuple(region)]
+                    for i in range(target.start, target.stop):
+                        region[d] = slice(i, i + 1)
+                        out[tuple(region)] = edge
+                    continue
                 region[d] = target
                 into = tuple(region)
                 region[d] = source
@@ -66,6 +76,8 @@ class Pad(Function):
     def backward_graph(self, g):
         return linear_backward_graph(self, g, value=0.0)
 
+
+_NARROW = 16  # replicate borders up to this wide: copied (last dim) and folded slice by slice
 
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
@@ -160,9 +172,19 @@ def _fold(g: Any, widths: Sequence[tuple[int, int]], mode: str) -> Any:
                 else:  # position j goes to input n - 2 - j
                     stop = n - 2 - b
                     target[d] = slice(n - 2, stop if stop >= 0 else None, -1)
-            elif mode == "replicate":
+            elif mode == "replicate" and width > _NARROW:
                 slab = slab.sum(axis=d, keepdims=True)
                 target[d] = slice(0, 1) if side == 0 else slice(n - 1, n)
+            elif mode == "replicate":
+                # the border's slices added one at a time onto the edge slice: a sum over the
+                # thin axis runs NumPy's inner loop per element (per row for the last dim)
+                target[d] = slice(0, 1) if side == 0 else slice(n - 1, n)
+                edge = out[tuple(target)]
+                part = [slice(None)] * len(widths)
+                for i in range(width):
+                    part[d] = slice(i, i + 1)
+                    edge += slab[tuple(part)]
+                continue
             else:  # circular
                 target[d] = slice(n - a, n) if side == 0 else slice(0, b)
             out[tuple(target)] += slab

@@ -924,17 +924,26 @@ def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
     if input.ndim == 0:
         return _median(input * 1, Tensor._wrap(xp.zeros((), "int64")))
     _require_nonempty(input, (d,), "median")
+    from gradflow.ops.indexing import Gather
+    from gradflow.ops.sorting import kth_smallest_index
+
     a = input.array
     n = a.shape[d]
-    order = xp.argsort(a, axis=d, kind="stable")  # NaN sorts last
-    index = xp.take(order, [(n - 1) // 2], axis=d)
+    # The stable sort's element at (n - 1) // 2: by a partition on NumPy (no full sort).
+    index = kth_smallest_index(a, (n - 1) // 2, d)
+    if index is None:
+        order = xp.argsort(a, axis=d, kind="stable")  # NaN sorts last
+        index = xp.take(order, [(n - 1) // 2], axis=d)
     if a.dtype.kind == "f":
         nan = xp.isnan(a)
-        first_nan = xp.argmax(nan, axis=d, keepdims=True)
-        index = xp.where(nan.any(axis=d, keepdims=True), first_nan, index)
+        has_nan = nan.any(axis=d, keepdims=True)
+        if xp is not numpy or has_nan.any():  # a slice holding NaN: its first NaN
+            index = xp.where(has_nan, xp.argmax(nan, axis=d, keepdims=True), index)
     index = index.astype("int64", copy=False)
-    values = SelectAlongDim.apply(input, index, dim=d, keepdim=keepdim, op_name="median")
-    return _median(values, Tensor._wrap(index if keepdim else index.squeeze(d)))
+    values = Gather.apply(input, index, dim=d, op_name="median")
+    if not keepdim:
+        values, index = values.squeeze(d), index.squeeze(d)
+    return _median(values, Tensor._wrap(index))
 
 
 def quantile(

@@ -686,23 +686,31 @@ class GridSample(Function):
         iy, diy = _source_index(gy, h, self.padding_mode, self.align_corners)
         if self.mode == "nearest":
             x, y = xp.rint(ix), xp.rint(iy)  # half to even, as PyTorch's nearbyint
-            corners = [(x, y, xp.ones_like(ix), None, None)]
-        else:
-            x0, y0 = xp.floor(ix), xp.floor(iy)
-            tx, ty = ix - x0, iy - y0
-            one = ix.dtype.type(1)
-            corners = [
-                (x0, y0, (one - tx) * (one - ty), -(one - ty), -(one - tx)),
-                (x0 + 1, y0, tx * (one - ty), one - ty, -tx),
-                (x0, y0 + 1, (one - tx) * ty, -ty, one - tx),
-                (x0 + 1, y0 + 1, tx * ty, ty, tx),
-            ]
-        out = []
-        for x, y, weight, dwx, dwy in corners:
             valid = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
             flat = xp.clip(y, 0, h - 1).astype(numpy.int64) * w
             flat += xp.clip(x, 0, w - 1).astype(numpy.int64)
-            out.append((flat, weight * valid, valid, dwx, dwy))
+            return [(flat, xp.ones_like(ix) * valid, valid, None, None)], dix, diy
+        x0, y0 = xp.floor(ix), xp.floor(iy)
+        tx, ty = ix - x0, iy - y0
+        one = ix.dtype.type(1)
+        ux, uy = one - tx, one - ty
+        # Per axis, once: the two columns' (rows') validity and clipped positions; each corner
+        # combines one of each (nw, ne, sw, se).
+        columns, rows = [], []
+        for c in (x0, x0 + 1):
+            columns.append(((c >= 0) & (c <= w - 1), xp.clip(c, 0, w - 1).astype(numpy.int64)))
+        for r in (y0, y0 + 1):
+            rows.append(((r >= 0) & (r <= h - 1), xp.clip(r, 0, h - 1).astype(numpy.int64) * w))
+        corners = [
+            (0, 0, ux * uy, -uy, -ux),
+            (1, 0, tx * uy, uy, -tx),
+            (0, 1, ux * ty, -ty, ux),
+            (1, 1, tx * ty, ty, tx),
+        ]
+        out = []
+        for a, b, weight, dwx, dwy in corners:
+            valid = columns[a][0] & rows[b][0]
+            out.append((rows[b][1] + columns[a][1], weight * valid, valid, dwx, dwy))
         return out, dix, diy
 
     def forward(self, x, grid):
@@ -724,6 +732,8 @@ class GridSample(Function):
         n, c, h, w = self.x_shape
         g3 = g.reshape(n, c, -1)
         corners, dix, diy = self._corners(grid, h, w)
+        if xp is numpy and self.mode != "nearest":
+            return self._backward_numpy(g3, x, grid, corners, dix, diy)
         dx = dgrid = None
         if self.needs_input_grad[0] and xp is numpy:
             dx = _scatter_corners(g3, corners, h * w).reshape(self.x_shape)
@@ -747,6 +757,41 @@ class GridSample(Function):
                     giy = giy + gv * dwy
                 dgrid[..., 0] = (gix * dix).reshape(grid.shape[:-1])
                 dgrid[..., 1] = (giy * diy).reshape(grid.shape[:-1])
+        return dx, dgrid
+
+    def _backward_numpy(self, g3, x, grid, corners, dix, diy):
+        """Bilinear backward on NumPy, one sample at a time so that its arrays stay in cache:
+        the four corners' weighted gradients added at their pixels (one numpy.add.at over
+        the C * 4 * P positions, as _scatter_corners) and, for the grid, the four corners'
+        values gathered in one take and dotted with g over the channels (einsum)."""
+        n, c, h, w = self.x_shape
+        p = g3.shape[2]
+        need_x, need_grid = self.needs_input_grad
+        flats = numpy.stack([flat for flat, *_ in corners], axis=1).reshape(n, -1)  # [N, 4P]
+        dx = dgrid = None
+        if need_x:
+            weights = numpy.stack([wt for _, wt, *_ in corners], axis=1).astype(g3.dtype)
+            dx = numpy.zeros((n, c * h * w), g3.dtype)
+            channels = numpy.arange(c, dtype=numpy.intp)[:, None] * (h * w)
+        if need_grid:
+            planes = x.reshape(n, c, h * w)
+            gv = numpy.empty((n, 4, p), g3.dtype)
+        for i in range(n):
+            if need_x:
+                parts = g3[i][:, None, :] * weights[i]  # [C, 4, P]
+                numpy.add.at(dx[i], (flats[i] + channels).reshape(-1), parts.reshape(-1))
+            if need_grid:  # "clip": the positions are in range; "raise" copies out
+                vals = numpy.take(planes[i], flats[i], axis=1, mode="clip").reshape(c, 4, p)
+                gv[i] = numpy.einsum("cp,ckp->kp", g3[i], vals)
+        if need_x:
+            dx = dx.reshape(self.x_shape)
+        if need_grid:
+            gv *= numpy.stack([valid for _, _, valid, *_ in corners], axis=1)
+            gix = numpy.einsum("nkp,nkp->np", gv, numpy.stack([cn[3] for cn in corners], 1))
+            giy = numpy.einsum("nkp,nkp->np", gv, numpy.stack([cn[4] for cn in corners], 1))
+            dgrid = numpy.empty(grid.shape, dtype=grid.dtype)
+            dgrid[..., 0] = (gix * dix).reshape(grid.shape[:-1])
+            dgrid[..., 1] = (giy * diy).reshape(grid.shape[:-1])
         return dx, dgrid
 
 

@@ -117,6 +117,42 @@ def _topk_partitioned(a: Any, k: int, d: int, largest: bool) -> Any:
     return numpy.take_along_axis(pick, inner, axis=d)
 
 
+def kth_smallest_index(a: Any, kth: int, d: int) -> Any:
+    """The index along `d` of each slice's element at position `kth` (from 0) of the stable
+    ascending sort (NaN largest; equal values in index order), keepdims int64; NumPy's
+    integer and floating arrays only (None otherwise: sort the whole rows then).
+
+    Without sorting: numpy.partition finds the kth value (an introselect, O(n) a row), and
+    where it occurs once in its row that occurrence is the index. Rows where it occurs more
+    than once or is NaN (which equals nothing) take the occurrence at the stable rank: the
+    (kth - number of smaller elements)-th equal one, in index order."""
+    if get_array_module(a) is not numpy or a.dtype.kind not in "fiu" or a.size == 0:
+        return None
+    rows = numpy.moveaxis(a, d, -1)
+    n = rows.shape[-1]
+    value = numpy.partition(rows, kth, axis=-1)[..., kth : kth + 1]
+    equal = rows == value
+    # C-ordered, so that the rows fixed below are written through a flat view
+    index = numpy.ascontiguousarray(equal.argmax(axis=-1, keepdims=True), dtype=numpy.int64)
+    count = numpy.count_nonzero(equal, axis=-1)
+    uneven = numpy.flatnonzero(count != 1)  # ties, or a NaN value
+    if uneven.size:
+        flat_rows = rows.reshape(-1, n)
+        sub = flat_rows[uneven]
+        v = value.reshape(-1, 1)[uneven]
+        equal = sub == v
+        smaller = numpy.count_nonzero(sub < v, axis=1)
+        if a.dtype.kind == "f":
+            nan = numpy.isnan(sub)
+            v_nan = numpy.isnan(v[:, 0])
+            equal |= nan & v_nan[:, None]
+            smaller = numpy.where(v_nan, n - numpy.count_nonzero(nan, axis=1), smaller)
+        rank = (kth - smaller + 1).astype(numpy.int64)  # the rank-th equal one, from 1
+        hit = numpy.cumsum(equal, axis=1, dtype=numpy.int64) == rank[:, None]
+        index.reshape(-1)[uneven] = hit.argmax(axis=1)
+    return numpy.moveaxis(index, -1, d)
+
+
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> return_types.kthvalue:
     """The k-th smallest value (k counts from 1) along `dim` and its index."""
     x = _input(input, "kthvalue")
@@ -126,8 +162,10 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ret
     if x.ndim == 0:
         return return_types.kthvalue(*_sorted(x, 0, False, True, "kthvalue"))
     d = normalize_dim(dim, x.ndim, "kthvalue")
-    order = _argsort(x.array, d, False, True)
-    order = order[(slice(None),) * d + (slice(k - 1, k),)].astype(numpy.int64, copy=False)
+    order = kth_smallest_index(x.array, k - 1, d)
+    if order is None:
+        order = _argsort(x.array, d, False, True)
+        order = order[(slice(None),) * d + (slice(k - 1, k),)].astype(numpy.int64, copy=False)
     values = Gather.apply(x, order, dim=d, op_name="kthvalue")
     indices = Tensor._wrap(order)
     if not keepdim:
