@@ -1017,3 +1017,120 @@ def gauss_grad(x, g, scale, out):
     for i in range(x.size):
         v = x[i]
         out[i] = g[i] * (scale * expf(-(v * v)))
+
+
+# ---- grid_sample, 2-D (bilinear and nearest) ---------------------------------------------------
+# x [N, C, H*W], the source positions ix, iy [N, P] (after padding_mode: resample.py's
+# _source_index, NaN-free: NaN positions take the NumPy route), out / dY [N, C, P]. Per sample,
+# each output's corners (flat pixel, weight with validity, and for the grid its weight's
+# derivatives times validity) go into [K, P] tables, the same float arithmetic as the NumPy
+# route's GridSample._corners; then per channel one loop over P gathers (forward) or scatters
+# (backward) them, the plane in cache. Compiled without contraction (exact): the forward's sum of
+# rounded products and the backward's scatter of rounded products then have the NumPy route's
+# bits (the order of the adds per pixel is its numpy.add.at order: channel, corner, output).
+@exact
+def _grid_corners(ix, iy, i, h, w, nearest, flat, weight, cx, cy):
+    """flat, weight, cx, cy [K, P] of sample i (K = 1 nearest, 4 bilinear: nw, ne, sw, se)."""
+    t = ix.dtype.type
+    zero, one = t(0), t(1)
+    xmax, ymax = t(w - 1), t(h - 1)
+    for p in range(ix.shape[1]):
+        u, v = ix[i, p], iy[i, p]
+        if nearest:
+            a, b = numpy.rint(u), numpy.rint(v)  # half to even, as the NumPy route
+            ok = a >= zero and a <= xmax and b >= zero and b <= ymax
+            col = numpy.int64(min(max(a, zero), xmax))
+            row = numpy.int64(min(max(b, zero), ymax))
+            flat[0, p] = row * w + col
+            weight[0, p] = one if ok else zero
+            continue
+        x0, y0 = numpy.floor(u), numpy.floor(v)
+        tx, ty = u - x0, v - y0
+        ux, uy = one - tx, one - ty
+        x1, y1 = x0 + one, y0 + one
+        okx0, okx1 = x0 >= zero and x0 <= xmax, x1 >= zero and x1 <= xmax
+        oky0, oky1 = y0 >= zero and y0 <= ymax, y1 >= zero and y1 <= ymax
+        c0 = numpy.int64(min(max(x0, zero), xmax))
+        c1 = numpy.int64(min(max(x1, zero), xmax))
+        r0 = numpy.int64(min(max(y0, zero), ymax)) * w
+        r1 = numpy.int64(min(max(y1, zero), ymax)) * w
+        for k in range(4):
+            right, low = k % 2 == 1, k >= 2
+            okc = okx1 if right else okx0
+            okr = oky1 if low else oky0
+            m = one if okc and okr else zero  # a multiplier, as the NumPy route's bool mask
+            flat[k, p] = (r1 if low else r0) + (c1 if right else c0)
+            wx, wy = (tx if right else ux), (ty if low else uy)
+            weight[k, p] = (wx * wy) * m
+            dwx = wy if right else -wy
+            dwy = wx if low else -wx
+            cx[k, p] = dwx * m
+            cy[k, p] = dwy * m
+
+
+@exact
+def grid_sample_forward(x, ix, iy, out, h, w, nearest):
+    n, c, size = x.shape[0], x.shape[1], ix.shape[1]
+    kk = 1 if nearest else 4
+    flat = numpy.empty((kk, size), numpy.int64)
+    weight = numpy.empty((kk, size), x.dtype)
+    cx = numpy.empty((kk, size), x.dtype)
+    cy = numpy.empty((kk, size), x.dtype)
+    for i in range(n):
+        _grid_corners(ix, iy, i, h, w, nearest, flat, weight, cx, cy)
+        for ch in range(c):
+            plane = x[i, ch]
+            row = out[i, ch]
+            for p in range(size):
+                acc = plane[flat[0, p]] * weight[0, p]
+                for k in range(1, kk):
+                    acc = acc + plane[flat[k, p]] * weight[k, p]
+                row[p] = acc
+
+
+@exact
+def grid_sample_backward(g, x, ix, iy, dix, diy, dx, dgrid, h, w, nearest, need_x, need_grid):
+    """dx [N, C, H*W] (zeroed by the caller) += the corners' weighted gradients; dgrid [N, P, 2]
+    = the weights' derivatives dotted with g x over the channels (zero for nearest)."""
+    n, c, size = g.shape[0], g.shape[1], ix.shape[1]
+    kk = 1 if nearest else 4
+    t = g.dtype.type
+    flat = numpy.empty((kk, size), numpy.int64)
+    weight = numpy.empty((kk, size), g.dtype)
+    cx = numpy.empty((kk, size), g.dtype)
+    cy = numpy.empty((kk, size), g.dtype)
+    gv = numpy.empty((kk, size), g.dtype)
+    grid_too = need_grid and not nearest
+    for i in range(n):
+        _grid_corners(ix, iy, i, h, w, nearest, flat, weight, cx, cy)
+        if need_x:
+            for k in range(kk):  # an invalid corner's NaN weight (inf - inf) adds nothing
+                for p in range(size):
+                    if weight[k, p] != weight[k, p]:
+                        weight[k, p] = t(0)
+            for ch in range(c):
+                gr = g[i, ch]
+                plane = dx[i, ch]
+                for k in range(kk):
+                    for p in range(size):
+                        plane[flat[k, p]] += gr[p] * weight[k, p]
+        if grid_too:
+            gv[:] = 0
+            for ch in range(c):
+                gr = g[i, ch]
+                plane = x[i, ch]
+                for k in range(kk):
+                    for p in range(size):
+                        gv[k, p] += gr[p] * plane[flat[k, p]]
+        if need_grid:
+            for p in range(size):
+                if not grid_too:
+                    dgrid[i, p, 0] = t(0)
+                    dgrid[i, p, 1] = t(0)
+                    continue
+                sx, sy = t(0), t(0)
+                for k in range(kk):
+                    sx = sx + gv[k, p] * cx[k, p]
+                    sy = sy + gv[k, p] * cy[k, p]
+                dgrid[i, p, 0] = sx * dix[i, p]
+                dgrid[i, p, 1] = sy * diy[i, p]

@@ -16,7 +16,10 @@ columns, fold adds them back; each is the other's backward.
 grid_sample gathers each output's four (bilinear) or one (nearest) input pixels (one take
 per sample on the CPU, take_along_axis on CuPy) and scatters the gradient back with a
 scatter-add (numpy.add.at per sample on the CPU, one cupyx.scatter_add on CuPy); the grid's
-gradient differentiates the bilinear weights.
+gradient differentiates the bilinear weights. Where numba is installed, the CPU runs each
+direction as one compiled loop per sample instead (backend/compiled_loops.py: the corners in
+the NumPy route's arithmetic, then per channel a gather or scatter over the plane in cache);
+grids with NaN source positions keep the NumPy route.
 
 Memory: interpolate keeps its small per-axis index and weight tables, unfold and fold keep
 nothing but shapes, grid_sample keeps the grid (and the input only when the grid needs a
@@ -32,7 +35,7 @@ import numpy
 
 from gradflow.autograd.differentiable import linear_backward_graph
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module
+from gradflow.backend import compiled, get_array_module
 from gradflow.ops._util import float_input
 from gradflow.ops.adaptive_pooling import _bin_matrix
 from gradflow.ops.window import Window, conv_output_size, gradient_frame, int_tuple, padded_frame
@@ -665,6 +668,19 @@ def _scatter_corners(g3: numpy.ndarray, corners: list, plane: int) -> numpy.ndar
     return dx
 
 
+def _clipped_index(xp: Any, c: Any, size: int) -> Any:
+    """Integer positions c clipped to [0, size - 1]; a NaN position (a NaN grid value, or an
+    infinite one under reflection) reads position 0, its weight and validity being 0 and
+    False (its weight NaN, which forward keeps: a NaN output, as torch's)."""
+    return xp.nan_to_num(xp.clip(c, 0, size - 1), copy=False, nan=0.0).astype(numpy.int64)
+
+
+def _finite(xp: Any, weight: Any) -> Any:
+    """A corner's weight for the input gradient: NaN (the weight of a NaN position, never
+    valid) adds nothing, as in torch, where the NumPy forward's weight keeps it."""
+    return xp.nan_to_num(weight, nan=0.0)
+
+
 class GridSample(Function):
     """grid_sample (2-D) as one node: each output gathers up to four input pixels (bilinear)
     or one (nearest); backward scatters to them and, for bilinear, differentiates the
@@ -679,16 +695,21 @@ class GridSample(Function):
     def _corners(self, grid: Any, h: int, w: int) -> tuple:
         """[(flat index, weight with validity, dweight/dx, dweight/dy)] per corner, and the
         coordinate derivatives (each [N, P])."""
-        xp = get_array_module(grid)
         n = grid.shape[0]
-        gx, gy = grid[..., 0].reshape(n, -1), grid[..., 1].reshape(n, -1)
-        ix, dix = _source_index(gx, w, self.padding_mode, self.align_corners)
-        iy, diy = _source_index(gy, h, self.padding_mode, self.align_corners)
+        gx, gy = (grid[..., k].reshape(n, grid.shape[1] * grid.shape[2]) for k in (0, 1))
+        with numpy.errstate(invalid="ignore"):  # inf and NaN coordinates: NaN, no warning
+            ix, dix = _source_index(gx, w, self.padding_mode, self.align_corners)
+            iy, diy = _source_index(gy, h, self.padding_mode, self.align_corners)
+            return self._corners_at(ix, iy, dix, diy, h, w)
+
+    def _corners_at(self, ix: Any, iy: Any, dix: Any, diy: Any, h: int, w: int) -> tuple:
+        """_corners from the source positions ix, iy and their derivatives."""
+        xp = get_array_module(ix)
         if self.mode == "nearest":
             x, y = xp.rint(ix), xp.rint(iy)  # half to even, as PyTorch's nearbyint
             valid = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-            flat = xp.clip(y, 0, h - 1).astype(numpy.int64) * w
-            flat += xp.clip(x, 0, w - 1).astype(numpy.int64)
+            flat = _clipped_index(xp, y, h) * w
+            flat += _clipped_index(xp, x, w)
             return [(flat, xp.ones_like(ix) * valid, valid, None, None)], dix, diy
         x0, y0 = xp.floor(ix), xp.floor(iy)
         tx, ty = ix - x0, iy - y0
@@ -698,9 +719,9 @@ class GridSample(Function):
         # combines one of each (nw, ne, sw, se).
         columns, rows = [], []
         for c in (x0, x0 + 1):
-            columns.append(((c >= 0) & (c <= w - 1), xp.clip(c, 0, w - 1).astype(numpy.int64)))
+            columns.append(((c >= 0) & (c <= w - 1), _clipped_index(xp, c, w)))
         for r in (y0, y0 + 1):
-            rows.append(((r >= 0) & (r <= h - 1), xp.clip(r, 0, h - 1).astype(numpy.int64) * w))
+            rows.append(((r >= 0) & (r <= h - 1), _clipped_index(xp, r, h) * w))
         corners = [
             (0, 0, ux * uy, -uy, -ux),
             (1, 0, tx * uy, uy, -tx),
@@ -713,11 +734,33 @@ class GridSample(Function):
             out.append((rows[b][1] + columns[a][1], weight * valid, valid, dwx, dwy))
         return out, dix, diy
 
+    def _positions(self, loops: Any, grid: Any, h: int, w: int) -> tuple | None:
+        """(ix, iy, dix, diy), each [N, P] C-contiguous in grid's dtype, for the compiled
+        loops; None where a position is NaN (a NaN coordinate, or an infinite one reflected):
+        the NumPy route takes those (_clipped_index, _finite)."""
+        if loops is None:
+            return None
+        n = grid.shape[0]
+        gx, gy = (grid[..., k].reshape(n, grid.shape[1] * grid.shape[2]) for k in (0, 1))
+        with numpy.errstate(invalid="ignore"):
+            ix, dix = _source_index(gx, w, self.padding_mode, self.align_corners)
+            iy, diy = _source_index(gy, h, self.padding_mode, self.align_corners)
+        out = tuple(numpy.ascontiguousarray(a, dtype=grid.dtype) for a in (ix, iy, dix, diy))
+        if numpy.isnan(out[0]).any() or numpy.isnan(out[1]).any():
+            return None
+        return out
+
     def forward(self, x, grid):
         n, c, h, w = x.shape
         need_grid = self.needs_input_grad[1] and self.mode != "nearest"
         self.save_for_backward(x if need_grid else None, grid)
         self.x_shape = x.shape
+        loops = compiled.loops(x, grid) if x.size and grid.size else None
+        if (pos := self._positions(loops, grid, h, w)) is not None:  # one compiled pass
+            planes = numpy.ascontiguousarray(x).reshape(n, c, h * w)
+            out = numpy.empty((n, c, pos[0].shape[1]), x.dtype)
+            loops.grid_sample_forward(planes, pos[0], pos[1], out, h, w, self.mode == "nearest")
+            return out.reshape(n, c, *grid.shape[1:3])
         planes = x.reshape(n, c, h * w)
         out = None
         for flat, weight, *_ in self._corners(grid, h, w)[0]:
@@ -730,7 +773,10 @@ class GridSample(Function):
         x, grid = self.saved_arrays
         xp = get_array_module(g)
         n, c, h, w = self.x_shape
-        g3 = g.reshape(n, c, -1)
+        g3 = g.reshape(n, c, grid.shape[1] * grid.shape[2])
+        loops = compiled.loops(g, grid) if g.size else None
+        if (pos := self._positions(loops, grid, h, w)) is not None:
+            return self._backward_compiled(loops, g, x, grid, pos)
         corners, dix, diy = self._corners(grid, h, w)
         if xp is numpy and self.mode != "nearest":
             return self._backward_numpy(g3, x, grid, corners, dix, diy)
@@ -741,8 +787,8 @@ class GridSample(Function):
             from gradflow.ops.adaptive_pooling import _scatter_flat
 
             flats = xp.concatenate([flat for flat, *_ in corners], axis=1)  # [N, k*P]
-            parts = xp.concatenate([g3 * wt[:, None].astype(g.dtype) for _, wt, *_ in corners],
-                                   axis=2)  # [N, C, k*P]  # fmt: skip
+            parts = xp.concatenate([g3 * _finite(xp, wt)[:, None].astype(g.dtype)
+                                    for _, wt, *_ in corners], axis=2)  # [N, C, k*P]  # fmt: skip
             index = xp.broadcast_to(flats[:, None], parts.shape).reshape(n * c, -1)
             dx = _scatter_flat(parts.reshape(n * c, -1), index, h * w).reshape(self.x_shape)
         if self.needs_input_grad[1]:
@@ -759,6 +805,21 @@ class GridSample(Function):
                 dgrid[..., 1] = (giy * diy).reshape(grid.shape[:-1])
         return dx, dgrid
 
+    def _backward_compiled(self, loops, g, x, grid, pos):
+        """dx and dgrid in one compiled loop per sample (backend/compiled_loops.py)."""
+        n, c, h, w = self.x_shape
+        need_x, need_grid = self.needs_input_grad
+        g3 = numpy.ascontiguousarray(g).reshape(n, c, pos[0].shape[1])
+        dx = numpy.zeros((n, c, h * w) if need_x else (1, 1, 1), g.dtype)
+        dgrid = numpy.empty((n, pos[0].shape[1], 2) if need_grid else (1, 1, 2), g.dtype)
+        planes = g3[:1, :1, :1]  # not read (nearest, or no grid gradient)
+        if need_grid and self.mode != "nearest":
+            planes = numpy.ascontiguousarray(x).reshape(n, c, h * w)
+        loops.grid_sample_backward(g3, planes, *pos, dx, dgrid, h, w, self.mode == "nearest",
+                                   need_x, need_grid)  # fmt: skip
+        return (dx.reshape(self.x_shape) if need_x else None,
+                dgrid.reshape(grid.shape) if need_grid else None)  # fmt: skip
+
     def _backward_numpy(self, g3, x, grid, corners, dix, diy):
         """Bilinear backward on NumPy, one sample at a time so that its arrays stay in cache:
         the four corners' weighted gradients added at their pixels (one numpy.add.at over
@@ -767,10 +828,11 @@ class GridSample(Function):
         n, c, h, w = self.x_shape
         p = g3.shape[2]
         need_x, need_grid = self.needs_input_grad
-        flats = numpy.stack([flat for flat, *_ in corners], axis=1).reshape(n, -1)  # [N, 4P]
+        flats = numpy.stack([flat for flat, *_ in corners], axis=1).reshape(n, 4 * p)  # [N, 4P]
         dx = dgrid = None
         if need_x:
-            weights = numpy.stack([wt for _, wt, *_ in corners], axis=1).astype(g3.dtype)
+            weights = numpy.stack([_finite(numpy, wt) for _, wt, *_ in corners], axis=1)
+            weights = weights.astype(g3.dtype, copy=False)
             dx = numpy.zeros((n, c * h * w), g3.dtype)
             channels = numpy.arange(c, dtype=numpy.intp)[:, None] * (h * w)
         if need_grid:
