@@ -136,33 +136,38 @@ def _operand(m: Any) -> tuple[int, int] | None:
     """(transpose flag, leading dimension) of a 2-D operand BLAS reads in place: rows or
     columns contiguous; None when neither."""
     rows, cols = m.shape
-    s0, s1 = (s // m.itemsize for s in m.strides)
-    if (s1 == 1 or cols == 1) and s0 >= max(cols, 1) and m.strides[0] % m.itemsize == 0:
+    size = m.itemsize
+    s0, s1 = m.strides
+    if s0 % size or s1 % size:
+        return None
+    s0, s1 = s0 // size, s1 // size
+    if (s1 == 1 or cols == 1) and s0 >= max(cols, 1):
         return _NO_TRANS, s0
-    if (s0 == 1 or rows == 1) and s1 >= max(rows, 1) and m.strides[1] % m.itemsize == 0:
+    if (s0 == 1 or rows == 1) and s1 >= max(rows, 1):
         return _TRANS, s1
     return None
 
 
 def _gemm(out: Any, a: Any, b: Any) -> bool:
-    """out += a @ b through cblas when the operands allow it in place; False when they don't."""
-    fn = (_loaded["functions"] or {}).get(("gemm", out.dtype))
-    if fn is None or not (a.dtype == b.dtype == out.dtype) or not out.flags.writeable:
+    """out += a @ b through cblas when the operands allow it in place; False when they don't.
+    Called once per kernel offset and block by the convs: its checks are kept cheap."""
+    dtype = out.dtype
+    fn = (_loaded["functions"] or {}).get(("gemm", dtype))
+    if fn is None or a.dtype != dtype or b.dtype != dtype:  # _FLOATS are native byte order
         return False
-    if not all(x.dtype.isnative and x.flags.aligned for x in (a, b, out)):
+    if not (out.flags.writeable and out.flags.aligned and a.flags.aligned and b.flags.aligned):
         return False
-    pa, pb = _operand(a), _operand(b)
+    pa, pb, pc = _operand(a), _operand(b), _operand(out)
+    if pa is None or pb is None or pc is None or pc[0] != _NO_TRANS:
+        return False
     m, n = out.shape
-    ldc = out.strides[0] // out.itemsize
-    if pa is None or pb is None or (out.strides[1] != out.itemsize and n > 1) or ldc < max(n, 1):
-        return False
-    if out.strides[0] % out.itemsize or numpy.may_share_memory(out, a):
-        return False
     k = a.shape[1]
-    if numpy.may_share_memory(out, b) or max(m, n, k, pa[1], pb[1], ldc) > _loaded["int_max"]:
+    if max(m, n, k, pa[1], pb[1], pc[1]) > _loaded["int_max"]:
+        return False
+    if numpy.may_share_memory(out, a) or numpy.may_share_memory(out, b):
         return False
     fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 1.0,
-       out.ctypes.data, ldc)  # fmt: skip
+       out.ctypes.data, pc[1])  # fmt: skip
     return True
 
 
@@ -232,7 +237,7 @@ def copy_into(dst: Any, src: Any) -> bool:
         or src.size < MIN_VALUES or _load() is None
     ):  # fmt: skip
         return False
-    if any(s % src.itemsize for s in src.strides):
+    if any(s % src.itemsize or s == 0 for s in src.strides):  # a broadcast has no transpose
         return False
     shape, strides = _coalesced(src.shape, tuple(s // src.itemsize for s in src.strides))
     if len(shape) < 2 or strides[-2] != 1 or min(shape[-2:]) < MIN_SIDE:

@@ -4,6 +4,7 @@ callers pass and on the layouts the route must refuse."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -236,3 +237,24 @@ def test_the_openblas_found_is_numpys_among_several(monkeypatch):
     monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: pools[:2])
     path, why = blas._openblas_file()
     assert path is None and "no OpenBLAS" in why and "mkl" in why
+
+
+@pytest.mark.parametrize("pad", [0, 1])
+@pytest.mark.parametrize("shape", [(3, 32, 24, 24), (2, 8, 12, 12, 12), (2, 16, 20, 30)])
+def test_channels_last_copy_into_a_padded_frame_gives_numpys_bits(shape, pad):
+    from gradflow.ops.window import copy_channels_last
+
+    rng = _rng()
+    x = rng.standard_normal(shape).astype(numpy.float32)
+    inside = (slice(None),) + tuple(slice(pad, pad + d) for d in shape[2:])
+    frames = []
+    for off in (False, True):
+        frame = numpy.full((shape[0], *(d + 2 * pad for d in shape[2:]), shape[1]), 7.0, "f4")
+        with blas.disabled() if off else contextlib.nullcontext():
+            copy_channels_last(frame[inside], x)
+        frames.append(frame)
+    assert numpy.array_equal(frames[0], frames[1])
+    assert numpy.array_equal(frames[0][inside], numpy.moveaxis(x, 1, -1))
+    border = numpy.ones(frames[0].shape, bool)
+    border[inside] = False
+    assert (frames[0][border] == 7.0).all()  # the padding is left alone
