@@ -227,30 +227,40 @@ def _coalesced(shape: tuple, strides: tuple) -> tuple[list, list]:
     return [n for n, _ in dims], [s for _, s in dims]
 
 
+def _matrices(src: Any) -> Any:
+    """src viewed as a batch of matrices [..., A, B] that each step 1 along A (transposed
+    row-major [B, A] ones omatcopy copies in place), when src is a float32 NumPy array whose
+    layout is one and whose matrices are large enough to pay; None otherwise. Checked before
+    any destination is allocated."""
+    if (
+        _disabled.get() or type(src) is not numpy.ndarray or src.dtype != numpy.float32
+        or src.size < MIN_VALUES or _load() is None
+    ):  # fmt: skip
+        return None
+    if any(s % src.itemsize or s == 0 for s in src.strides):  # a broadcast has no transpose
+        return None
+    shape, strides = _coalesced(src.shape, tuple(s // src.itemsize for s in src.strides))
+    if len(shape) < 2 or strides[-2] != 1 or min(shape[-2:]) < MIN_SIDE:
+        return None
+    if shape[-2] * shape[-1] < MIN_VALUES or not strides[-1] >= shape[-2]:
+        return None  # small matrices, or columns that overlap or run backwards
+    return numpy.lib.stride_tricks.as_strided(
+        src, tuple(shape), tuple(s * src.itemsize for s in strides), writeable=False
+    )
+
+
 def copy_into(dst: Any, src: Any) -> bool:
     """dst[...] = src for float32 NumPy arrays of one shape, dst C-contiguous, when src
     is a batch of transposed matrices large enough for omatcopy (see the module docstring);
     False otherwise, and the caller copies with NumPy."""
-    if (
-        _disabled.get() or type(src) is not numpy.ndarray or type(dst) is not numpy.ndarray
-        or src.dtype != numpy.float32 or src.shape != dst.shape or not dst.flags.c_contiguous
-        or src.size < MIN_VALUES or _load() is None
-    ):  # fmt: skip
+    if type(dst) is not numpy.ndarray or src.shape != dst.shape or not dst.flags.c_contiguous:
         return False
-    if any(s % src.itemsize or s == 0 for s in src.strides):  # a broadcast has no transpose
+    matrices = _matrices(src)
+    if matrices is None:
         return False
-    shape, strides = _coalesced(src.shape, tuple(s // src.itemsize for s in src.strides))
-    if len(shape) < 2 or strides[-2] != 1 or min(shape[-2:]) < MIN_SIDE:
-        return False
-    if shape[-2] * shape[-1] < MIN_VALUES:
-        return False
-    lead, itemsize = shape[:-2], src.itemsize
-    # each matrix [A, B] of src steps 1 along A: a transposed row-major [B, A]
-    src_m = numpy.lib.stride_tricks.as_strided(
-        src, tuple(shape), tuple(s * itemsize for s in strides), writeable=False
-    )
-    dst_m = dst.reshape(shape)
-    return all(_transpose(dst_m[index], src_m[index]) for index in numpy.ndindex(*lead))
+    dst_m = dst.reshape(matrices.shape)
+    lead = matrices.shape[:-2]
+    return all(_transpose(dst_m[index], matrices[index]) for index in numpy.ndindex(*lead))
 
 
 def ascontiguous(a: Any) -> Any:
@@ -263,7 +273,7 @@ def ascontiguous(a: Any) -> Any:
         return get_array_module(a).ascontiguousarray(a)
     if a.flags.c_contiguous:
         return a
-    if _worth_trying(a):
+    if _matrices(a) is not None:
         out = numpy.empty(a.shape, dtype=a.dtype)
         if copy_into(out, a):
             return out
@@ -272,17 +282,12 @@ def ascontiguous(a: Any) -> Any:
 
 def copy(a: Any) -> Any:
     """A C-contiguous copy of the array a (always a new array), through omatcopy when its
-    layout allows (copy_into)."""
-    if type(a) is numpy.ndarray and not a.flags.c_contiguous and _worth_trying(a):
+    layout allows (copy_into); no buffer is allocated for a layout it does not take."""
+    if type(a) is numpy.ndarray and not a.flags.c_contiguous and _matrices(a) is not None:
         out = numpy.empty(a.shape, dtype=a.dtype)
         if copy_into(out, a):
             return out
     return a.copy()
-
-
-def _worth_trying(a: Any) -> bool:
-    """copy_into's cheap conditions, checked before allocating its destination."""
-    return a.dtype == numpy.float32 and a.size >= MIN_VALUES and not _disabled.get()
 
 
 def status() -> str:

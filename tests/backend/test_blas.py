@@ -258,3 +258,25 @@ def test_channels_last_copy_into_a_padded_frame_gives_numpys_bits(shape, pad):
     border = numpy.ones(frames[0].shape, bool)
     border[inside] = False
     assert (frames[0][border] == 7.0).all()  # the padding is left alone
+
+
+@pytest.mark.parametrize("make", ["broadcast", "strided_rows", "contiguous_float64"])
+def test_copies_allocate_once_for_layouts_omatcopy_does_not_take(make):
+    # a buffer allocated for omatcopy and then dropped doubled the peak of a leaf gradient's
+    # copy (sum's backward: a broadcast)
+    import tracemalloc
+
+    rng = _rng()
+    if make == "broadcast":
+        a = numpy.broadcast_to(rng.standard_normal((1024, 1)).astype("f4"), (1024, 1024))
+    elif make == "strided_rows":
+        a = rng.standard_normal((2048, 1024)).astype("f4")[::2]
+    else:
+        a = rng.standard_normal((1024, 512)).T
+    for fn in (blas.copy, blas.ascontiguous):
+        tracemalloc.start()
+        out = fn(a)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert numpy.array_equal(out, a)
+        assert peak < 1.25 * out.nbytes, (fn.__name__, peak, out.nbytes)
