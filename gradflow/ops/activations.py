@@ -291,9 +291,27 @@ class ThresholdFunction(Function):
     value: float
 
     def forward(self, x):
-        mask = x > x.dtype.type(self.threshold)
-        self.save_for_backward(mask)  # a bool mask
-        return get_array_module(x).where(mask, x, x.dtype.type(self.value))
+        # PyTorch's rule: value where x <= threshold, else x (NaN stays NaN, its gradient
+        # passes); kept is where the gradient passes
+        xp = get_array_module(x)
+        t = x.dtype.type
+        kept = ~(x <= t(self.threshold))
+        self.save_for_backward(kept)  # a bool mask
+        value = t(self.value)
+        if xp is not numpy or not math.isfinite(self.value):
+            return xp.where(kept, x, value)
+        # x * kept + value * (1 - kept): two passes where np.where on a random mask took 3.3 ms
+        # per million; an infinite x at or below the threshold (inf * 0 = NaN) is set after
+        keep = kept.astype(x.dtype)
+        with numpy.errstate(invalid="ignore"):  # inf * 0, replaced below
+            y = numpy.multiply(x, keep)
+        numpy.subtract(t(1), keep, out=keep)
+        keep *= value
+        y += keep
+        infinite = numpy.isinf(x)
+        if infinite.any():
+            y[infinite & ~kept] = value
+        return y
 
     def backward(self, g):
         (mask,) = self.saved_arrays
@@ -348,12 +366,18 @@ class ShrinkFunction(Function):
     soft: bool
 
     def forward(self, x):
+        # Without np.where (3.3 ms per million on a random mask): softshrink is x - clip(x,
+        # -lambd, lambd), hardshrink x * mask (+ 0, so that a small negative x gives +0.0, as
+        # torch); NaN stays NaN (torch's), its gradient is 0
         xp = get_array_module(x)
         lambd = x.dtype.type(self.lambd)
         mask = xp.abs(x) > lambd
         self.save_for_backward(mask)  # a bool mask
-        kept = x - xp.sign(x) * lambd if self.soft else x
-        return xp.where(mask, kept, x.dtype.type(0))
+        if self.soft:
+            return x - xp.clip(x, -lambd, lambd)
+        y = xp.multiply(x, mask, dtype=x.dtype)
+        y += x.dtype.type(0)
+        return y
 
     def backward(self, g):
         (mask,) = self.saved_arrays
