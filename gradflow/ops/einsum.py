@@ -1,5 +1,5 @@
-"""einsum, and the products built on it: tensordot, inner, kron, cross (linalg.cross),
-bilinear (nn.functional.bilinear).
+"""einsum, and the products built on it: tensordot, inner, kron; cross (linalg.cross) and
+bilinear (nn.functional.bilinear), which live here beside them but are built on other ops.
 
 Memory: Einsum keeps its operands broadcast to the equation's sizes (views, no copies), which
 each other's gradients read.
@@ -312,16 +312,6 @@ def kron(input: Tensor, other: Tensor) -> Tensor:
     return reshape(einsum(f"{sa},{sb}->{pairs}", a, b), shape)
 
 
-def _levi_civita(like: Tensor) -> Tensor:
-    from gradflow.creation import zeros
-
-    eps = zeros(3, 3, 3, dtype=like.dtype, device=like.device)
-    for i, j, k, s in ((0, 1, 2, 1), (1, 2, 0, 1), (2, 0, 1, 1), (0, 2, 1, -1), (2, 1, 0, -1)):
-        eps.array[i, j, k] = s
-    eps.array[1, 0, 2] = -1
-    return eps
-
-
 def linalg_cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
     """The cross product of 3-vectors along dim (input and other broadcast)."""
     from gradflow.ops._util import normalize_dim
@@ -337,11 +327,13 @@ def linalg_cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
             f"linalg.cross: inputs dimension {dim} must have length 3, got {a.shape[d]} and "
             f"{b.shape[d]}"
         )
-    letters = _LETTERS[3 : 3 + n]  # a, b, c are the Levi-Civita subscripts
-    sa = letters[:d] + "a" + letters[d + 1 :]
-    sb = letters[:d] + "b" + letters[d + 1 :]
-    out = letters[:d] + "c" + letters[d + 1 :]
-    return einsum(f"{sa},{sb},abc->{out}", a, b, _levi_civita(a))
+    # the components as views along d, six products and a cat: NumPy's three-operand einsum
+    # with the Levi-Civita tensor took 117 ms forward and backward for 2^18 vectors (torch 7)
+    from gradflow.ops.shape import cat
+
+    a0, a1, a2 = (a.narrow(d, k, 1) for k in range(3))
+    b0, b1, b2 = (b.narrow(d, k, 1) for k in range(3))
+    return cat([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
 
 
 def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:
