@@ -572,6 +572,9 @@ def repeat_interleave(
         d = normalize_dim(dim, input.ndim, "repeat_interleave")
     n = input.shape[d] if input.ndim else 1
     counts = repeats.array if isinstance(repeats, Tensor) else operator.index(repeats)
+    if isinstance(counts, int) and counts >= 0 and output_size in (None, n * counts):
+        input = input.reshape(1) if input.ndim == 0 else input
+        return RepeatInterleave.apply(input, dim=d, repeats=counts)
     if isinstance(counts, int):
         counts = xp.full(n, counts, xp.int64)
     elif counts.ndim == 0 or counts.shape == (1,):
@@ -597,6 +600,31 @@ def repeat_interleave(
 
     input = input.reshape(1) if input.ndim == 0 else input
     return GetItem.apply(input, index=(slice(None),) * d + (index,), op_name="repeat_interleave")
+
+
+class RepeatInterleave(Function):
+    """repeat_interleave by one count for every element: a repeat along dim forward, the sum of
+    each element's copies backward (a reshape and a sum; the index route scatters them one by
+    one, 2.2x torch's time at (512, 1024) repeated twice)."""
+
+    op_name = "repeat_interleave"
+    dim: int
+    repeats: int
+
+    def forward(self, x):
+        self.x_shape = tuple(x.shape)
+        return get_array_module(x).repeat(x, self.repeats, axis=self.dim)
+
+    def _grouped(self, g: Any) -> tuple:
+        d = self.dim
+        return (*g.shape[:d], self.x_shape[d], self.repeats, *g.shape[d + 1 :])
+
+    def backward(self, g):
+        # with no copies (repeats 0) the sum over the empty axis is zeros of x's shape
+        return g.reshape(self._grouped(g)).sum(axis=self.dim + 1)
+
+    def backward_graph(self, g):
+        return g.reshape(self._grouped(g)).sum(dim=self.dim + 1)
 
 
 def broadcast_shapes(*shapes: Any) -> tuple:

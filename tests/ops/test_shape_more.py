@@ -230,3 +230,26 @@ ERRORS = [
 def test_errors_name_the_problem(fn, error, message):
     with pytest.raises(error, match=message):
         fn()
+
+
+@pytest.mark.parametrize(
+    "shape,repeats,dim", [((5, 7), 3, 0), ((2, 3, 4), 2, -1), ((3, 4), 0, 1), ((4,), 2, None)]
+)
+def test_repeat_interleave_by_one_count_matches_the_index_route(shape, repeats, dim):
+    # an int count takes the repeat-and-reshape-sum node; one count per element the index
+    # route: both give the same values and gradients, and the gradient differentiates again
+    rng = numpy.random.default_rng(2)
+    a = rng.standard_normal(shape)
+    n = a.size if dim is None else a.shape[dim]
+    results = []
+    for counts in (repeats, gf.tensor(numpy.full(n, repeats))):
+        x = gf.tensor(a, requires_grad=True)
+        y = x.repeat_interleave(counts, dim=dim)
+        g = numpy.random.default_rng(3).standard_normal(tuple(y.shape))
+        y.backward(gf.tensor(g))
+        results.append((y.detach().numpy(), x.grad.numpy()))
+    assert results[0][0].shape == results[1][0].shape
+    for ours, index_route in zip(results[0], results[1], strict=True):
+        numpy.testing.assert_allclose(ours, index_route, rtol=1e-12, atol=1e-12)
+    x = gf.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    assert gf.autograd.gradgradcheck(lambda x: x.repeat_interleave(2, dim=1) ** 2, (x,))
