@@ -607,11 +607,13 @@ def softmax_rows_backward(y, g, out, log):
 
 
 @elementwise
-def cross_entropy_rows(x, target, ignore_index, loss, m_out, ls_out):
+def cross_entropy_rows(x, target, ignore_index, eps, loss, m_out, ls_out):
     """loss[n] = -log_softmax(x[n])[t] = log sum exp(x[n] - m) - (x[n, t] - m) of (N, C)
     float32 logits, t = target[n]; 0 where t == ignore_index, NaN where t is out of range
-    (callers check). Keeps each row's max m and log-sum for backward; returns the number of
-    targets not ignored ('mean''s denominator)."""
+    (callers check). With label smoothing eps: (1 - eps) times that plus eps / C times the
+    sum over the classes, C ls - sum (x[n, c] - m) (that sum in float64). Keeps each row's
+    max m and log-sum for backward; returns the number of targets not ignored ('mean''s
+    denominator)."""
     rows, k = x.shape
     kept = 0
     for r in range(rows):
@@ -625,14 +627,22 @@ def cross_entropy_rows(x, target, ignore_index, loss, m_out, ls_out):
             loss[r] = f32(0)
             continue
         kept += 1
-        loss[r] = ls - (row[t] - m) if 0 <= t < k else f32(numpy.nan)
+        picked = ls - (row[t] - m) if 0 <= t < k else f32(numpy.nan)
+        if eps == 0:
+            loss[r] = picked
+            continue
+        total = 0.0
+        for j in range(k):
+            total += numpy.float64(row[j] - m)
+        smooth = f32(k * numpy.float64(ls) - total)
+        loss[r] = (f32(1) - eps) * picked + (eps / f32(k)) * smooth
     return kept
 
 
 @elementwise
-def cross_entropy_rows_backward(x, target, ignore_index, m, ls, scale, out):
-    """out[n] = scale[n] (softmax(x[n]) - onehot(t)), softmax = exp((x - m) - log-sum) as
-    log_softmax's backward computes it; scale 0 where t == ignore_index."""
+def cross_entropy_rows_backward(x, target, ignore_index, eps, m, ls, scale, out):
+    """out[n] = scale[n] (softmax(x[n]) - (1 - eps) onehot(t) - eps / C), softmax = exp((x -
+    m) - log-sum) as log_softmax's backward computes it; scale 0 where t == ignore_index."""
     rows, k = x.shape
     for r in range(rows):
         t = target[r]
@@ -641,10 +651,11 @@ def cross_entropy_rows_backward(x, target, ignore_index, m, ls, scale, out):
         o = out[r]
         mr = m[r]
         lr = ls[r]
+        shift = s * (eps / f32(k))
         for j in range(k):
-            o[j] = expf((row[j] - mr) - lr) * s
+            o[j] = expf((row[j] - mr) - lr) * s - shift
         if t != ignore_index and 0 <= t < k:
-            o[t] -= s
+            o[t] -= s * (f32(1) - eps)
 
 
 # ---- leaky_relu (float32, float64), elu, softplus (float32): one pass each way -------------

@@ -258,7 +258,7 @@ class CrossEntropy(Function):
     # the compiled rows (gradflow.backend.compiled); the rest keeps the array path above.
     def _use_loops(self, x, target, weight) -> bool:
         return (
-            not self.probs and weight is None and not self.label_smoothing and x.ndim == 2
+            not self.probs and weight is None and x.ndim == 2
             and type(target) is numpy.ndarray and target.dtype.kind in "iu"
             and compiled.loops(x, float32_only=True) is not None
         )  # fmt: skip
@@ -270,8 +270,9 @@ class CrossEntropy(Function):
         loss = numpy.empty(rows, x.dtype)
         m = numpy.empty((rows, 1), x.dtype)  # keepdims, as the array path's: its backward
         log_sum = numpy.empty((rows, 1), x.dtype)  # runs on them when the loops are off
+        eps = x.dtype.type(self.label_smoothing)
         kept = compiled.loops(x).cross_entropy_rows(
-            x, target, self.ignore_index, loss, m.reshape(-1), log_sum.reshape(-1)
+            x, target, self.ignore_index, eps, loss, m.reshape(-1), log_sum.reshape(-1)
         )
         self.save_for_backward(x, m, log_sum, target, weight)
         self.denom = x.dtype.type(kept) if self.reduction == "mean" else None
@@ -286,8 +287,9 @@ class CrossEntropy(Function):
         scale = numpy.empty(x.shape[0], x.dtype)
         scale[...] = s
         dx = numpy.empty(x.shape, x.dtype)
+        eps = x.dtype.type(self.label_smoothing)
         loops.cross_entropy_rows_backward(
-            x, target, self.ignore_index, m.reshape(-1), log_sum.reshape(-1), scale, dx
+            x, target, self.ignore_index, eps, m.reshape(-1), log_sum.reshape(-1), scale, dx
         )
         return dx
 

@@ -260,12 +260,39 @@ def test_cross_entropy_other_arguments_keep_numpy_route(calls):
     fwd = calls("cross_entropy_rows")
     x = gf.tensor(_rows(4, 5))
     t = gf.tensor(numpy.array([0, 1, 2, 3]))
-    F.cross_entropy(x, t, label_smoothing=0.1)
     F.cross_entropy(x, t, weight=gf.tensor(numpy.ones(5, f32)))
     F.cross_entropy(x, gf.tensor(_rows(4, 5)).softmax(1))  # probabilities
     F.cross_entropy(gf.tensor(_rows(4, 5).reshape(4, 5, 1)), t.reshape(4, 1))  # spatial
     F.cross_entropy(gf.tensor(_rows(4, 5).astype(numpy.float64)), t)
     assert fwd == []
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("eps", [0.1, 1.0])
+def test_cross_entropy_label_smoothing_takes_the_loops_and_agrees(calls, reduction, eps):
+    # (1 - eps) times the picked loss plus eps / C times the row's sum over the classes, and
+    # the gradient softmax - (1 - eps) onehot - eps / C: against the NumPy route, ignored rows
+    # and an all-equal row included, and the backward after the loops are switched off
+    fwd = calls("cross_entropy_rows")
+    x = _rows(9, 7, seed=5)
+    x[4] = 3.0  # an all-equal row
+    x[5, 2] = 1e30  # a dominant logit
+    target = numpy.array([0, 1, 2, -100, 4, 2, 6, 0, 1])
+    results = []
+    for off in (False, True):
+        t = gf.tensor(x, requires_grad=True)
+        with compiled.disabled() if off else contextlib.nullcontext():
+            out = F.cross_entropy(t, gf.tensor(target), label_smoothing=eps, reduction=reduction)
+        out.backward(gf.ones_like(out))
+        results.append((out.detach().numpy(), t.grad.numpy()))
+    assert len(fwd) == 1
+    _close(list(results[0]), list(results[1]))
+    t = gf.tensor(x, requires_grad=True)
+    out = F.cross_entropy(t, gf.tensor(target), label_smoothing=eps, reduction=reduction)
+    assert out.grad_fn.fused
+    with compiled.disabled():
+        out.backward(gf.ones_like(out))
+    _close([t.grad.numpy()], [results[1][1]])
 
 
 def test_cross_entropy_backward_after_loops_switched_off():
