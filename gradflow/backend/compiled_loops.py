@@ -805,6 +805,46 @@ def hardsigmoid_backward(x, g, out):
 
 
 @elementwise
+def softshrink(x, lambd, zero, out):
+    """out = x - lambd above lambd, x + lambd below -lambd, zero between; NaN stays NaN."""
+    for i in range(x.size):
+        v = x[i]
+        inside = zero if v == v else v
+        out[i] = v - lambd if v > lambd else (v + lambd if v < -lambd else inside)
+
+
+@elementwise
+def hardshrink(x, lambd, zero, out):
+    """out = x outside [-lambd, lambd], zero inside; NaN stays NaN."""
+    for i in range(x.size):
+        v = x[i]
+        out[i] = v if (v > lambd or v < -lambd or v != v) else zero
+
+
+@elementwise
+def shrink_backward(x, g, lambd, zero, out):
+    """out = g outside [-lambd, lambd], else zero (zero at NaN, as PyTorch)."""
+    for i in range(x.size):
+        v = x[i]
+        out[i] = g[i] if (v > lambd or v < -lambd) else zero
+
+
+@elementwise
+def threshold(x, limit, value, out):
+    """out = value where x <= limit, else x (NaN stays NaN: PyTorch's rule)."""
+    for i in range(x.size):
+        v = x[i]
+        out[i] = value if v <= limit else v
+
+
+@elementwise
+def threshold_backward(x, g, limit, zero, out):
+    """out = zero where x <= limit, else g (g at NaN, as PyTorch)."""
+    for i in range(x.size):
+        out[i] = zero if x[i] <= limit else g[i]
+
+
+@elementwise
 def hardtanh(x, lo, hi, out):
     """out = x clamped to [lo, hi] (NaN stays NaN)."""
     for i in range(x.size):

@@ -295,6 +295,10 @@ class ThresholdFunction(Function):
         # passes); kept is where the gradient passes
         xp = get_array_module(x)
         t = x.dtype.type
+        if (loops := compiled.loops(x)) is not None:  # one compiled pass; x kept (a reference)
+            self.save_for_backward(x)
+            self.fused = True
+            return compiled.map_forward(loops.threshold, x, t(self.threshold), t(self.value))
         kept = ~(x <= t(self.threshold))
         self.save_for_backward(kept)  # a bool mask
         value = t(self.value)
@@ -313,12 +317,24 @@ class ThresholdFunction(Function):
             y[infinite & ~kept] = value
         return y
 
+    def _kept(self) -> Any:
+        """Where the gradient passes (the saved mask, or from x when the loop ran)."""
+        (saved,) = self.saved_arrays
+        if getattr(self, "fused", False):
+            return ~(saved <= saved.dtype.type(self.threshold))
+        return saved
+
     def backward(self, g):
-        (mask,) = self.saved_arrays
-        return g * mask
+        (saved,) = self.saved_arrays
+        if getattr(self, "fused", False) and (loops := compiled.loops(saved, g)) is not None:
+            t = saved.dtype.type
+            return compiled.map_backward(
+                loops.threshold_backward, saved, g, t(self.threshold), t(0)
+            )
+        return g * self._kept()
 
     def backward_graph(self, g):
-        return g * const(self.saved_arrays[0].astype(g.dtype))
+        return g * const(self._kept().astype(g.dtype))
 
 
 class SoftsignFunction(Function):
@@ -371,6 +387,11 @@ class ShrinkFunction(Function):
         # torch); NaN stays NaN (torch's), its gradient is 0
         xp = get_array_module(x)
         lambd = x.dtype.type(self.lambd)
+        if (loops := compiled.loops(x)) is not None:  # one compiled pass; x kept (a reference)
+            self.save_for_backward(x)
+            self.fused = True
+            loop = loops.softshrink if self.soft else loops.hardshrink
+            return compiled.map_forward(loop, x, lambd, x.dtype.type(0))
         mask = xp.abs(x) > lambd
         self.save_for_backward(mask)  # a bool mask
         if self.soft:
@@ -379,12 +400,22 @@ class ShrinkFunction(Function):
         y += x.dtype.type(0)
         return y
 
+    def _mask(self) -> Any:
+        """Where the gradient passes (the saved mask, or from x when the loop ran)."""
+        (saved,) = self.saved_arrays
+        if getattr(self, "fused", False):
+            return get_array_module(saved).abs(saved) > saved.dtype.type(self.lambd)
+        return saved
+
     def backward(self, g):
-        (mask,) = self.saved_arrays
-        return g * mask
+        (saved,) = self.saved_arrays
+        if getattr(self, "fused", False) and (loops := compiled.loops(saved, g)) is not None:
+            t = saved.dtype.type
+            return compiled.map_backward(loops.shrink_backward, saved, g, t(self.lambd), t(0))
+        return g * self._mask()
 
     def backward_graph(self, g):
-        return g * const(self.saved_arrays[0].astype(g.dtype))
+        return g * const(self._mask().astype(g.dtype))
 
 
 class LogSigmoidFunction(Function):

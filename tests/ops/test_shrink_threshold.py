@@ -66,3 +66,33 @@ def test_match_torch_bit_for_bit_on_a_million_values():
         ty.sum().backward()
         numpy.testing.assert_array_equal(y, ty.detach().numpy())
         numpy.testing.assert_array_equal(g, t.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_compiled_loops_and_numpy_route_agree_bit_for_bit(dtype, monkeypatch):
+    pytest.importorskip("numba")
+    from gradflow.backend import compiled
+
+    loops = compiled.loops(numpy.zeros(1, dtype))
+    if loops is None:
+        pytest.skip(compiled.status())
+    taken = []
+    for name in ("softshrink", "hardshrink", "shrink_backward", "threshold",
+                 "threshold_backward"):  # fmt: skip
+        real = getattr(loops, name)
+        monkeypatch.setattr(loops, name, lambda *a, _r=real, _n=name: taken.append(_n) or _r(*a))
+    rng = numpy.random.default_rng(1)
+    v = numpy.concatenate([rng.standard_normal(5000), numpy.tile(HOSTILE, 10)]).astype(dtype)
+    for fn in (
+        lambda x: F.softshrink(x, 0.5),
+        lambda x: F.hardshrink(x, 0.5),
+        lambda x: F.threshold(x, 0.1, -2.0),
+    ):
+        fused = _run(fn, v)
+        with compiled.disabled():
+            plain = _run(fn, v)
+        for a, b in zip(fused, plain, strict=True):
+            numpy.testing.assert_array_equal(a, b)
+            assert numpy.array_equal(numpy.signbit(a), numpy.signbit(b))
+    assert set(taken) == {"softshrink", "hardshrink", "shrink_backward", "threshold",
+                          "threshold_backward"}  # fmt: skip
