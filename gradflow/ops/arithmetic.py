@@ -426,23 +426,49 @@ class Clip(Function):
 
 
 class Remainder(Function):
-    """a - floor(a / b) * b (Python's sign convention) on floats; d/da = 1, d/db = -floor(a/b)."""
+    """a - floor(a / b) * b (Python's sign convention) on floats; d/da = 1, d/db = -floor(a/b)
+    with torch's floor division (Python's: the true floor, -1 for -1e-38 // 1e21, where
+    floor(a / b) of the rounded quotient is -0)."""
 
     op_name = "remainder"
 
     def forward(self, a, b):
         xp = get_array_module(a if hasattr(a, "dtype") else b)
-        self.save_for_backward(a if self.needs_input_grad[1] else None, b)
+        quotient = [] if self.needs_input_grad[1] else None
+        out = _float_division_remainder(xp, a, b, "floor", quotient)
+        if quotient:  # the fast route's exact floor quotient (float32): all backward needs
+            self.save_for_backward(quotient[0], None, None)
+        elif quotient is not None:
+            self.save_for_backward(None, a, b)
         self.shapes = (shape_of(a), shape_of(b))
-        with _quiet():
-            return xp.remainder(a, b)
+        return out
+
+    def _quotient(self, xp: Any) -> Any:
+        q, a, b = self.saved_arrays
+        if q is None:
+            with _quiet():
+                q = xp.floor_divide(a, b)  # Python's (and torch's) float floor division
+        return q
 
     def backward(self, g):
-        a, b = self.saved_arrays
-        return _division_grads(self, g, a, b, "floor")
+        need_a, need_b = self.needs_input_grad
+        sa, sb = self.shapes
+        xp = get_array_module(g)
+        ga = unbroadcast(g, sa) if need_a else None
+        gb = None
+        if need_b:
+            with _quiet():
+                gb = unbroadcast(-g * self._quotient(xp), sb)
+        return ga, gb
 
     def backward_graph(self, g):
-        return _division_grads_graph(self, g, "floor")
+        need_a, need_b = self.needs_input_grad
+        sa, sb = self.shapes
+        ga = _unb(g, sa) if need_a else None
+        gb = None
+        if need_b:
+            gb = _unb(-g * const(self._quotient(get_array_module(g.array))), sb)
+        return ga, gb
 
 
 class Fmod(Function):
@@ -454,8 +480,7 @@ class Fmod(Function):
         xp = get_array_module(a if hasattr(a, "dtype") else b)
         self.save_for_backward(a if self.needs_input_grad[1] else None, b)
         self.shapes = (shape_of(a), shape_of(b))
-        with _quiet():
-            return xp.fmod(a, b)
+        return _float_division_remainder(xp, a, b, "trunc")
 
     def backward(self, g):
         a, b = self.saved_arrays
@@ -472,9 +497,97 @@ def _division_grads(fn: Function, g: Any, a: Any, b: Any, rounding: str) -> tupl
     ga = unbroadcast(g, sa) if need_a else None
     gb = None
     if need_b:
-        with _quiet():
-            gb = unbroadcast(-g * getattr(xp, rounding)(a / b), sb)
+        with _quiet():  # -g * rounded(a / b), the quotient rounded in the op's dtype (torch's)
+            q = xp.asarray(a / b)
+            getattr(xp, rounding)(q, out=q)
+            if q.shape == g.shape:
+                xp.multiply(q, g, out=q)
+                gb = unbroadcast(xp.negative(q, out=q), sb)
+            else:
+                gb = unbroadcast(-g * q, sb)
     return ga, gb
+
+
+# The exact float32 route of fmod and remainder: NumPy's float32 fmod is a scalar libm loop
+# (17 ms per 2^20 elements, torch's 3). For float32 a and b the quotient a / b divided in
+# float64 rounds to an integer only when it is one, as long as |quotient| < 2^29 (a - n b,
+# when not 0, is at least ulp(b) >= |b| 2^-24, far above float64's rounding of a quotient
+# below 2^29); n b is then exact in float64 (29 + 24 bits) and so is a - n b (a multiple of
+# ulp(b) below |b| in magnitude, or a + b rounded once when |a| < |b|), so the float32 result
+# has torch's bits: fmod's exactly, remainder's as torch's fmod(a, b) + b.
+_EXACT_QUOTIENT = 2.0**29
+
+
+def _float_division_remainder(
+    xp: Any, a: Any, b: Any, rounding: str, quotient: list | None = None
+) -> Any:
+    """fmod (rounding "trunc") or float remainder ("floor") with torch's values and signs: a
+    zero result takes the dividend's sign in both (torch's remainder is fmod(a, b) + b where
+    the two differ in sign, so remainder(-3., 1.) is -0.0, where NumPy's gives 0.0). A
+    quotient list gets the rounded quotient as a float32 array when the fast route knew it
+    exactly (below 2^24), else nothing."""
+    with _quiet():
+        out = _float32_division_remainder(a, b, rounding, quotient) if xp is numpy else None
+        if out is not None:
+            return out
+        m = xp.fmod(a, b)
+        if rounding == "trunc":
+            return m
+        m = xp.asarray(m)
+        fix = (m != 0) & ((m < 0) != (xp.asarray(b) < 0))
+        return xp.where(fix, m + b, m)
+
+
+def _float32_division_remainder(a: Any, b: Any, rounding: str, quotient: list | None = None) -> Any:
+    """The float64-quotient route for float32 NumPy operands (a Python number is rounded to
+    float32 first, as torch's scalar operand); None where it does not apply: another dtype,
+    a broadcast other than against a single element, 0-d or empty results, and any NaN, inf,
+    zero divisor or quotient of 2^29 or more (those take xp.fmod). Runs in blocks whose
+    float64 temporaries stay in cache (whole-array float64 temporaries cost more in page
+    faults than in arithmetic)."""
+    a32 = a if hasattr(a, "dtype") else numpy.float32(a)
+    b32 = b if hasattr(b, "dtype") else numpy.float32(b)
+    if a32.dtype != numpy.float32 or b32.dtype != numpy.float32:
+        return None
+    shape = numpy.broadcast_shapes(numpy.shape(a32), numpy.shape(b32))
+    n = math.prod(shape)
+    if not shape or n == 0 or any(x.shape != shape and x.size != 1 for x in (a32, b32)):
+        return None
+    if numpy.isinf(b32).any():  # a finite a over an infinite b gives quotient 0: not caught below
+        return None
+    flat_a, flat_b = (
+        numpy.ravel(x) if x.shape == shape else numpy.asarray(x).reshape(()) for x in (a32, b32)
+    )
+    out = numpy.empty(n, numpy.float32)
+    block = min(n, _BLOCK)
+    x, y, q = (numpy.empty(block) for _ in range(3))
+    q32 = numpy.empty(n, numpy.float32) if quotient is not None else None
+    widest = 0.0
+    round_ = getattr(numpy, rounding)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        k = stop - start
+        xa, yb, qk = x[:k], y[:k], q[:k]
+        numpy.copyto(xa, flat_a[start:stop] if flat_a.ndim else flat_a)
+        numpy.copyto(yb, flat_b[start:stop] if flat_b.ndim else flat_b)
+        numpy.divide(xa, yb, out=qk)
+        round_(qk, out=qk)
+        # NaN (nan inputs, 0 / 0, inf / inf) fails both tests
+        if not (qk.min() > -_EXACT_QUOTIENT and qk.max() < _EXACT_QUOTIENT):
+            return None
+        if q32 is not None:
+            widest = max(widest, -qk.min(), qk.max())
+            numpy.copyto(q32[start:stop], qk, casting="same_kind")
+        numpy.multiply(qk, yb, out=qk)
+        numpy.subtract(qk, xa, out=qk)  # n b - a: +0 where exact
+        numpy.multiply(xa, 0.0, out=xa)  # 0 with a's sign (a is finite here)
+        numpy.subtract(xa, qk, out=out[start:stop], casting="same_kind")  # a - n b
+    if q32 is not None and widest < 2.0**24:
+        quotient.append(q32.reshape(shape))
+    return out.reshape(shape)
+
+
+_BLOCK = 1 << 17
 
 
 def _division_grads_graph(fn: Function, g: Any, rounding: str) -> tuple:
