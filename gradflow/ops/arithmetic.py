@@ -545,19 +545,13 @@ def _float32_division_remainder(a: Any, b: Any, rounding: str, quotient: list | 
     zero divisor or quotient of 2^29 or more (those take xp.fmod). Runs in blocks whose
     float64 temporaries stay in cache (whole-array float64 temporaries cost more in page
     faults than in arithmetic)."""
-    a32 = a if hasattr(a, "dtype") else numpy.float32(a)
-    b32 = b if hasattr(b, "dtype") else numpy.float32(b)
-    if a32.dtype != numpy.float32 or b32.dtype != numpy.float32:
+    operands = float32_blocks_operands(a, b)
+    if operands is None:
         return None
-    shape = numpy.broadcast_shapes(numpy.shape(a32), numpy.shape(b32))
+    shape, flat_a, flat_b = operands
     n = math.prod(shape)
-    if not shape or n == 0 or any(x.shape != shape and x.size != 1 for x in (a32, b32)):
+    if numpy.isinf(flat_b).any():  # finite a over infinite b: quotient 0, not caught below
         return None
-    if numpy.isinf(b32).any():  # a finite a over an infinite b gives quotient 0: not caught below
-        return None
-    flat_a, flat_b = (
-        numpy.ravel(x) if x.shape == shape else numpy.asarray(x).reshape(()) for x in (a32, b32)
-    )
     out = numpy.empty(n, numpy.float32)
     block = min(n, _BLOCK)
     x, y, q = (numpy.empty(block) for _ in range(3))
@@ -587,7 +581,26 @@ def _float32_division_remainder(a: Any, b: Any, rounding: str, quotient: list | 
     return out.reshape(shape)
 
 
-_BLOCK = 1 << 17
+_BLOCK = 1 << 17  # elements per block of the float32 routes: their float64 buffers stay in cache
+
+
+def float32_blocks_operands(a: Any, b: Any) -> tuple | None:
+    """(shape, flat a, flat b) of two float32 NumPy operands for the routes that work through
+    them in float64 blocks (fmod, remainder, hypot): a Python number is rounded to float32
+    first, as torch's scalar operand, and a one-element operand comes back 0-d. None for other
+    dtypes, broadcasts other than against one element, and 0-d or empty results."""
+    a32, b32 = (x if hasattr(x, "dtype") else numpy.float32(x) for x in (a, b))
+    if a32.dtype != numpy.float32 or b32.dtype != numpy.float32:
+        return None
+    shape = numpy.broadcast_shapes(numpy.shape(a32), numpy.shape(b32))
+    if not shape or math.prod(shape) == 0:
+        return None
+    if any(x.shape != shape and x.size != 1 for x in (a32, b32)):
+        return None
+    flat_a, flat_b = (
+        numpy.ravel(x) if x.shape == shape else numpy.asarray(x).reshape(()) for x in (a32, b32)
+    )
+    return shape, flat_a, flat_b
 
 
 def _division_grads_graph(fn: Function, g: Any, rounding: str) -> tuple:

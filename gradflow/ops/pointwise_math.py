@@ -23,7 +23,20 @@ from gradflow.autograd.differentiable import unbroadcast as unbroadcast_graph
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.ops._util import operand, shape_of, unbroadcast
-from gradflow.ops.arithmetic import BinaryUfunc, Pow, _binary, _quiet, add, clip, div, mul, neg, sub
+from gradflow.ops.arithmetic import (
+    _BLOCK,
+    BinaryUfunc,
+    Pow,
+    _binary,
+    _quiet,
+    add,
+    clip,
+    div,
+    float32_blocks_operands,
+    mul,
+    neg,
+    sub,
+)
 from gradflow.tensor import Tensor
 
 
@@ -228,16 +241,11 @@ def _hypot_float32(a: Any, b: Any) -> Any:
     these passes. Runs in blocks whose float64 temporaries stay in cache. None for other
     dtypes, broadcasts other than against one element, 0-d or empty results, and where a NaN
     comes out (hypot(inf, nan) is inf): those take xp.hypot."""
-    a32, b32 = (x if hasattr(x, "dtype") else numpy.float32(x) for x in (a, b))
-    if a32.dtype != numpy.float32 or b32.dtype != numpy.float32:
+    operands = float32_blocks_operands(a, b)
+    if operands is None:
         return None
-    shape = numpy.broadcast_shapes(numpy.shape(a32), numpy.shape(b32))
+    shape, flat_a, flat_b = operands
     n = math.prod(shape)
-    if not shape or n == 0 or any(x.shape != shape and x.size != 1 for x in (a32, b32)):
-        return None
-    flat_a, flat_b = (
-        numpy.ravel(x) if x.shape == shape else numpy.asarray(x).reshape(()) for x in (a32, b32)
-    )
     out = numpy.empty(n, numpy.float32)
     block = min(n, _BLOCK)
     x, y = numpy.empty(block), numpy.empty(block)
@@ -254,9 +262,6 @@ def _hypot_float32(a: Any, b: Any) -> Any:
     if numpy.isnan(out).any():
         return None
     return out.reshape(shape)
-
-
-_BLOCK = 1 << 17
 
 
 class CopySign(Function):
