@@ -443,32 +443,20 @@ class Remainder(Function):
         self.shapes = (shape_of(a), shape_of(b))
         return out
 
-    def _quotient(self, xp: Any) -> Any:
+    def _quotient(self, xp: Any) -> tuple:
+        """(floor(a / b), whether the caller may write into it): the saved float32 quotient
+        of the fast route, else Python's (and torch's) float floor division of a and b."""
         q, a, b = self.saved_arrays
-        if q is None:
-            with _quiet():
-                q = xp.floor_divide(a, b)  # Python's (and torch's) float floor division
-        return q
+        if q is not None:
+            return q, False
+        with _quiet():
+            return xp.floor_divide(a, b), True
 
     def backward(self, g):
-        need_a, need_b = self.needs_input_grad
-        sa, sb = self.shapes
-        xp = get_array_module(g)
-        ga = unbroadcast(g, sa) if need_a else None
-        gb = None
-        if need_b:
-            with _quiet():
-                gb = unbroadcast(-g * self._quotient(xp), sb)
-        return ga, gb
+        return _division_grads(self, g)
 
     def backward_graph(self, g):
-        need_a, need_b = self.needs_input_grad
-        sa, sb = self.shapes
-        ga = _unb(g, sa) if need_a else None
-        gb = None
-        if need_b:
-            gb = _unb(-g * const(self._quotient(get_array_module(g.array))), sb)
-        return ga, gb
+        return _division_grads_graph(self, g)
 
 
 class Fmod(Function):
@@ -482,25 +470,33 @@ class Fmod(Function):
         self.shapes = (shape_of(a), shape_of(b))
         return _float_division_remainder(xp, a, b, "trunc")
 
-    def backward(self, g):
+    def _quotient(self, xp: Any) -> tuple:
+        """(trunc(a / b), the quotient rounded in the op's dtype as torch's; a new array)."""
         a, b = self.saved_arrays
-        return _division_grads(self, g, a, b, "trunc")
+        with _quiet():
+            q = xp.asarray(a / b)
+            xp.trunc(q, out=q)
+        return q, True
+
+    def backward(self, g):
+        return _division_grads(self, g)
 
     def backward_graph(self, g):
-        return _division_grads_graph(self, g, "trunc")
+        return _division_grads_graph(self, g)
 
 
-def _division_grads(fn: Function, g: Any, a: Any, b: Any, rounding: str) -> tuple:
+def _division_grads(fn: Function, g: Any) -> tuple:
+    """fmod's and remainder's gradients: g, and -g times the rounded quotient a / b that
+    fn._quotient gives (with whether it may be written into), unbroadcast to the operands."""
     need_a, need_b = fn.needs_input_grad
     sa, sb = fn.shapes
     xp = get_array_module(g)
     ga = unbroadcast(g, sa) if need_a else None
     gb = None
     if need_b:
-        with _quiet():  # -g * rounded(a / b), the quotient rounded in the op's dtype (torch's)
-            q = xp.asarray(a / b)
-            getattr(xp, rounding)(q, out=q)
-            if q.shape == g.shape:
+        q, owned = fn._quotient(xp)
+        with _quiet():
+            if owned and q.shape == g.shape:
                 xp.multiply(q, g, out=q)
                 gb = unbroadcast(xp.negative(q, out=q), sb)
             else:
@@ -603,17 +599,14 @@ def float32_blocks_operands(a: Any, b: Any) -> tuple | None:
     return shape, flat_a, flat_b
 
 
-def _division_grads_graph(fn: Function, g: Any, rounding: str) -> tuple:
+def _division_grads_graph(fn: Function, g: Any) -> tuple:
     """_division_grads on Tensors: the rounded quotient is a constant (its derivative is 0)."""
-    a, b = fn.saved_arrays
     need_a, need_b = fn.needs_input_grad
     sa, sb = fn.shapes
     ga = _unb(g, sa) if need_a else None
     gb = None
     if need_b:
-        with _quiet():
-            quotient = getattr(get_array_module(g.array), rounding)(a / b)
-        gb = _unb(-g * const(quotient), sb)
+        gb = _unb(-g * const(fn._quotient(get_array_module(g.array))[0]), sb)
     return ga, gb
 
 
