@@ -61,6 +61,16 @@ signed = _compile({"contract"})
 # write compile as elementwise or exact and call @sums helpers for their reductions.
 
 
+@signed
+def _horner(coeffs, x):
+    """coeffs[0] x^(n-1) + ... + coeffs[n-1] by Horner's rule, for a tuple of constants,
+    highest power first (a scalar helper: its loop unrolls and inlines into the caller's)."""
+    p = coeffs[0]
+    for i in range(1, len(coeffs)):
+        p = p * x + coeffs[i]
+    return p
+
+
 # ---- float32 exp ---------------------------------------------------------------------------
 _LOG2E = f32(1.4426950408889634)
 _LN2_HI = f32(0.693359375)  # ln 2 split in two: hi has few bits, so k * hi is exact
@@ -69,9 +79,11 @@ _EXP_LO = f32(-87.3)  # exp below is 0 (2^-126 is the smallest normal float32)
 _EXP_HI = f32(88.0)  # k <= 127 up to here
 _P = tuple(
     f32(c)
-    for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1)
-)
-_P5 = f32(5.0000001201e-1)
+    for c in (
+        1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
+        5.0000001201e-1,
+    )
+)  # fmt: skip
 
 
 # numba has no scalar bitcast: an LLVM bitcast written as an intrinsic makes 2^k inside the
@@ -116,11 +128,7 @@ def _exp_split(v):
     a = min(max(v, _EXP_LO), _EXP_HI)
     k = numpy.floor(a * _LOG2E + f32(0.5))
     r = a - k * _LN2_HI - k * _LN2_LO
-    p = _P[0] * r + _P[1]
-    p = p * r + _P[2]
-    p = p * r + _P[3]
-    p = p * r + _P[4]
-    p = p * r + _P5
+    p = _horner(_P, r)
     return _bits_f32((numpy.int32(k) + numpy.int32(127)) << numpy.int32(23)), p * r * r + r
 
 
@@ -170,14 +178,7 @@ def log1p_unit(u):
     e = f32(1) if big else f32(0)
     x = (w * f32(0.5) if big else w) - f32(1)
     z = x * x
-    p = _LOG_P[0] * x + _LOG_P[1]
-    p = p * x + _LOG_P[2]
-    p = p * x + _LOG_P[3]
-    p = p * x + _LOG_P[4]
-    p = p * x + _LOG_P[5]
-    p = p * x + _LOG_P[6]
-    p = p * x + _LOG_P[7]
-    p = p * x + _LOG_P[8]
+    p = _horner(_LOG_P, x)
     y = p * x * z + e * _LN2_LO - f32(0.5) * z
     return (x + y) + e * _LN2_HI + c
 
@@ -235,16 +236,8 @@ def _phi(x):
     """Phi(x) = (1 + erf(x / sqrt 2)) / 2 (a scalar helper, inlined into the loops)."""
     v = min(max(x * _INV_SQRT_2, f32(-4)), f32(4))
     s = v * v
-    p = _ERF_P[0] * s + _ERF_P[1]
-    p = p * s + _ERF_P[2]
-    p = p * s + _ERF_P[3]
-    p = p * s + _ERF_P[4]
-    p = p * s + _ERF_P[5]
-    p = p * s + _ERF_P[6]
-    q = _ERF_Q[0] * s + _ERF_Q[1]
-    q = q * s + _ERF_Q[2]
-    q = q * s + _ERF_Q[3]
-    q = q * s + _ERF_Q[4]
+    p = _horner(_ERF_P, s)
+    q = _horner(_ERF_Q, s)
     e = min(max(v * p / q, f32(-1)), f32(1))  # the form is 1 + 6e-8 at the clamp
     return f32(0.5) + f32(0.5) * e
 
@@ -948,30 +941,15 @@ def prelu_backward(x, g, w, dx, dw, need_x, need_w):
 # the float32 result). No exp, no branch: the loop vectorizes (float32 loads widened, 13 FMAs
 # and a division, narrowed stores), faster than an FMA-only degree-18 polynomial was.
 _ERF_N = tuple(float(c) for c in ERF32_RATIONAL_N)
-_ERF_D = tuple(float(c) for c in ERF32_RATIONAL_D)
-assert len(_ERF_N) == 8 and len(_ERF_D) == 7
+_ERF_D = (1.0, *(float(c) for c in ERF32_RATIONAL_D))  # D monic: its leading 1 written out
+assert len(_ERF_N) == 8 and len(_ERF_D) == 8
 
 
 @signed
 def _erf_rational(a):
     """erf(a) for a float64 a in [-4, 4] (a scalar helper, inlined into the loops)."""
     s = a * a - 8.0
-    p = _ERF_N[0]
-    p = p * s + _ERF_N[1]
-    p = p * s + _ERF_N[2]
-    p = p * s + _ERF_N[3]
-    p = p * s + _ERF_N[4]
-    p = p * s + _ERF_N[5]
-    p = p * s + _ERF_N[6]
-    p = p * s + _ERF_N[7]
-    q = s + _ERF_D[0]
-    q = q * s + _ERF_D[1]
-    q = q * s + _ERF_D[2]
-    q = q * s + _ERF_D[3]
-    q = q * s + _ERF_D[4]
-    q = q * s + _ERF_D[5]
-    q = q * s + _ERF_D[6]
-    return a * p / q
+    return a * _horner(_ERF_N, s) / _horner(_ERF_D, s)
 
 
 @signed
@@ -1015,17 +993,7 @@ def _exp64(y):
     2^k exp(r), |r| <= ln2 / 2."""
     k = numpy.floor(y * _LOG2E_64 + 0.5)
     r = (y - k * _LN2_HI_64) - k * _LN2_LO_64
-    p = _EXP64_TAYLOR[0]
-    p = p * r + _EXP64_TAYLOR[1]
-    p = p * r + _EXP64_TAYLOR[2]
-    p = p * r + _EXP64_TAYLOR[3]
-    p = p * r + _EXP64_TAYLOR[4]
-    p = p * r + _EXP64_TAYLOR[5]
-    p = p * r + _EXP64_TAYLOR[6]
-    p = p * r + _EXP64_TAYLOR[7]
-    p = p * r + _EXP64_TAYLOR[8]
-    p = p * r + _EXP64_TAYLOR[9]
-    p = p * r + _EXP64_TAYLOR[10]
+    p = _horner(_EXP64_TAYLOR, r)
     return _bits_f64((numpy.int64(k) + numpy.int64(1023)) << numpy.int64(52)) * p
 
 
@@ -1034,19 +1002,7 @@ def _erfc_tail(a):
     """erfc(a) for a float64 a in [0.5, 10.1] (a scalar helper)."""
     t = 2.0 / (2.0 + a)
     d = t - _ERFC_TAIL_T
-    p = _ERFC_TAIL[0]
-    p = p * d + _ERFC_TAIL[1]
-    p = p * d + _ERFC_TAIL[2]
-    p = p * d + _ERFC_TAIL[3]
-    p = p * d + _ERFC_TAIL[4]
-    p = p * d + _ERFC_TAIL[5]
-    p = p * d + _ERFC_TAIL[6]
-    p = p * d + _ERFC_TAIL[7]
-    p = p * d + _ERFC_TAIL[8]
-    p = p * d + _ERFC_TAIL[9]
-    p = p * d + _ERFC_TAIL[10]
-    p = p * d + _ERFC_TAIL[11]
-    p = p * d + _ERFC_TAIL[12]
+    p = _horner(_ERFC_TAIL, d)
     return t * _exp64(p - a * a)
 
 
