@@ -41,7 +41,7 @@ from gradflow.autograd.differentiable import graph_input
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
 from gradflow.backend.routing import uses_kernels
-from gradflow.ops import conv_offsets, conv_pointwise, depthwise
+from gradflow.ops import conv_offsets, conv_pointwise, conv_winograd, depthwise
 from gradflow.ops._util import float_input
 from gradflow.ops.im2col import (
     _channel_major,
@@ -177,6 +177,8 @@ def _conv_forward(
         return conv_pointwise.forward(x, weight, bias, window)
     if depthwise.applies(x, weight.shape, groups):
         return depthwise.forward(x, weight, bias, window)
+    if conv_winograd.applies(x, weight.shape, window, groups):
+        return conv_winograd.forward(x, weight, bias, window)
     if conv_offsets.applies(x, weight.shape, window, groups):
         return conv_offsets.forward(x, weight, bias, window, groups)
     tiles = _tiles(op, x.shape, window, x.dtype)
@@ -200,6 +202,8 @@ def _conv_weight_grad(
         return conv_pointwise.weight_grad(g, x, window, w_shape)
     if depthwise.applies(x, w_shape, groups):
         return depthwise.weight_grad(g, x, window, w_shape)
+    if conv_winograd.applies(x, w_shape, window, groups):
+        return conv_winograd.weight_grad(g, x, window, w_shape)
     if conv_offsets.applies(x, w_shape, window, groups):
         return conv_offsets.weight_grad(g, x, window, w_shape, groups)
     tiles = _tiles(op, x.shape, window, x.dtype)
@@ -236,6 +240,7 @@ def _conv_input_grad(
             flipped is not None
             and o > x_shape[1]
             and not conv_offsets.applies(g, flipped_shape, flipped, groups)
+            and not conv_winograd.applies(g, flipped_shape, flipped, groups)
         ):  # more output than input channels: the rewrite pays only without dY's columns
             flipped = None
     if flipped is not None:
@@ -264,10 +269,12 @@ def _conv_input_grad(
 
 def _without_columns(x: Any, w_shape: tuple, window: Window, groups: int) -> bool:
     """Whether the CPU computes this conv without im2col columns (conv_pointwise.py,
-    depthwise.py, conv_offsets.py), so without dY laid out channel-major either."""
+    depthwise.py, conv_winograd.py, conv_offsets.py), so without dY laid out channel-major
+    either."""
     return (
         conv_pointwise.applies(x, w_shape, window, groups, x.shape)
         or depthwise.applies(x, w_shape, groups)
+        or conv_winograd.applies(x, w_shape, window, groups)
         or conv_offsets.applies(x, w_shape, window, groups)
     )
 
