@@ -29,17 +29,14 @@ from typing import Any
 import numpy
 
 from gradflow.backend import blas, compiled
-from gradflow.ops.window import Window
+from gradflow.ops.window import Window, copy_channels_last
 
 BLOCK_BYTES = 1 << 21  # Winograd-domain values per block of tiles (U's 16 x channels x tiles)
 # The fewest input and output channels: below them the 16 GEMMs are too thin to win over the
 # direct routes (their inner size is the input channels, their height the output channels).
-MIN_CHANNELS = 32  # (at 16 they tied with conv_offsets.py, 16 -> 16 channels over 32x32)
-# A dilated conv runs as one stride-1 conv per phase (_phases), each a dilation-th of the
-# output's width; with fewer tiles per row than this the transforms' rows are too short (a
-# 3x3 dilation-2 conv 64->64 over (16, 64, 32, 32), 8 tiles per row: the weight gradient
-# took 32 against 22-25 ms by conv_offsets.py).
-MIN_DILATED_ROW_TILES = 16
+MIN_CHANNELS = 16  # (16 -> 16 over (16, 16, 32, 32): 2.3 against 2.4 ms forward, 2.7 against
+# 2.9 weight gradient by conv_offsets.py, which needs as many; 32 -> 32 over (32, 32, 8, 8):
+# 0.5 against 1.0 and 0.6 against 1.1)
 
 G = numpy.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=numpy.float64)
 
@@ -54,10 +51,6 @@ def applies(x: Any, w_shape: tuple, window: Window, groups: int) -> bool:
         and groups == 1
         and tuple(w_shape[2:]) == (3, 3)
         and window.stride == (1, 1)
-        and (
-            window.dilation == (1, 1)
-            or window.out[1] >= 2 * MIN_DILATED_ROW_TILES * window.dilation[1]
-        )
         and min(w_shape[0], w_shape[1]) >= MIN_CHANNELS
         and min(window.out) >= 2
         and compiled.loops(x, float32_only=True) is not None
@@ -104,20 +97,39 @@ def _blocks(rows: int, tw: int, channels: int) -> list[tuple[int, int]]:
     return [(r0, min(r0 + per_block, rows)) for r0 in range(0, rows, per_block)]
 
 
-class _Workspace:
-    """The per-block buffers of one stride-1 conv: Winograd-domain values [16, channels,
-    tiles] for the input and the output side, and the transforms' scratch rows."""
+def _frame(x: Any, padding: tuple, th: int, tw: int) -> Any:
+    """x [N, C, H, W] channels last in a zero frame [N, 2 * th + 2, 2 * tw + 2, C] whose row
+    and column i hold x's row and column i - padding (negative padding crops)."""
+    n, c, h, w = x.shape
+    frame = numpy.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
+    (ph, pw), (fh, fw) = padding, frame.shape[1:3]
+    top, left = max(ph, 0), max(pw, 0)
+    rows, cols = min(h - max(-ph, 0), fh - top), min(w - max(-pw, 0), fw - left)
+    if rows > 0 and cols > 0:
+        inside = x[:, :, max(-ph, 0) : max(-ph, 0) + rows, max(-pw, 0) : max(-pw, 0) + cols]
+        copy_channels_last(frame[:, top : top + rows, left : left + cols], inside)
+    return frame
 
-    def __init__(self, x: Any, out_shape: tuple, in_c: int, out_c: int) -> None:
+
+def _channels_last(x: Any) -> Any:
+    """x [N, C, H, W] as a C-contiguous [N, H, W, C]."""
+    out = numpy.empty((x.shape[0], *x.shape[2:], x.shape[1]), dtype=x.dtype)
+    copy_channels_last(out, x)
+    return out
+
+
+class _Workspace:
+    """The per-block buffers of one stride-1 conv: Winograd-domain values [16, tiles,
+    channels] for the input and the output side, and the transforms' scratch."""
+
+    def __init__(self, out_shape: tuple, in_c: int, out_c: int, dtype: Any) -> None:
         self.th, self.tw = (out_shape[2] + 1) // 2, (out_shape[3] + 1) // 2
         self.blocks = _blocks(out_shape[0] * self.th, self.tw, max(in_c, out_c))
         most = (self.blocks[0][1] - self.blocks[0][0]) * self.tw
-        self.u = numpy.empty((16, in_c, most), dtype=x.dtype)
-        self.m = numpy.empty((16, out_c, most), dtype=x.dtype)
-        self.s = numpy.empty((4, 2 * self.tw + 2), dtype=x.dtype)
-        self.q = numpy.empty((8, self.tw), dtype=x.dtype)
-        self.tile = numpy.empty((4, self.tw), dtype=x.dtype)
-        self.zeros = numpy.zeros(max(x.shape[3], out_shape[3]), dtype=x.dtype)
+        self.u = numpy.empty((16, most, in_c), dtype=dtype)
+        self.m = numpy.empty((16, most, out_c), dtype=dtype)
+        self.s = numpy.empty((4, 2 * self.tw + 2, in_c), dtype=dtype)
+        self.q = numpy.empty((8, out_c), dtype=dtype)
 
     def block(self, r0: int, r1: int) -> tuple[Any, Any]:
         tiles = (r1 - r0) * self.tw
@@ -127,55 +139,50 @@ class _Workspace:
 def forward(x: Any, weight: Any, bias: Any, window: Window) -> Any:
     """The conv [N, K, OH, OW] of x [N, C, H, W] with weight [K, C, 3, 3] (and bias [K])."""
     loops = _loops()
-    x = numpy.ascontiguousarray(x)
-    out = numpy.empty((x.shape[0], weight.shape[0], *window.out), dtype=x.dtype)
-    ghat = kernel_transform(weight)
-    has_bias = bias is not None
-    b = numpy.ascontiguousarray(bias, dtype=x.dtype) if has_bias else numpy.zeros(1, x.dtype)
+    n, c = x.shape[:2]
+    k = weight.shape[0]
+    out = numpy.empty((n, *window.out, k), dtype=x.dtype)  # channels last
+    ghat_t = numpy.ascontiguousarray(kernel_transform(weight).transpose(0, 2, 1))  # [16, C, K]
+    b = numpy.zeros(k, x.dtype) if bias is None else numpy.ascontiguousarray(bias, x.dtype)
     phases = _phases(window)
-    for out_slices, in_slices, (ph, pw) in phases:
-        # a dilated conv's phases are copied: the loops run twice as fast on contiguous rows
-        view = out[(..., *out_slices)]
+    for out_slices, in_slices, padding in phases:
+        view = out[:, out_slices[0], out_slices[1]]
         part = view if len(phases) == 1 else numpy.empty(view.shape, dtype=x.dtype)
-        xs = numpy.ascontiguousarray(x[(..., *in_slices)])
-        ws = _Workspace(x, part.shape, x.shape[1], out.shape[1])
-        zx = ws.zeros[: xs.shape[3]]
+        ws = _Workspace((n, k, *part.shape[1:3]), c, k, x.dtype)
+        frame = _frame(x[:, :, in_slices[0], in_slices[1]], padding, ws.th, ws.tw)
         for r0, r1 in ws.blocks:
             u, m = ws.block(r0, r1)
-            loops.input_transform(xs, u, r0, r1, ws.th, ws.tw, ph, pw, ws.s, zx)
-            numpy.matmul(ghat, u, out=m)
-            loops.output_transform(m, part, r0, r1, ws.th, ws.tw, b, has_bias, ws.q, ws.tile)
+            loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, ws.s)
+            numpy.matmul(u, ghat_t, out=m)
+            loops.output_transform(m, part, r0, r1, ws.th, ws.tw, b, ws.q)
         if part is not view:
             view[...] = part
-    return out
+    return blas.ascontiguous(out.transpose(0, 3, 1, 2))
 
 
 def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple) -> Any:
     """dW [K, C, 3, 3] of the conv of x [N, C, H, W] with output gradient g [N, K, OH, OW]."""
     loops = _loops()
-    x, g = numpy.ascontiguousarray(x), numpy.ascontiguousarray(g)
     k, c = w_shape[:2]
     dghat = numpy.zeros((16, k, c), dtype=x.dtype)
-    for out_slices, in_slices, (ph, pw) in _phases(window):
-        gs = numpy.ascontiguousarray(g[(..., *out_slices)])
-        xs = numpy.ascontiguousarray(x[(..., *in_slices)])
-        ws = _Workspace(x, gs.shape, c, k)
-        zx, zg = ws.zeros[: xs.shape[3]], ws.zeros[: gs.shape[3]]
+    for out_slices, in_slices, padding in _phases(window):
+        gs = _channels_last(g[:, :, out_slices[0], out_slices[1]])
+        ws = _Workspace((g.shape[0], k, *gs.shape[1:3]), c, k, x.dtype)
+        frame = _frame(x[:, :, in_slices[0], in_slices[1]], padding, ws.th, ws.tw)
         for r0, r1 in ws.blocks:
             u, dm = ws.block(r0, r1)
-            loops.input_transform(xs, u, r0, r1, ws.th, ws.tw, ph, pw, ws.s, zx)
-            loops.grad_output_transform(gs, dm, r0, r1, ws.th, ws.tw, ws.s, zg)
+            loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, ws.s)
+            loops.grad_output_transform(gs, dm, r0, r1, ws.th, ws.tw)
             for e in range(16):
-                blas.addmm_(dghat[e], dm[e], u[e].T)
+                blas.addmm_(dghat[e], dm[e].T, u[e])
     dg = numpy.einsum("iu,ijkc,jv->kcuv", G, dghat.reshape(4, 4, k, c).astype(numpy.float64), G,
                       optimize=True)  # fmt: skip
     return dg.astype(x.dtype)
 
 
 def _block(buffer: Any, tiles: int) -> Any:
-    """The first `tiles` tiles of a [16, channels, most] buffer, as a C-contiguous array (the
+    """The first `tiles` tiles of a [16, most, channels] buffer, as a C-contiguous array (the
     last block may be shorter: its values are packed at the front, not strided)."""
-    if tiles == buffer.shape[2]:
+    if tiles == buffer.shape[1]:
         return buffer
-    size = 16 * buffer.shape[1] * tiles
-    return buffer.reshape(-1)[:size].reshape(16, buffer.shape[1], tiles)
+    return buffer.reshape(-1)[: 16 * tiles * buffer.shape[2]].reshape(16, tiles, buffer.shape[2])

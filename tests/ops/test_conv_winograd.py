@@ -174,12 +174,11 @@ def test_non_contiguous_input_and_unbatched(monkeypatch):
     "dtype, w_shape, kw",
     [
         (numpy.float64, (32, 32, 3, 3), {"padding": 1}),  # float64 keeps the exact routes
-        (numpy.float32, (32, 16, 3, 3), {"padding": 1}),  # too few input channels
-        (numpy.float32, (16, 32, 3, 3), {"padding": 1}),  # too few output channels
+        (numpy.float32, (32, 8, 3, 3), {"padding": 1}),  # too few input channels
+        (numpy.float32, (8, 32, 3, 3), {"padding": 1}),  # too few output channels
         (numpy.float32, (32, 32, 3, 3), {"stride": 2}),
         (numpy.float32, (32, 32, 5, 5), {"padding": 2}),
         (numpy.float32, (32, 16, 3, 3), {"groups": 2, "padding": 1}),
-        (numpy.float32, (32, 32, 3, 3), {"padding": 2, "dilation": 2}),  # 8x8 phases: short rows
     ],
 )
 def test_convs_left_to_the_other_routes(monkeypatch, dtype, w_shape, kw):
