@@ -38,7 +38,8 @@ def input_transform(frame, u, r0, r1, th, tw, s):
     one long loop per row."""
     for r in range(r0, r1):
         n, a = r // th, r % th
-        d0, d1, d2, d3 = frame[n, 2 * a], frame[n, 2 * a + 1], frame[n, 2 * a + 2], frame[n, 2 * a + 3]
+        d0, d1 = frame[n, 2 * a], frame[n, 2 * a + 1]
+        d2, d3 = frame[n, 2 * a + 2], frame[n, 2 * a + 3]
         for col in range(d0.shape[0]):  # B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
             for c in range(d0.shape[1]):
                 s[0, col, c] = d0[col, c] - d2[col, c]
