@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from gradflow.autograd.differentiable import graph_input
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
+from gradflow.ops import conv3d_depth
 from gradflow.ops._util import float_input
 from gradflow.ops.conv import (
     _apply,
@@ -87,6 +88,8 @@ def _col2im3(dcols: Any, window: _Window3, x_shape: tuple) -> Any:
 
 def _conv3d_forward(x: Any, weight: Any, window: _Window3, groups: int) -> Any:
     """conv3d of x [N, C, D, H, W] with weight [O, C/G, kd, kh, kw], no bias."""
+    if conv3d_depth.applies(x, groups):
+        return conv3d_depth.forward(x, weight, window)
     n, o = x.shape[0], weight.shape[0]
     cols = _columns3(x, window)  # [N, C*K, L]
     out = weight.reshape(groups, o // groups, -1) @ cols.reshape(n, groups, -1, cols.shape[-1])
@@ -95,6 +98,8 @@ def _conv3d_forward(x: Any, weight: Any, window: _Window3, groups: int) -> Any:
 
 def _conv3d_input_grad(gy: Any, weight: Any, window: _Window3, groups: int, x_shape) -> Any:
     """The input gradient of a conv3d: col2im(W^T @ dY), gy [N, O, *out]."""
+    if conv3d_depth.applies(gy, groups):
+        return conv3d_depth.input_grad(gy, weight, window, x_shape)
     n, o = gy.shape[:2]
     g3 = gy.reshape(n, groups, o // groups, -1)  # [N, G, O/G, L]
     dcols = weight.reshape(groups, o // groups, -1).transpose(0, 2, 1) @ g3  # [N, G, C/G*K, L]
@@ -103,6 +108,8 @@ def _conv3d_input_grad(gy: Any, weight: Any, window: _Window3, groups: int, x_sh
 
 def _conv3d_weight_grad(gy: Any, x: Any, window: _Window3, groups: int, w_shape) -> Any:
     """The weight gradient of a conv3d: dY @ cols^T summed over the batch."""
+    if conv3d_depth.applies(x, groups):
+        return conv3d_depth.weight_grad(gy, x, window, w_shape)
     n, o = gy.shape[:2]
     g3 = gy.reshape(n, groups, o // groups, -1)
     cols = _columns3(x, window)
