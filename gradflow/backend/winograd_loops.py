@@ -31,26 +31,38 @@ f32 = numpy.float32
 
 
 @elementwise
-def input_transform(frame, u, r0, r1, th, tw, s):
+def input_transform(frame, u, r0, r1, th, tw, pw, s):
     """u[e, t] = (B^T d B)[e] (vectors over the channels) for the 4x4 tile d of every tile t of
-    rows r0..r1 of the zero-padded channels-last frame [N, 2 * th + 2, 2 * tw + 2, C], tile
-    (a, b) at frame row 2a and column 2b. s is a [4, 2 * tw + 2, C] scratch: a tile row's B^T d,
-    one long loop per row."""
+    rows r0..r1, tile (a, b) at row 2a and column 2b - pw of the channels-last frame
+    [N, 2 * th + 2, W, C] (rows already padded with zeros; columns outside 0..W-1 read as
+    zeros). s is a [4, 2 * tw + 2, C] scratch: a tile row's B^T d, one long loop per row."""
+    width, span, channels = frame.shape[2], 2 * tw + 2, frame.shape[3]
+    lo, hi = min(max(pw, 0), span), min(max(pw + width, 0), span)  # s's columns inside x
     for r in range(r0, r1):
         n, a = r // th, r % th
         d0, d1 = frame[n, 2 * a], frame[n, 2 * a + 1]
         d2, d3 = frame[n, 2 * a + 2], frame[n, 2 * a + 3]
-        for col in range(d0.shape[0]):  # B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
-            for c in range(d0.shape[1]):
-                s[0, col, c] = d0[col, c] - d2[col, c]
-        for col in range(d0.shape[0]):
-            for c in range(d0.shape[1]):
-                v1, v2 = d1[col, c], d2[col, c]
+        for i in range(4):
+            for col in range(lo):
+                for c in range(channels):
+                    s[i, col, c] = 0
+            for col in range(hi, span):
+                for c in range(channels):
+                    s[i, col, c] = 0
+        for col in range(lo, hi):  # B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
+            x = col - pw
+            for c in range(channels):
+                s[0, col, c] = d0[x, c] - d2[x, c]
+        for col in range(lo, hi):
+            x = col - pw
+            for c in range(channels):
+                v1, v2 = d1[x, c], d2[x, c]
                 s[1, col, c] = v1 + v2
                 s[2, col, c] = v2 - v1
-        for col in range(d0.shape[0]):
-            for c in range(d0.shape[1]):
-                s[3, col, c] = d1[col, c] - d3[col, c]
+        for col in range(lo, hi):
+            x = col - pw
+            for c in range(channels):
+                s[3, col, c] = d1[x, c] - d3[x, c]
         t0 = (r - r0) * tw
         for b in range(tw):
             t, j = t0 + b, 2 * b

@@ -97,17 +97,19 @@ def _blocks(rows: int, tw: int, channels: int) -> list[tuple[int, int]]:
     return [(r0, min(r0 + per_block, rows)) for r0 in range(0, rows, per_block)]
 
 
-def _frame(x: Any, padding: tuple, th: int, tw: int) -> Any:
-    """x [N, C, H, W] channels last in a zero frame [N, 2 * th + 2, 2 * tw + 2, C] whose row
-    and column i hold x's row and column i - padding (negative padding crops)."""
+def _frame(x: Any, ph: int, th: int) -> Any:
+    """x [N, C, H, W] channels last in a frame [N, 2 * th + 2, W, C] whose row i holds x's row
+    i - ph (zeros outside x; negative ph crops). The columns are x's own: the input transform
+    reads its column padding as zeros, so each sample's rows are one block that OpenBLAS's
+    omatcopy writes directly."""
     n, c, h, w = x.shape
-    frame = numpy.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
-    (ph, pw), (fh, fw) = padding, frame.shape[1:3]
-    top, left = max(ph, 0), max(pw, 0)
-    rows, cols = min(h - max(-ph, 0), fh - top), min(w - max(-pw, 0), fw - left)
-    if rows > 0 and cols > 0:
-        inside = x[:, :, max(-ph, 0) : max(-ph, 0) + rows, max(-pw, 0) : max(-pw, 0) + cols]
-        copy_channels_last(frame[:, top : top + rows, left : left + cols], inside)
+    frame = numpy.empty((n, 2 * th + 2, w, c), dtype=x.dtype)
+    top, first = max(ph, 0), max(-ph, 0)  # the frame's first row from x, and x's row there
+    rows = max(min(h - first, frame.shape[1] - top), 0)
+    frame[:, :top] = 0
+    frame[:, top + rows :] = 0
+    if rows > 0:
+        copy_channels_last(frame[:, top : top + rows], x[:, :, first : first + rows])
     return frame
 
 
@@ -149,10 +151,10 @@ def forward(x: Any, weight: Any, bias: Any, window: Window) -> Any:
         view = out[:, out_slices[0], out_slices[1]]
         part = view if len(phases) == 1 else numpy.empty(view.shape, dtype=x.dtype)
         ws = _Workspace((n, k, *part.shape[1:3]), c, k, x.dtype)
-        frame = _frame(x[:, :, in_slices[0], in_slices[1]], padding, ws.th, ws.tw)
+        frame = _frame(x[:, :, in_slices[0], in_slices[1]], padding[0], ws.th)
         for r0, r1 in ws.blocks:
             u, m = ws.block(r0, r1)
-            loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, ws.s)
+            loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, padding[1], ws.s)
             numpy.matmul(u, ghat_t, out=m)
             loops.output_transform(m, part, r0, r1, ws.th, ws.tw, b, ws.q)
         if part is not view:
@@ -168,10 +170,10 @@ def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple) -> Any:
     for out_slices, in_slices, padding in _phases(window):
         gs = _channels_last(g[:, :, out_slices[0], out_slices[1]])
         ws = _Workspace((g.shape[0], k, *gs.shape[1:3]), c, k, x.dtype)
-        frame = _frame(x[:, :, in_slices[0], in_slices[1]], padding, ws.th, ws.tw)
+        frame = _frame(x[:, :, in_slices[0], in_slices[1]], padding[0], ws.th)
         for r0, r1 in ws.blocks:
             u, dm = ws.block(r0, r1)
-            loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, ws.s)
+            loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, padding[1], ws.s)
             loops.grad_output_transform(gs, dm, r0, r1, ws.th, ws.tw)
             for e in range(16):
                 blas.addmm_(dghat[e], dm[e].T, u[e])
