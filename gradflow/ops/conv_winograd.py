@@ -140,23 +140,15 @@ class _Workspace:
 
 def forward(x: Any, weight: Any, bias: Any, window: Window) -> Any:
     """The conv [N, K, OH, OW] of x [N, C, H, W] with weight [K, C, 3, 3] (and bias [K])."""
-    loops = _loops()
-    n, c = x.shape[:2]
-    k = weight.shape[0]
+    n, k = x.shape[0], weight.shape[0]
     out = numpy.empty((n, *window.out, k), dtype=x.dtype)  # channels last
-    ghat_t = numpy.ascontiguousarray(kernel_transform(weight).transpose(0, 2, 1))  # [16, C, K]
-    b = numpy.zeros(k, x.dtype) if bias is None else numpy.ascontiguousarray(bias, x.dtype)
+    ghat_t = transposed_kernels(weight)
     phases = _phases(window)
-    for out_slices, in_slices, padding in phases:
+    for out_slices, in_slices, (ph, pw) in phases:
         view = out[:, out_slices[0], out_slices[1]]
         part = view if len(phases) == 1 else numpy.empty(view.shape, dtype=x.dtype)
-        ws = _Workspace((n, k, *part.shape[1:3]), c, k, x.dtype)
-        frame = _frame(x[:, :, in_slices[0], in_slices[1]], padding[0], ws.th)
-        for r0, r1 in ws.blocks:
-            u, m = ws.block(r0, r1)
-            loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, padding[1], ws.s)
-            numpy.matmul(u, ghat_t, out=m)
-            loops.output_transform(m, part, r0, r1, ws.th, ws.tw, b, ws.q)
+        frame = _frame(x[:, :, in_slices[0], in_slices[1]], ph, (part.shape[1] + 1) // 2)
+        forward_frame(frame, pw, ghat_t, bias, part)
         if part is not view:
             view[...] = part
     return blas.ascontiguous(out.transpose(0, 3, 1, 2))
@@ -164,22 +156,58 @@ def forward(x: Any, weight: Any, bias: Any, window: Window) -> Any:
 
 def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple) -> Any:
     """dW [K, C, 3, 3] of the conv of x [N, C, H, W] with output gradient g [N, K, OH, OW]."""
-    loops = _loops()
     k, c = w_shape[:2]
     dghat = numpy.zeros((16, k, c), dtype=x.dtype)
-    for out_slices, in_slices, padding in _phases(window):
+    for out_slices, in_slices, (ph, pw) in _phases(window):
         gs = _channels_last(g[:, :, out_slices[0], out_slices[1]])
-        ws = _Workspace((g.shape[0], k, *gs.shape[1:3]), c, k, x.dtype)
-        frame = _frame(x[:, :, in_slices[0], in_slices[1]], padding[0], ws.th)
-        for r0, r1 in ws.blocks:
-            u, dm = ws.block(r0, r1)
-            loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, padding[1], ws.s)
-            loops.grad_output_transform(gs, dm, r0, r1, ws.th, ws.tw)
-            for e in range(16):
-                blas.addmm_(dghat[e], dm[e].T, u[e])
+        frame = _frame(x[:, :, in_slices[0], in_slices[1]], ph, (gs.shape[1] + 1) // 2)
+        weight_grad_frame(frame, pw, gs, dghat)
+    return weight_from_transformed(dghat)
+
+
+# ---- on channels-last frames (also conv3d_depth.py's) -----------------------------------------
+
+
+def transposed_kernels(weight: Any) -> Any:
+    """Ĝ^T [16, C, K] of weight [K, C, 3, 3]: the right operand of the forward's GEMMs."""
+    return numpy.ascontiguousarray(kernel_transform(weight).transpose(0, 2, 1))
+
+
+def forward_frame(frame: Any, pw: int, ghat_t: Any, bias: Any, out: Any) -> None:
+    """out [N, OH, OW, K] (channels last) = the stride-1 conv of a _frame [N, 2*th + 2, W, C]
+    whose column j - pw is the conv's column j, with kernels ghat_t (transposed_kernels) and
+    bias [K] or None."""
+    loops = _loops()
+    n, oh, ow, k = out.shape
+    ws = _Workspace((n, k, oh, ow), frame.shape[3], k, frame.dtype)
+    b = numpy.zeros(k, frame.dtype) if bias is None else numpy.ascontiguousarray(bias, frame.dtype)
+    for r0, r1 in ws.blocks:
+        u, m = ws.block(r0, r1)
+        loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, pw, ws.s)
+        numpy.matmul(u, ghat_t, out=m)
+        loops.output_transform(m, out, r0, r1, ws.th, ws.tw, b, ws.q)
+
+
+def weight_grad_frame(frame: Any, pw: int, gs: Any, dghat: Any) -> None:
+    """dghat [16, K, C] += the transformed weight gradient of the conv forward_frame computes,
+    from its output gradient gs [N, OH, OW, K] (channels last, C-contiguous)."""
+    loops = _loops()
+    n, oh, ow, k = gs.shape
+    ws = _Workspace((n, k, oh, ow), frame.shape[3], k, frame.dtype)
+    for r0, r1 in ws.blocks:
+        u, dm = ws.block(r0, r1)
+        loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, pw, ws.s)
+        loops.grad_output_transform(gs, dm, r0, r1, ws.th, ws.tw)
+        for e in range(16):
+            blas.addmm_(dghat[e], dm[e].T, u[e])
+
+
+def weight_from_transformed(dghat: Any) -> Any:
+    """dW [K, C, 3, 3] = G^T dĜ G of the accumulated dghat [16, K, C] (float64 sums)."""
+    k, c = dghat.shape[1:]
     dg = numpy.einsum("iu,ijkc,jv->kcuv", G, dghat.reshape(4, 4, k, c).astype(numpy.float64), G,
                       optimize=True)  # fmt: skip
-    return dg.astype(x.dtype)
+    return dg.astype(dghat.dtype)
 
 
 def _block(buffer: Any, tiles: int) -> Any:

@@ -54,11 +54,26 @@ def test_float64_matches_im2col(monkeypatch, kw):
     _agree(ours, im2col, 1e-12)
 
 
-def test_float32_through_winograd(monkeypatch):
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"padding": 1},
+        {"padding": (0, 2, 0)},
+        {"padding": (2, 0, 1), "stride": (2, 1, 1), "dilation": (2, 1, 1)},
+        {"padding": (1, 3, 1)},  # height padding past the kernel: whole tile rows of zeros
+    ],
+)
+def test_float32_through_winograd(monkeypatch, kw):
+    from gradflow.ops import conv_winograd
+
     rng = numpy.random.default_rng(1)
-    x = rng.standard_normal((2, 16, 6, 10, 9)).astype(numpy.float32)
-    w = (rng.standard_normal((32, 16, 3, 3, 3)) * 0.1).astype(numpy.float32)
-    ours, im2col, _ = _routes(monkeypatch, lambda x, w: F.conv3d(x, w, padding=1), [x, w])
+    x = rng.standard_normal((2, 8, 6, 10, 9)).astype(numpy.float32)
+    w = (rng.standard_normal((16, 8, 3, 3, 3)) * 0.1).astype(numpy.float32)
+    calls = []
+    real = conv_winograd.forward_frame
+    monkeypatch.setattr(conv_winograd, "forward_frame", lambda *a: calls.append(1) or real(*a))
+    ours, im2col, _ = _routes(monkeypatch, lambda x, w: F.conv3d(x, w, **kw), [x, w])
+    assert len(calls) == 2  # the forward and the input gradient on channels-last frames
     _agree(ours, im2col, 1e-5)
 
 
