@@ -739,7 +739,10 @@ true_divide = div
 def neg(input: Tensor) -> Tensor:
     """-input (not defined for bool tensors: use logical_not)."""
     if input.array.dtype.kind == "b":
-        raise TypeError("neg: negating a bool tensor is not supported; use logical_not (~x)")
+        raise RuntimeError(
+            "neg: negation, the `-` operator, on a bool tensor is not supported; to invert a "
+            "mask use the `~` or logical_not() operator"
+        )
     return Neg.apply(input)
 
 

@@ -16,6 +16,8 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+import numpy
+
 from gradflow.autograd.differentiable import unbroadcast as _unb
 from gradflow.autograd.function import Function
 from gradflow.backend import blas, get_array_module
@@ -456,8 +458,10 @@ def narrow(input: Tensor, dim: int, start: Any, length: int) -> Tensor:
         raise IndexError(f"narrow: start ({start}) is out of range for dim {d} of size {n}")
     if start < 0:
         start += n
-    if length < 0 or start + length > n:
-        raise ValueError(
+    if length < 0:
+        raise RuntimeError(f"narrow: length must be non-negative, got {length}")
+    if start + length > n:
+        raise RuntimeError(
             f"narrow: start ({start}) + length ({length}) exceeds dimension size ({n})."
         )
     return input[(slice(None),) * d + (slice(start, start + length),)]
@@ -537,13 +541,46 @@ def rot90(input: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
     if d0 == d1:
         raise ValueError(f"rot90: the two dims must differ, got {dims}")
     k %= 4
-    if k == 1:
-        return transpose(flip(input, d1), d0, d1)
-    if k == 2:
-        return flip(input, (d0, d1))
-    if k == 3:
-        return transpose(flip(input, d0), d0, d1)
-    return input
+    if k == 0:
+        return input
+    return Rot90.apply(input, k=k, dim0=d0, dim1=d1)
+
+
+class Rot90(Function):
+    """rot90 by k in {1, 2, 3} quarter turns in the plane (dim0, dim1): a view (a flip and, for
+    odd k, a swap of the two dims), as before. Its gradient, the rotation back, is a reversed
+    transposed view that a leaf would copy element by element (NumPy's copy of such a view
+    of a (1024, 1024) float32: 6.5 ms); backward makes it contiguous in two cheap copies
+    instead: the flip (whole rows, or a reversed last dim) and then the transpose, through
+    OpenBLAS's omatcopy where blas.ascontiguous takes it (1 ms). Saves nothing."""
+
+    k: int
+    dim0: int
+    dim1: int
+
+    @staticmethod
+    def _turn(a, k, d0, d1):
+        """a turned by k quarter turns (1, 2, 3) from d0 towards d1: numpy.rot90's views."""
+        xp = get_array_module(a)
+        if k == 2:
+            return xp.flip(a, (d0, d1))
+        if k == 1:
+            return xp.swapaxes(xp.flip(a, d1), d0, d1)
+        return xp.swapaxes(xp.flip(a, d0), d0, d1)
+
+    def forward(self, x):
+        return self._turn(x, self.k, self.dim0, self.dim1)
+
+    def backward(self, g):
+        back, d0, d1 = 4 - self.k, self.dim0, self.dim1
+        xp = get_array_module(g)
+        if xp is not numpy or back == 2:
+            return self._turn(g, back, d0, d1)  # a flip alone copies fast enough
+        flipped = numpy.ascontiguousarray(numpy.flip(g, d1 if back == 1 else d0))
+        return blas.ascontiguous(numpy.swapaxes(flipped, d0, d1))
+
+    def backward_graph(self, g):
+        return Rot90.apply(g, k=4 - self.k, dim0=self.dim0, dim1=self.dim1)
 
 
 def repeat_interleave(

@@ -155,10 +155,11 @@ def test_narrow_is_a_view():
 ERRORS = [
     (
         lambda: gf.zeros(2, 3).narrow(1, 2, 2),
-        ValueError,
+        RuntimeError,
         r"narrow: start \(2\) \+ length \(2\) exceeds dimension size \(3\)",
     ),
     (lambda: gf.zeros(3).narrow(0, 4, 0), IndexError, r"narrow: start \(4\) is out of range"),
+    (lambda: gf.zeros(3).narrow(0, 0, -1), RuntimeError, "narrow: length must be non-negative"),
     (lambda: gf.zeros(()).unbind(), ValueError, "unbind: a 0-d tensor has no dim to unbind"),
     (lambda: gf.zeros(4).unflatten(0, ()), ValueError, "unflatten: sizes must be non-empty"),
     (lambda: gf.zeros(4).unflatten(0, (3, -1)), ValueError, r"unflatten: shape \(3, -1\)"),
