@@ -18,8 +18,8 @@ silu recompute the rare elements below SIGMOID_CUTOFF through NumPy).
 
 float32 erf and erfc read float32 and compute in float64 (their forms are within 1e-10 of
 the truth, so the float32 result is rounded once: 0.5005 ulp at most); erfc's tail takes a
-float64 exp written the same way (_exp64). Loops whose result keeps the sign of a zero input
-compile without nsz (signed).
+float64 exp written the same way (_exp64), and float32 erfinv a float64 log (_log64). Loops
+whose result keeps the sign of a zero input compile without nsz (signed).
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ from gradflow.ops.special import (  # (loaded by then: ops import this module)
     ERF32_RATIONAL_N,
     ERFC32_TAIL,
     ERFC32_TAIL_T,
+    ERFINV32_CENTER,
+    ERFINV32_CENTRAL,
+    ERFINV32_TAIL,
+    ERFINV32_TAIL_FROM,
+    ERFINV32_TAIL_MID,
 )
 
 _ELEMENTWISE = {"contract", "nsz"}
@@ -1024,6 +1029,173 @@ def gauss_grad(x, g, scale, out):
     for i in range(x.size):
         v = x[i]
         out[i] = g[i] * (scale * expf(-(v * v)))
+
+
+# ---- erfinv (float32 in, float64 inside) -------------------------------------------------------
+# y P(w - 3.125) with w = -log((1 - y)(1 + y)) below |y| = 0.999, y Q(sqrt(w) - mid) from there to
+# 1: gradflow.ops.special's ERFINV32_CENTRAL and ERFINV32_TAIL (within 1.2e-13 relative in
+# float64). The log is float64 and written out (_log64), so the loop vectorizes; P's 19
+# coefficients run as two Horner chains (a tuple of 19 is not unrolled, and a loop over it
+# inside the element loop kept that loop scalar). The tail (|y| >= 0.999, +-1, beyond, NaN) is
+# rare: the first loop counts it and a second, scalar loop rewrites those elements.
+@numba.extending.intrinsic
+def _f64_bits(typingctx, v):
+    """The int64 whose bits are the float64 v."""
+
+    def codegen(context, builder, signature, args):
+        import llvmlite.ir
+
+        return builder.bitcast(args[0], llvmlite.ir.IntType(64))
+
+    return numba.int64(numba.float64), codegen
+
+
+# log(1 + f) = 2 atanh(s), s = f / (2 + f), |s| <= 0.1716 for 1 + f in [sqrt(1/2), sqrt(2)]: its
+# series 2 (s + s^3 / 3 + ...) to s^19 (the next term is under 3e-17 of the sum), in fdlibm's
+# arrangement f - (f^2 / 2 - s (f^2 / 2 + R)), which keeps f exact; within 2.3e-16 relative of
+# numpy.log.
+_LOG64_SERIES = tuple(2.0 / (2 * k + 1) for k in range(9, 0, -1))
+_SQRT2_64 = math.sqrt(2.0)
+
+
+@elementwise
+def _log64(t):
+    """log(t) of a positive normal float64 t (a scalar helper)."""
+    bits = _f64_bits(t)
+    e = ((bits >> numpy.int64(52)) & numpy.int64(0x7FF)) - numpy.int64(1023)
+    m = _bits_f64((bits & numpy.int64(0xFFFFFFFFFFFFF)) | numpy.int64(0x3FF0000000000000))
+    big = m > _SQRT2_64
+    k = numpy.float64(e + (numpy.int64(1) if big else numpy.int64(0)))
+    f = (m * 0.5 if big else m) - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    half_f2 = 0.5 * f * f
+    r = z * _horner(_LOG64_SERIES, z)
+    return k * _LN2_HI_64 - ((half_f2 - (s * (half_f2 + r) + k * _LN2_LO_64)) - f)
+
+
+_ERFINV_P1 = tuple(float(c) for c in ERFINV32_CENTRAL[:10])
+_ERFINV_P2 = tuple(float(c) for c in ERFINV32_CENTRAL[10:])
+_ERFINV_Q = tuple(float(c) for c in ERFINV32_TAIL)
+assert len(_ERFINV_P1) + len(_ERFINV_P2) == 19 and len(_ERFINV_Q) == 15
+_ERFINV_CENTER = float(ERFINV32_CENTER)
+_ERFINV_TAIL_FROM = float(ERFINV32_TAIL_FROM)
+_ERFINV_TAIL_MID = float(ERFINV32_TAIL_MID)
+
+
+@signed
+def _horner_on(p, coeffs, x):
+    """Horner's rule continued from p: p x^n + coeffs[0] x^(n-1) + ... + coeffs[n-1]."""
+    for i in range(len(coeffs)):
+        p = p * x + coeffs[i]
+    return p
+
+
+@elementwise
+def _erfinv_tail(v):
+    """erfinv of a float64 v with |v| >= 0.999 or NaN (a scalar helper)."""
+    a = abs(v)
+    if a < 1.0:
+        w = -_log64((1.0 - a) * (1.0 + a))
+        return v * _horner(_ERFINV_Q, math.sqrt(w) - _ERFINV_TAIL_MID)
+    if a == 1.0:
+        return math.copysign(math.inf, v)
+    return math.nan
+
+
+@signed
+def erfinv(x, out):
+    """out = erfinv(x) for flat float32 arrays: +-inf at +-1, NaN beyond and for NaN, -0.0
+    stays -0.0."""
+    tails = 0
+    for i in range(x.size):
+        v = numpy.float64(x[i])
+        a = abs(v)
+        inner = a < _ERFINV_TAIL_FROM
+        b = a if inner else 0.5  # any finite w: the tail is rewritten below
+        d = -_log64((1.0 - b) * (1.0 + b)) - _ERFINV_CENTER
+        out[i] = f32(v * _horner_on(_horner(_ERFINV_P1, d), _ERFINV_P2, d))
+        tails += 0 if inner else 1
+    if tails:
+        for i in range(x.size):
+            v = numpy.float64(x[i])
+            if not abs(v) < _ERFINV_TAIL_FROM:
+                out[i] = f32(_erfinv_tail(v))
+
+
+@elementwise
+def erfinv_backward(y, g, scale, out):
+    """out = g (scale exp(y^2)) for flat float32 arrays (y = erfinv(x), scale sqrt(pi) / 2):
+    y^2 <= 14.7 for every finite y; inf (y = +-inf) stays inf and NaN stays NaN."""
+    for i in range(y.size):
+        s = y[i] * y[i]
+        e = expf(s) if s <= f32(88) else s
+        out[i] = g[i] * (scale * e)
+
+
+# ---- Tensor.unfold's backward ------------------------------------------------------------------
+@elementwise
+def unfold_backward(g, dx, step):
+    """dx [O, L, I] (zeroed by the caller) += every window's gradient: g [O, n, I, size] (any
+    strides: a broadcast gradient is read where it lies), window k's element j at k step + j.
+    A position's windows add in window order."""
+    outer, n, inner, size = g.shape
+    for o in range(outer):
+        for k in range(n):
+            base = k * step
+            if inner == 1:
+                row = dx[o, base : base + size, 0]
+                window = g[o, k, 0]
+                for j in range(size):
+                    row[j] += window[j]
+            else:
+                for j in range(size):
+                    row = dx[o, base + j]
+                    for i in range(inner):
+                        row[i] += g[o, k, i, j]
+
+
+# ---- lerp with a number weight ----------------------------------------------------------------
+@elementwise
+def lerp(a, b, w, one_minus_w, small, out):
+    """out = a + w (b - a) (small: |w| < 0.5) or b - (b - a)(1 - w), flat arrays of one dtype,
+    the product and the sum contracted into one FMA, as torch's lerp kernel (called through
+    compiled.map_backward, which passes a and b flat)."""
+    if small:
+        for i in range(a.size):
+            out[i] = a[i] + w * (b[i] - a[i])
+    else:
+        for i in range(a.size):
+            out[i] = b[i] - (b[i] - a[i]) * one_minus_w
+
+
+# ---- tril / triu ------------------------------------------------------------------------------
+@elementwise
+def triangle(x, out, diagonal, upper):
+    """out [B, n, m] = x's upper (j >= i + diagonal) or lower (j <= i + diagonal) triangle of
+    each matrix, zeros elsewhere (x: any strides). One select per element, no mask array: the
+    row loop vectorizes (as fast as a copy; a fill and a copy per row ran 2x slower)."""
+    batch, n, m = x.shape
+    zero = out.dtype.type(0)
+    for b in range(batch):
+        for i in range(n):
+            cut = min(max(i + diagonal if upper else i + diagonal + 1, 0), m)
+            for j in range(m):
+                keep = j >= cut if upper else j < cut
+                out[b, i, j] = x[b, i, j] if keep else zero
+
+
+# ---- embedding's weight gradient ---------------------------------------------------------------
+@elementwise
+def add_rows(out, rows, values):
+    """out[rows[i]] += values[i] for i in order (out [M, W] C-contiguous, values [N, W] any
+    strides): repeated rows add up in index order, numpy.add.at's bits, without its per-element
+    position array (4096 rows of 64: 2 ms through flat positions)."""
+    for i in range(rows.size):
+        dst = out[rows[i]]
+        src = values[i]
+        for j in range(dst.size):
+            dst[j] += src[j]
 
 
 # ---- grid_sample, 2-D (bilinear and nearest) ---------------------------------------------------

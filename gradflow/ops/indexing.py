@@ -19,12 +19,22 @@ on 1-D operands: exact in the gradient's dtype, repeats summed in index order).
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy
 
+from gradflow.autograd.differentiable import linear_backward_graph
 from gradflow.autograd.function import Function
-from gradflow.backend import Device, device_of, get_array_module, is_cuda_array, move_array
+from gradflow.autograd.versions import storage_root
+from gradflow.backend import (
+    Device,
+    compiled,
+    device_of,
+    get_array_module,
+    is_cuda_array,
+    move_array,
+)
 from gradflow.ops._util import normalize_dim, unbroadcast
 from gradflow.tensor import Tensor
 
@@ -570,10 +580,69 @@ def index_select(input: Tensor, dim: int, index: Any) -> Tensor:
     return GetItem.apply(input, index=(slice(None),) * d + (rows,))
 
 
+def _window_view(x: Any, d: int, n: int, size: int, step: int) -> Any:
+    """The n windows of `size` elements, `step` apart, along dim d of a NumPy array, as a view
+    of x's memory (windows replace dim d, their elements a new last dim), overlapping where
+    step < size. Built on x's storage root, so the view's base chain reaches it and a write
+    through either bumps the version counter they share (autograd/versions.py)."""
+    shape = x.shape[:d] + (n,) + x.shape[d + 1 :] + (size,)
+    strides = x.strides[:d] + (x.strides[d] * step,) + x.strides[d + 1 :] + (x.strides[d],)
+    root = storage_root(x)
+    try:
+        offset = x.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+        return numpy.ndarray(shape, x.dtype, buffer=root, offset=offset, strides=strides)
+    except (AttributeError, TypeError, ValueError, BufferError):  # a root without a buffer
+        return numpy.lib.stride_tricks.as_strided(x, shape, strides, writeable=False).copy()
+
+
+class UnfoldWindows(Function):
+    """Tensor.unfold along one dim: a view of the input on cpu (PyTorch's is a view too: a
+    write into a window reaches the input), a gather on cuda. Backward adds each window's
+    gradient into zeros of the input's shape: one compiled loop with numba, else one strided
+    add per window offset. Saves the input's shape only."""
+
+    op_name = "unfold"
+    dim: int
+    size: int
+    step: int
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        d, size, step = self.dim, self.size, self.step
+        self.source = x.shape
+        n = (x.shape[d] - size) // step + 1
+        if xp is numpy:
+            return _window_view(x, d, n, size, step)
+        windows = xp.arange(n)[:, None] * step + xp.arange(size)[None, :]  # (n, size)
+        return xp.moveaxis(x[(slice(None),) * d + (windows,)], d + 1, -1)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        d, size, step, shape = self.dim, self.size, self.step, self.source
+        dx = xp.zeros(shape, g.dtype)
+        n = g.shape[d]
+        if g.size == 0:
+            return dx
+        if (loops := compiled.loops(g, dx)) is not None:
+            outer, inner = math.prod(shape[:d]), math.prod(shape[d + 1 :])
+            g4 = g.reshape(outer, n, inner, size)  # a view of any strides (numba takes them)
+            loops.unfold_backward(g4, dx.reshape(outer, shape[d], inner), step)
+            return dx
+        lead = (slice(None),) * d
+        stop = (n - 1) * step + 1
+        for j in range(size):  # windows' element j sit at j, j + step, ...
+            dx[lead + (slice(j, j + stop, step),)] += g[..., j]
+        return dx
+
+    def backward_graph(self, g):
+        return linear_backward_graph(self, g)
+
+
 def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
     """Tensor.unfold: every window of `size` elements along `dimension`, `step` apart; the
-    windows replace that dimension and their elements form a new last one. A copy (PyTorch's
-    is a view), gathered in one GetItem whose backward adds overlapping windows' gradients."""
+    windows replace that dimension and their elements form a new last one. A view on cpu, as
+    PyTorch's (windows overlap where step < size); backward adds overlapping windows'
+    gradients."""
     if step <= 0:
         raise RuntimeError(f"unfold: step is {step} but must be > 0")
     if x.ndim == 0:  # PyTorch: one window, of `size` (0 or 1) elements
@@ -584,11 +653,7 @@ def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
         raise RuntimeError(
             f"unfold: maximum size for tensor at dimension {d} is {length} but size is {size}"
         )
-    xp = get_array_module(x.array)
-    n = (length - size) // step + 1
-    windows = xp.arange(n)[:, None] * step + xp.arange(size)[None, :]  # (n, size) positions
-    out = GetItem.apply(x, index=(slice(None),) * d + (windows,))  # x.shape with d -> (n, size)
-    return out.movedim(d + 1, -1)
+    return UnfoldWindows.apply(x, dim=d, size=operator.index(size), step=operator.index(step))
 
 
 def masked_select(input: Tensor, mask: Any) -> Tensor:

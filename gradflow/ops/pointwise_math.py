@@ -21,7 +21,7 @@ from gradflow import dtypes
 from gradflow.autograd.differentiable import const, graph_input, graph_output
 from gradflow.autograd.differentiable import unbroadcast as unbroadcast_graph
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module
+from gradflow.backend import compiled, get_array_module
 from gradflow.ops._util import operand, shape_of, unbroadcast
 from gradflow.ops.arithmetic import (
     _BLOCK,
@@ -336,9 +336,60 @@ def _require_float_tensor(op: str, *tensors: Any) -> None:
             )
 
 
+class Lerp(Function):
+    """lerp with a number weight, PyTorch's formula: input + w (end - input) where |w| < 0.5,
+    else end - (end - input) (1 - w), w and 1 - w in the inputs' dtype (so lerp(a, b, 1) is
+    b). One compiled loop with numba for same-shape operands (the product and sum fused, as
+    torch's kernel: its bits), else three in-place passes. Backward: g (1 - w) and g w, the
+    products PyTorch computes. Saves nothing."""
+
+    op_name = "lerp"
+    weight: float
+
+    def forward(self, a, b):
+        self.shapes = (a.shape, b.shape)
+        t = a.dtype.type
+        w = t(self.weight)
+        small = bool(abs(w) < 0.5)
+        if a.shape == b.shape and (loops := compiled.loops(a, b)) is not None:
+            return compiled.map_backward(loops.lerp, a, b, w, t(1) - w, small)
+        xp = get_array_module(a)
+        with _quiet():  # inf - inf: NaN, as torch's, without NumPy's warning
+            out = xp.subtract(b, a)
+            if small:
+                out *= w
+                out += a
+            else:
+                out *= t(1) - w
+                xp.subtract(b, out, out=out)
+        return out
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        need_a, need_b = self.needs_input_grad
+        t = g.dtype.type
+        ga = unbroadcast(g * t(1 - self.weight), sa) if need_a else None
+        gb = unbroadcast(g * t(self.weight), sb) if need_b else None
+        return ga, gb
+
+    def backward_graph(self, g):
+        sa, sb = self.shapes
+        need_a, need_b = self.needs_input_grad
+        ga = unbroadcast_graph(g * (1 - self.weight), sa) if need_a else None
+        gb = unbroadcast_graph(g * self.weight, sb) if need_b else None
+        return ga, gb
+
+
 def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
-    """input + weight * (end - input), weight a number or a tensor (broadcast)."""
+    """input + weight * (end - input), weight a number or a tensor (broadcast); for a number
+    weight, PyTorch's formula (end - (end - input) * (1 - weight) where |weight| >= 0.5)."""
     _require_float_tensor("lerp", input, end, weight)
+    if (
+        type(input) is Tensor and type(end) is Tensor and input.dtype == end.dtype
+        and input.dtype.kind == "f" and type(weight) in (float, int)
+        and type(input.array) is type(end.array)
+    ):  # fmt: skip
+        return Lerp.apply(input, end, weight=float(weight))
     return add(input, mul(weight, sub(end, input)))
 
 

@@ -145,14 +145,42 @@ def _scatter_taps(g: Any, index: Any, weight: Any, axis: int, size: int) -> Any:
     return xp.moveaxis(out, 0, axis)
 
 
+def _nearest_sum(g: numpy.ndarray, index: numpy.ndarray, axis: int, size: int) -> Any:
+    """The adjoint of numpy.take(y, index, axis) for a non-decreasing index (nearest's): each
+    input slice gets the sum of the output slices taken from it, in output order. Where every
+    input slice was taken k times in a row (an integer upscale), k - 1 adds of strided views;
+    else one numpy.add.reduceat over the runs."""
+    out = index.shape[0]
+    k = out // size
+    if k * size == out and numpy.array_equal(index, numpy.arange(out) // k):
+        parts = g.reshape(g.shape[:axis] + (size, k) + g.shape[axis + 1 :])
+        lead = (slice(None),) * (axis + 1)
+        if k == 1:
+            return parts[lead + (0,)]
+        total = numpy.add(parts[lead + (0,)], parts[lead + (1,)])
+        for j in range(2, k):
+            total += parts[lead + (j,)]
+        return total
+    starts = numpy.flatnonzero(numpy.concatenate(([True], index[1:] != index[:-1])))
+    sums = numpy.add.reduceat(g, starts, axis=axis)
+    if starts.size == size:  # every input slice was taken
+        return sums
+    total = numpy.zeros(g.shape[:axis] + (size,) + g.shape[axis + 1 :], g.dtype)
+    total[(slice(None),) * axis + (index[starts],)] = sums
+    return total
+
+
 class Interpolate(Function):
     """interpolate as one node, axis by axis. On the CPU each axis' map is one dense GEMM both
     ways (BLAS: several times faster than gathering the taps), unless the array holds a NaN or
     an infinity, which a dense map's zero weights would spread along the whole axis; then, and
-    on CuPy, the taps are gathered forward and scattered back. area is always dense."""
+    on CuPy, the taps are gathered forward and scattered back. area is always dense. 3-D
+    nearest on the CPU (`nearest`) takes whole slices per axis forward (numpy.take: copies,
+    at any value) and sums them back (_nearest_sum), which beats the GEMMs' passes."""
 
     op_name = "interpolate"
     axes: tuple  # per spatial axis: (index [out, T] or None, weight [out, T], matrix [out, in])
+    nearest: bool = False  # one tap of weight 1 per output (nearest, nearest-exact)
 
     def _dense(self, a: Any) -> bool:
         if get_array_module(a) is not numpy or a.dtype.kind != "f":  # integers: gathered
@@ -162,6 +190,10 @@ class Interpolate(Function):
     def forward(self, x):
         xp = get_array_module(x)
         self.shape = x.shape
+        if self.nearest and xp is numpy:
+            for d, (index, _, _) in enumerate(self.axes):
+                x = numpy.take(x, index[:, 0], axis=2 + d)
+            return x
         dense = self._dense(x)
         y = x
         for d, (index, weight, matrix) in enumerate(self.axes):
@@ -173,6 +205,10 @@ class Interpolate(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
+        if self.nearest and xp is numpy:
+            for d in reversed(range(len(self.axes))):
+                g = _nearest_sum(g, self.axes[d][0][:, 0], 2 + d, self.shape[2 + d])
+            return numpy.ascontiguousarray(g)
         dense = self._dense(g)
         for d in reversed(range(len(self.axes))):
             index, weight, matrix = self.axes[d]
@@ -288,7 +324,8 @@ def interpolate(
             continue
         index, weight = _taps(mode, n, o, s, align_corners, shortcut=dims == 2)
         axes.append((index, weight, _dense(index, weight, n)))
-    return Interpolate.apply(x, axes=tuple(axes))
+    nearest = mode in ("nearest", "nearest-exact") and dims == 3
+    return Interpolate.apply(x, axes=tuple(axes), nearest=nearest)
 
 
 def upsample(input: Tensor, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
