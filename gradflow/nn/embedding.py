@@ -28,10 +28,11 @@ class Embedding(Module):
 
     weight starts from N(0, 1) as in PyTorch; the row at `padding_idx` starts at zero and gets
     no gradient. ``scale_grad_by_freq=True`` divides each row's gradient by how often the row
-    occurs in the batch's indices. PyTorch's signature; ``max_norm`` (renormalizing rows in
-    place during the lookup) and ``sparse=True`` (sparse gradients) are refused with a
-    NotImplementedError. ``_weight`` starts the table from a given tensor (shared, not copied)
-    and ``_freeze=True`` leaves it without a gradient, as in :meth:`from_pretrained`.
+    occurs in the batch's indices. ``max_norm`` rescales, in place, the rows a lookup picks
+    whose ``norm_type`` norm exceeds it. PyTorch's signature; ``sparse=True`` (sparse
+    gradients) is refused with a NotImplementedError. ``_weight`` starts the table from a given
+    tensor (shared, not copied) and ``_freeze=True`` leaves it without a gradient, as in
+    :meth:`from_pretrained`.
     """
 
     def __init__(
@@ -58,12 +59,6 @@ class Embedding(Module):
                     f"{type(padding_idx).__name__} {padding_idx!r}"
                 )
             padding_idx = _row_index("Embedding", padding_idx, num_embeddings)
-        if max_norm is not None:
-            raise NotImplementedError(
-                f"Embedding: max_norm={max_norm!r} is not supported (it renormalizes weight "
-                "rows in place during the lookup); pass max_norm=None and renormalize the "
-                "weight yourself under gradflow.no_grad() if you need it"
-            )
         if sparse:
             raise NotImplementedError(
                 "Embedding: sparse=True is not supported (gradflow has no sparse gradients); "
@@ -137,13 +132,16 @@ class Embedding(Module):
 
     def forward(self, indices: Tensor) -> Tensor:
         return embedding_ops.embedding(
-            indices, self.weight, self.padding_idx, scale_grad_by_freq=self.scale_grad_by_freq
-        )
+            indices, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+            self.scale_grad_by_freq,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         text = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             text += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            text += f", max_norm={self.max_norm}"
         if self.norm_type != 2:
             text += f", norm_type={self.norm_type}"
         if self.scale_grad_by_freq:
@@ -158,7 +156,8 @@ class EmbeddingBag(Module):
     forward(input, offsets=None, per_sample_weights=None): input 2-D (B, N) is B bags of N
     indices; 1-D input needs offsets, each bag's start. weight starts from N(0, 1); the row at
     `padding_idx` starts at zero, is left out of every bag and gets no gradient.
-    ``max_norm`` and ``sparse=True`` are refused with a NotImplementedError, as in Embedding.
+    ``max_norm`` rescales the rows a lookup picks, as in Embedding; ``sparse=True`` is refused
+    with a NotImplementedError.
     """
 
     def __init__(
@@ -183,11 +182,6 @@ class EmbeddingBag(Module):
             raise ValueError(f"EmbeddingBag: mode has to be one of sum, mean or max, got {mode!r}")
         if padding_idx is not None:
             padding_idx = _row_index("EmbeddingBag", padding_idx, num_embeddings)
-        if max_norm is not None:
-            raise NotImplementedError(
-                f"EmbeddingBag: max_norm={max_norm!r} is not supported (it renormalizes weight "
-                "rows in place during the lookup); pass max_norm=None"
-            )
         if sparse:
             raise NotImplementedError(
                 "EmbeddingBag: sparse=True is not supported (gradflow has no sparse "
@@ -255,6 +249,8 @@ class EmbeddingBag(Module):
 
     def extra_repr(self) -> str:
         text = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.max_norm is not None:
+            text += f", max_norm={self.max_norm}"
         if self.norm_type != 2:
             text += f", norm_type={self.norm_type}"
         if self.scale_grad_by_freq:

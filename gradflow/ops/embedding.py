@@ -7,12 +7,15 @@ output gradient's rows, so repeated indices add up; the row at padding_idx gets 
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import numpy
 
+from gradflow.autograd import versions as _versions
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module, is_cuda_array
+from gradflow.backend import compiled, get_array_module, is_cuda_array
 from gradflow.ops.indexing import _add_at
 from gradflow.ops.indexing import _add_rows as _scatter_add_rows  # shared with x[idx], gather
 from gradflow.tensor import Tensor
@@ -50,7 +53,10 @@ class EmbeddingFunction(Function):
         if self.scale_grad_by_freq:
             g2 = g2 / _row_counts(rows, self.weight_shape[0], g.dtype)[rows][:, None]
         gw = xp.zeros(self.weight_shape, g.dtype)
-        _scatter_add_rows(gw, rows, g2)
+        if (loops := compiled.loops(gw, g2)) is not None and rows.dtype.kind in "iu":
+            loops.add_rows(gw, rows, g2)  # one pass, the bits of numpy.add.at's index order
+        else:
+            _scatter_add_rows(gw, rows, g2)
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0
         return None, gw
@@ -115,18 +121,13 @@ def embedding(
     The weight gradient adds up the output gradient of every position that picked a row;
     the row at padding_idx (negative counts from the end) gets a zero gradient, and
     scale_grad_by_freq divides each row's gradient by how often the row occurs in input.
-    max_norm (renormalizing rows in place) and sparse gradients are not supported.
+    max_norm rescales, in place and outside the graph, each row input picks whose norm_type
+    norm exceeds it to that norm (embedding_renorm_). Sparse gradients are not supported.
 
     >>> weight = gradflow.randn(10, 3, requires_grad=True)
     >>> tuple(embedding(gradflow.tensor([[1, 2], [4, 1]]), weight).shape)
     (2, 2, 3)
     """
-    if max_norm is not None:
-        raise NotImplementedError(
-            f"embedding: max_norm={max_norm} is not supported (it renormalizes weight rows in "
-            "place during the lookup); pass max_norm=None and renormalize the weight yourself "
-            "under gradflow.no_grad() if you need it"
-        )
     if sparse:
         raise NotImplementedError(
             "embedding: sparse=True is not supported (gradflow has no sparse gradients); pass "
@@ -166,9 +167,45 @@ def embedding(
                 f"{num_rows} rows; expected in [{-num_rows}, {num_rows})"
             )
         padding_idx = int(padding_idx) % num_rows
+    if max_norm is not None:
+        embedding_renorm_(weight, input, max_norm, norm_type)
     return EmbeddingFunction.apply(
         input, weight, padding_idx=padding_idx, scale_grad_by_freq=bool(scale_grad_by_freq)
     )
+
+
+def embedding_renorm_(weight: Tensor, input: Tensor, max_norm: float, norm_type: float) -> Tensor:
+    """Rescale in place each row of weight that input picks and whose norm_type norm exceeds
+    max_norm, to max_norm / (norm + 1e-7) times itself (torch.embedding_renorm_: outside the
+    graph, the weight's version bumped, so a graph that saved the old rows refuses to run
+    backward). Returns weight."""
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
+        raise TypeError(f"embedding: max_norm must be a number, got {type(max_norm).__name__}")
+    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real):
+        raise TypeError(f"embedding: norm_type must be a number, got {type(norm_type).__name__}")
+    if input.numel() == 0:
+        return weight
+    xp = get_array_module(weight.array)
+    w = weight.array
+    rows = xp.unique(input.array.reshape(-1))
+    picked = w[rows].astype(xp.float64) if w.dtype != xp.float64 else w[rows]
+    p = float(norm_type)
+    size = xp.abs(picked)
+    if p == math.inf:
+        norms = size.max(axis=1)
+    elif p == 1:
+        norms = size.sum(axis=1)
+    elif p == 2:
+        norms = xp.sqrt((picked * picked).sum(axis=1))
+    else:
+        norms = (size**p).sum(axis=1) ** (1 / p)
+    over = norms > max_norm
+    if bool(over.any()):
+        rows, norms = rows[over], norms[over]
+        scale = (max_norm / (norms + 1e-7)).astype(w.dtype)
+        w[rows] *= scale[:, None]
+        _versions.bump(w)
+    return weight
 
 
 def _check_range(input: Tensor, num_rows: int) -> None:
@@ -449,11 +486,6 @@ def embedding_bag(
     """
     if mode not in _BAG_MODES:
         raise ValueError(f"embedding_bag: mode has to be one of sum, mean or max, got {mode!r}")
-    if max_norm is not None:
-        raise NotImplementedError(
-            f"embedding_bag: max_norm={max_norm} is not supported (it renormalizes weight rows "
-            "in place during the lookup); pass max_norm=None"
-        )
     if sparse:
         raise NotImplementedError(
             "embedding_bag: sparse=True is not supported (gradflow has no sparse gradients); "
@@ -530,6 +562,8 @@ def embedding_bag(
         )
     num_rows = weight.shape[0]
     _check_range(input, num_rows)
+    if max_norm is not None:
+        embedding_renorm_(weight, input, max_norm, norm_type)
     flat = input.array.reshape(-1).astype(xp.int64)
     keep = bags < num_bags  # positions after the last bag's end (include_last_offset) drop
     if padding_idx is not None:

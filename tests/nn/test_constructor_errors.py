@@ -230,8 +230,6 @@ def test_embedding_scale_grad_by_freq_matches_torch():
 def test_embedding_refuses_what_it_does_not_implement_by_name():
     with pytest.raises(NotImplementedError, match=r"^Embedding: sparse=True is not supported"):
         nn.Embedding(4, 2, sparse=True)
-    with pytest.raises(NotImplementedError, match=r"^Embedding: max_norm=1.0 is not supported"):
-        nn.Embedding(4, 2, max_norm=1.0)
     with pytest.raises(TypeError, match=r"^Embedding: scale_grad_by_freq must be a bool, got"):
         nn.Embedding(4, 2, scale_grad_by_freq="yes")
     with pytest.raises(TypeError, match=r"^Embedding: padding_idx must be an int or None, got"):

@@ -188,10 +188,10 @@ EMBEDDING_ERRORS = {
         r"embedding: padding_idx=5 is out of range for weight with 5 rows; expected in "
         r"\[-5, 5\)",
     ),
-    "max_norm": (
-        lambda w: embedding(cpu([0]), w, max_norm=1.0),
-        NotImplementedError,
-        r"embedding: max_norm=1.0 is not supported",
+    "max_norm type": (
+        lambda w: embedding(cpu([0]), w, max_norm="1"),
+        TypeError,
+        r"embedding: max_norm must be a number, got str",
     ),
     "sparse": (
         lambda w: embedding(cpu([0]), w, sparse=True),
@@ -214,3 +214,45 @@ def test_embedding_empty_indices(device, rng):
     assert y.shape == (0, 2, 3)
     y.sum().backward()
     assert not host(weight.grad).any()
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
+def test_max_norm_renormalizes_the_picked_rows_as_torch(norm_type):
+    torch = pytest.importorskip("torch")
+    rng = numpy.random.default_rng(3)
+    table = rng.standard_normal((6, 4)) * 2
+    indices = numpy.array([[0, 2], [2, 5]])
+    ours = gradflow.nn.Embedding(6, 4, max_norm=1.5, norm_type=norm_type,
+                                 _weight=gradflow.tensor(table))  # fmt: skip
+    theirs = torch.nn.Embedding(6, 4, max_norm=1.5, norm_type=norm_type,
+                                _weight=torch.tensor(table))  # fmt: skip
+    out, ref = ours(gradflow.tensor(indices)), theirs(torch.tensor(indices))
+    numpy.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
+    # the picked rows were rescaled in place, the others (1, 3, 4) kept
+    numpy.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(),
+                                  rtol=1e-12)  # fmt: skip
+    assert numpy.array_equal(ours.weight.detach().numpy()[[1, 3, 4]], table[[1, 3, 4]])
+    g = rng.standard_normal(out.shape)
+    out.backward(gradflow.tensor(g))
+    ref.backward(torch.tensor(g))
+    numpy.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy())
+    assert "max_norm=1.5" in repr(ours)
+
+
+def test_max_norm_without_torch_and_in_bags():
+    table = numpy.array([[3.0, 4.0], [0.3, 0.4], [0.0, 10.0]])
+    weight = gradflow.tensor(table.copy(), requires_grad=True)
+    version = weight._version
+    out = gradflow.nn.functional.embedding(gradflow.tensor([0, 1, 0]), weight, max_norm=1.0)
+    assert weight._version > version  # rescaled in place: a graph holding the old rows knows
+    numpy.testing.assert_allclose(weight.detach().numpy()[0], [0.6, 0.8], rtol=1e-6)
+    assert numpy.array_equal(weight.detach().numpy()[1:], table[1:])  # under the norm, unpicked
+    numpy.testing.assert_allclose(out.detach().numpy()[2], [0.6, 0.8], rtol=1e-6)
+    bag = gradflow.nn.EmbeddingBag(3, 2, max_norm=2.0, mode="sum",
+                                   _weight=gradflow.tensor(table.copy()))  # fmt: skip
+    summed = bag(gradflow.tensor([[2, 1]]))
+    numpy.testing.assert_allclose(summed.detach().numpy(), [[0.3, 2.4]], rtol=1e-6)
+    assert "max_norm=2.0" in repr(bag)
+    empty = gradflow.tensor(table.copy())
+    gradflow.nn.functional.embedding(gradflow.tensor([], dtype=gradflow.int64), empty, max_norm=0.1)
+    assert numpy.array_equal(empty.numpy(), table)
