@@ -1,8 +1,9 @@
 """gradflow.linalg: the ``torch.linalg`` names gradflow has: norms, products, inv, det, slogdet,
-solve, cholesky.
+solve, cholesky, qr, eigh, eigvalsh, svd, svdvals, pinv, matrix_rank, cond, lstsq,
+matrix_power, matrix_exp, solve_triangular, lu, lu_factor, lu_solve.
 
-The other decompositions (svd, eigh, qr, pinv, matrix_exp, ...) are not implemented: their
-names raise an AttributeError saying so.
+The others (eig, eigvals, ...) are not implemented: their names raise
+an AttributeError saying so.
 """
 
 from __future__ import annotations
@@ -17,38 +18,58 @@ from gradflow.ops.einsum import linalg_cross as cross
 from gradflow.ops.linalg import matmul, multi_dot, vecdot
 from gradflow.ops.norms import linalg_norm as norm
 from gradflow.ops.norms import matrix_norm, vector_norm
+from gradflow.ops.spectral import (
+    cond,
+    eigh,
+    eigvalsh,
+    lstsq,
+    lu,
+    lu_factor,
+    lu_solve,
+    matrix_exp,
+    matrix_power,
+    matrix_rank,
+    pinv,
+    qr,
+    solve_triangular,
+    svd,
+    svdvals,
+)
 
 __all__ = [
     "cholesky",
+    "cond",
     "cross",
     "det",
+    "eigh",
+    "eigvalsh",
     "inv",
+    "lstsq",
+    "lu",
+    "lu_factor",
+    "lu_solve",
     "matmul",
+    "matrix_exp",
     "matrix_norm",
+    "matrix_power",
+    "matrix_rank",
     "multi_dot",
     "norm",
+    "pinv",
+    "qr",
     "slogdet",
     "solve",
+    "solve_triangular",
+    "svd",
+    "svdvals",
     "vecdot",
     "vector_norm",
 ]
 
 _NOT_IMPLEMENTED = frozenset(
     {
-        "cond",
         "eig",
-        "eigh",
         "eigvals",
-        "eigvalsh",
-        "lstsq",
-        "lu",
-        "matrix_exp",
-        "matrix_power",
-        "matrix_rank",
-        "pinv",
-        "qr",
-        "svd",
-        "svdvals",
     }
 )
 

@@ -136,7 +136,9 @@ def _wrap_one(r: Any, inputs: tuple[ndarray, ...], wrote: list[bool]) -> Any:
         wrote[0] = True
         return _new(np.asarray(r))
     if isinstance(r, tuple | list):
-        return type(r)(_wrap_one(v, inputs, wrote) for v in r)
+        # NumPy's named results (QRResult, SVDResult, EighResult) as CuPy's plain tuples
+        kind = tuple if isinstance(r, tuple) else list
+        return kind(_wrap_one(v, inputs, wrote) for v in r)
     return r
 
 
