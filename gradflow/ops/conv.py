@@ -301,6 +301,46 @@ def _memory_errors_named(node: Any, phase: str, x_shape: tuple, window: Window, 
         ) from error
 
 
+# The samples per piece of conv_transpose2d's backward on the CPU: dY's columns, kh*kw*C per
+# pixel of dY, are at most this many times dY itself, and at least SHARED_TILE_MIN_BYTES. In
+# one piece they are the step's largest array: 8 MiB for dY of (16, 32, 32, 32) with a 4x4
+# kernel of stride 2, a peak of 12.3 MiB against torch's 6.1; in pieces of half dY's size,
+# 5.9 MiB, each piece's columns still serving both gradients (16.3 against 16.4-18.2 ms on a
+# loaded machine; pieces of dY's size peaked at 8.1 MiB).
+SHARED_TILE_RATIO, SHARED_TILE_MIN_BYTES = 0.5, 1 << 20
+
+
+def _shared_tile_samples(g4: Any, w_shape: tuple, window: Window, groups: int) -> int | None:
+    """Samples per piece for conv_transpose2d's backward by _transposed_grads_by_samples, or
+    None to keep one piece (its columns under the cap, or a route without columns)."""
+    if type(g4) is not numpy.ndarray or _without_columns(g4, w_shape, window, groups):
+        return None
+    n = g4.shape[0]
+    per_sample = _workspace_bytes((1, *g4.shape[1:]), window, g4.itemsize)
+    cap = max(int(SHARED_TILE_RATIO * g4.nbytes), SHARED_TILE_MIN_BYTES)
+    if n * per_sample <= cap or n == 1:
+        return None
+    return max(1, cap // per_sample)
+
+
+def _transposed_grads_by_samples(
+    g4: Any, x4: Any, w4: Any, window: Window, groups: int, step: int
+) -> tuple[Any, Any]:
+    """conv_transpose2d's (dx, dW) in pieces of `step` samples, each piece's dY columns built
+    once for both: dx is the conv of dY, dW its weight gradient against x."""
+    n = g4.shape[0]
+    dx = numpy.empty((n, w4.shape[0], *window.out), dtype=g4.dtype)
+    dw = None
+    for i in range(0, n, step):
+        part = slice(i, min(i + step, n))
+        with shared_columns():
+            dx[part] = _forward_gemm(g4[part], w4, None, window, groups)
+            piece = _weight_grad_gemm(_channel_major(x4[part]), g4[part], window, groups,
+                                      w4.shape)  # fmt: skip
+        dw = piece if dw is None else dw.__iadd__(piece)
+    return dx, dw
+
+
 # ---- the ops -------------------------------------------------------------------------------
 
 
@@ -419,6 +459,15 @@ class ConvTranspose2dFunction(Function):
         dx = dw = None
         # both gradients read dY's columns: built once when they fit the workspace in one piece
         shared = all(need[:2]) and _tiles(op, s.out4, self.window, g.dtype) is None
+        step = _shared_tile_samples(g4, s.w4, self.window, self.groups) if shared else None
+        if step is not None:
+            with _memory_errors_named(self, "backward", s.out4, self.window, g.dtype):
+                dx, dw = _transposed_grads_by_samples(
+                    g4, x.reshape(s.x4), weight.reshape(s.w4), self.window, self.groups, step
+                )
+            if len(need) == 2:
+                return dx.reshape(s.x), dw.reshape(s.w)
+            return dx.reshape(s.x), dw.reshape(s.w), g4.sum(axis=(0, 2, 3)) if need[2] else None
         with (
             _memory_errors_named(self, "backward", s.out4, self.window, g.dtype),
             shared_columns() if shared else contextlib.nullcontext(),

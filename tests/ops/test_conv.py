@@ -453,3 +453,34 @@ def test_conv_transpose2d_backward_builds_dys_columns_once(monkeypatch):
     assert builds_apart == 2
     numpy.testing.assert_allclose(dx, dx_apart, rtol=1e-5, atol=1e-5)
     numpy.testing.assert_allclose(dw, dw_apart, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_transpose2d_backward_in_pieces_of_samples(monkeypatch):
+    """conv_transpose2d's CPU backward builds dY's columns per piece of samples, each piece's
+    serving both gradients, so the columns stay within half of dY's size (torch's peak): the
+    same gradients as one piece."""
+    from gradflow.ops import conv as conv_module
+
+    rng = numpy.random.default_rng(7)
+    x = rng.standard_normal((5, 8, 6, 6)).astype(numpy.float32)
+    w = rng.standard_normal((8, 6, 4, 4)).astype(numpy.float32)
+    g = rng.standard_normal((5, 6, 12, 12)).astype(numpy.float32)
+
+    def grads():
+        xt, wt = gf.tensor(x, requires_grad=True), gf.tensor(w, requires_grad=True)
+        conv_transpose2d(xt, wt, stride=2, padding=1).backward(gf.tensor(g))
+        return xt.grad.numpy(), wt.grad.numpy()
+
+    pieces = []
+    real = conv_module._transposed_grads_by_samples
+    monkeypatch.setattr(conv_module, "SHARED_TILE_MIN_BYTES", 1)
+    monkeypatch.setattr(conv_module, "_transposed_grads_by_samples",
+                        lambda *a: pieces.append(a[-1]) or real(*a))  # fmt: skip
+    split = grads()
+    # columns per sample: 6 channels * 16 taps * 36 pixels, over half of dY per sample (432)
+    assert pieces == [1]
+    monkeypatch.setattr(conv_module, "SHARED_TILE_RATIO", 100)
+    whole = grads()
+    assert len(pieces) == 1  # the second run took one piece
+    for a, b in zip(split, whole, strict=True):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
