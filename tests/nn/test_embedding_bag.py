@@ -151,8 +151,8 @@ def test_embedding_bag_errors():
         F.embedding_bag(gf.tensor([1, 7]), weight, gf.tensor([0]))
     with pytest.raises(ValueError, match="padding_idx=6 is out of range for weight with 6 rows"):
         F.embedding_bag(indices, weight, offsets, padding_idx=6)
-    with pytest.raises(NotImplementedError, match="max_norm=1.0 is not supported"):
-        F.embedding_bag(indices, weight, offsets, max_norm=1.0)
+    with pytest.raises(TypeError, match="max_norm must be a number"):
+        F.embedding_bag(indices, weight, offsets, max_norm=[1.0])
     with pytest.raises(NotImplementedError, match="sparse=True is not supported"):
         F.embedding_bag(indices, weight, offsets, sparse=True)
     with pytest.raises(ValueError, match="EmbeddingBag: mode has to be one of sum, mean or max"):
