@@ -16,6 +16,7 @@ from gradflow.ops.decompositions import linalg_inv as inv
 from gradflow.ops.decompositions import linalg_slogdet as slogdet
 from gradflow.ops.einsum import linalg_cross as cross
 from gradflow.ops.linalg import matmul, multi_dot, vecdot
+from gradflow.ops.matrix_functions import matrix_exp, matrix_power
 from gradflow.ops.norms import linalg_norm as norm
 from gradflow.ops.norms import matrix_norm, vector_norm
 from gradflow.ops.spectral import (
@@ -23,18 +24,13 @@ from gradflow.ops.spectral import (
     eigh,
     eigvalsh,
     lstsq,
-    lu,
-    lu_factor,
-    lu_solve,
-    matrix_exp,
-    matrix_power,
     matrix_rank,
     pinv,
     qr,
-    solve_triangular,
     svd,
     svdvals,
 )
+from gradflow.ops.triangular import lu, lu_factor, lu_solve, solve_triangular
 
 __all__ = [
     "cholesky",

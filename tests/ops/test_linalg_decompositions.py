@@ -1,8 +1,9 @@
 """qr, eigh/eigvalsh, svd/svdvals, pinv/pinverse, matrix_rank, cond, lstsq, matrix_power,
-matrix_exp, solve_triangular/triangular_solve (gradflow/ops/spectral.py): values and gradients
-against torch autograd (float64, batched, losses touching every output through quantities that
-do not depend on the sign of eigen/singular vectors), double backward, finite differences,
-torch-free identities (reconstruction, orthogonality, Penrose conditions), errors and edges."""
+matrix_exp, solve_triangular/triangular_solve, lu (gradflow/ops/spectral.py, matrix_functions.py,
+triangular.py): values and gradients against torch autograd (float64, batched, losses touching
+every output through quantities that do not depend on the sign of eigen/singular vectors),
+double backward, finite differences, torch-free identities (reconstruction, orthogonality,
+Penrose conditions), errors and edges."""
 
 import math
 
