@@ -72,18 +72,22 @@ DISPATCHED = {
     ("torch", "randint"): ("high", "size"),
     # randint_like(input, high) and (input, low, high): one number is the high bound
     ("torch", "randint_like"): ("high",),
+    # isin(elements, test_element) and isin(element, test_elements): a number on one side takes
+    # the singular name; gradflow's positionals are elements, test_elements and take either
+    ("torch", "isin"): ("element", "test_element"),
 }
 
 # gradflow.compile(model, **options) takes every keyword (it returns the model unchanged):
 # checked by calling it with torch's keywords (test_compile_takes_torchs_keywords).
 BY_CALL = {("torch", "compile")}
 
-# torch.unique_consecutive is def unique_consecutive(*args, **kwargs) with no signature line in
-# its docstring: its parameters as its docstring's Args list them.
+# torch.unique_consecutive and torch.lu are def f(*args, **kwargs) with no signature line in
+# their docstrings: their parameters as their docstrings' Args list them.
 DOCUMENTED = {
     ("torch", "unique_consecutive"): [
         (["input", "return_inverse", "return_counts", "dim"], [], False),
     ],
+    ("torch", "lu"): [(["A", "pivot", "get_infos"], [], False)],
 }
 
 # Functions whose signatures don't match torch's yet (strict xfails: each fails now, and says
