@@ -58,8 +58,24 @@ from gradflow.nn.dropout import (
     FeatureAlphaDropout,
 )
 from gradflow.nn.embedding import Embedding, EmbeddingBag
+from gradflow.nn.extra_layers import LPPool3d, MultiLabelMarginLoss
 from gradflow.nn.flatten import Flatten, Unflatten
 from gradflow.nn.fold import Fold, Unfold
+from gradflow.nn.lazy import (
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyBatchNorm3d,
+    LazyConv1d,
+    LazyConv2d,
+    LazyConv3d,
+    LazyConvTranspose1d,
+    LazyConvTranspose2d,
+    LazyConvTranspose3d,
+    LazyInstanceNorm1d,
+    LazyInstanceNorm2d,
+    LazyInstanceNorm3d,
+    LazyLinear,
+)
 from gradflow.nn.linear import Bilinear, Identity, Linear
 from gradflow.nn.loss import (
     BCELoss,
@@ -113,7 +129,7 @@ from gradflow.nn.padding import (
     ZeroPad2d,
     ZeroPad3d,
 )
-from gradflow.nn.parameter import Parameter
+from gradflow.nn.parameter import Parameter, UninitializedBuffer, UninitializedParameter
 from gradflow.nn.pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -133,7 +149,7 @@ from gradflow.nn.pooling import (
     MaxUnpool2d,
     MaxUnpool3d,
 )
-from gradflow.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from gradflow.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from gradflow.nn.sync_batchnorm import SyncBatchNorm
 from gradflow.nn.transformer import (
     Transformer,
@@ -220,8 +236,22 @@ __all__ = [
     "L1Loss",
     "LPPool1d",
     "LPPool2d",
+    "LPPool3d",
     "LSTMCell",
     "LayerNorm",
+    "LazyBatchNorm1d",
+    "LazyBatchNorm2d",
+    "LazyBatchNorm3d",
+    "LazyConv1d",
+    "LazyConv2d",
+    "LazyConv3d",
+    "LazyConvTranspose1d",
+    "LazyConvTranspose2d",
+    "LazyConvTranspose3d",
+    "LazyInstanceNorm1d",
+    "LazyInstanceNorm2d",
+    "LazyInstanceNorm3d",
+    "LazyLinear",
     "LeakyReLU",
     "Linear",
     "LocalResponseNorm",
@@ -239,6 +269,7 @@ __all__ = [
     "Module",
     "ModuleDict",
     "ModuleList",
+    "MultiLabelMarginLoss",
     "MultiLabelSoftMarginLoss",
     "MultiMarginLoss",
     "MultiheadAttention",
@@ -252,7 +283,9 @@ __all__ = [
     "PixelUnshuffle",
     "PoissonNLLLoss",
     "RMSNorm",
+    "RNNBase",
     "RNNCell",
+    "RNNCellBase",
     "RReLU",
     "ReLU",
     "ReLU6",
@@ -286,6 +319,8 @@ __all__ = [
     "TripletMarginWithDistanceLoss",
     "Unflatten",
     "Unfold",
+    "UninitializedBuffer",
+    "UninitializedParameter",
     "Upsample",
     "UpsamplingBilinear2d",
     "UpsamplingNearest2d",

@@ -55,6 +55,7 @@ from gradflow.ops.dropout import (
 )
 from gradflow.ops.einsum import bilinear
 from gradflow.ops.embedding import embedding, embedding_bag
+from gradflow.ops.gumbel import gumbel_softmax
 from gradflow.ops.indexing import one_hot
 from gradflow.ops.linalg import linear
 from gradflow.ops.losses import (
@@ -76,6 +77,7 @@ from gradflow.ops.margin_losses import (
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+from gradflow.ops.multilabel_margin import multilabel_margin_loss
 from gradflow.ops.normalization import (
     batch_norm,
     group_norm,
@@ -87,6 +89,15 @@ from gradflow.ops.normalization import (
 from gradflow.ops.padding import pad
 from gradflow.ops.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from gradflow.ops.pooling3d import avg_pool3d, max_pool3d
+from gradflow.ops.pooling_aliases import (
+    adaptive_max_pool1d_with_indices,
+    adaptive_max_pool2d_with_indices,
+    adaptive_max_pool3d_with_indices,
+    lp_pool3d,
+    max_pool1d_with_indices,
+    max_pool2d_with_indices,
+    max_pool3d_with_indices,
+)
 from gradflow.ops.regression_losses import (
     gaussian_nll_loss,
     huber_loss,
@@ -108,6 +119,7 @@ from gradflow.ops.resample import (
     upsample_nearest,
 )
 from gradflow.ops.softmax import log_softmax, softmax
+from gradflow.ops.statistics import pdist
 from gradflow.ops.unary import gelu, sigmoid, softplus, tanh
 from gradflow.ops.unpooling import max_unpool1d, max_unpool2d, max_unpool3d
 
@@ -116,8 +128,11 @@ __all__ = [
     "adaptive_avg_pool2d",
     "adaptive_avg_pool3d",
     "adaptive_max_pool1d",
+    "adaptive_max_pool1d_with_indices",
     "adaptive_max_pool2d",
+    "adaptive_max_pool2d_with_indices",
     "adaptive_max_pool3d",
+    "adaptive_max_pool3d_with_indices",
     "affine_grid",
     "alpha_dropout",
     "avg_pool1d",
@@ -155,6 +170,7 @@ __all__ = [
     "glu",
     "grid_sample",
     "group_norm",
+    "gumbel_softmax",
     "hardshrink",
     "hardsigmoid",
     "hardswish",
@@ -175,22 +191,28 @@ __all__ = [
     "logsigmoid",
     "lp_pool1d",
     "lp_pool2d",
+    "lp_pool3d",
     "margin_ranking_loss",
     "max_pool1d",
+    "max_pool1d_with_indices",
     "max_pool2d",
+    "max_pool2d_with_indices",
     "max_pool3d",
+    "max_pool3d_with_indices",
     "max_unpool1d",
     "max_unpool2d",
     "max_unpool3d",
     "mish",
     "mse_loss",
     "multi_margin_loss",
+    "multilabel_margin_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
     "normalize",
     "one_hot",
     "pad",
     "pairwise_distance",
+    "pdist",
     "pixel_shuffle",
     "pixel_unshuffle",
     "poisson_nll_loss",

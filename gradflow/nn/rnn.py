@@ -33,7 +33,7 @@ from gradflow.nn.parameter import Parameter
 from gradflow.nn.utils.rnn import PackedSequence, packed_from_sorted, padded_sorted
 from gradflow.ops.dropout import dropout as dropout_op
 from gradflow.ops.indexing import index_select
-from gradflow.ops.rnn import CELLS, GATES, rnn_layer, sequence_lengths
+from gradflow.ops.rnn import CELLS, GATES, lstm_projected_layer, rnn_layer, sequence_lengths
 from gradflow.ops.shape import cat, squeeze, stack, transpose, unsqueeze
 from gradflow.tensor import Tensor
 
@@ -74,11 +74,33 @@ class _Recurrent(Module):
             )
 
 
+# torch.nn.RNNBase's mode names (its first argument) and ours.
+_TORCH_MODES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
+
+
 class RNNBase(_Recurrent):
     """The stack of layers shared by RNN, LSTM and GRU, with torch.nn.LSTM's and GRU's
-    constructor; see the module docstring."""
+    constructor; see the module docstring. As torch.nn.RNNBase it also takes the mode first,
+    ``RNNBase('LSTM', input_size, hidden_size, ...)`` ('LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'),
+    for subclasses written against torch."""
 
-    def __init__(
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        mode = kwargs.pop("mode", None)
+        if args and isinstance(args[0], str):
+            mode, args = args[0], args[1:]
+        if mode is not None:
+            if mode not in _TORCH_MODES:
+                raise ValueError(f"Unrecognized RNN mode: {mode}; expected one of "
+                                 f"{tuple(_TORCH_MODES)}")  # fmt: skip
+            self.mode = _TORCH_MODES[mode]
+        if not hasattr(self, "mode"):
+            raise TypeError(
+                "RNNBase: pass the mode first, RNNBase('LSTM', input_size, hidden_size, ...), "
+                "or use LSTM, GRU or RNN"
+            )
+        self._build(*args, **kwargs)
+
+    def _build(
         self,
         input_size: int,
         hidden_size: int,
@@ -87,11 +109,29 @@ class RNNBase(_Recurrent):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
         device: Any = None,
         dtype: Any = None,
     ) -> None:
         super().__init__(input_size, hidden_size)
         name = type(self).__name__
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+            raise TypeError(f"{name}: proj_size must be an int, got {proj_size!r}")
+        if proj_size < 0:
+            raise ValueError(
+                f"{name}: proj_size should be a positive integer or zero to disable "
+                f"projections, got {proj_size}"
+            )
+        if proj_size >= hidden_size:
+            raise ValueError(
+                f"{name}: proj_size has to be smaller than hidden_size, got proj_size="
+                f"{proj_size} and hidden_size={hidden_size}"
+            )
+        if proj_size and self.mode != "lstm":
+            raise ValueError(
+                f"{name}: proj_size argument is only supported for LSTM, not RNN or GRU"
+            )
+        self.proj_size = proj_size
         self.num_layers = _positive_int("num_layers", num_layers, name)
         if isinstance(dropout, bool) or not isinstance(dropout, int | float):
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
@@ -101,20 +141,23 @@ class RNNBase(_Recurrent):
             warnings.warn(
                 f"{name}: dropout={dropout} acts between layers, so with num_layers=1 it does "
                 "nothing",
-                stacklevel=2,
+                stacklevel=3,
             )
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         directions = 2 if bidirectional else 1
         width = GATES[self.mode] * hidden_size
+        out_size = proj_size or hidden_size  # the size of h (the layer's output per direction)
         self._weight_names: list[list[str]] = []
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * directions
+            layer_input = input_size if layer == 0 else out_size * directions
             for direction in range(directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = [("weight_ih", (width, layer_input)), ("weight_hh", (width, hidden_size))]
+                shapes = [("weight_ih", (width, layer_input)), ("weight_hh", (width, out_size))]
                 if bias:
                     shapes += [("bias_ih", (width,)), ("bias_hh", (width,))]
+                if proj_size:
+                    shapes.append(("weight_hr", (proj_size, hidden_size)))
                 for stem, shape in shapes:
                     p = Parameter(creation.empty(*shape, device=device, dtype=dtype))
                     setattr(self, stem + suffix, p)
@@ -126,13 +169,19 @@ class RNNBase(_Recurrent):
 
     def _weights(self, index: int) -> list:
         """weight_ih, weight_hh, bias_ih, bias_hh (None without bias) of layer*D + direction."""
-        weights = [getattr(self, n) for n in self._weight_names[index]]
+        names = self._weight_names[index]
+        weights = [getattr(self, n) for n in (names[:-1] if self.proj_size else names)]
         return weights if self.bias else [*weights, None, None]
+
+    def _projection(self, index: int) -> Any:
+        """weight_hr of layer*D + direction (LSTM with proj_size), else None."""
+        return getattr(self, self._weight_names[index][-1]) if self.proj_size else None
 
     def forward(self, input: Tensor, hx: Any = None, lengths: Any = None) -> tuple:
         """Run the stack over `input`: (T, B, input_size), (B, T, input_size) with
         batch_first, or unbatched (T, input_size). hx: h_0, or (h_0, c_0) for LSTM, each of
-        shape (num_layers * num_directions, B, hidden_size) ((.., hidden_size) unbatched).
+        shape (num_layers * num_directions, B, hidden_size) ((.., hidden_size) unbatched;
+        h_0 has proj_size features for an LSTM with proj_size > 0).
         Returns (output, h_n), or (output, (h_n, c_n)) for LSTM. A PackedSequence input
         (nn.utils.rnn) gives a PackedSequence output, as in PyTorch."""
         name = type(self).__name__
@@ -218,13 +267,16 @@ class RNNBase(_Recurrent):
         else:
             hx = [hx]
         layers = self.num_layers * (2 if self.bidirectional else 1)
-        expected = (layers, batch, self.hidden_size) if batched else (layers, self.hidden_size)
         states = []
         for label, state in zip(("h_0", "c_0"), hx):
+            size, size_name = self.hidden_size, "hidden_size"
+            if label == "h_0" and self.proj_size:
+                size, size_name = self.proj_size, "proj_size"
+            expected = (layers, batch, size) if batched else (layers, size)
             if not isinstance(state, Tensor) or tuple(state.shape) != expected:
                 raise ValueError(
                     f"{name}: expected {label} of shape {expected} (num_layers * "
-                    f"num_directions, {'batch, ' if batched else ''}hidden_size), got "
+                    f"num_directions, {'batch, ' if batched else ''}{size_name}), got "
                     f"{_shape(state)}; {read_as}"
                 )
             states.append(state if batched else unsqueeze(state, 1))
@@ -241,10 +293,16 @@ class RNNBase(_Recurrent):
                 index = layer * directions + direction
                 initial = [None if s is None else s[index] for s in states]
                 hx = tuple(initial) if self.mode == "lstm" else initial[0]
-                out, final = rnn_layer(
-                    x, hx, *self._weights(index), mode=self.mode, reverse=direction == 1,
-                    lengths=lengths,
-                )  # fmt: skip
+                if self.proj_size:
+                    out, final = lstm_projected_layer(
+                        x, hx, *self._weights(index), self._projection(index),
+                        reverse=direction == 1, lengths=lengths,
+                    )  # fmt: skip
+                else:
+                    out, final = rnn_layer(
+                        x, hx, *self._weights(index), mode=self.mode, reverse=direction == 1,
+                        lengths=lengths,
+                    )  # fmt: skip
                 outputs.append(out)
                 for kept, f in zip(finals, final if self.mode == "lstm" else (final,)):
                     kept.append(f)
@@ -255,6 +313,8 @@ class RNNBase(_Recurrent):
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            text += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
         if self.mode == "rnn_relu":
@@ -290,6 +350,8 @@ class RNN(RNNBase):
         bidirectional: bool = False,
         device: Any = None,
         dtype: Any = None,
+        *,
+        proj_size: int = 0,
     ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
@@ -297,15 +359,18 @@ class RNN(RNNBase):
         self.mode = f"rnn_{nonlinearity}"
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            device, dtype,
+            proj_size, device, dtype,
         )  # fmt: skip
 
 
 class LSTM(RNNBase):
     """Long short-term memory, gates i, f, g, o (PyTorch's formulas), stacked.
 
-    Arguments as torch.nn.LSTM (no proj_size). forward(input, hx=None, lengths=None), hx =
-    (h_0, c_0), returns (output, (h_n, c_n)).
+    Arguments as torch.nn.LSTM, proj_size included: with proj_size = P > 0 each layer
+    projects h_t = W_hr (o_t * tanh(c_t)) (weight_hr_l{k} of shape (P, hidden_size)), so h,
+    the output and the next layer's input have P features per direction while c keeps
+    hidden_size (that route runs step by step: ops/rnn.py lstm_projected_layer).
+    forward(input, hx=None, lengths=None), hx = (h_0, c_0), returns (output, (h_n, c_n)).
     """
 
     mode = "lstm"

@@ -575,6 +575,85 @@ def _recurrent(op, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, mode, reve
     return outputs
 
 
+def lstm_projected_layer(
+    input: Tensor,
+    hx: Any,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor | None,
+    bias_hh: Tensor | None,
+    weight_hr: Tensor,
+    *,
+    reverse: bool = False,
+    lengths: Any = None,
+) -> tuple:
+    """One LSTM layer and direction with a projection (torch.nn.LSTM's proj_size): the gates
+    and cell as in :func:`rnn_layer`, then ``h_t = (o_t * tanh(c_t)) @ weight_hr^T``.
+
+    input (T, B, I), weight_ih (4H, I), weight_hh (4H, P), biases (4H,) or None, weight_hr
+    (P, H); hx = (h0 (B, P), c0 (B, H)) or None. Returns (output (T, B, P), (h_n, c_n)).
+    Computed step by step with differentiable ops (the fused node has no projection), so it
+    runs on every device and has gradients of any order; ``lengths`` as in rnn_layer.
+    """
+    from gradflow.autograd.differentiable import const
+    from gradflow.ops import unary
+    from gradflow.ops.arithmetic import where
+    from gradflow.ops.shape import chunk, stack, unbind
+
+    op = "lstm_projected_layer"
+    if not isinstance(input, Tensor) or input.ndim != 3:
+        got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+        raise ValueError(f"{op}: input must be a (T, B, input_size) Tensor, got {got}")
+    steps, batch, n_in = input.shape
+    if steps == 0:
+        raise ValueError(f"{op}: input has shape {tuple(input.shape)}; the sequence is empty (T=0)")
+    if not isinstance(weight_hr, Tensor) or weight_hr.ndim != 2:
+        raise ValueError(f"{op}: weight_hr must be a 2-D Tensor (proj_size, hidden_size)")
+    proj, hidden = weight_hr.shape
+    _check_tensor(op, "weight_hh", weight_hh, (4 * hidden, proj), "(4*hidden, proj_size)")
+    _check_tensor(op, "weight_ih", weight_ih, (4 * hidden, n_in), "(4*hidden, input features)")
+    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if bias is not None:
+            _check_tensor(op, name, bias, (4 * hidden,), "(4*hidden,)")
+    h, c = hx if hx is not None else (None, None)
+    if h is None:
+        h = input.new_zeros(batch, proj)
+    if c is None:
+        c = input.new_zeros(batch, hidden)
+    _check_tensor(op, "h0", h, (batch, proj), "(batch, proj_size)")
+    _check_tensor(op, "c0", c, (batch, hidden), "(batch, hidden_size)")
+    active = None
+    if lengths is not None:
+        host = sequence_lengths(lengths, batch, steps, op)
+        if int(host.min()) < steps:
+            xp = get_array_module(input.array)
+            if is_cuda_array(input.array):
+                with input.array.device:
+                    active = xp.asarray(host)
+            else:
+                active = host
+    xw = input @ weight_ih.transpose(0, 1)
+    if bias_ih is not None:
+        xw = xw + bias_ih
+    if bias_hh is not None:
+        xw = xw + bias_hh
+    xw = unbind(xw, 0)
+    w_hh_t, w_hr_t = weight_hh.transpose(0, 1), weight_hr.transpose(0, 1)
+    outputs: list = [None] * steps
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
+        i, f, g, o = chunk(xw[t] + h @ w_hh_t, 4, 1)
+        c_new = unary.sigmoid(f) * c + unary.sigmoid(i) * unary.tanh(g)
+        h_new = (unary.sigmoid(o) * unary.tanh(c_new)) @ w_hr_t
+        if active is None or int(host.min()) > t:
+            outputs[t], h, c = h_new, h_new, c_new
+            continue
+        running = (active > t)[:, None]  # (B, 1): step t still runs for sequence b
+        outputs[t] = h_new * const(running.astype(h_new.dtype))
+        keep = const(running)
+        h, c = where(keep, h_new, h), where(keep, c_new, c)
+    return stack(outputs, 0), (h, c)
+
+
 def _cell(mode: str, input: Tensor, hx: Any, w_ih, w_hh, b_ih, b_hh) -> Any:
     """One step of `mode`: a one-step rnn_layer whose errors and node name `{mode}_cell`."""
     op = f"{mode}_cell"

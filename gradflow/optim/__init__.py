@@ -11,6 +11,7 @@ sched.step()
 
 from gradflow.optim import lr_scheduler
 from gradflow.optim.adadelta import Adadelta
+from gradflow.optim.adafactor import Adafactor
 from gradflow.optim.adagrad import Adagrad
 from gradflow.optim.adam import Adam, AdamW
 from gradflow.optim.adamax import Adamax
@@ -20,6 +21,7 @@ from gradflow.optim.nadam import NAdam
 from gradflow.optim.optimizer import Optimizer
 from gradflow.optim.radam import RAdam
 from gradflow.optim.rmsprop import RMSprop
+from gradflow.optim.rprop import Rprop
 from gradflow.optim.sgd import SGD
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "LBFGS",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -35,6 +38,7 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "lr_scheduler",
     "swa_utils",
 ]
