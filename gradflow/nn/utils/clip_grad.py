@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import types
+import warnings
 from collections.abc import Iterable
 
 import numpy
@@ -32,6 +34,14 @@ def clip_grad_norm_(
     GPU the scale is applied without a host synchronization. `foreach` (PyTorch's choice of
     its multi-tensor kernels) changes nothing here.
     """
+    if not isinstance(parameters, Tensor):
+        is_generator = isinstance(parameters, types.GeneratorType)
+        parameters = list(parameters)
+        if is_generator and not parameters:
+            warnings.warn(
+                "`parameters` is an empty generator, no gradient clipping will occur.",
+                stacklevel=2,
+            )
     grads = _grads(parameters)
     norm_type = float(norm_type)
     if not grads:
@@ -55,6 +65,77 @@ def clip_grad_norm_(
     for g in grads:
         g *= scale.astype(g.dtype)
     return Tensor._wrap(xp.asarray(total))
+
+
+def get_total_norm(
+    tensors: Tensor | Iterable[Tensor],
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
+) -> Tensor:
+    """The `norm_type` norm of all `tensors` together, as if concatenated into one vector
+    (PyTorch's first half of clip_grad_norm_; pass the gradients). `foreach` changes nothing
+    here."""
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    arrays = [t.array for t in tensors if t is not None]
+    norm_type = float(norm_type)
+    if not arrays:
+        return Tensor._wrap(numpy.zeros((), dtype=numpy.float32))
+    xp = get_array_module(arrays[0])
+    if len({device_of(a) for a in arrays}) > 1:
+        raise ValueError("get_total_norm: the tensors live on more than one device")
+    if norm_type == math.inf:
+        norms = [xp.abs(a).max() if a.size else xp.zeros((), a.dtype) for a in arrays]
+        total = xp.stack([n.astype(arrays[0].dtype) for n in norms]).max()
+    elif norm_type == -math.inf:
+        norms = [xp.abs(a).min() if a.size else xp.asarray(xp.inf, a.dtype) for a in arrays]
+        total = xp.stack([n.astype(arrays[0].dtype) for n in norms]).min()
+    else:
+        norms = xp.stack([_vector_norm(xp, a, norm_type) for a in arrays])
+        total = _vector_norm(xp, norms, norm_type)
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients from `parameters` is "
+            "non-finite, so it cannot be clipped. To disable this error and scale the "
+            "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`"
+        )
+    return Tensor._wrap(xp.asarray(total))
+
+
+def clip_grads_with_norm_(
+    parameters: Tensor | Iterable[Tensor],
+    max_norm: float,
+    total_norm: Tensor,
+    foreach: bool | None = None,
+) -> None:
+    """Scale every gradient by min(1, max_norm / (total_norm + 1e-6)), in place (PyTorch's
+    second half of clip_grad_norm_, with a norm from get_total_norm)."""
+    grads = _grads(parameters)
+    if not grads:
+        return
+    max_norm = float(max_norm)
+    xp = get_array_module(grads[0])
+    total = total_norm.array if isinstance(total_norm, Tensor) else xp.asarray(total_norm)
+    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)
+    for g in grads:
+        g *= scale.astype(g.dtype)
+
+
+def clip_grad_norm(
+    parameters: Tensor | Iterable[Tensor],
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
+) -> Tensor:
+    """Deprecated alias of clip_grad_norm_ (a FutureWarning, as in PyTorch)."""
+    warnings.warn(
+        "`torch.nn.utils.clip_grad_norm` is now deprecated in favor of "
+        "`torch.nn.utils.clip_grad_norm_`.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
 
 
 def _vector_norm(xp, g, p: float):
