@@ -144,6 +144,7 @@ from gradflow.ops.arithmetic import (
     logical_and,
     logical_not,
     logical_or,
+    logical_xor,
     lt,
     maximum,
     minimum,
@@ -159,6 +160,26 @@ from gradflow.ops.arithmetic import (
     true_divide,
     where,
 )
+from gradflow.ops.construction import (
+    as_strided,
+    block_diag,
+    cartesian_prod,
+    combinations,
+    diagflat,
+    diagonal_scatter,
+    index_reduce,
+    narrow_copy,
+    negative,
+    range,  # torch.range (deprecated there: end inclusive)
+    ravel,
+    select_scatter,
+    slice_scatter,
+    t,
+    tril_indices,
+    triu_indices,
+    unravel_index,
+    vander,
+)
 from gradflow.ops.conversion import clone
 from gradflow.ops.decompositions import cholesky, det, logdet, slogdet
 from gradflow.ops.decompositions import inv as inverse
@@ -170,8 +191,10 @@ from gradflow.ops.diagonals import (
     tril,
     triu,
 )
+from gradflow.ops.differences import cumulative_trapezoid, diff, gradient, trapezoid, trapz
 from gradflow.ops.distance import cdist, cosine_similarity, pairwise_distance
 from gradflow.ops.einsum import cross, einsum, inner, kron, tensordot
+from gradflow.ops.gamma import digamma, igamma, igammac, lgamma, mvlgamma, polygamma
 from gradflow.ops.indexing import (
     gather,
     index_select,
@@ -195,7 +218,28 @@ from gradflow.ops.linalg import (
     outer,
     vdot,
 )
+from gradflow.ops.matrix_functions import matrix_exp
+from gradflow.ops.matrix_functions import matrix_power_legacy as matrix_power
 from gradflow.ops.norms import norm
+from gradflow.ops.pointwise_extras import (
+    bitwise_and,
+    bitwise_left_shift,
+    bitwise_not,
+    bitwise_or,
+    bitwise_right_shift,
+    bitwise_xor,
+    fmax,
+    fmin,
+    frexp,
+    gcd,
+    heaviside,
+    isin,
+    isreal,
+    lcm,
+    ldexp,
+    logaddexp2,
+    nextafter,
+)
 from gradflow.ops.pointwise_math import (
     addcdiv,
     addcmul,
@@ -313,6 +357,10 @@ from gradflow.ops.sorting import (
     unique_consecutive,
 )
 from gradflow.ops.special import erf, erfc, erfinv
+from gradflow.ops.special_functions import i0, sinc
+from gradflow.ops.spectral import pinverse
+from gradflow.ops.spectral import qr_legacy as qr
+from gradflow.ops.spectral import svd_legacy as svd
 from gradflow.ops.stacking import (
     atleast_1d,
     atleast_2d,
@@ -328,6 +376,20 @@ from gradflow.ops.stacking import (
     vsplit,
     vstack,
 )
+from gradflow.ops.statistics import (
+    corrcoef,
+    cov,
+    dist,
+    histogram,
+    nanmedian,
+    nanquantile,
+    pdist,
+    renorm,
+)
+from gradflow.ops.tensor_extras import cholesky_inverse, cholesky_solve
+from gradflow.ops.triangular import lu_legacy as lu
+from gradflow.ops.triangular import lu_solve_legacy as lu_solve
+from gradflow.ops.triangular import lu_unpack, triangular_solve
 from gradflow.ops.trigonometric import (
     acos,
     acosh,

@@ -683,17 +683,39 @@ class Tensor:
     def __ge__(self, other: Any) -> Tensor:
         return _arith.ge(self, other)
 
+    # &, |, ^, ~, <<, >>: bitwise on integer and bool tensors (logical for bool), as PyTorch
     def __and__(self, other: Any) -> Tensor:
-        return _arith.logical_and(self, other)
+        return _pointwise_extras.bitwise_and(self, other)
+
+    def __rand__(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_and(other, self)
 
     def __or__(self, other: Any) -> Tensor:
-        return _arith.logical_or(self, other)
+        return _pointwise_extras.bitwise_or(self, other)
+
+    def __ror__(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_or(other, self)
 
     def __xor__(self, other: Any) -> Tensor:
-        return _arith.logical_xor(self, other)
+        return _pointwise_extras.bitwise_xor(self, other)
+
+    def __rxor__(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_xor(other, self)
 
     def __invert__(self) -> Tensor:
-        return _arith.logical_not(self)
+        return _pointwise_extras.bitwise_not(self)
+
+    def __lshift__(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_left_shift(self, other)
+
+    def __rlshift__(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_left_shift(other, self)
+
+    def __rshift__(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_right_shift(self, other)
+
+    def __rrshift__(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_right_shift(other, self)
 
     def __getitem__(self, index: Any) -> Tensor:
         return _indexing.getitem(self, index)
@@ -1076,6 +1098,34 @@ class Tensor:
     def erfinv(self) -> Tensor:
         return _special.erfinv(self)
 
+    def lgamma(self) -> Tensor:
+        return _gamma.lgamma(self)
+
+    def digamma(self) -> Tensor:
+        return _gamma.digamma(self)
+
+    def polygamma(self, n: int) -> Tensor:
+        return _gamma.polygamma(n, self)
+
+    def polygamma_(self, n: int) -> Tensor:
+        """In place: ``x.polygamma_(n)`` makes x hold ``x.polygamma(n)``."""
+        return self._apply_("polygamma_", lambda x, order: _gamma.polygamma(order, x), n)
+
+    def mvlgamma(self, p: int) -> Tensor:
+        return _gamma.mvlgamma(self, p)
+
+    def i0(self) -> Tensor:
+        return _special_functions.i0(self)
+
+    def sinc(self) -> Tensor:
+        return _special_functions.sinc(self)
+
+    def igamma(self, other: Tensor) -> Tensor:
+        return _gamma.igamma(self, other)
+
+    def igammac(self, other: Tensor) -> Tensor:
+        return _gamma.igammac(self, other)
+
     def floor(self) -> Tensor:
         return _rounding.floor(self)
 
@@ -1298,6 +1348,32 @@ class Tensor:
     def slogdet(self) -> Any:
         return _decompositions.slogdet(self)
 
+    def qr(self, some: bool = True) -> Any:
+        return _spectral.qr_legacy(self, some)
+
+    def svd(self, some: bool = True, compute_uv: bool = True) -> Any:
+        return _spectral.svd_legacy(self, some, compute_uv)
+
+    def pinverse(self, rcond: float = 1e-15) -> Tensor:
+        return _spectral.pinverse(self, rcond)
+
+    def matrix_power(self, n: int) -> Tensor:
+        return _matrix_functions.matrix_power_legacy(self, n)
+
+    def matrix_exp(self) -> Tensor:
+        return _matrix_functions.matrix_exp(self)
+
+    def triangular_solve(
+        self, A: Tensor, upper: bool = True, transpose: bool = False, unitriangular: bool = False
+    ) -> Any:
+        return _triangular.triangular_solve(self, A, upper, transpose, unitriangular)
+
+    def lu_solve(self, LU_data: Tensor, LU_pivots: Tensor) -> Tensor:
+        return _triangular.lu_solve_legacy(self, LU_data, LU_pivots)
+
+    def lu(self, pivot: bool = True, get_infos: bool = False) -> tuple:
+        return _triangular.lu_legacy(self, pivot, get_infos)
+
     # random fills: in place, outside the graph (gradflow/ops/random_ops.py)
     def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Tensor:
         return _random_ops.normal_(self, mean, std, generator=generator)
@@ -1348,6 +1424,12 @@ class Tensor:
                 raise RuntimeError(
                     f"{what}: result type {out.dtype} can't be cast to the desired output type "
                     f"{self.dtype}; use the out-of-place {what[:-1]}() instead"
+                )
+            if out.shape != self.shape:
+                raise RuntimeError(
+                    f"{what}: output with shape {list(self.shape)} doesn't match the broadcast "
+                    f"shape {list(out.shape)}; an in-place op can't grow its tensor (use the "
+                    f"out-of-place {what[:-1]}())"
                 )
             if x is not self:
                 return out  # recorded: _arith_ rebases this tensor onto out's node
@@ -1400,6 +1482,13 @@ class Tensor:
     erf_ = _inplace_of("_special", "erf")
     erfc_ = _inplace_of("_special", "erfc")
     erfinv_ = _inplace_of("_special", "erfinv")
+    lgamma_ = _inplace_of("_gamma", "lgamma")
+    digamma_ = _inplace_of("_gamma", "digamma")
+    mvlgamma_ = _inplace_of("_gamma", "mvlgamma")
+    i0_ = _inplace_of("_special_functions", "i0")
+    sinc_ = _inplace_of("_special_functions", "sinc")
+    igamma_ = _inplace_of("_gamma", "igamma")
+    igammac_ = _inplace_of("_gamma", "igammac")
     floor_ = _inplace_of("_rounding", "floor")
     ceil_ = _inplace_of("_rounding", "ceil")
     trunc_ = fix_ = _inplace_of("_rounding", "trunc")
@@ -1432,7 +1521,142 @@ class Tensor:
     logit_ = _inplace_of("_pointwise", "logit")
     deg2rad_ = _inplace_of("_pointwise", "deg2rad")
     rad2deg_ = _inplace_of("_pointwise", "rad2deg")
-    del _inplace_of
+    heaviside_ = _inplace_of("_pointwise_extras", "heaviside")
+    ldexp_ = _inplace_of("_pointwise_extras", "ldexp")
+    gcd_ = _inplace_of("_pointwise_extras", "gcd")
+    lcm_ = _inplace_of("_pointwise_extras", "lcm")
+    nextafter_ = _inplace_of("_pointwise_extras", "nextafter")
+    renorm_ = _inplace_of("_statistics", "renorm")
+    bitwise_and_ = _inplace_of("_pointwise_extras", "bitwise_and")
+    bitwise_or_ = _inplace_of("_pointwise_extras", "bitwise_or")
+    bitwise_xor_ = _inplace_of("_pointwise_extras", "bitwise_xor")
+    bitwise_not_ = _inplace_of("_pointwise_extras", "bitwise_not")
+    bitwise_left_shift_ = _inplace_of("_pointwise_extras", "bitwise_left_shift")
+    bitwise_right_shift_ = _inplace_of("_pointwise_extras", "bitwise_right_shift")
+
+    # ---- methods of gradflow/ops/pointwise_extras, differences, statistics, construction ----
+    def as_strided(self, size: Any, stride: Any, storage_offset: int | None = None) -> Tensor:
+        return _construction.as_strided(self, size, stride, storage_offset)
+
+    def diff(self, n: int = 1, dim: int = -1, prepend: Any = None, append: Any = None) -> Tensor:
+        return _differences.diff(self, n, dim, prepend, append)
+
+    def ravel(self) -> Tensor:
+        return _construction.ravel(self)
+
+    def fmax(self, other: Tensor) -> Tensor:
+        return _pointwise_extras.fmax(self, other)
+
+    def fmin(self, other: Tensor) -> Tensor:
+        return _pointwise_extras.fmin(self, other)
+
+    def heaviside(self, values: Tensor) -> Tensor:
+        return _pointwise_extras.heaviside(self, values)
+
+    def ldexp(self, other: Tensor) -> Tensor:
+        return _pointwise_extras.ldexp(self, other)
+
+    def logaddexp2(self, other: Tensor) -> Tensor:
+        return _pointwise_extras.logaddexp2(self, other)
+
+    def frexp(self) -> Any:
+        return _pointwise_extras.frexp(self)
+
+    def nextafter(self, other: Tensor) -> Tensor:
+        return _pointwise_extras.nextafter(self, other)
+
+    def gcd(self, other: Tensor) -> Tensor:
+        return _pointwise_extras.gcd(self, other)
+
+    def lcm(self, other: Tensor) -> Tensor:
+        return _pointwise_extras.lcm(self, other)
+
+    def bitwise_and(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_and(self, other)
+
+    def bitwise_or(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_or(self, other)
+
+    def bitwise_xor(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_xor(self, other)
+
+    def bitwise_not(self) -> Tensor:
+        return _pointwise_extras.bitwise_not(self)
+
+    def bitwise_left_shift(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_left_shift(self, other)
+
+    def bitwise_right_shift(self, other: Any) -> Tensor:
+        return _pointwise_extras.bitwise_right_shift(self, other)
+
+    def isreal(self) -> Tensor:
+        return _pointwise_extras.isreal(self)
+
+    def nanmedian(self, dim: int | None = None, keepdim: bool = False) -> Any:
+        return _statistics.nanmedian(self, dim, keepdim)
+
+    def nanquantile(
+        self,
+        q: Any,
+        dim: int | None = None,
+        keepdim: bool = False,
+        *,
+        interpolation: str = "linear",
+    ) -> Tensor:
+        return _statistics.nanquantile(self, q, dim, keepdim, interpolation=interpolation)
+
+    def cov(self, *, correction: int = 1, fweights: Any = None, aweights: Any = None) -> Tensor:
+        return _statistics.cov(self, correction=correction, fweights=fweights, aweights=aweights)
+
+    def corrcoef(self) -> Tensor:
+        return _statistics.corrcoef(self)
+
+    def histogram(
+        self, bins: Any, *, range: Any = None, weight: Any = None, density: bool = False
+    ) -> Any:
+        return _statistics.histogram(self, bins, range=range, weight=weight, density=density)
+
+    def dist(self, other: Tensor, p: float = 2) -> Tensor:
+        return _statistics.dist(self, other, p)
+
+    def renorm(self, p: float, dim: int, maxnorm: float) -> Tensor:
+        return _statistics.renorm(self, p, dim, maxnorm)
+
+    def diagflat(self, offset: int = 0) -> Tensor:
+        return _construction.diagflat(self, offset)
+
+    def narrow_copy(self, dim: int, start: int, length: int) -> Tensor:
+        return _construction.narrow_copy(self, dim, start, length)
+
+    def select_scatter(self, src: Tensor, dim: int, index: int) -> Tensor:
+        return _construction.select_scatter(self, src, dim, index)
+
+    def slice_scatter(
+        self, src: Tensor, dim: int = 0, start: Any = None, end: Any = None, step: int = 1
+    ) -> Tensor:
+        return _construction.slice_scatter(self, src, dim, start, end, step)
+
+    def diagonal_scatter(
+        self, src: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1
+    ) -> Tensor:
+        return _construction.diagonal_scatter(self, src, offset, dim1, dim2)
+
+    def index_reduce(
+        self, dim: int, index: Any, source: Tensor, reduce: str, *, include_self: bool = True
+    ) -> Tensor:
+        return _construction.index_reduce(
+            self, dim, index, source, reduce, include_self=include_self
+        )
+
+    def index_reduce_(
+        self, dim: int, index: Any, source: Tensor, reduce: str, *, include_self: bool = True
+    ) -> Tensor:
+        def compute(t: Tensor) -> Tensor:
+            return _construction.index_reduce(
+                t, dim, index, source, reduce, include_self=include_self
+            )
+
+        return _scatter.inplace(self, "index_reduce_", compute, source)
 
     # ---- methods: shape, indexing, scatter, sorting ----------------------------------------
     # (PyTorch's names; each delegates to its op in gradflow/ops)
@@ -1637,6 +1861,177 @@ class Tensor:
     def count_nonzero(self, dim: Any = None) -> Tensor:
         return _sorting.count_nonzero(self, dim)
 
+    # ---- rarer PyTorch methods (gradflow/ops/tensor_extras.py) -----------------------------
+    # in-place comparisons and logicals keep self's dtype, writing 1/0 (PyTorch's eq_ & co.)
+    eq_ = _inplace_of("_arith", "eq")
+    ne_ = not_equal_ = _inplace_of("_arith", "ne")
+    lt_ = less_ = _inplace_of("_arith", "lt")
+    le_ = less_equal_ = _inplace_of("_arith", "le")
+    gt_ = greater_ = _inplace_of("_arith", "gt")
+    ge_ = greater_equal_ = _inplace_of("_arith", "ge")
+    logical_and_ = _inplace_of("_arith", "logical_and")
+    logical_or_ = _inplace_of("_arith", "logical_or")
+    logical_xor_ = _inplace_of("_arith", "logical_xor")
+    logical_not_ = _inplace_of("_arith", "logical_not")
+    cumsum_ = _inplace_of("_reduction", "cumsum")
+    cumprod_ = _inplace_of("_reduction", "cumprod")
+    addbmm_ = _inplace_of("_linalg", "addbmm")
+    addmv_ = _inplace_of("_linalg", "addmv")
+    addr_ = _inplace_of("_linalg", "addr")
+
+    def swapaxes_(self, axis0: int, axis1: int) -> Tensor:
+        return self._reshape_inplace("swapaxes_", _shape.transpose(self, axis0, axis1))
+
+    def swapdims_(self, dim0: int, dim1: int) -> Tensor:
+        return self._reshape_inplace("swapdims_", _shape.transpose(self, dim0, dim1))
+
+    def hardshrink(self, lambd: float = 0.5) -> Tensor:
+        from gradflow.ops.activations import hardshrink
+
+        return hardshrink(self, lambd)
+
+    def prelu(self, weight: Tensor) -> Tensor:
+        from gradflow.ops.activations import prelu
+
+        return prelu(self, weight)
+
+    def vdot(self, other: Tensor) -> Tensor:
+        return _linalg.vdot(self, other)
+
+    def is_signed(self) -> bool:
+        return self.array.dtype.kind in "fic"
+
+    def is_nonzero(self) -> bool:
+        if self.array.size != 1:
+            what = "no values" if self.array.size == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous")
+        return bool(self.array.reshape(()) != 0)
+
+    def is_same_size(self, other: Tensor) -> bool:
+        return tuple(self.shape) == tuple(other.shape)
+
+    def is_complex(self) -> bool:
+        return self.array.dtype.kind == "c"
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
+    def is_inference(self) -> bool:
+        """False: gradflow's inference_mode makes ordinary tensors (see grad_mode)."""
+        return False
+
+    def is_neg(self) -> bool:
+        return False
+
+    def is_conj(self) -> bool:
+        return False
+
+    def resolve_neg(self) -> Tensor:
+        return self
+
+    def resolve_conj(self) -> Tensor:
+        return self
+
+    def conj(self) -> Tensor:
+        """For a real tensor, the tensor itself (PyTorch returns self too)."""
+        return self
+
+    conj_physical = conj
+
+    @property
+    def real(self) -> Tensor:
+        """For a real tensor, the tensor itself (as PyTorch's ``x.real``)."""
+        return self
+
+    @property
+    def itemsize(self) -> int:
+        return self.array.itemsize
+
+    @property
+    def layout(self) -> Any:
+        from gradflow.layout import strided
+
+        return strided
+
+    def data_ptr(self) -> int:
+        return _tensor_extras.data_ptr(self)
+
+    def storage_offset(self) -> int:
+        return _tensor_extras.storage_offset(self)
+
+    def is_set_to(self, tensor: Tensor) -> bool:
+        return _tensor_extras.is_set_to(self, tensor)
+
+    def share_memory_(self) -> Tensor:
+        """A no-op on this single-process NumPy/CuPy storage; returns self."""
+        return self
+
+    def short(self, memory_format: Any = None) -> Tensor:
+        return self.to(numpy.dtype("int16"))
+
+    def byte(self, memory_format: Any = None) -> Tensor:
+        return self.to(numpy.dtype("uint8"))
+
+    def char(self, memory_format: Any = None) -> Tensor:
+        return self.to(numpy.dtype("int8"))
+
+    def new(self, *args: Any, device: Any = None) -> Tensor:
+        """Deprecated constructor (use new_empty/new_tensor): see tensor_extras.new."""
+        return _tensor_extras.new(self, args, device)
+
+    def new_empty_strided(
+        self, size: Any, stride: Any, dtype: Any = None, device: Any = None,
+        requires_grad: bool = False, layout: Any = None, pin_memory: bool = False,
+    ) -> Tensor:  # fmt: skip
+        return _tensor_extras.new_empty_strided(self, size, stride, dtype, device, requires_grad)
+
+    @property
+    def H(self) -> Tensor:
+        return _tensor_extras.H(self)
+
+    @property
+    def mH(self) -> Tensor:
+        return _tensor_extras.mH(self)
+
+    def adjoint(self) -> Tensor:
+        return _tensor_extras.mH(self, "adjoint()")
+
+    def sum_to_size(self, *size: Any) -> Tensor:
+        return _tensor_extras.sum_to_size(self, size)
+
+    def split_with_sizes(self, split_sizes: Sequence[int], dim: int = 0) -> tuple:
+        return _tensor_extras.split_with_sizes(self, split_sizes, dim)
+
+    def unsafe_chunk(self, chunks: int, dim: int = 0) -> tuple:
+        return self.chunk(chunks, dim)
+
+    def unsafe_split(self, split_size: int, dim: int = 0) -> tuple:
+        return self.split(split_size, dim)
+
+    def unsafe_split_with_sizes(self, split_sizes: Sequence[int], dim: int = 0) -> tuple:
+        return _tensor_extras.split_with_sizes(self, split_sizes, dim)
+
+    def resize_(self, *sizes: Any, memory_format: Any = None) -> Tensor:
+        return _tensor_extras.resize_(self, sizes)
+
+    def resize_as_(self, the_template: Tensor, memory_format: Any = None) -> Tensor:
+        return _tensor_extras.resize_as_(self, the_template)
+
+    def cholesky_solve(self, input2: Tensor, upper: bool = False) -> Tensor:
+        return _tensor_extras.cholesky_solve(self, input2, upper)
+
+    def cholesky_inverse(self, upper: bool = False) -> Tensor:
+        return _tensor_extras.cholesky_inverse(self, upper)
+
+    def apply_(self, callable: Callable) -> Tensor:
+        return _tensor_extras.apply_(self, callable)
+
+    def map_(self, tensor: Tensor, callable: Callable) -> Tensor:
+        return _tensor_extras.map_(self, tensor, callable)
+
+    del _inplace_of
+
 
 def _constructor_array(args: tuple, dtype: Any, device: Any) -> Any:
     """The array of ``Tensor(*args)`` (see Tensor.__init__)."""
@@ -1786,13 +2181,18 @@ def _format(t: Tensor) -> str:
 
 # The op modules import Tensor from here, so they are imported after the class exists.
 from gradflow.ops import arithmetic as _arith
+from gradflow.ops import construction as _construction
 from gradflow.ops import conversion as _conversion
 from gradflow.ops import decompositions as _decompositions
 from gradflow.ops import diagonals as _diagonals
+from gradflow.ops import differences as _differences
 from gradflow.ops import einsum as _einsum
+from gradflow.ops import gamma as _gamma
 from gradflow.ops import indexing as _indexing
 from gradflow.ops import linalg as _linalg
+from gradflow.ops import matrix_functions as _matrix_functions
 from gradflow.ops import norms as _norms
+from gradflow.ops import pointwise_extras as _pointwise_extras
 from gradflow.ops import pointwise_math as _pointwise
 from gradflow.ops import random_ops as _random_ops
 from gradflow.ops import reduction as _reduction
@@ -1801,6 +2201,11 @@ from gradflow.ops import scatter as _scatter
 from gradflow.ops import shape as _shape
 from gradflow.ops import sorting as _sorting
 from gradflow.ops import special as _special
+from gradflow.ops import special_functions as _special_functions
+from gradflow.ops import spectral as _spectral
 from gradflow.ops import stacking as _stacking
+from gradflow.ops import statistics as _statistics
+from gradflow.ops import tensor_extras as _tensor_extras
+from gradflow.ops import triangular as _triangular
 from gradflow.ops import trigonometric as _trigonometric
 from gradflow.ops import unary as _unary
