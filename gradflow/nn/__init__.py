@@ -58,7 +58,6 @@ from gradflow.nn.dropout import (
     FeatureAlphaDropout,
 )
 from gradflow.nn.embedding import Embedding, EmbeddingBag
-from gradflow.nn.extra_layers import LPPool3d, MultiLabelMarginLoss
 from gradflow.nn.flatten import Flatten, Unflatten
 from gradflow.nn.fold import Fold, Unfold
 from gradflow.nn.lazy import (
@@ -90,6 +89,7 @@ from gradflow.nn.loss import (
     L1Loss,
     MarginRankingLoss,
     MSELoss,
+    MultiLabelMarginLoss,
     MultiLabelSoftMarginLoss,
     MultiMarginLoss,
     NLLLoss,
@@ -142,6 +142,7 @@ from gradflow.nn.pooling import (
     AvgPool3d,
     LPPool1d,
     LPPool2d,
+    LPPool3d,
     MaxPool1d,
     MaxPool2d,
     MaxPool3d,

@@ -10,6 +10,7 @@ from typing import Any
 from gradflow.nn.module import Module
 from gradflow.ops import ctc_loss, losses, margin_losses, regression_losses
 from gradflow.ops.loss_arguments import legacy_reduction
+from gradflow.ops.multilabel_margin import multilabel_margin_loss
 from gradflow.tensor import Tensor
 
 
@@ -358,3 +359,11 @@ class TripletMarginWithDistanceLoss(_Loss):
             swap=self.swap,
             reduction=self.reduction,
         )
+
+
+class MultiLabelMarginLoss(_Loss):
+    """Multi-class multi-label hinge loss, as torch.nn.MultiLabelMarginLoss: targets are class
+    indices padded with -1 (see gradflow.nn.functional.multilabel_margin_loss)."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return multilabel_margin_loss(input, target, reduction=self.reduction)

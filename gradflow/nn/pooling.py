@@ -10,6 +10,7 @@ from typing import Any
 from gradflow.nn.module import Module
 from gradflow.ops import adaptive_pooling, lp_pooling, pooling3d, unpooling
 from gradflow.ops import pooling as pool_ops
+from gradflow.ops.pooling_aliases import lp_pool3d
 from gradflow.tensor import Tensor
 
 
@@ -266,6 +267,15 @@ class LPPool2d(LPPool1d):
     """2-D power-average pooling over (N, C, H, W) or (C, H, W) inputs."""
 
     _dims = 2
+
+
+class LPPool3d(LPPool1d):
+    """3-D power-average pooling over (N, C, D, H, W) or (C, D, H, W) inputs."""
+
+    _dims = 3
+
+    def forward(self, x: Tensor) -> Tensor:
+        return lp_pool3d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
 
 
 class AdaptiveMaxPool3d(_AdaptiveMaxPool):

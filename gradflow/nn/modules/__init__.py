@@ -14,6 +14,7 @@ from gradflow.nn.modules import dropout
 from gradflow.nn.modules import flatten
 from gradflow.nn.modules import fold
 from gradflow.nn.modules import instancenorm
+from gradflow.nn.modules import lazy
 from gradflow.nn.modules import linear
 from gradflow.nn.modules import loss
 from gradflow.nn.modules import module
@@ -43,6 +44,7 @@ __all__ = [
     "flatten",
     "fold",
     "instancenorm",
+    "lazy",
     "linear",
     "loss",
     "module",
