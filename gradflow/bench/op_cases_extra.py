@@ -619,6 +619,37 @@ def _round_four_cases() -> list[OpCase]:
     ]  # fmt: skip
 
 
+# ---- a fifth round: the functions this round added (they were missing: no ratio before) --------
+
+
+def _round_five_cases() -> list[OpCase]:
+    rows = _arrays((1024, 1024))
+
+    def symmetric(lib: Any, a: Any) -> Any:
+        return lib.linalg.eigvalsh((a + a.transpose(-2, -1)) * 0.5)
+
+    c = OpCase  # local shorthand
+    return [
+        c("lgamma", "pointwise", "2^20 in [0.5, 1.5)", _positive_flat(), lambda lib, x: x.lgamma()),
+        c("digamma", "pointwise", "2^20 in [0.5, 1.5)", _positive_flat(),
+          lambda lib, x: x.digamma()),
+        c("diff", "reduction", f"{ROWS} along dim 1", rows, lambda lib, x: lib.diff(x, dim=1)),
+        c("nanmedian", "reduction", f"{ROWS} along dim 1", rows,
+          lambda lib, x: x.nanmedian(1).values, argmax=True),
+        c("cov", "reduction", "(64, 4096)", _arrays((64, 4096)), lambda lib, x: lib.cov(x)),
+        c("qr", "matmul", "(16, 128, 128), |R|", _arrays((16, 128, 128)),
+          lambda lib, x: lib.linalg.qr(x)[1].abs()),
+        c("eigvalsh", "matmul", "(16, 64, 64) symmetrized", _arrays((16, 64, 64)), symmetric),
+        c("svdvals", "matmul", "(16, 64, 64)", _arrays((16, 64, 64)),
+          lambda lib, x: lib.linalg.svdvals(x)),
+        c("matrix_exp", "matmul", "(16, 32, 32) times 0.1", _arrays((16, 32, 32)),
+          lambda lib, x: lib.linalg.matrix_exp(x * 0.1)),
+        c("lstm_proj", "rnn", "LSTM(128, 128, proj_size=64), (64, 32, 128)",
+          _layer_input(64, 32, 128, multiples=(1, 1, 128)), lambda lib, m, x: m(x)[0],
+          lambda lib: lib.nn.LSTM(128, 128, proj_size=64)),
+    ]  # fmt: skip
+
+
 def _all_cases() -> list[OpCase]:
     return [
         *_pointwise_cases(),
@@ -632,6 +663,7 @@ def _all_cases() -> list[OpCase]:
         *_layer_cases(),
         *_round_three_cases(),
         *_round_four_cases(),
+        *_round_five_cases(),
     ]
 
 
