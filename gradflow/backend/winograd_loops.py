@@ -107,10 +107,11 @@ def output_transform(m, out, r0, r1, th, tw, bias, q):
 
 
 @elementwise
-def grad_output_transform(g, dm, r0, r1, th, tw):
+def grad_output_transform(g, dm, r0, r1, th, tw, ys):
     """dm[e, t] = (A dy A^T)[e] (vectors over the output channels) for the 2x2 tile dy of the
     channels-last g [N, OH, OW, K] at (2a, 2b) of every tile t of rows r0..r1, zeros past OH
-    and OW: the gradient of the Winograd-domain product output_transform turned into it."""
+    and OW: the gradient of the Winograd-domain product output_transform turned into it. ys is
+    a [4, K] scratch: the tile's four values, read once."""
     oh, ow, kernels = g.shape[1], g.shape[2], g.shape[3]
     for r in range(r0, r1):
         n, a = r // th, r % th
@@ -120,37 +121,21 @@ def grad_output_transform(g, dm, r0, r1, th, tw):
             t, x0 = t0 + b, 2 * b
             right, below = x0 + 1 < ow, y0 + 1 < oh
             for k in range(kernels):
-                # A dy: rows y0, y0 + y1, y0 - y1, -y1; then A^T on each row
-                g00 = g[n, y0, x0, k]
-                g01 = g[n, y0, x0 + 1, k] if right else f32(0)
-                dm[0, t, k] = g00
-                dm[1, t, k] = g00 + g01
-                dm[2, t, k] = g00 - g01
-                dm[3, t, k] = -g01
-            for k in range(kernels):
-                g00 = g[n, y0, x0, k]
-                g01 = g[n, y0, x0 + 1, k] if right else f32(0)
-                g10 = g[n, y0 + 1, x0, k] if below else f32(0)
-                g11 = g[n, y0 + 1, x0 + 1, k] if right and below else f32(0)
-                p0, p1 = g00 + g10, g01 + g11
-                dm[4, t, k] = p0
-                dm[5, t, k] = p0 + p1
-                dm[6, t, k] = p0 - p1
-                dm[7, t, k] = -p1
-            for k in range(kernels):
-                g00 = g[n, y0, x0, k]
-                g01 = g[n, y0, x0 + 1, k] if right else f32(0)
-                g10 = g[n, y0 + 1, x0, k] if below else f32(0)
-                g11 = g[n, y0 + 1, x0 + 1, k] if right and below else f32(0)
-                p0, p1 = g00 - g10, g01 - g11
-                dm[8, t, k] = p0
-                dm[9, t, k] = p0 + p1
-                dm[10, t, k] = p0 - p1
-                dm[11, t, k] = -p1
-            for k in range(kernels):
-                g10 = g[n, y0 + 1, x0, k] if below else f32(0)
-                g11 = g[n, y0 + 1, x0 + 1, k] if right and below else f32(0)
-                dm[12, t, k] = -g10
-                dm[13, t, k] = -g10 - g11
-                dm[14, t, k] = g11 - g10
-                dm[15, t, k] = g11
+                ys[0, k] = g[n, y0, x0, k]
+                ys[1, k] = g[n, y0, x0 + 1, k] if right else f32(0)
+                ys[2, k] = g[n, y0 + 1, x0, k] if below else f32(0)
+                ys[3, k] = g[n, y0 + 1, x0 + 1, k] if right and below else f32(0)
+            for i in range(4):  # row i of A dy: y0, y0 + y1, y0 - y1, -y1 (no 0 * inf)
+                for k in range(kernels):
+                    if i == 0:
+                        p0, p1 = ys[0, k], ys[1, k]
+                    elif i == 1:
+                        p0, p1 = ys[0, k] + ys[2, k], ys[1, k] + ys[3, k]
+                    elif i == 2:
+                        p0, p1 = ys[0, k] - ys[2, k], ys[1, k] - ys[3, k]
+                    else:
+                        p0, p1 = -ys[2, k], -ys[3, k]
+                    dm[4 * i, t, k] = p0  # then A^T on the row
+                    dm[4 * i + 1, t, k] = p0 + p1
+                    dm[4 * i + 2, t, k] = p0 - p1
+                    dm[4 * i + 3, t, k] = -p1

@@ -197,7 +197,7 @@ def weight_grad_frame(frame: Any, pw: int, gs: Any, dghat: Any) -> None:
     for r0, r1 in ws.blocks:
         u, dm = ws.block(r0, r1)
         loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, pw, ws.s)
-        loops.grad_output_transform(gs, dm, r0, r1, ws.th, ws.tw)
+        loops.grad_output_transform(gs, dm, r0, r1, ws.th, ws.tw, ws.q[:4])
         for e in range(16):
             blas.addmm_(dghat[e], dm[e].T, u[e])
 
