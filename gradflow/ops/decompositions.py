@@ -16,7 +16,7 @@ import numpy
 from gradflow.autograd.differentiable import graph_input, graph_output
 from gradflow.autograd.differentiable import unbroadcast as unbroadcast_graph
 from gradflow.autograd.function import Function
-from gradflow.backend import get_array_module
+from gradflow.backend import get_array_module, lapack
 from gradflow.ops._util import unbroadcast
 from gradflow.ops.linalg import _tensor_args
 from gradflow.tensor import Tensor
@@ -45,6 +45,37 @@ def _lapack(op: str, fn: Any, *arrays: Any, problem: str = "is singular") -> Any
         ) from None
 
 
+# numpy.linalg computes float32 in float64; backend/lapack.py runs float32 LAPACK on NumPy
+# arrays and answers None where numpy.linalg must answer (then it does, with its errors).
+
+
+def _inv_arrays(a: Any) -> Any:
+    xp = get_array_module(a)
+    done = lapack.inv(a) if xp is numpy else None
+    return xp.linalg.inv(a) if done is None else done
+
+
+def _solve_arrays(a: Any, b: Any) -> Any:
+    xp = get_array_module(a)
+    done = lapack.solve(a, b) if xp is numpy else None
+    return xp.linalg.solve(a, b) if done is None else done
+
+
+def _cholesky_arrays(a: Any) -> Any:
+    xp = get_array_module(a)
+    done = lapack.cholesky(a) if xp is numpy else None
+    return xp.linalg.cholesky(a) if done is None else done
+
+
+def _det_arrays(a: Any) -> Any:
+    xp = get_array_module(a)
+    done = lapack.det(a) if xp is numpy else None
+    if done is not None:
+        return done
+    with numpy.errstate(over="ignore", under="ignore"):  # torch: inf or 0, silently
+        return xp.linalg.det(a)
+
+
 def _mT(a: Any) -> Any:
     return a.swapaxes(-1, -2)
 
@@ -53,7 +84,7 @@ class Inv(Function):
     op_name = "linalg_inv"
 
     def forward(self, a):
-        y = _lapack("linalg.inv", get_array_module(a).linalg.inv, a)
+        y = _lapack("linalg.inv", _inv_arrays, a)
         self.save_for_backward(y)  # the output: dA = -Y^T g Y^T
         return y
 
@@ -71,13 +102,13 @@ class Det(Function):
     op_name = "linalg_det"
 
     def forward(self, a):
-        d = get_array_module(a).linalg.det(a)
+        d = _det_arrays(a)
         self.save_for_backward(a, d)
         return d
 
     def backward(self, g):
         a, d = self.saved_arrays
-        inv = _lapack("linalg.det backward", get_array_module(a).linalg.inv, a)
+        inv = _lapack("linalg.det backward", _inv_arrays, a)
         return (g * d)[..., None, None] * _mT(inv)
 
     def backward_graph(self, g):
@@ -94,7 +125,8 @@ class SLogDet(Function):
     def forward(self, a):
         xp = get_array_module(a)
         if xp is numpy:
-            sign, logabs = numpy.linalg.slogdet(a)
+            done = lapack.slogdet(a)
+            sign, logabs = numpy.linalg.slogdet(a) if done is None else done
         else:
             sign, logabs = _slogdet_scaled(a)
         self.save_for_backward(a)
@@ -102,7 +134,7 @@ class SLogDet(Function):
 
     def backward(self, g_sign, g_logabs):
         (a,) = self.saved_arrays
-        inv = _lapack("linalg.slogdet backward", get_array_module(a).linalg.inv, a)
+        inv = _lapack("linalg.slogdet backward", _inv_arrays, a)
         return g_logabs[..., None, None] * _mT(inv)
 
     def backward_graph(self, g_sign, g_logabs):
@@ -137,15 +169,23 @@ class Solve(Function):
         self.shapes = (a.shape, b.shape)
         a = xp.broadcast_to(a, batch + a.shape[-2:])
         b = xp.broadcast_to(b, batch + b.shape[-2:])
-        x = _lapack("linalg.solve", xp.linalg.solve, a, b)
+        # float32 LAPACK factors A once, and backward solves A^T with the same factors
+        self.factors = lapack.lu_factor(a) if xp is numpy else None
+        x = lapack.lu_solve(self.factors, b) if self.factors is not None else None
+        if x is None:
+            self.factors = None
+            x = _lapack("linalg.solve", _solve_arrays, a, b)
         self.save_for_backward(a, x if self.needs_input_grad[0] else None)
         return x
 
     def backward(self, g):
         a, x = self.saved_arrays
-        xp = get_array_module(g)
         need_a, need_b = self.needs_input_grad
-        gb = _lapack("linalg.solve backward", xp.linalg.solve, _mT(a), g)
+        gb = None
+        if self.factors is not None:
+            gb = lapack.lu_solve(self.factors, numpy.ascontiguousarray(g), transposed=True)
+        if gb is None:
+            gb = _lapack("linalg.solve backward", _solve_arrays, _mT(a), g)
         ga = unbroadcast(-(gb @ _mT(x)), self.shapes[0]) if need_a else None
         return ga, unbroadcast(gb, self.shapes[1]) if need_b else None
 
@@ -235,8 +275,7 @@ class Cholesky(Function):
     op_name = "linalg_cholesky"
 
     def forward(self, a):
-        xp = get_array_module(a)
-        low = _lapack("linalg.cholesky", xp.linalg.cholesky, a, problem="is not positive-definite")
+        low = _lapack("linalg.cholesky", _cholesky_arrays, a, problem="is not positive-definite")
         self.save_for_backward(low)  # the output
         return low
 
@@ -246,7 +285,7 @@ class Cholesky(Function):
         phi = xp.tril(_mT(low) @ g)
         n = phi.shape[-1]
         phi[..., xp.arange(n), xp.arange(n)] *= 0.5
-        inv_low = xp.linalg.inv(low)
+        inv_low = _inv_arrays(low)
         grad = _mT(inv_low) @ phi @ inv_low
         return (grad + _mT(grad)) * 0.5
 

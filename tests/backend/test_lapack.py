@@ -1,6 +1,7 @@
-"""gradflow/backend/lapack.py: float32 QR, symmetric eigendecomposition and SVD from NumPy's
-OpenBLAS against numpy.linalg in float64, over tall, wide, square, batched, non-contiguous and
-1x1 inputs; the cases it leaves to numpy.linalg (None); and that linalg's ops take it."""
+"""gradflow/backend/lapack.py: float32 QR, symmetric eigendecomposition, SVD, inv, det,
+slogdet, solve and Cholesky from NumPy's OpenBLAS against numpy.linalg in float64, over tall,
+wide, square, batched, non-contiguous and 1x1 inputs (MIN_SIDE lowered to reach the small
+ones); the cases it leaves to numpy.linalg (None); and that linalg's ops take it."""
 
 import numpy
 import pytest
@@ -9,6 +10,12 @@ import gradflow as gf
 from gradflow.backend import blas, lapack
 
 pytestmark = pytest.mark.skipif(lapack._load() is None, reason="no OpenBLAS LAPACK loaded")
+
+
+@pytest.fixture(autouse=True)
+def every_size(monkeypatch):
+    monkeypatch.setattr(lapack, "MIN_SIDE", 1)
+
 
 SHAPES = [(5, 3), (3, 5), (4, 4), (2, 3, 7, 6), (1, 1), (6, 1)]
 
@@ -77,6 +84,44 @@ def test_non_contiguous_input_reads_the_values_not_the_memory():
         numpy.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("n", [1, 5, 33])
+def test_lu_family_matches_numpy(n):
+    a = _input((3, n, n), 4) + 3 * numpy.eye(n, dtype=numpy.float32)
+    a64 = a.astype(numpy.float64)
+    b = _input((3, n, 2), 5)
+    _close(lapack.inv(a), numpy.linalg.inv(a64), 1e-4)
+    sign, logabs = lapack.slogdet(a)
+    sign_n, logabs_n = numpy.linalg.slogdet(a64)
+    numpy.testing.assert_array_equal(sign, sign_n)
+    _close(logabs, logabs_n, 1e-5)
+    det_n = numpy.linalg.det(a64)
+    assert numpy.abs(lapack.det(a) - det_n).max() <= 1e-5 * numpy.abs(det_n).max()
+    _close(lapack.solve(a, b), numpy.linalg.solve(a64, b.astype(numpy.float64)), 1e-4)
+    spd = a @ numpy.swapaxes(a, -1, -2) + n * numpy.eye(n, dtype=numpy.float32)
+    spoiled = spd.copy()
+    if n > 1:
+        spoiled[..., 0, -1] += 100  # the upper triangle is not read
+    _close(lapack.cholesky(spoiled), numpy.linalg.cholesky(spd.astype(numpy.float64)))
+
+
+def test_singular_and_indefinite_answers():
+    sing = numpy.zeros((2, 3, 3), numpy.float32)
+    sing[1] = numpy.eye(3)
+    sign, logabs = lapack.slogdet(sing)
+    assert sign.tolist() == [0.0, 1.0] and logabs.tolist() == [-numpy.inf, 0.0]
+    assert lapack.det(sing).tolist() == [0.0, 1.0]
+    assert lapack.inv(sing) is None and lapack.solve(sing, sing) is None  # numpy.linalg raises
+    assert lapack.cholesky(-numpy.eye(3, dtype=numpy.float32)) is None
+    big = numpy.eye(40, dtype=numpy.float32) * 1e3  # det 1e120: inf in float32, as torch
+    assert numpy.isinf(lapack.det(big)) and lapack.slogdet(big)[1] > 270
+
+
+def test_small_matrices_stay_with_numpy(monkeypatch):
+    monkeypatch.setattr(lapack, "MIN_SIDE", 64)
+    assert lapack.inv(_input((4, 32, 32))) is None  # per-matrix calls cost more than they save
+    assert lapack.qr(_input((2, 64, 80)), False) is not None
+
+
 def test_left_to_numpy():
     a = _input((4, 4))
     assert lapack.qr(a.astype(numpy.float64), False) is None  # float64: NumPy is native
@@ -90,16 +135,42 @@ def test_left_to_numpy():
 
 def test_linalg_ops_take_the_route(monkeypatch):
     calls = []
-    for name in ("qr", "eigh", "svd"):
+    for name in ("qr", "eigh", "svd", "inv", "slogdet", "lu_factor", "lu_solve", "cholesky"):
         real = getattr(lapack, name)
-        monkeypatch.setattr(lapack, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
+        monkeypatch.setattr(
+            lapack, name, lambda *a, _r=real, _n=name, **k: calls.append(_n) or _r(*a, **k)
+        )
     x = gf.tensor(_input((3, 5, 5)), requires_grad=True)
     sym = (x + x.mT) * 0.5
     loss = gf.linalg.qr(x)[1].abs().sum() + gf.linalg.eigvalsh(sym).sum()
     loss = loss + gf.linalg.svdvals(x).sum() + gf.linalg.pinv(x).sum()
+    spd = x @ x.mT + 5 * gf.eye(5)
+    loss = loss + gf.linalg.inv(spd).sum() + gf.linalg.det(spd).sum()
+    loss = loss + gf.linalg.solve(spd, x).sum() + gf.linalg.cholesky(spd).sum()
     loss.backward()
-    assert {"qr", "eigh", "svd"} <= set(calls)
+    assert {"qr", "eigh", "svd", "inv", "slogdet", "lu_factor", "lu_solve", "cholesky"} <= set(
+        calls
+    )
     x64 = gf.tensor(_input((2, 3, 3)).astype(numpy.float64))
     before = len(calls)
     gf.linalg.qr(x64)
     assert len(calls) == before + 1  # asked, and it answered None for float64
+
+
+def test_solve_backward_reuses_the_factors(monkeypatch):
+    """linalg.solve factors A once: the backward's A^T solve uses forward's factors, and
+    gives numpy.linalg's gradients."""
+    a = _input((2, 6, 6), 6) + 4 * numpy.eye(6, dtype=numpy.float32)
+    b = _input((2, 6, 3), 7)
+    g = _input((2, 6, 3), 8)
+    factored = []
+    real = lapack.lu_factor
+    monkeypatch.setattr(lapack, "lu_factor", lambda *x: factored.append(1) or real(*x))
+    ta, tb = gf.tensor(a, requires_grad=True), gf.tensor(b, requires_grad=True)
+    gf.linalg.solve(ta, tb).backward(gf.tensor(g))
+    assert len(factored) == 1
+    a64 = a.astype(numpy.float64)
+    gb = numpy.linalg.solve(numpy.swapaxes(a64, -1, -2), g.astype(numpy.float64))
+    x = numpy.linalg.solve(a64, b.astype(numpy.float64))
+    _close(tb.grad.numpy(), gb, 1e-4)
+    _close(ta.grad.numpy(), -gb @ numpy.swapaxes(x, -1, -2), 1e-4)
