@@ -285,7 +285,9 @@ class Cholesky(Function):
         phi = xp.tril(_mT(low) @ g)
         n = phi.shape[-1]
         phi[..., xp.arange(n), xp.arange(n)] *= 0.5
-        inv_low = _inv_arrays(low)
+        from gradflow.ops.triangular import _inv_upper  # (it imports this module)
+
+        inv_low = _mT(_inv_upper(xp, _mT(low)))  # L^-1 = ((L^T)^-1)^T, LAPACK's trtri
         grad = _mT(inv_low) @ phi @ inv_low
         return (grad + _mT(grad)) * 0.5
 
