@@ -20,7 +20,7 @@ import numpy
 from gradflow.autograd.differentiable import graph_input
 from gradflow.autograd.function import Function
 from gradflow.backend import get_array_module
-from gradflow.ops.decompositions import _mT
+from gradflow.ops.decompositions import _mT, _solve_arrays
 from gradflow.ops.spectral import _matrix
 from gradflow.tensor import Tensor
 
@@ -154,7 +154,7 @@ def _expm(a: Any) -> Any:
             powers.append(powers[-1] @ a2)
         u = a @ sum(b[2 * i + 1] * powers[i] for i in range(degree // 2 + 1))
         v = sum(b[2 * i] * powers[i] for i in range(degree // 2 + 1))
-    r = xp.linalg.solve(v - u, v + u)
+    r = _solve_arrays(v - u, v + u)  # float32 LAPACK from 64 rows (decompositions.py)
     if squarings is not None:
         most = int(squarings.max())
         for k in range(most):
