@@ -178,7 +178,7 @@ def _conv_forward(
     if depthwise.applies(x, weight.shape, groups):
         return depthwise.forward(x, weight, bias, window)
     if conv_winograd.applies(x, weight.shape, window, groups):
-        return conv_winograd.forward(x, weight, bias, window)
+        return conv_winograd.forward(x, weight, bias, window, groups)
     if conv_offsets.applies(x, weight.shape, window, groups):
         return conv_offsets.forward(x, weight, bias, window, groups)
     tiles = _tiles(op, x.shape, window, x.dtype)
@@ -203,7 +203,7 @@ def _conv_weight_grad(
     if depthwise.applies(x, w_shape, groups):
         return depthwise.weight_grad(g, x, window, w_shape)
     if conv_winograd.applies(x, w_shape, window, groups):
-        return conv_winograd.weight_grad(g, x, window, w_shape)
+        return conv_winograd.weight_grad(g, x, window, w_shape, groups)
     if conv_offsets.applies(x, w_shape, window, groups):
         return conv_offsets.weight_grad(g, x, window, w_shape, groups)
     tiles = _tiles(op, x.shape, window, x.dtype)
@@ -378,7 +378,10 @@ class Conv2dFunction(Function):
         s, need, op, window = self.shapes, self.needs_input_grad, self.op_name, self.window
         g4 = g.reshape(s.out4)
         dx = dw = g2 = None
-        with _memory_errors_named(self, "backward", s.x4, window, g.dtype):
+        with (
+            _memory_errors_named(self, "backward", s.x4, window, g.dtype),
+            conv_winograd.shared_frames(),
+        ):
             if need[1]:
                 x4 = x.reshape(s.x4)
                 if _tiles(op, s.x4, window, x.dtype) is None and not _without_columns(

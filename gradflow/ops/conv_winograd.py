@@ -24,6 +24,9 @@ products: within 2e-6 of float64 relative to the sums' magnitudes at 64 channels
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 import numpy
@@ -43,15 +46,14 @@ G = numpy.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype
 
 def applies(x: Any, w_shape: tuple, window: Window, groups: int) -> bool:
     """Whether this conv of x [N, C, H, W] with a weight of w_shape runs here: float32 NumPy
-    arrays with numba's loops, a 3x3 kernel, stride 1 (any dilation: _phases), no groups, at
-    least MIN_CHANNELS input and output channels, an output of at least 2x2."""
+    arrays with numba's loops, a 3x3 kernel, stride 1 (any dilation: _phases), at least
+    MIN_CHANNELS input and output channels per group, an output of at least 2x2."""
     return (
         type(x) is numpy.ndarray
         and x.dtype == numpy.float32
-        and groups == 1
         and tuple(w_shape[2:]) == (3, 3)
         and window.stride == (1, 1)
-        and min(w_shape[0], w_shape[1]) >= MIN_CHANNELS
+        and min(w_shape[0] // groups, w_shape[1]) >= MIN_CHANNELS
         and min(window.out) >= 2
         and compiled.loops(x, float32_only=True) is not None
     )
@@ -138,42 +140,99 @@ class _Workspace:
         return _block(self.u, tiles), _block(self.m, tiles)
 
 
-def forward(x: Any, weight: Any, bias: Any, window: Window) -> Any:
-    """The conv [N, K, OH, OW] of x [N, C, H, W] with weight [K, C, 3, 3] (and bias [K])."""
+def forward(x: Any, weight: Any, bias: Any, window: Window, groups: int = 1) -> Any:
+    """The conv [N, K, OH, OW] of x [N, C, H, W] with weight [K, C/groups, 3, 3] (and bias
+    [K])."""
     n, k = x.shape[0], weight.shape[0]
     out = numpy.empty((n, *window.out, k), dtype=x.dtype)  # channels last
-    ghat_t = transposed_kernels(weight)
+    ghat_t = transposed_kernels(weight, groups)
     phases = _phases(window)
     for out_slices, in_slices, (ph, pw) in phases:
         view = out[:, out_slices[0], out_slices[1]]
         part = view if len(phases) == 1 else numpy.empty(view.shape, dtype=x.dtype)
-        frame = _frame(x[:, :, in_slices[0], in_slices[1]], ph, (part.shape[1] + 1) // 2)
-        forward_frame(frame, pw, ghat_t, bias, part)
+        th = (part.shape[1] + 1) // 2
+        if len(phases) == 1:
+            frame = _shared_frame(x, ph, th)
+        else:
+            frame = _frame(x[:, :, in_slices[0], in_slices[1]], ph, th)
+        forward_frame(frame, pw, ghat_t, bias, part, groups)
         if part is not view:
             view[...] = part
     return blas.ascontiguous(out.transpose(0, 3, 1, 2))
 
 
-def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple) -> Any:
-    """dW [K, C, 3, 3] of the conv of x [N, C, H, W] with output gradient g [N, K, OH, OW]."""
+def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple, groups: int = 1) -> Any:
+    """dW [K, C/groups, 3, 3] of the conv of x [N, C, H, W] with output gradient g
+    [N, K, OH, OW]."""
     k, c = w_shape[:2]
     dghat = numpy.zeros((16, k, c), dtype=x.dtype)
-    for out_slices, in_slices, (ph, pw) in _phases(window):
-        gs = _channels_last(g[:, :, out_slices[0], out_slices[1]])
+    phases = _phases(window)
+    for out_slices, in_slices, (ph, pw) in phases:
+        gs = None
+        if len(phases) == 1 and _shared.get() is not None and ph <= 2:
+            # dY's rows inside the frame the input gradient (a conv of dY, padding 2 - p)
+            # builds next: built once, here, for both
+            top = 2 - ph
+            gs = _shared_frame(g, top, (x.shape[2] + 1) // 2)[:, top : top + g.shape[2]]
+        if gs is None or gs.shape[1] != g.shape[2]:
+            gs = _channels_last(g[:, :, out_slices[0], out_slices[1]])
         frame = _frame(x[:, :, in_slices[0], in_slices[1]], ph, (gs.shape[1] + 1) // 2)
-        weight_grad_frame(frame, pw, gs, dghat)
+        weight_grad_frame(frame, pw, gs, dghat, groups)
     return weight_from_transformed(dghat)
+
+
+# One frame per array and geometry inside shared_frames(): conv2d's backward builds dY's frame
+# once for its weight gradient (dY's rows) and its input gradient (the conv of dY).
+_shared: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "winograd_frames", default=None
+)
+
+
+@contextlib.contextmanager
+def shared_frames() -> Iterator[None]:
+    """Inside the block a frame asked for again (the same array, padding and tile rows) is the
+    one built before, not a new copy."""
+    token = _shared.set([])
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def _shared_frame(x: Any, ph: int, th: int) -> Any:
+    slot = _shared.get()
+    if slot is None:
+        return _frame(x, ph, th)
+    for array, key, frame in slot:
+        if array is x and key == (ph, th):
+            return frame
+    frame = _frame(x, ph, th)
+    slot.append((x, (ph, th), frame))
+    return frame
 
 
 # ---- on channels-last frames (also conv3d_depth.py's) -----------------------------------------
 
 
-def transposed_kernels(weight: Any) -> Any:
-    """Ĝ^T [16, C, K] of weight [K, C, 3, 3]: the right operand of the forward's GEMMs."""
-    return numpy.ascontiguousarray(kernel_transform(weight).transpose(0, 2, 1))
+def transposed_kernels(weight: Any, groups: int = 1) -> Any:
+    """Ĝ^T of weight [K, C/groups, 3, 3], the right operand of the forward's GEMMs: [16, C, K],
+    or per group [16, groups, C/groups, K/groups]."""
+    ghat = kernel_transform(weight)  # [16, K, C/groups]
+    if groups > 1:
+        k, c = ghat.shape[1:]
+        ghat = ghat.reshape(16, groups, k // groups, c)
+    return numpy.ascontiguousarray(numpy.swapaxes(ghat, -1, -2))
 
 
-def forward_frame(frame: Any, pw: int, ghat_t: Any, bias: Any, out: Any) -> None:
+def _by_group(a: Any, groups: int) -> Any:
+    """A block's Winograd-domain values [16, tiles, channels] as [16, groups, tiles,
+    channels/groups] (a view: each group's matrix has the whole row's stride, which BLAS
+    reads in place; OpenBLAS ran these 16-wide GEMMs at 100 GFLOP/s, one thread)."""
+    e, t, c = a.shape
+    return a.reshape(e, t, groups, c // groups).transpose(0, 2, 1, 3)
+
+
+def forward_frame(frame: Any, pw: int, ghat_t: Any, bias: Any, out: Any, groups: int = 1) -> None:
     """out [N, OH, OW, K] (channels last) = the stride-1 conv of a _frame [N, 2*th + 2, W, C]
     whose column j - pw is the conv's column j, with kernels ghat_t (transposed_kernels) and
     bias [K] or None."""
@@ -184,13 +243,16 @@ def forward_frame(frame: Any, pw: int, ghat_t: Any, bias: Any, out: Any) -> None
     for r0, r1 in ws.blocks:
         u, m = ws.block(r0, r1)
         loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, pw, ws.s)
-        numpy.matmul(u, ghat_t, out=m)
+        if groups == 1:
+            numpy.matmul(u, ghat_t, out=m)
+        else:
+            numpy.matmul(_by_group(u, groups), ghat_t, out=_by_group(m, groups))
         loops.output_transform(m, out, r0, r1, ws.th, ws.tw, b, ws.q)
 
 
-def weight_grad_frame(frame: Any, pw: int, gs: Any, dghat: Any) -> None:
-    """dghat [16, K, C] += the transformed weight gradient of the conv forward_frame computes,
-    from its output gradient gs [N, OH, OW, K] (channels last, C-contiguous)."""
+def weight_grad_frame(frame: Any, pw: int, gs: Any, dghat: Any, groups: int = 1) -> None:
+    """dghat [16, K, C/groups] += the transformed weight gradient of the conv forward_frame
+    computes, from its output gradient gs [N, OH, OW, K] (channels last, C-contiguous)."""
     loops = _loops()
     n, oh, ow, k = gs.shape
     ws = _Workspace((n, k, oh, ow), frame.shape[3], k, frame.dtype)
@@ -198,8 +260,13 @@ def weight_grad_frame(frame: Any, pw: int, gs: Any, dghat: Any) -> None:
         u, dm = ws.block(r0, r1)
         loops.input_transform(frame, u, r0, r1, ws.th, ws.tw, pw, ws.s)
         loops.grad_output_transform(gs, dm, r0, r1, ws.th, ws.tw, ws.q[:4])
-        for e in range(16):
-            blas.addmm_(dghat[e], dm[e].T, u[e])
+        if groups == 1:
+            for e in range(16):
+                blas.addmm_(dghat[e], dm[e].T, u[e])
+        else:  # [16, G, K/G, C/G] += dM_g^T U_g
+            per_group = dghat.reshape(16, groups, -1, dghat.shape[-1])
+            per_group += numpy.matmul(numpy.swapaxes(_by_group(dm, groups), -1, -2),
+                                      _by_group(u, groups))  # fmt: skip
 
 
 def weight_from_transformed(dghat: Any) -> Any:

@@ -155,6 +155,32 @@ def test_dilated_conv_by_phases(monkeypatch):
     assert _relative_error(conv_winograd.forward(x, w, None, window), expected) < 2e-6
 
 
+@pytest.mark.parametrize("groups, padding", [(2, 1), (4, 0), (3, 2)])
+def test_grouped_convs_by_group_gemms(monkeypatch, groups, padding):
+    rng = numpy.random.default_rng(8)
+    x = rng.standard_normal((2, 16 * groups, 9, 10)).astype(numpy.float32)
+    w = (rng.standard_normal((16 * groups, 16, 3, 3)) * 0.1).astype(numpy.float32)
+    b = rng.standard_normal(16 * groups).astype(numpy.float32)
+    fn = lambda x, w, b: F.conv2d(x, w, b, padding=padding, groups=groups)  # noqa: E731
+    ours, others, calls = _routes(monkeypatch, fn, [x, w, b])
+    assert calls.count("forward") == 2 and calls.count("weight_grad") == 1
+    _agree(ours, others)
+
+
+def test_backward_builds_dy_frame_once(monkeypatch):
+    """conv2d's backward builds dY's channels-last frame once: the weight gradient reads its
+    rows, the input gradient (the conv of dY) the whole frame."""
+    built = []
+    real = conv_winograd._frame
+    monkeypatch.setattr(conv_winograd, "_frame", lambda *a: built.append(a[0].shape) or real(*a))
+    rng = numpy.random.default_rng(9)
+    x = rng.standard_normal((2, 32, 8, 8)).astype(numpy.float32)
+    w = rng.standard_normal((48, 32, 3, 3)).astype(numpy.float32)
+    forward_backward(lambda x, w: F.conv2d(x, w, padding=1), [x, w])
+    # x's frame in forward and in the weight gradient, dY's once
+    assert built.count((2, 48, 8, 8)) == 1 and built.count((2, 32, 8, 8)) == 2
+
+
 def test_non_contiguous_input_and_unbatched(monkeypatch):
     rng = numpy.random.default_rng(4)
     xt = rng.standard_normal((2, 10, 11, 32)).astype(numpy.float32)
@@ -178,7 +204,7 @@ def test_non_contiguous_input_and_unbatched(monkeypatch):
         (numpy.float32, (8, 32, 3, 3), {"padding": 1}),  # too few output channels
         (numpy.float32, (32, 32, 3, 3), {"stride": 2}),
         (numpy.float32, (32, 32, 5, 5), {"padding": 2}),
-        (numpy.float32, (32, 16, 3, 3), {"groups": 2, "padding": 1}),
+        (numpy.float32, (32, 8, 3, 3), {"groups": 4, "padding": 1}),  # 8 channels per group
     ],
 )
 def test_convs_left_to_the_other_routes(monkeypatch, dtype, w_shape, kw):
