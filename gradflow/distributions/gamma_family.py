@@ -165,16 +165,12 @@ class Gamma(_Expandable):
 
     has_rsample = True
 
+    _arg_names = ("concentration", "rate")
+
     def __init__(self, concentration: Any, rate: Any, validate_args: Any = None):
         self.concentration, self.rate = _params(concentration, rate)
         shape = _shape_of(self.concentration, self.rate)
         super().__init__(shape, validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {
-            "concentration": self.concentration.expand(*batch_shape),
-            "rate": self.rate.expand(*batch_shape),
-        }
 
     def _parameter_checks(self) -> list:
         return [
@@ -226,13 +222,12 @@ class Gamma(_Expandable):
 class Chi2(Gamma):
     """Chi-squared with ``df`` degrees of freedom: Gamma(df / 2, 1 / 2)."""
 
+    _arg_names = ("df",)
+
     def __init__(self, df: Any, validate_args: Any = None):
         (df,) = _params(df)
         super().__init__(0.5 * df, creation.full((), 0.5, dtype=df.dtype, device=df.device),
                          validate_args=validate_args)  # fmt: skip
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {"df": self.df.expand(*batch_shape)}
 
     @property
     def df(self) -> Tensor:
@@ -311,6 +306,8 @@ class Beta(_Expandable):
 
     has_rsample = True
 
+    _arg_names = ("concentration1", "concentration0")
+
     def __init__(self, concentration1: Any, concentration0: Any, validate_args: Any = None):
         c1, c0 = _params(concentration1, concentration0)
         shape = _shape_of(c1, c0)
@@ -318,12 +315,6 @@ class Beta(_Expandable):
                                     validate_args=validate_args)  # fmt: skip
         super().__init__(shape, validate_args=False)
         self._validate_args = self._dirichlet._validate_args
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {
-            "concentration1": self.concentration1.expand(*batch_shape),
-            "concentration0": self.concentration0.expand(*batch_shape),
-        }
 
     def _support_check(self, value: Tensor) -> tuple[Any, str]:
         v = value.array
@@ -370,12 +361,11 @@ class StudentT(_Expandable):
 
     has_rsample = True
 
+    _arg_names = ("df", "loc", "scale")
+
     def __init__(self, df: Any, loc: Any = 0.0, scale: Any = 1.0, validate_args: Any = None):
         self.df, self.loc, self.scale = _params(df, loc, scale)
         super().__init__(_shape_of(self.df, self.loc, self.scale), validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {name: getattr(self, name).expand(*batch_shape) for name in ("df", "loc", "scale")}
 
     def _parameter_checks(self) -> list:
         return [
@@ -431,12 +421,11 @@ def _whole(v: Any) -> Any:
 class Poisson(_Expandable):
     """Poisson counts with mean ``rate``."""
 
+    _arg_names = ("rate",)
+
     def __init__(self, rate: Any, validate_args: Any = None):
         (self.rate,) = _params(rate)
         super().__init__(tuple(self.rate.shape), validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {"rate": self.rate.expand(*batch_shape)}
 
     def _parameter_checks(self) -> list:
         return [("rate", self.rate, self.rate.array >= 0, _NONNEGATIVE)]

@@ -56,8 +56,12 @@ def _uniform(shape: tuple, like: Tensor, low: float = 0.0, high: float = 1.0) ->
 class _Expandable(Distribution):
     """``expand(batch_shape)``: the same distribution with its parameters expanded (views)."""
 
+    _arg_names: tuple[str, ...] = ()  # the tensor parameters expand() expands, as __init__ names
+
     def _expand_args(self, batch_shape: tuple) -> dict:
-        raise NotImplementedError
+        if not self._arg_names:
+            raise NotImplementedError
+        return {name: getattr(self, name).expand(*batch_shape) for name in self._arg_names}
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
         batch_shape = tuple(batch_shape)
@@ -90,12 +94,11 @@ class Exponential(_Expandable):
 
     has_rsample = True
 
+    _arg_names = ("rate",)
+
     def __init__(self, rate: Any, validate_args: Any = None):
         (self.rate,) = _params(rate)
         super().__init__(tuple(self.rate.shape), validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {"rate": self.rate.expand(*batch_shape)}
 
     def _parameter_checks(self) -> list:
         return [("rate", self.rate, self.rate.array > 0, _POSITIVE)]
@@ -140,23 +143,27 @@ class Exponential(_Expandable):
         return 1.0 - self.rate.log()
 
 
-class Laplace(_Expandable):
-    """Laplace with location ``loc`` and scale ``scale``."""
+class _LocScale(_Expandable):
+    """The families with a real ``loc`` and a positive ``scale`` (Laplace, Cauchy, LogNormal,
+    Gumbel): their constructor and parameter checks."""
 
     has_rsample = True
+
+    _arg_names = ("loc", "scale")
 
     def __init__(self, loc: Any, scale: Any, validate_args: Any = None):
         self.loc, self.scale = _params(loc, scale)
         super().__init__(_shape_of(self.loc, self.scale), validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {"loc": self.loc.expand(*batch_shape), "scale": self.scale.expand(*batch_shape)}
 
     def _parameter_checks(self) -> list:
         return [
             ("loc", self.loc, _not_nan(self.loc), "Real()"),
             ("scale", self.scale, self.scale.array > 0, _POSITIVE),
         ]
+
+
+class Laplace(_LocScale):
+    """Laplace with location ``loc`` and scale ``scale``."""
 
     @property
     def mean(self) -> Tensor:
@@ -198,23 +205,8 @@ class Laplace(_Expandable):
         return (1 + (2 * self.scale).log()).expand(*self.batch_shape)
 
 
-class Cauchy(_Expandable):
+class Cauchy(_LocScale):
     """Cauchy (Lorentz) with location ``loc`` and scale ``scale``; mean NaN, variance inf."""
-
-    has_rsample = True
-
-    def __init__(self, loc: Any, scale: Any, validate_args: Any = None):
-        self.loc, self.scale = _params(loc, scale)
-        super().__init__(_shape_of(self.loc, self.scale), validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {"loc": self.loc.expand(*batch_shape), "scale": self.scale.expand(*batch_shape)}
-
-    def _parameter_checks(self) -> list:
-        return [
-            ("loc", self.loc, _not_nan(self.loc), "Real()"),
-            ("scale", self.scale, self.scale.array > 0, _POSITIVE),
-        ]
 
     @property
     def mean(self) -> Tensor:
@@ -249,23 +241,39 @@ class Cauchy(_Expandable):
         return (math.log(4 * math.pi) + self.scale.log()).expand(*self.batch_shape)
 
 
-class HalfNormal(_Expandable):
-    """|X| for X ~ Normal(0, scale)."""
+class _HalfFamily(_Expandable):
+    """|X| for X ~ a symmetric family with loc 0 (HalfNormal, HalfCauchy): the scale-only
+    constructor, checks and mode they share."""
 
     has_rsample = True
+
+    _arg_names = ("scale",)
 
     def __init__(self, scale: Any, validate_args: Any = None):
         (self.scale,) = _params(scale)
         super().__init__(tuple(self.scale.shape), validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {"scale": self.scale.expand(*batch_shape)}
 
     def _parameter_checks(self) -> list:
         return [("scale", self.scale, self.scale.array > 0, _POSITIVE)]
 
     def _support_check(self, value: Tensor) -> tuple[Any, str]:
         return value.array >= 0, _NONNEGATIVE
+
+    @property
+    def mode(self) -> Tensor:
+        return creation.zeros_like(self.scale)
+
+    def _log_density(self, value: Tensor) -> Tensor:  # the density on value >= 0
+        raise NotImplementedError
+
+    def log_prob(self, value: Any) -> Tensor:
+        self._validate_sample(value)
+        value = _value(value, self.scale)
+        return where(value >= 0, self._log_density(value), -math.inf)
+
+
+class HalfNormal(_HalfFamily):
+    """|X| for X ~ Normal(0, scale)."""
 
     @property
     def base_dist(self) -> Normal:
@@ -276,10 +284,6 @@ class HalfNormal(_Expandable):
         return self.scale * math.sqrt(2 / math.pi)
 
     @property
-    def mode(self) -> Tensor:
-        return creation.zeros_like(self.scale)
-
-    @property
     def variance(self) -> Tensor:
         return self.scale.pow(2) * (1 - 2 / math.pi)
 
@@ -288,12 +292,9 @@ class HalfNormal(_Expandable):
         return (creation.randn(*shape, dtype=self.scale.dtype, device=self.scale.device)
                 * self.scale).abs()  # fmt: skip
 
-    def log_prob(self, value: Any) -> Tensor:
-        self._validate_sample(value)
-        value = _value(value, self.scale)
-        lp = (-(value * value) / (2 * self.scale * self.scale) - self.scale.log()
-              - 0.5 * math.log(2 * math.pi) + _LOG_2)  # fmt: skip
-        return where(value >= 0, lp, -math.inf)
+    def _log_density(self, value: Tensor) -> Tensor:
+        return (-(value * value) / (2 * self.scale * self.scale) - self.scale.log()
+                - 0.5 * math.log(2 * math.pi) + _LOG_2)  # fmt: skip
 
     def cdf(self, value: Any) -> Tensor:
         self._validate_sample(value)
@@ -306,23 +307,8 @@ class HalfNormal(_Expandable):
         return 0.5 * math.log(math.pi / 2) + 0.5 + self.scale.log()
 
 
-class HalfCauchy(_Expandable):
+class HalfCauchy(_HalfFamily):
     """|X| for X ~ Cauchy(0, scale); mean and variance inf."""
-
-    has_rsample = True
-
-    def __init__(self, scale: Any, validate_args: Any = None):
-        (self.scale,) = _params(scale)
-        super().__init__(tuple(self.scale.shape), validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {"scale": self.scale.expand(*batch_shape)}
-
-    def _parameter_checks(self) -> list:
-        return [("scale", self.scale, self.scale.array > 0, _POSITIVE)]
-
-    def _support_check(self, value: Tensor) -> tuple[Any, str]:
-        return value.array >= 0, _NONNEGATIVE
 
     @property
     def base_dist(self) -> Cauchy:
@@ -333,10 +319,6 @@ class HalfCauchy(_Expandable):
         return _full_like(self.scale, math.inf, tuple(self.batch_shape))
 
     @property
-    def mode(self) -> Tensor:
-        return creation.zeros_like(self.scale)
-
-    @property
     def variance(self) -> Tensor:
         return _full_like(self.scale, math.inf, tuple(self.batch_shape))
 
@@ -345,12 +327,9 @@ class HalfCauchy(_Expandable):
         eps = (math.pi * (_uniform(shape, self.scale) - 0.5)).tan()
         return (eps * self.scale).abs()
 
-    def log_prob(self, value: Any) -> Tensor:
-        self._validate_sample(value)
-        value = _value(value, self.scale)
+    def _log_density(self, value: Tensor) -> Tensor:
         z = value / self.scale
-        lp = -math.log(math.pi) - self.scale.log() - unary.log1p(z * z) + _LOG_2
-        return where(value >= 0, lp, -math.inf)
+        return -math.log(math.pi) - self.scale.log() - unary.log1p(z * z) + _LOG_2
 
     def cdf(self, value: Any) -> Tensor:
         self._validate_sample(value)
@@ -363,23 +342,8 @@ class HalfCauchy(_Expandable):
         return math.log(4 * math.pi) - _LOG_2 + self.scale.log()
 
 
-class LogNormal(_Expandable):
+class LogNormal(_LocScale):
     """exp(X) for X ~ Normal(loc, scale)."""
-
-    has_rsample = True
-
-    def __init__(self, loc: Any, scale: Any, validate_args: Any = None):
-        self.loc, self.scale = _params(loc, scale)
-        super().__init__(_shape_of(self.loc, self.scale), validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {"loc": self.loc.expand(*batch_shape), "scale": self.scale.expand(*batch_shape)}
-
-    def _parameter_checks(self) -> list:
-        return [
-            ("loc", self.loc, _not_nan(self.loc), "Real()"),
-            ("scale", self.scale, self.scale.array > 0, _POSITIVE),
-        ]
 
     def _support_check(self, value: Tensor) -> tuple[Any, str]:
         return value.array > 0, _POSITIVE
@@ -422,23 +386,8 @@ class LogNormal(_Expandable):
         return self.base_dist.entropy() + self.loc
 
 
-class Gumbel(_Expandable):
+class Gumbel(_LocScale):
     """Gumbel (type-I extreme value) with location ``loc`` and scale ``scale``."""
-
-    has_rsample = True
-
-    def __init__(self, loc: Any, scale: Any, validate_args: Any = None):
-        self.loc, self.scale = _params(loc, scale)
-        super().__init__(_shape_of(self.loc, self.scale), validate_args=validate_args)
-
-    def _expand_args(self, batch_shape: tuple) -> dict:
-        return {"loc": self.loc.expand(*batch_shape), "scale": self.scale.expand(*batch_shape)}
-
-    def _parameter_checks(self) -> list:
-        return [
-            ("loc", self.loc, _not_nan(self.loc), "Real()"),
-            ("scale", self.scale, self.scale.array > 0, _POSITIVE),
-        ]
 
     @property
     def mean(self) -> Tensor:

@@ -219,214 +219,98 @@ def _lazy_conv_init(
     self._lazy_conv(kwargs.get("device"), kwargs.get("dtype"))
 
 
-class LazyConv1d(_LazyConvMixin, Conv1d):
-    """Conv1d with in_channels inferred from the first input: LazyConv1d(out_channels,
+_CONV_DOC = """{concrete} with in_channels inferred from the first input: {name}(out_channels,
     kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True, padding_mode='zeros',
     device=None, dtype=None)."""
 
-    cls_to_become = Conv1d
-
-    def __init__(
-        self,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        _lazy_conv_init(
-            self,
-            Conv1d,
-            out_channels,
-            (kernel_size, stride, padding, dilation),
-            {
-                "groups": groups,
-                "bias": bias,
-                "padding_mode": padding_mode,
-                "device": device,
-                "dtype": dtype,
-            },
-        )
+_CONV_TRANSPOSE_DOC = """{concrete} with in_channels inferred from the first input:
+    {name}(out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+    bias=True, dilation=1, padding_mode='zeros', device=None, dtype=None)."""
 
 
-class LazyConv2d(_LazyConvMixin, Conv2d):
-    """Conv2d with in_channels inferred from the first input (arguments as LazyConv1d)."""
+def _lazy_conv_class(name: str, concrete: type) -> type:
+    """A LazyConv*/LazyConvTranspose* class: the concrete class's signature minus in_channels
+    (torch's argument order: a transposed conv has output_padding before groups, dilation
+    after bias)."""
+    if concrete._transposed:
 
-    cls_to_become = Conv2d
+        def __init__(
+            self: Any,
+            out_channels: int,
+            kernel_size: Any,
+            stride: Any = 1,
+            padding: Any = 0,
+            output_padding: Any = 0,
+            groups: int = 1,
+            bias: bool = True,
+            dilation: Any = 1,
+            padding_mode: str = "zeros",
+            device: Any = None,
+            dtype: Any = None,
+        ) -> None:
+            _lazy_conv_init(
+                self,
+                concrete,
+                out_channels,
+                (kernel_size, stride, padding, output_padding),
+                {
+                    "groups": groups,
+                    "bias": bias,
+                    "dilation": dilation,
+                    "padding_mode": padding_mode,
+                    "device": device,
+                    "dtype": dtype,
+                },
+            )
 
-    def __init__(
-        self,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        _lazy_conv_init(
-            self,
-            Conv2d,
-            out_channels,
-            (kernel_size, stride, padding, dilation),
-            {
-                "groups": groups,
-                "bias": bias,
-                "padding_mode": padding_mode,
-                "device": device,
-                "dtype": dtype,
-            },
-        )
+        doc = _CONV_TRANSPOSE_DOC
+    else:
 
+        def __init__(
+            self: Any,
+            out_channels: int,
+            kernel_size: Any,
+            stride: Any = 1,
+            padding: Any = 0,
+            dilation: Any = 1,
+            groups: int = 1,
+            bias: bool = True,
+            padding_mode: str = "zeros",
+            device: Any = None,
+            dtype: Any = None,
+        ) -> None:
+            _lazy_conv_init(
+                self,
+                concrete,
+                out_channels,
+                (kernel_size, stride, padding, dilation),
+                {
+                    "groups": groups,
+                    "bias": bias,
+                    "padding_mode": padding_mode,
+                    "device": device,
+                    "dtype": dtype,
+                },
+            )
 
-class LazyConv3d(_LazyConvMixin, Conv3d):
-    """Conv3d with in_channels inferred from the first input (arguments as LazyConv1d)."""
-
-    cls_to_become = Conv3d
-
-    def __init__(
-        self,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        _lazy_conv_init(
-            self,
-            Conv3d,
-            out_channels,
-            (kernel_size, stride, padding, dilation),
-            {
-                "groups": groups,
-                "bias": bias,
-                "padding_mode": padding_mode,
-                "device": device,
-                "dtype": dtype,
-            },
-        )
-
-
-class LazyConvTranspose1d(_LazyConvMixin, ConvTranspose1d):
-    """ConvTranspose1d with in_channels inferred from the first input:
-    LazyConvTranspose1d(out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-    groups=1, bias=True, dilation=1, padding_mode='zeros', device=None, dtype=None)."""
-
-    cls_to_become = ConvTranspose1d
-
-    def __init__(
-        self,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        output_padding: Any = 0,
-        groups: int = 1,
-        bias: bool = True,
-        dilation: Any = 1,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        _lazy_conv_init(
-            self,
-            ConvTranspose1d,
-            out_channels,
-            (kernel_size, stride, padding, output_padding),
-            {
-                "groups": groups,
-                "bias": bias,
-                "dilation": dilation,
-                "padding_mode": padding_mode,
-                "device": device,
-                "dtype": dtype,
-            },
-        )
+        doc = _CONV_DOC
+    __init__.__qualname__ = f"{name}.__init__"
+    namespace = {
+        "__init__": __init__,
+        "cls_to_become": concrete,
+        "__doc__": doc.format(concrete=concrete.__name__, name=name),
+        "__module__": __name__,
+        "__qualname__": name,
+    }
+    return type(name, (_LazyConvMixin, concrete), namespace)
 
 
-class LazyConvTranspose2d(_LazyConvMixin, ConvTranspose2d):
-    """ConvTranspose2d with in_channels inferred from the first input (arguments as
-    LazyConvTranspose1d)."""
-
-    cls_to_become = ConvTranspose2d
-
-    def __init__(
-        self,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        output_padding: Any = 0,
-        groups: int = 1,
-        bias: bool = True,
-        dilation: Any = 1,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        _lazy_conv_init(
-            self,
-            ConvTranspose2d,
-            out_channels,
-            (kernel_size, stride, padding, output_padding),
-            {
-                "groups": groups,
-                "bias": bias,
-                "dilation": dilation,
-                "padding_mode": padding_mode,
-                "device": device,
-                "dtype": dtype,
-            },
-        )
-
-
-class LazyConvTranspose3d(_LazyConvMixin, ConvTranspose3d):
-    """ConvTranspose3d with in_channels inferred from the first input (arguments as
-    LazyConvTranspose1d)."""
-
-    cls_to_become = ConvTranspose3d
-
-    def __init__(
-        self,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        output_padding: Any = 0,
-        groups: int = 1,
-        bias: bool = True,
-        dilation: Any = 1,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        _lazy_conv_init(
-            self,
-            ConvTranspose3d,
-            out_channels,
-            (kernel_size, stride, padding, output_padding),
-            {
-                "groups": groups,
-                "bias": bias,
-                "dilation": dilation,
-                "padding_mode": padding_mode,
-                "device": device,
-                "dtype": dtype,
-            },
-        )
+LazyConv1d = _lazy_conv_class("LazyConv1d", Conv1d)
+LazyConv2d = _lazy_conv_class("LazyConv2d", Conv2d)
+LazyConv3d = _lazy_conv_class("LazyConv3d", Conv3d)
+LazyConvTranspose1d = _lazy_conv_class("LazyConvTranspose1d", ConvTranspose1d)
+LazyConvTranspose2d = _lazy_conv_class("LazyConvTranspose2d", ConvTranspose2d)
+LazyConvTranspose3d = _lazy_conv_class("LazyConvTranspose3d", ConvTranspose3d)
 
 
 # ---- normalization -----------------------------------------------------------------------------

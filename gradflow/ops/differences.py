@@ -123,21 +123,23 @@ def _coordinates_along(x: Any, y: Tensor, d: int, op: str) -> Tensor:
     return x
 
 
-def _no_bool(y: Tensor, op: str) -> Tensor:
+def _integrand(y: Any, x: Any, dx: Any, dim: int, op: str) -> tuple[Tensor, int]:
+    """trapezoid's and cumulative_trapezoid's checks: y a non-bool tensor with a dim, x or dx
+    (not both); returns y and dim normalized."""
+    y = _tensor(y, op, "y")
     if y.dtype.kind == "b":
         raise RuntimeError(f"{op}: received a bool input for `y`, but bool is not supported")
-    return y
+    if x is not None and dx is not None:
+        raise TypeError(f"{op}() takes x or dx, not both")
+    if y.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    return y, normalize_dim(dim, y.ndim, op)
 
 
 def trapezoid(y: Tensor, x: Any = None, *, dx: Any = None, dim: int = -1) -> Tensor:
     """The trapezoidal rule along dim: samples y at coordinates x (a tensor) or spaced dx
     apart (1 by default)."""
-    y = _no_bool(_tensor(y, "trapezoid", "y"), "trapezoid")
-    if x is not None and dx is not None:
-        raise TypeError("trapezoid() takes x or dx, not both")
-    if y.ndim == 0:
-        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
-    d = normalize_dim(dim, y.ndim, "trapezoid")
+    y, d = _integrand(y, x, dx, dim, "trapezoid")
     n = y.shape[d]
     if x is not None:
         xs = _coordinates_along(x, y, d, "trapezoid")
@@ -162,12 +164,7 @@ def cumulative_trapezoid(y: Tensor, x: Any = None, *, dx: Any = None, dim: int =
     """The running trapezoidal rule along dim (one value fewer than y along dim)."""
     from gradflow.ops.reduction import cumsum
 
-    y = _no_bool(_tensor(y, "cumulative_trapezoid", "y"), "cumulative_trapezoid")
-    if x is not None and dx is not None:
-        raise TypeError("cumulative_trapezoid() takes x or dx, not both")
-    if y.ndim == 0:
-        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
-    d = normalize_dim(dim, y.ndim, "cumulative_trapezoid")
+    y, d = _integrand(y, x, dx, dim, "cumulative_trapezoid")
     n = y.shape[d]
     m = builtins.max(n - 1, 0)
     pairs = _arith.add(_narrow(y, d, 0, m), _narrow(y, d, 1, m))

@@ -15,64 +15,55 @@ from gradflow.ops.window import int_tuple
 from gradflow.tensor import Tensor
 
 
-def max_pool1d_with_indices(
-    input: Tensor,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    dilation: Any = 1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """max_pool1d returning (output, indices) (return_indices is ignored, as in PyTorch)."""
-    return pooling.max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+def _max_pool_with_indices(pool: Any, dims: int) -> Any:
+    """max_pool{dims}d_with_indices: pool returning (output, indices) whatever
+    return_indices says, as in PyTorch."""
+
+    def with_indices(
+        input: Tensor,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        ceil_mode: bool = False,
+        return_indices: bool = False,
+    ) -> tuple[Tensor, Tensor]:
+        return pool(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+    return _named(with_indices, f"max_pool{dims}d")
 
 
-def max_pool2d_with_indices(
-    input: Tensor,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    dilation: Any = 1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """max_pool2d returning (output, indices) (return_indices is ignored, as in PyTorch)."""
-    return pooling.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+def _adaptive_max_pool_with_indices(pool: Any, dims: int) -> Any:
+    """adaptive_max_pool{dims}d_with_indices: pool returning (output, indices)."""
+
+    def with_indices(
+        input: Tensor, output_size: Any, return_indices: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        return pool(input, output_size, True)
+
+    return _named(with_indices, f"adaptive_max_pool{dims}d")
 
 
-def max_pool3d_with_indices(
-    input: Tensor,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    dilation: Any = 1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """max_pool3d returning (output, indices) (return_indices is ignored, as in PyTorch)."""
-    return pooling3d.max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+def _named(function: Any, pool_name: str) -> Any:
+    function.__name__ = function.__qualname__ = f"{pool_name}_with_indices"
+    function.__doc__ = (
+        f"{pool_name} returning (output, indices) (return_indices is ignored, as in PyTorch)."
+    )
+    return function
 
 
-def adaptive_max_pool1d_with_indices(
-    input: Tensor, output_size: Any, return_indices: bool = False
-) -> tuple[Tensor, Tensor]:
-    """adaptive_max_pool1d returning (output, indices) (return_indices is ignored)."""
-    return adaptive_pooling.adaptive_max_pool1d(input, output_size, True)
-
-
-def adaptive_max_pool2d_with_indices(
-    input: Tensor, output_size: Any, return_indices: bool = False
-) -> tuple[Tensor, Tensor]:
-    """adaptive_max_pool2d returning (output, indices) (return_indices is ignored)."""
-    return adaptive_pooling.adaptive_max_pool2d(input, output_size, True)
-
-
-def adaptive_max_pool3d_with_indices(
-    input: Tensor, output_size: Any, return_indices: bool = False
-) -> tuple[Tensor, Tensor]:
-    """adaptive_max_pool3d returning (output, indices) (return_indices is ignored)."""
-    return adaptive_pooling.adaptive_max_pool3d(input, output_size, True)
+max_pool1d_with_indices = _max_pool_with_indices(pooling.max_pool1d, 1)
+max_pool2d_with_indices = _max_pool_with_indices(pooling.max_pool2d, 2)
+max_pool3d_with_indices = _max_pool_with_indices(pooling3d.max_pool3d, 3)
+adaptive_max_pool1d_with_indices = _adaptive_max_pool_with_indices(
+    adaptive_pooling.adaptive_max_pool1d, 1
+)
+adaptive_max_pool2d_with_indices = _adaptive_max_pool_with_indices(
+    adaptive_pooling.adaptive_max_pool2d, 2
+)
+adaptive_max_pool3d_with_indices = _adaptive_max_pool_with_indices(
+    adaptive_pooling.adaptive_max_pool3d, 3
+)
 
 
 def lp_pool3d(

@@ -946,6 +946,42 @@ def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
     return _median(values, Tensor._wrap(index))
 
 
+def _check_interpolation(interpolation: str) -> None:
+    if interpolation not in ("linear", "lower", "higher", "nearest", "midpoint"):
+        raise ValueError(
+            "quantile() interpolation must be one of linear, lower, higher, midpoint or "
+            f"nearest, got {interpolation!r}"
+        )
+
+
+def _quantile_q(q: Any) -> Any:
+    """quantile's q as a float64 NumPy array (0-d or 1-d), checked to lie in [0, 1]."""
+    qs = numpy.asarray(q.tolist() if isinstance(q, Tensor) else q, dtype=numpy.float64)
+    if qs.ndim > 1:
+        raise RuntimeError(f"quantile() q must be a scalar or 1D tensor, got {qs.ndim}D")
+    if ((qs < 0) | (qs > 1)).any():
+        bad = qs[(qs < 0) | (qs > 1)].reshape(-1)[0]
+        raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {bad}")
+    return qs
+
+
+def _quantile_neighbours(mod: Any, pos: Any, interpolation: str) -> tuple[Any, Any, Any]:
+    """The sorted positions (lo, hi, as floats) around each fractional position pos and the
+    weight of hi, for quantile's interpolation modes; mod is numpy or the device's module."""
+    lo, hi = mod.floor(pos), mod.ceil(pos)
+    weight = pos - lo
+    if interpolation == "lower":
+        hi, weight = lo, weight * 0
+    elif interpolation == "higher":
+        lo, weight = hi, weight * 0
+    elif interpolation == "nearest":
+        lo = hi = mod.round(pos)  # halves to even, as PyTorch
+        weight = weight * 0
+    elif interpolation == "midpoint":
+        weight = mod.where(hi > lo, 0.5, 0.0)
+    return lo, hi, weight
+
+
 def quantile(
     input: Tensor,
     q: Any,
@@ -960,18 +996,9 @@ def quantile(
     from gradflow.ops.indexing import gather, index_select
     from gradflow.ops.shape import movedim, squeeze
 
-    if interpolation not in ("linear", "lower", "higher", "nearest", "midpoint"):
-        raise ValueError(
-            "quantile() interpolation must be one of linear, lower, higher, midpoint or "
-            f"nearest, got {interpolation!r}"
-        )
+    _check_interpolation(interpolation)
     _require_float(input, "quantile")
-    qs = numpy.asarray(q.tolist() if isinstance(q, Tensor) else q, dtype=numpy.float64)
-    if qs.ndim > 1:
-        raise RuntimeError(f"quantile() q must be a scalar or 1D tensor, got {qs.ndim}D")
-    if ((qs < 0) | (qs > 1)).any():
-        bad = qs[(qs < 0) | (qs > 1)].reshape(-1)[0]
-        raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {bad}")
+    qs = _quantile_q(q)
     if dim is None:
         source, d, shape = input.reshape(-1), 0, (1,) * input.ndim
     else:
@@ -983,19 +1010,9 @@ def quantile(
     order = Tensor._wrap(xp.argsort(source.array, axis=d, kind="stable").astype("int64"))
     ordered = gather(source, d, order)
     pos = qs.reshape(-1) * (n - 1)
-    lo, hi = numpy.floor(pos).astype(numpy.int64), numpy.ceil(pos).astype(numpy.int64)
-    weight = pos - lo
-    if interpolation == "lower":
-        hi, weight = lo, weight * 0
-    elif interpolation == "higher":
-        lo, weight = hi, weight * 0
-    elif interpolation == "nearest":
-        lo = hi = numpy.round(pos).astype(numpy.int64)  # halves to even, as PyTorch
-        weight = weight * 0
-    elif interpolation == "midpoint":
-        weight = numpy.where(hi > lo, 0.5, 0.0)
-    low = index_select(ordered, d, Tensor._wrap(xp.asarray(lo)))
-    high = index_select(ordered, d, Tensor._wrap(xp.asarray(hi)))
+    lo, hi, weight = _quantile_neighbours(numpy, pos, interpolation)
+    low = index_select(ordered, d, Tensor._wrap(xp.asarray(lo.astype(numpy.int64))))
+    high = index_select(ordered, d, Tensor._wrap(xp.asarray(hi.astype(numpy.int64))))
     w_shape = [1] * source.ndim
     w_shape[d] = len(pos)
     w = Tensor._wrap(xp.asarray(weight.reshape(w_shape), dtype=input.dtype))

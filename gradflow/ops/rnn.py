@@ -531,25 +531,35 @@ def rnn_layer(
                       reverse, lengths)  # fmt: skip
 
 
+def _sequence_shape(op: str, input: Any) -> tuple:
+    """(T, B, input_size) of a recurrent layer's input, checked to be a 3-D Tensor with T > 0."""
+    if not isinstance(input, Tensor) or input.ndim != 3:
+        got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+        raise ValueError(f"{op}: input must be a (T, B, input_size) Tensor, got {got}")
+    steps = input.shape[0]
+    if steps == 0:
+        raise ValueError(f"{op}: input has shape {tuple(input.shape)}; the sequence is empty (T=0)")
+    return tuple(input.shape)
+
+
+def _check_biases(op: str, bias_ih: Any, bias_hh: Any, width: int, expected: str) -> None:
+    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if bias is not None:
+            _check_tensor(op, name, bias, (width,), expected)
+
+
 def _recurrent(op, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, mode, reverse, lengths):
     """rnn_layer, its errors and its node named `op` (the function the user called)."""
     if mode not in GATES:
         raise ValueError(f"{op}: unknown mode {mode!r}; expected one of {MODES}")
-    if not isinstance(input, Tensor) or input.ndim != 3:
-        got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
-        raise ValueError(f"{op}: input must be a (T, B, input_size) Tensor, got {got}")
-    steps, batch, n_in = input.shape
-    if steps == 0:
-        raise ValueError(f"{op}: input has shape {tuple(input.shape)}; the sequence is empty (T=0)")
+    steps, batch, n_in = _sequence_shape(op, input)
     if not isinstance(weight_hh, Tensor) or weight_hh.ndim != 2:
         raise ValueError(f"{op}: weight_hh must be a 2-D Tensor (G*H, H)")
     hidden = weight_hh.shape[1]
     width = GATES[mode] * hidden
     _check_tensor(op, "weight_hh", weight_hh, (width, hidden), f"{GATES[mode]}*H rows for {mode}")
     _check_tensor(op, "weight_ih", weight_ih, (width, n_in), "(G*H, input features)")
-    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
-        if bias is not None:
-            _check_tensor(op, name, bias, (width,), "(G*H,)")
+    _check_biases(op, bias_ih, bias_hh, width, "(G*H,)")
     h0, c0 = hx if mode == "lstm" and hx is not None else (hx, None)
     for name, state in (("h0", h0), ("c0", c0)):
         if state is not None:
@@ -601,20 +611,13 @@ def lstm_projected_layer(
     from gradflow.ops.shape import chunk, stack, unbind
 
     op = "lstm_projected_layer"
-    if not isinstance(input, Tensor) or input.ndim != 3:
-        got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
-        raise ValueError(f"{op}: input must be a (T, B, input_size) Tensor, got {got}")
-    steps, batch, n_in = input.shape
-    if steps == 0:
-        raise ValueError(f"{op}: input has shape {tuple(input.shape)}; the sequence is empty (T=0)")
+    steps, batch, n_in = _sequence_shape(op, input)
     if not isinstance(weight_hr, Tensor) or weight_hr.ndim != 2:
         raise ValueError(f"{op}: weight_hr must be a 2-D Tensor (proj_size, hidden_size)")
     proj, hidden = weight_hr.shape
     _check_tensor(op, "weight_hh", weight_hh, (4 * hidden, proj), "(4*hidden, proj_size)")
     _check_tensor(op, "weight_ih", weight_ih, (4 * hidden, n_in), "(4*hidden, input features)")
-    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
-        if bias is not None:
-            _check_tensor(op, name, bias, (4 * hidden,), "(4*hidden,)")
+    _check_biases(op, bias_ih, bias_hh, 4 * hidden, "(4*hidden,)")
     h, c = hx if hx is not None else (None, None)
     if h is None:
         h = input.new_zeros(batch, proj)

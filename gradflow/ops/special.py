@@ -266,38 +266,55 @@ def _erf_float32_blocks(x: Any, complement: bool = False) -> Any:
     rounded once), block by block: about 32 passes over four cache-resident float64 buffers.
     NaN stays NaN (clip keeps it), +-inf give +-1."""
     out = numpy.empty(x.shape, numpy.float32)
-    flat_x = numpy.ascontiguousarray(x).reshape(-1)
-    flat_out = out.reshape(-1)
-    n = flat_x.size
-    block = min(n, _ERF32_BLOCK64)
-    a_buf = numpy.empty(block, numpy.float64)
-    s_buf = numpy.empty(block, numpy.float64)
-    p_buf = numpy.empty(block, numpy.float64)
-    q_buf = numpy.empty(block, numpy.float64)
     n_head, n_second, *n_rest = ERF32_RATIONAL_N
     d_second, *d_rest = ERF32_RATIONAL_D
-    for start in range(0, n, max(block, 1)):
-        stop = min(start + block, n)
-        m = stop - start
-        a = numpy.clip(flat_x[start:stop], -4.0, 4.0, out=a_buf[:m])  # widened to float64
-        s = numpy.multiply(a, a, out=s_buf[:m])
+    for _, x_block, out_block, (a_buf, s_buf, p_buf, q_buf) in _float32_blocks(x, out, 4):
+        a = numpy.clip(x_block, -4.0, 4.0, out=a_buf)  # widened to float64
+        s = numpy.multiply(a, a, out=s_buf)
         s -= 8.0
-        p = numpy.multiply(s, n_head, out=p_buf[:m])
+        p = numpy.multiply(s, n_head, out=p_buf)
         p += n_second
         for c in n_rest:
             p *= s
             p += c
-        q = numpy.add(s, d_second, out=q_buf[:m])
+        q = numpy.add(s, d_second, out=q_buf)
         for c in d_rest:
             q *= s
             q += c
         p *= a
         if complement:
             p /= q
-            numpy.subtract(1.0, p, out=flat_out[start:stop], casting="same_kind")
+            numpy.subtract(1.0, p, out=out_block, casting="same_kind")
         else:
-            numpy.divide(p, q, out=flat_out[start:stop], casting="same_kind")
+            numpy.divide(p, q, out=out_block, casting="same_kind")
     return out
+
+
+def _float32_blocks(x: Any, out: Any, buffers: int) -> Any:
+    """Walk a float32 NumPy array x and its result out (a new C-contiguous float32 array shaped
+    like x) in blocks of _ERF32_BLOCK64 elements: yields (start, x's block, out's block, a list
+    of `buffers` float64 work buffers of the block's length), the buffers reused throughout."""
+    flat_x = numpy.ascontiguousarray(x).reshape(-1)
+    flat_out = out.reshape(-1)
+    n = flat_x.size
+    block = min(n, _ERF32_BLOCK64)
+    work = [numpy.empty(block, numpy.float64) for _ in range(buffers)]
+    for start in range(0, n, max(block, 1)):
+        stop = min(start + block, n)
+        m = stop - start
+        yield start, flat_x[start:stop], flat_out[start:stop], [w[:m] for w in work]
+
+
+def _horner_high_first(coefficients: tuple, t: Any, out: Any = None) -> Any:
+    """sum c_k t^(n-1-k) (the highest power's coefficient first) by Horner's rule, in place on
+    out (a new array when None)."""
+    head, *rest = coefficients
+    p = numpy.multiply(t, head, out=out)
+    for c in rest[:-1]:
+        p += c
+        p *= t
+    p += rest[-1]
+    return p
 
 
 def _erfc_tail(a: Any) -> Any:
@@ -306,12 +323,7 @@ def _erfc_tail(a: Any) -> Any:
     t = numpy.add(a, 2.0)
     numpy.divide(2.0, t, out=t)
     d = t - ERFC32_TAIL_T
-    head, *rest = ERFC32_TAIL
-    p = d * head
-    for c in rest[:-1]:
-        p += c
-        p *= d
-    p += rest[-1]
+    p = _horner_high_first(ERFC32_TAIL, d)
     a *= a
     p -= a
     numpy.exp(p, out=p)
@@ -379,12 +391,7 @@ def _erfinv_tail(v: Any) -> Any:
         numpy.negative(t, out=t)
         numpy.sqrt(t, out=t)
         t -= ERFINV32_TAIL_MID
-        head, *rest = ERFINV32_TAIL
-        p = t * head
-        for c in rest[:-1]:
-            p += c
-            p *= t
-        p += rest[-1]
+        p = _horner_high_first(ERFINV32_TAIL, t)
         p *= v
     p[a == 1.0] = numpy.copysign(numpy.inf, v[a == 1.0])
     p[~(a <= 1.0)] = numpy.nan
@@ -396,37 +403,25 @@ def _erfinv_float32_blocks(x: Any) -> Any:
     cache-sized blocks (about 45 passes over two float64 buffers), rounded once; then the
     elements at or beyond ERFINV32_TAIL_FROM (and NaN), on those elements only."""
     out = numpy.empty(x.shape, numpy.float32)
-    flat_x = numpy.ascontiguousarray(x).reshape(-1)
-    flat_out = out.reshape(-1)
-    n = flat_x.size
-    block = min(n, _ERF32_BLOCK64)
-    a_buf = numpy.empty(block, numpy.float64)
-    p_buf = numpy.empty(block, numpy.float64)
-    head, *rest = ERFINV32_CENTRAL
     tails = []
-    for start in range(0, n, max(block, 1)):
-        stop = min(start + block, n)
-        m = stop - start
-        a = numpy.abs(flat_x[start:stop], out=a_buf[:m])  # widened to float64
+    for start, x_block, out_block, (a_buf, p_buf) in _float32_blocks(x, out, 2):
+        a = numpy.abs(x_block, out=a_buf)  # widened to float64
         tail = numpy.flatnonzero(~(a < ERFINV32_TAIL_FROM))
         if tail.size:
             tails.append(tail + start)
             a[tail] = 0.5  # a finite w; these are recomputed below
-        d = numpy.subtract(1.0, a, out=p_buf[:m])
+        d = numpy.subtract(1.0, a, out=p_buf)
         a += 1.0
         d *= a
         numpy.log(d, out=d)
         d += ERFINV32_CENTER
         numpy.negative(d, out=d)  # w - 3.125 = -(log(t) + 3.125), the same rounding
-        p = numpy.multiply(d, head, out=a)
-        for c in rest[:-1]:
-            p += c
-            p *= d
-        p += rest[-1]
-        numpy.multiply(p, flat_x[start:stop], out=flat_out[start:stop], casting="same_kind")
+        p = _horner_high_first(ERFINV32_CENTRAL, d, out=a)
+        numpy.multiply(p, x_block, out=out_block, casting="same_kind")
     if tails:
         where = numpy.concatenate(tails)
-        flat_out[where] = _erfinv_tail(flat_x[where].astype(numpy.float64))
+        flat_x = numpy.ascontiguousarray(x).reshape(-1)
+        out.reshape(-1)[where] = _erfinv_tail(flat_x[where].astype(numpy.float64))
     return out
 
 

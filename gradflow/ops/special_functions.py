@@ -316,9 +316,10 @@ class I0e(Function):
 
 class I1(Function):
     op_name = "special_i1"
+    _scaled = False  # I1e: exp(-|x|) i1(x)
 
     def forward(self, x):
-        y = i1_array(x)
+        y = i1e_array(x) if self._scaled else i1_array(x)
         self.save_for_backward(x, y)
         return y
 
@@ -326,7 +327,10 @@ class I1(Function):
         x, y = self.saved_arrays
         xp = get_array_module(x)
         with _quiet():
-            d = i0_array(x) - y / x
+            if self._scaled:
+                d = i0e_array(x) - y * (xp.sign(x) + 1 / x)
+            else:
+                d = i0_array(x) - y / x
         return g * xp.where(x == 0, d.dtype.type(0.5), d)
 
     def backward_graph(self, g):
@@ -335,31 +339,16 @@ class I1(Function):
         xp = get_array_module(x)
         zero = Tensor._wrap(xp.asarray(x == 0))
         safe = tx.masked_fill(zero, 1.0)
-        return g * (i0(tx) - ty / safe).masked_fill(zero, 0.5)
+        if self._scaled:
+            d = i0e(tx) - ty * (tx.sign() + 1 / safe)
+        else:
+            d = i0(tx) - ty / safe
+        return g * d.masked_fill(zero, 0.5)
 
 
-class I1e(Function):
+class I1e(I1):
     op_name = "special_i1e"
-
-    def forward(self, x):
-        y = i1e_array(x)
-        self.save_for_backward(x, y)
-        return y
-
-    def backward(self, g):
-        x, y = self.saved_arrays
-        xp = get_array_module(x)
-        with _quiet():
-            d = i0e_array(x) - y * (xp.sign(x) + 1 / x)
-        return g * xp.where(x == 0, d.dtype.type(0.5), d)
-
-    def backward_graph(self, g):
-        x, y = self.saved_arrays
-        tx, ty = graph_input(self, 0, x), graph_output(self, y)
-        xp = get_array_module(x)
-        zero = Tensor._wrap(xp.asarray(x == 0))
-        safe = tx.masked_fill(zero, 1.0)
-        return g * (i0e(tx) - ty * (tx.sign() + 1 / safe)).masked_fill(zero, 0.5)
+    _scaled = True
 
 
 def _sinc_slope_series(x: Any) -> Any:

@@ -613,16 +613,19 @@ class Pinv(Function):
                 p = xp.zeros(a.shape, a.dtype)
             else:
                 w, v = _converge("linalg.pinv", lambda x: _eigh_arrays(xp, x, "L"), a)
-                keep = xp.abs(w) > _cutoff(xp, xp.abs(w), self.atol, self.rtol)
-                inv_w = xp.where(keep, 1 / xp.where(keep, w, 1), 0).astype(a.dtype)
+                inv_w = self._inverse_above_cutoff(xp, w, xp.abs(w), a.dtype)
                 p = (v * inv_w[..., None, :]) @ _mT(v)
         else:
             u, s, vh = _svd_arrays(a, False)
-            keep = s > _cutoff(xp, s, self.atol, self.rtol)
-            inv_s = xp.where(keep, 1 / xp.where(keep, s, 1), 0).astype(a.dtype)
+            inv_s = self._inverse_above_cutoff(xp, s, s, a.dtype)
             p = (_mT(vh) * inv_s[..., None, :]) @ _mT(u)
         self.save_for_backward(a, p)
         return p
+
+    def _inverse_above_cutoff(self, xp: Any, values: Any, size: Any, dtype: Any) -> Any:
+        """1 / values where size > max(atol, rtol * max(size)), else 0 (dropped)."""
+        keep = size > _cutoff(xp, size, self.atol, self.rtol)
+        return xp.where(keep, 1 / xp.where(keep, values, 1), 0).astype(dtype)
 
     def backward(self, g):
         a, p = self.saved_arrays

@@ -81,26 +81,18 @@ def nanquantile(
     interpolation: str = "linear",
 ) -> Tensor:
     """quantile over each slice's non-NaN values (NaN where a slice is all NaN)."""
+    from gradflow.ops import reduction as _reduction
     from gradflow.ops.indexing import gather
     from gradflow.ops.shape import movedim
 
     input = _tensor(input, "nanquantile")
-    if interpolation not in ("linear", "lower", "higher", "nearest", "midpoint"):
-        raise ValueError(
-            "quantile() interpolation must be one of linear, lower, higher, midpoint or "
-            f"nearest, got {interpolation!r}"
-        )
+    _reduction._check_interpolation(interpolation)
     if input.dtype.kind != "f":
         raise RuntimeError(
             "quantile() input tensor must be either float or double dtype, got "
             f"{input.dtype}; convert with .float()"
         )
-    qs = numpy.asarray(q.tolist() if isinstance(q, Tensor) else q, dtype=numpy.float64)
-    if qs.ndim > 1:
-        raise RuntimeError(f"quantile() q must be a scalar or 1D tensor, got {qs.ndim}D")
-    if ((qs < 0) | (qs > 1)).any():
-        bad = qs[(qs < 0) | (qs > 1)].reshape(-1)[0]
-        raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {bad}")
+    qs = _reduction._quantile_q(q)
     if dim is None:
         source, d = input.reshape(-1), 0
     else:
@@ -117,17 +109,7 @@ def nanquantile(
     q_shape = [1] * source.ndim
     q_shape[d] = qs.size
     pos = xp.asarray(qs.reshape(q_shape)) * xp.maximum(count - 1, 0)
-    lo, hi = xp.floor(pos), xp.ceil(pos)
-    weight = pos - lo
-    if interpolation == "lower":
-        hi, weight = lo, weight * 0
-    elif interpolation == "higher":
-        lo, weight = hi, weight * 0
-    elif interpolation == "nearest":
-        lo = hi = xp.round(pos)  # halves to even, as PyTorch
-        weight = weight * 0
-    elif interpolation == "midpoint":
-        weight = xp.where(hi > lo, 0.5, 0.0)
+    lo, hi, weight = _reduction._quantile_neighbours(xp, pos, interpolation)
     low = gather(ordered, d, _wrap(lo.astype("int64")))
     high = gather(ordered, d, _wrap(hi.astype("int64")))
     w = _wrap(weight.astype(input.dtype))

@@ -7,30 +7,14 @@ float32's largest), their gradients against a float64 reference and torch, and t
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy
 import pytest
+from compiled_routes import F32, ROUTE_CONTEXTS, ROUTE_IDS, ROUTES, TINY
 
 import gradflow as gf
 from gradflow.backend import compiled
-
-F32 = numpy.float32
-TINY = numpy.finfo(F32).smallest_subnormal
-
-
-def _routes():
-    """The routes to compare: the compiled loops (where numba is there) and NumPy's."""
-    routes = [("numpy", compiled.disabled)]
-    if compiled.loops(numpy.zeros(1, F32), float32_only=True) is not None:
-        routes.append(("compiled", contextlib.nullcontext))
-    return routes
-
-
-ROUTES = _routes()
-ROUTE_IDS = [name for name, _ in ROUTES]
-ROUTE_CONTEXTS = [context for _, context in ROUTES]
 
 
 def _sweep() -> numpy.ndarray:

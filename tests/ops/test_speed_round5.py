@@ -12,26 +12,11 @@ import contextlib
 
 import numpy
 import pytest
+from compiled_routes import F32, ROUTE_CONTEXTS, ROUTE_IDS, TINY
 
 import gradflow as gf
 from gradflow.autograd import gradcheck, gradgradcheck
-from gradflow.backend import compiled
 from gradflow.ops.special import erfinv_array
-
-F32 = numpy.float32
-TINY = numpy.finfo(F32).smallest_subnormal
-
-
-def _routes():
-    routes = [("numpy", compiled.disabled)]
-    if compiled.loops(numpy.zeros(1, F32), float32_only=True) is not None:
-        routes.append(("compiled", contextlib.nullcontext))
-    return routes
-
-
-ROUTES = _routes()
-ROUTE_IDS = [name for name, _ in ROUTES]
-ROUTE_CONTEXTS = [context for _, context in ROUTES]
 
 
 def _host(t):

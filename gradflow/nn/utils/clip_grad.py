@@ -50,20 +50,13 @@ def clip_grad_norm_(
     devices = {device_of(g) for g in grads}  # a CuPy array's .device is unhashable
     if len(devices) > 1:
         raise ValueError("clip_grad_norm_: gradients live on more than one device")
-    if norm_type == math.inf:
-        norms = xp.stack([xp.abs(g).max() if g.size else xp.zeros((), g.dtype) for g in grads])
-        total = norms.max()
-    else:
-        norms = xp.stack([_vector_norm(xp, g, norm_type) for g in grads])
-        total = _vector_norm(xp, norms, norm_type)
+    total = _total_norm(xp, grads, norm_type)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(
             f"the total norm of order {norm_type} of the gradients is non-finite ({total}); "
             "pass error_if_nonfinite=False to clip anyway"
         )
-    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)
-    for g in grads:
-        g *= scale.astype(g.dtype)
+    _scale_grads(xp, grads, max_norm, total)
     return Tensor._wrap(xp.asarray(total))
 
 
@@ -84,15 +77,7 @@ def get_total_norm(
     xp = get_array_module(arrays[0])
     if len({device_of(a) for a in arrays}) > 1:
         raise ValueError("get_total_norm: the tensors live on more than one device")
-    if norm_type == math.inf:
-        norms = [xp.abs(a).max() if a.size else xp.zeros((), a.dtype) for a in arrays]
-        total = xp.stack([n.astype(arrays[0].dtype) for n in norms]).max()
-    elif norm_type == -math.inf:
-        norms = [xp.abs(a).min() if a.size else xp.asarray(xp.inf, a.dtype) for a in arrays]
-        total = xp.stack([n.astype(arrays[0].dtype) for n in norms]).min()
-    else:
-        norms = xp.stack([_vector_norm(xp, a, norm_type) for a in arrays])
-        total = _vector_norm(xp, norms, norm_type)
+    total = _total_norm(xp, arrays, norm_type)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(
             f"The total norm of order {norm_type} for gradients from `parameters` is "
@@ -116,9 +101,7 @@ def clip_grads_with_norm_(
     max_norm = float(max_norm)
     xp = get_array_module(grads[0])
     total = total_norm.array if isinstance(total_norm, Tensor) else xp.asarray(total_norm)
-    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)
-    for g in grads:
-        g *= scale.astype(g.dtype)
+    _scale_grads(xp, grads, max_norm, total)
 
 
 def clip_grad_norm(
@@ -136,6 +119,26 @@ def clip_grad_norm(
         stacklevel=2,
     )
     return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
+
+
+def _total_norm(xp, arrays: list, norm_type: float):
+    """The norm_type norm of all arrays as one vector (the largest or smallest magnitude for
+    +-inf), in their promoted dtype, as PyTorch's stack of per-tensor norms."""
+    if norm_type == math.inf:
+        norms = [xp.abs(a).max() if a.size else xp.zeros((), a.dtype) for a in arrays]
+        return xp.stack(norms).max()
+    if norm_type == -math.inf:
+        norms = [xp.abs(a).min() if a.size else xp.asarray(xp.inf, a.dtype) for a in arrays]
+        return xp.stack(norms).min()
+    norms = xp.stack([_vector_norm(xp, a, norm_type) for a in arrays])
+    return _vector_norm(xp, norms, norm_type)
+
+
+def _scale_grads(xp, grads: list, max_norm: float, total) -> None:
+    """Every gradient times min(1, max_norm / (total + 1e-6)), in place, with no host sync."""
+    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)
+    for g in grads:
+        g *= scale.astype(g.dtype)
 
 
 def _vector_norm(xp, g, p: float):

@@ -11,6 +11,7 @@ import gradflow
 from gradflow.backend import get_array_module
 from gradflow.nn.module import Module
 from gradflow.nn.parameter import Parameter, UninitializedParameter
+from gradflow.nn.utils.weight_norm import _remove_hook
 from gradflow.tensor import Tensor
 
 __all__ = ["SpectralNorm", "remove_spectral_norm", "spectral_norm"]
@@ -159,9 +160,4 @@ def spectral_norm(
 
 def remove_spectral_norm(module: T_module, name: str = "weight") -> T_module:
     """Undo ``spectral_norm``: `name` becomes one parameter holding orig / sigma."""
-    for k, hook in module._forward_pre_hooks.items():
-        if isinstance(hook, SpectralNorm) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+    return _remove_hook(module, SpectralNorm, name, "spectral_norm")

@@ -199,9 +199,15 @@ def weight_norm(module: T_module, name: str = "weight", dim: int = 0) -> T_modul
 
 def remove_weight_norm(module: T_module, name: str = "weight") -> T_module:
     """Undo ``weight_norm``: `name` becomes one parameter again, holding g * v / ||v||."""
+    return _remove_hook(module, WeightNorm, name, "weight_norm")
+
+
+def _remove_hook(module: T_module, kind: type, name: str, what: str) -> T_module:
+    """Undo the reparametrization hook of type `kind` on parameter `name` (remove_weight_norm,
+    remove_spectral_norm): the hook restores the plain parameter and leaves the module."""
     for k, hook in module._forward_pre_hooks.items():
-        if isinstance(hook, WeightNorm) and hook.name == name:
+        if isinstance(hook, kind) and hook.name == name:
             hook.remove(module)
             del module._forward_pre_hooks[k]
             return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    raise ValueError(f"{what} of '{name}' not found in {module}")
