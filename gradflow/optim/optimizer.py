@@ -18,7 +18,7 @@ import contextlib
 import functools
 import math
 import numbers
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -40,6 +40,11 @@ class Optimizer:
     ``_arrays.update_in_chunks`` runs the algorithm's update function on its arrays.
     """
 
+    # PyTorch's names for the step hooks' types: pre(optimizer, args, kwargs) -> None or
+    # (new_args, new_kwargs); post(optimizer, args, kwargs) -> None.
+    OptimizerPreHook = Callable[..., tuple[tuple[Any, ...], dict[str, Any]] | None]
+    OptimizerPostHook = Callable[..., None]
+
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
@@ -52,6 +57,10 @@ class Optimizer:
         self._launches: KernelLaunches | None = None
         self._optimizer_step_pre_hooks: dict[int, Callable] = {}
         self._optimizer_step_post_hooks: dict[int, Callable] = {}
+        self._optimizer_state_dict_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
+        self._optimizer_state_dict_post_hooks: OrderedDict[int, Callable] = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks: OrderedDict[int, Callable] = OrderedDict()
         if isinstance(params, Tensor):
             raise TypeError(
                 f"{self._name}: params should be an iterable of Tensors or of dicts (parameter "
@@ -167,6 +176,56 @@ class Optimizer:
         self._optimizer_step_post_hooks[handle.id] = hook
         return handle
 
+    # ---- state-dict hooks (PyTorch's four, same call signatures) ----------------------------
+    def _state_hooks(self, registry: str) -> OrderedDict[int, Callable]:
+        """The hook table `registry` (created on first use: an optimizer unpickled from an
+        older gradflow, or one whose subclass skipped __init__, lacks it)."""
+        hooks = self.__dict__.get(registry)
+        if hooks is None:
+            hooks = self.__dict__[registry] = OrderedDict()
+        return hooks
+
+    def _add_state_hook(self, registry: str, hook: Callable, prepend: bool) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"{self._name}: a hook must be callable, got {_type_name(hook)}")
+        hooks = self._state_hooks(registry)
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_state_dict_pre_hook(
+        self, hook: Callable[[Optimizer], None], prepend: bool = False
+    ) -> RemovableHandle:
+        """Run ``hook(optimizer)`` at the start of ``state_dict()`` (``prepend``: before the
+        hooks already registered). Returns a handle whose ``remove()`` undoes it."""
+        return self._add_state_hook("_optimizer_state_dict_pre_hooks", hook, prepend)
+
+    def register_state_dict_post_hook(
+        self,
+        hook: Callable[[Optimizer, dict[str, Any]], dict[str, Any] | None],
+        prepend: bool = False,
+    ) -> RemovableHandle:
+        """Run ``hook(optimizer, state_dict)`` at the end of ``state_dict()``; a dict it
+        returns replaces the state dict (None keeps it, edited in place or not)."""
+        return self._add_state_hook("_optimizer_state_dict_post_hooks", hook, prepend)
+
+    def register_load_state_dict_pre_hook(
+        self,
+        hook: Callable[[Optimizer, dict[str, Any]], dict[str, Any] | None],
+        prepend: bool = False,
+    ) -> RemovableHandle:
+        """Run ``hook(optimizer, state_dict)`` at the start of ``load_state_dict()`` on a
+        shallow copy of the given dict; a dict it returns is loaded instead."""
+        return self._add_state_hook("_optimizer_load_state_dict_pre_hooks", hook, prepend)
+
+    def register_load_state_dict_post_hook(
+        self, hook: Callable[[Optimizer], None], prepend: bool = False
+    ) -> RemovableHandle:
+        """Run ``hook(optimizer)`` after ``load_state_dict()`` has loaded the state."""
+        return self._add_state_hook("_optimizer_load_state_dict_post_hooks", hook, prepend)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters: to None (default), or to zeros in place."""
         for group in self.param_groups:
@@ -240,7 +299,10 @@ class Optimizer:
 
     # ---- state dicts --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The optimizer's state in PyTorch's layout, parameters named by index (a copy)."""
+        """The optimizer's state in PyTorch's layout, parameters named by index (a copy).
+        State-dict pre-hooks run first, post-hooks last (a dict one returns replaces it)."""
+        for hook in tuple(self._state_hooks("_optimizer_state_dict_pre_hooks").values()):
+            hook(self)
         index_of: dict[int, int] = {}
         packed_groups = []
         for group in self.param_groups:
@@ -251,19 +313,42 @@ class Optimizer:
         for p, values in self.state.items():
             if values and id(p) in index_of:
                 packed_state[index_of[id(p)]] = {k: _snapshot(v) for k, v in values.items()}
-        return {"state": packed_state, "param_groups": packed_groups}
+        state_dict = {"state": packed_state, "param_groups": packed_groups}
+        for hook in tuple(self._state_hooks("_optimizer_state_dict_post_hooks").values()):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a state saved by ``state_dict()`` into an optimizer over the same groups.
 
         The saved groups must match this optimizer's in number and sizes; state tensors are
         copied onto each parameter's device and dtype, so the dict stays independent.
+        Load pre-hooks get a shallow copy of `state_dict` first (a dict one returns is loaded
+        instead); load post-hooks run after the state is in place.
         """
         name = f"{self._name}.load_state_dict"
         if not isinstance(state_dict, dict):
             raise TypeError(
                 f"{name}: expected the dict returned by state_dict(), with keys 'state' and "
                 f"'param_groups', got {_type_name(state_dict)}"
+            )
+        state_dict = state_dict.copy()  # shallow, as PyTorch: hooks may edit it freely
+        for hook in tuple(self._state_hooks("_optimizer_load_state_dict_pre_hooks").values()):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        self._load_state_dict(state_dict, name)
+        for hook in tuple(self._state_hooks("_optimizer_load_state_dict_post_hooks").values()):
+            hook(self)
+
+    def _load_state_dict(self, state_dict: dict[str, Any], name: str) -> None:
+        """load_state_dict's work, between its hooks."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(
+                f"{name}: a load_state_dict pre-hook returned {_type_name(state_dict)}; "
+                "expected a dict with keys 'state' and 'param_groups'"
             )
         if not {"state", "param_groups"} <= state_dict.keys():
             raise ValueError(
