@@ -110,7 +110,7 @@ PlotUnavailableError (RuntimeError), defined in gradflow.plotting
     Example: ``--plot needs matplotlib: pip install 'gradflow[plot]' (or pip install
     matplotlib)``
 
-StateDictError (RuntimeError), defined in gradflow.nn.module
+StateDictError (RuntimeError), defined in gradflow.nn.state_dict
     When: ``Module.load_state_dict`` (strict, the default) gets missing or unexpected keys,
     or (strict or not) a value whose shape differs from the parameter's or buffer's; nothing
     is loaded then. Also a KeyError and a ValueError, the types raised for these before.
@@ -231,7 +231,7 @@ from gradflow.autograd.function import DtypeMismatchError
 from gradflow.backend import CudaUnavailableError
 from gradflow.bench.user_model import ModelError, ModelTypeError
 from gradflow.data.mnist import DatasetFileError
-from gradflow.nn.module import StateDictError
+from gradflow.nn.state_dict import StateDictError
 from gradflow.plotting import PlotUnavailableError
 from gradflow.serialization import CheckpointError
 from gradflow.testing.gradcheck import GradcheckError

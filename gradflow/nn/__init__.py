@@ -99,7 +99,7 @@ from gradflow.nn.loss import (
     TripletMarginLoss,
     TripletMarginWithDistanceLoss,
 )
-from gradflow.nn.module import IncompatibleKeys, Module
+from gradflow.nn.module import Module
 from gradflow.nn.normalization import (
     BatchNorm1d,
     BatchNorm2d,
@@ -151,6 +151,7 @@ from gradflow.nn.pooling import (
     MaxUnpool3d,
 )
 from gradflow.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from gradflow.nn.state_dict import IncompatibleKeys
 from gradflow.nn.sync_batchnorm import SyncBatchNorm
 from gradflow.nn.transformer import (
     Transformer,
