@@ -304,10 +304,10 @@ def _memory_errors_named(node: Any, phase: str, x_shape: tuple, window: Window, 
 # The samples per piece of conv_transpose2d's backward on the CPU: dY's columns, kh*kw*C per
 # pixel of dY, are at most this many times dY itself, and at least SHARED_TILE_MIN_BYTES. In
 # one piece they are the step's largest array: 8 MiB for dY of (16, 32, 32, 32) with a 4x4
-# kernel of stride 2, a peak of 12.3 MiB against torch's 6.1; in pieces of half dY's size,
-# 5.9 MiB, each piece's columns still serving both gradients (16.3 against 16.4-18.2 ms on a
-# loaded machine; pieces of dY's size peaked at 8.1 MiB).
-SHARED_TILE_RATIO, SHARED_TILE_MIN_BYTES = 0.5, 1 << 20
+# kernel of stride 2, a peak of 12.3 MiB against torch's 6.1; in pieces of dY's size 8.1 MiB,
+# each piece's columns still serving both gradients, for 15.1-15.6 ms against torch's 9.3
+# (pieces of half dY's size: 5.9 MiB, but 16.0-16.4 ms).
+SHARED_TILE_RATIO, SHARED_TILE_MIN_BYTES = 1, 1 << 20
 
 
 def _shared_tile_samples(g4: Any, w_shape: tuple, window: Window, groups: int) -> int | None:

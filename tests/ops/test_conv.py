@@ -457,8 +457,8 @@ def test_conv_transpose2d_backward_builds_dys_columns_once(monkeypatch):
 
 def test_conv_transpose2d_backward_in_pieces_of_samples(monkeypatch):
     """conv_transpose2d's CPU backward builds dY's columns per piece of samples, each piece's
-    serving both gradients, so the columns stay within half of dY's size (torch's peak): the
-    same gradients as one piece."""
+    serving both gradients, so the columns stay within dY's size: the same gradients as one
+    piece."""
     from gradflow.ops import conv as conv_module
 
     rng = numpy.random.default_rng(7)
@@ -477,7 +477,7 @@ def test_conv_transpose2d_backward_in_pieces_of_samples(monkeypatch):
     monkeypatch.setattr(conv_module, "_transposed_grads_by_samples",
                         lambda *a: pieces.append(a[-1]) or real(*a))  # fmt: skip
     split = grads()
-    # columns per sample: 6 channels * 16 taps * 36 pixels, over half of dY per sample (432)
+    # columns per sample: 6 channels * 16 taps * 36 pixels, over dY's 864 values per sample
     assert pieces == [1]
     monkeypatch.setattr(conv_module, "SHARED_TILE_RATIO", 100)
     whole = grads()
