@@ -382,7 +382,7 @@ def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
     method = getattr(type(fn), "backward_graph", None)
     if type(fn) is _CtxNode:
         grad_in = _ctx_backward_graph(fn, grad_outs)
-    elif type(fn).__name__ == "_HookIdentity" and type(fn).__module__ == "gradflow.nn.module":
+    elif type(fn).__name__ == "_HookIdentity" and type(fn).__module__ == "gradflow.nn.backward_hooks":
         grad_in = _hooks_backward_graph(fn, grad_outs)
     elif method is None or method is Function.backward_graph:
         grad_in = _missing_node(fn, grad_outs, _array_backward(fn, grad_outs))
