@@ -382,7 +382,7 @@ def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
     method = getattr(type(fn), "backward_graph", None)
     if type(fn) is _CtxNode:
         grad_in = _ctx_backward_graph(fn, grad_outs)
-    elif type(fn).__name__ == "_HookIdentity" and type(fn).__module__ == "gradflow.nn.backward_hooks":
+    elif _is_hook_identity(fn):
         grad_in = _hooks_backward_graph(fn, grad_outs)
     elif method is None or method is Function.backward_graph:
         grad_in = _missing_node(fn, grad_outs, _array_backward(fn, grad_outs))
@@ -398,6 +398,13 @@ def _run_node(fn: Function, grad_out: Any, capture, results) -> tuple:
             f"{len(fn._edges)} input(s); return one per input (None for those needing none)"
         )
     return grad_in
+
+
+def _is_hook_identity(fn: Any) -> bool:
+    """Whether fn is a module's backward-hook identity node (gradflow/nn/backward_hooks.py;
+    matched by name: autograd does not import nn)."""
+    cls = type(fn)
+    return cls.__name__ == "_HookIdentity" and cls.__module__ == "gradflow.nn.backward_hooks"
 
 
 def _hooks_backward_graph(fn: Any, grad_outs: list) -> tuple:
