@@ -2,7 +2,8 @@
 tile transforms into and out of the Winograd domain, between which the conv is 16 GEMMs.
 
 Imported by conv_winograd.py only after gradflow.backend.compiled has loaded numba. Every loop
-takes C-contiguous float32 arrays, writes into the output it is given, and works on one block
+takes float32 arrays (C-contiguous, or dY's rows inside a frame: numba compiles each layout),
+writes into the output it is given, and works on one block
 of tile rows: tile row r (r0 <= r < r1) is sample r // th, tiles' top row 2 * (r % th); a row
 holds tw tiles, and the block's tiles are numbered (r - r0) * tw + b in the Winograd-domain
 arrays [16, tiles, channels]. Images are channels last ([N, rows, columns, channels]), so every

@@ -6,20 +6,25 @@ OpenBLAS runs their shapes at 74-88 GFLOP/s on one core, torch's oneDNN convolut
 65-100, so no arrangement of the direct conv's GEMMs closes the gap. Winograd's algorithm
 does less arithmetic instead. Each 2x2 output tile is A^T [(G g G^T) * (B^T d B)] A of its
 4x4 input tile d (gradflow/backend/winograd_loops.py has the transforms); summed over input
-channels, the 16 elementwise products become 16 GEMMs, one per tile element e:
+channels, the 16 elementwise products become 16 GEMMs, one per tile element e, on
+Winograd-domain blocks [16, tiles, channels] of channels-last images:
 
-- forward: ``M[e] = Ĝ[e] @ U[e]`` ([K, C] @ [C, tiles]), Ĝ = G g G^T per (k, c), U the
-  transformed input tiles, then the output transform;
+- forward: ``M[e] = U[e] @ Ĝ[e]^T`` ([tiles, C] @ [C, K]), U the transformed input tiles of
+  a frame (the input channels last, its rows padded), Ĝ = G g G^T per (k, c), then the output
+  transform into a channels-last output, copied back to NCHW by omatcopy;
 - input gradient: the same conv of dY with the flipped kernel (conv.py's _flipped_conv_window,
-  stride 1, padding 2 - p), which lands here again;
-- weight gradient: ``dĜ[e] += dM[e] @ U[e].T`` over the blocks, dM = A dY A^T per tile (the
-  transpose of the output transform), then ``dg = G^T dĜ G``.
+  stride 1, padding 2 - p), which lands here again; conv2d's backward builds dY's frame once
+  for it and the weight gradient (shared_frames);
+- weight gradient: ``dĜ[e] += dM[e]^T @ U[e]`` over the blocks, dM = A dY A^T per tile (the
+  transpose of the output transform), then ``dg = G^T dĜ G``;
+- groups: one GEMM per group on views of the blocks (OpenBLAS runs the 16-wide ones at 100
+  GFLOP/s); dilation: one such conv per phase of the input (_phases).
 
 Tiles go through in blocks of about BLOCK_BYTES of Winograd-domain values, so U, M and dM stay
-in cache and no array is larger than a block (the peak is the input, the output and two
-blocks). float32 only, and only with numba's loops (gradflow.backend.compiled); the results
-differ from a direct conv's in the last bits (the transforms add and subtract before the
-products: within 2e-6 of float64 relative to the sums' magnitudes at 64 channels).
+in cache; the larger arrays are the frame (about the input's size) and the channels-last output.
+float32 only, and only with numba's loops (gradflow.backend.compiled); the results differ from
+a direct conv's in the last bits (the transforms add and subtract before the products: within
+4e-7 of float64, relative to the largest value, at 64 channels).
 """
 
 from __future__ import annotations
