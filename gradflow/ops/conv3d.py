@@ -1,6 +1,8 @@
 """3-D convolutions: conv3d and conv_transpose3d over (N, C, D, H, W) or unbatched
 (C, D, H, W) inputs, one graph node each (bias included), PyTorch's semantics.
 
+On NumPy arrays without groups, gradflow/ops/conv3d_depth.py runs each as a conv2d over depth
+slices (the depth taps as channels: conv.py's 2-D routes, Winograd's for 3x3). Otherwise
 im2col by kernel offset in the array module's own operations, no kernels of ours: the columns
 [N, C*kd*kh*kw, OD*OH*OW] are built by one strided-slice copy per kernel offset (the same code
 on CuPy), one batched GEMM per group does the rest. conv_transpose3d is conv3d's input
