@@ -18,6 +18,12 @@ PyTorch's semantics and argument names (torch.nn.functional). How they are compu
   gradient, its input gradient is conv2d's forward, its weight gradient conv2d's with the
   roles of input and output swapped.
 
+On the CPU, before im2col, a conv tries the routes without columns (docs/DESIGN.md §8): 1x1
+convs as GEMMs on NCHW (conv_pointwise.py), depthwise convs (depthwise.py), 3x3 stride-1 convs
+by Winograd's algorithm (conv_winograd.py), other stride-1 convs as a GEMM per kernel offset
+(conv_offsets.py); conv_transpose2d's backward builds dY's columns once per piece of samples
+for both gradients.
+
 The window geometry (output sizes, padding, the padded frames) is gradflow/ops/window.py.
 
 Memory: each op keeps its input (a reference, only when the weight needs a gradient) and its
