@@ -210,11 +210,18 @@ def _add_rows(out: Any, rows: Any, values: Any) -> None:
     column at a time (a strided 1-D view per column, no position array), wider ones through
     flat element positions, 256K at a time so they stay in cache (65536 rows of 16: 2.4 ms a
     column at a time, 3.8 ms flat, 15.9 ms 2-D add.at; 2048 rows of 512: 1.9 ms flat, 10.7 ms
-    a column at a time)."""
+    a column at a time). With numba, compiled_loops.add_rows: the same order and bits."""
     if is_cuda_array(out):
         import cupyx
 
         cupyx.scatter_add(out, rows, values)
+        return
+    loops = compiled.loops(out, values) if out.flags.c_contiguous else None
+    if loops is not None and rows.size and rows.min() >= 0 and rows.max() < out.shape[0]:
+        # numba: one pass in index order, numpy.add.at's bits without its position array
+        # (256 rows of 1024: 0.03 against 0.44 ms; 8192 rows of 16: 0.04 against 0.27);
+        # negative or stray rows take numpy.add.at, which wraps or raises
+        loops.add_rows(out, rows, values)
         return
     width = out.shape[1]
     if width <= 32:

@@ -514,9 +514,35 @@ def index_put(input: Tensor, indices: tuple, values: Any, accumulate: bool = Fal
         raise TypeError(
             f"index_put: indices must be a tuple of tensors, got {type(indices).__name__}"
         )
+    rows = _leading_rows(input, tuple(indices), values) if accumulate else None
+    if rows is not None:  # input[rows] += values: index_add's node, not a flat position per value
+        return _index_scatter(input, 0, rows, values, "index_put", "sum")
     positions = _selected(input, tuple(indices))
     values = _fit(values, positions, input, "index_put")
     return _apply(input, positions, values, "index_put", "sum" if accumulate else "none")
+
+
+def _leading_rows(x: Tensor, indices: tuple, values: Any) -> Tensor | None:
+    """index_put's one common form, (rows,) of a 1-D integer tensor within [-M, M) with values
+    of shape (len(rows), *x.shape[1:]) and x's dtype, as non-negative rows (None otherwise:
+    the general route, whose flat positions cost an input-sized arange)."""
+    if len(indices) != 1 or x.ndim < 2 or not isinstance(values, Tensor):
+        return None
+    (rows,) = indices
+    if not isinstance(rows, Tensor) or rows.ndim != 1 or rows.dtype.kind not in "iu":
+        return None
+    if values.dtype != x.dtype or tuple(values.shape) != (rows.shape[0], *x.shape[1:]):
+        return None
+    if rows.device != x.device or not rows.numel():
+        return None
+    array, m = rows.array, x.shape[0]
+    xp = get_array_module(array)
+    low, high = (int(v) for v in xp.stack([array.min(), array.max()]).tolist())
+    if low < -m or high >= m:
+        return None  # the general route raises torch's IndexError
+    if low < 0:
+        array = xp.where(array < 0, array + m, array)
+    return Tensor._wrap(array) if array is not rows.array else rows
 
 
 def put(input: Tensor, index: Any, source: Tensor, accumulate: bool = False) -> Tensor:

@@ -337,3 +337,27 @@ def test_tensor_unfold_errors():
         gf.arange(5.0).unfold(0, 6, 1)
     with pytest.raises(RuntimeError, match="step is 0 but must be > 0"):
         gf.arange(5.0).unfold(0, 2, 0)
+
+
+def test_add_rows_compiled_loop_has_add_at_bits():
+    """_add_rows through numba's add_rows: numpy.add.at's bits on repeated rows (index order),
+    for strided values; negative rows take numpy.add.at, which wraps them."""
+    from gradflow.backend import compiled
+    from gradflow.ops.indexing import _add_rows
+
+    rng = numpy.random.default_rng(11)
+    for dtype, width in [(numpy.float32, 64), (numpy.float64, 5)]:
+        rows = rng.integers(0, 40, 500)
+        values = rng.standard_normal((width, 500)).astype(dtype).T  # strided values
+        ours, expected = numpy.zeros((40, width), dtype), numpy.zeros((40, width), dtype)
+        _add_rows(ours, rows, values)
+        numpy.add.at(expected, rows, values)
+        assert numpy.array_equal(ours, expected)
+        with compiled.disabled():
+            plain = numpy.zeros((40, width), dtype)
+            _add_rows(plain, rows, values)
+        assert numpy.array_equal(plain, expected)
+    wrapped, expected = numpy.zeros((4, 3)), numpy.zeros((4, 3))
+    _add_rows(wrapped, numpy.array([-1, 0, -1]), numpy.ones((3, 3)))
+    numpy.add.at(expected, numpy.array([-1, 0, -1]), numpy.ones((3, 3)))
+    assert numpy.array_equal(wrapped, expected)

@@ -394,3 +394,34 @@ def test_cuda_prod_reduces_on_the_host_and_returns_to_the_device():
         1, gf.tensor([[1, 1]], device="cuda"), gf.tensor([[4.0, 5.0]], device="cuda"), "prod"
     )
     assert out.device.type == "cuda" and out.tolist() == [[2.0, 60.0]]
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_index_put_accumulate_by_rows_matches_the_general_route(monkeypatch, dtype):
+    """index_put((rows,), values, accumulate=True) with whole rows takes index_add's node;
+    repeated and negative rows, 3-D input: the values and gradients of the general route."""
+    from gradflow.ops import scatter
+
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((7, 3, 4)).astype(dtype)
+    rows = numpy.array([2, -1, 2, 0, 6, -7, 2])
+    v = rng.standard_normal((7, 3, 4)).astype(dtype)
+    g = rng.standard_normal((7, 3, 4)).astype(dtype)
+
+    def run():
+        xt, vt = gf.tensor(x, requires_grad=True), gf.tensor(v, requires_grad=True)
+        out = xt.index_put((gf.tensor(rows),), vt, accumulate=True)
+        out.backward(gf.tensor(g))
+        return out.detach().numpy(), xt.grad.numpy(), vt.grad.numpy(), out.grad_fn.name()
+
+    fast = run()
+    monkeypatch.setattr(scatter, "_leading_rows", lambda *a: None)
+    general = run()
+    assert fast[3] != general[3]  # the two routes ran
+    for a, b in zip(fast[:3], general[:3], strict=True):
+        numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    expected = x.copy()
+    numpy.add.at(expected, rows, v)
+    numpy.testing.assert_allclose(fast[0], expected, rtol=1e-6)
+    with pytest.raises(IndexError):
+        gf.tensor(x).index_put((gf.tensor([7]),), gf.tensor(v[:1]), accumulate=True)
