@@ -40,8 +40,9 @@ _F32 = numpy.dtype(numpy.float32)
 # 5.7 against 8.6 ms at 128; at 16, det 1.7 against 0.5).
 MIN_SIDE = 64
 # the routines and how many arguments each takes, every one a pointer (Fortran)
+# (dgetrf and the trtri pair serve ops/triangular.py, in both dtypes)
 _ROUTINES = {"sgeqrf": 8, "sorgqr": 9, "ssyevd": 11, "sgesdd": 14, "sgetrf": 6, "sgetri": 7,
-             "sgetrs": 9, "spotrf": 5}  # fmt: skip
+             "sgetrs": 9, "spotrf": 5, "dgetrf": 6, "strtri": 6, "dtrtri": 6}  # fmt: skip
 _loaded: dict = {"functions": None, "int": None, "why": None}
 
 
@@ -75,6 +76,13 @@ def _load() -> dict | None:
         else:
             _loaded["why"] = f"no LAPACK exported by {path}"
     return _loaded["functions"]
+
+
+def routines() -> tuple[dict, Any] | None:
+    """({name: ctypes function}, the integer dtype LAPACK takes), or None when the route is
+    off: for callers that pass their own arguments (ops/triangular.py's getrf and trtri)."""
+    fns = _load()
+    return None if fns is None else (fns, _loaded["int"])
 
 
 def _usable(a: Any) -> bool:

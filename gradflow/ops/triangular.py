@@ -18,7 +18,6 @@ Memory: lu keeps P, L and U; solve_triangular A, T^-1 and the solution.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy
@@ -217,50 +216,23 @@ def triangular_solve(
 # ---- LU ---------------------------------------------------------------------------------------
 
 
-_GETRF: dict = {"functions": None, "why": None}
-
-
 def _getrf_functions() -> dict | None:
-    """{dtype: ctypes ?getrf} from the OpenBLAS NumPy loaded (backend/blas.py finds it; its
-    switches, GRADFLOW_CBLAS=0 and blas.disabled(), turn this route off too); None when there
-    is none (MKL, Accelerate, no threadpoolctl): then the NumPy route below runs."""
-    import ctypes
+    """{"fns": {(routine, dtype): ctypes ?getrf / ?trtri}, "int": LAPACK's integer dtype} from
+    the OpenBLAS NumPy loaded (backend/lapack.py finds it; its switches, GRADFLOW_CBLAS=0 and
+    blas.disabled(), turn this route off too); None when there is none (MKL, Accelerate, no
+    threadpoolctl): then the NumPy route below runs."""
+    from gradflow.backend import lapack
 
-    from gradflow.backend import blas
-
-    if os.environ.get("GRADFLOW_CBLAS", "1") == "0" or blas._disabled.get():
+    found = lapack.routines()
+    if found is None:
         return None
-    if _GETRF["functions"] is None and _GETRF["why"] is None:
-        path, why = blas._openblas_file()
-        if path is None:
-            _GETRF["why"] = why
-            return None
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError as exc:
-            _GETRF["why"] = str(exc)
-            return None
-        for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("", "")):
-            try:
-                found = {
-                    (r, numpy.dtype(d)): getattr(lib, f"{prefix}{t}{r}_{suffix}")
-                    for r in ("getrf", "trtri")
-                    for t, d in (("s", numpy.float32), ("d", numpy.float64))
-                }
-                config = getattr(lib, f"{prefix}openblas_get_config{suffix}")
-            except AttributeError:
-                continue
-            config.restype = ctypes.c_char_p
-            wide = suffix == "64_" or b"USE64BITINT" in (config() or b"")
-            for fn in found.values():
-                fn.restype = None
-                # getrf: m, n, a, lda, ipiv, info; trtri: uplo, diag, n, a, lda, info (pointers)
-                fn.argtypes = [ctypes.c_void_p] * 6
-            _GETRF["functions"] = {"fns": found, "int": numpy.int64 if wide else numpy.int32}
-            break
-        else:
-            _GETRF["why"] = f"no getrf exported by {path}"
-    return _GETRF["functions"]
+    fns, itype = found
+    table = {
+        (r, numpy.dtype(d)): fns[f"{t}{r}"]
+        for r in ("getrf", "trtri")
+        for t, d in (("s", numpy.float32), ("d", numpy.float64))
+    }
+    return {"fns": table, "int": itype}
 
 
 def _lu_lapack(a: Any) -> tuple | None:
