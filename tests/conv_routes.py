@@ -1,6 +1,7 @@
 """Shared by the tests of the CPU's conv routes (tests/ops/test_depthwise.py,
-test_conv_offsets.py, test_conv_pointwise.py): one forward and backward under a fixed random
-output gradient, and the comparison of two routes' results."""
+test_conv_offsets.py, test_conv_pointwise.py, test_conv_winograd.py, test_conv3d_depth.py): one
+forward and backward under a fixed random output gradient, a route's results beside the other
+routes' (counting the route's calls), and the comparison of two routes' results."""
 
 import numpy
 
@@ -22,3 +23,20 @@ def assert_routes_agree(ours, reference, dtype, float32_tolerance=3e-5):
     for a, b in zip(ours, reference, strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape
         numpy.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def route_and_others(monkeypatch, fn, arrays, module, names, expect=True, also_off=()):
+    """(results with the route of `module`, results with it off, the names of its functions
+    that ran): `names` are the module's functions counted; fails unless the route ran as
+    `expect` says. The second run turns off `module.applies` and that of each `also_off`."""
+    calls = []
+    for name in names:
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
+    ours = forward_backward(fn, arrays)
+    assert bool(calls) == expect, f"{module.__name__} calls: {calls}"
+    with monkeypatch.context() as m:
+        for off in (module, *also_off):
+            m.setattr(off, "applies", lambda *args: False)
+        others = forward_backward(fn, arrays)
+    return ours, others, calls

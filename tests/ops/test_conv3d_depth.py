@@ -5,7 +5,7 @@ the Winograd route, conv_transpose3d, and the convs left to im2col."""
 
 import numpy
 import pytest
-from conv_routes import forward_backward
+from conv_routes import route_and_others
 
 import gradflow as gf
 from gradflow.ops import conv3d_depth
@@ -14,18 +14,8 @@ F = gf.nn.functional
 
 
 def _routes(monkeypatch, fn, arrays, expect=True):
-    calls = []
-    for name in ("forward", "weight_grad", "input_grad"):
-        real = getattr(conv3d_depth, name)
-        monkeypatch.setattr(
-            conv3d_depth, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a)
-        )
-    ours = forward_backward(fn, arrays)
-    assert bool(calls) == expect, f"depth route calls: {calls}"
-    with monkeypatch.context() as m:
-        m.setattr(conv3d_depth, "applies", lambda *args: False)
-        im2col = forward_backward(fn, arrays)
-    return ours, im2col, calls
+    names = ("forward", "weight_grad", "input_grad")
+    return route_and_others(monkeypatch, fn, arrays, conv3d_depth, names, expect)
 
 
 def _agree(ours, reference, tol):

@@ -5,7 +5,7 @@ convs the route must leave to the others."""
 
 import numpy
 import pytest
-from conv_routes import assert_routes_agree, forward_backward
+from conv_routes import assert_routes_agree, forward_backward, route_and_others
 
 import gradflow as gf
 from gradflow.ops import conv_offsets, conv_pointwise
@@ -14,20 +14,11 @@ F = gf.nn.functional
 
 
 def _both_routes(monkeypatch, fn, arrays, expect=True):
-    """(pointwise route, im2col route); fails unless the pointwise route ran as expected."""
-    calls = []
-    for name in ("forward", "weight_grad", "input_grad"):
-        real = getattr(conv_pointwise, name)
-        monkeypatch.setattr(
-            conv_pointwise, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a)
-        )
-    direct = forward_backward(fn, arrays)
-    assert bool(calls) == expect, f"pointwise route calls: {calls}"
-    with monkeypatch.context() as m:
-        m.setattr(conv_pointwise, "applies", lambda *args: False)
-        m.setattr(conv_offsets, "applies", lambda *args: False)
-        im2col = forward_backward(fn, arrays)
-    return direct, im2col, calls
+    """(pointwise route, im2col route, its calls); fails unless the pointwise route ran as
+    expected."""
+    names = ("forward", "weight_grad", "input_grad")
+    return route_and_others(monkeypatch, fn, arrays, conv_pointwise, names, expect,
+                            also_off=(conv_offsets,))  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])

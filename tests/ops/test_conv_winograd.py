@@ -5,7 +5,7 @@ blocks of tiles; and the convs the route must leave to the others."""
 
 import numpy
 import pytest
-from conv_routes import forward_backward
+from conv_routes import forward_backward, route_and_others
 
 import gradflow as gf
 from gradflow.backend import compiled
@@ -102,20 +102,9 @@ def test_blocks_of_tiles_give_the_same_result(monkeypatch):
 
 
 def _routes(monkeypatch, fn, arrays, expect=True):
-    """(Winograd route, conv_offsets/im2col route); fails unless the Winograd route ran as
-    expected."""
-    calls = []
-    for name in ("forward", "weight_grad"):
-        real = getattr(conv_winograd, name)
-        monkeypatch.setattr(
-            conv_winograd, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a)
-        )
-    ours = forward_backward(fn, arrays)
-    assert bool(calls) == expect, f"winograd route calls: {calls}"
-    with monkeypatch.context() as m:
-        m.setattr(conv_winograd, "applies", lambda *args: False)
-        others = forward_backward(fn, arrays)
-    return ours, others, calls
+    """(Winograd route, conv_offsets/im2col route, the Winograd functions that ran)."""
+    names = ("forward", "weight_grad")
+    return route_and_others(monkeypatch, fn, arrays, conv_winograd, names, expect)
 
 
 @pytest.mark.parametrize(
