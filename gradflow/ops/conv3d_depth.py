@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy
 
-from gradflow.backend import blas
 from gradflow.ops import conv, conv_winograd
-from gradflow.ops.window import Window
+from gradflow.ops.window import Window, channels_first, channels_last
 
 
 def applies(x: Any, groups: int) -> bool:
@@ -88,20 +87,6 @@ def _winograd(x: Any, w_shape: tuple, window: Any) -> bool:
     return conv_winograd.applies(x, (k, kd * c, *w_shape[3:]), _window2(window), 1)
 
 
-def _channels_last(a: Any) -> Any:
-    """a [N, C, *sizes] as a C-contiguous [N, *sizes, C] (omatcopy per sample)."""
-    n, c = a.shape[:2]
-    flat = blas.ascontiguous(a.reshape(n, c, -1).transpose(0, 2, 1))
-    return flat.reshape(n, *a.shape[2:], c)
-
-
-def _channels_first(a: Any) -> Any:
-    """The inverse of _channels_last."""
-    n, c = a.shape[0], a.shape[-1]
-    flat = blas.ascontiguous(a.reshape(n, -1, c).transpose(0, 2, 1))
-    return flat.reshape(n, c, *a.shape[1:-1])
-
-
 def _depth_frame(xl: Any, window: Any, th: int) -> Any:
     """conv_winograd's frame of the folded conv2d from the channels-last xl [N, D, H, W, C]:
     [N*OD, 2*th + 2, W, kd*C], image (n, z) holding at channels (i, c) input depth tap i of
@@ -137,18 +122,18 @@ def _rows_frame(gl: Any, ph: int, th: int) -> Any:
 def _winograd_forward(x: Any, weight: Any, window: Any) -> Any:
     n, k = x.shape[0], weight.shape[0]
     od, oh, ow = window.out
-    frame = _depth_frame(_channels_last(x), window, (oh + 1) // 2)
+    frame = _depth_frame(channels_last(x), window, (oh + 1) // 2)
     out = numpy.empty((n * od, oh, ow, k), dtype=x.dtype)
     kernels = conv_winograd.transposed_kernels(_weight2(weight))
     conv_winograd.forward_frame(frame, window.before[2], kernels, None, out)
-    return _channels_first(out.reshape(n, od, oh, ow, k))
+    return channels_first(out.reshape(n, od, oh, ow, k))
 
 
 def _winograd_weight_grad(gy: Any, x: Any, window: Any, w_shape: tuple) -> Any:
     k, c, kd = w_shape[:3]
-    gl = _channels_last(gy)
+    gl = channels_last(gy)
     gl = gl.reshape(-1, *gl.shape[2:])  # [N*OD, OH, OW, K]
-    frame = _depth_frame(_channels_last(x), window, (gl.shape[1] + 1) // 2)
+    frame = _depth_frame(channels_last(x), window, (gl.shape[1] + 1) // 2)
     dghat = numpy.zeros((16, k, kd * c), dtype=x.dtype)
     conv_winograd.weight_grad_frame(frame, window.before[2], gl, dghat)
     dw = conv_winograd.weight_from_transformed(dghat).reshape(k, kd, c, 3, 3)
@@ -160,7 +145,7 @@ def _winograd_input_grad(gy: Any, weight: Any, window: Any, x_shape: tuple) -> A
     # 2 - p), then each depth tap's channels added back at their depths
     n, c, d, h, w = x_shape
     kd = weight.shape[2]
-    gl = _channels_last(gy)
+    gl = channels_last(gy)
     gl = gl.reshape(-1, *gl.shape[2:])  # [N*OD, OH, OW, K]
     frame = _rows_frame(gl, 2 - window.before[1], (h + 1) // 2)
     flipped = _weight2(weight)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # [kd*C, K, 3, 3]
@@ -172,7 +157,7 @@ def _winograd_input_grad(gy: Any, weight: Any, window: Any, x_shape: tuple) -> A
     for i, (outs, ins) in enumerate(_depth_taps(window, d)):
         if outs.stop > outs.start:
             dx[:, ins] += dcols[:, outs, :, :, i]
-    return _channels_first(dx)
+    return channels_first(dx)
 
 
 # ---- through conv.py's routes on NCHW columns ---------------------------------------------------

@@ -37,7 +37,7 @@ from typing import Any
 import numpy
 
 from gradflow.backend import blas, compiled
-from gradflow.ops.window import Window, copy_channels_last
+from gradflow.ops.window import Window, channels_first, channels_last, copy_channels_last
 
 BLOCK_BYTES = 1 << 21  # Winograd-domain values per block of tiles (U's 16 x channels x tiles)
 # The fewest input and output channels: below them the 16 GEMMs are too thin to win over the
@@ -120,13 +120,6 @@ def _frame(x: Any, ph: int, th: int) -> Any:
     return frame
 
 
-def _channels_last(x: Any) -> Any:
-    """x [N, C, H, W] as a C-contiguous [N, H, W, C]."""
-    out = numpy.empty((x.shape[0], *x.shape[2:], x.shape[1]), dtype=x.dtype)
-    copy_channels_last(out, x)
-    return out
-
-
 class _Workspace:
     """The per-block buffers of one stride-1 conv: Winograd-domain values [16, tiles,
     channels] for the input and the output side, and the transforms' scratch."""
@@ -163,7 +156,7 @@ def forward(x: Any, weight: Any, bias: Any, window: Window, groups: int = 1) -> 
         forward_frame(frame, pw, ghat_t, bias, part, groups)
         if part is not view:
             view[...] = part
-    return blas.ascontiguous(out.transpose(0, 3, 1, 2))
+    return channels_first(out)
 
 
 def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple, groups: int = 1) -> Any:
@@ -180,7 +173,7 @@ def weight_grad(g: Any, x: Any, window: Window, w_shape: tuple, groups: int = 1)
             top = 2 - ph
             gs = _shared_frame(g, top, (x.shape[2] + 1) // 2)[:, top : top + g.shape[2]]
         if gs is None or gs.shape[1] != g.shape[2]:
-            gs = _channels_last(g[:, :, out_slices[0], out_slices[1]])
+            gs = channels_last(g[:, :, out_slices[0], out_slices[1]])
         frame = _frame(x[:, :, in_slices[0], in_slices[1]], ph, (gs.shape[1] + 1) // 2)
         weight_grad_frame(frame, pw, gs, dghat, groups)
     return weight_from_transformed(dghat)

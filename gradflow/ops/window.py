@@ -128,6 +128,21 @@ def copy_channels_last(dst: Any, x: Any) -> None:
         dst[..., c] = x[:, c]
 
 
+def channels_last(x: Any) -> Any:
+    """x [N, C, *sizes] as a C-contiguous [N, *sizes, C] (NumPy; copy_channels_last's copy)."""
+    out = numpy.empty((x.shape[0], *x.shape[2:], x.shape[1]), dtype=x.dtype)
+    copy_channels_last(out, x)
+    return out
+
+
+def channels_first(x: Any) -> Any:
+    """The inverse of channels_last: x [N, *sizes, C] as a C-contiguous [N, C, *sizes]
+    (OpenBLAS's omatcopy per sample where it takes the layout, backend/blas.py)."""
+    n, c = x.shape[0], x.shape[-1]
+    flat = blas.ascontiguous(x.reshape(n, -1, c).transpose(0, 2, 1))
+    return flat.reshape(n, c, *x.shape[1:-1])
+
+
 def gradient_frame(shape: tuple, window: Window, input_hw: tuple, dtype: Any, xp: Any) -> Any:
     """Zeros of shape (*shape, rows, columns) that hold every window and the padded input."""
     (top, left), (h, w) = window.padding, input_hw
