@@ -92,12 +92,9 @@ def _depth_frame(xl: Any, window: Any, th: int) -> Any:
     [N*OD, 2*th + 2, W, kd*C], image (n, z) holding at channels (i, c) input depth tap i of
     output depth z (zeros in the padding, rows shifted by the height padding)."""
     n, d, h, w, c = xl.shape
-    kd, od, ph = window.kernel[0], window.out[0], window.before[1]
-    frame = numpy.empty((n, od, 2 * th + 2, w, kd, c), dtype=xl.dtype)
-    top, first = max(ph, 0), max(-ph, 0)
-    rows = max(min(h - first, frame.shape[2] - top), 0)
-    frame[:, :, :top] = 0
-    frame[:, :, top + rows :] = 0
+    kd, od = window.kernel[0], window.out[0]
+    top, first, rows = conv_winograd.frame_rows(h, window.before[1], th)
+    frame = conv_winograd.empty_frame((n, od, 2 * th + 2, w, kd, c), 2, top, rows, xl.dtype)
     for i, (outs, ins) in enumerate(_depth_taps(window, d)):
         frame[:, : outs.start, top : top + rows, :, i] = 0
         frame[:, outs.stop :, top : top + rows, :, i] = 0
@@ -110,11 +107,8 @@ def _rows_frame(gl: Any, ph: int, th: int) -> Any:
     """conv_winograd's frame [M, 2*th + 2, W, K] of the channels-last gl [M, H, W, K], row i
     holding gl's row i - ph."""
     m, h, w, k = gl.shape
-    frame = numpy.empty((m, 2 * th + 2, w, k), dtype=gl.dtype)
-    top, first = max(ph, 0), max(-ph, 0)
-    rows = max(min(h - first, frame.shape[1] - top), 0)
-    frame[:, :top] = 0
-    frame[:, top + rows :] = 0
+    top, first, rows = conv_winograd.frame_rows(h, ph, th)
+    frame = conv_winograd.empty_frame((m, 2 * th + 2, w, k), 1, top, rows, gl.dtype)
     frame[:, top : top + rows] = gl[:, first : first + rows]
     return frame
 

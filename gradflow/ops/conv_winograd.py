@@ -104,17 +104,32 @@ def _blocks(rows: int, tw: int, channels: int) -> list[tuple[int, int]]:
     return [(r0, min(r0 + per_block, rows)) for r0 in range(0, rows, per_block)]
 
 
+def frame_rows(h: int, ph: int, th: int) -> tuple[int, int, int]:
+    """(top, first, rows) of a frame of 2 * th + 2 rows whose row i holds row i - ph of an
+    image of h rows: the frame's first row from the image, the image's row there, and how
+    many image rows the frame holds (negative ph crops)."""
+    top, first = max(ph, 0), max(-ph, 0)
+    return top, first, max(min(h - first, 2 * th + 2 - top), 0)
+
+
+def empty_frame(shape: tuple, axis: int, top: int, rows: int, dtype: Any) -> Any:
+    """An array of shape with zeros in the rows (along axis) outside [top, top + rows), the
+    rows the image is copied into left unset."""
+    frame = numpy.empty(shape, dtype=dtype)
+    lead = (slice(None),) * axis
+    frame[(*lead, slice(0, top))] = 0
+    frame[(*lead, slice(top + rows, None))] = 0
+    return frame
+
+
 def _frame(x: Any, ph: int, th: int) -> Any:
     """x [N, C, H, W] channels last in a frame [N, 2 * th + 2, W, C] whose row i holds x's row
     i - ph (zeros outside x; negative ph crops). The columns are x's own: the input transform
     reads its column padding as zeros, so each sample's rows are one block that OpenBLAS's
     omatcopy writes directly."""
     n, c, h, w = x.shape
-    frame = numpy.empty((n, 2 * th + 2, w, c), dtype=x.dtype)
-    top, first = max(ph, 0), max(-ph, 0)  # the frame's first row from x, and x's row there
-    rows = max(min(h - first, frame.shape[1] - top), 0)
-    frame[:, :top] = 0
-    frame[:, top + rows :] = 0
+    top, first, rows = frame_rows(h, ph, th)
+    frame = empty_frame((n, 2 * th + 2, w, c), 1, top, rows, x.dtype)
     if rows > 0:
         copy_channels_last(frame[:, top : top + rows], x[:, :, first : first + rows])
     return frame
