@@ -15,7 +15,7 @@ import numpy
 
 from gradflow.autograd import versions as _versions
 from gradflow.autograd.function import Function
-from gradflow.backend import compiled, get_array_module, is_cuda_array
+from gradflow.backend import get_array_module, is_cuda_array
 from gradflow.ops.indexing import _add_at
 from gradflow.ops.indexing import _add_rows as _scatter_add_rows  # shared with x[idx], gather
 from gradflow.tensor import Tensor
@@ -53,10 +53,7 @@ class EmbeddingFunction(Function):
         if self.scale_grad_by_freq:
             g2 = g2 / _row_counts(rows, self.weight_shape[0], g.dtype)[rows][:, None]
         gw = xp.zeros(self.weight_shape, g.dtype)
-        if (loops := compiled.loops(gw, g2)) is not None and rows.dtype.kind in "iu":
-            loops.add_rows(gw, rows, g2)  # one pass, the bits of numpy.add.at's index order
-        else:
-            _scatter_add_rows(gw, rows, g2)
+        _scatter_add_rows(gw, rows, g2)  # numba's add_rows where it runs: add.at's bits
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0
         return None, gw
